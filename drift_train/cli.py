@@ -1,0 +1,47 @@
+"""The ``drift`` command: one entry point, one module per subcommand.
+
+Each subcommand lives in the module that implements it and exposes ``main(argv) -> int``; this file
+only dispatches, so importing it stays cheap (no torch) and ``drift --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("drift_envs.demo", "play a scripted MathFeedback episode (no model needed)"),
+    "tiny-model": ("drift_train.tiny", "build the embedded tiny model folder"),
+    "rollout": ("drift_train.rollout", "sample K multi-turn trajectories per task from a reference policy"),
+    "weights": ("drift_train.weights", "turn trajectory returns into DRIFT importance weights"),
+    "train": ("drift_train.trainer", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),
+    "eval": ("drift_train.evaluate", "multi-turn evaluation of a model in an environment"),
+    "quickstart": ("drift_train.quickstart", "the whole loop on the embedded tiny model"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: drift <command> [options]", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `drift <command> --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``drift <command> ...`` to the module that implements the command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"drift: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
