@@ -1,0 +1,20 @@
+"""DRIFT environments: multi-turn text tasks with feedback, as Gymnasium environments.
+
+``import drift_envs`` registers every ``drift/*`` id; torch is never imported here.
+"""
+
+from drift_envs.core import EpisodeFinishedError, Feedback, MultiTurnTextEnv, Task, UnicodeText, Verdict
+from drift_envs.registration import ENV_IDS, register_envs
+
+register_envs()
+
+__all__ = [
+    "ENV_IDS",
+    "EpisodeFinishedError",
+    "Feedback",
+    "MultiTurnTextEnv",
+    "Task",
+    "UnicodeText",
+    "Verdict",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,275 @@
+"""The environment core: one base class owns the episode bookkeeping every ``drift/*`` env shares.
+
+A subclass supplies only its tasks, its check of a reply and its feedback; the base keeps the turn
+budget, the conversation, ``terminated``/``truncated``, repeated answers, the format penalty, the
+``info`` fields of the contract (see DESIGN.md) and the errors on misuse.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+from gymnasium.spaces import Text
+
+__all__ = [
+    "EpisodeFinishedError",
+    "Feedback",
+    "MultiTurnTextEnv",
+    "Task",
+    "UnicodeText",
+    "Verdict",
+]
+
+# Characters `UnicodeText.sample` draws from: printable ASCII plus a few multi-byte code points, so
+# random actions exercise the unicode paths of every env without being mostly unprintable noise.
+_SAMPLE_CHARSET = string.printable + "éüßπ√∞≤≥×÷αβγ中文🙂"
+
+
+class UnicodeText(Text):
+    """A Text space that holds any Unicode string of length ``min_length..max_length``.
+
+    Gymnasium's own :class:`~gymnasium.spaces.Text` only accepts characters of a fixed charset
+    (alphanumerics by default), which rejects almost every real model reply. This subclass keeps the
+    ``Text`` type (so vector utilities treat it as text) but accepts every code point.
+    """
+
+    def __init__(self, max_length: int = 65536, *, min_length: int = 0, seed: Any = None) -> None:
+        super().__init__(max_length, min_length=min_length, charset=_SAMPLE_CHARSET, seed=seed)
+
+    def contains(self, x: Any) -> bool:
+        """True for any ``str`` whose length lies within the bounds."""
+        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+
+    def sample(self, mask: Any = None, probability: Any = None) -> str:
+        """A random string of at most 64 characters (the full ``max_length`` would be useless noise)."""
+        if mask is not None or probability is not None:
+            return super().sample(mask=mask, probability=probability)
+        hi = min(self.max_length, max(self.min_length, 64))
+        length = int(self.np_random.integers(self.min_length, hi + 1))
+        idx = self.np_random.integers(0, len(_SAMPLE_CHARSET), size=length)
+        return "".join(_SAMPLE_CHARSET[i] for i in idx)
+
+    def __repr__(self) -> str:
+        return f"UnicodeText({self.min_length}, {self.max_length})"
+
+    def __eq__(self, other: Any) -> bool:
+        return (
+            isinstance(other, UnicodeText)
+            and self.min_length == other.min_length
+            and self.max_length == other.max_length
+        )
+
+
+class EpisodeFinishedError(ResetNeeded):
+    """``step`` was called on an episode that already terminated or was truncated."""
+
+
+@dataclass
+class Task:
+    """One problem of an environment: what the model is asked and what counts as right."""
+
+    task_id: str
+    prompt: str
+    answer: Any
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class Verdict:
+    """The result of checking one model reply against a task."""
+
+    correct: bool
+    format_ok: bool
+    answer: str | None
+    details: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class Feedback:
+    """Typed feedback; ``text`` becomes the next user message, the rest goes to ``info["feedback"]``."""
+
+    text: str
+    kind: str
+    data: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-able view of the feedback."""
+        return asdict(self)
+
+
+class MultiTurnTextEnv(gym.Env[str, str]):
+    """Base class of every multi-turn text environment with feedback.
+
+    Subclasses implement :meth:`num_tasks`, :meth:`get_task`, :meth:`first_message`, :meth:`verify`
+    and :meth:`make_feedback`. The base class implements ``reset``/``step`` and the contract of
+    DESIGN.md: ``options={"index": i}`` or ``{"task_id": id}`` replays one task exactly; the reward of a
+    step is ``1.0`` when correct else ``0.0``, plus ``format_penalty`` when nothing could be extracted;
+    ``terminated`` when solved, ``truncated`` when ``max_turns`` replies were all wrong.
+
+    ``info`` after every call: ``task_id``, ``index``, ``turn``, ``max_turns``, ``messages``; after
+    ``step`` also ``correct``, ``format_ok``, ``answer``, ``repeated``, ``feedback``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
+
+    def __init__(
+        self,
+        *,
+        max_turns: int = 5,
+        format_penalty: float = -0.1,
+        system_prompt: str | None = None,
+        max_text_length: int = 65536,
+        render_mode: str | None = None,
+    ) -> None:
+        if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
+            raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
+        if not np.isfinite(format_penalty):
+            raise ValueError(f"format_penalty must be a finite number, got {format_penalty!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
+            )
+        self.max_turns = max_turns
+        self.format_penalty = float(format_penalty)
+        self.system_prompt = system_prompt
+        self.render_mode = render_mode
+        self.observation_space = UnicodeText(max_text_length)
+        self.action_space = UnicodeText(max_text_length)
+        self._task: Task | None = None
+        self._index: int | None = None
+        self._turn = 0
+        self._done = False
+        self._answers: list[str | None] = []
+        self._messages: list[dict[str, str]] = []
+        self._task_ids: dict[str, int] | None = None
+
+    # ---- what a subclass provides -------------------------------------------------------------
+    def num_tasks(self) -> int:
+        """Number of tasks the env can serve (``index`` ranges over ``0..num_tasks()-1``)."""
+        raise NotImplementedError
+
+    def get_task(self, index: int) -> Task:
+        """The task at ``index``; a pure function of the env's configuration and the index."""
+        raise NotImplementedError
+
+    def first_message(self, task: Task) -> str:
+        """The first user message of an episode on ``task``."""
+        raise NotImplementedError
+
+    def verify(self, task: Task, action: str) -> Verdict:
+        """Check one model reply against the task."""
+        raise NotImplementedError
+
+    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
+        """The feedback after a reply on ``turn`` (1-based)."""
+        raise NotImplementedError
+
+    def task_index(self, task_id: str) -> int:
+        """The index of the task with id ``task_id``; builds an id->index map on first use."""
+        if self._task_ids is None:
+            self._task_ids = {self.get_task(i).task_id: i for i in range(self.num_tasks())}
+        try:
+            return self._task_ids[str(task_id)]
+        except KeyError:
+            raise KeyError(f"{type(self).__name__}: no task with task_id {task_id!r}") from None
+
+    # ---- Gymnasium API ------------------------------------------------------------------------
+    @property
+    def task(self) -> Task | None:
+        """The current episode's task (None before the first reset)."""
+        return self._task
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
+        """Start an episode; ``options`` may pick the task by ``index`` or ``task_id``."""
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = set(options) - {"index", "task_id"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'index' or 'task_id'")
+        n = self.num_tasks()
+        if "index" in options and "task_id" in options:
+            raise ValueError("pass either options['index'] or options['task_id'], not both")
+        if "task_id" in options:
+            index = self.task_index(options["task_id"])
+        elif "index" in options:
+            index = options["index"]
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise TypeError(f"options['index'] must be an int, got {type(index).__name__}")
+            index = int(index)
+            if not 0 <= index < n:
+                raise IndexError(f"options['index']={index} out of range for {n} tasks")
+        else:
+            index = int(self.np_random.integers(n))
+        self._index = index
+        self._task = self.get_task(index)
+        self._turn = 0
+        self._done = False
+        self._answers = []
+        self._messages = []
+        if self.system_prompt:
+            self._messages.append({"role": "system", "content": self.system_prompt})
+        obs = self.first_message(self._task)
+        self._messages.append({"role": "user", "content": obs})
+        return obs, self._base_info()
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        """Submit one reply; returns the feedback as the next observation ("" once the episode ended)."""
+        if not isinstance(action, str):
+            raise TypeError(
+                f"{type(self).__name__}.step expects the model's reply as a str, got {type(action).__name__}"
+            )
+        if self._task is None:
+            raise ResetNeeded("call reset() before step()")
+        if self._done:
+            raise EpisodeFinishedError(
+                f"the episode on task {self._task.task_id!r} has ended (turn {self._turn} of "
+                f"{self.max_turns}); call reset() to start a new one"
+            )
+        self._turn += 1
+        verdict = self.verify(self._task, action)
+        repeated = verdict.answer is not None and verdict.answer in self._answers
+        self._answers.append(verdict.answer)
+        reward = (1.0 if verdict.correct else 0.0) + (0.0 if verdict.format_ok else self.format_penalty)
+        terminated = bool(verdict.correct)
+        truncated = not terminated and self._turn >= self.max_turns
+        self._done = terminated or truncated
+        feedback = self.make_feedback(self._task, verdict, turn=self._turn, repeated=repeated)
+        self._messages.append({"role": "assistant", "content": action})
+        obs = ""
+        if not self._done:
+            obs = feedback.text
+            self._messages.append({"role": "user", "content": obs})
+        info = self._base_info()
+        info.update(verdict.info)
+        info.update(
+            correct=bool(verdict.correct),
+            format_ok=bool(verdict.format_ok),
+            answer=verdict.answer,
+            repeated=repeated,
+            feedback={**feedback.to_dict(), **verdict.details},
+        )
+        if self.render_mode == "human":
+            print(self.render())
+        return obs, reward, terminated, truncated, info
+
+    def render(self) -> str | None:
+        """The conversation so far as text (``ansi``), or printed (``human``)."""
+        if self.render_mode is None:
+            return None
+        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self._messages)
+
+    def _base_info(self) -> dict:
+        assert self._task is not None
+        return {
+            "task_id": self._task.task_id,
+            "index": self._index,
+            "turn": self._turn,
+            "max_turns": self.max_turns,
+            "messages": [dict(m) for m in self._messages],
+        }
