@@ -1,0 +1,468 @@
+"""Returns -> DRIFT importance weights (arXiv 2605.31455), vectorised over a whole rollout file.
+
+The two formulas of DESIGN.md, in the paper's symbols:
+
+* return of trajectory i with per-turn rewards r_t (t = 1..T_i)::
+
+      R_i = Σ_t γ^(t-1) r_t + format_penalty_i − λ · (1 − unique_answers_i / answers_i)
+
+* importance weight inside its group (all K samples of one ``prompt_id``)::
+
+      w_i = exp(R_i / β) / mean_j exp(R_j / β) = exp((R_i − V*) / β),
+      V*  = β · log mean_j exp(R_j / β)
+
+  so weights average 1 in every group. Computed max-shifted, so β → 0 does not overflow.
+
+Options on top of the reference recipe: treatment of all-equal groups (``keep`` at weight 1 like the
+reference, ``drop`` = weight 0, ``floor`` = a fixed small weight), clipping, per-group or global
+normalisation, and per-turn credit (turn t of trajectory i is weighted by its discounted
+return-to-go ``G_{i,t} = Σ_{k≥t} γ^(k−t) r_k`` plus the trajectory's penalties, normalised over the
+same turn index of the same group).
+
+Everything past parsing the records is numpy over flat arrays; ``drift weights`` is the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EQUAL_GROUP_MODES = ("keep", "drop", "floor")
+NORMALISATIONS = ("group", "global")
+
+
+@dataclass(frozen=True)
+class WeightConfig:
+    """How returns become weights. Defaults are the reference release's (γ=0.9, β=0.1, λ=0.5)."""
+
+    gamma: float = 0.9  # γ, discount over turns
+    beta: float = 0.1  # β, temperature of the exponential weighting
+    diversity_lambda: float = 0.5  # λ, penalty on repeated answers
+    equal_groups: str = "keep"  # all-equal groups: keep (weight 1), drop (weight 0), floor (equal_weight)
+    equal_weight: float = 0.1  # the weight of every member of an all-equal group when equal_groups="floor"
+    clip_max: float | None = None  # upper clip applied to the final weights (None: no clipping)
+    normalize: str = "group"  # "group": mean 1 per prompt_id; "global": mean 1 over the file
+    per_turn: bool = False  # also compute per-turn weights from the discounted return-to-go
+    tie_tolerance: float = 1e-9  # returns closer than this count as equal
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first option that is out of range."""
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if not (self.beta > 0 and math.isfinite(self.beta)):
+            raise ValueError(f"beta must be a positive finite temperature, got {self.beta}")
+        if not math.isfinite(self.diversity_lambda):
+            raise ValueError(f"diversity_lambda must be finite, got {self.diversity_lambda}")
+        if self.equal_groups not in EQUAL_GROUP_MODES:
+            raise ValueError(f"equal_groups must be one of {EQUAL_GROUP_MODES}, got {self.equal_groups!r}")
+        if not (self.equal_weight >= 0 and math.isfinite(self.equal_weight)):
+            raise ValueError(f"equal_weight must be a finite non-negative number, got {self.equal_weight}")
+        if self.clip_max is not None and not self.clip_max > 0:
+            raise ValueError(f"clip_max must be positive (or None for no clipping), got {self.clip_max}")
+        if self.normalize not in NORMALISATIONS:
+            raise ValueError(f"normalize must be one of {NORMALISATIONS}, got {self.normalize!r}")
+
+
+@dataclass
+class ReturnInputs:
+    """The per-trajectory numbers the formulas need, as flat arrays (one row per trajectory)."""
+
+    group_index: np.ndarray  # (N,) int, dense 0..G-1 id of the prompt_id group
+    turn_rewards: np.ndarray  # (N, T_max) float, r_t; zero past a trajectory's last turn
+    num_turns: np.ndarray  # (N,) int, T_i
+    format_penalty: np.ndarray  # (N,) float, summed per-turn format penalty (≤ 0)
+    unique_fraction: np.ndarray  # (N,) float, unique_answers / answers (1 when no answer was given)
+    success: np.ndarray  # (N,) bool, solved at some turn
+    num_groups: int
+
+
+# --------------------------------------------------------------------------------------------------
+# the formulas
+
+
+def trajectory_returns(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -> np.ndarray:
+    """R_i = Σ_t γ^(t-1) r_t + format_penalty_i − λ (1 − unique_answers_i / answers_i)."""
+    discounts = gamma ** np.arange(inputs.turn_rewards.shape[1], dtype=np.float64)  # γ^(t-1)
+    return (inputs.turn_rewards @ discounts + inputs.format_penalty
+            - diversity_lambda * (1.0 - inputs.unique_fraction))
+
+
+def returns_to_go(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -> np.ndarray:
+    """G_{i,t} = Σ_{k≥t} γ^(k−t) r_k + the trajectory's penalties; NaN past the last turn. Shape (N, T_max)."""
+    rewards = inputs.turn_rewards
+    togo = np.zeros_like(rewards)
+    running = np.zeros(rewards.shape[0])
+    for t in range(rewards.shape[1] - 1, -1, -1):  # T_max is a handful of turns; rows stay vectorised
+        running = rewards[:, t] + gamma * running
+        togo[:, t] = running
+    togo += (inputs.format_penalty - diversity_lambda * (1.0 - inputs.unique_fraction))[:, None]
+    togo[np.arange(rewards.shape[1])[None, :] >= inputs.num_turns[:, None]] = np.nan
+    return togo
+
+
+def importance_weights(returns: np.ndarray, group_index: np.ndarray, config: WeightConfig,
+                       num_groups: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """w_i = exp((R_i − V*) / β) with V* = β log mean_j exp(R_j / β) over i's group (or the whole file).
+
+    Returns ``(weights, equal_group)`` where ``equal_group[g]`` says group g's returns were all equal
+    (within ``tie_tolerance``); such groups get weight 1 (``keep``), 0 (``drop``) or
+    ``equal_weight`` (``floor``). ``clip_max`` is applied last.
+    """
+    returns = np.asarray(returns, dtype=np.float64)
+    group_index = np.asarray(group_index)
+    if num_groups is None:
+        num_groups = int(group_index.max()) + 1 if group_index.size else 0
+    beta = config.beta
+
+    group_max = np.full(num_groups, -np.inf)
+    np.maximum.at(group_max, group_index, returns)
+    group_min = np.full(num_groups, np.inf)
+    np.minimum.at(group_min, group_index, returns)
+    equal_group = (group_max - group_min) <= config.tie_tolerance
+
+    if config.normalize == "group":
+        shifted = np.exp((returns - group_max[group_index]) / beta)  # exp((R_i − max_g)/β) ∈ (0, 1]
+        group_mean = np.bincount(group_index, weights=shifted, minlength=num_groups) / np.maximum(
+            np.bincount(group_index, minlength=num_groups), 1)
+        weights = shifted / group_mean[group_index]
+    else:
+        shifted = np.exp((returns - returns.max(initial=-np.inf)) / beta)
+        weights = shifted / shifted.mean() if shifted.size else shifted
+
+    member_of_equal = equal_group[group_index]
+    if config.equal_groups == "keep":
+        weights[member_of_equal] = 1.0
+    elif config.equal_groups == "drop":
+        weights[member_of_equal] = 0.0
+    else:
+        weights[member_of_equal] = config.equal_weight
+    if config.clip_max is not None:
+        np.minimum(weights, config.clip_max, out=weights)
+    return weights, equal_group
+
+
+def effective_sample_size(weights: np.ndarray, group_index: np.ndarray, num_groups: int) -> np.ndarray:
+    """Kish ESS per group, (Σ w)² / Σ w²; 0 for a group whose weights are all zero."""
+    total = np.bincount(group_index, weights=weights, minlength=num_groups)
+    squares = np.bincount(group_index, weights=weights * weights, minlength=num_groups)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(squares > 0, total * total / np.where(squares > 0, squares, 1.0), 0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# records -> arrays
+
+
+def _turn_number(key: str, where: str) -> int:
+    if isinstance(key, str) and key[:1] == "t" and key[1:].isdigit() and int(key[1:]) >= 1:
+        return int(key[1:])
+    raise ValueError(f"{where}: turn_rewards key {key!r} is not of the form 't1', 't2', ...")
+
+
+def _as_turn_list(value: Any, where: str) -> list:
+    """turn_rewards as a list in turn order; accepts {"t1": r1, ...}, [r1, ...] or their JSON string."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, dict):
+        items = sorted(value.items(), key=lambda kv: _turn_number(kv[0], where))
+        numbers = [_turn_number(k, where) for k, _ in items]
+        if numbers != list(range(1, len(numbers) + 1)):
+            raise ValueError(f"{where}: turn_rewards keys {list(value)} skip a turn (expected t1..t{len(numbers)})")
+        return [v for _, v in items]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    raise ValueError(f"{where}: turn_rewards must be a dict {{'t1': r1, ...}} or a list, got {type(value).__name__}")
+
+
+def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
+    """Flatten trajectory records (our schema or the reference release's rows) into :class:`ReturnInputs`.
+
+    Raises ``ValueError`` naming the record (0-based position, ``prompt_id``/``traj_idx``) and the field
+    when something is missing, non-numeric, or not finite (NaN, ±inf).
+    """
+    n = len(records)
+    group_of: dict = {}
+    group_index = np.empty(n, dtype=np.int64)
+    format_penalty = np.zeros(n)
+    unique_fraction = np.ones(n)
+    success = np.zeros(n, dtype=bool)
+    rows: list[list] = [None] * n  # type: ignore[list-item]
+    ordered_keys: dict[tuple, bool] = {}  # key tuples already seen in turn order t1..tn (fast path)
+
+    for i, record in enumerate(records):
+        try:
+            prompt_id = record["prompt_id"]
+            turn_rewards = record["turn_rewards"]
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"record {i}: missing field {err} (need prompt_id and turn_rewards)") from None
+        group_index[i] = group_of.setdefault(prompt_id, len(group_of))
+        if isinstance(turn_rewards, dict):
+            keys = tuple(turn_rewards)
+            if keys not in ordered_keys:
+                ordered_keys[keys] = keys == tuple(f"t{t}" for t in range(1, len(keys) + 1))
+            rows[i] = (list(turn_rewards.values()) if ordered_keys[keys]
+                       else _as_turn_list(turn_rewards, f"record {i}"))
+        else:
+            rows[i] = _as_turn_list(turn_rewards, f"record {i}")
+        penalty = record.get("format_penalty")
+        if penalty is not None:
+            format_penalty[i] = penalty
+        answers = record.get("answer_norms")
+        if answers:
+            given = [a for a in answers if a is not None]
+            if given:
+                unique_fraction[i] = len(set(map(str, given))) / len(given)
+        t_star = record.get("t_star")
+        if t_star is not None:
+            success[i] = True
+        else:
+            verifier = record.get("verifier")
+            if verifier:
+                values = verifier.values() if isinstance(verifier, dict) else verifier
+                success[i] = any(v == 1 or v is True for v in values)
+
+    num_turns = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
+    t_max = int(num_turns.max()) if n else 0
+    turn_rewards = np.zeros((n, t_max))
+    try:
+        if n and (num_turns == t_max).all():
+            turn_rewards[:] = np.asarray(rows, dtype=np.float64)
+        else:
+            for length in np.unique(num_turns):
+                members = np.flatnonzero(num_turns == length)
+                if length:
+                    turn_rewards[members, :length] = np.asarray([rows[i] for i in members], dtype=np.float64)
+    except (TypeError, ValueError):
+        for i, row in enumerate(rows):
+            for t, value in enumerate(row, start=1):
+                if value is None or isinstance(value, (str, bool, list, dict)):
+                    raise ValueError(_where(records, i, f"turn_rewards.t{t}") + f" is {value!r}, not a number") from None
+        raise
+
+    for name, array in (("turn_rewards", turn_rewards), ("format_penalty", format_penalty)):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            i, *rest = np.argwhere(bad)[0]
+            field = f"{name}.t{rest[0] + 1}" if rest else name
+            raise ValueError(_where(records, int(i), field) + f" is {array[(i, *rest)]}, not a finite number; "
+                             "fix or drop this row before computing weights")
+    return ReturnInputs(group_index, turn_rewards, num_turns, format_penalty, unique_fraction, success,
+                        len(group_of))
+
+
+def _where(records: Sequence[dict], i: int, field: str) -> str:
+    record = records[i]
+    label = f"prompt_id={record.get('prompt_id')!r}"
+    if "traj_idx" in record:
+        label += f", traj_idx={record['traj_idx']!r}"
+    line = record.get("_line")
+    return f"record {i}{f' (line {line})' if line else ''} ({label}): field {field}"
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole computation
+
+
+@dataclass
+class WeightResult:
+    """Weights for every trajectory, optional per-turn weights, returns, and the diagnostics."""
+
+    weights: np.ndarray  # (N,)
+    returns: np.ndarray  # (N,) R_i
+    turn_weights: np.ndarray | None  # (N, T_max), NaN past a trajectory's last turn
+    summary: dict
+
+
+def compute_weights(inputs: ReturnInputs, config: WeightConfig | None = None) -> WeightResult:
+    """Returns, weights, optional per-turn weights and the summary for already-flattened inputs."""
+    config = config or WeightConfig()
+    config.validate()
+    returns = trajectory_returns(inputs, config.gamma, config.diversity_lambda)
+    weights, equal_group = importance_weights(returns, inputs.group_index, config, inputs.num_groups)
+
+    turn_weights = None
+    if config.per_turn:
+        togo = returns_to_go(inputs, config.gamma, config.diversity_lambda)
+        valid = ~np.isnan(togo)
+        rows, turns = np.nonzero(valid)
+        # each (group, turn index) cell is its own group: trajectories compared at the same depth
+        cell = inputs.group_index[rows] * togo.shape[1] + turns
+        cell_ids, cell_index = np.unique(cell, return_inverse=True)
+        cell_weights, _ = importance_weights(togo[valid], cell_index, config, len(cell_ids))
+        turn_weights = np.full(togo.shape, np.nan)
+        turn_weights[valid] = cell_weights
+
+    summary = summarise(weights, inputs, equal_group, config)
+    return WeightResult(weights, returns, turn_weights, summary)
+
+
+def summarise(weights: np.ndarray, inputs: ReturnInputs, equal_group: np.ndarray, config: WeightConfig) -> dict:
+    """Diagnostics: groups, success rate, ESS per group (mean/min), max weight, share of all-equal groups."""
+    g = inputs.num_groups
+    sizes = np.bincount(inputs.group_index, minlength=g)
+    ess = effective_sample_size(weights, inputs.group_index, g)
+    group_success = np.bincount(inputs.group_index, weights=inputs.success, minlength=g)
+    trained = np.bincount(inputs.group_index, weights=weights, minlength=g) > 0
+    n = len(weights)
+    return {
+        "trajectories": int(n),
+        "groups": int(g),
+        "success_rate": float(inputs.success.mean()) if n else 0.0,
+        "ess_mean": float(ess[trained].mean()) if trained.any() else 0.0,
+        "ess_min": float(ess[trained].min()) if trained.any() else 0.0,
+        "ess_fraction_mean": float((ess[trained] / sizes[trained]).mean()) if trained.any() else 0.0,
+        "max_weight": float(weights.max()) if n else 0.0,
+        "mean_weight": float(weights.mean()) if n else 0.0,
+        "zero_weight_trajectories": int((weights == 0).sum()),
+        "all_equal_group_share": float(equal_group.mean()) if g else 0.0,
+        "all_fail_group_share": float((group_success == 0).mean()) if g else 0.0,
+        "all_success_group_share": float((group_success == sizes).mean()) if g else 0.0,
+        "config": asdict(config),
+    }
+
+
+def add_weights(records: list[dict], config: WeightConfig | None = None) -> tuple[list[dict], dict]:
+    """Return copies of ``records`` with ``weight`` and ``return`` (and ``turn_weights`` when per-turn) added,
+    plus the summary dict."""
+    config = config or WeightConfig()
+    result = compute_weights(records_to_inputs(records), config)
+    out = []
+    for i, record in enumerate(records):
+        row = dict(record)
+        row["weight"] = float(result.weights[i])
+        row["return"] = float(result.returns[i])
+        if result.turn_weights is not None:
+            row["turn_weights"] = {f"t{t + 1}": float(w) for t, w in enumerate(result.turn_weights[i])
+                                   if not np.isnan(w)}
+        out.append(row)
+    return out, result.summary
+
+
+# --------------------------------------------------------------------------------------------------
+# files and the CLI
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Read trajectory records from JSONL, JSON (a list) or Parquet; JSONL rows remember their line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no trajectory file at {path}")
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: a .json trajectory file must hold a list of records")
+        return data
+    records = []
+    with path.open() as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_number}: not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}:{line_number}: a record must be a JSON object")
+            record["_line"] = line_number
+            records.append(record)
+    return records
+
+
+def write_records(records: Iterable[dict], path: str | Path) -> None:
+    """Write records as JSONL (or Parquet when the name ends in .parquet), without our ``_line`` bookkeeping."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = [{k: v for k, v in r.items() if k != "_line"} for r in records]
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(clean), path)
+        return
+    with path.open("w") as handle:
+        for record in clean:
+            handle.write(json.dumps(record) + "\n")
+
+
+def summary_path(out: str | Path) -> Path:
+    """Where ``drift weights`` saves the summary JSON: beside the output, ``NAME.summary.json``."""
+    out = Path(out)
+    return out.with_name(out.name.split(".")[0] + ".summary.json")
+
+
+def print_summary(summary: dict) -> None:
+    """Print the diagnostics as a table (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="DRIFT importance weights")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for key in ("trajectories", "groups", "success_rate", "ess_mean", "ess_min", "ess_fraction_mean",
+                "max_weight", "mean_weight", "zero_weight_trajectories", "all_equal_group_share",
+                "all_fail_group_share", "all_success_group_share"):
+        value = summary[key]
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift weights IN --out OUT [options]``: add DRIFT importance weights to a trajectory file."""
+    d = WeightConfig()
+    parser = argparse.ArgumentParser(
+        prog="drift weights",
+        description="Turn trajectory returns into DRIFT importance weights: adds `weight` and `return` "
+                    "(and `turn_weights` with --per-turn) to every record and saves a summary beside the output.",
+    )
+    parser.add_argument("input", help="trajectory file (.jsonl, .json or .parquet)")
+    parser.add_argument("--out", required=True, help="output file (.jsonl or .parquet)")
+    parser.add_argument("--gamma", type=float, default=d.gamma, help="γ, discount over turns (default %(default)s)")
+    parser.add_argument("--beta", type=float, default=d.beta, help="β, weighting temperature (default %(default)s)")
+    parser.add_argument("--lambda", dest="diversity_lambda", type=float, default=d.diversity_lambda,
+                        help="λ, repeated-answer penalty (default %(default)s)")
+    parser.add_argument("--equal-groups", choices=EQUAL_GROUP_MODES, default=d.equal_groups,
+                        help="groups whose returns are all equal: keep at weight 1 (reference), drop (weight 0), "
+                             "or floor (weight --equal-weight) (default %(default)s)")
+    parser.add_argument("--equal-weight", type=float, default=d.equal_weight,
+                        help="weight of all-equal groups with --equal-groups floor (default %(default)s)")
+    parser.add_argument("--clip", dest="clip_max", type=float, default=None, help="clip weights above this value")
+    parser.add_argument("--normalize", choices=NORMALISATIONS, default=d.normalize,
+                        help="weights average 1 per group (default) or over the whole file")
+    parser.add_argument("--per-turn", action="store_true",
+                        help="also weight every assistant turn by its discounted return-to-go (field turn_weights)")
+    args = parser.parse_args(argv)
+    config = WeightConfig(gamma=args.gamma, beta=args.beta, diversity_lambda=args.diversity_lambda,
+                          equal_groups=args.equal_groups, equal_weight=args.equal_weight, clip_max=args.clip_max,
+                          normalize=args.normalize, per_turn=args.per_turn)
+    try:
+        config.validate()
+        records = read_records(args.input)
+        if not records:
+            raise ValueError(f"{args.input}: no records")
+        weighted, summary = add_weights(records, config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"drift weights: {err}", file=sys.stderr)
+        return 2
+    summary["input"] = str(args.input)
+    write_records(weighted, args.out)
+    summary_file = summary_path(args.out)
+    summary_file.write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary)
+    print(f"wrote {len(weighted)} weighted records to {args.out} and the summary to {summary_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

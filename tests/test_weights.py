@@ -1,0 +1,202 @@
+"""DRIFT importance weights against a naive per-group loop written here, independently of weights.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+
+from drift_train.weights import WeightConfig, add_weights, main, read_records, summary_path
+
+
+def naive_return(record: dict, gamma: float, lam: float) -> float:
+    """R = Σ_t γ^(t-1) r_t + format_penalty − λ (1 − unique/answers), one trajectory at a time."""
+    total = 0.0
+    for key, reward in record["turn_rewards"].items():
+        t = int(key[1:])
+        total += gamma ** (t - 1) * reward
+    total += record.get("format_penalty") or 0.0
+    answers = [a for a in record.get("answer_norms") or [] if a is not None]
+    if answers:
+        total -= lam * (1 - len(set(answers)) / len(answers))
+    return total
+
+
+def naive_weights(records: list[dict], gamma=0.9, beta=0.1, lam=0.5, equal="keep", floor=0.1,
+                  clip=None) -> list[float]:
+    """w_i = exp(R_i/β) / mean_j exp(R_j/β) group by group, with plain Python math."""
+    groups: dict = {}
+    for i, r in enumerate(records):
+        groups.setdefault(r["prompt_id"], []).append(i)
+    out = [0.0] * len(records)
+    for members in groups.values():
+        returns = [naive_return(records[i], gamma, lam) for i in members]
+        if max(returns) - min(returns) <= 1e-9:
+            value = {"keep": 1.0, "drop": 0.0, "floor": floor}[equal]
+            for i in members:
+                out[i] = value
+            continue
+        top = max(returns)
+        exps = [math.exp((r - top) / beta) for r in returns]
+        mean = sum(exps) / len(exps)
+        for i, e in zip(members, exps, strict=True):
+            w = e / mean
+            out[i] = min(w, clip) if clip is not None else w
+    return out
+
+
+def random_records(seed: int, groups: int = 40, k: int = 8, max_turns: int = 5) -> list[dict]:
+    """Groups of K trajectories with ties, all-fail and all-success groups, repeated answers, penalties."""
+    rng = random.Random(seed)
+    records = []
+    for g in range(groups):
+        kind = g % 4  # 0: mixed, 1: all fail, 2: all succeed at turn 1 (identical returns), 3: ties
+        for j in range(k):
+            if kind == 1:
+                t_star = None
+            elif kind == 2:
+                t_star = 1
+            elif kind == 3:
+                t_star = 2 if j % 2 else None
+            else:
+                t_star = rng.choice([None, 1, 2, 3, max_turns])
+            n_turns = t_star if t_star is not None else max_turns
+            rewards = {f"t{t}": (1.0 if t == t_star else 0.0) for t in range(1, n_turns + 1)}
+            answers = [rng.choice(["1", "2", "3", None]) for _ in range(n_turns)]
+            penalty = 0.0 if kind in (1, 2, 3) else -0.1 * sum(a is None for a in answers)
+            if kind in (1, 2, 3):
+                answers = [str(t) for t in range(n_turns)]  # all unique: no diversity penalty
+            records.append({
+                "prompt_id": f"p{g}", "traj_idx": j, "messages": [], "turn_rewards": rewards,
+                "verifier": {k_: int(v == 1.0) for k_, v in rewards.items()}, "t_star": t_star,
+                "answer_norms": answers, "format_penalty": penalty, "env_id": "drift/MathFeedback-v0",
+                "task_id": f"task{g}", "meta": {},
+            })
+    rng.shuffle(records)  # groups interleaved, as in a file written by parallel workers
+    return records
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("equal", ["keep", "drop", "floor"])
+def test_weights_match_naive_loop(seed: int, equal: str) -> None:
+    records = random_records(seed)
+    weighted, summary = add_weights(records, WeightConfig(equal_groups=equal, equal_weight=0.25))
+    expected = naive_weights(records, equal=equal, floor=0.25)
+    np.testing.assert_allclose([r["weight"] for r in weighted], expected, rtol=1e-10, atol=1e-12)
+    assert summary["groups"] == 40
+    assert summary["all_equal_group_share"] == pytest.approx(0.5)  # all-fail groups and all-success groups
+
+
+def test_weights_other_hyperparameters_and_clipping() -> None:
+    records = random_records(5)
+    config = WeightConfig(gamma=0.7, beta=0.3, diversity_lambda=1.5, clip_max=2.0)
+    weighted, _ = add_weights(records, config)
+    expected = naive_weights(records, gamma=0.7, beta=0.3, lam=1.5, clip=2.0)
+    np.testing.assert_allclose([r["weight"] for r in weighted], expected, rtol=1e-10)
+    assert max(r["weight"] for r in weighted) <= 2.0
+
+
+def test_weights_average_one_per_group_and_prefer_success() -> None:
+    records = random_records(3)
+    weighted, summary = add_weights(records)
+    by_group: dict = {}
+    for r in weighted:
+        by_group.setdefault(r["prompt_id"], []).append(r)
+    for members in by_group.values():
+        assert np.mean([r["weight"] for r in members]) == pytest.approx(1.0)
+        early = [r["weight"] for r in members if r["t_star"] == 1]
+        failed = [r["weight"] for r in members if r["t_star"] is None]
+        if early and failed and len({r["return"] for r in members}) > 1:
+            assert min(early) > max(failed)
+    ess = summary["ess_mean"]
+    assert 1.0 <= summary["ess_min"] <= ess <= 8.0
+
+
+def test_tiny_beta_does_not_overflow() -> None:
+    records = random_records(4)
+    weighted, _ = add_weights(records, WeightConfig(beta=1e-4))
+    w = np.array([r["weight"] for r in weighted])
+    assert np.isfinite(w).all()
+    np.testing.assert_allclose(w, naive_weights(records, beta=1e-4), rtol=1e-9, atol=1e-12)
+
+
+def test_global_normalisation_averages_one_over_the_file() -> None:
+    records = [{"prompt_id": "a", "turn_rewards": {"t1": 1.0}}, {"prompt_id": "a", "turn_rewards": {"t1": 0.0}},
+               {"prompt_id": "b", "turn_rewards": {"t1": 0.5}}, {"prompt_id": "b", "turn_rewards": {"t1": 0.0}}]
+    weighted, _ = add_weights(records, WeightConfig(normalize="global", beta=0.5))
+    e = np.exp(np.array([1.0, 0.0, 0.5, 0.0]) / 0.5)
+    np.testing.assert_allclose([r["weight"] for r in weighted], e / e.mean())
+
+
+def test_per_turn_weights_use_return_to_go_per_turn_index() -> None:
+    gamma, beta = 0.9, 0.1
+    records = [
+        {"prompt_id": "p", "turn_rewards": {"t1": 0.0, "t2": 0.0, "t3": 1.0}},
+        {"prompt_id": "p", "turn_rewards": {"t1": 1.0}},
+        {"prompt_id": "p", "turn_rewards": {"t1": 0.0, "t2": 1.0}},
+        {"prompt_id": "p", "turn_rewards": {"t1": 0.0, "t2": 0.0, "t3": 0.0}},
+    ]
+    weighted, _ = add_weights(records, WeightConfig(per_turn=True, gamma=gamma, beta=beta))
+    # naive: G_{i,t} = Σ_{k≥t} γ^(k−t) r_k; normalise among trajectories that reach turn t
+    togo = []
+    for r in records:
+        rewards = [r["turn_rewards"][f"t{t}"] for t in range(1, len(r["turn_rewards"]) + 1)]
+        togo.append([sum(gamma ** (k - t) * rewards[k] for k in range(t, len(rewards))) for t in range(len(rewards))])
+    for t in range(3):
+        present = [i for i in range(4) if len(togo[i]) > t]
+        values = [togo[i][t] for i in present]
+        if max(values) - min(values) < 1e-12:
+            expected = [1.0] * len(present)
+        else:
+            exps = [math.exp(v / beta) for v in values]
+            expected = [e / (sum(exps) / len(exps)) for e in exps]
+        got = [weighted[i]["turn_weights"][f"t{t + 1}"] for i in present]
+        np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert set(weighted[1]["turn_weights"]) == {"t1"}
+    # turn 1 return-to-go is the trajectory return, so turn-1 weights equal trajectory weights
+    np.testing.assert_allclose([r["turn_weights"]["t1"] for r in weighted], [r["weight"] for r in weighted])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf"), float("inf")])
+def test_non_finite_rewards_are_rejected_with_location(bad: float) -> None:
+    records = random_records(0, groups=2)
+    records[3]["turn_rewards"]["t1"] = bad
+    with pytest.raises(ValueError, match=r"record 3 .*turn_rewards\.t1.*not a finite number"):
+        add_weights(records)
+    records = random_records(0, groups=2)
+    records[5]["format_penalty"] = bad
+    with pytest.raises(ValueError, match=r"record 5 .*format_penalty"):
+        add_weights(records)
+
+
+def test_bad_records_and_options_are_rejected() -> None:
+    with pytest.raises(ValueError, match="record 1: missing field 'turn_rewards'"):
+        add_weights([{"prompt_id": 1, "turn_rewards": {"t1": 0}}, {"prompt_id": 1}])
+    with pytest.raises(ValueError, match="skip a turn"):
+        add_weights([{"prompt_id": 1, "turn_rewards": {"t1": 0, "t3": 1}}])
+    with pytest.raises(ValueError, match="not a number"):
+        add_weights([{"prompt_id": 1, "turn_rewards": {"t1": "high"}}, {"prompt_id": 1, "turn_rewards": {"t1": 0}}])
+    with pytest.raises(ValueError, match="beta must be"):
+        add_weights([{"prompt_id": 1, "turn_rewards": {"t1": 0}}], WeightConfig(beta=0))
+
+
+def test_cli_writes_weights_and_summary(tmp_path, capsys) -> None:
+    records = random_records(7, groups=12)
+    src = tmp_path / "rollouts.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "weighted.jsonl"
+    assert main([str(src), "--out", str(out), "--per-turn", "--clip", "5"]) == 0
+    rows = read_records(out)
+    np.testing.assert_allclose([r["weight"] for r in rows], naive_weights(records, clip=5.0), rtol=1e-10)
+    assert all("turn_weights" in r for r in rows)
+    summary = json.loads(summary_path(out).read_text())
+    assert summary["groups"] == 12 and summary["trajectories"] == len(records)
+    printed = capsys.readouterr().out
+    assert "ess_mean" in printed and "all_equal_group_share" in printed
+
+    src.write_text(src.read_text() + "{not json\n")
+    assert main([str(src), "--out", str(out)]) == 2
+    assert f"{src}:{len(records) + 1}: not valid JSON" in capsys.readouterr().err
