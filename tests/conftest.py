@@ -1,0 +1,101 @@
+"""Shared fixtures: the tiny model folder, a real ``transformers serve`` process, the shared data folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SERVER_START_TIMEOUT_S = float(os.environ.get("DRIFT_TEST_SERVER_TIMEOUT", "180"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded tiny model, built once per test session into a temporary folder."""
+    from drift_train.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """``../shared/data`` beside the repo (public benchmark files); skips when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared benchmark data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _log_tail(path: Path, n: int = 40) -> str:
+    lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return "\n".join(lines[-n:])
+
+
+@pytest.fixture(scope="session")
+def openai_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A real ``transformers serve`` process on ``tiny_model_dir``; yields its base URL (``.../v1``).
+
+    The server binds a free loopback port, preloads the tiny model, and is terminated at teardown.
+    The model name to send in requests is ``str(tiny_model_dir)``. Skips when the serving extra
+    (FastAPI + Uvicorn: ``pip install "transformers[serving]"``) is not installed; a server that
+    has its dependencies but fails to start fails the test with the tail of its log.
+    """
+    missing = [m for m in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(
+            f"`transformers serve` needs {', '.join(missing)}: pip install \"transformers[serving]\""
+        )
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("transformers-serve") / "server.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+    command = [
+        sys.executable, "-m", "transformers.cli.transformers", "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "warning",
+        str(tiny_model_dir),
+    ]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"`transformers serve` exited with code {process.returncode} before it was ready;"
+                    f" log {log_path}:\n{_log_tail(log_path)}"
+                )
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"`transformers serve` not ready after {SERVER_START_TIMEOUT_S:.0f}s;"
+                    f" log {log_path}:\n{_log_tail(log_path)}"
+                )
+            time.sleep(0.5)
+        yield f"{base}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
