@@ -92,7 +92,8 @@ class Verdict:
 
 @dataclass
 class Feedback:
-    """Typed feedback; ``text`` becomes the next user message, the rest goes to ``info["feedback"]``."""
+    """Typed feedback: ``text`` becomes the next user message; ``info["feedback"]`` holds
+    ``{"text", "kind", **data}`` plus the verdict's details."""
 
     text: str
     kind: str
@@ -252,17 +253,20 @@ class MultiTurnTextEnv(gym.Env[str, str]):
             format_ok=bool(verdict.format_ok),
             answer=verdict.answer,
             repeated=repeated,
-            feedback={**feedback.to_dict(), **verdict.details},
+            feedback={"text": feedback.text, "kind": feedback.kind, **feedback.data, **verdict.details},
         )
         if self.render_mode == "human":
-            print(self.render())
+            self.render()
         return obs, reward, terminated, truncated, info
 
     def render(self) -> str | None:
-        """The conversation so far as text (``ansi``), or printed (``human``)."""
-        if self.render_mode is None:
-            return None
-        return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self._messages)
+        """The conversation so far as text (``ansi``), or printed to stdout (``human``)."""
+        text = "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in self._messages)
+        if self.render_mode == "ansi":
+            return text
+        if self.render_mode == "human":
+            print(text)
+        return None
 
     def _base_info(self) -> dict:
         assert self._task is not None

@@ -1,0 +1,190 @@
+"""``drift/MathFeedback-v0``: math problems with verifier feedback over several turns."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.math.answers import ANSWER_FORMATS, as_number, extract_answer, normalize_answer
+from drift_envs.math.sources import make_math_source
+from drift_envs.math.verifier import GoldAnswer, check_answer, default_verifier
+
+__all__ = ["FEEDBACK_MODES", "PROMPT_STYLES", "MathFeedbackEnv"]
+
+FEEDBACK_MODES = ("binary", "hint", "none")
+PROMPT_STYLES = ("minimal", "turn_by_turn")
+
+DEFAULT_SYSTEM_PROMPT = "Solve the problem. Give the final answer in \\boxed{}."
+BINARY_FEEDBACK = "Incorrect. Please think again."
+
+
+class MathFeedbackEnv(MultiTurnTextEnv):
+    r"""Math problems where the model answers, is told what was wrong, and tries again.
+
+    ## Description
+    Each episode is one math problem. The model replies with its reasoning and a final answer
+    (``\boxed{...}`` or ``<answer>...</answer>``); the answer is checked against the gold answer with
+    ``math-verify`` (plus exact fast paths for plain numbers), and unless it is right the model gets
+    feedback and another turn, up to ``max_turns``. Tasks come from a procedural generator (the
+    offline default), a local file, or a Hugging Face dataset (GSM8K, MATH/MATH-500, MetaMathQA, or a
+    generic problem/answer schema).
+
+    ## Action Space
+    ``UnicodeText``: any Unicode string, the model's whole reply.
+
+    ## Observation Space
+    ``UnicodeText``: after ``reset``, the first user message (the problem and the answer
+    instructions); after ``step``, the feedback message, or ``""`` once the episode has ended.
+
+    ## Rewards
+    ``1.0`` for a correct answer, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) when no
+    answer could be extracted from the reply.
+
+    ## Feedback
+    - ``"binary"`` (the DRIFT reference release's): ``Incorrect. Please think again.``
+    - ``"hint"``: says whether the format or the answer was wrong, whether a numeric answer was too
+      high or too low, and whether the answer repeats an earlier one, e.g.
+      ``Incorrect: your answer 12 is too low. You gave 12 before; try something different.`` or
+      ``I could not find a final answer. Put your final answer in \boxed{}.``
+    - ``"none"``: an empty-content nudge, ``Try again.`` (the model must find its own error)
+    With ``prompt_style="turn_by_turn"`` every message also says ``You have N actions left.``
+
+    ## Starting State
+    ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
+    the task index is drawn from the env's ``np_random``.
+
+    ## Episode End
+    ``terminated`` when an answer is correct; ``truncated`` after ``max_turns`` wrong replies.
+    Stepping an ended episode raises :class:`~drift_envs.core.EpisodeFinishedError`.
+
+    ## Arguments
+    - ``dataset``: ``None``/``"procedural"`` (default), a ``.jsonl``/``.json``/``.parquet`` path, or a hub id
+    - ``split``: dataset split (default ``"test"``; the procedural train and test splits are disjoint)
+    - ``schema``: force a schema (``gsm8k``, ``math``, ``metamath``, ``generic``); detected by default
+    - ``dataset_name``: the hub dataset's config name, if any
+    - ``difficulty``: procedural preset (``"easy"``, ``"medium"``, ``"hard"``) or a dict of knobs
+    - ``seed``: procedural generator seed (default 0); ``max_tasks``: keep only the first N tasks
+    - ``max_turns`` (5), ``feedback`` (``"binary"``), ``prompt_style`` (``"minimal"``),
+      ``system_prompt`` (a one-line instruction; ``""`` for none), ``format_penalty`` (-0.1)
+    - ``answer_format``: ``"auto"`` (last of ``\boxed{}``/``<answer>``), ``"boxed"``, or ``"tag"``
+    - ``timeout_s``: wall-clock bound of one symbolic check (2.0); an overrun counts as incorrect
+
+    ## Example
+    >>> import gymnasium as gym, drift_envs
+    >>> env = gym.make("drift/MathFeedback-v0", feedback="hint")
+    >>> obs, info = env.reset(seed=0, options={"index": 1})
+    >>> obs
+    'Compute 18 - 11.\n\nPut your final answer within \\boxed{}.'
+    >>> obs, reward, terminated, truncated, info = env.step("18 - 11 = 6, so \\boxed{6}")
+    >>> obs, reward, terminated
+    ('Incorrect: your answer 6 is too low.', 0.0, False)
+    >>> env.step("\\boxed{7}")[1:3]
+    (1.0, True)
+    """
+
+    def __init__(
+        self,
+        *,
+        dataset: str | None = None,
+        split: str = "test",
+        schema: str | None = None,
+        dataset_name: str | None = None,
+        difficulty: str | dict | None = None,
+        seed: int = 0,
+        max_tasks: int | None = None,
+        max_turns: int = 5,
+        feedback: str = "binary",
+        prompt_style: str = "minimal",
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        format_penalty: float = -0.1,
+        answer_format: str = "auto",
+        timeout_s: float = 2.0,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            max_turns=max_turns, format_penalty=format_penalty, system_prompt=system_prompt, render_mode=render_mode
+        )
+        if feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
+        if prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"prompt_style must be one of {PROMPT_STYLES}, got {prompt_style!r}")
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
+        if not timeout_s > 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
+        self.source = make_math_source(
+            dataset, split, schema=schema, name=dataset_name, difficulty=difficulty, seed=seed, max_tasks=max_tasks
+        )
+        self.feedback_mode = feedback
+        self.prompt_style = prompt_style
+        self.answer_format = answer_format
+        self.timeout_s = float(timeout_s)
+        self._gold = lru_cache(maxsize=4096)(GoldAnswer.from_text)
+        self._verifier = default_verifier()
+        self._verifier.warm_up()
+
+    # ---- MultiTurnTextEnv hooks -----------------------------------------------------------------
+    def num_tasks(self) -> int:
+        """Number of tasks in the configured source."""
+        return len(self.source)
+
+    def get_task(self, index: int) -> Task:
+        """The task at ``index`` of the source."""
+        return self.source[index]
+
+    def task_index(self, task_id: str) -> int:
+        """Index of ``task_id``; procedural ids are decoded without scanning the source."""
+        if str(task_id).startswith("procedural-math/") and hasattr(self.source, "config"):
+            index = int(str(task_id).rsplit("/", 1)[1])
+            if index < len(self.source) and self.source[index].task_id == task_id:
+                return index
+        return super().task_index(task_id)
+
+    def _instruction(self) -> str:
+        if self.answer_format == "tag":
+            return "Put your final answer within <answer></answer>."
+        return "Put your final answer within \\boxed{}."
+
+    def _turns_left(self, turn: int) -> str:
+        left = self.max_turns - turn
+        return f"You have {left} action{'s' if left != 1 else ''} left."
+
+    def first_message(self, task: Task) -> str:
+        """The problem plus the answer-format instruction (and the turn budget, turn by turn)."""
+        text = f"{task.prompt}\n\n{self._instruction()}"
+        if self.prompt_style == "turn_by_turn":
+            text += " " + self._turns_left(0)
+        return text
+
+    def verify(self, task: Task, action: str) -> Verdict:
+        """Extract the final answer and check it against the gold answer."""
+        extracted = extract_answer(action, self.answer_format)
+        if extracted is None:
+            return Verdict(correct=False, format_ok=False, answer=None)
+        gold = self._gold(str(task.answer))
+        correct = check_answer(gold, extracted, timeout_s=self.timeout_s, verifier=self._verifier)
+        return Verdict(correct=correct, format_ok=True, answer=normalize_answer(extracted))
+
+    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
+        """Binary, hint or no-content feedback, per the ``feedback`` kwarg."""
+        if verdict.correct:
+            return Feedback("Correct.", "correct")
+        data: dict = {"error": "answer" if verdict.format_ok else "format", "repeated": repeated}
+        if self.feedback_mode == "binary":
+            text = BINARY_FEEDBACK
+        elif self.feedback_mode == "none":
+            text = "Try again."
+        elif not verdict.format_ok:
+            text = f"I could not find a final answer. {self._instruction()}"
+        else:
+            text = "Incorrect."
+            gold = self._gold(str(task.answer)).number
+            given = as_number(verdict.answer or "")
+            if gold is not None and given is not None:
+                data["direction"] = "high" if given > gold else "low"
+                text = f"Incorrect: your answer {verdict.answer} is too {data['direction']}."
+            if repeated:
+                text += f" You gave {verdict.answer} before; try something different."
+        if self.prompt_style == "turn_by_turn":
+            text += " " + self._turns_left(turn)
+        return Feedback(text, self.feedback_mode, data)
