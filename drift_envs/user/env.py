@@ -1,0 +1,233 @@
+"""``drift/UserCorrection-v0``: a simulated user with hidden preferences corrects the model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.user.constraints import PERSONAS, Check, count_words
+from drift_envs.user.simulator import CORRECTION_MODES, UserSimulator, UserTurn, make_user
+from drift_envs.user.tasks import JsonlUserTasks, ProceduralUserTasks, UserTask, tasks_from_records
+
+__all__ = ["UserCorrectionEnv"]
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Follow the user's instructions and corrections."
+_REVEAL_INTRO = "Please follow these requirements:"
+
+
+class UserCorrectionEnv(MultiTurnTextEnv):
+    r"""A user asks for something, has preferences the model cannot see, and corrects every reply.
+
+    ## Description
+    Each episode is one request (a short piece of writing, a list, an answer to a question, or a
+    summary of a given text) plus a set of hidden constraints drawn from a library of checkable ones:
+    length in words or sentences, required or forbidden words, lower or upper case, emphasis in
+    capitals, an exact number of bullet points, a JSON object, a title in ``<<...>>``, a ``P.S.``,
+    start and end phrases, no commas, numbers as digits or as words, one line, quotation marks (see
+    :mod:`drift_envs.user.constraints`). ``revealed`` of them are stated up front; the rest the model
+    learns only from the user's corrections. Success is checked by code, so the env is cheap,
+    deterministic and usable as a training signal; only the wording of the corrections comes from the
+    simulated user (rule-based by default, or an LLM behind an OpenAI-compatible endpoint).
+
+    ## Action Space
+    ``UnicodeText``: any Unicode string, the model's whole reply.
+
+    ## Observation Space
+    ``UnicodeText``: after ``reset``, the request (with the revealed requirements, if any); after
+    ``step``, the user's correction, or ``""`` once the episode has ended.
+
+    ## Rewards
+    ``1.0`` when every constraint holds, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) for
+    a reply with no word in it. ``info["constraints_satisfied"]`` is the fraction of constraints that
+    hold (a denser signal), ``info["failed_constraints"]`` their labels, and
+    ``info["constraint_results"]`` one ``{"constraint", "ok", "detail"}`` record per constraint.
+
+    ## Feedback
+    The rule-based user addresses the first violated constraint (``corrections="first"``) or all of
+    them (``"all"``), drawing from several phrasings with the env's ``np_random``:
+    - ``"precise"``: ``Thanks, but that's too long: 34 words. Please keep it to at most 20 words.``,
+      ``Please don't use "ocean" — find another way to say it.``
+    - ``"terse"``: ``Too long. Max 20 words.``, ``No commas.``, ``JSON only.``
+    - ``"vague"``: ``That's not quite what I wanted. Please try again.`` — never says which
+      constraint failed, so feedback informativeness is a knob to study.
+    ``info["feedback"]`` holds ``text``, ``kind`` (``"correction"``, ``"binary"`` or ``"success"``),
+    ``data`` (persona, the constraints addressed) and ``failed``/``satisfied``/``total``.
+
+    ## Starting State
+    ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
+    the task index is drawn from the env's ``np_random``. The same seed gives the same task,
+    constraints and corrections.
+
+    ## Episode End
+    ``terminated`` when every constraint holds; ``truncated`` after ``max_turns`` replies that did
+    not. Stepping an ended episode raises :class:`~drift_envs.core.EpisodeFinishedError`.
+
+    ## Arguments
+    - ``dataset``: ``"procedural"`` (default, offline, deterministic per index), a JSONL task file
+      (``{"task_id", "request", "constraints": [{"type": "max_words", "n": 20}, ...], "revealed"}``),
+      or a list of such records
+    - ``seed``: procedural generator seed (0); ``max_tasks``: number of procedural tasks (10 000), or
+      keep only the first N tasks of a file
+    - ``num_constraints``: constraints per procedural task, an int or a ``(low, high)`` range (2)
+    - ``constraint_kinds``: restrict the procedural kinds drawn (default: all registered)
+    - ``revealed``: how many constraints are stated up front (default: a file task's own
+      ``revealed``, else 0); ``"all"`` states every one
+    - ``persona``: ``"precise"`` (default), ``"terse"`` or ``"vague"``; ``corrections``:
+      ``"first"`` (default) or ``"all"``
+    - ``user``: ``"rules"`` (default), or an endpoint config such as ``{"base_url":
+      "http://localhost:8000/v1", "model": "Qwen/Qwen2.5-0.5B-Instruct", "cache":
+      "user_replay.jsonl"}`` (see :class:`~drift_envs.user.simulator.LLMUser`), or any object with
+      ``respond(turn, rng)``
+    - ``max_turns`` (5), ``system_prompt`` (a one-line instruction; ``""`` for none),
+      ``format_penalty`` (-0.1)
+
+    ## Example
+    >>> import gymnasium as gym, drift_envs
+    >>> env = gym.make("drift/UserCorrection-v0", persona="terse")
+    >>> obs, info = env.reset(seed=0, options={"index": 2})
+    >>> obs
+    'Write a few lines of poetry about the moon.'
+    >>> obs, reward, terminated, truncated, info = env.step("The Moon, silver and round.")
+    >>> obs, reward, info["failed_constraints"]
+    ('Needs to be valid JSON.', 0.0, ['json_object()', 'lowercase()'])
+    >>> env.step('{"poem": "a silver coin above the sea"}')[1:3]
+    (1.0, True)
+    """
+
+    def __init__(
+        self,
+        *,
+        dataset: str | Path | Sequence[dict | UserTask] = "procedural",
+        seed: int = 0,
+        max_tasks: int | None = None,
+        num_constraints: int | tuple[int, int] = 2,
+        constraint_kinds: Sequence[str] | None = None,
+        revealed: int | str | None = None,
+        persona: str = "precise",
+        corrections: str = "first",
+        user: Any = "rules",
+        max_turns: int = 5,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        format_penalty: float = -0.1,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            render_mode=render_mode,
+        )
+        if persona not in PERSONAS:
+            raise ValueError(f"persona must be one of {list(PERSONAS)}, got {persona!r}")
+        if corrections not in CORRECTION_MODES:
+            raise ValueError(f"corrections must be one of {list(CORRECTION_MODES)}, got {corrections!r}")
+        if revealed is not None and revealed != "all":
+            if not isinstance(revealed, int) or isinstance(revealed, bool) or revealed < 0:
+                raise ValueError(f"revealed must be an integer >= 0, 'all' or None, got {revealed!r}")
+        if max_tasks is not None and (not isinstance(max_tasks, int) or max_tasks < 1):
+            raise ValueError(f"max_tasks must be a positive integer or None, got {max_tasks!r}")
+        self.persona = persona
+        self.corrections = corrections
+        self.revealed = revealed
+        self.source: Sequence[UserTask]
+        if isinstance(dataset, str) and dataset == "procedural":
+            self.source = ProceduralUserTasks(
+                seed=seed, size=max_tasks or 10_000, num_constraints=num_constraints, kinds=constraint_kinds
+            )
+        elif isinstance(dataset, (str, Path)):
+            self.source = JsonlUserTasks(dataset).tasks[:max_tasks]
+        elif isinstance(dataset, Sequence):
+            self.source = tasks_from_records(dataset, source="dataset")[:max_tasks]
+        else:
+            raise TypeError(
+                f"dataset must be 'procedural', a JSONL path or a list of task records, got {type(dataset).__name__}"
+            )
+        self.user: UserSimulator = make_user(user, persona=persona, corrections=corrections)
+        self._last_reply = ""
+        self._last_checks: tuple[Check, ...] = ()
+
+    # ---- tasks --------------------------------------------------------------------------------
+    def num_tasks(self) -> int:
+        """Number of tasks (procedural: ``max_tasks``, default 10 000)."""
+        return len(self.source)
+
+    def user_task(self, index: int) -> UserTask:
+        """The :class:`UserTask` at ``index`` (request and constraint objects)."""
+        return self.source[index]
+
+    def _revealed_count(self, task: UserTask) -> int:
+        wanted = self.revealed if self.revealed is not None else (task.revealed or 0)
+        return len(task.constraints) if wanted == "all" else min(int(wanted), len(task.constraints))
+
+    def get_task(self, index: int) -> Task:
+        """The task at ``index``; ``answer`` holds the constraint specs, ``meta`` the revealed count."""
+        task = self.source[index]
+        specs = [c.to_dict() for c in task.constraints]
+        meta = {**task.meta, "constraints": specs, "revealed": self._revealed_count(task), "index": index}
+        return Task(task_id=task.task_id, prompt=task.request, answer=specs, meta=meta)
+
+    def _current(self, task: Task) -> UserTask:
+        index = task.meta.get("index", self._index)
+        return self.source[index]
+
+    def first_message(self, task: Task) -> str:
+        """The request, followed by the revealed requirements as a bullet list."""
+        user_task = self._current(task)
+        shown = user_task.constraints[: task.meta["revealed"]]
+        if not shown:
+            return user_task.request
+        return (
+            user_task.request + "\n\n" + _REVEAL_INTRO + "\n" + "\n".join(f"- {c.describe()}" for c in shown)
+        )
+
+    # ---- checking and feedback ----------------------------------------------------------------
+    def verify(self, task: Task, action: str) -> Verdict:
+        """Check every constraint; correct when all hold, format_ok when the reply has any word."""
+        constraints = self._current(task).constraints
+        checks = tuple(c.evaluate(action) for c in constraints)
+        self._last_reply, self._last_checks = action, checks
+        failed = [c.label() for c, r in zip(constraints, checks, strict=True) if not r.ok]
+        satisfied = len(constraints) - len(failed)
+        has_words = count_words(action) > 0
+        return Verdict(
+            correct=not failed,
+            format_ok=has_words,
+            answer=" ".join(action.split()) if has_words else None,
+            details={"failed": failed, "satisfied": satisfied, "total": len(constraints)},
+            info={
+                "constraints_satisfied": satisfied / len(constraints),
+                "failed_constraints": failed,
+                "constraint_results": [
+                    {"constraint": c.to_dict(), "ok": r.ok, "detail": r.detail}
+                    for c, r in zip(constraints, checks, strict=True)
+                ],
+            },
+        )
+
+    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
+        """The simulated user's message about the reply just checked."""
+        user_task = self._current(task)
+        user_turn = UserTurn(
+            task_id=user_task.task_id,
+            request=user_task.request,
+            constraints=user_task.constraints,
+            checks=self._last_checks,
+            reply=self._last_reply,
+            turn=turn,
+            repeated=repeated,
+        )
+        return self.user.respond(user_turn, self.np_random)
+
+    def task_index(self, task_id: str) -> int:
+        """The index of ``task_id``; procedural ids (``user-<seed>-<index>``) are parsed, not searched."""
+        if isinstance(self.source, ProceduralUserTasks):
+            prefix = f"user-{self.source.seed}-"
+            tail = str(task_id)[len(prefix) :]
+            if str(task_id).startswith(prefix) and tail.isdigit() and int(tail) < len(self.source):
+                return int(tail)
+            raise KeyError(
+                f"{type(self).__name__}: no task with task_id {task_id!r} (expected {prefix}<index>)"
+            )
+        return super().task_index(task_id)
