@@ -1028,12 +1028,10 @@ def compose_reply(constraints: Sequence[Constraint], topic_words: Sequence[str] 
         banned = {w.casefold() for w in by_kind["forbidden_words"].words}  # type: ignore[attr-defined]
     pool = [
         w
-        for w in list(topic_words) + list(_FILLER)
-        if _has_word(w)
-        and w.casefold() not in banned
+        for w in [*(piece for t in topic_words for piece in words(t)), *_FILLER]
+        if w.casefold() not in {piece.casefold() for b in banned for piece in words(b)}
         and w.casefold() not in _NUMBER_WORDS
         and not any(unicodedata.category(ch) == "Nd" for ch in w)
-        and not any(_contains_word(w, b) for b in banned)
     ]
     if not pool:
         pool = ["okay"]
@@ -1081,11 +1079,8 @@ def compose_reply(constraints: Sequence[Constraint], topic_words: Sequence[str] 
 
     base = count_words(build(0))
     start = max(0, lo - base, min(6, hi - base) if hi != math.inf else 6)
-    for extra in range(start, start + 8):
-        reply = build(extra)
-        if all(c.check(reply) for c in constraints):
-            return reply
-    for extra in range(0, start):
+    # try the preferred filler length first, then its neighbours
+    for extra in sorted(range(0, start + 12), key=lambda e: (abs(e - start), e)):
         reply = build(extra)
         if all(c.check(reply) for c in constraints):
             return reply
