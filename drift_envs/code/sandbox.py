@@ -1,0 +1,432 @@
+"""Run untrusted Python against unit tests, fast, without letting it harm the caller.
+
+A :class:`Sandbox` keeps one warm fork server (``_forkserver.py``, a separate stdlib-only
+interpreter started once) and sends it checks; every check is forked from that warm process, so no
+interpreter starts per check, and several checks run in parallel (``workers``).
+
+What one check gets, in every isolation level:
+
+* its own session and process group, stdin from ``/dev/null``, a clean environment
+  (``PATH``, ``HOME``, ``TMPDIR``, ``LANG`` only), no inherited file descriptors but its pipes;
+* limits: wall clock (``timeout_s``, the supervisor kills everything), per-test time (``SIGALRM``),
+  CPU seconds, address space (``memory_mb``), file size, open files, no core dumps;
+* a verdict from the harness, never from the exit code: "passed" needs a record for every test *and*
+  the echo of a per-run secret that the harness only receives after it has reported the last test;
+* return values of the function under test must be built-in value types (or subclasses that
+  override no comparison method), so ``__eq__`` tricks cannot pass an ``==`` test;
+* output capped: the last 4 KiB of stdout+stderr are kept, more than ``max_output_bytes`` ends the run.
+
+The isolation level (``Sandbox.isolation["level"]``) says what else holds:
+
+``full`` (root, Linux namespaces available — the case on this project's machines)
+    the check runs as a fresh unprivileged uid (so ``RLIMIT_NPROC`` bounds fork bombs), as pid 1 of
+    a new pid namespace (when it ends, the kernel kills everything it started, daemons included, and
+    it cannot see or signal any other process), with a new network namespace (no interfaces but a
+    down loopback: no network at all), every mount of the host read-only and a private size-limited
+    tmpfs on ``/tmp`` as its working directory (freed with the run), and ``no_new_privs``.
+``basic`` (not root, or no namespaces)
+    limits, process group and a private temporary directory (removed afterwards) only. A process that
+    leaves its process group can outlive the run, files the user may write elsewhere can be written,
+    the network is reachable and ``RLIMIT_NPROC`` is not set (it would count all the user's processes).
+    Use a container or VM for untrusted code in that case.
+
+Not guaranteed at any level: a program written against this harness's own protocol (reading its
+file descriptors from ``/proc/self/fd`` and speaking the record format) can forge a result; the
+secret only stops generic tricks (``sys.exit(0)``, ``os._exit(0)``, printed markers, patched
+builtins, ``__eq__`` overrides). Third-party packages are not importable in the sandbox (the server
+runs without site-packages).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "CodeJob",
+    "RunResult",
+    "Sandbox",
+    "SandboxError",
+    "SandboxLimits",
+    "TestResult",
+    "default_sandbox",
+]
+
+_SERVER = Path(__file__).with_name("_forkserver.py")
+
+#: statuses a test can have; a whole run's ``status`` is ``passed`` or the first failing one
+STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "syntax_error", "not_run")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (server died, bad request); never raised for a failing program."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits of one check.
+
+    ``timeout_s`` bounds the whole run (wall clock), ``test_timeout_s`` each test (defaults to
+    ``timeout_s``), ``cpu_s`` the CPU seconds (defaults to ``timeout_s`` rounded up, plus one).
+    """
+
+    timeout_s: float = 10.0
+    test_timeout_s: float | None = None
+    cpu_s: int | None = None
+    memory_mb: int = 1024
+    file_mb: int = 16
+    open_files: int = 64
+    processes: int = 32
+    max_output_bytes: int = 1 << 20
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that is out of range."""
+        if not self.timeout_s > 0:
+            raise ValueError(f"SandboxLimits.timeout_s must be > 0, got {self.timeout_s!r}")
+        if self.test_timeout_s is not None and not self.test_timeout_s > 0:
+            raise ValueError(f"SandboxLimits.test_timeout_s must be > 0, got {self.test_timeout_s!r}")
+        for name in ("memory_mb", "file_mb", "open_files", "processes", "max_output_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SandboxLimits.{name} must be a positive int, got {value!r}")
+        if self.memory_mb < 128:
+            raise ValueError(f"SandboxLimits.memory_mb must be at least 128 (Python needs it), got {self.memory_mb}")
+        if self.open_files < 16:
+            raise ValueError(f"SandboxLimits.open_files must be at least 16, got {self.open_files}")
+
+    def to_wire(self) -> dict:
+        """The limits as the fork server reads them."""
+        cpu = self.cpu_s if self.cpu_s is not None else int(self.timeout_s) + 1
+        return {
+            "timeout_s": float(self.timeout_s),
+            "test_timeout_s": float(self.test_timeout_s or self.timeout_s),
+            "cpu_s": int(max(1, cpu)),
+            "memory_mb": self.memory_mb,
+            "file_mb": self.file_mb,
+            "open_files": self.open_files,
+            "processes": self.processes,
+            "max_output_bytes": self.max_output_bytes,
+        }
+
+
+@dataclass
+class CodeJob:
+    """One check: run ``code`` (after the trusted ``prelude``), then each test in order.
+
+    ``tests`` are Python snippets executed one after another in one namespace that holds everything
+    the code defined, with ``entry_point`` and ``candidate`` bound to the function under test;
+    ``setup`` runs in that namespace before the first test (imports, constants).
+    """
+
+    code: str
+    tests: Sequence[str]
+    entry_point: str | None = None
+    setup: str = ""
+    prelude: str = ""
+    limits: SandboxLimits | None = None
+
+
+@dataclass
+class TestResult:
+    """The outcome of one test: ``status`` is one of :data:`STATUSES`."""
+
+    __test__ = False  # not a pytest class
+
+    index: int
+    status: str
+    source: str
+    message: str = ""
+    actual: str | None = None
+    expected: str | None = None
+    traceback: str = ""
+    duration_s: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        """True when the test passed."""
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        """A JSON-able view."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class RunResult:
+    """The outcome of one check.
+
+    ``passed`` is True only when every test ran and passed and the harness completed its handshake.
+    ``error`` describes a failure before the tests (syntax error, crash while defining the code, a
+    missing function) or a run that ended early, as ``{"status", "message", "traceback", ...}``.
+    """
+
+    passed: bool
+    status: str
+    tests: list[TestResult]
+    error: dict | None = None
+    stdout_tail: str = ""
+    stdout_bytes: int = 0
+    exit: str = ""
+    duration_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def first_failure(self) -> TestResult | None:
+        """The first test that did not pass (None when all passed)."""
+        return next((t for t in self.tests if t.status != "passed"), None)
+
+    @property
+    def num_passed(self) -> int:
+        """How many tests passed."""
+        return sum(t.passed for t in self.tests)
+
+    def to_dict(self) -> dict:
+        """A JSON-able view (what environments put in ``info``)."""
+        return {
+            "passed": self.passed,
+            "status": self.status,
+            "num_passed": self.num_passed,
+            "num_tests": len(self.tests),
+            "tests": [t.to_dict() for t in self.tests],
+            "error": self.error,
+            "stdout_tail": self.stdout_tail,
+            "stdout_bytes": self.stdout_bytes,
+            "exit": self.exit,
+            "duration_s": round(self.duration_s, 4),
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict) -> RunResult:
+        """Build from the fork server's reply."""
+        tests = [
+            TestResult(
+                index=t["index"],
+                status=t["status"],
+                source=t.get("source", ""),
+                message=t.get("message", ""),
+                actual=t.get("actual"),
+                expected=t.get("expected"),
+                traceback=t.get("traceback", ""),
+                duration_s=t.get("duration_s"),
+            )
+            for t in data["tests"]
+        ]
+        return cls(
+            passed=bool(data["passed"]),
+            status=data["status"],
+            tests=tests,
+            error=data.get("error"),
+            stdout_tail=data.get("stdout_tail", ""),
+            stdout_bytes=int(data.get("stdout_bytes", 0)),
+            exit=data.get("exit", ""),
+            duration_s=float(data.get("duration_s", 0.0)),
+        )
+
+
+def _frame(obj: dict) -> bytes:
+    data = json.dumps(obj).encode()
+    return struct.pack(">I", len(data)) + data
+
+
+class Sandbox:
+    """A pool of warm sandboxed workers (one fork server running up to ``workers`` checks at once).
+
+    ``isolation="auto"`` takes the strongest level the machine allows (see the module docstring);
+    ``"none"`` forces the ``basic`` level. The server starts on first use and restarts if it dies.
+    Thread-safe: concurrent callers are serialised.
+
+    >>> sb = Sandbox()
+    >>> sb.run("def add(a, b):\\n    return a + b", ["assert add(1, 2) == 3"], entry_point="add").passed
+    True
+    >>> sb.close()
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        limits: SandboxLimits | None = None,
+        isolation: str = "auto",
+        python: str | None = None,
+    ) -> None:
+        if isolation not in ("auto", "none"):
+            raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
+        self.workers = int(workers or os.cpu_count() or 1)
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
+        self.limits = limits or SandboxLimits()
+        self.limits.validate()
+        self.isolation_mode = isolation
+        self.python = python or sys.executable
+        self._proc: subprocess.Popen | None = None
+        self._info: dict = {}
+        self._lock = threading.Lock()
+        self._next_id = 0
+
+    # ---- server lifecycle ---------------------------------------------------------------------
+    def _start(self) -> None:
+        self._proc = subprocess.Popen(
+            [self.python, "-I", "-S", "-B", str(_SERVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"},
+            close_fds=True,
+            cwd="/",
+        )
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(_frame({"isolation": self.isolation_mode, "max_parallel": self.workers}))
+        self._proc.stdin.flush()
+        reply = self._read_frame()
+        if not reply.get("ready"):
+            raise SandboxError(f"the sandbox server did not start: {reply}")
+        self._info = reply
+
+    def _read_frame(self) -> dict:
+        assert self._proc is not None and self._proc.stdout is not None
+        head = self._proc.stdout.read(4)
+        if len(head) < 4:
+            code = self._proc.poll()
+            self._proc = None
+            raise SandboxError(f"the sandbox server ({_SERVER}) exited unexpectedly (exit status {code})")
+        (n,) = struct.unpack(">I", head)
+        return json.loads(self._proc.stdout.read(n))
+
+    def _ensure(self) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self._start()
+
+    @property
+    def isolation(self) -> dict:
+        """What this machine's sandbox guarantees: ``level`` (``full``/``basic``) and per-feature flags."""
+        with self._lock:
+            self._ensure()
+        return dict(self._info.get("isolation", {}))
+
+    def close(self) -> None:
+        """Stop the fork server (idempotent)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+        finally:
+            if proc.stdout:
+                proc.stdout.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # ---- checks -------------------------------------------------------------------------------
+    def run(
+        self,
+        code: str,
+        tests: Sequence[str],
+        *,
+        entry_point: str | None = None,
+        setup: str = "",
+        prelude: str = "",
+        limits: SandboxLimits | None = None,
+    ) -> RunResult:
+        """Run one check and return its :class:`RunResult`."""
+        job = CodeJob(code, list(tests), entry_point=entry_point, setup=setup, prelude=prelude, limits=limits)
+        return self.run_many([job])[0]
+
+    def run_many(self, jobs: Iterable[CodeJob]) -> list[RunResult]:
+        """Run many checks, ``workers`` at a time; results come back in the order of ``jobs``."""
+        jobs = list(jobs)
+        requests = []
+        for k, job in enumerate(jobs):
+            if not isinstance(job.code, str):
+                raise TypeError(f"jobs[{k}].code must be a str, got {type(job.code).__name__}")
+            tests = list(job.tests)
+            if not all(isinstance(t, str) for t in tests):
+                raise TypeError(f"jobs[{k}].tests must be a list of str")
+            limits = job.limits or self.limits
+            limits.validate()
+            requests.append(
+                {
+                    "code": job.code,
+                    "tests": tests,
+                    "entry_point": job.entry_point,
+                    "setup": job.setup or "",
+                    "prelude": job.prelude or "",
+                    "limits": limits.to_wire(),
+                }
+            )
+        if not requests:
+            return []
+        with self._lock:
+            self._ensure()
+            return self._exchange(requests)
+
+    def _exchange(self, requests: list[dict]) -> list[RunResult]:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        base = self._next_id
+        self._next_id += len(requests)
+        errors: queue.Queue = queue.Queue()
+
+        def feed() -> None:
+            try:
+                for k, req in enumerate(requests):
+                    req["id"] = base + k
+                    proc.stdin.write(_frame(req))
+                proc.stdin.flush()
+            except OSError as e:  # the reader reports the dead server
+                errors.put(e)
+
+        writer = threading.Thread(target=feed, name="sandbox-feed", daemon=True)
+        writer.start()
+        results: list[RunResult | None] = [None] * len(requests)
+        try:
+            for _ in requests:
+                reply = self._read_frame()
+                k = reply["id"] - base
+                if "error" in reply:
+                    raise SandboxError(f"check {k} could not run: {reply['error']}")
+                results[k] = RunResult.from_wire(reply["result"])
+        except BaseException:
+            # the stream is out of step now: restart the server on the next call
+            self.close()
+            raise
+        finally:
+            writer.join(timeout=5)
+        return results  # type: ignore[return-value]
+
+
+_default: Sandbox | None = None
+_default_lock = threading.Lock()
+
+
+def default_sandbox() -> Sandbox:
+    """The process-wide shared sandbox (started on first use, stopped at exit)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Sandbox()
+            atexit.register(_default.close)
+        return _default
