@@ -182,6 +182,17 @@ def _as_turn_list(value: Any, where: str) -> list:
     raise ValueError(f"{where}: turn_rewards must be a dict {{'t1': r1, ...}} or a list, got {type(value).__name__}")
 
 
+def trajectory_succeeded(record: dict) -> bool:
+    """A trajectory succeeded when it has a first correct turn ``t_star`` (or, failing that field, a verifier 1)."""
+    if record.get("t_star") is not None:
+        return True
+    verifier = record.get("verifier")
+    if not verifier:
+        return False
+    values = verifier.values() if isinstance(verifier, dict) else verifier
+    return any(v == 1 for v in values)
+
+
 def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
     """Flatten trajectory records (our schema or the reference release's rows) into :class:`ReturnInputs`.
 
@@ -220,14 +231,7 @@ def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
             given = [a for a in answers if a is not None]
             if given:
                 unique_fraction[i] = len(set(map(str, given))) / len(given)
-        t_star = record.get("t_star")
-        if t_star is not None:
-            success[i] = True
-        else:
-            verifier = record.get("verifier")
-            if verifier:
-                values = verifier.values() if isinstance(verifier, dict) else verifier
-                success[i] = any(v == 1 or v is True for v in values)
+        success[i] = trajectory_succeeded(record)
 
     num_turns = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
     t_max = int(num_turns.max()) if n else 0

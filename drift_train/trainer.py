@@ -1,0 +1,292 @@
+"""DRIFT fine-tuning on a ``transformers.Trainer``: sft, rft, wsft, otr, otr-exact and drift-otr.
+
+``DriftConfig`` extends ``TrainingArguments`` with the data, loss and LoRA options; ``drift train`` is
+generated from it (every ``TrainingArguments`` flag works: ``--learning_rate``, ``--report_to``,
+``--deepspeed``, ``--gradient_checkpointing``, ...), and reads a YAML file with ``--config``. The
+trainer overrides only the loss (and adds its diagnostics to the logs), so ``accelerate launch``,
+``torchrun``, DeepSpeed/FSDP configs and checkpoint resume behave as in any transformers script::
+
+    drift train --data rollouts.weighted.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --loss wsft --output-dir out
+    torchrun --nproc_per_node 8 -m drift_train.trainer --config train.yaml
+    accelerate launch --config_file fsdp.yaml -m drift_train.trainer --config train.yaml
+
+The loss is normalised by the number of supervised tokens in the whole optimizer step (all
+micro-batches, all ranks: ``num_items_in_batch``), so changing the micro-batch size, gradient
+accumulation or world size leaves the update unchanged (see ``drift_train.losses``).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+
+from drift_train.data import ASSISTANT_TURNS, DriftCollator, RenderConfig, build_dataset
+from drift_train.losses import LOSS_MODES, OTRConfig, drift_loss
+from drift_train.weights import read_records
+
+WEIGHTED_MODES = ("wsft", "drift-otr")
+OTR_MODES = ("otr", "otr-exact", "drift-otr")
+
+
+@dataclass
+class DriftConfig(TrainingArguments):
+    """Everything ``drift train`` needs: ``TrainingArguments`` plus data, loss and LoRA options."""
+
+    data: str | None = field(default=None, metadata={
+        "help": "Trajectory file (.jsonl, .json or .parquet). wsft/drift-otr need the `weight` field that "
+                "`drift weights` adds; rft keeps successful trajectories only."})
+    model: str | None = field(default=None, metadata={"help": "Model folder or hub id to fine-tune."})
+    loss: str = field(default="wsft", metadata={
+        "help": "sft: plain SFT (weights ignored); rft: SFT on successful trajectories; wsft: DRIFT weighted "
+                "SFT; otr: One-Token Rollout (sampled); otr-exact: its closed-form expectation; drift-otr: "
+                "OTR token loss times the trajectory weight.", "choices": list(LOSS_MODES)})
+    otr_num_samples: int = field(default=256, metadata={"help": "OTR: K tokens sampled per position."})
+    otr_temperature: float = field(default=1.3, metadata={"help": "OTR: κ, temperature of the sampling policy."})
+    otr_negative_reward: float = field(default=-0.1, metadata={
+        "help": "OTR: β ≤ 0, reward of a sampled token that is not the ground truth."})
+    otr_exact: bool = field(default=False, metadata={
+        "help": "drift-otr: use OTR's closed-form expectation instead of sampling."})
+    max_length: int = field(default=2048, metadata={
+        "help": "Maximum tokens per conversation; longer ones lose their oldest tokens (left truncation)."})
+    assistant_turns: str = field(default="last", metadata={
+        "help": "Which assistant turns are trained: the last one given the history (reference), or all.",
+        "choices": list(ASSISTANT_TURNS)})
+    weight_field: str = field(default="weight", metadata={"help": "Record field holding the trajectory weight."})
+    per_turn_weights: bool = field(default=False, metadata={
+        "help": "Weight each assistant turn by `turn_weights` (from `drift weights --per-turn`)."})
+    padding_free: bool = field(default=False, metadata={
+        "help": "Pack each micro-batch into one row without padding (position_ids restart per conversation)."})
+    model_dtype: str = field(default="float32", metadata={
+        "help": "dtype to load the model in.", "choices": ["float32", "bfloat16", "float16", "auto"]})
+    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"], metadata={
+        "help": "Modules that get LoRA adapters (names, or all-linear)."})
+    merge_lora: bool = field(default=True, metadata={
+        "help": "Merge LoRA adapters into the final model so the output folder is a plain model (vLLM-ready)."})
+    # TrainingArguments defaults that do not fit this trainer
+    remove_unused_columns: bool = field(default=False, metadata={
+        "help": "Kept False: the collator's token_weights are not model inputs but the loss needs them."})
+    logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps (or ratio if < 1)."})
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.loss not in LOSS_MODES:
+            raise ValueError(f"--loss must be one of {LOSS_MODES}, got {self.loss!r}")
+        self.otr_config().validate()
+        RenderConfig(max_length=self.max_length, assistant_turns=self.assistant_turns).validate()
+        if self.remove_unused_columns:
+            raise ValueError("--remove_unused_columns must stay False: the loss reads token_weights from the batch")
+
+    def otr_config(self) -> OTRConfig:
+        """The OTR hyper-parameters as :class:`~drift_train.losses.OTRConfig`."""
+        return OTRConfig(num_samples=self.otr_num_samples, temperature=self.otr_temperature,
+                         negative_reward=self.otr_negative_reward, exact=self.otr_exact)
+
+    def render_config(self) -> RenderConfig:
+        """The data options as :class:`~drift_train.data.RenderConfig`."""
+        return RenderConfig(max_length=self.max_length, assistant_turns=self.assistant_turns,
+                            weight_field=self.weight_field, per_turn_weights=self.per_turn_weights)
+
+
+class DriftTrainer(Trainer):
+    """``transformers.Trainer`` whose loss is :func:`drift_train.losses.drift_loss` with a global normaliser.
+
+    Logged with the loss: ``weight_mean`` and ``weight_ess`` (Kish effective sample size of the
+    micro-batch's trajectory weights, as a fraction of its size) and, for the OTR modes,
+    ``otr_hit_rate`` (share of the K samples equal to the ground-truth token).
+    """
+
+    # compute_loss divides by the step's global token count, so no further division for accumulation
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, model: Any, args: DriftConfig, data_collator: Any = None, **kwargs: Any):
+        processing_class = kwargs.get("processing_class")
+        if data_collator is None:
+            pad = getattr(processing_class, "pad_token_id", None)
+            if pad is None:
+                pad = getattr(processing_class, "eos_token_id", None) or 0
+            data_collator = DriftCollator(pad_token_id=pad, padding_free=args.padding_free)
+        super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
+        # makes Trainer count the supervised tokens of the whole step on all ranks (num_items_in_batch)
+        self.model_accepts_loss_kwargs = True
+        self.otr = args.otr_config()
+        self._metrics: dict[str, list[float]] = defaultdict(list)
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
+                     num_items_in_batch: torch.Tensor | int | None = None):
+        """L = (1/N) Σ w ℓ over this micro-batch, N = supervised tokens of the whole optimizer step."""
+        labels = inputs.pop("labels")
+        token_weights = inputs.pop("token_weights")
+        sequence_weights = inputs.pop("sequence_weights")
+        outputs = model(**inputs, use_cache=False)
+        loss, metrics = drift_loss(outputs.logits, labels, token_weights, self.args.loss,
+                                   normaliser=num_items_in_batch, otr=self.otr)
+        if num_items_in_batch is not None and self.accelerator.num_processes > 1:
+            # data parallelism averages gradients over ranks, but N already counts every rank's tokens
+            loss = loss * self.accelerator.num_processes
+        if model.training:
+            if self.args.loss in WEIGHTED_MODES:
+                w = sequence_weights.float()
+                self._metrics["weight_mean"].append(float(w.mean()))
+                self._metrics["weight_ess"].append(float(w.sum() ** 2 / (w.pow(2).sum() * len(w)))
+                                                   if float(w.pow(2).sum()) > 0 else 0.0)
+            for key, value in metrics.items():
+                self._metrics[key].append(value)
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the averaged DRIFT diagnostics of the steps since the last log to the training logs."""
+        if "loss" in logs:
+            for key, values in self._metrics.items():
+                if values:
+                    logs[key] = sum(values) / len(values)
+            self._metrics.clear()
+        super().log(logs, start_time)
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI and the end-to-end run
+
+
+def parse_config(argv: list[str] | None = None) -> DriftConfig:
+    """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` (flags win)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser(DriftConfig, prog="drift train",
+                              description="Fine-tune a causal LM on trajectories with DRIFT weights / OTR.")
+    parser.add_argument("--config", help="YAML file of DriftConfig fields; command-line flags override it")
+    # the YAML file is read first so that its values become defaults the flags can override
+    config_path = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            config_path = argv[i + 1]
+        elif arg.startswith("--config="):
+            config_path = arg.split("=", 1)[1]
+    if config_path is not None:
+        import yaml
+
+        path = Path(config_path)
+        if not path.is_file():
+            parser.error(f"--config: no file at {path}")
+        values = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(values, dict):
+            parser.error(f"--config: {path} must hold a mapping of option names to values")
+        known = {action.dest for action in parser._actions}
+        values = {key.replace("-", "_"): value for key, value in values.items()}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            parser.error(f"--config: {path} has unknown options {unknown}")
+        parser.set_defaults(**values)
+    # -> (DriftConfig, namespace holding --config, remaining strings)
+    outputs = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    config, extra = outputs[0], outputs[-1]
+    if extra:
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    if not config.data or not config.model:
+        parser.error("--data and --model are required (on the command line or in the --config file)")
+    return config
+
+
+def load_model_and_tokenizer(config: DriftConfig):
+    """The model (LoRA-wrapped with ``use_peft``) and tokenizer named by ``config.model``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    dtype = config.model_dtype if config.model_dtype == "auto" else getattr(torch, config.model_dtype)
+    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+    if config.use_peft:
+        from peft import LoraConfig, get_peft_model
+
+        targets = config.lora_target_modules
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+    return model, tokenizer
+
+
+def resolve_checkpoint(config: DriftConfig) -> str | None:
+    """``--resume_from_checkpoint``: a checkpoint folder, or ``last`` for the newest one in ``output_dir``."""
+    value = config.resume_from_checkpoint
+    if value is None or str(value).lower() in ("", "false", "none"):
+        return None
+    if str(value).lower() in ("last", "true"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
+        if last is None:
+            raise FileNotFoundError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {config.output_dir}")
+        return last
+    if not Path(value).is_dir():
+        raise FileNotFoundError(f"--resume_from_checkpoint: no checkpoint folder at {value}")
+    return str(value)
+
+
+def train(config: DriftConfig) -> dict:
+    """Load data and model, train, save a plain model folder to ``output_dir``; returns the final metrics."""
+    records = read_records(config.data)
+    model, tokenizer = load_model_and_tokenizer(config)
+    dataset = build_dataset(records, tokenizer, config.render_config(), config.loss)
+    trainer = DriftTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resolve_checkpoint(config))
+    elapsed = time.perf_counter() - started
+    if config.use_peft and config.merge_lora:
+        trainer.model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+    trainer.save_model(config.output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(config.output_dir)
+    metrics = dict(result.metrics)
+    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    metrics.update({
+        "loss_mode": config.loss, "examples": len(dataset), "supervised_tokens": dataset.stats.supervised_tokens,
+        "skipped_unsuccessful": dataset.stats.skipped_unsuccessful,
+        "skipped_zero_weight": dataset.stats.skipped_zero_weight, "truncated": dataset.stats.truncated,
+        "first_loss": losses[0] if losses else math.nan, "last_loss": losses[-1] if losses else math.nan,
+        "steps": trainer.state.global_step, "seconds": elapsed, "output_dir": str(config.output_dir),
+    })
+    if trainer.is_world_process_zero():
+        _print_summary(metrics)
+    return metrics
+
+
+def _print_summary(metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"drift train ({metrics['loss_mode']})")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    for key in ("examples", "supervised_tokens", "skipped_unsuccessful", "skipped_zero_weight", "truncated",
+                "steps", "first_loss", "last_loss", "seconds", "output_dir"):
+        value = metrics[key]
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift train --data FILE --model PATH --loss MODE --output-dir DIR [TrainingArguments flags]``."""
+    config = parse_config(argv)
+    try:
+        train(config)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"drift train: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
