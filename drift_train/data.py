@@ -144,7 +144,7 @@ def render_record(tokenizer, record: dict, config: RenderConfig, *, weighted: bo
     token_weights = [0.0] * len(ids)
     for k in turns:
         start, end = spans[k]
-        w = float(turn_weights.get(f"t{k + 1}", 0.0)) if turn_weights is not None else weight
+        w = float(turn_weights.get(f"t{k + 1}") or 0.0) if turn_weights is not None else weight
         if w == 0.0:
             continue
         labels[start:end] = ids[start:end]

@@ -30,7 +30,7 @@ from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from drift_train.data import ASSISTANT_TURNS, DriftCollator, RenderConfig, build_dataset
 from drift_train.losses import LOSS_MODES, OTRConfig, drift_loss
-from drift_train.weights import read_records
+from drift_train.trajectories import read_trajectories
 
 WEIGHTED_MODES = ("wsft", "drift-otr")
 OTR_MODES = ("otr", "otr-exact", "drift-otr")
@@ -41,7 +41,7 @@ class DriftConfig(TrainingArguments):
     """Everything ``drift train`` needs: ``TrainingArguments`` plus data, loss and LoRA options."""
 
     data: str | None = field(default=None, metadata={
-        "help": "Trajectory file (.jsonl, .json or .parquet). wsft/drift-otr need the `weight` field that "
+        "help": "Trajectory file (.jsonl or .parquet). wsft/drift-otr need the `weight` field that "
                 "`drift weights` adds; rft keeps successful trajectories only."})
     model: str | None = field(default=None, metadata={"help": "Model folder or hub id to fine-tune."})
     loss: str = field(default="wsft", metadata={
@@ -237,7 +237,7 @@ def resolve_checkpoint(config: DriftConfig) -> str | None:
 
 def train(config: DriftConfig) -> dict:
     """Load data and model, train, save a plain model folder to ``output_dir``; returns the final metrics."""
-    records = read_records(config.data)
+    records = list(read_trajectories(config.data))
     model, tokenizer = load_model_and_tokenizer(config)
     dataset = build_dataset(records, tokenizer, config.render_config(), config.loss)
     trainer = DriftTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)

@@ -28,12 +28,14 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from drift_train.trajectories import read_trajectories, write_trajectories
 
 EQUAL_GROUP_MODES = ("keep", "drop", "floor")
 NORMALISATIONS = ("group", "global")
@@ -267,8 +269,7 @@ def _where(records: Sequence[dict], i: int, field: str) -> str:
     label = f"prompt_id={record.get('prompt_id')!r}"
     if "traj_idx" in record:
         label += f", traj_idx={record['traj_idx']!r}"
-    line = record.get("_line")
-    return f"record {i}{f' (line {line})' if line else ''} ({label}): field {field}"
+    return f"record {i} ({label}): field {field}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -354,52 +355,6 @@ def add_weights(records: list[dict], config: WeightConfig | None = None) -> tupl
 # files and the CLI
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """Read trajectory records from JSONL, JSON (a list) or Parquet; JSONL rows remember their line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no trajectory file at {path}")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if path.suffix == ".json":
-        data = json.loads(path.read_text())
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: a .json trajectory file must hold a list of records")
-        return data
-    records = []
-    with path.open() as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{path}:{line_number}: a record must be a JSON object")
-            record["_line"] = line_number
-            records.append(record)
-    return records
-
-
-def write_records(records: Iterable[dict], path: str | Path) -> None:
-    """Write records as JSONL (or Parquet when the name ends in .parquet), without our ``_line`` bookkeeping."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean = [{k: v for k, v in r.items() if k != "_line"} for r in records]
-    if path.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        pq.write_table(pa.Table.from_pylist(clean), path)
-        return
-    with path.open("w") as handle:
-        for record in clean:
-            handle.write(json.dumps(record) + "\n")
-
-
 def summary_path(out: str | Path) -> Path:
     """Where ``drift weights`` saves the summary JSON: beside the output, ``NAME.summary.json``."""
     out = Path(out)
@@ -430,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Turn trajectory returns into DRIFT importance weights: adds `weight` and `return` "
                     "(and `turn_weights` with --per-turn) to every record and saves a summary beside the output.",
     )
-    parser.add_argument("input", help="trajectory file (.jsonl, .json or .parquet)")
+    parser.add_argument("input", help="trajectory file (.jsonl or .parquet; reference-release rows load too)")
     parser.add_argument("--out", required=True, help="output file (.jsonl or .parquet)")
     parser.add_argument("--gamma", type=float, default=d.gamma, help="γ, discount over turns (default %(default)s)")
     parser.add_argument("--beta", type=float, default=d.beta, help="β, weighting temperature (default %(default)s)")
@@ -452,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                           normalize=args.normalize, per_turn=args.per_turn)
     try:
         config.validate()
-        records = read_records(args.input)
+        records = list(read_trajectories(args.input))
         if not records:
             raise ValueError(f"{args.input}: no records")
         weighted, summary = add_weights(records, config)
@@ -460,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drift weights: {err}", file=sys.stderr)
         return 2
     summary["input"] = str(args.input)
-    write_records(weighted, args.out)
+    write_trajectories(weighted, args.out)
     summary_file = summary_path(args.out)
     summary_file.write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)

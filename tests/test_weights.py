@@ -9,7 +9,8 @@ import random
 import numpy as np
 import pytest
 
-from drift_train.weights import WeightConfig, add_weights, main, read_records, summary_path
+from drift_train.trajectories import read_trajectories
+from drift_train.weights import WeightConfig, add_weights, main, summary_path
 
 
 def naive_return(record: dict, gamma: float, lam: float) -> float:
@@ -69,8 +70,12 @@ def random_records(seed: int, groups: int = 40, k: int = 8, max_turns: int = 5) 
             penalty = 0.0 if kind in (1, 2, 3) else -0.1 * sum(a is None for a in answers)
             if kind in (1, 2, 3):
                 answers = [str(t) for t in range(n_turns)]  # all unique: no diversity penalty
+            messages = [{"role": "user", "content": f"task {g}"}]
+            for t in range(n_turns):
+                messages += [{"role": "assistant", "content": f"answer {answers[t]}"},
+                             {"role": "user", "content": "try again"}]
             records.append({
-                "prompt_id": f"p{g}", "traj_idx": j, "messages": [], "turn_rewards": rewards,
+                "prompt_id": f"p{g}", "traj_idx": j, "messages": messages[:-1], "turn_rewards": rewards,
                 "verifier": {k_: int(v == 1.0) for k_, v in rewards.items()}, "t_star": t_star,
                 "answer_norms": answers, "format_penalty": penalty, "env_id": "drift/MathFeedback-v0",
                 "task_id": f"task{g}", "meta": {},
@@ -189,7 +194,7 @@ def test_cli_writes_weights_and_summary(tmp_path, capsys) -> None:
     src.write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "weighted.jsonl"
     assert main([str(src), "--out", str(out), "--per-turn", "--clip", "5"]) == 0
-    rows = read_records(out)
+    rows = list(read_trajectories(out))
     np.testing.assert_allclose([r["weight"] for r in rows], naive_weights(records, clip=5.0), rtol=1e-10)
     assert all("turn_weights" in r for r in rows)
     summary = json.loads(summary_path(out).read_text())
@@ -200,3 +205,9 @@ def test_cli_writes_weights_and_summary(tmp_path, capsys) -> None:
     src.write_text(src.read_text() + "{not json\n")
     assert main([str(src), "--out", str(out)]) == 2
     assert f"{src}:{len(records) + 1}: not valid JSON" in capsys.readouterr().err
+
+    bad = dict(records[0], turn_rewards={"t1": float("-inf"), **{k: v for k, v in records[0]["turn_rewards"].items()
+                                                                  if k != "t1"}})
+    src.write_text(json.dumps(bad) + "\n")
+    assert main([str(src), "--out", str(out)]) == 2
+    assert "turn_rewards.t1" in capsys.readouterr().err
