@@ -46,6 +46,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 
 # Each check runs as uid UID_BASE + (server pid << 8 | worker slot): pids are unique among live
 # processes and a slot is reused only after its last run was swept, so two concurrent checks (from any
@@ -124,7 +125,35 @@ def _setup_namespaces() -> dict:
     # sandboxed uids see only their own processes; run directories live on a private tmpfs
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
     _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,nr_inodes=200000,mode=0711")
+    _expose_stdlib(os.path.dirname(os.__file__))
     return {"read_only_failed": failed}
+
+
+def _expose_stdlib(stdlib: str) -> None:
+    """Make the standard library importable by the sandbox uid even when it lives under a private
+    directory such as /root (pyenv): hide that directory behind an empty tmpfs and bind the stdlib back
+    at its own path. Everything else in the private directory stays invisible; site-packages is hidden."""
+    blocked = None
+    path = "/"
+    for part in stdlib.strip("/").split("/"):
+        path = os.path.join(path, part)
+        if not os.stat(path).st_mode & 0o001:
+            blocked = path
+            break
+    if blocked is not None:
+        staging = os.path.join(RUN_ROOT, ".stdlib")
+        os.mkdir(staging, 0o755)
+        _mount(stdlib, staging, None, MS_BIND | MS_REC, None)
+        _mount("tmpfs", blocked, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        os.makedirs(stdlib, 0o755, exist_ok=True)
+        _mount(staging, stdlib, None, MS_BIND | MS_REC, None)
+        _check(_libc.umount2(staging.encode(), 2), "umount staging")  # MNT_DETACH
+        os.rmdir(staging)
+        _mount(None, blocked, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    _mount(None, stdlib, None, MS_BIND | MS_REMOUNT | MS_RDONLY, None)
+    site = os.path.join(stdlib, "site-packages")
+    if os.path.isdir(site):
+        _mount("tmpfs", site, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=16k,mode=0755")
 
 
 def _probe_isolation(mode: str) -> dict:
@@ -234,6 +263,15 @@ def _make_plain_check():
                 ok.add(_getattr(mod, n))
     deque = _getattr(sys.modules.get("collections"), "deque", list)
 
+    dict_of = type.__dict__["__dict__"].__get__
+
+    def lookup(t, name):
+        for c in mro_of(t):
+            d = dict_of(c)
+            if name in d:
+                return d[name]
+        return None
+
     def check(value, budget=200_000):
         stack, seen = [value], set()
         while stack:
@@ -247,7 +285,7 @@ def _make_plain_check():
                 if base is None:
                     return t
                 for slot in _LYING_SLOTS:
-                    if _getattr(t, slot, None) is not _getattr(base, slot, None):
+                    if lookup(t, slot) is not lookup(base, slot):
                         return t
             if _isinstance(v, dict):
                 if _id(v) not in seen:
@@ -443,6 +481,7 @@ def _set_limits(lim: dict, drop_uid: bool) -> None:
 def _child(req: dict, compiled: tuple, iso: dict, uid: int, workdir: str,
            out_w: int, res_w: int, sec_r: int) -> None:
     code = 70
+    server_pid = os.getppid()
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -466,6 +505,9 @@ def _child(req: dict, compiled: tuple, iso: dict, uid: int, workdir: str,
             if os.getresuid() != (uid, uid, uid):
                 raise OSError("privilege drop failed")
         _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # set after the uid change, which clears it
+        if os.getppid() != server_pid:
+            raise OSError("the server died while the run was starting")
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
                            "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
