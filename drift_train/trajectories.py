@@ -1,0 +1,405 @@
+"""The trajectory record: one JSON object per multi-turn episode, stored as JSONL or Parquet.
+
+Fields (DESIGN.md), a superset of the DRIFT reference release's rows::
+
+    prompt_id      int | str   group id: the K samples of one task share it
+    traj_idx       int         0..K-1 inside the group
+    env_id         str | None  e.g. "drift/MathFeedback-v0"
+    env_kwargs     dict        kwargs the env was made with
+    task_id        str         the env's id of the task
+    messages       list        the whole conversation [{"role", "content"}], system prompt included
+    turn_rewards   dict        {"t1": r1, "t2": r2, ...}: per-turn reward without the format penalty
+    verifier       dict        {"t1": 0|1, ...}: was turn t's answer correct
+    t_star         int | None  first correct turn (1-based), None when never correct
+    answer_norms   list        extracted, normalised answer of each turn (None where none was found)
+    format_penalty float       sum of the per-turn format penalties (<= 0)
+    meta           dict        model, backend, sampling params, seeds, schema version, timestamps, ...
+
+Rows of the reference release carry only some of these (``prompt_id``, ``messages``,
+``turn_rewards``, ``verifier``, ``t_star``, ``answer_norms``, ``format_penalty``), sometimes with
+dicts and lists stored as JSON strings; :func:`read_trajectories` fills in the rest
+(``traj_idx`` by order inside the group, ``verifier``/``t_star`` from each other). Every row is
+validated, and a bad one is rejected with its file, line and field.
+
+:class:`TrajectoryWriter` appends one line per record and flushes it, so an interrupted rollout
+loses at most the line being written (which the next writer on the file trims away).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+ROLES = ("system", "user", "assistant", "tool")
+_TURN_KEY = re.compile(r"^t([1-9][0-9]*)$")
+_JSON_FIELDS = ("messages", "turn_rewards", "verifier", "answer_norms", "env_kwargs", "meta")
+# columns stored as JSON text in Parquet, so files with different turn counts and kwargs share a schema
+_PARQUET_JSON_COLUMNS = ("turn_rewards", "verifier", "env_kwargs", "meta")
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TrajectoryError",
+    "TrajectoryWriter",
+    "group_by_prompt",
+    "normalize_record",
+    "read_trajectories",
+    "turn_keys",
+    "validate_groups",
+    "validate_record",
+    "write_trajectories",
+]
+
+
+class TrajectoryError(ValueError):
+    """A trajectory row is malformed; carries the file, line (1-based) and field at fault."""
+
+    def __init__(self, problem: str, *, path: str | os.PathLike | None = None, line: int | None = None,
+                 field: str | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.field = field
+        self.problem = problem
+        where = self.path or "<records>"
+        if line is not None:
+            where += f":{line}"
+        if field is not None:
+            where += f": field {field!r}"
+        super().__init__(f"{where}: {problem}")
+
+
+def turn_keys(num_turns: int) -> list[str]:
+    """``["t1", ..., "tT"]``."""
+    return [f"t{t}" for t in range(1, num_turns + 1)]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _turn_dict(value: Any, field: str, err) -> dict[str, Any]:
+    """Turn-indexed values as an ordered {"t1": ..} dict; accepts a dict or a list."""
+    if isinstance(value, list):
+        return {f"t{i}": v for i, v in enumerate(value, start=1)}
+    if not isinstance(value, dict):
+        raise err(f"must be a dict {{'t1': ..., 't2': ...}} or a list, got {type(value).__name__}", field)
+    numbered = {}
+    for key, v in value.items():
+        match = _TURN_KEY.match(str(key))
+        if not match:
+            raise err(f"key {key!r} is not of the form 't1', 't2', ...", field)
+        numbered[int(match.group(1))] = v
+    if sorted(numbered) != list(range(1, len(numbered) + 1)):
+        raise err(f"keys {sorted(value)} must be t1..t{len(numbered)} without gaps", field)
+    return {f"t{t}": numbered[t] for t in range(1, len(numbered) + 1)}
+
+
+def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: int | None = None,
+                     traj_idx: int | None = None) -> dict:
+    """Return ``row`` as a complete, validated record of this schema.
+
+    Accepts the reference release's rows: JSON-string fields are decoded, list-valued
+    ``turn_rewards``/``verifier`` become ``{"t1": ...}`` dicts, a missing ``verifier`` is read off
+    ``t_star`` (or off ``turn_rewards >= 1`` when ``t_star`` is absent or null too), a missing
+    ``t_star`` off ``verifier``, a missing ``traj_idx`` is taken from the argument. Raises :class:`TrajectoryError`.
+    """
+
+    def err(problem: str, field: str | None = None) -> TrajectoryError:
+        return TrajectoryError(problem, path=path, line=line, field=field)
+
+    if not isinstance(row, dict):
+        raise err(f"a trajectory must be a JSON object, got {type(row).__name__}")
+    record = dict(row)
+    for field in _JSON_FIELDS:
+        if isinstance(record.get(field), str):
+            try:
+                record[field] = json.loads(record[field])
+            except json.JSONDecodeError as e:
+                raise err(f"is a string but not valid JSON ({e.msg} at char {e.pos})", field) from None
+    for field in ("prompt_id", "messages", "turn_rewards"):
+        if record.get(field) is None:
+            raise err("is missing", field)
+    for field in ("turn_rewards", "verifier"):
+        if isinstance(record.get(field), dict):
+            # Parquet struct columns hold the union of all rows' turn keys; unused ones read back as None
+            record[field] = {k: v for k, v in record[field].items() if v is not None}
+    record["turn_rewards"] = _turn_dict(record["turn_rewards"], "turn_rewards", err)
+    num_turns = len(record["turn_rewards"])
+    if record.get("traj_idx") is None:
+        if traj_idx is None:
+            raise err("is missing", "traj_idx")
+        record["traj_idx"] = traj_idx
+    t_star = record.get("t_star")
+    if t_star is not None and not _is_int(t_star):
+        raise err(f"must be an int or null, got {t_star!r}", "t_star")
+    if record.get("verifier") is None:
+        if t_star is not None:
+            record["verifier"] = {k: int(t_star == t) for t, k in enumerate(turn_keys(num_turns), start=1)}
+        else:  # a null t_star may only mean "column absent" (Parquet): trust the rewards
+            record["verifier"] = {k: int(_is_number(r) and r >= 1.0) for k, r in record["turn_rewards"].items()}
+            record.pop("t_star", None)
+    else:
+        record["verifier"] = _turn_dict(record["verifier"], "verifier", err)
+        record["verifier"] = {k: int(v) if isinstance(v, bool) else v for k, v in record["verifier"].items()}
+    if "t_star" not in record:
+        record["t_star"] = next((t for t, k in enumerate(record["verifier"], start=1) if record["verifier"][k] == 1),
+                                None)
+    record.setdefault("env_id", None)
+    record.setdefault("env_kwargs", {})
+    if record.get("task_id") is None:
+        record["task_id"] = str(record["prompt_id"])
+    if record.get("answer_norms") is None:
+        record["answer_norms"] = [None] * num_turns
+    if record.get("format_penalty") is None:
+        record["format_penalty"] = 0.0
+    if record.get("meta") is None:
+        record["meta"] = {}
+    validate_record(record, path=path, line=line)
+    return record
+
+
+def validate_record(record: dict, *, path: str | os.PathLike | None = None, line: int | None = None) -> None:
+    """Check a complete record against the schema; raise :class:`TrajectoryError` at the first bad field."""
+
+    def err(problem: str, field: str | None = None) -> TrajectoryError:
+        return TrajectoryError(problem, path=path, line=line, field=field)
+
+    if not isinstance(record, dict):
+        raise err(f"a trajectory must be a JSON object, got {type(record).__name__}")
+    required = ("prompt_id", "traj_idx", "env_id", "env_kwargs", "task_id", "messages", "turn_rewards",
+                "verifier", "t_star", "answer_norms", "format_penalty", "meta")
+    for field in required:
+        if field not in record:
+            raise err("is missing", field)
+    prompt_id = record["prompt_id"]
+    if not (_is_int(prompt_id) or isinstance(prompt_id, str)):
+        raise err(f"must be an int or a str, got {type(prompt_id).__name__}", "prompt_id")
+    if not _is_int(record["traj_idx"]) or record["traj_idx"] < 0:
+        raise err(f"must be a non-negative int, got {record['traj_idx']!r}", "traj_idx")
+    if record["env_id"] is not None and not isinstance(record["env_id"], str):
+        raise err(f"must be a str or null, got {type(record['env_id']).__name__}", "env_id")
+    for field in ("env_kwargs", "meta"):
+        if not isinstance(record[field], dict):
+            raise err(f"must be a dict, got {type(record[field]).__name__}", field)
+    if not isinstance(record["task_id"], str):
+        raise err(f"must be a str, got {type(record['task_id']).__name__}", "task_id")
+
+    messages = record["messages"]
+    if not isinstance(messages, list) or not messages:
+        raise err("must be a non-empty list of {'role', 'content'} objects", "messages")
+    for i, message in enumerate(messages):
+        field = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise err(f"must be an object with 'role' and 'content', got {type(message).__name__}", field)
+        if message.get("role") not in ROLES:
+            raise err(f"role must be one of {ROLES}, got {message.get('role')!r}", f"{field}.role")
+        if not isinstance(message.get("content"), str):
+            raise err(f"must be a str, got {type(message.get('content')).__name__}", f"{field}.content")
+
+    rewards = record["turn_rewards"]
+    if not isinstance(rewards, dict) or not rewards:
+        raise err("must be a non-empty dict {'t1': r1, ...}", "turn_rewards")
+    num_turns = len(rewards)
+    keys = turn_keys(num_turns)
+    if list(rewards) != keys:
+        raise err(f"keys must be {keys} in order, got {list(rewards)}", "turn_rewards")
+    for key, value in rewards.items():
+        if not _is_number(value):
+            raise err(f"must be a finite number, got {value!r}", f"turn_rewards.{key}")
+    verifier = record["verifier"]
+    if not isinstance(verifier, dict) or list(verifier) != keys:
+        got = list(verifier) if isinstance(verifier, dict) else type(verifier).__name__
+        raise err(f"keys must match turn_rewards ({keys}), got {got}", "verifier")
+    for key, value in verifier.items():
+        if value not in (0, 1):
+            raise err(f"must be 0 or 1, got {value!r}", f"verifier.{key}")
+    assistant_turns = sum(1 for m in messages if m["role"] == "assistant")
+    if assistant_turns != num_turns:
+        raise err(f"has {assistant_turns} assistant messages but turn_rewards has {num_turns} turns", "messages")
+    t_star = record["t_star"]
+    first_correct = next((t for t, k in enumerate(keys, start=1) if verifier[k] == 1), None)
+    if t_star is not None and (not _is_int(t_star) or not 1 <= t_star <= num_turns):
+        raise err(f"must be null or an int in 1..{num_turns}, got {t_star!r}", "t_star")
+    if t_star != first_correct:
+        raise err(f"is {t_star!r} but the first turn the verifier marks correct is {first_correct!r}", "t_star")
+    answers = record["answer_norms"]
+    if not isinstance(answers, list) or len(answers) != num_turns:
+        got = len(answers) if isinstance(answers, list) else type(answers).__name__
+        raise err(f"must be a list with one entry per turn ({num_turns}), got {got}", "answer_norms")
+    for i, answer in enumerate(answers):
+        if answer is not None and not isinstance(answer, str):
+            raise err(f"must be a str or null, got {type(answer).__name__}", f"answer_norms[{i}]")
+    if not _is_number(record["format_penalty"]):
+        raise err(f"must be a finite number, got {record['format_penalty']!r}", "format_penalty")
+
+
+def _iter_jsonl(path: Path, allow_partial_tail: bool) -> Iterator[tuple[int, Any]]:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    lines = data.split(b"\n")
+    complete_until = len(lines) - 1  # the piece after the last "\n" (empty for a clean file)
+    for number, raw in enumerate(lines, start=1):
+        if number > complete_until and not raw.strip():
+            break
+        if not raw.strip():
+            continue
+        if number > complete_until and allow_partial_tail:
+            return  # no newline: a write that was cut off (the writer trims it), even if it parses
+        try:
+            yield number, json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            detail = f"{e.msg} at char {e.pos}" if isinstance(e, json.JSONDecodeError) else str(e)
+            raise TrajectoryError(f"not valid JSON ({detail})", path=path, line=number) from None
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    number = 0
+    for batch in parquet.iter_batches(batch_size=1024):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def read_trajectories(path: str | os.PathLike, *, validate: bool = True,
+                      allow_partial_tail: bool = False) -> Iterator[dict]:
+    """Yield the records of a ``.jsonl`` or ``.parquet`` file, normalised and validated.
+
+    Line numbers in errors are file lines for JSONL and 1-based row numbers for Parquet.
+    ``allow_partial_tail`` skips a last JSONL line without its final newline, which is what an
+    interrupted rollout leaves behind (and what :class:`TrajectoryWriter` trims before appending). With ``validate=False``
+    the raw rows are yielded untouched.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no trajectory file at {path}")
+    rows = _iter_parquet(path) if path.suffix == ".parquet" else _iter_jsonl(path, allow_partial_tail)
+    next_idx: dict[Any, int] = defaultdict(int)
+    for number, row in rows:
+        if not validate:
+            yield row
+            continue
+        prompt_id = row.get("prompt_id") if isinstance(row, dict) else None
+        key = prompt_id if isinstance(prompt_id, (int, str)) else None
+        record = normalize_record(row, path=path, line=number, traj_idx=next_idx[key])
+        next_idx[key] = max(next_idx[key], record["traj_idx"] + 1) if key is not None else 0
+        yield record
+
+
+def write_trajectories(records: Iterable[dict], path: str | os.PathLike) -> Path:
+    """Write records to a new ``.jsonl`` or ``.parquet`` file (replacing it); returns the path."""
+    path = Path(path)
+    records = list(records)
+    for i, record in enumerate(records):
+        validate_record(record, path=path, line=i + 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [{k: (json.dumps(v) if k in _PARQUET_JSON_COLUMNS else v) for k, v in r.items()} for r in records]
+        # prompt_id may be int or str across files; keep each file's own type
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        with open(path, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+class TrajectoryWriter:
+    """Append records to a JSONL file, one flushed line each.
+
+    Opening a file whose last line was cut off mid-write (an interrupted run) trims that line first,
+    so appending never glues a new record onto a broken one. ``fsync=True`` also forces each line
+    to disk (slower; for runs that must survive a machine crash, not just a killed process).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fsync: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.suffix == ".parquet":
+            raise ValueError(f"{self.path}: rollouts stream to JSONL; convert afterwards with write_trajectories()")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self.trimmed_bytes = _trim_partial_tail(self.path)
+        self._handle = open(self.path, "a", encoding="utf-8")
+        self.count = 0
+
+    def write(self, record: dict) -> None:
+        """Validate ``record``, append it as one line and flush."""
+        validate_record(record, path=self.path)
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        if self.fsync:
+            os.fsync(self._handle.fileno())
+        self.count += 1
+
+    def close(self) -> None:
+        """Close the file."""
+        self._handle.close()
+
+    def __enter__(self) -> TrajectoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _trim_partial_tail(path: Path) -> int:
+    """Cut a last line that has no newline (an interrupted write); returns the bytes removed."""
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        block = min(size, 1 << 16)
+        keep = None
+        position = size
+        while position > 0:
+            start = max(0, position - block)
+            handle.seek(start)
+            chunk = handle.read(position - start)
+            if position == size and chunk.endswith(b"\n"):
+                return 0
+            index = chunk.rfind(b"\n")
+            if index >= 0:
+                keep = start + index + 1
+                break
+            position = start
+        keep = keep or 0
+        handle.truncate(keep)
+        return size - keep
+
+
+def group_by_prompt(records: Iterable[dict]) -> dict[Any, list[dict]]:
+    """Records grouped by ``prompt_id`` (groups and members in file order)."""
+    groups: dict[Any, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[record["prompt_id"]].append(record)
+    return dict(groups)
+
+
+def validate_groups(records: Sequence[dict], *, samples: int | None = None) -> None:
+    """Check every ``prompt_id`` group: ``traj_idx`` is 0..K-1 without repeats, one task and env per
+    group, and (when ``samples`` is given) exactly that many members. Raises :class:`TrajectoryError`."""
+    for prompt_id, members in group_by_prompt(records).items():
+        where = f"group prompt_id={prompt_id!r}"
+        indices = sorted(r["traj_idx"] for r in members)
+        expected = list(range(samples if samples is not None else len(members)))
+        if indices != expected:
+            raise TrajectoryError(f"{where}: traj_idx values {indices}, expected {expected}", field="traj_idx")
+        for field in ("task_id", "env_id"):
+            values = {json.dumps(r[field]) for r in members}
+            if len(values) > 1:
+                raise TrajectoryError(f"{where}: members disagree on {field}: {sorted(values)}", field=field)
