@@ -256,7 +256,8 @@ def _make_plain_check():
     dict_items, seqs = dict.items, (list, tuple, set, frozenset)
     ok = set(_PLAIN)
     for modname, names in (("decimal", ("Decimal",)), ("fractions", ("Fraction",)),
-                           ("collections", ("OrderedDict", "defaultdict", "Counter", "deque"))):
+                           ("collections", ("OrderedDict", "defaultdict", "Counter", "deque")),
+                           ("re", ("Match", "Pattern"))):
         mod = sys.modules.get(modname)
         for n in names:
             if mod is not None and hasattr(mod, n):
