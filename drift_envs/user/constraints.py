@@ -26,7 +26,7 @@ import random
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 __all__ = [
@@ -214,7 +214,8 @@ class Constraint:
     # -- specs
     def params(self) -> dict:
         """The parameters as plain JSON values."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in values}
 
     def to_dict(self) -> dict:
         """The JSON spec ``{"type": kind, **params}`` (inverse of :func:`constraint_from_dict`)."""
@@ -1026,10 +1027,11 @@ def compose_reply(constraints: Sequence[Constraint], topic_words: Sequence[str] 
     banned = set()
     if "forbidden_words" in by_kind:
         banned = {w.casefold() for w in by_kind["forbidden_words"].words}  # type: ignore[attr-defined]
+    banned_pieces = {piece.casefold() for b in banned for piece in words(b)}
     pool = [
         w
         for w in [*(piece for t in topic_words for piece in words(t)), *_FILLER]
-        if w.casefold() not in {piece.casefold() for b in banned for piece in words(b)}
+        if w.casefold() not in banned_pieces
         and w.casefold() not in _NUMBER_WORDS
         and not any(unicodedata.category(ch) == "Nd" for ch in w)
     ]

@@ -16,12 +16,15 @@ Two sources, both indexable:
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from drift_envs.user.constraints import (
     CONSTRAINTS,
@@ -245,13 +248,20 @@ class ProceduralUserTasks:
         self.size = size
         self.num_constraints = (lo, hi)
         self.kinds = tuple(kinds) if kinds is not None else None
+        # an episode reads its task several times (reset, verify, feedback); building one takes ~0.2 ms
+        self._build = functools.lru_cache(maxsize=4096)(self._make)
 
     def __len__(self) -> int:
         return self.size
 
     def __getitem__(self, index: int) -> UserTask:
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"task index must be an int, got {type(index).__name__}")
         if not 0 <= index < self.size:
             raise IndexError(f"task index {index} out of range for {self.size} procedural tasks")
+        return self._build(int(index))
+
+    def _make(self, index: int) -> UserTask:
         rng = random.Random(f"drift/UserCorrection:{self.seed}:{index}")
         request, ctx, category = _request(rng)
         k = rng.randint(*self.num_constraints)
