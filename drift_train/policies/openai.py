@@ -1,0 +1,180 @@
+"""``openai`` backend: any OpenAI-compatible chat server (``vllm serve``, ``transformers serve``, hosted APIs)."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from drift_train.policies.base import (
+    Completion,
+    Conversation,
+    PolicyBase,
+    PolicyError,
+    SamplingParams,
+    cut_at_stop,
+)
+
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class OpenAIPolicy(PolicyBase):
+    """Sample replies from ``POST {base_url}/chat/completions``, many requests at once.
+
+    ``max_concurrency`` requests run in parallel on a thread pool. Connection errors, timeouts,
+    rate limits and 5xx answers are retried up to ``max_retries`` times with exponential backoff
+    (``backoff_s * 2**attempt``, jittered, capped at ``max_backoff_s``); anything else (bad model
+    name, bad request, auth) fails at once with the server's message. Servers that ignore ``n``
+    (``transformers serve``) are topped up with further requests. ``base_url`` defaults to
+    ``$OPENAI_BASE_URL``; ``api_key`` to ``$OPENAI_API_KEY`` (or a placeholder for local servers).
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        max_concurrency: int = 16,
+        timeout_s: float = 120.0,
+        max_retries: int = 4,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 20.0,
+        extra_body: dict | None = None,
+    ) -> None:
+        try:
+            import openai
+        except ImportError as err:  # pragma: no cover - openai is in the [train] extra
+            raise PolicyError("the openai backend needs the openai client: pip install 'drift-toolkit[train]'") from err
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.model_id = str(model)
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not self.base_url:
+            raise PolicyError("openai backend: no server given; pass base_url=... (--base-url) or set OPENAI_BASE_URL")
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.extra_body = dict(extra_body or {})
+        self._openai = openai
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            timeout=timeout_s,
+            max_retries=0,  # retries are ours, so every attempt is counted and reported
+        )
+        self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="drift-openai")
+        self._jitter = random.Random(0)
+        self._jitter_lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model and server URL."""
+        return {**super().describe(), "base_url": self.base_url}
+
+    def close(self) -> None:
+        """Stop the worker threads and the HTTP client."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    def generate(
+        self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Completion]]:
+        """Return ``params.n`` completions per conversation; requests run concurrently."""
+        self._check_inputs(conversations, params, seeds)
+        futures = [
+            self._pool.submit(self._complete, list(c), params, None if seeds is None else int(seeds[i]))
+            for i, c in enumerate(conversations)
+        ]
+        return [f.result() for f in futures]
+
+    def _complete(self, messages: list, params: SamplingParams, seed: int | None) -> list[Completion]:
+        completions: list[Completion] = []
+        request = 0
+        while len(completions) < params.n:
+            wanted = params.n - len(completions)
+            request_seed = None if seed is None else seed + request
+            completions += self._request(messages, params, wanted, request_seed)[:wanted]
+            request += 1
+        return completions
+
+    def _request(self, messages: list, params: SamplingParams, n: int, seed: int | None) -> list[Completion]:
+        body: dict[str, Any] = dict(
+            model=self.model_id, messages=messages, max_tokens=params.max_new_tokens, temperature=params.temperature,
+        )
+        if params.temperature > 0 and params.top_p < 1:
+            body["top_p"] = params.top_p
+        if n > 1:
+            body["n"] = n
+        if seed is not None:
+            body["seed"] = seed
+        if params.stop:
+            body["stop"] = list(params.stop)
+        extra = dict(self.extra_body)
+        if params.top_k:
+            extra["top_k"] = params.top_k  # vLLM and TGI read it from the body; OpenAI ignores it
+        openai = self._openai
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._client.chat.completions.create(**body, extra_body=extra or None)
+                break
+            except (openai.APIConnectionError, openai.APIStatusError) as err:
+                status = getattr(err, "status_code", None)
+                retryable = status is None or status in RETRYABLE_STATUS
+                if not retryable:
+                    hint = " (is the model name one the server serves?)" if status == 404 else ""
+                    raise PolicyError(
+                        f"openai backend: {self.base_url} answered {status} for model {self.model_id!r}{hint}: "
+                        f"{_error_message(err)}"
+                    ) from err
+                if attempt == self.max_retries:
+                    what = f"HTTP {status}" if status is not None else type(err).__name__
+                    raise PolicyError(
+                        f"openai backend: request to {self.base_url} (model {self.model_id!r}) failed "
+                        f"{self.max_retries + 1} times; last error {what}: {_error_message(err)}"
+                    ) from err
+                with self._jitter_lock:
+                    jitter = 0.5 + self._jitter.random()
+                time.sleep(min(self.max_backoff_s, self.backoff_s * 2**attempt) * jitter)
+        choices = sorted(response.choices, key=lambda c: c.index)
+        if not choices:
+            raise PolicyError(f"openai backend: {self.base_url} returned no choices for model {self.model_id!r}")
+        usage = getattr(response, "usage", None)
+        total = getattr(usage, "completion_tokens", None)
+        texts = [(c.message.content or "") for c in choices]
+        completions = []
+        for i, (choice, text) in enumerate(zip(choices, texts, strict=True)):
+            if total is None:
+                tokens = 0
+            elif len(choices) == 1:
+                tokens = int(total)
+            else:  # usage is per request: split it by characters
+                share = len(text) / max(1, sum(len(t) for t in texts))
+                tokens = round(total * share) if i < len(choices) - 1 else 0
+            reason = "length" if choice.finish_reason == "length" else "stop"
+            if params.stop:
+                text, found = cut_at_stop(text, params.stop)
+                reason = "stop" if found else reason
+            completions.append(Completion(text=text, num_tokens=tokens, finish_reason=reason))
+        if total is not None and len(choices) > 1:  # the last one takes the rounding remainder
+            last = completions[-1]
+            used = sum(c.num_tokens for c in completions[:-1])
+            completions[-1] = Completion(last.text, max(0, int(total) - used), last.finish_reason)
+        return completions
+
+
+def _error_message(err: Exception) -> str:
+    body = getattr(err, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        message = inner.get("message") if isinstance(inner, dict) else body.get("message") or body.get("detail")
+        if message:
+            return str(message)
+    return str(err) or type(err).__name__

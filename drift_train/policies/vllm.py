@@ -1,0 +1,105 @@
+"""``vllm`` backend: in-process ``vllm.LLM`` (tensor parallel on one node); vLLM is imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from typing import Any
+
+from drift_train.policies.base import Completion, Conversation, PolicyBase, PolicyError, SamplingParams
+
+INSTALL_HINT = "pip install 'drift-toolkit[vllm]'"
+
+
+def import_vllm() -> Any:
+    """Import vLLM, or raise :class:`PolicyError` saying which extra installs it."""
+    try:
+        return importlib.import_module("vllm")
+    except ImportError as err:
+        raise PolicyError(
+            f"the vllm backend needs vLLM, which is not installed ({err}); install it with {INSTALL_HINT} "
+            "(needs a CUDA GPU), or use --backend hf"
+        ) from err
+
+
+class VLLMPolicy(PolicyBase):
+    """Sample replies with ``vllm.LLM.chat`` over the whole batch at once.
+
+    vLLM schedules the batch itself (continuous batching, prefix caching), so the engine can hand it
+    every live episode in one call. Each conversation gets its own seed, so sampling does not depend
+    on what else is in the batch. Extra keyword arguments go to ``vllm.LLM`` unchanged
+    (``max_model_len``, ``enforce_eager``, ...).
+    """
+
+    backend = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        tensor_parallel_size: int = 1,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.9,
+        seed: int = 0,
+        chat_template_kwargs: dict | None = None,
+        **llm_kwargs: Any,
+    ) -> None:
+        vllm = import_vllm()
+        self.model_id = str(model)
+        self.tensor_parallel_size = tensor_parallel_size
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        self._vllm = vllm
+        self.llm = vllm.LLM(
+            model=self.model_id,
+            tensor_parallel_size=tensor_parallel_size,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            seed=seed,
+            **llm_kwargs,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """Backend, model and tensor-parallel size."""
+        return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size}
+
+    def close(self) -> None:
+        """Drop the engine so its GPU memory can be reclaimed."""
+        self.llm = None
+
+    def generate(
+        self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
+    ) -> list[list[Completion]]:
+        """Return ``params.n`` completions per conversation from one ``LLM.chat`` call."""
+        self._check_inputs(conversations, params, seeds)
+        if self.llm is None:
+            raise PolicyError("vllm backend: the policy was closed")
+        sampling = [
+            self._vllm.SamplingParams(
+                n=params.n,
+                temperature=params.temperature,
+                top_p=params.top_p if params.temperature > 0 else 1.0,
+                top_k=params.top_k if params.top_k > 0 else -1,
+                max_tokens=params.max_new_tokens,
+                stop=list(params.stop) or None,
+                seed=int(seeds[i]) if seeds is not None else params.seed,
+            )
+            for i in range(len(conversations))
+        ]
+        outputs = self.llm.chat(
+            [list(c) for c in conversations],
+            sampling_params=sampling,
+            use_tqdm=False,
+            add_generation_prompt=True,
+            chat_template_kwargs=self.chat_template_kwargs or None,
+        )
+        results = []
+        for output in outputs:
+            results.append([
+                Completion(
+                    text=choice.text,
+                    num_tokens=len(choice.token_ids),
+                    finish_reason="length" if choice.finish_reason == "length" else "stop",
+                )
+                for choice in output.outputs
+            ])
+        return results

@@ -1,0 +1,218 @@
+"""Policy backends on real models and real servers: hf on the tiny model, openai against
+``transformers serve`` and a small local HTTP server, vllm where a GPU and vLLM exist."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from drift_train.policies import Completion, Policy, PolicyError, SamplingParams, make_policy
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "What is 2+2?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a prime number larger than ten."},
+     {"role": "assistant", "content": "9"}, {"role": "user", "content": "Incorrect. Please think again."}],
+    [{"role": "user", "content": "x"}],
+]
+
+
+@pytest.fixture(scope="module")
+def hf_policy(tiny_model_dir):
+    with make_policy("hf", str(tiny_model_dir), batch_size=2) as policy:
+        yield policy
+
+
+def test_hf_shapes_and_counts(hf_policy):
+    assert isinstance(hf_policy, Policy)
+    out = hf_policy.generate(CONVERSATIONS, SamplingParams(max_new_tokens=12, n=3), seeds=[1, 2, 3])
+    assert [len(row) for row in out] == [3, 3, 3]
+    for row in out:
+        for completion in row:
+            assert isinstance(completion, Completion)
+            assert 1 <= completion.num_tokens <= 12
+            assert completion.finish_reason in ("stop", "length")
+            assert completion.finish_reason == "stop" or completion.num_tokens == 12
+            assert "<|" not in completion.text  # special tokens are not in the text
+
+
+def test_hf_seeded_sampling_is_reproducible(hf_policy):
+    params = SamplingParams(max_new_tokens=16)
+    a = hf_policy.generate(CONVERSATIONS, params, seeds=[5, 6, 7])
+    b = hf_policy.generate(CONVERSATIONS, params, seeds=[5, 6, 7])
+    c = hf_policy.generate(CONVERSATIONS, params, seeds=[8, 6, 7])
+    assert a == b
+    assert a != c
+    # the global RNG is left alone
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    hf_policy.generate(CONVERSATIONS, params, seeds=[1, 2, 3])
+    assert torch.equal(torch.rand(1), expected)
+
+
+def test_hf_batched_greedy_matches_one_at_a_time_generate(hf_policy, tiny_model_dir):
+    """Left padding must not change what the model says: batched greedy == unbatched greedy."""
+    params = SamplingParams(temperature=0.0, max_new_tokens=20)
+    batched = hf_policy.generate(CONVERSATIONS, params)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    for conversation, (completion,) in zip(CONVERSATIONS, batched, strict=True):
+        ids = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_tensors="pt",
+                                            return_dict=True)
+        out = model.generate(**ids, do_sample=False, max_new_tokens=20)
+        text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        assert completion.text == text
+
+
+def test_hf_stop_strings_cut_the_reply(hf_policy):
+    params = SamplingParams(temperature=0.0, max_new_tokens=40)
+    (full,), = hf_policy.generate(CONVERSATIONS[:1], params)
+    assert len(full.text) > 3
+    stop = full.text[2]
+    (cut,), = hf_policy.generate(CONVERSATIONS[:1], SamplingParams(temperature=0.0, max_new_tokens=40, stop=(stop,)))
+    assert cut.text == full.text[: full.text.index(stop)]
+    assert cut.finish_reason == "stop"
+
+
+def test_hf_accepts_a_loaded_model(tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    policy = make_policy("hf", model, tokenizer=tokenizer)
+    ((completion,),) = policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=4), seeds=[0])
+    assert completion.num_tokens <= 4
+    assert policy.model_id == str(tiny_model_dir)
+
+
+def test_argument_errors(hf_policy, tmp_path):
+    with pytest.raises(ValueError, match="2 seeds for 3 conversations"):
+        hf_policy.generate(CONVERSATIONS, SamplingParams(), seeds=[1, 2])
+    with pytest.raises(ValueError, match="conversation 1 is empty"):
+        hf_policy.generate([CONVERSATIONS[0], []], SamplingParams())
+    with pytest.raises(ValueError, match="conversation 0, message 0"):
+        hf_policy.generate([[{"role": "user", "content": None}]], SamplingParams())
+    with pytest.raises(ValueError, match="top_p"):
+        hf_policy.generate(CONVERSATIONS, SamplingParams(top_p=0))
+    with pytest.raises(ValueError, match="unknown backend 'tgi'"):
+        make_policy("tgi", "x")
+    with pytest.raises(PolicyError, match="cannot load model"):
+        make_policy("hf", str(tmp_path / "missing"))
+
+
+# ---- openai -------------------------------------------------------------------------------------
+
+def test_openai_against_transformers_serve(openai_server, tiny_model_dir):
+    with make_policy("openai", str(tiny_model_dir), base_url=openai_server, max_concurrency=4) as policy:
+        out = policy.generate(CONVERSATIONS, SamplingParams(max_new_tokens=8, n=2), seeds=[1, 2, 3])
+    assert [len(row) for row in out] == [2, 2, 2]  # transformers serve ignores n: topped up
+    for row in out:
+        for completion in row:
+            assert 1 <= completion.num_tokens <= 8
+            assert completion.finish_reason in ("stop", "length")
+
+
+def test_openai_unknown_path_is_not_retried(openai_server, tiny_model_dir):
+    base = openai_server.removesuffix("/v1") + "/nope"
+    with make_policy("openai", str(tiny_model_dir), base_url=base, max_retries=3) as policy:
+        with pytest.raises(PolicyError, match=r"answered 404 .*is the model name one the server serves"):
+            policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=4))
+
+
+class _FlakyServer(BaseHTTPRequestHandler):
+    """Answers 503 for the first ``failures`` requests, then a valid chat completion."""
+
+    failures = 2
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append(body)
+        if len(type(self).seen) <= type(self).failures:
+            self.send_response(503)
+            payload = {"error": {"message": "warming up"}}
+        else:
+            self.send_response(200)
+            payload = {
+                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "length",
+                             "message": {"role": "assistant", "content": "hello world"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+            }
+        data = json.dumps(payload).encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flaky_server():
+    _FlakyServer.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_retries_server_errors_with_backoff(flaky_server):
+    _FlakyServer.failures = 2
+    with make_policy("openai", "m", base_url=flaky_server, max_retries=3, backoff_s=0.01) as policy:
+        ((completion,),) = policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=5, stop=("wor",)),
+                                           seeds=[42])
+    assert completion == Completion(text="hello ", num_tokens=5, finish_reason="stop")
+    assert len(_FlakyServer.seen) == 3
+    assert _FlakyServer.seen[-1]["seed"] == 42 and _FlakyServer.seen[-1]["max_tokens"] == 5
+
+
+def test_openai_gives_up_after_max_retries(flaky_server):
+    _FlakyServer.failures = 10
+    with make_policy("openai", "m", base_url=flaky_server, max_retries=1, backoff_s=0.01) as policy:
+        with pytest.raises(PolicyError, match=r"failed 2 times; last error HTTP 503: warming up"):
+            policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=5))
+
+
+def test_openai_connection_refused_names_the_server():
+    with make_policy("openai", "m", base_url="http://127.0.0.1:9/v1", max_retries=1, backoff_s=0.01,
+                     timeout_s=2) as policy:
+        with pytest.raises(PolicyError, match=r"http://127.0.0.1:9/v1 .* failed 2 times"):
+            policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=5))
+
+
+def test_openai_needs_a_server(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(PolicyError, match="OPENAI_BASE_URL"):
+        make_policy("openai", "m")
+
+
+# ---- vllm ---------------------------------------------------------------------------------------
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+
+
+@pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed; the missing-extra message cannot be shown")
+def test_vllm_missing_names_the_extra(tiny_model_dir):
+    with pytest.raises(PolicyError, match=r"pip install 'drift-toolkit\[vllm\]'"):
+        make_policy("vllm", str(tiny_model_dir))
+
+
+@pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (pip install 'drift-toolkit[vllm]')")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the vllm backend needs a CUDA GPU")
+def test_vllm_generates_on_the_tiny_model(tiny_model_dir):
+    policy = make_policy("vllm", str(tiny_model_dir), gpu_memory_utilization=0.3, enforce_eager=True)
+    params = SamplingParams(max_new_tokens=8, n=2)
+    out = policy.generate(CONVERSATIONS, params, seeds=[1, 2, 3])
+    again = policy.generate(CONVERSATIONS, params, seeds=[1, 2, 3])
+    assert [len(row) for row in out] == [2, 2, 2]
+    assert all(1 <= c.num_tokens <= 8 for row in out for c in row)
+    assert out == again  # per-request seeds
+    policy.close()
