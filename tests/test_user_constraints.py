@@ -15,8 +15,10 @@ from drift_envs.user.constraints import (
     ConstraintSpecError,
     EndsWith,
     ForbiddenWords,
+    HighlightedSections,
     IncludeKeywords,
     JsonObject,
+    KeywordFrequency,
     Lowercase,
     MaxSentences,
     MaxWords,
@@ -25,6 +27,7 @@ from drift_envs.user.constraints import (
     NoCommas,
     NoDigits,
     NumbersAsDigits,
+    Placeholders,
     Postscript,
     Quotation,
     SampleContext,
@@ -70,6 +73,22 @@ CASES: list[tuple[Constraint, str, bool]] = [
     (ForbiddenWords(("moon",)), "A full Moon.", False),
     (ForbiddenWords(("moon",)), "honeymoon plans", True),
     (ForbiddenWords(("moon",)), "moon_landing", False),  # underscore separates words, as in counting
+    # keyword_frequency
+    (KeywordFrequency("tide", 2), "Tide after TIDE.", True),
+    (KeywordFrequency("tide", 3), "tide, tide, tides", False),
+    (KeywordFrequency("Kestrel Bay", 2), "kestrel bay and Kestrel  Bay", False),  # a phrase keeps its spacing
+    (KeywordFrequency("Kestrel Bay", 2), "Kestrel Bay, kestrel bay.", True),
+    # highlighted_sections
+    (HighlightedSections(2), "A *key* point and a **bold** one.", True),
+    (HighlightedSections(2), "Only *one* here.", False),
+    (HighlightedSections(1), "* a bullet\n* another", False),  # bullet markers are not highlights
+    (HighlightedSections(1), "* *", False),
+    (HighlightedSections(1), "*東京* is big", True),
+    # placeholders
+    (Placeholders(2), "Dear [name], see you on [date].", True),
+    (Placeholders(2), "Dear [name], see you soon.", False),
+    (Placeholders(1), "Empty [] and [ ] do not count.", False),
+    (Placeholders(1), "Grüße an [straße]!", True),
     # lowercase
     (Lowercase(), "all lower, even ümlauts.", True),
     (Lowercase(), "Capital start", False),
@@ -257,6 +276,9 @@ CONFLICTS = [
     (SingleLine(), BulletCount(2)),
     (MaxSentences(1), Postscript()),
     (Quotation(), StartsWith("Sure")),
+    (KeywordFrequency("moon", 2), ForbiddenWords(("Moon",))),
+    (KeywordFrequency("three", 2), NumbersAsDigits()),
+    (MaxWords(4), KeywordFrequency("tide", 5)),
     (MaxWords(10), MaxWords(20)),  # two of one kind are never drawn together
 ]
 

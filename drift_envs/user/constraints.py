@@ -38,8 +38,10 @@ __all__ = [
     "ConstraintSpecError",
     "EndsWith",
     "ForbiddenWords",
+    "HighlightedSections",
     "IncludeKeywords",
     "JsonObject",
+    "KeywordFrequency",
     "Lowercase",
     "MaxSentences",
     "MaxWords",
@@ -48,6 +50,7 @@ __all__ = [
     "NoCommas",
     "NoDigits",
     "NumbersAsDigits",
+    "Placeholders",
     "Postscript",
     "Quotation",
     "SampleContext",
@@ -296,6 +299,10 @@ def _fixed_words(c: Constraint) -> int:
         return 3  # "P", "S" and a word after it
     if isinstance(c, Title):
         return 1
+    if isinstance(c, KeywordFrequency):
+        return c.n * count_words(c.word)
+    if isinstance(c, (HighlightedSections, Placeholders)):
+        return c.n
     return 0
 
 
@@ -497,6 +504,8 @@ class ForbiddenWords(Constraint):
         banned = {w.casefold() for w in self.words}
         if isinstance(other, IncludeKeywords):
             return any(_contains_word(w, b) for w in other.words for b in banned)
+        if isinstance(other, KeywordFrequency):
+            return any(_contains_word(other.word, b) for b in banned)
         if isinstance(other, (StartsWith, EndsWith)):
             return any(_contains_word(other.phrase, b) for b in banned)
         if isinstance(other, Postscript):
@@ -959,7 +968,131 @@ class NumbersAsDigits(Constraint):
             texts = list(other.words)
         elif isinstance(other, (StartsWith, EndsWith)):
             texts = [other.phrase]
+        elif isinstance(other, KeywordFrequency):
+            texts = [other.word]
         return any(self.evaluate(t).detail.get("number_words") for t in texts if _has_word(t))
+
+
+# ---- emphasis and templates ----------------------------------------------------------------------
+
+_HIGHLIGHT_RE = re.compile(r"\*\*[^\n*]*[^\W_][^\n*]*\*\*|\*[^\n*]*[^\W_][^\n*]*\*")
+_PLACEHOLDER_RE = re.compile(r"\[[^\[\]\n]*[^\W_][^\[\]\n]*\]")
+_PLACEHOLDER_NAMES = ("name", "date", "place", "time", "address")
+
+
+@register_constraint
+@dataclass(frozen=True)
+class KeywordFrequency(Constraint):
+    """``word`` appears at least ``n`` times (whole word, any case)."""
+
+    word: str
+    n: int
+    kind: ClassVar[str] = "keyword_frequency"
+
+    def _validate(self) -> None:
+        _phrase("KeywordFrequency", "word", self.word)
+        _positive_int("KeywordFrequency", "n", self.n)
+
+    def _evaluate(self, reply: str) -> Check:
+        pattern = r"(?<![^\W_])" + re.escape(self.word.casefold()) + r"(?![^\W_])"
+        count = len(re.findall(pattern, reply.casefold()))
+        return Check(count >= self.n, {"count": count, "limit": self.n})
+
+    def describe(self) -> str:
+        return f'Use the word "{self.word}" at least {self.n} times.'
+
+    def _corrections(self, persona: str, detail: dict) -> list[str]:
+        w, n, got = self.word, self.n, detail.get("count", 0)
+        if persona == "terse":
+            return [f'"{w}" {n}+ times.', f'More "{w}" — {n} times.', f'Say "{w}" at least {n} times.']
+        return [
+            f'Please use the word "{w}" at least {n} times; I count {got}.',
+            f'Could you mention "{w}" more often? I\'d like it at least {n} times.',
+            f'"{w}" should come up {n} times or more — can you work it in?',
+        ]
+
+    def _conflicts(self, other: Constraint) -> bool:
+        return isinstance(other, NoDigits) and any(unicodedata.category(ch) == "Nd" for ch in self.word)
+
+    @classmethod
+    def sample(cls, rng: random.Random, ctx: SampleContext) -> Constraint:
+        return cls(rng.choice(list(ctx.topic_words)), rng.choice([2, 3]))
+
+
+@register_constraint
+@dataclass(frozen=True)
+class HighlightedSections(Constraint):
+    """At least ``n`` parts highlighted in markdown, ``*like this*`` or ``**like this**``."""
+
+    n: int
+    kind: ClassVar[str] = "highlighted_sections"
+
+    def _validate(self) -> None:
+        _positive_int("HighlightedSections", "n", self.n)
+
+    def _evaluate(self, reply: str) -> Check:
+        count = len(_HIGHLIGHT_RE.findall(reply))
+        return Check(count >= self.n, {"highlights": count, "limit": self.n})
+
+    def describe(self) -> str:
+        part = "part" if self.n == 1 else "parts"
+        return f"Highlight at least {self.n} {part} with markdown, *like this*."
+
+    def _corrections(self, persona: str, detail: dict) -> list[str]:
+        n, got = self.n, detail.get("highlights", 0)
+        if persona == "terse":
+            return [
+                f"Highlight {n} parts with *asterisks*.",
+                f"Need {n} *highlights*.",
+                f"{n}+ *highlighted* bits.",
+            ]
+        return [
+            f"Please highlight at least {n} key parts in markdown, *like this* (I see {got}).",
+            f"Could you mark {n} or more important phrases with asterisks, e.g. *important*?",
+            f"I'd like at least {n} highlighted sections using *markdown emphasis*.",
+        ]
+
+    @classmethod
+    def sample(cls, rng: random.Random, ctx: SampleContext) -> Constraint:
+        return cls(rng.choice([1, 2, 3]))
+
+
+@register_constraint
+@dataclass(frozen=True)
+class Placeholders(Constraint):
+    """At least ``n`` placeholders in square brackets, such as ``[name]``, for a reusable template."""
+
+    n: int
+    kind: ClassVar[str] = "placeholders"
+
+    def _validate(self) -> None:
+        _positive_int("Placeholders", "n", self.n)
+
+    def _evaluate(self, reply: str) -> Check:
+        count = len(_PLACEHOLDER_RE.findall(reply))
+        return Check(count >= self.n, {"placeholders": count, "limit": self.n})
+
+    def describe(self) -> str:
+        word = "placeholder" if self.n == 1 else "placeholders"
+        return f"Make it a template with at least {self.n} {word} in square brackets, such as [name]."
+
+    def _corrections(self, persona: str, detail: dict) -> list[str]:
+        n, got = self.n, detail.get("placeholders", 0)
+        if persona == "terse":
+            return [
+                f"Need {n} [placeholders].",
+                f"Add {n} [name]-style slots.",
+                f"{n}+ bracket placeholders.",
+            ]
+        return [
+            f"Please include at least {n} placeholders in square brackets, like [name] (I count {got}).",
+            f"I want to reuse this — could you add {n} or more slots such as [date] or [place]?",
+            f"It needs at least {n} [placeholders] in square brackets so I can fill them in.",
+        ]
+
+    @classmethod
+    def sample(cls, rng: random.Random, ctx: SampleContext) -> Constraint:
+        return cls(rng.choice([1, 2, 3]))
 
 
 # ---- specs ----------------------------------------------------------------------------------------
@@ -1044,7 +1177,20 @@ def compose_reply(constraints: Sequence[Constraint], topic_words: Sequence[str] 
         body = list(by_kind["include_keywords"].words) if "include_keywords" in by_kind else []  # type: ignore[attr-defined]
         if "min_capital_words" in by_kind:
             body += ["NOTE"] * by_kind["min_capital_words"].n  # type: ignore[attr-defined]
+        if "keyword_frequency" in by_kind:
+            body += [by_kind["keyword_frequency"].word] * by_kind["keyword_frequency"].n  # type: ignore[attr-defined]
+        if "placeholders" in by_kind:
+            n = by_kind["placeholders"].n  # type: ignore[attr-defined]
+            body += [f"[{_PLACEHOLDER_NAMES[i % len(_PLACEHOLDER_NAMES)]}]" for i in range(n)]
         body += [pool[i % len(pool)] for i in range(extra)]
+        if "highlighted_sections" in by_kind:
+            n = by_kind["highlighted_sections"].n  # type: ignore[attr-defined]
+            plain = [i for i, w in enumerate(body) if not w.startswith("[")]
+            if len(plain) < n:
+                body += ["key"] * (n - len(plain))
+                plain = [i for i, w in enumerate(body) if not w.startswith("[")]
+            for i in plain[:n]:
+                body[i] = f"*{body[i]}*"
         parts: list[str] = []
         if "starts_with" in by_kind:
             parts.append(by_kind["starts_with"].phrase)  # type: ignore[attr-defined]

@@ -89,10 +89,13 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     >>> obs, info = env.reset(seed=0, options={"index": 2})
     >>> obs
     'Write a few lines of poetry about the moon.'
-    >>> obs, reward, terminated, truncated, info = env.step("The Moon, silver and round.")
+    >>> obs, reward, terminated, truncated, info = env.step("A silver coin above the sea.")
     >>> obs, reward, info["failed_constraints"]
-    ('Needs to be valid JSON.', 0.0, ['json_object()', 'lowercase()'])
-    >>> env.step('{"poem": "a silver coin above the sea"}')[1:3]
+    ('Where\'s "moon"?', 0.0, ["include_keywords(words=['moon'])", 'uppercase()'])
+    >>> obs, reward, terminated, truncated, info = env.step("The moon: a silver coin above the sea.")
+    >>> obs, reward, info["constraints_satisfied"]
+    ('Capitals only.', 0.0, 0.5)
+    >>> env.step("THE MOON: A SILVER COIN ABOVE THE SEA.")[1:3]
     (1.0, True)
     """
 
