@@ -1,0 +1,113 @@
+"""Leaderboard: several models x several envs -> leaderboard.json, a Markdown table and a PNG of curves.
+
+    python benchmarks/leaderboard.py \\
+        --model reference=runs/quickstart/model_reference --model drift=runs/quickstart/model_wsft \\
+        --env drift/MathFeedback-v0 --env-kwargs '{"difficulty": "easy", "feedback": "hint", "max_turns": 3}' \\
+        --num-tasks 500 --out-dir runs/leaderboard
+
+``--env`` and ``--env-kwargs`` pair up in order (a missing ``--env-kwargs`` means ``{}``). Rows are sorted
+by success@T within each env; the PNG has one panel of success-within-t curves per env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from drift_train.evaluate import evaluate_model, format_metric, metrics_table
+
+
+def markdown_table(entries: list[dict]) -> str:
+    """One Markdown table per env, rows sorted by success@T (best first)."""
+    lines = []
+    for env in dict.fromkeys(e["env"] for e in entries):
+        rows = sorted((e for e in entries if e["env"] == env), key=lambda e: -e["success_at_T"])
+        T = rows[0]["metrics"]["max_turns"]
+        lines += [f"### {env}", "", "| rank | model | " + " | ".join(f"success@{t}" for t in range(1, T + 1))
+                  + " | correction | non-repeat | format err |",
+                  "|---|---|" + "---|" * (T + 3)]
+        for rank, e in enumerate(rows, start=1):
+            m = e["metrics"]
+            cells = [format_metric(m["success_at"][str(t)]) for t in range(1, T + 1)]
+            cells += [format_metric(m["correction_rate"]), format_metric(m["non_repeat_ratio"]),
+                      format_metric(m["format_error_rate"])]
+            lines.append(f"| {rank} | {e['model']} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(entries: list[dict], path: Path) -> Path:
+    """One panel per env with a success-within-t curve per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    envs = list(dict.fromkeys(e["env"] for e in entries))
+    fig, axes = plt.subplots(1, len(envs), figsize=(5 * len(envs), 4), dpi=120, squeeze=False)
+    for ax, env in zip(axes[0], envs, strict=True):
+        for e in sorted((e for e in entries if e["env"] == env), key=lambda e: -e["success_at_T"]):
+            ts = sorted(int(t) for t in e["metrics"]["success_at"])
+            ax.errorbar(ts, [e["metrics"]["success_at"][str(t)]["value"] for t in ts],
+                        yerr=[e["metrics"]["success_at"][str(t)]["se"] for t in ts], marker="o", capsize=3,
+                        label=e["model"])
+        ax.set_title(env)
+        ax.set_xlabel("turns t")
+        ax.set_ylabel("success within t turns")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main() -> None:
+    """Evaluate every (model, env) pair and write the leaderboard files."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True, help="NAME=PATH (repeatable)")
+    parser.add_argument("--env", action="append", required=True, help="env id (repeatable)")
+    parser.add_argument("--env-kwargs", action="append", default=[], help="JSON, paired with --env in order")
+    parser.add_argument("--num-tasks", type=int, default=200)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--backend", default="hf")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", default="runs/leaderboard")
+    args = parser.parse_args()
+    models = []
+    for spec in args.model:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            parser.error(f"--model expects NAME=PATH, got {spec!r}")
+        models.append((name, path))
+    if len(args.env_kwargs) > len(args.env):
+        parser.error("more --env-kwargs than --env")
+    env_kwargs = [json.loads(k) for k in args.env_kwargs] + [{}] * (len(args.env) - len(args.env_kwargs))
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    entries = []
+    for env, kwargs in zip(args.env, env_kwargs, strict=True):
+        for name, path in models:
+            console.print(f"[bold]{name}[/bold] on {env}")
+            metrics, _ = evaluate_model(path, env, env_kwargs=kwargs, num_tasks=args.num_tasks,
+                                        temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+                                        backend=args.backend, seed=args.seed)
+            T = metrics["max_turns"]
+            entries.append({"model": name, "path": path, "env": env, "env_kwargs": kwargs, "metrics": metrics,
+                            "success_at_T": metrics["success_at"][str(T)]["value"]})
+        console.print(metrics_table({e["model"]: e["metrics"] for e in entries if e["env"] == env}, title=env))
+    entries.sort(key=lambda e: (e["env"], -e["success_at_T"]))
+    (out / "leaderboard.json").write_text(json.dumps(entries, indent=2))
+    (out / "leaderboard.md").write_text(markdown_table(entries))
+    png = plot(entries, out / "leaderboard.png")
+    console.print(f"leaderboard -> {out / 'leaderboard.json'}, {out / 'leaderboard.md'}, {png}")
+
+
+if __name__ == "__main__":
+    main()
