@@ -447,7 +447,10 @@ def test_llm_user_against_a_real_server_then_replay_without_it(
     with pytest.raises(KeyError, match="no cached answer for task 'river' turn 1"):
         env.step("Something New")
     env = gym.make(
-        ENV_ID, dataset=[SCRIPTED_TASK], user={**offline, "replay_only": False, "timeout": 2}, max_turns=3
+        ENV_ID,
+        dataset=[SCRIPTED_TASK],
+        user={**offline, "replay_only": False, "timeout_s": 2, "max_retries": 0},
+        max_turns=3,
     )
     env.reset(seed=0, options={"index": 0})
     with pytest.raises(Exception, match="(?i)connect"):

@@ -209,6 +209,9 @@ class LLMUser:
     key is never sent to the server, so a run with a full cache needs no server. ``replay_only=True``
     makes a cache miss an error instead of a request. An empty answer from the model falls back to the
     rule-based message (marked ``"fallback": true`` in the feedback data).
+
+    The persona is only asked of the model: unlike :class:`RuleBasedUser`, an LLM told to be vague may
+    still name the problem, so studies of feedback informativeness should use the rule-based user.
     """
 
     prompt_version = 1
@@ -216,21 +219,26 @@ class LLMUser:
     def __init__(
         self,
         *,
-        base_url: str,
         model: str,
+        base_url: str | None = None,
         cache: str | Path | None = None,
         api_key: str | None = None,
         persona: str = "precise",
         corrections: str = "first",
         temperature: float = 0.0,
         max_tokens: int = 96,
-        timeout: float = 60.0,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
         seed: int = 0,
         replay_only: bool = False,
     ) -> None:
         _check_persona(persona, corrections)
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not isinstance(base_url, str) or not base_url:
-            raise ValueError(f"user endpoint: base_url must be a URL string, got {base_url!r}")
+            raise ValueError(
+                "user endpoint: base_url must be a URL such as 'http://localhost:8000/v1' (or set "
+                f"OPENAI_BASE_URL), got {base_url!r}"
+            )
         if not isinstance(model, str) or not model:
             raise ValueError(f"user endpoint: model must be a model name, got {model!r}")
         self.base_url = base_url
@@ -240,7 +248,8 @@ class LLMUser:
         self.corrections = corrections
         self.temperature = float(temperature)
         self.max_tokens = int(max_tokens)
-        self.timeout = float(timeout)
+        self.timeout_s = float(timeout_s)
+        self.max_retries = int(max_retries)
         self.seed = int(seed)
         self.replay_only = bool(replay_only)
         self.cache = ReplayCache(cache) if cache is not None else None
@@ -257,24 +266,19 @@ class LLMUser:
             "api_key",
             "temperature",
             "max_tokens",
-            "timeout",
+            "timeout_s",
+            "max_retries",
             "seed",
             "replay_only",
-            "persona",
-            "corrections",
         }
         unknown = sorted(set(config) - allowed)
         if unknown:
             raise ValueError(
                 f"user endpoint config: unknown key {unknown[0]!r}; expected some of {sorted(allowed)}"
             )
-        for required in ("base_url", "model"):
-            if required not in config:
-                raise ValueError(
-                    f"user endpoint config: missing key {required!r} (e.g. 'http://localhost:8000/v1')"
-                )
-        kwargs = {"persona": persona, "corrections": corrections, **config}
-        return cls(**kwargs)
+        if "model" not in config:
+            raise ValueError("user endpoint config: missing key 'model' (the model name the server serves)")
+        return cls(persona=persona, corrections=corrections, **config)
 
     def cache_key(self, turn: UserTurn) -> str:
         """The replay key of ``turn``: a hash of (task, turn, reply) and of this user's settings."""
@@ -317,7 +321,10 @@ class LLMUser:
             except ImportError as exc:  # pragma: no cover - depends on the installation
                 raise ImportError("the LLM user needs the 'openai' package: pip install openai") from exc
             self._client = OpenAI(
-                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout, max_retries=1
+                base_url=self.base_url,
+                api_key=self.api_key,
+                timeout=self.timeout_s,
+                max_retries=self.max_retries,
             )
         response = self._client.chat.completions.create(
             model=self.model,
