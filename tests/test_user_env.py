@@ -224,6 +224,11 @@ def test_procedural_draws_are_varied_compatible_and_satisfiable() -> None:
     assert sizes == {2, 3, 4}
     only = ProceduralUserTasks(num_constraints=2, kinds=["no_commas", "lowercase", "max_words"])
     assert {c.kind for i in range(50) for c in only[i].constraints} <= {"no_commas", "lowercase", "max_words"}
+    easy = UserCorrectionEnv(constraint_kinds="easy", num_constraints=[2, 3])  # a JSON list works as a range
+    drawn = {c.kind for i in range(100) for c in easy.user_task(i).constraints}
+    assert drawn == {k for k, cls in CONSTRAINTS.items() if cls.difficulty == "easy"}
+    with pytest.raises(ValueError, match="difficulty must be one of"):
+        ProceduralUserTasks(kinds="trivial")
     with pytest.raises(ValueError, match="unknown constraint kinds"):
         ProceduralUserTasks(kinds=["nope"])
     with pytest.raises(ValueError, match="exceeds"):

@@ -71,7 +71,9 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     - ``seed``: procedural generator seed (0); ``max_tasks``: number of procedural tasks (10 000), or
       keep only the first N tasks of a file
     - ``num_constraints``: constraints per procedural task, an int or a ``(low, high)`` range (2)
-    - ``constraint_kinds``: restrict the procedural kinds drawn (default: all registered)
+    - ``constraint_kinds``: restrict the procedural kinds drawn, a list such as ``["no_commas",
+      "max_words"]`` or a difficulty, ``"easy"``/``"medium"``/``"hard"``, for the kinds of that
+      difficulty or easier (default: all registered)
     - ``revealed``: how many constraints are stated up front (default: a file task's own
       ``revealed``, else 0); ``"all"`` states every one
     - ``persona``: ``"precise"`` (default), ``"terse"`` or ``"vague"``; ``corrections``:
@@ -106,7 +108,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         seed: int = 0,
         max_tasks: int | None = None,
         num_constraints: int | tuple[int, int] = 2,
-        constraint_kinds: Sequence[str] | None = None,
+        constraint_kinds: Sequence[str] | str | None = None,
         revealed: int | str | None = None,
         persona: str = "precise",
         corrections: str = "first",

@@ -43,6 +43,7 @@ __all__ = [
     "TaskFileError",
     "UserTask",
     "draw_constraints",
+    "kinds_up_to",
     "tasks_from_records",
     "write_jsonl",
 ]
@@ -212,11 +213,21 @@ def draw_constraints(
     raise ValueError(f"could not draw {k} compatible constraints from kinds {pool} in {tries} tries")
 
 
+def kinds_up_to(difficulty: str) -> list[str]:
+    """The constraint kinds of ``difficulty`` or easier (``"easy"``, ``"medium"``, ``"hard"``)."""
+    order = list(DIFFICULTY_WEIGHTS)
+    if difficulty not in order:
+        raise ValueError(f"difficulty must be one of {order}, got {difficulty!r}")
+    allowed = set(order[: order.index(difficulty) + 1])
+    return sorted(kind for kind, cls in CONSTRAINTS.items() if cls.difficulty in allowed)
+
+
 class ProceduralUserTasks:
     """Procedural tasks, a pure function of ``(seed, index)``.
 
     ``num_constraints`` is an int or an inclusive ``(low, high)`` range drawn per task; ``kinds``
-    restricts the constraint kinds drawn (default: all registered).
+    restricts the constraint kinds drawn: a list of kinds, or a difficulty (``"easy"``, ``"medium"``,
+    ``"hard"``) for the kinds of that difficulty or easier (default: all registered).
     """
 
     def __init__(
@@ -225,7 +236,7 @@ class ProceduralUserTasks:
         seed: int = 0,
         size: int = 10_000,
         num_constraints: int | tuple[int, int] = 2,
-        kinds: Sequence[str] | None = None,
+        kinds: Sequence[str] | str | None = None,
     ) -> None:
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive integer, got {size!r}")
@@ -236,6 +247,8 @@ class ProceduralUserTasks:
             raise ValueError(
                 f"num_constraints must be a positive int or a (low, high) range, got {num_constraints!r}"
             )
+        if isinstance(kinds, str):
+            kinds = kinds_up_to(kinds)
         if kinds is not None:
             unknown = sorted(set(kinds) - set(CONSTRAINTS))
             if unknown:
