@@ -13,6 +13,7 @@ turn's weight (``turn_weights``) with ``per_turn_weights=True``; the loss multip
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from drift_train.losses import IGNORE_INDEX
 from drift_train.weights import trajectory_succeeded
 
 ASSISTANT_TURNS = ("last", "all")
+_GENERATION_BLOCK = re.compile(r"{%-?\s*generation\s*-?%}")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def _template_has_generation_blocks(tokenizer) -> bool:
     template = tokenizer.chat_template
     if isinstance(template, dict):
         template = template.get("default", "")
-    return isinstance(template, str) and "generation" in template and "endgeneration" in template
+    return isinstance(template, str) and _GENERATION_BLOCK.search(template) is not None
 
 
 def _ids(encoded: Any) -> list[int]:

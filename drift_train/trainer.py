@@ -18,6 +18,7 @@ accumulation or world size leaves the update unchanged (see ``drift_train.losses
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -80,6 +81,10 @@ class DriftConfig(TrainingArguments):
     logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps (or ratio if < 1)."})
 
     def __post_init__(self) -> None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            # accelerate only sets up CPU data parallelism (gloo) when told the run is on CPU; without this,
+            # every torchrun process would silently train its own copy
+            self.use_cpu = True
         super().__post_init__()
         if self.loss not in LOSS_MODES:
             raise ValueError(f"--loss must be one of {LOSS_MODES}, got {self.loss!r}")
@@ -97,6 +102,13 @@ class DriftConfig(TrainingArguments):
         """The data options as :class:`~drift_train.data.RenderConfig`."""
         return RenderConfig(max_length=self.max_length, assistant_turns=self.assistant_turns,
                             weight_field=self.weight_field, per_turn_weights=self.per_turn_weights)
+
+
+def _has_accelerator() -> bool:
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, "is_available"):
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
 
 
 class DriftTrainer(Trainer):
@@ -247,6 +259,7 @@ def train(config: DriftConfig) -> dict:
     if config.use_peft and config.merge_lora:
         trainer.model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
     trainer.save_model(config.output_dir)
+    trainer.save_state()  # trainer_state.json: the per-step logs (loss, weight_mean, weight_ess, otr_hit_rate)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(config.output_dir)
     metrics = dict(result.metrics)
