@@ -360,7 +360,7 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
         ),
         (
             '{"task_id": "a", "request": "x", "constraints": [{"type": "lowercase"}]}',
-            r"tasks\.jsonl:2, field 'task_id': duplicate id 'a' \(first on line 1\)",
+            r"tasks\.jsonl:2, field 'task_id': duplicate id 'a' \(first at .*tasks\.jsonl:1\)",
         ),
     ],
 )

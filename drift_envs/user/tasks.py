@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,36 +331,45 @@ def _task_from_record(record: Any, where: str, default_id: str) -> UserTask:
     return UserTask(str(task_id), request, tuple(constraints), revealed, dict(meta))
 
 
-def tasks_from_records(records: Iterable[Any], *, source: str = "tasks") -> list[UserTask]:
-    """Validate task records (dicts in the JSONL format, or :class:`UserTask`) into tasks.
-
-    Errors name ``source``, the record number (1-based) and the field. Task ids must be unique.
-    """
+def _unique_tasks(located: Iterable[tuple[str, str, Any]], source: str) -> list[UserTask]:
+    """Validate ``(where, default_id, record)`` triples; ``where`` locates a record in error messages."""
     tasks: list[UserTask] = []
-    seen: dict[str, int] = {}
-    for i, record in enumerate(records, start=1):
-        where = f"{source} record {i}"
-        task = record if isinstance(record, UserTask) else _task_from_record(record, where, f"{source}-{i}")
-        if task.task_id in seen:
+    first_at: dict[str, str] = {}
+    for where, default_id, record in located:
+        task = record if isinstance(record, UserTask) else _task_from_record(record, where, default_id)
+        if task.task_id in first_at:
             raise TaskFileError(
-                f"{where}, field 'task_id': duplicate id {task.task_id!r} (first at record {seen[task.task_id]})"
+                f"{where}, field 'task_id': duplicate id {task.task_id!r} (first at {first_at[task.task_id]})"
             )
-        seen[task.task_id] = i
+        first_at[task.task_id] = where
         tasks.append(task)
     if not tasks:
         raise TaskFileError(f"{source}: no tasks")
     return tasks
 
 
+def tasks_from_records(records: Iterable[Any], *, source: str = "tasks") -> list[UserTask]:
+    """Validate task records (dicts in the JSONL format, or :class:`UserTask`) into tasks.
+
+    Errors name ``source``, the record number (1-based) and the field. Task ids must be unique.
+    """
+    located = ((f"{source} record {i}", f"{source}-{i}", r) for i, r in enumerate(records, start=1))
+    return _unique_tasks(located, source)
+
+
 class JsonlUserTasks:
-    """Tasks read from a JSONL file (format in the module docstring); validated when loaded."""
+    """Tasks read from a JSONL file (format in the module docstring); validated when loaded.
+
+    Errors name the file, the line and the field, e.g. ``tasks.jsonl:3, field constraints[1].n: ...``.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"UserCorrection task file not found: {self.path}")
-        tasks: list[UserTask] = []
-        seen: dict[str, int] = {}
+        self.tasks = _unique_tasks(self._records(), str(self.path))
+
+    def _records(self) -> Iterator[tuple[str, str, Any]]:
         with self.path.open(encoding="utf-8") as fh:
             for line_no, line in enumerate(fh, start=1):
                 if not line.strip():
@@ -370,16 +379,7 @@ class JsonlUserTasks:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
                     raise TaskFileError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-                task = _task_from_record(record, where, f"{self.path.stem}-{line_no}")
-                if task.task_id in seen:
-                    raise TaskFileError(
-                        f"{where}, field 'task_id': duplicate id {task.task_id!r} (first on line {seen[task.task_id]})"
-                    )
-                seen[task.task_id] = line_no
-                tasks.append(task)
-        if not tasks:
-            raise TaskFileError(f"{self.path}: the file holds no tasks")
-        self.tasks = tasks
+                yield where, f"{self.path.stem}-{line_no}", record
 
     def __len__(self) -> int:
         return len(self.tasks)
