@@ -141,10 +141,12 @@ CASES: list[tuple[Constraint, str, bool]] = [
     (StartsWith("Sure"), "  sure, here it is", True),
     (StartsWith("Here you go"), "Here you go: text", True),
     (StartsWith("Sure"), "Of course. Sure.", False),
+    (StartsWith("Straße"), "STRASSE first", True),  # full case folding: ß == ss
     # ends_with
     (EndsWith("Thanks!"), "All done. thanks!  \n", True),
     (EndsWith("Thanks!"), "Thanks! Bye", False),
     (EndsWith("Hope this helps."), "Text. Hope this helps", False),  # the full stop is part of it
+    (EndsWith("merci"), "À bientôt, MERCI", True),
     # no_commas
     (NoCommas(), "No commas here; only semicolons.", True),
     (NoCommas(), "One, two", False),

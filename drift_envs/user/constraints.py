@@ -547,10 +547,6 @@ class Lowercase(Constraint):
             "Can you make the whole thing lowercase?",
         ]
 
-    def _conflicts(self, other: Constraint) -> bool:
-        # required phrases are matched case-insensitively, so they never clash with a case rule
-        return False
-
 
 @register_constraint
 @dataclass(frozen=True)
@@ -815,9 +811,9 @@ class StartsWith(Constraint):
         _phrase("StartsWith", "phrase", self.phrase)
 
     def _evaluate(self, reply: str) -> Check:
-        head = reply.lstrip()[: len(self.phrase) + 20]
+        head = reply.lstrip()[: len(self.phrase)]
         ok = reply.lstrip().casefold().startswith(self.phrase.casefold())
-        return Check(ok, {"starts": head[: len(self.phrase)]})
+        return Check(ok, {"starts": head})
 
     def describe(self) -> str:
         return f'Start your reply with "{self.phrase}".'
