@@ -1,0 +1,600 @@
+"""Reference-policy rollouts: N tasks x K samples of multi-turn episodes in any registered env.
+
+The engine runs episodes in lock-step *chunks*: a chunk holds whole groups (all K samples of
+``batch_size // K`` tasks, at least one task); every turn makes one batched ``policy.generate`` call
+over the chunk's live episodes, steps each env with its reply, and drops the episodes that ended
+(their records are written at once). All K samples of a task share ``prompt_id`` (the task index),
+reset options and env seed, so they replay the same task.
+
+Reproducibility and resume: each episode's sampling seed is a function of (seed, prompt_id,
+traj_idx, turn) and chunks are fixed by (num_tasks, task_offset, samples, batch_size), so the same
+settings give the same records. ``resume=True`` reads the records already in the output file,
+skips finished chunks, and re-runs a partly written chunk in full, writing only the episodes that
+are missing: the file ends up with the same records as an uninterrupted run, none twice.
+
+Python API: :func:`iter_rollouts` streams records, :func:`rollout` runs to a file and returns the
+records and a summary; ``drift rollout`` is the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from drift_train.policies import BACKENDS, Policy, PolicyError, SamplingParams, make_policy
+from drift_train.policies.base import combine_seeds
+from drift_train.trajectories import (
+    SCHEMA_VERSION,
+    TrajectoryError,
+    TrajectoryWriter,
+    read_trajectories,
+    turn_keys,
+)
+
+__all__ = [
+    "RolloutConfig",
+    "RolloutStats",
+    "iter_rollouts",
+    "main",
+    "rollout",
+    "summarize",
+    "summary_table",
+]
+
+MAX_TURNS_GUARD = 1000  # an env that never ends an episode is a bug; stop instead of looping forever
+
+
+@dataclass
+class RolloutConfig:
+    """What to roll out. ``num_tasks=None`` takes every task the env has (from ``task_offset`` on)."""
+
+    env_id: str
+    env_kwargs: dict = field(default_factory=dict)
+    num_tasks: int | None = None
+    samples: int = 4  # K, trajectories per task
+    task_offset: int = 0
+    max_turns: int | None = None  # overrides env_kwargs["max_turns"] when given
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    seed: int = 0
+    batch_size: int = 64  # episodes per lock-step chunk (rounded down to whole groups, at least one)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        if not isinstance(self.env_kwargs, dict):
+            raise ValueError(f"env_kwargs must be a dict, got {type(self.env_kwargs).__name__}")
+        if self.num_tasks is not None and self.num_tasks < 1:
+            raise ValueError(f"num_tasks must be >= 1, got {self.num_tasks}")
+        if self.samples < 1:
+            raise ValueError(f"samples must be >= 1, got {self.samples}")
+        if self.task_offset < 0:
+            raise ValueError(f"task_offset must be >= 0, got {self.task_offset}")
+        if self.max_turns is not None and self.max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.sampling.n != 1:
+            raise ValueError("sampling.n must be 1 in rollouts; use samples=K for K trajectories per task")
+        self.sampling.validate()
+
+    @property
+    def effective_env_kwargs(self) -> dict:
+        """``env_kwargs`` with ``max_turns`` applied."""
+        kwargs = dict(self.env_kwargs)
+        if self.max_turns is not None:
+            kwargs["max_turns"] = self.max_turns
+        return kwargs
+
+    @property
+    def groups_per_chunk(self) -> int:
+        """Tasks whose K samples run together."""
+        return max(1, self.batch_size // self.samples)
+
+
+@dataclass
+class RolloutStats:
+    """Counters of one run (not of records read back on resume)."""
+
+    episodes: int = 0
+    skipped: int = 0  # already in the output file
+    generate_calls: int = 0
+    generated_tokens: int = 0
+    generate_s: float = 0.0
+    env_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second of wall time (environment and bookkeeping included)."""
+        return self.generated_tokens / self.wall_s if self.wall_s > 0 else 0.0
+
+
+@dataclass
+class _Episode:
+    env: Any
+    prompt_id: int
+    traj_idx: int
+    task_id: str = ""
+    messages: list = field(default_factory=list)
+    rewards: list = field(default_factory=list)
+    verifier: list = field(default_factory=list)
+    answers: list = field(default_factory=list)
+    penalties: list = field(default_factory=list)
+    turns: list = field(default_factory=list)
+    done: bool = False
+    terminated: bool = False
+    truncated: bool = False
+
+
+def make_env(env_id: str, env_kwargs: dict) -> Any:
+    """``gym.make(env_id, **env_kwargs)`` with the ``drift/*`` ids registered first."""
+    import gymnasium as gym
+
+    import drift_envs  # noqa: F401 - registers drift/* ids
+
+    try:
+        return gym.make(env_id, disable_env_checker=True, **env_kwargs)
+    except gym.error.Error as err:
+        raise ValueError(f"cannot make env {env_id!r} with kwargs {env_kwargs}: {err}") from err
+
+
+def count_tasks(env: Any) -> int | None:
+    """The env's number of tasks (``num_tasks()`` of the unwrapped env), or None if it does not say."""
+    counter = getattr(env.unwrapped, "num_tasks", None)
+    return int(counter()) if callable(counter) else None
+
+
+def task_indices(config: RolloutConfig, env: Any) -> list[int]:
+    """The task indices a config covers (``prompt_id`` of each group)."""
+    available = count_tasks(env)
+    if config.num_tasks is None:
+        if available is None:
+            raise ValueError(f"{config.env_id} does not report num_tasks(); pass num_tasks")
+        stop = available
+    else:
+        stop = config.task_offset + config.num_tasks
+        if available is not None and stop > available:
+            raise ValueError(
+                f"{config.env_id} has {available} tasks; task_offset={config.task_offset} + "
+                f"num_tasks={config.num_tasks} goes past the end"
+            )
+    if config.task_offset >= stop:
+        raise ValueError(f"task_offset={config.task_offset} leaves no tasks (the env has {available})")
+    return list(range(config.task_offset, stop))
+
+
+def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: int) -> dict:
+    keys = turn_keys(len(ep.rewards))
+    t_star = next((t for t, v in enumerate(ep.verifier, start=1) if v), None)
+    return {
+        "prompt_id": ep.prompt_id,
+        "traj_idx": ep.traj_idx,
+        "env_id": config.env_id,
+        "env_kwargs": config.effective_env_kwargs,
+        "task_id": ep.task_id,
+        "messages": ep.messages,
+        "turn_rewards": dict(zip(keys, ep.rewards, strict=True)),
+        "verifier": dict(zip(keys, ep.verifier, strict=True)),
+        "t_star": t_star,
+        "answer_norms": ep.answers,
+        "format_penalty": round(float(sum(ep.penalties)), 12),
+        "meta": {
+            "schema_version": SCHEMA_VERSION,
+            **policy_meta,
+            "sampling": config.sampling.to_dict(),
+            "seed": config.seed,
+            "env_seed": env_seed,
+            "num_turns": len(keys),
+            "terminated": ep.terminated,
+            "truncated": ep.truncated,
+            "turns": ep.turns,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+
+
+def _policy_meta(policy: Policy) -> dict:
+    describe = getattr(policy, "describe", None)
+    meta = describe() if callable(describe) else {"backend": policy.backend, "model": policy.model_id}
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def iter_rollouts(
+    policy: Policy,
+    config: RolloutConfig,
+    *,
+    done: set[tuple[Any, int]] | None = None,
+    stats: RolloutStats | None = None,
+    on_event: Callable[[dict], None] | None = None,
+) -> Iterator[dict]:
+    """Yield one trajectory record per finished episode, as episodes finish.
+
+    ``done`` holds ``(prompt_id, traj_idx)`` pairs to leave out (already written); chunks made only
+    of such pairs are skipped without generating. ``stats`` (if given) is updated in place.
+    ``on_event`` is called with progress events (``{"event": "turn"|"chunk", ...}``).
+    """
+    config.validate()
+    done = done or set()
+    stats = stats if stats is not None else RolloutStats()
+    env_kwargs = config.effective_env_kwargs
+    probe = make_env(config.env_id, env_kwargs)
+    tasks = task_indices(config, probe)
+    k = config.samples
+    per_chunk = config.groups_per_chunk
+    chunks = [tasks[i : i + per_chunk] for i in range(0, len(tasks), per_chunk)]
+    envs = [probe] + [make_env(config.env_id, env_kwargs) for _ in range(min(len(tasks), per_chunk) * k - 1)]
+    policy_meta = _policy_meta(policy)
+    params = config.sampling
+    started = time.perf_counter()
+    try:
+        for chunk_number, chunk in enumerate(chunks):
+            wanted = {(p, j) for p in chunk for j in range(k)} - done
+            if not wanted:
+                stats.skipped += len(chunk) * k
+                if on_event:
+                    on_event({"event": "chunk", "chunk": chunk_number, "groups": len(chunk), "skipped": True})
+                continue
+            stats.skipped += len(chunk) * k - len(wanted)
+            episodes = []
+            env_seeds = {}
+            t0 = time.perf_counter()
+            for p in chunk:
+                env_seeds[p] = combine_seeds([config.seed, p])
+                for j in range(k):
+                    ep = _Episode(env=envs[len(episodes)], prompt_id=p, traj_idx=j)
+                    _, info = ep.env.reset(seed=env_seeds[p], options={"index": p})
+                    ep.task_id = str(info.get("task_id", p))
+                    ep.messages = info["messages"]
+                    episodes.append(ep)
+            stats.env_s += time.perf_counter() - t0
+            active = episodes
+            turn = 0
+            while active:
+                turn += 1
+                if turn > MAX_TURNS_GUARD:
+                    raise RuntimeError(f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns without ending")
+                if on_event:
+                    on_event({"event": "turn", "chunk": chunk_number, "turn": turn, "live": len(active)})
+                seeds = [combine_seeds([config.seed, ep.prompt_id, ep.traj_idx, turn]) for ep in active]
+                t0 = time.perf_counter()
+                completions = policy.generate([ep.messages for ep in active], params, seeds)
+                stats.generate_s += time.perf_counter() - t0
+                stats.generate_calls += 1
+                t0 = time.perf_counter()
+                finished = []
+                for ep, (completion, *_) in zip(active, completions, strict=True):
+                    _, reward, terminated, truncated, info = ep.env.step(completion.text)
+                    format_ok = bool(info.get("format_ok", True))
+                    penalty = 0.0 if format_ok else float(getattr(ep.env.unwrapped, "format_penalty", 0.0))
+                    ep.rewards.append(float(reward) - penalty)
+                    ep.penalties.append(penalty)
+                    ep.verifier.append(int(bool(info.get("correct", terminated))))
+                    answer = info.get("answer")
+                    ep.answers.append(None if answer is None else str(answer))
+                    feedback = info.get("feedback")
+                    ep.turns.append({
+                        "tokens": completion.num_tokens,
+                        "finish_reason": completion.finish_reason,
+                        "format_ok": format_ok,
+                        "repeated": bool(info.get("repeated", False)),
+                        "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
+                    })
+                    ep.messages = info["messages"]
+                    stats.generated_tokens += completion.num_tokens
+                    if terminated or truncated:
+                        ep.done, ep.terminated, ep.truncated = True, bool(terminated), bool(truncated)
+                        finished.append(ep)
+                stats.env_s += time.perf_counter() - t0
+                for ep in finished:
+                    if (ep.prompt_id, ep.traj_idx) in wanted:
+                        stats.episodes += 1
+                        stats.wall_s = time.perf_counter() - started
+                        yield _record(ep, config, policy_meta, env_seeds[ep.prompt_id])
+                active = [ep for ep in active if not ep.done]
+            if on_event:
+                on_event({"event": "chunk", "chunk": chunk_number, "groups": len(chunk), "skipped": False})
+    finally:
+        stats.wall_s = time.perf_counter() - started
+        for env in envs:
+            env.close()
+
+
+def _check_compatible(existing: dict, config: RolloutConfig, policy: Policy, path: Path) -> None:
+    """A resumed file must have been written with the same settings, or the groups would mix."""
+    meta = existing["meta"]
+    now = {
+        "env_id": config.env_id,
+        "env_kwargs": config.effective_env_kwargs,
+        "meta.model": policy.model_id,
+        "meta.backend": policy.backend,
+        "meta.sampling": config.sampling.to_dict(),
+        "meta.seed": config.seed,
+    }
+    before = {
+        "env_id": existing["env_id"],
+        "env_kwargs": existing["env_kwargs"],
+        "meta.model": meta.get("model"),
+        "meta.backend": meta.get("backend"),
+        "meta.sampling": meta.get("sampling"),
+        "meta.seed": meta.get("seed"),
+    }
+    for name, value in now.items():
+        if json.dumps(before[name], sort_keys=True) != json.dumps(value, sort_keys=True):
+            raise ValueError(
+                f"{path}: cannot resume: the file was written with {name}={before[name]!r}, this run has "
+                f"{value!r}; use the same settings or another --out"
+            )
+
+
+def rollout(
+    policy: Policy,
+    config: RolloutConfig,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    console: Any = None,
+) -> tuple[list[dict], RolloutStats]:
+    """Run the rollouts, appending each record to ``out`` (JSONL) as it finishes.
+
+    Returns the records of this run (plus, with ``resume``, those already in the file, file first)
+    and the run's :class:`RolloutStats`. ``out=None`` keeps records in memory only. An existing
+    non-empty ``out`` needs ``resume=True`` (continue it) or ``overwrite=True`` (start over).
+    ``progress`` shows a rich progress display.
+    """
+    config.validate()
+    previous: list[dict] = []
+    writer = None
+    if out is not None:
+        out = Path(out)
+        if out.suffix == ".parquet":
+            raise ValueError(f"{out}: rollouts are written as JSONL (.jsonl); convert with write_trajectories()")
+        if out.exists() and out.stat().st_size > 0 and not resume:
+            if not overwrite:
+                raise FileExistsError(f"{out} already holds trajectories; pass resume (--resume) or overwrite")
+            out.unlink()
+        if resume and out.exists():
+            previous = list(read_trajectories(out, allow_partial_tail=True))
+            if previous:
+                _check_compatible(previous[0], config, policy, out)
+        writer = TrajectoryWriter(out)
+    done = {(r["prompt_id"], r["traj_idx"]) for r in previous}
+    stats = RolloutStats()
+    records: list[dict] = []
+    display = _Progress(config, console=console) if progress else None
+    try:
+        if display:
+            display.start(len(done))
+        for record in iter_rollouts(policy, config, done=done, stats=stats,
+                                    on_event=display.event if display else None):
+            if writer:
+                writer.write(record)
+            records.append(record)
+            if display:
+                display.finished(stats)
+    finally:
+        if writer:
+            writer.close()
+        if display:
+            display.stop()
+    return previous + records, stats
+
+
+class _Progress:
+    """Tasks bar plus live episodes, current turn and tokens/s."""
+
+    def __init__(self, config: RolloutConfig, console: Any = None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.config = config
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
+            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+        )
+        self.task = None
+
+    def start(self, already_done: int) -> None:
+        env = make_env(self.config.env_id, self.config.effective_env_kwargs)
+        total = len(task_indices(self.config, env)) * self.config.samples
+        env.close()
+        self.progress.start()
+        self.task = self.progress.add_task(
+            f"rollout {self.config.env_id}", total=total, completed=already_done, status="starting"
+        )
+
+    def event(self, event: dict) -> None:
+        if event["event"] == "turn":
+            self.progress.update(self.task, status=f"chunk {event['chunk'] + 1}: turn {event['turn']}, "
+                                                   f"{event['live']} live")
+        elif event["event"] == "chunk" and event["skipped"]:
+            self.progress.advance(self.task, event["groups"] * self.config.samples)
+
+    def finished(self, stats: RolloutStats) -> None:
+        self.progress.advance(self.task, 1)
+        self.progress.update(self.task, description=f"rollout {self.config.env_id} "
+                                                    f"[dim]{stats.tokens_per_s:,.0f} tok/s[/dim]")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def summarize(records: Sequence[dict]) -> dict:
+    """Per-turn accuracy, success within t turns, format-error rate and answer statistics.
+
+    ``turn_accuracy[t-1]``: of the episodes that reached turn t, the fraction correct at turn t.
+    ``success_within[t-1]``: of all episodes, the fraction solved by turn t.
+    """
+    n = len(records)
+    if n == 0:
+        return {"episodes": 0, "groups": 0, "turn_accuracy": [], "reached": [], "success_within": [],
+                "format_error_rate": 0.0, "mean_turns": 0.0}
+    max_turns = max(len(r["turn_rewards"]) for r in records)
+    reached = [0] * max_turns
+    correct = [0] * max_turns
+    solved_by = [0] * max_turns
+    turns = format_errors = 0
+    for r in records:
+        verdicts = list(r["verifier"].values())
+        for t, v in enumerate(verdicts):
+            reached[t] += 1
+            correct[t] += int(v)
+        if r["t_star"] is not None:
+            for t in range(r["t_star"] - 1, max_turns):
+                solved_by[t] += 1
+        turns += len(verdicts)
+        turn_meta = r.get("meta", {}).get("turns")
+        if turn_meta:
+            format_errors += sum(1 for m in turn_meta if not m.get("format_ok", True))
+        else:
+            format_errors += sum(1 for a in r["answer_norms"] if a is None)
+    return {
+        "episodes": n,
+        "groups": len({r["prompt_id"] for r in records}),
+        "reached": reached,
+        "turn_accuracy": [c / m if m else 0.0 for c, m in zip(correct, reached, strict=True)],
+        "success_within": [s / n for s in solved_by],
+        "format_error_rate": format_errors / turns if turns else 0.0,
+        "mean_turns": turns / n,
+    }
+
+
+def summary_table(records: Sequence[dict], stats: RolloutStats | None = None, title: str = "rollout summary"):
+    """A rich ``Table`` of :func:`summarize` (one row per turn) plus throughput in the caption."""
+    from rich.table import Table
+
+    summary = summarize(records)
+    table = Table(title=title)
+    table.add_column("turn", justify="right")
+    table.add_column("episodes reaching it", justify="right")
+    table.add_column("accuracy at turn", justify="right")
+    table.add_column("success within t", justify="right")
+    for t in range(len(summary["reached"])):
+        table.add_row(str(t + 1), str(summary["reached"][t]), f"{summary['turn_accuracy'][t]:.1%}",
+                      f"{summary['success_within'][t]:.1%}")
+    caption = [f"{summary['episodes']} episodes in {summary['groups']} groups",
+               f"format errors {summary['format_error_rate']:.1%} of turns",
+               f"mean turns {summary['mean_turns']:.2f}"]
+    if stats is not None and stats.episodes:
+        caption.append(
+            f"{stats.generated_tokens:,} tokens in {stats.wall_s:.1f}s = {stats.tokens_per_s:,.0f} tok/s "
+            f"(generation {stats.generate_s:.1f}s, env {stats.env_s:.1f}s)"
+        )
+    if stats is not None and stats.skipped:
+        caption.append(f"{stats.skipped} episodes already in the file (resumed)")
+    table.caption = "; ".join(caption)
+    return table
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="drift rollout",
+        description="Sample K multi-turn trajectories per task from a reference policy in any Gymnasium env "
+                    "that follows the drift contract, and append them to a JSONL file.",
+    )
+    parser.add_argument("--env", required=True, help="env id, e.g. drift/MathFeedback-v0 (or module:Id)")
+    parser.add_argument("--env-kwargs", default="{}", help="JSON object of env kwargs, e.g. '{\"feedback\": \"hint\"}'")
+    parser.add_argument("--model", required=True, help="model folder or hub id; 'tiny' for the embedded tiny model")
+    parser.add_argument("--backend", choices=BACKENDS, default="hf")
+    parser.add_argument("--num-tasks", type=int, default=None, help="tasks to roll out (default: all)")
+    parser.add_argument("--task-offset", type=int, default=0, help="index of the first task")
+    parser.add_argument("--samples", type=int, default=4, help="K, trajectories per task")
+    parser.add_argument("--max-turns", type=int, default=None, help="override the env's turn budget")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="episodes per lock-step chunk (default: 64 for hf, 256 for openai, 1024 for vllm)")
+    parser.add_argument("--out", required=True, help="output JSONL file")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    hf = parser.add_argument_group("hf backend")
+    hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    hf.add_argument("--dtype", default="auto")
+    hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences per model.generate call")
+    api = parser.add_argument_group("openai backend")
+    api.add_argument("--base-url", default=None, help="server URL ending in /v1 (default: $OPENAI_BASE_URL)")
+    api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
+    api.add_argument("--max-concurrency", type=int, default=16)
+    api.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    api.add_argument("--max-retries", type=int, default=4)
+    vl = parser.add_argument_group("vllm backend")
+    vl.add_argument("--tensor-parallel-size", type=int, default=1)
+    vl.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    return parser.parse_args(argv)
+
+
+def policy_kwargs(args: argparse.Namespace) -> dict:
+    """Backend-specific constructor kwargs from parsed CLI args (shared with ``drift eval``)."""
+    if args.backend == "hf":
+        return {"device": args.device, "dtype": args.dtype, "batch_size": args.generate_batch_size}
+    if args.backend == "openai":
+        return {"base_url": args.base_url, "api_key": args.api_key, "max_concurrency": args.max_concurrency,
+                "timeout_s": args.timeout, "max_retries": args.max_retries}
+    return {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization,
+            "seed": args.seed}
+
+
+def resolve_model(model: str) -> str:
+    """``"tiny"`` means the cached embedded tiny model; anything else is returned unchanged."""
+    if model == "tiny":
+        from drift_train.tiny import tiny_model_path
+
+        return str(tiny_model_path())
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift rollout``: see ``drift rollout --help``."""
+    from rich.console import Console
+
+    args = _parse_args(argv)
+    console = Console(stderr=True)
+    try:
+        env_kwargs = json.loads(args.env_kwargs)
+        if not isinstance(env_kwargs, dict):
+            raise ValueError(f"must be a JSON object, got {type(env_kwargs).__name__}")
+    except (json.JSONDecodeError, ValueError) as err:
+        print(f"drift rollout: --env-kwargs {args.env_kwargs!r} is not a JSON object: {err}", file=sys.stderr)
+        return 2
+    batch_size = args.batch_size or {"hf": 64, "openai": 256, "vllm": 1024}[args.backend]
+    config = RolloutConfig(
+        env_id=args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
+        task_offset=args.task_offset, max_turns=args.max_turns, seed=args.seed, batch_size=batch_size,
+        sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                                max_new_tokens=args.max_new_tokens),
+    )
+    try:
+        config.validate()
+        out = Path(args.out)
+        if out.exists() and out.stat().st_size > 0 and not (args.resume or args.overwrite):
+            raise FileExistsError(f"{out} already holds trajectories; pass --resume to continue it or --overwrite")
+        policy = make_policy(args.backend, resolve_model(args.model), **policy_kwargs(args))
+    except (ValueError, FileExistsError, PolicyError) as err:
+        print(f"drift rollout: {err}", file=sys.stderr)
+        return 2
+    try:
+        records, stats = rollout(policy, config, out, resume=args.resume, overwrite=args.overwrite,
+                                 progress=not args.no_progress, console=console)
+    except (ValueError, TrajectoryError, PolicyError) as err:
+        print(f"drift rollout: {err}", file=sys.stderr)
+        return 1
+    finally:
+        policy.close()
+    Console().print(summary_table(records, stats, title=f"{config.env_id} x {args.model} ({args.backend})"))
+    print(f"wrote {stats.episodes} new trajectories to {out} ({len(records)} in the file)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
