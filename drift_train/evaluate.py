@@ -10,6 +10,8 @@ Metrics (each with a standard error) from trajectory records of any env:
 - ``non_repeat_ratio`` — distinct answers / answers given, averaged over episodes with an answer;
 - ``format_error_rate`` — share of replies with no extractable answer.
 
+Each metric is ``{"value", "se", "n"}``; with no observations (``n == 0``) value and se are None.
+
 ``drift eval --model PATH --env ID --num-tasks N --out metrics.json`` rolls the model out (greedy by
 default) and writes the metrics, with one row per task in ``metrics.tasks.jsonl`` beside it.
 """
@@ -27,16 +29,19 @@ from typing import Any
 __all__ = ["evaluate_model", "format_metric", "main", "metrics_table", "multiturn_metrics", "per_task_results", "plot_success_curves"]
 
 
-def _proportion(hits: int, n: int) -> dict[str, float]:
-    p = hits / n if n else float("nan")
-    se = math.sqrt(p * (1 - p) / n) if n else float("nan")
-    return {"value": p, "se": se, "n": n}
+# A metric with no observations has value and se None (JSON null): NaN would make the metrics files
+# invalid JSON (RFC 8259) for strict readers such as JavaScript's JSON.parse.
+def _proportion(hits: int, n: int) -> dict[str, float | None]:
+    if not n:
+        return {"value": None, "se": None, "n": 0}
+    p = hits / n
+    return {"value": p, "se": math.sqrt(p * (1 - p) / n), "n": n}
 
 
-def _mean(values: Sequence[float]) -> dict[str, float]:
+def _mean(values: Sequence[float]) -> dict[str, float | None]:
     n = len(values)
     if not n:
-        return {"value": float("nan"), "se": float("nan"), "n": 0}
+        return {"value": None, "se": None, "n": 0}
     mean = sum(values) / n
     var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
     return {"value": mean, "se": math.sqrt(var / n), "n": n}
@@ -177,7 +182,21 @@ def evaluate_model(model: Any, env_id: str, *, env_kwargs: dict | None = None, n
     finally:
         if owned:
             policy.close()
-    return multiturn_metrics(records, config.effective_env_kwargs.get("max_turns")), records
+    return multiturn_metrics(records, _turn_budget(env_id, config.effective_env_kwargs)), records
+
+
+def _turn_budget(env_id: str, env_kwargs: dict) -> int | None:
+    """The env's ``max_turns``: success@1..T must run to the budget even when every episode ended sooner."""
+    if env_kwargs.get("max_turns") is not None:
+        return int(env_kwargs["max_turns"])
+    from drift_train.rollout import make_env
+
+    env = make_env(env_id, env_kwargs)
+    try:
+        budget = getattr(env.unwrapped, "max_turns", None)
+    finally:
+        env.close()
+    return int(budget) if budget is not None else None
 
 
 def main(argv: list[str] | None = None) -> int:
