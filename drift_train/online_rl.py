@@ -67,11 +67,18 @@ class OnlineRLConfig:
 def group_advantages(returns: np.ndarray, group_index: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """GRPO advantages: returns standardised within each group (zero where a group's returns are all equal)."""
     groups = int(group_index.max()) + 1 if len(group_index) else 0
-    counts = np.bincount(group_index, minlength=groups)
+    counts = np.maximum(np.bincount(group_index, minlength=groups), 1)  # unused ids: no 0/0 warning
     mean = np.bincount(group_index, weights=returns, minlength=groups) / counts
     centred = returns - mean[group_index]
     var = np.bincount(group_index, weights=centred**2, minlength=groups) / counts
-    return centred / (np.sqrt(var)[group_index] + eps)
+    # A tied group must give exactly 0 (the loop skips those trajectories), but its float mean can miss
+    # the common value by an ulp (3 x 0.1 sums to 0.30000000000000004), leaving ~1e-11 "advantages".
+    lowest = np.full(groups, np.inf)
+    highest = np.full(groups, -np.inf)
+    np.minimum.at(lowest, group_index, returns)
+    np.maximum.at(highest, group_index, returns)
+    tied = (lowest == highest)[group_index]
+    return np.where(tied, 0.0, centred / (np.sqrt(var)[group_index] + eps))
 
 
 def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
@@ -139,7 +146,7 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
                 logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
                 loss, _ = drift_loss(logits, batch["labels"], batch["token_weights"], "wsft", normaliser=total_tokens)
                 loss.backward()
-                loss_value += float(loss)
+                loss_value += float(loss.detach())
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
         entry = {
