@@ -218,15 +218,20 @@ def build_dataset(records: Sequence[dict], tokenizer, config: RenderConfig, loss
 class DriftCollator:
     """Pad a list of examples into a batch, or pack them into one padding-free row.
 
-    Padded batches: ``input_ids``, ``attention_mask``, ``labels`` (-100 on padding), ``token_weights``
-    (B, L) and ``sequence_weights`` (B,). Padding-free (``padding_free=True``): one row of all sequences
-    back to back with ``position_ids`` restarting at 0 for each, which transformers' attention turns into
-    a block-diagonal mask, so no compute is spent on padding.
+    Padded batches: ``input_ids``, ``labels`` (-100 on padding), ``token_weights`` (B, L) and
+    ``sequence_weights`` (B,), plus ``attention_mask`` unless ``attention_mask=False``. Padding goes on
+    the right, so the mask can be left out: under causal attention a real token only attends to earlier
+    positions, which are all real, so the mask changes nothing for the trained tokens, while leaving it
+    out lets SDPA take its fused causal kernel instead of a materialised mask (faster, less memory).
+    :class:`~drift_train.trainer.DriftTrainer` leaves it out.
+    Padding-free (``padding_free=True``): one row of all sequences back to back with ``position_ids``
+    restarting at 0 for each, which transformers' attention turns into a block-diagonal mask.
     """
 
     pad_token_id: int
     padding_free: bool = False
     pad_to_multiple_of: int | None = None
+    attention_mask: bool = True
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         """Collate ``examples`` (as produced by :func:`render_record`) into tensors."""
@@ -256,4 +261,6 @@ class DriftCollator:
             batch["attention_mask"][row, :n] = 1
             batch["labels"][row, :n] = torch.tensor(e["labels"])
             batch["token_weights"][row, :n] = torch.tensor(e["token_weights"])
+        if not self.attention_mask:
+            del batch["attention_mask"]
         return batch

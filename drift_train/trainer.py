@@ -128,7 +128,8 @@ class DriftTrainer(Trainer):
             pad = getattr(processing_class, "pad_token_id", None)
             if pad is None:
                 pad = getattr(processing_class, "eos_token_id", None) or 0
-            data_collator = DriftCollator(pad_token_id=pad, padding_free=args.padding_free)
+            # right padding under causal attention needs no mask (see DriftCollator)
+            data_collator = DriftCollator(pad_token_id=pad, padding_free=args.padding_free, attention_mask=False)
         super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
         # makes Trainer count the supervised tokens of the whole step on all ranks (num_items_in_batch)
         self.model_accepts_loss_kwargs = True

@@ -131,15 +131,20 @@ def test_dataset_filters_by_loss_mode(tokenizer) -> None:
 def test_padding_free_batch_gives_the_padded_loss(tiny_model_dir, tokenizer, weighted_records) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     examples = list(build_dataset(weighted_records[:6], tokenizer, RenderConfig(assistant_turns="all"), "wsft"))
-    padded = DriftCollator(tokenizer.pad_token_id)(examples)
+    masked = DriftCollator(tokenizer.pad_token_id)(examples)
+    padded = DriftCollator(tokenizer.pad_token_id, attention_mask=False)(examples)
     packed = DriftCollator(tokenizer.pad_token_id, padding_free=True)(examples)
     assert packed["input_ids"].shape[0] == 1 and (padded["input_ids"] == tokenizer.pad_token_id).any()
+    assert "attention_mask" not in padded and "attention_mask" in masked
     with torch.no_grad():
-        a = drift_loss(model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
-                             use_cache=False).logits, padded["labels"], padded["token_weights"], "wsft")[0]
+        reference = drift_loss(model(input_ids=masked["input_ids"], attention_mask=masked["attention_mask"],
+                                     use_cache=False).logits, masked["labels"], masked["token_weights"], "wsft")[0]
+        a = drift_loss(model(input_ids=padded["input_ids"], use_cache=False).logits, padded["labels"],
+                       padded["token_weights"], "wsft")[0]
         b = drift_loss(model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
                              use_cache=False).logits, packed["labels"], packed["token_weights"], "wsft")[0]
-    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(a, reference, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(b, reference, rtol=1e-5, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,7 +192,7 @@ def test_micro_batch_and_accumulation_do_not_change_the_update(tiny_model_dir, t
     collate = DriftCollator(tokenizer.pad_token_id)
     for i in range(0, 8, 2):
         batch = collate(examples[i:i + 2])
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = model(input_ids=batch["input_ids"]).logits
         (drift_loss(logits, batch["labels"], batch["token_weights"], "wsft")[0] / 4).backward()
     wrong = {k: -p.grad for k, p in model.named_parameters()}
     with pytest.raises(AssertionError):
@@ -290,7 +295,7 @@ def supervised_nll(model_dir: Path, dataset) -> float:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     batch = DriftCollator(tokenizer.pad_token_id)(list(dataset))
     with torch.no_grad():
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+        logits = model(input_ids=batch["input_ids"], use_cache=False).logits
     return float(drift_loss(logits, batch["labels"], None, "sft")[0])
 
 

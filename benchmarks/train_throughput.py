@@ -1,0 +1,250 @@
+"""Training throughput: DRIFT's trainer vs TRL's SFTTrainer, OTR step time, and weights over 1 M trajectories.
+
+All runs use the embedded tiny model, the same synthetic multi-turn conversations, the same batch size,
+optimizer and number of steps, in one process one after the other:
+
+* **wsft vs TRL SFT**: input tokens per second (padding excluded) of ``DriftTrainer`` with ``--loss wsft``
+  against ``trl.SFTTrainer`` doing plain SFT on the same conversations (assistant-only loss). TRL gets
+  its best CPU setting of the ones tried (padded batches, padding-free); so do we. Only steps after the
+  first ``--warmup`` are timed, and dataset preparation is outside the timing for both.
+  Target: wsft / TRL >= 1.2.
+* **OTR step time**: seconds per optimizer step of ``otr`` (K = 256 samples per position) and
+  ``otr-exact`` against ``wsft``. Target: <= 1.15x.
+* **weights**: ``drift_train.weights`` over 1 M synthetic trajectories (records as dicts -> weights,
+  per group), and the array-only part. Target: <= 5 s.
+
+Usage::
+
+    python benchmarks/train_throughput.py                  # defaults below, prints a table
+    python benchmarks/train_throughput.py --json out.json  # also save the numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback  # noqa: E402
+
+from drift_train.data import DriftCollator, build_dataset  # noqa: E402
+from drift_train.tiny import tiny_model_path  # noqa: E402
+from drift_train.trainer import DriftConfig, DriftTrainer  # noqa: E402
+from drift_train.weights import WeightConfig, add_weights, compute_weights, records_to_inputs  # noqa: E402
+
+
+def conversations(n_groups: int, k: int, seed: int = 0) -> list[dict]:
+    """Trajectory records of 1-3 turn arithmetic dialogues with mixed outcomes (a few hundred tokens each)."""
+    rng = random.Random(seed)
+    records = []
+    for g in range(n_groups):
+        a, b = rng.randint(10, 999), rng.randint(10, 999)
+        for j in range(k):
+            messages = [{"role": "system", "content": "Solve the problem. Give the final answer in \\boxed{}."},
+                        {"role": "user", "content": f"Compute {a} + {b}. Show your work."}]
+            rewards = {}
+            for t in range(1, 4):
+                guess = a + b if rng.random() < 0.4 else rng.randint(20, 2000)
+                work = " ".join(f"Step {s}: add the digits carefully and carry over." for s in range(rng.randint(2, 6)))
+                messages.append({"role": "assistant", "content": f"{work} So the answer is \\boxed{{{guess}}}."})
+                rewards[f"t{t}"] = float(guess == a + b)
+                if guess == a + b or t == 3:
+                    break
+                messages.append({"role": "user", "content": "Incorrect. Please think again and check each digit."})
+            records.append({"prompt_id": g, "traj_idx": j, "messages": messages, "turn_rewards": rewards,
+                            "t_star": next((int(key[1:]) for key, r in rewards.items() if r), None),
+                            "answer_norms": None, "format_penalty": 0.0})
+    weighted, _ = add_weights(records)
+    return weighted
+
+
+class StepClock(TrainerCallback):
+    """Wall time of each optimizer step."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self._start = 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter() - self._start)
+
+
+class CountingCollator:
+    """Wraps a collator and records the real (non-padding) input tokens of every batch."""
+
+    def __init__(self, collator, pad_token_id: int) -> None:
+        self.collator = collator
+        self.pad_token_id = pad_token_id
+        self.tokens: list[int] = []
+
+    def __call__(self, examples):
+        batch = self.collator(examples)
+        if "attention_mask" in batch:
+            self.tokens.append(int(batch["attention_mask"].sum()))
+        elif "position_ids" in batch:  # padding-free: every token is real
+            self.tokens.append(int(batch["input_ids"].numel()))
+        else:  # right-padded without a mask; the pad token never occurs in text
+            self.tokens.append(int((batch["input_ids"] != self.pad_token_id).sum()))
+        return batch
+
+
+def common_args(out: str, args: argparse.Namespace) -> dict:
+    return dict(output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
+                learning_rate=1e-4, optim="adamw_torch", save_strategy="no", report_to="none", logging_steps=10_000,
+                disable_tqdm=True, seed=0, dataloader_pin_memory=False, train_sampling_strategy="sequential")
+
+
+def measure(trainer, clock: StepClock, counter: CountingCollator, warmup: int) -> dict:
+    trainer.add_callback(clock)
+    trainer.train()
+    times, tokens = clock.times[warmup:], counter.tokens[warmup:len(clock.times)]
+    return {"tokens_per_s": sum(tokens) / sum(times), "step_s": sum(times) / len(times), "steps_timed": len(times)}
+
+
+def run_drift(model_dir: Path, records: list[dict], loss: str, args: argparse.Namespace, padding_free: bool) -> dict:
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = DriftConfig(**common_args(tempfile.mkdtemp(), args), model=str(model_dir), loss=loss,
+                         padding_free=padding_free, otr_num_samples=256, max_length=args.max_length)
+    dataset = build_dataset(records, tokenizer, config.render_config(), loss)
+    # the collator DriftTrainer builds for itself, wrapped to count tokens
+    collator = DriftCollator(tokenizer.pad_token_id, padding_free=padding_free, attention_mask=False)
+    counter = CountingCollator(collator, tokenizer.pad_token_id)
+    trainer = DriftTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
+                           data_collator=counter)
+    return measure(trainer, StepClock(), counter, args.warmup)
+
+
+def run_trl(model_dir: Path, records: list[dict], args: argparse.Namespace, padding_free: bool) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "right"
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    dataset = Dataset.from_list([{"messages": r["messages"]} for r in records])
+    # TRL refuses max_length with padding-free batches unless it packs; our conversations are shorter anyway
+    config = SFTConfig(**common_args(tempfile.mkdtemp(), args), assistant_only_loss=True,
+                       max_length=None if padding_free else args.max_length,
+                       padding_free=padding_free, dataset_num_proc=1,
+                       # TRL defaults to bf16 and activation checkpointing; both slow a CPU down
+                       bf16=False, gradient_checkpointing=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+    counter = CountingCollator(trainer.data_collator, tokenizer.pad_token_id)
+    trainer.data_collator = counter
+    # the dataloader is built lazily in train(), so it picks up the counting collator
+    return measure(trainer, StepClock(), counter, args.warmup)
+
+
+def weights_benchmark(n: int, k: int = 8) -> dict:
+    """1 M synthetic trajectories (groups of k, 1-5 turns, answers) -> weights."""
+    rng = random.Random(0)
+    records = []
+    for i in range(n):
+        turns = rng.randint(1, 5)
+        solved = rng.random() < 0.3
+        records.append({
+            "prompt_id": i // k, "traj_idx": i % k,
+            "turn_rewards": {f"t{t}": (1.0 if solved and t == turns else 0.0) for t in range(1, turns + 1)},
+            "t_star": turns if solved else None,
+            "answer_norms": [str(rng.randint(0, 3)) for _ in range(turns)],
+            "format_penalty": -0.1 * rng.randint(0, 1),
+        })
+    started = time.perf_counter()
+    inputs = records_to_inputs(records)
+    parsed = time.perf_counter()
+    result = compute_weights(inputs, WeightConfig())
+    done = time.perf_counter()
+    per_turn_started = time.perf_counter()
+    compute_weights(inputs, WeightConfig(per_turn=True))
+    per_turn = time.perf_counter() - per_turn_started
+    return {"trajectories": n, "total_s": done - started, "parse_s": parsed - started, "weights_s": done - parsed,
+            "per_turn_weights_s": per_turn, "groups": result.summary["groups"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the three benchmarks and print (and optionally save) the table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--groups", type=int, default=32, help="prompt groups of synthetic conversations")
+    parser.add_argument("--samples", type=int, default=8, help="trajectories per group")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--warmup", type=int, default=4, help="first steps not timed")
+    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--weights-n", type=int, default=1_000_000)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1 is steadier on a shared machine; the same for every run)")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    model_dir = tiny_model_path()
+    records = conversations(args.groups, args.samples)
+    rows: dict[str, dict] = {}
+    for name, fn in [
+        ("trl-sft padded", lambda: run_trl(model_dir, records, args, padding_free=False)),
+        ("trl-sft padding-free", lambda: run_trl(model_dir, records, args, padding_free=True)),
+        ("drift wsft padded", lambda: run_drift(model_dir, records, "wsft", args, padding_free=False)),
+        ("drift wsft padding-free", lambda: run_drift(model_dir, records, "wsft", args, padding_free=True)),
+        ("drift otr K=256 padding-free", lambda: run_drift(model_dir, records, "otr", args, padding_free=True)),
+        ("drift otr-exact padding-free", lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=True)),
+    ]:
+        rows[name] = fn()
+        print(f"{name}: {rows[name]}", flush=True)
+    weights = weights_benchmark(args.weights_n)
+
+    best_trl = max((v["tokens_per_s"], k) for k, v in rows.items() if k.startswith("trl"))
+    best_wsft = max((v["tokens_per_s"], k) for k, v in rows.items() if "wsft" in k)
+    wsft_step = rows["drift wsft padding-free"]["step_s"]
+    summary = {
+        "wsft_vs_trl_tokens_per_s": best_wsft[0] / best_trl[0],
+        "otr_vs_wsft_step_time": rows["drift otr K=256 padding-free"]["step_s"] / wsft_step,
+        "otr_exact_vs_wsft_step_time": rows["drift otr-exact padding-free"]["step_s"] / wsft_step,
+        "weights_1m_s": weights["total_s"],
+    }
+    table = Table(title="training throughput (tiny model, CPU)")
+    for column in ("run", "tokens/s", "s/step"):
+        table.add_column(column, justify="right" if column != "run" else "left")
+    for name, row in rows.items():
+        table.add_row(name, f"{row['tokens_per_s']:,.0f}", f"{row['step_s']:.4f}")
+    console = Console()
+    console.print(table)
+    targets = Table(title="targets")
+    for column in ("quantity", "value", "target"):
+        targets.add_column(column)
+    targets.add_row(f"wsft ({best_wsft[1]}) / TRL ({best_trl[1]}) tokens/s",
+                    f"{summary['wsft_vs_trl_tokens_per_s']:.2f}x", ">= 1.2x")
+    targets.add_row("otr (K=256) / wsft step time", f"{summary['otr_vs_wsft_step_time']:.2f}x", "<= 1.15x")
+    targets.add_row("otr-exact / wsft step time", f"{summary['otr_exact_vs_wsft_step_time']:.2f}x", "<= 1.15x")
+    targets.add_row(f"weights over {weights['trajectories']:,} trajectories",
+                    f"{weights['total_s']:.2f} s (parse {weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})",
+                    "<= 5 s")
+    console.print(targets)
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "runs": rows, "weights": weights, "summary": summary, "settings": vars(args),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads()},
+        }, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
