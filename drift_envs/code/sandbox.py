@@ -42,12 +42,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import queue
 import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,7 +242,7 @@ class Sandbox:
 
     ``isolation="auto"`` takes the strongest level the machine allows (see the module docstring);
     ``"none"`` forces the ``basic`` level. The server starts on first use and restarts if it dies.
-    Thread-safe: concurrent callers are serialised.
+    Thread-safe: checks submitted from many threads share the workers.
 
     >>> sb = Sandbox()
     >>> sb.run("def add(a, b):\\n    return a + b", ["assert add(1, 2) == 3"], entry_point="add").passed
@@ -269,12 +269,16 @@ class Sandbox:
         self.python = python or sys.executable
         self._proc: subprocess.Popen | None = None
         self._info: dict = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # server lifecycle and request writes
+        self._plock = threading.Lock()  # the map of checks in flight
         self._next_id = 0
+        self._pending: dict[int, Future] = {}
+        self._connected = False
+        self._owner_pid = os.getpid()
 
     # ---- server lifecycle ---------------------------------------------------------------------
     def _start(self) -> None:
-        self._proc = subprocess.Popen(
+        proc = subprocess.Popen(
             [self.python, "-I", "-S", "-B", str(_SERVER)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -283,27 +287,59 @@ class Sandbox:
             close_fds=True,
             cwd="/",
         )
-        assert self._proc.stdin is not None
-        self._proc.stdin.write(_frame({"isolation": self.isolation_mode, "max_parallel": self.workers}))
-        self._proc.stdin.flush()
-        reply = self._read_frame()
-        if not reply.get("ready"):
-            raise SandboxError(f"the sandbox server did not start: {reply}")
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(_frame({"isolation": self.isolation_mode, "max_parallel": self.workers}))
+        proc.stdin.flush()
+        reply = _read_frame(proc)
+        if reply is None or not reply.get("ready"):
+            proc.kill()
+            proc.wait()
+            raise SandboxError(f"the sandbox server ({_SERVER}) did not start (exit status {proc.poll()})")
         self._info = reply
+        self._proc = proc
+        self._owner_pid = os.getpid()
+        self._pending = {}
+        self._connected = True
+        reader = threading.Thread(target=self._read_replies, args=(proc, self._pending), name="sandbox-replies",
+                                  daemon=True)
+        reader.start()
 
-    def _read_frame(self) -> dict:
-        assert self._proc is not None and self._proc.stdout is not None
-        head = self._proc.stdout.read(4)
-        if len(head) < 4:
-            code = self._proc.poll()
-            self._proc = None
-            raise SandboxError(f"the sandbox server ({_SERVER}) exited unexpectedly (exit status {code})")
-        (n,) = struct.unpack(">I", head)
-        return json.loads(self._proc.stdout.read(n))
+    def _read_replies(self, proc: subprocess.Popen, pending: dict) -> None:
+        """Route each reply to its future; when the server dies, fail everything still in flight."""
+        while True:
+            try:
+                reply = _read_frame(proc)
+            except (OSError, ValueError):
+                reply = None
+            if reply is None:
+                break
+            with self._plock:
+                fut = pending.pop(reply.get("id"), None)
+            if fut is None:
+                continue
+            if "error" in reply:
+                fut.set_exception(SandboxError(f"the check could not run: {reply['error']}"))
+            else:
+                fut.set_result(RunResult.from_wire(reply["result"]))
+        code = proc.poll()
+        with self._plock:
+            if pending is self._pending:
+                self._connected = False  # checked by submit() under the same lock
+            left = list(pending.values())
+            pending.clear()
+        for fut in left:
+            fut.set_exception(
+                SandboxError(f"the sandbox server ({_SERVER}) exited unexpectedly (exit status {code})")
+            )
 
-    def _ensure(self) -> None:
-        if self._proc is None or self._proc.poll() is not None:
+    def _ensure(self) -> subprocess.Popen:
+        if self._proc is not None and self._owner_pid != os.getpid():
+            self._proc = None  # a forked copy of this object: the server belongs to the parent
+        if self._proc is None or self._proc.poll() is not None or not self._connected:
+            self._shutdown()
             self._start()
+        assert self._proc is not None
+        return self._proc
 
     @property
     def isolation(self) -> dict:
@@ -312,10 +348,9 @@ class Sandbox:
             self._ensure()
         return dict(self._info.get("isolation", {}))
 
-    def close(self) -> None:
-        """Stop the fork server (idempotent)."""
+    def _shutdown(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
+        if proc is None or self._owner_pid != os.getpid():
             return
         try:
             if proc.stdin:
@@ -324,9 +359,11 @@ class Sandbox:
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
-        finally:
-            if proc.stdout:
-                proc.stdout.close()
+
+    def close(self) -> None:
+        """Stop the fork server (idempotent); checks still in flight fail with :class:`SandboxError`."""
+        with self._lock:
+            self._shutdown()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -336,7 +373,7 @@ class Sandbox:
 
     def __del__(self) -> None:
         try:
-            self.close()
+            self._shutdown()
         except Exception:
             pass
 
@@ -353,69 +390,63 @@ class Sandbox:
     ) -> RunResult:
         """Run one check and return its :class:`RunResult`."""
         job = CodeJob(code, list(tests), entry_point=entry_point, setup=setup, prelude=prelude, limits=limits)
-        return self.run_many([job])[0]
+        return self.submit(job).result()
 
     def run_many(self, jobs: Iterable[CodeJob]) -> list[RunResult]:
         """Run many checks, ``workers`` at a time; results come back in the order of ``jobs``."""
-        jobs = list(jobs)
-        requests = []
-        for k, job in enumerate(jobs):
-            if not isinstance(job.code, str):
-                raise TypeError(f"jobs[{k}].code must be a str, got {type(job.code).__name__}")
-            tests = list(job.tests)
-            if not all(isinstance(t, str) for t in tests):
-                raise TypeError(f"jobs[{k}].tests must be a list of str")
-            limits = job.limits or self.limits
-            limits.validate()
-            requests.append(
-                {
-                    "code": job.code,
-                    "tests": tests,
-                    "entry_point": job.entry_point,
-                    "setup": job.setup or "",
-                    "prelude": job.prelude or "",
-                    "limits": limits.to_wire(),
-                }
-            )
-        if not requests:
-            return []
+        futures = [self.submit(job) for job in jobs]
+        return [f.result() for f in futures]
+
+    def submit(self, job: CodeJob) -> Future:
+        """Queue one check; the returned future resolves to its :class:`RunResult`.
+
+        Safe to call from many threads: their checks share the workers.
+        """
+        if not isinstance(job.code, str):
+            raise TypeError(f"CodeJob.code must be a str, got {type(job.code).__name__}")
+        tests = list(job.tests)
+        if not all(isinstance(t, str) for t in tests):
+            raise TypeError("CodeJob.tests must be a list of str")
+        limits = job.limits or self.limits
+        limits.validate()
+        request = {
+            "code": job.code,
+            "tests": tests,
+            "entry_point": job.entry_point,
+            "setup": job.setup or "",
+            "prelude": job.prelude or "",
+            "limits": limits.to_wire(),
+        }
+        fut: Future = Future()
         with self._lock:
-            self._ensure()
-            return self._exchange(requests)
-
-    def _exchange(self, requests: list[dict]) -> list[RunResult]:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
-        base = self._next_id
-        self._next_id += len(requests)
-        errors: queue.Queue = queue.Queue()
-
-        def feed() -> None:
+            proc = self._ensure()
+            request["id"] = self._next_id
+            self._next_id += 1
+            with self._plock:  # never held across I/O: the reply reader takes it too
+                if not self._connected:
+                    raise SandboxError(f"the sandbox server ({_SERVER}) exited unexpectedly; retry to restart it")
+                self._pending[request["id"]] = fut
             try:
-                for k, req in enumerate(requests):
-                    req["id"] = base + k
-                    proc.stdin.write(_frame(req))
+                assert proc.stdin is not None
+                proc.stdin.write(_frame(request))
                 proc.stdin.flush()
-            except OSError as e:  # the reader reports the dead server
-                errors.put(e)
+            except OSError as e:
+                with self._plock:
+                    self._pending.pop(request["id"], None)
+                raise SandboxError(f"the sandbox server ({_SERVER}) is gone: {e}") from e
+        return fut
 
-        writer = threading.Thread(target=feed, name="sandbox-feed", daemon=True)
-        writer.start()
-        results: list[RunResult | None] = [None] * len(requests)
-        try:
-            for _ in requests:
-                reply = self._read_frame()
-                k = reply["id"] - base
-                if "error" in reply:
-                    raise SandboxError(f"check {k} could not run: {reply['error']}")
-                results[k] = RunResult.from_wire(reply["result"])
-        except BaseException:
-            # the stream is out of step now: restart the server on the next call
-            self.close()
-            raise
-        finally:
-            writer.join(timeout=5)
-        return results  # type: ignore[return-value]
+
+def _read_frame(proc: subprocess.Popen) -> dict | None:
+    assert proc.stdout is not None
+    head = proc.stdout.read(4)
+    if len(head) < 4:
+        return None
+    (n,) = struct.unpack(">I", head)
+    data = proc.stdout.read(n)
+    if len(data) < n:
+        return None
+    return json.loads(data)
 
 
 _default: Sandbox | None = None
