@@ -173,8 +173,11 @@ class DriftTrainer(Trainer):
 
 
 def parse_config(argv: list[str] | None = None) -> DriftConfig:
-    """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` (flags win)."""
+    """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` or a leading
+    ``FILE.yaml`` (flags win)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
+        argv = ["--config", *argv]  # `drift train config.yaml [flags]`, as transformers example scripts accept
     parser = HfArgumentParser(DriftConfig, prog="drift train",
                               description="Fine-tune a causal LM on trajectories with DRIFT weights / OTR.")
     parser.add_argument("--config", help="YAML file of DriftConfig fields; command-line flags override it")

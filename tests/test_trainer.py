@@ -276,6 +276,7 @@ def test_yaml_config_with_command_line_overrides(tiny_model_dir, tmp_path) -> No
     assert (config.loss, config.otr_num_samples, config.learning_rate) == ("otr", 32, 2e-5)
     assert config.assistant_turns == "all" and config.gradient_accumulation_steps == 2
     assert config.otr_config().num_samples == 32
+    assert parse_config([str(config_file), "--loss", "sft"]).loss == "sft"  # positional YAML, flag wins
     config_file.write_text("lossy: sft\n")
     with pytest.raises(SystemExit):
         parse_config(["--config", str(config_file)])
