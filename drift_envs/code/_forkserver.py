@@ -23,7 +23,9 @@ import ast
 import builtins
 import ctypes
 import errno
+import gc
 import json
+import linecache
 import os
 import reprlib
 import resource
@@ -303,6 +305,16 @@ def _make_plain_check():
     return check
 
 
+_PREPARED: dict = {}  # built once in the server, before any check: inherited by every harness
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist, short.maxtuple = 300, 300, 30, 30
+    short.maxdict, short.maxset, short.maxlevel, short.maxlong = 20, 20, 4, 300
+    return short
+
+
 def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noqa: C901
     # pristine references, taken before any untrusted code runs
     write, read, perf = os.write, os.read, time.perf_counter
@@ -311,22 +323,25 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
                                                                   SyntaxError)
     setitimer, ITIMER_REAL = signal.setitimer, signal.ITIMER_REAL
     extract_tb, format_list = traceback.extract_tb, traceback.format_list
-    short = reprlib.Repr()
-    short.maxstring, short.maxother, short.maxlist, short.maxtuple = 300, 300, 30, 30
-    short.maxdict, short.maxset, short.maxlevel, short.maxlong = 20, 20, 4, 300
-    srepr = short.repr
-    plain_type = _make_plain_check()
+    srepr = _short_repr().repr
+    plain_type = _PREPARED.get("plain_check") or _make_plain_check()
     code_text, entry_point = req["code"], req.get("entry_point")
     test_timeout = float(req["limits"]["test_timeout_s"])
     setup_code, units = compiled
 
-    def emit(rec):
-        data = (_repr(rec) + "\n").encode("utf-8", "replace")
+    def emit(*recs):
+        # one write for several records: every write wakes the server, so fewer is faster
+        data = "".join([_repr(rec) + "\n" for rec in recs]).encode("utf-8", "replace")
         while data:
             n = write(res_w, data)
             data = data[n:]
 
     def trimmed_tb(exc):
+        # register the sources (only now, on a failure) so the traceback can show the failing lines
+        cache = linecache.cache
+        cache["<solution>"] = (_len(code_text), None, code_text.splitlines(True), "<solution>")
+        for i, src in enumerate(req["tests"]):
+            cache[f"<test {i}>"] = (_len(src), None, src.splitlines(True), f"<test {i}>")
         frames = [f for f in extract_tb(exc.__traceback__)
                   if f.filename.startswith("<solution") or f.filename.startswith("<test")]
         text = "".join(format_list(frames[-6:]))
@@ -352,12 +367,6 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
         raise _TestTimeout()
 
     signal.signal(signal.SIGALRM, on_alarm)
-
-    # register the sources so tracebacks can show the failing lines
-    import linecache
-    linecache.cache["<solution>"] = (_len(code_text), None, code_text.splitlines(True), "<solution>")
-    for i, src in enumerate(req["tests"]):
-        linecache.cache[f"<test {i}>"] = (_len(src), None, src.splitlines(True), f"<test {i}>")
 
     # 1. the solution
     try:
@@ -415,11 +424,12 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
         emit({"ev": "load", "status": "runtime_error", "message": "the test set-up code raised",
               "traceback": trimmed_tb(e)})
         return
-    emit({"ev": "load", "status": "ok"})
-
-    # 2. the tests, one record each
+    # 2. the tests, one record each; "start i" is on the pipe before test i runs
+    pending = [{"ev": "load", "status": "ok"}]
     for i, unit in enumerate(units):
-        emit({"ev": "start", "i": i})
+        pending.append({"ev": "start", "i": i})
+        emit(*pending)
+        pending = []
         t0 = perf()
         rec = {"ev": "result", "i": i, "status": "passed"}
         try:
@@ -450,8 +460,9 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
                 rec["message"] = rec["message"][:500]
             rec["traceback"] = trimmed_tb(e)
         rec["duration_s"] = perf() - t0
-        emit(rec)
-    emit({"ev": "done", "n": _len(units)})
+        pending.append(rec)
+    pending.append({"ev": "done", "n": _len(units)})
+    emit(*pending)
     # the secret arrives only now; echo it so the supervisor knows the harness itself got here
     got = b""
     while _len(got) < 32:
@@ -513,10 +524,6 @@ def _child(req: dict, compiled: tuple, iso: dict, uid: int, workdir: str,
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
                            "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
-        # line-buffered, so what was printed before a crash or a kill is still seen
-        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)
-        sys.stdin = open(0, encoding="utf-8", closefd=False)
         sys.argv = ["solution.py"]
         _harness(req, compiled, res_w, sec_r)
         code = 0
@@ -572,8 +579,11 @@ class _Run:
         self.uid = UID_BASE + ((os.getpid() & 0x3FFFFF) << 8 | slot)
         if iso["level"] == "full":
             self.workdir = os.path.join(RUN_ROOT, f"run-{slot}")
-            shutil.rmtree(self.workdir, ignore_errors=True)
-            os.mkdir(self.workdir, 0o700)
+            try:
+                os.mkdir(self.workdir, 0o700)
+            except FileExistsError:  # left by a run whose clean-up failed
+                shutil.rmtree(self.workdir, ignore_errors=True)
+                os.mkdir(self.workdir, 0o700)
         else:
             self.workdir = tempfile.mkdtemp(prefix="drift-sandbox-")
         if iso["uid_drop"]:
@@ -699,7 +709,10 @@ class _Run:
                 os.close(fd)
             except OSError:
                 pass
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            os.rmdir(self.workdir)  # the common case: the code wrote nothing
+        except OSError:
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return _build_result(self.req, len(self.req["tests"]), self.records, self.fin_ok, self.kill_reason,
                              self.exit_status, self.out_tail, self.out_total, time.monotonic() - self.t_start)
 
@@ -823,6 +836,15 @@ def main() -> None:
             __import__(name)
         except ImportError:
             pass
+    _PREPARED["plain_check"] = _make_plain_check()
+    # a check's fds 0, 1 and 2 are /dev/null and its output pipe; the server's own sys.std* objects
+    # already wrap those fds, so a check uses them as they are: line-buffered, so that what was
+    # printed before a crash or a kill is still seen
+    sys.stdout.reconfigure(line_buffering=True, errors="replace")
+    sys.stderr.reconfigure(line_buffering=True, errors="replace")
+    # what exists now is shared by every check: keep the collector from walking (and so copying) it
+    gc.collect()
+    gc.freeze()
     _send_frame(outp, {"ready": True, "isolation": iso, "pid": os.getpid()})
 
     # orphans of a run are reparented here (not to the machine's init) and reaped below
