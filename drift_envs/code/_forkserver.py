@@ -463,7 +463,7 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
         pending.append(rec)
     pending.append({"ev": "done", "n": _len(units)})
     emit(*pending)
-    # the secret arrives only now; echo it so the supervisor knows the harness itself got here
+    # the secret arrives only now; echo it so the server knows the harness itself got here
     got = b""
     while _len(got) < 32:
         chunk = read(sec_r, 64)
@@ -474,7 +474,7 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
 
 
 # ---------------------------------------------------------------------------------------------
-# one run: supervisor + sandboxed child
+# one run: the sandboxed child, and its bookkeeping in the server
 
 
 def _set_limits(lim: dict, drop_uid: bool) -> None:

@@ -8,7 +8,7 @@ What one check gets, in every isolation level:
 
 * its own session and process group, stdin from ``/dev/null``, a clean environment
   (``PATH``, ``HOME``, ``TMPDIR``, ``LANG`` only), no inherited file descriptors but its pipes;
-* limits: wall clock (``timeout_s``, the supervisor kills everything), per-test time (``SIGALRM``),
+* limits: wall clock (``timeout_s``, the server kills everything), per-test time (``SIGALRM``),
   CPU seconds, address space (``memory_mb``), file size, open files, no core dumps;
 * a verdict from the harness, never from the exit code: "passed" needs a record for every test *and*
   the echo of a per-run secret that the harness only receives after it has reported the last test;
@@ -16,19 +16,27 @@ What one check gets, in every isolation level:
   override no comparison method), so ``__eq__`` tricks cannot pass an ``==`` test;
 * output capped: the last 4 KiB of stdout+stderr are kept, more than ``max_output_bytes`` ends the run.
 
-The isolation level (``Sandbox.isolation["level"]``) says what else holds:
+The isolation level (``Sandbox.isolation``: ``level`` plus one flag per feature) says what else holds:
 
 ``full`` (root, Linux namespaces available — the case on this project's machines)
-    the check runs as a fresh unprivileged uid (so ``RLIMIT_NPROC`` bounds fork bombs), as pid 1 of
-    a new pid namespace (when it ends, the kernel kills everything it started, daemons included, and
-    it cannot see or signal any other process), with a new network namespace (no interfaces but a
-    down loopback: no network at all), every mount of the host read-only and a private size-limited
-    tmpfs on ``/tmp`` as its working directory (freed with the run), and ``no_new_privs``.
-``basic`` (not root, or no namespaces)
-    limits, process group and a private temporary directory (removed afterwards) only. A process that
-    leaves its process group can outlive the run, files the user may write elsewhere can be written,
-    the network is reachable and ``RLIMIT_NPROC`` is not set (it would count all the user's processes).
-    Use a container or VM for untrusted code in that case.
+    each check runs as its own unprivileged uid (so ``RLIMIT_NPROC`` bounds fork bombs), and when it
+    ends every process of that uid is killed (``kill(-1)`` sent as that uid), so nothing it started
+    outlives it, daemons that left the process group included; the server it is forked from lives
+    in a new network namespace (a down loopback, no interfaces: no network at all, not even the
+    host's ``localhost``) and a new mount namespace where every host mount is read-only, ``/tmp`` is
+    a private tmpfs holding one ``0700`` directory per check (its working directory, removed after),
+    ``/proc`` shows a check only its own processes (``hidepid=2``), and a private parent directory of
+    the standard library (e.g. ``/root`` under pyenv) is replaced by an empty one with only the
+    standard library bound back in; plus ``no_new_privs`` and a parent-death signal.
+``basic`` as root without namespaces
+    the uid drop, ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the network is reachable,
+    world-writable places (``/tmp``, ``/dev/shm``) can be written, and modules the server did not
+    preload cannot be imported when the standard library sits under a private directory.
+``basic`` as an ordinary user (or ``isolation="none"``)
+    limits, a process group killed at the end and a private temporary directory (removed afterwards)
+    only. A process that leaves its process group can outlive the run, files the user may write
+    elsewhere can be written, the network is reachable and ``RLIMIT_NPROC`` is not set (it would count
+    all the user's processes). Use a container or VM for untrusted code in that case.
 
 Not guaranteed at any level: a program written against this harness's own protocol (reading its
 file descriptors from ``/proc/self/fd`` and speaking the record format) can forge a result; the
