@@ -1,0 +1,151 @@
+"""``drift quickstart`` end to end on a tiny config, its YAML config, and the scripted teacher's records."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM
+
+from drift_train.cli import main as drift_main
+from drift_train.quickstart import QuickstartConfig, pretrain_reference, teacher_episodes
+from drift_train.trajectories import read_trajectories, validate_record
+from drift_train.weights import records_to_inputs
+
+# Tasks "Compute a + b." with a, b in {1, 2}: a few pretraining steps teach the tiny model the \boxed{}
+# format, and its guesses near the gold answer then solve some episodes, so rft has data to train on.
+TINY_ENV_KWARGS = {"difficulty": {"kinds": ["arithmetic"], "min_value": 1, "max_value": 2, "operators": "+"},
+                   "feedback": "hint", "max_turns": 3, "system_prompt": ""}
+TINY_RUN = {
+    "env_kwargs": TINY_ENV_KWARGS,
+    "pretrain_episodes": 64, "pretrain_epochs": 2, "pretrain_learning_rate": 0.03, "teacher_spread": 1,
+    "eval_tasks": 8, "rollout_tasks": 4, "samples": 2, "methods": ["wsft", "rft"],
+    "batch_size": 8, "train_epochs": 1,
+}
+T = TINY_ENV_KWARGS["max_turns"]
+
+
+def _png(path: Path) -> bool:
+    return path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """``drift quickstart --config tiny.yaml --output-dir OUT`` with ``DRIFT_CACHE`` in a temporary folder."""
+    root = tmp_path_factory.mktemp("quickstart")
+    cache, out = root / "cache", root / "out"
+    config_path = root / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(TINY_RUN))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRIFT_CACHE", str(cache))
+        assert drift_main(["quickstart", "--config", str(config_path), "--output-dir", str(out), "--seed", "3"]) == 0
+    return out, cache, json.loads((out / "results.json").read_text())
+
+
+def test_quickstart_writes_results_curves_and_every_stage(quickstart_run) -> None:
+    out, cache, results = quickstart_run
+    assert results["config"]["seed"] == 3 and results["config"]["methods"] == ["wsft", "rft"]
+    assert results["config"]["eval_tasks"] == 8
+    assert Path(results["reference_model"]).parent == cache  # pretrained into DRIFT_CACHE, not ~/.cache
+    assert (Path(results["reference_model"]) / ".complete").is_file()
+    assert set(results["results"]) == {"reference", "wsft", "rft"}
+    assert set(results["vs_reference"]) == {"wsft", "rft"}
+    for name, r in results["results"].items():
+        m = r["metrics"]
+        assert m["num_episodes"] == 8 and m["max_turns"] == T
+        assert list(m["success_at"]) == [str(t) for t in range(1, T + 1)]
+        assert json.loads((out / f"eval_{name}.json").read_text()) == m
+        assert (r["train_s"] > 0) == (name != "reference")
+        evaluated = list(read_trajectories(out / f"eval_{name}.jsonl"))
+        assert len(evaluated) == 8 and all(e["env_kwargs"]["split"] == "test" for e in evaluated)
+    for name, v in results["vs_reference"].items():
+        ref = results["results"]["reference"]["metrics"]["success_at"][str(T)]["value"]
+        assert v["delta"] == pytest.approx(results["results"][name]["metrics"]["success_at"][str(T)]["value"] - ref)
+    assert Path(results["curves_png"]) == out / "curves.png" and _png(out / "curves.png")
+    assert set(results["timings_s"]) >= {"reference", "rollouts", "total"}
+    assert json.loads((out / "config.json").read_text()) == results["config"]
+
+
+def test_quickstart_rollouts_are_weighted_and_train_both_methods(quickstart_run) -> None:
+    out, _, results = quickstart_run
+    rollouts = list(read_trajectories(out / "rollouts.jsonl"))
+    assert len(rollouts) == 4 * 2 and all(r["env_kwargs"]["split"] == "train" for r in rollouts)
+    assert Counter(r["prompt_id"] for r in rollouts) == {i: 2 for i in range(4)}
+    assert any(r["t_star"] is not None for r in rollouts), "the pretrained reference never solved a task"
+    weighted = [json.loads(line) for line in (out / "rollouts.weighted.jsonl").read_text().splitlines()]
+    assert len(weighted) == len(rollouts)
+    by_group: dict = {}
+    for r in weighted:
+        by_group.setdefault(r["prompt_id"], []).append(r["weight"])
+    assert all(np.mean(w) == pytest.approx(1.0) for w in by_group.values())  # DRIFT weights average 1 per group
+    summary = json.loads((out / "rollouts.weighted.summary.json").read_text())
+    assert summary["trajectories"] == 8
+    # evaluation (test split) and rollouts (train split) never share a task
+    evaluated = {e["task_id"] for e in read_trajectories(out / "eval_reference.jsonl")}
+    assert evaluated.isdisjoint(r["task_id"] for r in rollouts)
+
+    reference = AutoModelForCausalLM.from_pretrained(results["reference_model"]).state_dict()
+    for method in ("wsft", "rft"):
+        trained = AutoModelForCausalLM.from_pretrained(out / f"model_{method}").state_dict()
+        assert any(not np.array_equal(reference[k].numpy(), trained[k].numpy()) for k in reference), method
+
+
+def test_pretrained_reference_is_cached(quickstart_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, cache, results = quickstart_run
+    monkeypatch.setenv("DRIFT_CACHE", str(cache))
+    config = QuickstartConfig(**TINY_RUN, seed=3)
+    marker = Path(results["reference_model"]) / ".complete"
+    stamp = marker.stat().st_mtime_ns
+    assert pretrain_reference(config) == Path(results["reference_model"])
+    assert marker.stat().st_mtime_ns == stamp  # a cache hit: nothing retrained or rewritten
+    assert not list(cache.glob("*.partial"))
+
+
+def test_yaml_config_overrides_fields(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("eval_tasks: 12\nmethods: [wsft]\nenv_kwargs: {difficulty: easy, max_turns: 2}\n")
+    config = QuickstartConfig.from_yaml(path)
+    assert (config.eval_tasks, config.methods, config.env_kwargs) == (12, ["wsft"], {"difficulty": "easy",
+                                                                                      "max_turns": 2})
+    assert config.samples == QuickstartConfig().samples  # everything else keeps its default
+    assert QuickstartConfig.from_yaml(_write(tmp_path / "empty.yaml", "")) == QuickstartConfig()
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_yaml_config_rejects_unknown_fields(tmp_path: Path) -> None:
+    path = _write(tmp_path / "typo.yaml", "eval_tasks: 8\npretrain_epoch: 1\n")
+    with pytest.raises(ValueError, match=r"typo\.yaml: unknown field\(s\) \['pretrain_epoch'\]") as exc:
+        drift_main(["quickstart", "--config", str(path), "--output-dir", str(tmp_path / "never")])
+    assert "pretrain_epochs" in str(exc.value)  # the known fields are listed, so the typo is easy to spot
+    assert not (tmp_path / "never").exists()  # rejected before anything ran
+    with pytest.raises(ValueError, match="expected a mapping of QuickstartConfig fields"):
+        QuickstartConfig.from_yaml(_write(tmp_path / "list.yaml", "- eval_tasks\n"))
+
+
+def test_teacher_records_are_valid_trajectories() -> None:
+    config = QuickstartConfig(teacher_accuracy=0.3, teacher_spread=3)
+    records = teacher_episodes(config, 300, seed=0)
+    for i, record in enumerate(records):
+        validate_record(record, line=i + 1)
+    assert records == teacher_episodes(config, 300, seed=0)  # a pure function of its seed
+    assert all(r["env_kwargs"]["split"] == "train" and r["meta"]["policy"] == "scripted-teacher" for r in records)
+    turns = [bit for r in records for bit in r["verifier"].values()]
+    assert np.mean(turns) == pytest.approx(0.3, abs=0.06)  # right with probability teacher_accuracy per turn
+    for r in records:
+        answers = r["answer_norms"]
+        assert None not in answers and len(set(answers)) == len(answers)  # boxed every time, never repeats
+        assert r["format_penalty"] == 0.0
+        assert list(r["turn_rewards"].values()) == [float(b) for b in r["verifier"].values()]
+        gold = int(answers[-1]) if r["t_star"] else None
+        if gold is not None:
+            assert all(abs(int(a) - gold) <= 3 for a in answers)  # wrong guesses lie within gold ± spread
+    inputs = records_to_inputs(records)  # and DRIFT's weights read them as they read rollouts
+    assert inputs.success.mean() == pytest.approx(np.mean([r["t_star"] is not None for r in records]))
