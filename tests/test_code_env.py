@@ -265,3 +265,14 @@ def test_bad_kwargs():
         CodeFeedbackEnv(timeout_s=0)
     with pytest.raises(ValueError, match="memory_mb"):
         CodeFeedbackEnv(memory_mb=10)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import drift_envs.code.env as env_module
+    import drift_envs.code.sandbox as sandbox_module
+
+    for module in (env_module, sandbox_module):
+        outcome = doctest.testmod(module)
+        assert outcome.attempted > 0 and outcome.failed == 0, module.__name__

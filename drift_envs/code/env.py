@@ -77,7 +77,7 @@ def _describe(t: TestResult) -> str:
 
 
 class CodeFeedbackEnv(MultiTurnTextEnv):
-    """Python function-writing tasks checked by unit tests in a sandbox, with test feedback each turn.
+    r"""Python function-writing tasks checked by unit tests in a sandbox, with test feedback each turn.
 
     ## Description
     Each episode is one programming task. The model replies with a Python function (the last
@@ -142,12 +142,18 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     >>> import gymnasium as gym, drift_envs
     >>> env = gym.make("drift/CodeFeedback-v0")
     >>> obs, info = env.reset(seed=0, options={"index": 0})
-    >>> print(obs)  # doctest: +SKIP
-    Write a Python function `times_7(x)` that returns x multiplied by 7.
-    ...
-    >>> obs, reward, terminated, truncated, info = env.step("```python\\ndef times_7(x):\\n    return x + 7\\n```")
-    >>> reward, terminated, info["feedback"]["status"]  # doctest: +SKIP
-    (0.0, False, 'wrong_answer')
+    >>> print(obs)
+    Write a Python function `is_even(x)` that returns True if x is even, else False.
+    <BLANKLINE>
+    Reply with the whole function in a ```python block.
+    >>> obs, reward, terminated, truncated, info = env.step("```python\ndef is_even(x):\n    return x % 2\n```")
+    >>> print(obs)
+    Your code failed 4 of 4 tests.
+    Test: assert is_even(-18) == True
+    Expected True, got 0.
+    Fix the function and reply with the whole corrected function in a ```python block.
+    >>> env.step("```python\ndef is_even(x):\n    return x % 2 == 0\n```")[1:3]
+    (1.0, True)
     """
 
     def __init__(
