@@ -276,3 +276,27 @@ def test_docstring_examples_run():
     for module in (env_module, sandbox_module):
         outcome = doctest.testmod(module)
         assert outcome.attempted > 0 and outcome.failed == 0, module.__name__
+
+
+def test_prefetch_runs_checks_ahead_and_step_uses_them(sandbox):
+    envs = [CodeFeedbackEnv(sandbox=sandbox) for _ in range(6)]
+    actions = []
+    for i, env in enumerate(envs):
+        env.reset(options={"index": i})
+        task = env.task
+        # even envs get the reference, odd ones a wrong function
+        code = task.answer if i % 2 == 0 else f"def {task.meta['entry_point']}(*a):\n    return 'nope'"
+        actions.append(fenced(code))
+    for env, action in zip(envs, actions, strict=True):
+        env.prefetch(action)
+    assert all(env._prefetched is not None for env in envs)
+    outcomes = [env.step(action)[1] for env, action in zip(envs, actions, strict=True)]
+    assert outcomes == [1.0, 0.0] * 3
+    assert all(env._prefetched is None for env in envs)
+    # a step with another action than the prefetched one checks that action instead
+    env = envs[1]
+    env.prefetch(fenced(env.task.answer))
+    _, reward, *_ = env.step(fenced("def nothing():\n    pass"))
+    assert reward == 0.0
+    with pytest.raises(TypeError):
+        env.prefetch(b"bytes")  # type: ignore[arg-type]

@@ -192,6 +192,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
                                        num_tests=num_tests)
         self._sandbox = sandbox
         self._last_result: RunResult | None = None
+        self._prefetched: tuple | None = None
 
     @property
     def sandbox(self) -> Sandbox:
@@ -222,6 +223,22 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         return CodeJob(code, list(m["tests"]), entry_point=m["entry_point"], setup=m.get("setup", ""),
                        prelude=m.get("prelude", ""), limits=self.limits)
 
+    def prefetch(self, action: str) -> None:
+        """Start checking ``action`` for the current task now; the next ``step(action)`` uses the result.
+
+        A batch caller (a rollout engine stepping many envs one after another) calls ``prefetch`` on
+        every env first, so the checks run in parallel on the sandbox's workers instead of one by one.
+        A ``step`` with a different action ignores the prefetched check.
+        """
+        if not isinstance(action, str):
+            raise TypeError(f"{type(self).__name__}.prefetch expects the model's reply as a str, "
+                            f"got {type(action).__name__}")
+        task = self.task
+        if task is None:
+            raise RuntimeError("call reset() before prefetch()")
+        code = extract_code(action)
+        self._prefetched = None if code is None else (task.task_id, action, self.sandbox.submit(self.job(task, code)))
+
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the code and run the task's tests on it in the sandbox."""
         code = extract_code(action)
@@ -229,7 +246,11 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             return Verdict(correct=False, format_ok=False, answer=None,
                            details={"status": "no_code", "num_passed": 0, "num_tests": len(task.meta["tests"])},
                            info={"tests": [], "run": None})
-        result = self.sandbox.submit(self.job(task, code)).result()
+        pre, self._prefetched = self._prefetched, None
+        if pre is not None and pre[0] == task.task_id and pre[1] == action:
+            result = pre[2].result()
+        else:
+            result = self.sandbox.submit(self.job(task, code)).result()
         return self.verdict_from_result(code, result)
 
     def verdict_from_result(self, code: str, result: RunResult) -> Verdict:
