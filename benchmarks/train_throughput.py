@@ -200,11 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict] = {}
     for name, fn in [
         ("trl-sft padded", lambda: run_trl(model_dir, records, args, padding_free=False)),
-        ("trl-sft padding-free", lambda: run_trl(model_dir, records, args, padding_free=True)),
         ("drift wsft padded", lambda: run_drift(model_dir, records, "wsft", args, padding_free=False)),
+        ("drift otr K=256 padded", lambda: run_drift(model_dir, records, "otr", args, padding_free=False)),
+        ("drift otr-exact padded", lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=False)),
+        ("trl-sft padding-free", lambda: run_trl(model_dir, records, args, padding_free=True)),
         ("drift wsft padding-free", lambda: run_drift(model_dir, records, "wsft", args, padding_free=True)),
-        ("drift otr K=256 padding-free", lambda: run_drift(model_dir, records, "otr", args, padding_free=True)),
-        ("drift otr-exact padding-free", lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=True)),
     ]:
         rows[name] = fn()
         print(f"{name}: {rows[name]}", flush=True)
@@ -212,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
 
     best_trl = max((v["tokens_per_s"], k) for k, v in rows.items() if k.startswith("trl"))
     best_wsft = max((v["tokens_per_s"], k) for k, v in rows.items() if "wsft" in k)
-    wsft_step = rows["drift wsft padding-free"]["step_s"]
+    wsft_step = rows["drift wsft padded"]["step_s"]
     summary = {
         "wsft_vs_trl_tokens_per_s": best_wsft[0] / best_trl[0],
-        "otr_vs_wsft_step_time": rows["drift otr K=256 padding-free"]["step_s"] / wsft_step,
-        "otr_exact_vs_wsft_step_time": rows["drift otr-exact padding-free"]["step_s"] / wsft_step,
+        "otr_vs_wsft_step_time": rows["drift otr K=256 padded"]["step_s"] / wsft_step,
+        "otr_exact_vs_wsft_step_time": rows["drift otr-exact padded"]["step_s"] / wsft_step,
         "weights_1m_s": weights["total_s"],
     }
     table = Table(title="training throughput (tiny model, CPU)")
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(json.dumps({
             "runs": rows, "weights": weights, "summary": summary, "settings": vars(args),
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
+                        "threads": torch.get_num_threads(), "load_average_at_end": os.getloadavg()},
         }, indent=2) + "\n")
     return 0
 

@@ -203,10 +203,11 @@ def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
     """
     n = len(records)
     group_of: dict = {}
-    group_index = np.empty(n, dtype=np.int64)
-    format_penalty = np.zeros(n)
-    unique_fraction = np.ones(n)
-    success = np.zeros(n, dtype=bool)
+    # plain lists in the loop (numpy item assignment is slower than the work itself), arrays after it
+    groups = [0] * n
+    penalties: list = [0.0] * n
+    unique: list[float] = [1.0] * n
+    success = [False] * n
     rows: list[list] = [None] * n  # type: ignore[list-item]
     ordered_keys: dict[tuple, bool] = {}  # key tuples already seen in turn order t1..tn (fast path)
 
@@ -216,25 +217,37 @@ def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
             turn_rewards = record["turn_rewards"]
         except (KeyError, TypeError) as err:
             raise ValueError(f"record {i}: missing field {err} (need prompt_id and turn_rewards)") from None
-        group_index[i] = group_of.setdefault(prompt_id, len(group_of))
+        groups[i] = group_of.setdefault(prompt_id, len(group_of))
         if isinstance(turn_rewards, dict):
             keys = tuple(turn_rewards)
-            if keys not in ordered_keys:
-                ordered_keys[keys] = keys == tuple(f"t{t}" for t in range(1, len(keys) + 1))
-            rows[i] = (list(turn_rewards.values()) if ordered_keys[keys]
-                       else _as_turn_list(turn_rewards, f"record {i}"))
+            in_order = ordered_keys.get(keys)
+            if in_order is None:
+                in_order = ordered_keys[keys] = keys == tuple(f"t{t}" for t in range(1, len(keys) + 1))
+            rows[i] = list(turn_rewards.values()) if in_order else _as_turn_list(turn_rewards, f"record {i}")
         else:
             rows[i] = _as_turn_list(turn_rewards, f"record {i}")
         penalty = record.get("format_penalty")
         if penalty is not None:
-            format_penalty[i] = penalty
+            penalties[i] = penalty
         answers = record.get("answer_norms")
         if answers:
-            given = [a for a in answers if a is not None]
-            if given:
-                unique_fraction[i] = len(set(map(str, given))) / len(given)
-        success[i] = trajectory_succeeded(record)
+            if None in answers:
+                answers = [a for a in answers if a is not None]
+            if answers:
+                try:
+                    unique[i] = len(set(answers)) / len(answers)
+                except TypeError:  # unhashable answers (lists, dicts): compare their text
+                    unique[i] = len(set(map(str, answers))) / len(answers)
+        success[i] = record.get("t_star") is not None or trajectory_succeeded(record)
 
+    group_index = np.array(groups, dtype=np.int64)
+    unique_fraction = np.array(unique, dtype=np.float64)
+    success = np.array(success, dtype=bool)
+    try:
+        format_penalty = np.array(penalties, dtype=np.float64)
+    except (TypeError, ValueError):
+        i = next(i for i, p in enumerate(penalties) if not isinstance(p, (int, float)) or isinstance(p, bool))
+        raise ValueError(_where(records, i, "format_penalty") + f" is {penalties[i]!r}, not a number") from None
     num_turns = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
     t_max = int(num_turns.max()) if n else 0
     turn_rewards = np.zeros((n, t_max))
