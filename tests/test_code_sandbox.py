@@ -193,6 +193,27 @@ def test_fork_bomb(sandbox, full, host_guard):
     assert not r.passed and r.status == "timeout"
 
 
+def test_process_limit_and_private_process_view(sandbox, full, host_guard):
+    r = run(sandbox, """
+        import os, time
+        def f():
+            n = 0
+            try:
+                while n < 1000:
+                    if os.fork() == 0:
+                        time.sleep(30)
+                        os._exit(0)
+                    n += 1
+            except OSError:
+                pass
+            visible = [p for p in os.listdir("/proc") if p.isdigit()]
+            return n, len(visible), HOST_PID in visible
+        """.replace("HOST_PID", repr(str(os.getpid()))),
+        tests=["n, visible, sees_host = f()\nassert n < 32 and visible <= n + 1 and not sees_host"])
+    # RLIMIT_NPROC stopped the forks; /proc shows none of the host's processes (this one included)
+    assert r.passed, r.to_dict()
+
+
 def test_memory_bomb(sandbox, full, host_guard):
     r = run(sandbox, """
         def f():
