@@ -502,3 +502,21 @@ def test_thread_safe_callers(sandbox):
 
 def test_sandbox_python_is_this_python():
     assert Sandbox().python == sys.executable
+
+
+def test_a_forked_process_gets_its_own_server(sandbox):
+    assert sandbox.run("def f():\n    return 1", ["assert f() == 1"], entry_point="f").passed
+    parent_server = sandbox._proc.pid
+    pid = os.fork()
+    if pid == 0:  # the child: same Sandbox object, its own server
+        code = 1
+        try:
+            ok = sandbox.run("def f():\n    return 2", ["assert f() == 2"], entry_point="f").passed
+            code = 0 if ok and sandbox._proc.pid != parent_server else 2
+            sandbox.close()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert sandbox._proc.pid == parent_server
+    assert sandbox.run("def f():\n    return 3", ["assert f() == 3"], entry_point="f").passed

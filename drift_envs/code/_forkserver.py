@@ -811,7 +811,8 @@ def _build_result(req, n_tests, records, fin_ok, kill_reason, exit_status, out_t
 
 _PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
             "random", "statistics", "fractions", "decimal", "hashlib", "copy", "operator", "datetime",
-            "json", "dataclasses", "array", "cmath", "numbers", "textwrap", "unicodedata", "linecache")
+            "json", "dataclasses", "array", "cmath", "numbers", "textwrap", "unicodedata", "linecache", "io",
+            "struct", "enum", "contextlib", "queue", "time", "abc", "types", "pprint", "fnmatch")
 
 
 def main() -> None:

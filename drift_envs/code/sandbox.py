@@ -54,6 +54,7 @@ import struct
 import subprocess
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -250,7 +251,8 @@ class Sandbox:
 
     ``isolation="auto"`` takes the strongest level the machine allows (see the module docstring);
     ``"none"`` forces the ``basic`` level. The server starts on first use and restarts if it dies.
-    Thread-safe: checks submitted from many threads share the workers.
+    Thread-safe: checks submitted from many threads share the workers. Fork-safe: a forked copy of
+    the object (a vector env's worker) starts its own server on first use.
 
     >>> sb = Sandbox()
     >>> sb.run("def add(a, b):\\n    return a + b", ["assert add(1, 2) == 3"], entry_point="add").passed
@@ -279,10 +281,21 @@ class Sandbox:
         self._info: dict = {}
         self._lock = threading.RLock()  # server lifecycle and request writes
         self._plock = threading.Lock()  # the map of checks in flight
+        # a forked copy (e.g. a vector env's worker) must not inherit locks held by this process's
+        # threads, nor talk to this process's server: it starts its own on first use
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (s := ref()) is not None and s._forget_after_fork())
         self._next_id = 0
         self._pending: dict[int, Future] = {}
         self._connected = False
         self._owner_pid = os.getpid()
+
+    def _forget_after_fork(self) -> None:
+        self._lock = threading.RLock()
+        self._plock = threading.Lock()
+        self._proc = None
+        self._pending = {}
+        self._connected = False
 
     # ---- server lifecycle ---------------------------------------------------------------------
     def _start(self) -> None:
