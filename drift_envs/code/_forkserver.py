@@ -127,8 +127,13 @@ def _setup_namespaces() -> dict:
     # sandboxed uids see only their own processes; run directories live on a private tmpfs
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
     _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,nr_inodes=200000,mode=0711")
-    _expose_stdlib(os.path.dirname(os.__file__))
-    return {"read_only_failed": failed}
+    notes = []
+    try:
+        _expose_stdlib(os.path.dirname(os.__file__))
+    except OSError as e:
+        notes.append(f"the standard library could not be exposed to the sandbox uid ({e}): only the "
+                     "modules the server preloads can be imported if it sits under a private directory")
+    return {"read_only_failed": failed, "notes": notes}
 
 
 def _expose_stdlib(stdlib: str) -> None:
@@ -177,6 +182,7 @@ def _probe_isolation(mode: str) -> dict:
     iso.update(level="full", network=True, read_only_fs=True, private_tmp=True)
     if extra["read_only_failed"]:
         iso["notes"].append(f"mounts left writable: {extra['read_only_failed']}")
+    iso["notes"].extend(extra["notes"])
     return iso
 
 
