@@ -54,10 +54,12 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     console = Console()
     reference = Path(base.model) if base.model else pretrain_reference(base, console)
-    T = int(base.env_kwargs.get("max_turns", 5))
     runs: dict[str, list[dict]] = {}
+    T = 0
 
     def record(name: str, metrics: dict, wall_s: float, tokens: int) -> None:
+        nonlocal T
+        T = metrics["max_turns"]
         runs.setdefault(name, []).append({
             "success_at_1": metrics["success_at"]["1"]["value"], "success_at_T": metrics["success_at"][str(T)]["value"],
             "wall_s": wall_s, "generated_tokens": tokens})

@@ -146,7 +146,8 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     from drift_train.trainer import DriftConfig, train
 
     knobs = {k: getattr(config, k) for k in ("env_id", "env_kwargs", "tiny_model", "pretrain_episodes", "pretrain_epochs",
-                                            "pretrain_learning_rate", "teacher_accuracy", "teacher_spread", "seed")}
+                                            "pretrain_learning_rate", "teacher_accuracy", "teacher_spread", "batch_size",
+                                            "seed")}
     key = hashlib.sha256(json.dumps({**knobs, "tiny": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
     out = _cache_dir() / f"quickstart-reference-{key}"
     if (out / "config.json").exists() and (out / ".complete").exists():
@@ -163,7 +164,7 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     train(DriftConfig(
         output_dir=str(work / "model"), data=str(data), model=str(base), loss="sft", assistant_turns="all",
         num_train_epochs=config.pretrain_epochs, learning_rate=config.pretrain_learning_rate,
-        per_device_train_batch_size=config.batch_size, lr_scheduler_type="cosine", warmup_steps=20,
+        per_device_train_batch_size=config.batch_size, lr_scheduler_type="cosine", warmup_ratio=0.05,
         weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=50, seed=config.seed,
         disable_tqdm=False, use_cpu=not _has_cuda(),
     ))
@@ -252,7 +253,6 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     (out / "config.json").write_text(json.dumps(asdict(config), indent=2))
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    T = int(config.env_kwargs.get("max_turns", 5))
 
     console.rule("[bold]1. reference model")
     t = time.perf_counter()
@@ -267,12 +267,19 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     console.rule("[bold]3. reference rollouts → weights → training")
     stage = rollout_stage(config, reference, out, config.seed)
     timings["rollouts"] = stage["seconds"]
+    skipped: dict[str, str] = {}
     for method in config.methods:
         console.rule(f"[bold]train {method}")
-        model_dir, train_s = train_stage(config, reference, stage["data"], method, out, config.seed)
+        try:
+            model_dir, train_s = train_stage(config, reference, stage["data"], method, out, config.seed)
+        except ValueError as e:  # e.g. rft when the reference never succeeded: no data, not a crash
+            console.print(f"[yellow]skipping {method}: {e}[/yellow]")
+            skipped[method] = str(e)
+            continue
         console.rule(f"[bold]4. evaluate {method}")
         results[method] = {"metrics": evaluate_stage(config, method, model_dir, out, config.seed + 1),
                            "train_s": train_s}
+    T = results["reference"]["metrics"]["max_turns"]
 
     console.print(_with_train_time(results, config, T))
     ref = results["reference"]["metrics"]["success_at"][str(T)]
@@ -288,7 +295,8 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     png = plot_success_curves({n: r["metrics"] for n, r in results.items()}, out / "curves.png",
                               title=f"{config.env_id} (tiny model)")
     timings["total"] = time.perf_counter() - started
-    summary_out = {"config": asdict(config), "results": results, "vs_reference": verdicts, "timings_s": timings,
+    summary_out = {"config": asdict(config), "results": results, "vs_reference": verdicts, "skipped": skipped,
+                   "timings_s": timings,
                    "reference_model": str(reference), "curves_png": str(png)}
     (out / "results.json").write_text(json.dumps(summary_out, indent=2))
     console.print(f"results → {out / 'results.json'}; curves → {png}; total {timings['total']:.0f} s")
@@ -321,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", help="where every file of the run goes (default runs/quickstart)")
     parser.add_argument("--seed", type=int, help="seed of the whole run")
     args = parser.parse_args(argv)
-    config = QuickstartConfig.from_yaml(args.config) if args.config else QuickstartConfig()
+    try:
+        config = QuickstartConfig.from_yaml(args.config) if args.config else QuickstartConfig()
+    except (OSError, ValueError, TypeError) as e:
+        parser.error(str(e))
     if args.output_dir:
         config.output_dir = args.output_dir
     if args.seed is not None:
