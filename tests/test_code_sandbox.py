@@ -520,3 +520,19 @@ def test_a_forked_process_gets_its_own_server(sandbox):
     assert os.waitstatus_to_exitcode(status) == 0
     assert sandbox._proc.pid == parent_server
     assert sandbox.run("def f():\n    return 3", ["assert f() == 3"], entry_point="f").passed
+
+
+def test_mixed_batch_keeps_each_verdict_apart(sandbox, host_guard):
+    kinds = {
+        "pass": ("def f():\n    return 1", "passed"),
+        "wrong": ("def f():\n    return 2", "wrong_answer"),
+        "crash": ("import ctypes\ndef f():\n    return ctypes.string_at(0)", "runtime_error"),
+        "loop": ("def f():\n    while True:\n        pass", "timeout"),
+        "exit": ("import os\ndef f():\n    os._exit(0)", "runtime_error"),
+        "bomb": ("import os\ndef f():\n    while True:\n        try:\n            os.fork()\n"
+                 "        except OSError:\n            return 1", "passed"),
+    }
+    order = list(kinds) * 3
+    jobs = [CodeJob(kinds[k][0], ["assert f() == 1"], entry_point="f") for k in order]
+    results = sandbox.run_many(jobs)
+    assert [r.status for r in results] == [kinds[k][1] for k in order]

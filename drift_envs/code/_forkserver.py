@@ -324,6 +324,8 @@ def _short_repr() -> reprlib.Repr:
 def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noqa: C901
     # pristine references, taken before any untrusted code runs
     write, read, perf = os.write, os.read, time.perf_counter
+    getpid, _exit = os.getpid, os._exit
+    harness_pid = getpid()
     _repr, _isinstance, _exec, _compile, _len, _str = repr, isinstance, exec, compile, len, str
     _BaseException, _MemoryError, _AssertionError, _SyntaxError = (BaseException, MemoryError, AssertionError,
                                                                   SyntaxError)
@@ -336,6 +338,9 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
     setup_code, units = compiled
 
     def emit(*recs):
+        if getpid() != harness_pid:
+            # a process the code forked came back into the harness: only the harness reports
+            _exit(0)
         # one write for several records: every write wakes the server, so fewer is faster
         data = "".join([_repr(rec) + "\n" for rec in recs]).encode("utf-8", "replace")
         while data:
