@@ -42,7 +42,6 @@ import traceback
 # ---------------------------------------------------------------------------------------------
 # Linux constants (sched.h, mount.h, prctl.h)
 CLONE_NEWNS = 0x00020000
-CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
@@ -628,6 +627,7 @@ class _Run:
         self.fin_ok = False
         self.kill_reason = None
         self.exit_status = None
+        self.cpu_s = 0.0
 
     def kill(self, reason: str) -> None:
         if self.kill_reason is None:
@@ -646,8 +646,9 @@ class _Run:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def on_exit(self, status: int) -> None:
+    def on_exit(self, status: int, cpu_s: float) -> None:
         self.exit_status = status
+        self.cpu_s = cpu_s
         # the run is over: nothing it started may outlive it
         self.sweep()
         # once the strays are dead the pipes reach EOF; a process out of reach (basic level) may hold
@@ -724,11 +725,14 @@ class _Run:
             os.rmdir(self.workdir)  # the common case: the code wrote nothing
         except OSError:
             shutil.rmtree(self.workdir, ignore_errors=True)
-        return _build_result(self.req, len(self.req["tests"]), self.records, self.fin_ok, self.kill_reason,
-                             self.exit_status, self.out_tail, self.out_total, time.monotonic() - self.t_start)
+        result = _build_result(self.req, len(self.req["tests"]), self.records, self.fin_ok, self.kill_reason,
+                               self.exit_status, self.out_tail, self.out_total, time.monotonic() - self.t_start,
+                               self.cpu_s)
+        return result
 
 
-def _build_result(req, n_tests, records, fin_ok, kill_reason, exit_status, out_tail, out_total, duration):
+def _build_result(req, n_tests, records, fin_ok, kill_reason, exit_status, out_tail, out_total, duration,
+                  cpu_s=0.0):
     lim = req["limits"]
     tests = [{"index": i, "status": "not_run", "source": req["tests"][i]} for i in range(n_tests)]
     load = None
@@ -766,8 +770,8 @@ def _build_result(req, n_tests, records, fin_ok, kill_reason, exit_status, out_t
     elif kill_reason == "output_limit":
         fatal_status = "runtime_error"
         fatal_msg = f"output limit exceeded ({out_total} bytes > {int(lim['max_output_bytes'])})"
-    elif sig == signal.SIGXCPU or sig == signal.SIGKILL:
-        fatal_status, fatal_msg = "timeout", f"CPU time limit reached ({exit_desc})"
+    elif sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= int(lim["cpu_s"]) - 0.05:
+        fatal_status, fatal_msg = "timeout", f"the CPU time limit of {int(lim['cpu_s'])} s was reached"
     elif sig is not None:
         fatal_status, fatal_msg = "runtime_error", f"the process crashed ({exit_desc})"
     else:
@@ -813,6 +817,7 @@ def _build_result(req, n_tests, records, fin_ok, kill_reason, exit_status, out_t
         "stdout_bytes": out_total,
         "exit": exit_desc,
         "duration_s": duration,
+        "cpu_s": cpu_s,
     }
 
 
@@ -906,13 +911,13 @@ def main() -> None:
                 fd_owner[fd].on_readable(fd)
         while True:  # reap: our runs, and any orphan reparented to us
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
             if pid in runs and runs[pid].exit_status is None:
-                runs[pid].on_exit(status)
+                runs[pid].on_exit(status, usage.ru_utime + usage.ru_stime)
         now = time.monotonic()
         for pid, run in list(runs.items()):
             run.tick(now)

@@ -57,7 +57,7 @@ import threading
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -186,7 +186,7 @@ class RunResult:
     stdout_bytes: int = 0
     exit: str = ""
     duration_s: float = 0.0
-    extra: dict = field(default_factory=dict)
+    cpu_s: float = 0.0
 
     @property
     def first_failure(self) -> TestResult | None:
@@ -211,6 +211,7 @@ class RunResult:
             "stdout_bytes": self.stdout_bytes,
             "exit": self.exit,
             "duration_s": round(self.duration_s, 4),
+            "cpu_s": round(self.cpu_s, 4),
         }
 
     @classmethod
@@ -238,6 +239,7 @@ class RunResult:
             stdout_bytes=int(data.get("stdout_bytes", 0)),
             exit=data.get("exit", ""),
             duration_s=float(data.get("duration_s", 0.0)),
+            cpu_s=float(data.get("cpu_s", 0.0)),
         )
 
 
