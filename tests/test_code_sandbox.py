@@ -232,6 +232,19 @@ def test_infinite_loop(sandbox, host_guard):
     assert time.monotonic() - t0 < 3.0
 
 
+def test_busy_loop_that_ignores_its_signals_meets_the_cpu_limit(sandbox, host_guard):
+    r = run(sandbox, """
+        import signal
+        for sig in (signal.SIGALRM, signal.SIGXCPU, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        def f():
+            while True:
+                pass
+        """, limits=SandboxLimits(timeout_s=8.0, test_timeout_s=1.0, cpu_s=1, memory_mb=256))
+    assert r.status == "timeout" and "CPU time limit of 1 s" in r.tests[0].message, r.to_dict()
+    assert 1.0 <= r.cpu_s < 3.0
+
+
 def test_sleep_past_the_timeout_even_when_swallowing_the_alarm(sandbox, host_guard):
     t0 = time.monotonic()
     r = run(sandbox, """
