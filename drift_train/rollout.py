@@ -371,14 +371,14 @@ def rollout(
     display = _Progress(config, console=console) if progress else None
     try:
         if display:
-            display.start(len(done))
+            display.start(done)
         for record in iter_rollouts(policy, config, done=done, stats=stats,
                                     on_event=display.event if display else None):
             if writer:
                 writer.write(record)
             records.append(record)
             if display:
-                display.finished(stats)
+                display.finished(record, stats)
     finally:
         if writer:
             writer.close()
@@ -388,7 +388,7 @@ def rollout(
 
 
 class _Progress:
-    """Tasks bar plus live episodes, current turn and tokens/s."""
+    """Episodes bar with tasks done, the chunk's current turn and live episodes, and tokens/s."""
 
     def __init__(self, config: RolloutConfig, console: Any = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -399,27 +399,39 @@ class _Progress:
             TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
         )
         self.task = None
+        self.tasks_total = 0
+        self.tasks_done = 0
+        self.per_group: dict[Any, int] = {}
 
-    def start(self, already_done: int) -> None:
+    def start(self, done: set[tuple[Any, int]]) -> None:
         env = make_env(self.config.env_id, self.config.effective_env_kwargs)
-        total = len(task_indices(self.config, env)) * self.config.samples
+        self.tasks_total = len(task_indices(self.config, env))
         env.close()
+        for prompt_id, _ in done:
+            self.per_group[prompt_id] = self.per_group.get(prompt_id, 0) + 1
+        self.tasks_done = sum(1 for n in self.per_group.values() if n >= self.config.samples)
         self.progress.start()
         self.task = self.progress.add_task(
-            f"rollout {self.config.env_id}", total=total, completed=already_done, status="starting"
+            self._description(0.0), total=self.tasks_total * self.config.samples, completed=len(done),
+            status="starting",
         )
+
+    def _description(self, tokens_per_s: float) -> str:
+        return (f"{self.config.env_id} tasks {self.tasks_done}/{self.tasks_total} "
+                f"[dim]{tokens_per_s:,.0f} tok/s[/dim]")
 
     def event(self, event: dict) -> None:
         if event["event"] == "turn":
-            self.progress.update(self.task, status=f"chunk {event['chunk'] + 1}: turn {event['turn']}, "
-                                                   f"{event['live']} live")
+            self.progress.update(self.task, status=f"turn {event['turn']}: {event['live']} live")
         elif event["event"] == "chunk" and event["skipped"]:
-            self.progress.advance(self.task, event["groups"] * self.config.samples)
+            self.progress.update(self.task, status="skipping finished tasks")
 
-    def finished(self, stats: RolloutStats) -> None:
+    def finished(self, record: dict, stats: RolloutStats) -> None:
+        count = self.per_group.get(record["prompt_id"], 0) + 1
+        self.per_group[record["prompt_id"]] = count
+        self.tasks_done += count == self.config.samples
         self.progress.advance(self.task, 1)
-        self.progress.update(self.task, description=f"rollout {self.config.env_id} "
-                                                    f"[dim]{stats.tokens_per_s:,.0f} tok/s[/dim]")
+        self.progress.update(self.task, description=self._description(stats.tokens_per_s))
 
     def stop(self) -> None:
         self.progress.stop()

@@ -285,7 +285,7 @@ def test_cli_runs_resumes_and_reports(tiny_model_dir, tmp_path, capsys):
 
 def test_cli_killed_mid_run_then_resumed_matches_uninterrupted(tiny_model_dir, tmp_path):
     """A real ``drift rollout`` process is killed mid-run; ``--resume`` completes the same file."""
-    common = ["--env", TEST_ENV_ID, "--model", str(tiny_model_dir), "--num-tasks", "10", "--samples", "2",
+    common = ["--env", TEST_ENV_ID, "--model", str(tiny_model_dir), "--num-tasks", "6", "--samples", "2",
               "--max-new-tokens", "6", "--batch-size", "4", "--seed", "2", "--no-progress"]
     runner = ("import sys, gymnasium as gym; sys.path[:0] = [{repo!r}, {tests!r}]; import test_rollout; "
               "from drift_train.cli import main; sys.exit(main(sys.argv[1:]))").format(
@@ -296,19 +296,31 @@ def test_cli_killed_mid_run_then_resumed_matches_uninterrupted(tiny_model_dir, t
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
-        if killed.exists() and killed.read_text().count("\n") >= 3:
+        if killed.exists() and killed.read_text().count("\n") >= 2:
             break
         time.sleep(0.05)
     assert process.poll() is None, f"the run ended before it could be interrupted: {process.stderr.read()}"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     written = killed.read_text().count("\n")
-    assert 3 <= written < 20
+    assert 2 <= written < 12
     resumed = subprocess.run([sys.executable, "-c", runner, "rollout", *common, "--out", str(killed), "--resume"],
                              env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     full = tmp_path / "full.jsonl"
     assert main(["rollout", *common, "--out", str(full)][1:]) == 0
     resumed_records = list(read_trajectories(killed))
-    assert len(resumed_records) == 20
+    assert len(resumed_records) == 12
     assert strip_times(resumed_records) == strip_times(read_trajectories(full))
+
+
+def test_openai_backend_through_the_engine(openai_server, tiny_model_dir, tmp_path):
+    """The engine drives a real ``transformers serve`` process like any other backend."""
+    with make_policy("openai", str(tiny_model_dir), base_url=openai_server, max_concurrency=4) as remote:
+        config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=2, samples=2, max_turns=2,
+                               sampling=SamplingParams(max_new_tokens=6))
+        records, stats = rollout(remote, config, tmp_path / "openai.jsonl")
+    validate_groups(list(read_trajectories(tmp_path / "openai.jsonl")), samples=2)
+    assert len(records) == 4 and stats.generated_tokens > 0
+    assert {r["meta"]["backend"] for r in records} == {"openai"}
+    assert records[0]["meta"]["base_url"] == openai_server
