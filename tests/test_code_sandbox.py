@@ -21,12 +21,17 @@ import pytest
 from drift_envs.code import _forkserver
 from drift_envs.code.sandbox import CodeJob, Sandbox, SandboxError, SandboxLimits
 
-UID_BASE = _forkserver.UID_BASE
 WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 
 
-def sandbox_processes() -> list[tuple[int, int]]:
-    """(pid, uid) of every live process that runs as a sandbox uid."""
+def server_uids(server_pid: int) -> range:
+    """The uids the checks of one fork server run as (other servers, e.g. of tests running beside
+    these, use other uids)."""
+    return range(_forkserver.run_uid(server_pid, 0), _forkserver.run_uid(server_pid, 255) + 1)
+
+
+def sandbox_processes(uids: range) -> list[tuple[int, int]]:
+    """(pid, uid) of every live process that runs as one of ``uids``."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -39,20 +44,20 @@ def sandbox_processes() -> list[tuple[int, int]]:
             if line.startswith("Uid:"):
                 uid = int(line.split()[1])
                 state = next((x for x in status.splitlines() if x.startswith("State:")), "")
-                if uid >= UID_BASE and "Z" not in state.split()[1:2]:
+                if uid in uids and "Z" not in state.split()[1:2]:
                     found.append((int(entry), uid))
     return found
 
 
-def sandbox_owned_files(extra: tuple[Path, ...] = ()) -> list[str]:
-    """Files owned by a sandbox uid in the world-writable places of the host (two levels deep)."""
+def sandbox_owned_files(uids: range, extra: tuple[Path, ...] = ()) -> list[str]:
+    """Files owned by one of ``uids`` in the world-writable places of the host (two levels deep)."""
     hits = []
     for root in [*WRITABLE_DIRS, *map(str, extra)]:
         for dirpath, dirnames, filenames in _walk2(root):
             for name in dirnames + filenames:
                 path = os.path.join(dirpath, name)
                 try:
-                    if os.lstat(path).st_uid >= UID_BASE:
+                    if os.lstat(path).st_uid in uids:
                         hits.append(path)
                 except OSError:
                     pass
@@ -102,10 +107,11 @@ def host_guard(sandbox, tmp_path):
     ok = sandbox.run("def f():\n    return 1", ["assert f() == 1"], entry_point="f")
     assert ok.passed, ok.to_dict()
     deadline = time.monotonic() + 2.0
-    while sandbox_processes() and time.monotonic() < deadline:
+    uids = server_uids(sandbox._proc.pid)
+    while sandbox_processes(uids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert sandbox_processes() == [], "a sandboxed process outlived its run"
-    assert sandbox_owned_files((tmp_path, Path.cwd())) == []
+    assert sandbox_processes(uids) == [], "a sandboxed process outlived its run"
+    assert sandbox_owned_files(uids, (tmp_path, Path.cwd())) == []
 
 
 def run(sandbox: Sandbox, code: str, tests=("assert f() == 1",), **kw):
@@ -388,7 +394,6 @@ def test_daemon_that_tries_to_outlive_the_run(sandbox, full, host_guard):
             if os.fork() == 0:
                 os.setsid()
                 if os.fork() == 0:
-                    signal_names = None
                     for _ in range(40):
                         time.sleep(0.1)
                         try:
@@ -400,7 +405,7 @@ def test_daemon_that_tries_to_outlive_the_run(sandbox, full, host_guard):
         """)
     assert r.passed
     time.sleep(0.5)
-    assert sandbox_processes() == []
+    assert sandbox_processes(server_uids(sandbox._proc.pid)) == []
     assert not marker.exists()
 
 
@@ -493,7 +498,7 @@ def test_server_death_is_reported_and_recovered():
         assert sb.run("def f():\n    return 1", ["assert f() == 1"], entry_point="f").passed
         assert sb._proc.pid != pid
     time.sleep(0.3)
-    assert sandbox_processes() == []  # the orphaned run died with its server (parent-death signal)
+    assert sandbox_processes(server_uids(pid)) == []  # the orphan died with its server (parent-death signal)
 
 
 def test_thread_safe_callers(sandbox):

@@ -55,6 +55,12 @@ PR_SET_PDEATHSIG = 1
 UID_BASE = 1_500_000_000
 RUN_ROOT = "/tmp"
 
+
+def run_uid(server_pid: int, slot: int) -> int:
+    """The uid of the checks of worker ``slot`` (0..255) of the server with pid ``server_pid``."""
+    return UID_BASE + ((server_pid & 0x3FFFFF) << 8 | slot)
+
+
 STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "syntax_error", "not_run")
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -586,7 +592,7 @@ class _Run:
     def __init__(self, req: dict, compiled: tuple, iso: dict, slot: int) -> None:
         self.req, self.iso, self.slot = req, iso, slot
         self.lim = req["limits"]
-        self.uid = UID_BASE + ((os.getpid() & 0x3FFFFF) << 8 | slot)
+        self.uid = run_uid(os.getpid(), slot)
         if iso["level"] == "full":
             self.workdir = os.path.join(RUN_ROOT, f"run-{slot}")
             try:
