@@ -415,8 +415,8 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
         out = fn(*args, **kwargs)
         bad = plain_type(out)
         if bad is not None:
-            raise TypeError(f"{entry_point} returned a {bad.__name__} object; only built-in value types "
-                            "(numbers, strings, lists, tuples, dicts, sets, None) are accepted")
+            raise TypeError(f"{entry_point} returned an object of type {bad.__name__}; only built-in value "
+                            "types (numbers, strings, lists, tuples, dicts, sets, None) are accepted")
         return out
 
     def drift_eq(actual, expected):
