@@ -117,6 +117,11 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     not_run; ``source``, ``message``, ``actual``, ``expected``, ``traceback``) and ``info["run"]``
     the run summary (status, error, stdout tail, duration).
 
+    ## Batching
+    Checks run on the sandbox's workers (one per CPU by default). A caller that steps many envs one
+    after another calls ``env.unwrapped.prefetch(action)`` on each first: the checks then run in
+    parallel and each ``step(action)`` picks up its result.
+
     ## Starting State
     ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
     the task index is drawn from the env's ``np_random``.
