@@ -164,7 +164,7 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     train(DriftConfig(
         output_dir=str(work / "model"), data=str(data), model=str(base), loss="sft", assistant_turns="all",
         num_train_epochs=config.pretrain_epochs, learning_rate=config.pretrain_learning_rate,
-        per_device_train_batch_size=config.batch_size, lr_scheduler_type="cosine", warmup_ratio=0.05,
+        per_device_train_batch_size=config.batch_size, lr_scheduler_type="cosine", warmup_steps=0.05,
         weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=50, seed=config.seed,
         disable_tqdm=False, use_cpu=not _has_cuda(),
     ))
