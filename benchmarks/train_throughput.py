@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         "wsft_vs_trl_tokens_per_wall_s": rows[best_wsft[1]]["tokens_per_s"] / rows[best_trl[1]]["tokens_per_s"],
         "otr_vs_wsft_step_cpu_time": rows["drift otr K=256 padded"]["cpu_s_per_step"] / wsft_step,
         "otr_exact_vs_wsft_step_cpu_time": rows["drift otr-exact padded"]["cpu_s_per_step"] / wsft_step,
-        "weights_1m_s": weights["total_s"],
+        "weights_1m_cpu_s": weights["total_cpu_s"],
+        "weights_1m_wall_s": weights["total_s"],
     }
     table = Table(title="training throughput (tiny model, CPU)")
     for column in ("run", "tokens/CPU-s", "CPU-s/step", "tokens/wall-s", "wall-s/step"):
@@ -249,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     targets.add_row("otr-exact / wsft CPU time per step", f"{summary['otr_exact_vs_wsft_step_cpu_time']:.2f}x",
                     "<= 1.15x")
     targets.add_row(f"weights over {weights['trajectories']:,} trajectories",
-                    f"{weights['total_s']:.2f} s (parse {weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})",
-                    "<= 5 s")
+                    f"{weights['total_cpu_s']:.2f} CPU-s ({weights['total_s']:.2f} wall-s: parse "
+                    f"{weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})", "<= 5 s")
     console.print(targets)
     if args.json:
         Path(args.json).write_text(json.dumps({
