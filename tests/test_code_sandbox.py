@@ -388,6 +388,30 @@ def test_killing_the_parent(sandbox, full, host_guard):
     assert sandbox._proc.poll() is None and sandbox._proc.pid == server_pid
 
 
+def test_strays_that_keep_signalling_the_server_while_the_run_is_swept(sandbox, full, host_guard):
+    r = run(sandbox, """
+        import os, signal, time
+        def f():
+            server, harness = os.getppid(), os.getpid()
+            for _ in range(8):
+                if os.fork() == 0:
+                    os.setsid()
+                    end = time.monotonic() + 3
+                    while time.monotonic() < end:
+                        for pid in range(server - 50, server + 400):
+                            if pid == harness:
+                                continue
+                            for sig in (signal.SIGSTOP, signal.SIGKILL):
+                                try:
+                                    os.kill(pid, sig)
+                                except OSError:
+                                    pass
+                    os._exit(0)
+            return 1
+        """)
+    assert r.passed, r.to_dict()  # host_guard then checks that the server answers and nothing is left
+
+
 def test_daemon_that_tries_to_outlive_the_run(sandbox, full, host_guard):
     marker = host_guard / "daemon-was-here"
     r = run(sandbox, f"""

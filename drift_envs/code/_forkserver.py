@@ -6,7 +6,7 @@ Process tree of one check at the "full" isolation level (root, namespaces availa
     server (root; own network namespace, own mount namespace: every mount read-only, a private
             tmpfs on /tmp for run directories, /proc with hidepid=2; a child subreaper)
       harness (one per check, forked warm: new session, limits, a fresh uid, then the model's code)
-        anything the code starts: killed with `kill(-1)` sent as that uid when the run ends
+        anything the code starts: killed when the run ends (`kill(-1)` sent as that uid)
 
 The server runs every check in one event loop (no thread, no per-check helper process): it feeds
 the clock, reads the pipes, kills on timeout or output flood and builds the result.
@@ -56,8 +56,11 @@ UID_BASE = 1_500_000_000
 RUN_ROOT = "/tmp"
 
 
+SWEEP_SLOT = 255  # its uid is never a check's: the real uid the server sweeps with
+
+
 def run_uid(server_pid: int, slot: int) -> int:
-    """The uid of the checks of worker ``slot`` (0..255) of the server with pid ``server_pid``."""
+    """The uid of the checks of worker ``slot`` (0..254) of the server with pid ``server_pid``."""
     return UID_BASE + ((server_pid & 0x3FFFFF) << 8 | slot)
 
 
@@ -565,25 +568,65 @@ def _signal_name(sig: int) -> str:
         return f"signal {sig}"
 
 
-def _kill_uid(uid: int) -> None:
-    """SIGKILL every process whose real or saved uid is ``uid`` (a sandbox uid, never a real user's).
+_ACTIVE_HARNESSES: set = set()  # pids of the harnesses still running (never swept as orphans)
 
-    kill(-1) sent with real and effective uid ``uid`` (and no effective capabilities) reaches exactly
-    the processes of that uid; the saved uid 0 lets the server take root back afterwards.
-    """
-    if uid < UID_BASE or os.getuid() != 0:
-        raise RuntimeError(f"refusing to sweep uid {uid}")
-    os.setresuid(uid, uid, 0)
+
+def _direct_children() -> list | None:
+    pid = os.getpid()
     try:
-        if os.getresuid() != (uid, uid, 0) or os.geteuid() == 0:
-            raise RuntimeError("could not take the sandbox uid for the sweep")
-        for _ in range(2):  # a second round catches a fork that raced the first
-            try:
-                os.kill(-1, signal.SIGKILL)
-            except ProcessLookupError:
-                break
-    finally:
-        os.setresuid(0, 0, 0)
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return None
+
+
+def _is_live_process_of(pid: int, uid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except OSError:
+        return False
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    try:
+        return int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith(("Z", "X"))
+    except (KeyError, ValueError, IndexError):
+        return False
+
+
+def _sweep_uid(uid: int) -> None:
+    """SIGKILL every process a finished run left behind (its daemons, a fork bomb's children).
+
+    The server is a child subreaper: once a run's harness is gone, everything it started is a child
+    of the server or a descendant of one, so a glance at the server's own children tells whether
+    anything of the run's uid is left (the common case: nothing, and no cost). If so, the server sends
+    ``kill(-1, SIGKILL)`` with effective uid = the run's uid, which reaches exactly that uid's
+    processes at once (fork bombs included), and real uid = a uid no process has (the reserved
+    slot 255), so that none of those processes may signal the server even then; its saved uid 0 lets
+    it take root back right after.
+    """
+    if uid < UID_BASE:
+        raise RuntimeError(f"refusing to sweep uid {uid}: not a sandbox uid")
+    nobody = run_uid(os.getpid(), SWEEP_SLOT)
+    for _ in range(50):
+        children = _direct_children()
+        if children is not None and not any(
+            c not in _ACTIVE_HARNESSES and _is_live_process_of(c, uid) for c in children
+        ):
+            return
+        os.setresuid(nobody, uid, 0)
+        try:
+            if os.getresuid() != (nobody, uid, 0) or os.geteuid() == 0:
+                raise RuntimeError(f"could not take uid {uid} to sweep its processes")
+            for _ in range(2):  # a second round catches a fork that raced the first
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+        finally:
+            os.setresuid(0, 0, 0)
+        if children is None:  # /proc cannot list children here: one blind sweep is all we can do
+            return
+        time.sleep(0.001)  # let the killed die before looking again
 
 
 class _Run:
@@ -645,8 +688,8 @@ class _Run:
         self.sweep()
 
     def sweep(self) -> None:
-        if self.iso["uid_drop"]:
-            _kill_uid(self.uid)
+        if self.iso["uid_drop"] and self.exit_status is not None:
+            _sweep_uid(self.uid)
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -852,7 +895,7 @@ def main() -> None:
         config = json.loads(_read_exact(inp, header))
     except EOFError:
         return
-    max_parallel = max(1, int(config.get("max_parallel", os.cpu_count() or 1)))
+    max_parallel = min(SWEEP_SLOT, max(1, int(config.get("max_parallel", os.cpu_count() or 1))))
     iso = _probe_isolation(config.get("isolation", "auto"))
     for name in _PRELOAD:
         try:
@@ -892,6 +935,7 @@ def main() -> None:
                 continue
             run = _Run(req, compiled, iso, free_slots.pop())
             runs[run.pid] = run
+            _ACTIVE_HARNESSES.add(run.pid)
         now = time.monotonic()
         watch = [wake_r] + ([inp] if stdin_open else [])
         for run in runs.values():
@@ -923,6 +967,7 @@ def main() -> None:
             if pid == 0:
                 break
             if pid in runs and runs[pid].exit_status is None:
+                _ACTIVE_HARNESSES.discard(pid)
                 runs[pid].on_exit(status, usage.ru_utime + usage.ru_stime)
         now = time.monotonic()
         for pid, run in list(runs.items()):

@@ -273,8 +273,8 @@ class Sandbox:
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.workers = int(workers or os.cpu_count() or 1)
-        if not 1 <= self.workers <= 256:  # the server gives each worker slot its own uid, 256 per server
-            raise ValueError(f"workers must be in 1..256, got {workers!r}")
+        if not 1 <= self.workers <= 255:  # the server gives each worker slot its own uid, 255 per server
+            raise ValueError(f"workers must be in 1..255, got {workers!r}")
         self.limits = limits or SandboxLimits()
         self.limits.validate()
         self.isolation_mode = isolation
