@@ -38,7 +38,7 @@ The isolation level (``Sandbox.isolation``: ``level`` plus one flag per feature)
     elsewhere can be written, the network is reachable and ``RLIMIT_NPROC`` is not set (it would count
     all the user's processes). Use a container or VM for untrusted code in that case.
 
-Not guaranteed at any level: a program written against this harness's own protocol (reading its
+Linux only (``prctl``, ``/proc``, namespaces). Not guaranteed at any level: a program written against this harness's own protocol (reading its
 file descriptors from ``/proc/self/fd`` and speaking the record format) can forge a result; the
 secret only stops generic tricks (``sys.exit(0)``, ``os._exit(0)``, printed markers, patched
 builtins, ``__eq__`` overrides). Third-party packages are not importable in the sandbox (the server
