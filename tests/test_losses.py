@@ -89,8 +89,9 @@ def test_sampled_otr_mean_matches_exact_within_monte_carlo_error() -> None:
     exact, expected_hits = otr_exact_terms(z, x, otr)
     draws = 4000
     generator = torch.Generator().manual_seed(1)
-    samples = torch.stack([otr_sampled_terms(z, x, otr, generator)[0] for _ in range(draws)])
-    hits = torch.stack([otr_sampled_terms(z, x, otr, generator)[1] for _ in range(draws)])
+    # every draw is one more copy of the 5 positions, so all draws run as one batch
+    samples, hits = otr_sampled_terms(z.repeat(draws, 1), x.repeat(draws), otr, generator)
+    samples, hits = samples.view(draws, 5), hits.view(draws, 5)
     stderr = samples.std(dim=0) / math.sqrt(draws)
     assert ((samples.mean(dim=0) - exact).abs() < 5 * stderr + 1e-12).all()
     assert ((hits.mean(dim=0) - expected_hits).abs() < 5 * hits.std(dim=0) / math.sqrt(draws)).all()
@@ -114,8 +115,10 @@ def test_otr_with_beta_zero_kappa_one_is_dft_gradient_in_expectation() -> None:
     torch.testing.assert_close(exact_grad, dft_grad)
 
     generator = torch.Generator().manual_seed(4)
-    grads = torch.stack([torch.autograd.grad(otr_sampled_terms(z, x, otr, generator)[0].sum(), z)[0]
-                         for _ in range(3000)])
+    draws = 3000
+    copies = z.detach().repeat(draws, 1, 1).requires_grad_(True)  # (draws, 4, V): one copy per draw
+    terms, _ = otr_sampled_terms(copies.view(-1, VOCAB), x.repeat(draws), otr, generator)
+    (grads,) = torch.autograd.grad(terms.sum(), copies)  # per-draw gradients, as rows do not interact
     stderr = grads.std(dim=0) / math.sqrt(grads.shape[0])
     assert ((grads.mean(dim=0) - dft_grad).abs() < 5 * stderr + 1e-9).all()
     sft_grad = torch.autograd.grad(-log_px.sum(), z)[0]  # plain SFT is not what OTR estimates here
