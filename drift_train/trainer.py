@@ -10,6 +10,11 @@ trainer overrides only the loss (and adds its diagnostics to the logs), so ``acc
     torchrun --nproc_per_node 8 -m drift_train.trainer --config train.yaml
     accelerate launch --config_file fsdp.yaml -m drift_train.trainer --config train.yaml
 
+On a machine without GPUs, ``torchrun --nproc_per_node N`` and ``accelerate launch --multi_gpu
+--num_processes N`` give CPU data parallelism over gloo (``DriftConfig`` switches ``use_cpu`` on when
+it sees several processes and no accelerator); ``accelerate launch --cpu --num_processes N`` starts a
+single process unless it is given an MPI setup.
+
 The loss is normalised by the number of supervised tokens in the whole optimizer step (all
 micro-batches, all ranks: ``num_items_in_batch``), so changing the micro-batch size, gradient
 accumulation or world size leaves the update unchanged (see ``drift_train.losses``).

@@ -211,3 +211,27 @@ def test_cli_writes_weights_and_summary(tmp_path, capsys) -> None:
     src.write_text(json.dumps(bad) + "\n")
     assert main([str(src), "--out", str(out)]) == 2
     assert "turn_rewards.t1" in capsys.readouterr().err
+
+
+def test_cli_reads_reference_release_rows(tmp_path) -> None:
+    """Rows as the DRIFT reference release stores them: lists and JSON strings, no traj_idx/env/meta."""
+    rows = []
+    for prompt_id, outcomes in ((7, [[0.0, 1.0], [1.0], [0.0, 0.0]]), (8, [[0.0, 0.0], [0.0, 0.0]])):
+        for rewards in outcomes:
+            messages = [{"role": "user", "content": "q"}]
+            for t, _ in enumerate(rewards):
+                messages += [{"role": "assistant", "content": f"a{t}"}, {"role": "user", "content": "again"}]
+            t_star = next((t + 1 for t, r in enumerate(rewards) if r == 1.0), None)
+            rows.append({"prompt_id": prompt_id, "messages": json.dumps(messages[:-1]),
+                         "turn_rewards": json.dumps(rewards), "t_star": t_star,
+                         "answer_norms": json.dumps([f"a{t}" for t in range(len(rewards))]), "format_penalty": 0.0})
+    src, out = tmp_path / "reference.jsonl", tmp_path / "weighted.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([str(src), "--out", str(out)]) == 0
+    weighted = list(read_trajectories(out))
+    expected = naive_weights([{"prompt_id": r["prompt_id"], "turn_rewards": {f"t{t + 1}": v for t, v in
+                                                                            enumerate(json.loads(r["turn_rewards"]))},
+                               "answer_norms": json.loads(r["answer_norms"])} for r in rows])
+    np.testing.assert_allclose([r["weight"] for r in weighted], expected, rtol=1e-10)
+    assert [r["traj_idx"] for r in weighted] == [0, 1, 2, 0, 1]
+    assert json.loads(summary_path(out).read_text())["all_fail_group_share"] == 0.5
