@@ -286,6 +286,17 @@ def test_yaml_config_with_command_line_overrides(tiny_model_dir, tmp_path) -> No
         parse_config(["--data", "x.jsonl", "--model", "m", "--otr_negative_reward", "0.5"])
 
 
+def test_drift_train_command_reports_unweighted_data(tiny_model_dir, tmp_path, capsys) -> None:
+    from drift_train.cli import main as drift
+
+    data = write_trajectories(synthetic_records(groups=1), tmp_path / "rollouts.jsonl")
+    code = drift(["train", "--data", str(data), "--model", str(tiny_model_dir), "--loss", "wsft",
+                  "--output-dir", str(tmp_path / "out"), "--report_to", "none"])
+    assert code == 2
+    assert "no `weight` field; run `drift weights`" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 # --------------------------------------------------------------------------------------------------
 # end to end: rollouts -> weights -> every loss mode
 
