@@ -42,28 +42,28 @@ class QuickstartConfig:
 
     env_id: str = "drift/MathFeedback-v0"
     env_kwargs: dict = field(default_factory=lambda: {
-        "difficulty": "easy", "feedback": "hint", "max_turns": 3, "system_prompt": ""})
+        "difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""})
     model: str | None = None  # None: the embedded tiny model, pretrained by step 1
     output_dir: str = "runs/quickstart"
     seed: int = 0
     # step 1: pretraining the tiny reference on a noisy scripted teacher
     tiny_model: dict = field(default_factory=lambda: {"hidden_size": 64, "num_layers": 2, "intermediate_size": 192})
-    pretrain_episodes: int = 6000
+    pretrain_episodes: int = 4000
     pretrain_epochs: float = 3.0
-    pretrain_learning_rate: float = 3e-3
+    pretrain_learning_rate: float = 1e-2
     teacher_accuracy: float = 0.3  # chance the teacher's reply is right, at every turn
     teacher_spread: int = 3  # wrong answers lie within gold ± spread
     # steps 2 and 4: evaluation on held-out tasks
     eval_tasks: int = 500
     eval_temperature: float = 1.0
     # step 3: reference rollouts, weights and training
-    rollout_tasks: int = 400
+    rollout_tasks: int = 200
     samples: int = 8
     rollout_temperature: float = 1.0
     max_new_tokens: int = 16
     methods: list = field(default_factory=lambda: ["wsft", "sft", "rft"])
-    train_epochs: float = 2.0
-    learning_rate: float = 1e-3
+    train_epochs: float = 3.0
+    learning_rate: float = 3e-3
     batch_size: int = 64
     weight_beta: float = 0.1
 
@@ -108,7 +108,7 @@ def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
             gold = int(str(env.task.answer))
         except ValueError as e:
             raise ValueError(f"the scripted teacher needs integer answers; task {env.task.task_id} has "
-                             f"{env.task.answer!r} (use difficulty 'easy' or pass model: in the config)") from e
+                             f"{env.task.answer!r} (use difficulty 'tiny' or 'easy', or pass model: in the config)") from e
         taken: set[int] = set()
         rewards, verifier, answers, penalty = {}, {}, [], 0.0
         done, info = False, {}

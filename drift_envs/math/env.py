@@ -62,7 +62,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     - ``split``: dataset split (default ``"test"``; the procedural train and test splits are disjoint)
     - ``schema``: force a schema (``gsm8k``, ``math``, ``metamath``, ``generic``); detected by default
     - ``dataset_name``: the hub dataset's config name, if any
-    - ``difficulty``: procedural preset (``"easy"``, ``"medium"``, ``"hard"``) or a dict of knobs
+    - ``difficulty``: procedural preset (``"tiny"``, ``"easy"``, ``"medium"``, ``"hard"``) or a dict of knobs
     - ``seed``: procedural generator seed (default 0); ``max_tasks``: keep only the first N tasks
     - ``max_turns`` (5), ``feedback`` (``"binary"``), ``prompt_style`` (``"minimal"``),
       ``system_prompt`` (a one-line instruction; ``""`` for none), ``format_penalty`` (-0.1)
