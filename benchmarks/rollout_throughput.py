@@ -6,9 +6,10 @@ sampling parameters, and report generated tokens per second of wall time:
 * **engine**: ``drift_train.rollout.rollout`` over N tasks x K samples, chunks of ``--batch-size``
   episodes, one batched generate call per turn; env steps, chat templating and bookkeeping included.
 * **bare generate**: the same conversations (rebuilt from the engine's records, turn by turn, in the
-  engine's batches, same order and seeds), pre-tokenised, fed straight to ``model.generate``. Its
-  replies are checked to be the engine's replies token for token, so both do the same model work
-  and the ratio measures the engine's overhead. Target: engine / bare >= 0.8.
+  engine's batches and order), pre-tokenised, fed straight to ``model.generate`` with the same
+  sampling parameters. Target: engine / bare >= 0.8 (the engine's env steps, templating and
+  bookkeeping cost less than 20%). The hf backend samples with its own KV-cache loop that drops
+  finished rows, so the engine can beat this baseline; the replies are not the same samples.
 * **one at a time**: the same policy and env, one episode after the other (batch of one), on the
   first ``--sequential-episodes`` episodes. Target: engine / sequential >= 5.
 
@@ -70,12 +71,12 @@ def turn_batches(records: list[dict], config: RolloutConfig) -> list[tuple[list[
     return calls
 
 
-def bare_generate(policy, calls, params: SamplingParams) -> tuple[int, float, int]:
-    """Time ``model.generate`` alone over pre-tokenised batches; returns (tokens, seconds, mismatches)."""
-    model, tokenizer = policy.model, policy.tokenizer
+def bare_generate(policy, calls, params: SamplingParams) -> tuple[int, float]:
+    """Time ``model.generate`` alone over pre-tokenised batches; returns (tokens, seconds)."""
+    model = policy.model
     eos = set(policy.eos_token_ids)
     prepared = []
-    for conversations, seeds, replies in calls:
+    for conversations, seeds, _ in calls:
         prompts = policy.render(conversations)
         order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # the policy's batch order
         width = max(len(p) for p in prompts)
@@ -84,25 +85,23 @@ def bare_generate(policy, calls, params: SamplingParams) -> tuple[int, float, in
         for row, i in enumerate(order):
             ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[row, width - len(prompts[i]):] = 1
-        prepared.append((ids, mask, combine_seeds(seeds, 0), [replies[i] for i in order]))
+        prepared.append((ids, mask, combine_seeds(seeds, 0)))
     kwargs = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
                   max_new_tokens=params.max_new_tokens, pad_token_id=policy.pad_token_id,
                   eos_token_id=policy.eos_token_ids)
-    tokens = mismatches = 0
     outputs = []
     start = time.perf_counter()
-    for ids, mask, seed, _ in prepared:
+    for ids, mask, seed in prepared:
         torch.manual_seed(seed)
         with torch.inference_mode():
             outputs.append(model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1]:].tolist())
     seconds = time.perf_counter() - start
-    for (_, _, _, replies), generated in zip(prepared, outputs, strict=True):
-        for row, reply in zip(generated, replies, strict=True):
+    tokens = 0
+    for generated in outputs:
+        for row in generated:
             end = next((j for j, t in enumerate(row) if t in eos), None)
-            row = row if end is None else row[:end]
-            tokens += len(row) + (end is not None)
-            mismatches += tokenizer.decode(row, skip_special_tokens=True) != reply
-    return tokens, seconds, mismatches
+            tokens += len(row) if end is None else end + 1
+    return tokens, seconds
 
 
 def one_at_a_time(policy, config: RolloutConfig, episodes: int) -> tuple[int, float, int]:
@@ -167,10 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         bare_runs.append(bare_generate(policy, calls, config.sampling))
         seq_runs.append(one_at_a_time(policy, config, args.sequential_episodes))
     engine_tokens, engine_s, stats = min(engine_runs, key=lambda run: run[1])
-    bare_tokens, bare_s, mismatches = min(bare_runs, key=lambda run: run[1])
+    bare_tokens, bare_s = min(bare_runs, key=lambda run: run[1])
     seq_tokens, seq_s, seq_episodes = min(seq_runs, key=lambda run: run[1])
     engine_tps, bare_tps, seq_tps = engine_tokens / engine_s, bare_tokens / bare_s, seq_tokens / seq_s
-    mismatches = max(run[2] for run in bare_runs)
 
     result = {
         "setup": {**vars(args), "model": model, "episodes": len(records), "generate_calls": len(calls),
@@ -180,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                    "generate_s": stats.generate_s, "env_s": stats.env_s},
         "rounds": {"engine_s": [r[1] for r in engine_runs], "bare_s": [r[1] for r in bare_runs],
                    "one_at_a_time_s": [r[1] for r in seq_runs]},
-        "bare_generate": {"tokens": bare_tokens, "seconds": bare_s, "tokens_per_s": bare_tps,
-                          "reply_mismatches": mismatches},
+        "bare_generate": {"tokens": bare_tokens, "seconds": bare_s, "tokens_per_s": bare_tps},
         "one_at_a_time": {"tokens": seq_tokens, "seconds": seq_s, "tokens_per_s": seq_tps, "episodes": seq_episodes},
         "ratio_engine_vs_bare": engine_tps / bare_tps,
         "ratio_engine_vs_one_at_a_time": engine_tps / seq_tps,
@@ -197,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     table.add_row("one at a time", str(seq_episodes), f"{seq_tokens:,}", f"{seq_s:.2f}", f"{seq_tps:,.0f}",
                   f"{result['ratio_engine_vs_one_at_a_time']:.2f}", ">= 5")
     table.caption = (f"engine time: generate {stats.generate_s:.2f}s, env {stats.env_s:.3f}s; "
-                     f"bare replies differing from the engine's: {mismatches}/{sum(len(c[0]) for c in calls)}; "
+                     f"{sum(len(c[0]) for c in calls)} replies in {len(calls)} generate calls; "
                      f"best of {args.rounds} interleaved rounds")
     Console().print(table)
     if args.json:

@@ -1,4 +1,4 @@
-"""``hf`` backend: transformers ``generate``, batched with left padding, on CPU or GPU."""
+"""``hf`` backend: a transformers causal LM, batched with left padding, on CPU or GPU."""
 
 from __future__ import annotations
 
@@ -21,8 +21,10 @@ class HFPolicy(PolicyBase):
     """Sample replies with ``model.generate``.
 
     Conversations are rendered with the tokenizer's chat template, sorted by prompt length (so each
-    micro-batch carries little padding), left padded, and generated in micro-batches of
-    ``batch_size`` sequences. ``model`` is a folder or hub id, or an already loaded
+    micro-batch carries little padding), left padded, and sampled in micro-batches of
+    ``batch_size`` sequences with a KV-cache loop that drops rows as they end (``model.generate``
+    would keep computing them). Sampling uses a ``torch.Generator`` seeded from ``seeds``, so the
+    global RNG is untouched. ``model`` is a folder or hub id, or an already loaded
     ``PreTrainedModel`` (then pass its ``tokenizer`` too, or it is loaded from the model's name).
     """
 
@@ -122,47 +124,103 @@ class HFPolicy(PolicyBase):
         for i, prompt in enumerate(prompts):
             input_ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
             attention_mask[i, width - len(prompt) :] = 1
-        kwargs: dict[str, Any] = dict(
-            max_new_tokens=params.max_new_tokens,
-            pad_token_id=self.pad_token_id,
-            eos_token_id=self.eos_token_ids,
-        )
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices, enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
-            with torch.inference_mode():
-                output = self.model.generate(
-                    input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device), **kwargs
-                )
-        generated = output[:, width:].tolist()
+        generated, stopped = self._decode(input_ids.to(self.device), attention_mask.to(self.device), params, seed)
         eos = set(self.eos_token_ids)
-        trimmed, counts, reasons = [], [], []
-        for ids in generated:
-            end = next((j for j, t in enumerate(ids) if t in eos), None)
-            if end is None:
-                # no end-of-turn token: the tail may still be padding if a stop string ended the row
-                while ids and ids[-1] == self.pad_token_id and self.pad_token_id not in eos:
-                    ids = ids[:-1]
-                trimmed.append(ids)
-                counts.append(len(ids))
-                # short of the budget means a stop string ended it (HF matches them on token strings)
-                reasons.append("length" if len(ids) >= params.max_new_tokens else "stop")
-            else:
-                trimmed.append(ids[:end])
-                counts.append(end + 1)
-                reasons.append("stop")
-        texts = self.tokenizer.batch_decode(trimmed, skip_special_tokens=True)
         completions = []
-        for text, count, reason in zip(texts, counts, reasons, strict=True):
+        for ids, by_stop_string in zip(generated, stopped, strict=True):
+            ended = bool(ids) and ids[-1] in eos
+            text = self.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=True)
+            reason = "stop" if ended or by_stop_string else "length"
             if params.stop:
                 text, found = cut_at_stop(text, params.stop)
-                reason = "stop" if found else reason
-            completions.append(Completion(text=text, num_tokens=count, finish_reason=reason))
+                reason = "stop" if found or ended else reason
+            completions.append(Completion(text=text, num_tokens=len(ids), finish_reason=reason))
         return completions
+
+    def _decode(self, input_ids, attention_mask, params: SamplingParams, seed: int | None):
+        """Sample with a KV cache, dropping rows from the batch as soon as they end.
+
+        ``model.generate`` keeps computing finished rows until the longest one ends; with sampled
+        replies of very different lengths that is most of the work, so this loop compacts the
+        batch (and its cache) instead. Returns each row's token ids (end-of-turn token included)
+        and whether a stop string ended it.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        model = self.model
+        generator = None
+        if seed is not None:
+            generator = torch.Generator(device=input_ids.device)
+            generator.manual_seed(seed)
+        eos = torch.tensor(self.eos_token_ids, device=input_ids.device)
+        batch = input_ids.shape[0]
+        generated: list[list[int]] = [[] for _ in range(batch)]
+        stopped = [False] * batch
+        position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=model.config)
+        extra = {"logits_to_keep": 1} if self._accepts_logits_to_keep else {}
+        with torch.inference_mode():
+            out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                        past_key_values=cache, use_cache=True, **extra)
+            logits = out.logits[:, -1, :]
+            rows = torch.arange(batch, device=input_ids.device)
+            positions = position_ids[:, -1]
+            mask = attention_mask
+            for step in range(params.max_new_tokens):
+                tokens = _sample(logits, params, generator)
+                finished = torch.isin(tokens, eos)
+                for row, token in zip(rows.tolist(), tokens.tolist(), strict=True):
+                    generated[row].append(token)
+                if params.stop:
+                    for i, row in enumerate(rows.tolist()):
+                        if not finished[i] and _ends_in_stop(self.tokenizer, generated[row], params.stop):
+                            finished[i] = True
+                            stopped[row] = True
+                if step == params.max_new_tokens - 1:
+                    break
+                if finished.any():
+                    keep = (~finished).nonzero().squeeze(1)
+                    if keep.numel() == 0:
+                        break
+                    cache.batch_select_indices(keep)
+                    rows, tokens, positions, mask = rows[keep], tokens[keep], positions[keep], mask[keep]
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                positions = positions + 1
+                out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=positions[:, None],
+                            past_key_values=cache, use_cache=True)
+                logits = out.logits[:, -1, :]
+        return generated, stopped
+
+    @property
+    def _accepts_logits_to_keep(self) -> bool:
+        import inspect
+
+        if not hasattr(self, "_logits_to_keep"):
+            self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        return self._logits_to_keep
+
+
+def _sample(logits, params: SamplingParams, generator):
+    """One token per row: greedy at temperature 0, else temperature, top-k, top-p, then a draw."""
+    import torch
+
+    if params.temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits.float() / params.temperature
+    if 0 < params.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, params.top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    if params.top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        # drop a token once the tokens before it already cover top_p (the first always stays)
+        drop = sorted_probs.cumsum(-1) - sorted_probs > params.top_p
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+def _ends_in_stop(tokenizer, ids: list[int], stop: Sequence[str]) -> bool:
+    # a stop string can only be completed by the newest token: decode a tail long enough to hold it
+    tail = tokenizer.decode(ids[-(max(len(s) for s in stop) + 8):], skip_special_tokens=True)
+    return any(s and s in tail for s in stop)
