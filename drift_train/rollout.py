@@ -140,7 +140,7 @@ def make_env(env_id: str, env_kwargs: dict) -> Any:
 
     try:
         return gym.make(env_id, disable_env_checker=True, **env_kwargs)
-    except gym.error.Error as err:
+    except (gym.error.Error, TypeError) as err:  # unknown id / unexpected kwarg
         raise ValueError(f"cannot make env {env_id!r} with kwargs {env_kwargs}: {err}") from err
 
 
@@ -167,6 +167,16 @@ def task_indices(config: RolloutConfig, env: Any) -> list[int]:
     if config.task_offset >= stop:
         raise ValueError(f"task_offset={config.task_offset} leaves no tasks (the env has {available})")
     return list(range(config.task_offset, stop))
+
+
+def _messages(info: dict, env_id: str, call: str) -> list:
+    messages = info.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise ValueError(
+            f"{env_id}: info from {call}() has no 'messages' list; the drift env contract requires the whole "
+            "conversation as info['messages'] = [{'role', 'content'}, ...] after every reset and step"
+        )
+    return messages
 
 
 def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: int) -> dict:
@@ -250,7 +260,7 @@ def iter_rollouts(
                     ep = _Episode(env=envs[len(episodes)], prompt_id=p, traj_idx=j)
                     _, info = ep.env.reset(seed=env_seeds[p], options={"index": p})
                     ep.task_id = str(info.get("task_id", p))
-                    ep.messages = info["messages"]
+                    ep.messages = _messages(info, config.env_id, "reset")
                     episodes.append(ep)
             stats.env_s += time.perf_counter() - t0
             active = episodes
@@ -285,7 +295,7 @@ def iter_rollouts(
                         "repeated": bool(info.get("repeated", False)),
                         "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
                     })
-                    ep.messages = info["messages"]
+                    ep.messages = _messages(info, config.env_id, "step")
                     stats.generated_tokens += completion.num_tokens
                     if terminated or truncated:
                         ep.done, ep.terminated, ep.truncated = True, bool(terminated), bool(truncated)

@@ -211,6 +211,22 @@ def test_config_errors(policy):
         list(iter_rollouts(policy, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=10, task_offset=45)))
     with pytest.raises(ValueError, match="cannot make env 'drift-test/Nope-v0'"):
         list(iter_rollouts(policy, RolloutConfig(env_id="drift-test/Nope-v0", num_tasks=1)))
+    with pytest.raises(ValueError, match="cannot make env .*unexpected keyword argument 'bogus'"):
+        list(iter_rollouts(policy, RolloutConfig(env_id=TEST_ENV_ID, env_kwargs={"bogus": 1}, num_tasks=1)))
+
+
+class NoMessagesEnv(ParityEnv):
+    """Breaks the contract: info carries no conversation."""
+
+    def _info(self):
+        return {"task_id": f"parity-{self.index}"}
+
+
+def test_env_without_messages_is_named(policy):
+    if "drift-test/NoMessages-v0" not in gym.registry:
+        gym.register(id="drift-test/NoMessages-v0", entry_point=NoMessagesEnv)
+    with pytest.raises(ValueError, match=r"info from reset\(\) has no 'messages' list"):
+        list(iter_rollouts(policy, RolloutConfig(env_id="drift-test/NoMessages-v0", num_tasks=1)))
 
 
 def test_summary_numbers():
