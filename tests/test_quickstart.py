@@ -23,7 +23,7 @@ TINY_ENV_KWARGS = {"difficulty": {"kinds": ["arithmetic"], "min_value": 1, "max_
                    "feedback": "hint", "max_turns": 3, "system_prompt": ""}
 TINY_RUN = {
     "env_kwargs": TINY_ENV_KWARGS,
-    "pretrain_episodes": 64, "pretrain_epochs": 2, "pretrain_learning_rate": 0.03, "teacher_spread": 1,
+    "pretrain_episodes": 96, "pretrain_epochs": 3, "pretrain_learning_rate": 0.01, "teacher_spread": 1,
     "eval_tasks": 8, "rollout_tasks": 4, "samples": 2, "methods": ["wsft", "rft"],
     "batch_size": 8, "train_epochs": 1,
 }
