@@ -13,6 +13,10 @@ sampling parameters, and report generated tokens per second of wall time:
 * **one at a time**: the same policy and env, one episode after the other (batch of one), on the
   first ``--sequential-episodes`` episodes. Target: engine / sequential >= 5.
 
+Seconds are this process's CPU time by default (``--clock wall`` for elapsed time): with one torch
+thread that equals wall time on an idle machine, and unlike wall time it does not swing with what
+other processes do on a shared one.
+
 Usage::
 
     python benchmarks/rollout_throughput.py                 # defaults below, prints a table
@@ -39,6 +43,9 @@ from drift_train.policies import SamplingParams, make_policy  # noqa: E402
 from drift_train.policies.base import combine_seeds  # noqa: E402
 from drift_train.rollout import RolloutConfig, make_env, rollout  # noqa: E402
 from drift_train.tiny import tiny_model_path  # noqa: E402
+
+# Seconds of this process's CPU time (default) or of wall time; see --clock.
+CLOCK = time.process_time
 
 
 def turn_batches(records: list[dict], config: RolloutConfig) -> list[tuple[list[list[dict]], list[int], list[str]]]:
@@ -90,12 +97,12 @@ def bare_generate(policy, calls, params: SamplingParams) -> tuple[int, float]:
                   max_new_tokens=params.max_new_tokens, pad_token_id=policy.pad_token_id,
                   eos_token_id=policy.eos_token_ids)
     outputs = []
-    start = time.perf_counter()
+    start = CLOCK()
     for ids, mask, seed in prepared:
         torch.manual_seed(seed)
         with torch.inference_mode():
             outputs.append(model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1]:].tolist())
-    seconds = time.perf_counter() - start
+    seconds = CLOCK() - start
     tokens = 0
     for generated in outputs:
         for row in generated:
@@ -108,7 +115,7 @@ def one_at_a_time(policy, config: RolloutConfig, episodes: int) -> tuple[int, fl
     """Roll ``episodes`` episodes out one by one with batch-of-one generate calls."""
     env = make_env(config.env_id, config.effective_env_kwargs)
     tokens = done = 0
-    start = time.perf_counter()
+    start = CLOCK()
     prompt_id = config.task_offset
     while done < episodes:
         for j in range(config.samples):
@@ -125,7 +132,7 @@ def one_at_a_time(policy, config: RolloutConfig, episodes: int) -> tuple[int, fl
                 finished = terminated or truncated
             done += 1
         prompt_id += 1
-    return tokens, time.perf_counter() - start, done
+    return tokens, CLOCK() - start, done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: steadier timings on a shared machine; 0: torch's default)")
     parser.add_argument("--model", default=None, help="model folder (default: the cached tiny model)")
+    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
+                        help="cpu: this process's CPU seconds (steady on a shared machine; with one torch thread "
+                             "it equals wall time on an idle one); wall: elapsed seconds")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     args = parser.parse_args(argv)
 
@@ -149,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     config = RolloutConfig(env_id="drift/MathFeedback-v0", num_tasks=args.num_tasks, samples=args.samples,
                            max_turns=args.max_turns, seed=args.seed, batch_size=args.batch_size,
                            sampling=SamplingParams(max_new_tokens=args.max_new_tokens))
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     policy = make_policy("hf", model, batch_size=args.batch_size, device="cpu")
@@ -160,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     # and the fastest round is the one least disturbed by other processes.
     engine_runs, bare_runs, seq_runs = [], [], []
     for _ in range(args.rounds):
+        start = CLOCK()
         records, stats = rollout(policy, config)
-        engine_runs.append((stats.generated_tokens, stats.wall_s, stats))
+        engine_runs.append((stats.generated_tokens, CLOCK() - start, stats))
         calls = turn_batches(records, config)
         bare_runs.append(bare_generate(policy, calls, config.sampling))
         seq_runs.append(one_at_a_time(policy, config, args.sequential_episodes))
@@ -171,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     engine_tps, bare_tps, seq_tps = engine_tokens / engine_s, bare_tokens / bare_s, seq_tokens / seq_s
 
     result = {
-        "setup": {**vars(args), "model": model, "episodes": len(records), "generate_calls": len(calls),
+        "setup": {**vars(args), "clock": args.clock, "model": model, "episodes": len(records), "generate_calls": len(calls),
                   "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                   "python": platform.python_version(), "torch": torch.__version__},
         "engine": {"tokens": engine_tokens, "seconds": engine_s, "tokens_per_s": engine_tps,
@@ -183,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_engine_vs_bare": engine_tps / bare_tps,
         "ratio_engine_vs_one_at_a_time": engine_tps / seq_tps,
     }
-    table = Table(title=f"rollout throughput: tiny model, MathFeedback, {args.num_tasks} tasks x {args.samples} "
+    table = Table(title=f"rollout throughput ({args.clock} seconds): tiny model, MathFeedback, {args.num_tasks} tasks x {args.samples} "
                         f"samples, {args.max_turns} turns, {args.max_new_tokens} new tokens, batch {args.batch_size}")
     for column in ("run", "episodes", "tokens", "seconds", "tokens/s", "engine ratio", "target"):
         table.add_column(column, justify="right" if column != "run" else "left")
