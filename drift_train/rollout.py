@@ -278,6 +278,12 @@ def iter_rollouts(
                 stats.generate_calls += 1
                 t0 = time.perf_counter()
                 finished = []
+                # envs whose checks run elsewhere (CodeFeedback's sandbox workers) start them all now, so
+                # the steps below overlap instead of waiting one check at a time
+                for ep, (completion, *_) in zip(active, completions, strict=True):
+                    prefetch = getattr(ep.env.unwrapped, "prefetch", None)
+                    if prefetch is not None:
+                        prefetch(completion.text)
                 for ep, (completion, *_) in zip(active, completions, strict=True):
                     _, reward, terminated, truncated, info = ep.env.step(completion.text)
                     format_ok = bool(info.get("format_ok", True))
