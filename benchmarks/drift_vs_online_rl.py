@@ -44,9 +44,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--config", help="QuickstartConfig YAML (env, sizes); defaults to the quickstart's")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="DRIFT-family losses to run (none: RL only)")
     parser.add_argument("--rl-steps", type=int, default=40)
     parser.add_argument("--rl-tasks-per-step", type=int, default=32)
+    parser.add_argument("--rl-learning-rate", type=float, default=None,
+                        help="online RL learning rate (default: the DRIFT fine-tuning rate of the config)")
     parser.add_argument("--out-dir", default="runs/drift_vs_online_rl")
     args = parser.parse_args()
     base = QuickstartConfig.from_yaml(args.config) if args.config else QuickstartConfig()
@@ -69,7 +71,7 @@ def main() -> None:
         out.mkdir(parents=True, exist_ok=True)
         console.rule(f"[bold]seed {seed}")
         record("reference", evaluate_stage(base, "reference", reference, out, seed + 1), 0.0, 0)
-        stage = rollout_stage(base, reference, out, seed)
+        stage = rollout_stage(base, reference, out, seed) if args.methods else None
         for method in args.methods:
             model_dir, train_s = train_stage(base, reference, stage["data"], method, out, seed)
             # every DRIFT-family method pays for the whole rollout set once plus its own training
@@ -79,7 +81,7 @@ def main() -> None:
             env_id=base.env_id, env_kwargs={**base.env_kwargs, "split": "train"}, model=str(reference),
             output_dir=str(out / "model_online_rl"), steps=args.rl_steps, tasks_per_step=args.rl_tasks_per_step,
             samples=base.samples, temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens,
-            learning_rate=base.learning_rate, seed=seed))
+            learning_rate=args.rl_learning_rate or base.learning_rate, seed=seed))
         record("online_rl", evaluate_stage(base, "online_rl", out / "model_online_rl", out, seed + 1), rl["wall_s"],
                rl["generated_tokens"])
         (root / "runs.json").write_text(json.dumps(runs, indent=2))
@@ -107,6 +109,7 @@ def main() -> None:
                       f"(target <= 0.33); generated-token ratio {claim['token_ratio']:.2f}")
     (root / "results.json").write_text(json.dumps({
         "config": asdict(base), "seeds": args.seeds, "rl_steps": args.rl_steps,
+        "rl_learning_rate": args.rl_learning_rate or base.learning_rate,
         "rl_tasks_per_step": args.rl_tasks_per_step, "runs": runs, "summary": summary, "claim": claim,
         "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
 
