@@ -7,10 +7,9 @@ import math
 import random
 from pathlib import Path
 
-import gymnasium as gym
 import pytest
+from parity_env import register_parity_env
 
-from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_train.cli import main as drift_main
 from drift_train.evaluate import evaluate_model, format_metric, multiturn_metrics, per_task_results
 from drift_train.trajectories import read_trajectories
@@ -255,33 +254,9 @@ def test_drift_eval_rejects_bad_env_kwargs(tmp_path: Path, capsys: pytest.Captur
     assert "--env-kwargs is not valid JSON" in capsys.readouterr().err
 
 
-class EvalParityEnv(MultiTurnTextEnv):
-    """Task i is solved by a reply whose length has parity i % 2: a random model solves some at each turn."""
-
-    def num_tasks(self) -> int:
-        return 20
-
-    def get_task(self, index: int) -> Task:
-        return Task(task_id=f"parity-{index}", prompt=f"Reply with {'an odd' if index % 2 else 'an even'} length.",
-                    answer=index % 2, meta={})
-
-    def first_message(self, task: Task) -> str:
-        return task.prompt
-
-    def verify(self, task: Task, action: str) -> Verdict:
-        text = action.strip()
-        return Verdict(correct=bool(text) and len(text) % 2 == task.answer, format_ok=bool(text),
-                       answer=text or None)
-
-    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
-        return Feedback(text="Wrong parity, try again.", kind="binary")
-
-
 @pytest.fixture(scope="module")
 def parity_env_id() -> str:
-    if PARITY_ENV_ID not in gym.registry:
-        gym.register(PARITY_ENV_ID, entry_point=EvalParityEnv, kwargs={"max_turns": 16})
-    return PARITY_ENV_ID
+    return register_parity_env(PARITY_ENV_ID, num_tasks=20, max_turns=16)
 
 
 def test_evaluate_model_reports_every_turn_of_the_env_budget(tiny_model_dir: Path, parity_env_id: str,

@@ -6,13 +6,12 @@ import json
 import math
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from parity_env import register_parity_env
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_train.online_rl import OnlineRLConfig, group_advantages, main, train_online_rl
 
 PARITY_ENV_ID = "drift-test/OnlineRLParity-v0"
@@ -65,34 +64,9 @@ def test_config_validation_names_the_field() -> None:
         OnlineRLConfig().validate()
 
 
-class ParityEnv(MultiTurnTextEnv):
-    """Task i is solved by a non-empty reply whose length has parity i % 2: sampled replies of a random
-    model solve some episodes and fail others, so groups have distinct returns and non-zero advantages."""
-
-    def num_tasks(self) -> int:
-        return 40
-
-    def get_task(self, index: int) -> Task:
-        return Task(task_id=f"parity-{index}", prompt=f"Reply with {'an odd' if index % 2 else 'an even'} length.",
-                    answer=index % 2, meta={})
-
-    def first_message(self, task: Task) -> str:
-        return task.prompt
-
-    def verify(self, task: Task, action: str) -> Verdict:
-        text = action.strip()
-        return Verdict(correct=bool(text) and len(text) % 2 == task.answer, format_ok=bool(text),
-                       answer=text or None)
-
-    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
-        return Feedback(text="Wrong parity, try again.", kind="binary")
-
-
 @pytest.fixture(scope="module")
 def parity_env_id() -> str:
-    if PARITY_ENV_ID not in gym.registry:
-        gym.register(PARITY_ENV_ID, entry_point=ParityEnv)
-    return PARITY_ENV_ID
+    return register_parity_env(PARITY_ENV_ID)
 
 
 def test_two_steps_update_the_model_and_save_it(tiny_model_dir: Path, parity_env_id: str, tmp_path: Path) -> None:
