@@ -88,7 +88,7 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from drift_train.data import DriftCollator, RenderConfig, render_record
-    from drift_train.losses import drift_loss
+    from drift_train.losses import IGNORE_INDEX, drift_loss
     from drift_train.policies.base import SamplingParams
     from drift_train.policies.hf import HFPolicy
     from drift_train.rollout import RolloutConfig, make_env, rollout
@@ -138,7 +138,7 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
         model.train()
         loss_value = 0.0
         if examples:
-            total_tokens = sum(sum(1 for label in e["labels"] if label != -100) for e in examples)
+            total_tokens = sum(sum(1 for label in e["labels"] if label != IGNORE_INDEX) for e in examples)
             optimizer.zero_grad(set_to_none=True)
             for start in range(0, len(examples), config.micro_batch_size):
                 batch = collate(examples[start : start + config.micro_batch_size])

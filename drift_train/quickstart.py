@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -134,22 +135,16 @@ def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
     return records
 
 
-def _cache_dir() -> Path:
-    from drift_train.tiny import default_cache_dir
-
-    return default_cache_dir()
-
-
 def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     """The pretrained tiny reference model folder, built once per pretraining config and cached."""
-    from drift_train.tiny import FORMAT_VERSION, tiny_model_path
+    from drift_train.tiny import FORMAT_VERSION, default_cache_dir, tiny_model_path
     from drift_train.trainer import DriftConfig, train
 
     knobs = {k: getattr(config, k) for k in ("env_id", "env_kwargs", "tiny_model", "pretrain_episodes", "pretrain_epochs",
                                             "pretrain_learning_rate", "teacher_accuracy", "teacher_spread", "batch_size",
                                             "seed")}
     key = hashlib.sha256(json.dumps({**knobs, "tiny": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
-    out = _cache_dir() / f"quickstart-reference-{key}"
+    out = default_cache_dir() / f"quickstart-reference-{key}"
     if (out / "config.json").exists() and (out / ".complete").exists():
         if console:
             console.print(f"[green]pretrained reference cached[/green] at {out}")
@@ -169,13 +164,9 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
         disable_tqdm=False, use_cpu=not _has_cuda(),
     ))
     if out.exists():
-        import shutil
-
         shutil.rmtree(out)
     (work / "model").rename(out)
     (out / ".complete").write_text("ok\n")
-    import shutil
-
     shutil.rmtree(work, ignore_errors=True)
     return out
 
