@@ -277,7 +277,9 @@ def train(config: DriftConfig) -> dict:
         "loss_mode": config.loss, "examples": len(dataset), "supervised_tokens": dataset.stats.supervised_tokens,
         "skipped_unsuccessful": dataset.stats.skipped_unsuccessful,
         "skipped_zero_weight": dataset.stats.skipped_zero_weight, "truncated": dataset.stats.truncated,
-        "first_loss": losses[0] if losses else math.nan, "last_loss": losses[-1] if losses else math.nan,
+        # with fewer steps than logging_steps nothing is logged mid-run; the run's mean loss stands in
+        "first_loss": losses[0] if losses else metrics.get("train_loss", math.nan),
+        "last_loss": losses[-1] if losses else metrics.get("train_loss", math.nan),
         "steps": trainer.state.global_step, "seconds": elapsed, "output_dir": str(config.output_dir),
     })
     if trainer.is_world_process_zero():
@@ -307,7 +309,21 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"drift train: {err}", file=sys.stderr)
         return 2
+    finally:
+        _shutdown_distributed()
     return 0
+
+
+def _shutdown_distributed() -> None:
+    """Tear the process group down before the interpreter exits.
+
+    Left to interpreter shutdown, gloo's worker threads can be destroyed while still joinable and the
+    rank aborts with ``terminate called without an active exception`` (SIGABRT) after training succeeded.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
