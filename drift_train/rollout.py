@@ -241,6 +241,7 @@ def iter_rollouts(
     envs = [probe] + [make_env(config.env_id, env_kwargs) for _ in range(min(len(tasks), per_chunk) * k - 1)]
     policy_meta = _policy_meta(policy)
     params = config.sampling
+    reset_cache = getattr(policy, "reset_prefix_cache", None)
     started = time.perf_counter()
     try:
         for chunk_number, chunk in enumerate(chunks):
@@ -251,6 +252,8 @@ def iter_rollouts(
                     on_event({"event": "chunk", "chunk": chunk_number, "groups": len(chunk), "skipped": True})
                 continue
             stats.skipped += len(chunk) * k - len(wanted)
+            if reset_cache is not None:  # a chunk's replies never depend on what ran before it (resume, reruns)
+                reset_cache()
             episodes = []
             env_seeds = {}
             t0 = time.perf_counter()
@@ -317,6 +320,8 @@ def iter_rollouts(
                 on_event({"event": "chunk", "chunk": chunk_number, "groups": len(chunk), "skipped": False})
     finally:
         stats.wall_s = time.perf_counter() - started
+        if reset_cache is not None:  # free the cached prefixes (memory) once the rollout is over
+            reset_cache()
         for env in envs:
             env.close()
 
