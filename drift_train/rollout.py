@@ -1,14 +1,23 @@
 """Reference-policy rollouts: N tasks x K samples of multi-turn episodes in any registered env.
 
-The engine runs episodes in lock-step *chunks*: a chunk holds whole groups (all K samples of
-``batch_size // K`` tasks, at least one task); every turn makes one batched ``policy.generate`` call
-over the chunk's live episodes, steps each env with its reply, and drops the episodes that ended
-(their records are written at once). All K samples of a task share ``prompt_id`` (the task index),
+The engine runs episodes in *chunks*: a chunk holds whole groups (all K samples of ``batch_size // K``
+tasks, at least one task). Within a chunk, two schedules:
+
+* ``lockstep``: every turn makes one batched ``policy.generate`` call over the chunk's live
+  episodes, steps each env with its reply, and drops the episodes that ended. Works with every
+  backend (vLLM and OpenAI-compatible servers batch each call on their side).
+* ``continuous`` (``auto`` picks it when the policy offers sessions: the hf backend): each episode
+  takes its next turn as soon as its own reply is done and the env has answered, joining the
+  running batch, so the batch does not wait for the slowest reply of every turn (continuous
+  batching). With the hf backend's prefix cache, a turn only encodes the new feedback.
+
+Records are written as episodes end. All K samples of a task share ``prompt_id`` (the task index),
 reset options and env seed, so they replay the same task.
 
-Reproducibility and resume: each episode's sampling seed is a function of (seed, prompt_id,
-traj_idx, turn) and chunks are fixed by (num_tasks, task_offset, samples, batch_size), so the same
-settings give the same records. ``resume=True`` reads the records already in the output file,
+Reproducibility and resume: chunks are fixed by (num_tasks, task_offset, samples, batch_size);
+in lock-step each episode's sampling seed is a function of (seed, prompt_id, traj_idx, turn), in a
+continuous chunk one session seeded from (seed, first task) samples everything in a fixed order, and
+the policy's prefix cache is emptied at each chunk, so the same settings give the same records. ``resume=True`` reads the records already in the output file,
 skips finished chunks, and re-runs a partly written chunk in full, writing only the episodes that
 are missing: the file ends up with the same records as an uninterrupted run, none twice.
 
@@ -19,6 +28,7 @@ records and a summary; ``drift rollout`` is the CLI.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -48,6 +58,7 @@ __all__ = [
     "summary_table",
 ]
 
+SCHEDULES = ("auto", "lockstep", "continuous")
 MAX_TURNS_GUARD = 1000  # an env that never ends an episode is a bug; stop instead of looping forever
 
 
@@ -63,7 +74,8 @@ class RolloutConfig:
     max_turns: int | None = None  # overrides env_kwargs["max_turns"] when given
     sampling: SamplingParams = field(default_factory=SamplingParams)
     seed: int = 0
-    batch_size: int = 64  # episodes per lock-step chunk (rounded down to whole groups, at least one)
+    batch_size: int = 64  # episodes per chunk (rounded down to whole groups, at least one)
+    schedule: str = "auto"  # "lockstep", "continuous", or "auto": continuous when the policy has sessions
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -79,6 +91,8 @@ class RolloutConfig:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.sampling.n != 1:
             raise ValueError("sampling.n must be 1 in rollouts; use samples=K for K trajectories per task")
         self.sampling.validate()
@@ -209,6 +223,15 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: in
     }
 
 
+def resolve_schedule(policy: Policy, schedule: str) -> Callable | None:
+    """The policy's ``session`` factory when episodes should run continuously, else None (lock-step)."""
+    open_session = getattr(policy, "session", None)
+    if schedule == "continuous" and not callable(open_session):
+        raise ValueError(f"schedule='continuous' needs a policy with sessions (the hf backend); "
+                         f"the {policy.backend} backend runs lock-step")
+    return open_session if schedule != "lockstep" and callable(open_session) else None
+
+
 def _policy_meta(policy: Policy) -> dict:
     describe = getattr(policy, "describe", None)
     meta = describe() if callable(describe) else {"backend": policy.backend, "model": policy.model_id}
@@ -242,6 +265,8 @@ def iter_rollouts(
     policy_meta = _policy_meta(policy)
     params = config.sampling
     reset_cache = getattr(policy, "reset_prefix_cache", None)
+    open_session = resolve_schedule(policy, config.schedule)
+    policy_meta["schedule"] = "lockstep" if open_session is None else "continuous"
     started = time.perf_counter()
     try:
         for chunk_number, chunk in enumerate(chunks):
@@ -266,56 +291,47 @@ def iter_rollouts(
                     ep.messages = _messages(info, config.env_id, "reset")
                     episodes.append(ep)
             stats.env_s += time.perf_counter() - t0
-            active = episodes
-            turn = 0
-            while active:
-                turn += 1
-                if turn > MAX_TURNS_GUARD:
-                    raise RuntimeError(f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns without ending")
-                if on_event:
-                    on_event({"event": "turn", "chunk": chunk_number, "turn": turn, "live": len(active)})
-                seeds = [combine_seeds([config.seed, ep.prompt_id, ep.traj_idx, turn]) for ep in active]
-                t0 = time.perf_counter()
-                completions = policy.generate([ep.messages for ep in active], params, seeds)
-                stats.generate_s += time.perf_counter() - t0
-                stats.generate_calls += 1
-                t0 = time.perf_counter()
-                finished = []
-                # envs whose checks run elsewhere (CodeFeedback's sandbox workers) start them all now, so
-                # the steps below overlap instead of waiting one check at a time
-                for ep, (completion, *_) in zip(active, completions, strict=True):
-                    prefetch = getattr(ep.env.unwrapped, "prefetch", None)
-                    if prefetch is not None:
-                        prefetch(completion.text)
-                for ep, (completion, *_) in zip(active, completions, strict=True):
-                    _, reward, terminated, truncated, info = ep.env.step(completion.text)
-                    format_ok = bool(info.get("format_ok", True))
-                    penalty = 0.0 if format_ok else float(getattr(ep.env.unwrapped, "format_penalty", 0.0))
-                    ep.rewards.append(float(reward) - penalty)
-                    ep.penalties.append(penalty)
-                    ep.verifier.append(int(bool(info.get("correct", terminated))))
-                    answer = info.get("answer")
-                    ep.answers.append(None if answer is None else str(answer))
-                    feedback = info.get("feedback")
-                    ep.turns.append({
-                        "tokens": completion.num_tokens,
-                        "finish_reason": completion.finish_reason,
-                        "format_ok": format_ok,
-                        "repeated": bool(info.get("repeated", False)),
-                        "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
-                    })
-                    ep.messages = _messages(info, config.env_id, "step")
-                    stats.generated_tokens += completion.num_tokens
-                    if terminated or truncated:
-                        ep.done, ep.terminated, ep.truncated = True, bool(terminated), bool(truncated)
-                        finished.append(ep)
-                stats.env_s += time.perf_counter() - t0
-                for ep in finished:
-                    if (ep.prompt_id, ep.traj_idx) in wanted:
-                        stats.episodes += 1
-                        stats.wall_s = time.perf_counter() - started
-                        yield _record(ep, config, policy_meta, env_seeds[ep.prompt_id])
-                active = [ep for ep in active if not ep.done]
+            step = functools.partial(_step_episodes, config=config, stats=stats)
+            emit = functools.partial(_emit, wanted=wanted, config=config, policy_meta=policy_meta,
+                                     env_seeds=env_seeds, stats=stats, started=started)
+            if open_session is not None:
+                session = open_session(params, seed=combine_seeds([config.seed, chunk[0], len(chunk)]))
+                for i, ep in enumerate(episodes):
+                    session.submit(i, ep.messages)
+                while session.busy:
+                    if on_event:
+                        live = [ep for ep in episodes if not ep.done]
+                        on_event({"event": "turn", "chunk": chunk_number, "turn": max(len(ep.rewards) + 1 for ep in live),
+                                  "live": len(live)})
+                    t0 = time.perf_counter()
+                    replies = session.poll()
+                    stats.generate_s += time.perf_counter() - t0
+                    stats.generate_calls += 1
+                    stepped = [episodes[i] for i, _ in replies]
+                    for ep in step(stepped, [completion for _, completion in replies]):
+                        yield from emit([ep])
+                    for i, ep in ((i, episodes[i]) for i, _ in replies):
+                        if not ep.done:
+                            if len(ep.rewards) >= MAX_TURNS_GUARD:
+                                raise RuntimeError(f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns "
+                                                   "without ending")
+                            session.submit(i, ep.messages)
+            else:
+                active = episodes
+                turn = 0
+                while active:
+                    turn += 1
+                    if turn > MAX_TURNS_GUARD:
+                        raise RuntimeError(f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns without ending")
+                    if on_event:
+                        on_event({"event": "turn", "chunk": chunk_number, "turn": turn, "live": len(active)})
+                    seeds = [combine_seeds([config.seed, ep.prompt_id, ep.traj_idx, turn]) for ep in active]
+                    t0 = time.perf_counter()
+                    completions = policy.generate([ep.messages for ep in active], params, seeds)
+                    stats.generate_s += time.perf_counter() - t0
+                    stats.generate_calls += 1
+                    yield from emit(step(active, [completion for completion, *_ in completions]))
+                    active = [ep for ep in active if not ep.done]
             if on_event:
                 on_event({"event": "chunk", "chunk": chunk_number, "groups": len(chunk), "skipped": False})
     finally:
@@ -324,6 +340,53 @@ def iter_rollouts(
             reset_cache()
         for env in envs:
             env.close()
+
+
+def _step_episodes(episodes: list[_Episode], completions: list, *, config: RolloutConfig,
+                   stats: RolloutStats) -> list[_Episode]:
+    """Step each episode's env with its reply and record the turn; returns the episodes that ended."""
+    t0 = time.perf_counter()
+    # envs whose checks run elsewhere (CodeFeedback's sandbox workers) start them all now, so the
+    # steps below overlap instead of waiting one check at a time
+    for ep, completion in zip(episodes, completions, strict=True):
+        prefetch = getattr(ep.env.unwrapped, "prefetch", None)
+        if prefetch is not None:
+            prefetch(completion.text)
+    finished = []
+    for ep, completion in zip(episodes, completions, strict=True):
+        _, reward, terminated, truncated, info = ep.env.step(completion.text)
+        format_ok = bool(info.get("format_ok", True))
+        penalty = 0.0 if format_ok else float(getattr(ep.env.unwrapped, "format_penalty", 0.0))
+        ep.rewards.append(float(reward) - penalty)
+        ep.penalties.append(penalty)
+        ep.verifier.append(int(bool(info.get("correct", terminated))))
+        answer = info.get("answer")
+        ep.answers.append(None if answer is None else str(answer))
+        feedback = info.get("feedback")
+        ep.turns.append({
+            "tokens": completion.num_tokens,
+            "finish_reason": completion.finish_reason,
+            "format_ok": format_ok,
+            "repeated": bool(info.get("repeated", False)),
+            "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
+        })
+        ep.messages = _messages(info, config.env_id, "step")
+        stats.generated_tokens += completion.num_tokens
+        if terminated or truncated:
+            ep.done, ep.terminated, ep.truncated = True, bool(terminated), bool(truncated)
+            finished.append(ep)
+    stats.env_s += time.perf_counter() - t0
+    return finished
+
+
+def _emit(finished: list[_Episode], *, wanted: set, config: RolloutConfig, policy_meta: dict, env_seeds: dict,
+          stats: RolloutStats, started: float) -> Iterator[dict]:
+    """The records of the ended episodes this run was asked for (resume leaves the others out)."""
+    for ep in finished:
+        if (ep.prompt_id, ep.traj_idx) in wanted:
+            stats.episodes += 1
+            stats.wall_s = time.perf_counter() - started
+            yield _record(ep, config, policy_meta, env_seeds[ep.prompt_id])
 
 
 def _check_compatible(existing: dict, config: RolloutConfig, policy: Policy, path: Path) -> None:
@@ -545,7 +608,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="episodes per lock-step chunk (default: 64 for hf, 256 for openai, 1024 for vllm)")
+                        help="episodes per chunk (default: 64 for hf, 256 for openai, 1024 for vllm)")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="auto",
+                        help="lockstep: one generate call per turn; continuous: each episode moves on as soon as "
+                             "its reply is done (hf); auto: continuous where the backend supports it")
     parser.add_argument("--out", required=True, help="output JSONL file")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
@@ -553,7 +619,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     hf = parser.add_argument_group("hf backend")
     hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     hf.add_argument("--dtype", default="auto")
-    hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences per model.generate call")
+    hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences decoding at once")
+    hf.add_argument("--prefix-cache-mb", type=float, default=1024.0,
+                    help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off")
     api = parser.add_argument_group("openai backend")
     api.add_argument("--base-url", default=None, help="server URL ending in /v1 (default: $OPENAI_BASE_URL)")
     api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
@@ -569,7 +637,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def policy_kwargs(args: argparse.Namespace) -> dict:
     """Backend-specific constructor kwargs from parsed CLI args (shared with ``drift eval``)."""
     if args.backend == "hf":
-        return {"device": args.device, "dtype": args.dtype, "batch_size": args.generate_batch_size}
+        return {"device": args.device, "dtype": args.dtype, "batch_size": args.generate_batch_size,
+                "prefix_cache_mb": args.prefix_cache_mb}
     if args.backend == "openai":
         return {"base_url": args.base_url, "api_key": args.api_key, "max_concurrency": args.max_concurrency,
                 "timeout_s": args.timeout, "max_retries": args.max_retries}
@@ -603,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
     config = RolloutConfig(
         env_id=args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
         task_offset=args.task_offset, max_turns=args.max_turns, seed=args.seed, batch_size=batch_size,
-        sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        schedule=args.schedule, sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                                 max_new_tokens=args.max_new_tokens),
     )
     try:

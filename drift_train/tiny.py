@@ -56,7 +56,7 @@ CHAT_TEMPLATE = (
 )
 
 # Bump when the folder layout or defaults change so cached copies are rebuilt.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: generation_config.suppress_tokens (no pad/unk/im_start inside replies)
 
 
 @dataclass(frozen=True)
@@ -141,9 +141,12 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
     )
     torch.manual_seed(config.seed)
     model = AutoModelForCausalLM.from_config(model_config, dtype=torch.float32)
+    # Special tokens that can never be part of a reply's text (decoding drops them, so a reply that
+    # sampled one would not say what the model generated) are suppressed, as model.generate does.
+    never = sorted(tokenizer.convert_tokens_to_ids([t for t in SPECIAL_TOKENS if t not in (IM_END, END_OF_TEXT)]))
     model.generation_config = GenerationConfig(
         eos_token_id=[im_end, eot], pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-        do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256,
+        do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256, suppress_tokens=never,
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

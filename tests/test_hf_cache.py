@@ -144,3 +144,15 @@ def test_prefix_index_evicts_least_recently_used_within_budget():
     assert cache.nbytes == 2 * per_entry
     cache.insert(list(range(10 * BLOCK)), _kv(10 * BLOCK))  # larger than the whole budget: not stored
     assert cache.nbytes == 2 * per_entry
+
+
+def test_suppressed_tokens_are_never_sampled(tiny_model_dir):
+    """The tiny model's generation config suppresses pad/unk/im_start, as model.generate would: with a
+    character-level tokenizer every sampled token is then one character of the reply (or its end)."""
+    policy = HFPolicy(str(tiny_model_dir), batch_size=8)
+    assert policy._suppress is not None and policy._suppress.numel() == 3
+    hot = SamplingParams(temperature=3.0, max_new_tokens=40)  # flat: special tokens would show up often
+    out = policy.generate(_conversations(), hot, seeds=list(range(10)))
+    for (completion,) in out:
+        ended = completion.finish_reason == "stop"
+        assert len(completion.text) == completion.num_tokens - int(ended), completion

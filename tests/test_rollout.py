@@ -160,10 +160,33 @@ def test_lockstep_one_generate_call_per_turn(tiny_model_dir):
         assert live == sum(1 for r in records if len(r["turn_rewards"]) >= turn)
 
 
-def test_same_seed_same_file_and_other_seed_differs(policy, tmp_path):
+def test_continuous_schedule_needs_a_policy_with_sessions(tiny_model_dir):
+    class BatchOnly:  # the protocol without sessions, as the vllm and openai backends are
+        backend, model_id = "test", "x"
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def generate(self, conversations, params, seeds=None):
+            return self.inner.generate(conversations, params, seeds)
+
+        def close(self):
+            pass
+
+    batch_only = BatchOnly(make_policy("hf", str(tiny_model_dir)))
+    with pytest.raises(ValueError, match="needs a policy with sessions"):
+        list(iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, schedule="continuous")))
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        RolloutConfig(env_id=TEST_ENV_ID, schedule="eager").validate()
+    records = list(iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, sampling=SAMPLING)))
+    assert records[0]["meta"]["schedule"] == "lockstep"  # auto falls back
+
+
+@pytest.mark.parametrize("schedule", ["lockstep", "continuous"])
+def test_same_seed_same_file_and_other_seed_differs(policy, tmp_path, schedule):
     def run(seed, name):
         config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=4, samples=2, sampling=SAMPLING, seed=seed,
-                               batch_size=4)
+                               batch_size=4, schedule=schedule)
         rollout(policy, config, tmp_path / name)
         return strip_times(read_trajectories(tmp_path / name))
 
@@ -172,8 +195,10 @@ def test_same_seed_same_file_and_other_seed_differs(policy, tmp_path):
     assert [r["messages"] for r in a] != [r["messages"] for r in c]
 
 
-def test_resume_after_a_cut_write_matches_an_uninterrupted_run(policy, tmp_path):
-    config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=6, samples=2, sampling=SAMPLING, seed=5, batch_size=4)
+@pytest.mark.parametrize("schedule", ["lockstep", "continuous"])
+def test_resume_after_a_cut_write_matches_an_uninterrupted_run(policy, tmp_path, schedule):
+    config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=6, samples=2, sampling=SAMPLING, seed=5, batch_size=4,
+                           schedule=schedule)
     full, _ = rollout(policy, config, tmp_path / "full.jsonl")
     # an interrupted run: a few records written, then half a line when the process died
     partial = tmp_path / "partial.jsonl"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,8 @@ class HFPolicy(PolicyBase):
     next turn of a conversation only encodes its new messages, and identical prompts in one call (K
     samples of a task) are encoded once. Changing the weights (an optimizer step, loading a state
     dict) empties it; ``reset_prefix_cache()`` does so explicitly; ``prefix_cache_mb=0`` turns it off.
-    Models whose cache has sliding-window or other special layers run without it.
+    Models whose cache has sliding-window or other special layers run without it. Tokens listed in
+    the model's ``generation_config.suppress_tokens`` are never sampled, as with ``model.generate``.
     """
 
     backend = "hf"
@@ -97,6 +97,11 @@ class HFPolicy(PolicyBase):
         self.eos_token_ids = eos
         pad = self.tokenizer.pad_token_id
         self.pad_token_id = eos[0] if pad is None else pad
+        # tokens the model's generation config never lets model.generate sample (honoured here too)
+        suppress = [int(t) for t in (getattr(self.model.generation_config, "suppress_tokens", None) or [])]
+        if set(suppress) & set(eos):
+            raise PolicyError(f"hf backend: {self.model_id!r} suppresses its own end-of-sequence token")
+        self._suppress = torch.tensor(sorted(set(suppress)), dtype=torch.long, device=self.device) if suppress else None
         self._growing_cache = supports_growing_cache(self.model)
         self._prefix_cache = (PrefixCache(int(prefix_cache_mb * 2**20))
                               if self._growing_cache and prefix_cache_mb > 0 else None)
@@ -117,212 +122,31 @@ class HFPolicy(PolicyBase):
     ) -> list[list[Completion]]:
         """Return ``params.n`` completions per conversation (see :class:`HFPolicy`)."""
         self._check_inputs(conversations, params, seeds)
-        prompts = self.render(conversations)
-        # one row per (conversation, sample); longest first so each prefill wave holds similar lengths
-        rows = [(c, k) for c in range(len(prompts)) for k in range(params.n)]
-        rows.sort(key=lambda row: -len(prompts[row[0]]))
         base_seeds = list(seeds) if seeds is not None else None
         if base_seeds is None and params.seed is not None:
             base_seeds = [params.seed]
+        decoder = _Decoder(self, params, None if base_seeds is None else combine_seeds(base_seeds, 0))
+        # one row per (conversation, sample)
+        prompts = self.render(conversations)
+        for c, prompt in enumerate(prompts):
+            for k in range(params.n):
+                decoder.add((c, k), prompt)
         results: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
-        seed = None if base_seeds is None else combine_seeds(base_seeds, 0)
-        completions = self._generate_batch([prompts[c] for c, _ in rows], params, seed)
-        for (c, k), completion in zip(rows, completions, strict=True):
-            results[c][k] = completion
+        while decoder.busy:
+            for (c, k), completion in decoder.poll():
+                results[c][k] = completion
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, prompts: list[list[int]], params: SamplingParams, seed: int | None) -> list[Completion]:
-        generated, stopped = self._decode(prompts, params, seed)
-        eos = set(self.eos_token_ids)
-        completions = []
-        for ids, by_stop_string in zip(generated, stopped, strict=True):
-            ended = bool(ids) and ids[-1] in eos
-            text = self.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=True)
-            reason = "stop" if ended or by_stop_string else "length"
-            if params.stop:
-                text, found = cut_at_stop(text, params.stop)
-                reason = "stop" if found or ended else reason
-            completions.append(Completion(text=text, num_tokens=len(ids), finish_reason=reason))
-        return completions
+    def session(self, params: SamplingParams, seed: int | None = None) -> HFSession:
+        """A continuous-batching session: submit conversations any time, collect replies as they end.
 
-    def _prefill(self, rows: list[int], prompts: list[list[int]], capacity_extra: int, prefix) -> _Batch:
-        """Encode ``prompts`` (of ``rows``; each distinct one once, reusing cached prefixes) into a new batch.
-
-        Layout of row i in the cache: ``[pad][cached prefix c_i] [pad][new suffix s_i]``, the first
-        block ``C = max c_i`` wide, the second ``S = max s_i``; the attention mask hides the pads and
-        position ids count only real tokens, so the padding in the middle changes nothing.
+        The rollout engine uses this to let each episode take its next turn as soon as its reply is
+        done, instead of waiting for the slowest reply of the turn (see :class:`HFSession`).
         """
-        import torch
-        from transformers import DynamicCache
-
-        from drift_train.policies.kv_cache import GrowingLayer
-
-        model, device = self.model, self.device
-        distinct: dict[tuple[int, ...], int] = {}
-        row_of = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
-        keys = list(distinct)
-        hits = [prefix.lookup(k) if prefix is not None else (None, 0) for k in keys]
-        cached = [n for _, n in hits]
-        width_c = max(cached)
-        width_s = max(len(k) - n for k, n in zip(keys, cached, strict=True))
-        n = len(keys)
-        input_ids = torch.full((n, width_s), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((n, width_c + width_s), dtype=torch.long)
-        for i, (k, c) in enumerate(zip(keys, cached, strict=True)):
-            suffix = k[c:]
-            input_ids[i, width_s - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
-            mask[i, width_c - c : width_c] = 1
-            mask[i, width_c + width_s - len(suffix) :] = 1
-        input_ids, mask = input_ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        if self._growing_cache:
-            capacity = width_c + width_s + capacity_extra
-            cache = DynamicCache(config=model.config)
-            cache.layers = [GrowingLayer(capacity) for _ in cache.layers]
-            if width_c:
-                like = next(entry for entry, _ in hits if entry is not None).kv
-                for layer, (k0, v0) in zip(cache.layers, like, strict=True):
-                    layer.start(n, (k0, v0), width_c)
-                for i, (entry, c) in enumerate(hits):
-                    if entry is not None:
-                        for layer, (k0, v0) in zip(cache.layers, entry.kv, strict=True):
-                            layer.write(i, width_c - c, k0[:, :c], v0[:, :c])
-        else:
-            cache = DynamicCache(config=model.config)
-        extra = {"logits_to_keep": 1} if self._accepts_logits_to_keep else {}
-        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions[:, width_c:],
-                    past_key_values=cache, use_cache=True, **extra)
-        logits = out.logits[:, -1, :]
-        if n < len(prompts):  # duplicated prompts (K samples of one task): copy the encoded rows
-            index = torch.tensor(row_of, device=device)
-            cache.batch_select_indices(index)
-            logits, mask, positions = logits[index], mask[index], positions[index]
-        return _Batch(cache=cache, rows=list(rows), alive=torch.ones(len(rows), dtype=torch.bool, device=device),
-                      mask=mask, positions=positions[:, -1], logits=logits)
-
-    def _decode(self, prompts: list[list[int]], params: SamplingParams, seed: int | None):
-        """Sample every prompt's reply with at most ``batch_size`` sequences decoding at once.
-
-        A KV-cache loop with continuous refill: rows leave the batch as they end (``model.generate``
-        would keep computing them until the longest one ends), and once a quarter of the slots are
-        free the next waiting prompts are encoded and join the running batch, so the batch stays
-        full until the prompts run out. Ended rows ride along, masked out, until enough of them
-        have gathered that compacting the cache (a copy) pays for itself. Each finished sequence's
-        keys and values go to the prefix cache for the next turn. Returns each row's token ids
-        (end-of-turn token included) and whether a stop string ended it.
-        """
-        import torch
-
-        model = self.model
-        device = self.device
-        generator = None
-        if seed is not None:
-            generator = torch.Generator(device=device)
-            generator.manual_seed(seed)
-        eos = torch.tensor(self.eos_token_ids, device=device)
-        generated: list[list[int]] = [[] for _ in prompts]
-        stopped = [False] * len(prompts)
-        prefix = self._live_prefix_cache()
-        # admission order: longest part still to encode first, so each prefill wave pads little
-        todo = [len(p) - (prefix.longest(p)[1] if prefix is not None else 0) for p in prompts]
-        pending = deque(sorted(range(len(prompts)), key=lambda r: -todo[r]))
-        refill_at = max(1, self.batch_size // _COMPACT_AT)
-        state: _Batch | None = None
-        with torch.inference_mode():
-            while True:
-                live = 0 if state is None else int(state.alive.sum())
-                free = self.batch_size - live
-                if pending and (live == 0 or (self._growing_cache and free >= min(refill_at, len(pending)))):
-                    admit = [pending.popleft() for _ in range(min(free, len(pending)))]
-                    new = self._prefill(admit, [prompts[r] for r in admit], params.max_new_tokens, prefix)
-                    if state is not None and live:
-                        state = self._merge(state, new, prompts, generated, prefix, params.max_new_tokens)
-                    else:
-                        if state is not None:
-                            self._store(prefix, state, prompts, generated, range(len(state.rows)))
-                        state = new
-                if state is None:
-                    break
-                tokens = _sample(state.logits, params, generator)
-                finished = torch.isin(tokens, eos)
-                flags = finished.tolist()
-                for slot, (row, token, is_live) in enumerate(zip(state.rows, tokens.tolist(), state.alive.tolist(),
-                                                                 strict=True)):
-                    if not is_live:
-                        continue
-                    reply = generated[row]
-                    reply.append(token)
-                    if flags[slot]:
-                        continue
-                    if len(reply) >= params.max_new_tokens:
-                        flags[slot] = True
-                    elif params.stop and _ends_in_stop(self.tokenizer, reply, params.stop):
-                        flags[slot] = stopped[row] = True
-                state.alive &= ~torch.tensor(flags, device=device)
-                dead = len(state.rows) - int(state.alive.sum())
-                if dead == len(state.rows):  # every row ended: the next wave (if any) starts afresh
-                    self._store(prefix, state, prompts, generated, range(len(state.rows)))
-                    state = None
-                    continue
-                if dead and dead * _COMPACT_AT >= len(state.rows):
-                    keep = state.alive.nonzero().squeeze(1)
-                    state = self._compact(state, keep, prompts, generated, prefix)
-                    tokens = tokens[keep]
-                state.mask = torch.cat([state.mask, state.alive[:, None].to(state.mask.dtype)], dim=1)
-                state.positions = state.positions + 1
-                out = model(input_ids=tokens[:, None], attention_mask=state.mask,
-                            position_ids=state.positions[:, None], past_key_values=state.cache, use_cache=True)
-                state.logits = out.logits[:, -1, :]
-        return generated, stopped
-
-    def _compact(self, state: _Batch, keep, prompts, generated, prefix) -> _Batch:
-        """Only the rows ``keep`` (the live ones), after storing the others in the prefix cache."""
-        self._store(prefix, state, prompts, generated, (~state.alive).nonzero().squeeze(1).tolist())
-        state.cache.batch_select_indices(keep)
-        return _Batch(cache=state.cache, rows=[state.rows[i] for i in keep.tolist()], alive=state.alive[keep],
-                      mask=state.mask[keep], positions=state.positions[keep], logits=state.logits[keep])
-
-    def _merge(self, old: _Batch, new: _Batch, prompts, generated, prefix, max_new_tokens: int) -> _Batch:
-        """One batch of ``old``'s live rows and ``new``'s rows, right-aligned (left padding) in a fresh cache."""
-        import torch
-
-        from drift_train.policies.kv_cache import GrowingLayer
-
-        ended = (~old.alive).nonzero().squeeze(1).tolist()
-        if ended:
-            self._store(prefix, old, prompts, generated, ended)
-        keep = old.alive.nonzero().squeeze(1)
-        width_old, width_new = old.mask.shape[1], new.mask.shape[1]
-        width = max(width_old, width_new)
-        n_old = keep.numel()
-        layers = []
-        for old_layer, new_layer in zip(old.cache.layers, new.cache.layers, strict=True):
-            layer = GrowingLayer(width + max_new_tokens)
-            layer.start(n_old + len(new.rows), (new_layer.keys[0], new_layer.values[0]), width)
-            layer.write_rows(0, width - width_old, old_layer.keys.index_select(0, keep),
-                             old_layer.values.index_select(0, keep))
-            layer.write_rows(n_old, width - width_new, new_layer.keys, new_layer.values)
-            layers.append(layer)
-        old.cache.layers = layers
-        mask = old.mask.new_zeros((n_old + len(new.rows), width))
-        mask[:n_old, width - width_old :] = old.mask[keep]
-        mask[n_old:, width - width_new :] = new.mask
-        return _Batch(cache=old.cache, rows=[old.rows[i] for i in keep.tolist()] + new.rows,
-                      alive=torch.cat([old.alive[keep], new.alive]), mask=mask,
-                      positions=torch.cat([old.positions[keep], new.positions]),
-                      logits=torch.cat([old.logits[keep], new.logits]))
-
-    def _store(self, prefix, state: _Batch, prompts, generated, slots) -> None:
-        """Put the given slots' sequences (prompt + reply fed so far) and their keys/values in the prefix cache."""
-        if prefix is None:
-            return
-        for slot in slots:
-            row = state.rows[slot]
-            tokens = prompts[row] + generated[row][:-1]  # the last sampled token was never fed
-            where = state.mask[slot].nonzero().squeeze(1)
-            if where.numel() != len(tokens):  # bookkeeping mismatch: storing would poison later turns
-                raise RuntimeError(f"hf backend: cache row holds {where.numel()} tokens, expected {len(tokens)}")
-            prefix.insert(tokens, [layer.row(slot, where) for layer in state.cache.layers])
+        params.validate()
+        if params.n != 1:
+            raise ValueError("a session samples one completion per conversation (params.n must be 1)")
+        return HFSession(_Decoder(self, params, seed))
 
     def _live_prefix_cache(self):
         """The prefix cache, emptied first if the weights changed since it was filled; None when off."""
@@ -350,6 +174,313 @@ class HFPolicy(PolicyBase):
         return self._logits_to_keep
 
 
+class HFSession:
+    """Continuous batching over conversations submitted at any time (from :meth:`HFPolicy.session`).
+
+    ``submit(key, conversation)`` queues a conversation; ``poll()`` decodes until some replies have
+    ended and returns them as ``(key, Completion)`` pairs (an empty list once nothing is queued or
+    running). Up to the policy's ``batch_size`` sequences decode together; a submitted conversation
+    joins the running batch at the next refill, and its history is found in the prefix cache. One
+    generator seeded with ``seed`` drives all sampling, so the same submissions in the same order
+    give the same replies.
+    """
+
+    def __init__(self, decoder: _Decoder) -> None:
+        self._decoder = decoder
+
+    def submit(self, key: Any, conversation: Conversation) -> None:
+        """Queue ``conversation``; its reply comes back from :meth:`poll` under ``key``."""
+        policy = self._decoder.policy
+        policy._check_inputs([conversation], self._decoder.params, None)
+        self._decoder.add(key, policy.render([conversation])[0])
+
+    def poll(self) -> list[tuple[Any, Completion]]:
+        """Decode until some replies end; returns them (empty when nothing is queued or running)."""
+        return self._decoder.poll()
+
+    @property
+    def busy(self) -> bool:
+        """True while a submitted conversation still waits for its reply."""
+        return self._decoder.busy
+
+
+class _Decoder:
+    """Sample replies with at most ``policy.batch_size`` sequences decoding at once (continuous refill).
+
+    A KV-cache loop: rows leave the batch as they end (``model.generate`` would keep computing them
+    until the longest one ends), and once a quarter of the slots are free the waiting prompts (the
+    longest part still to encode first, so each prefill wave pads little) are encoded and join the
+    running batch, so it stays full while there is work. Ended rows ride along, masked out, until
+    enough of them have gathered that compacting the cache (a copy) pays for itself. Each finished
+    sequence's keys and values go to the prefix cache, for the conversation's next turn.
+    """
+
+    def __init__(self, policy: HFPolicy, params: SamplingParams, seed: int | None) -> None:
+        import torch
+
+        self.policy, self.params = policy, params
+        self.device = policy.device
+        self.generator = None
+        if seed is not None:
+            self.generator = torch.Generator(device=self.device)
+            self.generator.manual_seed(seed)
+        self.eos = torch.tensor(policy.eos_token_ids, device=self.device)
+        self.prefix = policy._live_prefix_cache()
+        self.prompts: dict[int, list[int]] = {}
+        self.keys: dict[int, Any] = {}
+        self.generated: dict[int, list[int]] = {}
+        self.stopped: dict[int, bool] = {}
+        self.todo: dict[int, int] = {}
+        self.pending: list[int] = []
+        self.state: _Batch | None = None
+        self.next_row = 0
+        self.refill_at = max(1, policy.batch_size // _REFILL_AT)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending) or self.state is not None
+
+    def add(self, key: Any, prompt: list[int]) -> None:
+        row = self.next_row
+        self.next_row += 1
+        self.keys[row], self.prompts[row] = key, prompt
+        self.generated[row], self.stopped[row] = [], False
+        cached = self.prefix.longest(prompt)[1] if self.prefix is not None else 0
+        self.todo[row] = len(prompt) - cached
+        self.pending.append(row)
+
+    def poll(self) -> list[tuple[Any, Completion]]:
+        """Decode until a quarter of the slots' replies ended, or every running reply did."""
+        import torch
+
+        done: list[tuple[Any, Completion]] = []
+        with torch.inference_mode():
+            while self.busy:
+                self._admit()
+                state = self.state
+                if state is None:
+                    break
+                done.extend((self.keys.pop(row), self._completion(row)) for row in self._sample_step(state))
+                if not bool(state.alive.any()):  # every row ended: the next wave (if any) starts afresh
+                    self._store(state, range(len(state.rows)))
+                    self.state = None
+                    if done and not self.pending:
+                        break
+                    continue
+                dead = len(state.rows) - int(state.alive.sum())
+                if dead * _COMPACT_AT >= len(state.rows):
+                    keep = state.alive.nonzero().squeeze(1)
+                    tokens = state.tokens[keep]
+                    self.state = state = self._compact(state, keep)
+                    state.tokens = tokens
+                    _trim_padding(state)
+                self._forward(state)
+                if len(done) >= self.refill_at:
+                    break
+        return done
+
+    def _admit(self) -> None:
+        policy = self.policy
+        live = 0 if self.state is None else int(self.state.alive.sum())
+        free = policy.batch_size - live
+        if not self.pending or free <= 0:
+            return
+        if live and not (policy._growing_cache and free >= min(self.refill_at, len(self.pending))):
+            return
+        self.pending.sort(key=lambda r: -self.todo[r])
+        admit, self.pending = self.pending[:free], self.pending[free:]
+        new = self._prefill(admit)
+        if self.state is not None and live:
+            self.state = self._merge(self.state, new)
+        else:
+            if self.state is not None:
+                self._store(self.state, range(len(self.state.rows)))
+            self.state = new
+
+    def _sample_step(self, state: _Batch) -> list[int]:
+        """Sample one token for every live row; returns the rows whose reply just ended."""
+        import torch
+
+        params = self.params
+        logits = state.logits
+        if self.policy._suppress is not None:
+            logits = logits.index_fill(-1, self.policy._suppress, float("-inf"))
+        tokens = _sample(logits, params, self.generator)
+        flags = torch.isin(tokens, self.eos).tolist()
+        ended = []
+        for slot, (row, token, is_live) in enumerate(zip(state.rows, tokens.tolist(), state.alive.tolist(),
+                                                         strict=True)):
+            if not is_live:
+                flags[slot] = False
+                continue
+            reply = self.generated[row]
+            reply.append(token)
+            if not flags[slot]:
+                if len(reply) >= params.max_new_tokens:
+                    flags[slot] = True
+                elif params.stop and _ends_in_stop(self.policy.tokenizer, reply, params.stop):
+                    flags[slot] = self.stopped[row] = True
+            if flags[slot]:
+                ended.append(row)
+        state.alive &= ~torch.tensor(flags, device=self.device)
+        state.tokens = tokens
+        return ended
+
+    def _forward(self, state: _Batch) -> None:
+        import torch
+
+        state.mask = torch.cat([state.mask, state.alive[:, None].to(state.mask.dtype)], dim=1)
+        state.positions = state.positions + 1
+        out = self.policy.model(input_ids=state.tokens[:, None], attention_mask=state.mask,
+                                position_ids=state.positions[:, None], past_key_values=state.cache, use_cache=True)
+        state.logits = out.logits[:, -1, :]
+
+    def _completion(self, row: int) -> Completion:
+        params, policy = self.params, self.policy
+        ids = self.generated[row]
+        by_stop_string = self.stopped[row]
+        ended = bool(ids) and ids[-1] in policy.eos_token_ids
+        text = policy.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=True)
+        reason = "stop" if ended or by_stop_string else "length"
+        if params.stop:
+            text, found = cut_at_stop(text, params.stop)
+            reason = "stop" if found or ended else reason
+        return Completion(text=text, num_tokens=len(ids), finish_reason=reason)
+
+    def _prefill(self, rows: list[int]) -> _Batch:
+        """Encode the prompts of ``rows`` (each distinct one once, reusing cached prefixes) into a new batch.
+
+        Row i needs ``s_i`` tokens encoded after its cached prefix; the input block is ``S = max s_i``
+        wide, and a row with a shorter suffix encodes the last ``S - s_i`` tokens of its prefix again
+        instead of padding (same cost, no gap). So each row is one run of real tokens, left padded:
+        ``[pad][cached: max(0, len_i - S)][input: min(len_i, S)]``.
+        """
+        import torch
+        from transformers import DynamicCache
+
+        from drift_train.policies.kv_cache import GrowingLayer
+
+        policy, prefix = self.policy, self.prefix
+        model, device = policy.model, policy.device
+        prompts = [self.prompts[r] for r in rows]
+        distinct: dict[tuple[int, ...], int] = {}
+        row_of = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
+        keys = list(distinct)
+        hits = [prefix.lookup(k) if prefix is not None else (None, 0) for k in keys]
+        width_s = max(len(k) - c for k, (_, c) in zip(keys, hits, strict=True))
+        cached = [max(0, len(k) - width_s) if entry is not None else 0 for k, (entry, _) in zip(keys, hits, strict=True)]
+        width_c = max(cached)
+        n = len(keys)
+        input_ids = torch.full((n, width_s), policy.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((n, width_c + width_s), dtype=torch.long)
+        for i, (k, c) in enumerate(zip(keys, cached, strict=True)):
+            suffix = k[c:]
+            input_ids[i, width_s - len(suffix) :] = torch.tensor(suffix, dtype=torch.long)
+            mask[i, width_c - c : width_c] = 1
+            mask[i, width_c + width_s - len(suffix) :] = 1
+        input_ids, mask = input_ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        if policy._growing_cache:
+            capacity = width_c + width_s + self.params.max_new_tokens
+            cache = DynamicCache(config=model.config)
+            cache.layers = [GrowingLayer(capacity) for _ in cache.layers]
+            if width_c:
+                like = next(entry for entry, _ in hits if entry is not None).kv
+                for layer, (k0, v0) in zip(cache.layers, like, strict=True):
+                    layer.start(n, (k0, v0), width_c)
+                for i, ((entry, _), c) in enumerate(zip(hits, cached, strict=True)):
+                    if c:
+                        for layer, (k0, v0) in zip(cache.layers, entry.kv, strict=True):
+                            layer.write(i, width_c - c, k0[:, :c], v0[:, :c])
+        else:
+            cache = DynamicCache(config=model.config)
+        extra = {"logits_to_keep": 1} if policy._accepts_logits_to_keep else {}
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions[:, width_c:],
+                    past_key_values=cache, use_cache=True, **extra)
+        logits = out.logits[:, -1, :]
+        if n < len(prompts):  # duplicated prompts (K samples of one task): copy the encoded rows
+            index = torch.tensor(row_of, device=device)
+            cache.batch_select_indices(index)
+            logits, mask, positions = logits[index], mask[index], positions[index]
+        return _Batch(cache=cache, rows=list(rows), alive=torch.ones(len(rows), dtype=torch.bool, device=device),
+                      mask=mask, positions=positions[:, -1], logits=logits)
+
+    def _compact(self, state: _Batch, keep) -> _Batch:
+        """Only the rows ``keep`` (the live ones), after storing the others in the prefix cache."""
+        self._store(state, (~state.alive).nonzero().squeeze(1).tolist())
+        state.cache.batch_select_indices(keep)
+        return _Batch(cache=state.cache, rows=[state.rows[i] for i in keep.tolist()], alive=state.alive[keep],
+                      mask=state.mask[keep], positions=state.positions[keep], logits=state.logits[keep])
+
+    def _merge(self, old: _Batch, new: _Batch) -> _Batch:
+        """One batch of ``old``'s live rows and ``new``'s rows, right-aligned (left padding) in a fresh cache."""
+        import torch
+
+        from drift_train.policies.kv_cache import GrowingLayer
+
+        ended = (~old.alive).nonzero().squeeze(1).tolist()
+        if ended:
+            self._store(old, ended)
+        keep = old.alive.nonzero().squeeze(1)
+        old.mask = old.mask[keep]
+        lead = _leading_padding(old.mask)  # columns only the ended rows used
+        old.mask = old.mask[:, lead:]
+        width_old, width_new = old.mask.shape[1], new.mask.shape[1]
+        width = max(width_old, width_new)
+        n_old = keep.numel()
+        layers = []
+        for old_layer, new_layer in zip(old.cache.layers, new.cache.layers, strict=True):
+            layer = GrowingLayer(width + self.params.max_new_tokens)
+            layer.start(n_old + len(new.rows), (new_layer.keys[0], new_layer.values[0]), width)
+            layer.write_rows(0, width - width_old, old_layer.keys[:, :, lead:].index_select(0, keep),
+                             old_layer.values[:, :, lead:].index_select(0, keep))
+            layer.write_rows(n_old, width - width_new, new_layer.keys, new_layer.values)
+            layers.append(layer)
+        old.cache.layers = layers
+        mask = old.mask.new_zeros((n_old + len(new.rows), width))
+        mask[:n_old, width - width_old :] = old.mask
+        mask[n_old:, width - width_new :] = new.mask
+        return _Batch(cache=old.cache, rows=[old.rows[i] for i in keep.tolist()] + new.rows,
+                      alive=torch.cat([old.alive[keep], new.alive]), mask=mask,
+                      positions=torch.cat([old.positions[keep], new.positions]),
+                      logits=torch.cat([old.logits[keep], new.logits]))
+
+    def _store(self, state: _Batch, slots) -> None:
+        """The given (ended) slots leave the batch: their sequences (prompt + reply fed so far) and
+        keys/values go to the prefix cache, and the decoder forgets them."""
+        for slot in slots:
+            row = state.rows[slot]
+            prompt, reply = self.prompts.pop(row), self.generated.pop(row)
+            self.stopped.pop(row)
+            self.todo.pop(row)
+            if self.prefix is None:
+                continue
+            tokens = prompt + reply[:-1]  # the last sampled token was never fed
+            where = state.mask[slot].nonzero().squeeze(1)
+            if where.numel() != len(tokens):  # bookkeeping mismatch: storing would poison later turns
+                raise RuntimeError(f"hf backend: cache row holds {where.numel()} tokens, expected {len(tokens)}")
+            self.prefix.insert(tokens, [layer.row(slot, where) for layer in state.cache.layers])
+
+
+def _leading_padding(mask) -> int:
+    """How many leading columns no row attends to."""
+    used = mask.any(0)
+    return int(used.int().argmax()) if bool(used.any()) else mask.shape[1]
+
+
+def _trim_padding(state: _Batch) -> None:
+    """Drop the leading columns no row attends to (left by rows that left the batch): attention skips them."""
+    lead = _leading_padding(state.mask)
+    if not lead:
+        return
+    state.mask = state.mask[:, lead:]
+    for layer in state.cache.layers:
+        if hasattr(layer, "trim"):
+            layer.trim(lead)
+        else:  # a plain DynamicLayer: a view of the columns kept
+            layer.keys, layer.values = layer.keys[:, :, lead:], layer.values[:, :, lead:]
+
+
 @dataclass
 class _Batch:
     """The sequences decoding together: slot i holds prompt ``rows[i]``; cache, mask, positions, logits by slot."""
@@ -360,11 +491,13 @@ class _Batch:
     mask: Any  # attention mask over the cache's columns
     positions: Any  # position id of each slot's last fed token
     logits: Any  # next-token logits of each slot
+    tokens: Any = None  # the tokens just sampled, fed at the next forward
 
 
 # compact the decode batch (a copy of its whole cache) once a quarter of its rows have ended; until
 # then the ended rows ride along, masked out, which costs less than copying at every ending
 _COMPACT_AT = 4
+_REFILL_AT = 4
 
 
 def _sample(logits, params: SamplingParams, generator):

@@ -37,12 +37,14 @@ class GrowingLayer(DynamicLayer):
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
-        self.length = 0
+        self.offset = 0  # first buffer column in use (columns before it were trimmed away)
+        self.length = 0  # one past the last buffer column in use
 
     def start(self, batch: int, like: tuple[torch.Tensor, torch.Tensor], length: int) -> None:
-        """Allocate ``batch`` zeroed rows shaped like ``like`` (a cached row's keys, values) holding ``length`` columns."""
+        """Allocate ``batch`` rows shaped like ``like`` (a cached row's keys, values), the first ``length``
+        columns zeroed (to be filled with :meth:`write` / :meth:`write_rows`)."""
         keys, values = like
-        self._allocate(batch, keys, values)
+        self._allocate(batch, keys, values, zeroed=length)
         self._set_length(length)
 
     def write(self, row: int, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
@@ -55,49 +57,65 @@ class GrowingLayer(DynamicLayer):
         self._keys[first : first + keys.shape[0], :, start : start + keys.shape[2]] = keys
         self._values[first : first + values.shape[0], :, start : start + values.shape[2]] = values
 
-    def _allocate(self, batch: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-        # keys/values: any tensors whose last three dimensions are [kv_heads, length, head_dim]
+    def _allocate(self, batch: int, keys: torch.Tensor, values: torch.Tensor, zeroed: int) -> None:
+        # keys/values: any tensors whose last three dimensions are [kv_heads, length, head_dim]. Columns
+        # past ``zeroed`` are left uninitialised: ``update`` writes each of them before it is ever read.
         self.dtype, self.device = keys.dtype, keys.device
-        self._keys = keys.new_zeros((batch, keys.shape[-3], self.capacity, keys.shape[-1]))
-        self._values = values.new_zeros((batch, values.shape[-3], self.capacity, values.shape[-1]))
+        self._keys = keys.new_empty((batch, keys.shape[-3], self.capacity, keys.shape[-1]))
+        self._values = values.new_empty((batch, values.shape[-3], self.capacity, values.shape[-1]))
+        if zeroed:
+            self._keys[:, :, :zeroed].zero_()
+            self._values[:, :, :zeroed].zero_()
+        self.offset = 0
         self.is_initialized = True
 
     def _set_length(self, length: int) -> None:
         self.length = length
-        self.keys = self._keys[:, :, :length]
-        self.values = self._values[:, :, :length]
+        self.keys = self._keys[:, :, self.offset : length]
+        self.values = self._values[:, :, self.offset : length]
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        self._allocate(key_states.shape[0], key_states, value_states)
+        self._allocate(key_states.shape[0], key_states, value_states, zeroed=0)
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        if self.length + key_states.shape[2] > self.capacity:  # not expected (the caller sizes the buffer)
+            self._rebase(self._keys.shape[0], None, extra=max(key_states.shape[2], self.capacity))
         end = self.length + key_states.shape[2]
-        if end > self.capacity:  # not expected (the caller sizes the buffer), but never write out of bounds
-            self.capacity = max(end, 2 * self.capacity)
-            old_keys, old_values = self._keys, self._values
-            self._allocate(old_keys.shape[0], old_keys, old_values)
-            self._keys[:, :, : self.length] = old_keys[:, :, : self.length]
-            self._values[:, :, : self.length] = old_values[:, :, : self.length]
         self._keys[:, :, self.length : end] = key_states
         self._values[:, :, self.length : end] = value_states
         self._set_length(end)
         return self.keys, self.values
 
+    def _rebase(self, batch: int, rows: torch.Tensor | None, extra: int) -> None:
+        """New buffers holding (the ``rows`` of) the columns in use from column 0, with ``extra`` columns free."""
+        used = self.length - self.offset
+        keys, values = self.keys, self.values
+        if rows is not None:
+            keys, values = keys.index_select(0, rows), values.index_select(0, rows)
+        self.capacity = used + extra
+        self._allocate(batch, keys, values, zeroed=0)
+        self._keys[:, :, :used] = keys
+        self._values[:, :, :used] = values
+        self._set_length(used)
+
     def get_seq_length(self) -> int:
-        return self.length
+        return self.length - self.offset
+
+    def trim(self, columns: int) -> None:
+        """Stop attending to the first ``columns`` columns in use (padding in every row): no copy."""
+        self.offset += columns
+        self._set_length(self.length)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
-        if self.is_initialized:
-            self._keys = self._keys[indices]
-            self._values = self._values[indices]
-            self._set_length(self.length)
+        if self.is_initialized:  # copies only the columns in use; the free ones stay free
+            self._rebase(indices.numel(), indices, extra=self.capacity - self.length)
 
     def row(self, index: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Copies of one row's keys and values at ``positions``: ``[kv_heads, len(positions), head_dim]``."""
-        return (self._keys[index].index_select(1, positions).contiguous(),
-                self._values[index].index_select(1, positions).contiguous())
+        """Copies of one row's keys and values at ``positions`` (columns in use): ``[kv_heads, n, head_dim]``."""
+        return (self.keys[index].index_select(1, positions).contiguous(),
+                self.values[index].index_select(1, positions).contiguous())
 
 
 def supports_growing_cache(model: Any) -> bool:
