@@ -5,9 +5,8 @@ sampling parameters, and report generated tokens per second:
 
 * **engine**: ``drift_train.rollout.rollout`` over N tasks x K samples in chunks of ``--batch-size``
   episodes with ``--batch-size`` sequences decoding at once (the ``drift rollout`` defaults for hf),
-  with its default schedule (continuous for hf: each episode takes its next turn as soon as its
-  reply is done; ``--schedule lockstep`` for one generate call per turn); env steps, chat
-  templating, prefix cache and bookkeeping included.
+  one batched generate call per turn (``--schedule continuous``: each episode takes its next turn
+  as soon as its reply is done); env steps, chat templating, prefix cache and bookkeeping included.
 * **bare generate**: the same conversations (rebuilt from the engine's records, turn by turn, one
   batch per chunk and turn), pre-tokenised, fed straight to ``model.generate`` with the same
   sampling parameters. Target: engine / bare >= 0.8 (the engine's env steps, templating and
@@ -149,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=64,
                         help="episodes per chunk = sequences decoding at once (drift rollout's hf defaults)")
-    parser.add_argument("--schedule", choices=["auto", "lockstep", "continuous"], default="auto",
-                        help="the engine's schedule (auto: continuous for hf)")
+    parser.add_argument("--schedule", choices=["lockstep", "continuous"], default="lockstep",
+                        help="the engine's schedule (drift rollout --schedule)")
     parser.add_argument("--sequential-episodes", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the best of each is kept")

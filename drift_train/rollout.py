@@ -3,13 +3,14 @@
 The engine runs episodes in *chunks*: a chunk holds whole groups (all K samples of ``batch_size // K``
 tasks, at least one task). Within a chunk, two schedules:
 
-* ``lockstep``: every turn makes one batched ``policy.generate`` call over the chunk's live
-  episodes, steps each env with its reply, and drops the episodes that ended. Works with every
-  backend (vLLM and OpenAI-compatible servers batch each call on their side).
-* ``continuous`` (``auto`` picks it when the policy offers sessions: the hf backend): each episode
-  takes its next turn as soon as its own reply is done and the env has answered, joining the
-  running batch, so the batch does not wait for the slowest reply of every turn (continuous
-  batching). With the hf backend's prefix cache, a turn only encodes the new feedback.
+* ``lockstep`` (the default): every turn makes one batched ``policy.generate`` call over the
+  chunk's live episodes, steps each env with its reply, and drops the episodes that ended. Works
+  with every backend (vLLM and OpenAI-compatible servers batch each call on their side); with the
+  hf backend's prefix cache a turn only encodes the new feedback, not the whole history.
+* ``continuous`` (policies with sessions: the hf backend): each episode takes its next turn as soon
+  as its own reply is done and the env has answered, joining the running batch, so no turn waits
+  for its slowest reply. Worth it when reply lengths have a long tail and a decode step costs about
+  the same at any batch size (GPUs); on the CPU benchmark it is no faster than lock-step.
 
 Records are written as episodes end. All K samples of a task share ``prompt_id`` (the task index),
 reset options and env seed, so they replay the same task.
@@ -58,7 +59,7 @@ __all__ = [
     "summary_table",
 ]
 
-SCHEDULES = ("auto", "lockstep", "continuous")
+SCHEDULES = ("lockstep", "continuous")
 MAX_TURNS_GUARD = 1000  # an env that never ends an episode is a bug; stop instead of looping forever
 
 
@@ -75,7 +76,7 @@ class RolloutConfig:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     seed: int = 0
     batch_size: int = 64  # episodes per chunk (rounded down to whole groups, at least one)
-    schedule: str = "auto"  # "lockstep", "continuous", or "auto": continuous when the policy has sessions
+    schedule: str = "lockstep"  # or "continuous" (policies with sessions): see the module docstring
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -225,11 +226,13 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: in
 
 def resolve_schedule(policy: Policy, schedule: str) -> Callable | None:
     """The policy's ``session`` factory when episodes should run continuously, else None (lock-step)."""
+    if schedule == "lockstep":
+        return None
     open_session = getattr(policy, "session", None)
-    if schedule == "continuous" and not callable(open_session):
+    if not callable(open_session):
         raise ValueError(f"schedule='continuous' needs a policy with sessions (the hf backend); "
                          f"the {policy.backend} backend runs lock-step")
-    return open_session if schedule != "lockstep" and callable(open_session) else None
+    return open_session
 
 
 def _policy_meta(policy: Policy) -> dict:
@@ -609,9 +612,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=None,
                         help="episodes per chunk (default: 64 for hf, 256 for openai, 1024 for vllm)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="auto",
-                        help="lockstep: one generate call per turn; continuous: each episode moves on as soon as "
-                             "its reply is done (hf); auto: continuous where the backend supports it")
+    parser.add_argument("--schedule", choices=SCHEDULES, default="lockstep",
+                        help="lockstep: one batched generate call per turn (default); continuous: each episode "
+                             "moves on as soon as its own reply is done (hf backend)")
     parser.add_argument("--out", required=True, help="output JSONL file")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")

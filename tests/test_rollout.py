@@ -179,7 +179,7 @@ def test_continuous_schedule_needs_a_policy_with_sessions(tiny_model_dir):
     with pytest.raises(ValueError, match="schedule must be one of"):
         RolloutConfig(env_id=TEST_ENV_ID, schedule="eager").validate()
     records = list(iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, sampling=SAMPLING)))
-    assert records[0]["meta"]["schedule"] == "lockstep"  # auto falls back
+    assert records[0]["meta"]["schedule"] == "lockstep"  # the default
 
 
 @pytest.mark.parametrize("schedule", ["lockstep", "continuous"])
