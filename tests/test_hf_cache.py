@@ -156,3 +156,30 @@ def test_suppressed_tokens_are_never_sampled(tiny_model_dir):
     for (completion,) in out:
         ended = completion.finish_reason == "stop"
         assert len(completion.text) == completion.num_tokens - int(ended), completion
+
+
+def test_session_replies_as_they_end_and_takes_follow_ups(tiny_model_dir):
+    """A session (the engine's continuous schedule) gives each conversation the greedy reply plain
+    ``generate`` gives, even when follow-up turns join while other replies are still decoding."""
+    policy = HFPolicy(str(tiny_model_dir), batch_size=4)
+    reference_model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    session = policy.session(GREEDY)
+    conversations = dict(enumerate(_conversations()))
+    turns = dict.fromkeys(conversations, 0)
+    for key, conversation in conversations.items():
+        session.submit(key, conversation)
+    polls = 0
+    while session.busy:
+        replies = session.poll()
+        polls += 1
+        for key, completion in replies:
+            assert completion.text == _reference(policy, reference_model, conversations[key]), (key, turns[key])
+            turns[key] += 1
+            if turns[key] < 2:  # a second turn, submitted while the others decode
+                conversations[key] = conversations[key] + [{"role": "assistant", "content": completion.text},
+                                                           {"role": "user", "content": "No."}]
+                session.submit(key, conversations[key])
+    assert all(t == 2 for t in turns.values())
+    assert polls > 2  # replies came back in several waves, not all at the end
+    with pytest.raises(ValueError, match="one completion per conversation"):
+        policy.session(SamplingParams(n=2))
