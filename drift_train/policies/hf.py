@@ -287,15 +287,13 @@ class _Decoder:
             return
         if live and not (policy._growing_cache and free >= min(self.refill_at, len(self.pending))):
             return
+        if self.state is not None:
+            # ended rows leave before the prefill, so a follow-up turn admitted now finds their keys/values
+            self._store(self.state, (~self.state.alive).nonzero().squeeze(1).tolist())
         self.pending.sort(key=lambda r: -self.todo[r])
         admit, self.pending = self.pending[:free], self.pending[free:]
         new = self._prefill(admit)
-        if self.state is not None and live:
-            self.state = self._merge(self.state, new)
-        else:
-            if self.state is not None:
-                self._store(self.state, range(len(self.state.rows)))
-            self.state = new
+        self.state = self._merge(self.state, new) if live else new
 
     def _sample_step(self, state: _Batch) -> list[int]:
         """Sample one token for every live row; returns the rows whose reply just ended."""
@@ -391,7 +389,7 @@ class _Decoder:
                 for i, ((entry, _), c) in enumerate(zip(hits, cached, strict=True)):
                     if c:
                         for layer, (k0, v0) in zip(cache.layers, entry.kv, strict=True):
-                            layer.write(i, width_c - c, k0[:, :c], v0[:, :c])
+                            layer.write_rows(i, width_c - c, k0[None, :, :c], v0[None, :, :c])
         else:
             cache = DynamicCache(config=model.config)
         extra = {"logits_to_keep": 1} if policy._accepts_logits_to_keep else {}
@@ -413,14 +411,12 @@ class _Decoder:
                       mask=state.mask[keep], positions=state.positions[keep], logits=state.logits[keep])
 
     def _merge(self, old: _Batch, new: _Batch) -> _Batch:
-        """One batch of ``old``'s live rows and ``new``'s rows, right-aligned (left padding) in a fresh cache."""
+        """One batch of ``old``'s live rows (its ended ones already stored) and ``new``'s rows,
+        right-aligned (left padding) in a fresh cache."""
         import torch
 
         from drift_train.policies.kv_cache import GrowingLayer
 
-        ended = (~old.alive).nonzero().squeeze(1).tolist()
-        if ended:
-            self._store(old, ended)
         keep = old.alive.nonzero().squeeze(1)
         old.mask = old.mask[keep]
         lead = _leading_padding(old.mask)  # columns only the ended rows used

@@ -31,7 +31,7 @@ class GrowingLayer(DynamicLayer):
 
     ``update`` writes the new columns in place and returns views of the filled part, so a decode step
     costs one column write instead of ``torch.cat`` over the whole cache. A call that starts from
-    cached prefixes fills the first columns with :meth:`start` and :meth:`write` before the forward.
+    cached prefixes fills the first columns with :meth:`start` and :meth:`write_rows` before the forward.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -42,15 +42,10 @@ class GrowingLayer(DynamicLayer):
 
     def start(self, batch: int, like: tuple[torch.Tensor, torch.Tensor], length: int) -> None:
         """Allocate ``batch`` rows shaped like ``like`` (a cached row's keys, values), the first ``length``
-        columns zeroed (to be filled with :meth:`write` / :meth:`write_rows`)."""
+        columns zeroed (to be filled with :meth:`write_rows`)."""
         keys, values = like
         self._allocate(batch, keys, values, zeroed=length)
         self._set_length(length)
-
-    def write(self, row: int, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Copy one row's cached ``keys``/``values`` (``[kv_heads, n, head_dim]``) to columns ``start:start+n``."""
-        self._keys[row, :, start : start + keys.shape[1]] = keys
-        self._values[row, :, start : start + values.shape[1]] = values
 
     def write_rows(self, first: int, start: int, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Copy a block of rows (``[n, kv_heads, length, head_dim]``) to rows ``first:first+n``, columns ``start:``."""
