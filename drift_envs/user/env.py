@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
-from drift_envs.user.constraints import PERSONAS, Check, count_words
-from drift_envs.user.simulator import CORRECTION_MODES, UserSimulator, UserTurn, make_user
+from drift_envs.user.constraints import Check, count_words
+from drift_envs.user.simulator import UserSimulator, UserTurn, check_persona, make_user
 from drift_envs.user.tasks import JsonlUserTasks, ProceduralUserTasks, UserTask, tasks_from_records
 
 __all__ = ["UserCorrectionEnv"]
@@ -124,10 +124,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
             system_prompt=system_prompt,
             render_mode=render_mode,
         )
-        if persona not in PERSONAS:
-            raise ValueError(f"persona must be one of {list(PERSONAS)}, got {persona!r}")
-        if corrections not in CORRECTION_MODES:
-            raise ValueError(f"corrections must be one of {list(CORRECTION_MODES)}, got {corrections!r}")
+        check_persona(persona, corrections)
         if revealed is not None and revealed != "all":
             if not isinstance(revealed, int) or isinstance(revealed, bool) or revealed < 0:
                 raise ValueError(f"revealed must be an integer >= 0, 'all' or None, got {revealed!r}")

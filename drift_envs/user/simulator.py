@@ -94,7 +94,8 @@ def _pick(options: Sequence[str], rng: np.random.Generator) -> str:
     return options[int(rng.integers(len(options)))]
 
 
-def _check_persona(persona: str, corrections: str) -> None:
+def check_persona(persona: str, corrections: str) -> None:
+    """Raise ``ValueError`` naming ``persona`` or ``corrections`` when it is not a known one."""
     if persona not in PERSONAS:
         raise ValueError(f"persona must be one of {list(PERSONAS)}, got {persona!r}")
     if corrections not in CORRECTION_MODES:
@@ -105,7 +106,7 @@ class RuleBasedUser:
     """A seeded, rule-based user: varied natural corrections in one persona (see the module docstring)."""
 
     def __init__(self, persona: str = "precise", corrections: str = "first") -> None:
-        _check_persona(persona, corrections)
+        check_persona(persona, corrections)
         self.persona = persona
         self.corrections = corrections
 
@@ -232,7 +233,7 @@ class LLMUser:
         seed: int = 0,
         replay_only: bool = False,
     ) -> None:
-        _check_persona(persona, corrections)
+        check_persona(persona, corrections)
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not isinstance(base_url, str) or not base_url:
             raise ValueError(
