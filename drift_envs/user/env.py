@@ -9,7 +9,7 @@ from typing import Any
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.user.constraints import Check, count_words
 from drift_envs.user.simulator import UserSimulator, UserTurn, check_persona, make_user
-from drift_envs.user.tasks import JsonlUserTasks, ProceduralUserTasks, UserTask, tasks_from_records
+from drift_envs.user.tasks import SPLITS, JsonlUserTasks, ProceduralUserTasks, UserTask, tasks_from_records
 
 __all__ = ["UserCorrectionEnv"]
 
@@ -68,6 +68,9 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     - ``dataset``: ``"procedural"`` (default, offline, deterministic per index), a JSONL task file
       (``{"task_id", "request", "constraints": [{"type": "max_words", "n": 20}, ...], "revealed"}``),
       or a list of such records
+    - ``split``: ``"test"`` (default) or ``"train"``; the procedural splits share no request (about a
+      quarter of the requests are held out for test). A file or a list of records is one set of
+      tasks, used whole whatever ``split`` says (keep one file per split).
     - ``seed``: procedural generator seed (0); ``max_tasks``: number of procedural tasks (10 000), or
       keep only the first N tasks of a file
     - ``num_constraints``: constraints per procedural task, an int or a ``(low, high)`` range (2)
@@ -105,6 +108,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         self,
         *,
         dataset: str | Path | Sequence[dict | UserTask] = "procedural",
+        split: str = "test",
         seed: int = 0,
         max_tasks: int | None = None,
         num_constraints: int | tuple[int, int] = 2,
@@ -136,8 +140,10 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         self.source: Sequence[UserTask]
         if isinstance(dataset, str) and dataset == "procedural":
             self.source = ProceduralUserTasks(
-                seed=seed, size=max_tasks or 10_000, num_constraints=num_constraints, kinds=constraint_kinds
+                seed=seed, split=split, size=max_tasks or 10_000, num_constraints=num_constraints, kinds=constraint_kinds
             )
+        elif split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         elif isinstance(dataset, (str, Path)):
             self.source = JsonlUserTasks(dataset).tasks[:max_tasks]
         elif isinstance(dataset, Sequence):
@@ -223,9 +229,9 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         return self.user.respond(user_turn, self.np_random)
 
     def task_index(self, task_id: str) -> int:
-        """The index of ``task_id``; procedural ids (``user-<seed>-<index>``) are parsed, not searched."""
+        """The index of ``task_id``; procedural ids (``user-<seed>-<split>-<index>``) are parsed, not searched."""
         if isinstance(self.source, ProceduralUserTasks):
-            prefix = f"user-{self.source.seed}-"
+            prefix = self.source.id_prefix
             tail = str(task_id)[len(prefix) :]
             if str(task_id).startswith(prefix) and tail.isdigit() and int(tail) < len(self.source):
                 return int(tail)

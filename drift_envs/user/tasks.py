@@ -17,6 +17,7 @@ Two sources, both indexable:
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import random
 from collections.abc import Iterable, Iterator, Sequence
@@ -44,6 +45,7 @@ __all__ = [
     "UserTask",
     "draw_constraints",
     "kinds_up_to",
+    "request_split",
     "tasks_from_records",
     "write_jsonl",
 ]
@@ -159,6 +161,38 @@ _SUMMARY_REQUESTS = [
 
 _CATEGORIES = ("writing", "list", "answer", "summary")
 
+SPLITS = ("train", "test")
+
+
+def _test_requests() -> frozenset[str]:
+    """The fixed-template requests of the test split, about a quarter of each category.
+
+    Every template and every topic appears in both splits, never in the same combination: a writing
+    request is held out when (template + topic) % 4 == 1, a list when (template + n) % 3 == 0, a
+    question when its position % 4 == 1.
+    """
+    held: set[str] = set()
+    for w, template in enumerate(_WRITING):
+        held.update(template.format(topic=topic) for t, (topic, _) in enumerate(_TOPICS) if (w + t) % 4 == 1)
+    for li, (template, _) in enumerate(_LISTS):
+        held.update(template.format(n=n) for n in (3, 4, 5) if (li + n) % 3 == 0)
+    held.update(question for q, (question, _) in enumerate(_QUESTIONS) if q % 4 == 1)
+    return frozenset(held)
+
+
+_TEST_REQUESTS = _test_requests()
+
+
+def request_split(request: str, category: str) -> str:
+    """The split a procedural request belongs to (``"train"`` or ``"test"``); no request is in both.
+
+    Summaries, whose texts are too many to list, go by a SHA-256 of the text: a quarter to test.
+    """
+    if category == "summary":
+        digest = hashlib.sha256(request.encode("utf-8")).digest()
+        return "test" if digest[0] % 4 == 0 else "train"
+    return "test" if request in _TEST_REQUESTS else "train"
+
 
 def _request(rng: random.Random) -> tuple[str, SampleContext, str]:
     """Draw a request; returns (text, sampling context, category)."""
@@ -223,8 +257,13 @@ def kinds_up_to(difficulty: str) -> list[str]:
 
 
 class ProceduralUserTasks:
-    """Procedural tasks, a pure function of ``(seed, index)``.
+    """Procedural tasks, a pure function of ``(seed, split, index)``.
 
+    ``split`` is ``"train"`` or ``"test"`` (default): the two share no request (see
+    :func:`request_split`), so no prompt of one is in the other. Task ``i`` is the first draw, from a
+    stream seeded by (seed, split, i), whose request lies in the split; the test split's first draw
+    comes from the stream the generator used before it had splits, so an earlier task whose request
+    is in the test split keeps its index and constraints.
     ``num_constraints`` is an int or an inclusive ``(low, high)`` range drawn per task; ``kinds``
     restricts the constraint kinds drawn: a list of kinds, or a difficulty (``"easy"``, ``"medium"``,
     ``"hard"``) for the kinds of that difficulty or easier (default: all registered).
@@ -234,10 +273,13 @@ class ProceduralUserTasks:
         self,
         *,
         seed: int = 0,
+        split: str = "test",
         size: int = 10_000,
         num_constraints: int | tuple[int, int] = 2,
         kinds: Sequence[str] | str | None = None,
     ) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive integer, got {size!r}")
         lo, hi = (
@@ -258,6 +300,7 @@ class ProceduralUserTasks:
                     f"num_constraints={num_constraints!r} exceeds the {len(set(kinds))} kinds given"
                 )
         self.seed = seed
+        self.split = split
         self.size = size
         self.num_constraints = (lo, hi)
         self.kinds = tuple(kinds) if kinds is not None else None
@@ -274,13 +317,26 @@ class ProceduralUserTasks:
             raise IndexError(f"task index {index} out of range for {self.size} procedural tasks")
         return self._build(int(index))
 
+    @property
+    def id_prefix(self) -> str:
+        """What every task id of this source starts with; the index follows."""
+        return f"user-{self.seed}-{self.split}-"
+
     def _make(self, index: int) -> UserTask:
-        rng = random.Random(f"drift/UserCorrection:{self.seed}:{index}")
-        request, ctx, category = _request(rng)
+        for attempt in range(10_000):
+            if attempt == 0 and self.split == "test":
+                rng = random.Random(f"drift/UserCorrection:{self.seed}:{index}")  # the stream before splits
+            else:
+                rng = random.Random(f"drift/UserCorrection:{self.seed}:{self.split}:{index}:{attempt}")
+            request, ctx, category = _request(rng)
+            if request_split(request, category) == self.split:
+                break
+        else:  # a quarter or more of the draws land in each split
+            raise RuntimeError(f"no {self.split} request drawn for index {index}")  # pragma: no cover
         k = rng.randint(*self.num_constraints)
         constraints = draw_constraints(rng, ctx, k, self.kinds)
         return UserTask(
-            task_id=f"user-{self.seed}-{index}",
+            task_id=f"{self.id_prefix}{index}",
             request=request,
             constraints=constraints,
             meta={"category": category, "topic_words": list(ctx.topic_words)},
