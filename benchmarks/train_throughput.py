@@ -171,12 +171,13 @@ def weights_benchmark(n: int, k: int = 8) -> dict:
     for i in range(n):
         turns = rng.randint(1, 5)
         solved = rng.random() < 0.3
+        format_error = rng.randint(0, 1)  # at turn 1, where per-turn credit charges it (answer None)
         records.append({
             "prompt_id": i // k, "traj_idx": i % k,
             "turn_rewards": {f"t{t}": (1.0 if solved and t == turns else 0.0) for t in range(1, turns + 1)},
             "t_star": turns if solved else None,
-            "answer_norms": [str(rng.randint(0, 3)) for _ in range(turns)],
-            "format_penalty": -0.1 * rng.randint(0, 1),
+            "answer_norms": [None if t == 0 and format_error else str(rng.randint(0, 3)) for t in range(turns)],
+            "format_penalty": -0.1 * format_error,
         })
     started, cpu_started = time.perf_counter(), time.process_time()
     inputs = records_to_inputs(records)
@@ -184,7 +185,7 @@ def weights_benchmark(n: int, k: int = 8) -> dict:
     result = compute_weights(inputs, WeightConfig())
     done, cpu_done = time.perf_counter(), time.process_time()
     per_turn_started = time.perf_counter()
-    compute_weights(inputs, WeightConfig(per_turn=True))
+    compute_weights(records_to_inputs(records, per_turn=True), WeightConfig(per_turn=True))
     per_turn = time.perf_counter() - per_turn_started
     return {"trajectories": n, "total_s": done - started, "total_cpu_s": cpu_done - cpu_started, "parse_s": parsed - started, "weights_s": done - parsed,
             "per_turn_weights_s": per_turn, "groups": result.summary["groups"]}

@@ -134,6 +134,14 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
             # Parquet struct columns hold the union of all rows' turn keys; unused ones read back as None
             record[field] = {k: v for k, v in record[field].items() if v is not None}
     record["turn_rewards"] = _turn_dict(record["turn_rewards"], "turn_rewards", err)
+    if record.get("format_penalty") is None and record.get("trajectory_penalty") is not None:
+        # the release's weight_sft.py reads this older name when format_penalty is absent
+        record["format_penalty"] = record["trajectory_penalty"]
+    taken = _assistant_turns(record.get("messages"))
+    padded_to = None
+    if taken and len(record["turn_rewards"]) > taken:
+        padded_to = len(record["turn_rewards"])
+        record["turn_rewards"] = _strip_padding(record["turn_rewards"], taken, "turn_rewards", err)
     num_turns = len(record["turn_rewards"])
     if record.get("traj_idx") is None:
         if traj_idx is None:
@@ -151,6 +159,9 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
     else:
         record["verifier"] = _turn_dict(record["verifier"], "verifier", err)
         record["verifier"] = {k: int(v) if isinstance(v, bool) else v for k, v in record["verifier"].items()}
+        if taken and len(record["verifier"]) > taken:
+            padded_to = max(padded_to or 0, len(record["verifier"]))
+            record["verifier"] = _strip_padding(record["verifier"], taken, "verifier", err)
     if "t_star" not in record:
         record["t_star"] = next((t for t, k in enumerate(record["verifier"], start=1) if record["verifier"][k] == 1),
                                 None)
@@ -164,8 +175,32 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
         record["format_penalty"] = 0.0
     if record.get("meta") is None:
         record["meta"] = {}
+    if padded_to is not None and isinstance(record["meta"], dict):
+        # the turn budget the padding stood for: success@1..T of `drift eval --records` runs to it
+        record["meta"] = {**record["meta"], "max_turns": record["meta"].get("max_turns", padded_to)}
     validate_record(record, path=path, line=line)
     return record
+
+
+def _assistant_turns(messages: Any) -> int | None:
+    """Assistant messages in a (not yet validated) conversation; None when it is malformed (left to
+    :func:`validate_record` to report)."""
+    if not isinstance(messages, list) or not all(isinstance(m, dict) and m.get("role") in ROLES for m in messages):
+        return None
+    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+
+
+def _strip_padding(turns: dict[str, Any], taken: int, field: str, err) -> dict[str, Any]:
+    """The first ``taken`` turns of a turn dict padded with zeros to ``max_turns`` (the release pads
+    ``turn_rewards`` and ``verifier`` with ``setdefault`` for t1..t5); refuses a padded turn that is
+    not zero, since it would be a reward for a reply that is not in ``messages``."""
+    for key in list(turns)[taken:]:
+        value = turns[key]
+        if not (_is_number(value) and value == 0):
+            raise err(f"the row has {taken} assistant messages but {field} has {len(turns)} turns, and {key} = "
+                      f"{value!r} is not padding: turns after the last one taken must be 0 (is a reply missing "
+                      "from messages?)", f"{field}.{key}")
+    return {key: turns[key] for key in list(turns)[:taken]}
 
 
 def validate_record(record: dict, *, path: str | os.PathLike | None = None, line: int | None = None) -> None:
@@ -184,6 +219,8 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
     prompt_id = record["prompt_id"]
     if not (_is_int(prompt_id) or isinstance(prompt_id, str)):
         raise err(f"must be an int or a str, got {type(prompt_id).__name__}", "prompt_id")
+    if prompt_id == "":
+        raise err("is empty: it names the group whose samples are weighted against each other", "prompt_id")
     if not _is_int(record["traj_idx"]) or record["traj_idx"] < 0:
         raise err(f"must be a non-negative int, got {record['traj_idx']!r}", "traj_idx")
     if record["env_id"] is not None and not isinstance(record["env_id"], str):
@@ -233,7 +270,10 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
     if t_star != first_correct:
         raise err(f"is {t_star!r} but the first turn the verifier marks correct is {first_correct!r}", "t_star")
     answers = record["answer_norms"]
-    if not isinstance(answers, list) or len(answers) != num_turns:
+    # our records hold one entry per turn (None: no answer); the release appends one per executed
+    # action, so a format error leaves no entry and one turn may add several: any length there
+    ours = "schema_version" in record["meta"]
+    if not isinstance(answers, list) or (ours and len(answers) != num_turns):
         got = len(answers) if isinstance(answers, list) else type(answers).__name__
         raise err(f"must be a list with one entry per turn ({num_turns}), got {got}", "answer_norms")
     for i, answer in enumerate(answers):
@@ -241,6 +281,10 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
             raise err(f"must be a str or null, got {type(answer).__name__}", f"answer_norms[{i}]")
     if not _is_number(record["format_penalty"]):
         raise err(f"must be a finite number, got {record['format_penalty']!r}", "format_penalty")
+    if record["format_penalty"] > 0:
+        raise err(f"is {record['format_penalty']!r} but must be <= 0: it is the sum of the per-turn format "
+                  "penalties (the release writes -0.1 per reply without an answer), and a positive value would "
+                  "reward format errors", "format_penalty")
 
 
 def _iter_jsonl(path: Path, allow_partial_tail: bool) -> Iterator[tuple[int, Any]]:
@@ -287,6 +331,7 @@ def read_trajectories(path: str | os.PathLike, *, validate: bool = True,
         raise FileNotFoundError(f"no trajectory file at {path}")
     rows = _iter_parquet(path) if path.suffix == ".parquet" else _iter_jsonl(path, allow_partial_tail)
     next_idx: dict[Any, int] = defaultdict(int)
+    groups = _GroupCheck(path)
     for number, row in rows:
         if not validate:
             yield row
@@ -295,6 +340,7 @@ def read_trajectories(path: str | os.PathLike, *, validate: bool = True,
         key = prompt_id if isinstance(prompt_id, (int, str)) else None
         record = normalize_record(row, path=path, line=number, traj_idx=next_idx[key])
         next_idx[key] = max(next_idx[key], record["traj_idx"] + 1) if key is not None else 0
+        groups.add(record, number, present=row)
         yield record
 
 
@@ -390,9 +436,63 @@ def group_by_prompt(records: Iterable[dict]) -> dict[Any, list[dict]]:
     return dict(groups)
 
 
-def validate_groups(records: Sequence[dict], *, samples: int | None = None) -> None:
+# fields every member of a prompt_id group must agree on, where the rows carry them
+_GROUP_FIELDS = ("task_id", "env_id", "env_kwargs")
+
+
+class _GroupCheck:
+    """The cross-row checks of the ``prompt_id`` groups, fed one record at a time so that an error
+    names the file and line of the row at fault: a repeated ``(prompt_id, traj_idx)``; members that
+    disagree on ``task_id``/``env_id``/``env_kwargs``; and ``1`` next to ``"1"``, which are two
+    groups here but one in the release (it groups by ``str(prompt_id)``). Each would silently change
+    the weights of a whole group."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = path
+        self.groups: dict[str, dict] = {}
+
+    def add(self, record: dict, line: int, present: dict | None = None) -> None:
+        """Check ``record`` (from ``line``) against the earlier members of its group; ``present`` is the
+        raw row, whose keys say which fields the row really carried (the rest were filled in)."""
+
+        def err(problem: str, field: str) -> TrajectoryError:
+            return TrajectoryError(problem, path=self.path, line=line, field=field)
+
+        present = record if present is None else present
+        prompt_id = record["prompt_id"]
+        group = self.groups.get(str(prompt_id))
+        if group is None:
+            self.groups[str(prompt_id)] = {"prompt_id": prompt_id, "line": line, "traj_idx": {record["traj_idx"]: line},
+                                           "fields": {f: (record[f], line) for f in _GROUP_FIELDS
+                                                      if present.get(f) is not None}}
+            return
+        if type(group["prompt_id"]) is not type(prompt_id):
+            raise err(f"is {prompt_id!r} but line {group['line']} has {group['prompt_id']!r}: an int and a str "
+                      "that read the same are one group in the release and two here; use one type", "prompt_id")
+        first = group["traj_idx"].get(record["traj_idx"])
+        if first is not None:
+            raise err(f"(prompt_id={prompt_id!r}, traj_idx={record['traj_idx']}) already appeared at line {first}: "
+                      "the same trajectory twice would count twice in its group's weights; drop the copy",
+                      "traj_idx")
+        group["traj_idx"][record["traj_idx"]] = line
+        for field in _GROUP_FIELDS:
+            if present.get(field) is None:
+                continue
+            if field not in group["fields"]:
+                group["fields"][field] = (record[field], line)
+            elif group["fields"][field][0] != record[field]:
+                value, at = group["fields"][field]
+                raise err(f"is {record[field]!r} but line {at} of the same group (prompt_id={prompt_id!r}) has "
+                          f"{value!r}: a group's samples are weighted against each other, so they must come "
+                          "from one task of one env", field)
+
+
+def validate_groups(records: Sequence[dict], *, samples: int | None = None,
+                    path: str | os.PathLike | None = None) -> None:
     """Check every ``prompt_id`` group: ``traj_idx`` is 0..K-1 without repeats, one task and env per
-    group, and (when ``samples`` is given) exactly that many members. Raises :class:`TrajectoryError`."""
+    group (``task_id``, ``env_id`` and ``env_kwargs`` agree where present), no int/str ``prompt_id``
+    twins, and (when ``samples`` is given) exactly that many members. Raises :class:`TrajectoryError`
+    (its line is the record's 1-based position in ``records``)."""
     for prompt_id, members in group_by_prompt(records).items():
         where = f"group prompt_id={prompt_id!r}"
         indices = sorted(r["traj_idx"] for r in members)
@@ -403,3 +503,6 @@ def validate_groups(records: Sequence[dict], *, samples: int | None = None) -> N
             values = {json.dumps(r[field]) for r in members}
             if len(values) > 1:
                 raise TrajectoryError(f"{where}: members disagree on {field}: {sorted(values)}", field=field)
+    check = _GroupCheck(path)
+    for i, record in enumerate(records, start=1):
+        check.add(record, i)

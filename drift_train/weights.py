@@ -13,11 +13,30 @@ The two formulas of DESIGN.md, in the paper's symbols:
 
   so weights average 1 in every group. Computed max-shifted, so β → 0 does not overflow.
 
-Options on top of the reference recipe: treatment of all-equal groups (``keep`` at weight 1 like the
-reference, ``drop`` = weight 0, ``floor`` = a fixed small weight), clipping, per-group or global
-normalisation, and per-turn credit (turn t of trajectory i is weighted by its discounted
-return-to-go ``G_{i,t} = Σ_{k≥t} γ^(k−t) r_k`` plus the trajectory's penalties, normalised over the
-same turn index of the same group).
+``unique_answers / answers`` is counted as the release's ``compute_trajectory_penalty`` does: every
+``answer_norms`` entry is an answer, empty strings included, and only distinct non-empty ones are
+unique; ``None`` (our records: no extractable answer that turn) counts in neither. Rows exactly as the
+release writes them (``turn_rewards``/``verifier`` padded with zeros to ``max_turns``, one
+``answer_norms`` entry per executed action) give the release's ``weight_sft.py`` weights; the reader
+drops the padding.
+
+Options on top of the reference recipe:
+
+* all-equal groups (every return within ``tie_tolerance``): ``keep`` at weight 1 like the reference,
+  ``drop`` = weight 0, ``floor`` = ``equal_weight``. A group of one trajectory is such a group (it has
+  nothing to be compared with): weight 1 under ``keep``, as in the release (``exp(0)/exp(0)``).
+* clipping: ``clip_max`` caps the final weights and the group is **not** renormalised afterwards, so
+  a clipped group averages below 1. Renormalising would hand the clipped mass back to the other
+  members, failures included, and could push the top weight over the cap again; the cap is there to
+  bound how much one trajectory can move the loss, and it does exactly that.
+* per-group or global normalisation.
+* per-turn credit: turn t of trajectory i is weighted by its return-to-go
+  ``G_{i,t} = Σ_{k≥t} γ^(k−t) r_k + Σ_{k≥t} (f_{i,k} − λ ρ_{i,k})``, where ``f_{i,k}`` is turn k's format
+  penalty and ``ρ_{i,k}`` its share of the diversity penalty (answers charged at turn k / answers_i: a
+  repeat is charged at the turn that repeats). So a turn answers for itself and what follows, never
+  for earlier mistakes, and ``G_{i,1} = R_i``. Weights are normalised over the same turn index of the
+  same group, with the all-equal rule above for cells where every return-to-go ties (one trajectory
+  reaching a turn alone is such a cell).
 
 Everything past parsing the records is numpy over flat arrays; ``drift weights`` is the CLI.
 """
@@ -35,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from drift_train.trajectories import read_trajectories, write_trajectories
+from drift_train.trajectories import read_trajectories, validate_groups, write_trajectories
 
 EQUAL_GROUP_MODES = ("keep", "drop", "floor")
 NORMALISATIONS = ("group", "global")
@@ -53,7 +72,8 @@ class WeightConfig:
     clip_max: float | None = None  # upper clip applied to the final weights (None: no clipping)
     normalize: str = "group"  # "group": mean 1 per prompt_id; "global": mean 1 over the file
     per_turn: bool = False  # also compute per-turn weights from the discounted return-to-go
-    tie_tolerance: float = 1e-9  # returns closer than this count as equal
+    # returns closer than this count as equal; tiny, so a near-tie is weighted like the release would (it has no tie rule)
+    tie_tolerance: float = 1e-12
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first option that is out of range."""
@@ -84,6 +104,9 @@ class ReturnInputs:
     unique_fraction: np.ndarray  # (N,) float, unique_answers / answers (1 when no answer was given)
     success: np.ndarray  # (N,) bool, solved at some turn
     num_groups: int
+    # per-turn credit only (records_to_inputs(..., per_turn=True)); each row sums to the trajectory's total
+    turn_format_penalty: np.ndarray | None = None  # (N, T_max), the format penalty incurred at turn t
+    turn_repeat_share: np.ndarray | None = None  # (N, T_max), charged answers at turn t / answers_i
 
 
 # --------------------------------------------------------------------------------------------------
@@ -98,14 +121,24 @@ def trajectory_returns(inputs: ReturnInputs, gamma: float, diversity_lambda: flo
 
 
 def returns_to_go(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -> np.ndarray:
-    """G_{i,t} = Σ_{k≥t} γ^(k−t) r_k + the trajectory's penalties; NaN past the last turn. Shape (N, T_max)."""
+    """G_{i,t} = Σ_{k≥t} γ^(k−t) r_k + Σ_{k≥t} (f_{i,k} − λ ρ_{i,k}); NaN past the last turn. Shape (N, T_max).
+
+    f_{i,k} is the format penalty of turn k and ρ_{i,k} = (answers charged at turn k) / answers_i its
+    share of the diversity penalty, so a turn answers only for itself and the turns after it, and
+    G_{i,1} = R_i. Penalties are not discounted, as in R_i.
+    """
+    if inputs.turn_format_penalty is None or inputs.turn_repeat_share is None:
+        raise ValueError("per-turn credit needs the per-turn penalties: build the inputs with "
+                         "records_to_inputs(records, per_turn=True)")
     rewards = inputs.turn_rewards
+    penalties = inputs.turn_format_penalty - diversity_lambda * inputs.turn_repeat_share
     togo = np.zeros_like(rewards)
     running = np.zeros(rewards.shape[0])
+    charged = np.zeros(rewards.shape[0])
     for t in range(rewards.shape[1] - 1, -1, -1):  # T_max is a handful of turns; rows stay vectorised
         running = rewards[:, t] + gamma * running
-        togo[:, t] = running
-    togo += (inputs.format_penalty - diversity_lambda * (1.0 - inputs.unique_fraction))[:, None]
+        charged = charged + penalties[:, t]
+        togo[:, t] = running + charged
     togo[np.arange(rewards.shape[1])[None, :] >= inputs.num_turns[:, None]] = np.nan
     return togo
 
@@ -115,8 +148,8 @@ def importance_weights(returns: np.ndarray, group_index: np.ndarray, config: Wei
     """w_i = exp((R_i − V*) / β) with V* = β log mean_j exp(R_j / β) over i's group (or the whole file).
 
     Returns ``(weights, equal_group)`` where ``equal_group[g]`` says group g's returns were all equal
-    (within ``tie_tolerance``); such groups get weight 1 (``keep``), 0 (``drop``) or
-    ``equal_weight`` (``floor``). ``clip_max`` is applied last.
+    (within ``tie_tolerance``; a group of one always is); such groups get weight 1 (``keep``), 0
+    (``drop``) or ``equal_weight`` (``floor``). ``clip_max`` is applied last, without renormalising.
     """
     returns = np.asarray(returns, dtype=np.float64)
     group_index = np.asarray(group_index)
@@ -195,11 +228,95 @@ def trajectory_succeeded(record: dict) -> bool:
     return any(v == 1 for v in values)
 
 
-def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
+def repeated_answers(answers: Sequence) -> list[bool]:
+    """Which entries of ``answer_norms`` the diversity penalty charges, in order.
+
+    As the release's ``compute_trajectory_penalty`` counts them: an entry is charged when it is empty
+    or repeats an earlier one (compared as text); the penalty is ``λ · charged / answers``, which is
+    ``λ (1 − unique/answers)``. A ``None`` entry (our records: no extractable answer that turn) is no
+    answer: never charged and not counted in ``answers``.
+    """
+    seen: set[str] = set()
+    charged = []
+    for answer in answers:
+        if answer is None:
+            charged.append(False)
+            continue
+        text = str(answer)
+        charged.append(not text or text in seen)
+        seen.add(text)
+    return charged
+
+
+def _turn_of_each_answer(record: dict, num_turns: int) -> list[int]:
+    """The turn (0-based) each ``answer_norms`` entry was given at.
+
+    Our records hold one entry per turn. The release appends one entry per executed action and keeps
+    the actions of each turn in ``reward_details["tK"]["actions"]``, which places them.
+    """
+    answers = record.get("answer_norms") or []
+    details = _reward_details(record)
+    if details is not None:
+        counts = [len(details.get(f"t{t + 1}", {}).get("actions") or []) for t in range(num_turns)]
+        if sum(counts) == len(answers):
+            return [t for t, c in enumerate(counts) for _ in range(c)]
+    if len(answers) == num_turns:
+        return list(range(num_turns))
+    raise ValueError(f"field answer_norms has {len(answers)} entries for {num_turns} turns and nothing "
+                     "says which turn gave which (reward_details[tK].actions); per-turn credit cannot charge "
+                     "the repeats to their turns")
+
+
+def _reward_details(record: dict) -> dict | None:
+    details = record.get("reward_details")
+    if isinstance(details, str):
+        try:
+            details = json.loads(details)
+        except json.JSONDecodeError:
+            return None
+    return details if isinstance(details, dict) and all(isinstance(v, dict) for v in details.values()) else None
+
+
+def _format_penalty_per_turn(record: dict, num_turns: int) -> list[float]:
+    """The trajectory's ``format_penalty`` split over the turns that incurred it.
+
+    Where the row says so: the release's ``reward_details["tK"]["format_penalty"]``; else our
+    rollout's ``meta.turns[k].format_ok``; else the turns whose ``answer_norms`` entry is None (one
+    entry per turn). Raises when a non-zero penalty cannot be placed.
+    """
+    total = float(record.get("format_penalty") or 0.0)
+    details = _reward_details(record)
+    if details is not None:
+        values = [details.get(f"t{t + 1}", {}).get("format_penalty") for t in range(num_turns)]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            if abs(sum(values) - total) > 1e-9:
+                raise ValueError(f"field format_penalty is {total!r} but reward_details' per-turn "
+                                 f"format penalties sum to {sum(values)!r}")
+            return [float(v) for v in values]
+    if total == 0.0:
+        return [0.0] * num_turns
+    turns = (record.get("meta") or {}).get("turns")
+    failed = None
+    if isinstance(turns, list) and len(turns) == num_turns and all(isinstance(t, dict) for t in turns):
+        failed = [t.get("format_ok") is False for t in turns]
+    answers = record.get("answer_norms")
+    if (failed is None or not any(failed)) and isinstance(answers, list) and len(answers) == num_turns:
+        failed = [a is None for a in answers]
+    if not failed or not any(failed):
+        raise ValueError(f"field format_penalty is {total!r} but no turn is marked as a format error "
+                         "(reward_details, meta.turns[k].format_ok or a None answer_norms entry); per-turn "
+                         "credit cannot charge it to a turn")
+    share = total / sum(failed)
+    return [share if f else 0.0 for f in failed]
+
+
+def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> ReturnInputs:
     """Flatten trajectory records (our schema or the reference release's rows) into :class:`ReturnInputs`.
 
-    Raises ``ValueError`` naming the record (0-based position, ``prompt_id``/``traj_idx``) and the field
-    when something is missing, non-numeric, or not finite (NaN, ±inf).
+    ``per_turn`` also places each turn's own penalties (its format penalty, its share of the
+    diversity penalty) for the per-turn return-to-go. Raises ``ValueError`` naming the record (0-based
+    position, ``prompt_id``/``traj_idx``) and the field when something is missing, non-numeric, or
+    not finite (NaN, ±inf).
     """
     n = len(records)
     group_of: dict = {}
@@ -231,13 +348,15 @@ def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
             penalties[i] = penalty
         answers = record.get("answer_norms")
         if answers:
-            if None in answers:
-                answers = [a for a in answers if a is not None]
-            if answers:
-                try:
-                    unique[i] = len(set(answers)) / len(answers)
+            given = len(answers) - answers.count(None)
+            if given:
+                try:  # repeated_answers() counts the same; sets keep 1 M records within the time budget
+                    distinct = set(answers)
                 except TypeError:  # unhashable answers (lists, dicts): compare their text
-                    unique[i] = len(set(map(str, answers))) / len(answers)
+                    distinct = {None if a is None else str(a) for a in answers}
+                distinct.discard(None)
+                distinct.discard("")
+                unique[i] = len(distinct) / given
         success[i] = record.get("t_star") is not None or trajectory_succeeded(record)
 
     group_index = np.array(groups, dtype=np.int64)
@@ -273,16 +392,38 @@ def records_to_inputs(records: Sequence[dict]) -> ReturnInputs:
             field = f"{name}.t{rest[0] + 1}" if rest else name
             raise ValueError(_where(records, int(i), field) + f" is {array[(i, *rest)]}, not a finite number; "
                              "fix or drop this row before computing weights")
-    return ReturnInputs(group_index, turn_rewards, num_turns, format_penalty, unique_fraction, success,
-                        len(group_of))
+    inputs = ReturnInputs(group_index, turn_rewards, num_turns, format_penalty, unique_fraction, success,
+                          len(group_of))
+    if per_turn:
+        inputs.turn_format_penalty = np.zeros((n, t_max))
+        inputs.turn_repeat_share = np.zeros((n, t_max))
+        for i, record in enumerate(records):
+            if penalties[i] == 0 and unique[i] == 1.0:
+                continue  # nothing to place (most rows): keeps per-turn parsing near the plain one
+            turns = int(num_turns[i])
+            try:
+                inputs.turn_format_penalty[i, :turns] = _format_penalty_per_turn(record, turns)
+                answers = record.get("answer_norms") or []
+                given = len(answers) - answers.count(None)
+                if unique[i] < 1.0:
+                    charged = repeated_answers(answers)
+                    for turn, hit in zip(_turn_of_each_answer(record, turns), charged, strict=True):
+                        inputs.turn_repeat_share[i, turn] += hit / given
+            except ValueError as err:
+                raise ValueError(f"{_record_label(records, i)}: {err}") from None
+    return inputs
 
 
-def _where(records: Sequence[dict], i: int, field: str) -> str:
+def _record_label(records: Sequence[dict], i: int) -> str:
     record = records[i]
     label = f"prompt_id={record.get('prompt_id')!r}"
     if "traj_idx" in record:
         label += f", traj_idx={record['traj_idx']!r}"
-    return f"record {i} ({label}): field {field}"
+    return f"record {i} ({label})"
+
+
+def _where(records: Sequence[dict], i: int, field: str) -> str:
+    return f"{_record_label(records, i)}: field {field}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -340,6 +481,7 @@ def summarise(weights: np.ndarray, inputs: ReturnInputs, equal_group: np.ndarray
         "max_weight": float(weights.max()) if n else 0.0,
         "mean_weight": float(weights.mean()) if n else 0.0,
         "zero_weight_trajectories": int((weights == 0).sum()),
+        "clipped_trajectories": int((weights >= config.clip_max).sum()) if config.clip_max is not None else 0,
         "all_equal_group_share": float(equal_group.mean()) if g else 0.0,
         "all_fail_group_share": float((group_success == 0).mean()) if g else 0.0,
         "all_success_group_share": float((group_success == sizes).mean()) if g else 0.0,
@@ -351,7 +493,7 @@ def add_weights(records: list[dict], config: WeightConfig | None = None) -> tupl
     """Return copies of ``records`` with ``weight`` and ``return`` (and ``turn_weights`` when per-turn) added,
     plus the summary dict."""
     config = config or WeightConfig()
-    result = compute_weights(records_to_inputs(records), config)
+    result = compute_weights(records_to_inputs(records, per_turn=config.per_turn), config)
     out = []
     for i, record in enumerate(records):
         row = dict(record)
@@ -423,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         records = list(read_trajectories(args.input))
         if not records:
             raise ValueError(f"{args.input}: no records")
+        validate_groups(records, path=args.input)
         weighted, summary = add_weights(records, config)
     except (ValueError, FileNotFoundError) as err:
         print(f"drift weights: {err}", file=sys.stderr)

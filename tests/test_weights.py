@@ -21,8 +21,8 @@ def naive_return(record: dict, gamma: float, lam: float) -> float:
         total += gamma ** (t - 1) * reward
     total += record.get("format_penalty") or 0.0
     answers = [a for a in record.get("answer_norms") or [] if a is not None]
-    if answers:
-        total -= lam * (1 - len(set(answers)) / len(answers))
+    if answers:  # an empty answer counts as an answer but is never a unique one (the release's rule)
+        total -= lam * (1 - len({a for a in answers if a}) / len(answers))
     return total
 
 
@@ -235,3 +235,124 @@ def test_cli_reads_reference_release_rows(tmp_path) -> None:
     np.testing.assert_allclose([r["weight"] for r in weighted], expected, rtol=1e-10)
     assert [r["traj_idx"] for r in weighted] == [0, 1, 2, 0, 1]
     assert json.loads(summary_path(out).read_text())["all_fail_group_share"] == 0.5
+
+
+# ---- per-turn credit, clipping, groups of one -----------------------------------------------------------
+
+def turn_record(prompt_id: str, traj_idx: int, answers: list, gold: str = "7", fp: float = -0.1) -> dict:
+    """One of our records: answers per turn (None: a format error, charged ``fp``), solved at the first gold."""
+    answers = answers[: answers.index(gold) + 1] if gold in answers else answers
+    messages = [{"role": "user", "content": "q"}]
+    for t, a in enumerate(answers):
+        messages.append({"role": "assistant", "content": f"\\boxed{{{a}}}" if a is not None else "no box"})
+        if t < len(answers) - 1:
+            messages.append({"role": "user", "content": "again"})
+    keys = [f"t{t}" for t in range(1, len(answers) + 1)]
+    verdicts = [int(a == gold) for a in answers]
+    return {"prompt_id": prompt_id, "traj_idx": traj_idx, "env_id": "drift/MathFeedback-v0", "env_kwargs": {},
+            "task_id": prompt_id, "messages": messages, "turn_rewards": {k: float(v) for k, v in zip(keys, verdicts, strict=True)},
+            "verifier": dict(zip(keys, verdicts, strict=True)), "t_star": verdicts.index(1) + 1 if 1 in verdicts else None,
+            "answer_norms": answers, "format_penalty": fp * answers.count(None),
+            "meta": {"schema_version": 1, "turns": [{"format_ok": a is not None} for a in answers]}}
+
+
+def naive_returns_to_go(record: dict, gamma: float, lam: float) -> list[float]:
+    """G_t = Σ_{k≥t} γ^(k−t) r_k + the penalties of turns k ≥ t: turn k's format penalty, and λ/answers for
+    each answer at k that is empty or repeats an earlier one."""
+    rewards = [record["turn_rewards"][f"t{t}"] for t in range(1, len(record["turn_rewards"]) + 1)]
+    answers = record["answer_norms"]
+    given = sum(a is not None for a in answers)
+    fails = sum(a is None for a in answers)
+    own = []
+    for k, a in enumerate(answers):
+        penalty = record["format_penalty"] / fails if a is None else 0.0
+        if a is not None and (a == "" or a in answers[:k]):
+            penalty -= lam / given
+        own.append(penalty)
+    return [sum(gamma ** (k - t) * rewards[k] + own[k] for k in range(t, len(rewards))) for t in range(len(rewards))]
+
+
+def test_a_format_error_at_turn_1_does_not_change_turn_2_weights() -> None:
+    """The issue's case: both correct at turn 2, one after a format error at turn 1 (was 0.538 vs 1.462)."""
+    records = [turn_record("p", 0, [None, "7"]), turn_record("p", 1, ["3", "7"]), turn_record("p", 2, ["3", "4", "5"])]
+    weighted, _ = add_weights(records, WeightConfig(per_turn=True))
+    assert weighted[0]["turn_weights"]["t2"] == pytest.approx(weighted[1]["turn_weights"]["t2"], rel=1e-12)
+    # ... while turn 1, which made the mistake, pays for it
+    assert weighted[0]["turn_weights"]["t1"] < weighted[1]["turn_weights"]["t1"]
+
+
+def test_a_repeat_is_charged_at_the_turn_that_repeats() -> None:
+    gamma, lam = 0.9, 0.5
+    records = [turn_record("p", 0, ["3", "3", "7"]), turn_record("p", 1, ["3", "4", "7"]),
+               turn_record("p", 2, ["4", "4", "4"]), turn_record("p", 3, ["7"])]
+    from drift_train.weights import records_to_inputs, returns_to_go
+
+    togo = returns_to_go(records_to_inputs(records, per_turn=True), gamma, lam)
+    for i, r in enumerate(records):
+        expected = naive_returns_to_go(r, gamma, lam)
+        np.testing.assert_allclose(togo[i, :len(expected)], expected, atol=1e-12)
+        assert np.isnan(togo[i, len(expected):]).all()
+    # record 0 repeats at turn 2: turns 1 and 2 carry λ/3, turn 3 (the correct reply) does not
+    assert togo[0, 2] == pytest.approx(1.0) and togo[0, 1] == pytest.approx(0.9 - lam / 3)
+    weighted, _ = add_weights(records, WeightConfig(per_turn=True, gamma=gamma, diversity_lambda=lam))
+    assert weighted[0]["turn_weights"]["t3"] == pytest.approx(weighted[1]["turn_weights"]["t3"])
+    # turn 1's return-to-go is the trajectory return, so its weights are the trajectory weights
+    np.testing.assert_allclose([w["turn_weights"]["t1"] for w in weighted], [w["weight"] for w in weighted])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_per_turn_weights_match_a_naive_reference(seed: int) -> None:
+    rng = random.Random(seed)
+    records = []
+    for g in range(6):
+        for j in range(6):
+            records.append(turn_record(f"g{g}", j, [rng.choice([None, "1", "2", "7", "2"]) for _ in range(4)]))
+    gamma, beta, lam = 0.8, 0.3, 0.7
+    weighted, _ = add_weights(records, WeightConfig(per_turn=True, gamma=gamma, beta=beta, diversity_lambda=lam))
+    togo = [naive_returns_to_go(r, gamma, lam) for r in records]
+    for g in range(6):
+        for t in range(4):
+            cell = [i for i, r in enumerate(records) if r["prompt_id"] == f"g{g}" and len(togo[i]) > t]
+            if not cell:
+                continue
+            values = [togo[i][t] for i in cell]
+            if max(values) - min(values) <= 1e-12:
+                expected = [1.0] * len(cell)
+            else:
+                exps = [math.exp((v - max(values)) / beta) for v in values]
+                expected = [e / (sum(exps) / len(exps)) for e in exps]
+            got = [weighted[i]["turn_weights"][f"t{t + 1}"] for i in cell]
+            np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+def test_per_turn_refuses_a_penalty_it_cannot_place() -> None:
+    records = [{"prompt_id": "p", "turn_rewards": {"t1": 0.0, "t2": 1.0}, "answer_norms": ["3", "7"],
+                "format_penalty": -0.1}, {"prompt_id": "p", "turn_rewards": {"t1": 1.0}, "answer_norms": ["7"]}]
+    add_weights(records)  # the trajectory weights need no placement
+    with pytest.raises(ValueError, match=r"record 0 \(prompt_id='p'\): field format_penalty .* no turn is marked"):
+        add_weights(records, WeightConfig(per_turn=True))
+    records[0]["format_penalty"], records[0]["answer_norms"] = 0.0, ["3", "3", "3"]
+    with pytest.raises(ValueError, match="field answer_norms has 3 entries for 2 turns"):
+        add_weights(records, WeightConfig(per_turn=True))
+
+
+def test_clipped_weights_are_capped_and_not_renormalised() -> None:
+    records = [turn_record("p", j, ["7"] if j == 0 else ["1", "2", "3"]) for j in range(8)]
+    free, _ = add_weights(records)
+    clipped, summary = add_weights(records, WeightConfig(clip_max=2.0))
+    assert free[0]["weight"] == pytest.approx(8.0, rel=1e-3)  # one success among eight takes (almost) all
+    assert clipped[0]["weight"] == 2.0 and summary["clipped_trajectories"] == 1
+    # the others keep their unclipped weights: the group now averages below 1
+    assert [r["weight"] for r in clipped[1:]] == [r["weight"] for r in free[1:]]
+    assert np.mean([r["weight"] for r in clipped]) < 0.3
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("keep", 1.0), ("drop", 0.0), ("floor", 0.25)])
+def test_a_group_of_one_is_an_all_equal_group(mode: str, expected: float) -> None:
+    records = [turn_record("alone", 0, ["1", "7"]), turn_record("pair", 0, ["7"]), turn_record("pair", 1, ["1", "2", "3"])]
+    weighted, summary = add_weights(records, WeightConfig(equal_groups=mode, equal_weight=0.25, per_turn=True))
+    assert weighted[0]["weight"] == expected
+    assert weighted[1]["weight"] > 1.0 > weighted[2]["weight"]
+    # per turn, a turn only one trajectory of its group reached is a cell of one: the same rule
+    assert weighted[2]["turn_weights"]["t2"] == expected and weighted[2]["turn_weights"]["t3"] == expected
+    assert summary["all_equal_group_share"] == pytest.approx(0.5)
