@@ -41,6 +41,7 @@ from typing import Any
 
 from drift_train.policies import BACKENDS, Policy, PolicyError, SamplingParams, make_policy
 from drift_train.policies.base import combine_seeds
+from drift_train.tokens import encode_tokens
 from drift_train.trajectories import (
     SCHEMA_VERSION,
     TrajectoryError,
@@ -77,6 +78,7 @@ class RolloutConfig:
     seed: int = 0
     batch_size: int = 64  # episodes per chunk (rounded down to whole groups, at least one)
     schedule: str = "lockstep"  # or "continuous" (policies with sessions): see the module docstring
+    record_tokens: bool = True  # write each turn's token ids (the `tokens` field) where the backend returns them
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -142,6 +144,7 @@ class _Episode:
     answers: list = field(default_factory=list)
     penalties: list = field(default_factory=list)
     turns: list = field(default_factory=list)
+    token_turns: list = field(default_factory=list)  # (prompt_ids, completion_ids, finish_reason) or None per turn
     done: bool = False
     terminated: bool = False
     truncated: bool = False
@@ -197,7 +200,20 @@ def _messages(info: dict, env_id: str, call: str) -> list:
 def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: int) -> dict:
     keys = turn_keys(len(ep.rewards))
     t_star = next((t for t, v in enumerate(ep.verifier, start=1) if v), None)
-    return {
+    token_meta = dict(policy_meta.get("_tokens") or {})
+    if not config.record_tokens:
+        token_meta = {"tokens_unavailable": "not recorded (record_tokens=False)",
+                      **({"chat_template_kwargs": token_meta["chat_template_kwargs"]}
+                         if "chat_template_kwargs" in token_meta else {})}
+    tokens = None
+    if "tokens_unavailable" not in token_meta:
+        missing = next((t for t, turn in enumerate(ep.token_turns, start=1) if turn is None), None)
+        if missing is None:
+            tokens = encode_tokens(ep.token_turns)
+        else:
+            token_meta = {"tokens_unavailable": f"the {policy_meta.get('backend')} backend returned no token ids "
+                                                f"for turn {missing}"}
+    record = {
         "prompt_id": ep.prompt_id,
         "traj_idx": ep.traj_idx,
         "env_id": config.env_id,
@@ -211,7 +227,8 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: in
         "format_penalty": round(float(sum(ep.penalties)), 12),
         "meta": {
             "schema_version": SCHEMA_VERSION,
-            **policy_meta,
+            **{k: v for k, v in policy_meta.items() if k != "_tokens"},
+            **token_meta,
             "sampling": config.sampling.to_dict(),
             "seed": config.seed,
             "env_seed": env_seed,
@@ -222,6 +239,9 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: in
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }
+    if tokens is not None:
+        record["tokens"] = tokens
+    return record
 
 
 def resolve_schedule(policy: Policy, schedule: str) -> Callable | None:
@@ -238,7 +258,11 @@ def resolve_schedule(policy: Policy, schedule: str) -> Callable | None:
 def _policy_meta(policy: Policy) -> dict:
     describe = getattr(policy, "describe", None)
     meta = describe() if callable(describe) else {"backend": policy.backend, "model": policy.model_id}
-    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    token_meta = getattr(policy, "token_meta", None)
+    meta["_tokens"] = (token_meta() if callable(token_meta)
+                       else {"tokens_unavailable": f"the {policy.backend} policy does not report token ids"})
+    return meta
 
 
 def iter_rollouts(
@@ -372,6 +396,8 @@ def _step_episodes(episodes: list[_Episode], completions: list, *, config: Rollo
             "repeated": bool(info.get("repeated", False)),
             "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
         })
+        ep.token_turns.append(None if completion.token_ids is None or completion.prompt_ids is None
+                              else (completion.prompt_ids, completion.token_ids, completion.finish_reason))
         ep.messages = _messages(info, config.env_id, "step")
         stats.generated_tokens += completion.num_tokens
         if terminated or truncated:
@@ -618,6 +644,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument("--chat-template-kwargs", default="{}",
+                        help="JSON object passed to the chat template (e.g. '{\"enable_thinking\": false}'); "
+                             "recorded in meta, so training renders the data the same way")
+    parser.add_argument("--no-token-ids", action="store_true",
+                        help="do not record each turn's token ids (the `tokens` field); training then uses the text")
     hf = parser.add_argument_group("hf backend")
     hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     hf.add_argument("--dtype", default="auto")
@@ -638,14 +669,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def policy_kwargs(args: argparse.Namespace) -> dict:
     """Backend-specific constructor kwargs from parsed CLI args (shared with ``drift eval``)."""
+    template = {}
+    raw = getattr(args, "chat_template_kwargs", None)
+    if raw:
+        template = json.loads(raw) if isinstance(raw, str) else dict(raw)
+        if not isinstance(template, dict):
+            raise ValueError(f"--chat-template-kwargs must be a JSON object, got {raw!r}")
+    extra = {"chat_template_kwargs": template} if template else {}
     if args.backend == "hf":
         return {"device": args.device, "dtype": args.dtype, "batch_size": args.generate_batch_size,
-                "prefix_cache_mb": args.prefix_cache_mb}
+                "prefix_cache_mb": args.prefix_cache_mb, **extra}
     if args.backend == "openai":
         return {"base_url": args.base_url, "api_key": args.api_key, "max_concurrency": args.max_concurrency,
-                "timeout_s": args.timeout, "max_retries": args.max_retries}
+                "timeout_s": args.timeout, "max_retries": args.max_retries, **extra}
     return {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization,
-            "seed": args.seed}
+            "seed": args.seed, **extra}
 
 
 def resolve_model(model: str) -> str:
@@ -674,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
     config = RolloutConfig(
         env_id=args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
         task_offset=args.task_offset, max_turns=args.max_turns, seed=args.seed, batch_size=batch_size,
-        schedule=args.schedule, sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+        schedule=args.schedule, record_tokens=not args.no_token_ids, sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
                                 max_new_tokens=args.max_new_tokens),
     )
     try:
@@ -683,7 +721,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and out.stat().st_size > 0 and not (args.resume or args.overwrite):
             raise FileExistsError(f"{out} already holds trajectories; pass --resume to continue it or --overwrite")
         policy = make_policy(args.backend, resolve_model(args.model), **policy_kwargs(args))
-    except (ValueError, FileExistsError, PolicyError) as err:
+    except (ValueError, FileExistsError, PolicyError, json.JSONDecodeError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)
         return 2
     try:

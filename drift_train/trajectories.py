@@ -39,9 +39,9 @@ from typing import Any
 SCHEMA_VERSION = 1
 ROLES = ("system", "user", "assistant", "tool")
 _TURN_KEY = re.compile(r"^t([1-9][0-9]*)$")
-_JSON_FIELDS = ("messages", "turn_rewards", "verifier", "answer_norms", "env_kwargs", "meta")
+_JSON_FIELDS = ("messages", "turn_rewards", "verifier", "answer_norms", "env_kwargs", "meta", "tokens")
 # columns stored as JSON text in Parquet, so files with different turn counts and kwargs share a schema
-_PARQUET_JSON_COLUMNS = ("turn_rewards", "verifier", "env_kwargs", "meta")
+_PARQUET_JSON_COLUMNS = ("turn_rewards", "verifier", "env_kwargs", "meta", "tokens")
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -285,6 +285,12 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
         raise err(f"is {record['format_penalty']!r} but must be <= 0: it is the sum of the per-turn format "
                   "penalties (the release writes -0.1 per reply without an answer), and a positive value would "
                   "reward format errors", "format_penalty")
+    if record.get("tokens") is not None:
+        from drift_train.tokens import check_tokens
+
+        problem = check_tokens(record["tokens"], num_turns)
+        if problem is not None:
+            raise err(problem[1], problem[0])
 
 
 def _iter_jsonl(path: Path, allow_partial_tail: bool) -> Iterator[tuple[int, Any]]:

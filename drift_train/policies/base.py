@@ -50,11 +50,18 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Completion:
-    """One generated reply."""
+    """One generated reply, and the ids behind it where the backend has them.
+
+    ``token_ids`` are the sampled ids exactly (a generated end token included, nothing added);
+    ``prompt_ids`` the context the model saw. Both are None for backends that cannot return ids
+    (e.g. an OpenAI-compatible server that does not support ``return_token_ids``).
+    """
 
     text: str
     num_tokens: int  # generated tokens, end-of-turn token included when one was produced
     finish_reason: str  # "stop" (end of turn or stop string) or "length" (hit max_new_tokens)
+    token_ids: tuple[int, ...] | None = None
+    prompt_ids: tuple[int, ...] | None = None
 
 
 @runtime_checkable
@@ -99,6 +106,12 @@ class PolicyBase:
     def describe(self) -> dict[str, Any]:
         """What to record about this policy in trajectory metadata."""
         return {"backend": self.backend, "model": self.model_id}
+
+    def token_meta(self) -> dict[str, Any]:
+        """What trajectory ``meta`` says about token ids: ``tokenizer`` (``{"name", "hash"}``, see
+        :func:`drift_train.tokens.tokenizer_fingerprint`) and ``chat_template_kwargs`` when the backend
+        records ids; else ``tokens_unavailable`` with the reason (training then uses the text)."""
+        return {"tokens_unavailable": f"the {self.backend} backend does not return token ids"}
 
     @staticmethod
     def _check_inputs(

@@ -106,6 +106,16 @@ class HFPolicy(PolicyBase):
         self._prefix_cache = (PrefixCache(int(prefix_cache_mb * 2**20))
                               if self._growing_cache and prefix_cache_mb > 0 else None)
         self._fingerprint: int | None = None
+        self._token_meta: dict[str, Any] | None = None
+
+    def token_meta(self) -> dict[str, Any]:
+        """The tokenizer's name and content hash and the chat-template kwargs (replies carry their ids)."""
+        from drift_train.tokens import tokenizer_fingerprint
+
+        if self._token_meta is None:
+            self._token_meta = {"tokenizer": tokenizer_fingerprint(self.tokenizer),
+                                "chat_template_kwargs": dict(self.chat_template_kwargs)}
+        return self._token_meta
 
     def render(self, conversations: Sequence[Conversation]) -> list[list[int]]:
         """Prompt token ids of each conversation (chat template + generation prompt)."""
@@ -343,7 +353,8 @@ class _Decoder:
         if params.stop:
             text, found = cut_at_stop(text, params.stop)
             reason = "stop" if found or ended else reason
-        return Completion(text=text, num_tokens=len(ids), finish_reason=reason)
+        return Completion(text=text, num_tokens=len(ids), finish_reason=reason, token_ids=tuple(ids),
+                          prompt_ids=tuple(self.prompts[row]))
 
     def _prefill(self, rows: list[int]) -> _Batch:
         """Encode the prompts of ``rows`` (each distinct one once, reusing cached prefixes) into a new batch.

@@ -47,6 +47,9 @@ class OpenAIPolicy(PolicyBase):
         backoff_s: float = 0.5,
         max_backoff_s: float = 20.0,
         extra_body: dict | None = None,
+        return_token_ids: bool = True,
+        tokenizer: Any = None,
+        chat_template_kwargs: dict | None = None,
     ) -> None:
         try:
             import openai
@@ -64,6 +67,14 @@ class OpenAIPolicy(PolicyBase):
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.extra_body = dict(extra_body or {})
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        if self.chat_template_kwargs:
+            self.extra_body.setdefault("chat_template_kwargs", self.chat_template_kwargs)
+        # vLLM's server (>= 0.10.2) returns the prompt's and each choice's token ids when asked; a server
+        # that refuses the field is asked once more without it, and from then on never again
+        self.return_token_ids = return_token_ids
+        self._tokenizer_spec = tokenizer
+        self._token_meta: dict[str, Any] | None = None
         self._openai = openai
         self._client = openai.OpenAI(
             base_url=self.base_url,
@@ -78,6 +89,30 @@ class OpenAIPolicy(PolicyBase):
     def describe(self) -> dict[str, Any]:
         """Backend, model and server URL."""
         return {**super().describe(), "base_url": self.base_url}
+
+    def token_meta(self) -> dict[str, Any]:
+        """The served model's tokenizer when it can be named: ``tokenizer=`` (a folder, hub id or tokenizer
+        object) or, failing that, ``model`` when it is a local folder. Its hash is None when the tokenizer
+        cannot be loaded here, and training then uses the text (ids it cannot check are never trusted)."""
+        if self._token_meta is None:
+            from drift_train.tokens import tokenizer_fingerprint
+
+            meta: dict[str, Any] = {"chat_template_kwargs": dict(self.chat_template_kwargs)}
+            spec = self._tokenizer_spec
+            if spec is None and os.path.isdir(self.model_id):
+                spec = self.model_id
+            tokenizer = spec
+            if isinstance(spec, (str, os.PathLike)):
+                try:
+                    from transformers import AutoTokenizer
+
+                    tokenizer = AutoTokenizer.from_pretrained(str(spec))
+                except Exception:  # noqa: BLE001 - any failure means: cannot verify the ids
+                    tokenizer = None
+            meta["tokenizer"] = (tokenizer_fingerprint(tokenizer) if tokenizer is not None
+                                 else {"name": self.model_id, "hash": None})
+            self._token_meta = meta
+        return self._token_meta
 
     def close(self) -> None:
         """Stop the worker threads and the HTTP client."""
@@ -121,12 +156,20 @@ class OpenAIPolicy(PolicyBase):
         if params.top_k:
             extra["top_k"] = params.top_k  # vLLM and TGI read it from the body; OpenAI ignores it
         openai = self._openai
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
+            if self.return_token_ids:
+                extra["return_token_ids"] = True
+            else:
+                extra.pop("return_token_ids", None)
             try:
                 response = self._client.chat.completions.create(**body, extra_body=extra or None)
                 break
             except (openai.APIConnectionError, openai.APIStatusError) as err:
                 status = getattr(err, "status_code", None)
+                if status in (400, 422) and "return_token_ids" in extra:
+                    self.return_token_ids = False  # the server does not know the field: plain requests from now on
+                    continue  # not counted as an attempt
                 retryable = status is None or status in RETRYABLE_STATUS
                 if not retryable:
                     hint = " (is the model name one the server serves?)" if status == 404 else ""
@@ -143,14 +186,17 @@ class OpenAIPolicy(PolicyBase):
                 with self._jitter_lock:
                     jitter = 0.5 + self._jitter.random()
                 time.sleep(min(self.max_backoff_s, self.backoff_s * 2**attempt) * jitter)
+                attempt += 1
         choices = sorted(response.choices, key=lambda c: c.index)
         if not choices:
             raise PolicyError(f"openai backend: {self.base_url} returned no choices for model {self.model_id!r}")
         usage = getattr(response, "usage", None)
         total = getattr(usage, "completion_tokens", None)
         texts = [(c.message.content or "") for c in choices]
+        prompt_ids = _int_ids(getattr(response, "prompt_token_ids", None))
         completions = []
         for i, (choice, text) in enumerate(zip(choices, texts, strict=True)):
+            token_ids = _int_ids(getattr(choice, "token_ids", None))
             if total is None:
                 tokens = 0
             elif len(choices) == 1:
@@ -162,12 +208,22 @@ class OpenAIPolicy(PolicyBase):
             if params.stop:
                 text, found = cut_at_stop(text, params.stop)
                 reason = "stop" if found else reason
-            completions.append(Completion(text=text, num_tokens=tokens, finish_reason=reason))
-        if total is not None and len(choices) > 1:  # the last one takes the rounding remainder
-            last = completions[-1]
+            if token_ids is not None:
+                tokens = len(token_ids)
+            ids = dict(token_ids=token_ids, prompt_ids=prompt_ids) if token_ids is not None and prompt_ids else {}
+            completions.append(Completion(text=text, num_tokens=tokens, finish_reason=reason, **ids))
+        if total is not None and len(choices) > 1 and completions[-1].token_ids is None:
+            last = completions[-1]  # the last one takes the rounding remainder
             used = sum(c.num_tokens for c in completions[:-1])
             completions[-1] = Completion(last.text, max(0, int(total) - used), last.finish_reason)
         return completions
+
+
+def _int_ids(value: Any) -> tuple[int, ...] | None:
+    """A server's token-id list as a tuple of ints, or None when absent or not a list of ints."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+        return None
+    return tuple(value)
 
 
 def _error_message(err: Exception) -> str:

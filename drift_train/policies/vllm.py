@@ -49,6 +49,7 @@ class VLLMPolicy(PolicyBase):
         self.tensor_parallel_size = tensor_parallel_size
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._vllm = vllm
+        self._token_meta: dict[str, Any] | None = None
         self.llm = vllm.LLM(
             model=self.model_id,
             tensor_parallel_size=tensor_parallel_size,
@@ -61,6 +62,15 @@ class VLLMPolicy(PolicyBase):
     def describe(self) -> dict[str, Any]:
         """Backend, model and tensor-parallel size."""
         return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size}
+
+    def token_meta(self) -> dict[str, Any]:
+        """The engine's tokenizer (name and content hash) and the chat-template kwargs."""
+        from drift_train.tokens import tokenizer_fingerprint
+
+        if self._token_meta is None:
+            self._token_meta = {"tokenizer": tokenizer_fingerprint(self.llm.get_tokenizer()),
+                                "chat_template_kwargs": dict(self.chat_template_kwargs)}
+        return self._token_meta
 
     def close(self) -> None:
         """Drop the engine so its GPU memory can be reclaimed."""
@@ -99,6 +109,9 @@ class VLLMPolicy(PolicyBase):
                     text=choice.text,
                     num_tokens=len(choice.token_ids),
                     finish_reason="length" if choice.finish_reason == "length" else "stop",
+                    # vLLM keeps a sampled end token in token_ids (the text drops it): exactly what was generated
+                    token_ids=tuple(int(t) for t in choice.token_ids),
+                    prompt_ids=None if output.prompt_token_ids is None else tuple(int(t) for t in output.prompt_token_ids),
                 )
                 for choice in output.outputs
             ])
