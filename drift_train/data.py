@@ -1,11 +1,27 @@
 """Trajectory records -> token ids, assistant-only labels and per-token weights, and the batch collator.
 
-A record's ``messages`` are rendered with the model's own chat template. The supervised tokens are the
-assistant turns, found with the template's ``{% generation %}`` masks
-(``apply_chat_template(..., return_assistant_tokens_mask=True)``); for templates without them, by
-prefix rendering (the tokens added between ``messages[:k]`` + generation prompt and ``messages[:k+1]``).
+Two ways to get the tokens of a record, the first that applies wins:
+
+* **ids** (the record's ``tokens`` field, see :mod:`drift_train.tokens`, written with a tokenizer whose
+  content hash equals the training tokenizer's): the supervised tokens of a trained turn are exactly
+  its sampled ``completion_ids`` (a generated end token included, none added to a reply cut by the
+  length limit), and its context is exactly the ids the model saw. Turns whose context extends the
+  previous one share a sequence; where a template rewrote history (Qwen3 drops earlier ``<think>``),
+  each trained turn is its own example in its own context.
+* **text** (reference-release files, other tools, another tokenizer): ``messages`` are rendered with
+  the model's chat template and the recorded ``chat_template_kwargs``. A turn's tokens come from the
+  template's ``{% generation %}`` masks (``return_assistant_tokens_mask=True``) or, without them, by
+  prefix rendering (the tokens between ``messages[:k]`` + generation prompt and ``messages[:k+1]``);
+  either way nothing after the end-of-turn marker is supervised (the newline ChatML puts after
+  ``<|im_end|>`` is the template's, not the model's), and a reply whose recorded ``finish_reason`` is
+  ``length`` gets no end marker. Templates that are not prefix-consistent render each trained turn
+  as its own example.
+
 By default only the last assistant turn is trained, given the whole history (the reference recipe);
-``assistant_turns="all"`` trains every assistant turn. Long histories are truncated from the left.
+``assistant_turns="all"`` trains every assistant turn. A conversation longer than ``max_length``
+loses its oldest whole turns (never the system prompt, nor the trained turn's own prompt); an example
+whose trained turn does not fit even so is skipped and counted (``skipped_too_long``), never trained
+as a headless tail.
 
 Each supervised token carries the weight of its trajectory (``weight`` from ``drift weights``), or its
 turn's weight (``turn_weights``) with ``per_turn_weights=True``; the loss multiplies by it.
@@ -22,6 +38,7 @@ from typing import Any
 import torch
 
 from drift_train.losses import IGNORE_INDEX
+from drift_train.tokens import decode_tokens, tokenizer_fingerprint
 from drift_train.weights import trajectory_succeeded
 
 ASSISTANT_TURNS = ("last", "all")
@@ -32,10 +49,11 @@ _GENERATION_BLOCK = re.compile(r"{%-?\s*generation\s*-?%}")
 class RenderConfig:
     """How records become training sequences."""
 
-    max_length: int = 2048  # tokens; longer conversations lose their oldest tokens (left truncation)
+    max_length: int = 2048  # tokens; longer conversations lose their oldest whole turns
     assistant_turns: str = "last"  # "last": the final assistant turn given the history; "all": every turn
     weight_field: str = "weight"  # where the trajectory weight lives in a record
     per_turn_weights: bool = False  # weight each assistant turn k by record["turn_weights"]["t{k}"]
+    use_token_ids: bool = True  # train on a record's recorded ids when its tokenizer matches (else the text)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that is out of range."""
@@ -58,12 +76,29 @@ def _ids(encoded: Any) -> list[int]:
     return list(encoded)
 
 
-def assistant_spans(tokenizer, messages: Sequence[dict]) -> tuple[list[int], list[tuple[int, int]]]:
-    """Token ids of the rendered conversation and one ``[start, end)`` span per assistant message, in order."""
+class TemplateError(ValueError):
+    """The chat template does not render a conversation prefix-consistently."""
+
+
+def _render(tokenizer, messages: Sequence[dict], template_kwargs: dict, *, generation_prompt: bool = False
+            ) -> list[int]:
+    return _ids(tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=generation_prompt,
+                                              **template_kwargs))
+
+
+def assistant_spans(tokenizer, messages: Sequence[dict], chat_template_kwargs: dict | None = None
+                    ) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids of the rendered conversation and one ``[start, end)`` span per assistant message, in order.
+
+    The spans are the template's: they may include tokens after the end-of-turn marker (see
+    :meth:`Renderer.examples`, which trims them). Raises :class:`TemplateError` when the template has no
+    generation blocks and does not render the conversation prefix-consistently.
+    """
+    kwargs = dict(chat_template_kwargs or {})
     n_assistant = sum(m["role"] == "assistant" for m in messages)
     if _template_has_generation_blocks(tokenizer):
         encoded = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                                return_assistant_tokens_mask=True)
+                                                return_assistant_tokens_mask=True, **kwargs)
         ids, mask = list(encoded["input_ids"]), list(encoded["assistant_masks"])
         spans, start = [], None
         for position, flag in enumerate([*mask, 0]):
@@ -75,17 +110,15 @@ def assistant_spans(tokenizer, messages: Sequence[dict]) -> tuple[list[int], lis
         if len(spans) == n_assistant:
             return ids, spans
         # an empty assistant message has no masked tokens; fall through to prefix rendering
-    ids = _ids(tokenizer.apply_chat_template(list(messages), tokenize=True))
+    ids = _render(tokenizer, messages, kwargs)
     spans = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = _ids(tokenizer.apply_chat_template(list(messages[:index]), tokenize=True,
-                                                    add_generation_prompt=True))
-        upto = _ids(tokenizer.apply_chat_template(list(messages[:index + 1]), tokenize=True))
+        prompt = _render(tokenizer, messages[:index], kwargs, generation_prompt=True)
+        upto = _render(tokenizer, messages[:index + 1], kwargs)
         if ids[:len(upto)] != upto or upto[:len(prompt)] != prompt:
-            raise ValueError("the chat template does not render conversations prefix-consistently, so assistant "
-                             "tokens cannot be located; use a template with {% generation %} blocks")
+            raise TemplateError("the chat template does not render this conversation prefix-consistently")
         spans.append((len(prompt), len(upto)))
     return ids, spans
 
@@ -94,11 +127,15 @@ def assistant_spans(tokenizer, messages: Sequence[dict]) -> tuple[list[int], lis
 class RenderStats:
     """What happened to the records while rendering (shown to the user, and in tests)."""
 
-    rendered: int = 0
+    rendered: int = 0  # examples
     skipped_zero_weight: int = 0
     skipped_unsuccessful: int = 0
     skipped_no_assistant: int = 0
-    truncated: int = 0
+    skipped_too_long: int = 0  # trained turns that do not fit max_length even with all older turns dropped
+    truncated: int = 0  # examples that lost their oldest turns
+    token_id_records: int = 0  # records trained from their recorded ids
+    text_records: int = 0  # records trained from their rendered text
+    tokenizer_mismatch: int = 0  # records with ids from another (or an unverifiable) tokenizer: text used
     supervised_tokens: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -108,62 +145,232 @@ def _where(record: dict, index: int) -> str:
     return f"record {index}{f' (line {line})' if line else ''}"
 
 
-def render_record(tokenizer, record: dict, config: RenderConfig, *, weighted: bool, index: int = 0
-                  ) -> dict | None:
-    """One record -> ``{"input_ids", "labels", "token_weights", "weight"}`` (lists), or None when nothing is trained.
+@dataclass
+class _Sequence:
+    """Token ids and where each assistant turn's trained tokens lie (turn k -> [start, end))."""
 
-    ``weighted`` says whether the loss uses weights (wsft, drift-otr); otherwise every weight is 1.
+    ids: list[int]
+    spans: dict[int, tuple[int, int]]
+
+
+class Renderer:
+    """Turns records into training examples for one tokenizer (see the module docstring).
+
+    ``end_token_ids``: the ids that end a reply (the model's ``generation_config.eos_token_id``); the
+    tokenizer's ``eos_token_id`` is always among them. The text path uses them to find the end marker.
     """
-    messages = record.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise ValueError(f"{_where(record, index)}: field messages must be a non-empty list of "
-                         "{'role', 'content'} dicts")
-    # trailing feedback after the last assistant turn is never trained on
-    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
-    if last is None:
-        return None
-    messages = messages[:last + 1]
-    ids, spans = assistant_spans(tokenizer, messages)
-    turns = list(range(len(spans)))
-    if config.assistant_turns == "last":
-        turns = turns[-1:]
 
-    weight = 1.0
-    turn_weights = None
-    if weighted:
+    def __init__(self, tokenizer, config: RenderConfig, *, end_token_ids: Sequence[int] | int | None = None) -> None:
+        config.validate()
+        self.tokenizer, self.config = tokenizer, config
+        ends = [] if end_token_ids is None else [end_token_ids] if isinstance(end_token_ids, int) else list(end_token_ids)
+        if tokenizer.eos_token_id is not None:
+            ends.append(tokenizer.eos_token_id)
+        self.end_ids = {int(t) for t in ends}
+        self.fingerprint = tokenizer_fingerprint(tokenizer)["hash"]
+        self.vocab_size = len(tokenizer)
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def examples(self, record: dict, *, weighted: bool, index: int = 0, stats: RenderStats | None = None
+                 ) -> list[dict]:
+        """One record -> its training examples: dicts of ``input_ids``, ``labels``, ``token_weights``
+        (lists), ``weight`` (mean over trained tokens), ``turn`` (the last trained assistant turn,
+        1-based), ``turns``, ``source`` (``"ids"`` or ``"text"``). Empty when nothing is trained.
+        ``weighted`` says whether the loss uses weights (wsft, drift-otr); otherwise every weight is 1."""
+        stats = stats if stats is not None else RenderStats()
+        messages = record.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ValueError(f"{_where(record, index)}: field messages must be a non-empty list of "
+                             "{'role', 'content'} dicts")
+        # trailing feedback after the last assistant turn is never trained on
+        positions = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        if not positions:
+            return []
+        messages = messages[:positions[-1] + 1]
+        n_turns = len(positions)
+        weights = self._turn_weights(record, n_turns, weighted=weighted, index=index)
+        trained = list(range(1, n_turns + 1))
+        if self.config.assistant_turns == "last":
+            trained = trained[-1:]
+        trained = [k for k in trained if weights[k] != 0.0]
+        if not trained:
+            return []
+        meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+        template_kwargs = dict(meta.get("chat_template_kwargs") or {})
+
+        turns = self._token_turns(record, n_turns, index=index, stats=stats)
+        if turns is not None:
+            stats.token_id_records += 1
+            source, sequences = "ids", self._id_sequences(turns)
+            targets = {k: turns[k - 1].completion for k in range(1, n_turns + 1)}
+        else:
+            stats.text_records += 1
+            source = "text"
+            sequences = self._text_sequences(messages, trained, template_kwargs, self._finish_reasons(record, n_turns),
+                                             index=index, record=record)
+            targets = {k: seq.ids[a:b] for seq in sequences for k, (a, b) in seq.spans.items()}
+
+        out = []
+        too_long: list[int] = []
+        for seq in sequences:
+            mine = [k for k in trained if k in seq.spans]
+            if not mine:
+                continue
+            fits = [k for k in mine if seq.spans[k][1] <= self.config.max_length]
+            too_long.extend(k for k in mine if k not in fits)
+            if fits:  # the turns that fit share one example, cut after the last of them
+                end = max(seq.spans[k][1] for k in fits)
+                example = self._example(seq.ids[:end], [(seq.spans[k], weights[k]) for k in fits])
+                if example is not None:
+                    out.append({**example, "turn": fits[-1], "turns": fits, "source": source})
+        for k in too_long:  # each trained turn alone, older turns dropped until it fits
+            example = self._truncated_example(messages, positions, k, targets[k], weights[k], template_kwargs)
+            if example is None:
+                stats.skipped_too_long += 1
+                continue
+            stats.truncated += 1
+            out.append({**example, "turn": k, "turns": [k], "source": source})
+        out.sort(key=lambda e: e["turn"])
+        return out
+
+    # -- weights ------------------------------------------------------------------------------------
+
+    def _turn_weights(self, record: dict, n_turns: int, *, weighted: bool, index: int) -> dict[int, float]:
+        config = self.config
+        if not weighted:
+            return dict.fromkeys(range(1, n_turns + 1), 1.0)
         if config.per_turn_weights:
             turn_weights = record.get("turn_weights")
             if not isinstance(turn_weights, dict):
                 raise ValueError(f"{_where(record, index)}: no `turn_weights` field; run "
                                  "`drift weights --per-turn` first or drop --per_turn_weights")
-        else:
-            if config.weight_field not in record:
-                raise ValueError(f"{_where(record, index)}: no `{config.weight_field}` field; run "
-                                 "`drift weights` on the rollouts first (or train with --loss sft)")
-            weight = float(record[config.weight_field])
+            return {k: float(turn_weights.get(f"t{k}") or 0.0) for k in range(1, n_turns + 1)}
+        if config.weight_field not in record:
+            raise ValueError(f"{_where(record, index)}: no `{config.weight_field}` field; run "
+                             "`drift weights` on the rollouts first (or train with --loss sft)")
+        return dict.fromkeys(range(1, n_turns + 1), float(record[config.weight_field]))
 
-    labels = [IGNORE_INDEX] * len(ids)
-    token_weights = [0.0] * len(ids)
-    for k in turns:
-        start, end = spans[k]
-        w = float(turn_weights.get(f"t{k + 1}") or 0.0) if turn_weights is not None else weight
-        if w == 0.0:
-            continue
-        labels[start:end] = ids[start:end]
-        token_weights[start:end] = [w] * (end - start)
-    supervised = [i for i, label in enumerate(labels) if label != IGNORE_INDEX]
-    if not supervised:
+    # -- the id path --------------------------------------------------------------------------------
+
+    def _token_turns(self, record: dict, n_turns: int, *, index: int, stats: RenderStats):
+        tokens = record.get("tokens")
+        if not tokens or not self.config.use_token_ids:
+            return None
+        meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+        recorded = (meta.get("tokenizer") or {}).get("hash") if isinstance(meta.get("tokenizer"), dict) else None
+        if recorded != self.fingerprint:
+            stats.tokenizer_mismatch += 1
+            return None
+        if len(tokens) != n_turns:
+            raise ValueError(f"{_where(record, index)}: field tokens has {len(tokens)} turns but messages has "
+                             f"{n_turns} assistant turns")
+        turns = decode_tokens(tokens)
+        for k, turn in enumerate(turns, start=1):
+            bad = next((t for t in (*turn.context, *turn.completion) if not 0 <= t < self.vocab_size), None)
+            if bad is not None:
+                raise ValueError(f"{_where(record, index)}: field tokens.t{k}: id {bad} is outside the tokenizer's "
+                                 f"vocabulary of {self.vocab_size}, though its hash matches")
+        return turns
+
+    @staticmethod
+    def _id_sequences(turns) -> list[_Sequence]:
+        sequences: list[_Sequence] = []
+        for k, turn in enumerate(turns, start=1):
+            if not (turn.extends_previous and sequences):
+                sequences.append(_Sequence(list(turn.context), {}))
+            seq = sequences[-1]
+            # turn.context == seq.ids here by construction (previous context + completion + delta)
+            seq.ids = list(turn.context)
+            seq.spans[k] = (len(seq.ids), len(seq.ids) + len(turn.completion))
+            seq.ids += turn.completion
+        return sequences
+
+    # -- the text path ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _finish_reasons(record: dict, n_turns: int) -> dict[int, str | None]:
+        tokens = record.get("tokens") if isinstance(record.get("tokens"), dict) else {}
+        meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+        turns = meta.get("turns") if isinstance(meta.get("turns"), list) else []
+        reasons = {}
+        for k in range(1, n_turns + 1):
+            entry = tokens.get(f"t{k}") if isinstance(tokens.get(f"t{k}"), dict) else None
+            turn = turns[k - 1] if k - 1 < len(turns) and isinstance(turns[k - 1], dict) else {}
+            reasons[k] = (entry or {}).get("finish_reason") or turn.get("finish_reason")
+        return reasons
+
+    def _trim(self, ids: list[int], span: tuple[int, int], finish_reason: str | None) -> tuple[int, int]:
+        """The span up to and including the end marker (nothing after it); without it for a length-cut reply."""
+        start, end = span
+        marker = next((p for p in range(end - 1, start - 1, -1) if ids[p] in self.end_ids), None)
+        if marker is None:
+            return start, end
+        return (start, marker) if finish_reason == "length" else (start, marker + 1)
+
+    def _text_sequences(self, messages: list, trained: list[int], template_kwargs: dict,
+                        reasons: dict[int, str | None], *, index: int, record: dict) -> list[_Sequence]:
+        try:
+            ids, spans = assistant_spans(self.tokenizer, messages, template_kwargs)
+            return [_Sequence(ids, {k: self._trim(ids, span, reasons[k]) for k, span in enumerate(spans, start=1)})]
+        except TemplateError:
+            pass
+        # not prefix-consistent (e.g. history rewritten): each trained turn in its own rendering
+        positions = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
+        sequences = []
+        for k in trained:
+            j = positions[k - 1]
+            prompt = _render(self.tokenizer, messages[:j], template_kwargs, generation_prompt=True)
+            upto = _render(self.tokenizer, messages[:j + 1], template_kwargs)
+            if upto[:len(prompt)] != prompt:
+                raise ValueError(f"{_where(record, index)}: the chat template renders assistant turn {k} so that "
+                                 "the conversation up to it does not start with its own prompt, so its tokens cannot "
+                                 "be located; record token ids at rollout time (the hf and vllm backends do)")
+            sequences.append(_Sequence(upto, {k: self._trim(upto, (len(prompt), len(upto)), reasons[k])}))
+        return sequences
+
+    # -- examples -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _example(ids: list[int], spans: list[tuple[tuple[int, int], float]]) -> dict | None:
+        labels = [IGNORE_INDEX] * len(ids)
+        token_weights = [0.0] * len(ids)
+        for (start, end), w in spans:
+            start = max(start, 1)  # nothing predicts the first token (and in a packed row it must not be the previous row)
+            labels[start:end] = ids[start:end]
+            token_weights[start:end] = [w] * (end - start)
+        trained = [w for w, label in zip(token_weights, labels, strict=True) if label != IGNORE_INDEX]
+        if not trained:
+            return None
+        return {"input_ids": list(ids), "labels": labels, "token_weights": token_weights,
+                "weight": sum(trained) / len(trained)}
+
+    def _truncated_example(self, messages: list, positions: list[int], k: int, target: list[int], weight: float,
+                           template_kwargs: dict) -> dict | None:
+        """Turn ``k``'s target after the shortest history that fits: the system prompt, the newest older
+        turns that fit, and turn k's own prompt (the messages since the previous assistant turn)."""
+        j = positions[k - 1]
+        head = messages[:1] if messages[0].get("role") == "system" else []
+        own_start = positions[k - 2] + 1 if k > 1 else len(head)
+        own = messages[own_start:j]
+        # older turns: each ends with its assistant message
+        bounds = [len(head)] + [positions[i] + 1 for i in range(k - 1)]
+        rounds = [messages[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        budget = self.config.max_length - len(target)
+        if budget < 1:
+            return None
+        for dropped in range(1, len(rounds) + 1) if rounds else [0]:
+            kept = head + [m for r in rounds[dropped:] for m in r] + own
+            context = _render(self.tokenizer, kept, template_kwargs, generation_prompt=True)
+            if len(context) <= budget:
+                return self._example(context + list(target), [((len(context), len(context) + len(target)), weight)])
         return None
-    end = supervised[-1] + 1  # tokens after the last trained one only cost compute
-    start = max(0, end - config.max_length)
-    ids, labels, token_weights = ids[start:end], labels[start:end], token_weights[start:end]
-    labels[0] = IGNORE_INDEX  # nothing predicts the first token (and in a packed row it must not be the previous row)
-    token_weights[0] = 0.0
-    trained = [w for w, label in zip(token_weights, labels, strict=True) if label != IGNORE_INDEX]
-    if not trained:
-        return None
-    return {"input_ids": ids, "labels": labels, "token_weights": token_weights,
-            "weight": sum(trained) / len(trained), "truncated": start > 0}
+
+
+def render_examples(tokenizer, record: dict, config: RenderConfig, *, weighted: bool, index: int = 0,
+                    end_token_ids: Sequence[int] | int | None = None) -> list[dict]:
+    """The training examples of one record (see :class:`Renderer`)."""
+    return Renderer(tokenizer, config, end_token_ids=end_token_ids).examples(record, weighted=weighted, index=index)
 
 
 class TrajectoryDataset(torch.utils.data.Dataset):
@@ -180,10 +387,12 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         return self.examples[index]
 
 
-def build_dataset(records: Sequence[dict], tokenizer, config: RenderConfig, loss_mode: str) -> TrajectoryDataset:
+def build_dataset(records: Sequence[dict], tokenizer, config: RenderConfig, loss_mode: str, *,
+                  end_token_ids: Sequence[int] | int | None = None) -> TrajectoryDataset:
     """Render every usable record for ``loss_mode``: rft keeps successful trajectories only; weighted modes
-    drop weight-0 trajectories (e.g. groups dropped by ``drift weights --equal-groups drop``)."""
-    config.validate()
+    drop weight-0 trajectories (e.g. groups dropped by ``drift weights --equal-groups drop``).
+    ``end_token_ids``: the model's end-of-reply ids (``generation_config.eos_token_id``), see :class:`Renderer`."""
+    renderer = Renderer(tokenizer, config, end_token_ids=end_token_ids)
     weighted = loss_mode in ("wsft", "drift-otr")
     stats = RenderStats()
     examples = []
@@ -194,21 +403,28 @@ def build_dataset(records: Sequence[dict], tokenizer, config: RenderConfig, loss
         if weighted and not config.per_turn_weights and float(record.get(config.weight_field, 1.0)) == 0.0:
             stats.skipped_zero_weight += 1
             continue
-        example = render_record(tokenizer, record, config, weighted=weighted, index=index)
-        if example is None:
+        rendered = renderer.examples(record, weighted=weighted, index=index, stats=stats)
+        if not rendered and not any(m.get("role") == "assistant" for m in record.get("messages") or []):
             stats.skipped_no_assistant += 1
-            continue
-        stats.truncated += example.pop("truncated")
-        stats.supervised_tokens += sum(label != IGNORE_INDEX for label in example["labels"])
-        examples.append(example)
+        for example in rendered:
+            example["record_index"] = index
+            stats.supervised_tokens += sum(label != IGNORE_INDEX for label in example["labels"])
+            examples.append(example)
     stats.rendered = len(examples)
     if stats.truncated:
-        stats.notes.append(f"{stats.truncated} conversations were longer than max_length={config.max_length} "
-                           "tokens and lost their oldest tokens")
+        stats.notes.append(f"{stats.truncated} examples were longer than max_length={config.max_length} tokens "
+                           "and lost their oldest turns")
+    if stats.skipped_too_long:
+        stats.notes.append(f"{stats.skipped_too_long} trained turns did not fit max_length={config.max_length} "
+                           "tokens even after dropping every older turn, and were skipped")
+    if stats.tokenizer_mismatch:
+        stats.notes.append(f"{stats.tokenizer_mismatch} records carry token ids from another tokenizer (or one "
+                           "that could not be verified); their text was rendered instead")
     if not examples:
         raise ValueError(f"no trainable example among {len(records)} records for loss {loss_mode!r} "
                          f"({stats.skipped_unsuccessful} unsuccessful, {stats.skipped_zero_weight} weight 0, "
-                         f"{stats.skipped_no_assistant} without an assistant turn)")
+                         f"{stats.skipped_no_assistant} without an assistant turn, "
+                         f"{stats.skipped_too_long} turns too long for max_length={config.max_length})")
     for note in stats.notes:
         warnings.warn(note, stacklevel=2)
     return TrajectoryDataset(examples, stats)

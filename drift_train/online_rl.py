@@ -87,7 +87,7 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
     from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from drift_train.data import DriftCollator, RenderConfig, render_record
+    from drift_train.data import DriftCollator, RenderConfig, Renderer
     from drift_train.losses import IGNORE_INDEX, drift_loss
     from drift_train.policies.base import SamplingParams
     from drift_train.policies.hf import HFPolicy
@@ -103,7 +103,8 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
     policy = HFPolicy(model, tokenizer=tokenizer, batch_size=256)
     collate = DriftCollator(pad_token_id=tokenizer.pad_token_id)
-    render = RenderConfig(assistant_turns=config.assistant_turns)
+    renderer = Renderer(tokenizer, RenderConfig(assistant_turns=config.assistant_turns),
+                        end_token_ids=model.generation_config.eos_token_id)
     env = make_env(config.env_id, config.env_kwargs)
     num_tasks = env.unwrapped.num_tasks()
     env.close()
@@ -131,9 +132,7 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True) -> dict:
         for i, (record, advantage) in enumerate(zip(records, advantages, strict=True)):
             if advantage == 0.0:
                 continue
-            example = render_record(tokenizer, {**record, "weight": float(advantage)}, render, weighted=True, index=i)
-            if example is not None:
-                examples.append(example)
+            examples += renderer.examples({**record, "weight": float(advantage)}, weighted=True, index=i)
         # 3. one policy-gradient step over the whole batch (micro-batched, one global normaliser)
         model.train()
         loss_value = 0.0

@@ -61,7 +61,11 @@ class DriftConfig(TrainingArguments):
     otr_exact: bool = field(default=False, metadata={
         "help": "drift-otr: use OTR's closed-form expectation instead of sampling."})
     max_length: int = field(default=2048, metadata={
-        "help": "Maximum tokens per conversation; longer ones lose their oldest tokens (left truncation)."})
+        "help": "Maximum tokens per example; longer conversations lose their oldest whole turns (never the system "
+                "prompt or the trained turn's prompt); a trained turn that does not fit is skipped and counted."})
+    use_token_ids: bool = field(default=True, metadata={
+        "help": "Train on the token ids recorded at rollout time (the `tokens` field) when the tokenizer matches; "
+                "false renders every record's text."})
     assistant_turns: str = field(default="last", metadata={
         "help": "Which assistant turns are trained: the last one given the history (reference), or all.",
         "choices": list(ASSISTANT_TURNS)})
@@ -106,7 +110,8 @@ class DriftConfig(TrainingArguments):
     def render_config(self) -> RenderConfig:
         """The data options as :class:`~drift_train.data.RenderConfig`."""
         return RenderConfig(max_length=self.max_length, assistant_turns=self.assistant_turns,
-                            weight_field=self.weight_field, per_turn_weights=self.per_turn_weights)
+                            weight_field=self.weight_field, per_turn_weights=self.per_turn_weights,
+                            use_token_ids=self.use_token_ids)
 
 
 def _has_accelerator() -> bool:
@@ -148,6 +153,12 @@ class DriftTrainer(Trainer):
         token_weights = inputs.pop("token_weights")
         sequence_weights = inputs.pop("sequence_weights")
         outputs = model(**inputs, use_cache=False)
+        if (num_items_in_batch is not None and self.accelerator.num_processes > 1
+                and not self.args.average_tokens_across_devices):
+            # Trainer counted this rank's tokens only; N must count every rank's, or each rank's loss is
+            # normalised by its own count and the averaged update depends on how tokens fell across ranks
+            local = torch.as_tensor(num_items_in_batch, device=labels.device).reshape(1)
+            num_items_in_batch = self.accelerator.gather(local).sum()
         loss, metrics = drift_loss(outputs.logits, labels, token_weights, self.args.loss,
                                    normaliser=num_items_in_batch, otr=self.otr)
         if num_items_in_batch is not None and self.accelerator.num_processes > 1:
@@ -239,6 +250,13 @@ def load_model_and_tokenizer(config: DriftConfig):
     return model, tokenizer
 
 
+def model_end_token_ids(model: Any) -> list[int]:
+    """The ids that end a reply: the model's ``generation_config.eos_token_id`` (one id or a list)."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    return [] if eos is None else [int(eos)] if isinstance(eos, int) else [int(t) for t in eos]
+
+
 def resolve_checkpoint(config: DriftConfig) -> str | None:
     """``--resume_from_checkpoint``: a checkpoint folder, or ``last`` for the newest one in ``output_dir``."""
     value = config.resume_from_checkpoint
@@ -260,7 +278,8 @@ def train(config: DriftConfig) -> dict:
     """Load data and model, train, save a plain model folder to ``output_dir``; returns the final metrics."""
     records = list(read_trajectories(config.data))
     model, tokenizer = load_model_and_tokenizer(config)
-    dataset = build_dataset(records, tokenizer, config.render_config(), config.loss)
+    dataset = build_dataset(records, tokenizer, config.render_config(), config.loss,
+                            end_token_ids=model_end_token_ids(model))
     trainer = DriftTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resolve_checkpoint(config))
@@ -277,6 +296,8 @@ def train(config: DriftConfig) -> dict:
         "loss_mode": config.loss, "examples": len(dataset), "supervised_tokens": dataset.stats.supervised_tokens,
         "skipped_unsuccessful": dataset.stats.skipped_unsuccessful,
         "skipped_zero_weight": dataset.stats.skipped_zero_weight, "truncated": dataset.stats.truncated,
+        "skipped_too_long": dataset.stats.skipped_too_long, "token_id_records": dataset.stats.token_id_records,
+        "text_records": dataset.stats.text_records, "tokenizer_mismatch": dataset.stats.tokenizer_mismatch,
         # with fewer steps than logging_steps nothing is logged mid-run; the run's mean loss stands in
         "first_loss": losses[0] if losses else metrics.get("train_loss", math.nan),
         "last_loss": losses[-1] if losses else metrics.get("train_loss", math.nan),
@@ -294,8 +315,8 @@ def _print_summary(metrics: dict) -> None:
     table = Table(title=f"drift train ({metrics['loss_mode']})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    for key in ("examples", "supervised_tokens", "skipped_unsuccessful", "skipped_zero_weight", "truncated",
-                "steps", "first_loss", "last_loss", "seconds", "output_dir"):
+    for key in ("examples", "supervised_tokens", "token_id_records", "text_records", "tokenizer_mismatch",
+                "skipped_unsuccessful", "skipped_zero_weight", "truncated", "skipped_too_long", "steps", "first_loss", "last_loss", "seconds", "output_dir"):
         value = metrics[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)

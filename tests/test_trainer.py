@@ -114,15 +114,36 @@ def test_prefix_rendering_fallback_finds_the_same_replies(tiny_model_dir, tokeni
         assert p_start == start and plain.decode(ids[p_start:p_end]).startswith(tokenizer.decode(ids[start:end]))
 
 
-def test_left_truncation_keeps_the_trained_reply(tokenizer, weighted_records) -> None:
-    record = max(weighted_records, key=lambda r: len(json.dumps(r["messages"])))
+def test_truncation_drops_whole_old_turns_and_keeps_system_prompt_and_own_prompt(tokenizer, weighted_records) -> None:
+    record = max((r for r in weighted_records if len(r["turn_rewards"]) == 3),
+                 key=lambda r: len(json.dumps(r["messages"])))
+    messages = record["messages"]  # system, user, a1, feedback, a2, feedback, a3
     full = build_dataset([record], tokenizer, RenderConfig(), "sft")[0]
-    with pytest.warns(UserWarning, match="lost their oldest tokens"):
-        dataset = build_dataset([record], tokenizer, RenderConfig(max_length=40), "sft")
+    trained = [t for t, label in zip(full["input_ids"], full["labels"], strict=True) if label != IGNORE_INDEX]
+    # room for the system prompt, the last feedback and the reply, but not for every older turn
+    keep_last = tokenizer.apply_chat_template([messages[0], *messages[3:6]], add_generation_prompt=True)
+    shortest = tokenizer.apply_chat_template([messages[0], messages[5]], add_generation_prompt=True)
+    limit = len(_ids(keep_last)) + len(trained)
+    assert len(full["input_ids"]) > limit
+    with pytest.warns(UserWarning, match="lost their oldest turns"):
+        dataset = build_dataset([record], tokenizer, RenderConfig(max_length=limit), "sft")
     cut = dataset[0]
-    assert len(cut["input_ids"]) == 40 and dataset.stats.truncated == 1
-    assert cut["input_ids"] == full["input_ids"][-40:]
-    assert cut["labels"][1:] == full["labels"][-39:] and cut["labels"][0] == IGNORE_INDEX
+    assert dataset.stats.truncated == 1 and len(cut["input_ids"]) <= limit
+    assert cut["input_ids"] == _ids(keep_last) + trained  # the newest older turn (a2) fitted; a1 did not
+    assert [t for t, label in zip(cut["input_ids"], cut["labels"], strict=True) if label != IGNORE_INDEX] == trained
+    text = tokenizer.decode(cut["input_ids"])
+    assert text.startswith("<|im_start|>system\n" + messages[0]["content"])
+    assert messages[1]["content"] not in text and messages[2]["content"] not in text
+    # one token less than system + own prompt + reply: skipped and counted, never a headless tail
+    too_small = len(_ids(shortest)) + len(trained) - 1
+    with pytest.raises(ValueError, match="1 turns too long"):
+        build_dataset([record], tokenizer, RenderConfig(max_length=too_small), "sft")
+    ok = build_dataset([record, weighted_records[0]], tokenizer, RenderConfig(max_length=too_small), "sft")
+    assert ok.stats.skipped_too_long >= 1 and all(e["record_index"] == 1 for e in ok.examples)
+
+
+def _ids(encoded) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
 def test_dataset_filters_by_loss_mode(tokenizer) -> None:
@@ -221,13 +242,17 @@ def _load_state(folder: Path) -> dict[str, torch.Tensor]:
     return {k: v.detach() for k, v in AutoModelForCausalLM.from_pretrained(folder).state_dict().items()}
 
 
-def test_two_process_ddp_equals_one_process(tiny_model_dir, weighted_records, tmp_path) -> None:
+@pytest.mark.parametrize("average_tokens", ["true", "false"])
+def test_two_process_ddp_equals_one_process(tiny_model_dir, weighted_records, tmp_path, average_tokens) -> None:
     records = weighted_records[:8]
+    # the two ranks get different numbers of supervised tokens, so a per-rank normaliser would show
+    halves = [sum(len(m["content"]) for r in part for m in r["messages"][-1:]) for part in (records[:4], records[4:])]
+    assert halves[0] != halves[1]
     data = write_trajectories(records, tmp_path / "data.jsonl")
     flags = ["--data", str(data), "--model", str(tiny_model_dir), "--loss", "wsft", "--max_steps", "1",
              "--optim", "sgd", "--learning_rate", "1.0", "--max_grad_norm", "0", "--lr_scheduler_type", "constant",
              "--train_sampling_strategy", "sequential", "--save_strategy", "no", "--report_to", "none",
-             "--disable_tqdm", "true"]
+             "--disable_tqdm", "true", "--average_tokens_across_devices", average_tokens]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "drift_train.trainer", *flags, "--ddp_backend", "gloo", "--output_dir", str(tmp_path / "ddp"),
