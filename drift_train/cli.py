@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tiny-model": ("drift_train.tiny", "build the embedded tiny model folder"),
     "rollout": ("drift_train.rollout", "sample K multi-turn trajectories per task from a reference policy"),
     "weights": ("drift_train.weights", "turn trajectory returns into DRIFT importance weights"),
+    "render": ("drift_train.render", "show / write the training examples exactly as drift train builds them"),
     "train": ("drift_train.trainer", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),
     "eval": ("drift_train.evaluate", "multi-turn evaluation of a model in an environment"),
     "quickstart": ("drift_train.quickstart", "the whole loop on the embedded tiny model"),

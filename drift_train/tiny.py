@@ -1,4 +1,4 @@
-"""The embedded default model: a tiny causal LM with a character-level tokenizer.
+"""The embedded default model: a tiny causal LM with a character-level or byte-level BPE tokenizer.
 
 Every code path in the project (rollouts, training, evaluation, the ``openai`` backend through
 ``transformers serve``) loads models with ``AutoModelForCausalLM``/``AutoTokenizer.from_pretrained``.
@@ -8,18 +8,27 @@ with no model hub:
 * a standard ``Llama`` architecture, randomly initialised from a fixed seed, a few hundred thousand
   to a few million parameters (Llama rather than Qwen2 because ``AutoTokenizer`` swaps in its own
   byte-level ``Qwen2Tokenizer`` for any ``qwen2`` config, whatever ``tokenizer_config.json`` says);
-* a character-level ``PreTrainedTokenizerFast`` whose vocabulary is printable ASCII plus newline and
-  tab (any other character becomes ``<|unk|>``), and a ChatML-style chat template whose assistant
-  turns sit inside ``{% generation %}`` blocks, so
-  ``apply_chat_template(..., return_assistant_tokens_mask=True)`` returns the assistant mask.
+* ``tokenizer="char"`` (the default): a character-level ``PreTrainedTokenizerFast`` whose vocabulary
+  is printable ASCII plus newline and tab (any other character becomes ``<|unk|>``), with a
+  ChatML-style template whose assistant turns sit inside ``{% generation %}`` blocks, so
+  ``apply_chat_template(..., return_assistant_tokens_mask=True)`` returns the assistant mask;
+* ``tokenizer="bpe"``: a byte-level BPE (as Qwen2.5, Llama 3 and GPT-2 use) of a few thousand tokens,
+  trained here with the ``tokenizers`` library on text the project generates (its envs' prompts,
+  feedback and replies), so merges make one token out of several characters and re-encoding a
+  decoded reply need not give the sampled ids back. Its templates are the real models' shapes,
+  without generation blocks: ``chatml`` (Qwen2.5's layout), ``qwen3`` (ChatML that drops the
+  ``<think>`` part of assistant turns before the last user message, and takes ``enable_thinking``),
+  ``llama3`` (header tokens, ``<|eot_id|>`` ends a turn, content trimmed).
 
 ``tiny_model_path()`` builds the default folder once into a cache (``$DRIFT_CACHE``, default
-``~/.cache/drift``) and returns it afterwards; ``drift tiny-model --out DIR`` writes one anywhere.
+``~/.cache/drift``) and returns it afterwards; ``drift tiny-model --out DIR`` writes one anywhere
+(``--tokenizer bpe [--template qwen3]`` for the BPE variants).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -55,6 +64,48 @@ CHAT_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
 
+# The BPE variants' templates: real models' layouts, without generation blocks.
+CHATML_TEMPLATE = (  # Qwen2.5's layout: the newline after <|im_end|> is the template's, never generated
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+QWEN3_TEMPLATE = (  # Qwen3's rules: turns after the last user message keep a <think> block, earlier ones lose it
+    "{%- set ns = namespace(last_user=-1) -%}"
+    "{%- for message in messages -%}{%- if message['role'] == 'user' -%}{%- set ns.last_user = loop.index0 -%}"
+    "{%- endif -%}{%- endfor -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{%- set content = message['content'] -%}{%- set reasoning = '' -%}"
+    "{%- if '</think>' in content -%}"
+    "{%- set reasoning = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') -%}"
+    "{%- set content = content.split('</think>')[-1].lstrip('\\n') -%}"
+    "{%- endif -%}"
+    "{%- if loop.index0 > ns.last_user -%}"
+    "{{- '<|im_start|>assistant\\n<think>\\n' + reasoning.strip('\\n') + '\\n</think>\\n\\n' + content + '<|im_end|>\\n' -}}"
+    "{%- else -%}{{- '<|im_start|>assistant\\n' + content + '<|im_end|>\\n' -}}{%- endif -%}"
+    "{%- else -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}{{- '<think>\\n\\n</think>\\n\\n' -}}"
+    "{%- endif -%}{%- endif -%}"
+)
+LLAMA3_TEMPLATE = (  # Llama 3's header layout; content is trimmed, as Meta's template does
+    "{{- '<|begin_of_text|>' -}}"
+    "{%- for message in messages -%}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + message['content'] | trim "
+    "+ '<|eot_id|>' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}{%- endif -%}"
+)
+BPE_TEMPLATES = {"chatml": CHATML_TEMPLATE, "qwen3": QWEN3_TEMPLATE, "llama3": LLAMA3_TEMPLATE}
+TOKENIZERS = ("char", "bpe")
+BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT = "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"
+BPE_SPECIAL_TOKENS = [PAD_TOKEN, END_OF_TEXT, IM_START, IM_END, BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT]
+
 # Bump when the folder layout or defaults change so cached copies are rebuilt.
 FORMAT_VERSION = 2  # 2: generation_config.suppress_tokens (no pad/unk/im_start inside replies)
 
@@ -70,9 +121,21 @@ class TinyModelConfig:
     intermediate_size: int = 384
     max_position_embeddings: int = 16384
     seed: int = 0
+    tokenizer: str = "char"  # "char" or "bpe"
+    template: str | None = None  # bpe: "chatml" (default), "qwen3", "llama3"; char: its own template only
+    bpe_vocab_size: int = 2048
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that does not make sense."""
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
+        if self.tokenizer == "char" and self.template is not None:
+            raise ValueError("the char tokenizer has one template (ChatML with generation blocks); "
+                             f"template={self.template!r} needs tokenizer='bpe'")
+        if self.tokenizer == "bpe" and (self.template or "chatml") not in BPE_TEMPLATES:
+            raise ValueError(f"template must be one of {sorted(BPE_TEMPLATES)}, got {self.template!r}")
+        if self.tokenizer == "bpe" and not 300 <= self.bpe_vocab_size <= 65536:
+            raise ValueError(f"bpe_vocab_size must be in 300..65536, got {self.bpe_vocab_size}")
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
                      "max_position_embeddings"):
             if getattr(self, name) <= 0:
@@ -107,6 +170,64 @@ def build_tokenizer():
     return tokenizer
 
 
+def bpe_corpus() -> list[str]:
+    """Text the project generates, for training the BPE tokenizer: env prompts, feedback and replies.
+
+    A pure function of the envs' procedural generators, so the same code gives the same tokenizer.
+    """
+    import gymnasium as gym
+
+    import drift_envs  # noqa: F401 - registers drift/* ids
+
+    texts: list[str] = []
+    for difficulty in ("tiny", "easy", "medium", "hard"):
+        for feedback in ("hint", "binary"):
+            env = gym.make("drift/MathFeedback-v0", difficulty=difficulty, feedback=feedback, split="train",
+                           max_turns=2, disable_env_checker=True)
+            for i in range(120):
+                _, info = env.reset(options={"index": i})
+                texts += [m["content"] for m in info["messages"]]
+                reply = f"Let me work it out step by step. The answer is \\boxed{{{(i * 37) % 200 - 50}}}."
+                obs, *_ = env.step(reply)
+                texts += [reply, obs, f"So the result is {i * 3 + 1}, and I will write \\boxed{{{i * 3 + 1}}}."]
+            env.close()
+    env = gym.make("drift/UserCorrection-v0", disable_env_checker=True)
+    for i in range(300):
+        obs, info = env.reset(options={"index": i})
+        texts += [m["content"] for m in info["messages"]]
+        feedback, *_ = env.step("Here is a short answer, as you asked.")
+        texts += [feedback, "<think>\nThe user wants something short.\n</think>\n\nHere it is."]
+    env.close()
+    return texts
+
+
+@functools.lru_cache(maxsize=4)
+def _trained_bpe(vocab_size: int) -> str:
+    """The trained byte-level BPE as JSON (trained once per process and size; the templates share it)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=BPE_SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    backend.train_from_iterator(bpe_corpus(), trainer=trainer)
+    return backend.to_str()
+
+
+def build_bpe_tokenizer(template: str = "chatml", vocab_size: int = 2048):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on :func:`bpe_corpus`, with a real model's template."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer.from_str(_trained_bpe(vocab_size))
+    eos = EOT if template == "llama3" else IM_END
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD_TOKEN, eos_token=eos, bos_token=None,
+                                        unk_token=None, padding_side="left", model_max_length=16384)
+    tokenizer.chat_template = BPE_TEMPLATES[template]
+    return tokenizer
+
+
 def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None = None, **overrides) -> Path:
     """Write a tiny randomly-initialised causal LM and its tokenizer to ``out_dir`` and return the path.
 
@@ -123,8 +244,13 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
 
-    tokenizer = build_tokenizer()
-    im_end = tokenizer.convert_tokens_to_ids(IM_END)
+    if config.tokenizer == "bpe":
+        tokenizer = build_bpe_tokenizer(config.template or "chatml", config.bpe_vocab_size)
+        specials = BPE_SPECIAL_TOKENS
+    else:
+        tokenizer = build_tokenizer()
+        specials = SPECIAL_TOKENS
+    im_end = tokenizer.eos_token_id  # <|im_end|>, or <|eot_id|> for the llama3 template
     eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -143,7 +269,8 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
     model = AutoModelForCausalLM.from_config(model_config, dtype=torch.float32)
     # Special tokens that can never be part of a reply's text (decoding drops them, so a reply that
     # sampled one would not say what the model generated) are suppressed, as model.generate does.
-    never = sorted(tokenizer.convert_tokens_to_ids([t for t in SPECIAL_TOKENS if t not in (IM_END, END_OF_TEXT)]))
+    never = sorted(tokenizer.convert_tokens_to_ids([t for t in specials
+                                                    if t not in (tokenizer.eos_token, END_OF_TEXT)]))
     model.generation_config = GenerationConfig(
         eos_token_id=[im_end, eot], pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
         do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256, suppress_tokens=never,
@@ -207,11 +334,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intermediate-size", type=int, default=defaults.intermediate_size)
     parser.add_argument("--max-position-embeddings", type=int, default=defaults.max_position_embeddings)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--tokenizer", choices=TOKENIZERS, default=defaults.tokenizer,
+                        help="char: character level with generation blocks (default); bpe: byte-level BPE trained "
+                             "here, with a real model's template")
+    parser.add_argument("--template", choices=sorted(BPE_TEMPLATES), default=None,
+                        help="bpe only: chatml (Qwen2.5 layout, default), qwen3 (drops earlier <think>), llama3")
+    parser.add_argument("--bpe-vocab-size", type=int, default=defaults.bpe_vocab_size)
     args = parser.parse_args(argv)
     config = TinyModelConfig(
         hidden_size=args.hidden_size, num_layers=args.num_layers,
         num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, intermediate_size=args.intermediate_size,
-        max_position_embeddings=args.max_position_embeddings, seed=args.seed,
+        max_position_embeddings=args.max_position_embeddings, seed=args.seed, tokenizer=args.tokenizer,
+        template=args.template, bpe_vocab_size=args.bpe_vocab_size,
     )
     try:
         config.validate()
@@ -220,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = build_tiny_model(args.out, config)
     info = json.loads((out / "drift_tiny.json").read_text())
-    print(f"wrote tiny Llama model ({info['num_parameters']:,} parameters) to {out}")
+    print(f"wrote tiny Llama model ({info['num_parameters']:,} parameters, {config.tokenizer} tokenizer"
+          f"{f', {config.template} template' if config.template else ''}) to {out}")
     return 0
 
 
