@@ -10,10 +10,33 @@ Metrics (each with a standard error) from trajectory records of any env:
 - ``non_repeat_ratio`` — distinct answers / answers given, averaged over episodes with an answer;
 - ``format_error_rate`` — share of replies with no extractable answer.
 
-Each metric is ``{"value", "se", "n"}``; with no observations (``n == 0``) value and se are None.
+Each metric is ``{"value", "se", "n", "tasks"}`` (``n`` observations from ``tasks`` tasks); with no
+observations value and se are None, and se is None when the observations come from one task.
+
+Standard errors are clustered by task (``task_id``; ``prompt_id`` where a row has none): the samples
+of one task are not independent, so counting episodes as independent draws understates the error
+(100 tasks x 8 samples: the binomial s.e. was 0.018 where the spread over repeated evaluations is
+0.045). Every metric is a ratio ``m = Σ_i y_i / Σ_i x_i`` over episodes ``i`` (``x_i`` what episode i
+puts in the denominator — 1, or its number of replies for ``format_error_rate`` — and ``y_i`` what it
+puts in the numerator), and its s.e. is the cluster-robust (CR1, linearised ratio) formula over the
+``G`` tasks that have observations::
+
+    se(m)² = G/(G−1) · Σ_g (Y_g − m·X_g)² / X²       Y_g = Σ_{i∈g} y_i,  X_g = Σ_{i∈g} x_i,  X = Σ_g X_g
+
+With the same number of samples per task (success@t), this is exactly the s.e. of the mean of the
+per-task means, ``sd_g(ȳ_g)/√G``; with one sample per task it is the binomial s.e. times
+``√(n/(n−1))``. Two models evaluated on the same tasks are compared with a paired s.e. from the
+per-task differences of the same linearised terms (:func:`paired_differences`)::
+
+    se(m_A − m_B)² = G/(G−1) · Σ_g (u_{A,g} − u_{B,g})²      u_g = (Y_g − m·X_g) / X
+
+which, with balanced samples, is the s.e. of the mean per-task difference.
 
 ``drift eval --model PATH --env ID --num-tasks N --out metrics.json`` rolls the model out (greedy by
-default) and writes the metrics, with one row per task in ``metrics.tasks.jsonl`` beside it.
+default) and writes the metrics, with one row per task in ``metrics.tasks.jsonl`` beside it;
+``drift eval --records FILE --out metrics.json`` computes them from an existing trajectory file (ours
+or the DRIFT release's) without a model. ``--baseline FILE`` adds the paired differences against
+another model's trajectories on the same tasks.
 """
 
 from __future__ import annotations
@@ -22,29 +45,56 @@ import argparse
 import json
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["evaluate_model", "format_metric", "main", "metrics_table", "multiturn_metrics", "per_task_results", "plot_success_curves"]
+__all__ = [
+    "clustered_ratio",
+    "evaluate_model",
+    "format_metric",
+    "main",
+    "metric_observations",
+    "metrics_table",
+    "multiturn_metrics",
+    "paired_differences",
+    "per_task_results",
+    "plot_success_curves",
+]
+
+
+def _task_of(record: dict) -> str:
+    """The cluster of an episode: its task (``prompt_id`` for rows without a ``task_id``)."""
+    task = record.get("task_id")
+    return str(task if task is not None else record.get("prompt_id"))
+
+
+def _task_sums(y: Sequence[float], x: Sequence[float], tasks: Sequence[str]) -> dict[str, list[float]]:
+    """{task: [Y_g, X_g]} over the tasks with observations (x > 0)."""
+    sums: dict[str, list[float]] = {}
+    for yi, xi, g in zip(y, x, tasks, strict=True):
+        if xi:
+            cell = sums.setdefault(g, [0.0, 0.0])
+            cell[0] += yi
+            cell[1] += xi
+    return sums
 
 
 # A metric with no observations has value and se None (JSON null): NaN would make the metrics files
 # invalid JSON (RFC 8259) for strict readers such as JavaScript's JSON.parse.
-def _proportion(hits: int, n: int) -> dict[str, float | None]:
-    if not n:
-        return {"value": None, "se": None, "n": 0}
-    p = hits / n
-    return {"value": p, "se": math.sqrt(p * (1 - p) / n), "n": n}
-
-
-def _mean(values: Sequence[float]) -> dict[str, float | None]:
-    n = len(values)
-    if not n:
-        return {"value": None, "se": None, "n": 0}
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
-    return {"value": mean, "se": math.sqrt(var / n), "n": n}
+def clustered_ratio(y: Sequence[float], x: Sequence[float], tasks: Sequence[str]) -> dict[str, Any]:
+    """``Σy/Σx`` with its task-clustered (CR1) standard error: the module docstring's formula."""
+    sums = _task_sums(y, x, tasks)
+    total = sum(X for _, X in sums.values())
+    if not total:
+        return {"value": None, "se": None, "n": 0, "tasks": 0}
+    value = sum(Y for Y, _ in sums.values()) / total
+    G = len(sums)
+    se = None
+    if G > 1:
+        se = math.sqrt(G / (G - 1) * sum((Y - value * X) ** 2 for Y, X in sums.values())) / total
+    return {"value": value, "se": se, "n": int(round(total)), "tasks": G}
 
 
 def _turns(record: dict) -> list[int]:
@@ -53,39 +103,99 @@ def _turns(record: dict) -> list[int]:
     return [int(verifier[k]) for k in sorted(verifier, key=lambda k: int(k[1:]))]
 
 
-def multiturn_metrics(records: Sequence[dict], max_turns: int | None = None) -> dict[str, Any]:
-    """The multi-turn metrics of a set of trajectory records (one episode each)."""
+def _format_errors(record: dict, num_turns: int) -> tuple[int, int]:
+    """(replies without an extractable answer, replies) of one episode.
+
+    Our records hold one ``answer_norms`` entry per turn, None for no answer. The release's rows hold
+    one entry per executed action and mark a format error in ``reward_details["tK"]["format_penalty"]``.
+    """
+    answers = list(record.get("answer_norms") or [])
+    details = record.get("reward_details")
+    ours = "schema_version" in (record.get("meta") or {})
+    if not ours and isinstance(details, dict) and details and all(isinstance(v, dict) for v in details.values()):
+        turns = [details.get(f"t{t}", {}) for t in range(1, num_turns + 1)]
+        return sum(1 for d in turns if d.get("format_penalty")), num_turns
+    return sum(1 for a in answers if a is None), len(answers)
+
+
+def metric_observations(records: Sequence[dict], max_turns: int | None = None) -> tuple[list[str], int, dict]:
+    """``(tasks, T, obs)``: each episode's task, the turn budget, and for every metric its per-episode
+    ``(y, x)`` lists (``obs["success_at"]["1"] = (y, x)``, ..., ``obs["correction_rate"] = (y, x)``)."""
     if not records:
         raise ValueError("no trajectories to evaluate")
     bits = [_turns(r) for r in records]
     T = max_turns or max(len(b) for b in bits)
-    first_success = [next((i + 1 for i, b in enumerate(bs) if b), None) for bs in bits]
-    n = len(records)
-    success_at = {t: _proportion(sum(1 for s in first_success if s is not None and s <= t), n) for t in range(1, T + 1)}
-    acc_turn = {}
+    first = [next((i + 1 for i, b in enumerate(bs) if b), None) for bs in bits]
+    tasks = [_task_of(r) for r in records]
+    obs: dict[str, Any] = {"success_at": {}, "acc_turn": {}}
     for t in range(1, T + 1):
-        at_risk = [s for s, bs in zip(first_success, bits, strict=True) if (s is None or s >= t) and len(bs) >= t]
-        acc_turn[t] = _proportion(sum(1 for s in at_risk if s == t), len(at_risk))
-    wrong_first = [s for s in first_success if s != 1]
-    solved = [s for s in first_success if s is not None]
-    ratios, answers_total, format_errors = [], 0, 0
-    for r in records:
-        answers = list(r.get("answer_norms") or [])
-        given = [a for a in answers if a is not None]
-        answers_total += len(answers)
-        format_errors += len(answers) - len(given)
-        if given:
-            ratios.append(len(set(given)) / len(given))
-    return {
-        "num_episodes": n,
-        "max_turns": T,
-        "success_at": {str(t): v for t, v in success_at.items()},
-        "acc_turn": {str(t): v for t, v in acc_turn.items()},
-        "correction_rate": _proportion(sum(1 for s in wrong_first if s is not None), len(wrong_first)),
-        "mean_turns_to_success": _mean([float(s) for s in solved]),
-        "non_repeat_ratio": _mean(ratios),
-        "format_error_rate": _proportion(format_errors, answers_total),
-    }
+        obs["success_at"][str(t)] = ([float(s is not None and s <= t) for s in first], [1.0] * len(records))
+        at_risk = [float((s is None or s >= t) and len(bs) >= t) for s, bs in zip(first, bits, strict=True)]
+        obs["acc_turn"][str(t)] = ([float(s == t) for s in first], at_risk)
+    wrong_first = [float(s != 1) for s in first]
+    obs["correction_rate"] = ([float(s is not None and s != 1) for s in first], wrong_first)
+    obs["mean_turns_to_success"] = ([float(s or 0) for s in first], [float(s is not None) for s in first])
+    ratios, has_answer, errors, replies = [], [], [], []
+    for r, bs in zip(records, bits, strict=True):
+        given = [a for a in (r.get("answer_norms") or []) if a is not None]
+        ratios.append(len(set(given)) / len(given) if given else 0.0)
+        has_answer.append(float(bool(given)))
+        e, n = _format_errors(r, len(bs))
+        errors.append(float(e))
+        replies.append(float(n))
+    obs["non_repeat_ratio"] = (ratios, has_answer)
+    obs["format_error_rate"] = (errors, replies)
+    return tasks, T, obs
+
+
+def _map_metrics(obs: dict, fn) -> dict:
+    return {name: ({t: fn(*v) for t, v in value.items()} if isinstance(value, dict) else fn(*value))
+            for name, value in obs.items()}
+
+
+def multiturn_metrics(records: Sequence[dict], max_turns: int | None = None) -> dict[str, Any]:
+    """The multi-turn metrics of a set of trajectory records (one episode each), task-clustered s.e."""
+    tasks, T, obs = metric_observations(records, max_turns)
+    metrics = _map_metrics(obs, lambda y, x: clustered_ratio(y, x, tasks))
+    return {"num_episodes": len(records), "max_turns": T, "num_tasks": len(set(tasks)), **metrics}
+
+
+def paired_differences(records_a: Sequence[dict], records_b: Sequence[dict],
+                       max_turns: int | None = None) -> dict[str, Any]:
+    """Every metric of model A minus model B on the same tasks, with the paired (per-task) s.e. of the
+    module docstring: ``{"value", "se", "tasks"}`` per metric. Raises when the task sets differ."""
+    tasks_a, T_a, obs_a = metric_observations(records_a, max_turns)
+    tasks_b, T_b, obs_b = metric_observations(records_b, max_turns)
+    only_a, only_b = set(tasks_a) - set(tasks_b), set(tasks_b) - set(tasks_a)
+    if only_a or only_b:
+        raise ValueError(f"paired differences need the same tasks: {len(only_a)} task(s) only in the first set "
+                         f"(e.g. {sorted(only_a)[:3]}), {len(only_b)} only in the second (e.g. {sorted(only_b)[:3]})")
+    T = max(T_a, T_b)
+    if T_a != T_b:  # compare over the same budget
+        tasks_a, _, obs_a = metric_observations(records_a, T)
+        tasks_b, _, obs_b = metric_observations(records_b, T)
+
+    def difference(a: tuple, b: tuple) -> dict[str, Any]:
+        sums_a, sums_b = _task_sums(*a, tasks_a), _task_sums(*b, tasks_b)
+        total_a, total_b = sum(X for _, X in sums_a.values()), sum(X for _, X in sums_b.values())
+        if not total_a or not total_b:
+            return {"value": None, "se": None, "tasks": 0}
+        m_a = sum(Y for Y, _ in sums_a.values()) / total_a
+        m_b = sum(Y for Y, _ in sums_b.values()) / total_b
+        shared = set(sums_a) | set(sums_b)
+        u = [(sums_a.get(g, [0.0, 0.0])[0] - m_a * sums_a.get(g, [0.0, 0.0])[1]) / total_a
+             - (sums_b.get(g, [0.0, 0.0])[0] - m_b * sums_b.get(g, [0.0, 0.0])[1]) / total_b for g in shared]
+        G = len(shared)
+        se = math.sqrt(G / (G - 1) * sum(v * v for v in u)) if G > 1 else None
+        return {"value": m_a - m_b, "se": se, "tasks": G}
+
+    out: dict[str, Any] = {"max_turns": T}
+    for name, value in obs_a.items():
+        if isinstance(value, dict):
+            out[name] = {t: difference(v, obs_b[name][t]) for t, v in value.items()}
+        else:
+            out[name] = difference(value, obs_b[name])
+    return out
 
 
 def per_task_results(records: Sequence[dict]) -> list[dict]:
@@ -106,8 +216,10 @@ def per_task_results(records: Sequence[dict]) -> list[dict]:
 
 
 def format_metric(m: dict) -> str:
-    """``value ± se`` of a metric dict (``—`` when it has no observations)."""
-    return "—" if m["n"] == 0 else f"{m['value']:.3f} ± {m['se']:.3f}"
+    """``value ± se`` of a metric dict (``—`` when it has no observations, no ``±`` from a single task)."""
+    if m["value"] is None:
+        return "—"
+    return f"{m['value']:.3f}" if m["se"] is None else f"{m['value']:.3f} ± {m['se']:.3f}"
 
 
 def metrics_table(rows: dict[str, dict], title: str = "multi-turn evaluation"):
@@ -139,7 +251,7 @@ def plot_success_curves(metrics: dict[str, dict], path: str | os.PathLike, title
     for name, m in metrics.items():
         ts = sorted(int(t) for t in m["success_at"])
         values = [m["success_at"][str(t)]["value"] for t in ts]
-        ses = [m["success_at"][str(t)]["se"] for t in ts]
+        ses = [m["success_at"][str(t)]["se"] or 0.0 for t in ts]  # None: a single task, no band
         ax.plot(ts, values, marker="o", label=name)
         ax.fill_between(ts, [v - s for v, s in zip(values, ses, strict=True)],
                         [v + s for v, s in zip(values, ses, strict=True)], alpha=0.15)
@@ -199,16 +311,30 @@ def _turn_budget(env_id: str, env_kwargs: dict) -> int | None:
     return int(budget) if budget is not None else None
 
 
+def records_turn_budget(records: Sequence[dict]) -> int | None:
+    """The turn budget written in the records: ``env_kwargs.max_turns`` or ``meta.max_turns`` (the
+    release's padding), the largest found; None when no record says."""
+    budgets = [int(b) for r in records for b in ((r.get("env_kwargs") or {}).get("max_turns"),
+                                                   (r.get("meta") or {}).get("max_turns")) if b is not None]
+    return max(budgets) if budgets else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``drift eval``: roll a model out in an env and save its multi-turn metrics."""
-    parser = argparse.ArgumentParser(prog="drift eval", description="Multi-turn evaluation of a model in an env.")
-    parser.add_argument("--model", required=True, help="model folder or hub id")
-    parser.add_argument("--env", required=True, help="registered env id, e.g. drift/MathFeedback-v0")
+    """``drift eval``: roll a model out in an env (or read its trajectories) and save its multi-turn metrics."""
+    parser = argparse.ArgumentParser(prog="drift eval", description="Multi-turn evaluation of a model in an env, "
+                                     "or of a trajectory file (--records) without a model.")
+    parser.add_argument("--model", help="model folder or hub id (required unless --records)")
+    parser.add_argument("--env", help="registered env id, e.g. drift/MathFeedback-v0 (required unless --records)")
+    parser.add_argument("--records", help="compute the metrics from this trajectory file (.jsonl or .parquet, ours "
+                        "or the DRIFT release's) instead of rolling a model out")
+    parser.add_argument("--baseline", help="trajectory file of another model on the same tasks: adds the paired "
+                        "differences (this minus baseline) with their paired s.e. as vs_baseline")
     parser.add_argument("--env-kwargs", default="{}", help="JSON object of env kwargs")
     parser.add_argument("--num-tasks", type=int, default=100)
     parser.add_argument("--task-offset", type=int, default=0, help="first task index (held-out ranges)")
     parser.add_argument("--samples", type=int, default=1, help="episodes per task")
-    parser.add_argument("--max-turns", type=int, default=None)
+    parser.add_argument("--max-turns", type=int, default=None,
+                        help="turn budget (default: the env's; with --records, the one the records state)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=64)
@@ -223,22 +349,60 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--env-kwargs is not valid JSON: {e}")
     if not isinstance(env_kwargs, dict):
         parser.error("--env-kwargs must be a JSON object")
+    if args.records is None and (args.model is None or args.env is None):
+        parser.error("give --model and --env to roll a model out, or --records FILE to evaluate existing trajectories")
     from rich.console import Console
+
+    from drift_train.trajectories import read_trajectories
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    metrics, records = evaluate_model(
-        args.model, args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
-        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        max_turns=args.max_turns, backend=args.backend, seed=args.seed, batch_size=args.batch_size,
-        task_offset=args.task_offset, out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
-    )
-    metrics["model"], metrics["env"], metrics["env_kwargs"] = args.model, args.env, env_kwargs
+    try:
+        if args.records is not None:
+            records = list(read_trajectories(args.records))
+            if not records:
+                raise ValueError(f"{args.records}: no records")
+            budget = args.max_turns or records_turn_budget(records)
+            env_ids = {r.get("env_id") for r in records}
+            if budget is None and len(env_ids) == 1 and None not in env_ids:  # ask the env the records name
+                env_id = env_ids.pop()
+                try:
+                    budget = _turn_budget(env_id, records[0].get("env_kwargs") or {})
+                except Exception as e:  # noqa: BLE001 - any failure to build the env means the same to the user
+                    raise ValueError(f"{args.records}: the records name env {env_id!r}, which could not be made "
+                                     f"to read its turn budget ({e}); pass --max-turns") from None
+            metrics = multiturn_metrics(records, budget)
+            metrics["records"] = str(args.records)
+            label = Path(args.records).stem
+        else:
+            metrics, records = evaluate_model(
+                args.model, args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
+                temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                max_turns=args.max_turns, backend=args.backend, seed=args.seed, batch_size=args.batch_size,
+                task_offset=args.task_offset, out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
+            )
+            metrics["model"], metrics["env"], metrics["env_kwargs"] = args.model, args.env, env_kwargs
+            label = Path(args.model).name or args.model
+        if args.baseline is not None:
+            baseline = list(read_trajectories(args.baseline))
+            metrics["vs_baseline"] = {"baseline": str(args.baseline),
+                                      **paired_differences(records, baseline, metrics["max_turns"])}
+    except (ValueError, FileNotFoundError) as err:
+        print(f"drift eval: {err}", file=sys.stderr)
+        return 2
     out.write_text(json.dumps(metrics, indent=2))
     tasks_path = out.with_name(out.stem + ".tasks.jsonl")
     with open(tasks_path, "w") as f:
         for row in per_task_results(records):
             f.write(json.dumps(row) + "\n")
-    Console().print(metrics_table({Path(args.model).name or args.model: metrics}, title=f"{args.env}"))
+    console = Console()
+    console.print(metrics_table({label: metrics}, title=args.env or str(args.records)))
+    if "vs_baseline" in metrics:
+        T = metrics["max_turns"]
+        d = metrics["vs_baseline"]["success_at"][str(T)]
+        if d["value"] is not None:
+            z = d["value"] / d["se"] if d["se"] else float("nan")
+            console.print(f"vs baseline: success@{T} {d['value']:+.3f} ± {d['se'] or 0:.3f} (paired over "
+                          f"{d['tasks']} tasks, {z:+.1f} SE)")
     print(f"metrics -> {out}\nper-task results -> {tasks_path}")
     return 0

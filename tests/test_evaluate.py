@@ -5,13 +5,20 @@ from __future__ import annotations
 import json
 import math
 import random
+import statistics
 from pathlib import Path
 
 import pytest
 from parity_env import register_parity_env
 
 from drift_train.cli import main as drift_main
-from drift_train.evaluate import evaluate_model, format_metric, multiturn_metrics, per_task_results
+from drift_train.evaluate import (
+    evaluate_model,
+    format_metric,
+    multiturn_metrics,
+    paired_differences,
+    per_task_results,
+)
 from drift_train.trajectories import read_trajectories
 
 PARITY_ENV_ID = "drift-test/EvalParity-v0"
@@ -30,22 +37,27 @@ def make_record(bits: list[int], answers: list[str | None], task_id: str = "task
 
 
 # ---- a naive reference, one episode at a time ------------------------------------------------------
+# Standard errors are clustered by task: each metric is Σy/Σx over episodes, and its s.e. comes from
+# the per-task totals (Y_g, X_g): se² = G/(G−1) Σ_g (Y_g − m X_g)² / X² over the G tasks observed.
 
-def naive_proportion(hits: int, n: int) -> tuple[float | None, float | None]:
-    if n == 0:
+def naive_cluster(obs: list[tuple[str, float, float]]) -> tuple[float | None, float | None]:
+    """(value, se) of Σy/Σx from (task, y, x) triples, the s.e. clustered by task (None for one task)."""
+    per_task: dict[str, list[float]] = {}
+    for task, y, x in obs:
+        if x:
+            per_task.setdefault(task, [0.0, 0.0])
+            per_task[task][0] += y
+            per_task[task][1] += x
+    if not per_task:
         return None, None
-    p = hits / n
-    return p, math.sqrt(p * (1 - p) / n)
-
-
-def naive_mean(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) == 1:
-        return mean, 0.0
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return mean, sd / math.sqrt(len(values))
+    total_y = sum(v[0] for v in per_task.values())
+    total_x = sum(v[1] for v in per_task.values())
+    m = total_y / total_x
+    G = len(per_task)
+    if G == 1:
+        return m, None
+    spread = sum((Y - m * X) ** 2 for Y, X in per_task.values())
+    return m, math.sqrt(G / (G - 1) * spread) / total_x
 
 
 def naive_metrics(records: list[dict], T: int) -> dict:
@@ -59,37 +71,29 @@ def naive_metrics(records: list[dict], T: int) -> dict:
             if b == 1:
                 first = t
                 break
-        episodes.append((bits, first, r.get("answer_norms") or []))
+        episodes.append((r["task_id"], bits, first, r.get("answer_norms") or []))
     out: dict = {"success_at": {}, "acc_turn": {}}
     for t in range(1, T + 1):
-        solved_by_t = 0
-        for _, first, _ in episodes:
-            if first is not None and first <= t:
-                solved_by_t += 1
-        out["success_at"][t] = naive_proportion(solved_by_t, len(episodes))
-        at_risk = hits = 0
-        for bits, first, _ in episodes:
+        solved_by_t, at_risk = [], []
+        for task, bits, first, _ in episodes:
+            solved_by_t.append((task, float(first is not None and first <= t), 1.0))
             still_unsolved_at_start = first is None or first >= t
             if len(bits) >= t and still_unsolved_at_start:
-                at_risk += 1
-                if bits[t - 1] == 1:
-                    hits += 1
-        out["acc_turn"][t] = naive_proportion(hits, at_risk)
-    wrong_first = corrected = 0
-    for bits, first, _ in episodes:
+                at_risk.append((task, float(bits[t - 1] == 1), 1.0))
+        out["success_at"][t] = naive_cluster(solved_by_t)
+        out["acc_turn"][t] = naive_cluster(at_risk)
+    corrections = []
+    for task, bits, first, _ in episodes:
         if bits[0] == 0:
-            wrong_first += 1
-            if first is not None:
-                corrected += 1
-    out["correction_rate"] = naive_proportion(corrected, wrong_first)
-    out["mean_turns_to_success"] = naive_mean([float(first) for _, first, _ in episodes if first is not None])
-    ratios = []
-    replies = format_errors = 0
-    for _, _, answers in episodes:
+            corrections.append((task, float(first is not None), 1.0))
+    out["correction_rate"] = naive_cluster(corrections)
+    out["mean_turns_to_success"] = naive_cluster([(task, float(first), 1.0) for task, _, first, _ in episodes
+                                                  if first is not None])
+    ratios, replies = [], []
+    for task, _, _, answers in episodes:
         distinct: list[str] = []
-        given = 0
+        given = format_errors = 0
         for a in answers:
-            replies += 1
             if a is None:
                 format_errors += 1
                 continue
@@ -97,9 +101,10 @@ def naive_metrics(records: list[dict], T: int) -> dict:
             if a not in distinct:
                 distinct.append(a)
         if given:
-            ratios.append(len(distinct) / given)
-    out["non_repeat_ratio"] = naive_mean(ratios)
-    out["format_error_rate"] = naive_proportion(format_errors, replies)
+            ratios.append((task, len(distinct) / given, 1.0))
+        replies.append((task, float(format_errors), float(len(answers))))
+    out["non_repeat_ratio"] = naive_cluster(ratios)
+    out["format_error_rate"] = naive_cluster(replies)
     return out
 
 
@@ -117,7 +122,7 @@ def assert_matches_naive(metrics: dict, records: list[dict], T: int) -> None:
             assert m["n"] == 0 and m["value"] is None and m["se"] is None, where
         else:
             assert m["value"] == pytest.approx(value, abs=1e-12), where
-            assert m["se"] == pytest.approx(se, abs=1e-12), where
+            assert m["se"] == (None if se is None else pytest.approx(se, abs=1e-12)), where
 
     for t in range(1, T + 1):
         same(metrics["success_at"][str(t)], naive["success_at"][t], f"success@{t}")
@@ -140,12 +145,13 @@ HAND_MADE = [
 def test_hand_made_records_known_values() -> None:
     m = multiturn_metrics(HAND_MADE, max_turns=3)
     assert [m["success_at"][t]["value"] for t in "123"] == pytest.approx([1 / 5, 2 / 5, 3 / 5])
-    assert m["success_at"]["1"]["se"] == pytest.approx(math.sqrt(0.2 * 0.8 / 5))
+    # five tasks of one sample each: the clustered s.e. is the binomial one with n − 1 for n
+    assert m["success_at"]["1"]["se"] == pytest.approx(math.sqrt(0.2 * 0.8 / 4))
     # at risk: all 5 at turn 1; b, c, d, e at turn 2 (e solves); b, c, d at turn 3 (b solves)
     assert [(m["acc_turn"][t]["value"], m["acc_turn"][t]["n"]) for t in "123"] == [
         pytest.approx((1 / 5, 5)), pytest.approx((1 / 4, 4)), pytest.approx((1 / 3, 3))]
     assert (m["correction_rate"]["value"], m["correction_rate"]["n"]) == (0.5, 4)
-    assert m["correction_rate"]["se"] == pytest.approx(0.25)
+    assert m["correction_rate"]["se"] == pytest.approx(math.sqrt(0.5 * 0.5 / 3))
     assert m["mean_turns_to_success"]["value"] == pytest.approx(2.0)  # turns 1, 3, 2
     assert m["mean_turns_to_success"]["se"] == pytest.approx(1 / math.sqrt(3))  # sample sd 1
     # d has no answer at all and is left out; c repeats "5" three times
@@ -194,7 +200,7 @@ def test_metrics_without_observations_are_null_in_json() -> None:
     # every episode solved at turn 1: no correction to measure, nobody at risk at turn 2
     records = [make_record([1], ["2"], f"t{i}") for i in range(3)]
     m = multiturn_metrics(records, max_turns=2)
-    assert m["correction_rate"] == {"value": None, "se": None, "n": 0}
+    assert m["correction_rate"] == {"value": None, "se": None, "n": 0, "tasks": 0}
     assert m["acc_turn"]["2"]["n"] == 0
     assert format_metric(m["correction_rate"]) == "—"
     assert json.loads(json.dumps(m, allow_nan=False)) == m  # strict JSON: no NaN
@@ -275,3 +281,112 @@ def test_evaluate_model_reports_every_turn_of_the_env_budget(tiny_model_dir: Pat
     assert_matches_naive(metrics, records, 16)
     assert metrics["success_at"]["1"]["value"] < 1  # some episodes need more than one turn
     assert metrics["success_at"]["16"]["value"] == 1.0
+
+
+# ---- clustered and paired standard errors ----------------------------------------------------------
+
+def _population_run(rng, tasks: int, samples: int, a: float = 0.2) -> list[dict]:
+    """One evaluation: tasks drawn from a population of difficulties (Beta(a, a)), `samples` episodes each."""
+    records = []
+    for g in range(tasks):
+        p = rng.betavariate(a, a)
+        for j in range(samples):
+            records.append({"task_id": f"task-{g}", "traj_idx": j, "verifier": {"t1": int(rng.random() < p)},
+                            "answer_norms": ["x"]})
+    return records
+
+
+def test_clustered_se_matches_the_spread_over_repeated_evaluations() -> None:
+    """100 tasks x 8 samples (the issue's case): the clustered s.e. is the Monte-Carlo sd of success@1
+    over repeated evaluations (new tasks each time); the binomial s.e. is 2.4x too small."""
+    rng = random.Random(12)
+    values, ses, binomial = [], [], []
+    for _ in range(400):
+        m = multiturn_metrics(_population_run(rng, 100, 8))["success_at"]["1"]
+        values.append(m["value"])
+        ses.append(m["se"])
+        binomial.append(math.sqrt(m["value"] * (1 - m["value"]) / m["n"]))
+        assert m["tasks"] == 100 and m["n"] == 800
+    mc_sd = statistics.stdev(values)
+    assert 0.040 < mc_sd < 0.048  # Beta(0.2, 0.2) tasks: sqrt((1/5.6 + (1/4 - 1/5.6)/8)/100) = 0.0433
+    assert statistics.mean(ses) == pytest.approx(mc_sd, rel=0.08)
+    assert statistics.mean(binomial) < 0.45 * mc_sd
+
+
+def test_balanced_clustered_se_is_the_se_of_the_per_task_means() -> None:
+    records = _population_run(random.Random(3), 30, 4)
+    m = multiturn_metrics(records)["success_at"]["1"]
+    means = [statistics.mean(r["verifier"]["t1"] for r in records if r["task_id"] == f"task-{g}") for g in range(30)]
+    assert m["value"] == pytest.approx(statistics.mean(means))
+    assert m["se"] == pytest.approx(statistics.stdev(means) / math.sqrt(30), rel=1e-12)
+
+
+def test_paired_difference_uses_the_per_task_differences() -> None:
+    rng = random.Random(5)
+    a, b = [], []
+    for g in range(40):
+        p = rng.betavariate(0.5, 0.5)  # a shared difficulty: the two models' results are correlated
+        for _ in range(4):
+            a.append({"task_id": f"task-{g}", "verifier": {"t1": int(rng.random() < min(1.0, p + 0.1))}})
+            b.append({"task_id": f"task-{g}", "verifier": {"t1": int(rng.random() < p)}})
+    d = paired_differences(a, b)["success_at"]["1"]
+    diffs = [statistics.mean(r["verifier"]["t1"] for r in a[4 * g:4 * g + 4])
+             - statistics.mean(r["verifier"]["t1"] for r in b[4 * g:4 * g + 4]) for g in range(40)]
+    assert d["value"] == pytest.approx(statistics.mean(diffs))
+    assert d["se"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(40), rel=1e-12)
+    unpaired = math.hypot(multiturn_metrics(a)["success_at"]["1"]["se"], multiturn_metrics(b)["success_at"]["1"]["se"])
+    assert d["se"] < 0.8 * unpaired  # pairing removes the shared task difficulty
+    with pytest.raises(ValueError, match="same tasks: 0 task"):
+        paired_differences(a[:-4], b)
+
+
+# ---- drift eval --records: metrics from existing trajectory files, no model ------------------------------
+
+def test_drift_eval_records_ours_and_the_release_s(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from test_release_parity import release_rows
+
+    from drift_train.trajectories import write_trajectories
+
+    ours = [dict(make_record(bits, answers, task, j), env_id=None, env_kwargs={"max_turns": 3}, meta={"schema_version": 1},
+                 format_penalty=-0.1 * answers.count(None),
+                 messages=[{"role": "user", "content": "q"}] + [m for _ in bits for m in (
+                     {"role": "assistant", "content": "a"}, {"role": "user", "content": "again"})][:-1])
+            for j, (bits, answers, task) in enumerate([([1], ["4"], "a"), ([0, 1], ["3", "4"], "a"),
+                                                        ([0, 0, 0], ["5", None, "5"], "b"), ([0, 1], [None, "2"], "b")])]
+    path = write_trajectories(ours, tmp_path / "ours.jsonl")
+    out = tmp_path / "m.json"
+    assert drift_main(["eval", "--records", str(path), "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    records = list(read_trajectories(path))
+    assert {k: v for k, v in metrics.items() if k != "records"} == json.loads(json.dumps(multiturn_metrics(records, 3)))
+    assert metrics["max_turns"] == 3 and metrics["num_tasks"] == 2
+    assert_matches_naive(metrics, records, 3)
+    assert len(out.with_name("m.tasks.jsonl").read_text().splitlines()) == 2
+
+    release = tmp_path / "release.jsonl"
+    rows = release_rows()
+    release.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert drift_main(["eval", "--records", str(release), "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["max_turns"] == 5  # the budget the release's padding stood for
+    solved = [r["t_star"] for r in rows]
+    assert metrics["success_at"]["5"]["value"] == pytest.approx(sum(s is not None for s in solved) / len(rows))
+    assert metrics["num_tasks"] == 3 and metrics["success_at"]["5"]["tasks"] == 3
+    # format errors come from reward_details (the release leaves no answer_norms entry for them)
+    errors = sum(1 for r in rows for d in r["reward_details"].values() if d["format_penalty"])
+    replies = sum(len(r["reward_details"]) for r in rows)
+    assert metrics["format_error_rate"]["value"] == pytest.approx(errors / replies) and errors == 13
+
+    # --baseline: paired differences against another file of the same tasks
+    assert drift_main(["eval", "--records", str(release), "--baseline", str(release), "--out", str(out)]) == 0
+    vs = json.loads(out.read_text())["vs_baseline"]
+    assert vs["success_at"]["5"] == {"value": 0.0, "se": 0.0, "tasks": 3}
+    assert drift_main(["eval", "--records", str(release), "--baseline", str(path), "--out", str(out)]) == 2
+    assert "paired differences need the same tasks" in capsys.readouterr().err
+
+
+def test_drift_eval_needs_a_model_and_env_or_records(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        drift_main(["eval", "--model", "m", "--out", str(tmp_path / "m.json")])
+    assert exc.value.code == 2
+    assert "or --records FILE" in capsys.readouterr().err
