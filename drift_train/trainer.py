@@ -17,7 +17,9 @@ single process unless it is given an MPI setup.
 
 The loss is normalised by the number of supervised tokens in the whole optimizer step (all
 micro-batches, all ranks: ``num_items_in_batch``), so changing the micro-batch size, gradient
-accumulation or world size leaves the update unchanged (see ``drift_train.losses``).
+accumulation or world size leaves the update unchanged (see ``drift_train.losses``). That holds with
+``--average_tokens_across_devices false`` too: Trainer then counts each rank's tokens only, and the
+trainer sums the counts over ranks itself (one all-gather of a scalar per micro-batch).
 """
 
 from __future__ import annotations

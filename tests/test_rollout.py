@@ -365,3 +365,11 @@ def test_openai_backend_through_the_engine(openai_server, tiny_model_dir, tmp_pa
     assert len(records) == 4 and stats.generated_tokens > 0
     assert {r["meta"]["backend"] for r in records} == {"openai"}
     assert records[0]["meta"]["base_url"] == openai_server
+    # transformers serve returns no token ids: the records say so and train from their text
+    assert all("tokens" not in r and "no token ids" in r["meta"]["tokens_unavailable"] for r in records)
+    from transformers import AutoTokenizer
+
+    from drift_train.data import RenderConfig, build_dataset
+
+    dataset = build_dataset(records, AutoTokenizer.from_pretrained(tiny_model_dir), RenderConfig(), "sft")
+    assert dataset.stats.text_records == len(records) and dataset.stats.token_id_records == 0
