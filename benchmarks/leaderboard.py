@@ -7,6 +7,11 @@
 
 ``--env`` and ``--env-kwargs`` pair up in order (a missing ``--env-kwargs`` means ``{}``). Rows are sorted
 by success@T within each env; the PNG has one panel of success-within-t curves per env.
+
+Every ``±`` is a standard error clustered by task (``drift_train.evaluate``: the ``--samples`` episodes of
+one task are not independent). Every model runs on the same tasks, so its gap to the env's top model is
+reported as a paired difference, ``Δ success@T vs #1``, with the paired s.e. of the per-task differences
+(``vs_top`` in ``leaderboard.json``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from drift_train.evaluate import evaluate_model, format_metric, metrics_table
+from drift_train.evaluate import evaluate_model, format_metric, metrics_table, paired_differences
+
+
+def add_paired_gaps(entries: list[dict], records_of: dict[str, list[dict]]) -> None:
+    """Set ``vs_top`` on the entries of one env: success@T minus the top model's, paired over the same
+    tasks (None for the top model itself)."""
+    top = max(entries, key=lambda e: e["success_at_T"])
+    for e in entries:
+        T = e["metrics"]["max_turns"]
+        e["vs_top"] = None if e is top else paired_differences(
+            records_of[e["model"]], records_of[top["model"]], T)["success_at"][str(T)]
 
 
 def markdown_table(entries: list[dict]) -> str:
@@ -27,13 +42,14 @@ def markdown_table(entries: list[dict]) -> str:
         rows = sorted((e for e in entries if e["env"] == env), key=lambda e: -e["success_at_T"])
         T = rows[0]["metrics"]["max_turns"]
         lines += [f"### {env}", "", "| rank | model | " + " | ".join(f"success@{t}" for t in range(1, T + 1))
-                  + " | correction | non-repeat | format err |",
-                  "|---|---|" + "---|" * (T + 3)]
+                  + f" | correction | non-repeat | format err | Δ success@{T} vs #1 (paired) |",
+                  "|---|---|" + "---|" * (T + 4)]
         for rank, e in enumerate(rows, start=1):
             m = e["metrics"]
             cells = [format_metric(m["success_at"][str(t)]) for t in range(1, T + 1)]
             cells += [format_metric(m["correction_rate"]), format_metric(m["non_repeat_ratio"]),
-                      format_metric(m["format_error_rate"])]
+                      format_metric(m["format_error_rate"]),
+                      "—" if e.get("vs_top") is None else format_metric(e["vs_top"])]
             lines.append(f"| {rank} | {e['model']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -73,6 +89,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", required=True, help="env id (repeatable)")
     parser.add_argument("--env-kwargs", action="append", default=[], help="JSON, paired with --env in order")
     parser.add_argument("--num-tasks", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=1, help="episodes per task (s.e. are clustered by task)")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--backend", default="hf")
@@ -93,14 +110,17 @@ def main() -> None:
     console = Console()
     entries = []
     for env, kwargs in zip(args.env, env_kwargs, strict=True):
+        records_of: dict[str, list[dict]] = {}
         for name, path in models:
             console.print(f"[bold]{name}[/bold] on {env}")
-            metrics, _ = evaluate_model(path, env, env_kwargs=kwargs, num_tasks=args.num_tasks,
-                                        temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                                        backend=args.backend, seed=args.seed)
+            metrics, records_of[name] = evaluate_model(
+                path, env, env_kwargs=kwargs, num_tasks=args.num_tasks, samples=args.samples,
+                temperature=args.temperature, max_new_tokens=args.max_new_tokens, backend=args.backend,
+                seed=args.seed)
             T = metrics["max_turns"]
             entries.append({"model": name, "path": path, "env": env, "env_kwargs": kwargs, "metrics": metrics,
                             "success_at_T": metrics["success_at"][str(T)]["value"]})
+        add_paired_gaps([e for e in entries if e["env"] == env], records_of)
         console.print(metrics_table({e["model"]: e["metrics"] for e in entries if e["env"] == env}, title=env))
     entries.sort(key=lambda e: (e["env"], -e["success_at_T"]))
     (out / "leaderboard.json").write_text(json.dumps(entries, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -50,7 +51,7 @@ if "{ENV_ID}" not in gym.registry:
 
 @pytest.fixture(scope="module")
 def leaderboard_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """One leaderboard run, greedy, 4 tasks, 3 turns: ``alpha`` is the tiny model (it fills its 8 tokens, an
+    """One leaderboard run, greedy, 4 tasks x 2 samples, 3 turns: ``alpha`` is the tiny model (it fills its 8 tokens, an
     even length: tasks 0 and 2 solved at turn 1); ``beta`` is the same model told to stop at a newline, its
     first token, so it never says anything. beta is listed first, so only sorting puts alpha on top."""
     root = tmp_path_factory.mktemp("leaderboard")
@@ -67,7 +68,7 @@ def leaderboard_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
         [sys.executable, str(REPO / "benchmarks" / "leaderboard.py"),
          "--model", f"beta={other}", "--model", f"alpha={tiny_model_dir}",
          "--env", f"{ENV_MODULE}:{ENV_ID}", "--env-kwargs", json.dumps({"max_turns": 3}),
-         "--num-tasks", "4", "--max-new-tokens", "8", "--out-dir", str(out)],
+         "--num-tasks", "4", "--samples", "2", "--max-new-tokens", "8", "--out-dir", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, f"leaderboard failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -81,11 +82,29 @@ def test_leaderboard_json_is_sorted_by_success_at_T(leaderboard_run) -> None:
     for e in entries:
         m = e["metrics"]
         assert e["env"] == f"{ENV_MODULE}:{ENV_ID}" and e["env_kwargs"] == {"max_turns": 3}
-        assert m["num_episodes"] == 4 and m["max_turns"] == 3
+        assert m["num_episodes"] == 8 and m["max_turns"] == 3
         assert list(m["success_at"]) == ["1", "2", "3"]
         assert e["success_at_T"] == m["success_at"]["3"]["value"]
     assert [(e["model"], e["success_at_T"]) for e in entries] == [("alpha", 0.5), ("beta", 0.0)]
     assert entries[1]["metrics"]["format_error_rate"]["value"] == 1.0
+
+
+def test_leaderboard_errors_are_clustered_by_task_and_gaps_paired(leaderboard_run) -> None:
+    """Greedy decoding repeats each task's episode, so the 8 episodes carry the information of 4 tasks:
+    the clustered s.e. of alpha's 0.5 is sd(1, 0, 1, 0)/√4, not the binomial √(0.25/8)."""
+    out, _ = leaderboard_run
+    alpha, beta = json.loads((out / "leaderboard.json").read_text(encoding="utf-8"))
+    success = alpha["metrics"]["success_at"]["3"]
+    assert (success["n"], success["tasks"]) == (8, 4)
+    assert success["se"] == pytest.approx(math.sqrt(1 / 3) / 2)
+    assert alpha["vs_top"] is None
+    # beta minus alpha per task: -1, 0, -1, 0 (tasks 0 and 2 are alpha's)
+    assert beta["vs_top"]["value"] == pytest.approx(-0.5) and beta["vs_top"]["tasks"] == 4
+    assert beta["vs_top"]["se"] == pytest.approx(math.sqrt(1 / 3) / 2)
+    md = (out / "leaderboard.md").read_text(encoding="utf-8")
+    assert "| format err | Δ success@3 vs #1 (paired) |" in md
+    (second,) = [line for line in md.splitlines() if line.startswith("| 2 |")]
+    assert second.endswith(f"| {beta['vs_top']['value']:.3f} ± {beta['vs_top']['se']:.3f} |")
 
 
 def test_leaderboard_markdown_and_png(leaderboard_run) -> None:
