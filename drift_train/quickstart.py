@@ -2,11 +2,16 @@
 
 1. Build the tiny reference model and pretrain it briefly on procedural math episodes played by a
    noisy scripted teacher, so its first-turn accuracy is low but not zero (cached after the first run).
-2. Evaluate it on held-out tasks (the env's ``test`` split; rollouts use the ``train`` split).
+2. Evaluate it on held-out tasks: the env's ``split="test"`` (any env), while pretraining and
+   rollouts use ``split="train"``; a run whose test tasks share a ``task_id`` with its train tasks (an
+   env that ignores ``split``, or one dataset file for both) is refused before anything runs.
+   ``eval_env_kwargs`` overrides kwargs of the evaluation only (e.g. a held-out dataset file).
 3. Collect K reference rollouts per task, compute DRIFT importance weights, and fine-tune with DRIFT
    weighted SFT (``wsft``) and the SFT and RFT baselines on the same rollouts.
-4. Evaluate every model on the same held-out tasks; print success@1..T, non-repetition and training
-   time, and save ``results.json``, ``curves.png`` and every intermediate file under ``--output-dir``.
+4. Evaluate every model on the same held-out tasks; print success@1..T (± the s.e. clustered by task),
+   non-repetition and training time, and each method's difference to the reference with its paired
+   s.e. over the same tasks; save ``results.json``, ``curves.png`` and every intermediate file under
+   ``--output-dir``.
 
 ``--config run.yaml`` overrides any field of :class:`QuickstartConfig` (another env, another model,
 more tasks). With ``model:`` set, step 1 is skipped and that model is the reference.
@@ -27,12 +32,15 @@ from typing import Any
 
 __all__ = [
     "QuickstartConfig",
+    "check_held_out",
+    "eval_env_kwargs",
     "evaluate_stage",
     "main",
     "pretrain_reference",
     "rollout_stage",
     "run_quickstart",
     "teacher_episodes",
+    "train_env_kwargs",
     "train_stage",
 ]
 
@@ -57,6 +65,7 @@ class QuickstartConfig:
     # steps 2 and 4: evaluation on held-out tasks
     eval_tasks: int = 500
     eval_temperature: float = 1.0
+    eval_env_kwargs: dict = field(default_factory=dict)  # over env_kwargs + split="test", evaluation only
     # step 3: reference rollouts, weights and training
     rollout_tasks: int = 200
     samples: int = 8
@@ -99,7 +108,7 @@ def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
 
     import drift_envs  # noqa: F401
 
-    env = gym.make(config.env_id, **{**config.env_kwargs, "split": "train"}).unwrapped
+    env = gym.make(config.env_id, **train_env_kwargs(config)).unwrapped
     rng = random.Random(f"teacher:{seed}")
     records = []
     for i in range(n):
@@ -127,7 +136,7 @@ def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
             done = terminated or truncated
         records.append({
             "prompt_id": index, "traj_idx": i // env.num_tasks(), "env_id": config.env_id,
-            "env_kwargs": {**config.env_kwargs, "split": "train"}, "task_id": env.task.task_id,
+            "env_kwargs": train_env_kwargs(config), "task_id": env.task.task_id,
             "messages": info["messages"], "turn_rewards": rewards, "verifier": verifier,
             "t_star": info["turn"] if info["correct"] else None, "answer_norms": answers,
             "format_penalty": penalty, "meta": {"policy": "scripted-teacher", "seed": seed},
@@ -177,12 +186,51 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def eval_env_kwargs(config: QuickstartConfig) -> dict:
+    """The env kwargs of the held-out evaluation: ``split="test"``, then ``eval_env_kwargs``."""
+    return {**config.env_kwargs, "split": "test", **config.eval_env_kwargs}
+
+
+def train_env_kwargs(config: QuickstartConfig) -> dict:
+    """The env kwargs of pretraining and rollouts: ``split="train"``."""
+    return {**config.env_kwargs, "split": "train"}
+
+
+def check_held_out(config: QuickstartConfig) -> None:
+    """Refuse a run whose evaluation tasks are not held out: the ``task_id`` of every evaluated test task
+    must differ from those of the train tasks that pretraining and rollouts use."""
+    import gymnasium as gym
+
+    import drift_envs  # noqa: F401
+
+    def task_ids(kwargs: dict, count: int, role: str) -> set[str]:
+        try:
+            env = gym.make(config.env_id, **kwargs)
+        except TypeError as e:
+            raise ValueError(f"{config.env_id} cannot be made with {kwargs} for the {role} ({e}); the quickstart "
+                             "needs an env that takes split='train'/'test'") from None
+        try:
+            source = env.unwrapped
+            return {str(source.get_task(i).task_id) for i in range(min(count, source.num_tasks()))}
+        finally:
+            env.close()
+
+    train_count = max(config.rollout_tasks, config.pretrain_episodes if config.model is None else 0)
+    train = task_ids(train_env_kwargs(config), train_count, "rollouts")
+    test = task_ids(eval_env_kwargs(config), config.eval_tasks, "held-out evaluation")
+    shared = sorted(train & test)
+    if shared:
+        raise ValueError(f"{config.env_id}: {len(shared)} of the {len(test)} evaluation tasks (split='test') are also "
+                         f"train tasks (e.g. {shared[:3]}), so the evaluation would not be held out; use an env whose "
+                         "splits differ, or point eval_env_kwargs at held-out data")
+
+
 def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, out: Path, seed: int) -> dict:
-    """Metrics of ``model_dir`` on the held-out tasks (the env's ``test`` split); files go to ``out``."""
+    """Metrics of ``model_dir`` on the held-out tasks (:func:`eval_env_kwargs`); files go to ``out``."""
     from drift_train.evaluate import evaluate_model
 
     metrics, _ = evaluate_model(
-        str(model_dir), config.env_id, env_kwargs={**config.env_kwargs, "split": "test"},
+        str(model_dir), config.env_id, env_kwargs=eval_env_kwargs(config),
         num_tasks=config.eval_tasks, samples=1, temperature=config.eval_temperature,
         max_new_tokens=config.max_new_tokens, seed=seed, out_trajectories=out / f"eval_{name}.jsonl",
     )
@@ -194,13 +242,13 @@ def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, se
     """Reference rollouts on the ``train`` split, then DRIFT weights; returns paths, summary and costs."""
     from drift_train.policies import SamplingParams, make_policy
     from drift_train.rollout import RolloutConfig, rollout
-    from drift_train.trajectories import write_trajectories
+    from drift_train.trajectories import validate_groups, write_trajectories
     from drift_train.weights import WeightConfig, add_weights, print_summary
 
     started = time.perf_counter()
     policy = make_policy("hf", str(reference), batch_size=256)
     rollout_config = RolloutConfig(
-        env_id=config.env_id, env_kwargs={**config.env_kwargs, "split": "train"}, num_tasks=config.rollout_tasks,
+        env_id=config.env_id, env_kwargs=train_env_kwargs(config), num_tasks=config.rollout_tasks,
         samples=config.samples, seed=seed, batch_size=512,
         sampling=SamplingParams(temperature=config.rollout_temperature, max_new_tokens=config.max_new_tokens),
     )
@@ -208,6 +256,7 @@ def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, se
         records, stats = rollout(policy, rollout_config, out / "rollouts.jsonl", overwrite=True, progress=True)
     finally:
         policy.close()
+    validate_groups(records, samples=config.samples)
     weighted, summary = add_weights(records, WeightConfig(beta=config.weight_beta))
     data = write_trajectories(weighted, out / "rollouts.weighted.jsonl")
     (out / "rollouts.weighted.summary.json").write_text(json.dumps(summary, indent=2))
@@ -236,8 +285,10 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     """Run the four steps and return the results (also written to ``output_dir/results.json``)."""
     from rich.console import Console
 
-    from drift_train.evaluate import metrics_table, plot_success_curves
+    from drift_train.evaluate import metrics_table, paired_differences, plot_success_curves
+    from drift_train.trajectories import read_trajectories
 
+    check_held_out(config)  # before anything is written
     console = Console()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,15 +325,19 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 
     console.print(_with_train_time(results, config, T))
     ref = results["reference"]["metrics"]["success_at"][str(T)]
+    ref_records = list(read_trajectories(out / "eval_reference.jsonl"))
     verdicts = {}
     for name, r in results.items():
         if name == "reference":
             continue
         m = r["metrics"]["success_at"][str(T)]
-        z = (m["value"] - ref["value"]) / max((m["se"] ** 2 + ref["se"] ** 2) ** 0.5, 1e-12)
-        verdicts[name] = {"success_at_T": m["value"], "delta": m["value"] - ref["value"], "z": z}
+        # the same held-out tasks: the difference's s.e. comes from the per-task differences (paired)
+        d = paired_differences(list(read_trajectories(out / f"eval_{name}.jsonl")), ref_records, T)["success_at"][str(T)]
+        z = d["value"] / d["se"] if d["se"] else (0.0 if d["value"] == 0 else None)
+        verdicts[name] = {"success_at_T": m["value"], "delta": d["value"], "se": d["se"], "tasks": d["tasks"], "z": z}
         console.print(f"{name}: success@{T} {m['value']:.3f} vs reference {ref['value']:.3f} "
-                      f"(Δ={m['value'] - ref['value']:+.3f}, {z:+.1f} SE)")
+                      f"(Δ={d['value']:+.3f} ± {d['se'] or 0:.3f} paired over {d['tasks']} tasks"
+                      + (f", {z:+.1f} SE)" if z is not None else ")"))
     png = plot_success_curves({n: r["metrics"] for n, r in results.items()}, out / "curves.png",
                               title=f"{config.env_id} (tiny model)")
     timings["total"] = time.perf_counter() - started
@@ -299,7 +354,7 @@ def _with_train_time(results: dict, config: QuickstartConfig, T: int):
 
     from drift_train.evaluate import format_metric
 
-    table = Table(title=f"{config.env_id}: {config.eval_tasks} held-out tasks, mean ± s.e.")
+    table = Table(title=f"{config.env_id}: {config.eval_tasks} held-out tasks, mean ± s.e. (clustered by task)")
     table.add_column("model")
     for t in range(1, T + 1):
         table.add_column(f"success@{t}", justify="right")
@@ -328,5 +383,9 @@ def main(argv: list[str] | None = None) -> int:
         config.output_dir = args.output_dir
     if args.seed is not None:
         config.seed = args.seed
+    try:
+        check_held_out(config)
+    except ValueError as e:
+        parser.error(str(e))
     run_quickstart(config)
     return 0

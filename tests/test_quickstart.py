@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import statistics
 from collections import Counter
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from parity_env import ParityEnv, register_parity_env
 from transformers import AutoModelForCausalLM
 
 from drift_train.cli import main as drift_main
-from drift_train.quickstart import QuickstartConfig, pretrain_reference, teacher_episodes
+from drift_train.quickstart import (
+    QuickstartConfig,
+    check_held_out,
+    pretrain_reference,
+    run_quickstart,
+    teacher_episodes,
+)
 from drift_train.trajectories import read_trajectories, validate_record
 from drift_train.weights import records_to_inputs
 
@@ -153,3 +163,51 @@ def test_teacher_records_are_valid_trajectories() -> None:
             assert all(abs(int(a) - gold) <= 3 for a in answers)  # wrong guesses lie within gold ± spread
     inputs = records_to_inputs(records)  # and DRIFT's weights read them as they read rollouts
     assert inputs.success.mean() == pytest.approx(np.mean([r["t_star"] is not None for r in records]))
+
+
+def test_quickstart_differences_to_the_reference_are_paired(quickstart_run) -> None:
+    """Δ success@T and its s.e. come from the per-task differences on the same held-out tasks."""
+    out, _, results = quickstart_run
+    solved = {name: {r["task_id"]: float(r["t_star"] is not None) for r in read_trajectories(out / f"eval_{name}.jsonl")}
+              for name in results["results"]}
+    for name, v in results["vs_reference"].items():
+        diffs = [solved[name][task] - solved["reference"][task] for task in solved["reference"]]
+        assert v["tasks"] == len(diffs) == 8
+        assert v["delta"] == pytest.approx(statistics.mean(diffs))
+        assert v["se"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(len(diffs)))
+        if v["se"]:
+            assert v["z"] == pytest.approx(v["delta"] / v["se"])
+
+
+class IgnoresSplit(ParityEnv):
+    """Takes ``split`` and ignores it: its test tasks are its train tasks."""
+
+    def __init__(self, *, split: str = "test", **kwargs) -> None:
+        super().__init__(**kwargs)
+
+
+@pytest.mark.parametrize(("env_id", "env_kwargs"), [
+    ("drift/MathFeedback-v0", {"difficulty": "easy"}),
+    ("drift/CodeFeedback-v0", {}),
+    ("drift/UserCorrection-v0", {}),
+])
+def test_every_env_gives_the_quickstart_held_out_tasks(env_id: str, env_kwargs: dict) -> None:
+    check_held_out(QuickstartConfig(env_id=env_id, env_kwargs=env_kwargs, model="any", eval_tasks=20,
+                                    rollout_tasks=20))
+
+
+def test_a_run_that_would_not_be_held_out_is_refused(tmp_path: Path) -> None:
+    register_parity_env("drift-test/QuickstartNoSplit-v0")
+    if "drift-test/QuickstartIgnoresSplit-v0" not in gym.registry:
+        gym.register("drift-test/QuickstartIgnoresSplit-v0", entry_point=IgnoresSplit)
+    with pytest.raises(ValueError, match=r"6 of the 6 evaluation tasks \(split='test'\) are also train tasks"):
+        check_held_out(QuickstartConfig(env_id="drift-test/QuickstartIgnoresSplit-v0", env_kwargs={}, model="any",
+                                        eval_tasks=6, rollout_tasks=10))
+    with pytest.raises(ValueError, match="needs an env that takes split='train'/'test'"):
+        check_held_out(QuickstartConfig(env_id="drift-test/QuickstartNoSplit-v0", env_kwargs={}, model="any"))
+    # refused before anything runs or is written
+    config = QuickstartConfig(env_id="drift-test/QuickstartIgnoresSplit-v0", env_kwargs={}, model="any",
+                              output_dir=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match="would not be held out"):
+        run_quickstart(config)
+    assert not (tmp_path / "run").exists()
