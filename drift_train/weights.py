@@ -525,7 +525,7 @@ def print_summary(summary: dict) -> None:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key in ("trajectories", "groups", "success_rate", "ess_mean", "ess_min", "ess_fraction_mean",
-                "max_weight", "mean_weight", "zero_weight_trajectories", "all_equal_group_share",
+                "max_weight", "mean_weight", "zero_weight_trajectories", "clipped_trajectories", "all_equal_group_share",
                 "all_fail_group_share", "all_success_group_share"):
         value = summary[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
