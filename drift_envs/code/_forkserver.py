@@ -1,26 +1,36 @@
 """The sandbox fork server: warm, trusted, stdlib only. Started by :mod:`drift_envs.code.sandbox` as
 ``python -I -S -B _forkserver.py`` and spoken to in length-prefixed JSON frames on stdin/stdout.
 
-Process tree of one check at the "full" isolation level (root, namespaces available)::
+Three kinds of process take part in one check (the full isolation level shown)::
 
-    server (root; own network namespace, own mount namespace: every mount read-only, a private
-            tmpfs on /tmp for run directories, /proc with hidepid=2; a child subreaper)
-      harness (one per check, forked warm: new session, limits, a fresh uid, then the model's code)
-        anything the code starts: killed when the run ends (`kill(-1)` sent as that uid)
+    server (root; its own network and mount namespaces: every mount read-only, /proc with
+            hidepid=2; a child subreaper; holds the requests of every check in flight)
+      zygote (forked once, before the first request: holds no check's data; forks candidates)
+      judge      (one per check, forked from the server: its own uid; runs the tests)
+      candidate  (one per check, forked from the zygote, reparented to the server: its own uid,
+                  IPC, network and mount namespaces, a tmpfs of its own as working directory;
+                  runs the model's code and serves calls to what it defines)
+        anything the candidate starts: killed when the check ends (`kill(-1)` sent as its uid)
 
-The server runs every check in one event loop (no thread, no per-check helper process): it feeds
-the clock, reads the pipes, kills on timeout or output flood and builds the result.
+The judge holds the tests; the candidate holds the model's code. They talk over one socket, and
+only in plain values (None, bool, int, float, complex, str, bytes, bytearray, list, tuple, dict,
+set, frozenset, range, built-in types, and handles to the candidate's own objects) that are encoded
+and decoded here (never pickled, never ``eval``-ed), size- and depth-capped. The judge evaluates
+every test expression and compares with its own built-ins, so a returned value is only ever data:
+a patched ``__eq__`` (of a ``Fraction``, a ``Counter``, a class of the code's own) stays in the
+candidate's process. The verdict records go from the judge to the server on a pipe the candidate
+never holds, so nothing the candidate writes anywhere can read as a pass, and there is no secret
+to steal.
 
-The harness reports each test on a private result pipe. "Passed" needs a record for every test and,
-after the last one, an echo of a per-run secret that the server writes to the harness only once
-the harness has said it is done; so exiting early, printing a guessed marker or crashing never reads
-as a pass. Nothing here trusts what comes out of the harness beyond parsing it with size caps.
+The server only reads from check processes (non-blocking, capped), never writes to them; every
+record is type-checked and truncated; a set-up failure fails that check only.
 
 This file must not import anything outside the standard library: it runs without site-packages.
 """
 
 import ast
 import builtins
+import collections
 import ctypes
 import errno
 import gc
@@ -29,44 +39,67 @@ import linecache
 import os
 import reprlib
 import resource
-import secrets
 import select
 import shutil
 import signal
+import socket
 import struct
 import sys
 import tempfile
 import time
 import traceback
+import types
 
 # ---------------------------------------------------------------------------------------------
 # Linux constants (sched.h, mount.h, prctl.h)
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
-PR_SET_NO_NEW_PRIVS = 38
-PR_SET_CHILD_SUBREAPER = 36
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
 
-# Each check runs as uid UID_BASE + (server pid << 8 | worker slot): pids are unique among live
-# processes and a slot is reused only after its last run was swept, so two concurrent checks (from any
-# number of servers) never share a uid, and RLIMIT_NPROC counts the processes of one run only.
+# Each check's candidate runs as uid UID_BASE + (server pid << 8 | slot), its judge as the same with
+# slot + JUDGE_SLOTS: pids are unique among live processes and a slot is reused only after its last
+# check was swept, so two concurrent checks (from any number of servers) never share a uid, and
+# RLIMIT_NPROC counts the processes of one candidate only.
 UID_BASE = 1_500_000_000
+MAX_SLOTS = 127
+JUDGE_SLOTS = 128
+SWEEP_SLOT = 255  # its uid is never a check's: the real uid the server sweeps with
 RUN_ROOT = "/tmp"
 
-
-SWEEP_SLOT = 255  # its uid is never a check's: the real uid the server sweeps with
+#: the most bytes one value (a call's arguments, a return value) may take on the wire
+MAX_VALUE_BYTES = 8 << 20
+#: the deepest nesting of containers a value may have
+MAX_DEPTH = 100
+#: the most objects of its own a candidate may hand out as handles
+MAX_HANDLES = 100_000
+#: extra seconds the judge waits for a candidate past a test's own limit (its own alarm comes first)
+GRACE_S = 0.25
+#: the most bytes of records a judge may send (far more than its own caps allow)
+MAX_RECORD_BYTES = 1 << 20
 
 
 def run_uid(server_pid: int, slot: int) -> int:
-    """The uid of the checks of worker ``slot`` (0..254) of the server with pid ``server_pid``."""
+    """The uid of the candidates of worker ``slot`` (0..126) of the server with pid ``server_pid``
+    (``slot + JUDGE_SLOTS``: its judges; ``SWEEP_SLOT``: the sweeper's real uid)."""
     return UID_BASE + ((server_pid & 0x3FFFFF) << 8 | slot)
 
 
 STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "syntax_error", "not_run")
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+# the candidate's code may rebind names in its own `builtins` module; what this file runs in its
+# process (encoding replies, reading requests) keeps the real ones
+from builtins import (  # noqa: E402, I001, UP029
+    bool, bytearray, bytes, callable, complex, dict, float, frozenset, getattr, id, int, isinstance, len, list,
+    range, reversed, set, setattr, str, tuple, type, zip,
+)
 
 
 def _check(ret: int, what: str) -> None:
@@ -84,8 +117,12 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
     _check(_libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
+def _prctl(option: int, arg: int) -> None:
+    _libc.prctl(option, arg, 0, 0, 0)
+
+
 # ---------------------------------------------------------------------------------------------
-# framing
+# framing (server <-> client)
 
 
 def _read_exact(fd: int, n: int) -> bytes:
@@ -98,13 +135,277 @@ def _read_exact(fd: int, n: int) -> bytes:
     return buf
 
 
-def _send_frame(fd: int, obj: dict) -> None:
-    data = json.dumps(obj).encode()
-    payload = struct.pack(">I", len(data)) + data
-    view = memoryview(payload)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _send_frame(fd: int, obj: dict) -> None:
+    data = json.dumps(obj).encode()
+    _write_all(fd, struct.pack(">I", len(data)) + data)
+
+
+# ---------------------------------------------------------------------------------------------
+# plain values on the wire (judge <-> candidate)
+#
+# A value is a tag byte and its payload; containers give their item count and are followed by their
+# items. Encoding and decoding are iterative (no recursion), and capped in size and depth.
+
+
+class WireError(ValueError):
+    """A value that cannot be sent, or bytes that are not a valid value."""
+
+
+_Q, _L, _D, _DD = struct.Struct(">q"), struct.Struct(">I"), struct.Struct(">d"), struct.Struct(">dd")
+_CONTAINER_TAG = {list: b"l", tuple: b"t", set: b"S", frozenset: b"Z", dict: b"d"}
+_deque = collections.deque
+
+
+def _as_plain(v):
+    """The plain value an instance of a subclass of a plain type stands for (a namedtuple's tuple, a
+    Counter's dict, an IntEnum's int), or None when ``v`` is not one. Read through the base types'
+    own slots, so nothing the subclass overrides takes part."""
+    if isinstance(v, int):
+        return int.__index__(v)
+    if isinstance(v, float):
+        return float.__float__(v)
+    if isinstance(v, str):
+        return str.__str__(v)
+    if isinstance(v, bytes):
+        return bytes.__bytes__(v)
+    if isinstance(v, bytearray):
+        return bytearray(memoryview(v))
+    if isinstance(v, complex):
+        return complex(complex.real.__get__(v), complex.imag.__get__(v))
+    if isinstance(v, tuple):
+        return tuple(tuple.__iter__(v))
+    if isinstance(v, list):
+        return list(list.__iter__(v))
+    if isinstance(v, dict):
+        return dict(dict.items(v))
+    if isinstance(v, set):
+        return set(set.__iter__(v))
+    if isinstance(v, frozenset):
+        return frozenset(frozenset.__iter__(v))
+    if isinstance(v, _deque):
+        return list(_deque.__iter__(v))
+    return None
+
+
+def encode_value(value, other=None, limit: int = MAX_VALUE_BYTES) -> bytes:
+    """``value`` as bytes. ``other(v)`` answers for anything that is not plain: ``("r", id, type
+    name)`` for a handle, ``("y", name)`` for a built-in type, or raises :class:`WireError`."""
+    out = bytearray()
+    stack = [(value, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        v, depth = pop()
+        if len(out) > limit:
+            raise WireError(f"the value is larger than {limit >> 20} MiB")
+        t = type(v)
+        if t is int:
+            if -(1 << 63) <= v < (1 << 63):
+                out += b"i"
+                out += _Q.pack(v)
+            else:
+                n = (v.bit_length() + 8) // 8
+                if n > limit:
+                    raise WireError(f"the value is larger than {limit >> 20} MiB")
+                out += b"I"
+                out += _L.pack(n)
+                out += v.to_bytes(n, "big", signed=True)
+        elif t is str:
+            if len(v) > limit:
+                raise WireError(f"the value is larger than {limit >> 20} MiB")
+            data = v.encode("utf-8", "surrogatepass")
+            out += b"s"
+            out += _L.pack(len(data))
+            out += data
+        elif v is None:
+            out += b"N"
+        elif t is bool:
+            out += b"T" if v else b"F"
+        elif t is float:
+            out += b"f"
+            out += _D.pack(v)
+        elif t in _CONTAINER_TAG:
+            if depth >= MAX_DEPTH:
+                raise WireError(f"the value is nested deeper than {MAX_DEPTH} levels")
+            items = [x for kv in dict.items(v) for x in kv] if t is dict else list(v)
+            out += _CONTAINER_TAG[t]
+            out += _L.pack(len(v))
+            for x in reversed(items):
+                push((x, depth + 1))
+        elif t is bytes or t is bytearray:
+            if len(v) > limit:
+                raise WireError(f"the value is larger than {limit >> 20} MiB")
+            out += b"b" if t is bytes else b"B"
+            out += _L.pack(len(v))
+            out += v
+        elif t is complex:
+            out += b"c"
+            out += _DD.pack(v.real, v.imag)
+        elif t is range:
+            out += b"x"
+            for x in (v.step, v.stop, v.start):
+                push((x, depth + 1))
+        else:
+            plain = _as_plain(v)
+            if plain is not None:
+                push((plain, depth))
+                continue
+            if t is type and getattr(builtins, v.__name__, None) is v:
+                kind = ("y", v.__name__)
+            elif other is None:
+                raise WireError(f"a {t.__name__} cannot be sent")
+            else:
+                kind = other(v)
+            if kind[0] == "y":
+                name = kind[1].encode()
+                out += b"y" + _L.pack(len(name)) + name
+            else:
+                name = str(kind[2]).encode("utf-8", "replace")[:200]
+                out += b"r" + _Q.pack(kind[1]) + _L.pack(len(name)) + name
+    if len(out) > limit:
+        raise WireError(f"the value is larger than {limit >> 20} MiB")
+    return bytes(out)
+
+
+_TAG_COUNT = {ord("l"): 1, ord("t"): 1, ord("S"): 1, ord("Z"): 1, ord("d"): 2}
+
+
+def _build(tag: int, items: list):
+    if tag == 108:  # l
+        return items
+    if tag == 116:  # t
+        return tuple(items)
+    if tag == 100:  # d
+        return dict(zip(items[0::2], items[1::2], strict=True))
+    if tag == 83:  # S
+        return set(items)
+    if tag == 90:  # Z
+        return frozenset(items)
+    if not all(type(x) is int for x in items):  # x: range
+        raise WireError("a range of non-integers")
+    return range(items[0], items[1], items[2])
+
+
+def decode_value(data: bytes, handle=None, builtin_type=None):
+    """The value ``data`` encodes; ``handle(id, type_name)`` gives what a handle stands for (default:
+    refused). Raises :class:`WireError` for anything malformed, oversized or too deep."""
+    n = len(data)
+    pos = 0
+    stack: list = []
+    unpack_q, unpack_l, unpack_d, unpack_dd = _Q.unpack_from, _L.unpack_from, _D.unpack_from, _DD.unpack_from
+    try:
+        while True:
+            tag = data[pos]
+            pos += 1
+            if tag == 105:  # i
+                v = unpack_q(data, pos)[0]
+                pos += 8
+            elif tag == 115 or tag == 98 or tag == 66 or tag == 73 or tag == 121:  # s b B I y
+                size = unpack_l(data, pos)[0]
+                pos += 4
+                if size > n - pos:
+                    raise WireError("truncated value")
+                raw = data[pos:pos + size]
+                pos += size
+                if tag == 115:
+                    v = raw.decode("utf-8", "surrogatepass")
+                elif tag == 98:
+                    v = bytes(raw)
+                elif tag == 66:
+                    v = bytearray(raw)
+                elif tag == 73:
+                    v = int.from_bytes(raw, "big", signed=True)
+                else:
+                    name = raw.decode("ascii")
+                    v = getattr(builtins, name, None) if builtin_type is None else builtin_type(name)
+                    if type(v) is not type:
+                        raise WireError(f"{name!r} is not a built-in type")
+            elif tag == 78:  # N
+                v = None
+            elif tag == 84:  # T
+                v = True
+            elif tag == 70:  # F
+                v = False
+            elif tag == 102:  # f
+                v = unpack_d(data, pos)[0]
+                pos += 8
+            elif tag == 99:  # c
+                re_, im = unpack_dd(data, pos)
+                pos += 16
+                v = complex(re_, im)
+            elif tag in _TAG_COUNT or tag == 120:  # containers, x
+                count = 3 if tag == 120 else unpack_l(data, pos)[0] * _TAG_COUNT[tag]
+                if tag != 120:
+                    pos += 4
+                if count > n - pos:
+                    raise WireError("truncated value")
+                if len(stack) >= MAX_DEPTH:
+                    raise WireError(f"the value is nested deeper than {MAX_DEPTH} levels")
+                if count:
+                    stack.append([tag, count, []])
+                    continue
+                v = _build(tag, [])
+            elif tag == 114:  # r
+                rid = unpack_q(data, pos)[0]
+                size = unpack_l(data, pos + 8)[0]
+                pos += 12
+                if size > 200 or size > n - pos:
+                    raise WireError("malformed handle")
+                tname = data[pos:pos + size].decode("utf-8", "replace")
+                pos += size
+                if handle is None:
+                    raise WireError("an object handle where none is allowed")
+                v = handle(rid, tname)
+            else:
+                raise WireError(f"unknown tag {tag}")
+            while True:
+                if not stack:
+                    if pos != n:
+                        raise WireError("trailing bytes after the value")
+                    return v
+                top = stack[-1]
+                top[2].append(v)
+                top[1] -= 1
+                if top[1]:
+                    break
+                stack.pop()
+                v = _build(top[0], top[2])
+    except WireError:
+        raise
+    except (IndexError, struct.error, UnicodeDecodeError, TypeError, ValueError, OverflowError) as e:
+        raise WireError(f"malformed value ({type(e).__name__})") from None
+
+
+def _send_msg(fd: int, payload: bytes) -> None:
+    _write_all(fd, _L.pack(len(payload)) + payload)
+
+
+def _recv_msg(fd: int, limit: int) -> bytes | None:
+    """One length-prefixed message, or None at end of file; :class:`WireError` past ``limit``."""
+    head = b""
+    while len(head) < 4:
+        chunk = os.read(fd, 4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    size = _L.unpack(head)[0]
+    if size > limit:
+        raise WireError(f"a message of {size} bytes (more than {limit})")
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        k = os.readv(fd, [view[got:]])
+        if not k:
+            return None
+        got += k
+    return bytes(buf)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -124,7 +425,7 @@ def _setup_namespaces() -> dict:
     failed = []
     for target, opts in mounts:
         if target.startswith("/proc"):
-            continue  # each run mounts its own /proc
+            continue  # mounted again below
         extra = sum(flag_of.get(o, 0) for o in opts)
         try:
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | extra, None)
@@ -132,9 +433,10 @@ def _setup_namespaces() -> dict:
             failed.append(target)
     if "/" in failed:
         raise OSError("could not make / read-only")
-    # sandboxed uids see only their own processes; run directories live on a private tmpfs
+    # sandboxed uids see only their own processes; a small private tmpfs on /tmp is only the
+    # staging place below (each candidate mounts a tmpfs of its own there)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
-    _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=512m,nr_inodes=200000,mode=0711")
+    _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=64,mode=0711")
     notes = []
     try:
         _expose_stdlib(os.path.dirname(os.__file__))
@@ -171,34 +473,388 @@ def _expose_stdlib(stdlib: str) -> None:
         _mount("tmpfs", site, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=16k,mode=0755")
 
 
+def _probe_check_namespaces() -> str | None:
+    """Whether a candidate can get its own IPC, network and mount namespaces (None: yes; else why not)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS)
+            _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=16,mode=0700")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return None if status == 0 else "unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) failed in a child"
+
+
 def _probe_isolation(mode: str) -> dict:
-    iso = {"level": "basic", "uid_drop": False, "network": False, "processes": "process group",
-           "read_only_fs": False, "private_tmp": False, "notes": []}
+    iso = {"level": "basic", "verdict": "judge process", "uid_drop": False, "network": False,
+           "per_check_namespaces": False, "ipc": False, "private_tmp": False, "read_only_fs": False,
+           "processes": "process group", "notes": []}
     if mode == "none":
         iso["notes"].append("isolation='none' requested")
         return iso
     if os.geteuid() != 0:
-        iso["notes"].append("not root: no uid drop, no namespaces; RLIMIT_NPROC not applied")
+        iso["notes"].append("not root: no uid drop, no namespaces; RLIMIT_NPROC not applied; the candidate "
+                            "runs as the same user as its judge (which is not dumpable)")
         return iso
     iso["uid_drop"] = True
     iso["processes"] = "uid"
     try:
         extra = _setup_namespaces()
     except OSError as e:
-        iso["notes"].append(f"namespaces unavailable ({e}); network and filesystem not isolated")
+        iso["notes"].append(f"namespaces unavailable ({e}); network, IPC and filesystem not isolated")
         return iso
-    iso.update(level="full", network=True, read_only_fs=True, private_tmp=True)
+    why = _probe_check_namespaces()
+    if why is not None:
+        iso["notes"].append(f"per-check namespaces unavailable ({why})")
+        return iso
+    iso.update(level="full", network=True, per_check_namespaces=True, ipc=True, private_tmp=True,
+               read_only_fs=True)
     if extra["read_only_failed"]:
         iso["notes"].append(f"mounts left writable: {extra['read_only_failed']}")
     iso["notes"].extend(extra["notes"])
     return iso
 
 
+def _set_limits(lim: dict, drop_uid: bool, nproc: int | None) -> None:
+    mb = 1024 * 1024
+    cpu = int(lim["cpu_s"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    mem = int(lim["memory_mb"]) * mb
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    fsize = int(lim["file_mb"]) * mb
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (int(lim["open_files"]), int(lim["open_files"])))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if drop_uid and nproc is not None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+
+def _drop_to(uid: int) -> None:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
+        raise OSError("privilege drop failed")
+
+
+def _only_fds(keep: dict) -> None:
+    """Make the process's descriptors exactly ``{target: source}`` plus /dev/null on 0 (when not
+    kept); every other descriptor is closed."""
+    null = os.open(os.devnull, os.O_RDWR)
+    moved = {}
+    for target, source in keep.items():  # first out of the way of the targets
+        moved[target] = os.dup(source)
+    for fd in (0, 1, 2):
+        if fd not in moved:
+            os.dup2(null, fd)
+    for target, fd in moved.items():
+        os.dup2(fd, target, inheritable=True)
+    top = max([2, *moved])
+    os.closerange(top + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    for fd in set(moved.values()) | {null}:
+        if fd > top:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+# per-IPC-namespace limits a candidate gets: no SysV shared memory, message queues or semaphores,
+# no POSIX message queues (honest code needs none; each would hold memory outside RLIMIT_AS)
+_IPC_OFF = {"/proc/sys/kernel/shmmni": "0", "/proc/sys/kernel/shmall": "0", "/proc/sys/kernel/msgmni": "0",
+            "/proc/sys/kernel/sem": "0 0 0 0", "/proc/sys/fs/mqueue/queues_max": "0"}
+
+
+def _private_namespaces(lim: dict, uid: int) -> None:
+    """A candidate's own IPC, network and mount namespaces (root, before the uid drop); its working
+    directory is a fresh tmpfs on /tmp, capped in bytes and inodes, gone with its last process."""
+    _unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS)
+    for path, value in _IPC_OFF.items():
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            pass
+    _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(lim['disk_mb'])}m,nr_inodes={int(lim['inodes'])},mode=0700,uid={uid},gid={uid}")
+
 # ---------------------------------------------------------------------------------------------
-# tests: rewriting `assert a == b` so a failure can say what was returned and what was expected
+# the candidate: runs the model's code, serves calls to what it defines (forked from the zygote)
+
+
+class _CallTimeout(BaseException):
+    """Raised by SIGALRM in the candidate; a BaseException so `except Exception` in user code misses it."""
+
+
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxstring, short.maxother, short.maxlist, short.maxtuple = 300, 300, 30, 30
+    short.maxdict, short.maxset, short.maxlevel, short.maxlong = 20, 20, 4, 300
+    return short
+
+
+def _exc_text(e: BaseException, limit: int = 500) -> str:
+    try:
+        text = str(e)
+    except BaseException:
+        text = ""
+    return text[:limit]
+
+
+def _candidate_tb(e: BaseException, code_text: str) -> str:
+    """The frames of the model's own code in ``e``'s traceback (its last six)."""
+    try:
+        linecache.cache["<solution>"] = (len(code_text), None, code_text.splitlines(True), "<solution>")
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<solution")]
+        return "".join(traceback.format_list(frames[-6:]))[-1500:]
+    except BaseException:
+        return ""
+
+
+def _serve(payload: dict, fd: int, lim: dict) -> None:
+    """Load the code, report how that went, then answer the judge's requests until it hangs up."""
+    code_text, prelude = payload["code"], payload.get("prelude") or ""
+    test_timeout = float(lim["test_timeout_s"])
+    send = lambda msg: _send_msg(fd, encode_value(msg))  # noqa: E731
+
+    def on_alarm(signum, frame):
+        raise _CallTimeout()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    setitimer, ITIMER_REAL = signal.setitimer, signal.ITIMER_REAL
+    try:
+        sol = compile(code_text, "<solution>", "exec")
+    except (SyntaxError, ValueError) as e:
+        send(("load", "syntax_error",
+              f"{type(e).__name__}: {getattr(e, 'msg', _exc_text(e))} (line {getattr(e, 'lineno', '?')})",
+              getattr(e, "lineno", None), (getattr(e, "text", None) or "")[:300], "", ()))
+        return
+    ns = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        setitimer(ITIMER_REAL, test_timeout, 0.05)
+        try:
+            if prelude:
+                exec(compile(prelude, "<prelude>", "exec"), ns)
+            exec(sol, ns)
+        finally:
+            setitimer(ITIMER_REAL, 0)
+    except BaseException as e:
+        status = ("timeout" if isinstance(e, _CallTimeout) else
+                  "memory_limit" if isinstance(e, MemoryError) else "runtime_error")
+        tb = _candidate_tb(e, code_text)
+        msg = f"{type(e).__name__}: {_exc_text(e)}"
+        del e
+        send(("load", status, "the code raised while being defined", None, None, tb + msg, ()))
+        return
+    names = []
+    for name, value in list(ns.items()):
+        if isinstance(name, str) and not name.startswith("__"):
+            kind = "module" if isinstance(value, types.ModuleType) else "callable" if callable(value) else "value"
+            names.append((name, kind))
+    send(("load", "ok", "", None, None, "", tuple(names[:10_000])))
+
+    handles: dict = {}  # id -> object handed to the judge
+    handle_of: dict = {}  # id(object) -> id
+
+    def to_handle(v):
+        key = id(v)
+        rid = handle_of.get(key)
+        if rid is None:
+            if len(handles) >= MAX_HANDLES:
+                raise WireError(f"more than {MAX_HANDLES} objects handed out")
+            rid = len(handles) + 1
+            handles[rid] = v
+            handle_of[key] = rid
+        t = type(v)
+        return ("r", rid, f"{getattr(t, '__module__', '?')}.{getattr(t, '__qualname__', t.__name__)}")
+
+    def resolve(target):
+        if type(target) is str:
+            if target not in ns:
+                raise NameError(f"name {target!r} is not defined")
+            return ns[target]
+        if type(target) is int and target in handles:
+            return handles[target]
+        raise ValueError("unknown object handle")
+
+    def from_handle(rid, tname):
+        if rid not in handles:
+            raise WireError("unknown object handle")
+        return handles[rid]
+
+    while True:
+        raw = _recv_msg(fd, MAX_VALUE_BYTES + 4096)
+        if raw is None:
+            return
+        try:
+            seq, op, target, args, kwargs, budget = decode_value(raw, from_handle)
+        except (WireError, ValueError, TypeError):
+            return
+        reply = None
+        try:
+            setitimer(ITIMER_REAL, max(0.001, float(budget)), 0.05)
+            try:
+                obj = resolve(target)
+                if op == "call":
+                    out = obj(*args, **kwargs)
+                elif op == "getattr":
+                    out = getattr(obj, args[0])
+                elif op == "setattr":
+                    setattr(obj, args[0], args[1])
+                    out = None
+                elif op == "bool":
+                    out = bool(obj)
+                else:
+                    raise ValueError(f"unknown request {op!r}")
+                try:
+                    reply = encode_value((seq, "ok", out), to_handle)
+                except WireError as e:
+                    reply = encode_value((seq, "bad", f"{target if type(target) is str else 'it'} returned a value "
+                                                      f"that cannot be sent back: {e}"))
+                del out
+            finally:
+                setitimer(ITIMER_REAL, 0)
+        except _CallTimeout:
+            reply = encode_value((seq, "timeout"))
+        except BaseException as e:
+            tname = type(e).__name__ if isinstance(type(e).__name__, str) else "Exception"
+            tb = _candidate_tb(e, code_text)
+            text = _exc_text(e)
+            del e
+            reply = encode_value((seq, "raise", tname[:100], text, tb))
+        _send_msg(fd, reply)
+
+
+def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int) -> None:
+    """The candidate process: isolate, limit and drop privileges, then serve (never returns)."""
+    code = 70
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        os.setsid()
+        os.lseek(memfd, 0, os.SEEK_SET)
+        chunks = []
+        while True:
+            chunk = os.read(memfd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        payload = json.loads(b"".join(chunks))
+        _only_fds({1: out_w, 2: out_w, 3: rpc})
+        lim, uid = hdr["limits"], int(hdr["uid"])
+        if hdr["full"]:
+            _private_namespaces(lim, uid)
+            workdir = RUN_ROOT
+        else:
+            workdir = hdr["workdir"]
+        os.chdir(workdir)
+        _set_limits(lim, hdr["uid_drop"], int(lim["processes"]))
+        if hdr["uid_drop"]:
+            _drop_to(uid)
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        # wait to be reparented to the server (the subreaper): only then can the parent-death signal
+        # be tied to the server rather than to the short-lived process that forked this one
+        for _ in range(20_000):
+            if os.getppid() != parent:
+                break
+            time.sleep(0.0001)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != int(hdr["server_pid"]):
+            raise OSError("the server died while the check was starting")
+        os.environ.clear()
+        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
+                           "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+        sys.argv = ["solution.py"]
+        del hdr, chunks
+        _serve(payload, 3, lim)
+        code = 0
+    except BaseException:
+        pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code)
+
+
+# ---------------------------------------------------------------------------------------------
+# the zygote: forks candidates from a process that never held any check's tests or results
+
+
+def _zygote(sock: socket.socket, server_pid: int) -> None:
+    """Serve spawn requests from the server: each is a JSON header and three descriptors (the code,
+    the socket to the judge, the output pipe). A short-lived middle process forks the candidate and
+    exits, so the candidate is reparented to the server, which reaps it and sees its exit status."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 3)
+        except OSError:
+            return
+        if not msg:
+            return
+        hdr = json.loads(msg)
+        try:
+            mid = os.fork()
+        except OSError as e:
+            sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
+            mid = None
+        if mid == 0:
+            try:
+                me = os.getpid()
+                pid = os.fork()
+                if pid == 0:
+                    sock.close()
+                    _candidate(hdr, fds[0], fds[1], fds[2], me)
+                sock.send(json.dumps({"token": hdr["token"], "pid": pid}).encode())
+            except BaseException as e:
+                try:
+                    sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
+                except BaseException:
+                    pass
+            os._exit(0)
+        for fd in fds:
+            os.close(fd)
+        if mid:
+            os.waitpid(mid, 0)
+        del hdr, msg, fds
+
+# ---------------------------------------------------------------------------------------------
+# the judge: runs the tests, calls into the candidate, reports to the server (forked from the server)
+
+
+class _TestTimeout(BaseException):
+    """A test ran past its limit (the judge's alarm, or the candidate said its call did)."""
+
+
+class _CandidateLost(BaseException):
+    """The candidate's process ended or broke the protocol; nothing more can be asked of it."""
+
+
+class _CandidateError(Exception):
+    """An exception of a type that is not a built-in one, raised by the candidate's code."""
+
+    def __init__(self, type_name: str, message: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+class _WrongAnswer(AssertionError):
+    def __init__(self, actual: object, expected: object, has_values: bool) -> None:
+        super().__init__()
+        self.actual, self.expected, self.has_values = actual, expected, has_values
 
 
 class _AssertRewriter(ast.NodeTransformer):
+    """``assert a == b`` becomes ``__drift_eq__(a, b)`` so a failure can say what was returned and what
+    was expected; other asserts become ``__drift_true__(test)``."""
+
     def visit_Assert(self, node: ast.Assert) -> ast.AST:
         t = node.test
         if isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq):
@@ -218,167 +874,209 @@ class _AssertRewriter(ast.NodeTransformer):
 
 
 _compile_cache: dict = {}
+_compile_cache_bytes = [0]
 
 
 def _compile_tests(setup: str, tests: list) -> tuple:
+    """``(setup code, [test code], names the tests and set-up read)``, cached by source (bounded)."""
     key = (setup, tuple(tests))
     hit = _compile_cache.get(key)
     if hit is not None:
         return hit
     setup_code = compile(setup or "", "<test setup>", "exec")
     units = []
+    names = set()
+    for n in ast.walk(ast.parse(setup or "")):
+        if isinstance(n, ast.Name):
+            names.add(n.id)
     for i, src in enumerate(tests):
         tree = ast.parse(src, f"<test {i}>")
+        names.update(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
         tree = ast.fix_missing_locations(_AssertRewriter().visit(tree))
         units.append(compile(tree, f"<test {i}>", "exec"))
-    if len(_compile_cache) > 4096:
+    size = len(setup) + sum(len(t) for t in tests)
+    if len(_compile_cache) >= 4096 or _compile_cache_bytes[0] + size > 64 << 20:
         _compile_cache.clear()
-    _compile_cache[key] = (setup_code, units)
-    return setup_code, units
+        _compile_cache_bytes[0] = 0
+    _compile_cache[key] = hit = (setup_code, units, frozenset(names))
+    _compile_cache_bytes[0] += size
+    return hit
 
 
-# ---------------------------------------------------------------------------------------------
-# the harness (runs inside the sandbox, after privileges are dropped)
+class _Channel:
+    """The judge's end of the socket to the candidate: one request, one reply, in order."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.seq = 0
+        self.dead = None  # why the candidate can no longer be asked anything
+        self.deadline = float("inf")
+        self.remotes: dict = {}
+
+    def remote(self, rid: int, tname: str) -> "RemoteObject":
+        r = self.remotes.get(rid)
+        if r is None:
+            r = self.remotes[rid] = RemoteObject(self, rid, tname)
+        return r
+
+    def recv(self, seq: int | None) -> tuple:
+        try:
+            raw = _recv_msg(self.fd, MAX_VALUE_BYTES + 4096)
+        except WireError as e:
+            self.dead = "protocol"
+            raise _CandidateLost(f"the candidate's process sent an invalid reply ({e})") from None
+        except OSError:
+            raw = None
+        if raw is None:
+            self.dead = "lost"
+            raise _CandidateLost("the candidate's process ended")
+        try:
+            msg = decode_value(raw, self.remote)
+        except WireError as e:
+            self.dead = "protocol"
+            raise _CandidateLost(f"the candidate's process sent an invalid reply ({e})") from None
+        if type(msg) is not tuple or len(msg) < 2 or (seq is not None and msg[0] != seq):
+            self.dead = "protocol"
+            raise _CandidateLost("the candidate's process sent an invalid reply")
+        return msg
+
+    def request(self, op: str, target, args: tuple = (), kwargs: dict | None = None):
+        if self.dead:
+            raise _CandidateLost("the candidate's process can no longer be called")
+        self.seq += 1
+        budget = self.deadline - time.perf_counter()
+        if budget <= 0:
+            raise _TestTimeout()
+        try:
+            payload = encode_value((self.seq, op, target, tuple(args), dict(kwargs or {}), budget), _judge_other)
+        except WireError as e:
+            raise TypeError(f"the test passes the candidate something the sandbox cannot send: {e}") from None
+        self.dead = "busy"  # until the reply is in: an exception in between leaves the channel unusable
+        try:
+            _send_msg(self.fd, payload)
+        except OSError:
+            self.dead = "lost"
+            raise _CandidateLost("the candidate's process ended") from None
+        msg = self.recv(self.seq)
+        self.dead = None
+        kind = msg[1]
+        if kind == "ok" and len(msg) == 3:
+            return msg[2]
+        if kind == "timeout":
+            raise _TestTimeout()
+        if kind == "raise" and len(msg) == 5 and all(type(x) is str for x in msg[2:]):
+            tname, text, tb = msg[2][:100], msg[3][:500], msg[4][-1500:]
+            exc_type = getattr(builtins, tname, None)
+            exc = None
+            if isinstance(exc_type, type) and issubclass(exc_type, Exception):
+                try:
+                    exc = exc_type(text) if text else exc_type()
+                except Exception:
+                    exc = None
+            if exc is None:
+                exc = _CandidateError(tname, text)
+            exc.__drift_tb__ = tb
+            raise exc
+        if kind == "bad" and len(msg) == 3 and type(msg[2]) is str:
+            raise TypeError(msg[2][:500])
+        self.dead = "protocol"
+        raise _CandidateLost("the candidate's process sent an invalid reply")
 
 
-class _TestTimeout(BaseException):
-    """Raised by SIGALRM inside a test; a BaseException so `except Exception` in user code misses it."""
+def _judge_other(v):
+    if type(v) is RemoteObject:
+        return ("r", object.__getattribute__(v, "_rid"), "")
+    raise WireError(f"a {type(v).__name__} cannot be sent")
 
 
-class _WrongAnswer(AssertionError):
-    def __init__(self, actual: object, expected: object, has_values: bool) -> None:
-        super().__init__()
-        self.actual, self.expected, self.has_values = actual, expected, has_values
+class RemoteObject:
+    """An object of the candidate's, seen from the judge: it can be called, its attributes read and
+    set, its truth asked (the candidate could as well have returned that bool), and it can be passed
+    back; it is never compared, ordered, hashed by value or iterated: those would be the candidate's
+    word for the test's outcome."""
+
+    __slots__ = ("_chan", "_rid", "_tname")
+
+    def __init__(self, chan: _Channel, rid, tname: str) -> None:
+        object.__setattr__(self, "_chan", chan)
+        object.__setattr__(self, "_rid", rid)
+        object.__setattr__(self, "_tname", tname)
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(f"the code returned an object of type {object.__getattribute__(self, '_tname')}; only "
+                        "built-in values (numbers, strings, lists, tuples, dicts, sets, None) can be compared")
+
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __iter__ = __len__ = __contains__ = _refuse
+    __getitem__ = __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __abs__ = __neg__ = _refuse
+    __int__ = __float__ = __index__ = _refuse
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return object.__getattribute__(self, "_chan").request("getattr", object.__getattribute__(self, "_rid"),
+                                                              (name,))
+
+    def __setattr__(self, name: str, value) -> None:
+        object.__getattribute__(self, "_chan").request("setattr", object.__getattribute__(self, "_rid"),
+                                                       (name, value))
+
+    def __call__(self, *args, **kwargs):
+        return object.__getattribute__(self, "_chan").request("call", object.__getattribute__(self, "_rid"),
+                                                              args, kwargs)
+
+    def __bool__(self) -> bool:
+        out = object.__getattribute__(self, "_chan").request("bool", object.__getattribute__(self, "_rid"))
+        if type(out) is not bool:
+            raise TypeError("the candidate's truth value is not a bool")
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{object.__getattribute__(self, '_tname')} object>"
 
 
-_PLAIN = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset,
-          range, slice)
-# methods whose override would let a returned object lie in a comparison or a conversion
-_LYING_SLOTS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__bool__", "__len__",
-                "__iter__", "__getitem__", "__contains__", "__abs__", "__sub__", "__rsub__", "__add__",
-                "__radd__", "__float__", "__int__", "__index__", "__round__", "__neg__", "__mul__", "__rmul__",
-                "__truediv__", "__rtruediv__", "__mod__", "__and__", "__or__", "__xor__", "__reversed__",
-                "keys", "values", "items", "__getattribute__", "__getattr__")
-
-
-def _make_plain_check():
-    """A checker for return values, built from pristine builtins before any user code runs.
-
-    It returns None for a value made only of built-in value types (or subclasses such as namedtuples
-    that override none of the methods a comparison uses), else the first offending type.
-    """
-    _type, _isinstance, _getattr, _id = type, isinstance, getattr, id
-    mro_of = type.__dict__["__mro__"].__get__
-    dict_items, seqs = dict.items, (list, tuple, set, frozenset)
-    ok = set(_PLAIN)
-    for modname, names in (("decimal", ("Decimal",)), ("fractions", ("Fraction",)),
-                           ("collections", ("OrderedDict", "defaultdict", "Counter", "deque")),
-                           ("re", ("Match", "Pattern"))):
-        mod = sys.modules.get(modname)
-        for n in names:
-            if mod is not None and hasattr(mod, n):
-                ok.add(_getattr(mod, n))
-    deque = _getattr(sys.modules.get("collections"), "deque", list)
-
-    dict_of = type.__dict__["__dict__"].__get__
-
-    def lookup(t, name):
-        for c in mro_of(t):
-            d = dict_of(c)
-            if name in d:
-                return d[name]
-        return None
-
-    def check(value, budget=200_000):
-        stack, seen = [value], set()
-        while stack:
-            budget -= 1
-            if budget < 0:
-                return None
-            v = stack.pop()
-            t = _type(v)
-            if t not in ok:
-                base = next((b for b in mro_of(t) if b in ok), None)
-                if base is None:
-                    return t
-                for slot in _LYING_SLOTS:
-                    if lookup(t, slot) is not lookup(base, slot):
-                        return t
-            if _isinstance(v, dict):
-                if _id(v) not in seen:
-                    seen.add(_id(v))
-                    for k, x in dict_items(v):
-                        stack.append(k)
-                        stack.append(x)
-            elif _isinstance(v, seqs) or t is deque:
-                if _id(v) not in seen:
-                    seen.add(_id(v))
-                    stack.extend(v)
-        return None
-
-    return check
-
-
-_PREPARED: dict = {}  # built once in the server, before any check: inherited by every harness
-
-
-def _short_repr() -> reprlib.Repr:
-    short = reprlib.Repr()
-    short.maxstring, short.maxother, short.maxlist, short.maxtuple = 300, 300, 30, 30
-    short.maxdict, short.maxset, short.maxlevel, short.maxlong = 20, 20, 4, 300
-    return short
-
-
-def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noqa: C901
-    # pristine references, taken before any untrusted code runs
-    write, read, perf = os.write, os.read, time.perf_counter
-    getpid, _exit = os.getpid, os._exit
-    harness_pid = getpid()
-    _repr, _isinstance, _exec, _compile, _len, _str = repr, isinstance, exec, compile, len, str
-    _BaseException, _MemoryError, _AssertionError, _SyntaxError = (BaseException, MemoryError, AssertionError,
-                                                                  SyntaxError)
+def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noqa: C901
+    """Run the tests of ``req`` against the candidate behind ``chan_fd``; records go to ``res_w``."""
+    perf = time.perf_counter
     setitimer, ITIMER_REAL = signal.setitimer, signal.ITIMER_REAL
-    extract_tb, format_list = traceback.extract_tb, traceback.format_list
-    srepr = _short_repr().repr
-    plain_type = _PREPARED.get("plain_check") or _make_plain_check()
-    code_text, entry_point = req["code"], req.get("entry_point")
+    srepr_ = _short_repr().repr
+    entry_point = req.get("entry_point")
     test_timeout = float(req["limits"]["test_timeout_s"])
-    setup_code, units = compiled
+    setup_code, units, names_read = compiled
+    chan = _Channel(chan_fd)
 
     def emit(*recs):
-        if getpid() != harness_pid:
-            # a process the code forked came back into the harness: only the harness reports
-            _exit(0)
-        # one write for several records: every write wakes the server, so fewer is faster
-        data = "".join([_repr(rec) + "\n" for rec in recs]).encode("utf-8", "replace")
-        while data:
-            n = write(res_w, data)
-            data = data[n:]
+        _write_all(res_w, "".join(json.dumps(rec) + "\n" for rec in recs).encode())
 
-    def trimmed_tb(exc):
-        # register the sources (only now, on a failure) so the traceback can show the failing lines
-        cache = linecache.cache
-        cache["<solution>"] = (_len(code_text), None, code_text.splitlines(True), "<solution>")
-        for i, src in enumerate(req["tests"]):
-            cache[f"<test {i}>"] = (_len(src), None, src.splitlines(True), f"<test {i}>")
-        frames = [f for f in extract_tb(exc.__traceback__)
-                  if f.filename.startswith("<solution") or f.filename.startswith("<test")]
-        text = "".join(format_list(frames[-6:]))
-        if _isinstance(exc, _WrongAnswer):
-            return (text + "AssertionError")[-1500:]
+    def srepr(v):
         try:
-            msg = type(exc).__name__ + (": " + _str(exc) if _str(exc) else "")
-        except _BaseException:
-            msg = type(exc).__name__
-        text = (text + msg)[-1500:]
-        return text
+            return srepr_(v)[:1000]
+        except BaseException:
+            return f"<{type(v).__name__} object>"
 
-    def classify(exc):
-        if _isinstance(exc, _TestTimeout):
+    def message_of(e):
+        name = e.type_name if isinstance(e, _CandidateError) else type(e).__name__
+        text = _exc_text(e)
+        return (name + (": " + text if text else ""))[:500]
+
+    def trimmed_tb(e):
+        for i, src in enumerate(req["tests"]):
+            linecache.cache[f"<test {i}>"] = (len(src), None, src.splitlines(True), f"<test {i}>")
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<test")]
+        text = "".join(traceback.format_list(frames[-6:]))
+        text += getattr(e, "__drift_tb__", "")
+        if isinstance(e, _WrongAnswer):
+            return (text + "AssertionError")[-1500:]
+        return (text + message_of(e))[-1500:]
+
+    def classify(e):
+        if isinstance(e, _TestTimeout):
             return "timeout"
-        if _isinstance(exc, _MemoryError):
+        if isinstance(e, MemoryError):
             return "memory_limit"
-        if _isinstance(exc, _AssertionError):
+        if isinstance(e, _CandidateLost):
+            return "runtime_error"
+        if isinstance(e, AssertionError):
             return "wrong_answer"
         return "runtime_error"
 
@@ -387,41 +1085,41 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
 
     signal.signal(signal.SIGALRM, on_alarm)
 
-    # 1. the solution
+    # 1. what the candidate's code did when it was loaded
     try:
-        sol = _compile(code_text, "<solution>", "exec")
-    except (_SyntaxError, ValueError) as e:
-        emit({"ev": "load", "status": "syntax_error",
-              "message": f"{type(e).__name__}: {getattr(e, 'msg', _str(e))} (line {getattr(e, 'lineno', '?')})",
-              "line": getattr(e, "lineno", None), "text": (getattr(e, "text", None) or "")[:300]})
-        return
-    user_ns = {"__name__": "__main__", "__builtins__": builtins}
-    try:
-        if req.get("prelude"):
-            _exec(_compile(req["prelude"], "<prelude>", "exec"), user_ns)
-        setitimer(ITIMER_REAL, test_timeout, 0.05)
+        setitimer(ITIMER_REAL, test_timeout + 1.0)
         try:
-            _exec(sol, user_ns)
+            load = chan.recv(None)
         finally:
             setitimer(ITIMER_REAL, 0)
-    except _BaseException as e:
-        emit({"ev": "load", "status": classify(e) if not _isinstance(e, _AssertionError) else "runtime_error",
-              "message": "the code raised while being defined", "traceback": trimmed_tb(e)})
+    except _CandidateLost as e:
+        emit({"ev": "load", "status": "runtime_error", "lost": chan.dead == "lost", "message": str(e)})
         return
-    fn = user_ns.get(entry_point) if entry_point else None
-    if entry_point and not callable(fn):
+    except _TestTimeout:
+        emit({"ev": "load", "status": "timeout", "message": f"the code took longer than {test_timeout:g} s to load"})
+        return
+    if (len(load) != 7 or load[0] != "load" or load[1] not in ("ok", "syntax_error", "runtime_error", "timeout",
+                                                              "memory_limit")):
+        emit({"ev": "load", "status": "runtime_error", "message": "the candidate's process sent an invalid reply"})
+        return
+    _, status, message, line, text, tb, names = load
+    if status != "ok":
+        emit({"ev": "load", "status": status, "message": str(message)[:500],
+              "line": line if type(line) is int else None, "text": str(text or "")[:300],
+              "traceback": str(tb or "")[-2000:]})
+        return
+    defined = {}
+    if type(names) is tuple:
+        for item in names:
+            if type(item) is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is str:
+                defined[item[0]] = item[1]
+    if entry_point and defined.get(entry_point) != "callable":
         emit({"ev": "load", "status": "runtime_error",
               "message": f"the code defines no function named {entry_point!r}", "traceback": ""})
         return
 
-    def guarded(*args, **kwargs):
-        out = fn(*args, **kwargs)
-        bad = plain_type(out)
-        if bad is not None:
-            raise TypeError(f"{entry_point} returned an object of type {bad.__name__}; only built-in value "
-                            "types (numbers, strings, lists, tuples, dicts, sets, None) are accepted")
-        return out
-
+    # 2. the test namespace: the task's own helpers (prelude, set-up) and builtins win over anything
+    # the code defines; the function under test and names only the code defines are its remote objects
     def drift_eq(actual, expected):
         if not (actual == expected):
             raise _WrongAnswer(actual, expected, True)
@@ -430,20 +1128,34 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
         if not value:
             raise _WrongAnswer(value, None, False)
 
-    test_ns = dict(user_ns)
-    if entry_point:
-        guarded.__name__ = entry_point
-        test_ns[entry_point] = guarded
-        test_ns["candidate"] = guarded
-    test_ns["__drift_eq__"] = drift_eq
-    test_ns["__drift_true__"] = drift_true
+    test_ns = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        _exec(setup_code, test_ns)
-    except _BaseException as e:
+        if req.get("prelude"):
+            exec(compile(req["prelude"], "<prelude>", "exec"), test_ns)
+        if entry_point:
+            test_ns[entry_point] = test_ns["candidate"] = RemoteObject(chan, entry_point, "function")
+        for name in sorted(names_read):
+            if name in test_ns or hasattr(builtins, name) or name not in defined:
+                continue
+            if defined[name] == "module":
+                if name in sys.stdlib_module_names:
+                    test_ns[name] = __import__(name)
+            else:
+                test_ns[name] = RemoteObject(chan, name, defined[name])
+        test_ns["__drift_eq__"] = drift_eq
+        test_ns["__drift_true__"] = drift_true
+        chan.deadline = perf() + test_timeout
+        setitimer(ITIMER_REAL, test_timeout + GRACE_S)
+        try:
+            exec(setup_code, test_ns)
+        finally:
+            setitimer(ITIMER_REAL, 0)
+    except BaseException as e:
         emit({"ev": "load", "status": "runtime_error", "message": "the test set-up code raised",
-              "traceback": trimmed_tb(e)})
+              "traceback": trimmed_tb(e), "lost": chan.dead == "lost"})
         return
-    # 2. the tests, one record each; "start i" is on the pipe before test i runs
+
+    # 3. the tests, one record each; "start i" is on the pipe before test i runs
     pending = [{"ev": "load", "status": "ok"}]
     for i, unit in enumerate(units):
         pending.append({"ev": "start", "i": i})
@@ -452,113 +1164,69 @@ def _harness(req: dict, compiled: tuple, res_w: int, sec_r: int) -> None:  # noq
         t0 = perf()
         rec = {"ev": "result", "i": i, "status": "passed"}
         try:
-            setitimer(ITIMER_REAL, test_timeout, 0.05)
+            chan.deadline = t0 + test_timeout
+            setitimer(ITIMER_REAL, test_timeout + GRACE_S)
             try:
-                _exec(unit, test_ns)
+                exec(unit, test_ns)
             finally:
                 setitimer(ITIMER_REAL, 0)
-        except _BaseException as e:
+        except BaseException as e:
             status = classify(e)
             rec["status"] = status
-            if _isinstance(e, _WrongAnswer):
+            if isinstance(e, _WrongAnswer):
+                rec["actual"] = srepr(e.actual)
                 if e.has_values:
-                    rec["actual"] = srepr(e.actual)
                     rec["expected"] = srepr(e.expected)
-                else:
-                    rec["actual"] = srepr(e.actual)
                 rec["message"] = "wrong answer"
             elif status == "timeout":
                 rec["message"] = f"the test ran longer than {test_timeout:g} s"
             elif status == "memory_limit":
                 rec["message"] = "out of memory (MemoryError)"
             else:
-                try:
-                    rec["message"] = type(e).__name__ + (": " + _str(e) if _str(e) else "")
-                except _BaseException:
-                    rec["message"] = type(e).__name__
-                rec["message"] = rec["message"][:500]
+                rec["message"] = message_of(e)
+            if isinstance(e, _CandidateLost) and chan.dead == "lost":
+                rec["lost"] = True  # the server says how the process ended
             rec["traceback"] = trimmed_tb(e)
+            del e
         rec["duration_s"] = perf() - t0
         pending.append(rec)
-    pending.append({"ev": "done", "n": _len(units)})
+        if chan.dead:
+            break  # the candidate is gone or wedged: the remaining tests cannot run
+    pending.append({"ev": "done", "n": len(units)})
     emit(*pending)
-    # the secret arrives only now; echo it so the server knows the harness itself got here
-    got = b""
-    while _len(got) < 32:
-        chunk = read(sec_r, 64)
-        if not chunk:
-            break
-        got += chunk
-    emit({"ev": "fin", "secret": got.decode("ascii", "replace")})
 
 
-# ---------------------------------------------------------------------------------------------
-# one run: the sandboxed child, and its bookkeeping in the server
-
-
-def _set_limits(lim: dict, drop_uid: bool) -> None:
-    mb = 1024 * 1024
-    cpu = int(lim["cpu_s"])
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    mem = int(lim["memory_mb"]) * mb
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    fsize = int(lim["file_mb"]) * mb
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (int(lim["open_files"]), int(lim["open_files"])))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if drop_uid:
-        resource.setrlimit(resource.RLIMIT_NPROC, (int(lim["processes"]), int(lim["processes"])))
-
-
-def _child(req: dict, compiled: tuple, iso: dict, uid: int, workdir: str,
-           out_w: int, res_w: int, sec_r: int) -> None:
+def _judge_process(req: dict, compiled: tuple, iso: dict, uid: int, chan_fd: int, res_w: int) -> None:
+    """The judge process: limits, its own uid, not dumpable; then :func:`_judge` (never returns)."""
     code = 70
     server_pid = os.getppid()
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(out_w, 2)
-        prev = 3
-        for fd in sorted((res_w, sec_r)):
-            os.closerange(prev, fd)
-            prev = fd + 1
-        os.closerange(prev, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        lim = req["limits"]
-        os.chdir(workdir)
-        _set_limits(lim, iso["uid_drop"])
+        _only_fds({3: chan_fd, 4: res_w})
+        os.chdir("/")
+        _set_limits(req["limits"], iso["uid_drop"], None)
         if iso["uid_drop"]:
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-            if os.getresuid() != (uid, uid, uid):
-                raise OSError("privilege drop failed")
-        _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # set after the uid change, which clears it
+            _drop_to(uid)
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        _prctl(PR_SET_DUMPABLE, 0)  # no process of the same uid may read its memory or descriptors
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:
-            raise OSError("the server died while the run was starting")
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-                           "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
-        sys.argv = ["solution.py"]
-        _harness(req, compiled, res_w, sec_r)
+            raise OSError("the server died while the check was starting")
+        _judge(req, compiled, 3, 4)
         code = 0
-    except BaseException as e:  # a harness failure: report it, never as a pass
+    except BaseException as e:  # a judge failure: report it, never as a pass
         try:
-            os.write(res_w, (repr({"ev": "harness_error", "message": f"{type(e).__name__}: {e}"[:500]}) + "\n")
+            os.write(4, (json.dumps({"ev": "harness_error", "message": f"{type(e).__name__}: {e}"[:500]}) + "\n")
                      .encode())
         except BaseException:
             pass
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
         os._exit(code)
+
+# ---------------------------------------------------------------------------------------------
+# one check in the server: its two processes, their pipes, its clock, what the judge reported
 
 
 def _signal_name(sig: int) -> str:
@@ -566,9 +1234,6 @@ def _signal_name(sig: int) -> str:
         return signal.Signals(sig).name
     except ValueError:
         return f"signal {sig}"
-
-
-_ACTIVE_HARNESSES: set = set()  # pids of the harnesses still running (never swept as orphans)
 
 
 def _direct_children() -> list | None:
@@ -594,24 +1259,21 @@ def _is_live_process_of(pid: int, uid: int) -> bool:
 
 
 def _sweep_uid(uid: int) -> None:
-    """SIGKILL every process a finished run left behind (its daemons, a fork bomb's children).
+    """SIGKILL every process of a candidate's uid (the candidate, its daemons, a fork bomb's children).
 
-    The server is a child subreaper: once a run's harness is gone, everything it started is a child
-    of the server or a descendant of one, so a glance at the server's own children tells whether
-    anything of the run's uid is left (the common case: nothing, and no cost). If so, the server sends
-    ``kill(-1, SIGKILL)`` with effective uid = the run's uid, which reaches exactly that uid's
-    processes at once (fork bombs included), and real uid = a uid no process has (the reserved
-    slot 255), so that none of those processes may signal the server even then; its saved uid 0 lets
-    it take root back right after.
+    The server is a child subreaper: everything a candidate started is a child of the server or a
+    descendant of one, so a glance at the server's own children tells whether anything of the uid is
+    left (the common case once the candidate is dead: nothing, and no cost). If so, the server sends
+    ``kill(-1, SIGKILL)`` with effective uid = that uid, which reaches exactly that uid's processes at
+    once (fork bombs included), and real uid = a uid no process has (the reserved slot 255), so that
+    none of those processes may signal the server even then; its saved uid 0 lets it take root back.
     """
     if uid < UID_BASE:
         raise RuntimeError(f"refusing to sweep uid {uid}: not a sandbox uid")
     nobody = run_uid(os.getpid(), SWEEP_SLOT)
     for _ in range(50):
         children = _direct_children()
-        if children is not None and not any(
-            c not in _ACTIVE_HARNESSES and _is_live_process_of(c, uid) for c in children
-        ):
+        if children is not None and not any(_is_live_process_of(c, uid) for c in children):
             return
         os.setresuid(nobody, uid, 0)
         try:
@@ -626,83 +1288,121 @@ def _sweep_uid(uid: int) -> None:
             os.setresuid(0, 0, 0)
         if children is None:  # /proc cannot list children here: one blind sweep is all we can do
             return
-        time.sleep(0.001)  # let the killed die before looking again
+        time.sleep(0.001)
+
+
+class _SetupError(Exception):
+    """A check could not be set up (no memory, no descriptors, no disk): that check fails, no other."""
 
 
 class _Run:
-    """One check in flight: the child, its pipes, its clock, and what it has reported so far."""
+    """One check in flight: its judge and candidate, their pipes, its clock, the judge's records."""
 
-    def __init__(self, req: dict, compiled: tuple, iso: dict, slot: int) -> None:
-        self.req, self.iso, self.slot = req, iso, slot
+    def __init__(self, req: dict, compiled: tuple, iso: dict, slot: int, token: int, zygote: socket.socket) -> None:
+        self.req, self.iso, self.slot, self.token = req, iso, slot, token
         self.lim = req["limits"]
         self.uid = run_uid(os.getpid(), slot)
-        if iso["level"] == "full":
-            self.workdir = os.path.join(RUN_ROOT, f"run-{slot}")
-            try:
-                os.mkdir(self.workdir, 0o700)
-            except FileExistsError:  # left by a run whose clean-up failed
+        self.judge_uid = run_uid(os.getpid(), JUDGE_SLOTS + slot)
+        self.workdir = None
+        opened: list = []
+        try:
+            if iso["level"] != "full":
+                self.workdir = tempfile.mkdtemp(prefix="drift-sandbox-")
+                if iso["uid_drop"]:
+                    os.chown(self.workdir, self.uid, self.uid)
+                os.chmod(self.workdir, 0o700)
+            out_r, out_w = os.pipe()
+            opened += [out_r, out_w]
+            res_r, res_w = os.pipe()
+            opened += [res_r, res_w]
+            chan_j, chan_c = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            opened += [chan_j.detach(), chan_c.detach()]
+            chan_j, chan_c = opened[-2], opened[-1]
+            memfd = os.memfd_create("drift-check", os.MFD_CLOEXEC)
+            opened.append(memfd)
+            _write_all(memfd, json.dumps({"code": req["code"], "prelude": req.get("prelude") or "",
+                                          "entry_point": req.get("entry_point")}).encode())
+            hdr = {"token": token, "uid": self.uid, "limits": self.lim, "full": iso["level"] == "full",
+                   "uid_drop": iso["uid_drop"], "workdir": self.workdir, "server_pid": os.getpid()}
+            self.t_start = time.monotonic()
+            socket.send_fds(zygote, [json.dumps(hdr).encode()], [memfd, chan_c, out_w])
+            pid = os.fork()
+            if pid == 0:
+                _judge_process(req, compiled, iso, self.judge_uid, chan_j, res_w)
+        except Exception as e:
+            for fd in opened:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            if self.workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
-                os.mkdir(self.workdir, 0o700)
-        else:
-            self.workdir = tempfile.mkdtemp(prefix="drift-sandbox-")
-        if iso["uid_drop"]:
-            os.chown(self.workdir, self.uid, self.uid)
-        os.chmod(self.workdir, 0o700)
-        out_r, out_w = os.pipe()
-        res_r, res_w = os.pipe()
-        sec_r, sec_w = os.pipe()
-        self.secret = secrets.token_hex(16)
-        self.t_start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            os.close(out_r)
-            os.close(res_r)
-            os.close(sec_w)
-            _child(req, compiled, iso, self.uid, self.workdir, out_w, res_w, sec_r)
-        os.close(out_w)
-        os.close(res_w)
-        os.close(sec_r)
+            raise _SetupError(f"{type(e).__name__}: {e}") from None
+        for fd in (out_w, res_w, chan_j, chan_c, memfd):
+            os.close(fd)
         for fd in (out_r, res_r):
             os.set_blocking(fd, False)
-        self.pid, self.out_r, self.res_r, self.sec_w = pid, out_r, res_r, sec_w
+        self.judge_pid, self.out_r, self.res_r = pid, out_r, res_r
+        self.cand_pid = None
+        self.cand_status = None
+        self.cand_cpu = 0.0
+        self.spawn_error = None
         self.deadline = self.t_start + float(self.lim["timeout_s"])
-        self.grace_end = float("inf")
+        self.end_by = float("inf")  # once the judge is done: the latest the candidate's exit is awaited
         self.open_fds = {out_r, res_r}
         self.out_tail = bytearray()
         self.out_total = 0
         self.res_buf = bytearray()
         self.res_bytes = 0
         self.records: list = []
-        self.fin_ok = False
         self.kill_reason = None
-        self.exit_status = None
-        self.cpu_s = 0.0
+        self.judge_status = None
+
+    # -- events
+    def on_spawn(self, msg: dict) -> None:
+        if isinstance(msg.get("pid"), int):
+            self.cand_pid = msg["pid"]
+            if self.judge_status is not None or self.kill_reason is not None:
+                self.kill_candidate()
+        else:
+            self.spawn_error = str(msg.get("error"))[:300]
+            self.cand_status = -1
+
+    def on_candidate_exit(self, status: int, cpu_s: float) -> None:
+        self.cand_status, self.cand_cpu = status, cpu_s
+        self.sweep()  # the candidate is over: nothing it started may outlive it
+
+    def on_judge_exit(self, status: int) -> None:
+        self.judge_status = status
+        self.kill_candidate()  # the verdict is in: the candidate has nothing left to do
+        self.end_by = time.monotonic() + 1.0
+
+    def kill_candidate(self) -> None:
+        if self.cand_pid is not None and self.cand_status is None:
+            try:
+                os.kill(self.cand_pid, signal.SIGKILL)  # not reaped yet, so the pid is still its own
+            except ProcessLookupError:
+                pass
+        self.sweep()
 
     def kill(self, reason: str) -> None:
         if self.kill_reason is None:
             self.kill_reason = reason
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.sweep()
+        self.kill_candidate()
+        if reason == "timeout" and self.judge_status is None:
+            try:
+                os.kill(self.judge_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def sweep(self) -> None:
-        if self.iso["uid_drop"] and self.exit_status is not None:
+        if self.iso["uid_drop"]:
             _sweep_uid(self.uid)
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def on_exit(self, status: int, cpu_s: float) -> None:
-        self.exit_status = status
-        self.cpu_s = cpu_s
-        # the run is over: nothing it started may outlive it
-        self.sweep()
-        # once the strays are dead the pipes reach EOF; a process out of reach (basic level) may hold
-        # them open, so stop waiting for it after a short grace
-        self.grace_end = time.monotonic() + 0.25
+        if self.cand_pid is not None:
+            try:
+                os.killpg(self.cand_pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def on_readable(self, fd: int) -> None:
         try:
@@ -720,152 +1420,181 @@ class _Run:
             if len(self.out_tail) > 4096:
                 del self.out_tail[: len(self.out_tail) - 4096]
             if self.out_total > int(self.lim["max_output_bytes"]):
+                self.open_fds.discard(fd)
                 self.kill("output_limit")
             return
         self.res_bytes += len(chunk)
-        if self.res_bytes > 8 * 1024 * 1024:
-            self.kill("output_limit")
+        if self.res_bytes > MAX_RECORD_BYTES + 4096 * len(self.req["tests"]):
+            self.open_fds.discard(fd)
+            self.kill("timeout")
+            self.kill_reason = "judge_flood"
             return
         self.res_buf += chunk
-        while b"\n" in self.res_buf:
-            idx = self.res_buf.index(b"\n")
+        while True:
+            idx = self.res_buf.find(b"\n")
+            if idx < 0:
+                break
             line = bytes(self.res_buf[:idx])
             del self.res_buf[: idx + 1]
-            self._record(line)
-        if len(self.res_buf) > 1 << 20:
-            self.res_buf.clear()
-
-    def _record(self, line: bytes) -> None:
-        try:
-            rec = ast.literal_eval(line.decode("utf-8", "replace"))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            return
-        if not isinstance(rec, dict):
-            return
-        if rec.get("ev") == "done":
-            try:
-                os.write(self.sec_w, self.secret.encode())
-            except OSError:
-                pass
-        elif rec.get("ev") == "fin":
-            self.fin_ok = rec.get("secret") == self.secret
-            return
-        self.records.append(rec)
+            rec = _clean_record(line, len(self.req["tests"]))
+            if rec is not None:
+                self.records.append(rec)
 
     def tick(self, now: float) -> None:
-        if self.exit_status is None and now >= self.deadline:
+        if now >= self.deadline and self.kill_reason is None and self.judge_status is None:
             self.kill("timeout")
-            self.deadline = float("inf")
 
     def next_wakeup(self) -> float:
-        return self.deadline if self.exit_status is None else self.grace_end
+        return min(self.deadline, self.end_by) if self.judge_status is None else self.end_by
 
     def done(self, now: float) -> bool:
-        return self.exit_status is not None and (not self.open_fds or now >= self.grace_end)
+        if self.judge_status is None:
+            return False
+        if self.res_r in self.open_fds and now < self.end_by:
+            return False  # the judge's last records may still be in the pipe
+        cand_over = self.cand_status is not None or (self.cand_pid is None and self.spawn_error is not None)
+        return (cand_over and self.out_r not in self.open_fds) or now >= self.end_by
 
     def finish(self) -> dict:
-        self.sweep()
-        for fd in (self.out_r, self.res_r, self.sec_w):
+        self.kill_candidate()
+        for fd in (self.out_r, self.res_r):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        try:
-            os.rmdir(self.workdir)  # the common case: the code wrote nothing
-        except OSError:
+        if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-        result = _build_result(self.req, len(self.req["tests"]), self.records, self.fin_ok, self.kill_reason,
-                               self.exit_status, self.out_tail, self.out_total, time.monotonic() - self.t_start,
-                               self.cpu_s)
-        return result
+        return _build_result(self)
 
 
-def _build_result(req, n_tests, records, fin_ok, kill_reason, exit_status, out_tail, out_total, duration,
-                  cpu_s=0.0):
-    lim = req["limits"]
+_STR_CAPS = {"status": 20, "message": 500, "actual": 1000, "expected": 1000, "traceback": 2000, "text": 300}
+
+
+def _clean_record(line: bytes, n_tests: int) -> dict | None:
+    """A judge record with every field type-checked and truncated; None when it is not one."""
+    if len(line) > 64 * 1024:
+        return None
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if type(rec) is not dict or rec.get("ev") not in ("load", "start", "result", "done", "harness_error"):
+        return None
+    out = {"ev": rec["ev"]}
+    for key, cap in _STR_CAPS.items():
+        v = rec.get(key)
+        if isinstance(v, str):
+            out[key] = v[:cap] if key != "traceback" else v[-cap:]
+    if out.get("status") is not None and out["status"] not in STATUSES and out["status"] != "ok":
+        out["status"] = "runtime_error"
+    for key in ("i", "line", "n"):
+        v = rec.get(key)
+        if type(v) is int:
+            out[key] = v
+    if out["ev"] in ("start", "result") and not 0 <= out.get("i", -1) < n_tests:
+        return None
+    v = rec.get("duration_s")
+    if type(v) in (int, float):
+        out["duration_s"] = float(v)
+    out["lost"] = rec.get("lost") is True
+    return out
+
+
+def _build_result(run: _Run) -> dict:  # noqa: C901
+    req, lim, n_tests = run.req, run.lim, len(run.req["tests"])
     tests = [{"index": i, "status": "not_run", "source": req["tests"][i]} for i in range(n_tests)]
-    load = None
-    started = None
-    harness_error = None
-    for rec in records:
-        ev = rec.get("ev")
+    load = started = harness_error = None
+    done = False
+    for rec in run.records:
+        ev = rec["ev"]
         if ev == "load":
             load = rec
-        elif ev == "start" and isinstance(rec.get("i"), int) and 0 <= rec["i"] < n_tests:
+        elif ev == "start":
             started = rec["i"]
-        elif ev == "result" and isinstance(rec.get("i"), int) and 0 <= rec["i"] < n_tests:
+        elif ev == "result":
             t = tests[rec["i"]]
-            for k in ("status", "message", "actual", "expected", "traceback", "duration_s"):
+            for k in ("status", "message", "actual", "expected", "traceback", "duration_s", "lost"):
                 if k in rec:
-                    v = rec[k]
-                    t[k] = v[:2000] if isinstance(v, str) else v
-            if t["status"] not in STATUSES:
+                    t[k] = rec[k]
+            if t["status"] not in STATUSES or t["status"] == "not_run":
                 t["status"] = "runtime_error"
             if started == rec["i"]:
                 started = None
+        elif ev == "done":
+            done = True
         elif ev == "harness_error":
-            harness_error = str(rec.get("message"))[:500]
-    if exit_status is not None and os.WIFSIGNALED(exit_status):
-        sig = os.WTERMSIG(exit_status)
+            harness_error = rec.get("message", "")
+    status = run.cand_status if isinstance(run.cand_status, int) and run.cand_status >= 0 else None
+    cpu_s = run.cand_cpu
+    if status is not None and os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
         exit_desc = f"killed by {_signal_name(sig)}"
-    elif exit_status is not None:
+    elif status is not None:
         sig = None
-        exit_desc = f"exit code {os.WEXITSTATUS(exit_status)}"
+        exit_desc = f"exit code {os.WEXITSTATUS(status)}"
     else:
         sig, exit_desc = None, "unknown"
-    # what ended the process, if it ended before the protocol completed
-    if kill_reason == "timeout":
+    # what ended the candidate, if it ended before its judge was done
+    if run.kill_reason == "timeout":
         fatal_status, fatal_msg = "timeout", f"the run exceeded its time limit of {float(lim['timeout_s']):g} s"
-    elif kill_reason == "output_limit":
+    elif run.kill_reason == "output_limit":
         fatal_status = "runtime_error"
-        fatal_msg = f"output limit exceeded ({out_total} bytes > {int(lim['max_output_bytes'])})"
+        fatal_msg = f"output limit exceeded ({run.out_total} bytes > {int(lim['max_output_bytes'])})"
+    elif run.kill_reason == "judge_flood":
+        fatal_status, fatal_msg = "runtime_error", "the judge sent more records than a check can have"
     elif sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= int(lim["cpu_s"]) - 0.05:
         fatal_status, fatal_msg = "timeout", f"the CPU time limit of {int(lim['cpu_s'])} s was reached"
     elif sig is not None:
         fatal_status, fatal_msg = "runtime_error", f"the process crashed ({exit_desc})"
+    elif run.spawn_error:
+        fatal_status, fatal_msg = "runtime_error", f"the check could not start: {run.spawn_error}"
     else:
         fatal_status, fatal_msg = "runtime_error", f"the process ended before the tests finished ({exit_desc})"
     if harness_error:
-        fatal_status, fatal_msg = "runtime_error", f"the sandbox harness failed: {harness_error}"
+        fatal_status, fatal_msg = "runtime_error", f"the sandbox judge failed: {harness_error}"
     error = None
     if load is None or load.get("status") != "ok":
-        if load is not None:
-            status = load.get("status") if load.get("status") in STATUSES else "runtime_error"
-            msg = str(load.get("message", ""))[:500]
-            error = {"status": status, "message": msg, "traceback": str(load.get("traceback", ""))[:2000],
-                     "line": load.get("line"), "text": load.get("text")}
+        if load is not None and not load["lost"] and not run.kill_reason:
+            status_ = load.get("status", "runtime_error")
+            error = {"status": status_ if status_ in STATUSES else "runtime_error",
+                     "message": load.get("message", ""), "traceback": load.get("traceback", ""),
+                     "line": load.get("line"), "text": load.get("text", "")}
         else:
-            status, msg = fatal_status, fatal_msg
-            error = {"status": status, "message": msg, "traceback": ""}
+            error = {"status": fatal_status, "message": fatal_msg, "traceback": ""}
         for t in tests:
             t["status"] = error["status"]
             t["message"] = error["message"]
     else:
+        for t in tests:
+            if t.pop("lost", False) or (run.kill_reason and t["status"] == "runtime_error"
+                                        and t.get("message", "").startswith("the candidate's process")):
+                t["status"], t["message"] = fatal_status, fatal_msg
         if started is not None:
             tests[started]["status"] = fatal_status
             tests[started]["message"] = fatal_msg
-        elif not fin_ok and any(t["status"] == "not_run" for t in tests):
+        elif not done:
             error = {"status": fatal_status, "message": fatal_msg, "traceback": ""}
-    all_ran = all(t["status"] != "not_run" for t in tests)
-    passed = bool(fin_ok and all_ran and all(t["status"] == "passed" for t in tests) and error is None)
-    if not passed and fin_ok is False and all_ran and all(t["status"] == "passed" for t in tests):
-        # every record says passed but the harness never completed the handshake: not a pass
-        error = {"status": fatal_status, "message": fatal_msg + " (no completion handshake)", "traceback": ""}
+    for t in tests:
+        t.pop("lost", None)
+    judge_ok = (run.judge_status is not None and os.WIFEXITED(run.judge_status)
+                and os.WEXITSTATUS(run.judge_status) == 0)
+    passed = bool(done and judge_ok and error is None and not harness_error and run.kill_reason is None
+                  and all(t["status"] == "passed" for t in tests))
     if passed:
         overall = "passed"
     elif error is not None:
         overall = error["status"]
     else:
-        overall = next((t["status"] for t in tests if t["status"] != "passed"), "runtime_error")
+        overall = next((t["status"] for t in tests if t["status"] != "passed"), fatal_status)
     return {
         "passed": passed,
         "status": overall,
         "tests": tests,
         "error": error,
-        "stdout_tail": bytes(out_tail).decode("utf-8", "replace"),
-        "stdout_bytes": out_total,
+        "stdout_tail": bytes(run.out_tail).decode("utf-8", "replace"),
+        "stdout_bytes": run.out_total,
         "exit": exit_desc,
-        "duration_s": duration,
+        "duration_s": time.monotonic() - run.t_start,
         "cpu_s": cpu_s,
     }
 
@@ -880,9 +1609,29 @@ _PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bis
             "struct", "enum", "contextlib", "queue", "time", "abc", "types", "pprint", "fnmatch")
 
 
-def main() -> None:
+def _valid_request(req) -> str | None:
+    """Why ``req`` is not a well-formed check request (None when it is)."""
+    if type(req) is not dict or type(req.get("id")) is not int:
+        return "not a request"
+    if type(req.get("code")) is not str or type(req.get("tests")) is not list:
+        return "code must be a str and tests a list"
+    if not all(type(t) is str for t in req["tests"]):
+        return "tests must be strs"
+    for key in ("setup", "prelude"):
+        if type(req.get(key, "")) is not str:
+            return f"{key} must be a str"
+    if req.get("entry_point") is not None and type(req["entry_point"]) is not str:
+        return "entry_point must be a str"
+    lim = req.get("limits")
+    keys = ("timeout_s", "test_timeout_s", "cpu_s", "memory_mb", "file_mb", "open_files", "processes",
+            "max_output_bytes", "disk_mb", "inodes")
+    if type(lim) is not dict or not all(type(lim.get(k)) in (int, float) and lim[k] > 0 for k in keys):
+        return "limits are incomplete"
+    return None
+
+
+def main() -> None:  # noqa: C901
     """Serve check requests until stdin closes."""
-    inp, outp = 0, 1
     # requests and replies use the original pipes; fd 1 must never be written by anything else
     inp = os.dup(0)
     outp = os.dup(1)
@@ -895,26 +1644,38 @@ def main() -> None:
         config = json.loads(_read_exact(inp, header))
     except EOFError:
         return
-    max_parallel = min(SWEEP_SLOT, max(1, int(config.get("max_parallel", os.cpu_count() or 1))))
+    _prctl(PR_SET_DUMPABLE, 0)
+    max_parallel = min(MAX_SLOTS, max(1, int(config.get("max_parallel", os.cpu_count() or 1))))
     iso = _probe_isolation(config.get("isolation", "auto"))
     for name in _PRELOAD:
         try:
             __import__(name)
         except ImportError:
             pass
-    _PREPARED["plain_check"] = _make_plain_check()
-    # a check's fds 0, 1 and 2 are /dev/null and its output pipe; the server's own sys.std* objects
-    # already wrap those fds, so a check uses them as they are: line-buffered, so that what was
-    # printed before a crash or a kill is still seen
+    # a candidate's fds 1 and 2 are its output pipe; the sys.std* objects already wrap those fds, so
+    # it uses them as they are: line-buffered, so that what was printed before a crash is still seen
     sys.stdout.reconfigure(line_buffering=True, errors="replace")
     sys.stderr.reconfigure(line_buffering=True, errors="replace")
+    # orphans of a check are reparented here (not to the machine's init) and reaped below
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     # what exists now is shared by every check: keep the collector from walking (and so copying) it
     gc.collect()
     gc.freeze()
+    # the zygote is forked before the first request: no check's data ever exists in it
+    zsock, zchild = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    zpid = os.fork()
+    if zpid == 0:
+        try:
+            zsock.close()
+            fd = zchild.detach()
+            _only_fds({3: fd})
+            _zygote(socket.socket(fileno=3), os.getppid())
+        finally:
+            os._exit(0)
+    zchild.close()
+    zsock.setblocking(False)
     _send_frame(outp, {"ready": True, "isolation": iso, "pid": os.getpid()})
 
-    # orphans of a run are reparented here (not to the machine's init) and reaped below
-    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
     os.set_blocking(wake_w, False)
@@ -922,22 +1683,42 @@ def main() -> None:
     signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
     pending: list = []
-    runs: dict = {}  # pid -> _Run
+    runs: dict = {}  # token -> _Run
+    by_judge: dict = {}  # judge pid -> _Run
+    by_cand: dict = {}  # candidate pid -> _Run
+    early_exits: dict = {}  # candidate pid -> (status, cpu): reaped before the zygote said whose it is
     free_slots = list(range(max_parallel))
+    next_token = 0
     stdin_open = True
+    zfd = zsock.fileno()
     while stdin_open or pending or runs:
         while pending and free_slots:
             req = pending.pop(0)
+            why = _valid_request(req)
+            if why is not None:
+                _send_frame(outp, {"id": req.get("id") if type(req) is dict else None, "error": why})
+                continue
             try:
                 compiled = _compile_tests(req.get("setup", ""), req["tests"])
-            except (SyntaxError, ValueError) as e:
+            except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
                 _send_frame(outp, {"id": req["id"], "error": f"a test does not compile: {e}"})
                 continue
-            run = _Run(req, compiled, iso, free_slots.pop())
-            runs[run.pid] = run
-            _ACTIVE_HARNESSES.add(run.pid)
+            next_token += 1
+            slot = free_slots.pop()
+            try:
+                zsock.setblocking(True)
+                try:
+                    run = _Run(req, compiled, iso, slot, next_token, zsock)
+                finally:
+                    zsock.setblocking(False)
+            except _SetupError as e:
+                free_slots.append(slot)
+                _send_frame(outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e}"})
+                continue
+            runs[run.token] = run
+            by_judge[run.judge_pid] = run
         now = time.monotonic()
-        watch = [wake_r] + ([inp] if stdin_open else [])
+        watch = [wake_r, zfd] + ([inp] if stdin_open else [])
         for run in runs.values():
             watch.extend(run.open_fds)
         wakeup = min((r.next_wakeup() for r in runs.values()), default=float("inf"))
@@ -951,6 +1732,24 @@ def main() -> None:
                         pass
                 except BlockingIOError:
                     pass
+            elif fd == zfd:
+                while True:
+                    try:
+                        msg = zsock.recv(4096)
+                    except BlockingIOError:
+                        break
+                    if not msg:
+                        raise SystemExit("the zygote died")
+                    info = json.loads(msg)
+                    run = runs.get(info.get("token"))
+                    if run is None:
+                        continue
+                    run.on_spawn(info)
+                    if run.cand_pid is not None:
+                        by_cand[run.cand_pid] = run
+                        if run.cand_pid in early_exits:
+                            del by_cand[run.cand_pid]
+                            run.on_candidate_exit(*early_exits.pop(run.cand_pid))
             elif fd == inp:
                 try:
                     n = struct.unpack(">I", _read_exact(inp, 4))[0]
@@ -959,21 +1758,30 @@ def main() -> None:
                     stdin_open = False
             elif fd in fd_owner:
                 fd_owner[fd].on_readable(fd)
-        while True:  # reap: our runs, and any orphan reparented to us
+        while True:  # reap: judges, candidates, and any orphan reparented to us
             try:
                 pid, status, usage = os.wait4(-1, os.WNOHANG)
             except ChildProcessError:
                 break
             if pid == 0:
                 break
-            if pid in runs and runs[pid].exit_status is None:
-                _ACTIVE_HARNESSES.discard(pid)
-                runs[pid].on_exit(status, usage.ru_utime + usage.ru_stime)
+            if pid == zpid:
+                raise SystemExit("the zygote died")
+            if pid in by_judge:
+                by_judge.pop(pid).on_judge_exit(status)
+            elif pid in by_cand:
+                by_cand.pop(pid).on_candidate_exit(status, usage.ru_utime + usage.ru_stime)
+            elif runs:
+                if len(early_exits) > 4096:
+                    early_exits.pop(next(iter(early_exits)))
+                early_exits[pid] = (status, usage.ru_utime + usage.ru_stime)
         now = time.monotonic()
-        for pid, run in list(runs.items()):
+        for token, run in list(runs.items()):
             run.tick(now)
             if run.done(now):
-                del runs[pid]
+                del runs[token]
+                if run.cand_pid is not None:
+                    by_cand.pop(run.cand_pid, None)
                 result = run.finish()
                 free_slots.append(run.slot)
                 _send_frame(outp, {"id": run.req["id"], "result": result})

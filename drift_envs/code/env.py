@@ -17,17 +17,42 @@ DEFAULT_SYSTEM_PROMPT = "Write the requested Python function. Reply with the cod
 NO_CODE_FEEDBACK = "I could not find any Python code in your reply. Put the whole function in a ```python block."
 BINARY_FEEDBACK = "Your code fails the tests. Please try again."
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_FENCE = "```"
+_TAG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
 _PYTHON_TAGS = {"python", "py", "python3", "py3"}
+_CODE_LINE = re.compile(r"^[ \t\r\f\v]*(def|class|return|import|from)\b", re.MULTILINE)
+
+
+def _fenced_blocks(reply: str) -> list[tuple[str, str]]:
+    """``(tag, body)`` of every ``` block, in order: a block opens at ``` (its tag is the start of the
+    rest of that line), its body starts on the next line and ends at the next ``` (or the reply's end).
+    One pass of ``str.find``: linear in the reply, whatever it holds."""
+    blocks = []
+    pos = 0
+    while True:
+        start = reply.find(_FENCE, pos)
+        if start < 0:
+            break
+        newline = reply.find("\n", start + 3)
+        if newline < 0:  # no line after this fence, so none after any later one on this line either
+            break
+        tag = _TAG.match(reply, start + 3, newline).group(1)
+        end = reply.find(_FENCE, newline + 1)
+        blocks.append((tag.lower(), reply[newline + 1 : end if end >= 0 else len(reply)]))
+        if end < 0:
+            break
+        pos = end + 3
+    return blocks
 
 
 def extract_code(reply: str) -> str | None:
     """The code of a reply: the last ```python block, else the last unlabelled ``` block, else the
     whole reply when it looks like code (parses, or contains a ``def``/``return``/``import``).
 
-    Returns None when the reply holds no code (an empty block counts as none).
+    Returns None when the reply holds no code (an empty block counts as none). Linear in the length
+    of the reply.
     """
-    blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(reply)]
+    blocks = _fenced_blocks(reply)
     for wanted in (_PYTHON_TAGS, {""}):
         chosen = [body for tag, body in blocks if tag in wanted]
         if chosen:
@@ -40,9 +65,8 @@ def extract_code(reply: str) -> str | None:
         return None
     try:
         tree = ast.parse(text)
-    except SyntaxError:
-        looks_like_code = re.search(r"^\s*(def|class|return|import|from)\b", text, re.MULTILINE)
-        return text if looks_like_code else None
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return text if _CODE_LINE.search(text) else None
     # prose can parse as Python (a bare name); require at least one statement that does something
     if any(not isinstance(n, ast.Expr) or not isinstance(n.value, (ast.Name, ast.Constant)) for n in tree.body):
         return text
@@ -69,8 +93,8 @@ def _describe(t: TestResult) -> str:
         return f"{head}\nRan out of memory."
     if t.status == "not_run":
         return f"{head}\nNot run: an earlier test ended the process."
-    tb_lines = t.traceback.strip().splitlines() if t.traceback else []
-    if tb_lines and tb_lines[-1].strip() == t.message.strip():
+    tb_lines = str(t.traceback or "").strip().splitlines()
+    if tb_lines and tb_lines[-1].strip() == str(t.message or "").strip():
         tb_lines = tb_lines[:-1]  # the message is already said
     tb = "\n".join(tb_lines[-3:])
     return f"{head}\nRaised {t.message or 'an error'}." + (f"\n{tb}" if tb else "")
@@ -289,8 +313,8 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             parts = []
             err = result.error
             if err and err.get("status") == "syntax_error":
-                parts.append(f"Your code has a syntax error: {err['message']}"
-                             + (f"\n    {err['text'].rstrip()}" if err.get("text") else ""))
+                parts.append(f"Your code has a syntax error: {str(err.get('message', ''))[:500]}"
+                             + (f"\n    {str(err['text'])[:300].rstrip()}" if err.get("text") else ""))
             elif err and all(t.status == err.get("status") and t.message == err.get("message") for t in failing):
                 detail = "\n".join(str(err.get("traceback", "")).strip().splitlines()[-4:])
                 parts.append(f"Your code could not be tested: {err['message']}." + (f"\n{detail}" if detail else ""))

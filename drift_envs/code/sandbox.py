@@ -96,6 +96,8 @@ class SandboxLimits:
     open_files: int = 64
     processes: int = 32
     max_output_bytes: int = 1 << 20
+    disk_mb: int = 64
+    inodes: int = 2048
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that is out of range."""
@@ -103,7 +105,7 @@ class SandboxLimits:
             raise ValueError(f"SandboxLimits.timeout_s must be > 0, got {self.timeout_s!r}")
         if self.test_timeout_s is not None and not self.test_timeout_s > 0:
             raise ValueError(f"SandboxLimits.test_timeout_s must be > 0, got {self.test_timeout_s!r}")
-        for name in ("memory_mb", "file_mb", "open_files", "processes", "max_output_bytes"):
+        for name in ("memory_mb", "file_mb", "open_files", "processes", "max_output_bytes", "disk_mb", "inodes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SandboxLimits.{name} must be a positive int, got {value!r}")
@@ -124,6 +126,8 @@ class SandboxLimits:
             "open_files": self.open_files,
             "processes": self.processes,
             "max_output_bytes": self.max_output_bytes,
+            "disk_mb": self.disk_mb,
+            "inodes": self.inodes,
         }
 
 
@@ -216,31 +220,51 @@ class RunResult:
 
     @classmethod
     def from_wire(cls, data: dict) -> RunResult:
-        """Build from the fork server's reply."""
+        """Build from the fork server's reply, every field type-checked and capped again."""
         tests = [
             TestResult(
-                index=t["index"],
-                status=t["status"],
-                source=t.get("source", ""),
-                message=t.get("message", ""),
-                actual=t.get("actual"),
-                expected=t.get("expected"),
-                traceback=t.get("traceback", ""),
-                duration_s=t.get("duration_s"),
+                index=_int(t.get("index"), i),
+                status=_status(t.get("status")),
+                source=_text(t.get("source"), 100_000),
+                message=_text(t.get("message"), 500),
+                actual=_text(t["actual"], 1000) if t.get("actual") is not None else None,
+                expected=_text(t["expected"], 1000) if t.get("expected") is not None else None,
+                traceback=_text(t.get("traceback"), 2000),
+                duration_s=float(t["duration_s"]) if isinstance(t.get("duration_s"), (int, float)) else None,
             )
-            for t in data["tests"]
+            for i, t in enumerate(data["tests"])
         ]
+        error = data.get("error")
+        if isinstance(error, dict):
+            error = {"status": _status(error.get("status")), "message": _text(error.get("message"), 500),
+                     "traceback": _text(error.get("traceback"), 2000),
+                     **({"line": error["line"]} if isinstance(error.get("line"), int) else {}),
+                     **({"text": _text(error["text"], 300)} if error.get("text") else {})}
+        else:
+            error = None
         return cls(
-            passed=bool(data["passed"]),
-            status=data["status"],
+            passed=data.get("passed") is True,
+            status=_status(data.get("status")),
             tests=tests,
-            error=data.get("error"),
-            stdout_tail=data.get("stdout_tail", ""),
-            stdout_bytes=int(data.get("stdout_bytes", 0)),
-            exit=data.get("exit", ""),
-            duration_s=float(data.get("duration_s", 0.0)),
-            cpu_s=float(data.get("cpu_s", 0.0)),
+            error=error,
+            stdout_tail=_text(data.get("stdout_tail"), 4096),
+            stdout_bytes=_int(data.get("stdout_bytes"), 0),
+            exit=_text(data.get("exit"), 100),
+            duration_s=float(data.get("duration_s") or 0.0),
+            cpu_s=float(data.get("cpu_s") or 0.0),
         )
+
+
+def _text(value: object, cap: int) -> str:
+    return value[:cap] if isinstance(value, str) else ""
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _status(value: object) -> str:
+    return value if value in STATUSES else "runtime_error"
 
 
 def _frame(obj: dict) -> bytes:
@@ -273,8 +297,8 @@ class Sandbox:
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.workers = int(workers or os.cpu_count() or 1)
-        if not 1 <= self.workers <= 255:  # the server gives each worker slot its own uid, 255 per server
-            raise ValueError(f"workers must be in 1..255, got {workers!r}")
+        if not 1 <= self.workers <= 127:  # the server gives each worker slot two uids of its own, 127 per server
+            raise ValueError(f"workers must be in 1..127, got {workers!r}")
         self.limits = limits or SandboxLimits()
         self.limits.validate()
         self.isolation_mode = isolation
