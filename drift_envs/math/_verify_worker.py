@@ -1,30 +1,102 @@
 """Worker process of :class:`drift_envs.math.verifier.MathVerifier` (JSON lines on stdin/stdout).
 
-Each request is ``{"gold": str, "pred": str}``; each answer ``{"ok": bool}``. The parent bounds the
-wall-clock time and kills this process when a check overruns, so no timeout is set here.
+Each request is ``{"gold": str, "pred": str}``; each answer ``{"ok": bool}``, plus ``"retire": true``
+when this worker has grown past its resident-memory budget and exits (the parent starts another).
+The parent bounds the wall-clock time and kills this process when a check overruns, so no timeout
+is set here. Memory is bounded three ways:
+
+- parsed answers are cached only when short, in an LRU cache with a budget on the characters it holds
+  (a parsed answer takes about ten times its text's size, so the cache holds a few tens of MB);
+- sympy's cache and math-verify's small caches, bounded in entries but not in bytes, are cleared
+  after any long answer;
+- the process runs under an address-space limit (``--memory-mb``; a parse that needs more fails with
+  ``MemoryError`` and counts as incorrect) and retires once its resident set exceeds ``--retire-mb``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import resource
 import sys
-from functools import lru_cache
+from collections import OrderedDict
 
 # Relative gap above which two constant numeric expressions are certainly different answers. It is far
 # wider than math-verify's own float tolerance, so a quick reject never contradicts the full check.
 _CERTAINLY_DIFFERENT = 1e-4
 
+#: answers longer than this are parsed every time: they are rarely repeated and costly to hold
+CACHE_MAX_ANSWER_CHARS = 1_000
+#: total characters of the answers the cache holds
+CACHE_BUDGET_CHARS = 2_000_000
 
-def main() -> None:
+
+class ParseCache:
+    """An LRU cache of parsed answers bounded by the total length of the answer texts it holds."""
+
+    def __init__(self, budget_chars: int = CACHE_BUDGET_CHARS, max_chars: int = CACHE_MAX_ANSWER_CHARS) -> None:
+        self.budget_chars = budget_chars
+        self.max_chars = max_chars
+        self.chars = 0
+        self._items: OrderedDict[str, object] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, text: str, parse):
+        """``parse(text)``, from the cache when it holds ``text``."""
+        if text in self._items:
+            self._items.move_to_end(text)
+            return self._items[text]
+        value = parse(text)
+        if len(text) <= self.max_chars:
+            self._items[text] = value
+            self.chars += len(text)
+            while self.chars > self.budget_chars:
+                old, _ = self._items.popitem(last=False)
+                self.chars -= len(old)
+        return value
+
+
+def _resident_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:  # no procfs: the peak is an upper bound of the current size
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _limit_memory(memory_mb: int) -> None:
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def main(argv: list[str] | None = None) -> None:
     """Serve verification requests until stdin closes."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--memory-mb", type=int, default=0, help="address-space limit in MiB (0: none)")
+    parser.add_argument("--retire-mb", type=int, default=0, help="exit after an answer past this resident size (0: never)")
+    args = parser.parse_args(argv)
+    import math_verify.parser
     from math_verify import LatexExtractionConfig, parse, verify
+    from sympy.core.cache import clear_cache
 
+    # math-verify's own small caches are keyed on the whole text (20 entries each): 20 MB answers would
+    # stay in them, so they are emptied with sympy's after a long answer
+    library_caches = [getattr(math_verify.parser, name, None)
+                      for name in ("parse_latex_cached", "parse_expr_cached", "extract_latex")]
+    library_caches = [c for c in library_caches if hasattr(c, "cache_clear")]
+
+    _limit_memory(args.memory_mb)  # after the imports, which map far more address space than they use
     # Answers arrive already extracted and wrapped in \boxed{}, so only the LaTeX extractor is needed.
     config = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
+    cache = ParseCache()
 
-    @lru_cache(maxsize=8192)
     def parse_boxed(text: str):
-        # gold answers repeat across the K samples and turns of a task, and so do wrong answers
         return parse("\\boxed{" + text + "}", extraction_config=config, parsing_timeout=None)
 
     def certainly_different(gold, pred) -> bool:
@@ -39,15 +111,24 @@ def main() -> None:
 
     print("ready", flush=True)
     for line in sys.stdin:
-        request = json.loads(line)
         try:
-            gold = parse_boxed(request["gold"])
-            pred = parse_boxed(request["pred"])
+            request = json.loads(line)
+            gold = cache.get(request["gold"], parse_boxed)
+            pred = cache.get(request["pred"], parse_boxed)
             ok = bool(gold and pred) and not certainly_different(gold, pred) and verify(gold, pred, timeout_seconds=None)
-        except Exception:
-            ok = False
-        sys.stdout.write(json.dumps({"ok": bool(ok)}) + "\n")
+            long_answer = max(len(request["gold"]), len(request["pred"])) > CACHE_MAX_ANSWER_CHARS
+        except Exception:  # MemoryError included: an answer too big to parse is not a correct answer
+            ok, long_answer = False, True
+        if long_answer:
+            gold = pred = None
+            clear_cache()
+            for library_cache in library_caches:
+                library_cache.cache_clear()
+        retire = args.retire_mb > 0 and _resident_mb() > args.retire_mb
+        sys.stdout.write(json.dumps({"ok": bool(ok), **({"retire": True} if retire else {})}) + "\n")
         sys.stdout.flush()
+        if retire:
+            return
 
 
 if __name__ == "__main__":

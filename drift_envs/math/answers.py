@@ -15,28 +15,62 @@ __all__ = ["ANSWER_FORMATS", "as_number", "extract_answer", "find_boxed", "norma
 
 ANSWER_FORMATS = ("auto", "tag", "boxed")
 
-_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+# the tags alone: a fixed-length alternation scans a reply once, where ``<answer>(.*?)</answer>`` rescans
+# the rest of the reply from every unclosed ``<answer>`` (quadratic in the reply length)
+_TAG_TOKEN_RE = re.compile(r"<(/?)answer>", re.IGNORECASE)
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def _closing_braces(text: str) -> dict[int, int]:
+    """The position of the ``}`` closing each ``{`` of ``text`` that is closed, in one pass.
+
+    A backslash escapes the next character, so ``\\{`` and ``\\}`` neither open nor close a group.
+    """
+    closing: dict[int, int] = {}
+    open_at: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            open_at.append(i)
+        elif c == "}" and open_at:
+            closing[open_at.pop()] = i
+        i += 1
+    return closing
 
 
 def find_boxed(text: str) -> list[tuple[int, str]]:
     """Every ``\\boxed{…}`` in ``text`` as ``(start, content)``, braces matched (nesting allowed).
 
-    An unclosed box is ignored: a reply cut off mid-answer has not committed to anything.
+    An unclosed box is ignored: a reply cut off mid-answer has not committed to anything. Linear in
+    ``len(text)`` plus the length of the contents returned (braces are matched in one pass).
     """
+    matches = list(_BOXED_RE.finditer(text))
+    if not matches:
+        return []
+    closing = _closing_braces(text)
     found = []
-    for m in _BOXED_RE.finditer(text):
-        depth, i = 1, m.end()
-        while i < len(text) and depth:
-            c = text[i]
-            if c == "\\" and i + 1 < len(text):
-                i += 2  # an escaped brace \{ does not open or close a group
-                continue
-            depth += (c == "{") - (c == "}")
-            i += 1
-        if depth == 0:
-            found.append((m.start(), text[m.end() : i - 1]))
+    for m in matches:
+        end = closing.get(m.end() - 1)
+        if end is not None:
+            found.append((m.start(), text[m.end() : end]))
     return found
+
+
+def _last_tag(text: str) -> tuple[int, str] | None:
+    """``(start, content)`` of the last ``<answer>…</answer>``, as ``re.finditer`` of the lazy pattern finds them."""
+    last, open_match = None, None
+    for m in _TAG_TOKEN_RE.finditer(text):
+        if not m.group(1):
+            if open_match is None:
+                open_match = m
+        elif open_match is not None:
+            last = (open_match.start(), text[open_match.end() : m.start()])
+            open_match = None
+    return last
 
 
 def extract_answer(text: str, answer_format: str = "auto") -> str | None:
@@ -49,11 +83,11 @@ def extract_answer(text: str, answer_format: str = "auto") -> str | None:
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
     candidates: list[tuple[int, str]] = []
     if answer_format in ("auto", "tag"):
-        tags = list(_TAG_RE.finditer(text))
-        if tags:
-            inner = tags[-1].group(1)
+        tag = _last_tag(text)
+        if tag is not None:
+            start, inner = tag
             boxed = find_boxed(inner)
-            candidates.append((tags[-1].start(), boxed[-1][1] if boxed else inner))
+            candidates.append((start, boxed[-1][1] if boxed else inner))
     if answer_format in ("auto", "boxed"):
         boxed = find_boxed(text)
         if boxed:

@@ -16,6 +16,12 @@ PROMPT_STYLES = ("minimal", "turn_by_turn")
 
 DEFAULT_SYSTEM_PROMPT = "Solve the problem. Give the final answer in \\boxed{}."
 BINARY_FEEDBACK = "Incorrect. Please think again."
+#: longest answer the hint feedback quotes in full: a reply cannot grow the next prompt by much
+MAX_QUOTED_ANSWER = 200
+
+
+def _shown(answer: str) -> str:
+    return answer if len(answer) <= MAX_QUOTED_ANSWER else answer[: MAX_QUOTED_ANSWER - 1] + "…"
 
 
 class MathFeedbackEnv(MultiTurnTextEnv):
@@ -184,7 +190,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
                 data["direction"] = "high" if given > gold else "low"
                 text = f"Incorrect: your answer {verdict.answer} is too {data['direction']}."
             if repeated:
-                text += f" You gave {verdict.answer} before; try something different."
+                text += f" You gave {_shown(verdict.answer or '')} before; try something different."
         if self.prompt_style == "turn_by_turn":
             text += " " + self._turns_left(turn)
         return Feedback(text, self.feedback_mode, data)

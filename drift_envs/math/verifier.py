@@ -3,7 +3,8 @@
 ``math-verify`` guards its sympy work with ``signal.alarm``, which only works in a process's main
 thread, and a signal cannot interrupt a long C-level computation (``10^{10^{10}}`` as an integer)
 anyway. So symbolic checks run in a small pool of warm worker processes: the caller waits at most
-``timeout_s`` and a worker that overruns is killed (and replaced in the background). Gold answers are
+``timeout_s`` in all (for a free worker, for a fresh worker's start-up, and for the check), and a
+worker that overruns is killed (and replaced by a spare started earlier). Gold answers are
 parsed once per worker (cached), and most checks never leave the calling process: equal normal forms
 and plain numbers are decided by :mod:`drift_envs.math.answers` first.
 """
@@ -18,6 +19,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -48,11 +50,12 @@ class GoldAnswer:
 class _Worker:
     """One warm ``python -m drift_envs.math._verify_worker`` process speaking JSON lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory_mb: int, retire_mb: int) -> None:
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "drift_envs.math._verify_worker"],
+            [sys.executable, "-m", "drift_envs.math._verify_worker", "--memory-mb", str(memory_mb),
+             "--retire-mb", str(retire_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -60,7 +63,9 @@ class _Worker:
             bufsize=1,
             env=env,
         )
-        self.ready = False
+        self.started = threading.Event()  # set once the worker has said "ready" (or has exited)
+        self.failed = False  # exited before saying "ready"
+        self.retired = False  # grew past its memory budget and exits after its last answer
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -68,25 +73,30 @@ class _Worker:
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            if not self.started.is_set():
+                self.failed = line.strip() != "ready"
+                self.started.set()
+                continue
             self._lines.put(line)
+        if not self.started.is_set():
+            self.failed = True
+            self.started.set()
         self._lines.put(None)
 
-    def wait_ready(self, timeout: float) -> None:
-        if self.ready:
-            return
-        line = self._lines.get(timeout=timeout)
-        if line is None or line.strip() != "ready":
-            raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
-        self.ready = True
-
     def ask(self, gold: str, pred: str, timeout: float) -> bool:
+        """The worker's verdict; ``queue.Empty`` after ``timeout`` s, ``RuntimeError`` if it died."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
+            self.proc.stdin.flush()
+        except OSError as e:  # the worker died (killed, or out of its memory limit) since it was last used
+            raise RuntimeError("math verifier worker exited") from e
         line = self._lines.get(timeout=timeout)
         if line is None:
             raise RuntimeError("math verifier worker exited")
-        return bool(json.loads(line)["ok"])
+        answer = json.loads(line)
+        self.retired = bool(answer.get("retire"))
+        return bool(answer["ok"])
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -101,85 +111,151 @@ class _Worker:
 
 
 class MathVerifier:
-    """A thread-safe pool of warm math-verify workers with a per-check wall-clock bound.
+    """A thread-safe pool of warm math-verify workers; every check returns within its ``timeout_s``.
+
+    The bound covers the whole check, as seen by the calling thread: waiting for a free worker,
+    waiting for a fresh worker to finish its imports, and the check itself. A check that is not
+    answered in time counts as incorrect (``timeouts`` counts them); a worker that overran is killed
+    and a spare started earlier takes its place, so slow answers from some threads delay the others
+    only while every worker is busy. Workers run under an address-space limit of ``memory_mb`` and
+    keep a size-capped cache of parsed answers (see :mod:`drift_envs.math._verify_worker`).
 
     Args:
-        max_workers: processes kept warm; checks from more threads than this queue up.
-        startup_timeout_s: how long a fresh worker may take to import sympy and math-verify.
+        max_workers: processes kept warm; checks from more threads than this wait for a free one.
+        startup_timeout_s: how long :meth:`warm_up` waits for the first worker's imports.
+        memory_mb: address-space limit of each worker process (0: none).
+        retire_mb: resident size past which a worker is replaced after its answer (default
+            ``memory_mb // 4``; 0: never).
     """
 
-    def __init__(self, max_workers: int = 2, startup_timeout_s: float = 60.0) -> None:
+    def __init__(self, max_workers: int = 4, startup_timeout_s: float = 60.0, memory_mb: int = 2048,
+                 retire_mb: int | None = None) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be >= 1, got {max_workers!r}")
         self.max_workers = max_workers
         self.startup_timeout_s = startup_timeout_s
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self.memory_mb = memory_mb
+        self.retire_mb = memory_mb // 4 if retire_mb is None else retire_mb
+        self._idle: list[_Worker] = []  # free workers, oldest first; guarded by _lock, signalled by _free
         self._count = 0
         self._lock = threading.Lock()
+        self._free = threading.Condition(self._lock)
         self._spare: _Worker | None = None
         self.timeouts = 0
+        self.failures = 0
+
+    def _new_worker(self) -> _Worker:
+        return _Worker(self.memory_mb, self.retire_mb)
 
     def warm_up(self) -> None:
-        """Start one worker now (non-blocking), so the first check does not pay for the imports."""
+        """Start a worker and a spare, and wait (up to ``startup_timeout_s``) until the first is ready.
+
+        Called when an env is made, so no step pays for the imports; ``RuntimeError`` if the worker
+        cannot start (math-verify missing).
+        """
+        first = None
         with self._lock:
             if self._count == 0:
                 self._count += 1
-                self._idle.put(_Worker())
+                first = self._new_worker()
             if self._spare is None:
-                self._spare = _Worker()
-
-    def _acquire(self) -> _Worker:
+                self._spare = self._new_worker()
+        if first is None:
+            return
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
+            if not first.started.wait(self.startup_timeout_s) or first.failed:
+                raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
+        except BaseException:
+            first.kill()
+            with self._lock:
+                self._count -= 1
+            raise
+        self._put(first)
+
+    def _put(self, worker: _Worker) -> None:
+        with self._free:
+            self._idle.append(worker)
+            self._free.notify()
+
+    def _take_idle(self) -> _Worker | None:
+        # a worker that has finished its imports first: a fresh one may need another second (lock held)
+        if not self._idle:
+            return None
+        ready = next((w for w in self._idle if w.started.is_set()), self._idle[0])
+        self._idle.remove(ready)
+        return ready
+
+    def _acquire(self, deadline: float) -> _Worker | None:
+        with self._free:
+            worker = self._take_idle()
+            if worker is not None:
+                return worker
             if self._count < self.max_workers:
                 self._count += 1
-                return _Worker()
-        return self._idle.get()
+                spare, self._spare = self._spare, self._new_worker()
+                return spare if spare is not None and spare.alive() else self._new_worker()
+            while not self._idle:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._free.wait(left):
+                    return self._take_idle()
+            return self._take_idle()
+
+    def _release(self, worker: _Worker) -> None:
+        if worker.alive() and not worker.failed and not worker.retired:
+            self._put(worker)
+        else:
+            self._replace(worker)
 
     def _replace(self, worker: _Worker) -> None:
         # A killed worker's successor needs ~1 s of imports; a spare started earlier takes its place
         # at once, so a second slow check in a row is still bounded by its own timeout.
         worker.kill()
         with self._lock:
-            spare, self._spare = self._spare, _Worker()
-        self._idle.put(spare if spare is not None and spare.alive() else _Worker())
+            spare, self._spare = self._spare, self._new_worker()
+        self._put(spare if spare is not None and spare.alive() else self._new_worker())
 
     def verify(self, gold: str, pred: str, timeout_s: float) -> bool:
-        """``math_verify.verify`` of ``\\boxed{gold}`` against ``\\boxed{pred}``; False after ``timeout_s``."""
-        worker = self._acquire()
-        try:
-            worker.wait_ready(self.startup_timeout_s)
-        except BaseException:
+        """``math_verify.verify`` of ``\\boxed{gold}`` against ``\\boxed{pred}``; False unless answered in ``timeout_s``.
+
+        ``timeout_s`` bounds everything this call waits for: a free worker, a fresh worker's start-up
+        and the check itself.
+        """
+        deadline = time.monotonic() + timeout_s
+        worker = self._acquire(deadline)
+        if worker is None:  # every worker stayed busy until the deadline
+            self.timeouts += 1
+            return False
+        if not worker.started.wait(max(0.0, deadline - time.monotonic())):
+            self.timeouts += 1  # still importing: it stays in the pool for the next check
+            self._put(worker)
+            return False
+        if worker.failed:
             self._replace(worker)
-            raise
+            raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
         try:
-            ok = worker.ask(gold, pred, timeout_s)
+            ok = worker.ask(gold, pred, max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             self.timeouts += 1
+            self._replace(worker)
+            return False
+        except RuntimeError:  # the worker died mid-check (its memory limit, a crash): incorrect, not an error
+            self.failures += 1
             self._replace(worker)
             return False
         except BaseException:
             self._replace(worker)
             raise
-        if worker.alive():
-            self._idle.put(worker)
-        else:
-            self._replace(worker)
+        self._release(worker)
         return ok
 
     def close(self) -> None:
         """Stop every idle worker."""
-        while True:
-            try:
-                self._idle.get_nowait().kill()
-            except queue.Empty:
-                break
         with self._lock:
+            idle, self._idle = self._idle, []
             self._count = 0
-            if self._spare is not None:
-                self._spare.kill()
-                self._spare = None
+            spare, self._spare = self._spare, None
+        for worker in idle + ([spare] if spare is not None else []):
+            worker.kill()
 
 
 @lru_cache(maxsize=1)

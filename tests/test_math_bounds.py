@@ -1,0 +1,219 @@
+"""Every MathFeedback step is bounded: extraction linear in the reply, checks within timeout_s, worker memory capped.
+
+Timings here are generous "no hang" bounds only; the measured figures come from
+``benchmarks/env_throughput.py --bounds-only``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+
+import drift_envs  # noqa: F401  (registers the ids)
+from drift_envs.math._verify_worker import ParseCache
+from drift_envs.math.answers import extract_answer, find_boxed
+from drift_envs.math.env import MAX_QUOTED_ANSWER
+from drift_envs.math.verifier import MathVerifier
+
+BOMB = "9^{9^{9^{9}}}"  # an integer with ~10^8 digits: sympy grinds in C until the worker is killed
+
+
+def _within(seconds: float, fn, *args):
+    """``fn(*args)`` run in a thread; fails the test if it has not returned after ``seconds``."""
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.setdefault("value", fn(*args)), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"{getattr(fn, '__name__', fn)} did not return within {seconds} s"
+    return out["value"]
+
+
+# ---- extraction ----------------------------------------------------------------------------------
+
+_REF_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_REF_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
+
+
+def _reference_find_boxed(text: str) -> list[tuple[int, str]]:
+    """The obvious quadratic reading: from each box, walk to its closing brace."""
+    found = []
+    for m in _REF_BOXED.finditer(text):
+        depth, i = 1, m.end()
+        while i < len(text) and depth:
+            if text[i] == "\\" and i + 1 < len(text):
+                i += 2
+                continue
+            depth += (text[i] == "{") - (text[i] == "}")
+            i += 1
+        if depth == 0:
+            found.append((m.start(), text[m.end() : i - 1]))
+    return found
+
+
+def _reference_extract(text: str) -> str | None:
+    candidates = []
+    tags = list(_REF_TAG.finditer(text))
+    if tags:
+        boxed = _reference_find_boxed(tags[-1].group(1))
+        candidates.append((tags[-1].start(), boxed[-1][1] if boxed else tags[-1].group(1)))
+    boxed = _reference_find_boxed(text)
+    if boxed:
+        candidates.append(boxed[-1])
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: c[0])[1].strip() or None
+
+
+def test_extraction_matches_the_quadratic_reference_on_random_replies():
+    rng = random.Random(0)
+    atoms = ["\\boxed{", "\\fbox {", "{", "}", "\\", "\\{", "\\}", "7", " ", "<answer>", "</answer>", "<ANSWER>",
+             "</Answer>", "\\\\", "x"]
+    for _ in range(30_000):
+        text = "".join(rng.choice(atoms) for _ in range(rng.randint(0, 16)))
+        assert find_boxed(text) == _reference_find_boxed(text), text
+        assert extract_answer(text) == _reference_extract(text), text
+
+
+@pytest.mark.parametrize("unit", ["\\boxed{", "<answer>", "<answer>\\boxed{", "\\boxed{<answer>"])
+def test_extraction_of_a_2_mb_adversarial_reply_returns(unit):
+    # the quadratic scans took 15 s at 56 KB (boxes) and 175 s at 640 KB (tags): hours at 2 MB
+    reply = unit * (2_000_000 // len(unit))
+    assert _within(30, extract_answer, reply) is None
+    closed = reply + "\\boxed{42}"
+    assert _within(30, extract_answer, closed) == "42"
+
+
+def test_env_step_on_a_huge_adversarial_reply_is_a_format_failure_and_returns():
+    env = gym.make("drift/MathFeedback-v0", feedback="hint", timeout_s=1.0).unwrapped
+    env.reset(options={"index": 0})
+    _, reward, terminated, _, info = _within(30, env.step, "\\boxed{" * 150_000 + "<answer>" * 100_000)
+    assert not info["format_ok"] and reward == pytest.approx(-0.1) and not terminated
+
+
+def test_hint_feedback_quotes_at_most_a_bounded_part_of_a_repeated_answer():
+    env = gym.make("drift/MathFeedback-v0", feedback="hint", timeout_s=1.0).unwrapped
+    env.reset(options={"index": 0})
+    long_answer = "\\boxed{" + "x+" * 5_000 + "1}"
+    env.step(long_answer)
+    obs, *_, info = env.step(long_answer)
+    assert info["repeated"] and len(obs) < MAX_QUOTED_ANSWER + 200
+
+
+# ---- the verifier pool: every call bounded by its timeout, queueing and start-up included -----------
+
+
+def test_a_check_waiting_for_a_busy_pool_returns_within_its_timeout():
+    # one worker, four threads sending answers that overrun: each call must give up at its own deadline
+    # instead of queueing behind the others (the old pool waited for a free worker without limit)
+    verifier = MathVerifier(max_workers=1)
+    verifier.warm_up()
+    timeout, seconds = 1.0, []
+
+    def bomber():
+        for _ in range(2):
+            t = time.monotonic()
+            assert verifier.verify("5", BOMB, timeout) is False
+            seconds.append(time.monotonic() - t)
+
+    threads = [threading.Thread(target=bomber) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert len(seconds) == 8
+    assert max(seconds) < timeout + 3.0, seconds  # generous: serial queueing behind 7 overruns takes ~7 s
+    assert verifier.timeouts == 8
+    # the pool recovers: a symbolic check still succeeds once a replacement has started
+    assert _within(60, verifier.verify, "\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", 30.0) is True
+    verifier.close()
+
+
+def test_a_fresh_workers_start_up_counts_against_the_timeout():
+    verifier = MathVerifier(max_workers=1)  # no warm-up: the first check meets a worker still importing
+    t = time.monotonic()
+    assert verifier.verify("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", 0.05) is False
+    assert time.monotonic() - t < 3.0 and verifier.timeouts == 1
+    # the starting worker was kept, and answers once its imports are done
+    assert _within(60, verifier.verify, "\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}", 30.0) is True
+    verifier.close()
+
+
+def test_threads_stepping_real_envs_with_overrunning_answers_never_hang(tmp_path: Path):
+    path = tmp_path / "task.jsonl"
+    path.write_text(json.dumps({"problem": "p", "answer": "\\frac{\\sqrt{2}}{2}"}) + "\n")
+    timeout, worst, errors = 1.0, {}, []
+
+    def run(name: str, reply: str) -> None:
+        try:
+            env = gym.make("drift/MathFeedback-v0", dataset=str(path), timeout_s=timeout, max_turns=1).unwrapped
+            for _ in range(3):
+                env.reset(options={"index": 0})
+                t = time.monotonic()
+                env.step(reply)
+                worst[name] = max(worst.get(name, 0.0), time.monotonic() - t)
+        except Exception as e:  # noqa: BLE001  (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(f"bomb{i}", f"\\boxed{{{BOMB}}}")) for i in range(3)]
+    threads.append(threading.Thread(target=run, args=("honest", "\\boxed{\\frac{1}{\\sqrt{2}}}")))
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(120)
+    assert not errors and not any(th.is_alive() for th in threads)
+    assert max(worst.values()) < timeout + 4.0, worst  # generous "no hang"; measured figures: the benchmark
+
+
+# ---- memory ---------------------------------------------------------------------------------------
+
+
+def test_parse_cache_holds_only_short_answers_within_its_character_budget():
+    from math_verify import parse
+
+    calls = []
+
+    def parse_counted(text: str):
+        calls.append(text)
+        return parse("\\boxed{" + text + "}", parsing_timeout=None)
+
+    cache = ParseCache(budget_chars=30, max_chars=10)
+    assert cache.get("1+1", parse_counted) and cache.get("1+1", parse_counted)
+    assert calls == ["1+1"]  # the second read came from the cache
+    long_answer = "1" * 11
+    cache.get(long_answer, parse_counted)
+    cache.get(long_answer, parse_counted)
+    assert calls.count(long_answer) == 2 and len(cache) == 1  # past max_chars: parsed each time, never held
+    for i in range(20):
+        cache.get(f"{i}+{i}x", parse_counted)
+    assert cache.chars <= 30 and len(cache) <= 10
+    cache.get("1+1", parse_counted)
+    assert calls.count("1+1") == 2  # evicted long ago, least recently used first
+
+
+def _max_address_space(pid: int) -> str:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max address space"):
+            return line.split()[3]
+    raise AssertionError("no address-space line in /proc/<pid>/limits")
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="needs Linux procfs")
+def test_workers_run_under_an_address_space_limit_and_retire_past_their_resident_budget():
+    verifier = MathVerifier(max_workers=1, memory_mb=1536, retire_mb=1)  # every worker is past 1 MB resident
+    verifier.warm_up()
+    first = verifier._idle[0]
+    assert _max_address_space(first.proc.pid) == str(1536 * 2**20)
+    assert verifier.verify("x^2", "x \\cdot x", 30.0) is True
+    assert first.retired  # it said so with its answer ...
+    first.proc.wait(30)  # ... and is gone (exited, or stopped by the pool)
+    assert verifier.verify("x^2", "x \\cdot x", 30.0) is True  # a replacement answers
+    assert all(w.proc.pid != first.proc.pid for w in verifier._idle)
+    assert verifier.failures == 0
+    verifier.close()
