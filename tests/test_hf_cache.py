@@ -183,3 +183,23 @@ def test_session_replies_as_they_end_and_takes_follow_ups(tiny_model_dir):
     assert polls > 2  # replies came back in several waves, not all at the end
     with pytest.raises(ValueError, match="one completion per conversation"):
         policy.session(SamplingParams(n=2))
+
+
+def test_transformers_outside_the_supported_range_fails_loudly(monkeypatch) -> None:
+    """The cache adapter names the releases it is tested on; pyproject pins the same; others are refused."""
+    import re
+    from pathlib import Path
+
+    from drift_train.policies.kv_cache import TRANSFORMERS_SUPPORTED, UNTESTED_ENV, check_transformers_version
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    pin = re.search(r'"transformers>=([\d.]+),<([\d.]+)"', pyproject)
+    assert pin is not None and pin.groups() == TRANSFORMERS_SUPPORTED
+    check_transformers_version()  # the installed release is inside the range
+    low, high = TRANSFORMERS_SUPPORTED
+    monkeypatch.delenv(UNTESTED_ENV, raising=False)
+    for version in (high, high + ".1", "4.55.4", "6.0.0"):
+        with pytest.raises(RuntimeError, match=rf"transformers {re.escape(version)} is outside"):
+            check_transformers_version(version)
+    monkeypatch.setenv(UNTESTED_ENV, "1")
+    check_transformers_version(high)

@@ -16,6 +16,15 @@ from drift_train.policies.base import (
     combine_seeds,
     cut_at_stop,
 )
+from drift_train.policies.kv_cache import (
+    GrowingLayer,
+    cache_layers,
+    forward_with_cache,
+    new_cache,
+    replace_layers,
+    select_rows,
+    trim_columns,
+)
 
 
 class HFPolicy(PolicyBase):
@@ -54,8 +63,13 @@ class HFPolicy(PolicyBase):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from drift_train.policies.kv_cache import PrefixCache, supports_growing_cache
+        from drift_train.policies.kv_cache import (
+            PrefixCache,
+            check_transformers_version,
+            supports_growing_cache,
+        )
 
+        check_transformers_version()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not prefix_cache_mb >= 0:
@@ -339,8 +353,8 @@ class _Decoder:
 
         state.mask = torch.cat([state.mask, state.alive[:, None].to(state.mask.dtype)], dim=1)
         state.positions = state.positions + 1
-        out = self.policy.model(input_ids=state.tokens[:, None], attention_mask=state.mask,
-                                position_ids=state.positions[:, None], past_key_values=state.cache, use_cache=True)
+        out = forward_with_cache(self.policy.model, state.cache, input_ids=state.tokens[:, None],
+                                 attention_mask=state.mask, position_ids=state.positions[:, None])
         state.logits = out.logits[:, -1, :]
 
     def _completion(self, row: int) -> Completion:
@@ -365,9 +379,6 @@ class _Decoder:
         ``[pad][cached: max(0, len_i - S)][input: min(len_i, S)]``.
         """
         import torch
-        from transformers import DynamicCache
-
-        from drift_train.policies.kv_cache import GrowingLayer
 
         policy, prefix = self.policy, self.prefix
         model, device = policy.model, policy.device
@@ -390,26 +401,24 @@ class _Decoder:
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         if policy._growing_cache:
-            capacity = width_c + width_s + self.params.max_new_tokens
-            cache = DynamicCache(config=model.config)
-            cache.layers = [GrowingLayer(capacity) for _ in cache.layers]
+            cache = new_cache(model, capacity=width_c + width_s + self.params.max_new_tokens)
             if width_c:
                 like = next(entry for entry, _ in hits if entry is not None).kv
-                for layer, (k0, v0) in zip(cache.layers, like, strict=True):
+                for layer, (k0, v0) in zip(cache_layers(cache), like, strict=True):
                     layer.start(n, (k0, v0), width_c)
                 for i, ((entry, _), c) in enumerate(zip(hits, cached, strict=True)):
                     if c:
-                        for layer, (k0, v0) in zip(cache.layers, entry.kv, strict=True):
+                        for layer, (k0, v0) in zip(cache_layers(cache), entry.kv, strict=True):
                             layer.write_rows(i, width_c - c, k0[None, :, :c], v0[None, :, :c])
         else:
-            cache = DynamicCache(config=model.config)
+            cache = new_cache(model)
         extra = {"logits_to_keep": 1} if policy._accepts_logits_to_keep else {}
-        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions[:, width_c:],
-                    past_key_values=cache, use_cache=True, **extra)
+        out = forward_with_cache(model, cache, input_ids=input_ids, attention_mask=mask,
+                                 position_ids=positions[:, width_c:], **extra)
         logits = out.logits[:, -1, :]
         if n < len(prompts):  # duplicated prompts (K samples of one task): copy the encoded rows
             index = torch.tensor(row_of, device=device)
-            cache.batch_select_indices(index)
+            select_rows(cache, index)
             logits, mask, positions = logits[index], mask[index], positions[index]
         return _Batch(cache=cache, rows=list(rows), alive=torch.ones(len(rows), dtype=torch.bool, device=device),
                       mask=mask, positions=positions[:, -1], logits=logits)
@@ -417,7 +426,7 @@ class _Decoder:
     def _compact(self, state: _Batch, keep) -> _Batch:
         """Only the rows ``keep`` (the live ones), after storing the others in the prefix cache."""
         self._store(state, (~state.alive).nonzero().squeeze(1).tolist())
-        state.cache.batch_select_indices(keep)
+        select_rows(state.cache, keep)
         return _Batch(cache=state.cache, rows=[state.rows[i] for i in keep.tolist()], alive=state.alive[keep],
                       mask=state.mask[keep], positions=state.positions[keep], logits=state.logits[keep])
 
@@ -425,8 +434,6 @@ class _Decoder:
         """One batch of ``old``'s live rows (its ended ones already stored) and ``new``'s rows,
         right-aligned (left padding) in a fresh cache."""
         import torch
-
-        from drift_train.policies.kv_cache import GrowingLayer
 
         keep = old.alive.nonzero().squeeze(1)
         old.mask = old.mask[keep]
@@ -436,14 +443,14 @@ class _Decoder:
         width = max(width_old, width_new)
         n_old = keep.numel()
         layers = []
-        for old_layer, new_layer in zip(old.cache.layers, new.cache.layers, strict=True):
+        for old_layer, new_layer in zip(cache_layers(old.cache), cache_layers(new.cache), strict=True):
             layer = GrowingLayer(width + self.params.max_new_tokens)
             layer.start(n_old + len(new.rows), (new_layer.keys[0], new_layer.values[0]), width)
             layer.write_rows(0, width - width_old, old_layer.keys[:, :, lead:].index_select(0, keep),
                              old_layer.values[:, :, lead:].index_select(0, keep))
             layer.write_rows(n_old, width - width_new, new_layer.keys, new_layer.values)
             layers.append(layer)
-        old.cache.layers = layers
+        replace_layers(old.cache, layers)
         mask = old.mask.new_zeros((n_old + len(new.rows), width))
         mask[:n_old, width - width_old :] = old.mask
         mask[n_old:, width - width_new :] = new.mask
@@ -466,7 +473,7 @@ class _Decoder:
             where = state.mask[slot].nonzero().squeeze(1)
             if where.numel() != len(tokens):  # bookkeeping mismatch: storing would poison later turns
                 raise RuntimeError(f"hf backend: cache row holds {where.numel()} tokens, expected {len(tokens)}")
-            self.prefix.insert(tokens, [layer.row(slot, where) for layer in state.cache.layers])
+            self.prefix.insert(tokens, [layer.row(slot, where) for layer in cache_layers(state.cache)])
 
 
 def _leading_padding(mask) -> int:
@@ -481,11 +488,7 @@ def _trim_padding(state: _Batch) -> None:
     if not lead:
         return
     state.mask = state.mask[:, lead:]
-    for layer in state.cache.layers:
-        if hasattr(layer, "trim"):
-            layer.trim(lead)
-        else:  # a plain DynamicLayer: a view of the columns kept
-            layer.keys, layer.values = layer.keys[:, :, lead:], layer.values[:, :, lead:]
+    trim_columns(state.cache, lead)
 
 
 @dataclass

@@ -15,15 +15,97 @@ drops the prefix cache when it does.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import os
+import re
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import transformers
 from transformers.cache_utils import DynamicLayer
 
 BLOCK = 16  # tokens per hashed block of the prefix index
+
+# --------------------------------------------------------------------------------------------------
+# The adapter: every use of transformers' cache internals by the hf backend goes through the functions
+# below (DynamicCache(config=...).layers, DynamicLayer's keys/values/is_initialized/lazy_initialization,
+# batch_select_indices, and the forward's cache keyword), so a transformers release that changes them
+# breaks here, in one place, and loudly.
+
+# [low, high): the transformers releases these internals are written and tested against (pyproject pins the same)
+TRANSFORMERS_SUPPORTED = ("4.56", "5.40")
+UNTESTED_ENV = "DRIFT_ALLOW_UNTESTED_TRANSFORMERS"
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def check_transformers_version(version: str | None = None) -> None:
+    """Raise ``RuntimeError`` when transformers ``version`` (default: the installed one) is outside
+    :data:`TRANSFORMERS_SUPPORTED`, unless ``$DRIFT_ALLOW_UNTESTED_TRANSFORMERS=1``: the hf backend drives
+    cache internals that change between releases, and an untested one could sample silently wrong."""
+    version = version or transformers.__version__
+    low, high = TRANSFORMERS_SUPPORTED
+    if _version_tuple(low) <= _version_tuple(version) < _version_tuple(high):
+        return
+    if os.environ.get(UNTESTED_ENV) == "1":
+        return
+    raise RuntimeError(
+        f"hf backend: transformers {version} is outside the range its KV-cache code is tested on "
+        f"(>={low},<{high}); install a supported release (pip install 'transformers>={low},<{high}') or set "
+        f"{UNTESTED_ENV}=1 to try it anyway (tests/test_hf_cache.py checks sampling against model.generate)"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _cache_keyword(forward_owner: type) -> str:
+    """``cache`` (transformers >= 5.2x) or ``past_key_values`` (earlier): the forward's cache argument."""
+    parameters = inspect.signature(forward_owner.forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
+
+
+def forward_with_cache(model: Any, cache: Any, **inputs: Any) -> Any:
+    """``model(**inputs, use_cache=True)`` with ``cache`` passed under the keyword this release uses."""
+    return model(**inputs, use_cache=True, **{_cache_keyword(type(model)): cache})
+
+
+def new_cache(model: Any, capacity: int | None = None) -> Any:
+    """A ``DynamicCache`` for ``model``; with ``capacity``, its layers are :class:`GrowingLayer` buffers."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    if capacity is not None:
+        cache.layers = [GrowingLayer(capacity) for _ in cache.layers]
+    return cache
+
+
+def cache_layers(cache: Any) -> list:
+    """The cache's per-layer objects (keys and values as ``layer.keys``, ``layer.values``)."""
+    return cache.layers
+
+
+def replace_layers(cache: Any, layers: list) -> None:
+    """Swap the cache's per-layer objects (e.g. for freshly merged :class:`GrowingLayer` buffers)."""
+    cache.layers = layers
+
+
+def select_rows(cache: Any, rows: torch.Tensor) -> None:
+    """Keep only ``rows`` of every layer, in that order (duplicates allowed)."""
+    cache.batch_select_indices(rows)
+
+
+def trim_columns(cache: Any, columns: int) -> None:
+    """Stop attending to the first ``columns`` cached columns of every layer."""
+    for layer in cache.layers:
+        if isinstance(layer, GrowingLayer):
+            layer.trim(columns)
+        else:  # a plain DynamicLayer: a view of the columns kept
+            layer.keys, layer.values = layer.keys[:, :, columns:], layer.values[:, :, columns:]
 
 
 class GrowingLayer(DynamicLayer):

