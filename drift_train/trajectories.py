@@ -39,7 +39,10 @@ from typing import Any
 SCHEMA_VERSION = 1
 ROLES = ("system", "user", "assistant", "tool")
 _TURN_KEY = re.compile(r"^t([1-9][0-9]*)$")
-_JSON_FIELDS = ("messages", "turn_rewards", "verifier", "answer_norms", "env_kwargs", "meta", "tokens")
+# reward_details: the release's per-turn record (actions, format penalty), which per-turn credit and
+# the format-error rate read
+_JSON_FIELDS = ("messages", "turn_rewards", "verifier", "answer_norms", "env_kwargs", "meta", "tokens",
+                "reward_details")
 # columns stored as JSON text in Parquet, so files with different turn counts and kwargs share a schema
 _PARQUET_JSON_COLUMNS = ("turn_rewards", "verifier", "env_kwargs", "meta", "tokens")
 
@@ -129,7 +132,7 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
     for field in ("prompt_id", "messages", "turn_rewards"):
         if record.get(field) is None:
             raise err("is missing", field)
-    for field in ("turn_rewards", "verifier"):
+    for field in ("turn_rewards", "verifier", "reward_details"):
         if isinstance(record.get(field), dict):
             # Parquet struct columns hold the union of all rows' turn keys; unused ones read back as None
             record[field] = {k: v for k, v in record[field].items() if v is not None}

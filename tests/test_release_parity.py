@@ -192,3 +192,22 @@ def test_per_turn_credit_places_release_answers_and_penalties_by_reward_details(
     np.testing.assert_allclose(togo[6, :3], [0.81 - 0.1 - 0.125, 0.9 - 0.1 - 0.125, 1.0 - 0.125], atol=1e-12)
     # rows[1]: "3","3","4",(format error),"3": repeats at turns 2 and 5, 2 of 4 answers
     np.testing.assert_allclose(togo[1], [-0.1 - 0.25, -0.1 - 0.25, -0.1 - 0.125, -0.1 - 0.125, -0.125], atol=1e-12)
+
+
+def test_release_rows_through_parquet_keep_their_per_turn_details(tmp_path) -> None:
+    """Parquet holds reward_details as a struct of every row's turns (absent ones read back as None):
+    per-turn credit and the format-error rate read the same numbers as from JSONL."""
+    from drift_train.evaluate import multiturn_metrics
+
+    rows = release_rows()
+    src, out = tmp_path / "release.jsonl", tmp_path / "weighted.parquet"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([str(src), "--out", str(out), "--per-turn"]) == 0
+    from_parquet = list(read_trajectories(out))
+    from_jsonl = list(read_trajectories(src))
+    assert set(from_parquet[0]["reward_details"]) == {"t1"}
+    again, _ = add_weights(from_parquet, WeightConfig(per_turn=True))
+    expected, _ = add_weights(from_jsonl, WeightConfig(per_turn=True))
+    assert [r["turn_weights"] for r in again] == pytest.approx([r["turn_weights"] for r in expected])
+    rate = multiturn_metrics(from_parquet)["format_error_rate"]
+    assert rate == multiturn_metrics(from_jsonl)["format_error_rate"] and rate["value"] > 0.3
