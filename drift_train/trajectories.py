@@ -18,8 +18,13 @@ Fields (DESIGN.md), a superset of the DRIFT reference release's rows::
 Rows of the reference release carry only some of these (``prompt_id``, ``messages``,
 ``turn_rewards``, ``verifier``, ``t_star``, ``answer_norms``, ``format_penalty``), sometimes with
 dicts and lists stored as JSON strings; :func:`read_trajectories` fills in the rest
-(``traj_idx`` by order inside the group, ``verifier``/``t_star`` from each other). Every row is
-validated, and a bad one is rejected with its file, line and field.
+(``traj_idx`` by order inside the group, ``verifier``/``t_star`` from each other). The release pads
+``turn_rewards``/``verifier`` with zeros up to ``max_turns``: the zeros after the last assistant turn
+are dropped as padding (``meta.max_turns`` keeps the budget; a non-zero one is refused), and its
+``answer_norms`` (one entry per executed action) may have any length. Every row is validated, and a
+bad one is rejected with its file, line and field; so are rows that would silently change the weights
+of their group: a repeated ``(prompt_id, traj_idx)``, members that disagree on ``task_id``/``env_id``/
+``env_kwargs``, ``1`` next to ``"1"``, a positive ``format_penalty``.
 
 :class:`TrajectoryWriter` appends one line per record and flushes it, so an interrupted rollout
 loses at most the line being written (which the next writer on the file trims away).
