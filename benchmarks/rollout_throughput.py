@@ -20,10 +20,20 @@ Seconds are this process's CPU time by default (``--clock wall`` for elapsed tim
 thread that equals wall time on an idle machine, and unlike wall time it does not swing with what
 other processes do on a shared one.
 
+``--backend vllm`` (run it with vLLM's Python, e.g. ``.venv-vllm/bin/python``) measures instead, in
+wall-clock seconds (vLLM decodes in its own engine process, which a CPU clock of this one misses):
+
+* **engine (vllm)**: ``rollout`` with the in-process ``vllm`` backend;
+* **bare LLM.chat**: the same conversations (rebuilt from the engine's records), one ``LLM.chat`` call
+  per chunk and turn with the same per-request seeds and sampling parameters. Target: engine / bare
+  >= 0.9 (the engine must not slow vLLM down);
+* **engine (hf)**: the same rollout with the hf backend, side by side.
+
 Usage::
 
     python benchmarks/rollout_throughput.py                 # defaults below, prints a table
     python benchmarks/rollout_throughput.py --json out.json # also save the numbers
+    .venv-vllm/bin/python benchmarks/rollout_throughput.py --backend vllm
 """
 
 from __future__ import annotations
@@ -139,6 +149,66 @@ def one_at_a_time(policy, config: RolloutConfig, episodes: int) -> tuple[int, fl
     return tokens, CLOCK() - start, done
 
 
+def bare_llm_chat(policy, calls, params: SamplingParams) -> tuple[int, float]:
+    """Time ``vllm.LLM.chat`` alone over the engine's generate calls; returns (tokens, wall seconds)."""
+    import vllm
+
+    start = time.perf_counter()
+    tokens = 0
+    for conversations, seeds, _ in calls:
+        sampling = [vllm.SamplingParams(temperature=params.temperature, top_p=params.top_p,
+                                        top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_new_tokens,
+                                        seed=int(seed), allowed_token_ids=policy._allowed) for seed in seeds]
+        outputs = policy.llm.chat([list(c) for c in conversations], sampling_params=sampling, use_tqdm=False,
+                                  add_generation_prompt=True)
+        tokens += sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
+    return tokens, time.perf_counter() - start
+
+
+def vllm_main(args: argparse.Namespace, config: RolloutConfig, model: str) -> int:
+    """The vLLM measurements: engine (vllm) vs bare LLM.chat, and the hf engine beside them (wall clock)."""
+    vllm_policy = make_policy("vllm", model, enforce_eager=args.enforce_eager)
+    hf_policy = make_policy("hf", model, batch_size=64, device="cpu")
+    warm = RolloutConfig(env_id=config.env_id, num_tasks=1, samples=2, max_turns=1, sampling=config.sampling)
+    rollout(vllm_policy, warm)
+    rollout(hf_policy, warm)
+    engine_runs, bare_runs, hf_runs = [], [], []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        records, stats = rollout(vllm_policy, config)
+        engine_runs.append((stats.generated_tokens, time.perf_counter() - start))
+        bare_runs.append(bare_llm_chat(vllm_policy, turn_batches(records, config), config.sampling))
+        start = time.perf_counter()
+        _, hf_stats = rollout(hf_policy, config)
+        hf_runs.append((hf_stats.generated_tokens, time.perf_counter() - start))
+    best = {name: min(runs, key=lambda run: run[1]) for name, runs in
+            (("engine_vllm", engine_runs), ("bare_llm_chat", bare_runs), ("engine_hf", hf_runs))}
+    tps = {name: tokens / seconds for name, (tokens, seconds) in best.items()}
+    result = {"setup": {**vars(args), "model": model, "episodes": len(records), "cpu_count": os.cpu_count(),
+                        "python": platform.python_version(), "torch": torch.__version__},
+              **{name: {"tokens": best[name][0], "seconds": best[name][1], "tokens_per_s": tps[name]} for name in best},
+              "rounds": {"engine_vllm_s": [r[1] for r in engine_runs], "bare_llm_chat_s": [r[1] for r in bare_runs],
+                         "engine_hf_s": [r[1] for r in hf_runs]},
+              "ratio_engine_vs_bare": tps["engine_vllm"] / tps["bare_llm_chat"],
+              "ratio_vllm_vs_hf": tps["engine_vllm"] / tps["engine_hf"]}
+    table = Table(title=f"rollout throughput (wall seconds), vllm backend: {args.num_tasks} tasks x {args.samples} "
+                        f"samples, {args.max_turns} turns, {args.max_new_tokens} new tokens")
+    for column in ("run", "tokens", "seconds", "tokens/s", "ratio to engine (vllm)", "target"):
+        table.add_column(column, justify="right" if column != "run" else "left")
+    for name, label, target in (("engine_vllm", "engine (vllm)", ""), ("bare_llm_chat", "bare LLM.chat", ">= 0.9"),
+                                ("engine_hf", "engine (hf)", "")):
+        table.add_row(label, f"{best[name][0]:,}", f"{best[name][1]:.2f}", f"{tps[name]:,.0f}",
+                      f"{tps['engine_vllm'] / tps[name]:.2f}", target)
+    table.caption = f"best of {args.rounds} interleaved rounds"
+    Console().print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    vllm_policy.close()
+    ok = result["ratio_engine_vs_bare"] >= 0.9
+    print("PASS" if ok else "FAIL: the engine slows vLLM down by more than 10%")
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and print (and optionally save) the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -160,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="cpu: this process's CPU seconds (steady on a shared machine; with one torch thread "
                              "it equals wall time on an idle one); wall: elapsed seconds")
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    parser.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                        help="hf: engine vs bare generate vs one at a time; vllm: engine vs bare LLM.chat, and hf")
+    parser.add_argument("--enforce-eager", action="store_true", help="vllm: no torch.compile warm-up")
     args = parser.parse_args(argv)
 
     model = args.model or str(tiny_model_path())
@@ -170,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.backend == "vllm":
+        return vllm_main(args, config, model)
     policy = make_policy("hf", model, batch_size=args.batch_size, device="cpu")
     # warm-up: the first calls in a process pay for lazy initialisation in torch and transformers
     warm = RolloutConfig(env_id=config.env_id, num_tasks=1, samples=2, max_turns=1, sampling=config.sampling)
