@@ -193,9 +193,15 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
 def _assistant_turns(messages: Any) -> int | None:
     """Assistant messages in a (not yet validated) conversation; None when it is malformed (left to
     :func:`validate_record` to report)."""
-    if not isinstance(messages, list) or not all(isinstance(m, dict) and m.get("role") in ROLES for m in messages):
+    if not isinstance(messages, list):
         return None
-    return sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
+    count = 0
+    for message in messages:  # one pass: this runs on every row read
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in ROLES:
+            return None
+        count += role == "assistant"
+    return count
 
 
 def _strip_padding(turns: dict[str, Any], taken: int, field: str, err) -> dict[str, Any]:
