@@ -1,6 +1,7 @@
 """Worker process of :class:`drift_envs.math.verifier.MathVerifier` (JSON lines on stdin/stdout).
 
-Each request is ``{"gold": str, "pred": str}``; each answer ``{"ok": bool}``, plus ``"retire": true``
+Each request is ``{"gold": str, "pred": str, "gold_raw": bool, "pred_raw": bool}`` (a raw text is parsed
+as written, with math-verify's default extraction; otherwise it is one box's content); each answer ``{"ok": bool}``, plus ``"retire": true``
 when this worker has grown past its resident-memory budget and exits (the parent starts another).
 The parent bounds the wall-clock time and kills this process when a check overruns, so no timeout
 is set here. Memory is bounded three ways:
@@ -99,6 +100,13 @@ def main(argv: list[str] | None = None) -> None:
     def parse_boxed(text: str):
         return parse("\\boxed{" + text + "}", extraction_config=config, parsing_timeout=None)
 
+    def parse_raw(text: str):
+        return parse(text, parsing_timeout=None)
+
+    def parsed(text: str, raw: bool):
+        # one cache for both readings: the key says which
+        return cache.get(("R" if raw else "B") + text, lambda key: parse_raw(key[1:]) if raw else parse_boxed(key[1:]))
+
     def certainly_different(gold, pred) -> bool:
         g, p = gold[0], pred[0]
         if not (getattr(g, "is_number", False) and getattr(p, "is_number", False)):
@@ -113,8 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     for line in sys.stdin:
         try:
             request = json.loads(line)
-            gold = cache.get(request["gold"], parse_boxed)
-            pred = cache.get(request["pred"], parse_boxed)
+            gold = parsed(request["gold"], bool(request.get("gold_raw")))
+            pred = parsed(request["pred"], bool(request.get("pred_raw")))
             ok = bool(gold and pred) and not certainly_different(gold, pred) and verify(gold, pred, timeout_seconds=None)
             long_answer = max(len(request["gold"]), len(request["pred"])) > CACHE_MAX_ANSWER_CHARS
         except Exception:  # MemoryError included: an answer too big to parse is not a correct answer

@@ -9,9 +9,11 @@ checks never reach the symbolic verifier.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["ANSWER_FORMATS", "as_number", "extract_answer", "find_boxed", "normalize_answer"]
+__all__ = ["ANSWER_FORMATS", "Committed", "as_number", "extract_answer", "extract_committed", "find_boxed",
+           "normalize_answer"]
 
 ANSWER_FORMATS = ("auto", "tag", "boxed")
 
@@ -73,35 +75,64 @@ def _last_tag(text: str) -> tuple[int, str] | None:
     return last
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What a reply committed to: its final ``answer`` and, when it holds several boxes, the text to read.
+
+    ``boxes`` are the contents of every ``\\boxed{}`` in the part of the reply the answer came from
+    (the reply, or its last answer tag). With two or more, ``several`` is that part of the reply: a
+    reply like ``\\boxed{1}, \\boxed{2}, \\boxed{3}`` answers a set, and which boxes belong together is
+    math-verify's reading of the text, so the check hands it the text rather than one box.
+    """
+
+    answer: str
+    boxes: tuple[str, ...] = ()
+    several: str | None = None
+
+
+def extract_committed(text: str, answer_format: str = "auto") -> Committed | None:
+    """The answer a reply committed to (see :func:`extract_answer`), with its boxes; None when it has none."""
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
+    candidates: list[tuple[int, str, str, list[tuple[int, str]]]] = []  # (start, answer, scope, boxes)
+    if answer_format in ("auto", "tag"):
+        tag = _last_tag(text)
+        if tag is not None:
+            start, inner = tag
+            boxed = find_boxed(inner)
+            candidates.append((start, boxed[-1][1] if boxed else inner, inner, boxed))
+    if answer_format in ("auto", "boxed"):
+        boxed = find_boxed(text)
+        if boxed:
+            candidates.append((boxed[-1][0], boxed[-1][1], text, boxed))
+    if not candidates:
+        return None
+    _, answer, scope, boxed = max(candidates, key=lambda c: c[0])
+    answer = answer.strip()
+    if not answer:
+        return None
+    boxes = tuple(content.strip() for _, content in boxed)
+    return Committed(answer, boxes, scope if len(boxes) > 1 else None)
+
+
 def extract_answer(text: str, answer_format: str = "auto") -> str | None:
     """The answer a reply committed to, or None when it has none.
 
     ``"tag"``: the last ``<answer>…</answer>``; ``"boxed"``: the last ``\\boxed{…}``; ``"auto"``: whichever
     of the two comes last. A ``\\boxed{}`` inside the last answer tag wins over the tag's text.
     """
-    if answer_format not in ANSWER_FORMATS:
-        raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
-    candidates: list[tuple[int, str]] = []
-    if answer_format in ("auto", "tag"):
-        tag = _last_tag(text)
-        if tag is not None:
-            start, inner = tag
-            boxed = find_boxed(inner)
-            candidates.append((start, boxed[-1][1] if boxed else inner))
-    if answer_format in ("auto", "boxed"):
-        boxed = find_boxed(text)
-        if boxed:
-            candidates.append(boxed[-1])
-    if not candidates:
-        return None
-    answer = max(candidates, key=lambda c: c[0])[1].strip()
-    return answer or None
+    committed = extract_committed(text, answer_format)
+    return committed.answer if committed is not None else None
 
 
 _TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
 _SPACES_RE = re.compile(r"\s+|\\[,;:! ]|\\quad|\\qquad|~")
 _DFRAC_RE = re.compile(r"\\[dt]frac")
-_THOUSANDS_RE = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+# Commas are thousands separators only where the number reads no other way: a first group without a
+# leading zero, then groups of exactly three digits (``1,234``, ``7,425,000``, ``1,000.5``), as math-verify
+# reads them. ``0,111`` is a decimal comma to math-verify (0.111), never 111; ``1,22`` is the pair {1, 22};
+# both are left to it.
+_THOUSANDS_RE = re.compile(r"^[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$")
 
 
 def normalize_answer(answer: str) -> str:

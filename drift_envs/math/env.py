@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
-from drift_envs.math.answers import ANSWER_FORMATS, as_number, extract_answer, normalize_answer
+from drift_envs.math.answers import ANSWER_FORMATS, as_number, extract_committed, normalize_answer
 from drift_envs.math.sources import make_math_source
 from drift_envs.math.verifier import GoldAnswer, check_answer, default_verifier
 
@@ -41,6 +41,14 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     ## Observation Space
     ``UnicodeText``: after ``reset``, the first user message (the problem and the answer
     instructions); after ``step``, the feedback message, or ``""`` once the episode has ended.
+
+    How an answer is read follows plain ``math_verify.verify`` (checked against math-verify's own
+    upstream test cases by ``tests/test_math_agreement.py``): a reply with several ``\boxed{}``
+    (``\boxed{1}, \boxed{2}, \boxed{3}``) is read by math-verify as written, so it can answer a set,
+    and so is a gold that holds its own boxes or ``$`` delimiters; a decimal equals a number when
+    both round alike to 6 places (``\frac{1}{12}`` and ``0.083333``); commas are thousands separators
+    only in ``1,234``/``7,425,000`` form (``0,111`` is 0.111). ``info["answer"]`` lists every box of a
+    reply with several.
 
     ## Rewards
     ``1.0`` for a correct answer, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) when no
@@ -164,12 +172,17 @@ class MathFeedbackEnv(MultiTurnTextEnv):
 
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the final answer and check it against the gold answer."""
-        extracted = extract_answer(action, self.answer_format)
-        if extracted is None:
+        committed = extract_committed(action, self.answer_format)
+        if committed is None:
             return Verdict(correct=False, format_ok=False, answer=None)
         gold = self._gold(str(task.answer))
-        correct = check_answer(gold, extracted, timeout_s=self.timeout_s, verifier=self._verifier)
-        return Verdict(correct=correct, format_ok=True, answer=normalize_answer(extracted))
+        correct = check_answer(gold, committed.answer, timeout_s=self.timeout_s, verifier=self._verifier,
+                               several=committed.several)
+        if committed.several is not None:  # every box, in order: the set the reply answers
+            answer = ", ".join(normalize_answer(box) for box in committed.boxes)
+        else:
+            answer = normalize_answer(committed.answer)
+        return Verdict(correct=correct, format_ok=True, answer=answer)
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
         """Binary, hint or no-content feedback, per the ``feedback`` kwarg."""

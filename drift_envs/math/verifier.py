@@ -26,6 +26,8 @@ from functools import lru_cache
 
 from drift_envs.math.answers import as_number, normalize_answer
 
+# a gold that brings its own math delimiters or boxes (an escaped \$ is a currency sign, not a delimiter)
+_OWN_DELIMITERS_RE = re.compile(r"\\boxed|(?<!\\)\$|\\\(|\\\[")
 # a numeral written in a base, like 52_8 or 4210_{5}
 _BASE_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 
@@ -34,17 +36,46 @@ __all__ = ["GoldAnswer", "MathVerifier", "check_answer", "default_verifier"]
 
 @dataclass(frozen=True)
 class GoldAnswer:
-    """A gold answer with its normal form and exact value computed once."""
+    """A gold answer with its normal form and exact value computed once.
+
+    A gold written with its own ``\\boxed{}`` or ``$`` delimiters (``\\boxed{1}, \\boxed{2}``, a whole
+    solution) is ``raw``: math-verify reads the text as written, the way it reads a reply.
+    """
 
     text: str
     normalized: str
     number: Fraction | None
+    raw: bool = False
 
     @classmethod
     def from_text(cls, text: str) -> GoldAnswer:
         """Prepare ``text`` (the dataset's answer string) for repeated checks."""
-        normalized = normalize_answer(str(text))
-        return cls(str(text), normalized, as_number(normalized))
+        text = str(text)
+        if _OWN_DELIMITERS_RE.search(text):
+            return cls(text, normalize_answer(text), None, raw=True)
+        normalized = normalize_answer(text)
+        return cls(text, normalized, as_number(normalized))
+
+
+#: math-verify's default ``float_rounding``: a decimal equals a number when both round alike to this many places
+FLOAT_ROUNDING = 6
+
+
+def _numbers_agree(gold: Fraction, pred: Fraction, decimal: bool) -> bool | None:
+    """math-verify's verdict on two plain numbers, or None where only math-verify itself can tell.
+
+    Exact values are equal or not, unless a decimal is involved: math-verify then compares both
+    rounded to ``FLOAT_ROUNDING`` places (``1/12`` equals ``0.0833333333333333`` and ``0.083333``, not
+    ``0.0833``). A value exactly halfway between two roundings is left to it (its floats round there).
+    """
+    if gold == pred:
+        return True
+    if not decimal:
+        return False
+    scale = 10**FLOAT_ROUNDING
+    if any((2 * v * scale).denominator == 1 and (2 * v * scale).numerator % 2 for v in (gold, pred)):
+        return None
+    return round(gold, FLOAT_ROUNDING) == round(pred, FLOAT_ROUNDING)
 
 
 class _Worker:
@@ -83,11 +114,11 @@ class _Worker:
             self.started.set()
         self._lines.put(None)
 
-    def ask(self, gold: str, pred: str, timeout: float) -> bool:
+    def ask(self, request: dict, timeout: float) -> bool:
         """The worker's verdict; ``queue.Empty`` after ``timeout`` s, ``RuntimeError`` if it died."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps({"gold": gold, "pred": pred}) + "\n")
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
         except OSError as e:  # the worker died (killed, or out of its memory limit) since it was last used
             raise RuntimeError("math verifier worker exited") from e
@@ -214,11 +245,12 @@ class MathVerifier:
             spare, self._spare = self._spare, self._new_worker()
         self._put(spare if spare is not None and spare.alive() else self._new_worker())
 
-    def verify(self, gold: str, pred: str, timeout_s: float) -> bool:
+    def verify(self, gold: str, pred: str, timeout_s: float, *, gold_raw: bool = False, pred_raw: bool = False) -> bool:
         """``math_verify.verify`` of ``\\boxed{gold}`` against ``\\boxed{pred}``; False unless answered in ``timeout_s``.
 
-        ``timeout_s`` bounds everything this call waits for: a free worker, a fresh worker's start-up
-        and the check itself.
+        ``gold_raw``/``pred_raw``: that text is parsed as written (plain ``math_verify.parse``), not as
+        the content of one box. ``timeout_s`` bounds everything this call waits for: a free worker, a
+        fresh worker's start-up and the check itself.
         """
         deadline = time.monotonic() + timeout_s
         worker = self._acquire(deadline)
@@ -233,7 +265,8 @@ class MathVerifier:
             self._replace(worker)
             raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
         try:
-            ok = worker.ask(gold, pred, max(0.0, deadline - time.monotonic()))
+            request = {"gold": gold, "pred": pred, "gold_raw": gold_raw, "pred_raw": pred_raw}
+            ok = worker.ask(request, max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             self.timeouts += 1
             self._replace(worker)
@@ -266,19 +299,28 @@ def default_verifier() -> MathVerifier:
     return verifier
 
 
-def check_answer(gold: GoldAnswer, pred: str, *, timeout_s: float = 2.0, verifier: MathVerifier | None = None) -> bool:
-    """True when ``pred`` (an extracted answer) equals ``gold``.
+def check_answer(gold: GoldAnswer, pred: str, *, timeout_s: float = 2.0, verifier: MathVerifier | None = None,
+                 several: str | None = None) -> bool:
+    """True when ``pred`` (an extracted answer) equals ``gold``, as ``math_verify.verify`` judges it.
 
-    Decided in-process when the normal forms are equal or both are plain numbers; otherwise by
-    math-verify in a worker, bounded by ``timeout_s`` (a check that overruns counts as incorrect).
+    Decided in-process when the normal forms are equal or both are plain numbers (see
+    :func:`_numbers_agree`); otherwise by math-verify in a worker, bounded by ``timeout_s`` (a check
+    that overruns counts as incorrect). ``several``: the text of a reply with several boxes, which
+    math-verify reads as written (``\\boxed{1}, \\boxed{2}`` is the set {1, 2}) in place of ``pred``.
     """
+    verifier = verifier or default_verifier()
+    if several is not None or gold.raw:
+        text, raw = (several, True) if several is not None else (pred, False)
+        return verifier.verify(gold.text, text, timeout_s, gold_raw=gold.raw, pred_raw=raw)
     normalized = normalize_answer(pred)
     if normalized == gold.normalized:
         return True
     if gold.number is not None:
         number = as_number(normalized)
         if number is not None:
-            return number == gold.number
+            agree = _numbers_agree(gold.number, number, "." in normalized or "." in gold.normalized)
+            if agree is not None:
+                return agree
     gold_base, pred_base = _BASE_RE.match(gold.normalized), _BASE_RE.match(normalized)
     if gold_base and pred_base:
         # math-verify drops base subscripts (it judges 52_8 equal to 52_9); numerals in a base are equal
@@ -286,4 +328,4 @@ def check_answer(gold: GoldAnswer, pred: str, *, timeout_s: float = 2.0, verifie
         return gold_base.group(2) == pred_base.group(2) and gold_base.group(1).upper() == pred_base.group(1).upper()
     if not normalized:
         return False
-    return (verifier or default_verifier()).verify(gold.text, pred, timeout_s)
+    return verifier.verify(gold.text, pred, timeout_s)
