@@ -49,10 +49,23 @@ def own_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def server_cpu(pid: int) -> float:
-    """CPU seconds of the fork server and its reaped children (the checks), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _subtree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its reaped children, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the fork server and everything it ran: its reaped children (the judges) and its
+    live children with theirs (the zygote, which forks and reaps the candidates)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return _subtree_cpu(pid) + sum(_subtree_cpu(int(c)) for c in children)
 
 
 def ours(sandbox: Sandbox, env: CodeFeedbackEnv, n: int) -> tuple[float, float, int]:

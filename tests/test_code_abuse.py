@@ -320,6 +320,29 @@ def test_a_concurrent_checks_tests_and_an_earlier_checks_tests_are_unreachable(s
         assert "OTHERS 0" in out, out  # not even the list of other processes
 
 
+def test_bytes_a_candidate_leaves_behind_never_reach_the_next_check(sandbox, still_serves):
+    # the candidate makes its own replies carry extra, well-formed frames (a load message and "yes"
+    # to every request): whatever a judge read past a check's last reply must die with that check
+    forger = """
+        import sys
+        harness = sys.modules["__main__"]
+        forged = harness.encode_value(("load", "ok", "", None, None, "", (("f", "callable"),)))
+        forged = [forged] + [harness.encode_value((seq, "ok", 1)) for seq in range(1, 40)]
+        extra = b"".join(len(x).to_bytes(4, "big") + x for x in forged)
+        sent = []
+        def send_and_more(fd, payload):  # the load message, then the reply to the one call, plus extra
+            sent.append(payload)
+            harness._write_all(fd, len(payload).to_bytes(4, "big") + payload + (extra if len(sent) == 2 else b""))
+        harness._send_msg = send_and_more
+        def f():
+            return 2
+        """
+    for _ in range(3):
+        assert run(sandbox, forger).status == "wrong_answer"
+        honest_but_wrong = run(sandbox, "def f():\n    return 2\n", tests=["assert f() == 1", "assert f() == 1"])
+        assert honest_but_wrong.status == "wrong_answer", honest_but_wrong.to_dict()
+
+
 def sysv_ipc() -> dict:
     """The SysV IPC objects of this (the host's) IPC namespace."""
     out = {}

@@ -25,9 +25,9 @@ WRITABLE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 
 
 def server_uids(server_pid: int) -> range:
-    """The uids the checks of one fork server run as (other servers, e.g. of tests running beside
-    these, use other uids)."""
-    return range(_forkserver.run_uid(server_pid, 0), _forkserver.run_uid(server_pid, 255) + 1)  # judges too
+    """The uids the candidates of one fork server run as (other servers, e.g. of tests running beside
+    these, use other uids; its judges, one per worker slot, live as long as the server)."""
+    return range(_forkserver.run_uid(server_pid, 0), _forkserver.run_uid(server_pid, _forkserver.MAX_SLOTS))
 
 
 def sandbox_processes(uids: range) -> list[tuple[int, int]]:

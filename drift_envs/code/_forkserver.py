@@ -386,26 +386,35 @@ def _send_msg(fd: int, payload: bytes) -> None:
     _write_all(fd, _L.pack(len(payload)) + payload)
 
 
+_pending_bytes: dict = {}  # fd -> bytes read past the end of the last message
+
+
 def _recv_msg(fd: int, limit: int) -> bytes | None:
-    """One length-prefixed message, or None at end of file; :class:`WireError` past ``limit``."""
-    head = b""
-    while len(head) < 4:
-        chunk = os.read(fd, 4 - len(head))
+    """One length-prefixed message, or None at end of file; :class:`WireError` past ``limit``.
+    Reads in large chunks (a small message is one system call) and keeps what follows for next time."""
+    buf = _pending_bytes.pop(fd, b"")
+    while len(buf) < 4:
+        chunk = os.read(fd, 1 << 16)
         if not chunk:
             return None
-        head += chunk
-    size = _L.unpack(head)[0]
+        buf += chunk
+    size = _L.unpack_from(buf)[0]
     if size > limit:
         raise WireError(f"a message of {size} bytes (more than {limit})")
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        k = os.readv(fd, [view[got:]])
-        if not k:
-            return None
-        got += k
-    return bytes(buf)
+    end = 4 + size
+    if len(buf) < end:
+        parts = [buf]
+        got = len(buf)
+        while got < end:
+            chunk = os.read(fd, max(1 << 16, min(end - got, 1 << 24)))
+            if not chunk:
+                return None
+            parts.append(chunk)
+            got += len(chunk)
+        buf = b"".join(parts)
+    if len(buf) > end:
+        _pending_bytes[fd] = buf[end:]
+    return buf[4:end]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,18 +487,19 @@ def _probe_check_namespaces() -> str | None:
     pid = os.fork()
     if pid == 0:
         try:
-            _unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS)
+            _slot_namespaces(1)
+            _unshare(CLONE_NEWNS)
             _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=16,mode=0700")
             os._exit(0)
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
-    return None if status == 0 else "unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) failed in a child"
+    return None if status == 0 else "unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) or the IPC limits failed"
 
 
 def _probe_isolation(mode: str) -> dict:
     iso = {"level": "basic", "verdict": "judge process", "uid_drop": False, "network": False,
-           "per_check_namespaces": False, "ipc": False, "private_tmp": False, "read_only_fs": False,
+           "private_namespaces": False, "ipc": False, "private_tmp": False, "read_only_fs": False,
            "processes": "process group", "notes": []}
     if mode == "none":
         iso["notes"].append("isolation='none' requested")
@@ -509,7 +519,7 @@ def _probe_isolation(mode: str) -> dict:
     if why is not None:
         iso["notes"].append(f"per-check namespaces unavailable ({why})")
         return iso
-    iso.update(level="full", network=True, per_check_namespaces=True, ipc=True, private_tmp=True,
+    iso.update(level="full", network=True, private_namespaces=True, ipc=True, private_tmp=True,
                read_only_fs=True)
     if extra["read_only_failed"]:
         iso["notes"].append(f"mounts left writable: {extra['read_only_failed']}")
@@ -567,18 +577,37 @@ _IPC_OFF = {"/proc/sys/kernel/shmmni": "0", "/proc/sys/kernel/shmall": "0", "/pr
             "/proc/sys/kernel/sem": "0 0 0 0", "/proc/sys/fs/mqueue/queues_max": "0"}
 
 
-def _private_namespaces(lim: dict, uid: int) -> None:
-    """A candidate's own IPC, network and mount namespaces (root, before the uid drop); its working
-    directory is a fresh tmpfs on /tmp, capped in bytes and inodes, gone with its last process."""
-    _unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS)
-    for path, value in _IPC_OFF.items():
-        try:
+def _slot_namespaces(slots: int) -> list:
+    """One IPC and one network namespace per worker slot, made once by the zygote (root) and kept by
+    descriptor: ``[(ipc fd, net fd)]``. In each IPC namespace the limits are zero, so no SysV shared
+    memory, message queue or semaphore and no POSIX message queue can be made there (honest code
+    needs none; each would hold memory outside RLIMIT_AS, and outlive the check); a network namespace
+    has only a down loopback, and what an unprivileged process opens in it (an abstract unix socket,
+    a socket on the loopback) ends with the process. So once a check's processes are swept, its
+    slot's namespaces hold nothing of it, and two checks in flight never share one."""
+    made = []
+    for _ in range(slots):
+        _unshare(CLONE_NEWIPC | CLONE_NEWNET)
+        for path, value in _IPC_OFF.items():
             with open(path, "w") as f:
                 f.write(value)
-        except OSError:
-            pass
+        made.append((os.open("/proc/self/ns/ipc", os.O_RDONLY), os.open("/proc/self/ns/net", os.O_RDONLY)))
+    return made
+
+
+def _enter_namespaces(ns_fds: tuple) -> None:
+    """Join the slot's IPC and network namespaces (root, before the uid drop)."""
+    _check(_libc.setns(ns_fds[0], CLONE_NEWIPC), "setns ipc")
+    _check(_libc.setns(ns_fds[1], CLONE_NEWNET), "setns net")
+
+
+def _private_mounts(lim: dict, uid: int) -> None:
+    """A mount namespace of the check's own whose /tmp, its working directory, is a fresh tmpfs capped
+    in bytes and inodes, gone with the check's last process."""
+    _unshare(CLONE_NEWNS)
     _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV,
            f"size={int(lim['disk_mb'])}m,nr_inodes={int(lim['inodes'])},mode=0700,uid={uid},gid={uid}")
+
 
 # ---------------------------------------------------------------------------------------------
 # the candidate: runs the model's code, serves calls to what it defines (forked from the zygote)
@@ -727,7 +756,7 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
         _send_msg(fd, reply)
 
 
-def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int) -> None:
+def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds: tuple | None) -> None:
     """The candidate process: isolate, limit and drop privileges, then serve (never returns)."""
     code = 70
     try:
@@ -743,10 +772,12 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int) -> None
                 break
             chunks.append(chunk)
         payload = json.loads(b"".join(chunks))
+        if hdr["full"]:
+            _enter_namespaces(ns_fds)
         _only_fds({1: out_w, 2: out_w, 3: rpc})
         lim, uid = hdr["limits"], int(hdr["uid"])
         if hdr["full"]:
-            _private_namespaces(lim, uid)
+            _private_mounts(lim, uid)
             workdir = RUN_ROOT
         else:
             workdir = hdr["workdir"]
@@ -755,15 +786,9 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int) -> None
         if hdr["uid_drop"]:
             _drop_to(uid)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
-        # wait to be reparented to the server (the subreaper): only then can the parent-death signal
-        # be tied to the server rather than to the short-lived process that forked this one
-        for _ in range(20_000):
-            if os.getppid() != parent:
-                break
-            time.sleep(0.0001)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != int(hdr["server_pid"]):
-            raise OSError("the server died while the check was starting")
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # set after the uid change, which clears it
+        if os.getppid() != parent:
+            raise OSError("the zygote died while the check was starting")
         os.environ.clear()
         os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
                            "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
@@ -786,12 +811,30 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int) -> None
 # the zygote: forks candidates from a process that never held any check's tests or results
 
 
-def _zygote(sock: socket.socket, server_pid: int) -> None:
+def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
     """Serve spawn requests from the server: each is a JSON header and three descriptors (the code,
-    the socket to the judge, the output pipe). A short-lived middle process forks the candidate and
-    exits, so the candidate is reparented to the server, which reaps it and sees its exit status."""
+    the socket to the judge, the output pipe). For each candidate it forks, the zygote sends back its
+    pid and a pidfd (so the server can kill it without a pid-reuse race), and once it has reaped it,
+    its exit status and CPU time."""
     signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    token_of: dict = {}
+    me = os.getpid()
+    namespaces = _slot_namespaces(slots) if full else []
+
+    def reap(signum=None, frame=None):
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            token = token_of.pop(pid, None)
+            if token is not None:
+                sock.send(json.dumps({"token": token, "exit": status,
+                                      "cpu": usage.ru_utime + usage.ru_stime}).encode())
+
+    signal.signal(signal.SIGCHLD, reap)
     while True:
         try:
             msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 16, 3)
@@ -800,30 +843,31 @@ def _zygote(sock: socket.socket, server_pid: int) -> None:
         if not msg:
             return
         hdr = json.loads(msg)
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])  # reap only once the pid is known
         try:
-            mid = os.fork()
-        except OSError as e:
-            sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
-            mid = None
-        if mid == 0:
             try:
-                me = os.getpid()
                 pid = os.fork()
-                if pid == 0:
-                    sock.close()
-                    _candidate(hdr, fds[0], fds[1], fds[2], me)
-                sock.send(json.dumps({"token": hdr["token"], "pid": pid}).encode())
-            except BaseException as e:
+            except OSError as e:
+                sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
+                pid = None
+            if pid == 0:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                sock.close()
+                _candidate(hdr, fds[0], fds[1], fds[2], me, namespaces[hdr["slot"]] if full else None)
+            if pid:
+                token_of[pid] = hdr["token"]
+                pidfd = os.pidfd_open(pid)
                 try:
-                    sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
-                except BaseException:
-                    pass
-            os._exit(0)
-        for fd in fds:
-            os.close(fd)
-        if mid:
-            os.waitpid(mid, 0)
+                    socket.send_fds(sock, [json.dumps({"token": hdr["token"], "pid": pid}).encode()], [pidfd])
+                finally:
+                    os.close(pidfd)
+        finally:
+            for fd in fds:
+                os.close(fd)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
         del hdr, msg, fds
+
 
 # ---------------------------------------------------------------------------------------------
 # the judge: runs the tests, calls into the candidate, reports to the server (forked from the server)
@@ -903,11 +947,25 @@ def _compile_tests(setup: str, tests: list) -> tuple:
     return hit
 
 
+_prelude_cache: dict = {}
+
+
+def _compile_prelude(src: str):
+    """The compiled prelude (the judge's own copy of the task's helpers), cached by source (bounded)."""
+    code = _prelude_cache.get(src)
+    if code is None:
+        if len(_prelude_cache) >= 1024:
+            _prelude_cache.clear()
+        code = _prelude_cache[src] = compile(src, "<prelude>", "exec")
+    return code
+
+
 class _Channel:
     """The judge's end of the socket to the candidate: one request, one reply, in order."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        _pending_bytes.pop(fd, None)  # never anything another check's candidate sent on this fd number
         self.seq = 0
         self.dead = None  # why the candidate can no longer be asked anything
         self.deadline = float("inf")
@@ -1131,7 +1189,7 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
     test_ns = {"__name__": "__main__", "__builtins__": builtins}
     try:
         if req.get("prelude"):
-            exec(compile(req["prelude"], "<prelude>", "exec"), test_ns)
+            exec(_compile_prelude(req["prelude"]), test_ns)
         if entry_point:
             test_ns[entry_point] = test_ns["candidate"] = RemoteObject(chan, entry_point, "function")
         for name in sorted(names_read):
@@ -1196,34 +1254,95 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
     emit(*pending)
 
 
-def _judge_process(req: dict, compiled: tuple, iso: dict, uid: int, chan_fd: int, res_w: int) -> None:
-    """The judge process: limits, its own uid, not dumpable; then :func:`_judge` (never returns)."""
+#: a judge serves this many checks, then exits and is replaced (bounds what tests may leave behind)
+JUDGE_CHECKS = 1000
+#: a judge's address space (it decodes at most MAX_VALUE_BYTES per message; tests are trusted)
+JUDGE_MEMORY_MB = 4096
+
+
+def _read_memfd(fd: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while True:
+        chunk = os.read(fd, 1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def _judge_process(iso: dict, uid: int, ctrl_fd: int, server_pid: int) -> None:
+    """A judge: forked from the server for one worker slot, its own uid, not dumpable; it serves the
+    checks of that slot one at a time, each a request (a memfd), the socket to that check's candidate
+    and that check's result pipe, sent on ``ctrl_fd``; it closes the result pipe when the check is
+    done (never returns)."""
     code = 70
-    server_pid = os.getppid()
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
-        _only_fds({3: chan_fd, 4: res_w})
+        _only_fds({3: ctrl_fd})
         os.chdir("/")
-        _set_limits(req["limits"], iso["uid_drop"], None)
+        mem = JUDGE_MEMORY_MB << 20
+        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if iso["uid_drop"]:
             _drop_to(uid)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         _prctl(PR_SET_DUMPABLE, 0)  # no process of the same uid may read its memory or descriptors
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:
-            raise OSError("the server died while the check was starting")
-        _judge(req, compiled, 3, 4)
+            raise OSError("the server died while the judge was starting")
+        ctrl = socket.socket(fileno=3)
+        rng = sys.modules.get("random")
+        while True:
+            msg, fds, _flags, _addr = socket.recv_fds(ctrl, 1 << 16, 3)
+            if not msg or len(fds) != 3:
+                break
+            req_fd, chan_fd, res_w = fds
+            try:
+                req = json.loads(_read_memfd(req_fd))
+                os.close(req_fd)
+                if rng is not None:
+                    rng.seed(0)  # a test that draws from the global `random` sees the same draws every check
+                _judge(req, _compile_tests(req.get("setup", ""), req["tests"]), chan_fd, res_w)
+            except BaseException as e:  # a judge failure: report it, never as a pass
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                try:
+                    os.write(res_w, (json.dumps({"ev": "harness_error", "message": f"{type(e).__name__}: {e}"[:500]})
+                                     + "\n").encode())
+                except BaseException:
+                    pass
+            finally:
+                _pending_bytes.pop(chan_fd, None)
+                for fd in (chan_fd, res_w):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                for key in [k for k in linecache.cache if isinstance(k, str) and k.startswith("<test")]:
+                    del linecache.cache[key]
+                req = None
         code = 0
-    except BaseException as e:  # a judge failure: report it, never as a pass
-        try:
-            os.write(4, (json.dumps({"ev": "harness_error", "message": f"{type(e).__name__}: {e}"[:500]}) + "\n")
-                     .encode())
-        except BaseException:
-            pass
+    except BaseException:
+        pass
     finally:
         os._exit(code)
+
+
+def _spawn_judge(iso: dict, slot: int) -> tuple:
+    """Fork the judge of worker ``slot``: ``(pid, control socket)``."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            _judge_process(iso, run_uid(server_pid, JUDGE_SLOTS + slot), theirs.detach(), server_pid)
+        finally:
+            os._exit(70)
+    theirs.close()
+    return pid, ours
+
 
 # ---------------------------------------------------------------------------------------------
 # one check in the server: its two processes, their pipes, its clock, what the judge reported
@@ -1236,13 +1355,21 @@ def _signal_name(sig: int) -> str:
         return f"signal {sig}"
 
 
+_ZYGOTE_PID = [0]  # set by the server once it has forked the zygote
+
+
 def _direct_children() -> list | None:
-    pid = os.getpid()
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return None
+    """The children of the server and of the zygote (candidates are the zygote's until they die)."""
+    found = []
+    for pid in (os.getpid(), _ZYGOTE_PID[0]):
+        if not pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as f:
+                found.extend(int(x) for x in f.read().split())
+        except OSError:
+            return None
+    return found
 
 
 def _is_live_process_of(pid: int, uid: int) -> bool:
@@ -1261,8 +1388,9 @@ def _is_live_process_of(pid: int, uid: int) -> bool:
 def _sweep_uid(uid: int) -> None:
     """SIGKILL every process of a candidate's uid (the candidate, its daemons, a fork bomb's children).
 
-    The server is a child subreaper: everything a candidate started is a child of the server or a
-    descendant of one, so a glance at the server's own children tells whether anything of the uid is
+    The server is a child subreaper: everything a candidate started is the candidate (a child of the
+    zygote), a child of the server (once its parent died) or a descendant of one of those, so a
+    glance at the children of the server and of the zygote tells whether anything of the uid is
     left (the common case once the candidate is dead: nothing, and no cost). If so, the server sends
     ``kill(-1, SIGKILL)`` with effective uid = that uid, which reaches exactly that uid's processes at
     once (fork bombs included), and real uid = a uid no process has (the reserved slot 255), so that
@@ -1292,17 +1420,19 @@ def _sweep_uid(uid: int) -> None:
 
 
 class _SetupError(Exception):
-    """A check could not be set up (no memory, no descriptors, no disk): that check fails, no other."""
+    """A check could not be set up (no memory, no descriptors, no disk): that check fails, no other.
+    ``args[1]``: whether its judge had got the request (if not, a fresh judge may take it)."""
 
 
 class _Run:
     """One check in flight: its judge and candidate, their pipes, its clock, the judge's records."""
 
-    def __init__(self, req: dict, compiled: tuple, iso: dict, slot: int, token: int, zygote: socket.socket) -> None:
+    def __init__(self, req: dict, iso: dict, slot: int, token: int, zygote: socket.socket, judge: tuple) -> None:
         self.req, self.iso, self.slot, self.token = req, iso, slot, token
         self.lim = req["limits"]
         self.uid = run_uid(os.getpid(), slot)
-        self.judge_uid = run_uid(os.getpid(), JUDGE_SLOTS + slot)
+        self.judge_pid, judge_sock = judge[0], judge[1]
+        self.judge_sent = False
         self.workdir = None
         opened: list = []
         try:
@@ -1322,13 +1452,15 @@ class _Run:
             opened.append(memfd)
             _write_all(memfd, json.dumps({"code": req["code"], "prelude": req.get("prelude") or "",
                                           "entry_point": req.get("entry_point")}).encode())
-            hdr = {"token": token, "uid": self.uid, "limits": self.lim, "full": iso["level"] == "full",
+            hdr = {"token": token, "uid": self.uid, "slot": slot, "limits": self.lim, "full": iso["level"] == "full",
                    "uid_drop": iso["uid_drop"], "workdir": self.workdir, "server_pid": os.getpid()}
+            req_fd = os.memfd_create("drift-judge", os.MFD_CLOEXEC)
+            opened.append(req_fd)
+            _write_all(req_fd, json.dumps(req).encode())
             self.t_start = time.monotonic()
+            socket.send_fds(judge_sock, [b"check"], [req_fd, chan_j, res_w])  # first: it may be gone
+            self.judge_sent = True
             socket.send_fds(zygote, [json.dumps(hdr).encode()], [memfd, chan_c, out_w])
-            pid = os.fork()
-            if pid == 0:
-                _judge_process(req, compiled, iso, self.judge_uid, chan_j, res_w)
         except Exception as e:
             for fd in opened:
                 try:
@@ -1337,13 +1469,14 @@ class _Run:
                     pass
             if self.workdir:
                 shutil.rmtree(self.workdir, ignore_errors=True)
-            raise _SetupError(f"{type(e).__name__}: {e}") from None
-        for fd in (out_w, res_w, chan_j, chan_c, memfd):
+            raise _SetupError(f"{type(e).__name__}: {e}", self.judge_sent) from None
+        for fd in (out_w, res_w, chan_j, chan_c, memfd, req_fd):
             os.close(fd)
         for fd in (out_r, res_r):
             os.set_blocking(fd, False)
-        self.judge_pid, self.out_r, self.res_r = pid, out_r, res_r
+        self.out_r, self.res_r = out_r, res_r
         self.cand_pid = None
+        self.cand_pidfd = None
         self.cand_status = None
         self.cand_cpu = 0.0
         self.spawn_error = None
@@ -1356,40 +1489,43 @@ class _Run:
         self.res_bytes = 0
         self.records: list = []
         self.kill_reason = None
-        self.judge_status = None
+        self.judge_done = False  # the judge closed the result pipe: it is done with this check
+        self.judge_killed = False
 
     # -- events
-    def on_spawn(self, msg: dict) -> None:
-        if isinstance(msg.get("pid"), int):
-            self.cand_pid = msg["pid"]
-            if self.judge_status is not None or self.kill_reason is not None:
+    def on_spawn(self, msg: dict, fds: list) -> None:
+        if isinstance(msg.get("pid"), int) and len(fds) == 1:
+            self.cand_pid, self.cand_pidfd = msg["pid"], fds[0]
+            if self.judge_done or self.kill_reason is not None:
                 self.kill_candidate()
         else:
+            for fd in fds:
+                os.close(fd)
             self.spawn_error = str(msg.get("error"))[:300]
             self.cand_status = -1
 
     def on_candidate_exit(self, status: int, cpu_s: float) -> None:
         self.cand_status, self.cand_cpu = status, cpu_s
-        self.sweep()  # the candidate is over: nothing it started may outlive it
 
-    def on_judge_exit(self, status: int) -> None:
-        self.judge_status = status
+    def on_judge_done(self) -> None:
+        self.judge_done = True
         self.kill_candidate()  # the verdict is in: the candidate has nothing left to do
         self.end_by = time.monotonic() + 1.0
 
     def kill_candidate(self) -> None:
-        if self.cand_pid is not None and self.cand_status is None:
+        if self.cand_pidfd is not None and self.cand_status is None:
             try:
-                os.kill(self.cand_pid, signal.SIGKILL)  # not reaped yet, so the pid is still its own
+                signal.pidfd_send_signal(self.cand_pidfd, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.sweep()
 
     def kill(self, reason: str) -> None:
         if self.kill_reason is None:
             self.kill_reason = reason
         self.kill_candidate()
-        if reason == "timeout" and self.judge_status is None:
+        self.sweep()
+        if reason == "timeout" and not self.judge_done:
+            self.judge_killed = True  # the slot gets a new judge
             try:
                 os.kill(self.judge_pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -1398,8 +1534,8 @@ class _Run:
     def sweep(self) -> None:
         if self.iso["uid_drop"]:
             _sweep_uid(self.uid)
-        if self.cand_pid is not None:
-            try:
+        elif self.cand_pidfd is not None and self.cand_status is None:
+            try:  # the candidate's process group, while its pid is surely still its own
                 os.killpg(self.cand_pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
@@ -1413,6 +1549,8 @@ class _Run:
             chunk = b""
         if not chunk:
             self.open_fds.discard(fd)
+            if fd == self.res_r:
+                self.on_judge_done()
             return
         if fd == self.out_r:
             self.out_total += len(chunk)
@@ -1428,6 +1566,7 @@ class _Run:
             self.open_fds.discard(fd)
             self.kill("timeout")
             self.kill_reason = "judge_flood"
+            self.on_judge_done()
             return
         self.res_buf += chunk
         while True:
@@ -1441,22 +1580,24 @@ class _Run:
                 self.records.append(rec)
 
     def tick(self, now: float) -> None:
-        if now >= self.deadline and self.kill_reason is None and self.judge_status is None:
+        if now >= self.deadline and self.kill_reason is None and not self.judge_done:
             self.kill("timeout")
+            self.end_by = now + 1.0
 
     def next_wakeup(self) -> float:
-        return min(self.deadline, self.end_by) if self.judge_status is None else self.end_by
+        return min(self.deadline, self.end_by) if not self.judge_done else self.end_by
 
     def done(self, now: float) -> bool:
-        if self.judge_status is None:
-            return False
-        if self.res_r in self.open_fds and now < self.end_by:
-            return False  # the judge's last records may still be in the pipe
+        if not self.judge_done:
+            return now >= self.end_by  # a killed judge whose pipe never closed
         cand_over = self.cand_status is not None or (self.cand_pid is None and self.spawn_error is not None)
         return (cand_over and self.out_r not in self.open_fds) or now >= self.end_by
 
     def finish(self) -> dict:
         self.kill_candidate()
+        self.sweep()  # nothing the candidate started may outlive the check
+        if self.cand_pidfd is not None:
+            os.close(self.cand_pidfd)
         for fd in (self.out_r, self.res_r):
             try:
                 os.close(fd)
@@ -1576,9 +1717,7 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
             error = {"status": fatal_status, "message": fatal_msg, "traceback": ""}
     for t in tests:
         t.pop("lost", None)
-    judge_ok = (run.judge_status is not None and os.WIFEXITED(run.judge_status)
-                and os.WEXITSTATUS(run.judge_status) == 0)
-    passed = bool(done and judge_ok and error is None and not harness_error and run.kill_reason is None
+    passed = bool(done and not run.judge_killed and error is None and not harness_error and run.kill_reason is None
                   and all(t["status"] == "passed" for t in tests))
     if passed:
         overall = "passed"
@@ -1663,16 +1802,21 @@ def main() -> None:  # noqa: C901
     gc.freeze()
     # the zygote is forked before the first request: no check's data ever exists in it
     zsock, zchild = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    server_pid = os.getpid()
     zpid = os.fork()
     if zpid == 0:
         try:
-            zsock.close()
-            fd = zchild.detach()
-            _only_fds({3: fd})
-            _zygote(socket.socket(fileno=3), os.getppid())
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() == server_pid:
+                zsock.close()
+                fd = zchild.detach()
+                _only_fds({3: fd})
+                _zygote(socket.socket(fileno=3), max_parallel, iso["level"] == "full")
         finally:
             os._exit(0)
+    _ZYGOTE_PID[0] = zpid
     zchild.close()
+    judges = {slot: [*_spawn_judge(iso, slot), 0] for slot in range(max_parallel)}  # pid, socket, checks
     zsock.setblocking(False)
     _send_frame(outp, {"ready": True, "isolation": iso, "pid": os.getpid()})
 
@@ -1684,9 +1828,6 @@ def main() -> None:  # noqa: C901
 
     pending: list = []
     runs: dict = {}  # token -> _Run
-    by_judge: dict = {}  # judge pid -> _Run
-    by_cand: dict = {}  # candidate pid -> _Run
-    early_exits: dict = {}  # candidate pid -> (status, cpu): reaped before the zygote said whose it is
     free_slots = list(range(max_parallel))
     next_token = 0
     stdin_open = True
@@ -1699,24 +1840,38 @@ def main() -> None:  # noqa: C901
                 _send_frame(outp, {"id": req.get("id") if type(req) is dict else None, "error": why})
                 continue
             try:
-                compiled = _compile_tests(req.get("setup", ""), req["tests"])
+                _compile_tests(req.get("setup", ""), req["tests"])  # a bad test is the caller's error
             except (SyntaxError, ValueError, MemoryError, RecursionError) as e:
                 _send_frame(outp, {"id": req["id"], "error": f"a test does not compile: {e}"})
                 continue
             next_token += 1
             slot = free_slots.pop()
-            try:
-                zsock.setblocking(True)
+            run = None
+            for attempt in range(2):
+                judge = judges.get(slot)
+                if judge is None or judge[2] >= JUDGE_CHECKS or attempt:
+                    if judge is not None:
+                        judge[1].close()  # the old judge reads end of file and exits
+                    judges[slot] = judge = [*_spawn_judge(iso, slot), 0]
                 try:
-                    run = _Run(req, compiled, iso, slot, next_token, zsock)
-                finally:
-                    zsock.setblocking(False)
-            except _SetupError as e:
+                    zsock.setblocking(True)
+                    try:
+                        run = _Run(req, iso, slot, next_token, zsock, judge)
+                    finally:
+                        zsock.setblocking(False)
+                    judge[2] += 1
+                    break
+                except _SetupError as e:
+                    if attempt or e.args[1]:
+                        _send_frame(outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e.args[0]}"})
+                        break
+                except OSError as e:
+                    _send_frame(outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e}"})
+                    break
+            if run is None:
                 free_slots.append(slot)
-                _send_frame(outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e}"})
                 continue
             runs[run.token] = run
-            by_judge[run.judge_pid] = run
         now = time.monotonic()
         watch = [wake_r, zfd] + ([inp] if stdin_open else [])
         for run in runs.values():
@@ -1735,7 +1890,7 @@ def main() -> None:  # noqa: C901
             elif fd == zfd:
                 while True:
                     try:
-                        msg = zsock.recv(4096)
+                        msg, fds, _flags, _addr = socket.recv_fds(zsock, 4096, 1)
                     except BlockingIOError:
                         break
                     if not msg:
@@ -1743,13 +1898,12 @@ def main() -> None:  # noqa: C901
                     info = json.loads(msg)
                     run = runs.get(info.get("token"))
                     if run is None:
-                        continue
-                    run.on_spawn(info)
-                    if run.cand_pid is not None:
-                        by_cand[run.cand_pid] = run
-                        if run.cand_pid in early_exits:
-                            del by_cand[run.cand_pid]
-                            run.on_candidate_exit(*early_exits.pop(run.cand_pid))
+                        for extra in fds:
+                            os.close(extra)
+                    elif "exit" in info:
+                        run.on_candidate_exit(int(info["exit"]), float(info.get("cpu", 0.0)))
+                    else:
+                        run.on_spawn(info, fds)
             elif fd == inp:
                 try:
                     n = struct.unpack(">I", _read_exact(inp, 4))[0]
@@ -1767,21 +1921,17 @@ def main() -> None:  # noqa: C901
                 break
             if pid == zpid:
                 raise SystemExit("the zygote died")
-            if pid in by_judge:
-                by_judge.pop(pid).on_judge_exit(status)
-            elif pid in by_cand:
-                by_cand.pop(pid).on_candidate_exit(status, usage.ru_utime + usage.ru_stime)
-            elif runs:
-                if len(early_exits) > 4096:
-                    early_exits.pop(next(iter(early_exits)))
-                early_exits[pid] = (status, usage.ru_utime + usage.ru_stime)
+            for slot, judge in list(judges.items()):
+                if judge[0] == pid:  # it died: the slot gets a new judge when next used
+                    judge[1].close()
+                    del judges[slot]
         now = time.monotonic()
         for token, run in list(runs.items()):
             run.tick(now)
             if run.done(now):
                 del runs[token]
-                if run.cand_pid is not None:
-                    by_cand.pop(run.cand_pid, None)
+                if run.judge_killed and run.slot in judges and judges[run.slot][0] == run.judge_pid:
+                    judges.pop(run.slot)[1].close()
                 result = run.finish()
                 free_slots.append(run.slot)
                 _send_frame(outp, {"id": run.req["id"], "result": result})

@@ -1,48 +1,78 @@
-"""Run untrusted Python against unit tests, fast, without letting it harm the caller.
+"""Run untrusted Python against unit tests, fast, without letting it forge a verdict or harm the caller.
 
 A :class:`Sandbox` keeps one warm fork server (``_forkserver.py``, a separate stdlib-only
-interpreter started once) and sends it checks; every check is forked from that warm process, so no
-interpreter starts per check, and several checks run in parallel (``workers``).
+interpreter started once) and sends it checks; no interpreter starts per check, and several checks
+run in parallel (``workers``). Each check is two processes:
 
-What one check gets, in every isolation level:
+* the **candidate** runs the model's code (after the task's ``prelude``) and then only serves the
+  calls the tests make to what that code defines. It is forked from a *zygote* that the server
+  forks before its first request, so it never holds the tests, their expected values, the code of
+  the verdict in action, or anything of another check: only its own code and the arguments of the
+  calls it is asked to serve;
+* the **judge** holds the tests. It runs the ``prelude`` and ``setup`` itself (so a test's helpers,
+  e.g. HumanEval's ``encode_cyclic`` or ``poly``, and the builtins are always its own, whatever the
+  candidate redefines), evaluates every test expression, and calls the candidate for the function
+  under test. What crosses between them is plain data in a format of this package's own (never
+  pickle, never ``eval``), capped at 8 MiB and 100 levels of nesting: ``None``, ``bool``, ``int``,
+  ``float``, ``complex``, ``str``, ``bytes``, ``bytearray``, ``list``, ``tuple``, ``dict``, ``set``,
+  ``frozenset``, ``range`` and built-in types. A subclass of one of those (a namedtuple, a
+  ``Counter``, an ``IntEnum``) arrives as its plain value, read through the base type's own slots;
+  any other object (a ``Fraction``, a ``Decimal``, a class of the code's own) arrives as a handle
+  that the judge can call, read and set attributes of, pass back and ask the truth of, but never
+  compares, orders, hashes by value or iterates (a test that tries fails with a ``TypeError``
+  naming the type). The verdict records go from the judge to the server on a pipe the candidate
+  never holds; there is no secret to steal and no record format the candidate can reach.
 
-* its own session and process group, stdin from ``/dev/null``, a clean environment
-  (``PATH``, ``HOME``, ``TMPDIR``, ``LANG`` only), no inherited file descriptors but its pipes;
-* limits: wall clock (``timeout_s``, the server kills everything), per-test time (``SIGALRM``),
-  CPU seconds, address space (``memory_mb``), file size, open files, no core dumps;
-* a verdict from the harness, never from the exit code: "passed" needs a record for every test *and*
-  the echo of a per-run secret that the harness only receives after it has reported the last test;
-* return values of the function under test must be built-in value types (or subclasses that
-  override no comparison method), so ``__eq__`` tricks cannot pass an ``==`` test;
-* output capped: the last 4 KiB of stdout+stderr are kept, more than ``max_output_bytes`` ends the run.
+What every check gets, in every isolation level:
+
+* that split, with the judge not dumpable (no process of its uid may read its memory or
+  descriptors through ``/proc`` or ``ptrace``), as is the server;
+* a candidate in its own session and process group, stdin from ``/dev/null``, a clean environment
+  (``PATH``, ``HOME``, ``TMPDIR``, ``LANG`` only), no descriptors but its output pipe and its socket;
+* limits: wall clock (``timeout_s``, the server kills everything), per-test time (``SIGALRM`` in the
+  candidate; the judge stops waiting ``0.25 s`` later and runs no further test if the candidate is
+  wedged), CPU seconds, address space (``memory_mb``, for the judge too), file size, open files, no
+  core dumps; output capped (the last 4 KiB of stdout+stderr are kept, more than
+  ``max_output_bytes`` ends the run);
+* a server that only reads from a check's processes (non-blocking, capped), type-checks and
+  truncates every record before use, and fails one check, not the server, when its set-up fails.
 
 The isolation level (``Sandbox.isolation``: ``level`` plus one flag per feature) says what else holds:
 
 ``full`` (root, Linux namespaces available — the case on this project's machines)
-    each check runs as its own unprivileged uid (so ``RLIMIT_NPROC`` bounds fork bombs), and when it
-    ends every process of that uid is killed (``kill(-1)`` sent as that uid), so nothing it started
-    outlives it, daemons that left the process group included; the server it is forked from lives
-    in a new network namespace (a down loopback, no interfaces: no network at all, not even the
-    host's ``localhost``) and a new mount namespace where every host mount is read-only, ``/tmp`` is
-    a private tmpfs holding one ``0700`` directory per check (its working directory, removed after),
-    ``/proc`` shows a check only its own processes (``hidepid=2``), and a private parent directory of
-    the standard library (e.g. ``/root`` under pyenv) is replaced by an empty one with only the
-    standard library bound back in; plus ``no_new_privs`` and a parent-death signal.
+    the candidate and the judge each run as an unprivileged uid of their own, unique to the check's
+    worker slot (so ``RLIMIT_NPROC`` bounds fork bombs, and neither can signal, trace or read the
+    other, another check, or the server); when the check ends every process of the candidate's uid
+    is killed (``kill(-1)`` sent as that uid), so nothing it started outlives it. The candidate gets
+    its own IPC namespace (SysV shared memory, message queues and semaphores and POSIX message
+    queues are switched off in it, and whatever it holds dies with it), its own network namespace
+    (no interfaces but a down loopback: no network, not even another check's abstract unix
+    sockets), and its own mount namespace whose ``/tmp`` — its working directory — is a tmpfs of
+    ``disk_mb`` bytes and ``inodes`` inodes, gone with its last process. Every host mount is
+    read-only, ``/proc`` shows a check only its own processes (``hidepid=2``), only the standard
+    library is importable (a private parent directory such as ``/root`` under pyenv is replaced by
+    an empty one with the standard library bound back in); plus ``no_new_privs`` and a parent-death
+    signal.
 ``basic`` as root without namespaces
-    the uid drop, ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the network is reachable,
+    the uid drop (candidate and judge apart), ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the
+    network is reachable, SysV and POSIX IPC objects are the host's (and may outlive the check),
     world-writable places (``/tmp``, ``/dev/shm``) can be written, and modules the server did not
     preload cannot be imported when the standard library sits under a private directory.
 ``basic`` as an ordinary user (or ``isolation="none"``)
-    limits, a process group killed at the end and a private temporary directory (removed afterwards)
-    only. A process that leaves its process group can outlive the run, files the user may write
-    elsewhere can be written, the network is reachable and ``RLIMIT_NPROC`` is not set (it would count
+    the candidate runs as the same user as its judge and the server: it cannot read them (not
+    dumpable) but may signal them — killing its judge fails its own check, killing the server fails
+    every check in flight with :class:`SandboxError` (the next call starts a new server). A process
+    that leaves its process group can outlive the run, files the user may write elsewhere can be
+    written, the network and IPC are the host's and ``RLIMIT_NPROC`` is not set (it would count
     all the user's processes). Use a container or VM for untrusted code in that case.
 
-Linux only (``prctl``, ``/proc``, namespaces). Not guaranteed at any level: a program written against this harness's own protocol (reading its
-file descriptors from ``/proc/self/fd`` and speaking the record format) can forge a result; the
-secret only stops generic tricks (``sys.exit(0)``, ``os._exit(0)``, printed markers, patched
-builtins, ``__eq__`` overrides). Third-party packages are not importable in the sandbox (the server
-runs without site-packages).
+Not guaranteed at any level: the candidate chooses its own return values, the truth of its own
+objects and what it prints (as any function does); a test that uses a name only the candidate
+defines (an MBPP test that builds ``Node(1)`` with the solution's own class) calls the candidate for
+it, so what that gives is the candidate's word; kernel bugs and timing side channels are out of
+scope. This module's code is in the candidate's memory (it is loaded before the zygote forks), but
+none of its state but the candidate's own. Linux only (``prctl``, ``/proc``, namespaces).
+Third-party packages are not importable in the sandbox (the server runs without site-packages).
 """
 
 from __future__ import annotations
@@ -86,6 +116,9 @@ class SandboxLimits:
 
     ``timeout_s`` bounds the whole run (wall clock), ``test_timeout_s`` each test (defaults to
     ``timeout_s``), ``cpu_s`` the CPU seconds (defaults to ``timeout_s`` rounded up, plus one).
+    ``memory_mb`` is the address space of the candidate and of the judge each; ``file_mb`` the size of
+    one file; ``disk_mb`` and ``inodes`` the bytes and files of the candidate's own working directory
+    (a tmpfs of its own at the ``full`` level).
     """
 
     timeout_s: float = 10.0
@@ -135,8 +168,11 @@ class SandboxLimits:
 class CodeJob:
     """One check: run ``code`` (after the trusted ``prelude``), then each test in order.
 
-    ``tests`` are Python snippets executed one after another in one namespace that holds everything
-    the code defined, with ``entry_point`` and ``candidate`` bound to the function under test;
+    ``tests`` are Python snippets the judge executes one after another in one namespace: the
+    ``prelude``'s names (the task's helpers, which win over anything the code redefines), the
+    builtins, ``entry_point`` and ``candidate`` bound to the function under test (a call into the
+    candidate's process), and, for a name a test reads that only the code defines, that object of
+    the code's (a standard-library module by that name is imported by the judge itself);
     ``setup`` runs in that namespace before the first test (imports, constants).
     """
 
