@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,82 @@ def openai_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+
+
+@dataclass
+class ServedReplica:
+    """One ``transformers serve`` process started by :func:`openai_replicas`."""
+
+    url: str  # base URL, ending in /v1
+    pid: int
+    log_path: Path
+
+
+def _stop_by_pid(pid: int, timeout_s: float = 15.0) -> None:
+    """SIGTERM, then SIGKILL after ``timeout_s``; no-op for a process that is already gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                    return
+            except ChildProcessError:
+                return
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def openai_replicas(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``start(n)`` starts ``n`` ``transformers serve`` processes on ``tiny_model_dir``, each on its own free
+    loopback port, and returns them as :class:`ServedReplica` once every one answers ``/health``.
+
+    They start at once and are awaited together (``DRIFT_TEST_SERVER_TIMEOUT`` seconds in all); every
+    process still running at teardown is stopped by its PID. Skips like ``openai_server`` without the
+    serving extra.
+    """
+    missing = [m for m in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"`transformers serve` needs {', '.join(missing)}: pip install \"transformers[serving]\"")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "OMP_NUM_THREADS": "1"}
+    started: list[ServedReplica] = []
+
+    def start(n: int) -> list[ServedReplica]:
+        batch = []
+        folder = tmp_path_factory.mktemp("transformers-serve-replicas")
+        for i in range(n):
+            port = _free_port()
+            log_path = folder / f"server-{i}.log"
+            command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1",
+                       "--port", str(port), "--device", "cpu", "--log-level", "warning", str(tiny_model_dir)]
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            replica = ServedReplica(f"http://127.0.0.1:{port}/v1", process.pid, log_path)
+            started.append(replica)
+            batch.append((replica, process))
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        waiting = list(batch)
+        while waiting:
+            replica, process = waiting[0]
+            if process.poll() is not None:
+                pytest.fail(f"`transformers serve` exited with code {process.returncode} before it was ready;"
+                            f" log {replica.log_path}:\n{_log_tail(replica.log_path)}")
+            try:
+                with urllib.request.urlopen(replica.url.removesuffix("/v1") + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        waiting.pop(0)
+                        continue
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"`transformers serve` not ready after {SERVER_START_TIMEOUT_S:.0f}s;"
+                            f" log {replica.log_path}:\n{_log_tail(replica.log_path)}")
+            time.sleep(0.5)
+        return [replica for replica, _ in batch]
+
+    yield start
+    for replica in started:
+        _stop_by_pid(replica.pid)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import random
 import threading
@@ -21,6 +23,36 @@ from drift_train.policies.base import (
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
+logger = logging.getLogger(__name__)
+
+
+def parse_base_urls(base_url: str) -> list[str]:
+    """``"http://a/v1,http://b/v1"`` -> one URL per replica; raises ``PolicyError`` on an empty or repeated entry."""
+    urls = [part.strip() for part in str(base_url).split(",")]
+    for i, url in enumerate(urls):
+        if not url:
+            raise PolicyError(f"openai backend: --base-url {base_url!r}: entry {i + 1} is empty")
+        if "://" not in url:
+            raise PolicyError(f"openai backend: --base-url entry {url!r} is not a URL (expected http://host:port/v1)")
+    repeated = sorted({url for url in urls if urls.count(url) > 1})
+    if repeated:
+        raise PolicyError(f"openai backend: --base-url names {repeated[0]} more than once")
+    return urls
+
+
+class _Replica:
+    """One server of the set: its client, the requests in flight on it, and whether it is in service."""
+
+    def __init__(self, index: int, url: str, client: Any) -> None:
+        self.index = index
+        self.url = url
+        self.client = client
+        self.outstanding = 0  # requests sent and not yet answered
+        self.answered = 0  # requests it answered (any HTTP status)
+        self.out_reason: str | None = None  # why it was taken out; None while in service
+        self.readmit_at = math.inf  # when a taken-out replica gets one trial request
+        self.probing = False  # that trial request is in flight
+
 
 class OpenAIPolicy(PolicyBase):
     """Sample replies from ``POST {base_url}/chat/completions``, many requests at once.
@@ -31,6 +63,14 @@ class OpenAIPolicy(PolicyBase):
     name, bad request, auth) fails at once with the server's message. Servers that ignore ``n``
     (``transformers serve``) are topped up with further requests. ``base_url`` defaults to
     ``$OPENAI_BASE_URL``; ``api_key`` to ``$OPENAI_API_KEY`` (or a placeholder for local servers).
+
+    Several servers: ``base_url`` may name several replicas of the same model, separated by commas.
+    Each request goes to the replica with the fewest requests in flight (ties in turn). A replica
+    that stops answering (connection refused or reset, timeout) is taken out of service and the
+    request is sent again to another replica at once, without counting as a retry; every
+    ``readmit_after_s`` seconds a taken-out replica gets one trial request and is back in service if
+    it answers. The last replica in service is never taken out: its failures are retried with
+    backoff as above, and when they run out the error lists every replica and why it left.
     """
 
     backend = "openai"
@@ -47,6 +87,7 @@ class OpenAIPolicy(PolicyBase):
         backoff_s: float = 0.5,
         max_backoff_s: float = 20.0,
         extra_body: dict | None = None,
+        readmit_after_s: float = 30.0,
         return_token_ids: bool = True,
         tokenizer: Any = None,
         chat_template_kwargs: dict | None = None,
@@ -60,9 +101,12 @@ class OpenAIPolicy(PolicyBase):
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         self.model_id = str(model)
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        if not self.base_url:
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if not base_url:
             raise PolicyError("openai backend: no server given; pass base_url=... (--base-url) or set OPENAI_BASE_URL")
+        self.base_urls = parse_base_urls(base_url)
+        self.base_url = ",".join(self.base_urls)
+        self.readmit_after_s = readmit_after_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -76,19 +120,69 @@ class OpenAIPolicy(PolicyBase):
         self._tokenizer_spec = tokenizer
         self._token_meta: dict[str, Any] | None = None
         self._openai = openai
-        self._client = openai.OpenAI(
-            base_url=self.base_url,
-            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=timeout_s,
-            max_retries=0,  # retries are ours, so every attempt is counted and reported
-        )
+        key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        # retries are ours (max_retries=0), so every attempt is counted, reported, and can change replica
+        self._replicas = [_Replica(i, url, openai.OpenAI(base_url=url, api_key=key, timeout=timeout_s, max_retries=0))
+                          for i, url in enumerate(self.base_urls)]
+        self._replica_lock = threading.Lock()
+        self._turn = 0  # where the next tie between equally loaded replicas starts
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="drift-openai")
         self._jitter = random.Random(0)
         self._jitter_lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
-        """Backend, model and server URL."""
-        return {**super().describe(), "base_url": self.base_url}
+        """Backend, model, the server URLs (comma-separated, as given) and how many replicas they are."""
+        return {**super().describe(), "base_url": self.base_url, "replicas": len(self._replicas)}
+
+    def replica_stats(self) -> list[dict[str, Any]]:
+        """Per replica: ``url``, ``in_service``, ``outstanding`` and ``answered`` requests, ``out_reason``."""
+        with self._replica_lock:
+            return [{"url": r.url, "in_service": r.out_reason is None, "outstanding": r.outstanding,
+                     "answered": r.answered, "out_reason": r.out_reason} for r in self._replicas]
+
+    def _acquire(self) -> _Replica:
+        """The replica for the next request: a due trial of a taken-out one, else the least loaded in service."""
+        with self._replica_lock:
+            now = time.monotonic()
+            trial = next((r for r in self._replicas if r.out_reason is not None and not r.probing
+                          and r.readmit_at <= now), None)
+            if trial is not None:
+                trial.probing = True
+                chosen = trial
+            else:
+                n = len(self._replicas)
+                chosen = min((r for r in self._replicas if r.out_reason is None),
+                             key=lambda r: (r.outstanding, (r.index - self._turn) % n))
+                self._turn = chosen.index + 1
+            chosen.outstanding += 1
+            return chosen
+
+    def _release(self, replica: _Replica, answered: bool) -> None:
+        with self._replica_lock:
+            replica.outstanding -= 1
+            if answered:
+                replica.answered += 1
+            if replica.probing:
+                replica.probing = False
+                if answered:
+                    logger.warning("openai backend: replica %s answers again; back in service", replica.url)
+                    replica.out_reason, replica.readmit_at = None, math.inf
+                else:
+                    replica.readmit_at = time.monotonic() + self.readmit_after_s
+
+    def _take_out(self, replica: _Replica, err: Exception) -> bool:
+        """Take a replica that stopped answering out of service; False when it is the last one in service."""
+        with self._replica_lock:
+            if replica.out_reason is not None:
+                return True  # already out (another request saw it fail first, or this was its trial)
+            if not any(r.out_reason is None for r in self._replicas if r is not replica):
+                return False
+            replica.out_reason = _connection_failure(err)
+            replica.readmit_at = time.monotonic() + self.readmit_after_s
+            left = sum(r.out_reason is None for r in self._replicas)
+        logger.warning("openai backend: replica %s stopped answering (%s); taken out, %d of %d left in service",
+                       replica.url, replica.out_reason, left, len(self._replicas))
+        return True
 
     def token_meta(self) -> dict[str, Any]:
         """The served model's tokenizer when it can be named: ``tokenizer=`` (a folder, hub id or tokenizer
@@ -115,9 +209,10 @@ class OpenAIPolicy(PolicyBase):
         return self._token_meta
 
     def close(self) -> None:
-        """Stop the worker threads and the HTTP client."""
+        """Stop the worker threads and the HTTP clients."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._client.close()
+        for replica in self._replicas:
+            replica.client.close()
 
     def generate(
         self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
@@ -162,11 +257,15 @@ class OpenAIPolicy(PolicyBase):
                 extra["return_token_ids"] = True
             else:
                 extra.pop("return_token_ids", None)
+            replica = self._acquire()
+            answered = False
             try:
-                response = self._client.chat.completions.create(**body, extra_body=extra or None)
+                response = replica.client.chat.completions.create(**body, extra_body=extra or None)
+                answered = True
                 break
             except (openai.APIConnectionError, openai.APIStatusError) as err:
                 status = getattr(err, "status_code", None)
+                answered = status is not None
                 if status in (400, 422) and "return_token_ids" in extra:
                     self.return_token_ids = False  # the server does not know the field: plain requests from now on
                     continue  # not counted as an attempt
@@ -174,22 +273,28 @@ class OpenAIPolicy(PolicyBase):
                 if not retryable:
                     hint = " (is the model name one the server serves?)" if status == 404 else ""
                     raise PolicyError(
-                        f"openai backend: {self.base_url} answered {status} for model {self.model_id!r}{hint}: "
+                        f"openai backend: {replica.url} answered {status} for model {self.model_id!r}{hint}: "
                         f"{_error_message(err)}"
                     ) from err
+                if status is None and self._take_out(replica, err):
+                    continue  # sent again at once to a replica in service; not counted as an attempt
                 if attempt == self.max_retries:
                     what = f"HTTP {status}" if status is not None else type(err).__name__
+                    gone = [f"{r['url']} ({r['out_reason']})" for r in self.replica_stats() if not r["in_service"]]
+                    left = f"; no other replica left (taken out: {', '.join(gone)})" if gone else ""
                     raise PolicyError(
-                        f"openai backend: request to {self.base_url} (model {self.model_id!r}) failed "
-                        f"{self.max_retries + 1} times; last error {what}: {_error_message(err)}"
+                        f"openai backend: request to {replica.url} (model {self.model_id!r}) failed "
+                        f"{self.max_retries + 1} times; last error {what}: {_error_message(err)}{left}"
                     ) from err
-                with self._jitter_lock:
-                    jitter = 0.5 + self._jitter.random()
-                time.sleep(min(self.max_backoff_s, self.backoff_s * 2**attempt) * jitter)
-                attempt += 1
+            finally:
+                self._release(replica, answered)
+            with self._jitter_lock:  # the backoff is spent outside the replica's in-flight count
+                jitter = 0.5 + self._jitter.random()
+            time.sleep(min(self.max_backoff_s, self.backoff_s * 2**attempt) * jitter)
+            attempt += 1
         choices = sorted(response.choices, key=lambda c: c.index)
         if not choices:
-            raise PolicyError(f"openai backend: {self.base_url} returned no choices for model {self.model_id!r}")
+            raise PolicyError(f"openai backend: {replica.url} returned no choices for model {self.model_id!r}")
         usage = getattr(response, "usage", None)
         total = getattr(usage, "completion_tokens", None)
         texts = [(c.message.content or "") for c in choices]
@@ -224,6 +329,14 @@ def _int_ids(value: Any) -> tuple[int, ...] | None:
     if not isinstance(value, (list, tuple)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
         return None
     return tuple(value)
+
+
+def _connection_failure(err: Exception) -> str:
+    """``APIConnectionError: Connection error. (ConnectError: [Errno 111] Connection refused)``: the client's
+    message says only that the connection failed; the transport's cause says how."""
+    cause = err.__cause__ or err.__context__
+    detail = f" ({type(cause).__name__}: {cause})" if cause is not None and str(cause) else ""
+    return f"{type(err).__name__}: {_error_message(err)}{detail}"
 
 
 def _error_message(err: Exception) -> str:
