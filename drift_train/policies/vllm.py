@@ -80,6 +80,7 @@ class VLLMPolicy(PolicyBase):
         model: str,
         *,
         tensor_parallel_size: int = 1,
+        data_parallel_size: int = 1,
         dtype: str = "auto",
         gpu_memory_utilization: float | None = None,
         seed: int = 0,
@@ -89,6 +90,13 @@ class VLLMPolicy(PolicyBase):
         vllm = import_vllm()
         self.model_id = str(model)
         self.tensor_parallel_size = tensor_parallel_size
+        self.data_parallel_size = data_parallel_size
+        if data_parallel_size > 1 and llm_kwargs.get("distributed_executor_backend") != "external_launcher":
+            # vLLM's LLM refuses this itself ("not supported for single-process usage and may hang"); say what works
+            raise PolicyError(
+                f"vllm backend: data_parallel_size={data_parallel_size} needs one process per replica, which vLLM's "
+                "in-process LLM does not start; serve the model instead (`vllm serve MODEL --data-parallel-size "
+                f"{data_parallel_size}`, or several servers) and roll out with --backend openai --base-url URL[,URL...]")
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._vllm = vllm
         self._token_meta: dict[str, Any] | None = None
@@ -100,6 +108,7 @@ class VLLMPolicy(PolicyBase):
             self.llm = vllm.LLM(
                 model=self.model_id,
                 tensor_parallel_size=tensor_parallel_size,
+                data_parallel_size=data_parallel_size,
                 dtype=dtype,
                 gpu_memory_utilization=gpu_memory_utilization,
                 seed=seed,
@@ -119,6 +128,7 @@ class VLLMPolicy(PolicyBase):
     def describe(self) -> dict[str, Any]:
         """Backend, model, tensor-parallel size and memory fraction."""
         return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size,
+                "data_parallel_size": self.data_parallel_size,
                 "gpu_memory_utilization": self.gpu_memory_utilization}
 
     def token_meta(self) -> dict[str, Any]:
