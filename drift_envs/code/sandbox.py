@@ -9,7 +9,8 @@ run in parallel (``workers``). Each check is two processes:
   forks before its first request, so it never holds the tests, their expected values, the code of
   the verdict in action, or anything of another check: only its own code and the arguments of the
   calls it is asked to serve;
-* the **judge** holds the tests. It runs the ``prelude`` and ``setup`` itself (so a test's helpers,
+* the **judge** (one per worker slot, serving its checks one at a time; the global ``random`` is
+  reseeded for each) holds the tests, never the model's code. It runs the ``prelude`` and ``setup`` itself (so a test's helpers,
   e.g. HumanEval's ``encode_cyclic`` or ``poly``, and the builtins are always its own, whatever the
   candidate redefines), evaluates every test expression, and calls the candidate for the function
   under test. What crosses between them is plain data in a format of this package's own (never
@@ -43,25 +44,29 @@ The isolation level (``Sandbox.isolation``: ``level`` plus one flag per feature)
     the candidate and the judge each run as an unprivileged uid of their own, unique to the check's
     worker slot (so ``RLIMIT_NPROC`` bounds fork bombs, and neither can signal, trace or read the
     other, another check, or the server); when the check ends every process of the candidate's uid
-    is killed (``kill(-1)`` sent as that uid), so nothing it started outlives it. The candidate gets
-    its own IPC namespace (SysV shared memory, message queues and semaphores and POSIX message
-    queues are switched off in it, and whatever it holds dies with it), its own network namespace
-    (no interfaces but a down loopback: no network, not even another check's abstract unix
-    sockets), and its own mount namespace whose ``/tmp`` — its working directory — is a tmpfs of
-    ``disk_mb`` bytes and ``inodes`` inodes, gone with its last process. Every host mount is
-    read-only, ``/proc`` shows a check only its own processes (``hidepid=2``), only the standard
-    library is importable (a private parent directory such as ``/root`` under pyenv is replaced by
-    an empty one with the standard library bound back in); plus ``no_new_privs`` and a parent-death
-    signal.
+    is killed (``kill(-1)`` sent as that uid), so nothing it started outlives it. The candidate runs
+    in its worker slot's own IPC namespace, in which SysV shared memory, message queues and
+    semaphores and POSIX message queues cannot be created at all (limits zero), and its slot's own
+    network namespace (no interfaces but a down loopback: no network, not even another check's
+    abstract unix sockets); those two are made once per slot, because making a network namespace
+    per check cost more than a check: two checks in flight never share them, and once a check's
+    processes are swept they hold nothing of it (an unprivileged process can leave nothing there
+    that outlives it). It gets a mount namespace of its own per check, whose ``/tmp`` — its
+    working directory — is a tmpfs of ``disk_mb`` bytes and ``inodes`` inodes, gone with its last
+    process. Every host mount is read-only, ``/proc`` shows a check only its own processes
+    (``hidepid=2``), only the standard library is importable (a private parent directory such as
+    ``/root`` under pyenv is replaced by an empty one with the standard library bound back in);
+    plus ``no_new_privs`` and a parent-death signal.
 ``basic`` as root without namespaces
     the uid drop (candidate and judge apart), ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the
     network is reachable, SysV and POSIX IPC objects are the host's (and may outlive the check),
     world-writable places (``/tmp``, ``/dev/shm``) can be written, and modules the server did not
     preload cannot be imported when the standard library sits under a private directory.
 ``basic`` as an ordinary user (or ``isolation="none"``)
-    the candidate runs as the same user as its judge and the server: it cannot read them (not
-    dumpable) but may signal them — killing its judge fails its own check, killing the server fails
-    every check in flight with :class:`SandboxError` (the next call starts a new server). A process
+    the candidate runs as the same user as the judges and the server: it cannot read them (not
+    dumpable) but may signal them — killing a judge fails the check it is serving (a new judge takes
+    the next), killing the server fails every check in flight with :class:`SandboxError` (the next
+    call starts a new server). A process
     that leaves its process group can outlive the run, files the user may write elsewhere can be
     written, the network and IPC are the host's and ``RLIMIT_NPROC`` is not set (it would count
     all the user's processes). Use a container or VM for untrusted code in that case.
