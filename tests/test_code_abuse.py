@@ -233,6 +233,27 @@ def test_frames_and_gc_of_the_candidate_hold_nothing_that_decides(sandbox, still
     assert not r.passed and r.tests[0].status == "wrong_answer", r.to_dict()
 
 
+def test_the_candidates_process_holds_no_harness_state(sandbox, still_serves):
+    r = run(sandbox, """
+        import gc, sys
+        def f():
+            found = []
+            for o in gc.get_objects():
+                name = type(o).__name__
+                if name in ("RemoteObject", "_Channel", "_Run", "_WrongAnswer"):
+                    found.append(name)
+                if isinstance(o, dict) and ("tests" in o or "__drift_eq__" in o or "expected" in o):
+                    found.append(sorted(map(str, o))[:5])
+            frame = sys._getframe()
+            while frame is not None:
+                found += [k for k in frame.f_locals if k in ("req", "tests", "units", "compiled", "test_ns")]
+                frame = frame.f_back
+            print("FOUND", found)
+            return 1
+        """)
+    assert r.passed and "FOUND []" in r.stdout_tail, r.stdout_tail
+
+
 def test_ctypes_rewriting_the_candidates_own_ints_does_not_pass(sandbox, still_serves):
     r = run(sandbox, """
         import ctypes

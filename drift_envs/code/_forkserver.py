@@ -856,6 +856,7 @@ def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
+                token_of.clear()  # which other checks are in flight is none of its business
                 _candidate(hdr, fds[0], fds[1], fds[2], me, namespaces[hdr["slot"]] if full else None)
             if pid:
                 token_of[pid] = hdr["token"]
