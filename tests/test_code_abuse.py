@@ -412,6 +412,8 @@ def test_sysv_and_posix_ipc_neither_outlive_a_check_nor_reach_the_next(sandbox, 
     before = sysv_ipc()
     made = run(sandbox, IPC_ATTACK, tests=["assert f('make') == 1"])
     assert made.tests[0].status == "wrong_answer"
+    # not even inside the check: no memory held outside RLIMIT_AS (a GiB of shm under 256 MiB)
+    assert made.tests[0].actual == "{'mq': -1, 'msg': -1, 'sem': -1, 'shm': -1}", made.tests[0].actual
     assert sysv_ipc() == before  # nothing was made in the host's IPC namespace
     found = run(sandbox, IPC_ATTACK, tests=["assert f('find') == {'shm': -1, 'msg': -1, 'sem': -1, 'mq': -1}"])
     assert found.passed, (made.tests[0].actual, found.to_dict())
@@ -571,6 +573,23 @@ def test_the_servers_cost_of_a_flood_is_bounded(sandbox, still_serves):
     cpu1, rss1 = cpu_and_rss()
     assert cpu1 - cpu0 < 1.0, cpu1 - cpu0  # the server's own CPU, not the checks'
     assert rss1 - rss0 < 32 << 20, (rss1 - rss0) >> 20
+
+
+def test_a_hostile_reply_from_the_server_is_typed_and_capped_by_the_client():
+    # the server builds replies from type-checked records; the client checks them again anyway
+    from drift_envs.code.sandbox import RunResult
+
+    r = RunResult.from_wire({
+        "passed": "yes", "status": {1}, "stdout_tail": ["x"] * 1000, "stdout_bytes": "many",
+        "error": {"status": "syntax_error", "message": 7, "text": "t" * 1_000_000, "line": "3"},
+        "tests": [{"index": "0", "status": "passed", "source": None, "message": ["m"] * 10,
+                   "traceback": 5, "actual": ["a"] * 1_000_000, "expected": "e" * 1_000_000}],
+    })
+    assert r.passed is False and r.status == "runtime_error"
+    t = r.tests[0]
+    assert (t.index, t.source, t.message, t.traceback, t.actual) == (0, "", "", "", "")
+    assert len(t.expected) == 1000 and r.stdout_tail == "" and r.stdout_bytes == 0
+    assert r.error["message"] == "" and len(r.error["text"]) == 300 and "line" not in r.error
 
 
 # ---------------------------------------------------------------------------------------------
