@@ -251,3 +251,14 @@ def test_generation_block_spans_still_cover_content_and_marker(tiny_model_dir) -
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]
     ids, spans = assistant_spans(tokenizer, messages)
     assert tokenizer.decode(ids[spans[0][0]:spans[0][1]]) == "Yo<|im_end|>"
+
+
+def test_tokens_survive_weights_and_parquet(bpe_run, tmp_path) -> None:
+    from drift_train.weights import main as weights_main
+
+    _, _, _, records = bpe_run
+    data = write_trajectories(records, tmp_path / "rollouts.jsonl")
+    assert weights_main([str(data), "--out", str(tmp_path / "weighted.parquet")]) == 0
+    weighted = list(read_trajectories(tmp_path / "weighted.parquet"))
+    assert [r["tokens"] for r in weighted] == [r["tokens"] for r in records]
+    assert all("weight" in r for r in weighted)
