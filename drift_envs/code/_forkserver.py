@@ -791,9 +791,8 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # set after the uid change, which clears it
         if os.getppid() != parent:
             raise OSError("the zygote died while the check was starting")
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-                           "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+        if workdir != RUN_ROOT:  # (the zygote set the rest of the environment once)
+            os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         sys.argv = ["solution.py"]
         del hdr, chunks
         _serve(payload, 3, lim)
@@ -822,6 +821,11 @@ def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
     token_of: dict = {}
     me = os.getpid()
     namespaces = _slot_namespaces(slots) if full else []
+    # every candidate's environment, set once here rather than in each (a basic-level candidate
+    # gets its own directory as HOME and TMPDIR)
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": RUN_ROOT, "TMPDIR": RUN_ROOT,
+                       "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
 
     def reap(signum=None, frame=None):
         while True:
