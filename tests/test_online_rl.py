@@ -12,7 +12,7 @@ import torch
 from parity_env import register_parity_env
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from drift_train.online_rl import OnlineRLConfig, group_advantages, main, train_online_rl
+from drift_train.online_rl import OnlineRLConfig, group_advantages, main, policy_loss, train_online_rl
 
 PARITY_ENV_ID = "drift-test/OnlineRLParity-v0"
 
@@ -107,3 +107,77 @@ def test_all_tied_groups_train_nothing(tiny_model_dir: Path, tmp_path: Path) -> 
     before = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
     after = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
+
+
+def naive_ppo_kl(logp: list[float], old: list[float], adv: list[float], ref: list[float], eps: float, beta: float,
+                 n: float) -> float:
+    """−(1/N) Σ min(ρA, clip(ρ)A) + β (1/N) Σ (e^δ − δ − 1), token by token, δ = ref − logp."""
+    total = 0.0
+    for lp, lo, a, lr in zip(logp, old, adv, ref, strict=True):
+        ratio = math.exp(lp - lo)
+        total -= min(ratio * a, min(max(ratio, 1 - eps), 1 + eps) * a)
+        delta = lr - lp
+        total += beta * (math.exp(delta) - delta - 1)
+    return total / n
+
+
+def test_policy_loss_matches_naive_ppo_with_kl() -> None:
+    rng = np.random.default_rng(3)
+    logp, old, ref = (torch.tensor(rng.normal(-2.0, 0.4, 50)) for _ in range(3))
+    adv = torch.tensor(rng.normal(0.0, 1.0, 50))
+    loss, stats = policy_loss(logp, old, adv, ref, clip_epsilon=0.2, kl_coef=0.05, normaliser=60)
+    want = naive_ppo_kl(logp.tolist(), old.tolist(), adv.tolist(), ref.tolist(), 0.2, 0.05, 60)
+    assert float(loss) == pytest.approx(want, rel=1e-10)
+    ratios = torch.exp(logp - old)
+    outside = ((ratios > 1.2) & (adv > 0)) | ((ratios < 0.8) & (adv < 0))  # where the clipped side is the min
+    assert stats["clipped"] == int(outside.sum()) > 0
+    assert stats["k3"] > 0
+
+
+def test_policy_loss_without_stabilisers_is_reinforce() -> None:
+    # ρ ≡ 1 at π_old = π_θ: the gradient is −(1/N) Σ A ∇log π, the weighted-SFT gradient with weight A
+    logp = torch.tensor([-1.0, -2.0, -0.5], requires_grad=True)
+    adv = torch.tensor([1.5, -0.5, 0.25])
+    loss, stats = policy_loss(logp, logp.detach(), adv, clip_epsilon=None, kl_coef=0.0, normaliser=4)
+    loss.backward()
+    assert torch.allclose(logp.grad, -adv / 4)
+    assert stats == {"clipped": 0.0, "k3": 0.0}
+    # clipping changes nothing at ρ = 1 either
+    logp.grad = None
+    policy_loss(logp, logp.detach(), adv, clip_epsilon=0.2, kl_coef=0.0, normaliser=4)[0].backward()
+    assert torch.allclose(logp.grad, -adv / 4)
+
+
+def test_stabilised_steps_clip_and_keep_kl(tiny_model_dir: Path, parity_env_id: str, tmp_path: Path) -> None:
+    out = tmp_path / "ppo"
+    config = OnlineRLConfig(env_id=parity_env_id, env_kwargs={"max_turns": 2}, model=str(tiny_model_dir),
+                            output_dir=str(out), steps=2, tasks_per_step=3, samples=4, max_new_tokens=6,
+                            learning_rate=3e-2, seed=1, ppo_epochs=2, minibatches=2, clip_epsilon=0.2,
+                            kl_coef=0.1, eval_every=1)
+    calls = []
+
+    def evaluate(policy) -> dict:
+        calls.append(policy)
+        return {"success_at_1": 0.5}
+
+    summary = train_online_rl(config, progress=False, evaluate=evaluate)
+    log = summary["log"]
+    # zero-advantage trajectories train too under the KL term, so every trajectory is in the batch
+    assert all(e["trained_trajectories"] == 3 * 4 for e in log)
+    # 4 updates per batch at a large rate move π_θ off π_old and π_ref: some tokens clip, the KL is > 0
+    assert sum(e["clip_fraction"] for e in log) > 0
+    assert log[-1]["kl"] > 0 and log[0]["kl"] >= 0
+    assert all(e["cpu_s"] > 0 for e in log) and log[0]["cpu_s"] < log[1]["cpu_s"]
+    evals = summary["evals"]
+    assert [e["step"] for e in evals] == [0, 1, 2] and len(calls) == 3
+    assert evals[0]["generated_tokens"] == 0 and evals[-1]["generated_tokens"] == summary["generated_tokens"]
+    assert evals[-1]["cpu_s"] == pytest.approx(summary["cpu_s"])
+
+
+def test_stabiliser_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="clip_epsilon"):
+        OnlineRLConfig(model="m", clip_epsilon=1.5).validate()
+    with pytest.raises(ValueError, match="kl_coef"):
+        OnlineRLConfig(model="m", kl_coef=-0.1).validate()
+    with pytest.raises(ValueError, match="minibatches"):
+        OnlineRLConfig(model="m", minibatches=0).validate()
