@@ -184,7 +184,7 @@ def bpe_corpus() -> list[str]:
         for feedback in ("hint", "binary"):
             env = gym.make("drift/MathFeedback-v0", difficulty=difficulty, feedback=feedback, split="train",
                            max_turns=2, disable_env_checker=True)
-            for i in range(120):
+            for i in range(300):
                 _, info = env.reset(options={"index": i})
                 texts += [m["content"] for m in info["messages"]]
                 reply = f"Let me work it out step by step. The answer is \\boxed{{{(i * 37) % 200 - 50}}}."
@@ -192,7 +192,7 @@ def bpe_corpus() -> list[str]:
                 texts += [reply, obs, f"So the result is {i * 3 + 1}, and I will write \\boxed{{{i * 3 + 1}}}."]
             env.close()
     env = gym.make("drift/UserCorrection-v0", disable_env_checker=True)
-    for i in range(300):
+    for i in range(1000):
         obs, info = env.reset(options={"index": i})
         texts += [m["content"] for m in info["messages"]]
         feedback, *_ = env.step("Here is a short answer, as you asked.")

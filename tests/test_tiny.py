@@ -129,3 +129,33 @@ def test_cli_main_and_dispatcher(tmp_path, capsys):
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0 and "--out" in result.stdout
+
+
+@pytest.mark.parametrize("template", ["chatml", "qwen3", "llama3"])
+def test_bpe_tiny_model_cli_builds_a_real_shaped_tokenizer(tmp_path, template) -> None:
+    from drift_train.tiny import main as tiny_main
+
+    out = tmp_path / template
+    assert tiny_main(["--out", str(out), "--tokenizer", "bpe", "--template", template]) == 0
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert len(tokenizer) == 2048 == model.config.vocab_size
+    assert "{%- generation" not in tokenizer.chat_template  # no assistant masks, as Qwen2.5's and Llama 3's
+    pieces = tokenizer.tokenize("Put your final answer within \\boxed{}.")
+    assert len(pieces) < len("Put your final answer within \\boxed{}.") / 2  # merges, not characters
+    text = "Ünïcödé and emoji 🙂 survive: byte level"
+    assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
+    assert tokenizer.eos_token == ("<|eot_id|>" if template == "llama3" else "<|im_end|>")
+    assert sorted(model.generation_config.eos_token_id) == sorted(
+        [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>")])
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
+                                             add_generation_prompt=True)
+    assert rendered.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n" if template == "llama3"
+                             else "<|im_start|>assistant\n")
+
+
+def test_char_tokenizer_refuses_a_template() -> None:
+    from drift_train.tiny import TinyModelConfig
+
+    with pytest.raises(ValueError, match="needs tokenizer='bpe'"):
+        TinyModelConfig(template="qwen3").validate()
