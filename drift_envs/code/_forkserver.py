@@ -1348,6 +1348,7 @@ def _spawn_judge(iso: dict, slot: int) -> tuple:
         finally:
             os._exit(70)
     theirs.close()
+    _NOT_CANDIDATES.add(pid)
     return pid, ours
 
 
@@ -1363,6 +1364,8 @@ def _signal_name(sig: int) -> str:
 
 
 _ZYGOTE_PID = [0]  # set by the server once it has forked the zygote
+_NOT_CANDIDATES: set = set()  # the zygote and the judges: never a candidate's uid, no need to look
+_CANDIDATE_UID: dict = {}  # pid of each candidate in flight -> its uid
 
 
 def _direct_children() -> list | None:
@@ -1408,7 +1411,10 @@ def _sweep_uid(uid: int) -> None:
     nobody = run_uid(os.getpid(), SWEEP_SLOT)
     for _ in range(50):
         children = _direct_children()
-        if children is not None and not any(_is_live_process_of(c, uid) for c in children):
+        if children is not None and not any(
+            _is_live_process_of(c, uid) for c in children
+            if c not in _NOT_CANDIDATES and _CANDIDATE_UID.get(c, uid) == uid
+        ):
             return
         os.setresuid(nobody, uid, 0)
         try:
@@ -1503,6 +1509,7 @@ class _Run:
     def on_spawn(self, msg: dict, fds: list) -> None:
         if isinstance(msg.get("pid"), int) and len(fds) == 1:
             self.cand_pid, self.cand_pidfd = msg["pid"], fds[0]
+            _CANDIDATE_UID[self.cand_pid] = self.uid
             if self.judge_done or self.kill_reason is not None:
                 self.kill_candidate()
         else:
@@ -1513,6 +1520,7 @@ class _Run:
 
     def on_candidate_exit(self, status: int, cpu_s: float) -> None:
         self.cand_status, self.cand_cpu = status, cpu_s
+        _CANDIDATE_UID.pop(self.cand_pid, None)
 
     def on_judge_done(self) -> None:
         self.judge_done = True
@@ -1603,6 +1611,7 @@ class _Run:
     def finish(self) -> dict:
         self.kill_candidate()
         self.sweep()  # nothing the candidate started may outlive the check
+        _CANDIDATE_UID.pop(self.cand_pid, None)
         if self.cand_pidfd is not None:
             os.close(self.cand_pidfd)
         for fd in (self.out_r, self.res_r):
@@ -1822,6 +1831,7 @@ def main() -> None:  # noqa: C901
         finally:
             os._exit(0)
     _ZYGOTE_PID[0] = zpid
+    _NOT_CANDIDATES.add(zpid)
     zchild.close()
     judges = {slot: [*_spawn_judge(iso, slot), 0] for slot in range(max_parallel)}  # pid, socket, checks
     zsock.setblocking(False)
@@ -1928,6 +1938,7 @@ def main() -> None:  # noqa: C901
                 break
             if pid == zpid:
                 raise SystemExit("the zygote died")
+            _NOT_CANDIDATES.discard(pid)
             for slot, judge in list(judges.items()):
                 if judge[0] == pid:  # it died: the slot gets a new judge when next used
                     judge[1].close()
