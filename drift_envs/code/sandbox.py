@@ -29,11 +29,13 @@ What every check gets, in every isolation level:
 * that split, with the judge not dumpable (no process of its uid may read its memory or
   descriptors through ``/proc`` or ``ptrace``), as is the server;
 * a candidate in its own session and process group, stdin from ``/dev/null``, a clean environment
-  (``PATH``, ``HOME``, ``TMPDIR``, ``LANG`` only), no descriptors but its output pipe and its socket;
-* limits: wall clock (``timeout_s``, the server kills everything), per-test time (``SIGALRM`` in the
-  candidate; the judge stops waiting ``0.25 s`` later and runs no further test if the candidate is
-  wedged), CPU seconds, address space (``memory_mb``, for the judge too), file size, open files, no
-  core dumps; output capped (the last 4 KiB of stdout+stderr are kept, more than
+  (``PATH``, ``HOME``, ``TMPDIR``, ``LANG``, ``PYTHONIOENCODING`` only), no descriptors but its
+  output pipe and its socket;
+* limits: wall clock (``timeout_s``, the server kills everything, a judge included), per-test time
+  (``SIGALRM`` in the candidate and in the judge; the judge stops waiting ``0.25 s`` after the
+  candidate's limit and runs no further test if the candidate is wedged); for the candidate CPU
+  seconds, address space (``memory_mb``), file size, open files, no core dumps (the judge: a fixed
+  4 GiB address space); output capped (the last 4 KiB of stdout+stderr are kept, more than
   ``max_output_bytes`` ends the run);
 * a server that only reads from a check's processes (non-blocking, capped), type-checks and
   truncates every record before use, and fails one check, not the server, when its set-up fails.
@@ -121,8 +123,7 @@ class SandboxLimits:
 
     ``timeout_s`` bounds the whole run (wall clock), ``test_timeout_s`` each test (defaults to
     ``timeout_s``), ``cpu_s`` the CPU seconds (defaults to ``timeout_s`` rounded up, plus one).
-    ``memory_mb`` is the address space of the candidate and of the judge each; ``file_mb`` the size of
-    one file; ``disk_mb`` and ``inodes`` the bytes and files of the candidate's own working directory
+    ``memory_mb`` is the candidate's address space; ``file_mb`` the size of one file; ``disk_mb`` and ``inodes`` the bytes and files of the candidate's own working directory
     (a tmpfs of its own at the ``full`` level).
     """
 
