@@ -24,8 +24,9 @@ candidate's process. The verdict records go from the judge to the server on a pi
 never holds, so nothing the candidate writes anywhere can read as a pass, and there is no secret
 to steal.
 
-The server only reads from check processes (non-blocking, capped), never writes to them; every
-record is type-checked and truncated; a set-up failure fails that check only.
+The server only reads from a check's processes (non-blocking, capped) and never writes to a
+candidate (what it sends the zygote and the judges, its own processes, is one small message per
+check); every record is type-checked and truncated; a set-up failure fails that check only.
 
 This file must not import anything outside the standard library: it runs without site-packages.
 """
@@ -766,14 +767,7 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds:
         for sig in (signal.SIGCHLD, signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
-        os.lseek(memfd, 0, os.SEEK_SET)
-        chunks = []
-        while True:
-            chunk = os.read(memfd, 1 << 20)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        payload = json.loads(b"".join(chunks))
+        payload = json.loads(_read_memfd(memfd))
         if hdr["full"]:
             _enter_namespaces(ns_fds)
         _only_fds({1: out_w, 2: out_w, 3: rpc})
@@ -794,7 +788,7 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds:
         if workdir != RUN_ROOT:  # (the zygote set the rest of the environment once)
             os.environ["HOME"] = os.environ["TMPDIR"] = workdir
         sys.argv = ["solution.py"]
-        del hdr, chunks
+        del hdr
         _serve(payload, 3, lim)
         code = 0
     except BaseException:
