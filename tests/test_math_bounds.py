@@ -41,8 +41,8 @@ _REF_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _REF_BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
-def _reference_find_boxed(text: str) -> list[tuple[int, str]]:
-    """The obvious quadratic reading: from each box, walk to its closing brace."""
+def _reference_all_boxes(text: str) -> list[tuple[int, int, str]]:
+    """The obvious quadratic reading: from each box, walk to its closing brace; (start, end, content)."""
     found = []
     for m in _REF_BOXED.finditer(text):
         depth, i = 1, m.end()
@@ -53,8 +53,24 @@ def _reference_find_boxed(text: str) -> list[tuple[int, str]]:
             depth += (text[i] == "{") - (text[i] == "}")
             i += 1
         if depth == 0:
-            found.append((m.start(), text[m.end() : i - 1]))
+            found.append((m.start(), i, text[m.end() : i - 1]))
     return found
+
+
+def _reference_find_boxed(text: str) -> list[tuple[int, str]]:
+    """The boxes that lie inside no other box."""
+    boxes = _reference_all_boxes(text)
+    return [(s, c) for s, e, c in boxes if not any(s2 < s and s < e2 for s2, e2, _ in boxes)]
+
+
+def _reference_unwrap(content: str) -> str:
+    """Peel boxes that wrap the whole content, one at a time."""
+    while True:
+        inner = content.strip()
+        whole = [c for s, e, c in _reference_all_boxes(inner) if s == 0 and e == len(inner)]
+        if not whole:
+            return content
+        content = whole[0]
 
 
 def _reference_extract(text: str) -> str | None:
@@ -62,10 +78,10 @@ def _reference_extract(text: str) -> str | None:
     tags = list(_REF_TAG.finditer(text))
     if tags:
         boxed = _reference_find_boxed(tags[-1].group(1))
-        candidates.append((tags[-1].start(), boxed[-1][1] if boxed else tags[-1].group(1)))
+        candidates.append((tags[-1].start(), _reference_unwrap(boxed[-1][1]) if boxed else tags[-1].group(1)))
     boxed = _reference_find_boxed(text)
     if boxed:
-        candidates.append(boxed[-1])
+        candidates.append((boxed[-1][0], _reference_unwrap(boxed[-1][1])))
     if not candidates:
         return None
     return max(candidates, key=lambda c: c[0])[1].strip() or None
@@ -88,6 +104,14 @@ def test_extraction_of_a_2_mb_adversarial_reply_returns(unit):
     assert _within(30, extract_answer, reply) is None
     closed = reply + "\\boxed{42}"
     assert _within(30, extract_answer, closed) == "42"
+
+
+def test_extraction_of_deeply_nested_closed_boxes_returns():
+    # every box closed: returning each box's content would be quadratic output (n boxes of size ~n)
+    n = 100_000
+    reply = "\\boxed{" * n + "7" + "}" * n
+    assert _within(30, extract_answer, reply) == "7"
+    assert _within(30, find_boxed, reply) == [(0, reply[len("\\boxed{") : -1])]
 
 
 def test_env_step_on_a_huge_adversarial_reply_is_a_format_failure_and_returns():

@@ -44,22 +44,43 @@ def _closing_braces(text: str) -> dict[int, int]:
     return closing
 
 
-def find_boxed(text: str) -> list[tuple[int, str]]:
-    """Every ``\\boxed{…}`` in ``text`` as ``(start, content)``, braces matched (nesting allowed).
-
-    An unclosed box is ignored: a reply cut off mid-answer has not committed to anything. Linear in
-    ``len(text)`` plus the length of the contents returned (braces are matched in one pass).
-    """
+def _box_spans(text: str) -> tuple[list[tuple[int, int, int]], dict[int, int]]:
+    """``(start, content_start, content_end)`` of every closed box that lies in no other box, and the brace map."""
     matches = list(_BOXED_RE.finditer(text))
     if not matches:
-        return []
+        return [], {}
     closing = _closing_braces(text)
-    found = []
+    spans: list[tuple[int, int, int]] = []
     for m in matches:
         end = closing.get(m.end() - 1)
-        if end is not None:
-            found.append((m.start(), text[m.end() : end]))
-    return found
+        if end is not None and (not spans or m.start() > spans[-1][2]):
+            spans.append((m.start(), m.end(), end))
+    return spans, closing
+
+
+def find_boxed(text: str) -> list[tuple[int, str]]:
+    """Every ``\\boxed{…}`` in ``text`` that lies in no other box, as ``(start, content)``, braces matched.
+
+    A box inside a box is part of its content (``\\boxed{\\boxed{1} + 2}`` is one box), so the contents
+    never overlap and the whole takes time linear in ``len(text)`` (braces are matched in one pass).
+    An unclosed box is ignored: a reply cut off mid-answer has not committed to anything.
+    """
+    spans, _ = _box_spans(text)
+    return [(start, text[a:b]) for start, a, b in spans]
+
+
+def _unwrapped(text: str, closing: dict[int, int], a: int, b: int) -> str:
+    """The content ``text[a:b]`` of a box, without boxes that wrap all of it (``\\boxed{\\boxed{1}}`` is 1)."""
+    while True:
+        i, j = a, b - 1
+        while i <= j and text[i].isspace():
+            i += 1
+        while j >= i and text[j].isspace():
+            j -= 1
+        m = _BOXED_RE.match(text, i)
+        if m is None or m.end() > j or closing.get(m.end() - 1) != j:
+            return text[a:b]
+        a, b = m.end(), j
 
 
 def _last_tag(text: str) -> tuple[int, str] | None:
@@ -94,25 +115,28 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     """The answer a reply committed to (see :func:`extract_answer`), with its boxes; None when it has none."""
     if answer_format not in ANSWER_FORMATS:
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
-    candidates: list[tuple[int, str, str, list[tuple[int, str]]]] = []  # (start, answer, scope, boxes)
+    candidates: list[tuple[int, str, str, list[str]]] = []  # (start, answer, scope, box contents)
     if answer_format in ("auto", "tag"):
         tag = _last_tag(text)
         if tag is not None:
             start, inner = tag
-            boxed = find_boxed(inner)
-            candidates.append((start, boxed[-1][1] if boxed else inner, inner, boxed))
+            spans, closing = _box_spans(inner)
+            boxes = [inner[a:b] for _, a, b in spans]
+            answer = _unwrapped(inner, closing, spans[-1][1], spans[-1][2]) if spans else inner
+            candidates.append((start, answer, inner, boxes))
     if answer_format in ("auto", "boxed"):
-        boxed = find_boxed(text)
-        if boxed:
-            candidates.append((boxed[-1][0], boxed[-1][1], text, boxed))
+        spans, closing = _box_spans(text)
+        if spans:
+            boxes = [text[a:b] for _, a, b in spans]
+            candidates.append((spans[-1][0], _unwrapped(text, closing, spans[-1][1], spans[-1][2]), text, boxes))
     if not candidates:
         return None
-    _, answer, scope, boxed = max(candidates, key=lambda c: c[0])
+    _, answer, scope, boxes = max(candidates, key=lambda c: c[0])
     answer = answer.strip()
     if not answer:
         return None
-    boxes = tuple(content.strip() for _, content in boxed)
-    return Committed(answer, boxes, scope if len(boxes) > 1 else None)
+    contents = tuple(content.strip() for content in boxes)
+    return Committed(answer, contents, scope if len(contents) > 1 else None)
 
 
 def extract_answer(text: str, answer_format: str = "auto") -> str | None:

@@ -97,6 +97,7 @@ class _Worker:
         self.started = threading.Event()  # set once the worker has said "ready" (or has exited)
         self.failed = False  # exited before saying "ready"
         self.retired = False  # grew past its memory budget and exits after its last answer
+        self.owner: int | None = None  # the thread that used it last
         self._lines: queue.Queue[str | None] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -208,28 +209,40 @@ class MathVerifier:
             self._idle.append(worker)
             self._free.notify()
 
-    def _take_idle(self) -> _Worker | None:
-        # a worker that has finished its imports first: a fresh one may need another second (lock held)
-        if not self._idle:
+    def _take_started(self) -> _Worker | None:
+        # Lock held. Only a worker that has finished its imports: the calling thread's own first, then
+        # a spare, then another thread's, so a thread whose checks overrun (and whose workers are
+        # killed) does not take the warm worker of a thread whose checks finish.
+        me = threading.get_ident()
+        started = [w for w in self._idle if w.started.is_set()]
+        if not started:
             return None
-        ready = next((w for w in self._idle if w.started.is_set()), self._idle[0])
-        self._idle.remove(ready)
-        return ready
+        worker = min(started, key=lambda w: (w.owner != me, w.owner is not None))
+        self._idle.remove(worker)
+        worker.owner = me
+        return worker
 
     def _acquire(self, deadline: float) -> _Worker | None:
+        """A started worker, or None when none is free by ``deadline``.
+
+        Workers still importing wait in the pool and are taken by whichever thread needs one once they
+        are ready, so a check never waits for one start-up while another worker is free.
+        """
         with self._free:
-            worker = self._take_idle()
-            if worker is not None:
-                return worker
-            if self._count < self.max_workers:
-                self._count += 1
-                spare, self._spare = self._spare, self._new_worker()
-                return spare if spare is not None and spare.alive() else self._new_worker()
-            while not self._idle:
+            while True:
+                worker = self._take_started()
+                if worker is not None:
+                    return worker
+                if self._count < self.max_workers:
+                    self._count += 1
+                    spare, self._spare = self._spare, self._new_worker()
+                    self._idle.append(spare if spare is not None and spare.alive() else self._new_worker())
+                    continue
                 left = deadline - time.monotonic()
-                if left <= 0 or not self._free.wait(left):
-                    return self._take_idle()
-            return self._take_idle()
+                if left <= 0:
+                    return None
+                # a start-up does not signal the condition: look again every 20 ms
+                self._free.wait(min(left, 0.02))
 
     def _release(self, worker: _Worker) -> None:
         if worker.alive() and not worker.failed and not worker.retired:
@@ -254,12 +267,8 @@ class MathVerifier:
         """
         deadline = time.monotonic() + timeout_s
         worker = self._acquire(deadline)
-        if worker is None:  # every worker stayed busy until the deadline
+        if worker is None:  # every worker stayed busy, or still importing, until the deadline
             self.timeouts += 1
-            return False
-        if not worker.started.wait(max(0.0, deadline - time.monotonic())):
-            self.timeouts += 1  # still importing: it stays in the pool for the next check
-            self._put(worker)
             return False
         if worker.failed:
             self._replace(worker)
