@@ -520,7 +520,7 @@ def _probe_isolation(mode: str) -> dict:
         return iso
     why = _probe_check_namespaces()
     if why is not None:
-        iso["notes"].append(f"per-check namespaces unavailable ({why})")
+        iso["notes"].append(f"the candidates' own namespaces are unavailable ({why})")
         return iso
     iso.update(level="full", network=True, private_namespaces=True, ipc=True, private_tmp=True,
                read_only_fs=True)
