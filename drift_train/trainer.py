@@ -13,7 +13,8 @@ trainer overrides only the loss (and adds its diagnostics to the logs), so ``acc
 On a machine without GPUs, ``torchrun --nproc_per_node N`` and ``accelerate launch --multi_gpu
 --num_processes N`` give CPU data parallelism over gloo (``DriftConfig`` switches ``use_cpu`` on when
 it sees several processes and no accelerator); ``accelerate launch --cpu --num_processes N`` starts a
-single process unless it is given an MPI setup.
+single process unless it is given an MPI setup. ``examples/accelerate/`` has FSDP2 and DeepSpeed
+ZeRO-2/3 configs that run on CPU processes too (its README says what differs there).
 
 The loss is normalised by the number of supervised tokens in the whole optimizer step (all
 micro-batches, all ranks: ``num_items_in_batch``), so changing the micro-batch size, gradient
@@ -148,6 +149,30 @@ class DriftTrainer(Trainer):
         self.otr = args.otr_config()
         self._metrics: dict[str, list[float]] = defaultdict(list)
 
+    def create_accelerator_and_postprocess(self) -> None:
+        """Trainer's accelerator, with an ``accelerate launch`` FSDP config honoured on CPU too.
+
+        accelerate (1.15) turns FSDP on only for accelerator devices: on CPU processes it leaves the run
+        plain DDP over gloo without a word, although torch's FSDP2 (``fully_shard``) runs there. This puts
+        accelerate's own FSDP2 path back in place. FSDP1 cannot run on CPU (accelerate's plugin and torch's
+        wrapper both refuse CPU devices), so asking for it there is an error.
+        """
+        super().create_accelerator_and_postprocess()
+        from accelerate.state import PartialState
+        from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+        state = self.accelerator.state
+        if state.distributed_type != DistributedType.MULTI_CPU or os.environ.get("ACCELERATE_USE_FSDP") != "true":
+            return
+        plugin = FullyShardedDataParallelPlugin()  # the FSDP_* settings accelerate launch exported
+        if plugin.fsdp_version != 2:  # reached with fsdp_sync_module_states: false; torch's FSDP1 fails later, obscurely
+            raise ValueError("FSDP on CPU processes needs `fsdp_version: 2` in the accelerate config; FSDP1 does not "
+                             "run on CPU (see examples/accelerate/README.md)")
+        # AcceleratorState re-reads distributed_type from PartialState each time it is built: set both
+        PartialState._shared_state["distributed_type"] = state.distributed_type = DistributedType.FSDP
+        state.fsdp_plugin = plugin
+        self.is_fsdp_enabled = True
+
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
                      num_items_in_batch: torch.Tensor | int | None = None):
         """L = (1/N) Σ w ℓ over this micro-batch, N = supervised tokens of the whole optimizer step."""
@@ -242,6 +267,11 @@ def load_model_and_tokenizer(config: DriftConfig):
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
     if config.use_peft:
         from peft import LoraConfig, get_peft_model
+        from transformers import set_seed
+
+        # LoRA's A matrices are drawn at random here, before Trainer seeds anything: without this every run
+        # (and the one-process run vs a launch) starts from other adapters
+        set_seed(config.seed)
 
         targets = config.lora_target_modules
         lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -304,10 +334,30 @@ def train(config: DriftConfig) -> dict:
         "first_loss": losses[0] if losses else metrics.get("train_loss", math.nan),
         "last_loss": losses[-1] if losses else metrics.get("train_loss", math.nan),
         "steps": trainer.state.global_step, "seconds": elapsed, "output_dir": str(config.output_dir),
+        "parallelism": parallelism(trainer),
     })
     if trainer.is_world_process_zero():
         _print_summary(metrics)
     return metrics
+
+
+def parallelism(trainer: Trainer) -> str:
+    """How the run was spread, as the accelerator set it up: ``single``, ``DDP x2``, ``FSDP2 x2``, ``DeepSpeed ZeRO-3 x2``."""
+    from accelerate.utils import DistributedType
+
+    state = trainer.accelerator.state
+    kind = state.distributed_type
+    if kind == DistributedType.NO:
+        return "single"
+    if kind == DistributedType.FSDP:
+        name = f"FSDP{getattr(state.fsdp_plugin, 'fsdp_version', 1)}"
+    elif kind == DistributedType.DEEPSPEED:
+        name = f"DeepSpeed ZeRO-{state.deepspeed_plugin.zero_stage}"
+    elif kind.value.startswith("MULTI_"):
+        name = f"DDP ({state.backend})"
+    else:
+        name = kind.value
+    return f"{name} x{state.num_processes}"
 
 
 def _print_summary(metrics: dict) -> None:
@@ -318,7 +368,7 @@ def _print_summary(metrics: dict) -> None:
     table.add_column("quantity")
     table.add_column("value", justify="right")
     for key in ("examples", "supervised_tokens", "token_id_records", "text_records", "tokenizer_mismatch",
-                "skipped_unsuccessful", "skipped_zero_weight", "truncated", "skipped_too_long", "steps", "first_loss", "last_loss", "seconds", "output_dir"):
+                "skipped_unsuccessful", "skipped_zero_weight", "truncated", "skipped_too_long", "steps", "first_loss", "last_loss", "seconds", "parallelism", "output_dir"):
         value = metrics[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
