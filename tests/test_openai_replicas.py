@@ -157,6 +157,21 @@ def test_a_taken_out_replica_is_readmitted_when_it_answers_again(servers):
     assert back.answered == 1 + 4  # back in service: its share of the load
 
 
+def test_drift_rollout_takes_several_base_urls(servers, tmp_path):
+    from drift_train.rollout import main as drift_rollout
+
+    env_id = register_parity_env(PARITY_ENV_ID, num_tasks=12, max_turns=2)
+    a, b = servers("a", delay_s=0.02), servers("b", delay_s=0.02)
+    out = tmp_path / "cli.jsonl"
+    code = drift_rollout(["--env", env_id, "--backend", "openai", "--model", "m", "--base-url", f"{a.url},{b.url}",
+                          "--num-tasks", "4", "--samples", "2", "--max-turns", "1", "--max-concurrency", "4",
+                          "--out", str(out), "--no-progress"])
+    assert code == 0
+    records = list(read_trajectories(out))
+    assert len(records) == 8 and a.answered > 0 and b.answered > 0 and a.answered + b.answered == 8
+    assert records[0]["meta"]["base_url"] == f"{a.url},{b.url}" and records[0]["meta"]["replicas"] == 2
+
+
 # ---- two real `transformers serve` processes, one killed mid-rollout -------------------------------
 
 def test_rollout_survives_a_replica_killed_mid_run(openai_replicas, tiny_model_dir, tmp_path, caplog):
