@@ -129,7 +129,7 @@ def worker_memory(distinct: int = 20, chars: int = 1_000_000) -> dict:
     worker = verifier._idle[0]
     before = rss_mb(worker.proc.pid)
     for i in range(distinct):
-        verifier.verify("5", str(i % 10) * chars, 60.0)  # a plain long number parses in ~2 s
+        verifier.verify("5", str(i + 1) + "0" * chars, 60.0)  # distinct plain long numbers: ~2 s each to parse
     after = rss_mb(verifier._idle[0].proc.pid)
     verifier.close()
     return {"distinct_answers": distinct, "answer_chars": chars, "rss_before_mb": before, "rss_after_mb": after}
