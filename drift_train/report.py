@@ -364,10 +364,10 @@ def _weights_section(weighted: list[dict]) -> str:
     return "".join(parts) or "<p>No weighted rollout files (<code>*.weighted.jsonl</code>) found.</p>"
 
 
-def _browser_rows(found: dict, per_file: int) -> list[dict]:
+def _browser_rows(found: dict, per_file: int, total: int) -> list[dict]:
     rows = []
     for source in found["weighted"] + found["trajectories"]:
-        for r in source["records"][:per_file]:
+        for r in source["records"][:min(per_file, total - len(rows))]:
             messages = r.get("messages") or []
             kinds = [t.get("feedback_kind") for t in (r.get("meta") or {}).get("turns") or []]
             turn_weights = r.get("turn_weights") or {}
@@ -462,10 +462,11 @@ _ERRORS_JS = ("window.__reportErrors=[];window.addEventListener('error',function
 
 
 def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, trajectories_per_file: int = 200,
-                 title: str = "DRIFT report") -> Path:
-    """Write the HTML report of ``run_dirs`` to ``out``; returns its path."""
+                 max_trajectories: int = 3000, title: str = "DRIFT report") -> Path:
+    """Write the HTML report of ``run_dirs`` to ``out``; returns its path. The browser holds the first
+    ``trajectories_per_file`` records of each file (weighted rollouts first), ``max_trajectories`` in all."""
     found = collect(run_dirs)
-    rows = _browser_rows(found, trajectories_per_file)
+    rows = _browser_rows(found, trajectories_per_file, max_trajectories)
     payload = json.dumps(rows, separators=(",", ":")).replace("</", "<\\/")  # no "</script>" inside the block
     figures = "".join(f"<figure><img class='fig' alt='{html.escape(f['label'])}' src='data:image/png;base64,{f['png']}'>"
                       f"<figcaption class='note'>{html.escape(f['label'])}.png</figcaption></figure>"
@@ -509,10 +510,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="report.html")
     parser.add_argument("--trajectories-per-file", type=int, default=200,
                         help="trajectories of each file put in the browser (the diagnostics use all)")
+    parser.add_argument("--max-trajectories", type=int, default=3000, help="trajectories in the browser in all")
     parser.add_argument("--title", default="DRIFT report")
     args = parser.parse_args(argv)
     try:
-        path = build_report(args.run_dirs, args.out, trajectories_per_file=args.trajectories_per_file, title=args.title)
+        path = build_report(args.run_dirs, args.out, trajectories_per_file=args.trajectories_per_file,
+                            max_trajectories=args.max_trajectories, title=args.title)
     except (FileNotFoundError, ValueError) as err:
         print(f"drift report: {err}", file=sys.stderr)
         return 2

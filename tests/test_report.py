@@ -130,6 +130,9 @@ def test_report_cli_and_self_contained_html(run_dir: Path, tmp_path: Path, capsy
     assert len(weighted) == 24 and all(len(r["turns"]) >= 1 for r in data)
     first = next(r for r in data if len(r["turns"]) > 1)
     assert first["turns"][0]["feedback"] == "Wrong parity, try again." and first["turns"][0]["verifier"] == 0
+    assert drift_main(["report", str(run_dir), "--out", str(out), "--max-trajectories", "10"]) == 0
+    capped = json.loads(re.search(r'id="trajectory-data">(.*?)</script>', out.read_text(), flags=re.S).group(1))
+    assert len(capped) == 10 and all(r["weight"] is not None for r in capped)  # weighted rollouts come first
     assert drift_main(["report", str(tmp_path / "missing"), "--out", str(out)]) == 2
     assert "not a folder" in capsys.readouterr().err
 
