@@ -628,7 +628,9 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     hf.add_argument("--prefix-cache-mb", type=float, default=1024.0,
                     help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off")
     api = parser.add_argument_group("openai backend")
-    api.add_argument("--base-url", default=None, help="server URL ending in /v1 (default: $OPENAI_BASE_URL)")
+    api.add_argument("--base-url", default=None,
+                     help="server URL ending in /v1, or several separated by commas (replicas: least outstanding "
+                          "requests, failover); default: $OPENAI_BASE_URL")
     api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
     api.add_argument("--max-concurrency", type=int, default=16)
     api.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
