@@ -29,6 +29,18 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread for a module: the tiny model gains nothing from a second one, and on shared
+    cores the threads contend (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the repo (public benchmark files); skips when it is absent."""
@@ -46,6 +58,32 @@ def _free_port() -> int:
 def _log_tail(path: Path, n: int = 40) -> str:
     lines = path.read_text(errors="replace").splitlines() if path.exists() else []
     return "\n".join(lines[-n:])
+
+
+def start_server(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    """Start a server process with its output in ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def wait_until_healthy(process: subprocess.Popen, base: str, log_path: Path, name: str,
+                       timeout_s: float = SERVER_START_TIMEOUT_S) -> None:
+    """Poll ``{base}/health`` until it answers 200; fail the test with the log's tail if the process exits
+    first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with code {process.returncode} before it was ready; log {log_path}:\n"
+                        f"{_log_tail(log_path)}")
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} not ready after {timeout_s:.0f}s; log {log_path}:\n{_log_tail(log_path)}")
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")
@@ -70,37 +108,13 @@ def openai_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
         "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "warning",
         str(tiny_model_dir),
     ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = start_server(command, env, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"`transformers serve` exited with code {process.returncode} before it was ready;"
-                    f" log {log_path}:\n{_log_tail(log_path)}"
-                )
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"`transformers serve` not ready after {SERVER_START_TIMEOUT_S:.0f}s;"
-                    f" log {log_path}:\n{_log_tail(log_path)}"
-                )
-            time.sleep(0.5)
+        wait_until_healthy(process, base, log_path, "`transformers serve`")
         yield f"{base}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        _stop_by_pid(process.pid)
 
 
 @dataclass
@@ -152,29 +166,14 @@ def openai_replicas(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
             log_path = folder / f"server-{i}.log"
             command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1",
                        "--port", str(port), "--device", "cpu", "--log-level", "warning", str(tiny_model_dir)]
-            with open(log_path, "wb") as log:
-                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            process = start_server(command, env, log_path)
             replica = ServedReplica(f"http://127.0.0.1:{port}/v1", process.pid, log_path)
             started.append(replica)
             batch.append((replica, process))
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        waiting = list(batch)
-        while waiting:
-            replica, process = waiting[0]
-            if process.poll() is not None:
-                pytest.fail(f"`transformers serve` exited with code {process.returncode} before it was ready;"
-                            f" log {replica.log_path}:\n{_log_tail(replica.log_path)}")
-            try:
-                with urllib.request.urlopen(replica.url.removesuffix("/v1") + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        waiting.pop(0)
-                        continue
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"`transformers serve` not ready after {SERVER_START_TIMEOUT_S:.0f}s;"
-                            f" log {replica.log_path}:\n{_log_tail(replica.log_path)}")
-            time.sleep(0.5)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S  # they start together: one budget for all
+        for replica, process in batch:
+            wait_until_healthy(process, replica.url.removesuffix("/v1"), replica.log_path, "`transformers serve`",
+                               timeout_s=max(1.0, deadline - time.monotonic()))
         return [replica for replica, _ in batch]
 
     yield start

@@ -27,12 +27,7 @@ CONFIGS = REPO_ROOT / "examples" / "accelerate"
 HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: the tiny model on one thread
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,7 @@ ENV = "drift/MathFeedback-v0"
 ENV_KWARGS = {"difficulty": "tiny", "max_turns": 3, "feedback": "binary"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: the tiny model on one thread
 
 
 @pytest.fixture(scope="module", params=TEMPLATES)

@@ -57,13 +57,7 @@ def synthetic_records(groups: int = 4, k: int = 4, seed: int = 0) -> list[dict]:
     return records
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny model gains nothing from a second thread, and on shared cores the threads contend."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: the tiny model on one thread
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from conftest import _free_port, _log_tail
+from conftest import _free_port, _stop_by_pid, start_server, wait_until_healthy
 from transformers import AutoTokenizer, GenerationConfig
 
 from drift_train.data import RenderConfig, build_dataset
@@ -136,31 +133,12 @@ def vllm_server(tiny_model_dir, tmp_path_factory):
     command = [VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model_dir),
                "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--enforce-eager",
                "--gpu-memory-utilization", "0.15", "--max-model-len", "4096", "--seed", "0"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_env())
-    base = f"http://127.0.0.1:{port}"
+    process = start_server(command, _env(), log_path)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"vLLM's server exited with {process.returncode}; log {log_path}:\n{_log_tail(log_path)}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM's server not ready after {START_TIMEOUT_S:.0f}s; log:\n{_log_tail(log_path)}")
-            time.sleep(1.0)
-        yield f"{base}/v1"
+        wait_until_healthy(process, f"http://127.0.0.1:{port}", log_path, "vLLM's server", timeout_s=START_TIMEOUT_S)
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        _stop_by_pid(process.pid, timeout_s=30)
 
 
 def test_openai_backend_against_vllm_serve_records_the_servers_token_ids(vllm_server, tiny_model_dir, tmp_path):
