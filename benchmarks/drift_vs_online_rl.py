@@ -1,14 +1,30 @@
-"""DRIFT vs online multi-turn RL on the tiny model: success and cost, over several seeds.
+"""DRIFT vs online multi-turn RL on the tiny model: learning curves against generated tokens and CPU time.
 
     python benchmarks/drift_vs_online_rl.py --seeds 0 1 2 --out-dir runs/drift_vs_online_rl
 
-For each seed, from the same pretrained tiny reference (the quickstart's, cached):
-- reference rollouts (K per task) -> DRIFT weights -> fine-tune with sft, rft, wsft (DRIFT), drift-otr, otr;
-- the online RL baseline (drift_train.online_rl: GRPO-style, rollouts from the current policy each step);
-- every model evaluated on the same held-out tasks.
-Reported per method: mean ± std over seeds of success@1 and success@T, wall-clock seconds (DRIFT methods:
-their share of the rollouts plus training; online RL: its whole loop) and generated tokens. The claim tested:
-DRIFT reaches online RL's success@T at <= 1/3 of its wall-clock. Results: results.json and a Markdown table.
+From the same pretrained tiny reference (the quickstart's, cached), per seed:
+
+* DRIFT family: reference rollouts collected in increments (``--drift-budgets`` tasks × K, default 50,
+  100, 200), and at each budget the reference fine-tuned on the rollouts so far with each loss
+  (``--methods``, default rft and wsft = DRIFT; ``--full-budget-methods`` only at the largest budget,
+  default sft). A point's cost is the rollouts up to its budget plus its own training.
+* Online RL (:mod:`drift_train.online_rl`): rollouts from the current policy every step, GRPO advantages,
+  with the stabilisers on by default (PPO clipped ratio ε = 0.2, 2 epochs × 2 minibatches per batch, k3 KL
+  to the reference β_KL = 0.05), evaluated every ``--rl-eval-every`` steps. Its learning rate is the best
+  of a sweep (``--rl-learning-rates``, ``--sweep-steps`` steps each, on the first seed; under ``sweep/``)
+  picked by success@T on *validation* tasks (test-split tasks after the reported ones); every seed then
+  runs ``--rl-steps`` steps at that rate.
+
+Every model is evaluated on the same held-out tasks (test split, the first ``--eval-tasks``), success@1 and
+success@T with the s.e. clustered by task. Cost axes: generated tokens, and CPU time (``time.process_time``
+of the process doing the work, torch on one thread; evaluation excluded) — CPU time rather than wall clock
+because the machine is shared. Outputs under ``--out-dir``: ``seed*/drift.json`` and ``seed*/rl_lr*.json``
+and ``sweep/rl_lr*.json`` (per-run curves; runs already there are reused, so phases and seeds can run as
+separate processes with ``--phase``),
+then ``results.json``, ``curves.png`` (one figure, mean ± std bands over seeds) and ``results.md``: the final
+table, the learning-rate sweep, the plateau check (last vs middle evaluation of RL, paired s.e.), and each
+method's tokens and CPU time to reach the target success@T (reference + half the gap to the best method's
+final success@T, or ``--target``).
 """
 
 from __future__ import annotations
@@ -17,101 +33,329 @@ import argparse
 import json
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+METHODS = ("rft", "wsft")
+FULL_BUDGET_METHODS = ("sft",)
 
-from drift_train.online_rl import OnlineRLConfig, train_online_rl
-from drift_train.quickstart import (
-    QuickstartConfig,
-    evaluate_stage,
-    pretrain_reference,
-    rollout_stage,
-    train_stage,
-)
 
-METHODS = ("sft", "rft", "wsft", "drift-otr", "otr")
+def _success(metrics: dict, T: int) -> dict:
+    s = metrics["success_at"]
+    return {"success_at_1": s["1"]["value"], "success_at_1_se": s["1"]["se"],
+            "success_at_T": s[str(T)]["value"], "success_at_T_se": s[str(T)]["se"]}
+
+
+def _lr_tag(lr: float) -> str:
+    return f"{lr:g}"
+
+
+def drift_phase(base, reference: Path, out: Path, seed: int, budgets: list[int], methods: list[str],
+                full_methods: list[str]) -> dict:
+    """Reference eval, incremental rollouts, and every method trained and evaluated at every budget."""
+    from drift_train.policies import SamplingParams, make_policy
+    from drift_train.quickstart import evaluate_stage, train_env_kwargs, train_stage
+    from drift_train.rollout import RolloutConfig, rollout
+    from drift_train.trajectories import write_trajectories
+    from drift_train.weights import WeightConfig, add_weights
+
+    path = out / "drift.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    T = base.env_kwargs["max_turns"]
+    reference_metrics = evaluate_stage(base, "reference", reference, out, seed + 1)
+    records: list[dict] = []
+    tokens, rollout_cpu, rollout_wall = 0, 0.0, 0.0
+    curves: dict[str, list[dict]] = {}
+    policy = make_policy("hf", str(reference), batch_size=256)
+    done = 0
+    for budget in sorted(budgets):
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        new, stats = rollout(policy, RolloutConfig(
+            env_id=base.env_id, env_kwargs=train_env_kwargs(base), num_tasks=budget - done, task_offset=done,
+            samples=base.samples, seed=seed, batch_size=512,
+            sampling=SamplingParams(temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens)))
+        rollout_cpu += time.process_time() - cpu0
+        rollout_wall += time.perf_counter() - wall0
+        tokens += stats.generated_tokens
+        records += new
+        done = budget
+        weighted, summary = add_weights(records, WeightConfig(beta=base.weight_beta))  # groups are independent
+        data = write_trajectories(weighted, out / f"rollouts_{budget}.weighted.jsonl")
+        chosen = list(methods) + (list(full_methods) if budget == max(budgets) else [])
+        for method in chosen:
+            cpu0 = time.process_time()
+            model_dir, train_wall = train_stage(base, reference, data, method, out / f"b{budget}", seed)
+            train_cpu = time.process_time() - cpu0
+            name = f"{method}_b{budget}"
+            metrics = evaluate_stage(base, name, model_dir, out, seed + 1)
+            curves.setdefault(method, []).append({
+                "budget_tasks": budget, "generated_tokens": tokens, "cpu_s": rollout_cpu + train_cpu,
+                "wall_s": rollout_wall + train_wall, "train_cpu_s": train_cpu, "weights": summary,
+                "eval_records": str(out / f"eval_{name}.jsonl"), **_success(metrics, T)})
+    policy.close()
+    result = {"seed": seed, "max_turns": T, "reference": {"generated_tokens": 0, "cpu_s": 0.0, "wall_s": 0.0,
+              "eval_records": str(out / "eval_reference.jsonl"), **_success(reference_metrics, T)},
+              "curves": curves}
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps: int) -> dict:
+    """One online RL run with held-out evaluations along the way and a final validation score."""
+    from drift_train.evaluate import evaluate_model
+    from drift_train.online_rl import OnlineRLConfig, train_online_rl
+    from drift_train.quickstart import eval_env_kwargs
+
+    path = out / f"rl_lr{_lr_tag(lr)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    run_dir = out / f"rl_lr{_lr_tag(lr)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    T = base.env_kwargs["max_turns"]
+    counter = {"step": 0}
+
+    def evaluate(policy) -> dict:
+        # same tasks and eval seed as evaluate_stage uses for every other model
+        target = run_dir / f"eval_step{counter['step']}.jsonl"
+        metrics, _ = evaluate_model(str(reference), base.env_id, env_kwargs=eval_env_kwargs(base),
+                                    num_tasks=base.eval_tasks, samples=1, temperature=base.eval_temperature,
+                                    max_new_tokens=base.max_new_tokens, seed=seed + 1, out_trajectories=target,
+                                    progress=False, policy=policy)
+        counter["step"] += args.rl_eval_every
+        return {"eval_records": str(target), **_success(metrics, T)}
+
+    stabilised = not args.rl_plain
+    config = OnlineRLConfig(
+        env_id=base.env_id, env_kwargs={**base.env_kwargs, "split": "train"}, model=str(reference),
+        output_dir=str(run_dir / "model"), steps=steps, tasks_per_step=args.rl_tasks_per_step,
+        samples=base.samples, temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens,
+        learning_rate=lr, seed=seed, eval_every=args.rl_eval_every,
+        ppo_epochs=2 if stabilised else 1, minibatches=2 if stabilised else 1,
+        clip_epsilon=0.2 if stabilised else None, kl_coef=0.05 if stabilised else 0.0)
+    summary = train_online_rl(config, evaluate=evaluate)
+    # validation: test-split tasks after the reported ones, for picking the learning rate
+    validation, _ = evaluate_model(str(run_dir / "model"), base.env_id, env_kwargs=eval_env_kwargs(base),
+                                   num_tasks=args.validation_tasks, task_offset=base.eval_tasks, samples=1,
+                                   temperature=base.eval_temperature, max_new_tokens=base.max_new_tokens,
+                                   seed=seed + 1, progress=False)
+    result = {"seed": seed, "learning_rate": lr, "config": asdict(config), "curve": summary["evals"],
+              "train_log": summary["log"], "cpu_s": summary["cpu_s"], "wall_s": summary["wall_s"],
+              "generated_tokens": summary["generated_tokens"], "validation": _success(validation, T)}
+    path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def best_learning_rate(root: Path) -> float | None:
+    """The sweep's learning rate with the highest validation success@T (None without a sweep)."""
+    runs = [json.loads(p.read_text()) for p in sorted((root / "sweep").glob("rl_lr*.json"))]
+    return max(runs, key=lambda r: r["validation"]["success_at_T"])["learning_rate"] if runs else None
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def summarise(root: Path, base, target: float | None = None) -> dict:
+    """Read every seed's runs, pick RL's learning rate, and write results.json, results.md and curves.png."""
+    from drift_train.evaluate import paired_differences
+    from drift_train.trajectories import read_trajectories
+
+    seeds = sorted(int(p.name[4:]) for p in root.glob("seed*") if (p / "drift.json").exists())
+    T = base.env_kwargs["max_turns"]
+    drift = {s: json.loads((root / f"seed{s}" / "drift.json").read_text()) for s in seeds}
+    rl_runs: dict[float, dict[int, dict]] = {}
+    for s in seeds:
+        for p in sorted((root / f"seed{s}").glob("rl_lr*.json")):
+            run = json.loads(p.read_text())
+            rl_runs.setdefault(run["learning_rate"], {})[s] = run
+    sweep = {run["learning_rate"]: run for run in map(json.loads, (p.read_text() for p in
+                                                                    sorted((root / "sweep").glob("rl_lr*.json"))))}
+    best_lr = best_learning_rate(root)
+    sweep_seed = next(iter(sweep.values()))["seed"] if sweep else None
+
+    # curves: method -> seed -> points (x: tokens, cpu_s; y: success@1, success@T), starting at the reference
+    curves: dict[str, dict[int, list[dict]]] = {}
+    for s in seeds:
+        ref = drift[s]["reference"]
+        for method, points in drift[s]["curves"].items():
+            curves.setdefault(method, {})[s] = [ref, *points]
+        if best_lr in rl_runs and s in rl_runs[best_lr]:
+            curves.setdefault("online_rl", {})[s] = rl_runs[best_lr][s]["curve"]
+    finals = {m: {s: pts[-1] for s, pts in by_seed.items()} for m, by_seed in curves.items()}
+    table = {"reference": {k: _mean_std([drift[s]["reference"][k] for s in seeds])
+                           for k in ("success_at_1", "success_at_T")}}
+    table["reference"].update(cpu_s=(0.0, 0.0), generated_tokens=(0.0, 0.0), seeds=len(seeds))
+    for m, by_seed in finals.items():
+        table[m] = {k: _mean_std([p[k] for p in by_seed.values()])
+                    for k in ("success_at_1", "success_at_T", "cpu_s", "generated_tokens")}
+        table[m]["se_mean"] = statistics.fmean(p["success_at_T_se"] or 0.0 for p in by_seed.values())
+        table[m]["seeds"] = len(by_seed)
+    ref_T = table["reference"]["success_at_T"][0]
+    best_T = max(v["success_at_T"][0] for k, v in table.items() if k != "reference")
+    target = target if target is not None else ref_T + 0.5 * (best_T - ref_T)
+    to_target = {}
+    for m, by_seed in curves.items():
+        hits = []
+        for pts in by_seed.values():
+            hit = next((p for p in pts if p["success_at_T"] >= target), None)
+            if hit is not None:
+                hits.append(hit)
+        to_target[m] = {"reached": len(hits), "seeds": len(by_seed),
+                        "generated_tokens": _mean_std([h["generated_tokens"] for h in hits]) if hits else None,
+                        "cpu_s": _mean_std([h["cpu_s"] for h in hits]) if hits else None}
+    # plateau: RL's last evaluation against its middle one, paired over the same tasks
+    plateau = {}
+    if best_lr in rl_runs:
+        for s, run in rl_runs[best_lr].items():
+            curve = run["curve"]
+            mid, last = curve[len(curve) // 2], curve[-1]
+            d = paired_differences(list(read_trajectories(last["eval_records"])),
+                                   list(read_trajectories(mid["eval_records"])), T)
+            plateau[s] = {"from_step": mid["step"], "to_step": last["step"],
+                          "delta_success_at_T": d["success_at"][str(T)], "delta_success_at_1": d["success_at"]["1"]}
+    result = {"config": asdict(base), "seeds": seeds, "max_turns": T, "target_success_at_T": target,
+              "rl_best_learning_rate": best_lr, "rl_sweep_seed": sweep_seed,
+              "rl_sweep": {_lr_tag(lr): {"validation": run["validation"], "final": run["curve"][-1],
+                                          "cpu_s": run["cpu_s"], "generated_tokens": run["generated_tokens"]}
+                           for lr, run in sorted(sweep.items())},
+              "rl_config": next(iter(sweep.values()))["config"] if sweep else None,
+              "table": table, "time_to_target": to_target, "plateau": plateau, "curves": curves,
+              "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (root / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    plot_curves(result, root / "curves.png")
+    (root / "results.md").write_text(markdown(result))
+    return result
+
+
+def _band(by_seed: dict[int, list[dict]], x: str, y: str):
+    """Mean x, mean y and std y at each point index, over the seeds (every seed has the same points)."""
+    n = min(len(p) for p in by_seed.values())
+    xs = [statistics.fmean(p[i][x] for p in by_seed.values()) for i in range(n)]
+    ys = [[p[i][y] for p in by_seed.values()] for i in range(n)]
+    return xs, [statistics.fmean(v) for v in ys], [statistics.stdev(v) if len(v) > 1 else 0.0 for v in ys]
+
+
+def plot_curves(result: dict, path: Path) -> Path:
+    """One figure, 2 × 2: success@1 and success@T against generated tokens and CPU time, mean ± std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    T = result["max_turns"]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=90, sharey="row")
+    for row, (y, label) in enumerate((("success_at_1", "success@1"), ("success_at_T", f"success@{T}"))):
+        for col, (x, xlabel) in enumerate((("generated_tokens", "generated tokens"), ("cpu_s", "CPU seconds"))):
+            ax = axes[row][col]
+            for method, by_seed in result["curves"].items():
+                xs, mean, std = _band(by_seed, x, y)
+                line, = ax.plot(xs, mean, marker="o", markersize=3, label=f"{method} ({len(by_seed)} seeds)")
+                ax.fill_between(xs, [m - s for m, s in zip(mean, std, strict=True)],
+                                [m + s for m, s in zip(mean, std, strict=True)], color=line.get_color(), alpha=0.18)
+            if y == "success_at_T":
+                ax.axhline(result["target_success_at_T"], color="grey", linestyle="--", linewidth=0.8,
+                           label="target")
+            ax.set_xscale("symlog", linthresh=1e4 if x == "generated_tokens" else 10)
+            ax.set_xlabel(xlabel + " (symlog)")
+            ax.set_ylabel(f"held-out {label}")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    axes[1][0].legend(fontsize=8)
+    fig.suptitle(f"DRIFT vs online RL, tiny model, {result['config']['env_id']} "
+                 f"(seeds {result['seeds']}, mean ± std; online RL lr {result['rl_best_learning_rate']})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def markdown(result: dict) -> str:
+    """The tables of results.json as Markdown (pasted into benchmarks/README.md)."""
+    T = result["max_turns"]
+    lines = [f"| method | seeds | success@1 | success@{T} | mean clustered s.e. | CPU s | generated tokens |",
+             "|---|---|---|---|---|---|---|"]
+    for m, v in result["table"].items():
+        se = f"{v['se_mean']:.3f}" if "se_mean" in v else "—"
+        lines.append(f"| {m} | {v['seeds']} | {v['success_at_1'][0]:.3f} ± {v['success_at_1'][1]:.3f} | "
+                     f"{v['success_at_T'][0]:.3f} ± {v['success_at_T'][1]:.3f} | {se} | "
+                     f"{v['cpu_s'][0]:.0f} ± {v['cpu_s'][1]:.0f} | {v['generated_tokens'][0]:,.0f} |")
+    lines += ["", f"Target success@{T} = {result['target_success_at_T']:.3f}:", "",
+              "| method | seeds reaching it | generated tokens | CPU s |", "|---|---|---|---|"]
+    for m, v in result["time_to_target"].items():
+        tok = f"{v['generated_tokens'][0]:,.0f} ± {v['generated_tokens'][1]:,.0f}" if v["generated_tokens"] else "—"
+        cpu = f"{v['cpu_s'][0]:.0f} ± {v['cpu_s'][1]:.0f}" if v["cpu_s"] else "—"
+        lines.append(f"| {m} | {v['reached']}/{v['seeds']} | {tok} | {cpu} |")
+    lines += ["", f"Online RL learning-rate sweep (seed {result['rl_sweep_seed']}; picked by validation success@{T}):", "",
+              f"| learning rate | steps | validation success@{T} | held-out success@1 | held-out success@{T} | CPU s |",
+              "|---|---|---|---|---|---|"]
+    for lr, v in result["rl_sweep"].items():
+        lines.append(f"| {lr} | {v['final']['step']} | {v['validation']['success_at_T']:.3f} ± "
+                     f"{v['validation']['success_at_T_se']:.3f} | {v['final']['success_at_1']:.3f} | "
+                     f"{v['final']['success_at_T']:.3f} | {v['cpu_s']:.0f} |")
+    lines += ["", f"Plateau (online RL at lr {result['rl_best_learning_rate']}: last evaluation minus the middle one, "
+              "paired s.e. over the same tasks):", "", f"| seed | steps | Δ success@1 | Δ success@{T} |", "|---|---|---|---|"]
+    for s, v in result["plateau"].items():
+        d1, dT = v["delta_success_at_1"], v["delta_success_at_T"]
+        lines.append(f"| {s} | {v['from_step']} → {v['to_step']} | {d1['value']:+.3f} ± {d1['se']:.3f} | "
+                     f"{dT['value']:+.3f} ± {dT['se']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    """Run every method for every seed and write the comparison."""
+    """Run the phases for the given seeds, then summarise everything found under --out-dir."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--phase", choices=("all", "drift", "sweep", "rl", "summarise"), default="all")
     parser.add_argument("--config", help="QuickstartConfig YAML (env, sizes); defaults to the quickstart's")
-    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="DRIFT-family losses to run (none: RL only)")
-    parser.add_argument("--rl-steps", type=int, default=40)
+    parser.add_argument("--eval-tasks", type=int, default=300, help="held-out tasks (test split, from index 0)")
+    parser.add_argument("--validation-tasks", type=int, default=200, help="test-split tasks after the held-out ones")
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="DRIFT-family losses at every budget")
+    parser.add_argument("--full-budget-methods", nargs="*", default=list(FULL_BUDGET_METHODS))
+    parser.add_argument("--drift-budgets", type=int, nargs="+", default=[50, 100, 200], help="rollout tasks")
+    parser.add_argument("--rl-steps", type=int, default=120)
+    parser.add_argument("--rl-eval-every", type=int, default=10)
     parser.add_argument("--rl-tasks-per-step", type=int, default=32)
-    parser.add_argument("--rl-learning-rate", type=float, default=None,
-                        help="online RL learning rate (default: the DRIFT fine-tuning rate of the config)")
+    parser.add_argument("--rl-learning-rates", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3],
+                        help="swept on the first seed; the best on validation tasks is used for every seed")
+    parser.add_argument("--sweep-steps", type=int, default=60, help="steps of each sweep run")
+    parser.add_argument("--rl-learning-rate", type=float, default=None, help="skip the sweep: this rate for every seed")
+    parser.add_argument("--rl-plain", action="store_true", help="no clipping, one update per batch, no KL")
+    parser.add_argument("--target", type=float, default=None, help="target success@T (default: see above)")
     parser.add_argument("--out-dir", default="runs/drift_vs_online_rl")
     args = parser.parse_args()
+
+    import torch
+    from rich.console import Console
+
+    from drift_train.quickstart import QuickstartConfig, pretrain_reference
+
+    torch.set_num_threads(1)
     base = QuickstartConfig.from_yaml(args.config) if args.config else QuickstartConfig()
+    base = replace(base, eval_tasks=args.eval_tasks)
     root = Path(args.out_dir)
     root.mkdir(parents=True, exist_ok=True)
     console = Console()
     reference = Path(base.model) if base.model else pretrain_reference(base, console)
-    runs: dict[str, list[dict]] = {}
-    T = 0
-
-    def record(name: str, metrics: dict, wall_s: float, tokens: int) -> None:
-        nonlocal T
-        T = metrics["max_turns"]
-        runs.setdefault(name, []).append({
-            "success_at_1": metrics["success_at"]["1"]["value"], "success_at_T": metrics["success_at"][str(T)]["value"],
-            "wall_s": wall_s, "generated_tokens": tokens})
-
-    for seed in args.seeds:
+    if args.phase in ("all", "sweep") and args.rl_learning_rate is None:
+        for lr in args.rl_learning_rates:
+            rl_phase(base, reference, root / "sweep", min(args.seeds), lr, args, args.sweep_steps)
+    for seed in args.seeds if args.phase in ("all", "drift", "rl") else []:
         out = root / f"seed{seed}"
-        out.mkdir(parents=True, exist_ok=True)
         console.rule(f"[bold]seed {seed}")
-        record("reference", evaluate_stage(base, "reference", reference, out, seed + 1), 0.0, 0)
-        stage = rollout_stage(base, reference, out, seed) if args.methods else None
-        for method in args.methods:
-            model_dir, train_s = train_stage(base, reference, stage["data"], method, out, seed)
-            # every DRIFT-family method pays for the whole rollout set once plus its own training
-            record(method, evaluate_stage(base, method, model_dir, out, seed + 1), stage["seconds"] + train_s,
-                   stage["generated_tokens"])
-        rl = train_online_rl(OnlineRLConfig(
-            env_id=base.env_id, env_kwargs={**base.env_kwargs, "split": "train"}, model=str(reference),
-            output_dir=str(out / "model_online_rl"), steps=args.rl_steps, tasks_per_step=args.rl_tasks_per_step,
-            samples=base.samples, temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens,
-            learning_rate=args.rl_learning_rate or base.learning_rate, seed=seed))
-        record("online_rl", evaluate_stage(base, "online_rl", out / "model_online_rl", out, seed + 1), rl["wall_s"],
-               rl["generated_tokens"])
-        (root / "runs.json").write_text(json.dumps(runs, indent=2))
-
-    table = Table(title=f"DRIFT vs online RL, {base.env_id}, seeds {args.seeds} (mean ± std)")
-    for col in ("method", "success@1", f"success@{T}", "wall-clock (s)", "generated tokens"):
-        table.add_column(col, justify="right")
-    summary = {}
-    for name, rows in runs.items():
-        s1, sT = _mean_std([r["success_at_1"] for r in rows]), _mean_std([r["success_at_T"] for r in rows])
-        wall, tokens = _mean_std([r["wall_s"] for r in rows]), _mean_std([r["generated_tokens"] for r in rows])
-        summary[name] = {"success_at_1": s1, "success_at_T": sT, "wall_s": wall, "generated_tokens": tokens}
-        table.add_row(name, f"{s1[0]:.3f} ± {s1[1]:.3f}", f"{sT[0]:.3f} ± {sT[1]:.3f}", f"{wall[0]:.0f} ± {wall[1]:.0f}",
-                      f"{tokens[0]:.0f}")
-    console.print(table)
-    claim = {}
-    if "wsft" in summary and "online_rl" in summary:
-        drift, rl = summary["wsft"], summary["online_rl"]
-        claim = {"drift_success_at_T": drift["success_at_T"][0], "online_rl_success_at_T": rl["success_at_T"][0],
-                 "drift_reaches_online_rl": drift["success_at_T"][0] >= rl["success_at_T"][0],
-                 "wall_clock_ratio": drift["wall_s"][0] / rl["wall_s"][0],
-                 "token_ratio": drift["generated_tokens"][0] / max(rl["generated_tokens"][0], 1)}
-        console.print(f"DRIFT (wsft) success@{T} {claim['drift_success_at_T']:.3f} vs online RL "
-                      f"{claim['online_rl_success_at_T']:.3f}; wall-clock ratio {claim['wall_clock_ratio']:.2f} "
-                      f"(target <= 0.33); generated-token ratio {claim['token_ratio']:.2f}")
-    (root / "results.json").write_text(json.dumps({
-        "config": asdict(base), "seeds": args.seeds, "rl_steps": args.rl_steps,
-        "rl_learning_rate": args.rl_learning_rate or base.learning_rate,
-        "rl_tasks_per_step": args.rl_tasks_per_step, "runs": runs, "summary": summary, "claim": claim,
-        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=2))
+        if args.phase in ("all", "drift"):
+            drift_phase(base, reference, out, seed, args.drift_budgets, args.methods, args.full_budget_methods)
+        if args.phase in ("all", "rl"):
+            lr = args.rl_learning_rate if args.rl_learning_rate is not None else best_learning_rate(root)
+            if lr is None:
+                parser.error(f"no learning-rate sweep under {root / 'sweep'}: run --phase sweep first, or give "
+                             "--rl-learning-rate")
+            rl_phase(base, reference, out, seed, lr, args, args.rl_steps)
+    if args.phase in ("all", "summarise"):
+        result = summarise(root, base, args.target)
+        console.print(markdown(result))
+        console.print(f"results → {root / 'results.json'}, {root / 'results.md'}; figure → {root / 'curves.png'}")
 
 
 if __name__ == "__main__":
