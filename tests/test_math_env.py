@@ -305,3 +305,10 @@ def test_math500_agreement_at_least_99_percent_with_listed_exceptions():
     assert rate >= 0.99
     listed = {(e["task_id"], e["expected"]) for e in known}
     assert set(disagreements) == listed, "update tests/data/math_agreement_exceptions.json with an explanation"
+
+
+@pytest.mark.parametrize("env_id", ["drift/MathFeedback-v0", "drift/CodeFeedback-v0", "drift/UserCorrection-v0"])
+def test_a_positive_format_penalty_is_refused(env_id) -> None:
+    """A positive 'penalty' would reward replies without an answer (and trajectory readers refuse it)."""
+    with pytest.raises(ValueError, match="format_penalty must be a finite number <= 0"):
+        gym.make(env_id, format_penalty=0.5)
