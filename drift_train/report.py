@@ -137,7 +137,7 @@ def svg_chart(series: Sequence[dict], *, title: str, xlabel: str, ylabel: str, l
                 for x, y, _, _ in data]
         ly = top + 10 + 14 * i
         out.append(f'<rect x="{left + pw + 8}" y="{ly - 8}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{left + pw + 22}" y="{ly + 1}" class="legend">{html.escape(str(s["label"])[:20])}</text>')
+                   f'<text x="{left + pw + 22}" y="{ly + 1}" class="legend">{html.escape(str(s["label"])[:24])}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -257,7 +257,7 @@ def _success_curves(rows: list[dict]) -> str:
             ts = sorted(int(t) for t in m["success_at"])
             vals = [m["success_at"][str(t)]["value"] for t in ts]
             ses = [m["success_at"][str(t)]["se"] or 0.0 for t in ts]
-            series.append({"label": r["label"].split("/")[-1], "x": ts, "y": vals,
+            series.append({"label": r["label"].split("/", 1)[-1], "x": ts, "y": vals,
                            "lo": [v - s if v is not None else None for v, s in zip(vals, ses, strict=True)],
                            "hi": [v + s if v is not None else None for v, s in zip(vals, ses, strict=True)]})
         charts.append(svg_chart(series, title=f"{run}: success within t turns (±1 s.e.)", xlabel="turns t",
@@ -303,7 +303,7 @@ def _learning_section(found: dict) -> str:
                                     hlines=[{"y": rft["1"]["value"], "label": "RFT @1"},
                                             {"y": rft[str(T)]["value"], "label": f"RFT @{T}"}]))
     if found["trainer_logs"]:
-        series = [{"label": t["label"].split("/")[-1], "x": [e["step"] for e in t["log"] if "loss" in e],
+        series = [{"label": "/".join(t["label"].split("/")[-2:]), "x": [e["step"] for e in t["log"] if "loss" in e],
                    "y": [e["loss"] for e in t["log"] if "loss" in e]} for t in found["trainer_logs"][:10]]
         series = [s for s in series if s["x"]]
         if series:
@@ -394,7 +394,7 @@ def _browser_rows(found: dict, per_file: int, total: int) -> list[dict]:
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:0 auto;max-width:1280px;padding:12px 20px;color:#222}
 h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:28px}h3{font-size:15px}
-table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right;font-size:13px}
+table{border-collapse:collapse;margin:6px 0}td,th{border:1px solid #ddd;padding:3px 7px;text-align:right;font-size:13px;white-space:nowrap}
 td.name,th:first-child{text-align:left}thead th{background:#f4f4f4;position:sticky;top:0}
 .note{color:#666;font-size:12px}.chart{margin:6px 10px 6px 0;background:#fff}.ctitle{font-size:12px;font-weight:600}
 .tick{font-size:10px;fill:#555}.axis{font-size:11px;fill:#333}.legend{font-size:10px}.row{display:flex;flex-wrap:wrap;align-items:flex-start;gap:8px}
