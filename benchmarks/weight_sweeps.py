@@ -57,8 +57,10 @@ def _point(config, reference: Path, records: list[dict], out: Path, name: str, m
     return point
 
 
-def run_setting(setting: str, out: Path, betas, gammas, seed: int, eval_tasks: int | None) -> dict:
-    """One setting's sweeps; writes ``results.json`` under ``out``."""
+def run_setting(setting: str, out: Path, betas, gammas, seed: int, eval_tasks: int | None,
+                train_seed: int | None = None) -> dict:
+    """One setting's sweeps; writes ``results.json`` under ``out``. ``seed`` draws the rollouts (when
+    ``out/rollouts.jsonl`` is not there yet), ``train_seed`` (default ``seed``) the training and evaluation."""
     import torch
     from rich.console import Console
 
@@ -92,6 +94,8 @@ def run_setting(setting: str, out: Path, betas, gammas, seed: int, eval_tasks: i
             policy.close()
         rollout_cpu = time.process_time() - started
     records = list(read_trajectories(rollouts))
+    rollout_seed = records[0]["meta"].get("seed") if records and isinstance(records[0].get("meta"), dict) else seed
+    seed = seed if train_seed is None else train_seed
     T = config.env_kwargs["max_turns"]
     ref_metrics = evaluate_stage(config, "reference", reference, out, seed + 1)
     points = {"rft": _point(config, reference, records, out, "rft", "rft", seed),
@@ -112,7 +116,7 @@ def run_setting(setting: str, out: Path, betas, gammas, seed: int, eval_tasks: i
         point["vs_rft"] = {"success_at_1": d["success_at"]["1"], "success_at_T": d["success_at"][str(T)]}
     result = {"setting": setting, "env_id": config.env_id, "env_kwargs": config.env_kwargs, "max_turns": T,
               "eval_tasks": config.eval_tasks, "rollout_tasks": config.rollout_tasks, "samples": config.samples,
-              "seed": seed, "reference_model": str(reference), "rollout_cpu_s": rollout_cpu,
+              "train_seed": seed, "rollout_seed": rollout_seed, "reference_model": str(reference), "rollout_cpu_s": rollout_cpu,
               "reference": ref_metrics, "points": points, "sweeps": sweeps,
               "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
     (out / "results.json").write_text(json.dumps(result, indent=2))
@@ -185,13 +189,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--setting", choices=sorted(SETTINGS), default="quickstart")
     parser.add_argument("--betas", type=float, nargs="+", default=list(BETAS))
-    parser.add_argument("--gammas", type=float, nargs="+", default=list(GAMMAS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gammas", type=float, nargs="*", default=list(GAMMAS))
+    parser.add_argument("--seed", type=int, default=0, help="seed of the rollouts")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="seed of training and evaluation (default --seed); with a copy of another run's "
+                        "rollouts.jsonl in --out-dir, the same rollouts trained again with another seed")
     parser.add_argument("--eval-tasks", type=int, default=None, help="held-out tasks (default: the quickstart's 500)")
     parser.add_argument("--out-dir", default=None, help="default runs/weight_sweeps/SETTING")
     args = parser.parse_args()
     out = Path(args.out_dir or f"runs/weight_sweeps/{args.setting}")
-    run_setting(args.setting, out, args.betas, args.gammas, args.seed, args.eval_tasks)
+    run_setting(args.setting, out, args.betas, args.gammas, args.seed, args.eval_tasks, args.train_seed)
 
 
 if __name__ == "__main__":
