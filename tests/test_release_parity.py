@@ -208,6 +208,8 @@ def test_release_rows_through_parquet_keep_their_per_turn_details(tmp_path) -> N
     assert set(from_parquet[0]["reward_details"]) == {"t1"}
     again, _ = add_weights(from_parquet, WeightConfig(per_turn=True))
     expected, _ = add_weights(from_jsonl, WeightConfig(per_turn=True))
-    assert [r["turn_weights"] for r in again] == pytest.approx([r["turn_weights"] for r in expected])
+    assert len(again) == len(expected)
+    for got, want in zip(again, expected, strict=True):  # approx compares flat dicts, not lists of them
+        assert got["turn_weights"] == pytest.approx(want["turn_weights"])
     rate = multiturn_metrics(from_parquet)["format_error_rate"]
     assert rate == multiturn_metrics(from_jsonl)["format_error_rate"] and rate["value"] > 0.3
