@@ -258,6 +258,7 @@ def plot_curves(result: dict, path: Path) -> Path:
                 ax.axhline(result["target_success_at_T"], color="grey", linestyle="--", linewidth=0.8,
                            label="target")
             ax.set_xscale("symlog", linthresh=1e4 if x == "generated_tokens" else 10)
+            ax.set_xlim(left=0)
             ax.set_xlabel(xlabel + " (symlog)")
             ax.set_ylabel(f"held-out {label}")
             ax.grid(alpha=0.3)

@@ -283,7 +283,7 @@ def _learning_section(found: dict) -> str:
             for method, by_seed in b["curves"].items():
                 xs, mean, lo, hi = _mean_band(by_seed, x, "success_at_T")
                 series.append({"label": f"{method} ({len(by_seed)})", "x": xs, "y": mean, "lo": lo, "hi": hi})
-            charts.append(svg_chart(series, title=f"{b['label']}: held-out success@{T} (mean ± std over seeds)",
+            charts.append(svg_chart(series, title=f"held-out success@{T} vs {xlabel} (mean ± std, seeds)",
                                     xlabel=xlabel + " (log)", ylabel=f"success@{T}", log_x=True,
                                     hlines=[{"y": b["target_success_at_T"], "label": "target"},
                                             {"y": b["table"]["reference"]["success_at_T"][0], "label": "reference"}]))
@@ -298,7 +298,7 @@ def _learning_section(found: dict) -> str:
                                "lo": [v - (p["se"] or 0) for v, p in zip(vals, pts, strict=True)],
                                "hi": [v + (p["se"] or 0) for v, p in zip(vals, pts, strict=True)]})
             rft = s["points"]["rft"]["metrics"]["success_at"]
-            charts.append(svg_chart(series, title=f"{s['label']}: {knob} sweep (± clustered s.e.)", xlabel=knob,
+            charts.append(svg_chart(series, title=f"{s['label'].split('/')[0]}: {knob} sweep (± clustered s.e.)", xlabel=knob,
                                     ylabel="held-out success", log_x=knob == "beta", kind="scatter",
                                     hlines=[{"y": rft["1"]["value"], "label": "RFT @1"},
                                             {"y": rft[str(T)]["value"], "label": f"RFT @{T}"}]))
