@@ -144,3 +144,25 @@ def test_svg_chart_places_points_on_the_axes() -> None:
     assert ys[0] > ys[1] > ys[2]  # higher values are drawn higher (smaller y)
     assert ys[0] - ys[1] == pytest.approx(ys[1] - ys[2])
     assert svg_chart([{"label": "empty", "x": [], "y": []}], title="t", xlabel="x", ylabel="y") == ""
+
+
+def test_leaderboard_and_trainer_logs_are_read(run_dir: Path, tmp_path: Path) -> None:
+    # a leaderboard.json as benchmarks/leaderboard.py writes it, and a trainer_state.json beside a model
+    records = [json.loads(line) for line in (run_dir / "eval_tiny.jsonl").read_text().splitlines()]
+    board = tmp_path / "board"
+    board.mkdir()
+    metrics = multiturn_metrics(records, 3)
+    (board / "leaderboard.json").write_text(json.dumps([
+        {"model": "tiny-a", "env": ENV_ID, "env_kwargs": {}, "metrics": metrics, "success_at_T": 0.5},
+        {"model": "tiny-b", "env": ENV_ID, "env_kwargs": {}, "metrics": metrics, "success_at_T": 0.5}]))
+    (board / "model_x").mkdir()
+    (board / "model_x" / "trainer_state.json").write_text(json.dumps(
+        {"log_history": [{"step": 1, "loss": 0.9}, {"step": 2, "loss": 0.5}, {"train_runtime": 1.0, "step": 2}]}))
+    text = build_report([board], tmp_path / "b.html").read_text()
+    start = text.index("id='metrics-table'")
+    table = text[start:text.index("</table>", start)]
+    assert f"tiny-a @ {ENV_ID}" in table and f"tiny-b @ {ENV_ID}" in table
+    assert "training loss per step" in text
+    from drift_train.evaluate import format_metric
+
+    assert format_metric(metrics["success_at"]["3"]) in table
