@@ -10,8 +10,9 @@ From the same pretrained tiny reference (the quickstart's, cached), per seed:
   budget). A point's cost is the rollouts up to its budget plus its own training.
 * Online RL (:mod:`drift_train.online_rl`): rollouts from the current policy every step, GRPO advantages,
   with the stabilisers on by default (PPO clipped ratio ε = 0.2, 2 epochs × 2 minibatches per batch, k3 KL
-  to the reference β_KL = 0.05), evaluated every ``--rl-eval-every`` steps. Its learning rate is the best
-  of a sweep (``--rl-learning-rates``, ``--sweep-steps`` steps each, on the first seed; under ``sweep/``)
+  to the reference β_KL = 0.05, ``--rl-kl-coef``), evaluated every ``--rl-eval-every`` steps. Its learning
+  rate is the best of a sweep (``--rl-learning-rates``, ``--sweep-steps`` steps each, on the first seed;
+  under ``sweep/``)
   picked by success@T on *validation* tasks (test-split tasks after the reported ones); every seed then
   runs ``--rl-steps`` steps at that rate.
 
@@ -133,7 +134,7 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
         samples=base.samples, temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens,
         learning_rate=lr, seed=seed, eval_every=args.rl_eval_every,
         ppo_epochs=2 if stabilised else 1, minibatches=2 if stabilised else 1,
-        clip_epsilon=0.2 if stabilised else None, kl_coef=0.05 if stabilised else 0.0)
+        clip_epsilon=0.2 if stabilised else None, kl_coef=args.rl_kl_coef if stabilised else 0.0)
     summary = train_online_rl(config, evaluate=evaluate)
     # validation: test-split tasks after the reported ones, for picking the learning rate
     validation, _ = evaluate_model(str(run_dir / "model"), base.env_id, env_kwargs=eval_env_kwargs(base),
@@ -323,6 +324,7 @@ def main() -> None:
     parser.add_argument("--sweep-steps", type=int, default=60, help="steps of each sweep run")
     parser.add_argument("--rl-learning-rate", type=float, default=None, help="skip the sweep: this rate for every seed")
     parser.add_argument("--rl-plain", action="store_true", help="no clipping, one update per batch, no KL")
+    parser.add_argument("--rl-kl-coef", type=float, default=0.05, help="β_KL of the stabilised online RL")
     parser.add_argument("--target", type=float, default=None, help="target success@T (default: see above)")
     parser.add_argument("--out-dir", default="runs/drift_vs_online_rl")
     args = parser.parse_args()

@@ -45,7 +45,7 @@ def test_phases_and_summary(bench, tiny_model_dir: Path, tmp_path: Path) -> None
         gym.register(ENV_ID, entry_point=SplitParityEnv)
     base = replace(QuickstartConfig(), env_id=ENV_ID, env_kwargs={"max_turns": 2}, model=str(tiny_model_dir),
                    eval_tasks=8, samples=4, max_new_tokens=6, train_epochs=1.0, batch_size=16)
-    args = Namespace(rl_eval_every=1, rl_tasks_per_step=3, rl_plain=False, validation_tasks=4)
+    args = Namespace(rl_eval_every=1, rl_tasks_per_step=3, rl_plain=False, rl_kl_coef=0.05, validation_tasks=4)
     root = tmp_path / "bench"
     for seed in (0, 1):
         bench.drift_phase(base, tiny_model_dir, root / f"seed{seed}", seed, [2, 4], ["wsft"], [])
