@@ -12,6 +12,16 @@ else
   rm -f /tmp/drift-setup.$$.log
   if [ -n "$vllm_python" ]; then export DRIFT_VLLM_PYTHON="$vllm_python"; fi
 fi
+# the report test opens `drift report`'s page in a real headless browser
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[test] installing chromium (Debian package) for the report's browser test"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+      || echo "[test] could not install chromium: the browser tests will skip and say why" >&2
+  else
+    echo "[test] no chromium and no root apt-get: the browser tests will skip and say why" >&2
+  fi
+fi
 echo "[test] ruff check"
 "$PYTHON" -m ruff check .
 echo "[test] pytest"
