@@ -197,14 +197,9 @@ def _messages(info: dict, env_id: str, call: str) -> list:
     return messages
 
 
-def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: int) -> dict:
+def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, token_meta: dict, env_seed: int) -> dict:
     keys = turn_keys(len(ep.rewards))
     t_star = next((t for t, v in enumerate(ep.verifier, start=1) if v), None)
-    token_meta = dict(policy_meta.get("_tokens") or {})
-    if not config.record_tokens:
-        token_meta = {"tokens_unavailable": "not recorded (record_tokens=False)",
-                      **({"chat_template_kwargs": token_meta["chat_template_kwargs"]}
-                         if "chat_template_kwargs" in token_meta else {})}
     tokens = None
     if "tokens_unavailable" not in token_meta:
         missing = next((t for t, turn in enumerate(ep.token_turns, start=1) if turn is None), None)
@@ -212,7 +207,7 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: in
             tokens = encode_tokens(ep.token_turns)
         else:
             token_meta = {"tokens_unavailable": f"the {policy_meta.get('backend')} backend returned no token ids "
-                                                f"for turn {missing}"}
+                                                f"for turn {missing}", **_template_kwargs(token_meta)}
     record = {
         "prompt_id": ep.prompt_id,
         "traj_idx": ep.traj_idx,
@@ -227,7 +222,7 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, env_seed: in
         "format_penalty": round(float(sum(ep.penalties)), 12),
         "meta": {
             "schema_version": SCHEMA_VERSION,
-            **{k: v for k, v in policy_meta.items() if k != "_tokens"},
+            **policy_meta,
             **token_meta,
             "sampling": config.sampling.to_dict(),
             "seed": config.seed,
@@ -258,11 +253,22 @@ def resolve_schedule(policy: Policy, schedule: str) -> Callable | None:
 def _policy_meta(policy: Policy) -> dict:
     describe = getattr(policy, "describe", None)
     meta = describe() if callable(describe) else {"backend": policy.backend, "model": policy.model_id}
-    meta = {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool)) or v is None}
+
+
+def _token_meta(policy: Policy, config: RolloutConfig) -> dict:
+    """What every record's ``meta`` says about token ids (tokenizer and template kwargs, or why there are none)."""
     token_meta = getattr(policy, "token_meta", None)
-    meta["_tokens"] = (token_meta() if callable(token_meta)
-                       else {"tokens_unavailable": f"the {policy.backend} policy does not report token ids"})
+    meta = (dict(token_meta()) if callable(token_meta)
+            else {"tokens_unavailable": f"the {policy.backend} policy does not report token ids"})
+    if not config.record_tokens:
+        meta = {"tokens_unavailable": "not recorded (record_tokens=False)", **_template_kwargs(meta)}
     return meta
+
+
+def _template_kwargs(token_meta: dict) -> dict:
+    """The ``chat_template_kwargs`` entry of a token meta (the text path applies them when ids are missing)."""
+    return {"chat_template_kwargs": token_meta["chat_template_kwargs"]} if "chat_template_kwargs" in token_meta else {}
 
 
 def iter_rollouts(
@@ -290,6 +296,7 @@ def iter_rollouts(
     chunks = [tasks[i : i + per_chunk] for i in range(0, len(tasks), per_chunk)]
     envs = [probe] + [make_env(config.env_id, env_kwargs) for _ in range(min(len(tasks), per_chunk) * k - 1)]
     policy_meta = _policy_meta(policy)
+    token_meta = _token_meta(policy, config)
     params = config.sampling
     reset_cache = getattr(policy, "reset_prefix_cache", None)
     open_session = resolve_schedule(policy, config.schedule)
@@ -319,7 +326,7 @@ def iter_rollouts(
                     episodes.append(ep)
             stats.env_s += time.perf_counter() - t0
             step = functools.partial(_step_episodes, config=config, stats=stats)
-            emit = functools.partial(_emit, wanted=wanted, config=config, policy_meta=policy_meta,
+            emit = functools.partial(_emit, wanted=wanted, config=config, policy_meta=policy_meta, token_meta=token_meta,
                                      env_seeds=env_seeds, stats=stats, started=started)
             if open_session is not None:
                 session = open_session(params, seed=combine_seeds([config.seed, chunk[0], len(chunk)]))
@@ -407,14 +414,14 @@ def _step_episodes(episodes: list[_Episode], completions: list, *, config: Rollo
     return finished
 
 
-def _emit(finished: list[_Episode], *, wanted: set, config: RolloutConfig, policy_meta: dict, env_seeds: dict,
-          stats: RolloutStats, started: float) -> Iterator[dict]:
+def _emit(finished: list[_Episode], *, wanted: set, config: RolloutConfig, policy_meta: dict, token_meta: dict,
+          env_seeds: dict, stats: RolloutStats, started: float) -> Iterator[dict]:
     """The records of the ended episodes this run was asked for (resume leaves the others out)."""
     for ep in finished:
         if (ep.prompt_id, ep.traj_idx) in wanted:
             stats.episodes += 1
             stats.wall_s = time.perf_counter() - started
-            yield _record(ep, config, policy_meta, env_seeds[ep.prompt_id])
+            yield _record(ep, config, policy_meta, token_meta, env_seeds[ep.prompt_id])
 
 
 def _check_compatible(existing: dict, config: RolloutConfig, policy: Policy, path: Path) -> None:

@@ -367,6 +367,7 @@ def test_openai_backend_through_the_engine(openai_server, tiny_model_dir, tmp_pa
     assert records[0]["meta"]["base_url"] == openai_server
     # transformers serve returns no token ids: the records say so and train from their text
     assert all("tokens" not in r and "no token ids" in r["meta"]["tokens_unavailable"] for r in records)
+    assert all(r["meta"]["chat_template_kwargs"] == {} for r in records)  # the text path still applies them
     from transformers import AutoTokenizer
 
     from drift_train.data import RenderConfig, build_dataset
