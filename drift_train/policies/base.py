@@ -107,11 +107,30 @@ class PolicyBase:
         """What to record about this policy in trajectory metadata."""
         return {"backend": self.backend, "model": self.model_id}
 
+    # backends whose completions carry token ids set this and implement ids_tokenizer()
+    has_token_ids = False
+
+    def ids_tokenizer(self) -> Any:
+        """The tokenizer the returned ids belong to, or None when it cannot be known here."""
+        return None
+
     def token_meta(self) -> dict[str, Any]:
         """What trajectory ``meta`` says about token ids: ``tokenizer`` (``{"name", "hash"}``, see
-        :func:`drift_train.tokens.tokenizer_fingerprint`) and ``chat_template_kwargs`` when the backend
-        records ids; else ``tokens_unavailable`` with the reason (training then uses the text)."""
-        return {"tokens_unavailable": f"the {self.backend} backend does not return token ids"}
+        :func:`drift_train.tokens.tokenizer_fingerprint`; the hash is None when the tokenizer cannot be
+        known, and training then uses the text) and ``chat_template_kwargs`` when the backend returns
+        ids; else ``tokens_unavailable`` with the reason. Computed once per policy."""
+        if not self.has_token_ids:
+            return {"tokens_unavailable": f"the {self.backend} backend does not return token ids"}
+        if getattr(self, "_token_meta", None) is None:
+            from drift_train.tokens import tokenizer_fingerprint
+
+            tokenizer = self.ids_tokenizer()
+            self._token_meta = {
+                "tokenizer": (tokenizer_fingerprint(tokenizer) if tokenizer is not None
+                              else {"name": self.model_id, "hash": None}),
+                "chat_template_kwargs": dict(getattr(self, "chat_template_kwargs", None) or {}),
+            }
+        return self._token_meta
 
     @staticmethod
     def _check_inputs(

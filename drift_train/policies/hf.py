@@ -47,6 +47,7 @@ class HFPolicy(PolicyBase):
     """
 
     backend = "hf"
+    has_token_ids = True
 
     def __init__(
         self,
@@ -120,16 +121,10 @@ class HFPolicy(PolicyBase):
         self._prefix_cache = (PrefixCache(int(prefix_cache_mb * 2**20))
                               if self._growing_cache and prefix_cache_mb > 0 else None)
         self._fingerprint: int | None = None
-        self._token_meta: dict[str, Any] | None = None
 
-    def token_meta(self) -> dict[str, Any]:
-        """The tokenizer's name and content hash and the chat-template kwargs (replies carry their ids)."""
-        from drift_train.tokens import tokenizer_fingerprint
-
-        if self._token_meta is None:
-            self._token_meta = {"tokenizer": tokenizer_fingerprint(self.tokenizer),
-                                "chat_template_kwargs": dict(self.chat_template_kwargs)}
-        return self._token_meta
+    def ids_tokenizer(self) -> Any:
+        """The tokenizer that renders the prompts and decodes the sampled ids."""
+        return self.tokenizer
 
     def render(self, conversations: Sequence[Conversation]) -> list[list[int]]:
         """Prompt token ids of each conversation (chat template + generation prompt)."""

@@ -74,6 +74,7 @@ class OpenAIPolicy(PolicyBase):
     """
 
     backend = "openai"
+    has_token_ids = True  # when the server returns them (vLLM's does); a record notes a turn without them
 
     def __init__(
         self,
@@ -118,7 +119,6 @@ class OpenAIPolicy(PolicyBase):
         # that refuses the field is asked once more without it, and from then on never again
         self.return_token_ids = return_token_ids
         self._tokenizer_spec = tokenizer
-        self._token_meta: dict[str, Any] | None = None
         self._openai = openai
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         # retries are ours (max_retries=0), so every attempt is counted, reported, and can change replica
@@ -184,29 +184,21 @@ class OpenAIPolicy(PolicyBase):
                        replica.url, replica.out_reason, left, len(self._replicas))
         return True
 
-    def token_meta(self) -> dict[str, Any]:
+    def ids_tokenizer(self) -> Any:
         """The served model's tokenizer when it can be named: ``tokenizer=`` (a folder, hub id or tokenizer
-        object) or, failing that, ``model`` when it is a local folder. Its hash is None when the tokenizer
-        cannot be loaded here, and training then uses the text (ids it cannot check are never trusted)."""
-        if self._token_meta is None:
-            from drift_train.tokens import tokenizer_fingerprint
+        object) or, failing that, ``model`` when it is a local folder; None when it cannot be loaded here
+        (training then uses the text: ids it cannot check are never trusted)."""
+        spec = self._tokenizer_spec
+        if spec is None and os.path.isdir(self.model_id):
+            spec = self.model_id
+        if not isinstance(spec, (str, os.PathLike)):
+            return spec
+        try:
+            from transformers import AutoTokenizer
 
-            meta: dict[str, Any] = {"chat_template_kwargs": dict(self.chat_template_kwargs)}
-            spec = self._tokenizer_spec
-            if spec is None and os.path.isdir(self.model_id):
-                spec = self.model_id
-            tokenizer = spec
-            if isinstance(spec, (str, os.PathLike)):
-                try:
-                    from transformers import AutoTokenizer
-
-                    tokenizer = AutoTokenizer.from_pretrained(str(spec))
-                except Exception:  # noqa: BLE001 - any failure means: cannot verify the ids
-                    tokenizer = None
-            meta["tokenizer"] = (tokenizer_fingerprint(tokenizer) if tokenizer is not None
-                                 else {"name": self.model_id, "hash": None})
-            self._token_meta = meta
-        return self._token_meta
+            return AutoTokenizer.from_pretrained(str(spec))
+        except Exception:  # noqa: BLE001 - any failure means: cannot verify the ids
+            return None
 
     def close(self) -> None:
         """Stop the worker threads and the HTTP clients."""

@@ -75,6 +75,7 @@ class VLLMPolicy(PolicyBase):
     """
 
     backend = "vllm"
+    has_token_ids = True
 
     def __init__(
         self,
@@ -100,7 +101,6 @@ class VLLMPolicy(PolicyBase):
                 f"{data_parallel_size}`, or several servers) and roll out with --backend openai --base-url URL[,URL...]")
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._vllm = vllm
-        self._token_meta: dict[str, Any] | None = None
         on_cpu = _vllm_on_cpu()
         if gpu_memory_utilization is None:
             gpu_memory_utilization = cpu_memory_fraction() if on_cpu else 0.9
@@ -136,14 +136,9 @@ class VLLMPolicy(PolicyBase):
                 "data_parallel_size": self.data_parallel_size,
                 "gpu_memory_utilization": self.gpu_memory_utilization}
 
-    def token_meta(self) -> dict[str, Any]:
-        """The engine's tokenizer (name and content hash) and the chat-template kwargs."""
-        from drift_train.tokens import tokenizer_fingerprint
-
-        if self._token_meta is None:
-            self._token_meta = {"tokenizer": tokenizer_fingerprint(self.llm.get_tokenizer()),
-                                "chat_template_kwargs": dict(self.chat_template_kwargs)}
-        return self._token_meta
+    def ids_tokenizer(self) -> Any:
+        """The engine's tokenizer."""
+        return self.llm.get_tokenizer()
 
     def close(self) -> None:
         """Drop the engine so its GPU memory can be reclaimed."""
