@@ -207,8 +207,8 @@ class Renderer:
         else:
             stats.text_records += 1
             source = "text"
-            sequences = self._text_sequences(messages, trained, template_kwargs, self._finish_reasons(record, n_turns),
-                                             index=index, record=record)
+            sequences = self._text_sequences(messages, positions, trained, template_kwargs,
+                                             self._finish_reasons(record, n_turns), index=index, record=record)
             targets = {k: seq.ids[a:b] for seq in sequences for k, (a, b) in seq.spans.items()}
 
         out = []
@@ -278,12 +278,11 @@ class Renderer:
         sequences: list[_Sequence] = []
         for k, turn in enumerate(turns, start=1):
             if not (turn.extends_previous and sequences):
-                sequences.append(_Sequence(list(turn.context), {}))
+                sequences.append(_Sequence([], {}))
             seq = sequences[-1]
-            # turn.context == seq.ids here by construction (previous context + completion + delta)
-            seq.ids = list(turn.context)
-            seq.spans[k] = (len(seq.ids), len(seq.ids) + len(turn.completion))
-            seq.ids += turn.completion
+            # an extending turn's context is the sequence so far + its delta (decode_tokens builds it so)
+            seq.ids = turn.context + turn.completion
+            seq.spans[k] = (len(turn.context), len(seq.ids))
         return sequences
 
     # -- the text path ------------------------------------------------------------------------------
@@ -308,7 +307,7 @@ class Renderer:
             return start, end
         return (start, marker) if finish_reason == "length" else (start, marker + 1)
 
-    def _text_sequences(self, messages: list, trained: list[int], template_kwargs: dict,
+    def _text_sequences(self, messages: list, positions: list[int], trained: list[int], template_kwargs: dict,
                         reasons: dict[int, str | None], *, index: int, record: dict) -> list[_Sequence]:
         try:
             ids, spans = assistant_spans(self.tokenizer, messages, template_kwargs)
@@ -316,7 +315,6 @@ class Renderer:
         except TemplateError:
             pass
         # not prefix-consistent (e.g. history rewritten): each trained turn in its own rendering
-        positions = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
         sequences = []
         for k in trained:
             j = positions[k - 1]
@@ -365,12 +363,6 @@ class Renderer:
             if len(context) <= budget:
                 return self._example(context + list(target), [((len(context), len(context) + len(target)), weight)])
         return None
-
-
-def render_examples(tokenizer, record: dict, config: RenderConfig, *, weighted: bool, index: int = 0,
-                    end_token_ids: Sequence[int] | int | None = None) -> list[dict]:
-    """The training examples of one record (see :class:`Renderer`)."""
-    return Renderer(tokenizer, config, end_token_ids=end_token_ids).examples(record, weighted=weighted, index=index)
 
 
 class TrajectoryDataset(torch.utils.data.Dataset):
@@ -450,7 +442,7 @@ class DriftCollator:
     attention_mask: bool = True
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
-        """Collate ``examples`` (as produced by :func:`render_record`) into tensors."""
+        """Collate ``examples`` (as produced by :meth:`Renderer.examples`) into tensors."""
         sequence_weights = torch.tensor([e["weight"] for e in examples], dtype=torch.float32)
         if self.padding_free:
             ids = [t for e in examples for t in e["input_ids"]]

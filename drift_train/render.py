@@ -15,6 +15,7 @@ options as ``drift train`` (``--loss``, ``--max_length``, ``--per_turn_weights``
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -59,17 +60,9 @@ def show_example(tokenizer, example: dict, console=None) -> None:
     console = console or Console()
     ids, labels = example["input_ids"], example["labels"]
     text = Text()
-    run: list[int] = []
-    supervised = labels[0] != IGNORE_INDEX if labels else False
-    for token, label in [*zip(ids, labels, strict=True), (None, None)]:
-        flag = label is not None and label != IGNORE_INDEX
-        if token is None or flag != supervised:
-            if run:
-                text.append(tokenizer.decode(run, skip_special_tokens=False),
-                            style="bold black on green" if supervised else "dim")
-            run, supervised = [], flag
-        if token is not None:
-            run.append(token)
+    for supervised, run in itertools.groupby(zip(ids, labels, strict=True), key=lambda p: p[1] != IGNORE_INDEX):
+        text.append(tokenizer.decode([token for token, _ in run], skip_special_tokens=False),
+                    style="bold black on green" if supervised else "dim")
     n = sum(label != IGNORE_INDEX for label in labels)
     title = (f"record {example['record_index']} · turn {example['turn']} · {example['source']} · "
              f"{n} of {len(ids)} tokens supervised · weight {example['weight']:.4g}")

@@ -250,8 +250,8 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
     else:
         tokenizer = build_tokenizer()
         specials = SPECIAL_TOKENS
-    im_end = tokenizer.eos_token_id  # <|im_end|>, or <|eot_id|> for the llama3 template
-    eot = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
+    end_of_turn = tokenizer.eos_token_id  # <|im_end|>, or <|eot_id|> for the llama3 template
+    end_of_text = tokenizer.convert_tokens_to_ids(END_OF_TEXT)
     model_config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
@@ -262,7 +262,7 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
         max_position_embeddings=config.max_position_embeddings,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=im_end,
+        eos_token_id=end_of_turn,
         bos_token_id=None,
     )
     torch.manual_seed(config.seed)
@@ -272,7 +272,7 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
     never = sorted(tokenizer.convert_tokens_to_ids([t for t in specials
                                                     if t not in (tokenizer.eos_token, END_OF_TEXT)]))
     model.generation_config = GenerationConfig(
-        eos_token_id=[im_end, eot], pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+        eos_token_id=[end_of_turn, end_of_text], pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
         do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256, suppress_tokens=never,
     )
     model.save_pretrained(out)
