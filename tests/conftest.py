@@ -41,6 +41,14 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def require_full_isolation(sandbox) -> dict:
+    """The sandbox's isolation report, or skip: the case needs the 'full' level (root + namespaces)."""
+    iso = sandbox.isolation
+    if iso["level"] != "full":
+        pytest.skip(f"needs the 'full' isolation level (root + namespaces); this sandbox has {iso}")
+    return iso
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """``../shared/data`` beside the repo (public benchmark files); skips when it is absent."""

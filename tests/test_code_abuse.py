@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import require_full_isolation
 
 from drift_envs.code.env import CodeFeedbackEnv, extract_code
 from drift_envs.code.sandbox import CodeJob, Sandbox, SandboxLimits
@@ -32,10 +33,7 @@ def sandbox(request):
 
 @pytest.fixture(scope="module")
 def full(sandbox):
-    iso = sandbox.isolation
-    if iso["level"] != "full":
-        pytest.skip(f"needs the 'full' isolation level (root + namespaces); this sandbox has {iso}")
-    return iso
+    return require_full_isolation(sandbox)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from conftest import require_full_isolation
 
 from drift_envs.code import _forkserver
 from drift_envs.code.sandbox import CodeJob, Sandbox, SandboxError, SandboxLimits
@@ -88,10 +89,7 @@ def sandbox(request):
 
 @pytest.fixture(scope="module")
 def full(sandbox):
-    iso = sandbox.isolation
-    if iso["level"] != "full":
-        pytest.skip(f"needs the 'full' isolation level (root + namespaces); this machine has {iso}")
-    return iso
+    return require_full_isolation(sandbox)
 
 
 @pytest.fixture
