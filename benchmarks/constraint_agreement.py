@@ -40,22 +40,66 @@ from drift_envs.user import constraints as C
 IFEVAL_FILES = ("lm_eval/tasks/ifeval/instructions.py", "lm_eval/tasks/ifeval/instructions_util.py")
 
 SENTENCES = [
-    "Pi is 3.14 today.", "Dr. Smith arrived at 5 p.m. yesterday.", "We bought fruit, e.g. apples and pears.",
-    "The U.S. economy grew last year.", "Visit https://example.com/docs.html for the details.",
-    "Install version 2.3.1 before you start.", "I don't know why.", "It's a well-known trick.",
-    "Mr. and Mrs. Jones left early.", "See Fig. 3 on p. 12 of the report.", "It costs $3.50 in total.",
-    "She earned a Ph.D. in 2010.", "They met at 9 a.m. on Monday.", "Numbers like 1,000 matter.",
-    "The moon rises over the ocean.", "Moonlight fell on the quiet shore.", "The tide was low, and the salt air was cool.",
-    "Wait... really?", "Is it true?", "What a view!", "I love the moon.", "The moon, the moon, always the moon.",
-    "Prof. Lee, Jr. spoke at St. Mary's.", "Call me at 10 a.m. tomorrow.", "It is approx. 2.5 km away.",
-    "Use i.e. the short form.", "Three cats sat on twenty-one mats.", "Version 1.0 is out now.",
-    "This is GREAT news for EVERYONE.", "NASA and the UN agreed.", "etc. is an abbreviation too.",
-    "The answer is no.", "Keep it short and simple.", "Email info@example.org now.", "A.I. changes things.",
+    "Pi is 3.14 today.",
+    "Dr. Smith arrived at 5 p.m. yesterday.",
+    "We bought fruit, e.g. apples and pears.",
+    "The U.S. economy grew last year.",
+    "Visit https://example.com/docs.html for the details.",
+    "Install version 2.3.1 before you start.",
+    "I don't know why.",
+    "It's a well-known trick.",
+    "Mr. and Mrs. Jones left early.",
+    "See Fig. 3 on p. 12 of the report.",
+    "It costs $3.50 in total.",
+    "She earned a Ph.D. in 2010.",
+    "They met at 9 a.m. on Monday.",
+    "Numbers like 1,000 matter.",
+    "The moon rises over the ocean.",
+    "Moonlight fell on the quiet shore.",
+    "The tide was low, and the salt air was cool.",
+    "Wait... really?",
+    "Is it true?",
+    "What a view!",
+    "I love the moon.",
+    "The moon, the moon, always the moon.",
+    "Prof. Lee, Jr. spoke at St. Mary's.",
+    "Call me at 10 a.m. tomorrow.",
+    "It is approx. 2.5 km away.",
+    "Use i.e. the short form.",
+    "Three cats sat on twenty-one mats.",
+    "Version 1.0 is out now.",
+    "This is GREAT news for EVERYONE.",
+    "NASA and the UN agreed.",
+    "etc. is an abbreviation too.",
+    "The answer is no.",
+    "Keep it short and simple.",
+    "Email info@example.org now.",
+    "A.I. changes things.",
 ]
-BULLETS = ["- first item", "* second item", "• third item", "  - an indented item", "*not a bullet*", "-- dashes"]
-EXTRAS = ["*important*", "**bold words**", "[name]", "[date]", "<<A Short Title>>", "P.S. see you soon.",
-          "p.s. thanks", "Sure", "Dear friend", "Thanks!", "Any questions?", "** **", "[ ]"]
-JSONS = ['{"answer": "yes"}', '```json\n{"a": 1}\n```', "[1, 2]", '{"a": 1', "```\n{\"b\": 2}\n```"]
+BULLETS = [
+    "- first item",
+    "* second item",
+    "• third item",
+    "  - an indented item",
+    "*not a bullet*",
+    "-- dashes",
+]
+EXTRAS = [
+    "*important*",
+    "**bold words**",
+    "[name]",
+    "[date]",
+    "<<A Short Title>>",
+    "P.S. see you soon.",
+    "p.s. thanks",
+    "Sure",
+    "Dear friend",
+    "Thanks!",
+    "Any questions?",
+    "** **",
+    "[ ]",
+]
+JSONS = ['{"answer": "yes"}', '```json\n{"a": 1}\n```', "[1, 2]", '{"a": 1', '```\n{"b": 2}\n```']
 STARTS = ("Sure", "Dear friend")
 ENDS = ("Thanks!", "Any questions?")
 
@@ -73,7 +117,9 @@ def corpus(n: int, seed: int = 0) -> list[str]:
             parts.append(rng.choice(STARTS) + rng.choice([",", "", "!", " -"]))
         for _ in range(rng.randint(1, 6)):
             r = rng.random()
-            parts.append(rng.choice(SENTENCES) if r < 0.7 else rng.choice(BULLETS) if r < 0.85 else rng.choice(EXTRAS))
+            parts.append(
+                rng.choice(SENTENCES) if r < 0.7 else rng.choice(BULLETS) if r < 0.85 else rng.choice(EXTRAS)
+            )
         if rng.random() < 0.2:
             parts.append(rng.choice(ENDS))
         text = ""
@@ -103,10 +149,18 @@ def load_ifeval(repo: Path):
         if (repo / rel).is_file():
             target.write_text((repo / rel).read_text())
         else:  # a bare mirror: read the file out of git
-            target.write_text(subprocess.run(["git", "-C", str(repo), "show", f"HEAD:{rel}"], check=True,
-                                             capture_output=True, text=True).stdout)
+            target.write_text(
+                subprocess.run(
+                    ["git", "-C", str(repo), "show", f"HEAD:{rel}"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+            )
     tokenizer = punkt.PunktSentenceTokenizer(punkt.load_model("english"))
-    nltk.download = lambda *args, **kwargs: True  # nothing to fetch: the tokenizer below stands in for punkt_tab
+    nltk.download = lambda *args, **kwargs: (
+        True
+    )  # nothing to fetch: the tokenizer below stands in for punkt_tab
     nltk.data.find = lambda *args, **kwargs: True
     nltk.tokenize.sent_tokenize = lambda text, language="english": tokenizer.tokenize(text)
     langdetect.DetectorFactory.seed = 0
@@ -137,18 +191,28 @@ def pairs(ifeval) -> list[tuple[C.Constraint, object]]:
         out.append((C.MaxWords(n), make(ifeval.NumberOfWords, num_words=n + 1, relation="less than")))
         out.append((C.MinWords(n), make(ifeval.NumberOfWords, num_words=n, relation="at least")))
     for n in (1, 2, 3, 5):
-        out.append((C.MaxSentences(n), make(ifeval.NumberOfSentences, num_sentences=n + 1, relation="less than")))
+        out.append(
+            (C.MaxSentences(n), make(ifeval.NumberOfSentences, num_sentences=n + 1, relation="less than"))
+        )
     for words in (("moon",), ("ocean", "tide")):
         out.append((C.IncludeKeywords(words), make(ifeval.KeywordChecker, keywords=list(words))))
         out.append((C.ForbiddenWords(words), make(ifeval.ForbiddenWords, forbidden_words=list(words))))
     for n in (2, 3):
-        out.append((C.KeywordFrequency("moon", n), make(ifeval.KeywordFrequencyChecker, keyword="moon", frequency=n,
-                                                          relation="at least")))
+        out.append(
+            (
+                C.KeywordFrequency("moon", n),
+                make(ifeval.KeywordFrequencyChecker, keyword="moon", frequency=n, relation="at least"),
+            )
+        )
     out.append((C.Lowercase(), make(ifeval.LowercaseLettersEnglishChecker)))
     out.append((C.Uppercase(), make(ifeval.CapitalLettersEnglishChecker)))
     for n in (1, 2, 3):
-        out.append((C.MinCapitalWords(n), make(ifeval.CapitalWordFrequencyChecker, capital_frequency=n,
-                                               capital_relation="at least")))
+        out.append(
+            (
+                C.MinCapitalWords(n),
+                make(ifeval.CapitalWordFrequencyChecker, capital_frequency=n, capital_relation="at least"),
+            )
+        )
         out.append((C.BulletCount(n), make(ifeval.BulletListChecker, num_bullets=n)))
     for n in (1, 2):
         out.append((C.HighlightedSections(n), make(ifeval.HighlightSectionChecker, num_highlights=n)))
@@ -179,15 +243,20 @@ def agreement(ifeval, texts: list[str]) -> tuple[dict, dict]:
                 counts[key][1] += 1
                 counts[key][0] += ours == theirs
             if ours != theirs and len(examples[constraint.kind]) < 3:
-                examples[constraint.kind].append({"constraint": constraint.label(), "text": text, "env": ours,
-                                                  "ifeval": theirs})
+                examples[constraint.kind].append(
+                    {"constraint": constraint.label(), "text": text, "env": ours, "ifeval": theirs}
+                )
     return dict(counts), dict(examples)
 
 
 def main() -> None:
     """Measure and print agreement per kind (and JSON with --json)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lm-eval", required=True, type=Path, help="lm-evaluation-harness checkout or git dir")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--lm-eval", required=True, type=Path, help="lm-evaluation-harness checkout or git dir"
+    )
     parser.add_argument("--texts", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the figures to this JSON file")
@@ -209,10 +278,20 @@ def main() -> None:
             table.add_row(kind, "-", "no IFEval counterpart")
     Console().print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "texts": len(texts), "seed": args.seed,
-            "agreement": {k: {"agree": a, "total": t, "percent": 100 * a / t} for k, (a, t) in counts.items()},
-            "examples": examples}, indent=2, ensure_ascii=False))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "texts": len(texts),
+                    "seed": args.seed,
+                    "agreement": {
+                        k: {"agree": a, "total": t, "percent": 100 * a / t} for k, (a, t) in counts.items()
+                    },
+                    "examples": examples,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
 
 
 if __name__ == "__main__":

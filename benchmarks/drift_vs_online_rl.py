@@ -43,16 +43,27 @@ FULL_BUDGET_METHODS: tuple[str, ...] = ()  # e.g. sft, otr, drift-otr: only at t
 
 def _success(metrics: dict, T: int) -> dict:
     s = metrics["success_at"]
-    return {"success_at_1": s["1"]["value"], "success_at_1_se": s["1"]["se"],
-            "success_at_T": s[str(T)]["value"], "success_at_T_se": s[str(T)]["se"]}
+    return {
+        "success_at_1": s["1"]["value"],
+        "success_at_1_se": s["1"]["se"],
+        "success_at_T": s[str(T)]["value"],
+        "success_at_T_se": s[str(T)]["se"],
+    }
 
 
 def _lr_tag(lr: float) -> str:
     return f"{lr:g}"
 
 
-def drift_phase(base, reference: Path, out: Path, seed: int, budgets: list[int], methods: list[str],
-                full_methods: list[str]) -> dict:
+def drift_phase(
+    base,
+    reference: Path,
+    out: Path,
+    seed: int,
+    budgets: list[int],
+    methods: list[str],
+    full_methods: list[str],
+) -> dict:
     """Reference eval, incremental rollouts, and every method trained and evaluated at every budget."""
     from drift_train.policies import SamplingParams, make_policy
     from drift_train.quickstart import evaluate_stage, train_env_kwargs, train_stage
@@ -73,16 +84,29 @@ def drift_phase(base, reference: Path, out: Path, seed: int, budgets: list[int],
     done = 0
     for budget in sorted(budgets):
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        new, stats = rollout(policy, RolloutConfig(
-            env_id=base.env_id, env_kwargs=train_env_kwargs(base), num_tasks=budget - done, task_offset=done,
-            samples=base.samples, seed=seed, batch_size=512,
-            sampling=SamplingParams(temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens)))
+        new, stats = rollout(
+            policy,
+            RolloutConfig(
+                env_id=base.env_id,
+                env_kwargs=train_env_kwargs(base),
+                num_tasks=budget - done,
+                task_offset=done,
+                samples=base.samples,
+                seed=seed,
+                batch_size=512,
+                sampling=SamplingParams(
+                    temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens
+                ),
+            ),
+        )
         rollout_cpu += time.process_time() - cpu0
         rollout_wall += time.perf_counter() - wall0
         tokens += stats.generated_tokens
         records += new
         done = budget
-        weighted, summary = add_weights(records, WeightConfig(beta=base.weight_beta))  # groups are independent
+        weighted, summary = add_weights(
+            records, WeightConfig(beta=base.weight_beta)
+        )  # groups are independent
         data = write_trajectories(weighted, out / f"rollouts_{budget}.weighted.jsonl")
         chosen = list(methods) + (list(full_methods) if budget == max(budgets) else [])
         for method in chosen:
@@ -91,14 +115,31 @@ def drift_phase(base, reference: Path, out: Path, seed: int, budgets: list[int],
             train_cpu = time.process_time() - cpu0
             name = f"{method}_b{budget}"
             metrics = evaluate_stage(base, name, model_dir, out, seed + 1)
-            curves.setdefault(method, []).append({
-                "budget_tasks": budget, "generated_tokens": tokens, "cpu_s": rollout_cpu + train_cpu,
-                "wall_s": rollout_wall + train_wall, "train_cpu_s": train_cpu, "weights": summary,
-                "eval_records": str(out / f"eval_{name}.jsonl"), **_success(metrics, T)})
+            curves.setdefault(method, []).append(
+                {
+                    "budget_tasks": budget,
+                    "generated_tokens": tokens,
+                    "cpu_s": rollout_cpu + train_cpu,
+                    "wall_s": rollout_wall + train_wall,
+                    "train_cpu_s": train_cpu,
+                    "weights": summary,
+                    "eval_records": str(out / f"eval_{name}.jsonl"),
+                    **_success(metrics, T),
+                }
+            )
     policy.close()
-    result = {"seed": seed, "max_turns": T, "reference": {"generated_tokens": 0, "cpu_s": 0.0, "wall_s": 0.0,
-              "eval_records": str(out / "eval_reference.jsonl"), **_success(reference_metrics, T)},
-              "curves": curves}
+    result = {
+        "seed": seed,
+        "max_turns": T,
+        "reference": {
+            "generated_tokens": 0,
+            "cpu_s": 0.0,
+            "wall_s": 0.0,
+            "eval_records": str(out / "eval_reference.jsonl"),
+            **_success(reference_metrics, T),
+        },
+        "curves": curves,
+    }
     path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -120,30 +161,66 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
     def evaluate(policy) -> dict:
         # same tasks and eval seed as evaluate_stage uses for every other model
         target = run_dir / f"eval_step{counter['step']}.jsonl"
-        metrics, _ = evaluate_model(str(reference), base.env_id, env_kwargs=eval_env_kwargs(base),
-                                    num_tasks=base.eval_tasks, samples=1, temperature=base.eval_temperature,
-                                    max_new_tokens=base.max_new_tokens, seed=seed + 1, out_trajectories=target,
-                                    progress=False, policy=policy)
+        metrics, _ = evaluate_model(
+            str(reference),
+            base.env_id,
+            env_kwargs=eval_env_kwargs(base),
+            num_tasks=base.eval_tasks,
+            samples=1,
+            temperature=base.eval_temperature,
+            max_new_tokens=base.max_new_tokens,
+            seed=seed + 1,
+            out_trajectories=target,
+            progress=False,
+            policy=policy,
+        )
         counter["step"] += args.rl_eval_every
         return {"eval_records": str(target), **_success(metrics, T)}
 
     stabilised = not args.rl_plain
     config = OnlineRLConfig(
-        env_id=base.env_id, env_kwargs={**base.env_kwargs, "split": "train"}, model=str(reference),
-        output_dir=str(run_dir / "model"), steps=steps, tasks_per_step=args.rl_tasks_per_step,
-        samples=base.samples, temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens,
-        learning_rate=lr, seed=seed, eval_every=args.rl_eval_every,
-        ppo_epochs=2 if stabilised else 1, minibatches=2 if stabilised else 1,
-        clip_epsilon=0.2 if stabilised else None, kl_coef=args.rl_kl_coef if stabilised else 0.0)
+        env_id=base.env_id,
+        env_kwargs={**base.env_kwargs, "split": "train"},
+        model=str(reference),
+        output_dir=str(run_dir / "model"),
+        steps=steps,
+        tasks_per_step=args.rl_tasks_per_step,
+        samples=base.samples,
+        temperature=base.rollout_temperature,
+        max_new_tokens=base.max_new_tokens,
+        learning_rate=lr,
+        seed=seed,
+        eval_every=args.rl_eval_every,
+        ppo_epochs=2 if stabilised else 1,
+        minibatches=2 if stabilised else 1,
+        clip_epsilon=0.2 if stabilised else None,
+        kl_coef=args.rl_kl_coef if stabilised else 0.0,
+    )
     summary = train_online_rl(config, evaluate=evaluate)
     # validation: test-split tasks after the reported ones, for picking the learning rate
-    validation, _ = evaluate_model(str(run_dir / "model"), base.env_id, env_kwargs=eval_env_kwargs(base),
-                                   num_tasks=args.validation_tasks, task_offset=base.eval_tasks, samples=1,
-                                   temperature=base.eval_temperature, max_new_tokens=base.max_new_tokens,
-                                   seed=seed + 1, progress=False)
-    result = {"seed": seed, "learning_rate": lr, "config": asdict(config), "curve": summary["evals"],
-              "train_log": summary["log"], "cpu_s": summary["cpu_s"], "wall_s": summary["wall_s"],
-              "generated_tokens": summary["generated_tokens"], "validation": _success(validation, T)}
+    validation, _ = evaluate_model(
+        str(run_dir / "model"),
+        base.env_id,
+        env_kwargs=eval_env_kwargs(base),
+        num_tasks=args.validation_tasks,
+        task_offset=base.eval_tasks,
+        samples=1,
+        temperature=base.eval_temperature,
+        max_new_tokens=base.max_new_tokens,
+        seed=seed + 1,
+        progress=False,
+    )
+    result = {
+        "seed": seed,
+        "learning_rate": lr,
+        "config": asdict(config),
+        "curve": summary["evals"],
+        "train_log": summary["log"],
+        "cpu_s": summary["cpu_s"],
+        "wall_s": summary["wall_s"],
+        "generated_tokens": summary["generated_tokens"],
+        "validation": _success(validation, T),
+    }
     path.write_text(json.dumps(result, indent=2))
     return result
 
@@ -171,8 +248,10 @@ def summarise(root: Path, base, target: float | None = None) -> dict:
         for p in sorted((root / f"seed{s}").glob("rl_lr*.json")):
             run = json.loads(p.read_text())
             rl_runs.setdefault(run["learning_rate"], {})[s] = run
-    sweep = {run["learning_rate"]: run for run in map(json.loads, (p.read_text() for p in
-                                                                    sorted((root / "sweep").glob("rl_lr*.json"))))}
+    sweep = {
+        run["learning_rate"]: run
+        for run in map(json.loads, (p.read_text() for p in sorted((root / "sweep").glob("rl_lr*.json"))))
+    }
     best_lr = best_learning_rate(root)
     sweep_seed = next(iter(sweep.values()))["seed"] if sweep else None
 
@@ -185,12 +264,17 @@ def summarise(root: Path, base, target: float | None = None) -> dict:
         if best_lr in rl_runs and s in rl_runs[best_lr]:
             curves.setdefault("online_rl", {})[s] = rl_runs[best_lr][s]["curve"]
     finals = {m: {s: pts[-1] for s, pts in by_seed.items()} for m, by_seed in curves.items()}
-    table = {"reference": {k: _mean_std([drift[s]["reference"][k] for s in seeds])
-                           for k in ("success_at_1", "success_at_T")}}
+    table = {
+        "reference": {
+            k: _mean_std([drift[s]["reference"][k] for s in seeds]) for k in ("success_at_1", "success_at_T")
+        }
+    }
     table["reference"].update(cpu_s=(0.0, 0.0), generated_tokens=(0.0, 0.0), seeds=len(seeds))
     for m, by_seed in finals.items():
-        table[m] = {k: _mean_std([p[k] for p in by_seed.values()])
-                    for k in ("success_at_1", "success_at_T", "cpu_s", "generated_tokens")}
+        table[m] = {
+            k: _mean_std([p[k] for p in by_seed.values()])
+            for k in ("success_at_1", "success_at_T", "cpu_s", "generated_tokens")
+        }
         table[m]["se_mean"] = statistics.fmean(p["success_at_T_se"] or 0.0 for p in by_seed.values())
         table[m]["seeds"] = len(by_seed)
     ref_T = table["reference"]["success_at_T"][0]
@@ -203,27 +287,50 @@ def summarise(root: Path, base, target: float | None = None) -> dict:
             hit = next((p for p in pts if p["success_at_T"] >= target), None)
             if hit is not None:
                 hits.append(hit)
-        to_target[m] = {"reached": len(hits), "seeds": len(by_seed),
-                        "generated_tokens": _mean_std([h["generated_tokens"] for h in hits]) if hits else None,
-                        "cpu_s": _mean_std([h["cpu_s"] for h in hits]) if hits else None}
+        to_target[m] = {
+            "reached": len(hits),
+            "seeds": len(by_seed),
+            "generated_tokens": _mean_std([h["generated_tokens"] for h in hits]) if hits else None,
+            "cpu_s": _mean_std([h["cpu_s"] for h in hits]) if hits else None,
+        }
     # plateau: RL's last evaluation against its middle one, paired over the same tasks
     plateau = {}
     if best_lr in rl_runs:
         for s, run in rl_runs[best_lr].items():
             curve = run["curve"]
             mid, last = curve[len(curve) // 2], curve[-1]
-            d = paired_differences(list(read_trajectories(last["eval_records"])),
-                                   list(read_trajectories(mid["eval_records"])), T)
-            plateau[s] = {"from_step": mid["step"], "to_step": last["step"],
-                          "delta_success_at_T": d["success_at"][str(T)], "delta_success_at_1": d["success_at"]["1"]}
-    result = {"config": asdict(base), "seeds": seeds, "max_turns": T, "target_success_at_T": target,
-              "rl_best_learning_rate": best_lr, "rl_sweep_seed": sweep_seed,
-              "rl_sweep": {_lr_tag(lr): {"validation": run["validation"], "final": run["curve"][-1],
-                                          "cpu_s": run["cpu_s"], "generated_tokens": run["generated_tokens"]}
-                           for lr, run in sorted(sweep.items())},
-              "rl_config": next(iter(sweep.values()))["config"] if sweep else None,
-              "table": table, "time_to_target": to_target, "plateau": plateau, "curves": curves,
-              "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            d = paired_differences(
+                list(read_trajectories(last["eval_records"])), list(read_trajectories(mid["eval_records"])), T
+            )
+            plateau[s] = {
+                "from_step": mid["step"],
+                "to_step": last["step"],
+                "delta_success_at_T": d["success_at"][str(T)],
+                "delta_success_at_1": d["success_at"]["1"],
+            }
+    result = {
+        "config": asdict(base),
+        "seeds": seeds,
+        "max_turns": T,
+        "target_success_at_T": target,
+        "rl_best_learning_rate": best_lr,
+        "rl_sweep_seed": sweep_seed,
+        "rl_sweep": {
+            _lr_tag(lr): {
+                "validation": run["validation"],
+                "final": run["curve"][-1],
+                "cpu_s": run["cpu_s"],
+                "generated_tokens": run["generated_tokens"],
+            }
+            for lr, run in sorted(sweep.items())
+        },
+        "rl_config": next(iter(sweep.values()))["config"] if sweep else None,
+        "table": table,
+        "time_to_target": to_target,
+        "plateau": plateau,
+        "curves": curves,
+        "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
     (root / "results.json").write_text(json.dumps(result, indent=2, default=str))
     plot_curves(result, root / "curves.png")
     (root / "results.md").write_text(markdown(result))
@@ -248,16 +355,26 @@ def plot_curves(result: dict, path: Path) -> Path:
     T = result["max_turns"]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), dpi=90, sharey="row")
     for row, (y, label) in enumerate((("success_at_1", "success@1"), ("success_at_T", f"success@{T}"))):
-        for col, (x, xlabel) in enumerate((("generated_tokens", "generated tokens"), ("cpu_s", "CPU seconds"))):
+        for col, (x, xlabel) in enumerate(
+            (("generated_tokens", "generated tokens"), ("cpu_s", "CPU seconds"))
+        ):
             ax = axes[row][col]
             for method, by_seed in result["curves"].items():
                 xs, mean, std = _band(by_seed, x, y)
-                line, = ax.plot(xs, mean, marker="o", markersize=3, label=f"{method} ({len(by_seed)} seeds)")
-                ax.fill_between(xs, [m - s for m, s in zip(mean, std, strict=True)],
-                                [m + s for m, s in zip(mean, std, strict=True)], color=line.get_color(), alpha=0.18)
+                (line,) = ax.plot(
+                    xs, mean, marker="o", markersize=3, label=f"{method} ({len(by_seed)} seeds)"
+                )
+                ax.fill_between(
+                    xs,
+                    [m - s for m, s in zip(mean, std, strict=True)],
+                    [m + s for m, s in zip(mean, std, strict=True)],
+                    color=line.get_color(),
+                    alpha=0.18,
+                )
             if y == "success_at_T":
-                ax.axhline(result["target_success_at_T"], color="grey", linestyle="--", linewidth=0.8,
-                           label="target")
+                ax.axhline(
+                    result["target_success_at_T"], color="grey", linestyle="--", linewidth=0.8, label="target"
+                )
             ax.set_xscale("symlog", linthresh=1e4 if x == "generated_tokens" else 10)
             ax.set_xlim(left=0)
             ax.set_xlabel(xlabel + " (symlog)")
@@ -265,8 +382,11 @@ def plot_curves(result: dict, path: Path) -> Path:
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     axes[1][0].legend(fontsize=8)
-    fig.suptitle(f"DRIFT vs online RL, tiny model, {result['config']['env_id']} "
-                 f"(seeds {result['seeds']}, mean ± std; online RL lr {result['rl_best_learning_rate']})", fontsize=10)
+    fig.suptitle(
+        f"DRIFT vs online RL, tiny model, {result['config']['env_id']} "
+        f"(seeds {result['seeds']}, mean ± std; online RL lr {result['rl_best_learning_rate']})",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -276,53 +396,95 @@ def plot_curves(result: dict, path: Path) -> Path:
 def markdown(result: dict) -> str:
     """The tables of results.json as Markdown (pasted into benchmarks/README.md)."""
     T = result["max_turns"]
-    lines = [f"| method | seeds | success@1 | success@{T} | mean clustered s.e. | CPU s | generated tokens |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| method | seeds | success@1 | success@{T} | mean clustered s.e. | CPU s | generated tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for m, v in result["table"].items():
         se = f"{v['se_mean']:.3f}" if "se_mean" in v else "—"
-        lines.append(f"| {m} | {v['seeds']} | {v['success_at_1'][0]:.3f} ± {v['success_at_1'][1]:.3f} | "
-                     f"{v['success_at_T'][0]:.3f} ± {v['success_at_T'][1]:.3f} | {se} | "
-                     f"{v['cpu_s'][0]:.0f} ± {v['cpu_s'][1]:.0f} | {v['generated_tokens'][0]:,.0f} |")
-    lines += ["", f"Target success@{T} = {result['target_success_at_T']:.3f}:", "",
-              "| method | seeds reaching it | generated tokens | CPU s |", "|---|---|---|---|"]
+        lines.append(
+            f"| {m} | {v['seeds']} | {v['success_at_1'][0]:.3f} ± {v['success_at_1'][1]:.3f} | "
+            f"{v['success_at_T'][0]:.3f} ± {v['success_at_T'][1]:.3f} | {se} | "
+            f"{v['cpu_s'][0]:.0f} ± {v['cpu_s'][1]:.0f} | {v['generated_tokens'][0]:,.0f} |"
+        )
+    lines += [
+        "",
+        f"Target success@{T} = {result['target_success_at_T']:.3f}:",
+        "",
+        "| method | seeds reaching it | generated tokens | CPU s |",
+        "|---|---|---|---|",
+    ]
     for m, v in result["time_to_target"].items():
-        tok = f"{v['generated_tokens'][0]:,.0f} ± {v['generated_tokens'][1]:,.0f}" if v["generated_tokens"] else "—"
+        tok = (
+            f"{v['generated_tokens'][0]:,.0f} ± {v['generated_tokens'][1]:,.0f}"
+            if v["generated_tokens"]
+            else "—"
+        )
         cpu = f"{v['cpu_s'][0]:.0f} ± {v['cpu_s'][1]:.0f}" if v["cpu_s"] else "—"
         lines.append(f"| {m} | {v['reached']}/{v['seeds']} | {tok} | {cpu} |")
-    lines += ["", f"Online RL learning-rate sweep (seed {result['rl_sweep_seed']}; picked by validation success@{T}):", "",
-              f"| learning rate | steps | validation success@{T} | held-out success@1 | held-out success@{T} | CPU s |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Online RL learning-rate sweep (seed {result['rl_sweep_seed']}; picked by validation success@{T}):",
+        "",
+        f"| learning rate | steps | validation success@{T} | held-out success@1 | held-out success@{T} | CPU s |",
+        "|---|---|---|---|---|---|",
+    ]
     for lr, v in result["rl_sweep"].items():
-        lines.append(f"| {lr} | {v['final']['step']} | {v['validation']['success_at_T']:.3f} ± "
-                     f"{v['validation']['success_at_T_se']:.3f} | {v['final']['success_at_1']:.3f} | "
-                     f"{v['final']['success_at_T']:.3f} | {v['cpu_s']:.0f} |")
-    lines += ["", f"Plateau (online RL at lr {result['rl_best_learning_rate']}: last evaluation minus the middle one, "
-              "paired s.e. over the same tasks):", "", f"| seed | steps | Δ success@1 | Δ success@{T} |", "|---|---|---|---|"]
+        lines.append(
+            f"| {lr} | {v['final']['step']} | {v['validation']['success_at_T']:.3f} ± "
+            f"{v['validation']['success_at_T_se']:.3f} | {v['final']['success_at_1']:.3f} | "
+            f"{v['final']['success_at_T']:.3f} | {v['cpu_s']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Plateau (online RL at lr {result['rl_best_learning_rate']}: last evaluation minus the middle one, "
+        "paired s.e. over the same tasks):",
+        "",
+        f"| seed | steps | Δ success@1 | Δ success@{T} |",
+        "|---|---|---|---|",
+    ]
     for s, v in result["plateau"].items():
         d1, dT = v["delta_success_at_1"], v["delta_success_at_T"]
-        lines.append(f"| {s} | {v['from_step']} → {v['to_step']} | {d1['value']:+.3f} ± {d1['se']:.3f} | "
-                     f"{dT['value']:+.3f} ± {dT['se']:.3f} |")
+        lines.append(
+            f"| {s} | {v['from_step']} → {v['to_step']} | {d1['value']:+.3f} ± {d1['se']:.3f} | "
+            f"{dT['value']:+.3f} ± {dT['se']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     """Run the phases for the given seeds, then summarise everything found under --out-dir."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--phase", choices=("all", "drift", "sweep", "rl", "summarise"), default="all")
     parser.add_argument("--config", help="QuickstartConfig YAML (env, sizes); defaults to the quickstart's")
-    parser.add_argument("--eval-tasks", type=int, default=300, help="held-out tasks (test split, from index 0)")
-    parser.add_argument("--validation-tasks", type=int, default=200, help="test-split tasks after the held-out ones")
-    parser.add_argument("--methods", nargs="*", default=list(METHODS), help="DRIFT-family losses at every budget")
+    parser.add_argument(
+        "--eval-tasks", type=int, default=300, help="held-out tasks (test split, from index 0)"
+    )
+    parser.add_argument(
+        "--validation-tasks", type=int, default=200, help="test-split tasks after the held-out ones"
+    )
+    parser.add_argument(
+        "--methods", nargs="*", default=list(METHODS), help="DRIFT-family losses at every budget"
+    )
     parser.add_argument("--full-budget-methods", nargs="*", default=list(FULL_BUDGET_METHODS))
     parser.add_argument("--drift-budgets", type=int, nargs="+", default=[50, 200], help="rollout tasks")
     parser.add_argument("--rl-steps", type=int, default=120)
     parser.add_argument("--rl-eval-every", type=int, default=15)
     parser.add_argument("--rl-tasks-per-step", type=int, default=16)
-    parser.add_argument("--rl-learning-rates", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3],
-                        help="swept on the first seed; the best on validation tasks is used for every seed")
+    parser.add_argument(
+        "--rl-learning-rates",
+        type=float,
+        nargs="+",
+        default=[3e-4, 1e-3, 3e-3],
+        help="swept on the first seed; the best on validation tasks is used for every seed",
+    )
     parser.add_argument("--sweep-steps", type=int, default=60, help="steps of each sweep run")
-    parser.add_argument("--rl-learning-rate", type=float, default=None, help="skip the sweep: this rate for every seed")
+    parser.add_argument(
+        "--rl-learning-rate", type=float, default=None, help="skip the sweep: this rate for every seed"
+    )
     parser.add_argument("--rl-plain", action="store_true", help="no clipping, one update per batch, no KL")
     parser.add_argument("--rl-kl-coef", type=float, default=0.05, help="β_KL of the stabilised online RL")
     parser.add_argument("--target", type=float, default=None, help="target success@T (default: see above)")
@@ -348,17 +510,23 @@ def main() -> None:
         out = root / f"seed{seed}"
         console.rule(f"[bold]seed {seed}")
         if args.phase in ("all", "drift"):
-            drift_phase(base, reference, out, seed, args.drift_budgets, args.methods, args.full_budget_methods)
+            drift_phase(
+                base, reference, out, seed, args.drift_budgets, args.methods, args.full_budget_methods
+            )
         if args.phase in ("all", "rl"):
             lr = args.rl_learning_rate if args.rl_learning_rate is not None else best_learning_rate(root)
             if lr is None:
-                parser.error(f"no learning-rate sweep under {root / 'sweep'}: run --phase sweep first, or give "
-                             "--rl-learning-rate")
+                parser.error(
+                    f"no learning-rate sweep under {root / 'sweep'}: run --phase sweep first, or give "
+                    "--rl-learning-rate"
+                )
             rl_phase(base, reference, out, seed, lr, args, args.rl_steps)
     if args.phase in ("all", "summarise"):
         result = summarise(root, base, args.target)
         console.print(markdown(result))
-        console.print(f"results → {root / 'results.json'}, {root / 'results.md'}; figure → {root / 'curves.png'}")
+        console.print(
+            f"results → {root / 'results.json'}, {root / 'results.md'}; figure → {root / 'curves.png'}"
+        )
 
 
 if __name__ == "__main__":

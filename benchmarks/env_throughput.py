@@ -76,8 +76,13 @@ def extraction_bounds() -> list[dict]:
             reply = unit * (size // len(unit))
             t = time.perf_counter()
             extract_answer(reply)
-            rows.append({"reply": f"{unit!r} x {size // len(unit)}", "kb": size // 1000,
-                         "seconds": time.perf_counter() - t})
+            rows.append(
+                {
+                    "reply": f"{unit!r} x {size // len(unit)}",
+                    "kb": size // 1000,
+                    "seconds": time.perf_counter() - t,
+                }
+            )
     return rows
 
 
@@ -104,8 +109,13 @@ def thread_bounds(timeout: float, bombers: int = 3, steps: int = 6) -> list[dict
             worst = max(worst, time.perf_counter() - t)
         out.append({"thread": name, "steps": len(replies), "worst_step_s": worst, "correct": correct})
 
-    threads = [threading.Thread(target=run, args=(f"bomb {b}", [f"\\boxed{{{BOMBS[(b + i) % len(BOMBS)]}}}" for i in range(steps)]))
-               for b in range(bombers)]
+    threads = [
+        threading.Thread(
+            target=run,
+            args=(f"bomb {b}", [f"\\boxed{{{BOMBS[(b + i) % len(BOMBS)]}}}" for i in range(steps)]),
+        )
+        for b in range(bombers)
+    ]
     threads.append(threading.Thread(target=run, args=("honest", ["\\boxed{\\frac{1}{\\sqrt{2}}}"] * steps)))
     for th in threads:
         th.start()
@@ -129,10 +139,17 @@ def worker_memory(distinct: int = 20, chars: int = 1_000_000) -> dict:
     worker = verifier._idle[0]
     before = rss_mb(worker.proc.pid)
     for i in range(distinct):
-        verifier.verify("5", str(i + 1) + "0" * chars, 60.0)  # distinct plain long numbers: ~2 s each to parse
+        verifier.verify(
+            "5", str(i + 1) + "0" * chars, 60.0
+        )  # distinct plain long numbers: ~2 s each to parse
     after = rss_mb(verifier._idle[0].proc.pid)
     verifier.close()
-    return {"distinct_answers": distinct, "answer_chars": chars, "rss_before_mb": before, "rss_after_mb": after}
+    return {
+        "distinct_answers": distinct,
+        "answer_chars": chars,
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+    }
 
 
 def bounds(console: Console, timeout: float) -> dict:
@@ -152,14 +169,18 @@ def bounds(console: Console, timeout: float) -> dict:
         table.add_row(r["thread"], str(r["steps"]), f"{r['worst_step_s']:.3f}", str(r["correct"]))
     console.print(table)
     memory = worker_memory()
-    console.print(f"verifier worker RSS: {memory['rss_before_mb']:.0f} MB, after {memory['distinct_answers']} distinct "
-                  f"{memory['answer_chars'] // 1000} KB answers: {memory['rss_after_mb']:.0f} MB")
+    console.print(
+        f"verifier worker RSS: {memory['rss_before_mb']:.0f} MB, after {memory['distinct_answers']} distinct "
+        f"{memory['answer_chars'] // 1000} KB answers: {memory['rss_after_mb']:.0f} MB"
+    )
     return {"extraction": extraction, "threads": threads, "worker_memory": memory}
 
 
 def main() -> None:
     """Run the benchmark and print a table (and JSON with --json)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "math500.jsonl"))
     parser.add_argument("--timeout", type=float, default=2.0, help="the env's timeout_s")
     parser.add_argument("--procedural", type=int, default=1000, help="number of procedural tasks")
@@ -175,18 +196,48 @@ def main() -> None:
         return
     results = []
     workloads = []
-    math_env = gym.make("drift/MathFeedback-v0", dataset=args.data, timeout_s=args.timeout, max_turns=1).unwrapped
+    math_env = gym.make(
+        "drift/MathFeedback-v0", dataset=args.data, timeout_s=args.timeout, max_turns=1
+    ).unwrapped
     tasks = [math_env.get_task(i) for i in range(math_env.num_tasks())]
-    workloads.append(("MATH-500 gold", math_env, [(i, f"So the answer is \\boxed{{{t.answer}}}.") for i, t in enumerate(tasks)], tasks))
-    workloads.append(("MATH-500 perturbed", math_env, [(i, f"So the answer is \\boxed{{{perturb(str(t.answer))}}}.") for i, t in enumerate(tasks)], tasks))
+    workloads.append(
+        (
+            "MATH-500 gold",
+            math_env,
+            [(i, f"So the answer is \\boxed{{{t.answer}}}.") for i, t in enumerate(tasks)],
+            tasks,
+        )
+    )
+    workloads.append(
+        (
+            "MATH-500 perturbed",
+            math_env,
+            [(i, f"So the answer is \\boxed{{{perturb(str(t.answer))}}}.") for i, t in enumerate(tasks)],
+            tasks,
+        )
+    )
     # the pattern of a multi-turn rollout: per task, three different wrong answers and then the right one
-    episodes = [(i, f"So the answer is \\boxed{{{perturb(str(t.answer), k) if k else t.answer}}}.")
-                for i, t in enumerate(tasks) for k in (1, 2, 3, 0)]
-    workloads.append(("MATH-500 episodes (3 wrong, 1 right)", math_env, episodes, [tasks[i] for i, _ in episodes]))
+    episodes = [
+        (i, f"So the answer is \\boxed{{{perturb(str(t.answer), k) if k else t.answer}}}.")
+        for i, t in enumerate(tasks)
+        for k in (1, 2, 3, 0)
+    ]
+    workloads.append(
+        ("MATH-500 episodes (3 wrong, 1 right)", math_env, episodes, [tasks[i] for i, _ in episodes])
+    )
     proc_env = gym.make("drift/MathFeedback-v0", timeout_s=args.timeout, max_turns=1).unwrapped
     ptasks = [proc_env.get_task(i) for i in range(args.procedural)]
-    workloads.append(("procedural gold", proc_env, [(i, f"\\boxed{{{t.answer}}}") for i, t in enumerate(ptasks)], ptasks))
-    workloads.append(("procedural perturbed", proc_env, [(i, f"\\boxed{{{perturb(str(t.answer))}}}") for i, t in enumerate(ptasks)], ptasks))
+    workloads.append(
+        ("procedural gold", proc_env, [(i, f"\\boxed{{{t.answer}}}") for i, t in enumerate(ptasks)], ptasks)
+    )
+    workloads.append(
+        (
+            "procedural perturbed",
+            proc_env,
+            [(i, f"\\boxed{{{perturb(str(t.answer))}}}") for i, t in enumerate(ptasks)],
+            ptasks,
+        )
+    )
 
     # warm the verifier pool so a worker's one-off start-up is not billed to the first workload
     math_env.reset(options={"index": 0})
@@ -194,30 +245,60 @@ def main() -> None:
 
     for name, env, pairs, task_list in workloads:
         env_s, slowest, env_ok = env_pass(env, pairs)
-        direct_s, direct_ok = direct_pass([(t.answer, reply) for t, (_, reply) in zip(task_list, pairs, strict=True)])
+        direct_s, direct_ok = direct_pass(
+            [(t.answer, reply) for t, (_, reply) in zip(task_list, pairs, strict=True)]
+        )
         n = len(pairs)
-        results.append({
-            "workload": name, "n": n, "env_steps_per_s": n / env_s, "direct_checks_per_s": n / direct_s,
-            "speedup": direct_s / env_s, "slowest_step_s": slowest, "env_correct": env_ok, "direct_correct": direct_ok,
-        })
+        results.append(
+            {
+                "workload": name,
+                "n": n,
+                "env_steps_per_s": n / env_s,
+                "direct_checks_per_s": n / direct_s,
+                "speedup": direct_s / env_s,
+                "slowest_step_s": slowest,
+                "env_correct": env_ok,
+                "direct_correct": direct_ok,
+            }
+        )
 
     table = Table(title=f"MathFeedback step vs direct math-verify (timeout_s={args.timeout})")
-    for col in ("workload", "n", "env steps/s", "direct checks/s", "speed-up", "slowest step (s)", "correct env/direct"):
+    for col in (
+        "workload",
+        "n",
+        "env steps/s",
+        "direct checks/s",
+        "speed-up",
+        "slowest step (s)",
+        "correct env/direct",
+    ):
         table.add_column(col, justify="right")
     for r in results:
-        table.add_row(r["workload"], str(r["n"]), f"{r['env_steps_per_s']:.0f}", f"{r['direct_checks_per_s']:.0f}",
-                      f"{r['speedup']:.1f}x", f"{r['slowest_step_s']:.3f}", f"{r['env_correct']}/{r['direct_correct']}")
+        table.add_row(
+            r["workload"],
+            str(r["n"]),
+            f"{r['env_steps_per_s']:.0f}",
+            f"{r['direct_checks_per_s']:.0f}",
+            f"{r['speedup']:.1f}x",
+            f"{r['slowest_step_s']:.3f}",
+            f"{r['env_correct']}/{r['direct_correct']}",
+        )
     console.print(table)
     m500 = [r for r in results if r["workload"] in ("MATH-500 gold", "MATH-500 perturbed")]
-    overall = sum(r["n"] / r["direct_checks_per_s"] for r in m500) / sum(r["n"] / r["env_steps_per_s"] for r in m500)
+    overall = sum(r["n"] / r["direct_checks_per_s"] for r in m500) / sum(
+        r["n"] / r["env_steps_per_s"] for r in m500
+    )
     bound = args.timeout + 0.5
     worst = max(r["slowest_step_s"] for r in results)
     console.print(f"MATH-500 gold+perturbed, each task checked once, cold: {overall:.1f}x (target >= 2x)")
     console.print(f"slowest step {worst:.3f} s (bound: timeout + 0.5 s = {bound:.1f} s)")
     figures = bounds(console, args.timeout)
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "math500_speedup": overall, "slowest_step_s": worst,
-                                               **figures}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"results": results, "math500_speedup": overall, "slowest_step_s": worst, **figures}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

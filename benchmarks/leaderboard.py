@@ -31,8 +31,11 @@ def add_paired_gaps(entries: list[dict], records_of: dict[str, list[dict]]) -> N
     top = max(entries, key=lambda e: e["success_at_T"])
     for e in entries:
         T = e["metrics"]["max_turns"]
-        e["vs_top"] = None if e is top else paired_differences(
-            records_of[e["model"]], records_of[top["model"]], T)["success_at"][str(T)]
+        e["vs_top"] = (
+            None
+            if e is top
+            else paired_differences(records_of[e["model"]], records_of[top["model"]], T)["success_at"][str(T)]
+        )
 
 
 def markdown_table(entries: list[dict]) -> str:
@@ -41,15 +44,23 @@ def markdown_table(entries: list[dict]) -> str:
     for env in dict.fromkeys(e["env"] for e in entries):
         rows = sorted((e for e in entries if e["env"] == env), key=lambda e: -e["success_at_T"])
         T = rows[0]["metrics"]["max_turns"]
-        lines += [f"### {env}", "", "| rank | model | " + " | ".join(f"success@{t}" for t in range(1, T + 1))
-                  + f" | correction | non-repeat | format err | Δ success@{T} vs #1 (paired) |",
-                  "|---|---|" + "---|" * (T + 4)]
+        lines += [
+            f"### {env}",
+            "",
+            "| rank | model | "
+            + " | ".join(f"success@{t}" for t in range(1, T + 1))
+            + f" | correction | non-repeat | format err | Δ success@{T} vs #1 (paired) |",
+            "|---|---|" + "---|" * (T + 4),
+        ]
         for rank, e in enumerate(rows, start=1):
             m = e["metrics"]
             cells = [format_metric(m["success_at"][str(t)]) for t in range(1, T + 1)]
-            cells += [format_metric(m["correction_rate"]), format_metric(m["non_repeat_ratio"]),
-                      format_metric(m["format_error_rate"]),
-                      "—" if e.get("vs_top") is None else format_metric(e["vs_top"])]
+            cells += [
+                format_metric(m["correction_rate"]),
+                format_metric(m["non_repeat_ratio"]),
+                format_metric(m["format_error_rate"]),
+                "—" if e.get("vs_top") is None else format_metric(e["vs_top"]),
+            ]
             lines.append(f"| {rank} | {e['model']} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -67,9 +78,14 @@ def plot(entries: list[dict], path: Path) -> Path:
     for ax, env in zip(axes[0], envs, strict=True):
         for e in sorted((e for e in entries if e["env"] == env), key=lambda e: -e["success_at_T"]):
             ts = sorted(int(t) for t in e["metrics"]["success_at"])
-            ax.errorbar(ts, [e["metrics"]["success_at"][str(t)]["value"] for t in ts],
-                        yerr=[e["metrics"]["success_at"][str(t)]["se"] for t in ts], marker="o", capsize=3,
-                        label=e["model"])
+            ax.errorbar(
+                ts,
+                [e["metrics"]["success_at"][str(t)]["value"] for t in ts],
+                yerr=[e["metrics"]["success_at"][str(t)]["se"] for t in ts],
+                marker="o",
+                capsize=3,
+                label=e["model"],
+            )
         ax.set_title(env)
         ax.set_xlabel("turns t")
         ax.set_ylabel("success within t turns")
@@ -84,12 +100,16 @@ def plot(entries: list[dict], path: Path) -> Path:
 
 def main() -> None:
     """Evaluate every (model, env) pair and write the leaderboard files."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", action="append", required=True, help="NAME=PATH (repeatable)")
     parser.add_argument("--env", action="append", required=True, help="env id (repeatable)")
     parser.add_argument("--env-kwargs", action="append", default=[], help="JSON, paired with --env in order")
     parser.add_argument("--num-tasks", type=int, default=200)
-    parser.add_argument("--samples", type=int, default=1, help="episodes per task (s.e. are clustered by task)")
+    parser.add_argument(
+        "--samples", type=int, default=1, help="episodes per task (s.e. are clustered by task)"
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--backend", default="hf")
@@ -114,14 +134,31 @@ def main() -> None:
         for name, path in models:
             console.print(f"[bold]{name}[/bold] on {env}")
             metrics, records_of[name] = evaluate_model(
-                path, env, env_kwargs=kwargs, num_tasks=args.num_tasks, samples=args.samples,
-                temperature=args.temperature, max_new_tokens=args.max_new_tokens, backend=args.backend,
-                seed=args.seed)
+                path,
+                env,
+                env_kwargs=kwargs,
+                num_tasks=args.num_tasks,
+                samples=args.samples,
+                temperature=args.temperature,
+                max_new_tokens=args.max_new_tokens,
+                backend=args.backend,
+                seed=args.seed,
+            )
             T = metrics["max_turns"]
-            entries.append({"model": name, "path": path, "env": env, "env_kwargs": kwargs, "metrics": metrics,
-                            "success_at_T": metrics["success_at"][str(T)]["value"]})
+            entries.append(
+                {
+                    "model": name,
+                    "path": path,
+                    "env": env,
+                    "env_kwargs": kwargs,
+                    "metrics": metrics,
+                    "success_at_T": metrics["success_at"][str(T)]["value"],
+                }
+            )
         add_paired_gaps([e for e in entries if e["env"] == env], records_of)
-        console.print(metrics_table({e["model"]: e["metrics"] for e in entries if e["env"] == env}, title=env))
+        console.print(
+            metrics_table({e["model"]: e["metrics"] for e in entries if e["env"] == env}, title=env)
+        )
     entries.sort(key=lambda e: (e["env"], -e["success_at_T"]))
     (out / "leaderboard.json").write_text(json.dumps(entries, indent=2))
     (out / "leaderboard.md").write_text(markdown_table(entries))

@@ -61,14 +61,18 @@ from drift_train.tiny import tiny_model_path  # noqa: E402
 CLOCK = time.process_time
 
 
-def turn_batches(records: list[dict], config: RolloutConfig) -> list[tuple[list[list[dict]], list[int], list[str]]]:
+def turn_batches(
+    records: list[dict], config: RolloutConfig
+) -> list[tuple[list[list[dict]], list[int], list[str]]]:
     """The engine's generate calls, rebuilt from its records: (conversations, seeds, replies) per call."""
     by_key = {(r["prompt_id"], r["traj_idx"]): r for r in records}
     prompt_ids = sorted({r["prompt_id"] for r in records})
     per_chunk = config.groups_per_chunk
     calls = []
     for start in range(0, len(prompt_ids), per_chunk):
-        episodes = [by_key[(p, j)] for p in prompt_ids[start : start + per_chunk] for j in range(config.samples)]
+        episodes = [
+            by_key[(p, j)] for p in prompt_ids[start : start + per_chunk] for j in range(config.samples)
+        ]
         turn = 1
         while True:
             live = [r for r in episodes if len(r["turn_rewards"]) >= turn]
@@ -103,18 +107,26 @@ def bare_generate(policy, calls, params: SamplingParams) -> tuple[int, float]:
         ids = torch.full((len(prompts), width), policy.pad_token_id, dtype=torch.long)
         mask = torch.zeros_like(ids)
         for row, i in enumerate(order):
-            ids[row, width - len(prompts[i]):] = torch.tensor(prompts[i])
-            mask[row, width - len(prompts[i]):] = 1
+            ids[row, width - len(prompts[i]) :] = torch.tensor(prompts[i])
+            mask[row, width - len(prompts[i]) :] = 1
         prepared.append((ids, mask, combine_seeds(seeds, 0)))
-    kwargs = dict(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-                  max_new_tokens=params.max_new_tokens, pad_token_id=policy.pad_token_id,
-                  eos_token_id=policy.eos_token_ids)
+    kwargs = dict(
+        do_sample=True,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k,
+        max_new_tokens=params.max_new_tokens,
+        pad_token_id=policy.pad_token_id,
+        eos_token_id=policy.eos_token_ids,
+    )
     outputs = []
     start = CLOCK()
     for ids, mask, seed in prepared:
         torch.manual_seed(seed)
         with torch.inference_mode():
-            outputs.append(model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1]:].tolist())
+            outputs.append(
+                model.generate(input_ids=ids, attention_mask=mask, **kwargs)[:, ids.shape[1] :].tolist()
+            )
     seconds = CLOCK() - start
     tokens = 0
     for generated in outputs:
@@ -156,11 +168,23 @@ def bare_llm_chat(policy, calls, params: SamplingParams) -> tuple[int, float]:
     start = time.perf_counter()
     tokens = 0
     for conversations, seeds, _ in calls:
-        sampling = [vllm.SamplingParams(temperature=params.temperature, top_p=params.top_p,
-                                        top_k=params.top_k if params.top_k > 0 else -1, max_tokens=params.max_new_tokens,
-                                        seed=int(seed), allowed_token_ids=policy._allowed) for seed in seeds]
-        outputs = policy.llm.chat([list(c) for c in conversations], sampling_params=sampling, use_tqdm=False,
-                                  add_generation_prompt=True)
+        sampling = [
+            vllm.SamplingParams(
+                temperature=params.temperature,
+                top_p=params.top_p,
+                top_k=params.top_k if params.top_k > 0 else -1,
+                max_tokens=params.max_new_tokens,
+                seed=int(seed),
+                allowed_token_ids=policy._allowed,
+            )
+            for seed in seeds
+        ]
+        outputs = policy.llm.chat(
+            [list(c) for c in conversations],
+            sampling_params=sampling,
+            use_tqdm=False,
+            add_generation_prompt=True,
+        )
         tokens += sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
     return tokens, time.perf_counter() - start
 
@@ -185,24 +209,51 @@ def vllm_main(args: argparse.Namespace, config: RolloutConfig, model: str) -> in
         start = time.perf_counter()
         _, hf_stats = rollout(hf_policy, config)
         hf_runs.append((hf_stats.generated_tokens, time.perf_counter() - start))
-    best = {name: min(runs, key=lambda run: run[1]) for name, runs in
-            (("engine_vllm", engine_runs), ("bare_llm_chat", bare_runs), ("engine_hf", hf_runs))}
+    best = {
+        name: min(runs, key=lambda run: run[1])
+        for name, runs in (("engine_vllm", engine_runs), ("bare_llm_chat", bare_runs), ("engine_hf", hf_runs))
+    }
     tps = {name: tokens / seconds for name, (tokens, seconds) in best.items()}
-    result = {"setup": {**vars(args), "model": model, "episodes": len(records), "cpu_count": os.cpu_count(),
-                        "python": platform.python_version(), "torch": torch.__version__},
-              **{name: {"tokens": best[name][0], "seconds": best[name][1], "tokens_per_s": tps[name]} for name in best},
-              "rounds": {"engine_vllm_s": [r[1] for r in engine_runs], "bare_llm_chat_s": [r[1] for r in bare_runs],
-                         "engine_hf_s": [r[1] for r in hf_runs]},
-              "ratio_engine_vs_bare": tps["engine_vllm"] / tps["bare_llm_chat"],
-              "ratio_vllm_vs_hf": tps["engine_vllm"] / tps["engine_hf"]}
-    table = Table(title=f"rollout throughput (wall seconds), vllm backend: {args.num_tasks} tasks x {args.samples} "
-                        f"samples, {args.max_turns} turns, {args.max_new_tokens} new tokens")
+    result = {
+        "setup": {
+            **vars(args),
+            "model": model,
+            "episodes": len(records),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        **{
+            name: {"tokens": best[name][0], "seconds": best[name][1], "tokens_per_s": tps[name]}
+            for name in best
+        },
+        "rounds": {
+            "engine_vllm_s": [r[1] for r in engine_runs],
+            "bare_llm_chat_s": [r[1] for r in bare_runs],
+            "engine_hf_s": [r[1] for r in hf_runs],
+        },
+        "ratio_engine_vs_bare": tps["engine_vllm"] / tps["bare_llm_chat"],
+        "ratio_vllm_vs_hf": tps["engine_vllm"] / tps["engine_hf"],
+    }
+    table = Table(
+        title=f"rollout throughput (wall seconds), vllm backend: {args.num_tasks} tasks x {args.samples} "
+        f"samples, {args.max_turns} turns, {args.max_new_tokens} new tokens"
+    )
     for column in ("run", "tokens", "seconds", "tokens/s", "ratio to engine (vllm)", "target"):
         table.add_column(column, justify="right" if column != "run" else "left")
-    for name, label, target in (("engine_vllm", "engine (vllm)", ""), ("bare_llm_chat", "bare LLM.chat", ">= 0.9"),
-                                ("engine_hf", "engine (hf)", "")):
-        table.add_row(label, f"{best[name][0]:,}", f"{best[name][1]:.2f}", f"{tps[name]:,.0f}",
-                      f"{tps['engine_vllm'] / tps[name]:.2f}", target)
+    for name, label, target in (
+        ("engine_vllm", "engine (vllm)", ""),
+        ("bare_llm_chat", "bare LLM.chat", ">= 0.9"),
+        ("engine_hf", "engine (hf)", ""),
+    ):
+        table.add_row(
+            label,
+            f"{best[name][0]:,}",
+            f"{best[name][1]:.2f}",
+            f"{tps[name]:,.0f}",
+            f"{tps['engine_vllm'] / tps[name]:.2f}",
+            target,
+        )
     table.caption = f"best of {args.rounds} interleaved rounds"
     Console().print(table)
     if args.json:
@@ -220,29 +271,58 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--max-turns", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=64,
-                        help="episodes per chunk = sequences decoding at once (drift rollout's hf defaults)")
-    parser.add_argument("--schedule", choices=["lockstep", "continuous"], default="lockstep",
-                        help="the engine's schedule (drift rollout --schedule)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="episodes per chunk = sequences decoding at once (drift rollout's hf defaults)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=["lockstep", "continuous"],
+        default="lockstep",
+        help="the engine's schedule (drift rollout --schedule)",
+    )
     parser.add_argument("--sequential-episodes", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions; the best of each is kept")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: steadier timings on a shared machine; 0: torch's default)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="interleaved repetitions; the best of each is kept"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: steadier timings on a shared machine; 0: torch's default)",
+    )
     parser.add_argument("--model", default=None, help="model folder (default: the cached tiny model)")
-    parser.add_argument("--clock", choices=["cpu", "wall"], default="cpu",
-                        help="cpu: this process's CPU seconds (steady on a shared machine; with one torch thread "
-                             "it equals wall time on an idle one); wall: elapsed seconds")
+    parser.add_argument(
+        "--clock",
+        choices=["cpu", "wall"],
+        default="cpu",
+        help="cpu: this process's CPU seconds (steady on a shared machine; with one torch thread "
+        "it equals wall time on an idle one); wall: elapsed seconds",
+    )
     parser.add_argument("--json", default=None, help="also write the numbers to this JSON file")
-    parser.add_argument("--backend", choices=["hf", "vllm"], default="hf",
-                        help="hf: engine vs bare generate vs one at a time; vllm: engine vs bare LLM.chat, and hf")
+    parser.add_argument(
+        "--backend",
+        choices=["hf", "vllm"],
+        default="hf",
+        help="hf: engine vs bare generate vs one at a time; vllm: engine vs bare LLM.chat, and hf",
+    )
     parser.add_argument("--enforce-eager", action="store_true", help="vllm: no torch.compile warm-up")
     args = parser.parse_args(argv)
 
     model = args.model or str(tiny_model_path())
-    config = RolloutConfig(env_id="drift/MathFeedback-v0", num_tasks=args.num_tasks, samples=args.samples,
-                           max_turns=args.max_turns, seed=args.seed, batch_size=args.batch_size,
-                           schedule=args.schedule, sampling=SamplingParams(max_new_tokens=args.max_new_tokens))
+    config = RolloutConfig(
+        env_id="drift/MathFeedback-v0",
+        num_tasks=args.num_tasks,
+        samples=args.samples,
+        max_turns=args.max_turns,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        schedule=args.schedule,
+        sampling=SamplingParams(max_new_tokens=args.max_new_tokens),
+    )
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
@@ -270,31 +350,78 @@ def main(argv: list[str] | None = None) -> int:
     engine_tps, bare_tps, seq_tps = engine_tokens / engine_s, bare_tokens / bare_s, seq_tokens / seq_s
 
     result = {
-        "setup": {**vars(args), "clock": args.clock, "model": model, "episodes": len(records), "generate_calls": len(calls),
-                  "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-                  "python": platform.python_version(), "torch": torch.__version__},
-        "engine": {"tokens": engine_tokens, "seconds": engine_s, "tokens_per_s": engine_tps,
-                   "generate_s": stats.generate_s, "env_s": stats.env_s, "schedule": records[0]["meta"]["schedule"]},
-        "rounds": {"engine_s": [r[1] for r in engine_runs], "bare_s": [r[1] for r in bare_runs],
-                   "one_at_a_time_s": [r[1] for r in seq_runs]},
+        "setup": {
+            **vars(args),
+            "clock": args.clock,
+            "model": model,
+            "episodes": len(records),
+            "generate_calls": len(calls),
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "engine": {
+            "tokens": engine_tokens,
+            "seconds": engine_s,
+            "tokens_per_s": engine_tps,
+            "generate_s": stats.generate_s,
+            "env_s": stats.env_s,
+            "schedule": records[0]["meta"]["schedule"],
+        },
+        "rounds": {
+            "engine_s": [r[1] for r in engine_runs],
+            "bare_s": [r[1] for r in bare_runs],
+            "one_at_a_time_s": [r[1] for r in seq_runs],
+        },
         "bare_generate": {"tokens": bare_tokens, "seconds": bare_s, "tokens_per_s": bare_tps},
-        "one_at_a_time": {"tokens": seq_tokens, "seconds": seq_s, "tokens_per_s": seq_tps, "episodes": seq_episodes},
+        "one_at_a_time": {
+            "tokens": seq_tokens,
+            "seconds": seq_s,
+            "tokens_per_s": seq_tps,
+            "episodes": seq_episodes,
+        },
         "ratio_engine_vs_bare": engine_tps / bare_tps,
         "ratio_engine_vs_one_at_a_time": engine_tps / seq_tps,
     }
-    table = Table(title=f"rollout throughput ({args.clock} seconds): tiny model, MathFeedback, {args.num_tasks} tasks x {args.samples} "
-                        f"samples, {args.max_turns} turns, {args.max_new_tokens} new tokens, batch {args.batch_size}")
+    table = Table(
+        title=f"rollout throughput ({args.clock} seconds): tiny model, MathFeedback, {args.num_tasks} tasks x {args.samples} "
+        f"samples, {args.max_turns} turns, {args.max_new_tokens} new tokens, batch {args.batch_size}"
+    )
     for column in ("run", "episodes", "tokens", "seconds", "tokens/s", "engine ratio", "target"):
         table.add_column(column, justify="right" if column != "run" else "left")
-    table.add_row(f"engine ({records[0]['meta']['schedule']})", str(len(records)), f"{engine_tokens:,}", f"{engine_s:.2f}",
-                  f"{engine_tps:,.0f}", "1.00", "")
-    table.add_row("bare generate", str(len(records)), f"{bare_tokens:,}", f"{bare_s:.2f}", f"{bare_tps:,.0f}",
-                  f"{result['ratio_engine_vs_bare']:.2f}", ">= 0.8")
-    table.add_row("one at a time", str(seq_episodes), f"{seq_tokens:,}", f"{seq_s:.2f}", f"{seq_tps:,.0f}",
-                  f"{result['ratio_engine_vs_one_at_a_time']:.2f}", ">= 5")
-    table.caption = (f"engine time: generate {stats.generate_s:.2f}s, env {stats.env_s:.3f}s; "
-                     f"{sum(len(c[0]) for c in calls)} replies (bare generate: {len(calls)} calls); "
-                     f"best of {args.rounds} interleaved rounds")
+    table.add_row(
+        f"engine ({records[0]['meta']['schedule']})",
+        str(len(records)),
+        f"{engine_tokens:,}",
+        f"{engine_s:.2f}",
+        f"{engine_tps:,.0f}",
+        "1.00",
+        "",
+    )
+    table.add_row(
+        "bare generate",
+        str(len(records)),
+        f"{bare_tokens:,}",
+        f"{bare_s:.2f}",
+        f"{bare_tps:,.0f}",
+        f"{result['ratio_engine_vs_bare']:.2f}",
+        ">= 0.8",
+    )
+    table.add_row(
+        "one at a time",
+        str(seq_episodes),
+        f"{seq_tokens:,}",
+        f"{seq_s:.2f}",
+        f"{seq_tps:,.0f}",
+        f"{result['ratio_engine_vs_one_at_a_time']:.2f}",
+        ">= 5",
+    )
+    table.caption = (
+        f"engine time: generate {stats.generate_s:.2f}s, env {stats.env_s:.3f}s; "
+        f"{sum(len(c[0]) for c in calls)} replies (bare generate: {len(calls)} calls); "
+        f"best of {args.rounds} interleaved rounds"
+    )
     Console().print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -50,9 +50,16 @@ def measure_rollout(model_dir: Path, args: argparse.Namespace) -> dict:
     sizes: dict[str, float] = {}
     for _ in range(args.repeats):
         for mode in ("ids", "text"):
-            config = RolloutConfig(env_id=ENV_ID, env_kwargs=ENV_KWARGS, num_tasks=args.tasks, samples=args.samples,
-                                   seed=0, batch_size=64, record_tokens=mode == "ids",
-                                   sampling=SamplingParams(temperature=1.0, max_new_tokens=args.max_new_tokens))
+            config = RolloutConfig(
+                env_id=ENV_ID,
+                env_kwargs=ENV_KWARGS,
+                num_tasks=args.tasks,
+                samples=args.samples,
+                seed=0,
+                batch_size=64,
+                record_tokens=mode == "ids",
+                sampling=SamplingParams(temperature=1.0, max_new_tokens=args.max_new_tokens),
+            )
             started = time.process_time()
             records, stats = rollout(policy, config)
             seconds = time.process_time() - started
@@ -65,15 +72,21 @@ def measure_rollout(model_dir: Path, args: argparse.Namespace) -> dict:
                 sizes["tokens_field_without_deltas"] = statistics.mean(full)
                 kept = records
     policy.close()
-    return {"tokens_per_s": {k: statistics.median(v) for k, v in results.items()}, "bytes": sizes, "records": kept}
+    return {
+        "tokens_per_s": {k: statistics.median(v) for k, v in results.items()},
+        "bytes": sizes,
+        "records": kept,
+    }
 
 
 def _full_contexts(record: dict) -> list[dict]:
     """The tokens field as it would be stored with a full prompt_ids on every turn (no deltas)."""
     from drift_train.tokens import decode_tokens
 
-    return [{"completion_ids": t.completion, "finish_reason": t.finish_reason, "prompt_ids": t.context}
-            for t in decode_tokens(record["tokens"])]
+    return [
+        {"completion_ids": t.completion, "finish_reason": t.finish_reason, "prompt_ids": t.context}
+        for t in decode_tokens(record["tokens"])
+    ]
 
 
 def measure_render(tokenizer, records: list[dict], repeats: int) -> dict:
@@ -107,24 +120,45 @@ def main(argv: list[str] | None = None) -> int:
         for tokenizer_kind in ("char", "bpe"):
             folder = build_tiny_model(Path(tmp) / tokenizer_kind, tokenizer=tokenizer_kind)
             measured = measure_rollout(folder, args)
-            render = measure_render(AutoTokenizer.from_pretrained(folder), measured.pop("records"), args.repeats)
+            render = measure_render(
+                AutoTokenizer.from_pretrained(folder), measured.pop("records"), args.repeats
+            )
             report[tokenizer_kind] = {**measured, "render_records_per_s": render}
     table = Table(title=f"token ids: {args.tasks} tasks x {args.samples} samples, {ENV_ID} {ENV_KWARGS}")
-    for column in ("tokenizer", "rollout tok/s ids", "rollout tok/s text", "ratio", "bytes/traj ids",
-                   "bytes/traj text", "render rec/s ids", "render rec/s text", "render ratio"):
+    for column in (
+        "tokenizer",
+        "rollout tok/s ids",
+        "rollout tok/s text",
+        "ratio",
+        "bytes/traj ids",
+        "bytes/traj text",
+        "render rec/s ids",
+        "render rec/s text",
+        "render ratio",
+    ):
         table.add_column(column, justify="right")
     for kind in ("char", "bpe"):
         r = report[kind]
         tps, size, render = r["tokens_per_s"], r["bytes"], r["render_records_per_s"]
-        table.add_row(kind, f"{tps['ids']:,.0f}", f"{tps['text']:,.0f}", f"{tps['ids'] / tps['text']:.3f}",
-                      f"{size['ids']:,.0f}", f"{size['text']:,.0f}", f"{render['ids']:,.0f}", f"{render['text']:,.0f}",
-                      f"{render['ids'] / render['text']:.2f}x")
+        table.add_row(
+            kind,
+            f"{tps['ids']:,.0f}",
+            f"{tps['text']:,.0f}",
+            f"{tps['ids'] / tps['text']:.3f}",
+            f"{size['ids']:,.0f}",
+            f"{size['text']:,.0f}",
+            f"{render['ids']:,.0f}",
+            f"{render['text']:,.0f}",
+            f"{render['ids'] / render['text']:.2f}x",
+        )
     console.print(table)
     for kind in ("char", "bpe"):
         size = report[kind]["bytes"]
-        console.print(f"{kind}: tokens field {size['tokens_field']:,.0f} bytes/trajectory delta-encoded, "
-                      f"{size['tokens_field_without_deltas']:,.0f} with a full context every turn; "
-                      f"{size['ids_turns']:.2f} turns/trajectory")
+        console.print(
+            f"{kind}: tokens field {size['tokens_field']:,.0f} bytes/trajectory delta-encoded, "
+            f"{size['tokens_field_without_deltas']:,.0f} with a full context every turn; "
+            f"{size['ids_turns']:.2f} turns/trajectory"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0

@@ -54,20 +54,36 @@ def conversations(n_groups: int, k: int, seed: int = 0) -> list[dict]:
     for g in range(n_groups):
         a, b = rng.randint(10, 999), rng.randint(10, 999)
         for j in range(k):
-            messages = [{"role": "system", "content": "Solve the problem. Give the final answer in \\boxed{}."},
-                        {"role": "user", "content": f"Compute {a} + {b}. Show your work."}]
+            messages = [
+                {"role": "system", "content": "Solve the problem. Give the final answer in \\boxed{}."},
+                {"role": "user", "content": f"Compute {a} + {b}. Show your work."},
+            ]
             rewards = {}
             for t in range(1, 4):
                 guess = a + b if rng.random() < 0.4 else rng.randint(20, 2000)
-                work = " ".join(f"Step {s}: add the digits carefully and carry over." for s in range(rng.randint(2, 6)))
-                messages.append({"role": "assistant", "content": f"{work} So the answer is \\boxed{{{guess}}}."})
+                work = " ".join(
+                    f"Step {s}: add the digits carefully and carry over." for s in range(rng.randint(2, 6))
+                )
+                messages.append(
+                    {"role": "assistant", "content": f"{work} So the answer is \\boxed{{{guess}}}."}
+                )
                 rewards[f"t{t}"] = float(guess == a + b)
                 if guess == a + b or t == 3:
                     break
-                messages.append({"role": "user", "content": "Incorrect. Please think again and check each digit."})
-            records.append({"prompt_id": g, "traj_idx": j, "messages": messages, "turn_rewards": rewards,
-                            "t_star": next((int(key[1:]) for key, r in rewards.items() if r), None),
-                            "answer_norms": None, "format_penalty": 0.0})
+                messages.append(
+                    {"role": "user", "content": "Incorrect. Please think again and check each digit."}
+                )
+            records.append(
+                {
+                    "prompt_id": g,
+                    "traj_idx": j,
+                    "messages": messages,
+                    "turn_rewards": rewards,
+                    "t_star": next((int(key[1:]) for key, r in rewards.items() if r), None),
+                    "answer_norms": None,
+                    "format_penalty": 0.0,
+                }
+            )
     weighted, _ = add_weights(records)
     return weighted
 
@@ -112,9 +128,20 @@ class CountingCollator:
 
 
 def common_args(out: str, args: argparse.Namespace) -> dict:
-    return dict(output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
-                learning_rate=1e-4, optim="adamw_torch", save_strategy="no", report_to="none", logging_steps=10_000,
-                disable_tqdm=True, seed=0, dataloader_pin_memory=False, train_sampling_strategy="sequential")
+    return dict(
+        output_dir=out,
+        per_device_train_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=1e-4,
+        optim="adamw_torch",
+        save_strategy="no",
+        report_to="none",
+        logging_steps=10_000,
+        disable_tqdm=True,
+        seed=0,
+        dataloader_pin_memory=False,
+        train_sampling_strategy="sequential",
+    )
 
 
 def measure(trainer, clock: StepClock, counter: CountingCollator, warmup: int) -> dict:
@@ -122,22 +149,36 @@ def measure(trainer, clock: StepClock, counter: CountingCollator, warmup: int) -
     trainer.train()
     steps = len(clock.cpu)
     cpu, wall, tokens = clock.cpu[warmup:], clock.wall[warmup:], counter.tokens[warmup:steps]
-    return {"tokens_per_cpu_s": sum(tokens) / sum(cpu), "cpu_s_per_step": sum(cpu) / len(cpu),
-            "tokens_per_s": sum(tokens) / sum(wall), "wall_s_per_step": sum(wall) / len(wall),
-            "tokens_per_step": sum(tokens) / len(tokens), "steps_timed": len(cpu)}
+    return {
+        "tokens_per_cpu_s": sum(tokens) / sum(cpu),
+        "cpu_s_per_step": sum(cpu) / len(cpu),
+        "tokens_per_s": sum(tokens) / sum(wall),
+        "wall_s_per_step": sum(wall) / len(wall),
+        "tokens_per_step": sum(tokens) / len(tokens),
+        "steps_timed": len(cpu),
+    }
 
 
-def run_drift(model_dir: Path, records: list[dict], loss: str, args: argparse.Namespace, padding_free: bool) -> dict:
+def run_drift(
+    model_dir: Path, records: list[dict], loss: str, args: argparse.Namespace, padding_free: bool
+) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    config = DriftConfig(**common_args(tempfile.mkdtemp(), args), model=str(model_dir), loss=loss,
-                         padding_free=padding_free, otr_num_samples=256, max_length=args.max_length)
+    config = DriftConfig(
+        **common_args(tempfile.mkdtemp(), args),
+        model=str(model_dir),
+        loss=loss,
+        padding_free=padding_free,
+        otr_num_samples=256,
+        max_length=args.max_length,
+    )
     dataset = build_dataset(records, tokenizer, config.render_config(), loss)
     # the collator DriftTrainer builds for itself, wrapped to count tokens
     collator = DriftCollator(tokenizer.pad_token_id, padding_free=padding_free, attention_mask=False)
     counter = CountingCollator(collator, tokenizer.pad_token_id)
-    trainer = DriftTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                           data_collator=counter)
+    trainer = DriftTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, data_collator=counter
+    )
     return measure(trainer, StepClock(), counter, args.warmup)
 
 
@@ -150,11 +191,16 @@ def run_trl(model_dir: Path, records: list[dict], args: argparse.Namespace, padd
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     dataset = Dataset.from_list([{"messages": r["messages"]} for r in records])
     # TRL refuses max_length with padding-free batches unless it packs; our conversations are shorter anyway
-    config = SFTConfig(**common_args(tempfile.mkdtemp(), args), assistant_only_loss=True,
-                       max_length=None if padding_free else args.max_length,
-                       padding_free=padding_free, dataset_num_proc=1,
-                       # TRL defaults to bf16 and activation checkpointing; both slow a CPU down
-                       bf16=False, gradient_checkpointing=False)
+    config = SFTConfig(
+        **common_args(tempfile.mkdtemp(), args),
+        assistant_only_loss=True,
+        max_length=None if padding_free else args.max_length,
+        padding_free=padding_free,
+        dataset_num_proc=1,
+        # TRL defaults to bf16 and activation checkpointing; both slow a CPU down
+        bf16=False,
+        gradient_checkpointing=False,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -172,13 +218,20 @@ def weights_benchmark(n: int, k: int = 8) -> dict:
         turns = rng.randint(1, 5)
         solved = rng.random() < 0.3
         format_error = rng.randint(0, 1)  # at turn 1, where per-turn credit charges it (answer None)
-        records.append({
-            "prompt_id": i // k, "traj_idx": i % k,
-            "turn_rewards": {f"t{t}": (1.0 if solved and t == turns else 0.0) for t in range(1, turns + 1)},
-            "t_star": turns if solved else None,
-            "answer_norms": [None if t == 0 and format_error else str(rng.randint(0, 3)) for t in range(turns)],
-            "format_penalty": -0.1 * format_error,
-        })
+        records.append(
+            {
+                "prompt_id": i // k,
+                "traj_idx": i % k,
+                "turn_rewards": {
+                    f"t{t}": (1.0 if solved and t == turns else 0.0) for t in range(1, turns + 1)
+                },
+                "t_star": turns if solved else None,
+                "answer_norms": [
+                    None if t == 0 and format_error else str(rng.randint(0, 3)) for t in range(turns)
+                ],
+                "format_penalty": -0.1 * format_error,
+            }
+        )
     started, cpu_started = time.perf_counter(), time.process_time()
     inputs = records_to_inputs(records)
     parsed = time.perf_counter()
@@ -187,8 +240,15 @@ def weights_benchmark(n: int, k: int = 8) -> dict:
     per_turn_started = time.perf_counter()
     compute_weights(records_to_inputs(records, per_turn=True), WeightConfig(per_turn=True))
     per_turn = time.perf_counter() - per_turn_started
-    return {"trajectories": n, "total_s": done - started, "total_cpu_s": cpu_done - cpu_started, "parse_s": parsed - started, "weights_s": done - parsed,
-            "per_turn_weights_s": per_turn, "groups": result.summary["groups"]}
+    return {
+        "trajectories": n,
+        "total_s": done - started,
+        "total_cpu_s": cpu_done - cpu_started,
+        "parse_s": parsed - started,
+        "weights_s": done - parsed,
+        "per_turn_weights_s": per_turn,
+        "groups": result.summary["groups"],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -201,8 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=4, help="first steps not timed")
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--weights-n", type=int, default=1_000_000)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1 is steadier on a shared machine; the same for every run)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is steadier on a shared machine; the same for every run)",
+    )
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -214,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         ("trl-sft padded", lambda: run_trl(model_dir, records, args, padding_free=False)),
         ("drift wsft padded", lambda: run_drift(model_dir, records, "wsft", args, padding_free=False)),
         ("drift otr K=256 padded", lambda: run_drift(model_dir, records, "otr", args, padding_free=False)),
-        ("drift otr-exact padded", lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=False)),
+        (
+            "drift otr-exact padded",
+            lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=False),
+        ),
         ("trl-sft padding-free", lambda: run_trl(model_dir, records, args, padding_free=True)),
         ("drift wsft padding-free", lambda: run_drift(model_dir, records, "wsft", args, padding_free=True)),
     ]:
@@ -227,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     wsft_step = rows["drift wsft padded"]["cpu_s_per_step"]
     summary = {
         "wsft_vs_trl_tokens_per_cpu_s": best_wsft[0] / best_trl[0],
-        "wsft_vs_trl_tokens_per_wall_s": rows[best_wsft[1]]["tokens_per_s"] / rows[best_trl[1]]["tokens_per_s"],
+        "wsft_vs_trl_tokens_per_wall_s": rows[best_wsft[1]]["tokens_per_s"]
+        / rows[best_trl[1]]["tokens_per_s"],
         "otr_vs_wsft_step_cpu_time": rows["drift otr K=256 padded"]["cpu_s_per_step"] / wsft_step,
         "otr_exact_vs_wsft_step_cpu_time": rows["drift otr-exact padded"]["cpu_s_per_step"] / wsft_step,
         "weights_1m_cpu_s": weights["total_cpu_s"],
@@ -237,29 +305,57 @@ def main(argv: list[str] | None = None) -> int:
     for column in ("run", "tokens/CPU-s", "CPU-s/step", "tokens/wall-s", "wall-s/step"):
         table.add_column(column, justify="right" if column != "run" else "left")
     for name, row in rows.items():
-        table.add_row(name, f"{row['tokens_per_cpu_s']:,.0f}", f"{row['cpu_s_per_step']:.3f}",
-                      f"{row['tokens_per_s']:,.0f}", f"{row['wall_s_per_step']:.3f}")
+        table.add_row(
+            name,
+            f"{row['tokens_per_cpu_s']:,.0f}",
+            f"{row['cpu_s_per_step']:.3f}",
+            f"{row['tokens_per_s']:,.0f}",
+            f"{row['wall_s_per_step']:.3f}",
+        )
     console = Console()
     console.print(table)
     targets = Table(title="targets")
     for column in ("quantity", "value", "target"):
         targets.add_column(column)
-    targets.add_row(f"wsft ({best_wsft[1]}) / TRL ({best_trl[1]}) tokens per CPU-second",
-                    f"{summary['wsft_vs_trl_tokens_per_cpu_s']:.2f}x "
-                    f"(wall: {summary['wsft_vs_trl_tokens_per_wall_s']:.2f}x)", ">= 1.2x")
-    targets.add_row("otr (K=256) / wsft CPU time per step", f"{summary['otr_vs_wsft_step_cpu_time']:.2f}x", "<= 1.15x")
-    targets.add_row("otr-exact / wsft CPU time per step", f"{summary['otr_exact_vs_wsft_step_cpu_time']:.2f}x",
-                    "<= 1.15x")
-    targets.add_row(f"weights over {weights['trajectories']:,} trajectories",
-                    f"{weights['total_cpu_s']:.2f} CPU-s ({weights['total_s']:.2f} wall-s: parse "
-                    f"{weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})", "<= 5 s")
+    targets.add_row(
+        f"wsft ({best_wsft[1]}) / TRL ({best_trl[1]}) tokens per CPU-second",
+        f"{summary['wsft_vs_trl_tokens_per_cpu_s']:.2f}x "
+        f"(wall: {summary['wsft_vs_trl_tokens_per_wall_s']:.2f}x)",
+        ">= 1.2x",
+    )
+    targets.add_row(
+        "otr (K=256) / wsft CPU time per step", f"{summary['otr_vs_wsft_step_cpu_time']:.2f}x", "<= 1.15x"
+    )
+    targets.add_row(
+        "otr-exact / wsft CPU time per step", f"{summary['otr_exact_vs_wsft_step_cpu_time']:.2f}x", "<= 1.15x"
+    )
+    targets.add_row(
+        f"weights over {weights['trajectories']:,} trajectories",
+        f"{weights['total_cpu_s']:.2f} CPU-s ({weights['total_s']:.2f} wall-s: parse "
+        f"{weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})",
+        "<= 5 s",
+    )
     console.print(targets)
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "runs": rows, "weights": weights, "summary": summary, "settings": vars(args),
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads(), "load_average_at_end": os.getloadavg()},
-        }, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "runs": rows,
+                    "weights": weights,
+                    "summary": summary,
+                    "settings": vars(args),
+                    "machine": {
+                        "platform": platform.platform(),
+                        "cpus": os.cpu_count(),
+                        "torch": torch.__version__,
+                        "threads": torch.get_num_threads(),
+                        "load_average_at_end": os.getloadavg(),
+                    },
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

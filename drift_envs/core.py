@@ -131,8 +131,10 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
             raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
         if not np.isfinite(format_penalty) or format_penalty > 0:
-            raise ValueError(f"format_penalty must be a finite number <= 0 (a penalty; a positive value would reward "
-                             f"replies without an answer, and trajectory readers refuse it), got {format_penalty!r}")
+            raise ValueError(
+                f"format_penalty must be a finite number <= 0 (a penalty; a positive value would reward "
+                f"replies without an answer, and trajectory readers refuse it), got {format_penalty!r}"
+            )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"

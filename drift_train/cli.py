@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("drift_train.trainer", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),
     "eval": ("drift_train.evaluate", "multi-turn evaluation of a model in an environment"),
     "quickstart": ("drift_train.quickstart", "the whole loop on the embedded tiny model"),
-    "report": ("drift_train.report", "one self-contained HTML page of run folders: metrics, curves, weights, trajectories"),
+    "report": (
+        "drift_train.report",
+        "one self-contained HTML page of run folders: metrics, curves, weights, trajectories",
+    ),
 }
 
 

@@ -60,7 +60,9 @@ class RenderConfig:
         if self.max_length < 2:
             raise ValueError(f"max_length must be ≥ 2, got {self.max_length}")
         if self.assistant_turns not in ASSISTANT_TURNS:
-            raise ValueError(f"assistant_turns must be one of {ASSISTANT_TURNS}, got {self.assistant_turns!r}")
+            raise ValueError(
+                f"assistant_turns must be one of {ASSISTANT_TURNS}, got {self.assistant_turns!r}"
+            )
 
 
 def _template_has_generation_blocks(tokenizer) -> bool:
@@ -80,14 +82,19 @@ class TemplateError(ValueError):
     """The chat template does not render a conversation prefix-consistently."""
 
 
-def _render(tokenizer, messages: Sequence[dict], template_kwargs: dict, *, generation_prompt: bool = False
-            ) -> list[int]:
-    return _ids(tokenizer.apply_chat_template(list(messages), tokenize=True, add_generation_prompt=generation_prompt,
-                                              **template_kwargs))
+def _render(
+    tokenizer, messages: Sequence[dict], template_kwargs: dict, *, generation_prompt: bool = False
+) -> list[int]:
+    return _ids(
+        tokenizer.apply_chat_template(
+            list(messages), tokenize=True, add_generation_prompt=generation_prompt, **template_kwargs
+        )
+    )
 
 
-def assistant_spans(tokenizer, messages: Sequence[dict], chat_template_kwargs: dict | None = None
-                    ) -> tuple[list[int], list[tuple[int, int]]]:
+def assistant_spans(
+    tokenizer, messages: Sequence[dict], chat_template_kwargs: dict | None = None
+) -> tuple[list[int], list[tuple[int, int]]]:
     """Token ids of the rendered conversation and one ``[start, end)`` span per assistant message, in order.
 
     The spans are the template's: they may include tokens after the end-of-turn marker (see
@@ -97,8 +104,9 @@ def assistant_spans(tokenizer, messages: Sequence[dict], chat_template_kwargs: d
     kwargs = dict(chat_template_kwargs or {})
     n_assistant = sum(m["role"] == "assistant" for m in messages)
     if _template_has_generation_blocks(tokenizer):
-        encoded = tokenizer.apply_chat_template(list(messages), tokenize=True, return_dict=True,
-                                                return_assistant_tokens_mask=True, **kwargs)
+        encoded = tokenizer.apply_chat_template(
+            list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True, **kwargs
+        )
         ids, mask = list(encoded["input_ids"]), list(encoded["assistant_masks"])
         spans, start = [], None
         for position, flag in enumerate([*mask, 0]):
@@ -116,8 +124,8 @@ def assistant_spans(tokenizer, messages: Sequence[dict], chat_template_kwargs: d
         if message["role"] != "assistant":
             continue
         prompt = _render(tokenizer, messages[:index], kwargs, generation_prompt=True)
-        upto = _render(tokenizer, messages[:index + 1], kwargs)
-        if ids[:len(upto)] != upto or upto[:len(prompt)] != prompt:
+        upto = _render(tokenizer, messages[: index + 1], kwargs)
+        if ids[: len(upto)] != upto or upto[: len(prompt)] != prompt:
             raise TemplateError("the chat template does not render this conversation prefix-consistently")
         spans.append((len(prompt), len(upto)))
     return ids, spans
@@ -160,10 +168,18 @@ class Renderer:
     tokenizer's ``eos_token_id`` is always among them. The text path uses them to find the end marker.
     """
 
-    def __init__(self, tokenizer, config: RenderConfig, *, end_token_ids: Sequence[int] | int | None = None) -> None:
+    def __init__(
+        self, tokenizer, config: RenderConfig, *, end_token_ids: Sequence[int] | int | None = None
+    ) -> None:
         config.validate()
         self.tokenizer, self.config = tokenizer, config
-        ends = [] if end_token_ids is None else [end_token_ids] if isinstance(end_token_ids, int) else list(end_token_ids)
+        ends = (
+            []
+            if end_token_ids is None
+            else [end_token_ids]
+            if isinstance(end_token_ids, int)
+            else list(end_token_ids)
+        )
         if tokenizer.eos_token_id is not None:
             ends.append(tokenizer.eos_token_id)
         self.end_ids = {int(t) for t in ends}
@@ -172,8 +188,9 @@ class Renderer:
 
     # -- public -------------------------------------------------------------------------------------
 
-    def examples(self, record: dict, *, weighted: bool, index: int = 0, stats: RenderStats | None = None
-                 ) -> list[dict]:
+    def examples(
+        self, record: dict, *, weighted: bool, index: int = 0, stats: RenderStats | None = None
+    ) -> list[dict]:
         """One record -> its training examples: dicts of ``input_ids``, ``labels``, ``token_weights``
         (lists), ``weight`` (mean over trained tokens), ``turn`` (the last trained assistant turn,
         1-based), ``turns``, ``source`` (``"ids"`` or ``"text"``). Empty when nothing is trained.
@@ -181,13 +198,15 @@ class Renderer:
         stats = stats if stats is not None else RenderStats()
         messages = record.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise ValueError(f"{_where(record, index)}: field messages must be a non-empty list of "
-                             "{'role', 'content'} dicts")
+            raise ValueError(
+                f"{_where(record, index)}: field messages must be a non-empty list of "
+                "{'role', 'content'} dicts"
+            )
         # trailing feedback after the last assistant turn is never trained on
         positions = [i for i, m in enumerate(messages) if m.get("role") == "assistant"]
         if not positions:
             return []
-        messages = messages[:positions[-1] + 1]
+        messages = messages[: positions[-1] + 1]
         n_turns = len(positions)
         weights = self._turn_weights(record, n_turns, weighted=weighted, index=index)
         trained = list(range(1, n_turns + 1))
@@ -207,8 +226,15 @@ class Renderer:
         else:
             stats.text_records += 1
             source = "text"
-            sequences = self._text_sequences(messages, positions, trained, template_kwargs,
-                                             self._finish_reasons(record, n_turns), index=index, record=record)
+            sequences = self._text_sequences(
+                messages,
+                positions,
+                trained,
+                template_kwargs,
+                self._finish_reasons(record, n_turns),
+                index=index,
+                record=record,
+            )
             targets = {k: seq.ids[a:b] for seq in sequences for k, (a, b) in seq.spans.items()}
 
         out = []
@@ -243,12 +269,16 @@ class Renderer:
         if config.per_turn_weights:
             turn_weights = record.get("turn_weights")
             if not isinstance(turn_weights, dict):
-                raise ValueError(f"{_where(record, index)}: no `turn_weights` field; run "
-                                 "`drift weights --per-turn` first or drop --per_turn_weights")
+                raise ValueError(
+                    f"{_where(record, index)}: no `turn_weights` field; run "
+                    "`drift weights --per-turn` first or drop --per_turn_weights"
+                )
             return {k: float(turn_weights.get(f"t{k}") or 0.0) for k in range(1, n_turns + 1)}
         if config.weight_field not in record:
-            raise ValueError(f"{_where(record, index)}: no `{config.weight_field}` field; run "
-                             "`drift weights` on the rollouts first (or train with --loss sft)")
+            raise ValueError(
+                f"{_where(record, index)}: no `{config.weight_field}` field; run "
+                "`drift weights` on the rollouts first (or train with --loss sft)"
+            )
         return dict.fromkeys(range(1, n_turns + 1), float(record[config.weight_field]))
 
     # -- the id path --------------------------------------------------------------------------------
@@ -258,19 +288,25 @@ class Renderer:
         if not tokens or not self.config.use_token_ids:
             return None
         meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
-        recorded = (meta.get("tokenizer") or {}).get("hash") if isinstance(meta.get("tokenizer"), dict) else None
+        recorded = (
+            (meta.get("tokenizer") or {}).get("hash") if isinstance(meta.get("tokenizer"), dict) else None
+        )
         if recorded != self.fingerprint:
             stats.tokenizer_mismatch += 1
             return None
         if len(tokens) != n_turns:
-            raise ValueError(f"{_where(record, index)}: field tokens has {len(tokens)} turns but messages has "
-                             f"{n_turns} assistant turns")
+            raise ValueError(
+                f"{_where(record, index)}: field tokens has {len(tokens)} turns but messages has "
+                f"{n_turns} assistant turns"
+            )
         turns = decode_tokens(tokens)
         for k, turn in enumerate(turns, start=1):
             bad = next((t for t in (*turn.context, *turn.completion) if not 0 <= t < self.vocab_size), None)
             if bad is not None:
-                raise ValueError(f"{_where(record, index)}: field tokens.t{k}: id {bad} is outside the tokenizer's "
-                                 f"vocabulary of {self.vocab_size}, though its hash matches")
+                raise ValueError(
+                    f"{_where(record, index)}: field tokens.t{k}: id {bad} is outside the tokenizer's "
+                    f"vocabulary of {self.vocab_size}, though its hash matches"
+                )
         return turns
 
     @staticmethod
@@ -307,11 +343,24 @@ class Renderer:
             return start, end
         return (start, marker) if finish_reason == "length" else (start, marker + 1)
 
-    def _text_sequences(self, messages: list, positions: list[int], trained: list[int], template_kwargs: dict,
-                        reasons: dict[int, str | None], *, index: int, record: dict) -> list[_Sequence]:
+    def _text_sequences(
+        self,
+        messages: list,
+        positions: list[int],
+        trained: list[int],
+        template_kwargs: dict,
+        reasons: dict[int, str | None],
+        *,
+        index: int,
+        record: dict,
+    ) -> list[_Sequence]:
         try:
             ids, spans = assistant_spans(self.tokenizer, messages, template_kwargs)
-            return [_Sequence(ids, {k: self._trim(ids, span, reasons[k]) for k, span in enumerate(spans, start=1)})]
+            return [
+                _Sequence(
+                    ids, {k: self._trim(ids, span, reasons[k]) for k, span in enumerate(spans, start=1)}
+                )
+            ]
         except TemplateError:
             pass
         # not prefix-consistent (e.g. history rewritten): each trained turn in its own rendering
@@ -319,11 +368,13 @@ class Renderer:
         for k in trained:
             j = positions[k - 1]
             prompt = _render(self.tokenizer, messages[:j], template_kwargs, generation_prompt=True)
-            upto = _render(self.tokenizer, messages[:j + 1], template_kwargs)
-            if upto[:len(prompt)] != prompt:
-                raise ValueError(f"{_where(record, index)}: the chat template renders assistant turn {k} so that "
-                                 "the conversation up to it does not start with its own prompt, so its tokens cannot "
-                                 "be located; record token ids at rollout time (the hf and vllm backends do)")
+            upto = _render(self.tokenizer, messages[: j + 1], template_kwargs)
+            if upto[: len(prompt)] != prompt:
+                raise ValueError(
+                    f"{_where(record, index)}: the chat template renders assistant turn {k} so that "
+                    "the conversation up to it does not start with its own prompt, so its tokens cannot "
+                    "be located; record token ids at rollout time (the hf and vllm backends do)"
+                )
             sequences.append(_Sequence(upto, {k: self._trim(upto, (len(prompt), len(upto)), reasons[k])}))
         return sequences
 
@@ -334,17 +385,30 @@ class Renderer:
         labels = [IGNORE_INDEX] * len(ids)
         token_weights = [0.0] * len(ids)
         for (start, end), w in spans:
-            start = max(start, 1)  # nothing predicts the first token (and in a packed row it must not be the previous row)
+            start = max(
+                start, 1
+            )  # nothing predicts the first token (and in a packed row it must not be the previous row)
             labels[start:end] = ids[start:end]
             token_weights[start:end] = [w] * (end - start)
         trained = [w for w, label in zip(token_weights, labels, strict=True) if label != IGNORE_INDEX]
         if not trained:
             return None
-        return {"input_ids": list(ids), "labels": labels, "token_weights": token_weights,
-                "weight": sum(trained) / len(trained)}
+        return {
+            "input_ids": list(ids),
+            "labels": labels,
+            "token_weights": token_weights,
+            "weight": sum(trained) / len(trained),
+        }
 
-    def _truncated_example(self, messages: list, positions: list[int], k: int, target: list[int], weight: float,
-                           template_kwargs: dict) -> dict | None:
+    def _truncated_example(
+        self,
+        messages: list,
+        positions: list[int],
+        k: int,
+        target: list[int],
+        weight: float,
+        template_kwargs: dict,
+    ) -> dict | None:
         """Turn ``k``'s target after the shortest history that fits: the system prompt, the newest older
         turns that fit, and turn k's own prompt (the messages since the previous assistant turn)."""
         j = positions[k - 1]
@@ -361,7 +425,9 @@ class Renderer:
             kept = head + [m for r in rounds[dropped:] for m in r] + own
             context = _render(self.tokenizer, kept, template_kwargs, generation_prompt=True)
             if len(context) <= budget:
-                return self._example(context + list(target), [((len(context), len(context) + len(target)), weight)])
+                return self._example(
+                    context + list(target), [((len(context), len(context) + len(target)), weight)]
+                )
         return None
 
 
@@ -379,8 +445,14 @@ class TrajectoryDataset(torch.utils.data.Dataset):
         return self.examples[index]
 
 
-def build_dataset(records: Sequence[dict], tokenizer, config: RenderConfig, loss_mode: str, *,
-                  end_token_ids: Sequence[int] | int | None = None) -> TrajectoryDataset:
+def build_dataset(
+    records: Sequence[dict],
+    tokenizer,
+    config: RenderConfig,
+    loss_mode: str,
+    *,
+    end_token_ids: Sequence[int] | int | None = None,
+) -> TrajectoryDataset:
     """Render every usable record for ``loss_mode``: rft keeps successful trajectories only; weighted modes
     drop weight-0 trajectories (e.g. groups dropped by ``drift weights --equal-groups drop``).
     ``end_token_ids``: the model's end-of-reply ids (``generation_config.eos_token_id``), see :class:`Renderer`."""
@@ -404,19 +476,27 @@ def build_dataset(records: Sequence[dict], tokenizer, config: RenderConfig, loss
             examples.append(example)
     stats.rendered = len(examples)
     if stats.truncated:
-        stats.notes.append(f"{stats.truncated} examples were longer than max_length={config.max_length} tokens "
-                           "and lost their oldest turns")
+        stats.notes.append(
+            f"{stats.truncated} examples were longer than max_length={config.max_length} tokens "
+            "and lost their oldest turns"
+        )
     if stats.skipped_too_long:
-        stats.notes.append(f"{stats.skipped_too_long} trained turns did not fit max_length={config.max_length} "
-                           "tokens even after dropping every older turn, and were skipped")
+        stats.notes.append(
+            f"{stats.skipped_too_long} trained turns did not fit max_length={config.max_length} "
+            "tokens even after dropping every older turn, and were skipped"
+        )
     if stats.tokenizer_mismatch:
-        stats.notes.append(f"{stats.tokenizer_mismatch} records carry token ids from another tokenizer (or one "
-                           "that could not be verified); their text was rendered instead")
+        stats.notes.append(
+            f"{stats.tokenizer_mismatch} records carry token ids from another tokenizer (or one "
+            "that could not be verified); their text was rendered instead"
+        )
     if not examples:
-        raise ValueError(f"no trainable example among {len(records)} records for loss {loss_mode!r} "
-                         f"({stats.skipped_unsuccessful} unsuccessful, {stats.skipped_zero_weight} weight 0, "
-                         f"{stats.skipped_no_assistant} without an assistant turn, "
-                         f"{stats.skipped_too_long} turns too long for max_length={config.max_length})")
+        raise ValueError(
+            f"no trainable example among {len(records)} records for loss {loss_mode!r} "
+            f"({stats.skipped_unsuccessful} unsuccessful, {stats.skipped_zero_weight} weight 0, "
+            f"{stats.skipped_no_assistant} without an assistant turn, "
+            f"{stats.skipped_too_long} turns too long for max_length={config.max_length})"
+        )
     for note in stats.notes:
         warnings.warn(note, stacklevel=2)
     return TrajectoryDataset(examples, stats)

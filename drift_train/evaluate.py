@@ -112,7 +112,12 @@ def _format_errors(record: dict, num_turns: int) -> tuple[int, int]:
     answers = list(record.get("answer_norms") or [])
     details = record.get("reward_details")
     ours = "schema_version" in (record.get("meta") or {})
-    if not ours and isinstance(details, dict) and details and all(isinstance(v, dict) for v in details.values()):
+    if (
+        not ours
+        and isinstance(details, dict)
+        and details
+        and all(isinstance(v, dict) for v in details.values())
+    ):
         turns = [details.get(f"t{t}", {}) for t in range(1, num_turns + 1)]
         return sum(1 for d in turns if d.get("format_penalty")), num_turns
     return sum(1 for a in answers if a is None), len(answers)
@@ -149,8 +154,10 @@ def metric_observations(records: Sequence[dict], max_turns: int | None = None) -
 
 
 def _map_metrics(obs: dict, fn) -> dict:
-    return {name: ({t: fn(*v) for t, v in value.items()} if isinstance(value, dict) else fn(*value))
-            for name, value in obs.items()}
+    return {
+        name: ({t: fn(*v) for t, v in value.items()} if isinstance(value, dict) else fn(*value))
+        for name, value in obs.items()
+    }
 
 
 def multiturn_metrics(records: Sequence[dict], max_turns: int | None = None) -> dict[str, Any]:
@@ -160,16 +167,19 @@ def multiturn_metrics(records: Sequence[dict], max_turns: int | None = None) -> 
     return {"num_episodes": len(records), "max_turns": T, "num_tasks": len(set(tasks)), **metrics}
 
 
-def paired_differences(records_a: Sequence[dict], records_b: Sequence[dict],
-                       max_turns: int | None = None) -> dict[str, Any]:
+def paired_differences(
+    records_a: Sequence[dict], records_b: Sequence[dict], max_turns: int | None = None
+) -> dict[str, Any]:
     """Every metric of model A minus model B on the same tasks, with the paired (per-task) s.e. of the
     module docstring: ``{"value", "se", "tasks"}`` per metric. Raises when the task sets differ."""
     tasks_a, T_a, obs_a = metric_observations(records_a, max_turns)
     tasks_b, T_b, obs_b = metric_observations(records_b, max_turns)
     only_a, only_b = set(tasks_a) - set(tasks_b), set(tasks_b) - set(tasks_a)
     if only_a or only_b:
-        raise ValueError(f"paired differences need the same tasks: {len(only_a)} task(s) only in the first set "
-                         f"(e.g. {sorted(only_a)[:3]}), {len(only_b)} only in the second (e.g. {sorted(only_b)[:3]})")
+        raise ValueError(
+            f"paired differences need the same tasks: {len(only_a)} task(s) only in the first set "
+            f"(e.g. {sorted(only_a)[:3]}), {len(only_b)} only in the second (e.g. {sorted(only_b)[:3]})"
+        )
     T = max(T_a, T_b)
     if T_a != T_b:  # compare over the same budget
         tasks_a, _, obs_a = metric_observations(records_a, T)
@@ -183,8 +193,11 @@ def paired_differences(records_a: Sequence[dict], records_b: Sequence[dict],
         m_a = sum(Y for Y, _ in sums_a.values()) / total_a
         m_b = sum(Y for Y, _ in sums_b.values()) / total_b
         shared = set(sums_a) | set(sums_b)
-        u = [(sums_a.get(g, [0.0, 0.0])[0] - m_a * sums_a.get(g, [0.0, 0.0])[1]) / total_a
-             - (sums_b.get(g, [0.0, 0.0])[0] - m_b * sums_b.get(g, [0.0, 0.0])[1]) / total_b for g in shared]
+        u = [
+            (sums_a.get(g, [0.0, 0.0])[0] - m_a * sums_a.get(g, [0.0, 0.0])[1]) / total_a
+            - (sums_b.get(g, [0.0, 0.0])[0] - m_b * sums_b.get(g, [0.0, 0.0])[1]) / total_b
+            for g in shared
+        ]
         G = len(shared)
         se = math.sqrt(G / (G - 1) * sum(v * v for v in u)) if G > 1 else None
         return {"value": m_a - m_b, "se": se, "tasks": G}
@@ -205,13 +218,15 @@ def per_task_results(records: Sequence[dict]) -> list[dict]:
         by_task.setdefault(str(r["task_id"]), []).append(r)
     rows = []
     for task_id, group in by_task.items():
-        rows.append({
-            "task_id": task_id,
-            "samples": len(group),
-            "solved": sum(1 for r in group if r.get("t_star") is not None),
-            "t_star": [r.get("t_star") for r in group],
-            "answers": [r.get("answer_norms") for r in group],
-        })
+        rows.append(
+            {
+                "task_id": task_id,
+                "samples": len(group),
+                "solved": sum(1 for r in group if r.get("t_star") is not None),
+                "t_star": [r.get("t_star") for r in group],
+                "answers": [r.get("answer_norms") for r in group],
+            }
+        )
     return rows
 
 
@@ -234,8 +249,15 @@ def metrics_table(rows: dict[str, dict], title: str = "multi-turn evaluation"):
     for col in ("correction", "non-repeat", "format err"):
         table.add_column(col, justify="right")
     for name, m in rows.items():
-        cells = [format_metric(m["success_at"][str(t)]) if str(t) in m["success_at"] else "—" for t in range(1, T + 1)]
-        cells += [format_metric(m["correction_rate"]), format_metric(m["non_repeat_ratio"]), format_metric(m["format_error_rate"])]
+        cells = [
+            format_metric(m["success_at"][str(t)]) if str(t) in m["success_at"] else "—"
+            for t in range(1, T + 1)
+        ]
+        cells += [
+            format_metric(m["correction_rate"]),
+            format_metric(m["non_repeat_ratio"]),
+            format_metric(m["format_error_rate"]),
+        ]
         table.add_row(name, *cells)
     return table
 
@@ -253,8 +275,12 @@ def plot_success_curves(metrics: dict[str, dict], path: str | os.PathLike, title
         values = [m["success_at"][str(t)]["value"] for t in ts]
         ses = [m["success_at"][str(t)]["se"] or 0.0 for t in ts]  # None: a single task, no band
         ax.plot(ts, values, marker="o", label=name)
-        ax.fill_between(ts, [v - s for v, s in zip(values, ses, strict=True)],
-                        [v + s for v, s in zip(values, ses, strict=True)], alpha=0.15)
+        ax.fill_between(
+            ts,
+            [v - s for v, s in zip(values, ses, strict=True)],
+            [v + s for v, s in zip(values, ses, strict=True)],
+            alpha=0.15,
+        )
     ax.set_xlabel("turns t")
     ax.set_ylabel("success within t turns")
     ax.set_xticks(sorted({int(t) for m in metrics.values() for t in m["success_at"]}))
@@ -270,11 +296,25 @@ def plot_success_curves(metrics: dict[str, dict], path: str | os.PathLike, title
     return path
 
 
-def evaluate_model(model: Any, env_id: str, *, env_kwargs: dict | None = None, num_tasks: int = 100,
-                   samples: int = 1, temperature: float = 0.0, top_p: float = 1.0, max_new_tokens: int = 64,
-                   max_turns: int | None = None, backend: str = "hf", seed: int = 0, batch_size: int = 256,
-                   task_offset: int = 0, out_trajectories: str | Path | None = None, progress: bool = True,
-                   policy: Any = None) -> tuple[dict, list[dict]]:
+def evaluate_model(
+    model: Any,
+    env_id: str,
+    *,
+    env_kwargs: dict | None = None,
+    num_tasks: int = 100,
+    samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 64,
+    max_turns: int | None = None,
+    backend: str = "hf",
+    seed: int = 0,
+    batch_size: int = 256,
+    task_offset: int = 0,
+    out_trajectories: str | Path | None = None,
+    progress: bool = True,
+    policy: Any = None,
+) -> tuple[dict, list[dict]]:
     """Roll ``model`` out in ``env_id`` and return ``(metrics, records)``; greedy when temperature is 0.
 
     ``policy`` may be an already built backend (then ``model``/``backend`` only label the run).
@@ -283,8 +323,14 @@ def evaluate_model(model: Any, env_id: str, *, env_kwargs: dict | None = None, n
     from drift_train.rollout import RolloutConfig, rollout
 
     config = RolloutConfig(
-        env_id=env_id, env_kwargs=dict(env_kwargs or {}), num_tasks=num_tasks, samples=samples,
-        task_offset=task_offset, max_turns=max_turns, seed=seed, batch_size=batch_size,
+        env_id=env_id,
+        env_kwargs=dict(env_kwargs or {}),
+        num_tasks=num_tasks,
+        samples=samples,
+        task_offset=task_offset,
+        max_turns=max_turns,
+        seed=seed,
+        batch_size=batch_size,
         sampling=SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
     )
     owned = policy is None
@@ -314,34 +360,55 @@ def _turn_budget(env_id: str, env_kwargs: dict) -> int | None:
 def records_turn_budget(records: Sequence[dict]) -> int | None:
     """The turn budget written in the records: ``env_kwargs.max_turns`` or ``meta.max_turns`` (the
     release's padding), the largest found; None when no record says."""
-    budgets = [int(b) for r in records for b in ((r.get("env_kwargs") or {}).get("max_turns"),
-                                                   (r.get("meta") or {}).get("max_turns")) if b is not None]
+    budgets = [
+        int(b)
+        for r in records
+        for b in ((r.get("env_kwargs") or {}).get("max_turns"), (r.get("meta") or {}).get("max_turns"))
+        if b is not None
+    ]
     return max(budgets) if budgets else None
 
 
 def main(argv: list[str] | None = None) -> int:
     """``drift eval``: roll a model out in an env (or read its trajectories) and save its multi-turn metrics."""
-    parser = argparse.ArgumentParser(prog="drift eval", description="Multi-turn evaluation of a model in an env, "
-                                     "or of a trajectory file (--records) without a model.")
+    parser = argparse.ArgumentParser(
+        prog="drift eval",
+        description="Multi-turn evaluation of a model in an env, "
+        "or of a trajectory file (--records) without a model.",
+    )
     parser.add_argument("--model", help="model folder or hub id (required unless --records)")
-    parser.add_argument("--env", help="registered env id, e.g. drift/MathFeedback-v0 (required unless --records)")
-    parser.add_argument("--records", help="compute the metrics from this trajectory file (.jsonl or .parquet, ours "
-                        "or the DRIFT release's) instead of rolling a model out")
-    parser.add_argument("--baseline", help="trajectory file of another model on the same tasks: adds the paired "
-                        "differences (this minus baseline) with their paired s.e. as vs_baseline")
+    parser.add_argument(
+        "--env", help="registered env id, e.g. drift/MathFeedback-v0 (required unless --records)"
+    )
+    parser.add_argument(
+        "--records",
+        help="compute the metrics from this trajectory file (.jsonl or .parquet, ours "
+        "or the DRIFT release's) instead of rolling a model out",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="trajectory file of another model on the same tasks: adds the paired "
+        "differences (this minus baseline) with their paired s.e. as vs_baseline",
+    )
     parser.add_argument("--env-kwargs", default="{}", help="JSON object of env kwargs")
     parser.add_argument("--num-tasks", type=int, default=100)
     parser.add_argument("--task-offset", type=int, default=0, help="first task index (held-out ranges)")
     parser.add_argument("--samples", type=int, default=1, help="episodes per task")
-    parser.add_argument("--max-turns", type=int, default=None,
-                        help="turn budget (default: the env's; with --records, the one the records state)")
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        default=None,
+        help="turn budget (default: the env's; with --records, the one the records state)",
+    )
     parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--backend", default="hf", choices=("hf", "openai", "vllm"))
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="metrics JSON; per-task rows go to <out stem>.tasks.jsonl")
+    parser.add_argument(
+        "--out", required=True, help="metrics JSON; per-task rows go to <out stem>.tasks.jsonl"
+    )
     from drift_train.rollout import add_policy_arguments, policy_kwargs, policy_model
 
     add_policy_arguments(parser)  # the backends' options, as drift rollout has them
@@ -353,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     if not isinstance(env_kwargs, dict):
         parser.error("--env-kwargs must be a JSON object")
     if args.records is None and (args.model is None or args.env is None):
-        parser.error("give --model and --env to roll a model out, or --records FILE to evaluate existing trajectories")
+        parser.error(
+            "give --model and --env to roll a model out, or --records FILE to evaluate existing trajectories"
+        )
     from rich.console import Console
 
     from drift_train.trajectories import read_trajectories
@@ -372,8 +441,10 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     budget = _turn_budget(env_id, records[0].get("env_kwargs") or {})
                 except Exception as e:  # noqa: BLE001 - any failure to build the env means the same to the user
-                    raise ValueError(f"{args.records}: the records name env {env_id!r}, which could not be made "
-                                     f"to read its turn budget ({e}); pass --max-turns") from None
+                    raise ValueError(
+                        f"{args.records}: the records name env {env_id!r}, which could not be made "
+                        f"to read its turn budget ({e}); pass --max-turns"
+                    ) from None
             metrics = multiturn_metrics(records, budget)
             metrics["records"] = str(args.records)
             label = Path(args.records).stem
@@ -386,10 +457,20 @@ def main(argv: list[str] | None = None) -> int:
                 raise ValueError(str(err)) from err
             try:
                 metrics, records = evaluate_model(
-                    args.model, args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
-                    temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-                    max_turns=args.max_turns, backend=args.backend, seed=args.seed, batch_size=args.batch_size,
-                    task_offset=args.task_offset, out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
+                    args.model,
+                    args.env,
+                    env_kwargs=env_kwargs,
+                    num_tasks=args.num_tasks,
+                    samples=args.samples,
+                    temperature=args.temperature,
+                    top_p=args.top_p,
+                    max_new_tokens=args.max_new_tokens,
+                    max_turns=args.max_turns,
+                    backend=args.backend,
+                    seed=args.seed,
+                    batch_size=args.batch_size,
+                    task_offset=args.task_offset,
+                    out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
                     policy=policy,
                 )
             finally:
@@ -398,8 +479,10 @@ def main(argv: list[str] | None = None) -> int:
             label = Path(args.model).name or args.model
         if args.baseline is not None:
             baseline = list(read_trajectories(args.baseline))
-            metrics["vs_baseline"] = {"baseline": str(args.baseline),
-                                      **paired_differences(records, baseline, metrics["max_turns"])}
+            metrics["vs_baseline"] = {
+                "baseline": str(args.baseline),
+                **paired_differences(records, baseline, metrics["max_turns"]),
+            }
     except (ValueError, FileNotFoundError) as err:
         print(f"drift eval: {err}", file=sys.stderr)
         return 2
@@ -415,7 +498,9 @@ def main(argv: list[str] | None = None) -> int:
         d = metrics["vs_baseline"]["success_at"][str(T)]
         if d["value"] is not None:
             z = d["value"] / d["se"] if d["se"] else float("nan")
-            console.print(f"vs baseline: success@{T} {d['value']:+.3f} ± {d['se'] or 0:.3f} (paired over "
-                          f"{d['tasks']} tasks, {z:+.1f} SE)")
+            console.print(
+                f"vs baseline: success@{T} {d['value']:+.3f} ± {d['se'] or 0:.3f} (paired over "
+                f"{d['tasks']} tasks, {z:+.1f} SE)"
+            )
     print(f"metrics -> {out}\nper-task results -> {tasks_path}")
     return 0

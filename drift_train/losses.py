@@ -59,8 +59,9 @@ class OTRConfig:
             raise ValueError(f"OTR negative_reward (β) must be ≤ 0, got {self.negative_reward}")
 
 
-def supervised_positions(logits: torch.Tensor, labels: torch.Tensor, token_weights: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def supervised_positions(
+    logits: torch.Tensor, labels: torch.Tensor, token_weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Shift for next-token prediction and keep only supervised positions.
 
     ``logits`` (B, L, V) predict ``labels`` (B, L) one step ahead; returns the flat (N, V) logits, the
@@ -83,8 +84,9 @@ def nll_terms(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(_upcast(logits), targets, reduction="none")
 
 
-def otr_sampled_terms(logits: torch.Tensor, targets: torch.Tensor, config: OTRConfig,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def otr_sampled_terms(
+    logits: torch.Tensor, targets: torch.Tensor, config: OTRConfig, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """ℓ_t = −(1/K) Σ_j sg(R_j) log π_θ(a_j | s_t), a_j ~ softmax(z_t/κ); returns (terms (N,), hit rate (N,)).
 
     The hit rate is the share of the K samples equal to x_t.
@@ -92,14 +94,18 @@ def otr_sampled_terms(logits: torch.Tensor, targets: torch.Tensor, config: OTRCo
     log_pi = F.log_softmax(_upcast(logits), dim=-1)  # log π_θ(· | s_t), temperature 1
     with torch.no_grad():
         pi_prime = F.softmax(_upcast(logits.detach()) / config.temperature, dim=-1)  # π'
-        samples = torch.multinomial(pi_prime, config.num_samples, replacement=True, generator=generator)  # a_j
+        samples = torch.multinomial(
+            pi_prime, config.num_samples, replacement=True, generator=generator
+        )  # a_j
         hit = samples == targets[:, None]
         rewards = torch.where(hit, 1.0, config.negative_reward)  # R_j
     terms = -(rewards * log_pi.gather(1, samples)).mean(dim=1)
     return terms, hit.float().mean(dim=1)
 
 
-def otr_exact_terms(logits: torch.Tensor, targets: torch.Tensor, config: OTRConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def otr_exact_terms(
+    logits: torch.Tensor, targets: torch.Tensor, config: OTRConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
     """E[ℓ_t] = −( π'(x_t) log π_θ(x_t) + β Σ_{a≠x_t} π'(a) log π_θ(a) ); returns (terms, π'(x_t)).
 
     π'(x_t) is the expected hit rate of the sampled form.
@@ -113,9 +119,15 @@ def otr_exact_terms(logits: torch.Tensor, targets: torch.Tensor, config: OTRConf
     return terms, pi_prime.gather(1, targets[:, None]).squeeze(1)
 
 
-def drift_loss(logits: torch.Tensor, labels: torch.Tensor, token_weights: torch.Tensor | None, mode: str,
-               normaliser: float | torch.Tensor | None = None, otr: OTRConfig | None = None,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def drift_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    token_weights: torch.Tensor | None,
+    mode: str,
+    normaliser: float | torch.Tensor | None = None,
+    otr: OTRConfig | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """L = (1/N) Σ_{i,t} w_{i,t} ℓ_{i,t} for ``mode`` in :data:`LOSS_MODES`.
 
     ``token_weights`` (B, L) carries w at each token (ignored for sft/rft/otr/otr-exact, where w = 1).

@@ -78,8 +78,15 @@ class OnlineRLConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        for name in ("steps", "tasks_per_step", "samples", "max_new_tokens", "micro_batch_size", "ppo_epochs",
-                     "minibatches"):
+        for name in (
+            "steps",
+            "tasks_per_step",
+            "samples",
+            "max_new_tokens",
+            "micro_batch_size",
+            "ppo_epochs",
+            "minibatches",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.samples < 2:
@@ -111,8 +118,16 @@ def group_advantages(returns: np.ndarray, group_index: np.ndarray, eps: float = 
     return np.where(tied, 0.0, centred / (np.sqrt(var)[group_index] + eps))
 
 
-def policy_loss(logp, old_logp, advantages, ref_logp=None, *, clip_epsilon: float | None, kl_coef: float,
-                normaliser: float):
+def policy_loss(
+    logp,
+    old_logp,
+    advantages,
+    ref_logp=None,
+    *,
+    clip_epsilon: float | None,
+    kl_coef: float,
+    normaliser: float,
+):
     """The module docstring's L over flat per-token tensors; returns ``(loss, stats)``.
 
     ``logp``/``old_logp``/``ref_logp``: log-probabilities of the sampled tokens under π_θ, π_old, π_ref;
@@ -151,8 +166,9 @@ def _token_logprobs(model, batch: dict):
     return logp, mask
 
 
-def train_online_rl(config: OnlineRLConfig, progress: bool = True,
-                    evaluate: Callable[[Any], dict] | None = None) -> dict:
+def train_online_rl(
+    config: OnlineRLConfig, progress: bool = True, evaluate: Callable[[Any], dict] | None = None
+) -> dict:
     """Run the baseline; save the final model to ``output_dir`` and return the training log.
 
     ``evaluate(policy)`` -> a dict of held-out metrics, called at step 0, every ``eval_every`` steps
@@ -183,8 +199,11 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.0)
     policy = HFPolicy(model, tokenizer=tokenizer, batch_size=256)
     collate = DriftCollator(pad_token_id=tokenizer.pad_token_id)
-    renderer = Renderer(tokenizer, RenderConfig(assistant_turns=config.assistant_turns),
-                        end_token_ids=model.generation_config.eos_token_id)
+    renderer = Renderer(
+        tokenizer,
+        RenderConfig(assistant_turns=config.assistant_turns),
+        end_token_ids=model.generation_config.eos_token_id,
+    )
     env = make_env(config.env_id, config.env_kwargs)
     num_tasks = env.unwrapped.num_tasks()
     env.close()
@@ -199,8 +218,15 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
         if evaluate is None:
             return
         model.eval()
-        evals.append({"step": step, "generated_tokens": generated_tokens, "cpu_s": clock["cpu"],
-                      "elapsed_s": clock["wall"], **evaluate(policy)})
+        evals.append(
+            {
+                "step": step,
+                "generated_tokens": generated_tokens,
+                "cpu_s": clock["cpu"],
+                "elapsed_s": clock["wall"],
+                **evaluate(policy),
+            }
+        )
 
     def batches(examples: list[dict], store: list[dict]):
         for start in range(0, len(examples), config.micro_batch_size):
@@ -210,7 +236,9 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
 
     def stored(rows: list[dict], key: str, mask):
         out = torch.zeros(mask.shape, device=device)
-        for r, row in enumerate(rows):  # right padding: a row's supervised positions are the same in any batch
+        for r, row in enumerate(
+            rows
+        ):  # right padding: a row's supervised positions are the same in any batch
             out[r][mask[r]] = row[key]
         return out[mask]
 
@@ -221,8 +249,12 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
         model.eval()
         offset = (step * config.tasks_per_step) % max(num_tasks - config.tasks_per_step, 1)
         rollout_config = RolloutConfig(
-            env_id=config.env_id, env_kwargs=config.env_kwargs, num_tasks=config.tasks_per_step,
-            task_offset=offset, samples=config.samples, seed=config.seed * 100_003 + step,
+            env_id=config.env_id,
+            env_kwargs=config.env_kwargs,
+            num_tasks=config.tasks_per_step,
+            task_offset=offset,
+            samples=config.samples,
+            seed=config.seed * 100_003 + step,
             batch_size=config.tasks_per_step * config.samples,
             sampling=SamplingParams(temperature=config.temperature, max_new_tokens=config.max_new_tokens),
         )
@@ -237,7 +269,9 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
             if advantage == 0.0 and config.kl_coef == 0:
                 continue  # no gradient at all without the KL term
             # the advantage rides in the weight slot; a zero weight would make the renderer drop the row
-            for example in renderer.examples({**record, "weight": float(advantage) or 1.0}, weighted=True, index=i):
+            for example in renderer.examples(
+                {**record, "weight": float(advantage) or 1.0}, weighted=True, index=i
+            ):
                 example["advantage"] = float(advantage)
                 example["_row"] = len(examples)
                 examples.append(example)
@@ -268,11 +302,20 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
                 for chunk, batch, rows in batches(chosen, store):
                     logp, mask = _token_logprobs(model, batch)
                     flat = logp[mask]
-                    adv = torch.tensor([e["advantage"] for e in chunk], device=device)[:, None].expand_as(mask)[mask]
+                    adv = torch.tensor([e["advantage"] for e in chunk], device=device)[:, None].expand_as(
+                        mask
+                    )[mask]
                     old = stored(rows, "old", mask) if updates_per_batch > 1 else flat.detach()
                     ref = stored(rows, "ref", mask) if reference is not None else None
-                    loss, info = policy_loss(flat, old, adv, ref, clip_epsilon=config.clip_epsilon,
-                                             kl_coef=config.kl_coef, normaliser=tokens)
+                    loss, info = policy_loss(
+                        flat,
+                        old,
+                        adv,
+                        ref,
+                        clip_epsilon=config.clip_epsilon,
+                        kl_coef=config.kl_coef,
+                        normaliser=tokens,
+                    )
                     loss.backward()
                     loss_value += float(loss.detach()) / updates_per_batch
                     clipped += info["clipped"]
@@ -283,33 +326,50 @@ def train_online_rl(config: OnlineRLConfig, progress: bool = True,
         clock["cpu"] += time.process_time() - cpu0
         clock["wall"] += time.perf_counter() - wall0
         entry = {
-            "step": step + 1, "success": float(inputs.success.mean()), "mean_return": float(returns.mean()),
-            "loss": loss_value, "trained_trajectories": len(examples), "generated_tokens": generated_tokens,
+            "step": step + 1,
+            "success": float(inputs.success.mean()),
+            "mean_return": float(returns.mean()),
+            "loss": loss_value,
+            "trained_trajectories": len(examples),
+            "generated_tokens": generated_tokens,
             "clip_fraction": clipped / trained_tokens if trained_tokens else 0.0,
             "kl": k3_sum / trained_tokens if trained_tokens else 0.0,
-            "cpu_s": clock["cpu"], "elapsed_s": clock["wall"],
+            "cpu_s": clock["cpu"],
+            "elapsed_s": clock["wall"],
         }
         log.append(entry)
         if progress:
-            console.print(f"online RL step {entry['step']}/{config.steps}: success {entry['success']:.3f} "
-                          f"return {entry['mean_return']:+.3f} loss {loss_value:+.4f} kl {entry['kl']:.4f} "
-                          f"clip {entry['clip_fraction']:.3f} ({entry['cpu_s']:.0f} s CPU)")
-        if evaluate is not None and (step + 1 == config.steps or (config.eval_every and (step + 1) % config.eval_every == 0)):
+            console.print(
+                f"online RL step {entry['step']}/{config.steps}: success {entry['success']:.3f} "
+                f"return {entry['mean_return']:+.3f} loss {loss_value:+.4f} kl {entry['kl']:.4f} "
+                f"clip {entry['clip_fraction']:.3f} ({entry['cpu_s']:.0f} s CPU)"
+            )
+        if evaluate is not None and (
+            step + 1 == config.steps or (config.eval_every and (step + 1) % config.eval_every == 0)
+        ):
             run_eval(step + 1)
     policy.close()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    summary = {"config": asdict(config), "log": log, "evals": evals, "wall_s": clock["wall"], "cpu_s": clock["cpu"],
-               "generated_tokens": generated_tokens}
+    summary = {
+        "config": asdict(config),
+        "log": log,
+        "evals": evals,
+        "wall_s": clock["wall"],
+        "cpu_s": clock["cpu"],
+        "generated_tokens": generated_tokens,
+    }
     (out / "online_rl_log.json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m drift_train.online_rl --model DIR --env ID [...]``."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", required=True)
     parser.add_argument("--env", default=OnlineRLConfig.env_id)
     parser.add_argument("--env-kwargs", default="{}", help="JSON object")
@@ -318,14 +378,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(OnlineRLConfig, name))
     for name in ("temperature", "learning_rate", "kl_coef"):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(OnlineRLConfig, name))
-    parser.add_argument("--clip-epsilon", type=float, default=None, help="PPO clip range (e.g. 0.2); default none")
+    parser.add_argument(
+        "--clip-epsilon", type=float, default=None, help="PPO clip range (e.g. 0.2); default none"
+    )
     args = parser.parse_args(argv)
     config = OnlineRLConfig(
-        env_id=args.env, env_kwargs=json.loads(args.env_kwargs), model=args.model, output_dir=args.output_dir,
-        steps=args.steps, tasks_per_step=args.tasks_per_step, samples=args.samples,
-        max_new_tokens=args.max_new_tokens, seed=args.seed, temperature=args.temperature,
-        learning_rate=args.learning_rate, ppo_epochs=args.ppo_epochs, minibatches=args.minibatches,
-        clip_epsilon=args.clip_epsilon, kl_coef=args.kl_coef,
+        env_id=args.env,
+        env_kwargs=json.loads(args.env_kwargs),
+        model=args.model,
+        output_dir=args.output_dir,
+        steps=args.steps,
+        tasks_per_step=args.tasks_per_step,
+        samples=args.samples,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        temperature=args.temperature,
+        learning_rate=args.learning_rate,
+        ppo_epochs=args.ppo_epochs,
+        minibatches=args.minibatches,
+        clip_epsilon=args.clip_epsilon,
+        kl_coef=args.kl_coef,
     )
     train_online_rl(config)
     return 0

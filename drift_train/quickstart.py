@@ -50,13 +50,21 @@ class QuickstartConfig:
     """Every knob of the quickstart; a ``--config`` YAML file may set any of them."""
 
     env_id: str = "drift/MathFeedback-v0"
-    env_kwargs: dict = field(default_factory=lambda: {
-        "difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""})
+    env_kwargs: dict = field(
+        default_factory=lambda: {
+            "difficulty": "tiny",
+            "feedback": "hint",
+            "max_turns": 3,
+            "system_prompt": "",
+        }
+    )
     model: str | None = None  # None: the embedded tiny model, pretrained by step 1
     output_dir: str = "runs/quickstart"
     seed: int = 0
     # step 1: pretraining the tiny reference on a noisy scripted teacher
-    tiny_model: dict = field(default_factory=lambda: {"hidden_size": 64, "num_layers": 2, "intermediate_size": 192})
+    tiny_model: dict = field(
+        default_factory=lambda: {"hidden_size": 64, "num_layers": 2, "intermediate_size": 192}
+    )
     pretrain_episodes: int = 4000
     pretrain_epochs: float = 3.0
     pretrain_learning_rate: float = 1e-2
@@ -117,14 +125,19 @@ def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
         try:
             gold = int(str(env.task.answer))
         except ValueError as e:
-            raise ValueError(f"the scripted teacher needs integer answers; task {env.task.task_id} has "
-                             f"{env.task.answer!r} (use difficulty 'tiny' or 'easy', or pass model: in the config)") from e
+            raise ValueError(
+                f"the scripted teacher needs integer answers; task {env.task.task_id} has "
+                f"{env.task.answer!r} (use difficulty 'tiny' or 'easy', or pass model: in the config)"
+            ) from e
         taken: set[int] = set()
         rewards, verifier, answers, penalty = {}, {}, [], 0.0
         done, info = False, {}
         while not done:
-            guess = gold if rng.random() < config.teacher_accuracy else _perturbed_guesses(
-                gold, config.teacher_spread, rng, taken)
+            guess = (
+                gold
+                if rng.random() < config.teacher_accuracy
+                else _perturbed_guesses(gold, config.teacher_spread, rng, taken)
+            )
             taken.add(guess)
             _, reward, terminated, truncated, info = env.step(f"\\boxed{{{guess}}}")
             turn = f"t{info['turn']}"
@@ -134,13 +147,22 @@ def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
             answers.append(info["answer"])
             penalty += turn_penalty
             done = terminated or truncated
-        records.append({
-            "prompt_id": index, "traj_idx": i // env.num_tasks(), "env_id": config.env_id,
-            "env_kwargs": train_env_kwargs(config), "task_id": env.task.task_id,
-            "messages": info["messages"], "turn_rewards": rewards, "verifier": verifier,
-            "t_star": info["turn"] if info["correct"] else None, "answer_norms": answers,
-            "format_penalty": penalty, "meta": {"policy": "scripted-teacher", "seed": seed},
-        })
+        records.append(
+            {
+                "prompt_id": index,
+                "traj_idx": i // env.num_tasks(),
+                "env_id": config.env_id,
+                "env_kwargs": train_env_kwargs(config),
+                "task_id": env.task.task_id,
+                "messages": info["messages"],
+                "turn_rewards": rewards,
+                "verifier": verifier,
+                "t_star": info["turn"] if info["correct"] else None,
+                "answer_norms": answers,
+                "format_penalty": penalty,
+                "meta": {"policy": "scripted-teacher", "seed": seed},
+            }
+        )
     return records
 
 
@@ -149,10 +171,24 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     from drift_train.tiny import FORMAT_VERSION, default_cache_dir, tiny_model_path
     from drift_train.trainer import DriftConfig, train
 
-    knobs = {k: getattr(config, k) for k in ("env_id", "env_kwargs", "tiny_model", "pretrain_episodes", "pretrain_epochs",
-                                            "pretrain_learning_rate", "teacher_accuracy", "teacher_spread", "batch_size",
-                                            "seed")}
-    key = hashlib.sha256(json.dumps({**knobs, "tiny": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[:12]
+    knobs = {
+        k: getattr(config, k)
+        for k in (
+            "env_id",
+            "env_kwargs",
+            "tiny_model",
+            "pretrain_episodes",
+            "pretrain_epochs",
+            "pretrain_learning_rate",
+            "teacher_accuracy",
+            "teacher_spread",
+            "batch_size",
+            "seed",
+        )
+    }
+    key = hashlib.sha256(json.dumps({**knobs, "tiny": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
     out = default_cache_dir() / f"quickstart-reference-{key}"
     if (out / "config.json").exists() and (out / ".complete").exists():
         if console:
@@ -165,13 +201,27 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     with open(data, "w") as f:
         for record in teacher_episodes(config, config.pretrain_episodes, config.seed):
             f.write(json.dumps(record) + "\n")
-    train(DriftConfig(
-        output_dir=str(work / "model"), data=str(data), model=str(base), loss="sft", assistant_turns="all",
-        num_train_epochs=config.pretrain_epochs, learning_rate=config.pretrain_learning_rate,
-        per_device_train_batch_size=config.batch_size, lr_scheduler_type="cosine", warmup_steps=0.05,
-        weight_decay=0.0, save_strategy="no", report_to=[], logging_steps=50, seed=config.seed,
-        disable_tqdm=False, use_cpu=not _has_cuda(),
-    ))
+    train(
+        DriftConfig(
+            output_dir=str(work / "model"),
+            data=str(data),
+            model=str(base),
+            loss="sft",
+            assistant_turns="all",
+            num_train_epochs=config.pretrain_epochs,
+            learning_rate=config.pretrain_learning_rate,
+            per_device_train_batch_size=config.batch_size,
+            lr_scheduler_type="cosine",
+            warmup_steps=0.05,
+            weight_decay=0.0,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=50,
+            seed=config.seed,
+            disable_tqdm=False,
+            use_cpu=not _has_cuda(),
+        )
+    )
     if out.exists():
         shutil.rmtree(out)
     (work / "model").rename(out)
@@ -207,8 +257,10 @@ def check_held_out(config: QuickstartConfig) -> None:
         try:
             env = gym.make(config.env_id, **kwargs)
         except TypeError as e:
-            raise ValueError(f"{config.env_id} cannot be made with {kwargs} for the {role} ({e}); the quickstart "
-                             "needs an env that takes split='train'/'test'") from None
+            raise ValueError(
+                f"{config.env_id} cannot be made with {kwargs} for the {role} ({e}); the quickstart "
+                "needs an env that takes split='train'/'test'"
+            ) from None
         try:
             source = env.unwrapped
             return {str(source.get_task(i).task_id) for i in range(min(count, source.num_tasks()))}
@@ -220,9 +272,11 @@ def check_held_out(config: QuickstartConfig) -> None:
     test = task_ids(eval_env_kwargs(config), config.eval_tasks, "held-out evaluation")
     shared = sorted(train & test)
     if shared:
-        raise ValueError(f"{config.env_id}: {len(shared)} of the {len(test)} evaluation tasks (split='test') are also "
-                         f"train tasks (e.g. {shared[:3]}), so the evaluation would not be held out; use an env whose "
-                         "splits differ, or point eval_env_kwargs at held-out data")
+        raise ValueError(
+            f"{config.env_id}: {len(shared)} of the {len(test)} evaluation tasks (split='test') are also "
+            f"train tasks (e.g. {shared[:3]}), so the evaluation would not be held out; use an env whose "
+            "splits differ, or point eval_env_kwargs at held-out data"
+        )
 
 
 def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, out: Path, seed: int) -> dict:
@@ -230,9 +284,15 @@ def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, o
     from drift_train.evaluate import evaluate_model
 
     metrics, _ = evaluate_model(
-        str(model_dir), config.env_id, env_kwargs=eval_env_kwargs(config),
-        num_tasks=config.eval_tasks, samples=1, temperature=config.eval_temperature,
-        max_new_tokens=config.max_new_tokens, seed=seed, out_trajectories=out / f"eval_{name}.jsonl",
+        str(model_dir),
+        config.env_id,
+        env_kwargs=eval_env_kwargs(config),
+        num_tasks=config.eval_tasks,
+        samples=1,
+        temperature=config.eval_temperature,
+        max_new_tokens=config.max_new_tokens,
+        seed=seed,
+        out_trajectories=out / f"eval_{name}.jsonl",
     )
     (out / f"eval_{name}.json").write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -248,12 +308,18 @@ def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, se
     started = time.perf_counter()
     policy = make_policy("hf", str(reference), batch_size=256)
     rollout_config = RolloutConfig(
-        env_id=config.env_id, env_kwargs=train_env_kwargs(config), num_tasks=config.rollout_tasks,
-        samples=config.samples, seed=seed, batch_size=512,
+        env_id=config.env_id,
+        env_kwargs=train_env_kwargs(config),
+        num_tasks=config.rollout_tasks,
+        samples=config.samples,
+        seed=seed,
+        batch_size=512,
         sampling=SamplingParams(temperature=config.rollout_temperature, max_new_tokens=config.max_new_tokens),
     )
     try:
-        records, stats = rollout(policy, rollout_config, out / "rollouts.jsonl", overwrite=True, progress=True)
+        records, stats = rollout(
+            policy, rollout_config, out / "rollouts.jsonl", overwrite=True, progress=True
+        )
     finally:
         policy.close()
     validate_groups(records, samples=config.samples)
@@ -261,23 +327,41 @@ def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, se
     data = write_trajectories(weighted, out / "rollouts.weighted.jsonl")
     (out / "rollouts.weighted.summary.json").write_text(json.dumps(summary, indent=2))
     print_summary(summary)
-    return {"data": data, "summary": summary, "seconds": time.perf_counter() - started,
-            "generated_tokens": stats.generated_tokens}
+    return {
+        "data": data,
+        "summary": summary,
+        "seconds": time.perf_counter() - started,
+        "generated_tokens": stats.generated_tokens,
+    }
 
 
-def train_stage(config: QuickstartConfig, reference: str | Path, data: str | Path, method: str, out: Path,
-                seed: int) -> tuple[Path, float]:
+def train_stage(
+    config: QuickstartConfig, reference: str | Path, data: str | Path, method: str, out: Path, seed: int
+) -> tuple[Path, float]:
     """Fine-tune the reference on the weighted rollouts with loss ``method``; returns (model folder, seconds)."""
     from drift_train.trainer import DriftConfig, train
 
     started = time.perf_counter()
     model_dir = out / f"model_{method}"
-    train(DriftConfig(
-        output_dir=str(model_dir), data=str(data), model=str(reference), loss=method, assistant_turns="last",
-        num_train_epochs=config.train_epochs, learning_rate=config.learning_rate,
-        per_device_train_batch_size=config.batch_size, lr_scheduler_type="constant", weight_decay=0.0,
-        save_strategy="no", report_to=[], logging_steps=20, seed=seed, use_cpu=not _has_cuda(),
-    ))
+    train(
+        DriftConfig(
+            output_dir=str(model_dir),
+            data=str(data),
+            model=str(reference),
+            loss=method,
+            assistant_turns="last",
+            num_train_epochs=config.train_epochs,
+            learning_rate=config.learning_rate,
+            per_device_train_batch_size=config.batch_size,
+            lr_scheduler_type="constant",
+            weight_decay=0.0,
+            save_strategy="no",
+            report_to=[],
+            logging_steps=20,
+            seed=seed,
+            use_cpu=not _has_cuda(),
+        )
+    )
     return model_dir, time.perf_counter() - started
 
 
@@ -303,7 +387,11 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 
     console.rule("[bold]2. evaluate the reference on held-out tasks")
     results: dict[str, dict] = {
-        "reference": {"metrics": evaluate_stage(config, "reference", reference, out, config.seed + 1), "train_s": 0.0}}
+        "reference": {
+            "metrics": evaluate_stage(config, "reference", reference, out, config.seed + 1),
+            "train_s": 0.0,
+        }
+    }
     console.print(metrics_table({"reference": results["reference"]["metrics"]}, title="reference"))
 
     console.rule("[bold]3. reference rollouts → weights → training")
@@ -319,8 +407,10 @@ def run_quickstart(config: QuickstartConfig) -> dict:
             skipped[method] = str(e)
             continue
         console.rule(f"[bold]4. evaluate {method}")
-        results[method] = {"metrics": evaluate_stage(config, method, model_dir, out, config.seed + 1),
-                           "train_s": train_s}
+        results[method] = {
+            "metrics": evaluate_stage(config, method, model_dir, out, config.seed + 1),
+            "train_s": train_s,
+        }
     T = results["reference"]["metrics"]["max_turns"]
 
     console.print(_with_train_time(results, config, T))
@@ -332,18 +422,37 @@ def run_quickstart(config: QuickstartConfig) -> dict:
             continue
         m = r["metrics"]["success_at"][str(T)]
         # the same held-out tasks: the difference's s.e. comes from the per-task differences (paired)
-        d = paired_differences(list(read_trajectories(out / f"eval_{name}.jsonl")), ref_records, T)["success_at"][str(T)]
+        d = paired_differences(list(read_trajectories(out / f"eval_{name}.jsonl")), ref_records, T)[
+            "success_at"
+        ][str(T)]
         z = d["value"] / d["se"] if d["se"] else (0.0 if d["value"] == 0 else None)
-        verdicts[name] = {"success_at_T": m["value"], "delta": d["value"], "se": d["se"], "tasks": d["tasks"], "z": z}
-        console.print(f"{name}: success@{T} {m['value']:.3f} vs reference {ref['value']:.3f} "
-                      f"(Δ={d['value']:+.3f} ± {d['se'] or 0:.3f} paired over {d['tasks']} tasks"
-                      + (f", {z:+.1f} SE)" if z is not None else ")"))
-    png = plot_success_curves({n: r["metrics"] for n, r in results.items()}, out / "curves.png",
-                              title=f"{config.env_id} (tiny model)")
+        verdicts[name] = {
+            "success_at_T": m["value"],
+            "delta": d["value"],
+            "se": d["se"],
+            "tasks": d["tasks"],
+            "z": z,
+        }
+        console.print(
+            f"{name}: success@{T} {m['value']:.3f} vs reference {ref['value']:.3f} "
+            f"(Δ={d['value']:+.3f} ± {d['se'] or 0:.3f} paired over {d['tasks']} tasks"
+            + (f", {z:+.1f} SE)" if z is not None else ")")
+        )
+    png = plot_success_curves(
+        {n: r["metrics"] for n, r in results.items()},
+        out / "curves.png",
+        title=f"{config.env_id} (tiny model)",
+    )
     timings["total"] = time.perf_counter() - started
-    summary_out = {"config": asdict(config), "results": results, "vs_reference": verdicts, "skipped": skipped,
-                   "timings_s": timings,
-                   "reference_model": str(reference), "curves_png": str(png)}
+    summary_out = {
+        "config": asdict(config),
+        "results": results,
+        "vs_reference": verdicts,
+        "skipped": skipped,
+        "timings_s": timings,
+        "reference_model": str(reference),
+        "curves_png": str(png),
+    }
     (out / "results.json").write_text(json.dumps(summary_out, indent=2))
     console.print(f"results → {out / 'results.json'}; curves → {png}; total {timings['total']:.0f} s")
     return summary_out
@@ -354,7 +463,9 @@ def _with_train_time(results: dict, config: QuickstartConfig, T: int):
 
     from drift_train.evaluate import format_metric
 
-    table = Table(title=f"{config.env_id}: {config.eval_tasks} held-out tasks, mean ± s.e. (clustered by task)")
+    table = Table(
+        title=f"{config.env_id}: {config.eval_tasks} held-out tasks, mean ± s.e. (clustered by task)"
+    )
     table.add_column("model")
     for t in range(1, T + 1):
         table.add_column(f"success@{t}", justify="right")
@@ -362,15 +473,20 @@ def _with_train_time(results: dict, config: QuickstartConfig, T: int):
     table.add_column("train (s)", justify="right")
     for name, r in results.items():
         m = r["metrics"]
-        table.add_row(name, *[format_metric(m["success_at"][str(t)]) for t in range(1, T + 1)],
-                      format_metric(m["non_repeat_ratio"]), f"{r['train_s']:.0f}")
+        table.add_row(
+            name,
+            *[format_metric(m["success_at"][str(t)]) for t in range(1, T + 1)],
+            format_metric(m["non_repeat_ratio"]),
+            f"{r['train_s']:.0f}",
+        )
     return table
 
 
 def main(argv: list[str] | None = None) -> int:
     """``drift quickstart [--config run.yaml] [--output-dir DIR]``."""
-    parser = argparse.ArgumentParser(prog="drift quickstart", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="drift quickstart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config", help="YAML file overriding QuickstartConfig fields")
     parser.add_argument("--output-dir", help="where every file of the run goes (default runs/quickstart)")
     parser.add_argument("--seed", type=int, help="seed of the whole run")

@@ -35,19 +35,46 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="drift render", description=__doc__.split("\n\n")[0])
     _flag(parser, "data", required=True, help="trajectory file (.jsonl or .parquet)")
-    _flag(parser, "model", required=True, help="model folder or hub id whose tokenizer trains ('tiny': embedded)")
+    _flag(
+        parser,
+        "model",
+        required=True,
+        help="model folder or hub id whose tokenizer trains ('tiny': embedded)",
+    )
     _flag(parser, "out", default=None, help="EXAMPLES.jsonl to write (optional with --show)")
-    _flag(parser, "assistant_turns", choices=list(ASSISTANT_TURNS), default="last",
-          help="last: the final assistant turn given the history (default); all: every turn")
-    _flag(parser, "loss", choices=["auto", *LOSS_MODES], default="auto",
-          help="as drift train (rft keeps successes, wsft/drift-otr use weights); auto: wsft when every record "
-               "has a weight, else sft")
+    _flag(
+        parser,
+        "assistant_turns",
+        choices=list(ASSISTANT_TURNS),
+        default="last",
+        help="last: the final assistant turn given the history (default); all: every turn",
+    )
+    _flag(
+        parser,
+        "loss",
+        choices=["auto", *LOSS_MODES],
+        default="auto",
+        help="as drift train (rft keeps successes, wsft/drift-otr use weights); auto: wsft when every record "
+        "has a weight, else sft",
+    )
     _flag(parser, "max_length", type=int, default=2048, help="as drift train --max_length")
     _flag(parser, "weight_field", default="weight", help="record field holding the trajectory weight")
     _flag(parser, "per_turn_weights", action="store_true", help="weight each turn by `turn_weights`")
-    _flag(parser, "use_token_ids", choices=["true", "false"], default="true",
-          help="train on recorded token ids when the tokenizer matches (default true)")
-    _flag(parser, "show", type=int, default=0, metavar="N", help="print N examples, supervised tokens highlighted")
+    _flag(
+        parser,
+        "use_token_ids",
+        choices=["true", "false"],
+        default="true",
+        help="train on recorded token ids when the tokenizer matches (default true)",
+    )
+    _flag(
+        parser,
+        "show",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print N examples, supervised tokens highlighted",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,12 +87,18 @@ def show_example(tokenizer, example: dict, console=None) -> None:
     console = console or Console()
     ids, labels = example["input_ids"], example["labels"]
     text = Text()
-    for supervised, run in itertools.groupby(zip(ids, labels, strict=True), key=lambda p: p[1] != IGNORE_INDEX):
-        text.append(tokenizer.decode([token for token, _ in run], skip_special_tokens=False),
-                    style="bold black on green" if supervised else "dim")
+    for supervised, run in itertools.groupby(
+        zip(ids, labels, strict=True), key=lambda p: p[1] != IGNORE_INDEX
+    ):
+        text.append(
+            tokenizer.decode([token for token, _ in run], skip_special_tokens=False),
+            style="bold black on green" if supervised else "dim",
+        )
     n = sum(label != IGNORE_INDEX for label in labels)
-    title = (f"record {example['record_index']} · turn {example['turn']} · {example['source']} · "
-             f"{n} of {len(ids)} tokens supervised · weight {example['weight']:.4g}")
+    title = (
+        f"record {example['record_index']} · turn {example['turn']} · {example['source']} · "
+        f"{n} of {len(ids)} tokens supervised · weight {example['weight']:.4g}"
+    )
     console.print(Panel(text, title=title, title_align="left"))
 
 
@@ -95,9 +128,13 @@ def main(argv: list[str] | None = None) -> int:
     loss = args.loss
     if loss == "auto":
         loss = "wsft" if records and all(args.weight_field in r for r in records) else "sft"
-    config = RenderConfig(max_length=args.max_length, assistant_turns=args.assistant_turns,
-                          weight_field=args.weight_field, per_turn_weights=args.per_turn_weights,
-                          use_token_ids=args.use_token_ids == "true")
+    config = RenderConfig(
+        max_length=args.max_length,
+        assistant_turns=args.assistant_turns,
+        weight_field=args.weight_field,
+        per_turn_weights=args.per_turn_weights,
+        use_token_ids=args.use_token_ids == "true",
+    )
     try:
         dataset = build_dataset(records, tokenizer, config, loss, end_token_ids=eos)
     except ValueError as err:
@@ -109,17 +146,30 @@ def main(argv: list[str] | None = None) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8") as handle:
             for example in dataset.examples:
-                row = {key: example[key] for key in ("record_index", "turn", "turns", "source", "weight",
-                                                     "input_ids", "labels", "token_weights")}
+                row = {
+                    key: example[key]
+                    for key in (
+                        "record_index",
+                        "turn",
+                        "turns",
+                        "source",
+                        "weight",
+                        "input_ids",
+                        "labels",
+                        "token_weights",
+                    )
+                }
                 handle.write(json.dumps(row) + "\n")
     for example in dataset.examples[: args.show]:
         show_example(tokenizer, example, Console())
     stats = dataset.stats
-    console.print(f"drift render ({loss}): {len(dataset)} examples from {len(records)} records "
-                  f"({stats.token_id_records} from token ids, {stats.text_records} from text, "
-                  f"{stats.tokenizer_mismatch} with another tokenizer's ids), {stats.supervised_tokens:,} supervised "
-                  f"tokens; truncated {stats.truncated}, skipped too long {stats.skipped_too_long}"
-                  + (f"; wrote {args.out}" if args.out else ""))
+    console.print(
+        f"drift render ({loss}): {len(dataset)} examples from {len(records)} records "
+        f"({stats.token_id_records} from token ids, {stats.text_records} from text, "
+        f"{stats.tokenizer_mismatch} with another tokenizer's ids), {stats.supervised_tokens:,} supervised "
+        f"tokens; truncated {stats.truncated}, skipped too long {stats.skipped_too_long}"
+        + (f"; wrote {args.out}" if args.out else "")
+    )
     return 0
 
 

@@ -39,8 +39,18 @@ from typing import Any
 
 __all__ = ["build_report", "collect", "main", "svg_chart"]
 
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
-           "#17becf")
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 MAX_JSON_BYTES = 20_000_000
 MAX_PNG_BYTES = 600_000
 
@@ -70,9 +80,19 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def svg_chart(series: Sequence[dict], *, title: str, xlabel: str, ylabel: str, log_x: bool = False,
-              width: int = 460, height: int = 280, y_range: tuple[float, float] | None = None,
-              hlines: Sequence[dict] = (), kind: str = "line") -> str:
+def svg_chart(
+    series: Sequence[dict],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    log_x: bool = False,
+    width: int = 460,
+    height: int = 280,
+    y_range: tuple[float, float] | None = None,
+    hlines: Sequence[dict] = (),
+    kind: str = "line",
+) -> str:
     """An inline SVG chart. ``series``: ``{"label", "x", "y"}`` with optional ``"lo"``/``"hi"`` (a band or
     error bars); ``kind`` "line" or "scatter"; ``hlines``: ``{"y", "label"}`` dashed references."""
     pts = [(x, y) for s in series for x, y in zip(s["x"], s["y"], strict=True) if y is not None]
@@ -98,46 +118,77 @@ def svg_chart(series: Sequence[dict], *, title: str, xlabel: str, ylabel: str, l
     def Y(v: float) -> float:
         return top + (1 - (v - y0) / (y1 - y0)) * ph
 
-    out = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img"><title>{html.escape(title)}</title>',
-           f'<text x="{left}" y="16" class="ctitle">{html.escape(title)}</text>',
-           f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>']
+    out = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img"><title>{html.escape(title)}</title>',
+        f'<text x="{left}" y="16" class="ctitle">{html.escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#ccc"/>',
+    ]
     for t in _ticks(y0, y1):
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(t):.1f}" y2="{Y(t):.1f}" stroke="#eee"/>'
-                   f'<text x="{left - 4}" y="{Y(t) + 4:.1f}" text-anchor="end" class="tick">{_fmt(t)}</text>')
-    xt = [10 ** e for e in range(math.floor(x0), math.ceil(x1) + 1)] if log_x else _ticks(x0, x1)
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{Y(t):.1f}" y2="{Y(t):.1f}" stroke="#eee"/>'
+            f'<text x="{left - 4}" y="{Y(t) + 4:.1f}" text-anchor="end" class="tick">{_fmt(t)}</text>'
+        )
+    xt = [10**e for e in range(math.floor(x0), math.ceil(x1) + 1)] if log_x else _ticks(x0, x1)
     for t in xt:
         if x0 - 1e-9 <= tx(t) <= x1 + 1e-9:
-            out.append(f'<text x="{X(t):.1f}" y="{top + ph + 14}" text-anchor="middle" class="tick">{_fmt(t)}</text>')
-    out.append(f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" class="axis">{html.escape(xlabel)}</text>')
-    out.append(f'<text x="12" y="{top + ph / 2}" text-anchor="middle" class="axis" '
-               f'transform="rotate(-90 12 {top + ph / 2})">{html.escape(ylabel)}</text>')
+            out.append(
+                f'<text x="{X(t):.1f}" y="{top + ph + 14}" text-anchor="middle" class="tick">{_fmt(t)}</text>'
+            )
+    out.append(
+        f'<text x="{left + pw / 2}" y="{height - 6}" text-anchor="middle" class="axis">{html.escape(xlabel)}</text>'
+    )
+    out.append(
+        f'<text x="12" y="{top + ph / 2}" text-anchor="middle" class="axis" '
+        f'transform="rotate(-90 12 {top + ph / 2})">{html.escape(ylabel)}</text>'
+    )
     for h in hlines:
-        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{Y(h["y"]):.1f}" y2="{Y(h["y"]):.1f}" stroke="#888" '
-                   f'stroke-dasharray="4 3"/><text x="{left + pw - 2}" y="{Y(h["y"]) - 3:.1f}" text-anchor="end" '
-                   f'class="tick">{html.escape(h["label"])}</text>')
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{Y(h["y"]):.1f}" y2="{Y(h["y"]):.1f}" stroke="#888" '
+            f'stroke-dasharray="4 3"/><text x="{left + pw - 2}" y="{Y(h["y"]) - 3:.1f}" text-anchor="end" '
+            f'class="tick">{html.escape(h["label"])}</text>'
+        )
     for i, s in enumerate(series):
         color = s.get("color") or PALETTE[i % len(PALETTE)]
-        data = [(x, y, lo, hi) for x, y, lo, hi in zip(s["x"], s["y"], s.get("lo") or [None] * len(s["x"]),
-                                                        s.get("hi") or [None] * len(s["x"]), strict=True)
-                if y is not None and (not log_x or x > 0)]
+        data = [
+            (x, y, lo, hi)
+            for x, y, lo, hi in zip(
+                s["x"],
+                s["y"],
+                s.get("lo") or [None] * len(s["x"]),
+                s.get("hi") or [None] * len(s["x"]),
+                strict=True,
+            )
+            if y is not None and (not log_x or x > 0)
+        ]
         if not data:
             continue
         band = [(x, lo, hi) for x, _, lo, hi in data if lo is not None and hi is not None]
         if kind == "line" and len(band) > 1:
-            poly = [f"{X(x):.1f},{Y(hi):.1f}" for x, _, hi in band] + [f"{X(x):.1f},{Y(lo):.1f}" for x, lo, _ in band[::-1]]
+            poly = [f"{X(x):.1f},{Y(hi):.1f}" for x, _, hi in band] + [
+                f"{X(x):.1f},{Y(lo):.1f}" for x, lo, _ in band[::-1]
+            ]
             out.append(f'<polygon points="{" ".join(poly)}" fill="{color}" opacity="0.15"/>')
         elif band:
-            out += [f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{color}"/>'
-                    for x, lo, hi in band]
+            out += [
+                f'<line x1="{X(x):.1f}" x2="{X(x):.1f}" y1="{Y(lo):.1f}" y2="{Y(hi):.1f}" stroke="{color}"/>'
+                for x, lo, hi in band
+            ]
         if kind == "line":
-            out.append(f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="'
-                       + " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y, _, _ in data) + '"/>')
-        out += [f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="{2.5 if kind == "line" else 2}" fill="{color}"/>'
-                for x, y, _, _ in data]
+            out.append(
+                f'<polyline fill="none" stroke="{color}" stroke-width="1.8" points="'
+                + " ".join(f"{X(x):.1f},{Y(y):.1f}" for x, y, _, _ in data)
+                + '"/>'
+            )
+        out += [
+            f'<circle cx="{X(x):.1f}" cy="{Y(y):.1f}" r="{2.5 if kind == "line" else 2}" fill="{color}"/>'
+            for x, y, _, _ in data
+        ]
         ly = top + 10 + 14 * i
-        out.append(f'<rect x="{left + pw + 8}" y="{ly - 8}" width="10" height="10" fill="{color}"/>'
-                   f'<text x="{left + pw + 22}" y="{ly + 1}" class="legend">{html.escape(str(s["label"])[:24])}</text>')
+        out.append(
+            f'<rect x="{left + pw + 8}" y="{ly - 8}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{left + pw + 22}" y="{ly + 1}" class="legend">{html.escape(str(s["label"])[:24])}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -169,12 +220,22 @@ def collect(run_dirs: Sequence[str | Path]) -> dict:
     from drift_train.evaluate import multiturn_metrics, records_turn_budget
     from drift_train.trajectories import read_trajectories
 
-    found: dict[str, list] = {"metrics": [], "trainer_logs": [], "rl_logs": [], "benchmarks": [], "sweeps": [],
-                              "weighted": [], "trajectories": [], "figures": []}
+    found: dict[str, list] = {
+        "metrics": [],
+        "trainer_logs": [],
+        "rl_logs": [],
+        "benchmarks": [],
+        "sweeps": [],
+        "weighted": [],
+        "trajectories": [],
+        "figures": [],
+    }
     for run in run_dirs:
         root = Path(run)
         if not root.is_dir():
-            raise FileNotFoundError(f"{root}: not a folder (give the output folder of a quickstart, eval or benchmark)")
+            raise FileNotFoundError(
+                f"{root}: not a folder (give the output folder of a quickstart, eval or benchmark)"
+            )
         evaluated: set[Path] = set()
         for path in sorted(root.rglob("*.json")):
             d = _load_json(path)
@@ -184,13 +245,26 @@ def collect(run_dirs: Sequence[str | Path]) -> dict:
                 found["metrics"].append({"run": root.name, "label": _label(root, path), "metrics": d})
                 evaluated.add(path.with_suffix(".jsonl"))
                 evaluated.add(path.with_name(path.stem + ".trajectories.jsonl"))
-            elif isinstance(d, list) and d and all(isinstance(e, dict) and _is_metrics(e.get("metrics")) for e in d):
+            elif (
+                isinstance(d, list)
+                and d
+                and all(isinstance(e, dict) and _is_metrics(e.get("metrics")) for e in d)
+            ):
                 for e in d:  # leaderboard.json
-                    found["metrics"].append({"run": root.name, "label": f"{e.get('model')} @ {e.get('env')}",
-                                             "metrics": e["metrics"]})
+                    found["metrics"].append(
+                        {
+                            "run": root.name,
+                            "label": f"{e.get('model')} @ {e.get('env')}",
+                            "metrics": e["metrics"],
+                        }
+                    )
             elif isinstance(d, dict) and "log_history" in d:
                 found["trainer_logs"].append({"label": _label(root, path.parent), "log": d["log_history"]})
-            elif isinstance(d, dict) and isinstance(d.get("log"), list) and "tasks_per_step" in (d.get("config") or {}):
+            elif (
+                isinstance(d, dict)
+                and isinstance(d.get("log"), list)
+                and "tasks_per_step" in (d.get("config") or {})
+            ):
                 found["rl_logs"].append({"label": _label(root, path.parent), **d})
             elif isinstance(d, dict) and "curves" in d and "table" in d:
                 found["benchmarks"].append({"label": _label(root, path), **d})
@@ -210,12 +284,19 @@ def collect(run_dirs: Sequence[str | Path]) -> dict:
             elif path.name.startswith("eval") or "trajectories" in path.name:
                 if path not in evaluated:
                     budget = records_turn_budget(records)
-                    found["metrics"].append({"run": root.name, "label": _label(root, path),
-                                             "metrics": multiturn_metrics(records, budget)})
+                    found["metrics"].append(
+                        {
+                            "run": root.name,
+                            "label": _label(root, path),
+                            "metrics": multiturn_metrics(records, budget),
+                        }
+                    )
                 found["trajectories"].append({"label": _label(root, path), "records": records})
         for path in sorted(root.rglob("*.png")):
             if path.stat().st_size <= MAX_PNG_BYTES:
-                found["figures"].append({"label": _label(root, path), "png": base64.b64encode(path.read_bytes()).decode()})
+                found["figures"].append(
+                    {"label": _label(root, path), "png": base64.b64encode(path.read_bytes()).decode()}
+                )
     return found
 
 
@@ -233,16 +314,25 @@ def _metrics_section(rows: list[dict]) -> str:
     body = []
     for r in rows:
         m = r["metrics"]
-        cells = "".join(f"<td>{format_metric(m['success_at'][str(t)]) if str(t) in m['success_at'] else '—'}</td>"
-                        for t in range(1, T + 1))
-        extra = "".join(f"<td>{format_metric(m[k]) if k in m else '—'}</td>"
-                        for k in ("correction_rate", "non_repeat_ratio", "format_error_rate"))
-        body.append(f"<tr><td class='name'>{html.escape(r['label'])}</td><td>{m.get('num_episodes', '—')}</td>"
-                    f"<td>{m.get('num_tasks', '—')}</td>{cells}{extra}</tr>")
-    return ("<table class='metrics' id='metrics-table'><thead><tr><th>evaluation</th><th>episodes</th><th>tasks</th>"
-            f"{head}<th>correction</th><th>non-repeat</th><th>format err</th></tr></thead><tbody>"
-            + "".join(body) + "</tbody></table><p class='note'>value ± standard error clustered by task "
-            "(CR1; <code>drift_train.evaluate</code>).</p>")
+        cells = "".join(
+            f"<td>{format_metric(m['success_at'][str(t)]) if str(t) in m['success_at'] else '—'}</td>"
+            for t in range(1, T + 1)
+        )
+        extra = "".join(
+            f"<td>{format_metric(m[k]) if k in m else '—'}</td>"
+            for k in ("correction_rate", "non_repeat_ratio", "format_error_rate")
+        )
+        body.append(
+            f"<tr><td class='name'>{html.escape(r['label'])}</td><td>{m.get('num_episodes', '—')}</td>"
+            f"<td>{m.get('num_tasks', '—')}</td>{cells}{extra}</tr>"
+        )
+    return (
+        "<table class='metrics' id='metrics-table'><thead><tr><th>evaluation</th><th>episodes</th><th>tasks</th>"
+        f"{head}<th>correction</th><th>non-repeat</th><th>format err</th></tr></thead><tbody>"
+        + "".join(body)
+        + "</tbody></table><p class='note'>value ± standard error clustered by task "
+        "(CR1; <code>drift_train.evaluate</code>).</p>"
+    )
 
 
 def _success_curves(rows: list[dict]) -> str:
@@ -257,11 +347,24 @@ def _success_curves(rows: list[dict]) -> str:
             ts = sorted(int(t) for t in m["success_at"])
             vals = [m["success_at"][str(t)]["value"] for t in ts]
             ses = [m["success_at"][str(t)]["se"] or 0.0 for t in ts]
-            series.append({"label": r["label"].split("/", 1)[-1], "x": ts, "y": vals,
-                           "lo": [v - s if v is not None else None for v, s in zip(vals, ses, strict=True)],
-                           "hi": [v + s if v is not None else None for v, s in zip(vals, ses, strict=True)]})
-        charts.append(svg_chart(series, title=f"{run}: success within t turns (±1 s.e.)", xlabel="turns t",
-                                ylabel="success within t", y_range=(0, 1)))
+            series.append(
+                {
+                    "label": r["label"].split("/", 1)[-1],
+                    "x": ts,
+                    "y": vals,
+                    "lo": [v - s if v is not None else None for v, s in zip(vals, ses, strict=True)],
+                    "hi": [v + s if v is not None else None for v, s in zip(vals, ses, strict=True)],
+                }
+            )
+        charts.append(
+            svg_chart(
+                series,
+                title=f"{run}: success within t turns (±1 s.e.)",
+                xlabel="turns t",
+                ylabel="success within t",
+                y_range=(0, 1),
+            )
+        )
     return "".join(charts) or "<p>No evaluations found.</p>"
 
 
@@ -271,7 +374,12 @@ def _mean_band(by_seed: dict, x: str, y: str) -> tuple[list, list, list, list]:
     ys = [[p[i][y] for p in by_seed.values()] for i in range(n)]
     mean = [statistics.fmean(v) for v in ys]
     std = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in ys]
-    return xs, mean, [m - s for m, s in zip(mean, std, strict=True)], [m + s for m, s in zip(mean, std, strict=True)]
+    return (
+        xs,
+        mean,
+        [m - s for m, s in zip(mean, std, strict=True)],
+        [m + s for m, s in zip(mean, std, strict=True)],
+    )
 
 
 def _learning_section(found: dict) -> str:
@@ -283,10 +391,19 @@ def _learning_section(found: dict) -> str:
             for method, by_seed in b["curves"].items():
                 xs, mean, lo, hi = _mean_band(by_seed, x, "success_at_T")
                 series.append({"label": f"{method} ({len(by_seed)})", "x": xs, "y": mean, "lo": lo, "hi": hi})
-            charts.append(svg_chart(series, title=f"held-out success@{T} vs {xlabel} (mean ± std, seeds)",
-                                    xlabel=xlabel + " (log)", ylabel=f"success@{T}", log_x=True,
-                                    hlines=[{"y": b["target_success_at_T"], "label": "target"},
-                                            {"y": b["table"]["reference"]["success_at_T"][0], "label": "reference"}]))
+            charts.append(
+                svg_chart(
+                    series,
+                    title=f"held-out success@{T} vs {xlabel} (mean ± std, seeds)",
+                    xlabel=xlabel + " (log)",
+                    ylabel=f"success@{T}",
+                    log_x=True,
+                    hlines=[
+                        {"y": b["target_success_at_T"], "label": "target"},
+                        {"y": b["table"]["reference"]["success_at_T"][0], "label": "reference"},
+                    ],
+                )
+            )
     for s in found["sweeps"]:
         T = s["max_turns"]
         for knob in ("beta", "gamma"):
@@ -294,26 +411,55 @@ def _learning_section(found: dict) -> str:
             for key in ("1", str(T)):
                 pts = [s["points"][p["point"]]["metrics"]["success_at"][key] for p in s["sweeps"][knob]]
                 vals = [p["value"] for p in pts]
-                series.append({"label": f"wsft success@{key}", "x": [p[knob] for p in s["sweeps"][knob]], "y": vals,
-                               "lo": [v - (p["se"] or 0) for v, p in zip(vals, pts, strict=True)],
-                               "hi": [v + (p["se"] or 0) for v, p in zip(vals, pts, strict=True)]})
+                series.append(
+                    {
+                        "label": f"wsft success@{key}",
+                        "x": [p[knob] for p in s["sweeps"][knob]],
+                        "y": vals,
+                        "lo": [v - (p["se"] or 0) for v, p in zip(vals, pts, strict=True)],
+                        "hi": [v + (p["se"] or 0) for v, p in zip(vals, pts, strict=True)],
+                    }
+                )
             rft = s["points"]["rft"]["metrics"]["success_at"]
-            charts.append(svg_chart(series, title=f"{s['label'].split('/')[0]}: {knob} sweep (± clustered s.e.)", xlabel=knob,
-                                    ylabel="held-out success", log_x=knob == "beta", kind="scatter",
-                                    hlines=[{"y": rft["1"]["value"], "label": "RFT @1"},
-                                            {"y": rft[str(T)]["value"], "label": f"RFT @{T}"}]))
+            charts.append(
+                svg_chart(
+                    series,
+                    title=f"{s['label'].split('/')[0]}: {knob} sweep (± clustered s.e.)",
+                    xlabel=knob,
+                    ylabel="held-out success",
+                    log_x=knob == "beta",
+                    kind="scatter",
+                    hlines=[
+                        {"y": rft["1"]["value"], "label": "RFT @1"},
+                        {"y": rft[str(T)]["value"], "label": f"RFT @{T}"},
+                    ],
+                )
+            )
     if found["trainer_logs"]:
-        series = [{"label": "/".join(t["label"].split("/")[-2:]), "x": [e["step"] for e in t["log"] if "loss" in e],
-                   "y": [e["loss"] for e in t["log"] if "loss" in e]} for t in found["trainer_logs"][:10]]
+        series = [
+            {
+                "label": "/".join(t["label"].split("/")[-2:]),
+                "x": [e["step"] for e in t["log"] if "loss" in e],
+                "y": [e["loss"] for e in t["log"] if "loss" in e],
+            }
+            for t in found["trainer_logs"][:10]
+        ]
         series = [s for s in series if s["x"]]
         if series:
-            charts.append(svg_chart(series, title="training loss per step (trainer_state.json)", xlabel="step",
-                                    ylabel="loss"))
+            charts.append(
+                svg_chart(
+                    series, title="training loss per step (trainer_state.json)", xlabel="step", ylabel="loss"
+                )
+            )
     for r in found["rl_logs"][:6]:
         steps = [e["step"] for e in r["log"]]
-        series = [{"label": "rollout success", "x": steps, "y": [e["success"] for e in r["log"]]},
-                  {"label": "mean return", "x": steps, "y": [e["mean_return"] for e in r["log"]]}]
-        charts.append(svg_chart(series, title=f"{r['label']}: online RL per step", xlabel="step", ylabel="value"))
+        series = [
+            {"label": "rollout success", "x": steps, "y": [e["success"] for e in r["log"]]},
+            {"label": "mean return", "x": steps, "y": [e["mean_return"] for e in r["log"]]},
+        ]
+        charts.append(
+            svg_chart(series, title=f"{r['label']}: online RL per step", xlabel="step", ylabel="value")
+        )
     return "".join(charts) or "<p>No training logs found.</p>"
 
 
@@ -332,42 +478,87 @@ def _weights_section(weighted: list[dict]) -> str:
         sizes = np.bincount(index, minlength=len(groups))
         ess = effective_sample_size(weights, index, len(groups))
         positive = weights[weights > 0]
-        stats = {"trajectories": len(records), "groups": len(groups), "ESS per group (mean)": float(ess.mean()),
-                 "ESS / K (mean)": float((ess / sizes).mean()), "ESS per group (min)": float(ess.min()),
-                 "max weight": float(weights.max()), "zero weights": int((weights == 0).sum()),
-                 "weight on solved trajectories": float(weights[solved].sum() / max(weights.sum(), 1e-12))}
-        table = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" if isinstance(v, float)
-                        else f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in stats.items())
+        stats = {
+            "trajectories": len(records),
+            "groups": len(groups),
+            "ESS per group (mean)": float(ess.mean()),
+            "ESS / K (mean)": float((ess / sizes).mean()),
+            "ESS per group (min)": float(ess.min()),
+            "max weight": float(weights.max()),
+            "zero weights": int((weights == 0).sum()),
+            "weight on solved trajectories": float(weights[solved].sum() / max(weights.sum(), 1e-12)),
+        }
+        table = "".join(
+            f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>"
+            if isinstance(v, float)
+            else f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>"
+            for k, v in stats.items()
+        )
         edges = np.linspace(0, 1, 11)
         frac = ess / sizes
-        counts = [int(((frac >= lo) & ((frac < hi) | (hi == 1))).sum()) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
-        ess_chart = svg_chart([{"label": "groups", "x": [float(e) + 0.05 for e in edges[:-1]], "y": counts}],
-                              title="ESS / K per group (histogram)", xlabel="ESS / K", ylabel="groups", width=380,
-                              height=240)
+        counts = [
+            int(((frac >= lo) & ((frac < hi) | (hi == 1))).sum())
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True)
+        ]
+        ess_chart = svg_chart(
+            [{"label": "groups", "x": [float(e) + 0.05 for e in edges[:-1]], "y": counts}],
+            title="ESS / K per group (histogram)",
+            xlabel="ESS / K",
+            ylabel="groups",
+            width=380,
+            height=240,
+        )
         log_w = np.log10(positive) if positive.size else np.array([0.0])
         bins = np.linspace(log_w.min(), max(log_w.max(), log_w.min() + 1e-6), 16)
         hist, _ = np.histogram(log_w, bins=bins)
-        dist_chart = svg_chart([{"label": "trajectories", "x": [float(10 ** ((a + b) / 2)) for a, b in zip(bins[:-1], bins[1:], strict=True)],
-                                 "y": hist.tolist()}], title="weight distribution (w > 0)", xlabel="weight (log)",
-                               ylabel="trajectories", log_x=True, width=380, height=240)
+        dist_chart = svg_chart(
+            [
+                {
+                    "label": "trajectories",
+                    "x": [float(10 ** ((a + b) / 2)) for a, b in zip(bins[:-1], bins[1:], strict=True)],
+                    "y": hist.tolist(),
+                }
+            ],
+            title="weight distribution (w > 0)",
+            xlabel="weight (log)",
+            ylabel="trajectories",
+            log_x=True,
+            width=380,
+            height=240,
+        )
         shown = list(range(min(len(groups), 40)))
         floor = float(positive.min()) if positive.size else 1e-6
         series = []
         for label, mask, color in (("solved", solved, "#2ca02c"), ("unsolved", ~solved, "#d62728")):
             keep = mask & np.isin(index, shown)
-            series.append({"label": label, "x": (index[keep] + 1).tolist(),
-                           "y": np.log10(np.maximum(weights[keep], floor)).tolist(), "color": color})
-        group_chart = svg_chart(series, title="weights of each group's members (first 40 groups)", xlabel="group",
-                                ylabel="log10 weight", kind="scatter", width=620, height=260)
-        parts.append(f"<h3>{html.escape(w['label'])}</h3><div class='row'><table class='diag'>{table}</table>"
-                     f"{ess_chart}{dist_chart}</div>{group_chart}")
+            series.append(
+                {
+                    "label": label,
+                    "x": (index[keep] + 1).tolist(),
+                    "y": np.log10(np.maximum(weights[keep], floor)).tolist(),
+                    "color": color,
+                }
+            )
+        group_chart = svg_chart(
+            series,
+            title="weights of each group's members (first 40 groups)",
+            xlabel="group",
+            ylabel="log10 weight",
+            kind="scatter",
+            width=620,
+            height=260,
+        )
+        parts.append(
+            f"<h3>{html.escape(w['label'])}</h3><div class='row'><table class='diag'>{table}</table>"
+            f"{ess_chart}{dist_chart}</div>{group_chart}"
+        )
     return "".join(parts) or "<p>No weighted rollout files (<code>*.weighted.jsonl</code>) found.</p>"
 
 
 def _browser_rows(found: dict, per_file: int, total: int) -> list[dict]:
     rows = []
     for source in found["weighted"] + found["trajectories"]:
-        for r in source["records"][:min(per_file, total - len(rows))]:
+        for r in source["records"][: min(per_file, total - len(rows))]:
             messages = r.get("messages") or []
             kinds = [t.get("feedback_kind") for t in (r.get("meta") or {}).get("turns") or []]
             turn_weights = r.get("turn_weights") or {}
@@ -378,16 +569,37 @@ def _browser_rows(found: dict, per_file: int, total: int) -> list[dict]:
                     continue
                 k += 1
                 key = f"t{k}"
-                after = messages[i + 1] if i + 1 < len(messages) and messages[i + 1].get("role") != "assistant" else None
+                after = (
+                    messages[i + 1]
+                    if i + 1 < len(messages) and messages[i + 1].get("role") != "assistant"
+                    else None
+                )
                 answers = r.get("answer_norms") or []
-                turns.append({"reply": m.get("content"), "reward": (r.get("turn_rewards") or {}).get(key),
-                              "verifier": (r.get("verifier") or {}).get(key), "answer": answers[k - 1] if k <= len(answers) else None,
-                              "feedback": after.get("content") if after else "", "kind": kinds[k - 1] if k <= len(kinds) else None,
-                              "turn_weight": turn_weights.get(key)})
-            rows.append({"src": source["label"], "task": str(r.get("task_id", r.get("prompt_id"))),
-                         "group": str(r.get("prompt_id")), "traj": r.get("traj_idx"), "t_star": r.get("t_star"),
-                         "weight": r.get("weight"), "ret": r.get("return"), "prompt": prompt, "turns": turns,
-                         "penalty": r.get("format_penalty")})
+                turns.append(
+                    {
+                        "reply": m.get("content"),
+                        "reward": (r.get("turn_rewards") or {}).get(key),
+                        "verifier": (r.get("verifier") or {}).get(key),
+                        "answer": answers[k - 1] if k <= len(answers) else None,
+                        "feedback": after.get("content") if after else "",
+                        "kind": kinds[k - 1] if k <= len(kinds) else None,
+                        "turn_weight": turn_weights.get(key),
+                    }
+                )
+            rows.append(
+                {
+                    "src": source["label"],
+                    "task": str(r.get("task_id", r.get("prompt_id"))),
+                    "group": str(r.get("prompt_id")),
+                    "traj": r.get("traj_idx"),
+                    "t_star": r.get("t_star"),
+                    "weight": r.get("weight"),
+                    "ret": r.get("return"),
+                    "prompt": prompt,
+                    "turns": turns,
+                    "penalty": r.get("format_penalty"),
+                }
+            )
     return rows
 
 
@@ -457,20 +669,33 @@ _JS = r"""
 })();
 """
 
-_ERRORS_JS = ("window.__reportErrors=[];window.addEventListener('error',function(e){window.__reportErrors.push(String("
-              "e.message));document.documentElement.setAttribute('data-script-errors',String(window.__reportErrors.length));});")
+_ERRORS_JS = (
+    "window.__reportErrors=[];window.addEventListener('error',function(e){window.__reportErrors.push(String("
+    "e.message));document.documentElement.setAttribute('data-script-errors',String(window.__reportErrors.length));});"
+)
 
 
-def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, trajectories_per_file: int = 200,
-                 max_trajectories: int = 3000, title: str = "DRIFT report") -> Path:
+def build_report(
+    run_dirs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    trajectories_per_file: int = 200,
+    max_trajectories: int = 3000,
+    title: str = "DRIFT report",
+) -> Path:
     """Write the HTML report of ``run_dirs`` to ``out``; returns its path. The browser holds the first
     ``trajectories_per_file`` records of each file (weighted rollouts first), ``max_trajectories`` in all."""
     found = collect(run_dirs)
     rows = _browser_rows(found, trajectories_per_file, max_trajectories)
     payload = json.dumps(rows, separators=(",", ":")).replace("</", "<\\/")  # no "</script>" inside the block
-    figures = "".join(f"<figure><img class='fig' alt='{html.escape(f['label'])}' src='data:image/png;base64,{f['png']}'>"
-                      f"<figcaption class='note'>{html.escape(f['label'])}.png</figcaption></figure>"
-                      for f in found["figures"]) or "<p>No saved figures.</p>"
+    figures = (
+        "".join(
+            f"<figure><img class='fig' alt='{html.escape(f['label'])}' src='data:image/png;base64,{f['png']}'>"
+            f"<figcaption class='note'>{html.escape(f['label'])}.png</figcaption></figure>"
+            for f in found["figures"]
+        )
+        or "<p>No saved figures.</p>"
+    )
     sources = ", ".join(html.escape(str(Path(d))) for d in run_dirs)
     page = f"""<!DOCTYPE html>
 <html lang="en" data-report-status="loading" data-script-errors="0"><head><meta charset="utf-8">
@@ -504,18 +729,30 @@ def build_report(run_dirs: Sequence[str | Path], out: str | Path, *, trajectorie
 
 def main(argv: list[str] | None = None) -> int:
     """``drift report RUN_DIR [RUN_DIR ...] --out report.html``."""
-    parser = argparse.ArgumentParser(prog="drift report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="drift report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dirs", nargs="+", help="output folders of quickstart / eval / benchmark runs")
     parser.add_argument("--out", default="report.html")
-    parser.add_argument("--trajectories-per-file", type=int, default=200,
-                        help="trajectories of each file put in the browser (the diagnostics use all)")
-    parser.add_argument("--max-trajectories", type=int, default=3000, help="trajectories in the browser in all")
+    parser.add_argument(
+        "--trajectories-per-file",
+        type=int,
+        default=200,
+        help="trajectories of each file put in the browser (the diagnostics use all)",
+    )
+    parser.add_argument(
+        "--max-trajectories", type=int, default=3000, help="trajectories in the browser in all"
+    )
     parser.add_argument("--title", default="DRIFT report")
     args = parser.parse_args(argv)
     try:
-        path = build_report(args.run_dirs, args.out, trajectories_per_file=args.trajectories_per_file,
-                            max_trajectories=args.max_trajectories, title=args.title)
+        path = build_report(
+            args.run_dirs,
+            args.out,
+            trajectories_per_file=args.trajectories_per_file,
+            max_trajectories=args.max_trajectories,
+            title=args.title,
+        )
     except (FileNotFoundError, ValueError) as err:
         print(f"drift report: {err}", file=sys.stderr)
         return 2

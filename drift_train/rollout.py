@@ -78,7 +78,9 @@ class RolloutConfig:
     seed: int = 0
     batch_size: int = 64  # episodes per chunk (rounded down to whole groups, at least one)
     schedule: str = "lockstep"  # or "continuous" (policies with sessions): see the module docstring
-    record_tokens: bool = True  # write each turn's token ids (the `tokens` field) where the backend returns them
+    record_tokens: bool = (
+        True  # write each turn's token ids (the `tokens` field) where the backend returns them
+    )
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
@@ -144,7 +146,9 @@ class _Episode:
     answers: list = field(default_factory=list)
     penalties: list = field(default_factory=list)
     turns: list = field(default_factory=list)
-    token_turns: list = field(default_factory=list)  # (prompt_ids, completion_ids, finish_reason) or None per turn
+    token_turns: list = field(
+        default_factory=list
+    )  # (prompt_ids, completion_ids, finish_reason) or None per turn
     done: bool = False
     terminated: bool = False
     truncated: bool = False
@@ -206,8 +210,11 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, token_meta: 
         if missing is None:
             tokens = encode_tokens(ep.token_turns)
         else:
-            token_meta = {"tokens_unavailable": f"the {policy_meta.get('backend')} backend returned no token ids "
-                                                f"for turn {missing}", **_template_kwargs(token_meta)}
+            token_meta = {
+                "tokens_unavailable": f"the {policy_meta.get('backend')} backend returned no token ids "
+                f"for turn {missing}",
+                **_template_kwargs(token_meta),
+            }
     record = {
         "prompt_id": ep.prompt_id,
         "traj_idx": ep.traj_idx,
@@ -245,8 +252,10 @@ def resolve_schedule(policy: Policy, schedule: str) -> Callable | None:
         return None
     open_session = getattr(policy, "session", None)
     if not callable(open_session):
-        raise ValueError(f"schedule='continuous' needs a policy with sessions (the hf backend); "
-                         f"the {policy.backend} backend runs lock-step")
+        raise ValueError(
+            f"schedule='continuous' needs a policy with sessions (the hf backend); "
+            f"the {policy.backend} backend runs lock-step"
+        )
     return open_session
 
 
@@ -259,8 +268,11 @@ def _policy_meta(policy: Policy) -> dict:
 def _token_meta(policy: Policy, config: RolloutConfig) -> dict:
     """What every record's ``meta`` says about token ids (tokenizer and template kwargs, or why there are none)."""
     token_meta = getattr(policy, "token_meta", None)
-    meta = (dict(token_meta()) if callable(token_meta)
-            else {"tokens_unavailable": f"the {policy.backend} policy does not report token ids"})
+    meta = (
+        dict(token_meta())
+        if callable(token_meta)
+        else {"tokens_unavailable": f"the {policy.backend} policy does not report token ids"}
+    )
     if not config.record_tokens:
         meta = {"tokens_unavailable": "not recorded (record_tokens=False)", **_template_kwargs(meta)}
     return meta
@@ -268,7 +280,11 @@ def _token_meta(policy: Policy, config: RolloutConfig) -> dict:
 
 def _template_kwargs(token_meta: dict) -> dict:
     """The ``chat_template_kwargs`` entry of a token meta (the text path applies them when ids are missing)."""
-    return {"chat_template_kwargs": token_meta["chat_template_kwargs"]} if "chat_template_kwargs" in token_meta else {}
+    return (
+        {"chat_template_kwargs": token_meta["chat_template_kwargs"]}
+        if "chat_template_kwargs" in token_meta
+        else {}
+    )
 
 
 def iter_rollouts(
@@ -311,7 +327,9 @@ def iter_rollouts(
                     on_event({"event": "chunk", "chunk": chunk_number, "groups": len(chunk), "skipped": True})
                 continue
             stats.skipped += len(chunk) * k - len(wanted)
-            if reset_cache is not None:  # a chunk's replies never depend on what ran before it (resume, reruns)
+            if (
+                reset_cache is not None
+            ):  # a chunk's replies never depend on what ran before it (resume, reruns)
                 reset_cache()
             episodes = []
             env_seeds = {}
@@ -326,8 +344,16 @@ def iter_rollouts(
                     episodes.append(ep)
             stats.env_s += time.perf_counter() - t0
             step = functools.partial(_step_episodes, config=config, stats=stats)
-            emit = functools.partial(_emit, wanted=wanted, config=config, policy_meta=policy_meta, token_meta=token_meta,
-                                     env_seeds=env_seeds, stats=stats, started=started)
+            emit = functools.partial(
+                _emit,
+                wanted=wanted,
+                config=config,
+                policy_meta=policy_meta,
+                token_meta=token_meta,
+                env_seeds=env_seeds,
+                stats=stats,
+                started=started,
+            )
             if open_session is not None:
                 session = open_session(params, seed=combine_seeds([config.seed, chunk[0], len(chunk)]))
                 for i, ep in enumerate(episodes):
@@ -335,8 +361,14 @@ def iter_rollouts(
                 while session.busy:
                     if on_event:
                         live = [ep for ep in episodes if not ep.done]
-                        on_event({"event": "turn", "chunk": chunk_number, "turn": max(len(ep.rewards) + 1 for ep in live),
-                                  "live": len(live)})
+                        on_event(
+                            {
+                                "event": "turn",
+                                "chunk": chunk_number,
+                                "turn": max(len(ep.rewards) + 1 for ep in live),
+                                "live": len(live),
+                            }
+                        )
                     t0 = time.perf_counter()
                     replies = session.poll()
                     stats.generate_s += time.perf_counter() - t0
@@ -346,8 +378,10 @@ def iter_rollouts(
                         ep = episodes[i]
                         if not ep.done:
                             if len(ep.rewards) >= MAX_TURNS_GUARD:
-                                raise RuntimeError(f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns "
-                                                   "without ending")
+                                raise RuntimeError(
+                                    f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns "
+                                    "without ending"
+                                )
                             session.submit(i, ep.messages)
             else:
                 active = episodes
@@ -355,7 +389,9 @@ def iter_rollouts(
                 while active:
                     turn += 1
                     if turn > MAX_TURNS_GUARD:
-                        raise RuntimeError(f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns without ending")
+                        raise RuntimeError(
+                            f"{config.env_id}: an episode ran past {MAX_TURNS_GUARD} turns without ending"
+                        )
                     if on_event:
                         on_event({"event": "turn", "chunk": chunk_number, "turn": turn, "live": len(active)})
                     seeds = [combine_seeds([config.seed, ep.prompt_id, ep.traj_idx, turn]) for ep in active]
@@ -375,8 +411,9 @@ def iter_rollouts(
             env.close()
 
 
-def _step_episodes(episodes: list[_Episode], completions: list, *, config: RolloutConfig,
-                   stats: RolloutStats) -> list[_Episode]:
+def _step_episodes(
+    episodes: list[_Episode], completions: list, *, config: RolloutConfig, stats: RolloutStats
+) -> list[_Episode]:
     """Step each episode's env with its reply and record the turn; returns the episodes that ended."""
     t0 = time.perf_counter()
     # envs whose checks run elsewhere (CodeFeedback's sandbox workers) start them all now, so the
@@ -396,15 +433,20 @@ def _step_episodes(episodes: list[_Episode], completions: list, *, config: Rollo
         answer = info.get("answer")
         ep.answers.append(None if answer is None else str(answer))
         feedback = info.get("feedback")
-        ep.turns.append({
-            "tokens": completion.num_tokens,
-            "finish_reason": completion.finish_reason,
-            "format_ok": format_ok,
-            "repeated": bool(info.get("repeated", False)),
-            "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
-        })
-        ep.token_turns.append(None if completion.token_ids is None or completion.prompt_ids is None
-                              else (completion.prompt_ids, completion.token_ids, completion.finish_reason))
+        ep.turns.append(
+            {
+                "tokens": completion.num_tokens,
+                "finish_reason": completion.finish_reason,
+                "format_ok": format_ok,
+                "repeated": bool(info.get("repeated", False)),
+                "feedback_kind": feedback.get("kind") if isinstance(feedback, dict) else None,
+            }
+        )
+        ep.token_turns.append(
+            None
+            if completion.token_ids is None or completion.prompt_ids is None
+            else (completion.prompt_ids, completion.token_ids, completion.finish_reason)
+        )
         ep.messages = _messages(info, config.env_id, "step")
         stats.generated_tokens += completion.num_tokens
         if terminated or truncated:
@@ -414,8 +456,17 @@ def _step_episodes(episodes: list[_Episode], completions: list, *, config: Rollo
     return finished
 
 
-def _emit(finished: list[_Episode], *, wanted: set, config: RolloutConfig, policy_meta: dict, token_meta: dict,
-          env_seeds: dict, stats: RolloutStats, started: float) -> Iterator[dict]:
+def _emit(
+    finished: list[_Episode],
+    *,
+    wanted: set,
+    config: RolloutConfig,
+    policy_meta: dict,
+    token_meta: dict,
+    env_seeds: dict,
+    stats: RolloutStats,
+    started: float,
+) -> Iterator[dict]:
     """The records of the ended episodes this run was asked for (resume leaves the others out)."""
     for ep in finished:
         if (ep.prompt_id, ep.traj_idx) in wanted:
@@ -474,10 +525,14 @@ def rollout(
     if out is not None:
         out = Path(out)
         if out.suffix == ".parquet":
-            raise ValueError(f"{out}: rollouts are written as JSONL (.jsonl); convert with write_trajectories()")
+            raise ValueError(
+                f"{out}: rollouts are written as JSONL (.jsonl); convert with write_trajectories()"
+            )
         if out.exists() and out.stat().st_size > 0 and not resume:
             if not overwrite:
-                raise FileExistsError(f"{out} already holds trajectories; pass resume (--resume) or overwrite")
+                raise FileExistsError(
+                    f"{out} already holds trajectories; pass resume (--resume) or overwrite"
+                )
             out.unlink()
         if resume and out.exists():
             previous = list(read_trajectories(out, allow_partial_tail=True))
@@ -491,8 +546,9 @@ def rollout(
     try:
         if display:
             display.start(done)
-        for record in iter_rollouts(policy, config, done=done, stats=stats,
-                                    on_event=display.event if display else None):
+        for record in iter_rollouts(
+            policy, config, done=done, stats=stats, on_event=display.event if display else None
+        ):
             if writer:
                 writer.write(record)
             records.append(record)
@@ -514,8 +570,13 @@ class _Progress:
 
         self.config = config
         self.progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("episodes"),
-            TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("episodes"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
         )
         self.task = None
         self.tasks_total = 0
@@ -531,13 +592,17 @@ class _Progress:
         self.tasks_done = sum(1 for n in self.per_group.values() if n >= self.config.samples)
         self.progress.start()
         self.task = self.progress.add_task(
-            self._description(0.0), total=self.tasks_total * self.config.samples, completed=len(done),
+            self._description(0.0),
+            total=self.tasks_total * self.config.samples,
+            completed=len(done),
             status="starting",
         )
 
     def _description(self, tokens_per_s: float) -> str:
-        return (f"{self.config.env_id} tasks {self.tasks_done}/{self.tasks_total} "
-                f"[dim]{tokens_per_s:,.0f} tok/s[/dim]")
+        return (
+            f"{self.config.env_id} tasks {self.tasks_done}/{self.tasks_total} "
+            f"[dim]{tokens_per_s:,.0f} tok/s[/dim]"
+        )
 
     def event(self, event: dict) -> None:
         if event["event"] == "turn":
@@ -564,8 +629,15 @@ def summarize(records: Sequence[dict]) -> dict:
     """
     n = len(records)
     if n == 0:
-        return {"episodes": 0, "groups": 0, "turn_accuracy": [], "reached": [], "success_within": [],
-                "format_error_rate": 0.0, "mean_turns": 0.0}
+        return {
+            "episodes": 0,
+            "groups": 0,
+            "turn_accuracy": [],
+            "reached": [],
+            "success_within": [],
+            "format_error_rate": 0.0,
+            "mean_turns": 0.0,
+        }
     max_turns = max(len(r["turn_rewards"]) for r in records)
     reached = [0] * max_turns
     correct = [0] * max_turns
@@ -607,11 +679,17 @@ def summary_table(records: Sequence[dict], stats: RolloutStats | None = None, ti
     table.add_column("accuracy at turn", justify="right")
     table.add_column("success within t", justify="right")
     for t in range(len(summary["reached"])):
-        table.add_row(str(t + 1), str(summary["reached"][t]), f"{summary['turn_accuracy'][t]:.1%}",
-                      f"{summary['success_within'][t]:.1%}")
-    caption = [f"{summary['episodes']} episodes in {summary['groups']} groups",
-               f"format errors {summary['format_error_rate']:.1%} of turns",
-               f"mean turns {summary['mean_turns']:.2f}"]
+        table.add_row(
+            str(t + 1),
+            str(summary["reached"][t]),
+            f"{summary['turn_accuracy'][t]:.1%}",
+            f"{summary['success_within'][t]:.1%}",
+        )
+    caption = [
+        f"{summary['episodes']} episodes in {summary['groups']} groups",
+        f"format errors {summary['format_error_rate']:.1%} of turns",
+        f"mean turns {summary['mean_turns']:.2f}",
+    ]
     if stats is not None and stats.episodes:
         caption.append(
             f"{stats.generated_tokens:,} tokens in {stats.wall_s:.1f}s = {stats.tokens_per_s:,.0f} tok/s "
@@ -625,45 +703,69 @@ def summary_table(records: Sequence[dict], stats: RolloutStats | None = None, ti
 
 def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
     """The backend options shared by ``drift rollout`` and ``drift eval`` (hf, openai and vllm groups)."""
-    parser.add_argument("--chat-template-kwargs", default="{}",
-                        help="JSON object passed to the chat template (e.g. '{\"enable_thinking\": false}'); "
-                             "recorded in meta, so training renders the data the same way")
+    parser.add_argument(
+        "--chat-template-kwargs",
+        default="{}",
+        help="JSON object passed to the chat template (e.g. '{\"enable_thinking\": false}'); "
+        "recorded in meta, so training renders the data the same way",
+    )
     hf = parser.add_argument_group("hf backend")
     hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     hf.add_argument("--dtype", default="auto")
     hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences decoding at once")
-    hf.add_argument("--prefix-cache-mb", type=float, default=1024.0,
-                    help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off")
+    hf.add_argument(
+        "--prefix-cache-mb",
+        type=float,
+        default=1024.0,
+        help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off",
+    )
     api = parser.add_argument_group("openai backend")
-    api.add_argument("--base-url", default=None,
-                     help="server URL ending in /v1, or several separated by commas (replicas: least outstanding "
-                          "requests, failover); default: $OPENAI_BASE_URL")
+    api.add_argument(
+        "--base-url",
+        default=None,
+        help="server URL ending in /v1, or several separated by commas (replicas: least outstanding "
+        "requests, failover); default: $OPENAI_BASE_URL",
+    )
     api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
     api.add_argument("--max-concurrency", type=int, default=16)
     api.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     api.add_argument("--max-retries", type=int, default=4)
-    api.add_argument("--tokenizer", default=None,
-                     help="the served model's tokenizer (folder or hub id), to verify the token ids the server "
-                          "returns (default: --model when it is a local folder; the embedded one for 'tiny')")
+    api.add_argument(
+        "--tokenizer",
+        default=None,
+        help="the served model's tokenizer (folder or hub id), to verify the token ids the server "
+        "returns (default: --model when it is a local folder; the embedded one for 'tiny')",
+    )
     vl = parser.add_argument_group("vllm backend")
     vl.add_argument("--tensor-parallel-size", type=int, default=1)
-    vl.add_argument("--gpu-memory-utilization", type=float, default=None,
-                    help="fraction of GPU memory for vLLM (default 0.9); on vLLM's CPU platform a fraction of the "
-                         "node's memory (default: about 3 GiB's worth)")
-    vl.add_argument("--vllm-kwargs", default="{}",
-                    help="JSON object of further vllm.LLM arguments, e.g. '{\"enforce_eager\": true, "
-                         "\"max_model_len\": 4096}'")
+    vl.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=None,
+        help="fraction of GPU memory for vLLM (default 0.9); on vLLM's CPU platform a fraction of the "
+        "node's memory (default: about 3 GiB's worth)",
+    )
+    vl.add_argument(
+        "--vllm-kwargs",
+        default="{}",
+        help='JSON object of further vllm.LLM arguments, e.g. \'{"enforce_eager": true, '
+        '"max_model_len": 4096}\'',
+    )
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="drift rollout",
         description="Sample K multi-turn trajectories per task from a reference policy in any Gymnasium env "
-                    "that follows the drift contract, and append them to a JSONL file.",
+        "that follows the drift contract, and append them to a JSONL file.",
     )
     parser.add_argument("--env", required=True, help="env id, e.g. drift/MathFeedback-v0 (or module:Id)")
-    parser.add_argument("--env-kwargs", default="{}", help="JSON object of env kwargs, e.g. '{\"feedback\": \"hint\"}'")
-    parser.add_argument("--model", required=True, help="model folder or hub id; 'tiny' for the embedded tiny model")
+    parser.add_argument(
+        "--env-kwargs", default="{}", help='JSON object of env kwargs, e.g. \'{"feedback": "hint"}\''
+    )
+    parser.add_argument(
+        "--model", required=True, help="model folder or hub id; 'tiny' for the embedded tiny model"
+    )
     parser.add_argument("--backend", choices=BACKENDS, default="hf")
     parser.add_argument("--num-tasks", type=int, default=None, help="tasks to roll out (default: all)")
     parser.add_argument("--task-offset", type=int, default=0, help="index of the first task")
@@ -674,17 +776,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="episodes per chunk (default: 64 for hf, 256 for openai, 1024 for vllm)")
-    parser.add_argument("--schedule", choices=SCHEDULES, default="lockstep",
-                        help="lockstep: one batched generate call per turn (default); continuous: each episode "
-                             "moves on as soon as its own reply is done (hf backend)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="episodes per chunk (default: 64 for hf, 256 for openai, 1024 for vllm)",
+    )
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="lockstep",
+        help="lockstep: one batched generate call per turn (default); continuous: each episode "
+        "moves on as soon as its own reply is done (hf backend)",
+    )
     parser.add_argument("--out", required=True, help="output JSONL file")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
-    parser.add_argument("--no-token-ids", action="store_true",
-                        help="do not record each turn's token ids (the `tokens` field); training then uses the text")
+    parser.add_argument(
+        "--no-token-ids",
+        action="store_true",
+        help="do not record each turn's token ids (the `tokens` field); training then uses the text",
+    )
     add_policy_arguments(parser)
     return parser.parse_args(argv)
 
@@ -699,20 +812,37 @@ def policy_kwargs(args: argparse.Namespace) -> dict:
             raise ValueError(f"--chat-template-kwargs must be a JSON object, got {raw!r}")
     extra = {"chat_template_kwargs": template} if template else {}
     if args.backend == "hf":
-        return {"device": args.device, "dtype": args.dtype, "batch_size": args.generate_batch_size,
-                "prefix_cache_mb": args.prefix_cache_mb, **extra}
+        return {
+            "device": args.device,
+            "dtype": args.dtype,
+            "batch_size": args.generate_batch_size,
+            "prefix_cache_mb": args.prefix_cache_mb,
+            **extra,
+        }
     if args.backend == "openai":
         tokenizer = getattr(args, "tokenizer", None)
         if tokenizer is None and args.model == "tiny":
             tokenizer = resolve_model("tiny")
-        return {"base_url": args.base_url, "api_key": args.api_key, "max_concurrency": args.max_concurrency,
-                "timeout_s": args.timeout, "max_retries": args.max_retries, "tokenizer": tokenizer, **extra}
+        return {
+            "base_url": args.base_url,
+            "api_key": args.api_key,
+            "max_concurrency": args.max_concurrency,
+            "timeout_s": args.timeout,
+            "max_retries": args.max_retries,
+            "tokenizer": tokenizer,
+            **extra,
+        }
     raw = getattr(args, "vllm_kwargs", None) or "{}"
     llm_kwargs = json.loads(raw) if isinstance(raw, str) else dict(raw)
     if not isinstance(llm_kwargs, dict):
         raise ValueError(f"--vllm-kwargs must be a JSON object, got {raw!r}")
-    return {"tensor_parallel_size": args.tensor_parallel_size, "gpu_memory_utilization": args.gpu_memory_utilization,
-            "seed": args.seed, **extra, **llm_kwargs}
+    return {
+        "tensor_parallel_size": args.tensor_parallel_size,
+        "gpu_memory_utilization": args.gpu_memory_utilization,
+        "seed": args.seed,
+        **extra,
+        **llm_kwargs,
+    }
 
 
 def policy_model(args: argparse.Namespace) -> str:
@@ -744,23 +874,44 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     batch_size = args.batch_size or {"hf": 64, "openai": 256, "vllm": 1024}[args.backend]
     config = RolloutConfig(
-        env_id=args.env, env_kwargs=env_kwargs, num_tasks=args.num_tasks, samples=args.samples,
-        task_offset=args.task_offset, max_turns=args.max_turns, seed=args.seed, batch_size=batch_size,
-        schedule=args.schedule, record_tokens=not args.no_token_ids, sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
-                                max_new_tokens=args.max_new_tokens),
+        env_id=args.env,
+        env_kwargs=env_kwargs,
+        num_tasks=args.num_tasks,
+        samples=args.samples,
+        task_offset=args.task_offset,
+        max_turns=args.max_turns,
+        seed=args.seed,
+        batch_size=batch_size,
+        schedule=args.schedule,
+        record_tokens=not args.no_token_ids,
+        sampling=SamplingParams(
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            max_new_tokens=args.max_new_tokens,
+        ),
     )
     try:
         config.validate()
         out = Path(args.out)
         if out.exists() and out.stat().st_size > 0 and not (args.resume or args.overwrite):
-            raise FileExistsError(f"{out} already holds trajectories; pass --resume to continue it or --overwrite")
+            raise FileExistsError(
+                f"{out} already holds trajectories; pass --resume to continue it or --overwrite"
+            )
         policy = make_policy(args.backend, policy_model(args), **policy_kwargs(args))
     except (ValueError, FileExistsError, PolicyError, json.JSONDecodeError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)
         return 2
     try:
-        records, stats = rollout(policy, config, out, resume=args.resume, overwrite=args.overwrite,
-                                 progress=not args.no_progress, console=console)
+        records, stats = rollout(
+            policy,
+            config,
+            out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            console=console,
+        )
     except (ValueError, TrajectoryError, PolicyError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)
         return 1
@@ -773,4 +924,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

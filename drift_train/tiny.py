@@ -103,7 +103,12 @@ LLAMA3_TEMPLATE = (  # Llama 3's header layout; content is trimmed, as Meta's te
 )
 BPE_TEMPLATES = {"chatml": CHATML_TEMPLATE, "qwen3": QWEN3_TEMPLATE, "llama3": LLAMA3_TEMPLATE}
 TOKENIZERS = ("char", "bpe")
-BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT = "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"
+BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT = (
+    "<|begin_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+)
 BPE_SPECIAL_TOKENS = [PAD_TOKEN, END_OF_TEXT, IM_START, IM_END, BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT]
 
 # Bump when the folder layout or defaults change so cached copies are rebuilt.
@@ -130,20 +135,30 @@ class TinyModelConfig:
         if self.tokenizer not in TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {TOKENIZERS}, got {self.tokenizer!r}")
         if self.tokenizer == "char" and self.template is not None:
-            raise ValueError("the char tokenizer has one template (ChatML with generation blocks); "
-                             f"template={self.template!r} needs tokenizer='bpe'")
+            raise ValueError(
+                "the char tokenizer has one template (ChatML with generation blocks); "
+                f"template={self.template!r} needs tokenizer='bpe'"
+            )
         if self.tokenizer == "bpe" and (self.template or "chatml") not in BPE_TEMPLATES:
             raise ValueError(f"template must be one of {sorted(BPE_TEMPLATES)}, got {self.template!r}")
         if self.tokenizer == "bpe" and not 300 <= self.bpe_vocab_size <= 65536:
             raise ValueError(f"bpe_vocab_size must be in 300..65536, got {self.bpe_vocab_size}")
-        for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "intermediate_size",
-                     "max_position_embeddings"):
+        for name in (
+            "hidden_size",
+            "num_layers",
+            "num_heads",
+            "num_kv_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+        ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size={self.hidden_size} is not divisible by num_heads={self.num_heads}")
         if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"num_heads={self.num_heads} is not divisible by num_kv_heads={self.num_kv_heads}")
+            raise ValueError(
+                f"num_heads={self.num_heads} is not divisible by num_kv_heads={self.num_kv_heads}"
+            )
 
 
 def build_tokenizer():
@@ -182,14 +197,24 @@ def bpe_corpus() -> list[str]:
     texts: list[str] = []
     for difficulty in ("tiny", "easy", "medium", "hard"):
         for feedback in ("hint", "binary"):
-            env = gym.make("drift/MathFeedback-v0", difficulty=difficulty, feedback=feedback, split="train",
-                           max_turns=2, disable_env_checker=True)
+            env = gym.make(
+                "drift/MathFeedback-v0",
+                difficulty=difficulty,
+                feedback=feedback,
+                split="train",
+                max_turns=2,
+                disable_env_checker=True,
+            )
             for i in range(300):
                 _, info = env.reset(options={"index": i})
                 texts += [m["content"] for m in info["messages"]]
                 reply = f"Let me work it out step by step. The answer is \\boxed{{{(i * 37) % 200 - 50}}}."
                 obs, *_ = env.step(reply)
-                texts += [reply, obs, f"So the result is {i * 3 + 1}, and I will write \\boxed{{{i * 3 + 1}}}."]
+                texts += [
+                    reply,
+                    obs,
+                    f"So the result is {i * 3 + 1}, and I will write \\boxed{{{i * 3 + 1}}}.",
+                ]
             env.close()
     env = gym.make("drift/UserCorrection-v0", disable_env_checker=True)
     for i in range(1000):
@@ -209,8 +234,12 @@ def _trained_bpe(vocab_size: int) -> str:
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=BPE_SPECIAL_TOKENS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=BPE_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     backend.train_from_iterator(bpe_corpus(), trainer=trainer)
     return backend.to_str()
 
@@ -222,8 +251,15 @@ def build_bpe_tokenizer(template: str = "chatml", vocab_size: int = 2048):
 
     backend = Tokenizer.from_str(_trained_bpe(vocab_size))
     eos = EOT if template == "llama3" else IM_END
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token=PAD_TOKEN, eos_token=eos, bos_token=None,
-                                        unk_token=None, padding_side="left", model_max_length=16384)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token=PAD_TOKEN,
+        eos_token=eos,
+        bos_token=None,
+        unk_token=None,
+        padding_side="left",
+        model_max_length=16384,
+    )
     tokenizer.chat_template = BPE_TEMPLATES[template]
     return tokenizer
 
@@ -269,18 +305,29 @@ def build_tiny_model(out_dir: str | os.PathLike, config: TinyModelConfig | None 
     model = AutoModelForCausalLM.from_config(model_config, dtype=torch.float32)
     # Special tokens that can never be part of a reply's text (decoding drops them, so a reply that
     # sampled one would not say what the model generated) are suppressed, as model.generate does.
-    never = sorted(tokenizer.convert_tokens_to_ids([t for t in specials
-                                                    if t not in (tokenizer.eos_token, END_OF_TEXT)]))
+    never = sorted(
+        tokenizer.convert_tokens_to_ids([t for t in specials if t not in (tokenizer.eos_token, END_OF_TEXT)])
+    )
     model.generation_config = GenerationConfig(
-        eos_token_id=[end_of_turn, end_of_text], pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-        do_sample=True, temperature=1.0, top_p=1.0, top_k=0, max_new_tokens=256, suppress_tokens=never,
+        eos_token_id=[end_of_turn, end_of_text],
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        do_sample=True,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        max_new_tokens=256,
+        suppress_tokens=never,
     )
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
-    (out / "drift_tiny.json").write_text(json.dumps(
-        {"format_version": FORMAT_VERSION, "config": asdict(config), "num_parameters": n_params}, indent=2
-    ) + "\n")
+    (out / "drift_tiny.json").write_text(
+        json.dumps(
+            {"format_version": FORMAT_VERSION, "config": asdict(config), "num_parameters": n_params}, indent=2
+        )
+        + "\n"
+    )
     return out
 
 
@@ -298,7 +345,9 @@ def tiny_model_path(cache_dir: str | os.PathLike | None = None, **overrides) -> 
     """
     config = TinyModelConfig(**overrides)
     config.validate()
-    key = hashlib.sha256(json.dumps([FORMAT_VERSION, asdict(config)], sort_keys=True).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([FORMAT_VERSION, asdict(config)], sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = root / f"tiny-model-{key}"
     if (target / "drift_tiny.json").is_file():
@@ -334,18 +383,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--intermediate-size", type=int, default=defaults.intermediate_size)
     parser.add_argument("--max-position-embeddings", type=int, default=defaults.max_position_embeddings)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--tokenizer", choices=TOKENIZERS, default=defaults.tokenizer,
-                        help="char: character level with generation blocks (default); bpe: byte-level BPE trained "
-                             "here, with a real model's template")
-    parser.add_argument("--template", choices=sorted(BPE_TEMPLATES), default=None,
-                        help="bpe only: chatml (Qwen2.5 layout, default), qwen3 (drops earlier <think>), llama3")
+    parser.add_argument(
+        "--tokenizer",
+        choices=TOKENIZERS,
+        default=defaults.tokenizer,
+        help="char: character level with generation blocks (default); bpe: byte-level BPE trained "
+        "here, with a real model's template",
+    )
+    parser.add_argument(
+        "--template",
+        choices=sorted(BPE_TEMPLATES),
+        default=None,
+        help="bpe only: chatml (Qwen2.5 layout, default), qwen3 (drops earlier <think>), llama3",
+    )
     parser.add_argument("--bpe-vocab-size", type=int, default=defaults.bpe_vocab_size)
     args = parser.parse_args(argv)
     config = TinyModelConfig(
-        hidden_size=args.hidden_size, num_layers=args.num_layers,
-        num_heads=args.num_heads, num_kv_heads=args.num_kv_heads, intermediate_size=args.intermediate_size,
-        max_position_embeddings=args.max_position_embeddings, seed=args.seed, tokenizer=args.tokenizer,
-        template=args.template, bpe_vocab_size=args.bpe_vocab_size,
+        hidden_size=args.hidden_size,
+        num_layers=args.num_layers,
+        num_heads=args.num_heads,
+        num_kv_heads=args.num_kv_heads,
+        intermediate_size=args.intermediate_size,
+        max_position_embeddings=args.max_position_embeddings,
+        seed=args.seed,
+        tokenizer=args.tokenizer,
+        template=args.template,
+        bpe_vocab_size=args.bpe_vocab_size,
     )
     try:
         config.validate()
@@ -354,8 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = build_tiny_model(args.out, config)
     info = json.loads((out / "drift_tiny.json").read_text())
-    print(f"wrote tiny Llama model ({info['num_parameters']:,} parameters, {config.tokenizer} tokenizer"
-          f"{f', {config.template} template' if config.template else ''}) to {out}")
+    print(
+        f"wrote tiny Llama model ({info['num_parameters']:,} parameters, {config.tokenizer} tokenizer"
+        f"{f', {config.template} template' if config.template else ''}) to {out}"
+    )
     return 0
 
 

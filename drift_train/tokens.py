@@ -65,8 +65,10 @@ def tokenizer_fingerprint(tokenizer: Any) -> dict[str, str]:
         spec.pop("padding", None)
         payload = json.dumps(spec, sort_keys=True, ensure_ascii=False)
     else:
-        payload = json.dumps({"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items())},
-                             ensure_ascii=False)
+        payload = json.dumps(
+            {"class": type(tokenizer).__name__, "vocab": sorted(tokenizer.get_vocab().items())},
+            ensure_ascii=False,
+        )
     digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()
     name = str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
     return {"name": name, "hash": f"sha256:{digest}"}
@@ -80,7 +82,7 @@ def encode_tokens(turns: Sequence[tuple[Sequence[int], Sequence[int], str]]) -> 
         prompt, completion = [int(t) for t in prompt], [int(t) for t in completion]
         entry: dict[str, Any] = {"completion_ids": completion, "finish_reason": reason}
         if context is not None and prompt[: len(context)] == context:
-            entry["prompt_delta_ids"] = prompt[len(context):]
+            entry["prompt_delta_ids"] = prompt[len(context) :]
         else:
             entry["prompt_ids"] = prompt
         out[f"t{k}"] = entry
@@ -118,7 +120,10 @@ def check_tokens(tokens: Any, num_turns: int) -> tuple[str, str] | None:
         if not isinstance(entry, dict):
             return where, f"must be a dict, got {type(entry).__name__}"
         if entry.get("finish_reason") not in FINISH_REASONS:
-            return f"{where}.finish_reason", f"must be one of {FINISH_REASONS}, got {entry.get('finish_reason')!r}"
+            return (
+                f"{where}.finish_reason",
+                f"must be one of {FINISH_REASONS}, got {entry.get('finish_reason')!r}",
+            )
         has_full, has_delta = "prompt_ids" in entry, "prompt_delta_ids" in entry
         if has_full == has_delta:
             return where, "must hold exactly one of prompt_ids and prompt_delta_ids"
@@ -126,8 +131,9 @@ def check_tokens(tokens: Any, num_turns: int) -> tuple[str, str] | None:
             return where, "turn 1 has no previous context: it needs prompt_ids, not prompt_delta_ids"
         for name in ("completion_ids", "prompt_ids" if has_full else "prompt_delta_ids"):
             ids = entry.get(name)
-            if not isinstance(ids, list) or not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0
-                                                    for t in ids):
+            if not isinstance(ids, list) or not all(
+                isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in ids
+            ):
                 return f"{where}.{name}", "must be a list of non-negative ints"
         if has_full and not entry["prompt_ids"]:
             return f"{where}.prompt_ids", "must not be empty"

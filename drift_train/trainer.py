@@ -49,48 +49,100 @@ OTR_MODES = ("otr", "otr-exact", "drift-otr")
 class DriftConfig(TrainingArguments):
     """Everything ``drift train`` needs: ``TrainingArguments`` plus data, loss and LoRA options."""
 
-    data: str | None = field(default=None, metadata={
-        "help": "Trajectory file (.jsonl or .parquet). wsft/drift-otr need the `weight` field that "
-                "`drift weights` adds; rft keeps successful trajectories only."})
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Trajectory file (.jsonl or .parquet). wsft/drift-otr need the `weight` field that "
+            "`drift weights` adds; rft keeps successful trajectories only."
+        },
+    )
     model: str | None = field(default=None, metadata={"help": "Model folder or hub id to fine-tune."})
-    loss: str = field(default="wsft", metadata={
-        "help": "sft: plain SFT (weights ignored); rft: SFT on successful trajectories; wsft: DRIFT weighted "
-                "SFT; otr: One-Token Rollout (sampled); otr-exact: its closed-form expectation; drift-otr: "
-                "OTR token loss times the trajectory weight.", "choices": list(LOSS_MODES)})
+    loss: str = field(
+        default="wsft",
+        metadata={
+            "help": "sft: plain SFT (weights ignored); rft: SFT on successful trajectories; wsft: DRIFT weighted "
+            "SFT; otr: One-Token Rollout (sampled); otr-exact: its closed-form expectation; drift-otr: "
+            "OTR token loss times the trajectory weight.",
+            "choices": list(LOSS_MODES),
+        },
+    )
     otr_num_samples: int = field(default=256, metadata={"help": "OTR: K tokens sampled per position."})
-    otr_temperature: float = field(default=1.3, metadata={"help": "OTR: κ, temperature of the sampling policy."})
-    otr_negative_reward: float = field(default=-0.1, metadata={
-        "help": "OTR: β ≤ 0, reward of a sampled token that is not the ground truth."})
-    otr_exact: bool = field(default=False, metadata={
-        "help": "drift-otr: use OTR's closed-form expectation instead of sampling."})
-    max_length: int = field(default=2048, metadata={
-        "help": "Maximum tokens per example; longer conversations lose their oldest whole turns (never the system "
-                "prompt or the trained turn's prompt); a trained turn that does not fit is skipped and counted."})
-    use_token_ids: bool = field(default=True, metadata={
-        "help": "Train on the token ids recorded at rollout time (the `tokens` field) when the tokenizer matches; "
-                "false renders every record's text."})
-    assistant_turns: str = field(default="last", metadata={
-        "help": "Which assistant turns are trained: the last one given the history (reference), or all.",
-        "choices": list(ASSISTANT_TURNS)})
-    weight_field: str = field(default="weight", metadata={"help": "Record field holding the trajectory weight."})
-    per_turn_weights: bool = field(default=False, metadata={
-        "help": "Weight each assistant turn by `turn_weights` (from `drift weights --per-turn`)."})
-    padding_free: bool = field(default=False, metadata={
-        "help": "Pack each micro-batch into one row without padding (position_ids restart per conversation)."})
-    model_dtype: str = field(default="float32", metadata={
-        "help": "dtype to load the model in.", "choices": ["float32", "bfloat16", "float16", "auto"]})
-    use_peft: bool = field(default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."})
+    otr_temperature: float = field(
+        default=1.3, metadata={"help": "OTR: κ, temperature of the sampling policy."}
+    )
+    otr_negative_reward: float = field(
+        default=-0.1, metadata={"help": "OTR: β ≤ 0, reward of a sampled token that is not the ground truth."}
+    )
+    otr_exact: bool = field(
+        default=False, metadata={"help": "drift-otr: use OTR's closed-form expectation instead of sampling."}
+    )
+    max_length: int = field(
+        default=2048,
+        metadata={
+            "help": "Maximum tokens per example; longer conversations lose their oldest whole turns (never the system "
+            "prompt or the trained turn's prompt); a trained turn that does not fit is skipped and counted."
+        },
+    )
+    use_token_ids: bool = field(
+        default=True,
+        metadata={
+            "help": "Train on the token ids recorded at rollout time (the `tokens` field) when the tokenizer matches; "
+            "false renders every record's text."
+        },
+    )
+    assistant_turns: str = field(
+        default="last",
+        metadata={
+            "help": "Which assistant turns are trained: the last one given the history (reference), or all.",
+            "choices": list(ASSISTANT_TURNS),
+        },
+    )
+    weight_field: str = field(
+        default="weight", metadata={"help": "Record field holding the trajectory weight."}
+    )
+    per_turn_weights: bool = field(
+        default=False,
+        metadata={"help": "Weight each assistant turn by `turn_weights` (from `drift weights --per-turn`)."},
+    )
+    padding_free: bool = field(
+        default=False,
+        metadata={
+            "help": "Pack each micro-batch into one row without padding (position_ids restart per conversation)."
+        },
+    )
+    model_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "dtype to load the model in.",
+            "choices": ["float32", "bfloat16", "float16", "auto"],
+        },
+    )
+    use_peft: bool = field(
+        default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."}
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: list[str] = field(default_factory=lambda: ["all-linear"], metadata={
-        "help": "Modules that get LoRA adapters (names, or all-linear)."})
-    merge_lora: bool = field(default=True, metadata={
-        "help": "Merge LoRA adapters into the final model so the output folder is a plain model (vLLM-ready)."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["all-linear"],
+        metadata={"help": "Modules that get LoRA adapters (names, or all-linear)."},
+    )
+    merge_lora: bool = field(
+        default=True,
+        metadata={
+            "help": "Merge LoRA adapters into the final model so the output folder is a plain model (vLLM-ready)."
+        },
+    )
     # TrainingArguments defaults that do not fit this trainer
-    remove_unused_columns: bool = field(default=False, metadata={
-        "help": "Kept False: the collator's token_weights are not model inputs but the loss needs them."})
-    logging_steps: float = field(default=10, metadata={"help": "Log every X updates steps (or ratio if < 1)."})
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={
+            "help": "Kept False: the collator's token_weights are not model inputs but the loss needs them."
+        },
+    )
+    logging_steps: float = field(
+        default=10, metadata={"help": "Log every X updates steps (or ratio if < 1)."}
+    )
 
     def __post_init__(self) -> None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
@@ -103,18 +155,28 @@ class DriftConfig(TrainingArguments):
         self.otr_config().validate()
         RenderConfig(max_length=self.max_length, assistant_turns=self.assistant_turns).validate()
         if self.remove_unused_columns:
-            raise ValueError("--remove_unused_columns must stay False: the loss reads token_weights from the batch")
+            raise ValueError(
+                "--remove_unused_columns must stay False: the loss reads token_weights from the batch"
+            )
 
     def otr_config(self) -> OTRConfig:
         """The OTR hyper-parameters as :class:`~drift_train.losses.OTRConfig`."""
-        return OTRConfig(num_samples=self.otr_num_samples, temperature=self.otr_temperature,
-                         negative_reward=self.otr_negative_reward, exact=self.otr_exact)
+        return OTRConfig(
+            num_samples=self.otr_num_samples,
+            temperature=self.otr_temperature,
+            negative_reward=self.otr_negative_reward,
+            exact=self.otr_exact,
+        )
 
     def render_config(self) -> RenderConfig:
         """The data options as :class:`~drift_train.data.RenderConfig`."""
-        return RenderConfig(max_length=self.max_length, assistant_turns=self.assistant_turns,
-                            weight_field=self.weight_field, per_turn_weights=self.per_turn_weights,
-                            use_token_ids=self.use_token_ids)
+        return RenderConfig(
+            max_length=self.max_length,
+            assistant_turns=self.assistant_turns,
+            weight_field=self.weight_field,
+            per_turn_weights=self.per_turn_weights,
+            use_token_ids=self.use_token_ids,
+        )
 
 
 def _has_accelerator() -> bool:
@@ -142,7 +204,9 @@ class DriftTrainer(Trainer):
             if pad is None:
                 pad = getattr(processing_class, "eos_token_id", None) or 0
             # right padding under causal attention needs no mask (see DriftCollator)
-            data_collator = DriftCollator(pad_token_id=pad, padding_free=args.padding_free, attention_mask=False)
+            data_collator = DriftCollator(
+                pad_token_id=pad, padding_free=args.padding_free, attention_mask=False
+            )
         super().__init__(model=model, args=args, data_collator=data_collator, **kwargs)
         # makes Trainer count the supervised tokens of the whole step on all ranks (num_items_in_batch)
         self.model_accepts_loss_kwargs = True
@@ -162,32 +226,48 @@ class DriftTrainer(Trainer):
         from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
 
         state = self.accelerator.state
-        if state.distributed_type != DistributedType.MULTI_CPU or os.environ.get("ACCELERATE_USE_FSDP") != "true":
+        if (
+            state.distributed_type != DistributedType.MULTI_CPU
+            or os.environ.get("ACCELERATE_USE_FSDP") != "true"
+        ):
             return
         plugin = FullyShardedDataParallelPlugin()  # the FSDP_* settings accelerate launch exported
-        if plugin.fsdp_version != 2:  # reached with fsdp_sync_module_states: false; torch's FSDP1 fails later, obscurely
-            raise ValueError("FSDP on CPU processes needs `fsdp_version: 2` in the accelerate config; FSDP1 does not "
-                             "run on CPU (see examples/accelerate/README.md)")
+        if (
+            plugin.fsdp_version != 2
+        ):  # reached with fsdp_sync_module_states: false; torch's FSDP1 fails later, obscurely
+            raise ValueError(
+                "FSDP on CPU processes needs `fsdp_version: 2` in the accelerate config; FSDP1 does not "
+                "run on CPU (see examples/accelerate/README.md)"
+            )
         # AcceleratorState re-reads distributed_type from PartialState each time it is built: set both
         PartialState._shared_state["distributed_type"] = state.distributed_type = DistributedType.FSDP
         state.fsdp_plugin = plugin
         self.is_fsdp_enabled = True
 
-    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, torch.Tensor], return_outputs: bool = False,
-                     num_items_in_batch: torch.Tensor | int | None = None):
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
         """L = (1/N) Σ w ℓ over this micro-batch, N = supervised tokens of the whole optimizer step."""
         labels = inputs.pop("labels")
         token_weights = inputs.pop("token_weights")
         sequence_weights = inputs.pop("sequence_weights")
         outputs = model(**inputs, use_cache=False)
-        if (num_items_in_batch is not None and self.accelerator.num_processes > 1
-                and not self.args.average_tokens_across_devices):
+        if (
+            num_items_in_batch is not None
+            and self.accelerator.num_processes > 1
+            and not self.args.average_tokens_across_devices
+        ):
             # Trainer counted this rank's tokens only; N must count every rank's, or each rank's loss is
             # normalised by its own count and the averaged update depends on how tokens fell across ranks
             local = torch.as_tensor(num_items_in_batch, device=labels.device).reshape(1)
             num_items_in_batch = self.accelerator.gather(local).sum()
-        loss, metrics = drift_loss(outputs.logits, labels, token_weights, self.args.loss,
-                                   normaliser=num_items_in_batch, otr=self.otr)
+        loss, metrics = drift_loss(
+            outputs.logits, labels, token_weights, self.args.loss, normaliser=num_items_in_batch, otr=self.otr
+        )
         if num_items_in_batch is not None and self.accelerator.num_processes > 1:
             # data parallelism averages gradients over ranks, but N already counts every rank's tokens
             loss = loss * self.accelerator.num_processes
@@ -195,8 +275,9 @@ class DriftTrainer(Trainer):
             if self.args.loss in WEIGHTED_MODES:
                 w = sequence_weights.float()
                 self._metrics["weight_mean"].append(float(w.mean()))
-                self._metrics["weight_ess"].append(float(w.sum() ** 2 / (w.pow(2).sum() * len(w)))
-                                                   if float(w.pow(2).sum()) > 0 else 0.0)
+                self._metrics["weight_ess"].append(
+                    float(w.sum() ** 2 / (w.pow(2).sum() * len(w))) if float(w.pow(2).sum()) > 0 else 0.0
+                )
             for key, value in metrics.items():
                 self._metrics[key].append(value)
         return (loss, outputs) if return_outputs else loss
@@ -220,9 +301,15 @@ def parse_config(argv: list[str] | None = None) -> DriftConfig:
     ``FILE.yaml`` (flags win)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
-        argv = ["--config", *argv]  # `drift train config.yaml [flags]`, as transformers example scripts accept
-    parser = HfArgumentParser(DriftConfig, prog="drift train",
-                              description="Fine-tune a causal LM on trajectories with DRIFT weights / OTR.")
+        argv = [
+            "--config",
+            *argv,
+        ]  # `drift train config.yaml [flags]`, as transformers example scripts accept
+    parser = HfArgumentParser(
+        DriftConfig,
+        prog="drift train",
+        description="Fine-tune a causal LM on trajectories with DRIFT weights / OTR.",
+    )
     parser.add_argument("--config", help="YAML file of DriftConfig fields; command-line flags override it")
     # the YAML file is read first so that its values become defaults the flags can override
     config_path = None
@@ -274,8 +361,13 @@ def load_model_and_tokenizer(config: DriftConfig):
         set_seed(config.seed)
 
         targets = config.lora_target_modules
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=targets[0] if targets == ["all-linear"] else targets,
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(model, lora)
         if config.gradient_checkpointing:
             model.enable_input_require_grads()
@@ -299,7 +391,9 @@ def resolve_checkpoint(config: DriftConfig) -> str | None:
 
         last = get_last_checkpoint(config.output_dir) if Path(config.output_dir).is_dir() else None
         if last is None:
-            raise FileNotFoundError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {config.output_dir}")
+            raise FileNotFoundError(
+                f"--resume_from_checkpoint {value}: no checkpoint-* folder in {config.output_dir}"
+            )
         return last
     if not Path(value).is_dir():
         raise FileNotFoundError(f"--resume_from_checkpoint: no checkpoint folder at {value}")
@@ -310,8 +404,9 @@ def train(config: DriftConfig) -> dict:
     """Load data and model, train, save a plain model folder to ``output_dir``; returns the final metrics."""
     records = list(read_trajectories(config.data))
     model, tokenizer = load_model_and_tokenizer(config)
-    dataset = build_dataset(records, tokenizer, config.render_config(), config.loss,
-                            end_token_ids=model_end_token_ids(model))
+    dataset = build_dataset(
+        records, tokenizer, config.render_config(), config.loss, end_token_ids=model_end_token_ids(model)
+    )
     trainer = DriftTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resolve_checkpoint(config))
@@ -324,18 +419,27 @@ def train(config: DriftConfig) -> dict:
         tokenizer.save_pretrained(config.output_dir)
     metrics = dict(result.metrics)
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    metrics.update({
-        "loss_mode": config.loss, "examples": len(dataset), "supervised_tokens": dataset.stats.supervised_tokens,
-        "skipped_unsuccessful": dataset.stats.skipped_unsuccessful,
-        "skipped_zero_weight": dataset.stats.skipped_zero_weight, "truncated": dataset.stats.truncated,
-        "skipped_too_long": dataset.stats.skipped_too_long, "token_id_records": dataset.stats.token_id_records,
-        "text_records": dataset.stats.text_records, "tokenizer_mismatch": dataset.stats.tokenizer_mismatch,
-        # with fewer steps than logging_steps nothing is logged mid-run; the run's mean loss stands in
-        "first_loss": losses[0] if losses else metrics.get("train_loss", math.nan),
-        "last_loss": losses[-1] if losses else metrics.get("train_loss", math.nan),
-        "steps": trainer.state.global_step, "seconds": elapsed, "output_dir": str(config.output_dir),
-        "parallelism": parallelism(trainer),
-    })
+    metrics.update(
+        {
+            "loss_mode": config.loss,
+            "examples": len(dataset),
+            "supervised_tokens": dataset.stats.supervised_tokens,
+            "skipped_unsuccessful": dataset.stats.skipped_unsuccessful,
+            "skipped_zero_weight": dataset.stats.skipped_zero_weight,
+            "truncated": dataset.stats.truncated,
+            "skipped_too_long": dataset.stats.skipped_too_long,
+            "token_id_records": dataset.stats.token_id_records,
+            "text_records": dataset.stats.text_records,
+            "tokenizer_mismatch": dataset.stats.tokenizer_mismatch,
+            # with fewer steps than logging_steps nothing is logged mid-run; the run's mean loss stands in
+            "first_loss": losses[0] if losses else metrics.get("train_loss", math.nan),
+            "last_loss": losses[-1] if losses else metrics.get("train_loss", math.nan),
+            "steps": trainer.state.global_step,
+            "seconds": elapsed,
+            "output_dir": str(config.output_dir),
+            "parallelism": parallelism(trainer),
+        }
+    )
     if trainer.is_world_process_zero():
         _print_summary(metrics)
     return metrics
@@ -367,8 +471,23 @@ def _print_summary(metrics: dict) -> None:
     table = Table(title=f"drift train ({metrics['loss_mode']})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    for key in ("examples", "supervised_tokens", "token_id_records", "text_records", "tokenizer_mismatch",
-                "skipped_unsuccessful", "skipped_zero_weight", "truncated", "skipped_too_long", "steps", "first_loss", "last_loss", "seconds", "parallelism", "output_dir"):
+    for key in (
+        "examples",
+        "supervised_tokens",
+        "token_id_records",
+        "text_records",
+        "tokenizer_mismatch",
+        "skipped_unsuccessful",
+        "skipped_zero_weight",
+        "truncated",
+        "skipped_too_long",
+        "steps",
+        "first_loss",
+        "last_loss",
+        "seconds",
+        "parallelism",
+        "output_dir",
+    ):
         value = metrics[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)

@@ -46,8 +46,16 @@ ROLES = ("system", "user", "assistant", "tool")
 _TURN_KEY = re.compile(r"^t([1-9][0-9]*)$")
 # reward_details: the release's per-turn record (actions, format penalty), which per-turn credit and
 # the format-error rate read
-_JSON_FIELDS = ("messages", "turn_rewards", "verifier", "answer_norms", "env_kwargs", "meta", "tokens",
-                "reward_details")
+_JSON_FIELDS = (
+    "messages",
+    "turn_rewards",
+    "verifier",
+    "answer_norms",
+    "env_kwargs",
+    "meta",
+    "tokens",
+    "reward_details",
+)
 # columns stored as JSON text in Parquet, so files with different turn counts and kwargs share a schema
 _PARQUET_JSON_COLUMNS = ("turn_rewards", "verifier", "env_kwargs", "meta", "tokens")
 
@@ -68,8 +76,14 @@ __all__ = [
 class TrajectoryError(ValueError):
     """A trajectory row is malformed; carries the file, line (1-based) and field at fault."""
 
-    def __init__(self, problem: str, *, path: str | os.PathLike | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | os.PathLike | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
         self.path = None if path is None else str(path)
         self.line = line
         self.field = field
@@ -112,8 +126,9 @@ def _turn_dict(value: Any, field: str, err) -> dict[str, Any]:
     return {f"t{t}": numbered[t] for t in range(1, len(numbered) + 1)}
 
 
-def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: int | None = None,
-                     traj_idx: int | None = None) -> dict:
+def normalize_record(
+    row: dict, *, path: str | os.PathLike | None = None, line: int | None = None, traj_idx: int | None = None
+) -> dict:
     """Return ``row`` as a complete, validated record of this schema.
 
     Accepts the reference release's rows: JSON-string fields are decoded, list-valued
@@ -162,7 +177,9 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
         if t_star is not None:
             record["verifier"] = {k: int(t_star == t) for t, k in enumerate(turn_keys(num_turns), start=1)}
         else:  # a null t_star may only mean "column absent" (Parquet): trust the rewards
-            record["verifier"] = {k: int(_is_number(r) and r >= 1.0) for k, r in record["turn_rewards"].items()}
+            record["verifier"] = {
+                k: int(_is_number(r) and r >= 1.0) for k, r in record["turn_rewards"].items()
+            }
             record.pop("t_star", None)
     else:
         record["verifier"] = _turn_dict(record["verifier"], "verifier", err)
@@ -171,8 +188,9 @@ def normalize_record(row: dict, *, path: str | os.PathLike | None = None, line: 
             padded_to = max(padded_to or 0, len(record["verifier"]))
             record["verifier"] = _strip_padding(record["verifier"], taken, "verifier", err)
     if "t_star" not in record:
-        record["t_star"] = next((t for t, k in enumerate(record["verifier"], start=1) if record["verifier"][k] == 1),
-                                None)
+        record["t_star"] = next(
+            (t for t, k in enumerate(record["verifier"], start=1) if record["verifier"][k] == 1), None
+        )
     record.setdefault("env_id", None)
     record.setdefault("env_kwargs", {})
     if record.get("task_id") is None:
@@ -211,9 +229,12 @@ def _strip_padding(turns: dict[str, Any], taken: int, field: str, err) -> dict[s
     for key in list(turns)[taken:]:
         value = turns[key]
         if not (_is_number(value) and value == 0):
-            raise err(f"the row has {taken} assistant messages but {field} has {len(turns)} turns, and {key} = "
-                      f"{value!r} is not padding: turns after the last one taken must be 0 (is a reply missing "
-                      "from messages?)", f"{field}.{key}")
+            raise err(
+                f"the row has {taken} assistant messages but {field} has {len(turns)} turns, and {key} = "
+                f"{value!r} is not padding: turns after the last one taken must be 0 (is a reply missing "
+                "from messages?)",
+                f"{field}.{key}",
+            )
     return {key: turns[key] for key in list(turns)[:taken]}
 
 
@@ -225,8 +246,20 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
 
     if not isinstance(record, dict):
         raise err(f"a trajectory must be a JSON object, got {type(record).__name__}")
-    required = ("prompt_id", "traj_idx", "env_id", "env_kwargs", "task_id", "messages", "turn_rewards",
-                "verifier", "t_star", "answer_norms", "format_penalty", "meta")
+    required = (
+        "prompt_id",
+        "traj_idx",
+        "env_id",
+        "env_kwargs",
+        "task_id",
+        "messages",
+        "turn_rewards",
+        "verifier",
+        "t_star",
+        "answer_norms",
+        "format_penalty",
+        "meta",
+    )
     for field in required:
         if field not in record:
             raise err("is missing", field)
@@ -276,13 +309,17 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
             raise err(f"must be 0 or 1, got {value!r}", f"verifier.{key}")
     assistant_turns = sum(1 for m in messages if m["role"] == "assistant")
     if assistant_turns != num_turns:
-        raise err(f"has {assistant_turns} assistant messages but turn_rewards has {num_turns} turns", "messages")
+        raise err(
+            f"has {assistant_turns} assistant messages but turn_rewards has {num_turns} turns", "messages"
+        )
     t_star = record["t_star"]
     first_correct = next((t for t, k in enumerate(keys, start=1) if verifier[k] == 1), None)
     if t_star is not None and (not _is_int(t_star) or not 1 <= t_star <= num_turns):
         raise err(f"must be null or an int in 1..{num_turns}, got {t_star!r}", "t_star")
     if t_star != first_correct:
-        raise err(f"is {t_star!r} but the first turn the verifier marks correct is {first_correct!r}", "t_star")
+        raise err(
+            f"is {t_star!r} but the first turn the verifier marks correct is {first_correct!r}", "t_star"
+        )
     answers = record["answer_norms"]
     # our records hold one entry per turn (None: no answer); the release appends one per executed
     # action, so a format error leaves no entry and one turn may add several: any length there
@@ -296,9 +333,12 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
     if not _is_number(record["format_penalty"]):
         raise err(f"must be a finite number, got {record['format_penalty']!r}", "format_penalty")
     if record["format_penalty"] > 0:
-        raise err(f"is {record['format_penalty']!r} but must be <= 0: it is the sum of the per-turn format "
-                  "penalties (the release writes -0.1 per reply without an answer), and a positive value would "
-                  "reward format errors", "format_penalty")
+        raise err(
+            f"is {record['format_penalty']!r} but must be <= 0: it is the sum of the per-turn format "
+            "penalties (the release writes -0.1 per reply without an answer), and a positive value would "
+            "reward format errors",
+            "format_penalty",
+        )
     if record.get("tokens") is not None:
         from drift_train.tokens import check_tokens
 
@@ -337,8 +377,9 @@ def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
             yield number, row
 
 
-def read_trajectories(path: str | os.PathLike, *, validate: bool = True,
-                      allow_partial_tail: bool = False) -> Iterator[dict]:
+def read_trajectories(
+    path: str | os.PathLike, *, validate: bool = True, allow_partial_tail: bool = False
+) -> Iterator[dict]:
     """Yield the records of a ``.jsonl`` or ``.parquet`` file, normalised and validated.
 
     Line numbers in errors are file lines for JSONL and 1-based row numbers for Parquet.
@@ -375,7 +416,9 @@ def write_trajectories(records: Iterable[dict], path: str | os.PathLike) -> Path
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = [{k: (json.dumps(v) if k in _PARQUET_JSON_COLUMNS else v) for k, v in r.items()} for r in records]
+        rows = [
+            {k: (json.dumps(v) if k in _PARQUET_JSON_COLUMNS else v) for k, v in r.items()} for r in records
+        ]
         # prompt_id may be int or str across files; keep each file's own type
         pq.write_table(pa.Table.from_pylist(rows), path)
     else:
@@ -396,7 +439,9 @@ class TrajectoryWriter:
     def __init__(self, path: str | os.PathLike, *, fsync: bool = False) -> None:
         self.path = Path(path)
         if self.path.suffix == ".parquet":
-            raise ValueError(f"{self.path}: rollouts stream to JSONL; convert afterwards with write_trajectories()")
+            raise ValueError(
+                f"{self.path}: rollouts stream to JSONL; convert afterwards with write_trajectories()"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.trimmed_bytes = _trim_partial_tail(self.path)
@@ -482,18 +527,26 @@ class _GroupCheck:
         prompt_id = record["prompt_id"]
         group = self.groups.get(str(prompt_id))
         if group is None:
-            self.groups[str(prompt_id)] = {"prompt_id": prompt_id, "line": line, "traj_idx": {record["traj_idx"]: line},
-                                           "fields": {f: (record[f], line) for f in _GROUP_FIELDS
-                                                      if present.get(f) is not None}}
+            self.groups[str(prompt_id)] = {
+                "prompt_id": prompt_id,
+                "line": line,
+                "traj_idx": {record["traj_idx"]: line},
+                "fields": {f: (record[f], line) for f in _GROUP_FIELDS if present.get(f) is not None},
+            }
             return
         if type(group["prompt_id"]) is not type(prompt_id):
-            raise err(f"is {prompt_id!r} but line {group['line']} has {group['prompt_id']!r}: an int and a str "
-                      "that read the same are one group in the release and two here; use one type", "prompt_id")
+            raise err(
+                f"is {prompt_id!r} but line {group['line']} has {group['prompt_id']!r}: an int and a str "
+                "that read the same are one group in the release and two here; use one type",
+                "prompt_id",
+            )
         first = group["traj_idx"].get(record["traj_idx"])
         if first is not None:
-            raise err(f"(prompt_id={prompt_id!r}, traj_idx={record['traj_idx']}) already appeared at line {first}: "
-                      "the same trajectory twice would count twice in its group's weights; drop the copy",
-                      "traj_idx")
+            raise err(
+                f"(prompt_id={prompt_id!r}, traj_idx={record['traj_idx']}) already appeared at line {first}: "
+                "the same trajectory twice would count twice in its group's weights; drop the copy",
+                "traj_idx",
+            )
         group["traj_idx"][record["traj_idx"]] = line
         for field in _GROUP_FIELDS:
             if present.get(field) is None:
@@ -502,13 +555,17 @@ class _GroupCheck:
                 group["fields"][field] = (record[field], line)
             elif group["fields"][field][0] != record[field]:
                 value, at = group["fields"][field]
-                raise err(f"is {record[field]!r} but line {at} of the same group (prompt_id={prompt_id!r}) has "
-                          f"{value!r}: a group's samples are weighted against each other, so they must come "
-                          "from one task of one env", field)
+                raise err(
+                    f"is {record[field]!r} but line {at} of the same group (prompt_id={prompt_id!r}) has "
+                    f"{value!r}: a group's samples are weighted against each other, so they must come "
+                    "from one task of one env",
+                    field,
+                )
 
 
-def validate_groups(records: Sequence[dict], *, samples: int | None = None,
-                    path: str | os.PathLike | None = None) -> None:
+def validate_groups(
+    records: Sequence[dict], *, samples: int | None = None, path: str | os.PathLike | None = None
+) -> None:
     """Check every ``prompt_id`` group: ``traj_idx`` is 0..K-1 without repeats, one task and env per
     group (``task_id``, ``env_id`` and ``env_kwargs`` agree where present), no int/str ``prompt_id``
     twins, and (when ``samples`` is given) exactly that many members. Raises :class:`TrajectoryError`
@@ -518,7 +575,9 @@ def validate_groups(records: Sequence[dict], *, samples: int | None = None,
         indices = sorted(r["traj_idx"] for r in members)
         expected = list(range(samples if samples is not None else len(members)))
         if indices != expected:
-            raise TrajectoryError(f"{where}: traj_idx values {indices}, expected {expected}", field="traj_idx")
+            raise TrajectoryError(
+                f"{where}: traj_idx values {indices}, expected {expected}", field="traj_idx"
+            )
         for field in ("task_id", "env_id"):
             values = {json.dumps(r[field]) for r in members}
             if len(values) > 1:

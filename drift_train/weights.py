@@ -116,8 +116,11 @@ class ReturnInputs:
 def trajectory_returns(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -> np.ndarray:
     """R_i = Σ_t γ^(t-1) r_t + format_penalty_i − λ (1 − unique_answers_i / answers_i)."""
     discounts = gamma ** np.arange(inputs.turn_rewards.shape[1], dtype=np.float64)  # γ^(t-1)
-    return (inputs.turn_rewards @ discounts + inputs.format_penalty
-            - diversity_lambda * (1.0 - inputs.unique_fraction))
+    return (
+        inputs.turn_rewards @ discounts
+        + inputs.format_penalty
+        - diversity_lambda * (1.0 - inputs.unique_fraction)
+    )
 
 
 def returns_to_go(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -> np.ndarray:
@@ -128,8 +131,10 @@ def returns_to_go(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -
     G_{i,1} = R_i. Penalties are not discounted, as in R_i.
     """
     if inputs.turn_format_penalty is None or inputs.turn_repeat_share is None:
-        raise ValueError("per-turn credit needs the per-turn penalties: build the inputs with "
-                         "records_to_inputs(records, per_turn=True)")
+        raise ValueError(
+            "per-turn credit needs the per-turn penalties: build the inputs with "
+            "records_to_inputs(records, per_turn=True)"
+        )
     rewards = inputs.turn_rewards
     penalties = inputs.turn_format_penalty - diversity_lambda * inputs.turn_repeat_share
     togo = np.zeros_like(rewards)
@@ -143,8 +148,9 @@ def returns_to_go(inputs: ReturnInputs, gamma: float, diversity_lambda: float) -
     return togo
 
 
-def importance_weights(returns: np.ndarray, group_index: np.ndarray, config: WeightConfig,
-                       num_groups: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def importance_weights(
+    returns: np.ndarray, group_index: np.ndarray, config: WeightConfig, num_groups: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """w_i = exp((R_i − V*) / β) with V* = β log mean_j exp(R_j / β) over i's group (or the whole file).
 
     Returns ``(weights, equal_group)`` where ``equal_group[g]`` says group g's returns were all equal
@@ -166,7 +172,8 @@ def importance_weights(returns: np.ndarray, group_index: np.ndarray, config: Wei
     if config.normalize == "group":
         shifted = np.exp((returns - group_max[group_index]) / beta)  # exp((R_i − max_g)/β) ∈ (0, 1]
         group_mean = np.bincount(group_index, weights=shifted, minlength=num_groups) / np.maximum(
-            np.bincount(group_index, minlength=num_groups), 1)
+            np.bincount(group_index, minlength=num_groups), 1
+        )
         weights = shifted / group_mean[group_index]
     else:
         shifted = np.exp((returns - returns.max(initial=-np.inf)) / beta)
@@ -210,11 +217,15 @@ def _as_turn_list(value: Any, where: str) -> list:
         items = sorted(value.items(), key=lambda kv: _turn_number(kv[0], where))
         numbers = [_turn_number(k, where) for k, _ in items]
         if numbers != list(range(1, len(numbers) + 1)):
-            raise ValueError(f"{where}: turn_rewards keys {list(value)} skip a turn (expected t1..t{len(numbers)})")
+            raise ValueError(
+                f"{where}: turn_rewards keys {list(value)} skip a turn (expected t1..t{len(numbers)})"
+            )
         return [v for _, v in items]
     if isinstance(value, (list, tuple, np.ndarray)):
         return list(value)
-    raise ValueError(f"{where}: turn_rewards must be a dict {{'t1': r1, ...}} or a list, got {type(value).__name__}")
+    raise ValueError(
+        f"{where}: turn_rewards must be a dict {{'t1': r1, ...}} or a list, got {type(value).__name__}"
+    )
 
 
 def trajectory_succeeded(record: dict) -> bool:
@@ -262,9 +273,11 @@ def _turn_of_each_answer(record: dict, num_turns: int) -> list[int]:
             return [t for t, c in enumerate(counts) for _ in range(c)]
     if len(answers) == num_turns:
         return list(range(num_turns))
-    raise ValueError(f"field answer_norms has {len(answers)} entries for {num_turns} turns and nothing "
-                     "says which turn gave which (reward_details[tK].actions); per-turn credit cannot charge "
-                     "the repeats to their turns")
+    raise ValueError(
+        f"field answer_norms has {len(answers)} entries for {num_turns} turns and nothing "
+        "says which turn gave which (reward_details[tK].actions); per-turn credit cannot charge "
+        "the repeats to their turns"
+    )
 
 
 def _reward_details(record: dict) -> dict | None:
@@ -274,7 +287,9 @@ def _reward_details(record: dict) -> dict | None:
             details = json.loads(details)
         except json.JSONDecodeError:
             return None
-    return details if isinstance(details, dict) and all(isinstance(v, dict) for v in details.values()) else None
+    return (
+        details if isinstance(details, dict) and all(isinstance(v, dict) for v in details.values()) else None
+    )
 
 
 def _format_penalty_per_turn(record: dict, num_turns: int) -> list[float]:
@@ -290,8 +305,10 @@ def _format_penalty_per_turn(record: dict, num_turns: int) -> list[float]:
         values = [details.get(f"t{t + 1}", {}).get("format_penalty") for t in range(num_turns)]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             if abs(sum(values) - total) > 1e-9:
-                raise ValueError(f"field format_penalty is {total!r} but reward_details' per-turn "
-                                 f"format penalties sum to {sum(values)!r}")
+                raise ValueError(
+                    f"field format_penalty is {total!r} but reward_details' per-turn "
+                    f"format penalties sum to {sum(values)!r}"
+                )
             return [float(v) for v in values]
     if total == 0.0:
         return [0.0] * num_turns
@@ -303,9 +320,11 @@ def _format_penalty_per_turn(record: dict, num_turns: int) -> list[float]:
     if (failed is None or not any(failed)) and isinstance(answers, list) and len(answers) == num_turns:
         failed = [a is None for a in answers]
     if not failed or not any(failed):
-        raise ValueError(f"field format_penalty is {total!r} but no turn is marked as a format error "
-                         "(reward_details, meta.turns[k].format_ok or a None answer_norms entry); per-turn "
-                         "credit cannot charge it to a turn")
+        raise ValueError(
+            f"field format_penalty is {total!r} but no turn is marked as a format error "
+            "(reward_details, meta.turns[k].format_ok or a None answer_norms entry); per-turn "
+            "credit cannot charge it to a turn"
+        )
     share = total / sum(failed)
     return [share if f else 0.0 for f in failed]
 
@@ -366,7 +385,9 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
         format_penalty = np.array(penalties, dtype=np.float64)
     except (TypeError, ValueError):
         i = next(i for i, p in enumerate(penalties) if not isinstance(p, (int, float)) or isinstance(p, bool))
-        raise ValueError(_where(records, i, "format_penalty") + f" is {penalties[i]!r}, not a number") from None
+        raise ValueError(
+            _where(records, i, "format_penalty") + f" is {penalties[i]!r}, not a number"
+        ) from None
     num_turns = np.fromiter((len(r) for r in rows), dtype=np.int64, count=n)
     t_max = int(num_turns.max()) if n else 0
     turn_rewards = np.zeros((n, t_max))
@@ -382,7 +403,9 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
         for i, row in enumerate(rows):
             for t, value in enumerate(row, start=1):
                 if value is None or isinstance(value, (str, bool, list, dict)):
-                    raise ValueError(_where(records, i, f"turn_rewards.t{t}") + f" is {value!r}, not a number") from None
+                    raise ValueError(
+                        _where(records, i, f"turn_rewards.t{t}") + f" is {value!r}, not a number"
+                    ) from None
         raise
 
     for name, array in (("turn_rewards", turn_rewards), ("format_penalty", format_penalty)):
@@ -390,10 +413,13 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
         if bad.any():
             i, *rest = np.argwhere(bad)[0]
             field = f"{name}.t{rest[0] + 1}" if rest else name
-            raise ValueError(_where(records, int(i), field) + f" is {array[(i, *rest)]}, not a finite number; "
-                             "fix or drop this row before computing weights")
-    inputs = ReturnInputs(group_index, turn_rewards, num_turns, format_penalty, unique_fraction, success,
-                          len(group_of))
+            raise ValueError(
+                _where(records, int(i), field) + f" is {array[(i, *rest)]}, not a finite number; "
+                "fix or drop this row before computing weights"
+            )
+    inputs = ReturnInputs(
+        group_index, turn_rewards, num_turns, format_penalty, unique_fraction, success, len(group_of)
+    )
     if per_turn:
         inputs.turn_format_penalty = np.zeros((n, t_max))
         inputs.turn_repeat_share = np.zeros((n, t_max))
@@ -463,7 +489,9 @@ def compute_weights(inputs: ReturnInputs, config: WeightConfig | None = None) ->
     return WeightResult(weights, returns, turn_weights, summary)
 
 
-def summarise(weights: np.ndarray, inputs: ReturnInputs, equal_group: np.ndarray, config: WeightConfig) -> dict:
+def summarise(
+    weights: np.ndarray, inputs: ReturnInputs, equal_group: np.ndarray, config: WeightConfig
+) -> dict:
     """Diagnostics: groups, success rate, ESS per group (mean/min), max weight, share of all-equal groups."""
     g = inputs.num_groups
     sizes = np.bincount(inputs.group_index, minlength=g)
@@ -500,8 +528,9 @@ def add_weights(records: list[dict], config: WeightConfig | None = None) -> tupl
         row["weight"] = float(result.weights[i])
         row["return"] = float(result.returns[i])
         if result.turn_weights is not None:
-            row["turn_weights"] = {f"t{t + 1}": float(w) for t, w in enumerate(result.turn_weights[i])
-                                   if not np.isnan(w)}
+            row["turn_weights"] = {
+                f"t{t + 1}": float(w) for t, w in enumerate(result.turn_weights[i]) if not np.isnan(w)
+            }
         out.append(row)
     return out, result.summary
 
@@ -524,9 +553,21 @@ def print_summary(summary: dict) -> None:
     table = Table(title="DRIFT importance weights")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    for key in ("trajectories", "groups", "success_rate", "ess_mean", "ess_min", "ess_fraction_mean",
-                "max_weight", "mean_weight", "zero_weight_trajectories", "clipped_trajectories", "all_equal_group_share",
-                "all_fail_group_share", "all_success_group_share"):
+    for key in (
+        "trajectories",
+        "groups",
+        "success_rate",
+        "ess_mean",
+        "ess_min",
+        "ess_fraction_mean",
+        "max_weight",
+        "mean_weight",
+        "zero_weight_trajectories",
+        "clipped_trajectories",
+        "all_equal_group_share",
+        "all_fail_group_share",
+        "all_success_group_share",
+    ):
         value = summary[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
@@ -538,28 +579,61 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="drift weights",
         description="Turn trajectory returns into DRIFT importance weights: adds `weight` and `return` "
-                    "(and `turn_weights` with --per-turn) to every record and saves a summary beside the output.",
+        "(and `turn_weights` with --per-turn) to every record and saves a summary beside the output.",
     )
     parser.add_argument("input", help="trajectory file (.jsonl or .parquet; reference-release rows load too)")
     parser.add_argument("--out", required=True, help="output file (.jsonl or .parquet)")
-    parser.add_argument("--gamma", type=float, default=d.gamma, help="γ, discount over turns (default %(default)s)")
-    parser.add_argument("--beta", type=float, default=d.beta, help="β, weighting temperature (default %(default)s)")
-    parser.add_argument("--lambda", dest="diversity_lambda", type=float, default=d.diversity_lambda,
-                        help="λ, repeated-answer penalty (default %(default)s)")
-    parser.add_argument("--equal-groups", choices=EQUAL_GROUP_MODES, default=d.equal_groups,
-                        help="groups whose returns are all equal: keep at weight 1 (reference), drop (weight 0), "
-                             "or floor (weight --equal-weight) (default %(default)s)")
-    parser.add_argument("--equal-weight", type=float, default=d.equal_weight,
-                        help="weight of all-equal groups with --equal-groups floor (default %(default)s)")
-    parser.add_argument("--clip", dest="clip_max", type=float, default=None, help="clip weights above this value")
-    parser.add_argument("--normalize", choices=NORMALISATIONS, default=d.normalize,
-                        help="weights average 1 per group (default) or over the whole file")
-    parser.add_argument("--per-turn", action="store_true",
-                        help="also weight every assistant turn by its discounted return-to-go (field turn_weights)")
+    parser.add_argument(
+        "--gamma", type=float, default=d.gamma, help="γ, discount over turns (default %(default)s)"
+    )
+    parser.add_argument(
+        "--beta", type=float, default=d.beta, help="β, weighting temperature (default %(default)s)"
+    )
+    parser.add_argument(
+        "--lambda",
+        dest="diversity_lambda",
+        type=float,
+        default=d.diversity_lambda,
+        help="λ, repeated-answer penalty (default %(default)s)",
+    )
+    parser.add_argument(
+        "--equal-groups",
+        choices=EQUAL_GROUP_MODES,
+        default=d.equal_groups,
+        help="groups whose returns are all equal: keep at weight 1 (reference), drop (weight 0), "
+        "or floor (weight --equal-weight) (default %(default)s)",
+    )
+    parser.add_argument(
+        "--equal-weight",
+        type=float,
+        default=d.equal_weight,
+        help="weight of all-equal groups with --equal-groups floor (default %(default)s)",
+    )
+    parser.add_argument(
+        "--clip", dest="clip_max", type=float, default=None, help="clip weights above this value"
+    )
+    parser.add_argument(
+        "--normalize",
+        choices=NORMALISATIONS,
+        default=d.normalize,
+        help="weights average 1 per group (default) or over the whole file",
+    )
+    parser.add_argument(
+        "--per-turn",
+        action="store_true",
+        help="also weight every assistant turn by its discounted return-to-go (field turn_weights)",
+    )
     args = parser.parse_args(argv)
-    config = WeightConfig(gamma=args.gamma, beta=args.beta, diversity_lambda=args.diversity_lambda,
-                          equal_groups=args.equal_groups, equal_weight=args.equal_weight, clip_max=args.clip_max,
-                          normalize=args.normalize, per_turn=args.per_turn)
+    config = WeightConfig(
+        gamma=args.gamma,
+        beta=args.beta,
+        diversity_lambda=args.diversity_lambda,
+        equal_groups=args.equal_groups,
+        equal_weight=args.equal_weight,
+        clip_max=args.clip_max,
+        normalize=args.normalize,
+        per_turn=args.per_turn,
+    )
     try:
         config.validate()
         records = list(read_trajectories(args.input))

@@ -24,6 +24,8 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
 fi
 echo "[test] ruff check"
 "$PYTHON" -m ruff check .
+echo "[test] ruff format --check"
+"$PYTHON" -m ruff format --check .
 echo "[test] pytest"
 set +e
 "$PYTHON" -m pytest -q "$@"

@@ -74,15 +74,18 @@ def start_server(command: list[str], env: dict, log_path: Path) -> subprocess.Po
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def wait_until_healthy(process: subprocess.Popen, base: str, log_path: Path, name: str,
-                       timeout_s: float = SERVER_START_TIMEOUT_S) -> None:
+def wait_until_healthy(
+    process: subprocess.Popen, base: str, log_path: Path, name: str, timeout_s: float = SERVER_START_TIMEOUT_S
+) -> None:
     """Poll ``{base}/health`` until it answers 200; fail the test with the log's tail if the process exits
     first or ``timeout_s`` passes."""
     deadline = time.monotonic() + timeout_s
     while True:
         if process.poll() is not None:
-            pytest.fail(f"{name} exited with code {process.returncode} before it was ready; log {log_path}:\n"
-                        f"{_log_tail(log_path)}")
+            pytest.fail(
+                f"{name} exited with code {process.returncode} before it was ready; log {log_path}:\n"
+                f"{_log_tail(log_path)}"
+            )
         try:
             with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
                 if response.status == 200:
@@ -105,15 +108,23 @@ def openai_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
     """
     missing = [m for m in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(
-            f"`transformers serve` needs {', '.join(missing)}: pip install \"transformers[serving]\""
-        )
+        pytest.skip(f'`transformers serve` needs {", ".join(missing)}: pip install "transformers[serving]"')
     port = _free_port()
     log_path = tmp_path_factory.mktemp("transformers-serve") / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
     command = [
-        sys.executable, "-m", "transformers.cli.transformers", "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "transformers.cli.transformers",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--log-level",
+        "warning",
         str(tiny_model_dir),
     ]
     process = start_server(command, env, log_path)
@@ -162,8 +173,13 @@ def openai_replicas(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     """
     missing = [m for m in ("fastapi", "uvicorn", "openai") if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"`transformers serve` needs {', '.join(missing)}: pip install \"transformers[serving]\"")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1", "OMP_NUM_THREADS": "1"}
+        pytest.skip(f'`transformers serve` needs {", ".join(missing)}: pip install "transformers[serving]"')
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     started: list[ServedReplica] = []
 
     def start(n: int) -> list[ServedReplica]:
@@ -172,16 +188,34 @@ def openai_replicas(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
         for i in range(n):
             port = _free_port()
             log_path = folder / f"server-{i}.log"
-            command = [sys.executable, "-m", "transformers.cli.transformers", "serve", "--host", "127.0.0.1",
-                       "--port", str(port), "--device", "cpu", "--log-level", "warning", str(tiny_model_dir)]
+            command = [
+                sys.executable,
+                "-m",
+                "transformers.cli.transformers",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--device",
+                "cpu",
+                "--log-level",
+                "warning",
+                str(tiny_model_dir),
+            ]
             process = start_server(command, env, log_path)
             replica = ServedReplica(f"http://127.0.0.1:{port}/v1", process.pid, log_path)
             started.append(replica)
             batch.append((replica, process))
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S  # they start together: one budget for all
         for replica, process in batch:
-            wait_until_healthy(process, replica.url.removesuffix("/v1"), replica.log_path, "`transformers serve`",
-                               timeout_s=max(1.0, deadline - time.monotonic()))
+            wait_until_healthy(
+                process,
+                replica.url.removesuffix("/v1"),
+                replica.log_path,
+                "`transformers serve`",
+                timeout_s=max(1.0, deadline - time.monotonic()),
+            )
         return [replica for replica, _ in batch]
 
     yield start

@@ -24,16 +24,21 @@ class ParityEnv(MultiTurnTextEnv):
         return self._num_tasks
 
     def get_task(self, index: int) -> Task:
-        return Task(task_id=f"parity-{index}", prompt=f"Reply with {'an odd' if index % 2 else 'an even'} length.",
-                    answer=index % 2, meta={})
+        return Task(
+            task_id=f"parity-{index}",
+            prompt=f"Reply with {'an odd' if index % 2 else 'an even'} length.",
+            answer=index % 2,
+            meta={},
+        )
 
     def first_message(self, task: Task) -> str:
         return task.prompt
 
     def verify(self, task: Task, action: str) -> Verdict:
         text = action.strip()
-        return Verdict(correct=bool(text) and len(text) % 2 == task.answer, format_ok=bool(text),
-                       answer=text or None)
+        return Verdict(
+            correct=bool(text) and len(text) % 2 == task.answer, format_ok=bool(text), answer=text or None
+        )
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
         return Feedback(text="Wrong parity, try again.", kind="binary")

@@ -25,8 +25,11 @@ from drift_envs.code.sandbox import CodeJob, Sandbox, SandboxLimits
 @pytest.fixture(scope="module", params=["auto", "none"], ids=["strongest", "basic"])
 def sandbox(request):
     """The strongest isolation this machine allows, then the ``basic`` level every machine has."""
-    sb = Sandbox(workers=2, limits=SandboxLimits(timeout_s=4.0, test_timeout_s=1.5, memory_mb=256),
-                 isolation=request.param)
+    sb = Sandbox(
+        workers=2,
+        limits=SandboxLimits(timeout_s=4.0, test_timeout_s=1.5, memory_mb=256),
+        isolation=request.param,
+    )
     yield sb
     sb.close()
 
@@ -98,35 +101,50 @@ def _scan():
 
 
 def test_patched_eq_of_library_types_does_not_pass(sandbox, still_serves):
-    for cls, build in (("fractions.Fraction", "fractions.Fraction(1, 3)"),
-                       ("decimal.Decimal", "decimal.Decimal('0.1')"),
-                       ("collections.Counter", "collections.Counter('ab')"),
-                       ("collections.OrderedDict", "collections.OrderedDict(a=1)")):
-        r = run(sandbox, f"""
+    for cls, build in (
+        ("fractions.Fraction", "fractions.Fraction(1, 3)"),
+        ("decimal.Decimal", "decimal.Decimal('0.1')"),
+        ("collections.Counter", "collections.Counter('ab')"),
+        ("collections.OrderedDict", "collections.OrderedDict(a=1)"),
+    ):
+        r = run(
+            sandbox,
+            f"""
             import fractions, decimal, collections
             {cls}.__eq__ = lambda self, other: True
             {cls}.__ne__ = lambda self, other: False
             def f():
                 return {build}
-            """, tests=["assert f() == 'something else entirely'", "assert not (f() != 12345)"])
+            """,
+            tests=["assert f() == 'something else entirely'", "assert not (f() != 12345)"],
+        )
         assert not r.passed, (cls, r.to_dict())
         assert r.tests[0].status in ("wrong_answer", "runtime_error"), (cls, r.to_dict())
 
 
 def test_counter_and_namedtuple_are_compared_as_their_plain_values(sandbox):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import collections
         P = collections.namedtuple("P", "x y")
         def f(kind):
             return {"counter": collections.Counter("aab"), "point": P(1, 2),
                     "deque": collections.deque([1, 2])}[kind]
-        """, tests=["assert f('counter') == {'a': 2, 'b': 1}", "assert f('point') == (1, 2)",
-                    "assert f('deque') == [1, 2]"])
+        """,
+        tests=[
+            "assert f('counter') == {'a': 2, 'b': 1}",
+            "assert f('point') == (1, 2)",
+            "assert f('deque') == [1, 2]",
+        ],
+    )
     assert r.passed, r.to_dict()
 
 
 def test_an_object_of_the_candidates_own_class_is_never_compared(sandbox, still_serves):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         class Anything:
             def __eq__(self, other):
                 return True
@@ -138,7 +156,9 @@ def test_an_object_of_the_candidates_own_class_is_never_compared(sandbox, still_
             __hash__ = object.__hash__
         def f():
             return Anything()
-        """, tests=["assert f() == 5", "assert not (f() != 5)", "assert f() < 3 and f() > 3", "assert f()"])
+        """,
+        tests=["assert f() == 5", "assert not (f() != 5)", "assert f() < 3 and f() > 3", "assert f()"],
+    )
     assert [t.status for t in r.tests][:3] == ["runtime_error"] * 3, r.to_dict()
     assert "Anything" in r.tests[0].message
     assert r.tests[3].status == "passed"  # its truth is its own word, as a plain True would be
@@ -147,7 +167,9 @@ def test_an_object_of_the_candidates_own_class_is_never_compared(sandbox, still_
 
 @pytest.mark.parametrize("patch_builtins", [False, True], ids=["globals", "builtins-module"])
 def test_redefined_builtins_do_not_reach_the_tests(sandbox, still_serves, patch_builtins):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import builtins
         def abs(x):
             return 0.0
@@ -163,7 +185,12 @@ def test_redefined_builtins_do_not_reach_the_tests(sandbox, still_serves, patch_
         def f(x):
             return 0
         """.replace("PATCH", str(patch_builtins)),
-        tests=["assert abs(f(1.33) - 0.33) < 1e-6", "assert len(str(f(5))) == 3", "assert isinstance(f(1), str)"])
+        tests=[
+            "assert abs(f(1.33) - 0.33) < 1e-6",
+            "assert len(str(f(5))) == 3",
+            "assert isinstance(f(1), str)",
+        ],
+    )
     assert [t.status for t in r.tests] == ["wrong_answer"] * 3, r.to_dict()
 
 
@@ -179,12 +206,16 @@ def humaneval_reward(env: CodeFeedbackEnv, task_id: str, code: str) -> float:
     return env.step(f"```python\n{code}\n```")[1]
 
 
-@pytest.mark.parametrize("task_id, code", [
-    ("HumanEval/38", "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n"),
-    ("HumanEval/50", "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n"),
-    ("HumanEval/32", "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 0\n"),
-    ("HumanEval/32", "import math\nmath.fabs = lambda x: 0.0\ndef find_zero(xs):\n    return 0\n"),
-], ids=["38-identity-cyclic", "50-identity-shift", "32-poly-zero", "32-patched-math"])
+@pytest.mark.parametrize(
+    "task_id, code",
+    [
+        ("HumanEval/38", "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n"),
+        ("HumanEval/50", "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n"),
+        ("HumanEval/32", "def poly(xs, x):\n    return 0\n\ndef find_zero(xs):\n    return 0\n"),
+        ("HumanEval/32", "import math\nmath.fabs = lambda x: 0.0\ndef find_zero(xs):\n    return 0\n"),
+    ],
+    ids=["38-identity-cyclic", "50-identity-shift", "32-poly-zero", "32-patched-math"],
+)
 def test_humaneval_helpers_from_the_prompt_win_over_the_candidates(humaneval, task_id, code):
     assert humaneval_reward(humaneval, task_id, code) == 0.0
 
@@ -195,17 +226,24 @@ def test_humaneval_helpers_from_the_prompt_win_over_the_candidates(humaneval, ta
 
 def test_the_tests_and_expected_values_are_not_in_the_candidates_process(sandbox, still_serves):
     secret = marker()
-    r = run(sandbox, SCAN + textwrap.dedent("""
+    r = run(
+        sandbox,
+        SCAN
+        + textwrap.dedent("""
         def f(x):
             print("HITS", _scan())
             return x
-        """), tests=[f"assert f(1) == '{secret}'  # {secret}"])
+        """),
+        tests=[f"assert f(1) == '{secret}'  # {secret}"],
+    )
     assert r.tests[0].status == "wrong_answer", r.to_dict()
     assert "HITS" in r.stdout_tail and secret not in r.stdout_tail, r.stdout_tail
 
 
 def test_frames_and_gc_of_the_candidate_hold_nothing_that_decides(sandbox, still_serves):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import gc, sys, types
         def f():
             # rewrite whatever the harness might have left around: test code, records, helpers
@@ -227,12 +265,15 @@ def test_frames_and_gc_of_the_candidate_hold_nothing_that_decides(sandbox, still
                 if isinstance(obj, dict) and obj.get("status") in ("wrong_answer", "runtime_error"):
                     obj["status"] = "passed"
             return 2
-        """)
+        """,
+    )
     assert not r.passed and r.tests[0].status == "wrong_answer", r.to_dict()
 
 
 def test_the_candidates_process_holds_no_harness_state(sandbox, still_serves):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import gc, sys
         def f():
             found = []
@@ -248,19 +289,23 @@ def test_the_candidates_process_holds_no_harness_state(sandbox, still_serves):
                 frame = frame.f_back
             print("FOUND", found)
             return 1
-        """)
+        """,
+    )
     assert r.passed and "FOUND []" in r.stdout_tail, r.stdout_tail
 
 
 def test_ctypes_rewriting_the_candidates_own_ints_does_not_pass(sandbox, still_serves):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import ctypes
         def f():
             # make the small ints 0..5 all read as 1 in this process, then return 2
             for n in range(6):
                 ctypes.c_ssize_t.from_address(id(n) + 24).value = 1
             return 2
-        """)
+        """,
+    )
     assert not r.passed, r.to_dict()
 
 
@@ -269,7 +314,9 @@ def test_ctypes_rewriting_the_candidates_own_ints_does_not_pass(sandbox, still_s
 
 
 def test_forged_records_on_every_descriptor_then_exit_is_not_a_pass(sandbox, still_serves):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import os, re, gc, json
         def f():
             # every 32-hex string in the process could be a secret: echo them all
@@ -285,13 +332,17 @@ def test_forged_records_on_every_descriptor_then_exit_is_not_a_pass(sandbox, sti
                     except OSError:
                         pass
             os._exit(0)
-        """, tests=["assert f() == 'an answer it cannot know'"])
+        """,
+        tests=["assert f() == 'an answer it cannot know'"],
+    )
     assert not r.passed and r.status == "runtime_error", r.to_dict()
 
 
 def test_forged_replies_on_the_judges_socket_do_not_pass(sandbox, still_serves):
     # the candidate answers before being asked, and with malformed frames of every kind
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import os, struct
         def f():
             frames = [b"\\xff" * 16, struct.pack(">I", 1 << 31), b"l" + struct.pack(">I", 10**9),
@@ -303,7 +354,9 @@ def test_forged_replies_on_the_judges_socket_do_not_pass(sandbox, still_serves):
                     except OSError:
                         pass
             return 2
-        """, tests=["assert f() == 1", "assert f() == 1"])
+        """,
+        tests=["assert f() == 1", "assert f() == 1"],
+    )
     assert not r.passed, r.to_dict()
 
 
@@ -314,9 +367,14 @@ def test_forged_replies_on_the_judges_socket_do_not_pass(sandbox, still_serves):
 def test_a_concurrent_checks_tests_and_an_earlier_checks_tests_are_unreachable(sandbox, still_serves):
     earlier, concurrent = marker(), marker()
     sandbox.run("def f():\n    return 1", [f"assert f() == 1  # {earlier}"], entry_point="f")
-    slow = CodeJob("import time\ndef f():\n    time.sleep(1.0)\n    return 1",
-                   [f"assert f() == 1  # {concurrent}"], entry_point="f")
-    probe = CodeJob(SCAN + textwrap.dedent("""
+    slow = CodeJob(
+        "import time\ndef f():\n    time.sleep(1.0)\n    return 1",
+        [f"assert f() == 1  # {concurrent}"],
+        entry_point="f",
+    )
+    probe = CodeJob(
+        SCAN
+        + textwrap.dedent("""
         import os, time
         def f():
             time.sleep(0.3)
@@ -330,7 +388,10 @@ def test_a_concurrent_checks_tests_and_an_earlier_checks_tests_are_unreachable(s
                         pass
             print("HITS", _scan(), "OTHERS", len(others))
             return 1
-        """), ["assert f() == 1"], entry_point="f")
+        """),
+        ["assert f() == 1"],
+        entry_point="f",
+    )
     slow_r, probe_r = sandbox.run_many([slow, probe])
     assert slow_r.passed and probe_r.passed, (slow_r.to_dict(), probe_r.to_dict())
     out = probe_r.stdout_tail
@@ -358,7 +419,9 @@ def test_bytes_a_candidate_leaves_behind_never_reach_the_next_check(sandbox, sti
         """
     for _ in range(3):
         assert run(sandbox, forger).status == "wrong_answer"
-        honest_but_wrong = run(sandbox, "def f():\n    return 2\n", tests=["assert f() == 1", "assert f() == 1"])
+        honest_but_wrong = run(
+            sandbox, "def f():\n    return 2\n", tests=["assert f() == 1", "assert f() == 1"]
+        )
         assert honest_but_wrong.status == "wrong_answer", honest_but_wrong.to_dict()
 
 
@@ -413,13 +476,16 @@ def test_sysv_and_posix_ipc_neither_outlive_a_check_nor_reach_the_next(sandbox, 
     # not even inside the check: no memory held outside RLIMIT_AS (a GiB of shm under 256 MiB)
     assert made.tests[0].actual == "{'mq': -1, 'msg': -1, 'sem': -1, 'shm': -1}", made.tests[0].actual
     assert sysv_ipc() == before  # nothing was made in the host's IPC namespace
-    found = run(sandbox, IPC_ATTACK, tests=["assert f('find') == {'shm': -1, 'msg': -1, 'sem': -1, 'mq': -1}"])
+    found = run(
+        sandbox, IPC_ATTACK, tests=["assert f('find') == {'shm': -1, 'msg': -1, 'sem': -1, 'mq': -1}"]
+    )
     assert found.passed, (made.tests[0].actual, found.to_dict())
 
 
 def test_concurrent_checks_cannot_reach_each_other_over_abstract_sockets(sandbox, full, still_serves):
     name = marker()
-    server = CodeJob(textwrap.dedent(f"""
+    server = CodeJob(
+        textwrap.dedent(f"""
         import socket
         def f():
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -431,8 +497,12 @@ def test_concurrent_checks_cannot_reach_each_other_over_abstract_sockets(sandbox
                 return "reached"
             except OSError:
                 return "alone"
-        """), ["assert f() == 'alone'"], entry_point="f")
-    client = CodeJob(textwrap.dedent(f"""
+        """),
+        ["assert f() == 'alone'"],
+        entry_point="f",
+    )
+    client = CodeJob(
+        textwrap.dedent(f"""
         import socket, time
         def f():
             time.sleep(0.3)
@@ -443,15 +513,21 @@ def test_concurrent_checks_cannot_reach_each_other_over_abstract_sockets(sandbox
                 except OSError:
                     time.sleep(0.1)
             return "alone"
-        """), ["assert f() == 'alone'"], entry_point="f")
+        """),
+        ["assert f() == 'alone'"],
+        entry_point="f",
+    )
     a, b = sandbox.run_many([server, client])
     assert a.passed and b.passed, (a.to_dict(), b.to_dict())
 
 
-def test_filling_the_working_directory_stops_at_its_inode_limit_and_spares_the_next_check(sandbox, full,
-                                                                                        still_serves):
+def test_filling_the_working_directory_stops_at_its_inode_limit_and_spares_the_next_check(
+    sandbox, full, still_serves
+):
     limits = SandboxLimits(timeout_s=6.0, test_timeout_s=5.0, memory_mb=256, inodes=500)
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import os
         def f():
             n = 0
@@ -462,7 +538,10 @@ def test_filling_the_working_directory_stops_at_its_inode_limit_and_spares_the_n
             except OSError as e:
                 return n, e.errno
             return n, 0
-        """, tests=["n, err = f()\nassert n < 600 and err == 28"], limits=limits)  # ENOSPC
+        """,
+        tests=["n, err = f()\nassert n < 600 and err == 28"],
+        limits=limits,
+    )  # ENOSPC
     assert r.passed, r.to_dict()
 
 
@@ -472,7 +551,9 @@ def test_filling_the_working_directory_stops_at_its_inode_limit_and_spares_the_n
 
 def test_a_candidate_that_ignores_every_signal_and_floods_cannot_wedge_the_server(sandbox, still_serves):
     t0 = time.monotonic()
-    fut = sandbox.submit(CodeJob(textwrap.dedent("""
+    fut = sandbox.submit(
+        CodeJob(
+            textwrap.dedent("""
         import os, signal, time
         for sig in (signal.SIGALRM, signal.SIGTERM, signal.SIGXCPU, signal.SIGINT):
             signal.signal(sig, signal.SIG_IGN)
@@ -486,7 +567,11 @@ def test_a_candidate_that_ignores_every_signal_and_floods_cannot_wedge_the_serve
                     pass
             while True:
                 time.sleep(1)
-        """), ["assert f() == 1"], entry_point="f"))
+        """),
+            ["assert f() == 1"],
+            entry_point="f",
+        )
+    )
     r = fut.result(timeout=20)
     assert not r.passed, r.to_dict()
     assert time.monotonic() - t0 < 4.5
@@ -494,26 +579,43 @@ def test_a_candidate_that_ignores_every_signal_and_floods_cannot_wedge_the_serve
 
 def test_values_that_break_naive_encoders_fail_only_their_own_check(sandbox, still_serves):
     jobs = [
-        CodeJob("def f():\n    return {1, 2, frozenset({3})}", ["assert f() == {1, 2, frozenset({3})}"], entry_point="f"),
+        CodeJob(
+            "def f():\n    return {1, 2, frozenset({3})}",
+            ["assert f() == {1, 2, frozenset({3})}"],
+            entry_point="f",
+        ),
         CodeJob("def f():\n    x = []\n    x.append(x)\n    return x", ["assert f() == 1"], entry_point="f"),
-        CodeJob("def f():\n    x = []\n    for _ in range(10_000):\n        x = [x]\n    return x",
-                ["assert f() == 1"], entry_point="f"),
-        CodeJob("def f():\n    return 10 ** 100_000", ["assert f() == 10 ** 100_000", "assert f() == 1"],
-                entry_point="f"),
+        CodeJob(
+            "def f():\n    x = []\n    for _ in range(10_000):\n        x = [x]\n    return x",
+            ["assert f() == 1"],
+            entry_point="f",
+        ),
+        CodeJob(
+            "def f():\n    return 10 ** 100_000",
+            ["assert f() == 10 ** 100_000", "assert f() == 1"],
+            entry_point="f",
+        ),
         CodeJob("def f():\n    return 'x' * (64 << 20)", ["assert f() == 1"], entry_point="f"),
-        CodeJob("def f():\n    return float('nan'), b'\\xff', bytearray(b'a'), 1j, range(3), int",
-                ["assert f()[1:] == (b'\\xff', bytearray(b'a'), 1j, range(3), int)"], entry_point="f"),
+        CodeJob(
+            "def f():\n    return float('nan'), b'\\xff', bytearray(b'a'), 1j, range(3), int",
+            ["assert f()[1:] == (b'\\xff', bytearray(b'a'), 1j, range(3), int)"],
+            entry_point="f",
+        ),
     ]
     results = sandbox.run_many(jobs)
     assert results[0].passed, results[0].to_dict()
     for r in (results[1], results[2], results[4]):  # too deep, too deep, too large: refused, not trusted
-        assert r.tests[0].status == "runtime_error" and "cannot be sent back" in r.tests[0].message, r.to_dict()
+        assert r.tests[0].status == "runtime_error" and "cannot be sent back" in r.tests[0].message, (
+            r.to_dict()
+        )
     assert [t.status for t in results[3].tests] == ["passed", "wrong_answer"], results[3].to_dict()
     assert results[5].passed, results[5].to_dict()
 
 
 def test_exceptions_that_lie_about_themselves(sandbox, still_serves):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         class Weird(Exception):
             def __str__(self):
                 raise RuntimeError("no")
@@ -523,8 +625,15 @@ def test_exceptions_that_lie_about_themselves(sandbox, still_serves):
         def f(kind):
             raise {"weird": Weird, "loud": Loud, "exit": SystemExit, "kbd": KeyboardInterrupt,
                    "assert": AssertionError}[kind]()
-        """, tests=["assert f('weird') == 1", "assert f('loud') == 1", "assert f('exit') == 1",
-                    "assert f('kbd') == 1", "assert f('assert') == 1"])
+        """,
+        tests=[
+            "assert f('weird') == 1",
+            "assert f('loud') == 1",
+            "assert f('exit') == 1",
+            "assert f('kbd') == 1",
+            "assert f('assert') == 1",
+        ],
+    )
     assert not r.passed
     assert [t.status for t in r.tests] == ["runtime_error"] * 4 + ["wrong_answer"], r.to_dict()
     assert all(len(t.message) <= 500 and len(t.traceback) <= 2000 for t in r.tests)
@@ -550,7 +659,9 @@ def test_feedback_stays_small_whatever_the_candidate_sends(sandbox):
         obs, reward, *_rest, info = env.step(f"```python\n{reply}```")
         assert reward <= 0.0
         assert len(obs) < 12_000, (reply[:60], len(obs))
-        worded = {k: info[k] for k in ("feedback", "tests", "run")}  # (info["answer"] is the reply's own code)
+        worded = {
+            k: info[k] for k in ("feedback", "tests", "run")
+        }  # (info["answer"] is the reply's own code)
         assert len(repr(worded)) < 100_000, (reply[:60], len(repr(worded)))
 
 
@@ -564,8 +675,14 @@ def test_the_servers_cost_of_a_flood_is_bounded(sandbox, still_serves):
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), rss
 
     cpu0, rss0 = cpu_and_rss()
-    jobs = [CodeJob("import os\ndef f():\n    for _ in range(15):\n        os.write(1, b'x' * (1 << 16))\n"
-                    "    return [list(range(1000))] * 700\n", ["assert f() == 1"] * 5, entry_point="f")] * 4
+    jobs = [
+        CodeJob(
+            "import os\ndef f():\n    for _ in range(15):\n        os.write(1, b'x' * (1 << 16))\n"
+            "    return [list(range(1000))] * 700\n",
+            ["assert f() == 1"] * 5,
+            entry_point="f",
+        )
+    ] * 4
     results = sandbox.run_many(jobs)
     assert not any(r.passed for r in results)
     cpu1, rss1 = cpu_and_rss()
@@ -577,12 +694,26 @@ def test_a_hostile_reply_from_the_server_is_typed_and_capped_by_the_client():
     # the server builds replies from type-checked records; the client checks them again anyway
     from drift_envs.code.sandbox import RunResult
 
-    r = RunResult.from_wire({
-        "passed": "yes", "status": {1}, "stdout_tail": ["x"] * 1000, "stdout_bytes": "many",
-        "error": {"status": "syntax_error", "message": 7, "text": "t" * 1_000_000, "line": "3"},
-        "tests": [{"index": "0", "status": "passed", "source": None, "message": ["m"] * 10,
-                   "traceback": 5, "actual": ["a"] * 1_000_000, "expected": "e" * 1_000_000}],
-    })
+    r = RunResult.from_wire(
+        {
+            "passed": "yes",
+            "status": {1},
+            "stdout_tail": ["x"] * 1000,
+            "stdout_bytes": "many",
+            "error": {"status": "syntax_error", "message": 7, "text": "t" * 1_000_000, "line": "3"},
+            "tests": [
+                {
+                    "index": "0",
+                    "status": "passed",
+                    "source": None,
+                    "message": ["m"] * 10,
+                    "traceback": 5,
+                    "actual": ["a"] * 1_000_000,
+                    "expected": "e" * 1_000_000,
+                }
+            ],
+        }
+    )
     assert r.passed is False and r.status == "runtime_error"
     t = r.tests[0]
     assert (t.index, t.source, t.message, t.traceback, t.actual) == (0, "", "", "", "")
@@ -594,10 +725,20 @@ def test_a_hostile_reply_from_the_server_is_typed_and_capped_by_the_client():
 # unbounded steps in the caller
 
 
-@pytest.mark.parametrize("reply", ["```" * 40_000, "```\n" * 30_000, "```python\n" + "```" * 40_000,
-                                   "\n" * 120_000 + "x", " \n" * 60_000 + "y = 1", "`" * 120_000,
-                                   "def f():\n" + "  \n" * 50_000, "```py " + "x" * 120_000],
-                         ids=lambda r: repr(r[:12]) + f"..{len(r)}")
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "```" * 40_000,
+        "```\n" * 30_000,
+        "```python\n" + "```" * 40_000,
+        "\n" * 120_000 + "x",
+        " \n" * 60_000 + "y = 1",
+        "`" * 120_000,
+        "def f():\n" + "  \n" * 50_000,
+        "```py " + "x" * 120_000,
+    ],
+    ids=lambda r: repr(r[:12]) + f"..{len(r)}",
+)
 def test_extract_code_is_linear_in_the_reply(reply):
     t0 = time.perf_counter()
     extract_code(reply)

@@ -45,12 +45,18 @@ def fenced(code: str) -> str:
 # real benchmarks
 
 
-def test_all_humaneval_canonical_solutions_pass_and_broken_ones_fail_with_a_named_test(humaneval_env, sandbox):
+def test_all_humaneval_canonical_solutions_pass_and_broken_ones_fail_with_a_named_test(
+    humaneval_env, sandbox
+):
     env = humaneval_env
     tasks = [env.get_task(i) for i in range(env.num_tasks())]
     assert len(tasks) == 164
     good = sandbox.run_many([env.job(t, t.answer) for t in tasks])
-    failed = {t.task_id: (r.status, r.first_failure or r.error) for t, r in zip(tasks, good, strict=True) if not r.passed}
+    failed = {
+        t.task_id: (r.status, r.first_failure or r.error)
+        for t, r in zip(tasks, good, strict=True)
+        if not r.passed
+    }
     assert failed == {}
     broken_code = [f"def {t.meta['entry_point']}(*args, **kwargs):\n    return None\n" for t in tasks]
     broken = sandbox.run_many([env.job(t, c) for t, c in zip(tasks, broken_code, strict=True)])
@@ -90,7 +96,10 @@ def test_split_check_function_groups_setup_statements_with_the_next_assert():
         "    x = 3\n    for i in range(2):\n        assert f(i) >= 0\n    print('done')\n"
     )
     assert setup == "METADATA = {}\nf = candidate"
-    assert tests == ["import math\nassert f(1) == 2", "x = 3\nfor i in range(2):\n    assert f(i) >= 0\nprint('done')"]
+    assert tests == [
+        "import math\nassert f(1) == 2",
+        "x = 3\nfor i in range(2):\n    assert f(i) >= 0\nprint('done')",
+    ]
     with pytest.raises(DataError, match="no 'def check"):
         split_check_function("assert True", "file.jsonl:3")
 
@@ -98,12 +107,16 @@ def test_split_check_function_groups_setup_statements_with_the_next_assert():
 def test_procedural_tasks_are_deterministic_and_their_references_pass(sandbox):
     a, b = ProceduralCode(seed=3, size=50), ProceduralCode(seed=3, size=50)
     assert [a[i] for i in range(50)] == [b[i] for i in range(50)]
-    assert [t.prompt for t in (a[i] for i in range(10))] != [ProceduralCode(seed=4)[i].prompt for i in range(10)]
+    assert [t.prompt for t in (a[i] for i in range(10))] != [
+        ProceduralCode(seed=4)[i].prompt for i in range(10)
+    ]
     assert len({a[i].meta["entry_point"].split("_")[0] for i in range(50)}) >= 5  # several families
     env = CodeFeedbackEnv(seed=3, size=50, sandbox=sandbox)
     tasks = [env.get_task(i) for i in range(50)]
     results = sandbox.run_many([env.job(t, t.answer) for t in tasks])
-    assert all(r.passed for r in results), [(t.task_id, r.first_failure) for t, r in zip(tasks, results, strict=True)]
+    assert all(r.passed for r in results), [
+        (t.task_id, r.first_failure) for t, r in zip(tasks, results, strict=True)
+    ]
     assert all(len(t.meta["tests"]) == 4 for t in tasks)
 
 
@@ -122,11 +135,22 @@ def _write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 MBPP_ROWS = [
-    {"task_id": 1, "text": "Write a function to add two numbers.", "code": "def add(a, b):\n    return a + b",
-     "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"], "test_setup_code": "",
-     "challenge_test_list": []},
-    {"task_id": 2, "text": "Write a function to find the sqrt.", "code": "import math\ndef root(x):\n    return math.sqrt(x)",
-     "test_list": ["assert root(4) == 2.0"], "test_setup_code": "import math", "challenge_test_list": []},
+    {
+        "task_id": 1,
+        "text": "Write a function to add two numbers.",
+        "code": "def add(a, b):\n    return a + b",
+        "test_list": ["assert add(1, 2) == 3", "assert add(0, 0) == 0"],
+        "test_setup_code": "",
+        "challenge_test_list": [],
+    },
+    {
+        "task_id": 2,
+        "text": "Write a function to find the sqrt.",
+        "code": "import math\ndef root(x):\n    return math.sqrt(x)",
+        "test_list": ["assert root(4) == 2.0"],
+        "test_setup_code": "import math",
+        "challenge_test_list": [],
+    },
 ]
 
 
@@ -139,9 +163,13 @@ def test_local_mbpp_and_humaneval_files(tmp_path, sandbox):
     _, reward, terminated, _, info = env.step(fenced("def root(x):\n    return x ** 0.5"))
     assert reward == 1.0 and terminated and info["correct"]
 
-    he_row = {"task_id": "Mini/0", "prompt": "def double(x):\n    \"\"\"Twice x.\"\"\"\n", "entry_point": "double",
-              "canonical_solution": "    return 2 * x\n",
-              "test": "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(0) == 0\n"}
+    he_row = {
+        "task_id": "Mini/0",
+        "prompt": 'def double(x):\n    """Twice x."""\n',
+        "entry_point": "double",
+        "canonical_solution": "    return 2 * x\n",
+        "test": "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(0) == 0\n",
+    }
     he = _write_jsonl(tmp_path / "mini_he.jsonl", [he_row])
     env = CodeFeedbackEnv(dataset=str(he), sandbox=sandbox)
     env.reset(options={"index": 0})
@@ -175,7 +203,10 @@ def test_check_env_and_gym_make():
     check_env(env.unwrapped)
     obs, info = env.reset(seed=0)
     assert isinstance(obs, str) and "```python" in obs
-    assert info["messages"][0]["role"] == "system" and info["messages"][-1] == {"role": "user", "content": obs}
+    assert info["messages"][0]["role"] == "system" and info["messages"][-1] == {
+        "role": "user",
+        "content": obs,
+    }
     env.close()
 
 
@@ -201,7 +232,9 @@ def test_episode_with_first_failure_feedback(sandbox):
     # 4. the reference solution passes and ends the episode
     obs, reward, terminated, truncated, info = env.step(fenced(task.answer))
     assert (obs, reward, terminated, truncated) == ("", 1.0, True, False) and info["correct"]
-    assert [m["role"] for m in info["messages"]] == ["system", "user"] + ["assistant", "user"] * 3 + ["assistant"]
+    assert [m["role"] for m in info["messages"]] == ["system", "user"] + ["assistant", "user"] * 3 + [
+        "assistant"
+    ]
     with pytest.raises(EpisodeFinishedError):
         env.step("x")
     with pytest.raises(TypeError, match="str"):
@@ -232,14 +265,19 @@ def test_runtime_error_syntax_error_and_timeout_feedback(sandbox):
     assert info["feedback"]["status"] == "runtime_error" and "ZeroDivisionError: division by zero" in obs
     obs, *_, info = env.step(fenced(f"def {name}(*args)\n    return 1"))
     assert info["feedback"]["status"] == "syntax_error" and "syntax error" in obs and info["format_ok"]
-    obs, *_, info = env.step(fenced(f"def {name}(*args):\n    print('thinking')\n    while True:\n        pass"))
+    obs, *_, info = env.step(
+        fenced(f"def {name}(*args):\n    print('thinking')\n    while True:\n        pass")
+    )
     assert info["feedback"]["status"] == "timeout" and "Timed out" in obs and "thinking" in obs
 
 
 @pytest.mark.parametrize(
     ("reply", "code"),
     [
-        ("```python\ndef a():\n    pass\n```\ntext\n```python\ndef b():\n    pass\n```", "def b():\n    pass"),
+        (
+            "```python\ndef a():\n    pass\n```\ntext\n```python\ndef b():\n    pass\n```",
+            "def b():\n    pass",
+        ),
         ("```py\nx = 1\n```", "x = 1"),
         ("```\ndef c():\n    return 1\n```", "def c():\n    return 1"),
         ("def d():\n    return 2", "def d():\n    return 2"),
@@ -255,7 +293,9 @@ def test_extract_code(reply, code):
 
 
 def test_normalize_code_ignores_blank_lines_comments_and_trailing_space():
-    assert normalize_code("def f():  \n\n    # hm\n    return 1\n\n") == normalize_code("def f():\n    return 1")
+    assert normalize_code("def f():  \n\n    # hm\n    return 1\n\n") == normalize_code(
+        "def f():\n    return 1"
+    )
 
 
 def test_bad_kwargs():

@@ -81,8 +81,11 @@ def _walk2(root: str):
 @pytest.fixture(scope="module", params=["auto", "none"], ids=["strongest", "basic"])
 def sandbox(request):
     """The strongest isolation this machine allows, then the ``basic`` level every machine has."""
-    sb = Sandbox(workers=2, limits=SandboxLimits(timeout_s=3.0, test_timeout_s=1.0, memory_mb=256),
-                 isolation=request.param)
+    sb = Sandbox(
+        workers=2,
+        limits=SandboxLimits(timeout_s=3.0, test_timeout_s=1.0, memory_mb=256),
+        isolation=request.param,
+    )
     yield sb
     sb.close()
 
@@ -161,7 +164,9 @@ def test_bad_test_source_is_a_sandbox_error(sandbox):
 
 
 def test_run_many_keeps_order_and_runs_in_parallel(sandbox):
-    jobs = [CodeJob(f"def f():\n    return {i}", [f"assert f() == {i % 3}"], entry_point="f") for i in range(30)]
+    jobs = [
+        CodeJob(f"def f():\n    return {i}", [f"assert f() == {i % 3}"], entry_point="f") for i in range(30)
+    ]
     results = sandbox.run_many(jobs)
     assert [r.passed for r in results] == [i % 3 == i for i in range(30)]
 
@@ -177,7 +182,9 @@ def test_basic_isolation_level_still_gives_verdicts():
     with Sandbox(workers=1, isolation="none", limits=SandboxLimits(timeout_s=2.0, test_timeout_s=0.5)) as sb:
         assert sb.isolation["level"] == "basic"
         assert sb.run("def f():\n    return 1", ["assert f() == 1"], entry_point="f").passed
-        assert sb.run("def f():\n    while True: pass", ["assert f() == 1"], entry_point="f").status == "timeout"
+        assert (
+            sb.run("def f():\n    while True: pass", ["assert f() == 1"], entry_point="f").status == "timeout"
+        )
         r = sb.run("import os\nos._exit(0)", ["assert f() == 1"], entry_point="f")
         assert not r.passed
 
@@ -187,7 +194,9 @@ def test_basic_isolation_level_still_gives_verdicts():
 
 
 def test_fork_bomb(sandbox, full, host_guard):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import os
         def f():
             while True:
@@ -195,12 +204,15 @@ def test_fork_bomb(sandbox, full, host_guard):
                     os.fork()
                 except OSError:
                     pass
-        """)
+        """,
+    )
     assert not r.passed and r.status == "timeout"
 
 
 def test_process_limit_and_private_process_view(sandbox, full, host_guard):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import os, time
         def f():
             n = 0
@@ -215,18 +227,22 @@ def test_process_limit_and_private_process_view(sandbox, full, host_guard):
             visible = [p for p in os.listdir("/proc") if p.isdigit()]
             return n, len(visible), HOST_PID in visible
         """.replace("HOST_PID", repr(str(os.getpid()))),
-        tests=["n, visible, sees_host = f()\nassert n < 32 and visible <= n + 1 and not sees_host"])
+        tests=["n, visible, sees_host = f()\nassert n < 32 and visible <= n + 1 and not sees_host"],
+    )
     # RLIMIT_NPROC stopped the forks; /proc shows none of the host's processes (this one included)
     assert r.passed, r.to_dict()
 
 
 def test_memory_bomb(sandbox, host_guard):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         def f():
             blocks = []
             while True:
                 blocks.append(bytearray(50 * 1024 * 1024))
-        """)
+        """,
+    )
     assert r.status == "memory_limit", r.to_dict()
     assert r.tests[0].status == "memory_limit"
 
@@ -252,15 +268,21 @@ def test_busy_loop_that_ignores_its_signals_meets_the_cpu_limit(sandbox, host_gu
     assert 1.0 <= r.cpu_s < 3.0
     # the per-test clock is short: the judge stops waiting for the candidate, whatever it ignores
     t0 = time.monotonic()
-    r = run(sandbox, code, tests=["assert f() == 1", "assert 1 == 1"],
-            limits=SandboxLimits(timeout_s=8.0, test_timeout_s=1.0, memory_mb=256))
+    r = run(
+        sandbox,
+        code,
+        tests=["assert f() == 1", "assert 1 == 1"],
+        limits=SandboxLimits(timeout_s=8.0, test_timeout_s=1.0, memory_mb=256),
+    )
     assert r.status == "timeout" and r.tests[0].status == "timeout" and r.tests[1].status == "not_run"
     assert time.monotonic() - t0 < 4.0, r.to_dict()
 
 
 def test_sleep_past_the_timeout_even_when_swallowing_the_alarm(sandbox, host_guard):
     t0 = time.monotonic()
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import time
         def f():
             while True:
@@ -268,7 +290,9 @@ def test_sleep_past_the_timeout_even_when_swallowing_the_alarm(sandbox, host_gua
                     time.sleep(10)
                 except BaseException:
                     pass
-        """, tests=["assert f() == 1", "assert 1 == 1"])
+        """,
+        tests=["assert f() == 1", "assert 1 == 1"],
+    )
     elapsed = time.monotonic() - t0
     assert r.status == "timeout" and r.tests[0].status == "timeout"
     assert r.tests[1].status == "not_run"  # the candidate is wedged: nothing more can be asked of it
@@ -276,14 +300,17 @@ def test_sleep_past_the_timeout_even_when_swallowing_the_alarm(sandbox, host_gua
 
 
 def test_100_mb_of_stdout(sandbox, host_guard):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import sys
         def f():
             chunk = "x" * (1024 * 1024)
             for _ in range(100):
                 sys.stdout.write(chunk)
             return 1
-        """)
+        """,
+    )
     assert not r.passed and r.status == "runtime_error"
     assert "output limit" in r.tests[0].message
     assert len(r.stdout_tail) <= 4096 and r.stdout_bytes < 100 * 1024 * 1024
@@ -302,7 +329,9 @@ def test_writing_and_deleting_files_elsewhere(sandbox, full, host_guard):
     name = f"drift-abuse-{uuid.uuid4().hex}"
     targets = [f"{d}/{name}" for d in WRITABLE_DIRS] + [str(host_guard / name), str(Path.cwd() / name)]
     sentinel = host_guard / "sentinel.txt"
-    r = run(sandbox, f"""
+    r = run(
+        sandbox,
+        f"""
         import os, shutil
         def f():
             for path in {targets!r}:
@@ -320,7 +349,8 @@ def test_writing_and_deleting_files_elsewhere(sandbox, full, host_guard):
             with open("own.txt", "w") as fh:  # its own directory is writable
                 fh.write("fine")
             return 1 if open("own.txt").read() == "fine" else 0
-        """)
+        """,
+    )
     assert r.passed, r.to_dict()  # the code ran to the end: every attempt failed quietly
     assert not any(os.path.exists(t) for t in targets)
     assert sentinel.exists() and Path("/etc/hostname").exists()
@@ -329,7 +359,9 @@ def test_writing_and_deleting_files_elsewhere(sandbox, full, host_guard):
 def test_reading_host_environment_variables(sandbox, host_guard):
     os.environ["DRIFT_TEST_SECRET"] = "s3cr3t"
     try:
-        r = run(sandbox, f"""
+        r = run(
+            sandbox,
+            f"""
             import os
             def f():
                 seen = [os.environ.get("DRIFT_TEST_SECRET", "")]
@@ -339,7 +371,9 @@ def test_reading_host_environment_variables(sandbox, host_guard):
                     except OSError:
                         pass
                 return "s3cr3t" in "".join(seen)
-            """, tests=["assert f() is False"])
+            """,
+            tests=["assert f() is False"],
+        )
     finally:
         del os.environ["DRIFT_TEST_SECRET"]
     assert r.passed, r.to_dict()
@@ -354,7 +388,9 @@ def test_opening_a_network_connection(sandbox, full, host_guard):
     server.settimeout(0.2)
     port = server.getsockname()[1]
     try:
-        r = run(sandbox, f"""
+        r = run(
+            sandbox,
+            f"""
             import socket
             def f():
                 reached = 0
@@ -365,7 +401,9 @@ def test_opening_a_network_connection(sandbox, full, host_guard):
                     except OSError:
                         pass
                 return reached
-            """, tests=["assert f() == 0"])
+            """,
+            tests=["assert f() == 0"],
+        )
         assert r.passed, r.to_dict()
         with pytest.raises(TimeoutError):
             server.accept()
@@ -375,7 +413,9 @@ def test_opening_a_network_connection(sandbox, full, host_guard):
 
 def test_killing_the_parent(sandbox, full, host_guard):
     server_pid = sandbox._proc.pid
-    r = run(sandbox, f"""
+    r = run(
+        sandbox,
+        f"""
         import os, signal
         def f():
             for pid in (os.getppid(), {os.getpid()}, {server_pid}, 1):
@@ -389,13 +429,16 @@ def test_killing_the_parent(sandbox, full, host_guard):
             except OSError:
                 pass
             return 1
-        """)
+        """,
+    )
     assert r.passed, r.to_dict()
     assert sandbox._proc.poll() is None and sandbox._proc.pid == server_pid
 
 
 def test_strays_that_keep_signalling_the_server_while_the_run_is_swept(sandbox, full, host_guard):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import os, signal, time
         def f():
             server, harness = os.getppid(), os.getpid()
@@ -414,13 +457,16 @@ def test_strays_that_keep_signalling_the_server_while_the_run_is_swept(sandbox, 
                                     pass
                     os._exit(0)
             return 1
-        """)
+        """,
+    )
     assert r.passed, r.to_dict()  # host_guard then checks that the server answers and nothing is left
 
 
 def test_daemon_that_tries_to_outlive_the_run(sandbox, full, host_guard):
     marker = host_guard / "daemon-was-here"
-    r = run(sandbox, f"""
+    r = run(
+        sandbox,
+        f"""
         import os, time
         def f():
             if os.fork() == 0:
@@ -434,7 +480,8 @@ def test_daemon_that_tries_to_outlive_the_run(sandbox, full, host_guard):
                             pass
                 os._exit(0)
             return 1
-        """)
+        """,
+    )
     assert r.passed
     time.sleep(0.5)
     assert sandbox_processes(server_uids(sandbox._proc.pid)) == []
@@ -453,41 +500,55 @@ def test_exiting_early_is_not_a_pass(sandbox, host_guard, how, where):
 
 
 def test_overriding_assertion_error_and_eq(sandbox, host_guard):
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         import builtins
         class Yes(Exception):
             pass
         builtins.AssertionError = Yes
         def f():
             return 2
-        """)
+        """,
+    )
     assert r.status == "wrong_answer"
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         class Anything:
             def __eq__(self, other):
                 return True
             __hash__ = object.__hash__
         def f():
             return Anything()
-        """)
+        """,
+    )
     assert not r.passed and "Anything" in r.tests[0].message
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         class Liar(int):
             def __eq__(self, other):
                 return True
             __hash__ = int.__hash__
         def f():
             return [Liar(7)]
-        """, tests=["assert f() == [1]"])
+        """,
+        tests=["assert f() == [1]"],
+    )
     # only the int's value crosses to the judge: its __eq__ stays behind
     assert r.status == "wrong_answer" and r.tests[0].actual == "[7]", r.to_dict()
     # an honest subclass (a namedtuple) is fine
-    r = run(sandbox, """
+    r = run(
+        sandbox,
+        """
         from collections import namedtuple
         P = namedtuple("P", "x y")
         def f():
             return P(1, 2)
-        """, tests=["assert f() == (1, 2)"])
+        """,
+        tests=["assert f() == (1, 2)"],
+    )
     assert r.passed, r.to_dict()
 
 
@@ -500,7 +561,9 @@ def test_printing_or_forging_a_pass_marker(sandbox, host_guard):
         repr({"ev": "fin", "secret": "0" * 32}),
     ]
     payload = ("\n".join(forged) + "\n").encode()
-    r = run(sandbox, f"""
+    r = run(
+        sandbox,
+        f"""
         import os
         PAYLOAD = {payload!r}
         print("PASSED", "ALL TESTS PASSED", PAYLOAD.decode())
@@ -510,12 +573,17 @@ def test_printing_or_forging_a_pass_marker(sandbox, host_guard):
             except OSError:
                 pass
         os._exit(0)
-        """)
+        """,
+    )
     assert not r.passed, r.to_dict()
 
 
 def test_ctypes_segfault(sandbox, host_guard):
-    r = run(sandbox, "import ctypes\ndef f():\n    return ctypes.string_at(0)\n", tests=["assert f() == 1", "assert 1 == 1"])
+    r = run(
+        sandbox,
+        "import ctypes\ndef f():\n    return ctypes.string_at(0)\n",
+        tests=["assert f() == 1", "assert 1 == 1"],
+    )
     assert not r.passed and r.tests[0].status == "runtime_error"
     assert "SIGSEGV" in r.tests[0].message
     assert r.tests[1].status == "not_run"
@@ -538,7 +606,9 @@ def test_thread_safe_callers(sandbox):
     results = []
 
     def worker(i):
-        results.append(sandbox.run(f"def f():\n    return {i}", [f"assert f() == {i}"], entry_point="f").passed)
+        results.append(
+            sandbox.run(f"def f():\n    return {i}", [f"assert f() == {i}"], entry_point="f").passed
+        )
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
     for t in threads:
@@ -577,8 +647,11 @@ def test_mixed_batch_keeps_each_verdict_apart(sandbox, full, host_guard):
         "crash": ("import ctypes\ndef f():\n    return ctypes.string_at(0)", "runtime_error"),
         "loop": ("def f():\n    while True:\n        pass", "timeout"),
         "exit": ("import os\ndef f():\n    os._exit(0)", "runtime_error"),
-        "bomb": ("import os\ndef f():\n    while True:\n        try:\n            os.fork()\n"
-                 "        except OSError:\n            return 1", "passed"),
+        "bomb": (
+            "import os\ndef f():\n    while True:\n        try:\n            os.fork()\n"
+            "        except OSError:\n            return 1",
+            "passed",
+        ),
     }
     order = list(kinds) * 3
     jobs = [CodeJob(kinds[k][0], ["assert f() == 1"], entry_point="f") for k in order]

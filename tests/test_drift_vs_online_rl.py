@@ -29,7 +29,9 @@ class SplitParityEnv(ParityEnv):
 
     def get_task(self, index: int):
         task = super().get_task(index)
-        return type(task)(task_id=f"{self.split}-{task.task_id}", prompt=task.prompt, answer=task.answer, meta={})
+        return type(task)(
+            task_id=f"{self.split}-{task.task_id}", prompt=task.prompt, answer=task.answer, meta={}
+        )
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +45,20 @@ def bench():
 def test_phases_and_summary(bench, tiny_model_dir: Path, tmp_path: Path) -> None:
     if ENV_ID not in gym.registry:
         gym.register(ENV_ID, entry_point=SplitParityEnv)
-    base = replace(QuickstartConfig(), env_id=ENV_ID, env_kwargs={"max_turns": 2}, model=str(tiny_model_dir),
-                   eval_tasks=8, samples=4, max_new_tokens=6, train_epochs=1.0, batch_size=16)
-    args = Namespace(rl_eval_every=1, rl_tasks_per_step=3, rl_plain=False, rl_kl_coef=0.05, validation_tasks=4)
+    base = replace(
+        QuickstartConfig(),
+        env_id=ENV_ID,
+        env_kwargs={"max_turns": 2},
+        model=str(tiny_model_dir),
+        eval_tasks=8,
+        samples=4,
+        max_new_tokens=6,
+        train_epochs=1.0,
+        batch_size=16,
+    )
+    args = Namespace(
+        rl_eval_every=1, rl_tasks_per_step=3, rl_plain=False, rl_kl_coef=0.05, validation_tasks=4
+    )
     root = tmp_path / "bench"
     for seed in (0, 1):
         bench.drift_phase(base, tiny_model_dir, root / f"seed{seed}", seed, [2, 4], ["wsft"], [])
@@ -59,7 +72,9 @@ def test_phases_and_summary(bench, tiny_model_dir: Path, tmp_path: Path) -> None
 
     result = bench.summarise(root, base)
     assert result["seeds"] == [0, 1] and result["rl_best_learning_rate"] == best
-    assert (root / "curves.png").stat().st_size > 0 and "| online_rl | 2 |" in (root / "results.md").read_text()
+    assert (root / "curves.png").stat().st_size > 0 and "| online_rl | 2 |" in (
+        root / "results.md"
+    ).read_text()
     curves = result["curves"]
     # DRIFT curves: the reference, then one point per budget with growing tokens and CPU time
     wsft = curves["wsft"]["0"] if "0" in curves["wsft"] else curves["wsft"][0]
@@ -85,4 +100,6 @@ def test_phases_and_summary(bench, tiny_model_dir: Path, tmp_path: Path) -> None
     # plateau: last minus middle evaluation, paired over the same tasks
     for seed, run in result["plateau"].items():
         c = curves["online_rl"][seed]
-        assert run["delta_success_at_T"]["value"] == pytest.approx(c[-1]["success_at_T"] - c[len(c) // 2]["success_at_T"])
+        assert run["delta_success_at_T"]["value"] == pytest.approx(
+            c[-1]["success_at_T"] - c[len(c) // 2]["success_at_T"]
+        )

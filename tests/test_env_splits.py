@@ -27,7 +27,9 @@ def _first_messages(env_id: str, split: str, n: int, **kwargs) -> tuple[set[str]
     prompts, ids = set(), set()
     for i in range(n):
         obs, info = env.reset(options={"index": i})
-        prompts.add(obs.split("\n\nPlease follow these requirements:")[0])  # the request, without revealed ones
+        prompts.add(
+            obs.split("\n\nPlease follow these requirements:")[0]
+        )  # the request, without revealed ones
         ids.add(info["task_id"])
     env.close()
     return prompts, ids
@@ -67,12 +69,20 @@ def test_an_unknown_split_is_refused(env_id: str) -> None:
 
 
 def test_code_test_split_is_exactly_the_documented_partition() -> None:
-    expected_test = {"is_even", "list_max"} | {f"{name}_{k}" for name, ks in
-                                               [("add", TEST_SPLIT_K["add"]), ("times", TEST_SPLIT_K["multiply"]),
-                                                ("minus", TEST_SPLIT_K["subtract"]), ("repeat", TEST_SPLIT_K["repeat"])]
-                                               for k in ks}
+    expected_test = {"is_even", "list_max"} | {
+        f"{name}_{k}"
+        for name, ks in [
+            ("add", TEST_SPLIT_K["add"]),
+            ("times", TEST_SPLIT_K["multiply"]),
+            ("minus", TEST_SPLIT_K["subtract"]),
+            ("repeat", TEST_SPLIT_K["repeat"]),
+        ]
+        for k in ks
+    }
     test = {ProceduralCode(split="test", seed=s)[i].meta["entry_point"] for s in range(3) for i in range(400)}
-    train = {ProceduralCode(split="train", seed=s)[i].meta["entry_point"] for s in range(3) for i in range(400)}
+    train = {
+        ProceduralCode(split="train", seed=s)[i].meta["entry_point"] for s in range(3) for i in range(400)
+    }
     assert test == expected_test
     assert train.isdisjoint(expected_test)
     # every family is somewhere, and families with a constant are in both splits with other constants
@@ -99,7 +109,8 @@ def test_code_families_with_no_task_in_a_split_are_refused() -> None:
     with pytest.raises(ValueError, match="no task in the 'train' split"):
         ProceduralCode(split="train", families=("is_even",))
     assert {ProceduralCode(split="train", families=("add",))[i].meta["entry_point"] for i in range(100)} == {
-        f"add_{k}" for k in range(2, 10) if k not in TEST_SPLIT_K["add"]}
+        f"add_{k}" for k in range(2, 10) if k not in TEST_SPLIT_K["add"]
+    }
 
 
 def test_code_test_split_keeps_the_tasks_of_the_generator_before_splits() -> None:
@@ -116,8 +127,13 @@ def test_humaneval_is_a_test_set_only(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="HumanEval has only a test split"):
         gym.make("drift/CodeFeedback-v0", dataset="humaneval", split="train")
     # a local copy of HumanEval (ids HumanEval/N) is refused the same way
-    row = {"task_id": "HumanEval/0", "prompt": "def f(x):\n", "entry_point": "f", "canonical_solution": "    return x\n",
-           "test": "def check(candidate):\n    assert candidate(1) == 1\n"}
+    row = {
+        "task_id": "HumanEval/0",
+        "prompt": "def f(x):\n",
+        "entry_point": "f",
+        "canonical_solution": "    return x\n",
+        "test": "def check(candidate):\n    assert candidate(1) == 1\n",
+    }
     path = tmp_path / "he.jsonl"
     path.write_text(json.dumps(row) + "\n")
     assert len(make_code_source(str(path), "test")) == 1
@@ -126,21 +142,43 @@ def test_humaneval_is_a_test_set_only(tmp_path: Path) -> None:
 
 
 def test_a_local_code_file_is_used_whole_whatever_the_split(tmp_path: Path) -> None:
-    rows = [{"task_id": i, "text": f"Return {i}.", "code": f"def f{i}():\n    return {i}",
-             "test_list": [f"assert f{i}() == {i}"]} for i in (5, 700)]  # an MBPP prompt-split id and a train id
+    rows = [
+        {
+            "task_id": i,
+            "text": f"Return {i}.",
+            "code": f"def f{i}():\n    return {i}",
+            "test_list": [f"assert f{i}() == {i}"],
+        }
+        for i in (5, 700)
+    ]  # an MBPP prompt-split id and a train id
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     train, test = make_code_source(str(path), "train"), make_code_source(str(path), "test")
-    assert [t.task_id for t in (train[0], train[1])] == [t.task_id for t in (test[0], test[1])] == ["mbpp/5", "mbpp/700"]
+    assert (
+        [t.task_id for t in (train[0], train[1])]
+        == [t.task_id for t in (test[0], test[1])]
+        == ["mbpp/5", "mbpp/700"]
+    )
 
 
 def test_a_hub_code_dataset_gets_the_requested_split(tmp_path: Path) -> None:
     folder = tmp_path / "mbpp_like"
     folder.mkdir()
     for split, ids in (("train", (601, 602)), ("test", (11,))):
-        (folder / f"{split}.jsonl").write_text("".join(
-            json.dumps({"task_id": i, "text": "Return one.", "code": "def one():\n    return 1",
-                        "test_list": ["assert one() == 1"]}) + "\n" for i in ids))
+        (folder / f"{split}.jsonl").write_text(
+            "".join(
+                json.dumps(
+                    {
+                        "task_id": i,
+                        "text": "Return one.",
+                        "code": "def one():\n    return 1",
+                        "test_list": ["assert one() == 1"],
+                    }
+                )
+                + "\n"
+                for i in ids
+            )
+        )
     assert [t.task_id for t in make_code_source(str(folder), "train")] == ["mbpp/601", "mbpp/602"]
     assert [t.task_id for t in make_code_source(str(folder), "test")] == ["mbpp/11"]
 

@@ -24,11 +24,15 @@ from drift_train.trajectories import read_trajectories
 PARITY_ENV_ID = "drift-test/EvalParity-v0"
 
 
-def make_record(bits: list[int], answers: list[str | None], task_id: str = "task-0", traj_idx: int = 0) -> dict:
+def make_record(
+    bits: list[int], answers: list[str | None], task_id: str = "task-0", traj_idx: int = 0
+) -> dict:
     """A trajectory record with the fields the metrics read (verifier bits and normalised answers)."""
     keys = [f"t{t}" for t in range(1, len(bits) + 1)]
     return {
-        "prompt_id": task_id, "traj_idx": traj_idx, "task_id": task_id,
+        "prompt_id": task_id,
+        "traj_idx": traj_idx,
+        "task_id": task_id,
         "verifier": dict(zip(keys, bits, strict=True)),
         "turn_rewards": {k: float(b) for k, b in zip(keys, bits, strict=True)},
         "t_star": next((t for t, b in enumerate(bits, start=1) if b), None),
@@ -39,6 +43,7 @@ def make_record(bits: list[int], answers: list[str | None], task_id: str = "task
 # ---- a naive reference, one episode at a time ------------------------------------------------------
 # Standard errors are clustered by task: each metric is Σy/Σx over episodes, and its s.e. comes from
 # the per-task totals (Y_g, X_g): se² = G/(G−1) Σ_g (Y_g − m X_g)² / X² over the G tasks observed.
+
 
 def naive_cluster(obs: list[tuple[str, float, float]]) -> tuple[float | None, float | None]:
     """(value, se) of Σy/Σx from (task, y, x) triples, the s.e. clustered by task (None for one task)."""
@@ -87,8 +92,9 @@ def naive_metrics(records: list[dict], T: int) -> dict:
         if bits[0] == 0:
             corrections.append((task, float(first is not None), 1.0))
     out["correction_rate"] = naive_cluster(corrections)
-    out["mean_turns_to_success"] = naive_cluster([(task, float(first), 1.0) for task, _, first, _ in episodes
-                                                  if first is not None])
+    out["mean_turns_to_success"] = naive_cluster(
+        [(task, float(first), 1.0) for task, _, first, _ in episodes if first is not None]
+    )
     ratios, replies = [], []
     for task, _, _, answers in episodes:
         distinct: list[str] = []
@@ -134,11 +140,11 @@ def assert_matches_naive(metrics: dict, records: list[dict], T: int) -> None:
 # ---- hand-made records with known answers -----------------------------------------------------------
 
 HAND_MADE = [
-    make_record([1], ["4"], "a"),                       # solved at turn 1
-    make_record([0, 0, 1], ["3", None, "4"], "b"),      # solved at turn 3, a format error at turn 2
-    make_record([0, 0, 0], ["5", "5", "5"], "c"),       # never, the same answer three times
-    make_record([0, 0, 0], [None, None, None], "d"),    # never, no answer ever extracted
-    make_record([0, 1], ["7", "4"], "e"),               # solved at turn 2
+    make_record([1], ["4"], "a"),  # solved at turn 1
+    make_record([0, 0, 1], ["3", None, "4"], "b"),  # solved at turn 3, a format error at turn 2
+    make_record([0, 0, 0], ["5", "5", "5"], "c"),  # never, the same answer three times
+    make_record([0, 0, 0], [None, None, None], "d"),  # never, no answer ever extracted
+    make_record([0, 1], ["7", "4"], "e"),  # solved at turn 2
 ]
 
 
@@ -149,7 +155,10 @@ def test_hand_made_records_known_values() -> None:
     assert m["success_at"]["1"]["se"] == pytest.approx(math.sqrt(0.2 * 0.8 / 4))
     # at risk: all 5 at turn 1; b, c, d, e at turn 2 (e solves); b, c, d at turn 3 (b solves)
     assert [(m["acc_turn"][t]["value"], m["acc_turn"][t]["n"]) for t in "123"] == [
-        pytest.approx((1 / 5, 5)), pytest.approx((1 / 4, 4)), pytest.approx((1 / 3, 3))]
+        pytest.approx((1 / 5, 5)),
+        pytest.approx((1 / 4, 4)),
+        pytest.approx((1 / 3, 3)),
+    ]
     assert (m["correction_rate"]["value"], m["correction_rate"]["n"]) == (0.5, 4)
     assert m["correction_rate"]["se"] == pytest.approx(math.sqrt(0.5 * 0.5 / 3))
     assert m["mean_turns_to_success"]["value"] == pytest.approx(2.0)  # turns 1, 3, 2
@@ -213,15 +222,24 @@ def test_empty_input_is_an_error() -> None:
 
 
 def test_per_task_results_groups_samples() -> None:
-    records = [make_record([0, 1], ["1", "2"], "x", 0), make_record([0, 0], ["1", "1"], "x", 1),
-               make_record([1], ["5"], "y", 0)]
+    records = [
+        make_record([0, 1], ["1", "2"], "x", 0),
+        make_record([0, 0], ["1", "1"], "x", 1),
+        make_record([1], ["5"], "y", 0),
+    ]
     rows = {row["task_id"]: row for row in per_task_results(records)}
-    assert rows["x"] == {"task_id": "x", "samples": 2, "solved": 1, "t_star": [2, None],
-                         "answers": [["1", "2"], ["1", "1"]]}
+    assert rows["x"] == {
+        "task_id": "x",
+        "samples": 2,
+        "solved": 1,
+        "t_star": [2, None],
+        "answers": [["1", "2"], ["1", "1"]],
+    }
     assert rows["y"]["solved"] == 1 and rows["y"]["t_star"] == [1]
 
 
 # ---- drift eval on the tiny model -------------------------------------------------------------------
+
 
 def _metrics_only(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if k not in ("model", "env", "env_kwargs")}
@@ -229,9 +247,23 @@ def _metrics_only(metrics: dict) -> dict:
 
 def test_drift_eval_cli_math(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval" / "metrics.json"
-    rc = drift_main(["eval", "--model", str(tiny_model_dir), "--env", "drift/MathFeedback-v0",
-                     "--env-kwargs", json.dumps({"difficulty": "easy", "max_turns": 3}),
-                     "--num-tasks", "4", "--max-new-tokens", "8", "--out", str(out)])
+    rc = drift_main(
+        [
+            "eval",
+            "--model",
+            str(tiny_model_dir),
+            "--env",
+            "drift/MathFeedback-v0",
+            "--env-kwargs",
+            json.dumps({"difficulty": "easy", "max_turns": 3}),
+            "--num-tasks",
+            "4",
+            "--max-new-tokens",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
     assert rc == 0
     metrics = json.loads(out.read_text())
     assert metrics["model"] == str(tiny_model_dir) and metrics["env"] == "drift/MathFeedback-v0"
@@ -240,8 +272,10 @@ def test_drift_eval_cli_math(tiny_model_dir: Path, tmp_path: Path) -> None:
 
     trajectories = list(read_trajectories(out.with_name("metrics.trajectories.jsonl")))  # validated rows
     assert len(trajectories) == 4
-    assert all(r["env_kwargs"]["max_turns"] == 3 and r["meta"]["sampling"]["temperature"] == 0.0
-               for r in trajectories)
+    assert all(
+        r["env_kwargs"]["max_turns"] == 3 and r["meta"]["sampling"]["temperature"] == 0.0
+        for r in trajectories
+    )
     # the saved metrics are exactly the metrics of the saved trajectories
     assert _metrics_only(metrics) == json.loads(json.dumps(multiturn_metrics(trajectories, max_turns=3)))
     assert_matches_naive(metrics, trajectories, 3)
@@ -254,8 +288,19 @@ def test_drift_eval_cli_math(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 def test_drift_eval_rejects_bad_env_kwargs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exc:
-        drift_main(["eval", "--model", "unused", "--env", "drift/MathFeedback-v0", "--env-kwargs", "{oops",
-                    "--out", str(tmp_path / "m.json")])
+        drift_main(
+            [
+                "eval",
+                "--model",
+                "unused",
+                "--env",
+                "drift/MathFeedback-v0",
+                "--env-kwargs",
+                "{oops",
+                "--out",
+                str(tmp_path / "m.json"),
+            ]
+        )
     assert exc.value.code == 2
     assert "--env-kwargs is not valid JSON" in capsys.readouterr().err
 
@@ -265,15 +310,24 @@ def parity_env_id() -> str:
     return register_parity_env(PARITY_ENV_ID, num_tasks=20, max_turns=16)
 
 
-def test_evaluate_model_reports_every_turn_of_the_env_budget(tiny_model_dir: Path, parity_env_id: str,
-                                                              tmp_path: Path) -> None:
+def test_evaluate_model_reports_every_turn_of_the_env_budget(
+    tiny_model_dir: Path, parity_env_id: str, tmp_path: Path
+) -> None:
     # max_turns is not in env_kwargs: the budget (16, set at registration) comes from the env, even though
     # every episode ends sooner. Replies long enough to end at a random length have either parity about
     # half the time, so an episode still unsolved after 15 turns has odds of about 3e-5 (short replies
     # would all have the same length, and odd tasks would then run out the budget for some seeds).
-    metrics, records = evaluate_model(str(tiny_model_dir), parity_env_id, num_tasks=6, samples=2, temperature=1.0,
-                                      max_new_tokens=200, seed=3, out_trajectories=tmp_path / "t.jsonl",
-                                      progress=False)
+    metrics, records = evaluate_model(
+        str(tiny_model_dir),
+        parity_env_id,
+        num_tasks=6,
+        samples=2,
+        temperature=1.0,
+        max_new_tokens=200,
+        seed=3,
+        out_trajectories=tmp_path / "t.jsonl",
+        progress=False,
+    )
     assert len(records) == 12 and len(list(read_trajectories(tmp_path / "t.jsonl"))) == 12
     assert max(len(r["verifier"]) for r in records) < 16
     assert metrics["max_turns"] == 16
@@ -285,14 +339,21 @@ def test_evaluate_model_reports_every_turn_of_the_env_budget(tiny_model_dir: Pat
 
 # ---- clustered and paired standard errors ----------------------------------------------------------
 
+
 def _population_run(rng, tasks: int, samples: int, a: float = 0.2) -> list[dict]:
     """One evaluation: tasks drawn from a population of difficulties (Beta(a, a)), `samples` episodes each."""
     records = []
     for g in range(tasks):
         p = rng.betavariate(a, a)
         for j in range(samples):
-            records.append({"task_id": f"task-{g}", "traj_idx": j, "verifier": {"t1": int(rng.random() < p)},
-                            "answer_norms": ["x"]})
+            records.append(
+                {
+                    "task_id": f"task-{g}",
+                    "traj_idx": j,
+                    "verifier": {"t1": int(rng.random() < p)},
+                    "answer_norms": ["x"],
+                }
+            )
     return records
 
 
@@ -316,7 +377,10 @@ def test_clustered_se_matches_the_spread_over_repeated_evaluations() -> None:
 def test_balanced_clustered_se_is_the_se_of_the_per_task_means() -> None:
     records = _population_run(random.Random(3), 30, 4)
     m = multiturn_metrics(records)["success_at"]["1"]
-    means = [statistics.mean(r["verifier"]["t1"] for r in records if r["task_id"] == f"task-{g}") for g in range(30)]
+    means = [
+        statistics.mean(r["verifier"]["t1"] for r in records if r["task_id"] == f"task-{g}")
+        for g in range(30)
+    ]
     assert m["value"] == pytest.approx(statistics.mean(means))
     assert m["se"] == pytest.approx(statistics.stdev(means) / math.sqrt(30), rel=1e-12)
 
@@ -330,11 +394,16 @@ def test_paired_difference_uses_the_per_task_differences() -> None:
             a.append({"task_id": f"task-{g}", "verifier": {"t1": int(rng.random() < min(1.0, p + 0.1))}})
             b.append({"task_id": f"task-{g}", "verifier": {"t1": int(rng.random() < p)}})
     d = paired_differences(a, b)["success_at"]["1"]
-    diffs = [statistics.mean(r["verifier"]["t1"] for r in a[4 * g:4 * g + 4])
-             - statistics.mean(r["verifier"]["t1"] for r in b[4 * g:4 * g + 4]) for g in range(40)]
+    diffs = [
+        statistics.mean(r["verifier"]["t1"] for r in a[4 * g : 4 * g + 4])
+        - statistics.mean(r["verifier"]["t1"] for r in b[4 * g : 4 * g + 4])
+        for g in range(40)
+    ]
     assert d["value"] == pytest.approx(statistics.mean(diffs))
     assert d["se"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(40), rel=1e-12)
-    unpaired = math.hypot(multiturn_metrics(a)["success_at"]["1"]["se"], multiturn_metrics(b)["success_at"]["1"]["se"])
+    unpaired = math.hypot(
+        multiturn_metrics(a)["success_at"]["1"]["se"], multiturn_metrics(b)["success_at"]["1"]["se"]
+    )
     assert d["se"] < 0.8 * unpaired  # pairing removes the shared task difficulty
     with pytest.raises(ValueError, match="same tasks: 0 task"):
         paired_differences(a[:-4], b)
@@ -342,23 +411,43 @@ def test_paired_difference_uses_the_per_task_differences() -> None:
 
 # ---- drift eval --records: metrics from existing trajectory files, no model ------------------------------
 
+
 def test_drift_eval_records_ours_and_the_release_s(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from test_release_parity import release_rows
 
     from drift_train.trajectories import write_trajectories
 
-    ours = [dict(make_record(bits, answers, task, j), env_id=None, env_kwargs={"max_turns": 3}, meta={"schema_version": 1},
-                 format_penalty=-0.1 * answers.count(None),
-                 messages=[{"role": "user", "content": "q"}] + [m for _ in bits for m in (
-                     {"role": "assistant", "content": "a"}, {"role": "user", "content": "again"})][:-1])
-            for j, (bits, answers, task) in enumerate([([1], ["4"], "a"), ([0, 1], ["3", "4"], "a"),
-                                                        ([0, 0, 0], ["5", None, "5"], "b"), ([0, 1], [None, "2"], "b")])]
+    ours = [
+        dict(
+            make_record(bits, answers, task, j),
+            env_id=None,
+            env_kwargs={"max_turns": 3},
+            meta={"schema_version": 1},
+            format_penalty=-0.1 * answers.count(None),
+            messages=[{"role": "user", "content": "q"}]
+            + [
+                m
+                for _ in bits
+                for m in ({"role": "assistant", "content": "a"}, {"role": "user", "content": "again"})
+            ][:-1],
+        )
+        for j, (bits, answers, task) in enumerate(
+            [
+                ([1], ["4"], "a"),
+                ([0, 1], ["3", "4"], "a"),
+                ([0, 0, 0], ["5", None, "5"], "b"),
+                ([0, 1], [None, "2"], "b"),
+            ]
+        )
+    ]
     path = write_trajectories(ours, tmp_path / "ours.jsonl")
     out = tmp_path / "m.json"
     assert drift_main(["eval", "--records", str(path), "--out", str(out)]) == 0
     metrics = json.loads(out.read_text())
     records = list(read_trajectories(path))
-    assert {k: v for k, v in metrics.items() if k != "records"} == json.loads(json.dumps(multiturn_metrics(records, 3)))
+    assert {k: v for k, v in metrics.items() if k != "records"} == json.loads(
+        json.dumps(multiturn_metrics(records, 3))
+    )
     assert metrics["max_turns"] == 3 and metrics["num_tasks"] == 2
     assert_matches_naive(metrics, records, 3)
     assert len(out.with_name("m.tasks.jsonl").read_text().splitlines()) == 2
@@ -370,7 +459,9 @@ def test_drift_eval_records_ours_and_the_release_s(tmp_path: Path, capsys: pytes
     metrics = json.loads(out.read_text())
     assert metrics["max_turns"] == 5  # the budget the release's padding stood for
     solved = [r["t_star"] for r in rows]
-    assert metrics["success_at"]["5"]["value"] == pytest.approx(sum(s is not None for s in solved) / len(rows))
+    assert metrics["success_at"]["5"]["value"] == pytest.approx(
+        sum(s is not None for s in solved) / len(rows)
+    )
     assert metrics["num_tasks"] == 3 and metrics["success_at"]["5"]["tasks"] == 3
     # format errors come from reward_details (the release leaves no answer_norms entry for them)
     errors = sum(1 for r in rows for d in r["reward_details"].values() if d["format_penalty"])

@@ -20,9 +20,14 @@ GREEDY = SamplingParams(temperature=0.0, max_new_tokens=24)
 def _reference(policy: HFPolicy, model, conversation) -> str:
     ids = torch.tensor([policy.render([conversation])[0]])
     with torch.inference_mode():
-        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=GREEDY.max_new_tokens, eos_token_id=policy.eos_token_ids,
-                             pad_token_id=policy.pad_token_id)[0, ids.shape[1]:].tolist()
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            do_sample=False,
+            max_new_tokens=GREEDY.max_new_tokens,
+            eos_token_id=policy.eos_token_ids,
+            pad_token_id=policy.pad_token_id,
+        )[0, ids.shape[1] :].tolist()
     if out and out[-1] in policy.eos_token_ids:
         out = out[:-1]
     return policy.tokenizer.decode(out, skip_special_tokens=True)
@@ -43,22 +48,28 @@ def test_multi_turn_greedy_equals_one_conversation_at_a_time(tiny_model_dir, bat
     for turn in range(3):
         replies = [c.text for (c,) in policy.generate(conversations, GREEDY)]
         assert replies == [_reference(policy, reference_model, c) for c in conversations], f"turn {turn + 1}"
-        conversations = [c + [{"role": "assistant", "content": r}, {"role": "user", "content": "Wrong, again."}]
-                         for c, r in zip(conversations, replies, strict=True)]
+        conversations = [
+            c + [{"role": "assistant", "content": r}, {"role": "user", "content": "Wrong, again."}]
+            for c, r in zip(conversations, replies, strict=True)
+        ]
     cache = policy._prefix_cache
     assert cache.hits >= 2 * 7 and cache.reused_tokens > 0  # turns 2 and 3 found their histories
 
 
 def test_prefix_cache_off_gives_the_same_replies(tiny_model_dir):
-    on, off = HFPolicy(str(tiny_model_dir), batch_size=4), HFPolicy(str(tiny_model_dir), batch_size=4,
-                                                                    prefix_cache_mb=0)
+    on, off = (
+        HFPolicy(str(tiny_model_dir), batch_size=4),
+        HFPolicy(str(tiny_model_dir), batch_size=4, prefix_cache_mb=0),
+    )
     assert off._prefix_cache is None
     conversations = _conversations()
     for _ in range(2):
         a, b = on.generate(conversations, GREEDY), off.generate(conversations, GREEDY)
         assert a == b
-        conversations = [c + [{"role": "assistant", "content": x.text}, {"role": "user", "content": "No."}]
-                         for c, (x,) in zip(conversations, a, strict=True)]
+        conversations = [
+            c + [{"role": "assistant", "content": x.text}, {"role": "user", "content": "No."}]
+            for c, (x,) in zip(conversations, a, strict=True)
+        ]
 
 
 def test_changed_weights_empty_the_prefix_cache(tiny_model_dir):
@@ -68,8 +79,10 @@ def test_changed_weights_empty_the_prefix_cache(tiny_model_dir):
     conversations = _conversations()[:4]
     first = [c.text for (c,) in policy.generate(conversations, GREEDY)]
     assert len(policy._prefix_cache) > 0
-    follow_up = [c + [{"role": "assistant", "content": r}, {"role": "user", "content": "No."}]
-                 for c, r in zip(conversations, first, strict=True)]
+    follow_up = [
+        c + [{"role": "assistant", "content": r}, {"role": "user", "content": "No."}]
+        for c, r in zip(conversations, first, strict=True)
+    ]
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(1.5)  # in place, as an optimizer does
@@ -89,9 +102,17 @@ def test_reset_prefix_cache_forgets(tiny_model_dir):
 
 def test_sliding_window_models_fall_back_to_the_dynamic_cache(tiny_model_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    config = MistralConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2, num_key_value_heads=1, sliding_window=8,
-                           eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = MistralConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        sliding_window=8,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     model = MistralForCausalLM(config).eval()
     assert not supports_growing_cache(model)
@@ -103,6 +124,7 @@ def test_sliding_window_models_fall_back_to_the_dynamic_cache(tiny_model_dir):
 
 
 # ---- the prefix index on its own ----------------------------------------------------------------
+
 
 def _kv(n: int, fill: float = 0.0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(torch.full((2, n, 4), fill), torch.full((2, n, 4), fill))]  # one layer, 2 heads, dim 4
@@ -173,11 +195,16 @@ def test_session_replies_as_they_end_and_takes_follow_ups(tiny_model_dir):
         replies = session.poll()
         polls += 1
         for key, completion in replies:
-            assert completion.text == _reference(policy, reference_model, conversations[key]), (key, turns[key])
+            assert completion.text == _reference(policy, reference_model, conversations[key]), (
+                key,
+                turns[key],
+            )
             turns[key] += 1
             if turns[key] < 2:  # a second turn, submitted while the others decode
-                conversations[key] = conversations[key] + [{"role": "assistant", "content": completion.text},
-                                                           {"role": "user", "content": "No."}]
+                conversations[key] = conversations[key] + [
+                    {"role": "assistant", "content": completion.text},
+                    {"role": "user", "content": "No."},
+                ]
                 session.submit(key, conversations[key])
     assert all(t == 2 for t in turns.values())
     assert polls > 2  # replies came back in several waves, not all at the end

@@ -50,7 +50,9 @@ if "{ENV_ID}" not in gym.registry:
 
 
 @pytest.fixture(scope="module")
-def leaderboard_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+def leaderboard_run(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, subprocess.CompletedProcess]:
     """One leaderboard run, greedy, 4 tasks x 2 samples, 3 turns: ``alpha`` is the tiny model (it fills its 8 tokens, an
     even length: tasks 0 and 2 solved at turn 1); ``beta`` is the same model told to stop at a newline, its
     first token, so it never says anything. beta is listed first, so only sorting puts alpha on top."""
@@ -65,11 +67,31 @@ def leaderboard_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     out = root / "out"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(root)]), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "leaderboard.py"),
-         "--model", f"beta={other}", "--model", f"alpha={tiny_model_dir}",
-         "--env", f"{ENV_MODULE}:{ENV_ID}", "--env-kwargs", json.dumps({"max_turns": 3}),
-         "--num-tasks", "4", "--samples", "2", "--max-new-tokens", "8", "--out-dir", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "leaderboard.py"),
+            "--model",
+            f"beta={other}",
+            "--model",
+            f"alpha={tiny_model_dir}",
+            "--env",
+            f"{ENV_MODULE}:{ENV_ID}",
+            "--env-kwargs",
+            json.dumps({"max_turns": 3}),
+            "--num-tasks",
+            "4",
+            "--samples",
+            "2",
+            "--max-new-tokens",
+            "8",
+            "--out-dir",
+            str(out),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"leaderboard failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return out, proc
@@ -124,9 +146,21 @@ def test_leaderboard_markdown_and_png(leaderboard_run) -> None:
 
 def test_leaderboard_rejects_a_model_without_a_name(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "leaderboard.py"), "--model", "just-a-path",
-         "--env", "drift/MathFeedback-v0", "--out-dir", str(tmp_path)],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "leaderboard.py"),
+            "--model",
+            "just-a-path",
+            "--env",
+            "drift/MathFeedback-v0",
+            "--out-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "--model expects NAME=PATH" in proc.stderr

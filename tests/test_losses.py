@@ -53,8 +53,10 @@ def test_global_normaliser_makes_micro_batches_add_up() -> None:
     logits, labels, weights = make_batch(1)
     full, _ = drift_loss(logits, labels, weights, "wsft")
     n = int((labels[:, 1:] != IGNORE_INDEX).sum())
-    parts = sum(drift_loss(logits[i:i + 1], labels[i:i + 1], weights[i:i + 1], "wsft", normaliser=n)[0]
-                for i in range(3))
+    parts = sum(
+        drift_loss(logits[i : i + 1], labels[i : i + 1], weights[i : i + 1], "wsft", normaliser=n)[0]
+        for i in range(3)
+    )
     torch.testing.assert_close(parts, full)
 
 
@@ -73,8 +75,12 @@ def test_otr_exact_matches_vocabulary_sum() -> None:
     logits, labels, _ = make_batch(2)
     otr = OTRConfig(temperature=1.3, negative_reward=-0.2)
     loss, metrics = drift_loss(logits, labels, None, "otr-exact", otr=otr)
-    terms = [naive_otr_expectation(logits[i, t - 1], int(labels[i, t]), 1.3, -0.2)
-             for i in range(3) for t in range(1, 6) if labels[i, t] != IGNORE_INDEX]
+    terms = [
+        naive_otr_expectation(logits[i, t - 1], int(labels[i, t]), 1.3, -0.2)
+        for i in range(3)
+        for t in range(1, 6)
+        if labels[i, t] != IGNORE_INDEX
+    ]
     naive = sum(terms) / len(terms)
     torch.testing.assert_close(loss, naive)
     torch.testing.assert_close(*(torch.autograd.grad(v, logits)[0] for v in (loss, naive)))

@@ -22,8 +22,12 @@ import drift_envs  # noqa: F401  (registers the ids)
 
 DATA = Path(__file__).parent / "data"
 CASES = json.loads((DATA / "math_verify_cases.json").read_text())["cases"]
-EXCEPTIONS = {e["id"]: e for e in
-              json.loads((DATA / "math_agreement_exceptions.json").read_text())["math_verify_cases"]["exceptions"]}
+EXCEPTIONS = {
+    e["id"]: e
+    for e in json.loads((DATA / "math_agreement_exceptions.json").read_text())["math_verify_cases"][
+        "exceptions"
+    ]
+}
 
 
 def reference_gold(answer: str) -> str:
@@ -45,7 +49,9 @@ def test_the_transcription_covers_the_upstream_suites():
     assert len(CASES) >= 200
     suites = {c["id"].split("::")[0] for c in CASES}
     assert {"test_all.py", "test_numina_cases.py", "test_open_thoughts.py", "test_boxed.py"} <= suites
-    assert set(EXCEPTIONS) <= {c["id"] for c in CASES}, "an exception names a case that is not in the data file"
+    assert set(EXCEPTIONS) <= {c["id"] for c in CASES}, (
+        "an exception names a case that is not in the data file"
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -56,7 +62,9 @@ def test_env_verdict_equals_plain_math_verify(env, case):
     got = env.step(case["reply"])[4]["correct"]
     if case["id"] in EXCEPTIONS:
         listed = EXCEPTIONS[case["id"]]
-        assert (got, expected) == (listed["env"], listed["math_verify"]), "the listed exception no longer holds"
+        assert (got, expected) == (listed["env"], listed["math_verify"]), (
+            "the listed exception no longer holds"
+        )
     else:
         assert got == expected, f"env {got}, math-verify {expected}: fix it or list it with the reason"
 
@@ -66,9 +74,13 @@ def test_env_verdict_equals_plain_math_verify(env, case):
 
 @pytest.fixture(scope="module")
 def small_env(tmp_path_factory):
-    rows = [{"problem": "set", "answer": "{1,2,3}"}, {"problem": "twelfth", "answer": "\\frac{1}{12}"},
-            {"problem": "decimal comma", "answer": "0,111"}, {"problem": "thousands", "answer": "7425000"},
-            {"problem": "boxed gold", "answer": "\\boxed{2}, \\boxed{3}"}]
+    rows = [
+        {"problem": "set", "answer": "{1,2,3}"},
+        {"problem": "twelfth", "answer": "\\frac{1}{12}"},
+        {"problem": "decimal comma", "answer": "0,111"},
+        {"problem": "thousands", "answer": "7425000"},
+        {"problem": "boxed gold", "answer": "\\boxed{2}, \\boxed{3}"},
+    ]
     path = tmp_path_factory.mktemp("small") / "tasks.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return gym.make("drift/MathFeedback-v0", dataset=str(path), max_turns=1).unwrapped

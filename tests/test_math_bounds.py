@@ -89,8 +89,23 @@ def _reference_extract(text: str) -> str | None:
 
 def test_extraction_matches_the_quadratic_reference_on_random_replies():
     rng = random.Random(0)
-    atoms = ["\\boxed{", "\\fbox {", "{", "}", "\\", "\\{", "\\}", "7", " ", "<answer>", "</answer>", "<ANSWER>",
-             "</Answer>", "\\\\", "x"]
+    atoms = [
+        "\\boxed{",
+        "\\fbox {",
+        "{",
+        "}",
+        "\\",
+        "\\{",
+        "\\}",
+        "7",
+        " ",
+        "<answer>",
+        "</answer>",
+        "<ANSWER>",
+        "</Answer>",
+        "\\\\",
+        "x",
+    ]
     for _ in range(30_000):
         text = "".join(rng.choice(atoms) for _ in range(rng.randint(0, 16)))
         assert find_boxed(text) == _reference_find_boxed(text), text
@@ -176,7 +191,9 @@ def test_threads_stepping_real_envs_with_overrunning_answers_never_hang(tmp_path
 
     def run(name: str, reply: str) -> None:
         try:
-            env = gym.make("drift/MathFeedback-v0", dataset=str(path), timeout_s=timeout, max_turns=1).unwrapped
+            env = gym.make(
+                "drift/MathFeedback-v0", dataset=str(path), timeout_s=timeout, max_turns=1
+            ).unwrapped
             for _ in range(3):
                 env.reset(options={"index": 0})
                 t = time.monotonic()

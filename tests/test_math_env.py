@@ -20,7 +20,17 @@ from drift_envs.sources import DataError
 
 ENV_ID = "drift/MathFeedback-v0"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-STEP_INFO_KEYS = {"task_id", "turn", "max_turns", "messages", "correct", "format_ok", "answer", "repeated", "feedback"}
+STEP_INFO_KEYS = {
+    "task_id",
+    "turn",
+    "max_turns",
+    "messages",
+    "correct",
+    "format_ok",
+    "answer",
+    "repeated",
+    "feedback",
+}
 
 
 def make(**kwargs):
@@ -170,8 +180,15 @@ def test_answer_extraction():
 
 @pytest.mark.parametrize(
     ("given", "ok"),
-    [("-3/4", True), ("\\frac{-3}{4}", True), ("-\\frac{3}{4}", True), ("-0.75", True), ("$-\\dfrac{3}{4}$", True),
-     ("3/4", False), ("-0.7", False)],
+    [
+        ("-3/4", True),
+        ("\\frac{-3}{4}", True),
+        ("-\\frac{3}{4}", True),
+        ("-0.75", True),
+        ("$-\\dfrac{3}{4}$", True),
+        ("3/4", False),
+        ("-0.7", False),
+    ],
 )
 def test_written_forms_of_one_fraction(tmp_path, given, ok):
     path = tmp_path / "tasks.jsonl"
@@ -208,7 +225,9 @@ def test_pathological_answer_is_bounded_from_a_worker_thread(tmp_path):
 
 def test_bad_files_fail_at_make_time_naming_path_row_and_field(tmp_path):
     missing = tmp_path / "missing_field.jsonl"
-    missing.write_text(json.dumps({"problem": "1+1", "answer": "2"}) + "\n" + json.dumps({"problem": "2+2"}) + "\n")
+    missing.write_text(
+        json.dumps({"problem": "1+1", "answer": "2"}) + "\n" + json.dumps({"problem": "2+2"}) + "\n"
+    )
     with pytest.raises(DataError, match=r"missing_field\.jsonl:2: .*'answer'"):
         make(dataset=str(missing), schema="generic")
     broken = tmp_path / "broken.jsonl"
@@ -216,7 +235,12 @@ def test_bad_files_fail_at_make_time_naming_path_row_and_field(tmp_path):
     with pytest.raises(DataError, match=r"broken\.jsonl:2: not valid JSON"):
         make(dataset=str(broken))
     gsm = tmp_path / "gsm.jsonl"
-    gsm.write_text(json.dumps({"question": "q", "answer": "#### 3"}) + "\n" + json.dumps({"question": "q", "answer": "4"}) + "\n")
+    gsm.write_text(
+        json.dumps({"question": "q", "answer": "#### 3"})
+        + "\n"
+        + json.dumps({"question": "q", "answer": "4"})
+        + "\n"
+    )
     with pytest.raises(DataError, match=r"gsm\.jsonl:2: field 'answer' has no '#### N'"):
         make(dataset=str(gsm))
     with pytest.raises(DataError, match="no such file"):
@@ -231,7 +255,9 @@ def test_local_json_parquet_and_metamath_sources(tmp_path):
     env = make(dataset=str(tmp_path / "mm.json"))
     obs, _ = env.reset(options={"index": 0})
     assert obs.startswith("What is 2+2?") and gold(env) == "4"
-    datasets.Dataset.from_list([{"problem": "1+2?", "answer": "3", "unique_id": "a"}]).to_parquet(tmp_path / "t.parquet")
+    datasets.Dataset.from_list([{"problem": "1+2?", "answer": "3", "unique_id": "a"}]).to_parquet(
+        tmp_path / "t.parquet"
+    )
     env = make(dataset=str(tmp_path / "t.parquet"))
     _, info = env.reset(options={"task_id": "a"})
     assert env.step("\\boxed{3}")[4]["correct"]
@@ -277,8 +303,10 @@ def _agreement(path: Path):
     n = env.unwrapped.num_tasks()
     for i in range(n):
         task = env.unwrapped.get_task(i)
-        for reply, expected in ((f"So the answer is \\boxed{{{task.answer}}}.", True),
-                                (f"So the answer is \\boxed{{{_perturb(str(task.answer))}}}.", False)):
+        for reply, expected in (
+            (f"So the answer is \\boxed{{{task.answer}}}.", True),
+            (f"So the answer is \\boxed{{{_perturb(str(task.answer))}}}.", False),
+        ):
             env.reset(options={"index": i})
             if env.step(reply)[4]["correct"] is not expected:
                 disagreements.append((task.task_id, expected))
@@ -304,10 +332,14 @@ def test_math500_agreement_at_least_99_percent_with_listed_exceptions():
     print(f"MATH-500 agreement: {rate:.2%} over {2 * n} checks; exceptions: {disagreements}")
     assert rate >= 0.99
     listed = {(e["task_id"], e["expected"]) for e in known}
-    assert set(disagreements) == listed, "update tests/data/math_agreement_exceptions.json with an explanation"
+    assert set(disagreements) == listed, (
+        "update tests/data/math_agreement_exceptions.json with an explanation"
+    )
 
 
-@pytest.mark.parametrize("env_id", ["drift/MathFeedback-v0", "drift/CodeFeedback-v0", "drift/UserCorrection-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["drift/MathFeedback-v0", "drift/CodeFeedback-v0", "drift/UserCorrection-v0"]
+)
 def test_a_positive_format_penalty_is_refused(env_id) -> None:
     """A positive 'penalty' would reward replies without an answer (and trajectory readers refuse it)."""
     with pytest.raises(ValueError, match="format_penalty must be a finite number <= 0"):

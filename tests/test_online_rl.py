@@ -37,12 +37,14 @@ def test_group_advantages_match_naive_loop() -> None:
     groups = np.repeat(np.arange(12), 5)
     rng.shuffle(groups)  # members of a group need not be adjacent
     returns = rng.choice([-0.6, -0.1, 0.0, 0.81, 0.9, 1.0], size=groups.size)
-    returns[groups == 3] = 0.1   # tied groups, with a value whose float mean is off by an ulp
+    returns[groups == 3] = 0.1  # tied groups, with a value whose float mean is off by an ulp
     returns[groups == 7] = 0.81
     got = group_advantages(returns, groups)
     want = naive_advantages(returns.tolist(), groups.tolist())
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-    assert np.all(got[groups == 3] == 0.0) and np.all(got[groups == 7] == 0.0)  # exactly 0: skipped in training
+    assert np.all(got[groups == 3] == 0.0) and np.all(
+        got[groups == 7] == 0.0
+    )  # exactly 0: skipped in training
     for g in range(12):  # standardised: mean 0 and (population) std ~1 in every untied group
         a = got[groups == g]
         assert abs(a.mean()) < 1e-12
@@ -50,7 +52,9 @@ def test_group_advantages_match_naive_loop() -> None:
 
 
 def test_group_advantages_small_cases() -> None:
-    np.testing.assert_allclose(group_advantages(np.array([1.0, 0.0]), np.array([0, 0])), [1.0, -1.0], atol=1e-5)
+    np.testing.assert_allclose(
+        group_advantages(np.array([1.0, 0.0]), np.array([0, 0])), [1.0, -1.0], atol=1e-5
+    )
     assert group_advantages(np.array([0.1, 0.1, 0.1]), np.array([0, 0, 0])).tolist() == [0.0, 0.0, 0.0]
     assert group_advantages(np.array([]), np.array([], dtype=int)).shape == (0,)
 
@@ -69,11 +73,22 @@ def parity_env_id() -> str:
     return register_parity_env(PARITY_ENV_ID)
 
 
-def test_two_steps_update_the_model_and_save_it(tiny_model_dir: Path, parity_env_id: str, tmp_path: Path) -> None:
+def test_two_steps_update_the_model_and_save_it(
+    tiny_model_dir: Path, parity_env_id: str, tmp_path: Path
+) -> None:
     out = tmp_path / "online_rl"
-    config = OnlineRLConfig(env_id=parity_env_id, env_kwargs={"max_turns": 2}, model=str(tiny_model_dir),
-                            output_dir=str(out), steps=2, tasks_per_step=3, samples=4, max_new_tokens=6,
-                            learning_rate=1e-2, seed=1)
+    config = OnlineRLConfig(
+        env_id=parity_env_id,
+        env_kwargs={"max_turns": 2},
+        model=str(tiny_model_dir),
+        output_dir=str(out),
+        steps=2,
+        tasks_per_step=3,
+        samples=4,
+        max_new_tokens=6,
+        learning_rate=1e-2,
+        seed=1,
+    )
     summary = train_online_rl(config, progress=False)
 
     log = summary["log"]
@@ -98,9 +113,26 @@ def test_two_steps_update_the_model_and_save_it(tiny_model_dir: Path, parity_env
 def test_all_tied_groups_train_nothing(tiny_model_dir: Path, tmp_path: Path) -> None:
     # the random tiny model never boxes an answer in MathFeedback: every return ties, no gradient step
     out = tmp_path / "tied"
-    rc = main(["--model", str(tiny_model_dir), "--env", "drift/MathFeedback-v0",
-               "--env-kwargs", json.dumps({"difficulty": "easy", "max_turns": 1}), "--output-dir", str(out),
-               "--steps", "1", "--tasks-per-step", "2", "--samples", "2", "--max-new-tokens", "4"])
+    rc = main(
+        [
+            "--model",
+            str(tiny_model_dir),
+            "--env",
+            "drift/MathFeedback-v0",
+            "--env-kwargs",
+            json.dumps({"difficulty": "easy", "max_turns": 1}),
+            "--output-dir",
+            str(out),
+            "--steps",
+            "1",
+            "--tasks-per-step",
+            "2",
+            "--samples",
+            "2",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     assert rc == 0
     log = json.loads((out / "online_rl_log.json").read_text())["log"]
     assert log[0]["trained_trajectories"] == 0 and log[0]["loss"] == 0.0 and log[0]["success"] == 0.0
@@ -109,8 +141,9 @@ def test_all_tied_groups_train_nothing(tiny_model_dir: Path, tmp_path: Path) -> 
     assert all(torch.equal(before[name], after[name]) for name in before)
 
 
-def naive_ppo_kl(logp: list[float], old: list[float], adv: list[float], ref: list[float], eps: float, beta: float,
-                 n: float) -> float:
+def naive_ppo_kl(
+    logp: list[float], old: list[float], adv: list[float], ref: list[float], eps: float, beta: float, n: float
+) -> float:
     """−(1/N) Σ min(ρA, clip(ρ)A) + β (1/N) Σ (e^δ − δ − 1), token by token, δ = ref − logp."""
     total = 0.0
     for lp, lo, a, lr in zip(logp, old, adv, ref, strict=True):
@@ -150,10 +183,23 @@ def test_policy_loss_without_stabilisers_is_reinforce() -> None:
 
 def test_stabilised_steps_clip_and_keep_kl(tiny_model_dir: Path, parity_env_id: str, tmp_path: Path) -> None:
     out = tmp_path / "ppo"
-    config = OnlineRLConfig(env_id=parity_env_id, env_kwargs={"max_turns": 2}, model=str(tiny_model_dir),
-                            output_dir=str(out), steps=2, tasks_per_step=3, samples=4, max_new_tokens=6,
-                            learning_rate=3e-2, seed=1, ppo_epochs=2, minibatches=2, clip_epsilon=0.2,
-                            kl_coef=0.1, eval_every=1)
+    config = OnlineRLConfig(
+        env_id=parity_env_id,
+        env_kwargs={"max_turns": 2},
+        model=str(tiny_model_dir),
+        output_dir=str(out),
+        steps=2,
+        tasks_per_step=3,
+        samples=4,
+        max_new_tokens=6,
+        learning_rate=3e-2,
+        seed=1,
+        ppo_epochs=2,
+        minibatches=2,
+        clip_epsilon=0.2,
+        kl_coef=0.1,
+        eval_every=1,
+    )
     calls = []
 
     def evaluate(policy) -> dict:

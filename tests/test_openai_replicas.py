@@ -31,9 +31,17 @@ class _Replica(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.answered += 1
         payload = {
-            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": f"from {self.server.name}"}}],
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": f"from {self.server.name}"},
+                }
+            ],
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
         }
         data = json.dumps(payload).encode()
@@ -87,7 +95,12 @@ def _closed_port() -> int:
 def test_base_url_lists(servers):
     a, b = servers("a"), servers("b")
     with make_policy("openai", "m", base_url=f" {a.url}, {b.url}") as policy:
-        assert policy.describe() == {"backend": "openai", "model": "m", "base_url": f"{a.url},{b.url}", "replicas": 2}
+        assert policy.describe() == {
+            "backend": "openai",
+            "model": "m",
+            "base_url": f"{a.url},{b.url}",
+            "replicas": 2,
+        }
     with pytest.raises(PolicyError, match="entry 2 is empty"):
         make_policy("openai", "m", base_url=f"{a.url},,{b.url}")
     with pytest.raises(PolicyError, match="more than once"):
@@ -115,7 +128,9 @@ def test_requests_go_to_the_replica_with_fewest_in_flight(servers):
 def test_a_replica_that_refuses_connections_is_taken_out(servers, caplog):
     good, dead = servers("good"), f"http://127.0.0.1:{_closed_port()}/v1"
     # max_retries=0: a failover that counted as a retry would fail the call
-    with make_policy("openai", "m", base_url=f"{dead},{good.url}", max_retries=0, max_concurrency=4) as policy:
+    with make_policy(
+        "openai", "m", base_url=f"{dead},{good.url}", max_retries=0, max_concurrency=4
+    ) as policy:
         with caplog.at_level(logging.WARNING, logger="drift_train.policies.openai"):
             out = policy.generate([CONVERSATION] * 12, SamplingParams(max_new_tokens=2, n=2))
         stats = policy.replica_stats()
@@ -130,7 +145,9 @@ def test_a_replica_that_refuses_connections_is_taken_out(servers, caplog):
 
 def test_no_replica_left_names_every_replica():
     a, b = (f"http://127.0.0.1:{_closed_port()}/v1" for _ in range(2))
-    with make_policy("openai", "m", base_url=f"{a},{b}", max_retries=1, backoff_s=0.01, timeout_s=2) as policy:
+    with make_policy(
+        "openai", "m", base_url=f"{a},{b}", max_retries=1, backoff_s=0.01, timeout_s=2
+    ) as policy:
         with pytest.raises(PolicyError) as failure:
             policy.generate([CONVERSATION], SamplingParams(max_new_tokens=2))
     message = str(failure.value)
@@ -141,10 +158,14 @@ def test_no_replica_left_names_every_replica():
 def test_a_taken_out_replica_is_readmitted_when_it_answers_again(servers):
     good, port = servers("good"), _closed_port()
     down = f"http://127.0.0.1:{port}/v1"
-    with make_policy("openai", "m", base_url=f"{down},{good.url}", readmit_after_s=0.2, max_retries=0) as policy:
+    with make_policy(
+        "openai", "m", base_url=f"{down},{good.url}", readmit_after_s=0.2, max_retries=0
+    ) as policy:
         policy.generate([CONVERSATION] * 4, SamplingParams(max_new_tokens=2))
         assert not policy.replica_stats()[0]["in_service"]
-        back = servers("back", delay_s=0.2, port=port)  # slow, so the trial is still in flight as the rest go out
+        back = servers(
+            "back", delay_s=0.2, port=port
+        )  # slow, so the trial is still in flight as the rest go out
         policy.generate([CONVERSATION] * 4, SamplingParams(max_new_tokens=2))
         assert back.answered == 0  # not yet due for a trial
         time.sleep(0.3)
@@ -163,9 +184,29 @@ def test_drift_rollout_takes_several_base_urls(servers, tmp_path):
     env_id = register_parity_env(PARITY_ENV_ID, num_tasks=12, max_turns=2)
     a, b = servers("a", delay_s=0.02), servers("b", delay_s=0.02)
     out = tmp_path / "cli.jsonl"
-    code = drift_rollout(["--env", env_id, "--backend", "openai", "--model", "m", "--base-url", f"{a.url},{b.url}",
-                          "--num-tasks", "4", "--samples", "2", "--max-turns", "1", "--max-concurrency", "4",
-                          "--out", str(out), "--no-progress"])
+    code = drift_rollout(
+        [
+            "--env",
+            env_id,
+            "--backend",
+            "openai",
+            "--model",
+            "m",
+            "--base-url",
+            f"{a.url},{b.url}",
+            "--num-tasks",
+            "4",
+            "--samples",
+            "2",
+            "--max-turns",
+            "1",
+            "--max-concurrency",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     records = list(read_trajectories(out))
     assert len(records) == 8 and a.answered > 0 and b.answered > 0 and a.answered + b.answered == 8
@@ -174,14 +215,27 @@ def test_drift_rollout_takes_several_base_urls(servers, tmp_path):
 
 # ---- two real `transformers serve` processes, one killed mid-rollout -------------------------------
 
+
 def test_rollout_survives_a_replica_killed_mid_run(openai_replicas, tiny_model_dir, tmp_path, caplog):
     env_id = register_parity_env(PARITY_ENV_ID, num_tasks=12, max_turns=2)
     first, second = openai_replicas(2)
     out = tmp_path / "rollouts.jsonl"
-    config = RolloutConfig(env_id=env_id, num_tasks=12, samples=2, max_turns=2, batch_size=4,
-                           sampling=SamplingParams(max_new_tokens=8))
-    policy = make_policy("openai", str(tiny_model_dir), base_url=f"{first.url},{second.url}", max_concurrency=4,
-                         timeout_s=30, max_retries=1)
+    config = RolloutConfig(
+        env_id=env_id,
+        num_tasks=12,
+        samples=2,
+        max_turns=2,
+        batch_size=4,
+        sampling=SamplingParams(max_new_tokens=8),
+    )
+    policy = make_policy(
+        "openai",
+        str(tiny_model_dir),
+        base_url=f"{first.url},{second.url}",
+        max_concurrency=4,
+        timeout_s=30,
+        max_retries=1,
+    )
     result: dict = {}
 
     def run() -> None:
@@ -211,7 +265,9 @@ def test_rollout_survives_a_replica_killed_mid_run(openai_replicas, tiny_model_d
     assert f"replica {second.url} stopped answering" in caplog.text
     records = list(read_trajectories(out))
     assert len(records) == 24
-    assert sorted((r["prompt_id"], r["traj_idx"]) for r in records) == [(p, j) for p in range(12) for j in range(2)]
+    assert sorted((r["prompt_id"], r["traj_idx"]) for r in records) == [
+        (p, j) for p in range(12) for j in range(2)
+    ]
     validate_groups(records, samples=2)
     assert {r["meta"]["base_url"] for r in records} == {f"{first.url},{second.url}"}
     assert {r["meta"]["replicas"] for r in records} == {2}

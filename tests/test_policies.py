@@ -16,8 +16,12 @@ from drift_train.policies import Completion, Policy, PolicyError, SamplingParams
 
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 2+2?"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a prime number larger than ten."},
-     {"role": "assistant", "content": "9"}, {"role": "user", "content": "Incorrect. Please think again."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a prime number larger than ten."},
+        {"role": "assistant", "content": "9"},
+        {"role": "user", "content": "Incorrect. Please think again."},
+    ],
     [{"role": "user", "content": "x"}],
 ]
 
@@ -63,19 +67,22 @@ def test_hf_batched_greedy_matches_one_at_a_time_generate(hf_policy, tiny_model_
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     for conversation, (completion,) in zip(CONVERSATIONS, batched, strict=True):
-        ids = tokenizer.apply_chat_template(conversation, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
+        ids = tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         out = model.generate(**ids, do_sample=False, max_new_tokens=20)
-        text = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        text = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
         assert completion.text == text
 
 
 def test_hf_stop_strings_cut_the_reply(hf_policy):
     params = SamplingParams(temperature=0.0, max_new_tokens=40)
-    (full,), = hf_policy.generate(CONVERSATIONS[:1], params)
+    ((full,),) = hf_policy.generate(CONVERSATIONS[:1], params)
     assert len(full.text) > 3
     stop = full.text[2]
-    (cut,), = hf_policy.generate(CONVERSATIONS[:1], SamplingParams(temperature=0.0, max_new_tokens=40, stop=(stop,)))
+    ((cut,),) = hf_policy.generate(
+        CONVERSATIONS[:1], SamplingParams(temperature=0.0, max_new_tokens=40, stop=(stop,))
+    )
     assert cut.text == full.text[: full.text.index(stop)]
     assert cut.finish_reason == "stop"
 
@@ -105,6 +112,7 @@ def test_argument_errors(hf_policy, tmp_path):
 
 
 # ---- openai -------------------------------------------------------------------------------------
+
 
 def test_openai_against_transformers_serve(openai_server, tiny_model_dir):
     with make_policy("openai", str(tiny_model_dir), base_url=openai_server, max_concurrency=4) as policy:
@@ -138,9 +146,17 @@ class _FlakyServer(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
             payload = {
-                "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "length",
-                             "message": {"role": "assistant", "content": "hello world"}}],
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "length",
+                        "message": {"role": "assistant", "content": "hello world"},
+                    }
+                ],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
             }
         data = json.dumps(payload).encode()
@@ -167,8 +183,9 @@ def flaky_server():
 def test_openai_retries_server_errors_with_backoff(flaky_server):
     _FlakyServer.failures = 2
     with make_policy("openai", "m", base_url=flaky_server, max_retries=3, backoff_s=0.01) as policy:
-        ((completion,),) = policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=5, stop=("wor",)),
-                                           seeds=[42])
+        ((completion,),) = policy.generate(
+            CONVERSATIONS[:1], SamplingParams(max_new_tokens=5, stop=("wor",)), seeds=[42]
+        )
     assert completion == Completion(text="hello ", num_tokens=5, finish_reason="stop")
     assert len(_FlakyServer.seen) == 3
     assert _FlakyServer.seen[-1]["seed"] == 42 and _FlakyServer.seen[-1]["max_tokens"] == 5
@@ -182,8 +199,9 @@ def test_openai_gives_up_after_max_retries(flaky_server):
 
 
 def test_openai_connection_refused_names_the_server():
-    with make_policy("openai", "m", base_url="http://127.0.0.1:9/v1", max_retries=1, backoff_s=0.01,
-                     timeout_s=2) as policy:
+    with make_policy(
+        "openai", "m", base_url="http://127.0.0.1:9/v1", max_retries=1, backoff_s=0.01, timeout_s=2
+    ) as policy:
         with pytest.raises(PolicyError, match=r"http://127.0.0.1:9/v1 .* failed 2 times"):
             policy.generate(CONVERSATIONS[:1], SamplingParams(max_new_tokens=5))
 

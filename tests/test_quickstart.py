@@ -29,13 +29,24 @@ from drift_train.weights import records_to_inputs
 
 # Tasks "Compute a + b." with a, b in {1, 2}: a few pretraining steps teach the tiny model the \boxed{}
 # format, and its guesses near the gold answer then solve some episodes, so rft has data to train on.
-TINY_ENV_KWARGS = {"difficulty": {"kinds": ["arithmetic"], "min_value": 1, "max_value": 2, "operators": "+"},
-                   "feedback": "hint", "max_turns": 3, "system_prompt": ""}
+TINY_ENV_KWARGS = {
+    "difficulty": {"kinds": ["arithmetic"], "min_value": 1, "max_value": 2, "operators": "+"},
+    "feedback": "hint",
+    "max_turns": 3,
+    "system_prompt": "",
+}
 TINY_RUN = {
     "env_kwargs": TINY_ENV_KWARGS,
-    "pretrain_episodes": 96, "pretrain_epochs": 3, "pretrain_learning_rate": 0.01, "teacher_spread": 1,
-    "eval_tasks": 8, "rollout_tasks": 4, "samples": 2, "methods": ["wsft", "rft"],
-    "batch_size": 8, "train_epochs": 1,
+    "pretrain_episodes": 96,
+    "pretrain_epochs": 3,
+    "pretrain_learning_rate": 0.01,
+    "teacher_spread": 1,
+    "eval_tasks": 8,
+    "rollout_tasks": 4,
+    "samples": 2,
+    "methods": ["wsft", "rft"],
+    "batch_size": 8,
+    "train_epochs": 1,
 }
 T = TINY_ENV_KWARGS["max_turns"]
 
@@ -53,7 +64,10 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     config_path.write_text(yaml.safe_dump(TINY_RUN))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DRIFT_CACHE", str(cache))
-        assert drift_main(["quickstart", "--config", str(config_path), "--output-dir", str(out), "--seed", "3"]) == 0
+        assert (
+            drift_main(["quickstart", "--config", str(config_path), "--output-dir", str(out), "--seed", "3"])
+            == 0
+        )
     return out, cache, json.loads((out / "results.json").read_text())
 
 
@@ -75,7 +89,9 @@ def test_quickstart_writes_results_curves_and_every_stage(quickstart_run) -> Non
         assert len(evaluated) == 8 and all(e["env_kwargs"]["split"] == "test" for e in evaluated)
     for name, v in results["vs_reference"].items():
         ref = results["results"]["reference"]["metrics"]["success_at"][str(T)]["value"]
-        assert v["delta"] == pytest.approx(results["results"][name]["metrics"]["success_at"][str(T)]["value"] - ref)
+        assert v["delta"] == pytest.approx(
+            results["results"][name]["metrics"]["success_at"][str(T)]["value"] - ref
+        )
     assert Path(results["curves_png"]) == out / "curves.png" and _png(out / "curves.png")
     assert set(results["timings_s"]) >= {"reference", "rollouts", "total"}
     assert json.loads((out / "config.json").read_text()) == results["config"]
@@ -92,7 +108,9 @@ def test_quickstart_rollouts_are_weighted_and_train_both_methods(quickstart_run)
     by_group: dict = {}
     for r in weighted:
         by_group.setdefault(r["prompt_id"], []).append(r["weight"])
-    assert all(np.mean(w) == pytest.approx(1.0) for w in by_group.values())  # DRIFT weights average 1 per group
+    assert all(
+        np.mean(w) == pytest.approx(1.0) for w in by_group.values()
+    )  # DRIFT weights average 1 per group
     summary = json.loads((out / "rollouts.weighted.summary.json").read_text())
     assert summary["trajectories"] == 8
     # evaluation (test split) and rollouts (train split) never share a task
@@ -120,8 +138,11 @@ def test_yaml_config_overrides_fields(tmp_path: Path) -> None:
     path = tmp_path / "run.yaml"
     path.write_text("eval_tasks: 12\nmethods: [wsft]\nenv_kwargs: {difficulty: easy, max_turns: 2}\n")
     config = QuickstartConfig.from_yaml(path)
-    assert (config.eval_tasks, config.methods, config.env_kwargs) == (12, ["wsft"], {"difficulty": "easy",
-                                                                                      "max_turns": 2})
+    assert (config.eval_tasks, config.methods, config.env_kwargs) == (
+        12,
+        ["wsft"],
+        {"difficulty": "easy", "max_turns": 2},
+    )
     assert config.samples == QuickstartConfig().samples  # everything else keeps its default
     assert QuickstartConfig.from_yaml(_write(tmp_path / "empty.yaml", "")) == QuickstartConfig()
 
@@ -150,7 +171,9 @@ def test_teacher_records_are_valid_trajectories() -> None:
     for i, record in enumerate(records):
         validate_record(record, line=i + 1)
     assert records == teacher_episodes(config, 300, seed=0)  # a pure function of its seed
-    assert all(r["env_kwargs"]["split"] == "train" and r["meta"]["policy"] == "scripted-teacher" for r in records)
+    assert all(
+        r["env_kwargs"]["split"] == "train" and r["meta"]["policy"] == "scripted-teacher" for r in records
+    )
     turns = [bit for r in records for bit in r["verifier"].values()]
     assert np.mean(turns) == pytest.approx(0.3, abs=0.06)  # right with probability teacher_accuracy per turn
     for r in records:
@@ -168,8 +191,13 @@ def test_teacher_records_are_valid_trajectories() -> None:
 def test_quickstart_differences_to_the_reference_are_paired(quickstart_run) -> None:
     """Δ success@T and its s.e. come from the per-task differences on the same held-out tasks."""
     out, _, results = quickstart_run
-    solved = {name: {r["task_id"]: float(r["t_star"] is not None) for r in read_trajectories(out / f"eval_{name}.jsonl")}
-              for name in results["results"]}
+    solved = {
+        name: {
+            r["task_id"]: float(r["t_star"] is not None)
+            for r in read_trajectories(out / f"eval_{name}.jsonl")
+        }
+        for name in results["results"]
+    }
     for name, v in results["vs_reference"].items():
         diffs = [solved[name][task] - solved["reference"][task] for task in solved["reference"]]
         assert v["tasks"] == len(diffs) == 8
@@ -186,28 +214,45 @@ class IgnoresSplit(ParityEnv):
         super().__init__(**kwargs)
 
 
-@pytest.mark.parametrize(("env_id", "env_kwargs"), [
-    ("drift/MathFeedback-v0", {"difficulty": "easy"}),
-    ("drift/CodeFeedback-v0", {}),
-    ("drift/UserCorrection-v0", {}),
-])
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"),
+    [
+        ("drift/MathFeedback-v0", {"difficulty": "easy"}),
+        ("drift/CodeFeedback-v0", {}),
+        ("drift/UserCorrection-v0", {}),
+    ],
+)
 def test_every_env_gives_the_quickstart_held_out_tasks(env_id: str, env_kwargs: dict) -> None:
-    check_held_out(QuickstartConfig(env_id=env_id, env_kwargs=env_kwargs, model="any", eval_tasks=20,
-                                    rollout_tasks=20))
+    check_held_out(
+        QuickstartConfig(env_id=env_id, env_kwargs=env_kwargs, model="any", eval_tasks=20, rollout_tasks=20)
+    )
 
 
 def test_a_run_that_would_not_be_held_out_is_refused(tmp_path: Path) -> None:
     register_parity_env("drift-test/QuickstartNoSplit-v0")
     if "drift-test/QuickstartIgnoresSplit-v0" not in gym.registry:
         gym.register("drift-test/QuickstartIgnoresSplit-v0", entry_point=IgnoresSplit)
-    with pytest.raises(ValueError, match=r"6 of the 6 evaluation tasks \(split='test'\) are also train tasks"):
-        check_held_out(QuickstartConfig(env_id="drift-test/QuickstartIgnoresSplit-v0", env_kwargs={}, model="any",
-                                        eval_tasks=6, rollout_tasks=10))
+    with pytest.raises(
+        ValueError, match=r"6 of the 6 evaluation tasks \(split='test'\) are also train tasks"
+    ):
+        check_held_out(
+            QuickstartConfig(
+                env_id="drift-test/QuickstartIgnoresSplit-v0",
+                env_kwargs={},
+                model="any",
+                eval_tasks=6,
+                rollout_tasks=10,
+            )
+        )
     with pytest.raises(ValueError, match="needs an env that takes split='train'/'test'"):
         check_held_out(QuickstartConfig(env_id="drift-test/QuickstartNoSplit-v0", env_kwargs={}, model="any"))
     # refused before anything runs or is written
-    config = QuickstartConfig(env_id="drift-test/QuickstartIgnoresSplit-v0", env_kwargs={}, model="any",
-                              output_dir=str(tmp_path / "run"))
+    config = QuickstartConfig(
+        env_id="drift-test/QuickstartIgnoresSplit-v0",
+        env_kwargs={},
+        model="any",
+        output_dir=str(tmp_path / "run"),
+    )
     with pytest.raises(ValueError, match="would not be held out"):
         run_quickstart(config)
     assert not (tmp_path / "run").exists()

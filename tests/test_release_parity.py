@@ -28,8 +28,10 @@ def release_row(prompt_id: str, gold: str, turns: list[list[str]], *, extra: dic
     """One trajectory as the release's generator writes it; ``turns[k]`` are the actions parsed from
     reply k+1 (``[]``: no ``<answer>`` block, a format error). The episode ends at the first correct
     action or after the last reply."""
-    messages = [{"role": "system", "content": "You're a helpful assistant. "},
-                {"role": "user", "content": f"You are solving Math problems.\nTurn 1:\nState:\nQ{prompt_id}\n"}]
+    messages = [
+        {"role": "system", "content": "You're a helpful assistant. "},
+        {"role": "user", "content": f"You are solving Math problems.\nTurn 1:\nState:\nQ{prompt_id}\n"},
+    ]
     verifier, turn_rewards, details, answer_norms = {}, {}, {}, []
     t_star, penalty = None, 0.0
     for turn, actions in enumerate(turns, start=1):
@@ -45,24 +47,45 @@ def release_row(prompt_id: str, gold: str, turns: list[list[str]], *, extra: dic
                 break
         answer_norms += [a.strip().lower().replace(" ", "") for a in executed]
         penalty += fp
-        messages.append({"role": "assistant", "content": f"<answer>{' || '.join(actions)}</answer>" if actions
-                         else "I think the answer is 12"})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": f"<answer>{' || '.join(actions)}</answer>"
+                if actions
+                else "I think the answer is 12",
+            }
+        )
         turn_rewards[f"t{turn}"] = reward
-        details[f"t{turn}"] = {"env_reward": reward, "format_penalty": fp, "actions": executed,
-                               "parsed_actions": actions, "info": {"success": success} if actions else {}}
+        details[f"t{turn}"] = {
+            "env_reward": reward,
+            "format_penalty": fp,
+            "actions": executed,
+            "parsed_actions": actions,
+            "info": {"success": success} if actions else {},
+        }
         verifier[f"t{turn}"] = 1 if success else 0
         if success:
             t_star = turn
             break
         if turn < MAX_TURNS:
-            messages.append({"role": "user", "content": f"Reward:\n{reward}\nTurn {turn + 1}:\nState:\nIncorrect."})
+            messages.append(
+                {"role": "user", "content": f"Reward:\n{reward}\nTurn {turn + 1}:\nState:\nIncorrect."}
+            )
     assert messages[-1]["role"] == "assistant"
     for turn in range(1, MAX_TURNS + 1):  # the generator's setdefault padding
         verifier.setdefault(f"t{turn}", 0)
         turn_rewards.setdefault(f"t{turn}", 0.0)
-    row = {"prompt_id": prompt_id, "gold": gold, "messages": messages, "verifier": verifier,
-           "turn_rewards": turn_rewards, "reward_details": details, "t_star": t_star,
-           "answer_norms": answer_norms, "format_penalty": penalty}
+    row = {
+        "prompt_id": prompt_id,
+        "gold": gold,
+        "messages": messages,
+        "verifier": verifier,
+        "turn_rewards": turn_rewards,
+        "reward_details": details,
+        "t_star": t_star,
+        "answer_norms": answer_norms,
+        "format_penalty": penalty,
+    }
     row.update(extra or {})
     return row
 
@@ -87,9 +110,13 @@ def release_rows() -> list[dict]:
 
 # ---- the release's weight_sft.py arithmetic, written again from its formulas ----------------------------
 
+
 def release_discounted_return(turn_rewards: dict, gamma: float) -> float:
     """Σ over every t-key, padding included, of γ^(t-1) r_t."""
-    return sum(gamma ** (int(k[1:]) - 1) * float(v) for k, v in sorted(turn_rewards.items(), key=lambda kv: int(kv[0][1:])))
+    return sum(
+        gamma ** (int(k[1:]) - 1) * float(v)
+        for k, v in sorted(turn_rewards.items(), key=lambda kv: int(kv[0][1:]))
+    )
 
 
 def release_trajectory_penalty(answer_norms: list) -> float:
@@ -102,8 +129,12 @@ def release_trajectory_penalty(answer_norms: list) -> float:
 
 def release_weights(rows: list[dict], gamma: float, beta: float) -> list[float]:
     """Per str(prompt_id) group: exp(R/β − max) / (mean + 1e-12)."""
-    returns = [release_discounted_return(r["turn_rewards"], gamma) + float(r.get("format_penalty") or 0.0)
-               - release_trajectory_penalty(r.get("answer_norms")) for r in rows]
+    returns = [
+        release_discounted_return(r["turn_rewards"], gamma)
+        + float(r.get("format_penalty") or 0.0)
+        - release_trajectory_penalty(r.get("answer_norms"))
+        for r in rows
+    ]
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(str(r["prompt_id"]), []).append(i)
@@ -128,17 +159,23 @@ def test_rows_have_the_release_shape() -> None:
     # fewer answers than padded turns; and more answers than turns taken where a turn had two actions
     assert len(rows[3]["answer_norms"]) == 1 and rows[6]["answer_norms"] == ["10", "11", "11", "12"]
     assert sum(m["role"] == "assistant" for m in rows[6]["messages"]) == 3
-    assert rows[1]["format_penalty"] == pytest.approx(-0.1) and rows[9]["format_penalty"] == pytest.approx(-0.5)
+    assert rows[1]["format_penalty"] == pytest.approx(-0.1) and rows[9]["format_penalty"] == pytest.approx(
+        -0.5
+    )
 
 
-@pytest.mark.parametrize(("gamma", "beta"), [(0.7, 0.2), (0.9, 0.1)])  # weight_sft.py's defaults; its run script's
+@pytest.mark.parametrize(
+    ("gamma", "beta"), [(0.7, 0.2), (0.9, 0.1)]
+)  # weight_sft.py's defaults; its run script's
 def test_drift_weights_gives_the_release_weights(tmp_path, gamma: float, beta: float) -> None:
     rows = release_rows()
     src, out = tmp_path / "release.jsonl", tmp_path / "weighted.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main([str(src), "--out", str(out), "--gamma", str(gamma), "--beta", str(beta)]) == 0
     weighted = list(read_trajectories(out))
-    np.testing.assert_allclose([r["weight"] for r in weighted], release_weights(rows, gamma, beta), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        [r["weight"] for r in weighted], release_weights(rows, gamma, beta), rtol=0, atol=1e-9
+    )
     # padding is padding: the turns taken, not five
     assert [len(r["turn_rewards"]) for r in weighted] == [1, 5, 2, 2, 5, 5, 3, 5, 2, 5]
     assert weighted[2]["meta"] == {"max_turns": 5} and weighted[0]["t_star"] == 1
@@ -157,7 +194,9 @@ def test_weights_are_sensitive_to_what_the_release_counts() -> None:
     no_format = [dict(r, format_penalty=0.0) for r in rows]
     assert not np.allclose(release_weights(no_repeat, 0.9, 0.1), base, atol=1e-6)
     assert not np.allclose(release_weights(no_format, 0.9, 0.1), base, atol=1e-6)
-    ours = [r["weight"] for r in add_weights(list(map(_read_back, rows)), WeightConfig(gamma=0.9, beta=0.1))[0]]
+    ours = [
+        r["weight"] for r in add_weights(list(map(_read_back, rows)), WeightConfig(gamma=0.9, beta=0.1))[0]
+    ]
     np.testing.assert_allclose(ours, base, atol=1e-9)
 
 
@@ -181,8 +220,9 @@ def test_per_turn_credit_places_release_answers_and_penalties_by_reward_details(
     rows = [_read_back(r) for r in release_rows()]
     weighted, _ = add_weights(rows, WeightConfig(gamma=0.9, beta=0.1, per_turn=True))
     # turn-1 return-to-go is the trajectory return, so turn-1 weights are the trajectory weights
-    np.testing.assert_allclose([r["turn_weights"]["t1"] for r in weighted], [r["weight"] for r in weighted],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        [r["turn_weights"]["t1"] for r in weighted], [r["weight"] for r in weighted], atol=1e-12
+    )
     from drift_train.weights import records_to_inputs, returns_to_go
 
     inputs = records_to_inputs(rows, per_turn=True)
@@ -191,7 +231,9 @@ def test_per_turn_credit_places_release_answers_and_penalties_by_reward_details(
     # 1 charged answer of 4 -> 0.5/4; the format error at turn 2 only
     np.testing.assert_allclose(togo[6, :3], [0.81 - 0.1 - 0.125, 0.9 - 0.1 - 0.125, 1.0 - 0.125], atol=1e-12)
     # rows[1]: "3","3","4",(format error),"3": repeats at turns 2 and 5, 2 of 4 answers
-    np.testing.assert_allclose(togo[1], [-0.1 - 0.25, -0.1 - 0.25, -0.1 - 0.125, -0.1 - 0.125, -0.125], atol=1e-12)
+    np.testing.assert_allclose(
+        togo[1], [-0.1 - 0.25, -0.1 - 0.25, -0.1 - 0.125, -0.1 - 0.125, -0.125], atol=1e-12
+    )
 
 
 def test_release_rows_through_parquet_keep_their_per_turn_details(tmp_path) -> None:

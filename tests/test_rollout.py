@@ -48,14 +48,23 @@ class ParityEnv(gym.Env):
         self.turn = 0
         self.done = False
         self.nonce = int(self.np_random.integers(1000))  # env randomness: must be shared within a group
-        self.messages = [{"role": "system", "content": "Reply."},
-                         {"role": "user", "content": f"Task {self.index} ({self.nonce}): reply with "
-                                                     f"{'an odd' if self.index % 2 else 'an even'} length."}]
+        self.messages = [
+            {"role": "system", "content": "Reply."},
+            {
+                "role": "user",
+                "content": f"Task {self.index} ({self.nonce}): reply with "
+                f"{'an odd' if self.index % 2 else 'an even'} length.",
+            },
+        ]
         return self.messages[-1]["content"], self._info()
 
     def _info(self):
-        return {"task_id": f"parity-{self.index}", "turn": self.turn, "max_turns": self.max_turns,
-                "messages": [dict(m) for m in self.messages]}
+        return {
+            "task_id": f"parity-{self.index}",
+            "turn": self.turn,
+            "max_turns": self.max_turns,
+            "messages": [dict(m) for m in self.messages],
+        }
 
     def step(self, action):
         if not isinstance(action, str):
@@ -74,8 +83,13 @@ class ParityEnv(gym.Env):
         if obs:
             self.messages.append({"role": "user", "content": obs})
         info = self._info()
-        info.update(correct=correct, format_ok=format_ok, answer=str(len(action) % 2) if format_ok else None,
-                    repeated=False, feedback={"kind": "binary", "text": obs})
+        info.update(
+            correct=correct,
+            format_ok=format_ok,
+            answer=str(len(action) % 2) if format_ok else None,
+            repeated=False,
+            feedback={"kind": "binary", "text": obs},
+        )
         return obs, reward, terminated, truncated, info
 
 
@@ -102,7 +116,9 @@ def strip_times(records):
 
 
 def test_custom_env_rollout_records(policy):
-    config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=6, samples=3, sampling=SAMPLING, seed=1, batch_size=6)
+    config = RolloutConfig(
+        env_id=TEST_ENV_ID, num_tasks=6, samples=3, sampling=SAMPLING, seed=1, batch_size=6
+    )
     records, stats = rollout(policy, config)
     assert len(records) == 18 and stats.episodes == 18
     validate_groups(records, samples=3)
@@ -178,15 +194,24 @@ def test_continuous_schedule_needs_a_policy_with_sessions(tiny_model_dir):
         list(iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, schedule="continuous")))
     with pytest.raises(ValueError, match="schedule must be one of"):
         RolloutConfig(env_id=TEST_ENV_ID, schedule="eager").validate()
-    records = list(iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, sampling=SAMPLING)))
+    records = list(
+        iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, sampling=SAMPLING))
+    )
     assert records[0]["meta"]["schedule"] == "lockstep"  # the default
 
 
 @pytest.mark.parametrize("schedule", ["lockstep", "continuous"])
 def test_same_seed_same_file_and_other_seed_differs(policy, tmp_path, schedule):
     def run(seed, name):
-        config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=4, samples=2, sampling=SAMPLING, seed=seed,
-                               batch_size=4, schedule=schedule)
+        config = RolloutConfig(
+            env_id=TEST_ENV_ID,
+            num_tasks=4,
+            samples=2,
+            sampling=SAMPLING,
+            seed=seed,
+            batch_size=4,
+            schedule=schedule,
+        )
         rollout(policy, config, tmp_path / name)
         return strip_times(read_trajectories(tmp_path / name))
 
@@ -197,8 +222,9 @@ def test_same_seed_same_file_and_other_seed_differs(policy, tmp_path, schedule):
 
 @pytest.mark.parametrize("schedule", ["lockstep", "continuous"])
 def test_resume_after_a_cut_write_matches_an_uninterrupted_run(policy, tmp_path, schedule):
-    config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=6, samples=2, sampling=SAMPLING, seed=5, batch_size=4,
-                           schedule=schedule)
+    config = RolloutConfig(
+        env_id=TEST_ENV_ID, num_tasks=6, samples=2, sampling=SAMPLING, seed=5, batch_size=4, schedule=schedule
+    )
     full, _ = rollout(policy, config, tmp_path / "full.jsonl")
     # an interrupted run: a few records written, then half a line when the process died
     partial = tmp_path / "partial.jsonl"
@@ -257,11 +283,18 @@ def test_env_without_messages_is_named(policy):
 def test_summary_numbers():
     def rec(pid, verdicts, answers=None):
         keys = [f"t{i}" for i in range(1, len(verdicts) + 1)]
-        return {"prompt_id": pid, "turn_rewards": dict.fromkeys(keys, 0.0), "verifier": dict(zip(keys, verdicts, strict=True)),
-                "t_star": next((i for i, v in enumerate(verdicts, 1) if v), None),
-                "answer_norms": answers or ["a"] * len(verdicts), "meta": {}}
+        return {
+            "prompt_id": pid,
+            "turn_rewards": dict.fromkeys(keys, 0.0),
+            "verifier": dict(zip(keys, verdicts, strict=True)),
+            "t_star": next((i for i, v in enumerate(verdicts, 1) if v), None),
+            "answer_norms": answers or ["a"] * len(verdicts),
+            "meta": {},
+        }
 
-    summary = summarize([rec(0, [1]), rec(0, [0, 1]), rec(1, [0, 0, 0], ["a", None, None]), rec(1, [0, 0, 1])])
+    summary = summarize(
+        [rec(0, [1]), rec(0, [0, 1]), rec(1, [0, 0, 0], ["a", None, None]), rec(1, [0, 0, 1])]
+    )
     assert summary["episodes"] == 4 and summary["groups"] == 2
     assert summary["reached"] == [4, 3, 2]
     assert summary["turn_accuracy"] == [0.25, pytest.approx(1 / 3), 0.5]
@@ -286,8 +319,15 @@ def test_suite_env_end_to_end(policy, tmp_path, env_id, kwargs):
         env = make_env(env_id, {**kwargs, "max_turns": 2})
     except (ValueError, ModuleNotFoundError, ImportError) as err:
         pytest.skip(f"{env_id} is not available yet: {err}")
-    config = RolloutConfig(env_id=env_id, env_kwargs=kwargs, num_tasks=3, samples=2, max_turns=2,
-                           sampling=SamplingParams(max_new_tokens=24), batch_size=6)
+    config = RolloutConfig(
+        env_id=env_id,
+        env_kwargs=kwargs,
+        num_tasks=3,
+        samples=2,
+        max_turns=2,
+        sampling=SamplingParams(max_new_tokens=24),
+        batch_size=6,
+    )
     records, _ = rollout(policy, config, tmp_path / "r.jsonl")
     on_disk = list(read_trajectories(tmp_path / "r.jsonl"))
     assert strip_times(on_disk) == strip_times(records)
@@ -295,8 +335,9 @@ def test_suite_env_end_to_end(policy, tmp_path, env_id, kwargs):
     for r in on_disk:
         task = env.unwrapped.get_task(r["prompt_id"])
         assert r["task_id"] == task.task_id
-        assert r["messages"][1 if r["messages"][0]["role"] == "system" else 0]["content"] == \
-            env.unwrapped.first_message(task)
+        assert r["messages"][1 if r["messages"][0]["role"] == "system" else 0][
+            "content"
+        ] == env.unwrapped.first_message(task)
         assert 1 <= len(r["turn_rewards"]) <= 2
         assert r["env_kwargs"] == {**kwargs, "max_turns": 2}
     env.close()
@@ -304,11 +345,28 @@ def test_suite_env_end_to_end(policy, tmp_path, env_id, kwargs):
 
 # ---- the CLI ----------------------------------------------------------------------------------
 
+
 def test_cli_runs_resumes_and_reports(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "cli.jsonl"
-    args = ["--env", "drift/MathFeedback-v0", "--env-kwargs", '{"feedback": "hint"}', "--model", str(tiny_model_dir),
-            "--num-tasks", "2", "--samples", "2", "--max-turns", "2", "--max-new-tokens", "8", "--out", str(out),
-            "--no-progress"]
+    args = [
+        "--env",
+        "drift/MathFeedback-v0",
+        "--env-kwargs",
+        '{"feedback": "hint"}',
+        "--model",
+        str(tiny_model_dir),
+        "--num-tasks",
+        "2",
+        "--samples",
+        "2",
+        "--max-turns",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "accuracy at turn" in captured.out and "tok/s" in captured.out
@@ -326,15 +384,35 @@ def test_cli_runs_resumes_and_reports(tiny_model_dir, tmp_path, capsys):
 
 def test_cli_killed_mid_run_then_resumed_matches_uninterrupted(tiny_model_dir, tmp_path):
     """A real ``drift rollout`` process is killed mid-run; ``--resume`` completes the same file."""
-    common = ["--env", TEST_ENV_ID, "--model", str(tiny_model_dir), "--num-tasks", "6", "--samples", "2",
-              "--max-new-tokens", "6", "--batch-size", "4", "--seed", "2", "--no-progress"]
-    runner = ("import sys, gymnasium as gym; sys.path[:0] = [{repo!r}, {tests!r}]; import test_rollout; "
-              "from drift_train.cli import main; sys.exit(main(sys.argv[1:]))").format(
-        repo=str(REPO), tests=str(REPO / "tests"))
+    common = [
+        "--env",
+        TEST_ENV_ID,
+        "--model",
+        str(tiny_model_dir),
+        "--num-tasks",
+        "6",
+        "--samples",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "4",
+        "--seed",
+        "2",
+        "--no-progress",
+    ]
+    runner = (
+        "import sys, gymnasium as gym; sys.path[:0] = [{repo!r}, {tests!r}]; import test_rollout; "
+        "from drift_train.cli import main; sys.exit(main(sys.argv[1:]))"
+    ).format(repo=str(REPO), tests=str(REPO / "tests"))
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     killed = tmp_path / "killed.jsonl"
-    process = subprocess.Popen([sys.executable, "-c", runner, "rollout", *common, "--out", str(killed)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", runner, "rollout", *common, "--out", str(killed)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
         if killed.exists() and killed.read_text().count("\n") >= 2:
@@ -345,8 +423,13 @@ def test_cli_killed_mid_run_then_resumed_matches_uninterrupted(tiny_model_dir, t
     process.wait(timeout=30)
     written = killed.read_text().count("\n")
     assert 2 <= written < 12
-    resumed = subprocess.run([sys.executable, "-c", runner, "rollout", *common, "--out", str(killed), "--resume"],
-                             env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-c", runner, "rollout", *common, "--out", str(killed), "--resume"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     full = tmp_path / "full.jsonl"
     assert main(["rollout", *common, "--out", str(full)][1:]) == 0
@@ -358,8 +441,9 @@ def test_cli_killed_mid_run_then_resumed_matches_uninterrupted(tiny_model_dir, t
 def test_openai_backend_through_the_engine(openai_server, tiny_model_dir, tmp_path):
     """The engine drives a real ``transformers serve`` process like any other backend."""
     with make_policy("openai", str(tiny_model_dir), base_url=openai_server, max_concurrency=4) as remote:
-        config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=2, samples=2, max_turns=2,
-                               sampling=SamplingParams(max_new_tokens=6))
+        config = RolloutConfig(
+            env_id=TEST_ENV_ID, num_tasks=2, samples=2, max_turns=2, sampling=SamplingParams(max_new_tokens=6)
+        )
         records, stats = rollout(remote, config, tmp_path / "openai.jsonl")
     validate_groups(list(read_trajectories(tmp_path / "openai.jsonl")), samples=2)
     assert len(records) == 4 and stats.generated_tokens > 0

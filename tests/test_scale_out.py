@@ -34,36 +34,88 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: the tiny m
 def data_file(tmp_path_factory) -> Path:
     records, _ = add_weights(synthetic_records(), WeightConfig(per_turn=True))
     records = records[:8]
-    halves = [sum(len(m["content"]) for r in part for m in r["messages"][-1:]) for part in (records[:4], records[4:])]
+    halves = [
+        sum(len(m["content"]) for r in part for m in r["messages"][-1:])
+        for part in (records[:4], records[4:])
+    ]
     assert halves[0] != halves[1]  # the ranks' token counts differ
     return write_trajectories(records, tmp_path_factory.mktemp("scale-out") / "data.jsonl")
 
 
 def _flags(data: Path, model: Path, *extra: str) -> list[str]:
-    return ["--data", str(data), "--model", str(model), "--loss", "wsft", "--max_steps", "1", "--optim", "sgd",
-            "--learning_rate", "1.0", "--max_grad_norm", "0", "--lr_scheduler_type", "constant",
-            "--train_sampling_strategy", "sequential", "--save_strategy", "no", "--report_to", "none",
-            "--disable_tqdm", "true", *extra]
+    return [
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--loss",
+        "wsft",
+        "--max_steps",
+        "1",
+        "--optim",
+        "sgd",
+        "--learning_rate",
+        "1.0",
+        "--max_grad_norm",
+        "0",
+        "--lr_scheduler_type",
+        "constant",
+        "--train_sampling_strategy",
+        "sequential",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
 
 
 def _launch(command: list[str], cwd: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
 
 def _accelerate(config: str, flags: list[str], cwd: Path) -> str:
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CONFIGS / config),
-               "--main_process_port", "0", "-m", "drift_train.trainer", *flags, "--per_device_train_batch_size", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(CONFIGS / config),
+        "--main_process_port",
+        "0",
+        "-m",
+        "drift_train.trainer",
+        *flags,
+        "--per_device_train_batch_size",
+        "4",
+    ]
     return _launch(command, cwd)
 
 
 @pytest.fixture(scope="module")
 def single_update(data_file, tiny_model_dir, tmp_path_factory) -> dict[str, torch.Tensor]:
     out = tmp_path_factory.mktemp("single")
-    metrics = train(parse_config([*_flags(data_file, tiny_model_dir), "--output_dir", str(out),
-                                  "--per_device_train_batch_size", "8"]))
+    metrics = train(
+        parse_config(
+            [
+                *_flags(data_file, tiny_model_dir),
+                "--output_dir",
+                str(out),
+                "--per_device_train_batch_size",
+                "8",
+            ]
+        )
+    )
     assert metrics["steps"] == 1 and metrics["parallelism"] == "single"
     base, single = _load_state(tiny_model_dir), _load_state(out)
     return {k: single[k] - base[k] for k in base}
@@ -75,10 +127,13 @@ def _update(folder: Path, base_dir: Path) -> dict[str, torch.Tensor]:
     return {k: trained[k] - base[k] for k in base}
 
 
-def test_accelerate_fsdp2_on_two_cpu_processes_equals_one_process(data_file, tiny_model_dir, single_update,
-                                                                  tmp_path) -> None:
+def test_accelerate_fsdp2_on_two_cpu_processes_equals_one_process(
+    data_file, tiny_model_dir, single_update, tmp_path
+) -> None:
     out = tmp_path / "fsdp"
-    stdout = _accelerate("fsdp_cpu.yaml", [*_flags(data_file, tiny_model_dir), "--output_dir", str(out)], tmp_path)
+    stdout = _accelerate(
+        "fsdp_cpu.yaml", [*_flags(data_file, tiny_model_dir), "--output_dir", str(out)], tmp_path
+    )
     # really sharded: without DriftTrainer's fix accelerate runs this config as plain DDP on CPU
     assert "FSDP2 x2" in stdout, stdout[-2000:]
     assert (out / "model.safetensors").is_file() and not list(out.glob("pytorch_model_fsdp*"))
@@ -89,24 +144,46 @@ def test_accelerate_fsdp2_on_two_cpu_processes_equals_one_process(data_file, tin
 def test_lora_under_two_process_ddp_equals_one_process(data_file, tiny_model_dir, tmp_path) -> None:
     lora = ["--use_peft", "--lora_r", "4", "--lora_dropout", "0"]  # dropout would differ between the runs
     flags = _flags(data_file, tiny_model_dir, *lora)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "drift_train.trainer", *flags, "--ddp_backend", "gloo", "--output_dir", str(tmp_path / "ddp"),
-               "--per_device_train_batch_size", "4"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "drift_train.trainer",
+        *flags,
+        "--ddp_backend",
+        "gloo",
+        "--output_dir",
+        str(tmp_path / "ddp"),
+        "--per_device_train_batch_size",
+        "4",
+    ]
     stdout = _launch(command, tmp_path)
     assert "DDP (gloo) x2" in stdout, stdout[-2000:]
     assert not (tmp_path / "ddp" / "adapter_config.json").exists()  # merged: a plain model folder
-    train(parse_config([*flags, "--output_dir", str(tmp_path / "single"), "--per_device_train_batch_size", "8"]))
+    train(
+        parse_config([*flags, "--output_dir", str(tmp_path / "single"), "--per_device_train_batch_size", "8"])
+    )
     ddp, single = _update(tmp_path / "ddp", tiny_model_dir), _update(tmp_path / "single", tiny_model_dir)
-    assert [k for k in ddp if ddp[k].abs().max() > 0] and all("proj" in k for k in ddp if ddp[k].abs().max() > 0)
+    assert [k for k in ddp if ddp[k].abs().max() > 0] and all(
+        "proj" in k for k in ddp if ddp[k].abs().max() > 0
+    )
     assert_same_update(ddp, single)
 
 
 @pytest.mark.skipif(not HAS_DEEPSPEED, reason="DeepSpeed is not installed (pip install deepspeed)")
 @pytest.mark.parametrize("stage", [2, 3])
-def test_deepspeed_zero_on_two_cpu_processes_equals_one_process(stage, data_file, tiny_model_dir, single_update,
-                                                                tmp_path) -> None:
+def test_deepspeed_zero_on_two_cpu_processes_equals_one_process(
+    stage, data_file, tiny_model_dir, single_update, tmp_path
+) -> None:
     out = tmp_path / f"zero{stage}"
-    stdout = _accelerate(f"deepspeed_zero{stage}.yaml", [*_flags(data_file, tiny_model_dir), "--output_dir", str(out)],
-                         tmp_path)
+    stdout = _accelerate(
+        f"deepspeed_zero{stage}.yaml",
+        [*_flags(data_file, tiny_model_dir), "--output_dir", str(out)],
+        tmp_path,
+    )
     assert f"DeepSpeed ZeRO-{stage} x2" in stdout, stdout[-2000:]
     assert_same_update(_update(out, tiny_model_dir), single_update)

@@ -81,8 +81,11 @@ def test_generation_prompt_and_eos(tokenizer, tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert tokenizer.convert_tokens_to_ids(IM_END) in model.generation_config.eos_token_id
     batch = tokenizer.apply_chat_template(
-        [CONVERSATION[:2], CONVERSATION[:4]], add_generation_prompt=True, padding=True,
-        return_tensors="pt", return_dict=True,
+        [CONVERSATION[:2], CONVERSATION[:4]],
+        add_generation_prompt=True,
+        padding=True,
+        return_tensors="pt",
+        return_dict=True,
     )
     assert (batch["input_ids"][0, 0] == tokenizer.pad_token_id).item()  # left padded
     torch.manual_seed(0)
@@ -126,7 +129,9 @@ def test_cli_main_and_dispatcher(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "bad"), "--hidden-size", "30"]) == 2
     result = subprocess.run(
         [sys.executable, "-m", "drift_train.cli", "tiny-model", "--help"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0 and "--out" in result.stdout
 
@@ -147,11 +152,16 @@ def test_bpe_tiny_model_cli_builds_a_real_shaped_tokenizer(tmp_path, template) -
     assert tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]) == text
     assert tokenizer.eos_token == ("<|eot_id|>" if template == "llama3" else "<|im_end|>")
     assert sorted(model.generation_config.eos_token_id) == sorted(
-        [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>")])
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                             add_generation_prompt=True)
-    assert rendered.endswith("<|start_header_id|>assistant<|end_header_id|>\n\n" if template == "llama3"
-                             else "<|im_start|>assistant\n")
+        [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    )
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
+    assert rendered.endswith(
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        if template == "llama3"
+        else "<|im_start|>assistant\n"
+    )
 
 
 def test_char_tokenizer_refuses_a_template() -> None:

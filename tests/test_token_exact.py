@@ -46,9 +46,17 @@ def bpe_run(request, tmp_path_factory):
     bias = torch.zeros(model.config.vocab_size)
     bias[ends] = 4.0  # each end token gets about 4-6% of the mass per step at random init
     model.lm_head.bias = torch.nn.Parameter(bias)
-    policy = HFPolicy(model, tokenizer=tokenizer, batch_size=32, chat_template_kwargs=TEMPLATE_KWARGS[template])
-    config = RolloutConfig(env_id=ENV, env_kwargs=ENV_KWARGS, num_tasks=8, samples=3, seed=1,
-                           sampling=SamplingParams(temperature=1.0, max_new_tokens=12))
+    policy = HFPolicy(
+        model, tokenizer=tokenizer, batch_size=32, chat_template_kwargs=TEMPLATE_KWARGS[template]
+    )
+    config = RolloutConfig(
+        env_id=ENV,
+        env_kwargs=ENV_KWARGS,
+        num_tasks=8,
+        samples=3,
+        seed=1,
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=12),
+    )
     records, _ = rollout(policy, config)
     return template, folder, tokenizer, records
 
@@ -76,7 +84,10 @@ def test_records_carry_exactly_the_sampled_ids(bpe_run) -> None:
         assert check_tokens(record["tokens"], len(record["turn_rewards"])) is None
         turns = decode_tokens(record["tokens"])
         for k, (turn, meta_turn) in enumerate(zip(turns, record["meta"]["turns"], strict=True), start=1):
-            assert turn.finish_reason == meta_turn["finish_reason"] and len(turn.completion) == meta_turn["tokens"]
+            assert (
+                turn.finish_reason == meta_turn["finish_reason"]
+                and len(turn.completion) == meta_turn["tokens"]
+            )
             last = turn.completion[-1]
             if turn.finish_reason == "length":
                 assert len(turn.completion) == 12 and last not in (eos, eot)
@@ -86,8 +97,12 @@ def test_records_carry_exactly_the_sampled_ids(bpe_run) -> None:
                 endings["marker" if last == eos else "endoftext"] += 1
             # the context is what the policy renders for the conversation so far
             upto = [i for i, m in enumerate(record["messages"]) if m["role"] == "assistant"][k - 1]
-            text = tokenizer.apply_chat_template(record["messages"][:upto], tokenize=False, add_generation_prompt=True,
-                                                 **TEMPLATE_KWARGS[template])
+            text = tokenizer.apply_chat_template(
+                record["messages"][:upto],
+                tokenize=False,
+                add_generation_prompt=True,
+                **TEMPLATE_KWARGS[template],
+            )
             assert turn.context == tokenizer(text, add_special_tokens=False)["input_ids"]
     assert min(endings.values()) >= 1, endings
 
@@ -96,7 +111,9 @@ def test_records_carry_exactly_the_sampled_ids(bpe_run) -> None:
 def test_render_supervises_exactly_the_completion_ids(bpe_run, turns) -> None:
     template, folder, tokenizer, records = bpe_run
     model_ends = AutoModelForCausalLM.from_pretrained(folder).generation_config.eos_token_id
-    dataset = build_dataset(records, tokenizer, RenderConfig(assistant_turns=turns), "sft", end_token_ids=model_ends)
+    dataset = build_dataset(
+        records, tokenizer, RenderConfig(assistant_turns=turns), "sft", end_token_ids=model_ends
+    )
     assert dataset.stats.token_id_records == len(records) and dataset.stats.text_records == 0
     covered = set()
     for example in dataset.examples:
@@ -108,23 +125,35 @@ def test_render_supervises_exactly_the_completion_ids(bpe_run, turns) -> None:
         # the context before the first trained turn is exactly what the model saw
         assert example["input_ids"][: len(first.context)] == first.context
         covered |= {(example["record_index"], k) for k in example["turns"]}
-    expected = {(i, k) for i, r in enumerate(records) for k in range(1, len(r["turn_rewards"]) + 1)
-                if turns == "all" or k == len(r["turn_rewards"])}
+    expected = {
+        (i, k)
+        for i, r in enumerate(records)
+        for k in range(1, len(r["turn_rewards"]) + 1)
+        if turns == "all" or k == len(r["turn_rewards"])
+    }
     assert covered == expected
     if turns == "all" and template == "qwen3":
         # the thinking-off prompt ends in an empty <think> block that the rendered history leaves out, so
         # every later turn's context rewrites the previous one: each trained turn is its own example
         multi = [r for r in records if len(r["turn_rewards"]) > 1]
         assert multi
-        assert all("prompt_ids" in r["tokens"][f"t{k}"] for r in multi for k in range(2, len(r["tokens"]) + 1))
+        assert all(
+            "prompt_ids" in r["tokens"][f"t{k}"] for r in multi for k in range(2, len(r["tokens"]) + 1)
+        )
         assert len(dataset) == sum(len(r["turn_rewards"]) for r in records)
 
 
 def test_prefix_consistent_contexts_are_stored_as_deltas_and_share_one_example(tiny_model_dir) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     policy = HFPolicy(str(tiny_model_dir), batch_size=32)
-    config = RolloutConfig(env_id=ENV, env_kwargs=ENV_KWARGS, num_tasks=4, samples=2, seed=3,
-                           sampling=SamplingParams(max_new_tokens=12))
+    config = RolloutConfig(
+        env_id=ENV,
+        env_kwargs=ENV_KWARGS,
+        num_tasks=4,
+        samples=2,
+        seed=3,
+        sampling=SamplingParams(max_new_tokens=12),
+    )
     records, _ = rollout(policy, config)
     multi = [r for r in records if len(r["turn_rewards"]) > 1]
     assert multi
@@ -177,11 +206,12 @@ def test_text_path_applies_the_recorded_chat_template_kwargs(bpe_run) -> None:
     record = {k: v for k, v in records[0].items() if k != "tokens"}
     with_kwargs = Renderer(tokenizer, RenderConfig()).examples(record, weighted=False)[0]
     without = Renderer(tokenizer, RenderConfig()).examples(
-        {**record, "meta": {**record["meta"], "chat_template_kwargs": {}}}, weighted=False)[0]
+        {**record, "meta": {**record["meta"], "chat_template_kwargs": {}}}, weighted=False
+    )[0]
     think = tokenizer("<think>\n\n</think>\n\n", add_special_tokens=False)["input_ids"]
     start = next(i for i, label in enumerate(with_kwargs["labels"]) if label != IGNORE_INDEX)
     # recorded enable_thinking=False: the empty think block is the prompt's, as the policy saw it
-    assert with_kwargs["input_ids"][start - len(think):start] == think
+    assert with_kwargs["input_ids"][start - len(think) : start] == think
     assert _supervised_runs(with_kwargs)[0][: len(think)] != think
     # without the kwargs the template's thinking prompt is shorter and the think block would be trained
     assert _supervised_runs(without)[0][: len(think)] == think
@@ -198,14 +228,34 @@ def test_drift_render_cli_writes_what_the_trainer_builds(bpe_run, tmp_path, caps
     _, folder, tokenizer, records = bpe_run
     data = write_trajectories(records, tmp_path / "rollouts.jsonl")
     out = tmp_path / "examples.jsonl"
-    assert render_main(["--data", str(data), "--model", str(folder), "--assistant_turns", "all",
-                        "--out", str(out), "--show", "1"]) == 0
+    assert (
+        render_main(
+            [
+                "--data",
+                str(data),
+                "--model",
+                str(folder),
+                "--assistant_turns",
+                "all",
+                "--out",
+                str(out),
+                "--show",
+                "1",
+            ]
+        )
+        == 0
+    )
     shown = capsys.readouterr()
     assert "supervised" in shown.out and "examples from" in shown.err
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     ends = AutoModelForCausalLM.from_pretrained(folder).generation_config.eos_token_id
-    expected = build_dataset(list(read_trajectories(data)), tokenizer, RenderConfig(assistant_turns="all"), "sft",
-                             end_token_ids=ends).examples
+    expected = build_dataset(
+        list(read_trajectories(data)),
+        tokenizer,
+        RenderConfig(assistant_turns="all"),
+        "sft",
+        end_token_ids=ends,
+    ).examples
     assert len(rows) == len(expected)
     for row, example in zip(rows, expected, strict=True):
         assert set(row) >= {"record_index", "turn", "input_ids", "labels", "token_weights"}
@@ -245,7 +295,7 @@ def test_generation_block_spans_still_cover_content_and_marker(tiny_model_dir) -
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]
     ids, spans = assistant_spans(tokenizer, messages)
-    assert tokenizer.decode(ids[spans[0][0]:spans[0][1]]) == "Yo<|im_end|>"
+    assert tokenizer.decode(ids[spans[0][0] : spans[0][1]]) == "Yo<|im_end|>"
 
 
 def test_tokens_survive_weights_and_parquet(bpe_run, tmp_path) -> None:

@@ -34,8 +34,10 @@ def synthetic_records(groups: int = 4, k: int = 4, seed: int = 0) -> list[dict]:
     for g in range(groups):
         a, b = rng.randint(1, 99), rng.randint(1, 99)
         for j in range(k):
-            messages = [{"role": "system", "content": "Give the final answer in \\boxed{}."},
-                        {"role": "user", "content": f"Compute {a} + {b}."}]
+            messages = [
+                {"role": "system", "content": "Give the final answer in \\boxed{}."},
+                {"role": "user", "content": f"Compute {a} + {b}."},
+            ]
             rewards, answers, t_star = {}, [], None
             for t in range(1, 4):
                 guess = a + b if rng.random() < 0.35 else rng.randint(1, 200)
@@ -48,12 +50,22 @@ def synthetic_records(groups: int = 4, k: int = 4, seed: int = 0) -> list[dict]:
                     break
                 if t < 3:
                     messages.append({"role": "user", "content": "Incorrect. Please think again."})
-            records.append({
-                "prompt_id": g, "traj_idx": j, "env_id": "drift/MathFeedback-v0", "env_kwargs": {},
-                "task_id": f"synthetic/{g}", "messages": messages, "turn_rewards": rewards,
-                "verifier": {key: int(r) for key, r in rewards.items()}, "t_star": t_star,
-                "answer_norms": answers, "format_penalty": 0.0, "meta": {"seed": seed},
-            })
+            records.append(
+                {
+                    "prompt_id": g,
+                    "traj_idx": j,
+                    "env_id": "drift/MathFeedback-v0",
+                    "env_kwargs": {},
+                    "task_id": f"synthetic/{g}",
+                    "messages": messages,
+                    "turn_rewards": rewards,
+                    "verifier": {key: int(r) for key, r in rewards.items()},
+                    "t_star": t_star,
+                    "answer_norms": answers,
+                    "format_penalty": 0.0,
+                    "meta": {"seed": seed},
+                }
+            )
     return records
 
 
@@ -75,42 +87,63 @@ def test_last_turn_labels_are_the_final_assistant_reply(tokenizer, weighted_reco
     record = next(r for r in weighted_records if len(r["turn_rewards"]) == 3)
     dataset = build_dataset([record], tokenizer, RenderConfig(), "wsft")
     example = dataset[0]
-    trained = [t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE_INDEX]
+    trained = [
+        t for t, label in zip(example["input_ids"], example["labels"], strict=True) if label != IGNORE_INDEX
+    ]
     assert tokenizer.decode(trained) == record["messages"][-1]["content"] + "<|im_end|>"
-    trained_weights = [w for w, label in zip(example["token_weights"], example["labels"], strict=True)
-                       if label != IGNORE_INDEX]
+    trained_weights = [
+        w
+        for w, label in zip(example["token_weights"], example["labels"], strict=True)
+        if label != IGNORE_INDEX
+    ]
     assert trained_weights == [pytest.approx(record["weight"])] * len(trained)
     # the whole history is in the input
     assert tokenizer.decode(example["input_ids"]).startswith("<|im_start|>system\n")
 
 
 def test_all_turns_with_per_turn_weights(tokenizer, weighted_records) -> None:
-    record = next(r for r in weighted_records if len(r["turn_rewards"]) == 3 and len(set(r["turn_weights"].values())) > 1)
+    record = next(
+        r
+        for r in weighted_records
+        if len(r["turn_rewards"]) == 3 and len(set(r["turn_weights"].values())) > 1
+    )
     config = RenderConfig(assistant_turns="all", per_turn_weights=True)
     example = build_dataset([record], tokenizer, config, "wsft")[0]
     ids, spans = assistant_spans(tokenizer, record["messages"])
     assert len(spans) == 3
     for k, (start, end) in enumerate(spans):
         assert tokenizer.decode(ids[start:end]) == record["messages"][2 + 2 * k]["content"] + "<|im_end|>"
-        assert example["token_weights"][start:end] == [pytest.approx(record["turn_weights"][f"t{k + 1}"])] * (end - start)
+        assert example["token_weights"][start:end] == [pytest.approx(record["turn_weights"][f"t{k + 1}"])] * (
+            end - start
+        )
     assert sum(label != IGNORE_INDEX for label in example["labels"]) == sum(e - s for s, e in spans)
 
 
-def test_prefix_rendering_fallback_finds_the_same_replies(tiny_model_dir, tokenizer, weighted_records) -> None:
+def test_prefix_rendering_fallback_finds_the_same_replies(
+    tiny_model_dir, tokenizer, weighted_records
+) -> None:
     plain = AutoTokenizer.from_pretrained(tiny_model_dir)
-    plain.chat_template = plain.chat_template.replace("{%- generation -%}", "").replace("{%- endgeneration -%}", "")
+    plain.chat_template = plain.chat_template.replace("{%- generation -%}", "").replace(
+        "{%- endgeneration -%}", ""
+    )
     assert "endgeneration" not in plain.chat_template
     messages = weighted_records[0]["messages"]
     ids, spans = assistant_spans(tokenizer, messages)
     plain_ids, plain_spans = assistant_spans(plain, messages)
     assert plain_ids == ids
     for (start, end), (p_start, p_end) in zip(spans, plain_spans, strict=True):
-        assert p_start == start and plain.decode(ids[p_start:p_end]).startswith(tokenizer.decode(ids[start:end]))
+        assert p_start == start and plain.decode(ids[p_start:p_end]).startswith(
+            tokenizer.decode(ids[start:end])
+        )
 
 
-def test_truncation_drops_whole_old_turns_and_keeps_system_prompt_and_own_prompt(tokenizer, weighted_records) -> None:
-    record = max((r for r in weighted_records if len(r["turn_rewards"]) == 3),
-                 key=lambda r: len(json.dumps(r["messages"])))
+def test_truncation_drops_whole_old_turns_and_keeps_system_prompt_and_own_prompt(
+    tokenizer, weighted_records
+) -> None:
+    record = max(
+        (r for r in weighted_records if len(r["turn_rewards"]) == 3),
+        key=lambda r: len(json.dumps(r["messages"])),
+    )
     messages = record["messages"]  # system, user, a1, feedback, a2, feedback, a3
     full = build_dataset([record], tokenizer, RenderConfig(), "sft")[0]
     trained = [t for t, label in zip(full["input_ids"], full["labels"], strict=True) if label != IGNORE_INDEX]
@@ -124,7 +157,9 @@ def test_truncation_drops_whole_old_turns_and_keeps_system_prompt_and_own_prompt
     cut = dataset[0]
     assert dataset.stats.truncated == 1 and len(cut["input_ids"]) <= limit
     assert cut["input_ids"] == _ids(keep_last) + trained  # the newest older turn (a2) fitted; a1 did not
-    assert [t for t, label in zip(cut["input_ids"], cut["labels"], strict=True) if label != IGNORE_INDEX] == trained
+    assert [
+        t for t, label in zip(cut["input_ids"], cut["labels"], strict=True) if label != IGNORE_INDEX
+    ] == trained
     text = tokenizer.decode(cut["input_ids"])
     assert text.startswith("<|im_start|>system\n" + messages[0]["content"])
     assert messages[1]["content"] not in text and messages[2]["content"] not in text
@@ -154,19 +189,35 @@ def test_dataset_filters_by_loss_mode(tokenizer) -> None:
 
 def test_padding_free_batch_gives_the_padded_loss(tiny_model_dir, tokenizer, weighted_records) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    examples = list(build_dataset(weighted_records[:6], tokenizer, RenderConfig(assistant_turns="all"), "wsft"))
+    examples = list(
+        build_dataset(weighted_records[:6], tokenizer, RenderConfig(assistant_turns="all"), "wsft")
+    )
     masked = DriftCollator(tokenizer.pad_token_id)(examples)
     padded = DriftCollator(tokenizer.pad_token_id, attention_mask=False)(examples)
     packed = DriftCollator(tokenizer.pad_token_id, padding_free=True)(examples)
     assert packed["input_ids"].shape[0] == 1 and (padded["input_ids"] == tokenizer.pad_token_id).any()
     assert "attention_mask" not in padded and "attention_mask" in masked
     with torch.no_grad():
-        reference = drift_loss(model(input_ids=masked["input_ids"], attention_mask=masked["attention_mask"],
-                                     use_cache=False).logits, masked["labels"], masked["token_weights"], "wsft")[0]
-        a = drift_loss(model(input_ids=padded["input_ids"], use_cache=False).logits, padded["labels"],
-                       padded["token_weights"], "wsft")[0]
-        b = drift_loss(model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
-                             use_cache=False).logits, packed["labels"], packed["token_weights"], "wsft")[0]
+        reference = drift_loss(
+            model(
+                input_ids=masked["input_ids"], attention_mask=masked["attention_mask"], use_cache=False
+            ).logits,
+            masked["labels"],
+            masked["token_weights"],
+            "wsft",
+        )[0]
+        a = drift_loss(
+            model(input_ids=padded["input_ids"], use_cache=False).logits,
+            padded["labels"],
+            padded["token_weights"],
+            "wsft",
+        )[0]
+        b = drift_loss(
+            model(input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False).logits,
+            packed["labels"],
+            packed["token_weights"],
+            "wsft",
+        )[0]
     torch.testing.assert_close(a, reference, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(b, reference, rtol=1e-5, atol=1e-6)
 
@@ -177,10 +228,24 @@ def test_padding_free_batch_gives_the_padded_loss(tiny_model_dir, tokenizer, wei
 
 def sgd_config(out: Path, model: Path, **overrides) -> DriftConfig:
     """One plain-SGD step, no clipping, data in file order: the update is exactly −lr × gradient."""
-    settings = dict(output_dir=str(out), model=str(model), loss="wsft", max_steps=1, optim="sgd", learning_rate=1.0,
-                    max_grad_norm=0.0, lr_scheduler_type="constant", train_sampling_strategy="sequential",
-                    save_strategy="no", report_to="none", logging_steps=1, per_device_train_batch_size=8,
-                    gradient_accumulation_steps=1, disable_tqdm=True, seed=0)
+    settings = dict(
+        output_dir=str(out),
+        model=str(model),
+        loss="wsft",
+        max_steps=1,
+        optim="sgd",
+        learning_rate=1.0,
+        max_grad_norm=0.0,
+        lr_scheduler_type="constant",
+        train_sampling_strategy="sequential",
+        save_strategy="no",
+        report_to="none",
+        logging_steps=1,
+        per_device_train_batch_size=8,
+        gradient_accumulation_steps=1,
+        disable_tqdm=True,
+        seed=0,
+    )
     settings.update(overrides)
     return DriftConfig(**settings)
 
@@ -202,12 +267,18 @@ def assert_same_update(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5 * scale, msg=name)
 
 
-def test_micro_batch_and_accumulation_do_not_change_the_update(tiny_model_dir, tokenizer, weighted_records,
-                                                               tmp_path) -> None:
+def test_micro_batch_and_accumulation_do_not_change_the_update(
+    tiny_model_dir, tokenizer, weighted_records, tmp_path
+) -> None:
     records = weighted_records[:8]
     big = one_step_update(tiny_model_dir, records, sgd_config(tmp_path / "a", tiny_model_dir))
-    small = one_step_update(tiny_model_dir, records, sgd_config(
-        tmp_path / "b", tiny_model_dir, per_device_train_batch_size=2, gradient_accumulation_steps=4))
+    small = one_step_update(
+        tiny_model_dir,
+        records,
+        sgd_config(
+            tmp_path / "b", tiny_model_dir, per_device_train_batch_size=2, gradient_accumulation_steps=4
+        ),
+    )
     assert_same_update(big, small)
 
     # the check is sensitive: averaging per-micro-batch means (the common mistake) gives another update
@@ -215,7 +286,7 @@ def test_micro_batch_and_accumulation_do_not_change_the_update(tiny_model_dir, t
     examples = list(build_dataset(records, tokenizer, RenderConfig(), "wsft"))
     collate = DriftCollator(tokenizer.pad_token_id)
     for i in range(0, 8, 2):
-        batch = collate(examples[i:i + 2])
+        batch = collate(examples[i : i + 2])
         logits = model(input_ids=batch["input_ids"]).logits
         (drift_loss(logits, batch["labels"], batch["token_weights"], "wsft")[0] / 4).backward()
     wrong = {k: -p.grad for k, p in model.named_parameters()}
@@ -223,12 +294,16 @@ def test_micro_batch_and_accumulation_do_not_change_the_update(tiny_model_dir, t
         assert_same_update(big, wrong)
 
 
-def test_padding_free_and_gradient_checkpointing_give_the_same_update(tiny_model_dir, weighted_records,
-                                                                      tmp_path) -> None:
+def test_padding_free_and_gradient_checkpointing_give_the_same_update(
+    tiny_model_dir, weighted_records, tmp_path
+) -> None:
     records = weighted_records[:6]
     reference = one_step_update(tiny_model_dir, records, sgd_config(tmp_path / "a", tiny_model_dir))
-    packed = one_step_update(tiny_model_dir, records, sgd_config(
-        tmp_path / "b", tiny_model_dir, padding_free=True, gradient_checkpointing=True))
+    packed = one_step_update(
+        tiny_model_dir,
+        records,
+        sgd_config(tmp_path / "b", tiny_model_dir, padding_free=True, gradient_checkpointing=True),
+    )
     assert_same_update(reference, packed)
 
 
@@ -237,24 +312,78 @@ def _load_state(folder: Path) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize("average_tokens", ["true", "false"])
-def test_two_process_ddp_equals_one_process(tiny_model_dir, weighted_records, tmp_path, average_tokens) -> None:
+def test_two_process_ddp_equals_one_process(
+    tiny_model_dir, weighted_records, tmp_path, average_tokens
+) -> None:
     records = weighted_records[:8]
     # the two ranks get different numbers of supervised tokens, so a per-rank normaliser would show
-    halves = [sum(len(m["content"]) for r in part for m in r["messages"][-1:]) for part in (records[:4], records[4:])]
+    halves = [
+        sum(len(m["content"]) for r in part for m in r["messages"][-1:])
+        for part in (records[:4], records[4:])
+    ]
     assert halves[0] != halves[1]
     data = write_trajectories(records, tmp_path / "data.jsonl")
-    flags = ["--data", str(data), "--model", str(tiny_model_dir), "--loss", "wsft", "--max_steps", "1",
-             "--optim", "sgd", "--learning_rate", "1.0", "--max_grad_norm", "0", "--lr_scheduler_type", "constant",
-             "--train_sampling_strategy", "sequential", "--save_strategy", "no", "--report_to", "none",
-             "--disable_tqdm", "true", "--average_tokens_across_devices", average_tokens]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "drift_train.trainer", *flags, "--ddp_backend", "gloo", "--output_dir", str(tmp_path / "ddp"),
-               "--per_device_train_batch_size", "4"]
+    flags = [
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model_dir),
+        "--loss",
+        "wsft",
+        "--max_steps",
+        "1",
+        "--optim",
+        "sgd",
+        "--learning_rate",
+        "1.0",
+        "--max_grad_norm",
+        "0",
+        "--lr_scheduler_type",
+        "constant",
+        "--train_sampling_strategy",
+        "sequential",
+        "--save_strategy",
+        "no",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--average_tokens_across_devices",
+        average_tokens,
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "OMP_NUM_THREADS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "drift_train.trainer",
+        *flags,
+        "--ddp_backend",
+        "gloo",
+        "--output_dir",
+        str(tmp_path / "ddp"),
+        "--per_device_train_batch_size",
+        "4",
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert train(parse_config([*flags, "--output_dir", str(tmp_path / "single"),
-                               "--per_device_train_batch_size", "8"]))["steps"] == 1
+    assert (
+        train(
+            parse_config(
+                [*flags, "--output_dir", str(tmp_path / "single"), "--per_device_train_batch_size", "8"]
+            )
+        )["steps"]
+        == 1
+    )
     base, ddp, single = (_load_state(p) for p in (tiny_model_dir, tmp_path / "ddp", tmp_path / "single"))
     assert_same_update({k: ddp[k] - base[k] for k in base}, {k: single[k] - base[k] for k in base})
 
@@ -263,15 +392,45 @@ def test_two_process_ddp_equals_one_process(tiny_model_dir, weighted_records, tm
 # checkpoints, LoRA, configuration
 
 
-def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_model_dir, weighted_records, tmp_path) -> None:
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(
+    tiny_model_dir, weighted_records, tmp_path
+) -> None:
     data = write_trajectories(weighted_records, tmp_path / "data.jsonl")
-    common = ["--data", str(data), "--model", str(tiny_model_dir), "--loss", "wsft", "--max_steps", "4",
-              "--per_device_train_batch_size", "4", "--learning_rate", "3e-3", "--save_steps", "2",
-              "--train_sampling_strategy", "sequential", "--report_to", "none", "--disable_tqdm", "true"]
+    common = [
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model_dir),
+        "--loss",
+        "wsft",
+        "--max_steps",
+        "4",
+        "--per_device_train_batch_size",
+        "4",
+        "--learning_rate",
+        "3e-3",
+        "--save_steps",
+        "2",
+        "--train_sampling_strategy",
+        "sequential",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+    ]
     train(parse_config([*common, "--output_dir", str(tmp_path / "full")]))
     assert (tmp_path / "full" / "checkpoint-2").is_dir()
-    resumed = train(parse_config([*common, "--output_dir", str(tmp_path / "resumed"),
-                                  "--resume_from_checkpoint", str(tmp_path / "full" / "checkpoint-2")]))
+    resumed = train(
+        parse_config(
+            [
+                *common,
+                "--output_dir",
+                str(tmp_path / "resumed"),
+                "--resume_from_checkpoint",
+                str(tmp_path / "full" / "checkpoint-2"),
+            ]
+        )
+    )
     assert resumed["steps"] == 4
     full, again = _load_state(tmp_path / "full"), _load_state(tmp_path / "resumed")
     for name in full:
@@ -283,11 +442,37 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tiny_model_dir, wei
 def test_lora_trains_and_saves_a_plain_merged_model(tiny_model_dir, weighted_records, tmp_path) -> None:
     data = write_trajectories(weighted_records, tmp_path / "data.jsonl")
     out = tmp_path / "lora"
-    metrics = train(parse_config([
-        "--data", str(data), "--model", str(tiny_model_dir), "--loss", "drift-otr", "--otr_num_samples", "16",
-        "--use_peft", "--lora_r", "4", "--learning_rate", "5e-3", "--max_steps", "2",
-        "--per_device_train_batch_size", "4", "--save_strategy", "no", "--report_to", "none",
-        "--output_dir", str(out), "--disable_tqdm", "true"]))
+    metrics = train(
+        parse_config(
+            [
+                "--data",
+                str(data),
+                "--model",
+                str(tiny_model_dir),
+                "--loss",
+                "drift-otr",
+                "--otr_num_samples",
+                "16",
+                "--use_peft",
+                "--lora_r",
+                "4",
+                "--learning_rate",
+                "5e-3",
+                "--max_steps",
+                "2",
+                "--per_device_train_batch_size",
+                "4",
+                "--save_strategy",
+                "no",
+                "--report_to",
+                "none",
+                "--output_dir",
+                str(out),
+                "--disable_tqdm",
+                "true",
+            ]
+        )
+    )
     assert metrics["steps"] == 2
     assert not (out / "adapter_config.json").exists()
     merged, base = _load_state(out), _load_state(tiny_model_dir)
@@ -298,9 +483,13 @@ def test_lora_trains_and_saves_a_plain_merged_model(tiny_model_dir, weighted_rec
 
 def test_yaml_config_with_command_line_overrides(tiny_model_dir, tmp_path) -> None:
     config_file = tmp_path / "train.yaml"
-    config_file.write_text(f"data: rollouts.jsonl\nmodel: {tiny_model_dir}\nloss: otr\notr_num_samples: 64\n"
-                           "learning_rate: 2.0e-5\nassistant_turns: all\noutput_dir: " + str(tmp_path / "o") + "\n")
-    config = parse_config(["--config", str(config_file), "--otr-num-samples", "32", "--gradient_accumulation_steps", "2"])
+    config_file.write_text(
+        f"data: rollouts.jsonl\nmodel: {tiny_model_dir}\nloss: otr\notr_num_samples: 64\n"
+        "learning_rate: 2.0e-5\nassistant_turns: all\noutput_dir: " + str(tmp_path / "o") + "\n"
+    )
+    config = parse_config(
+        ["--config", str(config_file), "--otr-num-samples", "32", "--gradient_accumulation_steps", "2"]
+    )
     assert (config.loss, config.otr_num_samples, config.learning_rate) == ("otr", 32, 2e-5)
     assert config.assistant_turns == "all" and config.gradient_accumulation_steps == 2
     assert config.otr_config().num_samples == 32
@@ -318,8 +507,21 @@ def test_drift_train_command_reports_unweighted_data(tiny_model_dir, tmp_path, c
     from drift_train.cli import main as drift
 
     data = write_trajectories(synthetic_records(groups=1), tmp_path / "rollouts.jsonl")
-    code = drift(["train", "--data", str(data), "--model", str(tiny_model_dir), "--loss", "wsft",
-                  "--output-dir", str(tmp_path / "out"), "--report_to", "none"])
+    code = drift(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            str(tiny_model_dir),
+            "--loss",
+            "wsft",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--report_to",
+            "none",
+        ]
+    )
     assert code == 2
     assert "no `weight` field; run `drift weights`" in capsys.readouterr().err
     assert not (tmp_path / "out" / "model.safetensors").exists()
@@ -352,9 +554,18 @@ def rollout_file(tiny_model_dir, tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("e2e")
     policy = make_policy("hf", str(tiny_model_dir), device="cpu")
-    records, _ = rollout(policy, RolloutConfig(env_id="drift/MathFeedback-v0", num_tasks=2, samples=4, max_turns=2,
-                                               sampling=SamplingParams(max_new_tokens=16), seed=0),
-                         out=folder / "rollouts.jsonl")
+    records, _ = rollout(
+        policy,
+        RolloutConfig(
+            env_id="drift/MathFeedback-v0",
+            num_tasks=2,
+            samples=4,
+            max_turns=2,
+            sampling=SamplingParams(max_new_tokens=16),
+            seed=0,
+        ),
+        out=folder / "rollouts.jsonl",
+    )
     assert len(records) == 8
     synthetic = [dict(r, prompt_id=100 + r["prompt_id"]) for r in synthetic_records(groups=3, seed=1)]
     write_trajectories(records + synthetic, folder / "all.jsonl")
@@ -363,14 +574,42 @@ def rollout_file(tiny_model_dir, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("loss", ["sft", "rft", "wsft", "otr", "otr-exact", "drift-otr"])
-def test_end_to_end_every_loss_mode_trains_and_reloads(loss, tiny_model_dir, tokenizer, rollout_file,
-                                                       tmp_path) -> None:
+def test_end_to_end_every_loss_mode_trains_and_reloads(
+    loss, tiny_model_dir, tokenizer, rollout_file, tmp_path
+) -> None:
     out = tmp_path / loss
-    metrics = train(parse_config([
-        "--data", str(rollout_file), "--model", str(tiny_model_dir), "--loss", loss, "--output_dir", str(out),
-        "--max_steps", "5", "--per_device_train_batch_size", "4", "--learning_rate", "1e-2",
-        "--otr_num_samples", "64", "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none",
-        "--disable_tqdm", "true", "--seed", "0"]))
+    metrics = train(
+        parse_config(
+            [
+                "--data",
+                str(rollout_file),
+                "--model",
+                str(tiny_model_dir),
+                "--loss",
+                loss,
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "5",
+                "--per_device_train_batch_size",
+                "4",
+                "--learning_rate",
+                "1e-2",
+                "--otr_num_samples",
+                "64",
+                "--logging_steps",
+                "1",
+                "--save_strategy",
+                "no",
+                "--report_to",
+                "none",
+                "--disable_tqdm",
+                "true",
+                "--seed",
+                "0",
+            ]
+        )
+    )
     assert metrics["steps"] == 5
     from drift_train.trajectories import read_trajectories
 
@@ -378,13 +617,19 @@ def test_end_to_end_every_loss_mode_trains_and_reloads(loss, tiny_model_dir, tok
     before, after = supervised_nll(tiny_model_dir, dataset), supervised_nll(out, dataset)
     assert after < before - 0.05, (before, after)
 
-    logged = {key for entry in json.loads((out / "trainer_state.json").read_text())["log_history"] for key in entry}
+    logged = {
+        key for entry in json.loads((out / "trainer_state.json").read_text())["log_history"] for key in entry
+    }
     assert "loss" in logged
     assert ({"weight_mean", "weight_ess"} <= logged) == (loss in ("wsft", "drift-otr"))
     assert ("otr_hit_rate" in logged) == (loss in ("otr", "otr-exact", "drift-otr"))
     model = AutoModelForCausalLM.from_pretrained(out)
     reloaded = AutoTokenizer.from_pretrained(out)
-    prompt = reloaded.apply_chat_template([{"role": "user", "content": "Compute 1 + 1."}], add_generation_prompt=True,
-                                          return_tensors="pt", return_dict=True)
+    prompt = reloaded.apply_chat_template(
+        [{"role": "user", "content": "Compute 1 + 1."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     generated = model.generate(**prompt, max_new_tokens=8, do_sample=False)
     assert generated.shape[1] > prompt["input_ids"].shape[1]

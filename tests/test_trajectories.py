@@ -64,10 +64,12 @@ REFERENCE_ROWS = [
     },
     {
         "prompt_id": 17,
-        "messages": json.dumps([
-            {"role": "user", "content": "What is 7*8?"},
-            {"role": "assistant", "content": "no idea"},
-        ]),
+        "messages": json.dumps(
+            [
+                {"role": "user", "content": "What is 7*8?"},
+                {"role": "assistant", "content": "no idea"},
+            ]
+        ),
         "turn_rewards": {"t1": 0.0},
         "t_star": None,
         "answer_norms": [None],
@@ -84,7 +86,10 @@ REFERENCE_ROWS = [
 
 
 def test_valid_record_passes_and_round_trips_jsonl(tmp_path):
-    records = [make_record(0, 0), make_record(0, 1, verdicts=(0, 0), answers=(None, "4"), format_ok=(False, True))]
+    records = [
+        make_record(0, 0),
+        make_record(0, 1, verdicts=(0, 0), answers=(None, "4"), format_ok=(False, True)),
+    ]
     for r in records:
         validate_record(r)
     path = write_trajectories(records, tmp_path / "r.jsonl")
@@ -92,8 +97,11 @@ def test_valid_record_passes_and_round_trips_jsonl(tmp_path):
 
 
 def test_parquet_round_trip_with_different_turn_counts(tmp_path):
-    records = [make_record(0, 0), make_record(1, 0, verdicts=(1,), answers=("6",)),
-               make_record(2, 0, verdicts=(0, 0, 0), answers=("1", "2", None), format_ok=(True, True, False))]
+    records = [
+        make_record(0, 0),
+        make_record(1, 0, verdicts=(1,), answers=("6",)),
+        make_record(2, 0, verdicts=(0, 0, 0), answers=("1", "2", None), format_ok=(True, True, False)),
+    ]
     path = write_trajectories(records, tmp_path / "r.parquet")
     assert list(read_trajectories(path)) == records
 
@@ -111,8 +119,17 @@ def test_reference_release_rows_are_read(tmp_path, suffix):
     if suffix == ".jsonl":
         path.write_text("".join(json.dumps(r) + "\n" for r in REFERENCE_ROWS))
     else:
-        rows = [{k: (v if isinstance(v, str) or k in ("prompt_id", "t_star", "format_penalty") else json.dumps(v))
-                 for k, v in r.items()} for r in REFERENCE_ROWS]
+        rows = [
+            {
+                k: (
+                    v
+                    if isinstance(v, str) or k in ("prompt_id", "t_star", "format_penalty")
+                    else json.dumps(v)
+                )
+                for k, v in r.items()
+            }
+            for r in REFERENCE_ROWS
+        ]
         pq.write_table(pa.Table.from_pylist(rows), path)
     records = list(read_trajectories(path))
     assert [(r["prompt_id"], r["traj_idx"]) for r in records] == [(17, 0), (17, 1), (18, 0)]

@@ -26,8 +26,9 @@ def naive_return(record: dict, gamma: float, lam: float) -> float:
     return total
 
 
-def naive_weights(records: list[dict], gamma=0.9, beta=0.1, lam=0.5, equal="keep", floor=0.1,
-                  clip=None) -> list[float]:
+def naive_weights(
+    records: list[dict], gamma=0.9, beta=0.1, lam=0.5, equal="keep", floor=0.1, clip=None
+) -> list[float]:
     """w_i = exp(R_i/β) / mean_j exp(R_j/β) group by group, with plain Python math."""
     groups: dict = {}
     for i, r in enumerate(records):
@@ -72,14 +73,25 @@ def random_records(seed: int, groups: int = 40, k: int = 8, max_turns: int = 5) 
                 answers = [str(t) for t in range(n_turns)]  # all unique: no diversity penalty
             messages = [{"role": "user", "content": f"task {g}"}]
             for t in range(n_turns):
-                messages += [{"role": "assistant", "content": f"answer {answers[t]}"},
-                             {"role": "user", "content": "try again"}]
-            records.append({
-                "prompt_id": f"p{g}", "traj_idx": j, "messages": messages[:-1], "turn_rewards": rewards,
-                "verifier": {k_: int(v == 1.0) for k_, v in rewards.items()}, "t_star": t_star,
-                "answer_norms": answers, "format_penalty": penalty, "env_id": "drift/MathFeedback-v0",
-                "task_id": f"task{g}", "meta": {},
-            })
+                messages += [
+                    {"role": "assistant", "content": f"answer {answers[t]}"},
+                    {"role": "user", "content": "try again"},
+                ]
+            records.append(
+                {
+                    "prompt_id": f"p{g}",
+                    "traj_idx": j,
+                    "messages": messages[:-1],
+                    "turn_rewards": rewards,
+                    "verifier": {k_: int(v == 1.0) for k_, v in rewards.items()},
+                    "t_star": t_star,
+                    "answer_norms": answers,
+                    "format_penalty": penalty,
+                    "env_id": "drift/MathFeedback-v0",
+                    "task_id": f"task{g}",
+                    "meta": {},
+                }
+            )
     rng.shuffle(records)  # groups interleaved, as in a file written by parallel workers
     return records
 
@@ -129,8 +141,12 @@ def test_tiny_beta_does_not_overflow() -> None:
 
 
 def test_global_normalisation_averages_one_over_the_file() -> None:
-    records = [{"prompt_id": "a", "turn_rewards": {"t1": 1.0}}, {"prompt_id": "a", "turn_rewards": {"t1": 0.0}},
-               {"prompt_id": "b", "turn_rewards": {"t1": 0.5}}, {"prompt_id": "b", "turn_rewards": {"t1": 0.0}}]
+    records = [
+        {"prompt_id": "a", "turn_rewards": {"t1": 1.0}},
+        {"prompt_id": "a", "turn_rewards": {"t1": 0.0}},
+        {"prompt_id": "b", "turn_rewards": {"t1": 0.5}},
+        {"prompt_id": "b", "turn_rewards": {"t1": 0.0}},
+    ]
     weighted, _ = add_weights(records, WeightConfig(normalize="global", beta=0.5))
     e = np.exp(np.array([1.0, 0.0, 0.5, 0.0]) / 0.5)
     np.testing.assert_allclose([r["weight"] for r in weighted], e / e.mean())
@@ -149,7 +165,9 @@ def test_per_turn_weights_use_return_to_go_per_turn_index() -> None:
     togo = []
     for r in records:
         rewards = [r["turn_rewards"][f"t{t}"] for t in range(1, len(r["turn_rewards"]) + 1)]
-        togo.append([sum(gamma ** (k - t) * rewards[k] for k in range(t, len(rewards))) for t in range(len(rewards))])
+        togo.append(
+            [sum(gamma ** (k - t) * rewards[k] for k in range(t, len(rewards))) for t in range(len(rewards))]
+        )
     for t in range(3):
         present = [i for i in range(4) if len(togo[i]) > t]
         values = [togo[i][t] for i in present]
@@ -183,7 +201,9 @@ def test_bad_records_and_options_are_rejected() -> None:
     with pytest.raises(ValueError, match="skip a turn"):
         add_weights([{"prompt_id": 1, "turn_rewards": {"t1": 0, "t3": 1}}])
     with pytest.raises(ValueError, match="not a number"):
-        add_weights([{"prompt_id": 1, "turn_rewards": {"t1": "high"}}, {"prompt_id": 1, "turn_rewards": {"t1": 0}}])
+        add_weights(
+            [{"prompt_id": 1, "turn_rewards": {"t1": "high"}}, {"prompt_id": 1, "turn_rewards": {"t1": 0}}]
+        )
     with pytest.raises(ValueError, match="beta must be"):
         add_weights([{"prompt_id": 1, "turn_rewards": {"t1": 0}}], WeightConfig(beta=0))
 
@@ -206,8 +226,13 @@ def test_cli_writes_weights_and_summary(tmp_path, capsys) -> None:
     assert main([str(src), "--out", str(out)]) == 2
     assert f"{src}:{len(records) + 1}: not valid JSON" in capsys.readouterr().err
 
-    bad = dict(records[0], turn_rewards={"t1": float("-inf"), **{k: v for k, v in records[0]["turn_rewards"].items()
-                                                                  if k != "t1"}})
+    bad = dict(
+        records[0],
+        turn_rewards={
+            "t1": float("-inf"),
+            **{k: v for k, v in records[0]["turn_rewards"].items() if k != "t1"},
+        },
+    )
     src.write_text(json.dumps(bad) + "\n")
     assert main([str(src), "--out", str(out)]) == 2
     assert "turn_rewards.t1" in capsys.readouterr().err
@@ -222,22 +247,37 @@ def test_cli_reads_reference_release_rows(tmp_path) -> None:
             for t, _ in enumerate(rewards):
                 messages += [{"role": "assistant", "content": f"a{t}"}, {"role": "user", "content": "again"}]
             t_star = next((t + 1 for t, r in enumerate(rewards) if r == 1.0), None)
-            rows.append({"prompt_id": prompt_id, "messages": json.dumps(messages[:-1]),
-                         "turn_rewards": json.dumps(rewards), "t_star": t_star,
-                         "answer_norms": json.dumps([f"a{t}" for t in range(len(rewards))]), "format_penalty": 0.0})
+            rows.append(
+                {
+                    "prompt_id": prompt_id,
+                    "messages": json.dumps(messages[:-1]),
+                    "turn_rewards": json.dumps(rewards),
+                    "t_star": t_star,
+                    "answer_norms": json.dumps([f"a{t}" for t in range(len(rewards))]),
+                    "format_penalty": 0.0,
+                }
+            )
     src, out = tmp_path / "reference.jsonl", tmp_path / "weighted.jsonl"
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main([str(src), "--out", str(out)]) == 0
     weighted = list(read_trajectories(out))
-    expected = naive_weights([{"prompt_id": r["prompt_id"], "turn_rewards": {f"t{t + 1}": v for t, v in
-                                                                            enumerate(json.loads(r["turn_rewards"]))},
-                               "answer_norms": json.loads(r["answer_norms"])} for r in rows])
+    expected = naive_weights(
+        [
+            {
+                "prompt_id": r["prompt_id"],
+                "turn_rewards": {f"t{t + 1}": v for t, v in enumerate(json.loads(r["turn_rewards"]))},
+                "answer_norms": json.loads(r["answer_norms"]),
+            }
+            for r in rows
+        ]
+    )
     np.testing.assert_allclose([r["weight"] for r in weighted], expected, rtol=1e-10)
     assert [r["traj_idx"] for r in weighted] == [0, 1, 2, 0, 1]
     assert json.loads(summary_path(out).read_text())["all_fail_group_share"] == 0.5
 
 
 # ---- per-turn credit, clipping, groups of one -----------------------------------------------------------
+
 
 def turn_record(prompt_id: str, traj_idx: int, answers: list, gold: str = "7", fp: float = -0.1) -> dict:
     """One of our records: answers per turn (None: a format error, charged ``fp``), solved at the first gold."""
@@ -249,11 +289,20 @@ def turn_record(prompt_id: str, traj_idx: int, answers: list, gold: str = "7", f
             messages.append({"role": "user", "content": "again"})
     keys = [f"t{t}" for t in range(1, len(answers) + 1)]
     verdicts = [int(a == gold) for a in answers]
-    return {"prompt_id": prompt_id, "traj_idx": traj_idx, "env_id": "drift/MathFeedback-v0", "env_kwargs": {},
-            "task_id": prompt_id, "messages": messages, "turn_rewards": {k: float(v) for k, v in zip(keys, verdicts, strict=True)},
-            "verifier": dict(zip(keys, verdicts, strict=True)), "t_star": verdicts.index(1) + 1 if 1 in verdicts else None,
-            "answer_norms": answers, "format_penalty": fp * answers.count(None),
-            "meta": {"schema_version": 1, "turns": [{"format_ok": a is not None} for a in answers]}}
+    return {
+        "prompt_id": prompt_id,
+        "traj_idx": traj_idx,
+        "env_id": "drift/MathFeedback-v0",
+        "env_kwargs": {},
+        "task_id": prompt_id,
+        "messages": messages,
+        "turn_rewards": {k: float(v) for k, v in zip(keys, verdicts, strict=True)},
+        "verifier": dict(zip(keys, verdicts, strict=True)),
+        "t_star": verdicts.index(1) + 1 if 1 in verdicts else None,
+        "answer_norms": answers,
+        "format_penalty": fp * answers.count(None),
+        "meta": {"schema_version": 1, "turns": [{"format_ok": a is not None} for a in answers]},
+    }
 
 
 def naive_returns_to_go(record: dict, gamma: float, lam: float) -> list[float]:
@@ -269,12 +318,19 @@ def naive_returns_to_go(record: dict, gamma: float, lam: float) -> list[float]:
         if a is not None and (a == "" or a in answers[:k]):
             penalty -= lam / given
         own.append(penalty)
-    return [sum(gamma ** (k - t) * rewards[k] + own[k] for k in range(t, len(rewards))) for t in range(len(rewards))]
+    return [
+        sum(gamma ** (k - t) * rewards[k] + own[k] for k in range(t, len(rewards)))
+        for t in range(len(rewards))
+    ]
 
 
 def test_a_format_error_at_turn_1_does_not_change_turn_2_weights() -> None:
     """The issue's case: both correct at turn 2, one after a format error at turn 1 (was 0.538 vs 1.462)."""
-    records = [turn_record("p", 0, [None, "7"]), turn_record("p", 1, ["3", "7"]), turn_record("p", 2, ["3", "4", "5"])]
+    records = [
+        turn_record("p", 0, [None, "7"]),
+        turn_record("p", 1, ["3", "7"]),
+        turn_record("p", 2, ["3", "4", "5"]),
+    ]
     weighted, _ = add_weights(records, WeightConfig(per_turn=True))
     assert weighted[0]["turn_weights"]["t2"] == pytest.approx(weighted[1]["turn_weights"]["t2"], rel=1e-12)
     # ... while turn 1, which made the mistake, pays for it
@@ -283,15 +339,19 @@ def test_a_format_error_at_turn_1_does_not_change_turn_2_weights() -> None:
 
 def test_a_repeat_is_charged_at_the_turn_that_repeats() -> None:
     gamma, lam = 0.9, 0.5
-    records = [turn_record("p", 0, ["3", "3", "7"]), turn_record("p", 1, ["3", "4", "7"]),
-               turn_record("p", 2, ["4", "4", "4"]), turn_record("p", 3, ["7"])]
+    records = [
+        turn_record("p", 0, ["3", "3", "7"]),
+        turn_record("p", 1, ["3", "4", "7"]),
+        turn_record("p", 2, ["4", "4", "4"]),
+        turn_record("p", 3, ["7"]),
+    ]
     from drift_train.weights import records_to_inputs, returns_to_go
 
     togo = returns_to_go(records_to_inputs(records, per_turn=True), gamma, lam)
     for i, r in enumerate(records):
         expected = naive_returns_to_go(r, gamma, lam)
-        np.testing.assert_allclose(togo[i, :len(expected)], expected, atol=1e-12)
-        assert np.isnan(togo[i, len(expected):]).all()
+        np.testing.assert_allclose(togo[i, : len(expected)], expected, atol=1e-12)
+        assert np.isnan(togo[i, len(expected) :]).all()
     # record 0 repeats at turn 2: turns 1 and 2 carry λ/3, turn 3 (the correct reply) does not
     assert togo[0, 2] == pytest.approx(1.0) and togo[0, 1] == pytest.approx(0.9 - lam / 3)
     weighted, _ = add_weights(records, WeightConfig(per_turn=True, gamma=gamma, diversity_lambda=lam))
@@ -306,9 +366,13 @@ def test_per_turn_weights_match_a_naive_reference(seed: int) -> None:
     records = []
     for g in range(6):
         for j in range(6):
-            records.append(turn_record(f"g{g}", j, [rng.choice([None, "1", "2", "7", "2"]) for _ in range(4)]))
+            records.append(
+                turn_record(f"g{g}", j, [rng.choice([None, "1", "2", "7", "2"]) for _ in range(4)])
+            )
     gamma, beta, lam = 0.8, 0.3, 0.7
-    weighted, _ = add_weights(records, WeightConfig(per_turn=True, gamma=gamma, beta=beta, diversity_lambda=lam))
+    weighted, _ = add_weights(
+        records, WeightConfig(per_turn=True, gamma=gamma, beta=beta, diversity_lambda=lam)
+    )
     togo = [naive_returns_to_go(r, gamma, lam) for r in records]
     for g in range(6):
         for t in range(4):
@@ -326,10 +390,19 @@ def test_per_turn_weights_match_a_naive_reference(seed: int) -> None:
 
 
 def test_per_turn_refuses_a_penalty_it_cannot_place() -> None:
-    records = [{"prompt_id": "p", "turn_rewards": {"t1": 0.0, "t2": 1.0}, "answer_norms": ["3", "7"],
-                "format_penalty": -0.1}, {"prompt_id": "p", "turn_rewards": {"t1": 1.0}, "answer_norms": ["7"]}]
+    records = [
+        {
+            "prompt_id": "p",
+            "turn_rewards": {"t1": 0.0, "t2": 1.0},
+            "answer_norms": ["3", "7"],
+            "format_penalty": -0.1,
+        },
+        {"prompt_id": "p", "turn_rewards": {"t1": 1.0}, "answer_norms": ["7"]},
+    ]
     add_weights(records)  # the trajectory weights need no placement
-    with pytest.raises(ValueError, match=r"record 0 \(prompt_id='p'\): field format_penalty .* no turn is marked"):
+    with pytest.raises(
+        ValueError, match=r"record 0 \(prompt_id='p'\): field format_penalty .* no turn is marked"
+    ):
         add_weights(records, WeightConfig(per_turn=True))
     records[0]["format_penalty"], records[0]["answer_norms"] = 0.0, ["3", "3", "3"]
     with pytest.raises(ValueError, match="field answer_norms has 3 entries for 2 turns"):
@@ -349,8 +422,14 @@ def test_clipped_weights_are_capped_and_not_renormalised() -> None:
 
 @pytest.mark.parametrize(("mode", "expected"), [("keep", 1.0), ("drop", 0.0), ("floor", 0.25)])
 def test_a_group_of_one_is_an_all_equal_group(mode: str, expected: float) -> None:
-    records = [turn_record("alone", 0, ["1", "7"]), turn_record("pair", 0, ["7"]), turn_record("pair", 1, ["1", "2", "3"])]
-    weighted, summary = add_weights(records, WeightConfig(equal_groups=mode, equal_weight=0.25, per_turn=True))
+    records = [
+        turn_record("alone", 0, ["1", "7"]),
+        turn_record("pair", 0, ["7"]),
+        turn_record("pair", 1, ["1", "2", "3"]),
+    ]
+    weighted, summary = add_weights(
+        records, WeightConfig(equal_groups=mode, equal_weight=0.25, per_turn=True)
+    )
     assert weighted[0]["weight"] == expected
     assert weighted[1]["weight"] > 1.0 > weighted[2]["weight"]
     # per turn, a turn only one trajectory of its group reached is a cell of one: the same rule

@@ -100,8 +100,28 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # the candidate's code may rebind names in its own `builtins` module; what this file runs in its
 # process (encoding replies, reading requests) keeps the real ones
 from builtins import (  # noqa: E402, I001, UP029
-    bool, bytearray, bytes, callable, complex, dict, float, frozenset, getattr, id, int, isinstance, len, list,
-    range, reversed, set, setattr, str, tuple, type, zip,
+    bool,
+    bytearray,
+    bytes,
+    callable,
+    complex,
+    dict,
+    float,
+    frozenset,
+    getattr,
+    id,
+    int,
+    isinstance,
+    len,
+    list,
+    range,
+    reversed,
+    set,
+    setattr,
+    str,
+    tuple,
+    type,
+    zip,
 )
 
 
@@ -117,7 +137,9 @@ def _unshare(flags: int) -> None:
 
 def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: str | None) -> None:
     enc = lambda s: None if s is None else s.encode()  # noqa: E731
-    _check(_libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
+    _check(
+        _libc.mount(enc(src), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}"
+    )
 
 
 def _prctl(option: int, arg: int) -> None:
@@ -314,7 +336,7 @@ def decode_value(data: bytes, handle=None, builtin_type=None):
                 pos += 4
                 if size > n - pos:
                     raise WireError("truncated value")
-                raw = data[pos:pos + size]
+                raw = data[pos : pos + size]
                 pos += size
                 if tag == 115:
                     v = raw.decode("utf-8", "surrogatepass")
@@ -360,7 +382,7 @@ def decode_value(data: bytes, handle=None, builtin_type=None):
                 pos += 12
                 if size > 200 or size > n - pos:
                     raise WireError("malformed handle")
-                tname = data[pos:pos + size].decode("utf-8", "replace")
+                tname = data[pos : pos + size].decode("utf-8", "replace")
                 pos += size
                 if handle is None:
                     raise WireError("an object handle where none is allowed")
@@ -453,8 +475,10 @@ def _setup_namespaces() -> dict:
     try:
         _expose_stdlib(os.path.dirname(os.__file__))
     except OSError as e:
-        notes.append(f"the standard library could not be exposed to the sandbox uid ({e}): only the "
-                     "modules the server preloads can be imported if it sits under a private directory")
+        notes.append(
+            f"the standard library could not be exposed to the sandbox uid ({e}): only the "
+            "modules the server preloads can be imported if it sits under a private directory"
+        )
     return {"read_only_failed": failed, "notes": notes}
 
 
@@ -497,19 +521,32 @@ def _probe_check_namespaces() -> str | None:
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
-    return None if status == 0 else "unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) or the IPC limits failed"
+    return (
+        None if status == 0 else "unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) or the IPC limits failed"
+    )
 
 
 def _probe_isolation(mode: str) -> dict:
-    iso = {"level": "basic", "verdict": "judge process", "uid_drop": False, "network": False,
-           "private_namespaces": False, "ipc": False, "private_tmp": False, "read_only_fs": False,
-           "processes": "process group", "notes": []}
+    iso = {
+        "level": "basic",
+        "verdict": "judge process",
+        "uid_drop": False,
+        "network": False,
+        "private_namespaces": False,
+        "ipc": False,
+        "private_tmp": False,
+        "read_only_fs": False,
+        "processes": "process group",
+        "notes": [],
+    }
     if mode == "none":
         iso["notes"].append("isolation='none' requested")
         return iso
     if os.geteuid() != 0:
-        iso["notes"].append("not root: no uid drop, no namespaces; RLIMIT_NPROC not applied; the candidate "
-                            "runs as the same user as its judge (which is not dumpable)")
+        iso["notes"].append(
+            "not root: no uid drop, no namespaces; RLIMIT_NPROC not applied; the candidate "
+            "runs as the same user as its judge (which is not dumpable)"
+        )
         return iso
     iso["uid_drop"] = True
     iso["processes"] = "uid"
@@ -522,8 +559,9 @@ def _probe_isolation(mode: str) -> dict:
     if why is not None:
         iso["notes"].append(f"the candidates' own namespaces are unavailable ({why})")
         return iso
-    iso.update(level="full", network=True, private_namespaces=True, ipc=True, private_tmp=True,
-               read_only_fs=True)
+    iso.update(
+        level="full", network=True, private_namespaces=True, ipc=True, private_tmp=True, read_only_fs=True
+    )
     if extra["read_only_failed"]:
         iso["notes"].append(f"mounts left writable: {extra['read_only_failed']}")
     iso["notes"].extend(extra["notes"])
@@ -576,8 +614,13 @@ def _only_fds(keep: dict) -> None:
 
 # per-IPC-namespace limits a candidate gets: no SysV shared memory, message queues or semaphores,
 # no POSIX message queues (honest code needs none; each would hold memory outside RLIMIT_AS)
-_IPC_OFF = {"/proc/sys/kernel/shmmni": "0", "/proc/sys/kernel/shmall": "0", "/proc/sys/kernel/msgmni": "0",
-            "/proc/sys/kernel/sem": "0 0 0 0", "/proc/sys/fs/mqueue/queues_max": "0"}
+_IPC_OFF = {
+    "/proc/sys/kernel/shmmni": "0",
+    "/proc/sys/kernel/shmall": "0",
+    "/proc/sys/kernel/msgmni": "0",
+    "/proc/sys/kernel/sem": "0 0 0 0",
+    "/proc/sys/fs/mqueue/queues_max": "0",
+}
 
 
 def _slot_namespaces(slots: int) -> list:
@@ -608,8 +651,13 @@ def _private_mounts(lim: dict, uid: int) -> None:
     """A mount namespace of the check's own whose /tmp, its working directory, is a fresh tmpfs capped
     in bytes and inodes, gone with the check's last process."""
     _unshare(CLONE_NEWNS)
-    _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={int(lim['disk_mb'])}m,nr_inodes={int(lim['inodes'])},mode=0700,uid={uid},gid={uid}")
+    _mount(
+        "tmpfs",
+        RUN_ROOT,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"size={int(lim['disk_mb'])}m,nr_inodes={int(lim['inodes'])},mode=0700,uid={uid},gid={uid}",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -659,9 +707,17 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
     try:
         sol = compile(code_text, "<solution>", "exec")
     except (SyntaxError, ValueError) as e:
-        send(("load", "syntax_error",
-              f"{type(e).__name__}: {getattr(e, 'msg', _exc_text(e))} (line {getattr(e, 'lineno', '?')})",
-              getattr(e, "lineno", None), (getattr(e, "text", None) or "")[:300], "", ()))
+        send(
+            (
+                "load",
+                "syntax_error",
+                f"{type(e).__name__}: {getattr(e, 'msg', _exc_text(e))} (line {getattr(e, 'lineno', '?')})",
+                getattr(e, "lineno", None),
+                (getattr(e, "text", None) or "")[:300],
+                "",
+                (),
+            )
+        )
         return
     ns = {"__name__": "__main__", "__builtins__": builtins}
     try:
@@ -673,8 +729,13 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
         finally:
             setitimer(ITIMER_REAL, 0)
     except BaseException as e:
-        status = ("timeout" if isinstance(e, _CallTimeout) else
-                  "memory_limit" if isinstance(e, MemoryError) else "runtime_error")
+        status = (
+            "timeout"
+            if isinstance(e, _CallTimeout)
+            else "memory_limit"
+            if isinstance(e, MemoryError)
+            else "runtime_error"
+        )
         tb = _candidate_tb(e, code_text)
         msg = f"{type(e).__name__}: {_exc_text(e)}"
         del e
@@ -683,7 +744,13 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
     names = []
     for name, value in list(ns.items()):
         if isinstance(name, str) and not name.startswith("__"):
-            kind = "module" if isinstance(value, types.ModuleType) else "callable" if callable(value) else "value"
+            kind = (
+                "module"
+                if isinstance(value, types.ModuleType)
+                else "callable"
+                if callable(value)
+                else "value"
+            )
             names.append((name, kind))
     send(("load", "ok", "", None, None, "", tuple(names[:10_000])))
 
@@ -743,8 +810,14 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
                 try:
                     reply = encode_value((seq, "ok", out), to_handle)
                 except WireError as e:
-                    reply = encode_value((seq, "bad", f"{target if type(target) is str else 'it'} returned a value "
-                                                      f"that cannot be sent back: {e}"))
+                    reply = encode_value(
+                        (
+                            seq,
+                            "bad",
+                            f"{target if type(target) is str else 'it'} returned a value "
+                            f"that cannot be sent back: {e}",
+                        )
+                    )
                 del out
             finally:
                 setitimer(ITIMER_REAL, 0)
@@ -818,8 +891,15 @@ def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
     # every candidate's environment, set once here rather than in each (a basic-level candidate
     # gets its own directory as HOME and TMPDIR)
     os.environ.clear()
-    os.environ.update({"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": RUN_ROOT, "TMPDIR": RUN_ROOT,
-                       "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"})
+    os.environ.update(
+        {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": RUN_ROOT,
+            "TMPDIR": RUN_ROOT,
+            "LANG": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
+        }
+    )
 
     def reap(signum=None, frame=None):
         while True:
@@ -831,8 +911,11 @@ def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
                 return
             token = token_of.pop(pid, None)
             if token is not None:
-                sock.send(json.dumps({"token": token, "exit": status,
-                                      "cpu": usage.ru_utime + usage.ru_stime}).encode())
+                sock.send(
+                    json.dumps(
+                        {"token": token, "exit": status, "cpu": usage.ru_utime + usage.ru_stime}
+                    ).encode()
+                )
 
     signal.signal(signal.SIGCHLD, reap)
     while True:
@@ -1007,7 +1090,9 @@ class _Channel:
         if budget <= 0:
             raise _TestTimeout()
         try:
-            payload = encode_value((self.seq, op, target, tuple(args), dict(kwargs or {}), budget), _judge_other)
+            payload = encode_value(
+                (self.seq, op, target, tuple(args), dict(kwargs or {}), budget), _judge_other
+            )
         except WireError as e:
             raise TypeError(f"the test passes the candidate something the sandbox cannot send: {e}") from None
         self.dead = "busy"  # until the reply is in: an exception in between leaves the channel unusable
@@ -1062,8 +1147,10 @@ class RemoteObject:
         object.__setattr__(self, "_tname", tname)
 
     def _refuse(self, *args, **kwargs):
-        raise TypeError(f"the code returned an object of type {object.__getattribute__(self, '_tname')}; only "
-                        "built-in values (numbers, strings, lists, tuples, dicts, sets, None) can be compared")
+        raise TypeError(
+            f"the code returned an object of type {object.__getattribute__(self, '_tname')}; only "
+            "built-in values (numbers, strings, lists, tuples, dicts, sets, None) can be compared"
+        )
 
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __iter__ = __len__ = __contains__ = _refuse
     __getitem__ = __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __abs__ = __neg__ = _refuse
@@ -1073,16 +1160,19 @@ class RemoteObject:
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        return object.__getattribute__(self, "_chan").request("getattr", object.__getattribute__(self, "_rid"),
-                                                              (name,))
+        return object.__getattribute__(self, "_chan").request(
+            "getattr", object.__getattribute__(self, "_rid"), (name,)
+        )
 
     def __setattr__(self, name: str, value) -> None:
-        object.__getattribute__(self, "_chan").request("setattr", object.__getattribute__(self, "_rid"),
-                                                       (name, value))
+        object.__getattribute__(self, "_chan").request(
+            "setattr", object.__getattribute__(self, "_rid"), (name, value)
+        )
 
     def __call__(self, *args, **kwargs):
-        return object.__getattribute__(self, "_chan").request("call", object.__getattribute__(self, "_rid"),
-                                                              args, kwargs)
+        return object.__getattribute__(self, "_chan").request(
+            "call", object.__getattribute__(self, "_rid"), args, kwargs
+        )
 
     def __bool__(self) -> bool:
         out = object.__getattribute__(self, "_chan").request("bool", object.__getattribute__(self, "_rid"))
@@ -1155,17 +1245,39 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         emit({"ev": "load", "status": "runtime_error", "lost": chan.dead == "lost", "message": str(e)})
         return
     except _TestTimeout:
-        emit({"ev": "load", "status": "timeout", "message": f"the code took longer than {test_timeout:g} s to load"})
+        emit(
+            {
+                "ev": "load",
+                "status": "timeout",
+                "message": f"the code took longer than {test_timeout:g} s to load",
+            }
+        )
         return
-    if (len(load) != 7 or load[0] != "load" or load[1] not in ("ok", "syntax_error", "runtime_error", "timeout",
-                                                              "memory_limit")):
-        emit({"ev": "load", "status": "runtime_error", "message": "the candidate's process sent an invalid reply"})
+    if (
+        len(load) != 7
+        or load[0] != "load"
+        or load[1] not in ("ok", "syntax_error", "runtime_error", "timeout", "memory_limit")
+    ):
+        emit(
+            {
+                "ev": "load",
+                "status": "runtime_error",
+                "message": "the candidate's process sent an invalid reply",
+            }
+        )
         return
     _, status, message, line, text, tb, names = load
     if status != "ok":
-        emit({"ev": "load", "status": status, "message": str(message)[:500],
-              "line": line if type(line) is int else None, "text": str(text or "")[:300],
-              "traceback": str(tb or "")[-2000:]})
+        emit(
+            {
+                "ev": "load",
+                "status": status,
+                "message": str(message)[:500],
+                "line": line if type(line) is int else None,
+                "text": str(text or "")[:300],
+                "traceback": str(tb or "")[-2000:],
+            }
+        )
         return
     defined = {}
     if type(names) is tuple:
@@ -1173,8 +1285,14 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
             if type(item) is tuple and len(item) == 2 and type(item[0]) is str and type(item[1]) is str:
                 defined[item[0]] = item[1]
     if entry_point and defined.get(entry_point) != "callable":
-        emit({"ev": "load", "status": "runtime_error",
-              "message": f"the code defines no function named {entry_point!r}", "traceback": ""})
+        emit(
+            {
+                "ev": "load",
+                "status": "runtime_error",
+                "message": f"the code defines no function named {entry_point!r}",
+                "traceback": "",
+            }
+        )
         return
 
     # 2. the test namespace: the task's own helpers (prelude, set-up) and builtins win over anything
@@ -1210,8 +1328,15 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         finally:
             setitimer(ITIMER_REAL, 0)
     except BaseException as e:
-        emit({"ev": "load", "status": "runtime_error", "message": "the test set-up code raised",
-              "traceback": trimmed_tb(e), "lost": chan.dead == "lost"})
+        emit(
+            {
+                "ev": "load",
+                "status": "runtime_error",
+                "message": "the test set-up code raised",
+                "traceback": trimmed_tb(e),
+                "lost": chan.dead == "lost",
+            }
+        )
         return
 
     # 3. the tests, one record each; "start i" is on the pipe before test i runs
@@ -1309,8 +1434,13 @@ def _judge_process(iso: dict, uid: int, ctrl_fd: int, server_pid: int) -> None:
             except BaseException as e:  # a judge failure: report it, never as a pass
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 try:
-                    os.write(res_w, (json.dumps({"ev": "harness_error", "message": f"{type(e).__name__}: {e}"[:500]})
-                                     + "\n").encode())
+                    os.write(
+                        res_w,
+                        (
+                            json.dumps({"ev": "harness_error", "message": f"{type(e).__name__}: {e}"[:500]})
+                            + "\n"
+                        ).encode(),
+                    )
                 except BaseException:
                     pass
             finally:
@@ -1406,7 +1536,8 @@ def _sweep_uid(uid: int) -> None:
     for _ in range(50):
         children = _direct_children()
         if children is not None and not any(
-            _is_live_process_of(c, uid) for c in children
+            _is_live_process_of(c, uid)
+            for c in children
             if c not in _NOT_CANDIDATES and _CANDIDATE_UID.get(c, uid) == uid
         ):
             return
@@ -1434,7 +1565,9 @@ class _SetupError(Exception):
 class _Run:
     """One check in flight: its judge and candidate, their pipes, its clock, the judge's records."""
 
-    def __init__(self, req: dict, iso: dict, slot: int, token: int, zygote: socket.socket, judge: tuple) -> None:
+    def __init__(
+        self, req: dict, iso: dict, slot: int, token: int, zygote: socket.socket, judge: tuple
+    ) -> None:
         self.req, self.iso, self.slot, self.token = req, iso, slot, token
         self.lim = req["limits"]
         self.uid = run_uid(os.getpid(), slot)
@@ -1457,13 +1590,31 @@ class _Run:
             chan_j, chan_c = opened[-2], opened[-1]
             memfd = os.memfd_create("drift-check", os.MFD_CLOEXEC)
             opened.append(memfd)
-            _write_all(memfd, json.dumps({"code": req["code"], "prelude": req.get("prelude") or "",
-                                          "entry_point": req.get("entry_point")}).encode())
-            hdr = {"token": token, "uid": self.uid, "slot": slot, "limits": self.lim, "full": iso["level"] == "full",
-                   "uid_drop": iso["uid_drop"], "workdir": self.workdir, "server_pid": os.getpid()}
+            _write_all(
+                memfd,
+                json.dumps(
+                    {
+                        "code": req["code"],
+                        "prelude": req.get("prelude") or "",
+                        "entry_point": req.get("entry_point"),
+                    }
+                ).encode(),
+            )
+            hdr = {
+                "token": token,
+                "uid": self.uid,
+                "slot": slot,
+                "limits": self.lim,
+                "full": iso["level"] == "full",
+                "uid_drop": iso["uid_drop"],
+                "workdir": self.workdir,
+                "server_pid": os.getpid(),
+            }
             req_fd = os.memfd_create("drift-judge", os.MFD_CLOEXEC)
             opened.append(req_fd)
-            _write_all(req_fd, json.dumps({k: v for k, v in req.items() if k != "code"}).encode())  # not its to see
+            _write_all(
+                req_fd, json.dumps({k: v for k, v in req.items() if k != "code"}).encode()
+            )  # not its to see
             self.t_start = time.monotonic()
             socket.send_fds(judge_sock, [b"check"], [req_fd, chan_j, res_w])  # first: it may be gone
             self.judge_sent = True
@@ -1687,7 +1838,10 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
         sig, exit_desc = None, "unknown"
     # what ended the candidate, if it ended before its judge was done
     if run.kill_reason == "timeout":
-        fatal_status, fatal_msg = "timeout", f"the run exceeded its time limit of {float(lim['timeout_s']):g} s"
+        fatal_status, fatal_msg = (
+            "timeout",
+            f"the run exceeded its time limit of {float(lim['timeout_s']):g} s",
+        )
     elif run.kill_reason == "output_limit":
         fatal_status = "runtime_error"
         fatal_msg = f"output limit exceeded ({run.out_total} bytes > {int(lim['max_output_bytes'])})"
@@ -1700,16 +1854,23 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
     elif run.spawn_error:
         fatal_status, fatal_msg = "runtime_error", f"the check could not start: {run.spawn_error}"
     else:
-        fatal_status, fatal_msg = "runtime_error", f"the process ended before the tests finished ({exit_desc})"
+        fatal_status, fatal_msg = (
+            "runtime_error",
+            f"the process ended before the tests finished ({exit_desc})",
+        )
     if harness_error:
         fatal_status, fatal_msg = "runtime_error", f"the sandbox judge failed: {harness_error}"
     error = None
     if load is None or load.get("status") != "ok":
         if load is not None and not load["lost"] and not run.kill_reason:
             status_ = load.get("status", "runtime_error")
-            error = {"status": status_ if status_ in STATUSES else "runtime_error",
-                     "message": load.get("message", ""), "traceback": load.get("traceback", ""),
-                     "line": load.get("line"), "text": load.get("text", "")}
+            error = {
+                "status": status_ if status_ in STATUSES else "runtime_error",
+                "message": load.get("message", ""),
+                "traceback": load.get("traceback", ""),
+                "line": load.get("line"),
+                "text": load.get("text", ""),
+            }
         else:
             error = {"status": fatal_status, "message": fatal_msg, "traceback": ""}
         for t in tests:
@@ -1717,8 +1878,11 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
             t["message"] = error["message"]
     else:
         for t in tests:
-            if t.pop("lost", False) or (run.kill_reason and t["status"] == "runtime_error"
-                                        and t.get("message", "").startswith("the candidate's process")):
+            if t.pop("lost", False) or (
+                run.kill_reason
+                and t["status"] == "runtime_error"
+                and t.get("message", "").startswith("the candidate's process")
+            ):
                 t["status"], t["message"] = fatal_status, fatal_msg
         if started is not None:
             tests[started]["status"] = fatal_status
@@ -1727,8 +1891,14 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
             error = {"status": fatal_status, "message": fatal_msg, "traceback": ""}
     for t in tests:
         t.pop("lost", None)
-    passed = bool(done and not run.judge_killed and error is None and not harness_error and run.kill_reason is None
-                  and all(t["status"] == "passed" for t in tests))
+    passed = bool(
+        done
+        and not run.judge_killed
+        and error is None
+        and not harness_error
+        and run.kill_reason is None
+        and all(t["status"] == "passed" for t in tests)
+    )
     if passed:
         overall = "passed"
     elif error is not None:
@@ -1752,10 +1922,43 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
 # the server loop
 
 
-_PRELOAD = ("math", "re", "collections", "itertools", "functools", "heapq", "bisect", "string", "typing",
-            "random", "statistics", "fractions", "decimal", "hashlib", "copy", "operator", "datetime",
-            "json", "dataclasses", "array", "cmath", "numbers", "textwrap", "unicodedata", "linecache", "io",
-            "struct", "enum", "contextlib", "queue", "time", "abc", "types", "pprint", "fnmatch")
+_PRELOAD = (
+    "math",
+    "re",
+    "collections",
+    "itertools",
+    "functools",
+    "heapq",
+    "bisect",
+    "string",
+    "typing",
+    "random",
+    "statistics",
+    "fractions",
+    "decimal",
+    "hashlib",
+    "copy",
+    "operator",
+    "datetime",
+    "json",
+    "dataclasses",
+    "array",
+    "cmath",
+    "numbers",
+    "textwrap",
+    "unicodedata",
+    "linecache",
+    "io",
+    "struct",
+    "enum",
+    "contextlib",
+    "queue",
+    "time",
+    "abc",
+    "types",
+    "pprint",
+    "fnmatch",
+)
 
 
 def _valid_request(req) -> str | None:
@@ -1772,8 +1975,18 @@ def _valid_request(req) -> str | None:
     if req.get("entry_point") is not None and type(req["entry_point"]) is not str:
         return "entry_point must be a str"
     lim = req.get("limits")
-    keys = ("timeout_s", "test_timeout_s", "cpu_s", "memory_mb", "file_mb", "open_files", "processes",
-            "max_output_bytes", "disk_mb", "inodes")
+    keys = (
+        "timeout_s",
+        "test_timeout_s",
+        "cpu_s",
+        "memory_mb",
+        "file_mb",
+        "open_files",
+        "processes",
+        "max_output_bytes",
+        "disk_mb",
+        "inodes",
+    )
     if type(lim) is not dict or not all(type(lim.get(k)) in (int, float) and lim[k] > 0 for k in keys):
         return "limits are incomplete"
     return None
@@ -1874,10 +2087,18 @@ def main() -> None:  # noqa: C901
                     break
                 except _SetupError as e:
                     if attempt or e.args[1]:
-                        _send_frame(outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e.args[0]}"})
+                        _send_frame(
+                            outp,
+                            {
+                                "id": req["id"],
+                                "error": f"the sandbox could not set up this check: {e.args[0]}",
+                            },
+                        )
                         break
                 except OSError as e:
-                    _send_frame(outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e}"})
+                    _send_frame(
+                        outp, {"id": req["id"], "error": f"the sandbox could not set up this check: {e}"}
+                    )
                     break
             if run is None:
                 free_slots.append(slot)

@@ -14,7 +14,9 @@ __all__ = ["FEEDBACK_MODES", "CodeFeedbackEnv", "extract_code", "normalize_code"
 FEEDBACK_MODES = ("binary", "first_failure", "all")
 
 DEFAULT_SYSTEM_PROMPT = "Write the requested Python function. Reply with the code in one ```python block."
-NO_CODE_FEEDBACK = "I could not find any Python code in your reply. Put the whole function in a ```python block."
+NO_CODE_FEEDBACK = (
+    "I could not find any Python code in your reply. Put the whole function in a ```python block."
+)
 BINARY_FEEDBACK = "Your code fails the tests. Please try again."
 
 _FENCE = "```"
@@ -68,7 +70,9 @@ def extract_code(reply: str) -> str | None:
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return text if _CODE_LINE.search(text) else None
     # prose can parse as Python (a bare name); require at least one statement that does something
-    if any(not isinstance(n, ast.Expr) or not isinstance(n.value, (ast.Name, ast.Constant)) for n in tree.body):
+    if any(
+        not isinstance(n, ast.Expr) or not isinstance(n.value, (ast.Name, ast.Constant)) for n in tree.body
+    ):
         return text
     return None
 
@@ -209,18 +213,24 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(
-            max_turns=max_turns, format_penalty=format_penalty, system_prompt=system_prompt, render_mode=render_mode
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            render_mode=render_mode,
         )
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
         if not isinstance(max_failures_shown, int) or max_failures_shown < 1:
             raise ValueError(f"max_failures_shown must be a positive int, got {max_failures_shown!r}")
-        self.limits = SandboxLimits(timeout_s=float(timeout_s), test_timeout_s=test_timeout_s, memory_mb=int(memory_mb))
+        self.limits = SandboxLimits(
+            timeout_s=float(timeout_s), test_timeout_s=test_timeout_s, memory_mb=int(memory_mb)
+        )
         self.limits.validate()
         self.feedback_mode = feedback
         self.max_failures_shown = max_failures_shown
-        self.source = make_code_source(dataset, split, schema=schema, name=dataset_name, seed=seed, size=size,
-                                       num_tests=num_tests)
+        self.source = make_code_source(
+            dataset, split, schema=schema, name=dataset_name, seed=seed, size=size, num_tests=num_tests
+        )
         self._sandbox = sandbox
         self._last_result: RunResult | None = None
         self._prefetched: tuple | None = None
@@ -244,15 +254,23 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     def first_message(self, task: Task) -> str:
         """The task statement and the reply format."""
         if task.meta.get("source") == "humaneval":
-            return (f"Complete the following Python function.\n\n```python\n{task.prompt.rstrip()}\n```\n\n"
-                    "Reply with the whole function in a ```python block.")
+            return (
+                f"Complete the following Python function.\n\n```python\n{task.prompt.rstrip()}\n```\n\n"
+                "Reply with the whole function in a ```python block."
+            )
         return f"{task.prompt}\n\nReply with the whole function in a ```python block."
 
     def job(self, task: Task, code: str) -> CodeJob:
         """The sandbox job that checks ``code`` against ``task``'s tests."""
         m = task.meta
-        return CodeJob(code, list(m["tests"]), entry_point=m["entry_point"], setup=m.get("setup", ""),
-                       prelude=m.get("prelude", ""), limits=self.limits)
+        return CodeJob(
+            code,
+            list(m["tests"]),
+            entry_point=m["entry_point"],
+            setup=m.get("setup", ""),
+            prelude=m.get("prelude", ""),
+            limits=self.limits,
+        )
 
     def prefetch(self, action: str) -> None:
         """Start checking ``action`` for the current task now; the next ``step(action)`` uses the result.
@@ -262,21 +280,29 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         A ``step`` with a different action ignores the prefetched check.
         """
         if not isinstance(action, str):
-            raise TypeError(f"{type(self).__name__}.prefetch expects the model's reply as a str, "
-                            f"got {type(action).__name__}")
+            raise TypeError(
+                f"{type(self).__name__}.prefetch expects the model's reply as a str, "
+                f"got {type(action).__name__}"
+            )
         task = self.task
         if task is None:
             raise RuntimeError("call reset() before prefetch()")
         code = extract_code(action)
-        self._prefetched = None if code is None else (task.task_id, action, self.sandbox.submit(self.job(task, code)))
+        self._prefetched = (
+            None if code is None else (task.task_id, action, self.sandbox.submit(self.job(task, code)))
+        )
 
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the code and run the task's tests on it in the sandbox."""
         code = extract_code(action)
         if code is None:
-            return Verdict(correct=False, format_ok=False, answer=None,
-                           details={"status": "no_code", "num_passed": 0, "num_tests": len(task.meta["tests"])},
-                           info={"tests": [], "run": None})
+            return Verdict(
+                correct=False,
+                format_ok=False,
+                answer=None,
+                details={"status": "no_code", "num_passed": 0, "num_tests": len(task.meta["tests"])},
+                info={"tests": [], "run": None},
+            )
         pre, self._prefetched = self._prefetched, None
         if pre is not None and pre[0] == task.task_id and pre[1] == action:
             result = pre[2].result()
@@ -293,7 +319,11 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             correct=result.passed,
             format_ok=True,
             answer=normalize_code(code),
-            details={"status": result.status, "num_passed": result.num_passed, "num_tests": len(result.tests)},
+            details={
+                "status": result.status,
+                "num_passed": result.num_passed,
+                "num_tests": len(result.tests),
+            },
             info={"tests": tests, "run": run},
         )
 
@@ -315,11 +345,17 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             parts = []
             err = result.error
             if err and err.get("status") == "syntax_error":
-                parts.append(f"Your code has a syntax error: {str(err.get('message', ''))[:500]}"
-                             + (f"\n    {str(err['text'])[:300].rstrip()}" if err.get("text") else ""))
-            elif err and all(t.status == err.get("status") and t.message == err.get("message") for t in failing):
+                parts.append(
+                    f"Your code has a syntax error: {str(err.get('message', ''))[:500]}"
+                    + (f"\n    {str(err['text'])[:300].rstrip()}" if err.get("text") else "")
+                )
+            elif err and all(
+                t.status == err.get("status") and t.message == err.get("message") for t in failing
+            ):
                 detail = "\n".join(str(err.get("traceback", "")).strip().splitlines()[-4:])
-                parts.append(f"Your code could not be tested: {err['message']}." + (f"\n{detail}" if detail else ""))
+                parts.append(
+                    f"Your code could not be tested: {err['message']}." + (f"\n{detail}" if detail else "")
+                )
             else:
                 parts.append(f"Your code failed {len(failing)} of {len(result.tests)} tests.")
                 parts.extend(_describe(t) for t in shown)

@@ -144,12 +144,22 @@ class SandboxLimits:
             raise ValueError(f"SandboxLimits.timeout_s must be > 0, got {self.timeout_s!r}")
         if self.test_timeout_s is not None and not self.test_timeout_s > 0:
             raise ValueError(f"SandboxLimits.test_timeout_s must be > 0, got {self.test_timeout_s!r}")
-        for name in ("memory_mb", "file_mb", "open_files", "processes", "max_output_bytes", "disk_mb", "inodes"):
+        for name in (
+            "memory_mb",
+            "file_mb",
+            "open_files",
+            "processes",
+            "max_output_bytes",
+            "disk_mb",
+            "inodes",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SandboxLimits.{name} must be a positive int, got {value!r}")
         if self.memory_mb < 128:
-            raise ValueError(f"SandboxLimits.memory_mb must be at least 128 (Python needs it), got {self.memory_mb}")
+            raise ValueError(
+                f"SandboxLimits.memory_mb must be at least 128 (Python needs it), got {self.memory_mb}"
+            )
         if self.open_files < 16:
             raise ValueError(f"SandboxLimits.open_files must be at least 16, got {self.open_files}")
 
@@ -278,10 +288,13 @@ class RunResult:
         ]
         error = data.get("error")
         if isinstance(error, dict):
-            error = {"status": _status(error.get("status")), "message": _text(error.get("message"), 500),
-                     "traceback": _text(error.get("traceback"), 2000),
-                     **({"line": error["line"]} if isinstance(error.get("line"), int) else {}),
-                     **({"text": _text(error["text"], 300)} if error.get("text") else {})}
+            error = {
+                "status": _status(error.get("status")),
+                "message": _text(error.get("message"), 500),
+                "traceback": _text(error.get("traceback"), 2000),
+                **({"line": error["line"]} if isinstance(error.get("line"), int) else {}),
+                **({"text": _text(error["text"], 300)} if error.get("text") else {}),
+            }
         else:
             error = None
         return cls(
@@ -339,7 +352,9 @@ class Sandbox:
         if isolation not in ("auto", "none"):
             raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
         self.workers = int(workers or os.cpu_count() or 1)
-        if not 1 <= self.workers <= 127:  # the server gives each worker slot two uids of its own, 127 per server
+        if (
+            not 1 <= self.workers <= 127
+        ):  # the server gives each worker slot two uids of its own, 127 per server
             raise ValueError(f"workers must be in 1..127, got {workers!r}")
         self.limits = limits or SandboxLimits()
         self.limits.validate()
@@ -389,8 +404,9 @@ class Sandbox:
         self._owner_pid = os.getpid()
         self._pending = {}
         self._connected = True
-        reader = threading.Thread(target=self._read_replies, args=(proc, self._pending), name="sandbox-replies",
-                                  daemon=True)
+        reader = threading.Thread(
+            target=self._read_replies, args=(proc, self._pending), name="sandbox-replies", daemon=True
+        )
         reader.start()
 
     def _read_replies(self, proc: subprocess.Popen, pending: dict) -> None:
@@ -513,7 +529,9 @@ class Sandbox:
             self._next_id += 1
             with self._plock:  # never held across I/O: the reply reader takes it too
                 if not self._connected:
-                    raise SandboxError(f"the sandbox server ({_SERVER}) exited unexpectedly; retry to restart it")
+                    raise SandboxError(
+                        f"the sandbox server ({_SERVER}) exited unexpectedly; retry to restart it"
+                    )
                 self._pending[request["id"]] = fut
             try:
                 assert proc.stdin is not None

@@ -48,14 +48,30 @@ CODE_SCHEMAS = ("humaneval", "mbpp")
 MBPP_HUB_IDS = ("mbpp", "google-research-datasets/mbpp")
 
 
-def _code_task(task_id: str, prompt: str, *, entry_point: str, tests: list[str], setup: str = "",
-               prelude: str = "", reference: str | None = None, source: str, **meta: object) -> Task:
+def _code_task(
+    task_id: str,
+    prompt: str,
+    *,
+    entry_point: str,
+    tests: list[str],
+    setup: str = "",
+    prelude: str = "",
+    reference: str | None = None,
+    source: str,
+    **meta: object,
+) -> Task:
     return Task(
         task_id=task_id,
         prompt=prompt,
         answer=reference,
-        meta={"entry_point": entry_point, "tests": tests, "setup": setup, "prelude": prelude, "source": source,
-              **meta},
+        meta={
+            "entry_point": entry_point,
+            "tests": tests,
+            "setup": setup,
+            "prelude": prelude,
+            "source": source,
+            **meta,
+        },
     )
 
 
@@ -134,8 +150,17 @@ def humaneval_task(row: Row) -> Task:
     canonical = row.data.get("canonical_solution")
     reference = prompt + canonical if isinstance(canonical, str) else None
     task_id = str(row.data.get("task_id", row.where))
-    return _code_task(task_id, prompt, entry_point=entry_point, tests=tests, setup=setup, prelude=prompt,
-                      reference=reference, source="humaneval", signature=prompt)
+    return _code_task(
+        task_id,
+        prompt,
+        entry_point=entry_point,
+        tests=tests,
+        setup=setup,
+        prelude=prompt,
+        reference=reference,
+        source="humaneval",
+        signature=prompt,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,10 +213,19 @@ def mbpp_task(row: Row) -> Task:
     if entry_point is None:
         raise DataError(f"{row.where}: cannot tell which function the tests call: {tests[0]!r}")
     task_id = f"mbpp/{row.data.get('task_id', row.where)}"
-    prompt = (f"{text.strip()}\nWrite it as a Python function named `{entry_point}`. "
-              f"It should pass tests like this one:\n{tests[0].strip()}")
-    return _code_task(task_id, prompt, entry_point=entry_point, tests=[t.strip() for t in tests], setup=setup,
-                      reference=reference, source="mbpp")
+    prompt = (
+        f"{text.strip()}\nWrite it as a Python function named `{entry_point}`. "
+        f"It should pass tests like this one:\n{tests[0].strip()}"
+    )
+    return _code_task(
+        task_id,
+        prompt,
+        entry_point=entry_point,
+        tests=[t.strip() for t in tests],
+        setup=setup,
+        reference=reference,
+        source="mbpp",
+    )
 
 
 def detect_code_schema(row: Row) -> str:
@@ -263,30 +297,102 @@ def _word(rng: random.Random) -> tuple:
 
 
 _FAMILIES: dict[str, _Family] = {
-    "add": _Family("add_{k}", "x", lambda k: f"returns x plus {k}", lambda k: f"return x + {k}",
-                   lambda k, a: a[0] + k, lambda r: _ints(r)),
-    "multiply": _Family("times_{k}", "x", lambda k: f"returns x multiplied by {k}", lambda k: f"return x * {k}",
-                        lambda k, a: a[0] * k, lambda r: _ints(r)),
-    "subtract": _Family("minus_{k}", "x", lambda k: f"returns x minus {k}", lambda k: f"return x - {k}",
-                        lambda k, a: a[0] - k, lambda r: _ints(r)),
-    "sum_two": _Family("sum_two", "a, b", lambda k: "returns the sum of a and b", lambda k: "return a + b",
-                       lambda k, a: a[0] + a[1], lambda r: _ints(r, 2)),
-    "larger": _Family("larger", "a, b", lambda k: "returns the larger of a and b", lambda k: "return max(a, b)",
-                      lambda k, a: max(a), lambda r: _ints(r, 2)),
-    "square": _Family("square", "x", lambda k: "returns x squared", lambda k: "return x * x",
-                      lambda k, a: a[0] * a[0], lambda r: _ints(r)),
-    "is_even": _Family("is_even", "x", lambda k: "returns True if x is even, else False",
-                       lambda k: "return x % 2 == 0", lambda k, a: a[0] % 2 == 0, lambda r: _ints(r)),
-    "list_sum": _Family("list_sum", "xs", lambda k: "returns the sum of the list xs", lambda k: "return sum(xs)",
-                        lambda k, a: sum(a[0]), _int_list),
-    "list_max": _Family("list_max", "xs", lambda k: "returns the largest number in the list xs",
-                        lambda k: "return max(xs)", lambda k, a: max(a[0]), _int_list),
-    "reverse": _Family("reverse", "s", lambda k: "returns the string s reversed", lambda k: "return s[::-1]",
-                       lambda k, a: a[0][::-1], _word),
-    "repeat": _Family("repeat_{k}", "s", lambda k: f"returns the string s repeated {k} times",
-                      lambda k: f"return s * {k}", lambda k, a: a[0] * k, _word),
-    "length": _Family("length", "s", lambda k: "returns the number of characters in s", lambda k: "return len(s)",
-                      lambda k, a: len(a[0]), _word),
+    "add": _Family(
+        "add_{k}",
+        "x",
+        lambda k: f"returns x plus {k}",
+        lambda k: f"return x + {k}",
+        lambda k, a: a[0] + k,
+        lambda r: _ints(r),
+    ),
+    "multiply": _Family(
+        "times_{k}",
+        "x",
+        lambda k: f"returns x multiplied by {k}",
+        lambda k: f"return x * {k}",
+        lambda k, a: a[0] * k,
+        lambda r: _ints(r),
+    ),
+    "subtract": _Family(
+        "minus_{k}",
+        "x",
+        lambda k: f"returns x minus {k}",
+        lambda k: f"return x - {k}",
+        lambda k, a: a[0] - k,
+        lambda r: _ints(r),
+    ),
+    "sum_two": _Family(
+        "sum_two",
+        "a, b",
+        lambda k: "returns the sum of a and b",
+        lambda k: "return a + b",
+        lambda k, a: a[0] + a[1],
+        lambda r: _ints(r, 2),
+    ),
+    "larger": _Family(
+        "larger",
+        "a, b",
+        lambda k: "returns the larger of a and b",
+        lambda k: "return max(a, b)",
+        lambda k, a: max(a),
+        lambda r: _ints(r, 2),
+    ),
+    "square": _Family(
+        "square",
+        "x",
+        lambda k: "returns x squared",
+        lambda k: "return x * x",
+        lambda k, a: a[0] * a[0],
+        lambda r: _ints(r),
+    ),
+    "is_even": _Family(
+        "is_even",
+        "x",
+        lambda k: "returns True if x is even, else False",
+        lambda k: "return x % 2 == 0",
+        lambda k, a: a[0] % 2 == 0,
+        lambda r: _ints(r),
+    ),
+    "list_sum": _Family(
+        "list_sum",
+        "xs",
+        lambda k: "returns the sum of the list xs",
+        lambda k: "return sum(xs)",
+        lambda k, a: sum(a[0]),
+        _int_list,
+    ),
+    "list_max": _Family(
+        "list_max",
+        "xs",
+        lambda k: "returns the largest number in the list xs",
+        lambda k: "return max(xs)",
+        lambda k, a: max(a[0]),
+        _int_list,
+    ),
+    "reverse": _Family(
+        "reverse",
+        "s",
+        lambda k: "returns the string s reversed",
+        lambda k: "return s[::-1]",
+        lambda k, a: a[0][::-1],
+        _word,
+    ),
+    "repeat": _Family(
+        "repeat_{k}",
+        "s",
+        lambda k: f"returns the string s repeated {k} times",
+        lambda k: f"return s * {k}",
+        lambda k, a: a[0] * k,
+        _word,
+    ),
+    "length": _Family(
+        "length",
+        "s",
+        lambda k: "returns the number of characters in s",
+        lambda k: "return len(s)",
+        lambda k, a: len(a[0]),
+        _word,
+    ),
 }
 
 #: the procedural task families, by name
@@ -329,7 +435,9 @@ class ProceduralCodeConfig:
             raise ValueError(f"ProceduralCodeConfig.num_tests must be in 1..20, got {self.num_tests!r}")
         unknown = [f for f in self.families if f not in _FAMILIES]
         if unknown or not self.families:
-            raise ValueError(f"ProceduralCodeConfig.families: unknown {unknown}; choose from {PROCEDURAL_FAMILIES}")
+            raise ValueError(
+                f"ProceduralCodeConfig.families: unknown {unknown}; choose from {PROCEDURAL_FAMILIES}"
+            )
 
 
 class ProceduralCode:
@@ -344,7 +452,9 @@ class ProceduralCode:
     splits, so every earlier task that lies in the test split keeps its index and tests.
     """
 
-    def __init__(self, config: ProceduralCodeConfig | None = None, split: str = "test", **overrides: object) -> None:
+    def __init__(
+        self, config: ProceduralCodeConfig | None = None, split: str = "test", **overrides: object
+    ) -> None:
         config = config or ProceduralCodeConfig()
         if overrides:
             config = ProceduralCodeConfig(**{**config.__dict__, **overrides})
@@ -398,15 +508,30 @@ class ProceduralCode:
         signature = f"def {name}({family.params}):"
         reference = f"{signature}\n    {family.body(k)}\n"
         prompt = f"Write a Python function `{name}({family.params})` that {family.describe(k)}."
-        return _code_task(f"proc-code/{self.config.seed}/{self.split}/{index}", prompt, entry_point=name,
-                          tests=tests, reference=reference, source="procedural", signature=signature)
+        return _code_task(
+            f"proc-code/{self.config.seed}/{self.split}/{index}",
+            prompt,
+            entry_point=name,
+            tests=tests,
+            reference=reference,
+            source="procedural",
+            signature=signature,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def make_code_source(dataset: str | None = "procedural", split: str = "test", *, schema: str | None = None,
-                     name: str | None = None, seed: int = 0, size: int = 1000, num_tests: int = 4):
+def make_code_source(
+    dataset: str | None = "procedural",
+    split: str = "test",
+    *,
+    schema: str | None = None,
+    name: str | None = None,
+    seed: int = 0,
+    size: int = 1000,
+    num_tests: int = 4,
+):
     """The task source behind ``dataset``, for ``split``.
 
     ``"procedural"`` (or None): :class:`ProceduralCode` (``seed``, ``size``, ``num_tests``), whose

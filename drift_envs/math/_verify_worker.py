@@ -35,7 +35,9 @@ CACHE_BUDGET_CHARS = 2_000_000
 class ParseCache:
     """An LRU cache of parsed answers bounded by the total length of the answer texts it holds."""
 
-    def __init__(self, budget_chars: int = CACHE_BUDGET_CHARS, max_chars: int = CACHE_MAX_ANSWER_CHARS) -> None:
+    def __init__(
+        self, budget_chars: int = CACHE_BUDGET_CHARS, max_chars: int = CACHE_MAX_ANSWER_CHARS
+    ) -> None:
         self.budget_chars = budget_chars
         self.max_chars = max_chars
         self.chars = 0
@@ -80,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     """Serve verification requests until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--memory-mb", type=int, default=0, help="address-space limit in MiB (0: none)")
-    parser.add_argument("--retire-mb", type=int, default=0, help="exit after an answer past this resident size (0: never)")
+    parser.add_argument(
+        "--retire-mb", type=int, default=0, help="exit after an answer past this resident size (0: never)"
+    )
     args = parser.parse_args(argv)
     import math_verify.parser
     from math_verify import LatexExtractionConfig, parse, verify
@@ -88,8 +92,10 @@ def main(argv: list[str] | None = None) -> None:
 
     # math-verify's own small caches are keyed on the whole text (20 entries each): 20 MB answers would
     # stay in them, so they are emptied with sympy's after a long answer
-    library_caches = [getattr(math_verify.parser, name, None)
-                      for name in ("parse_latex_cached", "parse_expr_cached", "extract_latex")]
+    library_caches = [
+        getattr(math_verify.parser, name, None)
+        for name in ("parse_latex_cached", "parse_expr_cached", "extract_latex")
+    ]
     library_caches = [c for c in library_caches if hasattr(c, "cache_clear")]
 
     _limit_memory(args.memory_mb)  # after the imports, which map far more address space than they use
@@ -105,7 +111,9 @@ def main(argv: list[str] | None = None) -> None:
 
     def parsed(text: str, raw: bool):
         # one cache for both readings: the key says which
-        return cache.get(("R" if raw else "B") + text, lambda key: parse_raw(key[1:]) if raw else parse_boxed(key[1:]))
+        return cache.get(
+            ("R" if raw else "B") + text, lambda key: parse_raw(key[1:]) if raw else parse_boxed(key[1:])
+        )
 
     def certainly_different(gold, pred) -> bool:
         g, p = gold[0], pred[0]
@@ -123,7 +131,11 @@ def main(argv: list[str] | None = None) -> None:
             request = json.loads(line)
             gold = parsed(request["gold"], bool(request.get("gold_raw")))
             pred = parsed(request["pred"], bool(request.get("pred_raw")))
-            ok = bool(gold and pred) and not certainly_different(gold, pred) and verify(gold, pred, timeout_seconds=None)
+            ok = (
+                bool(gold and pred)
+                and not certainly_different(gold, pred)
+                and verify(gold, pred, timeout_seconds=None)
+            )
             long_answer = max(len(request["gold"]), len(request["pred"])) > CACHE_MAX_ANSWER_CHARS
         except Exception:  # MemoryError included: an answer too big to parse is not a correct answer
             ok, long_answer = False, True

@@ -12,8 +12,15 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["ANSWER_FORMATS", "Committed", "as_number", "extract_answer", "extract_committed", "find_boxed",
-           "normalize_answer"]
+__all__ = [
+    "ANSWER_FORMATS",
+    "Committed",
+    "as_number",
+    "extract_answer",
+    "extract_committed",
+    "find_boxed",
+    "normalize_answer",
+]
 
 ANSWER_FORMATS = ("auto", "tag", "boxed")
 
@@ -128,7 +135,9 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
         spans, closing = _box_spans(text)
         if spans:
             boxes = [text[a:b] for _, a, b in spans]
-            candidates.append((spans[-1][0], _unwrapped(text, closing, spans[-1][1], spans[-1][2]), text, boxes))
+            candidates.append(
+                (spans[-1][0], _unwrapped(text, closing, spans[-1][1], spans[-1][2]), text, boxes)
+            )
     if not candidates:
         return None
     _, answer, scope, boxes = max(candidates, key=lambda c: c[0])

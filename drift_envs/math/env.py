@@ -116,7 +116,10 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         render_mode: str | None = None,
     ) -> None:
         super().__init__(
-            max_turns=max_turns, format_penalty=format_penalty, system_prompt=system_prompt, render_mode=render_mode
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            render_mode=render_mode,
         )
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
@@ -127,7 +130,13 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
         self.source = make_math_source(
-            dataset, split, schema=schema, name=dataset_name, difficulty=difficulty, seed=seed, max_tasks=max_tasks
+            dataset,
+            split,
+            schema=schema,
+            name=dataset_name,
+            difficulty=difficulty,
+            seed=seed,
+            max_tasks=max_tasks,
         )
         self.feedback_mode = feedback
         self.prompt_style = prompt_style
@@ -176,8 +185,13 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         if committed is None:
             return Verdict(correct=False, format_ok=False, answer=None)
         gold = self._gold(str(task.answer))
-        correct = check_answer(gold, committed.answer, timeout_s=self.timeout_s, verifier=self._verifier,
-                               several=committed.several)
+        correct = check_answer(
+            gold,
+            committed.answer,
+            timeout_s=self.timeout_s,
+            verifier=self._verifier,
+            several=committed.several,
+        )
         if committed.several is not None:  # every box, in order: the set the reply answers
             answer = ", ".join(normalize_answer(box) for box in committed.boxes)
         else:

@@ -63,7 +63,9 @@ _METAMATH_RE = re.compile(r"The answer is:?\s*(.+?)\s*$", re.DOTALL)
 def _metamath(row: Row) -> tuple[str, str]:
     m = _METAMATH_RE.search(require_field(row, "response"))
     if not m:
-        raise DataError(f"{row.where}: field 'response' does not end in 'The answer is: X' (MetaMathQA schema)")
+        raise DataError(
+            f"{row.where}: field 'response' does not end in 'The answer is: X' (MetaMathQA schema)"
+        )
     return require_field(row, "query"), m.group(1).strip()
 
 
@@ -79,8 +81,14 @@ _ADAPTERS = {"gsm8k": _gsm8k, "math": _math, "metamath": _metamath, "generic": _
 class FileMathSource:
     """Math tasks from a local file or a hub dataset; every row is validated when the source is built."""
 
-    def __init__(self, dataset: str, split: str = "test", schema: str | None = None, name: str | None = None,
-                 max_tasks: int | None = None) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        split: str = "test",
+        schema: str | None = None,
+        name: str | None = None,
+        max_tasks: int | None = None,
+    ) -> None:
         rows = load_rows(dataset, split=split, name=name)
         if not rows:
             raise DataError(f"{dataset}: no rows (split {split!r})")
@@ -113,9 +121,16 @@ class FileMathSource:
         return self.tasks[index]
 
 
-def make_math_source(dataset: str | None, split: str = "test", *, schema: str | None = None,
-                     name: str | None = None, difficulty: str | dict | None = None, seed: int = 0,
-                     max_tasks: int | None = None):
+def make_math_source(
+    dataset: str | None,
+    split: str = "test",
+    *,
+    schema: str | None = None,
+    name: str | None = None,
+    difficulty: str | dict | None = None,
+    seed: int = 0,
+    max_tasks: int | None = None,
+):
     """The task source MathFeedback's ``dataset`` kwarg names (None or ``"procedural"``: the generator)."""
     if dataset in (None, "procedural"):
         overrides = {"seed": seed}

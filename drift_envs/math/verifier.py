@@ -85,8 +85,15 @@ class _Worker:
         env = dict(os.environ)
         env.setdefault("PYTHONHASHSEED", "0")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "drift_envs.math._verify_worker", "--memory-mb", str(memory_mb),
-             "--retire-mb", str(retire_mb)],
+            [
+                sys.executable,
+                "-m",
+                "drift_envs.math._verify_worker",
+                "--memory-mb",
+                str(memory_mb),
+                "--retire-mb",
+                str(retire_mb),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -160,8 +167,13 @@ class MathVerifier:
             ``memory_mb // 4``; 0: never).
     """
 
-    def __init__(self, max_workers: int = 4, startup_timeout_s: float = 60.0, memory_mb: int = 2048,
-                 retire_mb: int | None = None) -> None:
+    def __init__(
+        self,
+        max_workers: int = 4,
+        startup_timeout_s: float = 60.0,
+        memory_mb: int = 2048,
+        retire_mb: int | None = None,
+    ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers!r}")
         self.max_workers = max_workers
@@ -258,7 +270,9 @@ class MathVerifier:
             spare, self._spare = self._spare, self._new_worker()
         self._put(spare if spare is not None and spare.alive() else self._new_worker())
 
-    def verify(self, gold: str, pred: str, timeout_s: float, *, gold_raw: bool = False, pred_raw: bool = False) -> bool:
+    def verify(
+        self, gold: str, pred: str, timeout_s: float, *, gold_raw: bool = False, pred_raw: bool = False
+    ) -> bool:
         """``math_verify.verify`` of ``\\boxed{gold}`` against ``\\boxed{pred}``; False unless answered in ``timeout_s``.
 
         ``gold_raw``/``pred_raw``: that text is parsed as written (plain ``math_verify.parse``), not as
@@ -308,8 +322,14 @@ def default_verifier() -> MathVerifier:
     return verifier
 
 
-def check_answer(gold: GoldAnswer, pred: str, *, timeout_s: float = 2.0, verifier: MathVerifier | None = None,
-                 several: str | None = None) -> bool:
+def check_answer(
+    gold: GoldAnswer,
+    pred: str,
+    *,
+    timeout_s: float = 2.0,
+    verifier: MathVerifier | None = None,
+    several: str | None = None,
+) -> bool:
     """True when ``pred`` (an extracted answer) equals ``gold``, as ``math_verify.verify`` judges it.
 
     Decided in-process when the normal forms are equal or both are plain numbers (see
@@ -334,7 +354,10 @@ def check_answer(gold: GoldAnswer, pred: str, *, timeout_s: float = 2.0, verifie
     if gold_base and pred_base:
         # math-verify drops base subscripts (it judges 52_8 equal to 52_9); numerals in a base are equal
         # only when base and digits are
-        return gold_base.group(2) == pred_base.group(2) and gold_base.group(1).upper() == pred_base.group(1).upper()
+        return (
+            gold_base.group(2) == pred_base.group(2)
+            and gold_base.group(1).upper() == pred_base.group(1).upper()
+        )
     if not normalized:
         return False
     return verifier.verify(gold.text, pred, timeout_s)

@@ -80,7 +80,9 @@ class ProceduralMath:
             known = {f.name for f in fields(ProceduralMathConfig)}
             unknown = set(overrides) - known
             if unknown:
-                raise ValueError(f"unknown procedural math option(s) {sorted(unknown)}; known: {sorted(known)}")
+                raise ValueError(
+                    f"unknown procedural math option(s) {sorted(unknown)}; known: {sorted(known)}"
+                )
             if "kinds" in overrides and isinstance(overrides["kinds"], (list, str)):
                 kinds = overrides["kinds"]
                 overrides["kinds"] = (kinds,) if isinstance(kinds, str) else tuple(kinds)
@@ -90,13 +92,17 @@ class ProceduralMath:
         self.split = split
 
     @classmethod
-    def from_difficulty(cls, difficulty: str | dict | None, split: str = "test", **overrides) -> ProceduralMath:
+    def from_difficulty(
+        cls, difficulty: str | dict | None, split: str = "test", **overrides
+    ) -> ProceduralMath:
         """A source from a preset name (``easy``/``medium``/``hard``) or a dict of knobs, plus overrides."""
         if difficulty is None:
             knobs: dict = {}
         elif isinstance(difficulty, str):
             if difficulty not in DIFFICULTY_PRESETS:
-                raise ValueError(f"difficulty must be one of {sorted(DIFFICULTY_PRESETS)} or a dict, got {difficulty!r}")
+                raise ValueError(
+                    f"difficulty must be one of {sorted(DIFFICULTY_PRESETS)} or a dict, got {difficulty!r}"
+                )
             knobs = dict(DIFFICULTY_PRESETS[difficulty])
         elif isinstance(difficulty, dict):
             knobs = dict(difficulty)
@@ -149,7 +155,10 @@ class ProceduralMath:
 
     def _fraction(self, rng: random.Random) -> tuple[str, str]:
         hi = max(2, self.config.max_value)
-        p, q = Fraction(rng.randint(1, hi), rng.randint(2, hi)), Fraction(rng.randint(1, hi), rng.randint(2, hi))
+        p, q = (
+            Fraction(rng.randint(1, hi), rng.randint(2, hi)),
+            Fraction(rng.randint(1, hi), rng.randint(2, hi)),
+        )
         op = rng.choice(self.config.operators)
         value = p + q if op == "+" else p - q if op == "-" else p * q
         text = f"{p.numerator}/{p.denominator} {op} {q.numerator}/{q.denominator}"

@@ -82,7 +82,9 @@ _WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
 _CJK_STOP_RE = re.compile(r"(?<=[。！？])")
 # Abbreviations Punkt's English model ends a sentence after although the next word is lower case
 # ("fruit, e.g. apples"): such a break is undone when the next piece starts in lower case or a digit.
-_RUN_ON_ABBREVIATIONS_RE = re.compile(r"(?<![^\W_])(?:e\.g|i\.e|etc|cf|viz|approx|incl|esp|resp|ca)\.$", re.IGNORECASE)
+_RUN_ON_ABBREVIATIONS_RE = re.compile(
+    r"(?<![^\W_])(?:e\.g|i\.e|etc|cf|viz|approx|incl|esp|resp|ca)\.$", re.IGNORECASE
+)
 _BULLET_RE = re.compile(r"^\s*[-*•]\s+\S")
 _COMMAS = ",，،﹐﹑、"
 _NUMBER_WORDS = frozenset(
@@ -126,7 +128,11 @@ def sentences(text: str) -> list[str]:
     for line in text.splitlines():
         pieces: list[str] = []
         for segment in tokenizer.tokenize(line):
-            if pieces and _RUN_ON_ABBREVIATIONS_RE.search(pieces[-1]) and (segment[:1].islower() or segment[:1].isdigit()):
+            if (
+                pieces
+                and _RUN_ON_ABBREVIATIONS_RE.search(pieces[-1])
+                and (segment[:1].islower() or segment[:1].isdigit())
+            ):
                 pieces[-1] += " " + segment
             else:
                 pieces.append(segment)

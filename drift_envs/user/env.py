@@ -140,7 +140,11 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         self.source: Sequence[UserTask]
         if isinstance(dataset, str) and dataset == "procedural":
             self.source = ProceduralUserTasks(
-                seed=seed, split=split, size=max_tasks or 10_000, num_constraints=num_constraints, kinds=constraint_kinds
+                seed=seed,
+                split=split,
+                size=max_tasks or 10_000,
+                num_constraints=num_constraints,
+                kinds=constraint_kinds,
             )
         elif split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

@@ -78,7 +78,10 @@ class Policy(Protocol):
     model_id: str
 
     def generate(
-        self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """Return ``params.n`` completions for each conversation, in input order."""
         ...
@@ -126,8 +129,11 @@ class PolicyBase:
 
             tokenizer = self.ids_tokenizer()
             self._token_meta = {
-                "tokenizer": (tokenizer_fingerprint(tokenizer) if tokenizer is not None
-                              else {"name": self.model_id, "hash": None}),
+                "tokenizer": (
+                    tokenizer_fingerprint(tokenizer)
+                    if tokenizer is not None
+                    else {"name": self.model_id, "hash": None}
+                ),
                 "chat_template_kwargs": dict(getattr(self, "chat_template_kwargs", None) or {}),
             }
         return self._token_meta
@@ -143,7 +149,11 @@ class PolicyBase:
             if not conversation:
                 raise ValueError(f"conversation {i} is empty")
             for j, message in enumerate(conversation):
-                if not isinstance(message, dict) or not isinstance(message.get("content"), str) or "role" not in message:
+                if (
+                    not isinstance(message, dict)
+                    or not isinstance(message.get("content"), str)
+                    or "role" not in message
+                ):
                     raise ValueError(
                         f"conversation {i}, message {j}: expected {{'role': str, 'content': str}}, got {message!r:.200}"
                     )

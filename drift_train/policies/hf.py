@@ -74,19 +74,26 @@ class HFPolicy(PolicyBase):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not prefix_cache_mb >= 0:
-            raise ValueError(f"prefix_cache_mb must be >= 0 (0 turns the prefix cache off), got {prefix_cache_mb}")
+            raise ValueError(
+                f"prefix_cache_mb must be >= 0 (0 turns the prefix cache off), got {prefix_cache_mb}"
+            )
         self.batch_size = batch_size
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         if isinstance(model, (str, os.PathLike)):
             self.model_id = str(model)
             device = device or ("cuda" if torch.cuda.is_available() else "cpu")
             if dtype == "auto":
-                torch_dtype = (torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported()
-                               else torch.float32)
+                torch_dtype = (
+                    torch.bfloat16
+                    if device.startswith("cuda") and torch.cuda.is_bf16_supported()
+                    else torch.float32
+                )
             else:
                 torch_dtype = getattr(torch, dtype, None)
                 if not isinstance(torch_dtype, torch.dtype):
-                    raise ValueError(f"dtype must be 'auto' or a torch dtype name like 'bfloat16', got {dtype!r}")
+                    raise ValueError(
+                        f"dtype must be 'auto' or a torch dtype name like 'bfloat16', got {dtype!r}"
+                    )
             try:
                 self.model = AutoModelForCausalLM.from_pretrained(
                     self.model_id, dtype=torch_dtype, trust_remote_code=trust_remote_code
@@ -100,7 +107,9 @@ class HFPolicy(PolicyBase):
                 self.model.to(device)
         self.model.eval()
         self.device = next(self.model.parameters()).device
-        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.model_id, trust_remote_code=trust_remote_code)
+        self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(
+            self.model_id, trust_remote_code=trust_remote_code
+        )
         if not getattr(self.tokenizer, "chat_template", None):
             raise PolicyError(f"hf backend: the tokenizer of {self.model_id!r} has no chat template")
         eos = self.model.generation_config.eos_token_id
@@ -116,10 +125,13 @@ class HFPolicy(PolicyBase):
         suppress = [int(t) for t in (getattr(self.model.generation_config, "suppress_tokens", None) or [])]
         if set(suppress) & set(eos):
             raise PolicyError(f"hf backend: {self.model_id!r} suppresses its own end-of-sequence token")
-        self._suppress = torch.tensor(sorted(set(suppress)), dtype=torch.long, device=self.device) if suppress else None
+        self._suppress = (
+            torch.tensor(sorted(set(suppress)), dtype=torch.long, device=self.device) if suppress else None
+        )
         self._growing_cache = supports_growing_cache(self.model)
-        self._prefix_cache = (PrefixCache(int(prefix_cache_mb * 2**20))
-                              if self._growing_cache and prefix_cache_mb > 0 else None)
+        self._prefix_cache = (
+            PrefixCache(int(prefix_cache_mb * 2**20)) if self._growing_cache and prefix_cache_mb > 0 else None
+        )
         self._fingerprint: int | None = None
 
     def ids_tokenizer(self) -> Any:
@@ -137,7 +149,10 @@ class HFPolicy(PolicyBase):
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
     def generate(
-        self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """Return ``params.n`` completions per conversation (see :class:`HFPolicy`)."""
         self._check_inputs(conversations, params, seeds)
@@ -325,8 +340,9 @@ class _Decoder:
         tokens = _sample(logits, params, self.generator)
         flags = torch.isin(tokens, self.eos).tolist()
         ended = []
-        for slot, (row, token, is_live) in enumerate(zip(state.rows, tokens.tolist(), state.alive.tolist(),
-                                                         strict=True)):
+        for slot, (row, token, is_live) in enumerate(
+            zip(state.rows, tokens.tolist(), state.alive.tolist(), strict=True)
+        ):
             if not is_live:
                 flags[slot] = False
                 continue
@@ -348,8 +364,13 @@ class _Decoder:
 
         state.mask = torch.cat([state.mask, state.alive[:, None].to(state.mask.dtype)], dim=1)
         state.positions = state.positions + 1
-        out = forward_with_cache(self.policy.model, state.cache, input_ids=state.tokens[:, None],
-                                 attention_mask=state.mask, position_ids=state.positions[:, None])
+        out = forward_with_cache(
+            self.policy.model,
+            state.cache,
+            input_ids=state.tokens[:, None],
+            attention_mask=state.mask,
+            position_ids=state.positions[:, None],
+        )
         state.logits = out.logits[:, -1, :]
 
     def _completion(self, row: int) -> Completion:
@@ -362,8 +383,13 @@ class _Decoder:
         if params.stop:
             text, found = cut_at_stop(text, params.stop)
             reason = "stop" if found or ended else reason
-        return Completion(text=text, num_tokens=len(ids), finish_reason=reason, token_ids=tuple(ids),
-                          prompt_ids=tuple(self.prompts[row]))
+        return Completion(
+            text=text,
+            num_tokens=len(ids),
+            finish_reason=reason,
+            token_ids=tuple(ids),
+            prompt_ids=tuple(self.prompts[row]),
+        )
 
     def _prefill(self, rows: list[int]) -> _Batch:
         """Encode the prompts of ``rows`` (each distinct one once, reusing cached prefixes) into a new batch.
@@ -383,7 +409,10 @@ class _Decoder:
         keys = list(distinct)
         hits = [prefix.lookup(k) if prefix is not None else (None, 0) for k in keys]
         width_s = max(len(k) - c for k, (_, c) in zip(keys, hits, strict=True))
-        cached = [max(0, len(k) - width_s) if entry is not None else 0 for k, (entry, _) in zip(keys, hits, strict=True)]
+        cached = [
+            max(0, len(k) - width_s) if entry is not None else 0
+            for k, (entry, _) in zip(keys, hits, strict=True)
+        ]
         width_c = max(cached)
         n = len(keys)
         input_ids = torch.full((n, width_s), policy.pad_token_id, dtype=torch.long)
@@ -408,22 +437,40 @@ class _Decoder:
         else:
             cache = new_cache(model)
         extra = {"logits_to_keep": 1} if policy._accepts_logits_to_keep else {}
-        out = forward_with_cache(model, cache, input_ids=input_ids, attention_mask=mask,
-                                 position_ids=positions[:, width_c:], **extra)
+        out = forward_with_cache(
+            model,
+            cache,
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=positions[:, width_c:],
+            **extra,
+        )
         logits = out.logits[:, -1, :]
         if n < len(prompts):  # duplicated prompts (K samples of one task): copy the encoded rows
             index = torch.tensor(row_of, device=device)
             select_rows(cache, index)
             logits, mask, positions = logits[index], mask[index], positions[index]
-        return _Batch(cache=cache, rows=list(rows), alive=torch.ones(len(rows), dtype=torch.bool, device=device),
-                      mask=mask, positions=positions[:, -1], logits=logits)
+        return _Batch(
+            cache=cache,
+            rows=list(rows),
+            alive=torch.ones(len(rows), dtype=torch.bool, device=device),
+            mask=mask,
+            positions=positions[:, -1],
+            logits=logits,
+        )
 
     def _compact(self, state: _Batch, keep) -> _Batch:
         """Only the rows ``keep`` (the live ones), after storing the others in the prefix cache."""
         self._store(state, (~state.alive).nonzero().squeeze(1).tolist())
         select_rows(state.cache, keep)
-        return _Batch(cache=state.cache, rows=[state.rows[i] for i in keep.tolist()], alive=state.alive[keep],
-                      mask=state.mask[keep], positions=state.positions[keep], logits=state.logits[keep])
+        return _Batch(
+            cache=state.cache,
+            rows=[state.rows[i] for i in keep.tolist()],
+            alive=state.alive[keep],
+            mask=state.mask[keep],
+            positions=state.positions[keep],
+            logits=state.logits[keep],
+        )
 
     def _merge(self, old: _Batch, new: _Batch) -> _Batch:
         """One batch of ``old``'s live rows (its ended ones already stored) and ``new``'s rows,
@@ -441,18 +488,26 @@ class _Decoder:
         for old_layer, new_layer in zip(cache_layers(old.cache), cache_layers(new.cache), strict=True):
             layer = GrowingLayer(width + self.params.max_new_tokens)
             layer.start(n_old + len(new.rows), (new_layer.keys[0], new_layer.values[0]), width)
-            layer.write_rows(0, width - width_old, old_layer.keys[:, :, lead:].index_select(0, keep),
-                             old_layer.values[:, :, lead:].index_select(0, keep))
+            layer.write_rows(
+                0,
+                width - width_old,
+                old_layer.keys[:, :, lead:].index_select(0, keep),
+                old_layer.values[:, :, lead:].index_select(0, keep),
+            )
             layer.write_rows(n_old, width - width_new, new_layer.keys, new_layer.values)
             layers.append(layer)
         replace_layers(old.cache, layers)
         mask = old.mask.new_zeros((n_old + len(new.rows), width))
         mask[:n_old, width - width_old :] = old.mask
         mask[n_old:, width - width_new :] = new.mask
-        return _Batch(cache=old.cache, rows=[old.rows[i] for i in keep.tolist()] + new.rows,
-                      alive=torch.cat([old.alive[keep], new.alive]), mask=mask,
-                      positions=torch.cat([old.positions[keep], new.positions]),
-                      logits=torch.cat([old.logits[keep], new.logits]))
+        return _Batch(
+            cache=old.cache,
+            rows=[old.rows[i] for i in keep.tolist()] + new.rows,
+            alive=torch.cat([old.alive[keep], new.alive]),
+            mask=mask,
+            positions=torch.cat([old.positions[keep], new.positions]),
+            logits=torch.cat([old.logits[keep], new.logits]),
+        )
 
     def _store(self, state: _Batch, slots) -> None:
         """The given (ended) slots leave the batch: their sequences (prompt + reply fed so far) and
@@ -467,7 +522,9 @@ class _Decoder:
             tokens = prompt + reply[:-1]  # the last sampled token was never fed
             where = state.mask[slot].nonzero().squeeze(1)
             if where.numel() != len(tokens):  # bookkeeping mismatch: storing would poison later turns
-                raise RuntimeError(f"hf backend: cache row holds {where.numel()} tokens, expected {len(tokens)}")
+                raise RuntimeError(
+                    f"hf backend: cache row holds {where.numel()} tokens, expected {len(tokens)}"
+                )
             self.prefix.insert(tokens, [layer.row(slot, where) for layer in cache_layers(state.cache)])
 
 
@@ -526,5 +583,5 @@ def _sample(logits, params: SamplingParams, generator):
 
 def _ends_in_stop(tokenizer, ids: list[int], stop: Sequence[str]) -> bool:
     # a stop string can only be completed by the newest token: decode a tail long enough to hold it
-    tail = tokenizer.decode(ids[-(max(len(s) for s in stop) + 8):], skip_special_tokens=True)
+    tail = tokenizer.decode(ids[-(max(len(s) for s in stop) + 8) :], skip_special_tokens=True)
     return any(s and s in tail for s in stop)

@@ -191,8 +191,10 @@ class GrowingLayer(DynamicLayer):
 
     def row(self, index: int, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Copies of one row's keys and values at ``positions`` (columns in use): ``[kv_heads, n, head_dim]``."""
-        return (self.keys[index].index_select(1, positions).contiguous(),
-                self.values[index].index_select(1, positions).contiguous())
+        return (
+            self.keys[index].index_select(1, positions).contiguous(),
+            self.values[index].index_select(1, positions).contiguous(),
+        )
 
 
 def supports_growing_cache(model: Any) -> bool:

@@ -33,7 +33,9 @@ def parse_base_urls(base_url: str) -> list[str]:
         if not url:
             raise PolicyError(f"openai backend: --base-url {base_url!r}: entry {i + 1} is empty")
         if "://" not in url:
-            raise PolicyError(f"openai backend: --base-url entry {url!r} is not a URL (expected http://host:port/v1)")
+            raise PolicyError(
+                f"openai backend: --base-url entry {url!r} is not a URL (expected http://host:port/v1)"
+            )
     repeated = sorted({url for url in urls if urls.count(url) > 1})
     if repeated:
         raise PolicyError(f"openai backend: --base-url names {repeated[0]} more than once")
@@ -96,7 +98,9 @@ class OpenAIPolicy(PolicyBase):
         try:
             import openai
         except ImportError as err:  # pragma: no cover - openai is in the [train] extra
-            raise PolicyError("the openai backend needs the openai client: pip install 'drift-toolkit[train]'") from err
+            raise PolicyError(
+                "the openai backend needs the openai client: pip install 'drift-toolkit[train]'"
+            ) from err
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
@@ -104,7 +108,9 @@ class OpenAIPolicy(PolicyBase):
         self.model_id = str(model)
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:
-            raise PolicyError("openai backend: no server given; pass base_url=... (--base-url) or set OPENAI_BASE_URL")
+            raise PolicyError(
+                "openai backend: no server given; pass base_url=... (--base-url) or set OPENAI_BASE_URL"
+            )
         self.base_urls = parse_base_urls(base_url)
         self.base_url = ",".join(self.base_urls)
         self.readmit_after_s = readmit_after_s
@@ -122,8 +128,10 @@ class OpenAIPolicy(PolicyBase):
         self._openai = openai
         key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         # retries are ours (max_retries=0), so every attempt is counted, reported, and can change replica
-        self._replicas = [_Replica(i, url, openai.OpenAI(base_url=url, api_key=key, timeout=timeout_s, max_retries=0))
-                          for i, url in enumerate(self.base_urls)]
+        self._replicas = [
+            _Replica(i, url, openai.OpenAI(base_url=url, api_key=key, timeout=timeout_s, max_retries=0))
+            for i, url in enumerate(self.base_urls)
+        ]
         self._replica_lock = threading.Lock()
         self._turn = 0  # where the next tie between equally loaded replicas starts
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="drift-openai")
@@ -137,22 +145,38 @@ class OpenAIPolicy(PolicyBase):
     def replica_stats(self) -> list[dict[str, Any]]:
         """Per replica: ``url``, ``in_service``, ``outstanding`` and ``answered`` requests, ``out_reason``."""
         with self._replica_lock:
-            return [{"url": r.url, "in_service": r.out_reason is None, "outstanding": r.outstanding,
-                     "answered": r.answered, "out_reason": r.out_reason} for r in self._replicas]
+            return [
+                {
+                    "url": r.url,
+                    "in_service": r.out_reason is None,
+                    "outstanding": r.outstanding,
+                    "answered": r.answered,
+                    "out_reason": r.out_reason,
+                }
+                for r in self._replicas
+            ]
 
     def _acquire(self) -> _Replica:
         """The replica for the next request: a due trial of a taken-out one, else the least loaded in service."""
         with self._replica_lock:
             now = time.monotonic()
-            trial = next((r for r in self._replicas if r.out_reason is not None and not r.probing
-                          and r.readmit_at <= now), None)
+            trial = next(
+                (
+                    r
+                    for r in self._replicas
+                    if r.out_reason is not None and not r.probing and r.readmit_at <= now
+                ),
+                None,
+            )
             if trial is not None:
                 trial.probing = True
                 chosen = trial
             else:
                 n = len(self._replicas)
-                chosen = min((r for r in self._replicas if r.out_reason is None),
-                             key=lambda r: (r.outstanding, (r.index - self._turn) % n))
+                chosen = min(
+                    (r for r in self._replicas if r.out_reason is None),
+                    key=lambda r: (r.outstanding, (r.index - self._turn) % n),
+                )
                 self._turn = chosen.index + 1
             chosen.outstanding += 1
             return chosen
@@ -180,8 +204,13 @@ class OpenAIPolicy(PolicyBase):
             replica.out_reason = _connection_failure(err)
             replica.readmit_at = time.monotonic() + self.readmit_after_s
             left = sum(r.out_reason is None for r in self._replicas)
-        logger.warning("openai backend: replica %s stopped answering (%s); taken out, %d of %d left in service",
-                       replica.url, replica.out_reason, left, len(self._replicas))
+        logger.warning(
+            "openai backend: replica %s stopped answering (%s); taken out, %d of %d left in service",
+            replica.url,
+            replica.out_reason,
+            left,
+            len(self._replicas),
+        )
         return True
 
     def ids_tokenizer(self) -> Any:
@@ -207,7 +236,10 @@ class OpenAIPolicy(PolicyBase):
             replica.client.close()
 
     def generate(
-        self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """Return ``params.n`` completions per conversation; requests run concurrently."""
         self._check_inputs(conversations, params, seeds)
@@ -229,7 +261,10 @@ class OpenAIPolicy(PolicyBase):
 
     def _request(self, messages: list, params: SamplingParams, n: int, seed: int | None) -> list[Completion]:
         body: dict[str, Any] = dict(
-            model=self.model_id, messages=messages, max_tokens=params.max_new_tokens, temperature=params.temperature,
+            model=self.model_id,
+            messages=messages,
+            max_tokens=params.max_new_tokens,
+            temperature=params.temperature,
         )
         if params.temperature > 0 and params.top_p < 1:
             body["top_p"] = params.top_p
@@ -259,7 +294,9 @@ class OpenAIPolicy(PolicyBase):
                 status = getattr(err, "status_code", None)
                 answered = status is not None
                 if status in (400, 422) and "return_token_ids" in extra:
-                    self.return_token_ids = False  # the server does not know the field: plain requests from now on
+                    self.return_token_ids = (
+                        False  # the server does not know the field: plain requests from now on
+                    )
                     continue  # not counted as an attempt
                 retryable = status is None or status in RETRYABLE_STATUS
                 if not retryable:
@@ -272,7 +309,9 @@ class OpenAIPolicy(PolicyBase):
                     continue  # sent again at once to a replica in service; not counted as an attempt
                 if attempt == self.max_retries:
                     what = f"HTTP {status}" if status is not None else type(err).__name__
-                    gone = [f"{r['url']} ({r['out_reason']})" for r in self.replica_stats() if not r["in_service"]]
+                    gone = [
+                        f"{r['url']} ({r['out_reason']})" for r in self.replica_stats() if not r["in_service"]
+                    ]
                     left = f"; no other replica left (taken out: {', '.join(gone)})" if gone else ""
                     raise PolicyError(
                         f"openai backend: request to {replica.url} (model {self.model_id!r}) failed "
@@ -286,7 +325,9 @@ class OpenAIPolicy(PolicyBase):
             attempt += 1
         choices = sorted(response.choices, key=lambda c: c.index)
         if not choices:
-            raise PolicyError(f"openai backend: {replica.url} returned no choices for model {self.model_id!r}")
+            raise PolicyError(
+                f"openai backend: {replica.url} returned no choices for model {self.model_id!r}"
+            )
         usage = getattr(response, "usage", None)
         total = getattr(usage, "completion_tokens", None)
         texts = [(c.message.content or "") for c in choices]
@@ -307,7 +348,11 @@ class OpenAIPolicy(PolicyBase):
                 reason = "stop" if found else reason
             if token_ids is not None:
                 tokens = len(token_ids)
-            ids = dict(token_ids=token_ids, prompt_ids=prompt_ids) if token_ids is not None and prompt_ids else {}
+            ids = (
+                dict(token_ids=token_ids, prompt_ids=prompt_ids)
+                if token_ids is not None and prompt_ids
+                else {}
+            )
             completions.append(Completion(text=text, num_tokens=tokens, finish_reason=reason, **ids))
         if total is not None and len(choices) > 1 and completions[-1].token_ids is None:
             last = completions[-1]  # the last one takes the rounding remainder
@@ -318,7 +363,9 @@ class OpenAIPolicy(PolicyBase):
 
 def _int_ids(value: Any) -> tuple[int, ...] | None:
     """A server's token-id list as a tuple of ints, or None when absent or not a list of ints."""
-    if not isinstance(value, (list, tuple)) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(t, int) and not isinstance(t, bool) for t in value
+    ):
         return None
     return tuple(value)
 
@@ -335,7 +382,9 @@ def _error_message(err: Exception) -> str:
     body = getattr(err, "body", None)
     if isinstance(body, dict):
         inner = body.get("error")
-        message = inner.get("message") if isinstance(inner, dict) else body.get("message") or body.get("detail")
+        message = (
+            inner.get("message") if isinstance(inner, dict) else body.get("message") or body.get("detail")
+        )
         if message:
             return str(message)
     return str(err) or type(err).__name__

@@ -98,7 +98,8 @@ class VLLMPolicy(PolicyBase):
             raise PolicyError(
                 f"vllm backend: data_parallel_size={data_parallel_size} needs one process per replica, which vLLM's "
                 "in-process LLM does not start; serve the model instead (`vllm serve MODEL --data-parallel-size "
-                f"{data_parallel_size}`, or several servers) and roll out with --backend openai --base-url URL[,URL...]")
+                f"{data_parallel_size}`, or several servers) and roll out with --backend openai --base-url URL[,URL...]"
+            )
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._vllm = vllm
         on_cpu = _vllm_on_cpu()
@@ -121,8 +122,10 @@ class VLLMPolicy(PolicyBase):
             )
         except (ValueError, RuntimeError, OSError) as err:
             where = "of the node's memory (vLLM on CPU)" if on_cpu else "of the GPU's memory"
-            raise PolicyError(f"vllm backend: cannot start an engine for {self.model_id!r} with "
-                              f"gpu_memory_utilization={gpu_memory_utilization:.2f} {where}: {err}") from err
+            raise PolicyError(
+                f"vllm backend: cannot start an engine for {self.model_id!r} with "
+                f"gpu_memory_utilization={gpu_memory_utilization:.2f} {where}: {err}"
+            ) from err
         # tokens the model's generation config never lets model.generate sample, as the hf backend does
         suppress = _suppressed_tokens(self.model_id)
         self._allowed = None
@@ -132,9 +135,12 @@ class VLLMPolicy(PolicyBase):
 
     def describe(self) -> dict[str, Any]:
         """Backend, model, tensor-parallel size and memory fraction."""
-        return {**super().describe(), "tensor_parallel_size": self.tensor_parallel_size,
-                "data_parallel_size": self.data_parallel_size,
-                "gpu_memory_utilization": self.gpu_memory_utilization}
+        return {
+            **super().describe(),
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "data_parallel_size": self.data_parallel_size,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+        }
 
     def ids_tokenizer(self) -> Any:
         """The engine's tokenizer."""
@@ -145,7 +151,10 @@ class VLLMPolicy(PolicyBase):
         self.llm = None
 
     def generate(
-        self, conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None = None
+        self,
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[Completion]]:
         """Return ``params.n`` completions per conversation from one ``LLM.chat`` call."""
         self._check_inputs(conversations, params, seeds)
@@ -173,15 +182,19 @@ class VLLMPolicy(PolicyBase):
         )
         results = []
         for output in outputs:
-            results.append([
-                Completion(
-                    text=choice.text,
-                    num_tokens=len(choice.token_ids),
-                    finish_reason="length" if choice.finish_reason == "length" else "stop",
-                    # vLLM keeps a sampled end token in token_ids (the text drops it): exactly what was generated
-                    token_ids=tuple(int(t) for t in choice.token_ids),
-                    prompt_ids=None if output.prompt_token_ids is None else tuple(int(t) for t in output.prompt_token_ids),
-                )
-                for choice in output.outputs
-            ])
+            results.append(
+                [
+                    Completion(
+                        text=choice.text,
+                        num_tokens=len(choice.token_ids),
+                        finish_reason="length" if choice.finish_reason == "length" else "stop",
+                        # vLLM keeps a sampled end token in token_ids (the text drops it): exactly what was generated
+                        token_ids=tuple(int(t) for t in choice.token_ids),
+                        prompt_ids=None
+                        if output.prompt_token_ids is None
+                        else tuple(int(t) for t in output.prompt_token_ids),
+                    )
+                    for choice in output.outputs
+                ]
+            )
         return results

@@ -83,30 +83,48 @@ def cases_of(path: Path, source: str) -> list[tuple[str, str, dict]]:
 def main() -> None:
     repo = Path(sys.argv[1])
     commit = sys.argv[2] if len(sys.argv) > 2 else "HEAD"
-    sha = subprocess.run(["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True,
-                         check=True).stdout.strip()
-    files = subprocess.run(["git", "-C", str(repo), "ls-tree", "--name-only", sha, "tests/"], capture_output=True,
-                           text=True, check=True).stdout.split()
+    sha = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", commit], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    files = subprocess.run(
+        ["git", "-C", str(repo), "ls-tree", "--name-only", sha, "tests/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     cases, skipped = [], []
     for name in sorted(f for f in files if f.endswith(".py")):
-        source = subprocess.run(["git", "-C", str(repo), "show", f"{sha}:{name}"], capture_output=True, text=True,
-                                check=True).stdout
+        source = subprocess.run(
+            ["git", "-C", str(repo), "show", f"{sha}:{name}"], capture_output=True, text=True, check=True
+        ).stdout
         for test, gold, pred, extra in cases_of(Path(name), source):
             form, why = env_form(gold, pred)
-            record = {"id": f"{test}[{len(cases) + len(skipped)}]", "gold": gold, "pred": pred, "upstream": extra}
+            record = {
+                "id": f"{test}[{len(cases) + len(skipped)}]",
+                "gold": gold,
+                "pred": pred,
+                "upstream": extra,
+            }
             if form is None:
                 skipped.append({**record, "why": why})
             else:
                 cases.append({**record, **form})
-    OUT.write_text(json.dumps({
-        "about": "Inputs of math-verify's upstream tests (huggingface/Math-Verify, tests/*.py, MIT licence), "
-                 "transcribed by tests/data/transcribe_math_verify_cases.py into the env's terms: 'answer' is the "
-                 "task's gold answer, 'reply' the model's reply; 'gold'/'pred' are the upstream inputs and "
-                 "'upstream' the rest of the upstream parameters (its expected value under its own configs).",
-        "source": f"https://github.com/huggingface/Math-Verify/tree/{sha}/tests",
-        "cases": cases,
-        "skipped": skipped,
-    }, indent=1, ensure_ascii=False) + "\n")
+    OUT.write_text(
+        json.dumps(
+            {
+                "about": "Inputs of math-verify's upstream tests (huggingface/Math-Verify, tests/*.py, MIT licence), "
+                "transcribed by tests/data/transcribe_math_verify_cases.py into the env's terms: 'answer' is the "
+                "task's gold answer, 'reply' the model's reply; 'gold'/'pred' are the upstream inputs and "
+                "'upstream' the rest of the upstream parameters (its expected value under its own configs).",
+                "source": f"https://github.com/huggingface/Math-Verify/tree/{sha}/tests",
+                "cases": cases,
+                "skipped": skipped,
+            },
+            indent=1,
+            ensure_ascii=False,
+        )
+        + "\n"
+    )
     print(f"{len(cases)} cases, {len(skipped)} skipped -> {OUT}")
 
 
