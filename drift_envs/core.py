@@ -88,6 +88,9 @@ class Verdict:
     answer: str | None
     details: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+    #: what the check found, for :meth:`MultiTurnTextEnv.make_feedback` (the sandbox's result, the
+    #: constraint checks, ...): passed along with the verdict, never put into ``info`` as it is
+    evidence: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -107,8 +110,11 @@ class Feedback:
 class MultiTurnTextEnv(gym.Env[str, str]):
     """Base class of every multi-turn text environment with feedback.
 
-    Subclasses implement :meth:`num_tasks`, :meth:`get_task`, :meth:`first_message`, :meth:`verify`
-    and :meth:`make_feedback`. The base class implements ``reset``/``step`` and the contract of
+    Subclasses implement :meth:`first_message`, :meth:`verify` and :meth:`make_feedback`, and get
+    their tasks either from a registered task source (set ``source_kind``; the base then owns the
+    ``dataset``, ``split``, ``seed`` and ``max_tasks`` kwargs and builds ``self.source`` through
+    :func:`drift_envs.sources.make_source`) or by overriding :meth:`num_tasks` and :meth:`get_task`.
+    :meth:`reference_reply` gives the env's oracle (see :meth:`oracle_reply`). The base class implements ``reset``/``step`` and the contract of
     DESIGN.md: ``options={"index": i}`` or ``{"task_id": id}`` replays one task exactly; the reward of a
     step is ``1.0`` when correct else ``0.0``, plus ``format_penalty`` when nothing could be extracted;
     ``terminated`` when solved, ``truncated`` when ``max_turns`` replies were all wrong.
@@ -118,10 +124,17 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
+    #: the kind of task source this env's ``dataset`` kwarg names (None: the env makes its own tasks)
+    source_kind: ClassVar[str | None] = None
 
     def __init__(
         self,
         *,
+        dataset: Any = None,
+        split: str = "test",
+        seed: int = 0,
+        max_tasks: int | None = None,
+        source_options: dict | None = None,
         max_turns: int = 5,
         format_penalty: float = -0.1,
         system_prompt: str | None = None,
@@ -139,6 +152,24 @@ class MultiTurnTextEnv(gym.Env[str, str]):
             raise ValueError(
                 f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
             )
+        self.dataset = dataset
+        self.split = split
+        self.seed = seed
+        self.max_tasks = max_tasks
+        self.source: Any = None
+        if self.source_kind is not None:
+            from drift_envs.sources.base import make_source
+
+            self.source = make_source(
+                self.source_kind,
+                dataset,
+                split=split,
+                seed=seed,
+                max_tasks=max_tasks,
+                **(source_options or {}),
+            )
+        elif dataset is not None or source_options:
+            raise TypeError(f"{type(self).__name__} takes its tasks from no task source; drop dataset=")
         self.max_turns = max_turns
         self.format_penalty = float(format_penalty)
         self.system_prompt = system_prompt
@@ -156,11 +187,15 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     # ---- what a subclass provides -------------------------------------------------------------
     def num_tasks(self) -> int:
         """Number of tasks the env can serve (``index`` ranges over ``0..num_tasks()-1``)."""
-        raise NotImplementedError
+        if self.source is None:
+            raise NotImplementedError(f"{type(self).__name__} has no task source: override num_tasks")
+        return len(self.source)
 
     def get_task(self, index: int) -> Task:
         """The task at ``index``; a pure function of the env's configuration and the index."""
-        raise NotImplementedError
+        if self.source is None:
+            raise NotImplementedError(f"{type(self).__name__} has no task source: override get_task")
+        return self.source[index]
 
     def first_message(self, task: Task) -> str:
         """The first user message of an episode on ``task``."""
@@ -174,8 +209,28 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         """The feedback after a reply on ``turn`` (1-based)."""
         raise NotImplementedError
 
+    def reference_reply(self, task: Task) -> str | None:
+        """A reply that is correct for the current state of an episode on ``task``; None if the env
+        has no oracle (the default). Subclasses override this; callers use :meth:`oracle_reply`."""
+        return None
+
+    def oracle_reply(self) -> str | None:
+        """A reply that solves the current state of the episode, or None when the env has no oracle.
+
+        The quickstart's scripted teacher and the envs' own tests are built on it; an env whose
+        ``reference_reply`` returns None says so in its docstring.
+        """
+        if self._task is None:
+            raise ResetNeeded("call reset() before oracle_reply()")
+        if self._done:
+            raise EpisodeFinishedError(f"the episode on task {self._task.task_id!r} has ended")
+        return self.reference_reply(self._task)
+
     def task_index(self, task_id: str) -> int:
-        """The index of the task with id ``task_id``; builds an id->index map on first use."""
+        """The index of the task with id ``task_id`` (through the source's ``index_of`` when there is
+        one; else an id->index map built on first use)."""
+        if self.source is not None and hasattr(self.source, "index_of"):
+            return self.source.index_of(str(task_id))
         if self._task_ids is None:
             self._task_ids = {self.get_task(i).task_id: i for i in range(self.num_tasks())}
         try:
