@@ -13,7 +13,10 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("drift_envs.demo", "play a scripted MathFeedback episode (no model needed)"),
     "tiny-model": ("drift_train.tiny", "build the embedded tiny model folder"),
-    "rollout": ("drift_train.rollout", "sample K multi-turn trajectories per task from a reference policy"),
+    "rollout": (
+        "drift_train.rollout_cli",
+        "sample K multi-turn trajectories per task from a reference policy",
+    ),
     "weights": ("drift_train.weights", "turn trajectory returns into DRIFT importance weights"),
     "render": ("drift_train.render", "show / write the training examples exactly as drift train builds them"),
     "train": ("drift_train.trainer", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),

@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", required=True, help="metrics JSON; per-task rows go to <out stem>.tasks.jsonl"
     )
-    from drift_train.rollout import add_policy_arguments, policy_kwargs, policy_model
+    from drift_train.rollout_cli import add_policy_arguments, policy_kwargs, policy_model
 
     add_policy_arguments(parser)  # the backends' options, as drift rollout has them
     args = parser.parse_args(argv)

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from transformers import AutoTokenizer, GenerationConfig
 
-    from drift_train.rollout import resolve_model
+    from drift_train.rollout_cli import resolve_model
     from drift_train.trajectories import TrajectoryError, read_trajectories
 
     if not args.out and not args.show:

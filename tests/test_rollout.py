@@ -15,7 +15,8 @@ import pytest
 from gymnasium.spaces import Text
 
 from drift_train.policies import SamplingParams, make_policy
-from drift_train.rollout import RolloutConfig, iter_rollouts, main, rollout, summarize
+from drift_train.rollout import RolloutConfig, iter_rollouts, rollout, summarize
+from drift_train.rollout_cli import main
 from drift_train.trajectories import TrajectoryWriter, read_trajectories, validate_groups
 
 REPO = Path(__file__).resolve().parents[1]
