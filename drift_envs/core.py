@@ -209,6 +209,18 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         """The feedback after a reply on ``turn`` (1-based)."""
         raise NotImplementedError
 
+    def assistant_message(self, action: str, verdict: Verdict) -> dict:
+        """The conversation entry of a reply (OpenAI message shape); tool envs add ``tool_calls``."""
+        return {"role": "assistant", "content": action}
+
+    def feedback_messages(self, feedback: Feedback) -> list[dict]:
+        """The conversation entries the feedback adds (a user message; tool envs add ``tool`` ones)."""
+        return [{"role": "user", "content": feedback.text}]
+
+    def episode_info(self) -> dict:
+        """Extra ``info`` fields of every reset and step of the current episode (e.g. ``tools``)."""
+        return {}
+
     def reference_reply(self, task: Task) -> str | None:
         """A reply that is correct for the current state of an episode on ``task``; None if the env
         has no oracle (the default). Subclasses override this; callers use :meth:`oracle_reply`."""
@@ -299,11 +311,11 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         truncated = not terminated and self._turn >= self.max_turns
         self._done = terminated or truncated
         feedback = self.make_feedback(self._task, verdict, turn=self._turn, repeated=repeated)
-        self._messages.append({"role": "assistant", "content": action})
+        self._messages.append(self.assistant_message(action, verdict))
         obs = ""
         if not self._done:
             obs = feedback.text
-            self._messages.append({"role": "user", "content": obs})
+            self._messages.extend(self.feedback_messages(feedback))
         info = self._base_info()
         info.update(verdict.info)
         info.update(
@@ -334,4 +346,5 @@ class MultiTurnTextEnv(gym.Env[str, str]):
             "turn": self._turn,
             "max_turns": self.max_turns,
             "messages": [dict(m) for m in self._messages],
+            **self.episode_info(),
         }
