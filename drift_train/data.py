@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from drift_train.losses import IGNORE_INDEX
+from drift_train.losses import IGNORE_INDEX, WEIGHTED_MODES
 from drift_train.tokens import decode_tokens, tokenizer_fingerprint
 from drift_train.weights import trajectory_succeeded
 
@@ -457,7 +457,7 @@ def build_dataset(
     drop weight-0 trajectories (e.g. groups dropped by ``drift weights --equal-groups drop``).
     ``end_token_ids``: the model's end-of-reply ids (``generation_config.eos_token_id``), see :class:`Renderer`."""
     renderer = Renderer(tokenizer, config, end_token_ids=end_token_ids)
-    weighted = loss_mode in ("wsft", "drift-otr")
+    weighted = loss_mode in WEIGHTED_MODES
     stats = RenderStats()
     examples = []
     for index, record in enumerate(records):

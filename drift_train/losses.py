@@ -38,6 +38,10 @@ import torch.nn.functional as F
 
 IGNORE_INDEX = -100
 LOSS_MODES = ("sft", "rft", "wsft", "otr", "otr-exact", "drift-otr")
+#: the modes whose loss multiplies each token by its trajectory's weight w
+WEIGHTED_MODES = ("wsft", "drift-otr")
+#: the modes that add One-Token Rollout's token-level policy gradient
+OTR_MODES = ("otr", "otr-exact", "drift-otr")
 
 
 @dataclass(frozen=True)
@@ -136,7 +140,7 @@ def drift_loss(
     """
     if mode not in LOSS_MODES:
         raise ValueError(f"unknown loss mode {mode!r}; expected one of {LOSS_MODES}")
-    weighted = mode in ("wsft", "drift-otr")
+    weighted = mode in WEIGHTED_MODES
     if weighted and token_weights is None:
         raise ValueError(f"loss mode {mode!r} needs per-token weights (a `weight` field in the data)")
     flat_logits, targets, weights = supervised_positions(logits, labels, token_weights if weighted else None)

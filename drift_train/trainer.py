@@ -38,11 +38,9 @@ import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from drift_train.data import ASSISTANT_TURNS, DriftCollator, RenderConfig, build_dataset
-from drift_train.losses import LOSS_MODES, OTRConfig, drift_loss
+from drift_train.losses import LOSS_MODES, WEIGHTED_MODES, OTRConfig, drift_loss
 from drift_train.trajectories import read_trajectories
-
-WEIGHTED_MODES = ("wsft", "drift-otr")
-OTR_MODES = ("otr", "otr-exact", "drift-otr")
+from drift_train.weights import kish_ess
 
 
 @dataclass
@@ -275,9 +273,8 @@ class DriftTrainer(Trainer):
             if self.args.loss in WEIGHTED_MODES:
                 w = sequence_weights.float()
                 self._metrics["weight_mean"].append(float(w.mean()))
-                self._metrics["weight_ess"].append(
-                    float(w.sum() ** 2 / (w.pow(2).sum() * len(w))) if float(w.pow(2).sum()) > 0 else 0.0
-                )
+                ess = kish_ess(float(w.sum()), float(w.pow(2).sum()))
+                self._metrics["weight_ess"].append(ess / len(w))
             for key, value in metrics.items():
                 self._metrics[key].append(value)
         return (loss, outputs) if return_outputs else loss

@@ -191,12 +191,23 @@ def importance_weights(
     return weights, equal_group
 
 
+def kish_ess(total: Any, squares: Any) -> Any:
+    """Kish's effective sample size from Σ w and Σ w²: (Σ w)² / Σ w², and 0 where Σ w² = 0.
+
+    Works on floats and on numpy arrays (one value per group); the trainer's per-batch ``weight_ess``
+    and :func:`effective_sample_size` both use it, so the formula is written once.
+    """
+    total, squares = np.asarray(total, dtype=float), np.asarray(squares, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ess = np.where(squares > 0, total * total / np.where(squares > 0, squares, 1.0), 0.0)
+    return float(ess) if ess.ndim == 0 else ess
+
+
 def effective_sample_size(weights: np.ndarray, group_index: np.ndarray, num_groups: int) -> np.ndarray:
     """Kish ESS per group, (Σ w)² / Σ w²; 0 for a group whose weights are all zero."""
     total = np.bincount(group_index, weights=weights, minlength=num_groups)
     squares = np.bincount(group_index, weights=weights * weights, minlength=num_groups)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(squares > 0, total * total / np.where(squares > 0, squares, 1.0), 0.0)
+    return kish_ess(total, squares)
 
 
 # --------------------------------------------------------------------------------------------------
