@@ -1,0 +1,555 @@
+"""Command lines generated from config dataclasses: one style for every ``drift`` subcommand.
+
+A command describes its options once, as dataclass fields, and :class:`DataclassArgumentParser` turns
+them into flags, the way ``transformers.HfArgumentParser`` does for ``drift train``::
+
+    @dataclass
+    class GreetConfig:
+        \"\"\"Say hello.
+
+        Args:
+            name: who to greet
+            times: how many times
+        \"\"\"
+
+        name: str                       # no default: a required flag
+        times: int = 1
+        loud: bool = False
+        style: Literal["plain", "fancy"] = "plain"
+        extra: dict = field(default_factory=dict, metadata={"help": "JSON object of extras"})
+
+    parser = DataclassArgumentParser(prog="greet", description="Say hello.")
+    parser.add_dataclass(GreetConfig)
+    args = parser.parse_args(["--name", "Ada", "--times", "2", "--loud", "--extra", '{"a": 1}'])
+    config = parser.build(GreetConfig, args)   # GreetConfig(name="Ada", times=2, loud=True, ...)
+
+Rules, the same for every command:
+
+- **Spellings.** A field ``max_new_tokens`` is ``--max-new-tokens`` and ``--max_new_tokens`` (both
+  parse; ``--help`` shows the dash one). :func:`add_spelling_aliases` gives any parser (``drift train``'s
+  ``HfArgumentParser`` included) the same two spellings and help.
+- **Defaults** come from the dataclass (``default`` or ``default_factory``) and are written nowhere
+  else; a field without one is a required flag. ``--help`` shows them.
+- **Types.** ``int``/``float``/``str``/``Path``, ``X | None`` (None: the default, "unset"),
+  ``Literal[...]`` (choices), ``list[X]`` (several values), ``dict`` (a JSON object, with a clear error
+  when the text is not one), ``bool`` as ``HfArgumentParser`` has it: ``--flag`` or ``--flag true|false``,
+  and a field that defaults to True also gets ``--no-flag``.
+- **Nested dataclasses** (e.g. ``RolloutConfig.sampling: SamplingParams``) are flattened: their fields
+  become flags of their own, and :meth:`~DataclassArgumentParser.build` rebuilds the nested object.
+- **Help** comes from ``field(metadata={"help": ...})``, else the class docstring's ``Args:`` entry,
+  else the field's trailing ``# comment`` in the class source.
+- **Per-field options**, in the field's ``metadata`` or, for a dataclass another module owns, in
+  ``add_dataclass(cls, options={"field": {...}})``: ``help``, ``choices``, ``flag`` (the flag's name when
+  it is not the field's, e.g. ``{"env_id": {"flag": "env"}}`` -> ``--env``), ``aliases`` (more names),
+  ``metavar``, ``required``, ``positional`` (an argument without ``--``; ``nargs`` with it).
+- **A YAML file**: ``DataclassArgumentParser(config_file=True)`` adds ``--config FILE.yaml`` whose keys
+  (either spelling) become the defaults the flags override; unknown keys are an error
+  (:func:`apply_config_file`, shared with ``drift train``).
+- Unknown flags and abbreviations of flags are errors (``allow_abbrev=False``): exit code 2 and a message.
+
+:func:`resolve_model` is the one place ``--model tiny`` becomes the embedded tiny model's folder, and
+:func:`model_load_error` turns a failure to load a model into the one-line message commands print
+before exiting with code 2. This module imports only the standard library (``drift demo`` uses it too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import io
+import json
+import re
+import sys
+import textwrap
+import tokenize
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "DataclassArgumentParser",
+    "HelpFormatter",
+    "add_spelling_aliases",
+    "apply_config_file",
+    "field_help",
+    "json_object",
+    "model_load_error",
+    "resolve_model",
+    "string_to_bool",
+]
+
+# option keys a field may carry in its metadata (or in add_dataclass(options=...))
+FIELD_OPTIONS = ("help", "choices", "flag", "aliases", "metavar", "required", "positional", "nargs")
+
+
+# --------------------------------------------------------------------------------------------------
+# value types
+
+
+def string_to_bool(text: str | bool) -> bool:
+    """``true/false``, ``yes/no``, ``1/0``, ``t/f``, ``y/n`` (any case) as a bool, as HfArgumentParser reads them."""
+    if isinstance(text, bool):
+        return text
+    lowered = text.lower()
+    if lowered in ("true", "t", "yes", "y", "1"):
+        return True
+    if lowered in ("false", "f", "no", "n", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+string_to_bool.__name__ = "bool"  # argparse names the type in "invalid bool value" messages
+
+
+def json_object(text: str | dict) -> dict:
+    """A flag's JSON text as a dict; anything else is an ``ArgumentTypeError`` saying what was wrong."""
+    if isinstance(text, dict):
+        return dict(text)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not valid JSON ({err}); give a JSON object such as '{{\"key\": 1}}'"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a JSON {type(value).__name__}, not an object; give one such as '{{\"key\": 1}}'"
+        )
+    return value
+
+
+json_object.__name__ = "JSON object"
+
+
+def _choice_type(choices: Sequence[Any]) -> Callable[[str], Any]:
+    """Map the text of a choice back to the choice itself (Literal[1, 2] gets ints, not strings)."""
+    by_text = {str(choice): choice for choice in choices}
+
+    def convert(text: Any) -> Any:
+        return by_text.get(str(text), text)  # argparse's choices check names an unknown one
+
+    convert.__name__ = "choice"
+    return convert
+
+
+# --------------------------------------------------------------------------------------------------
+# help text
+
+
+def _docstring_args(cls: type) -> dict[str, str]:
+    """The ``Args:`` (or ``Attributes:``) entries of a class docstring, Google style."""
+    doc = inspect.getdoc(cls) or ""
+    entries: dict[str, str] = {}
+    in_section, current, indent = False, None, None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if stripped in ("Args:", "Arguments:", "Attributes:", "Fields:"):
+            in_section, current, indent = True, None, None
+            continue
+        if not in_section:
+            continue
+        if not stripped:
+            current = None
+            continue
+        depth = len(line) - len(line.lstrip())
+        match = re.match(r"(\w+)(?:\s*\([^)]*\))?\s*:\s*(.*)", stripped)
+        if match and (indent is None or depth <= indent):
+            indent = depth
+            current = match.group(1)
+            entries[current] = match.group(2).strip()
+        elif current is not None and indent is not None and depth > indent:
+            entries[current] = f"{entries[current]} {stripped}".strip()
+        else:  # a new section or text outside the list ends it
+            in_section, current = False, None
+    return entries
+
+
+def _source_comments(cls: type) -> dict[str, str]:
+    """Trailing ``# comments`` of the field lines in the class body (``samples: int = 4  # K, ...``); for a
+    field written over several lines, the first comment among them."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    try:
+        body = ast.parse(source).body[0]
+        comments_by_line = {
+            token.start[0]: token.string.lstrip("#").strip()
+            for token in tokenize.generate_tokens(io.StringIO(source).readline)
+            if token.type == tokenize.COMMENT
+        }
+    except (SyntaxError, tokenize.TokenError, IndexError):
+        return {}
+    comments: dict[str, str] = {}
+    for node in getattr(body, "body", []):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            for line in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+                if comments_by_line.get(line):
+                    comments[node.target.id] = comments_by_line[line]
+                    break
+    return comments
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Help text per field of a dataclass: metadata ``help``, else docstring ``Args:``, else trailing comment."""
+    helps = _source_comments(cls)
+    helps.update(_docstring_args(cls))
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("help"):
+            helps[f.name] = f.metadata["help"]
+    return helps
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each flag once, in its dash spelling, with its default; keeps descriptions as written."""
+
+    def _format_action_invocation(self, action: argparse.Action) -> str:
+        if not action.option_strings:
+            return super()._format_action_invocation(action)
+        shown, seen = [], set()
+        for option in sorted(action.option_strings, key=lambda o: "_" in o):  # dash spellings first
+            key = option.replace("_", "-")
+            if key not in seen:
+                seen.add(key)
+                shown.append(option)
+        if action.nargs == 0:
+            return ", ".join(shown)
+        value = self._format_args(action, self._get_default_metavar_for_optional(action))
+        return ", ".join(shown) + " " + value
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return action.dest.upper()
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" not in text
+            and "default" not in text.lower()
+            and default not in (None, False, "", argparse.SUPPRESS)
+            and default != {}
+            and default != []
+            and action.option_strings
+            and action.nargs != 0  # store_true/false flags: their default says nothing
+        ):
+            text = f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+        return text
+
+
+# --------------------------------------------------------------------------------------------------
+# spellings and YAML config files (any argparse parser, HfArgumentParser included)
+
+
+def add_spelling_aliases(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every long flag both spellings (``--a-b`` and ``--a_b``), dash spelling first, so usage, help
+    and error messages show that one. Returns the parser."""
+    registry = parser._option_string_actions  # shared by the parser and all of its groups
+    for action in parser._actions:
+        for option in list(action.option_strings):
+            if not option.startswith("--"):
+                continue
+            for other in (option.replace("_", "-"), "--" + option[2:].replace("-", "_")):
+                if other not in registry:
+                    registry[other] = action
+                    action.option_strings.append(other)
+        action.option_strings.sort(key=lambda o: (o.startswith("--"), "_" in o))  # -h, --dash, --under
+    if not isinstance(parser, DataclassArgumentParser):  # its errors name a flag by one spelling too
+        error = parser.error
+        parser.error = lambda message: error(_one_spelling(message))  # type: ignore[method-assign]
+    return parser
+
+
+def _one_spelling(message: str) -> str:
+    """``--a-b/--a_b`` (how argparse names a flag with two spellings in its errors) as ``--a-b``."""
+
+    def shorten(match: re.Match) -> str:
+        names = match.group(0).split("/")
+        kept = [
+            n
+            for i, n in enumerate(names)
+            if n.replace("_", "-") not in {m.replace("_", "-") for m in names[:i]}
+        ]
+        return "/".join(kept)
+
+    return re.sub(r"--[\w-]+(?:/--[\w-]+)+", shorten, message)
+
+
+def _config_file_argument(argv: Sequence[str]) -> str | None:
+    path = None
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+    return path
+
+
+def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Read the ``--config FILE.yaml`` named in ``argv`` (if any) and make its values the parser's defaults,
+    so flags on the command line still override them. Keys may use either spelling; a key that names no
+    option, a missing file or a file that is not a mapping is a parser error (exit 2, with the file)."""
+    config_path = _config_file_argument(argv)
+    if config_path is None:
+        return
+    import yaml
+
+    path = Path(config_path)
+    if not path.is_file():
+        parser.error(f"--config: no file at {path}")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        parser.error(f"--config: {path} is not valid YAML: {err}")
+    if not isinstance(values, dict):
+        parser.error(f"--config: {path} must hold a mapping of option names to values")
+    known = {action.dest for action in parser._actions} - {"help", "config"}
+    values = {str(key).replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        parser.error(f"--config: {path} has unknown options {unknown}; known: {sorted(known)}")
+    parser.set_defaults(**values)
+    for action in parser._actions:  # a value in the file satisfies a required flag
+        if action.dest in values:
+            action.required = False
+
+
+# --------------------------------------------------------------------------------------------------
+# the generator
+
+
+def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
+    """``X | None`` -> (X, True); anything else -> (annotation, False)."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+        raise TypeError(f"union {annotation} has more than one non-None type; a flag takes one type")
+    return annotation, False
+
+
+def _flag_names(name: str, aliases: Iterable[str] = ()) -> list[str]:
+    names: list[str] = []
+    for n in (name, *aliases):
+        for spelling in (n.replace("_", "-"), n.replace("-", "_")):
+            flag = f"--{spelling}"
+            if flag not in names:
+                names.append(flag)
+    return names
+
+
+@dataclasses.dataclass
+class _Registered:
+    cls: type
+    fields: dict[str, str]  # field name -> argparse dest
+    nested: dict[str, _Registered]  # field name -> the nested dataclass's registration
+    tuples: set[str]  # fields typed tuple[...]: argparse gives a list
+
+
+class DataclassArgumentParser(argparse.ArgumentParser):
+    """An ``argparse.ArgumentParser`` whose flags are generated from dataclass fields (module docstring).
+
+    ``add_dataclass`` registers a dataclass's fields as flags, ``parse_args`` parses (with ``--config``
+    YAML defaults when ``config_file=True``), ``build`` makes the dataclass from the parsed namespace.
+    Hand-written ``add_argument`` calls still work for the odd option no dataclass holds, and get both
+    spellings too.
+    """
+
+    def __init__(self, *args: Any, config_file: bool = False, **kwargs: Any):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self._registered: dict[type, _Registered] = {}
+        self._config_file = config_file
+        if config_file:
+            self.add_argument(
+                "--config",
+                metavar="FILE.yaml",
+                help="YAML file of these options (either spelling); flags on the command line override it",
+            )
+
+    # -- building
+
+    def add_dataclass(
+        self,
+        cls: type,
+        *,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        exclude: Iterable[str] = (),
+        group: str | None = None,
+        prefix: str = "",
+    ) -> None:
+        """Add one flag per field of ``cls``, nested dataclass fields flattened into flags of their own.
+
+        ``options`` adds or overrides per-field options (module docstring), keyed by field name
+        (``"sampling.top_k"`` for a field of a nested dataclass), for dataclasses this command does not
+        own; ``exclude`` leaves fields out the same way (``build`` then uses their defaults or the
+        values it is given); ``group`` puts the flags under a heading in ``--help``; ``prefix`` is
+        prepended to every flag and dest (two copies of one dataclass in one command).
+        """
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls!r} is not a dataclass")
+        container: Any = self.add_argument_group(group) if group else self
+        self._registered[cls] = self._add_fields(
+            cls, dict(options or {}), set(exclude), container, prefix, ""
+        )
+
+    def _add_fields(
+        self, cls: type, options: dict, exclude: set[str], container: Any, prefix: str, path: str
+    ) -> _Registered:
+        hints = typing.get_type_hints(cls)
+        helps = field_help(cls)
+        registered = _Registered(cls, {}, {}, set())
+        for f in dataclasses.fields(cls):
+            key = path + f.name
+            if key in exclude or not f.init:
+                continue
+            annotation, _ = _unwrap_optional(hints[f.name])  # None is the "unset" default of any flag
+            if dataclasses.is_dataclass(annotation):
+                registered.nested[f.name] = self._add_fields(
+                    annotation, options, exclude, container, prefix, key + "."
+                )
+                continue
+            spec = {k: v for k, v in f.metadata.items() if k in FIELD_OPTIONS}
+            spec.update(options.get(key, {}))
+            unknown = set(spec) - set(FIELD_OPTIONS)
+            if unknown:
+                raise TypeError(f"{cls.__name__}.{f.name}: unknown flag options {sorted(unknown)}")
+            dest = prefix + f.name
+            registered.fields[f.name] = dest
+            if typing.get_origin(annotation) is tuple or annotation is tuple:
+                registered.tuples.add(f.name)
+            self._add_field(container, f, annotation, spec, helps.get(f.name, ""), dest, prefix)
+        return registered
+
+    def _add_field(
+        self,
+        container: Any,
+        f: dataclasses.Field,
+        annotation: Any,
+        spec: dict,
+        help_text: str,
+        dest: str,
+        prefix: str,
+    ) -> None:
+        if f.default is not dataclasses.MISSING:
+            default, has_default = f.default, True
+        elif f.default_factory is not dataclasses.MISSING:
+            default, has_default = f.default_factory(), True
+        else:
+            default, has_default = None, False
+        kwargs: dict[str, Any] = {"help": spec.get("help", help_text)}
+        if has_default:
+            kwargs["default"] = default
+        origin = typing.get_origin(annotation)
+        choices = spec.get("choices")
+        if origin is Literal and choices is None:
+            choices = list(typing.get_args(annotation))
+        if annotation is bool:
+            kwargs.update(type=string_to_bool, nargs="?", const=True, metavar="true|false")
+        elif annotation is dict or origin is dict:
+            kwargs.update(type=json_object, metavar="JSON")
+        elif annotation in (list, tuple) or origin in (list, tuple):
+            item = next((a for a in typing.get_args(annotation) if a is not Ellipsis), str)
+            kwargs.update(type=item, nargs="+")
+        else:
+            kwargs["type"] = annotation if origin is None and callable(annotation) else str
+        if choices is not None:
+            kwargs["choices"] = list(choices)
+            kwargs["type"] = _choice_type(choices)
+            kwargs.pop("metavar", None)
+        for key in ("metavar", "nargs"):
+            if key in spec:
+                kwargs[key] = spec[key]
+        if spec.get("positional"):
+            if has_default and "nargs" not in kwargs:
+                kwargs["nargs"] = "?"
+            kwargs.pop("metavar", None)
+            container.add_argument(dest, **kwargs)
+            return
+        kwargs["dest"] = dest
+        kwargs["required"] = bool(spec.get("required", not has_default))
+        name = prefix + spec.get("flag", f.name)
+        if "choices" not in kwargs:
+            kwargs.setdefault("metavar", name.upper().replace("-", "_"))
+        container.add_argument(*_flag_names(name, spec.get("aliases", ())), **kwargs)
+        if annotation is bool and default is True:  # --no-flag, as HfArgumentParser adds it
+            container.add_argument(
+                *_flag_names(f"no_{name}"),
+                action="store_false",
+                dest=dest,
+                help=f"the same as {_flag_names(name)[0]} false",
+            )
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        """``argparse``'s, with the other spelling of each long flag added (``--a-b`` and ``--a_b``)."""
+        names: list[str] = []
+        for arg in args:
+            if isinstance(arg, str) and arg.startswith("--"):
+                names += [n for n in _flag_names(arg[2:]) if n not in names]
+            else:
+                names.append(arg)
+        return super().add_argument(*names, **kwargs)
+
+    # -- parsing
+
+    def error(self, message: str) -> typing.NoReturn:
+        """argparse's, naming a flag by one spelling (``--env-kwargs``, not ``--env-kwargs/--env_kwargs``)."""
+        super().error(_one_spelling(message))
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        """argparse's, after reading ``--config FILE.yaml`` into the defaults (when ``config_file``)."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if self._config_file:
+            apply_config_file(self, argv)
+        return super().parse_known_args(argv, namespace)
+
+    def build(self, cls: type, namespace: argparse.Namespace, **values: Any) -> Any:
+        """The ``cls`` instance the parsed ``namespace`` describes; ``values`` fill or override fields
+        (excluded ones, or ones the command computes)."""
+        if cls not in self._registered:
+            raise KeyError(f"{cls.__name__} was not added to this parser (add_dataclass)")
+        return self._build(self._registered[cls], namespace, values)
+
+    def _build(self, registered: _Registered, namespace: argparse.Namespace, values: dict) -> Any:
+        kwargs = {}
+        for name, dest in registered.fields.items():
+            value = getattr(namespace, dest)
+            if name in registered.tuples and isinstance(value, list):
+                value = tuple(value)
+            elif isinstance(value, (dict, list)):  # never share a mutable default between parses
+                value = type(value)(value)
+            kwargs[name] = value
+        for name, nested in registered.nested.items():
+            kwargs[name] = self._build(nested, namespace, {})
+        kwargs.update(values)
+        return registered.cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# models
+
+
+def resolve_model(model: str) -> str:
+    """The one resolver of ``--model``: ``"tiny"`` is the embedded tiny model's cached folder (built on
+    first use); anything else (a folder or a hub id) is returned unchanged."""
+    if model == "tiny":
+        from drift_train.tiny import tiny_model_path
+
+        return str(tiny_model_path())
+    return model
+
+
+def model_load_error(model: str, err: BaseException) -> str:
+    """One line saying which model could not be loaded and why, for a command to print before exit 2."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    if len(text) > 300:
+        text = text[:297] + "..."
+    hint = ""
+    if model != "tiny" and not Path(model).exists():
+        hint = " (no such folder; give a model folder, a hub id reachable from here, or 'tiny')"
+    return f"cannot load model {model!r}: {text}{hint}"
