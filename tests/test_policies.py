@@ -212,6 +212,122 @@ def test_openai_needs_a_server(monkeypatch):
         make_policy("openai", "m")
 
 
+# ---- tools ---------------------------------------------------------------------------------------
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "calculator",
+            "description": "Evaluate an arithmetic expression.",
+            "parameters": {
+                "type": "object",
+                "properties": {"expr": {"type": "string"}},
+                "required": ["expr"],
+            },
+        },
+    }
+]
+
+
+def test_hf_hands_tools_to_the_chat_template_only_when_given(tiny_model_dir):
+    """A template that lists the tools sees them; a conversation without tools renders as before."""
+    from drift_train.tiny import CHAT_TEMPLATE
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = (
+        "{% if tools is defined and tools %}{% for t in tools %}tool:{{ t['function']['name'] }};"
+        "{% endfor %}{% endif %}" + CHAT_TEMPLATE
+    )
+    policy = make_policy("hf", str(tiny_model_dir), tokenizer=tokenizer)
+    plain = make_policy("hf", str(tiny_model_dir))
+    conversations = CONVERSATIONS[:2]
+    with_tools = policy.render(conversations, [TOOLS, None])
+    assert tokenizer.decode(with_tools[0]).startswith("tool:calculator;")
+    assert with_tools[1] == plain.render(conversations[1:])[0]  # None: rendered without tools=
+    assert policy.render(conversations) == plain.render(conversations)
+    params = SamplingParams(max_new_tokens=4, temperature=0)
+    (first,), (second,) = policy.generate(conversations, params, tools=[TOOLS, None])
+    assert first.prompt_ids == tuple(with_tools[0]) and second.prompt_ids == tuple(with_tools[1])
+    session = policy.session(params)
+    session.submit("a", conversations[0], tools=TOOLS)
+    replies = []
+    while session.busy:
+        replies += session.poll()
+    assert [(key, c.prompt_ids) for key, c in replies] == [("a", tuple(with_tools[0]))]
+    with pytest.raises(ValueError, match="got 1 tool lists for 2 conversations"):
+        policy.generate(conversations, params, tools=[TOOLS])
+    with pytest.raises(ValueError, match="conversation 0: tools must be None or a list"):
+        policy.generate(conversations[:1], params, tools=["calculator"])
+
+
+class _ToolCallServer(BaseHTTPRequestHandler):
+    """Answers every request with content plus two structured tool calls (one with non-JSON arguments)."""
+
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append(body)
+        calls = [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "calculator", "arguments": '{"expr": "2+2"}'},
+            },
+            {"id": "c2", "type": "function", "function": {"name": "calculator", "arguments": "2*"}},
+        ]
+        message = {"role": "assistant", "content": "Let me compute." if body.get("tools") else "4"}
+        if body.get("tools"):
+            message["tool_calls"] = calls
+        payload = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": message}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 9, "total_tokens": 12},
+        }
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_openai_sends_tools_and_turns_tool_calls_into_hermes_blocks():
+    _ToolCallServer.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ToolCallServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        with make_policy("openai", "m", base_url=url, max_concurrency=1) as policy:
+            (with_tools,), (without,) = policy.generate(
+                CONVERSATIONS[:2], SamplingParams(max_new_tokens=9), tools=[TOOLS, None]
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [body.get("tools") for body in _ToolCallServer.seen] == [TOOLS, None]
+    blocks = with_tools.text.split("\n")
+    assert blocks[0] == "Let me compute."
+    assert [json.loads(b.removeprefix("<tool_call>").removesuffix("</tool_call>")) for b in blocks[1:]] == [
+        {"name": "calculator", "arguments": {"expr": "2+2"}},
+        {"name": "calculator", "arguments": "2*"},  # not JSON: passed on as sent
+    ]
+    assert all(b.startswith("<tool_call>") and b.endswith("</tool_call>") for b in blocks[1:])
+    assert with_tools.finish_reason == "stop" and without.text == "4"
+
+
+def test_backends_declare_every_capability(hf_policy):
+    assert isinstance(hf_policy, Policy)
+    assert hf_policy.has_sessions and not hf_policy.needs_env and hf_policy.has_token_ids
+
+
 # ---- vllm ---------------------------------------------------------------------------------------
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None

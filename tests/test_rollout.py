@@ -14,7 +14,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.spaces import Text
 
-from drift_train.policies import SamplingParams, make_policy
+from drift_train.policies import Completion, PolicyBase, SamplingParams, make_policy
 from drift_train.rollout import RolloutConfig, iter_rollouts, rollout, summarize
 from drift_train.rollout_cli import main
 from drift_train.trajectories import TrajectoryWriter, read_trajectories, validate_groups
@@ -154,7 +154,7 @@ def test_custom_env_rollout_records(policy):
 def test_lockstep_one_generate_call_per_turn(tiny_model_dir):
     """Every turn is one batched call over the chunk's live episodes, which shrinks as episodes end."""
 
-    class CountingPolicy:
+    class CountingPolicy(PolicyBase):
         backend = "hf"
 
         def __init__(self, inner):
@@ -163,9 +163,6 @@ def test_lockstep_one_generate_call_per_turn(tiny_model_dir):
         def generate(self, conversations, params, seeds=None):
             self.calls.append(len(conversations))
             return self.inner.generate(conversations, params, seeds)
-
-        def close(self):
-            pass
 
     counting = CountingPolicy(make_policy("hf", str(tiny_model_dir)))
     config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=4, samples=2, sampling=SAMPLING, batch_size=8)
@@ -178,7 +175,7 @@ def test_lockstep_one_generate_call_per_turn(tiny_model_dir):
 
 
 def test_continuous_schedule_needs_a_policy_with_sessions(tiny_model_dir):
-    class BatchOnly:  # the protocol without sessions, as the vllm and openai backends are
+    class BatchOnly(PolicyBase):  # the protocol without sessions, as the vllm and openai backends are
         backend, model_id = "test", "x"
 
         def __init__(self, inner):
@@ -186,9 +183,6 @@ def test_continuous_schedule_needs_a_policy_with_sessions(tiny_model_dir):
 
         def generate(self, conversations, params, seeds=None):
             return self.inner.generate(conversations, params, seeds)
-
-        def close(self):
-            pass
 
     batch_only = BatchOnly(make_policy("hf", str(tiny_model_dir)))
     with pytest.raises(ValueError, match="needs a policy with sessions"):
@@ -199,6 +193,101 @@ def test_continuous_schedule_needs_a_policy_with_sessions(tiny_model_dir):
         iter_rollouts(batch_only, RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1, sampling=SAMPLING))
     )
     assert records[0]["meta"]["schedule"] == "lockstep"  # the default
+    assert "tools" not in records[0]["meta"]  # an env without tools: nothing recorded, none passed
+
+
+def test_a_policy_outside_the_protocol_is_refused_with_the_fix():
+    class Bare:  # what the protocol asked for before its optional capabilities were declared
+        backend, model_id = "bare", "x"
+
+        def generate(self, conversations, params, seeds=None):
+            raise AssertionError("never called")
+
+        def close(self):
+            pass
+
+    with pytest.raises(
+        TypeError, match=r"Bare does not implement the Policy protocol \(missing needs_env.*PolicyBase"
+    ):
+        list(iter_rollouts(Bare(), RolloutConfig(env_id=TEST_ENV_ID, num_tasks=1)))
+
+
+class ParityOracle(PolicyBase):
+    """A scripted policy that reads each episode's env (``needs_env``): always the right parity."""
+
+    backend, model_id = "scripted", "parity-oracle"
+    needs_env = True
+
+    def __init__(self):
+        self.env_batches = []
+
+    def generate(self, conversations, params, seeds=None, *, envs=None):
+        self.env_batches.append(envs)
+        replies = []
+        for conversation, env in zip(conversations, envs, strict=True):
+            task = env.unwrapped.index  # the live episode's own state, not a copy
+            assert f"Task {task} " in conversation[1]["content"]
+            replies.append([Completion(text="xx"[: 2 - task % 2], num_tokens=1, finish_reason="stop")])
+        return replies
+
+
+def test_needs_env_hands_the_live_episodes_envs_to_the_policy():
+    oracle = ParityOracle()
+    config = RolloutConfig(env_id=TEST_ENV_ID, num_tasks=5, samples=2, batch_size=4)
+    records = list(iter_rollouts(oracle, config))
+    assert len(records) == 10 and all(r["t_star"] == 1 for r in records)
+    # one batch per chunk (2 tasks x 2 samples, then 2 x 2, then 1 x 2), each env a distinct live episode
+    assert [len(envs) for envs in oracle.env_batches] == [4, 4, 2]
+    assert all(len({id(env) for env in envs}) == len(envs) for envs in oracle.env_batches)
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "parity",
+            "description": "The parity of a number.",
+            "parameters": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]},
+        },
+    }
+]
+
+
+class ToolParityEnv(ParityEnv):
+    """ParityEnv that offers tools through ``info["tools"]`` (odd tasks only: tools vary per episode)."""
+
+    def _info(self):
+        return {**super()._info(), **({"tools": TOOLS} if self.index % 2 else {})}
+
+
+def test_tools_from_info_reach_the_policy_per_conversation_and_the_record(policy):
+    if "drift-test/ToolParity-v0" not in gym.registry:
+        gym.register(id="drift-test/ToolParity-v0", entry_point=ToolParityEnv)
+
+    class ToolRecorder(PolicyBase):
+        backend, model_id = "test", "tool-recorder"
+
+        def __init__(self):
+            self.tool_batches = []
+
+        def generate(self, conversations, params, seeds=None, *, tools=None):
+            self.tool_batches.append(tools)
+            return [[Completion(text="", num_tokens=0, finish_reason="stop")] for _ in conversations]
+
+    recorder = ToolRecorder()
+    config = RolloutConfig(env_id="drift-test/ToolParity-v0", num_tasks=2, samples=2, max_turns=2)
+    records = list(iter_rollouts(recorder, config))
+    # tasks 0 and 1, two samples each, in episode order: no tools for task 0, TOOLS for task 1
+    assert recorder.tool_batches == [[None, None, TOOLS, TOOLS]] * 2
+    for r in records:
+        assert r["meta"].get("tools") == (TOOLS if r["prompt_id"] % 2 else None)
+    # the hf backend takes them too (the tiny model's template ignores tools), in both schedules
+    for schedule in ("lockstep", "continuous"):
+        config = RolloutConfig(
+            env_id="drift-test/ToolParity-v0", num_tasks=2, samples=1, sampling=SAMPLING, schedule=schedule
+        )
+        tools_by_task = {r["prompt_id"]: r["meta"].get("tools") for r in iter_rollouts(policy, config)}
+        assert tools_by_task == {0: None, 1: TOOLS}
 
 
 @pytest.mark.parametrize("schedule", ["lockstep", "continuous"])

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+Message = dict[str, Any]  # {"role": "system"|"user"|"assistant"|"tool", "content": str, ...}
 Conversation = Sequence[Message]
+Tools = list[dict[str, Any]]  # OpenAI function schemas: [{"type": "function", "function": {...}}, ...]
 
 
 class PolicyError(RuntimeError):
@@ -65,6 +66,31 @@ class Completion:
 
 
 @runtime_checkable
+class Session(Protocol):
+    """Conversations submitted at any time, replies collected as they end (continuous batching).
+
+    ``submit(key, conversation, tools=..., env=...)`` queues a conversation; ``poll()`` returns
+    ``(key, Completion)`` pairs of replies that ended (an empty list once nothing is queued or
+    running); ``busy`` is True while a submitted conversation still waits for its reply.
+    """
+
+    @property
+    def busy(self) -> bool:
+        """True while a submitted conversation still waits for its reply."""
+        ...
+
+    def submit(
+        self, key: Any, conversation: Conversation, *, tools: Tools | None = None, env: Any = None
+    ) -> None:
+        """Queue ``conversation`` (offered ``tools``; ``env`` its live episode); its reply comes back under ``key``."""
+        ...
+
+    def poll(self) -> list[tuple[Any, Completion]]:
+        """Some replies that ended since the last poll (empty when nothing is queued or running)."""
+        ...
+
+
+@runtime_checkable
 class Policy(Protocol):
     """A batch of conversations + sampling parameters -> ``n`` completions per conversation.
 
@@ -72,18 +98,52 @@ class Policy(Protocol):
     each request (vLLM, OpenAI-compatible servers) use them per conversation; ``hf``, whose sampler
     shares one RNG across a batch, derives one seed from the whole list, so the same batch with the
     same seeds gives the same completions.
+
+    ``tools`` (optional, one entry per conversation: a list of OpenAI function schemas or None) are
+    the tools each conversation may call; backends hand them to the chat template (``tools=``) or the
+    server, and a reply that calls tools carries them as Hermes blocks
+    ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` in its text.
+
+    Optional capabilities are declared here, with defaults in :class:`PolicyBase`, so callers never
+    probe for them: ``needs_env`` (``generate`` and sessions get the live episodes' env objects as
+    ``envs=`` / ``env=``: scripted policies built on ``env.unwrapped.oracle_reply()``),
+    ``has_sessions`` (:meth:`session` opens a continuous-batching :class:`Session`),
+    ``has_token_ids`` (completions carry ids; :meth:`token_meta` names their tokenizer),
+    :meth:`describe` (what records say about the policy) and :meth:`reset_prefix_cache`.
     """
 
     backend: str
     model_id: str
+    needs_env: bool
+    has_sessions: bool
+    has_token_ids: bool
 
     def generate(
         self,
         conversations: Sequence[Conversation],
         params: SamplingParams,
         seeds: Sequence[int] | None = None,
+        *,
+        tools: Sequence[Tools | None] | None = None,
+        envs: Sequence[Any] | None = None,
     ) -> list[list[Completion]]:
         """Return ``params.n`` completions for each conversation, in input order."""
+        ...
+
+    def session(self, params: SamplingParams, seed: int | None = None) -> Session:
+        """A continuous-batching session (policies with ``has_sessions``)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What to record about this policy in trajectory metadata."""
+        ...
+
+    def token_meta(self) -> dict[str, Any]:
+        """What trajectory ``meta`` says about token ids (see :meth:`PolicyBase.token_meta`)."""
+        ...
+
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prompt prefixes (a no-op for backends without a cache of their own)."""
         ...
 
     def close(self) -> None:
@@ -92,10 +152,13 @@ class Policy(Protocol):
 
 
 class PolicyBase:
-    """Shared plumbing: context-manager support and argument checks."""
+    """Shared plumbing: context-manager support, argument checks, and the defaults of every optional
+    capability of :class:`Policy` (a subclass sets or overrides only what it has)."""
 
     backend = "base"
     model_id = ""
+    needs_env = False  # True: generate() gets envs=, session submits get env= (the live episodes)
+    has_sessions = False  # True: session() opens a continuous-batching Session
 
     def __enter__(self):
         return self
@@ -109,6 +172,13 @@ class PolicyBase:
     def describe(self) -> dict[str, Any]:
         """What to record about this policy in trajectory metadata."""
         return {"backend": self.backend, "model": self.model_id}
+
+    def session(self, params: SamplingParams, seed: int | None = None) -> Session:
+        """A continuous-batching session; the default backend has none (it runs lock-step)."""
+        raise PolicyError(f"the {self.backend} backend has no sessions; it runs lock-step")
+
+    def reset_prefix_cache(self) -> None:
+        """Forget cached prefixes; the default keeps none."""
 
     # backends whose completions carry token ids set this and implement ids_tokenizer()
     has_token_ids = False
@@ -140,23 +210,92 @@ class PolicyBase:
 
     @staticmethod
     def _check_inputs(
-        conversations: Sequence[Conversation], params: SamplingParams, seeds: Sequence[int] | None
+        conversations: Sequence[Conversation],
+        params: SamplingParams,
+        seeds: Sequence[int] | None,
+        tools: Sequence[Tools | None] | None = None,
     ) -> None:
-        params.validate()
-        if seeds is not None and len(seeds) != len(conversations):
-            raise ValueError(f"got {len(seeds)} seeds for {len(conversations)} conversations")
-        for i, conversation in enumerate(conversations):
-            if not conversation:
-                raise ValueError(f"conversation {i} is empty")
-            for j, message in enumerate(conversation):
-                if (
-                    not isinstance(message, dict)
-                    or not isinstance(message.get("content"), str)
-                    or "role" not in message
-                ):
-                    raise ValueError(
-                        f"conversation {i}, message {j}: expected {{'role': str, 'content': str}}, got {message!r:.200}"
-                    )
+        check_inputs(conversations, params, seeds, tools)
+
+
+def check_inputs(
+    conversations: Sequence[Conversation],
+    params: SamplingParams,
+    seeds: Sequence[int] | None,
+    tools: Sequence[Tools | None] | None = None,
+) -> None:
+    """Raise ``ValueError`` naming the first bad argument of a ``generate`` call."""
+    params.validate()
+    if seeds is not None and len(seeds) != len(conversations):
+        raise ValueError(f"got {len(seeds)} seeds for {len(conversations)} conversations")
+    if tools is not None:
+        if len(tools) != len(conversations):
+            raise ValueError(f"got {len(tools)} tool lists for {len(conversations)} conversations")
+        for i, schemas in enumerate(tools):
+            if schemas is not None and not (
+                isinstance(schemas, list) and all(isinstance(t, dict) for t in schemas)
+            ):
+                raise ValueError(
+                    f"conversation {i}: tools must be None or a list of OpenAI function schemas (dicts), "
+                    f"got {schemas!r:.200}"
+                )
+    for i, conversation in enumerate(conversations):
+        if not conversation:
+            raise ValueError(f"conversation {i} is empty")
+        for j, message in enumerate(conversation):
+            # an assistant message that calls tools may have no text (OpenAI's content: null)
+            content_ok = isinstance(message, dict) and (
+                isinstance(message.get("content"), str)
+                or (message.get("content") is None and bool(message.get("tool_calls")))
+            )
+            if not content_ok or "role" not in message:
+                raise ValueError(
+                    f"conversation {i}, message {j}: expected {{'role': str, 'content': str}}, got {message!r:.200}"
+                )
+
+
+class LockstepSession:
+    """A :class:`Session` over ``policy.generate``: each poll answers everything submitted since the
+    last one in a single batched call (lock-step turns, the trivial case of continuous batching).
+
+    ``seed_of(key)`` gives each submission's sampling seed, so a conversation's reply does not depend
+    on the order of the others (on backends that seed per request). ``tools`` are passed only when
+    some submission has them and ``envs`` only to policies that declare ``needs_env``, so a policy
+    written before those arguments existed keeps working with envs that offer no tools.
+    """
+
+    def __init__(self, policy: Policy, params: SamplingParams, seed_of: Callable[[Any], int]) -> None:
+        self.policy, self.params, self.seed_of = policy, params, seed_of
+        self._queue: list[tuple[Any, Conversation, Tools | None, Any]] = []
+
+    @property
+    def busy(self) -> bool:
+        """True while a submitted conversation waits for the next poll."""
+        return bool(self._queue)
+
+    def submit(
+        self, key: Any, conversation: Conversation, *, tools: Tools | None = None, env: Any = None
+    ) -> None:
+        """Queue ``conversation`` for the next batched call."""
+        self._queue.append((key, conversation, tools, env))
+
+    def poll(self) -> list[tuple[Any, Completion]]:
+        """One ``generate`` call over every queued conversation; their replies in submission order."""
+        queue, self._queue = self._queue, []
+        if not queue:
+            return []
+        extra: dict[str, Any] = {}
+        if any(tools is not None for _, _, tools, _ in queue):
+            extra["tools"] = [tools for _, _, tools, _ in queue]
+        if self.policy.needs_env:
+            extra["envs"] = [env for *_, env in queue]
+        completions = self.policy.generate(
+            [conversation for _, conversation, _, _ in queue],
+            self.params,
+            [self.seed_of(key) for key, *_ in queue],
+            **extra,
+        )
+        return [(key, first) for (key, *_), (first, *_) in zip(queue, completions, strict=True)]
 
 
 def combine_seeds(seeds: Sequence[int], *salt: int) -> int:

@@ -13,6 +13,8 @@ from drift_train.policies.base import (
     PolicyBase,
     PolicyError,
     SamplingParams,
+    Tools,
+    check_inputs,
     combine_seeds,
     cut_at_stop,
 )
@@ -44,10 +46,14 @@ class HFPolicy(PolicyBase):
     dict) empties it; ``reset_prefix_cache()`` does so explicitly; ``prefix_cache_mb=0`` turns it off.
     Models whose cache has sliding-window or other special layers run without it. Tokens listed in
     the model's ``generation_config.suppress_tokens`` are never sampled, as with ``model.generate``.
+
+    Tools: a conversation's ``tools`` (OpenAI function schemas) go to the chat template as ``tools=``;
+    conversations without tools render exactly as before, so templates without tool support work.
     """
 
     backend = "hf"
     has_token_ids = True
+    has_sessions = True
 
     def __init__(
         self,
@@ -138,13 +144,19 @@ class HFPolicy(PolicyBase):
         """The tokenizer that renders the prompts and decodes the sampled ids."""
         return self.tokenizer
 
-    def render(self, conversations: Sequence[Conversation]) -> list[list[int]]:
-        """Prompt token ids of each conversation (chat template + generation prompt)."""
+    def render(
+        self, conversations: Sequence[Conversation], tools: Sequence[Tools | None] | None = None
+    ) -> list[list[int]]:
+        """Prompt token ids of each conversation (chat template + generation prompt, its tools if any)."""
         texts = [
             self.tokenizer.apply_chat_template(
-                list(c), tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
+                list(c),
+                tokenize=False,
+                add_generation_prompt=True,
+                **({} if tools is None or tools[i] is None else {"tools": tools[i]}),
+                **self.chat_template_kwargs,
             )
-            for c in conversations
+            for i, c in enumerate(conversations)
         ]
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
@@ -153,15 +165,18 @@ class HFPolicy(PolicyBase):
         conversations: Sequence[Conversation],
         params: SamplingParams,
         seeds: Sequence[int] | None = None,
+        *,
+        tools: Sequence[Tools | None] | None = None,
+        envs: Sequence[Any] | None = None,
     ) -> list[list[Completion]]:
-        """Return ``params.n`` completions per conversation (see :class:`HFPolicy`)."""
-        self._check_inputs(conversations, params, seeds)
+        """Return ``params.n`` completions per conversation (see :class:`HFPolicy`); ``envs`` is unused."""
+        check_inputs(conversations, params, seeds, tools)
         base_seeds = list(seeds) if seeds is not None else None
         if base_seeds is None and params.seed is not None:
             base_seeds = [params.seed]
-        decoder = _Decoder(self, params, None if base_seeds is None else combine_seeds(base_seeds, 0))
+        decoder = self._decoder(params, None if base_seeds is None else combine_seeds(base_seeds, 0))
         # one row per (conversation, sample)
-        prompts = self.render(conversations)
+        prompts = self.render(conversations, tools)
         for c, prompt in enumerate(prompts):
             for k in range(params.n):
                 decoder.add((c, k), prompt)
@@ -180,7 +195,23 @@ class HFPolicy(PolicyBase):
         params.validate()
         if params.n != 1:
             raise ValueError("a session samples one completion per conversation (params.n must be 1)")
-        return HFSession(_Decoder(self, params, seed))
+        return HFSession(self._decoder(params, seed), self.render)
+
+    def _decoder(self, params: SamplingParams, seed: int | None) -> _Decoder:
+        """A decoder over this policy's model, handed everything it needs (it reads nothing else of ours)."""
+        setup = DecodeSetup(
+            model=self.model,
+            tokenizer=self.tokenizer,
+            device=self.device,
+            eos_token_ids=tuple(self.eos_token_ids),
+            pad_token_id=self.pad_token_id,
+            batch_size=self.batch_size,
+            suppress=self._suppress,
+            growing_cache=self._growing_cache,
+            logits_to_keep=self._accepts_logits_to_keep,
+            prefix=self._live_prefix_cache(),
+        )
+        return _Decoder(setup, params, seed)
 
     def _live_prefix_cache(self):
         """The prefix cache, emptied first if the weights changed since it was filled; None when off."""
@@ -219,14 +250,17 @@ class HFSession:
     give the same replies.
     """
 
-    def __init__(self, decoder: _Decoder) -> None:
+    def __init__(self, decoder: _Decoder, render: Any) -> None:
         self._decoder = decoder
+        self._render = render  # HFPolicy.render: conversations (+ tools) -> prompt ids
 
-    def submit(self, key: Any, conversation: Conversation) -> None:
-        """Queue ``conversation``; its reply comes back from :meth:`poll` under ``key``."""
-        policy = self._decoder.policy
-        policy._check_inputs([conversation], self._decoder.params, None)
-        self._decoder.add(key, policy.render([conversation])[0])
+    def submit(
+        self, key: Any, conversation: Conversation, *, tools: Tools | None = None, env: Any = None
+    ) -> None:
+        """Queue ``conversation`` (offered ``tools``); its reply comes back from :meth:`poll` under ``key``.
+        ``env`` is unused (the hf backend does not need the episode's env)."""
+        check_inputs([conversation], self._decoder.params, None, [tools])
+        self._decoder.add(key, self._render([conversation], [tools])[0])
 
     def poll(self) -> list[tuple[Any, Completion]]:
         """Decode until some replies end; returns them (empty when nothing is queued or running)."""
@@ -239,7 +273,7 @@ class HFSession:
 
 
 class _Decoder:
-    """Sample replies with at most ``policy.batch_size`` sequences decoding at once (continuous refill).
+    """Sample replies with at most ``setup.batch_size`` sequences decoding at once (continuous refill).
 
     A KV-cache loop: rows leave the batch as they end (``model.generate`` would keep computing them
     until the longest one ends), and once a quarter of the slots are free the waiting prompts (the
@@ -249,17 +283,17 @@ class _Decoder:
     sequence's keys and values go to the prefix cache, for the conversation's next turn.
     """
 
-    def __init__(self, policy: HFPolicy, params: SamplingParams, seed: int | None) -> None:
+    def __init__(self, setup: DecodeSetup, params: SamplingParams, seed: int | None) -> None:
         import torch
 
-        self.policy, self.params = policy, params
-        self.device = policy.device
+        self.setup, self.params = setup, params
+        self.device = setup.device
         self.generator = None
         if seed is not None:
             self.generator = torch.Generator(device=self.device)
             self.generator.manual_seed(seed)
-        self.eos = torch.tensor(policy.eos_token_ids, device=self.device)
-        self.prefix = policy._live_prefix_cache()
+        self.eos = torch.tensor(setup.eos_token_ids, device=self.device)
+        self.prefix = setup.prefix
         self.prompts: dict[int, list[int]] = {}
         self.keys: dict[int, Any] = {}
         self.generated: dict[int, list[int]] = {}
@@ -268,7 +302,7 @@ class _Decoder:
         self.pending: list[int] = []
         self.state: _Batch | None = None
         self.next_row = 0
-        self.refill_at = max(1, policy.batch_size // _REFILL_AT)
+        self.refill_at = max(1, setup.batch_size // _REFILL_AT)
 
     @property
     def busy(self) -> bool:
@@ -314,12 +348,12 @@ class _Decoder:
         return done
 
     def _admit(self) -> None:
-        policy = self.policy
+        setup = self.setup
         live = 0 if self.state is None else int(self.state.alive.sum())
-        free = policy.batch_size - live
+        free = setup.batch_size - live
         if not self.pending or free <= 0:
             return
-        if live and not (policy._growing_cache and free >= min(self.refill_at, len(self.pending))):
+        if live and not (setup.growing_cache and free >= min(self.refill_at, len(self.pending))):
             return
         if self.state is not None:
             # ended rows leave before the prefill, so a follow-up turn admitted now finds their keys/values
@@ -335,8 +369,8 @@ class _Decoder:
 
         params = self.params
         logits = state.logits
-        if self.policy._suppress is not None:
-            logits = logits.index_fill(-1, self.policy._suppress, float("-inf"))
+        if self.setup.suppress is not None:
+            logits = logits.index_fill(-1, self.setup.suppress, float("-inf"))
         tokens = _sample(logits, params, self.generator)
         flags = torch.isin(tokens, self.eos).tolist()
         ended = []
@@ -351,7 +385,7 @@ class _Decoder:
             if not flags[slot]:
                 if len(reply) >= params.max_new_tokens:
                     flags[slot] = True
-                elif params.stop and _ends_in_stop(self.policy.tokenizer, reply, params.stop):
+                elif params.stop and _ends_in_stop(self.setup.tokenizer, reply, params.stop):
                     flags[slot] = self.stopped[row] = True
             if flags[slot]:
                 ended.append(row)
@@ -365,7 +399,7 @@ class _Decoder:
         state.mask = torch.cat([state.mask, state.alive[:, None].to(state.mask.dtype)], dim=1)
         state.positions = state.positions + 1
         out = forward_with_cache(
-            self.policy.model,
+            self.setup.model,
             state.cache,
             input_ids=state.tokens[:, None],
             attention_mask=state.mask,
@@ -374,11 +408,11 @@ class _Decoder:
         state.logits = out.logits[:, -1, :]
 
     def _completion(self, row: int) -> Completion:
-        params, policy = self.params, self.policy
+        params, setup = self.params, self.setup
         ids = self.generated[row]
         by_stop_string = self.stopped[row]
-        ended = bool(ids) and ids[-1] in policy.eos_token_ids
-        text = policy.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=True)
+        ended = bool(ids) and ids[-1] in setup.eos_token_ids
+        text = setup.tokenizer.decode(ids[:-1] if ended else ids, skip_special_tokens=True)
         reason = "stop" if ended or by_stop_string else "length"
         if params.stop:
             text, found = cut_at_stop(text, params.stop)
@@ -401,8 +435,8 @@ class _Decoder:
         """
         import torch
 
-        policy, prefix = self.policy, self.prefix
-        model, device = policy.model, policy.device
+        setup, prefix = self.setup, self.prefix
+        model, device = setup.model, setup.device
         prompts = [self.prompts[r] for r in rows]
         distinct: dict[tuple[int, ...], int] = {}
         row_of = [distinct.setdefault(tuple(p), len(distinct)) for p in prompts]
@@ -415,7 +449,7 @@ class _Decoder:
         ]
         width_c = max(cached)
         n = len(keys)
-        input_ids = torch.full((n, width_s), policy.pad_token_id, dtype=torch.long)
+        input_ids = torch.full((n, width_s), setup.pad_token_id, dtype=torch.long)
         mask = torch.zeros((n, width_c + width_s), dtype=torch.long)
         for i, (k, c) in enumerate(zip(keys, cached, strict=True)):
             suffix = k[c:]
@@ -424,7 +458,7 @@ class _Decoder:
             mask[i, width_c + width_s - len(suffix) :] = 1
         input_ids, mask = input_ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        if policy._growing_cache:
+        if setup.growing_cache:
             cache = new_cache(model, capacity=width_c + width_s + self.params.max_new_tokens)
             if width_c:
                 like = next(entry for entry, _ in hits if entry is not None).kv
@@ -436,7 +470,7 @@ class _Decoder:
                             layer.write_rows(i, width_c - c, k0[None, :, :c], v0[None, :, :c])
         else:
             cache = new_cache(model)
-        extra = {"logits_to_keep": 1} if policy._accepts_logits_to_keep else {}
+        extra = {"logits_to_keep": 1} if setup.logits_to_keep else {}
         out = forward_with_cache(
             model,
             cache,
@@ -541,6 +575,22 @@ def _trim_padding(state: _Batch) -> None:
         return
     state.mask = state.mask[:, lead:]
     trim_columns(state.cache, lead)
+
+
+@dataclass(frozen=True)
+class DecodeSetup:
+    """What a :class:`_Decoder` needs from its policy, handed over explicitly."""
+
+    model: Any
+    tokenizer: Any  # decodes replies (and checks stop strings)
+    device: Any
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    batch_size: int  # sequences decoding at once
+    suppress: Any  # long tensor of ids never sampled, or None
+    growing_cache: bool  # the model's cache can take rows that join mid-decode
+    logits_to_keep: bool  # model.forward accepts logits_to_keep
+    prefix: Any  # the live PrefixCache, or None when prefix caching is off
 
 
 @dataclass

