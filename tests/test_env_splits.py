@@ -52,14 +52,26 @@ def test_procedural_train_and_test_share_no_prompt_and_no_task_id(env_id: str, k
     assert len(test) >= 10 and len(train) > len(test)  # both splits are real task sets, train the larger one
 
 
+def test_procedural_math_splits_are_disjoint_streams() -> None:
+    # math prompts are short sums and equations, so the two streams may draw one problem alike (the
+    # tiny preset has 36 problems in all); the task ids, and the streams as sequences, never coincide
+    for kwargs in ({}, {"difficulty": "hard", "seed": 4}):
+        train, train_ids = _first_messages("drift/MathFeedback-v0", "train", 200, **kwargs)
+        test, test_ids = _first_messages("drift/MathFeedback-v0", "test", 200, **kwargs)
+        assert train_ids.isdisjoint(test_ids)
+        assert len(train & test) < 0.1 * len(test)
+
+
 def test_the_default_split_is_test() -> None:
-    for env_id in ("drift/CodeFeedback-v0", "drift/UserCorrection-v0"):
+    for env_id in ("drift/MathFeedback-v0", "drift/CodeFeedback-v0", "drift/UserCorrection-v0"):
         default = gym.make(env_id).unwrapped
         test = gym.make(env_id, split="test").unwrapped
         assert [default.get_task(i) for i in range(20)] == [test.get_task(i) for i in range(20)]
 
 
-@pytest.mark.parametrize("env_id", ["drift/CodeFeedback-v0", "drift/UserCorrection-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["drift/MathFeedback-v0", "drift/CodeFeedback-v0", "drift/UserCorrection-v0"]
+)
 def test_an_unknown_split_is_refused(env_id: str) -> None:
     with pytest.raises(ValueError, match="split"):
         gym.make(env_id, split="validation")

@@ -156,6 +156,15 @@ def test_misuse_errors():
             make(**bad)
 
 
+def test_docstring_example_runs():
+    import doctest
+
+    import drift_envs.math.env as env_module
+
+    outcome = doctest.testmod(env_module)
+    assert outcome.attempted > 0 and outcome.failed == 0
+
+
 def test_make_vec_sync():
     envs = gym.make_vec(ENV_ID, num_envs=4, vectorization_mode="sync")
     obs, info = envs.reset(seed=0)

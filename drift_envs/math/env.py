@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
+import drift_envs.math.sources  # noqa: F401  (registers the "math" task sources: file, procedural)
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.math.answers import ANSWER_FORMATS, as_number, extract_committed, normalize_answer
-from drift_envs.math.sources import make_math_source
 from drift_envs.math.verifier import GoldAnswer, check_answer, default_verifier
 
 __all__ = ["FEEDBACK_MODES", "PROMPT_STYLES", "MathFeedbackEnv"]
@@ -72,16 +73,25 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     Stepping an ended episode raises :class:`~drift_envs.core.EpisodeFinishedError`.
 
     ## Arguments
-    - ``dataset``: ``None``/``"procedural"`` (default), a ``.jsonl``/``.json``/``.parquet`` path, or a hub id
-    - ``split``: dataset split (default ``"test"``; the procedural train and test splits are disjoint)
-    - ``schema``: force a schema (``gsm8k``, ``math``, ``metamath``, ``generic``); detected by default
+    - ``dataset``: ``None``/``"procedural"`` (default), a ``.jsonl``/``.json``/``.parquet`` path, a hub
+      id, or the name of any ``"math"`` task source registered with
+      :func:`~drift_envs.sources.register_source`
+    - ``split``: dataset split (default ``"test"``; the procedural ``"train"`` and ``"test"`` splits are
+      disjoint; a local file is used whole, a hub id gets that split)
+    - ``schema``: force a file schema (``gsm8k``, ``math``, ``metamath``, ``generic``); detected by default
     - ``dataset_name``: the hub dataset's config name, if any
     - ``difficulty``: procedural preset (``"tiny"``, ``"easy"``, ``"medium"``, ``"hard"``) or a dict of knobs
     - ``seed``: procedural generator seed (default 0); ``max_tasks``: keep only the first N tasks
+    - ``source_options``: more options of the source (a procedural knob such as ``max_value``, or a
+      registered source's own fields); an option the source does not have is refused
     - ``max_turns`` (5), ``feedback`` (``"binary"``), ``prompt_style`` (``"minimal"``),
       ``system_prompt`` (a one-line instruction; ``""`` for none), ``format_penalty`` (-0.1)
     - ``answer_format``: ``"auto"`` (last of ``\boxed{}``/``<answer>``), ``"boxed"``, or ``"tag"``
     - ``timeout_s``: wall-clock bound of one symbolic check (2.0); an overrun counts as incorrect
+
+    ## Oracle
+    ``env.unwrapped.oracle_reply()`` is the gold answer in the env's format (``\boxed{gold}``, or
+    ``<answer>gold</answer>`` with ``answer_format="tag"``), correct on the first turn.
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -94,18 +104,24 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     ('Incorrect: your answer 6 is too low.', 0.0, False)
     >>> env.step("\\boxed{7}")[1:3]
     (1.0, True)
+    >>> obs, info = env.reset(options={"index": 2})
+    >>> env.unwrapped.oracle_reply()
+    'The answer is \\boxed{16}.'
     """
+
+    source_kind = "math"
 
     def __init__(
         self,
         *,
-        dataset: str | None = None,
+        dataset: Any = None,
         split: str = "test",
         schema: str | None = None,
         dataset_name: str | None = None,
         difficulty: str | dict | None = None,
         seed: int = 0,
         max_tasks: int | None = None,
+        source_options: dict | None = None,
         max_turns: int = 5,
         feedback: str = "binary",
         prompt_style: str = "minimal",
@@ -115,12 +131,6 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         timeout_s: float = 2.0,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            render_mode=render_mode,
-        )
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
         if prompt_style not in PROMPT_STYLES:
@@ -129,14 +139,18 @@ class MathFeedbackEnv(MultiTurnTextEnv):
             raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
-        self.source = make_math_source(
-            dataset,
-            split,
-            schema=schema,
-            name=dataset_name,
-            difficulty=difficulty,
+        # the named source knobs are the built-in sources' options; a source refuses the ones it lacks
+        options = {"schema": schema, "dataset_name": dataset_name, "difficulty": difficulty}
+        super().__init__(
+            dataset=dataset,
+            split=split,
             seed=seed,
             max_tasks=max_tasks,
+            source_options={**options, **(source_options or {})},
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            render_mode=render_mode,
         )
         self.feedback_mode = feedback
         self.prompt_style = prompt_style
@@ -147,22 +161,6 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         self._verifier.warm_up()
 
     # ---- MultiTurnTextEnv hooks -----------------------------------------------------------------
-    def num_tasks(self) -> int:
-        """Number of tasks in the configured source."""
-        return len(self.source)
-
-    def get_task(self, index: int) -> Task:
-        """The task at ``index`` of the source."""
-        return self.source[index]
-
-    def task_index(self, task_id: str) -> int:
-        """Index of ``task_id``; procedural ids are decoded without scanning the source."""
-        if str(task_id).startswith("procedural-math/") and hasattr(self.source, "config"):
-            index = int(str(task_id).rsplit("/", 1)[1])
-            if index < len(self.source) and self.source[index].task_id == task_id:
-                return index
-        return super().task_index(task_id)
-
     def _instruction(self) -> str:
         if self.answer_format == "tag":
             return "Put your final answer within <answer></answer>."
@@ -178,6 +176,15 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         if self.prompt_style == "turn_by_turn":
             text += " " + self._turns_left(0)
         return text
+
+    def reference_reply(self, task: Task) -> str:
+        r"""The gold answer in this env's answer format: ``The answer is \boxed{gold}.``, or
+        ``<answer>gold</answer>`` with ``answer_format="tag"``; correct under :meth:`verify` for every
+        task of the procedural presets, GSM8K and MATH-500 (``tests/test_task_sources.py``)."""
+        gold = str(task.answer)
+        if self.answer_format == "tag":
+            return f"<answer>{gold}</answer>"
+        return f"The answer is \\boxed{{{gold}}}."
 
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the final answer and check it against the gold answer."""

@@ -1,7 +1,9 @@
 """Task sources: procedural generators, local files and Hugging Face datasets.
 
 A source is a registered :class:`TaskSource` (see :mod:`drift_envs.sources.base`): ``len(source)``,
-``source[i] -> Task`` a pure function of its config and ``i``, ``index_of(task_id)``. Env-specific schema adapters live beside each env (e.g. ``drift_envs.math.sources``).
+``source[i] -> Task`` a pure function of its config and ``i``, ``index_of(task_id)``. Procedural math
+lives here (it is the offline default of the suite); the other sources and the schema adapters of
+each env live beside it (``drift_envs.math.sources``, ``drift_envs.code.sources``).
 """
 
 from drift_envs.sources.base import (
@@ -13,7 +15,7 @@ from drift_envs.sources.base import (
     registered_sources,
 )
 from drift_envs.sources.procedural_math import DIFFICULTY_PRESETS, ProceduralMath, ProceduralMathConfig
-from drift_envs.sources.records import DataError, Row, load_rows, require_field
+from drift_envs.sources.records import DataError, Row, load_rows, require_field, require_location
 
 __all__ = [
     "DIFFICULTY_PRESETS",
@@ -29,4 +31,5 @@ __all__ = [
     "register_source",
     "registered_sources",
     "require_field",
+    "require_location",
 ]

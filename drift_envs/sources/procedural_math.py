@@ -8,19 +8,48 @@ the way real models exercise it. Difficulty is a handful of knobs, with named pr
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from drift_envs.core import Task
+from drift_envs.sources.base import SourceConfig, TaskSource, register_source
 
-__all__ = ["DIFFICULTY_PRESETS", "KINDS", "ProceduralMath", "ProceduralMathConfig"]
+__all__ = ["DIFFICULTY_PRESETS", "KINDS", "SPLITS", "ProceduralMath", "ProceduralMathConfig"]
 
 KINDS = ("arithmetic", "linear", "fraction")
+SPLITS = ("train", "test")
+#: the first part of every task id, ``procedural-math/<seed>/<split>/<index>`` (records keep these ids)
+ID_PREFIX = "procedural-math"
+
+DIFFICULTY_PRESETS: dict[str, dict] = {
+    # sums of two numbers in 0..5 (36 distinct problems): what the embedded tiny model learns in minutes
+    "tiny": {"kinds": ("arithmetic",), "min_value": 0, "max_value": 5, "num_terms": 2, "operators": "+"},
+    # single-step sums and differences of small numbers
+    "easy": {"kinds": ("arithmetic",), "min_value": 0, "max_value": 9, "num_terms": 2, "operators": "+-"},
+    "medium": {},
+    "hard": {"min_value": 2, "max_value": 99, "num_terms": 4},
+}
+
+
+def difficulty_knobs(difficulty: str | dict | None) -> dict:
+    """The knobs a ``difficulty`` names: a preset of :data:`DIFFICULTY_PRESETS`, a dict of knobs, or None."""
+    if difficulty is None:
+        return {}
+    if isinstance(difficulty, str):
+        if difficulty not in DIFFICULTY_PRESETS:
+            raise ValueError(
+                f"difficulty must be one of {sorted(DIFFICULTY_PRESETS)} or a dict, got {difficulty!r}"
+            )
+        return dict(DIFFICULTY_PRESETS[difficulty])
+    if isinstance(difficulty, dict):
+        return dict(difficulty)
+    raise TypeError(f"difficulty must be a preset name or a dict, got {type(difficulty).__name__}")
 
 
 @dataclass(frozen=True)
-class ProceduralMathConfig:
-    """Knobs of the procedural math generator.
+class ProceduralMathConfig(SourceConfig):
+    """Knobs of the procedural math generator (besides ``seed``, ``split``, ``max_tasks``).
 
     Args:
         kinds: which problem kinds to draw from (uniformly): ``arithmetic``, ``linear``, ``fraction``.
@@ -28,8 +57,10 @@ class ProceduralMathConfig:
         num_terms: operands per arithmetic expression (2 = ``a + b``).
         operators: operators arithmetic may use, out of ``+-*``.
         integer_solutions: linear equations always have integer solutions when True.
-        size: number of tasks per split (indices ``0..size-1``).
-        seed: generator seed; the train and test splits of one seed never share a task stream.
+        size: number of tasks per split (indices ``0..size-1``; ``max_tasks`` caps it further).
+
+    The train and test splits of one seed never share a task stream. :meth:`from_options` also takes
+    ``difficulty`` (a preset name or a dict of these knobs), which explicit knobs override.
     """
 
     kinds: tuple[str, ...] = KINDS
@@ -39,10 +70,17 @@ class ProceduralMathConfig:
     operators: str = "+-*"
     integer_solutions: bool = False
     size: int = 100_000
-    seed: int = 0
+
+    def __post_init__(self) -> None:
+        # kinds arrive as a list from JSON/YAML env kwargs, or as one name
+        kinds = (self.kinds,) if isinstance(self.kinds, str) else tuple(self.kinds)
+        object.__setattr__(self, "kinds", kinds)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad knob."""
+        super().validate()
+        if self.split not in SPLITS:
+            raise ValueError(f"procedural math split must be one of {SPLITS}, got {self.split!r}")
         if not self.kinds or any(k not in KINDS for k in self.kinds):
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds!r}")
         if not self.min_value <= self.max_value:
@@ -56,73 +94,54 @@ class ProceduralMathConfig:
         if self.size < 1:
             raise ValueError(f"size must be >= 1, got {self.size}")
 
-
-DIFFICULTY_PRESETS: dict[str, dict] = {
-    # sums of two numbers in 0..5 (36 distinct problems): what the embedded tiny model learns in minutes
-    "tiny": {"kinds": ("arithmetic",), "min_value": 0, "max_value": 5, "num_terms": 2, "operators": "+"},
-    # single-step sums and differences of small numbers
-    "easy": {"kinds": ("arithmetic",), "min_value": 0, "max_value": 9, "num_terms": 2, "operators": "+-"},
-    "medium": {},
-    "hard": {"min_value": 2, "max_value": 99, "num_terms": 4},
-}
+    @classmethod
+    def from_options(cls, source: str, difficulty: str | dict | None = None, **options: Any) -> SourceConfig:
+        """A validated config from ``difficulty`` (preset or dict) overridden by explicit knobs."""
+        return super().from_options(source, **{**difficulty_knobs(difficulty), **options})
 
 
 def _fraction_text(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
 
-class ProceduralMath:
-    """An indexable source of procedural math tasks; ``source[i]`` is the same task on every machine."""
+@register_source("math", "procedural")
+class ProceduralMath(TaskSource):
+    """Procedural math tasks; ``source[i]`` is the same task on every machine for one (seed, split, i).
 
-    def __init__(self, config: ProceduralMathConfig | None = None, split: str = "test", **overrides) -> None:
-        config = config or ProceduralMathConfig()
-        if overrides:
-            known = {f.name for f in fields(ProceduralMathConfig)}
-            unknown = set(overrides) - known
-            if unknown:
-                raise ValueError(
-                    f"unknown procedural math option(s) {sorted(unknown)}; known: {sorted(known)}"
-                )
-            if "kinds" in overrides and isinstance(overrides["kinds"], (list, str)):
-                kinds = overrides["kinds"]
-                overrides["kinds"] = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-            config = ProceduralMathConfig(**{**asdict(config), **overrides})
-        config.validate()
-        self.config = config
-        self.split = split
+    ``ProceduralMath(difficulty="easy", split="train", max_value=7)``, or with a
+    :class:`ProceduralMathConfig`. Task ids read ``procedural-math/<seed>/<split>/<index>``.
+    """
 
-    @classmethod
-    def from_difficulty(
-        cls, difficulty: str | dict | None, split: str = "test", **overrides
-    ) -> ProceduralMath:
-        """A source from a preset name (``easy``/``medium``/``hard``) or a dict of knobs, plus overrides."""
-        if difficulty is None:
-            knobs: dict = {}
-        elif isinstance(difficulty, str):
-            if difficulty not in DIFFICULTY_PRESETS:
-                raise ValueError(
-                    f"difficulty must be one of {sorted(DIFFICULTY_PRESETS)} or a dict, got {difficulty!r}"
-                )
-            knobs = dict(DIFFICULTY_PRESETS[difficulty])
-        elif isinstance(difficulty, dict):
-            knobs = dict(difficulty)
-        else:
-            raise TypeError(f"difficulty must be a preset name or a dict, got {type(difficulty).__name__}")
-        return cls(None, split, **{**knobs, **overrides})
+    config_class = ProceduralMathConfig
+    config: ProceduralMathConfig
 
     def __len__(self) -> int:
-        return self.config.size
+        return self.limit(self.config.size)
 
-    def __getitem__(self, index: int) -> Task:
-        if not 0 <= index < len(self):
-            raise IndexError(f"procedural math index {index} out of range 0..{len(self) - 1}")
+    def task_id(self, index: int) -> str:
+        """``procedural-math/<seed>/<split>/<index>``: the one place these ids are written."""
+        return f"{ID_PREFIX}/{self.config.seed}/{self.config.split}/{index}"
+
+    def index_of(self, task_id: str) -> int:
+        """The index read off an id of :meth:`task_id` (no scan); ``KeyError`` for any other id."""
+        prefix = self.task_id(0)[:-1]
+        task_id = str(task_id)
+        tail = task_id[len(prefix) :]
+        if task_id.startswith(prefix) and tail.isdigit() and str(int(tail)) == tail and int(tail) < len(self):
+            return int(tail)
+        raise KeyError(
+            f"ProceduralMath: no task with task_id {task_id!r}; this source's ids are {prefix}<index> "
+            f"with index < {len(self)}"
+        )
+
+    def make_task(self, index: int) -> Task:
         c = self.config
         # str seeds hash with SHA-512 inside random.Random: stable across runs and machines
-        rng = random.Random(f"drift-math:{c.seed}:{self.split}:{index}")
+        rng = random.Random(f"drift-math:{c.seed}:{c.split}:{index}")
         kind = c.kinds[rng.randrange(len(c.kinds))]
         prompt, answer = getattr(self, f"_{kind}")(rng)
         return Task(
-            task_id=f"procedural-math/{c.seed}/{self.split}/{index}",
+            task_id=self.task_id(index),
             prompt=prompt,
             answer=answer,
             meta={"kind": kind, "source": "procedural"},

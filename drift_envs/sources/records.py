@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOCAL_SUFFIXES", "DataError", "Row", "load_rows", "require_field"]
+__all__ = ["LOCAL_SUFFIXES", "DataError", "Row", "load_rows", "require_field", "require_location"]
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".jsonl.gz")
 
@@ -94,6 +94,25 @@ def _local_rows(path: Path) -> list[Row]:
         table = datasets.Dataset.from_parquet(str(path))
         return [Row(dict(r), f"{path} row {i}") for i, r in enumerate(table)]
     raise DataError(f"{path}: unsupported file type; use one of {', '.join(LOCAL_SUFFIXES)}")
+
+
+def require_location(dataset: str, kind: str) -> None:
+    """Refuse a ``dataset=`` value that can be no file, folder or hub id, before the hub is asked.
+
+    A kind's ``file`` source gets every ``dataset=`` that is not a registered name; a bare word that
+    is no existing path, has no file suffix and is no ``owner/name`` hub id is most likely a source
+    name misspelt (or a source whose module was not imported), so the error lists the registered ones.
+    """
+    path = Path(dataset).expanduser()
+    if path.exists() or path.name.lower().endswith(LOCAL_SUFFIXES) or "/" in dataset or "\\" in dataset:
+        return
+    from drift_envs.sources.base import registered_sources
+
+    known = ", ".join(name for _, name in registered_sources(kind)) or "none"
+    raise ValueError(
+        f"no {kind!r} task source named {dataset!r} (registered: {known}); a local file needs one of "
+        f"the suffixes {', '.join(LOCAL_SUFFIXES)} and a hub id reads owner/name"
+    )
 
 
 def load_rows(dataset: str, split: str = "test", name: str | None = None) -> list[Row]:
