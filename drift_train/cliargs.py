@@ -41,7 +41,9 @@ Rules, the same for every command:
 - **Per-field options**, in the field's ``metadata`` or, for a dataclass another module owns, in
   ``add_dataclass(cls, options={"field": {...}})``: ``help``, ``choices``, ``flag`` (the flag's name when
   it is not the field's, e.g. ``{"env_id": {"flag": "env"}}`` -> ``--env``), ``aliases`` (more names),
-  ``metavar``, ``required``, ``positional`` (an argument without ``--``; ``nargs`` with it).
+  ``metavar``, ``required``, ``positional`` (an argument without ``--``; ``nargs`` with it), and
+  ``default`` only where a command's default differs from the dataclass's by design (``drift rollout
+  --batch-size``: None, then chosen per backend).
 - **A YAML file**: ``DataclassArgumentParser(config_file=True)`` adds ``--config FILE.yaml`` whose keys
   (either spelling) become the defaults the flags override; unknown keys are an error
   (:func:`apply_config_file`, shared with ``drift train``).
@@ -77,13 +79,24 @@ __all__ = [
     "apply_config_file",
     "field_help",
     "json_object",
+    "missing_model_folder",
     "model_load_error",
     "resolve_model",
     "string_to_bool",
 ]
 
 # option keys a field may carry in its metadata (or in add_dataclass(options=...))
-FIELD_OPTIONS = ("help", "choices", "flag", "aliases", "metavar", "required", "positional", "nargs")
+FIELD_OPTIONS = (
+    "help",
+    "choices",
+    "flag",
+    "aliases",
+    "metavar",
+    "required",
+    "positional",
+    "nargs",
+    "default",
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -106,18 +119,19 @@ string_to_bool.__name__ = "bool"  # argparse names the type in "invalid bool val
 
 
 def json_object(text: str | dict) -> dict:
-    """A flag's JSON text as a dict; anything else is an ``ArgumentTypeError`` saying what was wrong."""
+    """A flag's JSON text as a dict; anything else is an ``ArgumentTypeError`` saying what was wrong
+    (the parser's error then reads ``--env-kwargs is not valid JSON (...)``)."""
     if isinstance(text, dict):
         return dict(text)
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not valid JSON ({err}); give a JSON object such as '{{\"key\": 1}}'"
+            f"is not valid JSON ({err}): {text!r}; give a JSON object such as '{{\"key\": 1}}'"
         ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is a JSON {type(value).__name__}, not an object; give one such as '{{\"key\": 1}}'"
+            f"is not a JSON object (a {type(value).__name__}: {text!r}); give one such as '{{\"key\": 1}}'"
         )
     return value
 
@@ -436,13 +450,17 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         dest: str,
         prefix: str,
     ) -> None:
-        if f.default is not dataclasses.MISSING:
+        if "default" in spec:  # a command whose default differs by design (e.g. depends on another flag)
+            default, has_default = spec["default"], True
+        elif f.default is not dataclasses.MISSING:
             default, has_default = f.default, True
         elif f.default_factory is not dataclasses.MISSING:
             default, has_default = f.default_factory(), True
         else:
             default, has_default = None, False
         kwargs: dict[str, Any] = {"help": spec.get("help", help_text)}
+        if not kwargs["help"] and has_default and default not in (None, False, "", {}, [], ()):
+            kwargs["help"] = "(default: %(default)s)"  # argparse prints no line for an empty help
         if has_default:
             kwargs["default"] = default
         origin = typing.get_origin(annotation)
@@ -499,7 +517,8 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         """argparse's, naming a flag by one spelling (``--env-kwargs``, not ``--env-kwargs/--env_kwargs``)."""
-        super().error(_one_spelling(message))
+        message = re.sub(r"^argument (--[\w-]+): is ", r"\1 is ", _one_spelling(message))
+        super().error(message)
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         """argparse's, after reading ``--config FILE.yaml`` into the defaults (when ``config_file``)."""
@@ -542,6 +561,17 @@ def resolve_model(model: str) -> str:
 
         return str(tiny_model_path())
     return model
+
+
+def missing_model_folder(model: str) -> str | None:
+    """Why ``model`` cannot be loaded when it is written as a local path (``/x``, ``./x``, ``a/b/c``,
+    ``~/x``) and no such folder exists; None when it is a folder, ``tiny``, or may be a hub id."""
+    if model == "tiny" or Path(model).expanduser().exists():
+        return None
+    looks_local = model.startswith(("/", "./", "../", "~", ".\\")) or model.count("/") > 1 or not model
+    if looks_local:
+        return f"--model {model!r}: no such folder (give a model folder, a hub id, or 'tiny')"
+    return None
 
 
 def model_load_error(model: str, err: BaseException) -> str:

@@ -6,134 +6,139 @@ Also the backend options ``drift eval`` shares (:func:`add_policy_arguments`, :f
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from drift_train.cliargs import (
+    DataclassArgumentParser,
+    missing_model_folder,
+    model_load_error,
+    resolve_model,
+)
 from drift_train.display import summary_table
-from drift_train.policies import BACKENDS, PolicyError, SamplingParams, make_policy
+from drift_train.policies import BACKENDS, PolicyError, make_policy
 from drift_train.rollout import SCHEDULES, RolloutConfig, rollout
 from drift_train.trajectories import TrajectoryError
 
-__all__ = ["add_policy_arguments", "main", "policy_kwargs", "policy_model", "resolve_model"]
+__all__ = [
+    "BATCH_SIZES",
+    "HFOptions",
+    "OpenAIOptions",
+    "PolicyOptions",
+    "RolloutCommand",
+    "VLLMOptions",
+    "add_policy_arguments",
+    "load_policy",
+    "main",
+    "policy_kwargs",
+    "policy_model",
+    "resolve_model",
+]
+
+# episodes per chunk when --batch-size is not given: what each backend keeps busy
+BATCH_SIZES = {"hf": 64, "openai": 256, "vllm": 1024}
 
 
-def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+# The backend options. None means "the backend's own default" (the constructor of HFPolicy,
+# OpenAIPolicy or VLLMPolicy), so no default is written twice.
+
+
+@dataclass
+class PolicyOptions:
+    """Options of every backend.
+
+    Args:
+        chat_template_kwargs: JSON object passed to the chat template (e.g. '{"enable_thinking": false}');
+            recorded in meta, so training renders the data the same way
+    """
+
+    chat_template_kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class HFOptions:
+    """Options of the hf backend (transformers).
+
+    Args:
+        device: cpu, cuda, cuda:1 ... (default: cuda if available)
+        dtype: dtype to load the model in (default: auto)
+        generate_batch_size: sequences decoding at once (default: the backend's, 64)
+        prefix_cache_mb: memory for cached conversation prefixes (keys/values) reused across turns;
+            0: off (default: the backend's, 1024)
+    """
+
+    device: str | None = None
+    dtype: str | None = None
+    generate_batch_size: int | None = None
+    prefix_cache_mb: float | None = None
+
+
+@dataclass
+class OpenAIOptions:
+    """Options of the openai backend (any OpenAI-compatible server).
+
+    Args:
+        base_url: server URL ending in /v1, or several separated by commas (replicas: least outstanding
+            requests, failover); default: $OPENAI_BASE_URL
+        api_key: default: $OPENAI_API_KEY
+        max_concurrency: requests in flight at once (default: the backend's, 16)
+        timeout: seconds per request (default: the backend's, 120)
+        max_retries: retries of a failed request (default: the backend's, 4)
+        tokenizer: the served model's tokenizer (folder or hub id), to verify the token ids the server
+            returns (default: --model when it is a local folder; the embedded one for 'tiny')
+    """
+
+    base_url: str | None = None
+    api_key: str | None = None
+    max_concurrency: int | None = None
+    timeout: float | None = None
+    max_retries: int | None = None
+    tokenizer: str | None = None
+
+
+@dataclass
+class VLLMOptions:
+    """Options of the vllm backend (in-process vllm.LLM).
+
+    Args:
+        tensor_parallel_size: GPUs per model replica (default: the backend's, 1)
+        gpu_memory_utilization: fraction of GPU memory for vLLM (default 0.9); on vLLM's CPU platform a
+            fraction of the node's memory (default: about 3 GiB's worth)
+        vllm_kwargs: JSON object of further vllm.LLM arguments, e.g. '{"enforce_eager": true,
+            "max_model_len": 4096}'
+    """
+
+    tensor_parallel_size: int | None = None
+    gpu_memory_utilization: float | None = None
+    vllm_kwargs: dict = field(default_factory=dict)
+
+
+def add_policy_arguments(parser: DataclassArgumentParser) -> None:
     """The backend options shared by ``drift rollout`` and ``drift eval`` (hf, openai and vllm groups)."""
-    parser.add_argument(
-        "--chat-template-kwargs",
-        default="{}",
-        help="JSON object passed to the chat template (e.g. '{\"enable_thinking\": false}'); "
-        "recorded in meta, so training renders the data the same way",
-    )
-    hf = parser.add_argument_group("hf backend")
-    hf.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    hf.add_argument("--dtype", default="auto")
-    hf.add_argument("--generate-batch-size", type=int, default=64, help="sequences decoding at once")
-    hf.add_argument(
-        "--prefix-cache-mb",
-        type=float,
-        default=1024.0,
-        help="memory for cached conversation prefixes (keys/values) reused across turns; 0: off",
-    )
-    api = parser.add_argument_group("openai backend")
-    api.add_argument(
-        "--base-url",
-        default=None,
-        help="server URL ending in /v1, or several separated by commas (replicas: least outstanding "
-        "requests, failover); default: $OPENAI_BASE_URL",
-    )
-    api.add_argument("--api-key", default=None, help="default: $OPENAI_API_KEY")
-    api.add_argument("--max-concurrency", type=int, default=16)
-    api.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    api.add_argument("--max-retries", type=int, default=4)
-    api.add_argument(
-        "--tokenizer",
-        default=None,
-        help="the served model's tokenizer (folder or hub id), to verify the token ids the server "
-        "returns (default: --model when it is a local folder; the embedded one for 'tiny')",
-    )
-    vl = parser.add_argument_group("vllm backend")
-    vl.add_argument("--tensor-parallel-size", type=int, default=1)
-    vl.add_argument(
-        "--gpu-memory-utilization",
-        type=float,
-        default=None,
-        help="fraction of GPU memory for vLLM (default 0.9); on vLLM's CPU platform a fraction of the "
-        "node's memory (default: about 3 GiB's worth)",
-    )
-    vl.add_argument(
-        "--vllm-kwargs",
-        default="{}",
-        help='JSON object of further vllm.LLM arguments, e.g. \'{"enforce_eager": true, '
-        '"max_model_len": 4096}\'',
-    )
+    parser.add_dataclass(PolicyOptions)
+    parser.add_dataclass(HFOptions, group="hf backend")
+    parser.add_dataclass(OpenAIOptions, group="openai backend")
+    parser.add_dataclass(VLLMOptions, group="vllm backend")
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="drift rollout",
-        description="Sample K multi-turn trajectories per task from a reference policy in any Gymnasium env "
-        "that follows the drift contract, and append them to a JSONL file.",
-    )
-    parser.add_argument("--env", required=True, help="env id, e.g. drift/MathFeedback-v0 (or module:Id)")
-    parser.add_argument(
-        "--env-kwargs", default="{}", help='JSON object of env kwargs, e.g. \'{"feedback": "hint"}\''
-    )
-    parser.add_argument(
-        "--model", required=True, help="model folder or hub id; 'tiny' for the embedded tiny model"
-    )
-    parser.add_argument("--backend", choices=BACKENDS, default="hf")
-    parser.add_argument("--num-tasks", type=int, default=None, help="tasks to roll out (default: all)")
-    parser.add_argument("--task-offset", type=int, default=0, help="index of the first task")
-    parser.add_argument("--samples", type=int, default=4, help="K, trajectories per task")
-    parser.add_argument("--max-turns", type=int, default=None, help="override the env's turn budget")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=0, help="0 disables top-k")
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="episodes per chunk (default: 64 for hf, 256 for openai, 1024 for vllm)",
-    )
-    parser.add_argument(
-        "--schedule",
-        choices=SCHEDULES,
-        default="lockstep",
-        help="lockstep: one batched generate call per turn (default); continuous: each episode "
-        "moves on as soon as its own reply is done (hf backend)",
-    )
-    parser.add_argument("--out", required=True, help="output JSONL file")
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
-    parser.add_argument(
-        "--no-token-ids",
-        action="store_true",
-        help="do not record each turn's token ids (the `tokens` field); training then uses the text",
-    )
-    add_policy_arguments(parser)
-    return parser.parse_args(argv)
+def _given(**kwargs) -> dict:
+    """The options the user set (None: leave the backend's default)."""
+    return {key: value for key, value in kwargs.items() if value is not None}
 
 
 def policy_kwargs(args: argparse.Namespace) -> dict:
     """Backend-specific constructor kwargs from parsed CLI args (shared with ``drift eval``)."""
-    template = {}
-    raw = getattr(args, "chat_template_kwargs", None)
-    if raw:
-        template = json.loads(raw) if isinstance(raw, str) else dict(raw)
-        if not isinstance(template, dict):
-            raise ValueError(f"--chat-template-kwargs must be a JSON object, got {raw!r}")
+    template = dict(getattr(args, "chat_template_kwargs", None) or {})
     extra = {"chat_template_kwargs": template} if template else {}
     if args.backend == "hf":
         return {
-            "device": args.device,
-            "dtype": args.dtype,
-            "batch_size": args.generate_batch_size,
-            "prefix_cache_mb": args.prefix_cache_mb,
+            **_given(
+                device=args.device,
+                dtype=args.dtype,
+                batch_size=args.generate_batch_size,
+                prefix_cache_mb=args.prefix_cache_mb,
+            ),
             **extra,
         }
     if args.backend == "openai":
@@ -143,22 +148,21 @@ def policy_kwargs(args: argparse.Namespace) -> dict:
         return {
             "base_url": args.base_url,
             "api_key": args.api_key,
-            "max_concurrency": args.max_concurrency,
-            "timeout_s": args.timeout,
-            "max_retries": args.max_retries,
             "tokenizer": tokenizer,
+            **_given(
+                max_concurrency=args.max_concurrency, timeout_s=args.timeout, max_retries=args.max_retries
+            ),
             **extra,
         }
-    raw = getattr(args, "vllm_kwargs", None) or "{}"
-    llm_kwargs = json.loads(raw) if isinstance(raw, str) else dict(raw)
-    if not isinstance(llm_kwargs, dict):
-        raise ValueError(f"--vllm-kwargs must be a JSON object, got {raw!r}")
     return {
-        "tensor_parallel_size": args.tensor_parallel_size,
-        "gpu_memory_utilization": args.gpu_memory_utilization,
+        **_given(
+            tensor_parallel_size=args.tensor_parallel_size,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            dtype=args.dtype,
+        ),
         "seed": args.seed,
         **extra,
-        **llm_kwargs,
+        **dict(getattr(args, "vllm_kwargs", None) or {}),
     }
 
 
@@ -167,56 +171,109 @@ def policy_model(args: argparse.Namespace) -> str:
     return args.model if args.backend == "openai" else resolve_model(args.model)
 
 
-def resolve_model(model: str) -> str:
-    """``"tiny"`` means the cached embedded tiny model; anything else is returned unchanged."""
-    if model == "tiny":
-        from drift_train.tiny import tiny_model_path
+def load_policy(args: argparse.Namespace):
+    """The policy ``--backend``/``--model`` and the backend options name; a model that cannot be loaded
+    is a ``PolicyError`` with one line saying which and why (commands print it and exit 2)."""
+    missing = None if args.backend == "openai" else missing_model_folder(args.model)
+    if missing:
+        raise PolicyError(missing)
+    try:
+        return make_policy(args.backend, policy_model(args), **policy_kwargs(args))
+    except PolicyError as err:  # the backends' own messages can span lines (transformers' hub errors)
+        raise PolicyError(" ".join(str(err).split())) from None
+    except ValueError:
+        raise
+    except (OSError, ImportError, RuntimeError, KeyError, TypeError) as err:
+        # transformers raises OSError for a missing folder / unknown hub id, others for a broken folder
+        raise PolicyError(model_load_error(args.model, err)) from None
 
-        return str(tiny_model_path())
-    return model
+
+@dataclass
+class RolloutCommand:
+    """What ``drift rollout`` needs besides :class:`~drift_train.rollout.RolloutConfig` and the backend options.
+
+    Args:
+        model: model folder or hub id; 'tiny' for the embedded tiny model (openai backend: the served name)
+        backend: hf (transformers), vllm (in-process vllm.LLM) or openai (an OpenAI-compatible server)
+        out: output JSONL file
+        resume: continue an interrupted run in --out
+        overwrite: replace an existing --out
+        progress: live progress display
+    """
+
+    model: str
+    out: str
+    backend: str = field(default="hf", metadata={"choices": BACKENDS})
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool = True
+
+
+# flags of RolloutConfig (a dataclass of the engine) as the command names and explains them
+ROLLOUT_OPTIONS = {
+    "env_id": {"flag": "env", "help": "env id, e.g. drift/MathFeedback-v0 (or module:Id)"},
+    "env_kwargs": {"help": 'JSON object of env kwargs, e.g. \'{"feedback": "hint"}\''},
+    "num_tasks": {"help": "tasks to roll out (default: all)"},
+    "task_offset": {"help": "index of the first task"},
+    "samples": {"help": "K, trajectories per task"},
+    "max_turns": {"help": "override the env's turn budget"},
+    "batch_size": {
+        "default": None,
+        "help": "episodes per chunk (default: "
+        + ", ".join(f"{n} for {backend}" for backend, n in BATCH_SIZES.items())
+        + ")",
+    },
+    "schedule": {
+        "choices": SCHEDULES,
+        "help": "lockstep: one batched generate call per turn; continuous: each episode moves on as soon "
+        "as its own reply is done (hf backend)",
+    },
+    "record_tokens": {
+        "flag": "token_ids",
+        "help": "record each turn's token ids (the `tokens` field); --no-token-ids: training then uses the text",
+    },
+    "sampling.top_k": {"help": "0 disables top-k"},
+}
+
+
+def build_parser() -> DataclassArgumentParser:
+    """The ``drift rollout`` parser: RolloutCommand, RolloutConfig (sampling flattened), the backend options."""
+    parser = DataclassArgumentParser(
+        prog="drift rollout",
+        description="Sample K multi-turn trajectories per task from a reference policy in any Gymnasium env "
+        "that follows the drift contract, and append them to a JSONL file.",
+    )
+    parser.add_dataclass(RolloutCommand)
+    parser.add_dataclass(
+        RolloutConfig,
+        options=ROLLOUT_OPTIONS,
+        exclude={"sampling.n", "sampling.stop", "sampling.seed"},  # n is K (--samples); seed is --seed
+    )
+    add_policy_arguments(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """``drift rollout``: see ``drift rollout --help``."""
     from rich.console import Console
 
-    args = _parse_args(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # drift rollout has always returned its usage errors' status (2)
+        return int(exit_.code or 0)
+    command = parser.build(RolloutCommand, args)
+    config = parser.build(RolloutConfig, args, batch_size=args.batch_size or BATCH_SIZES[args.backend])
     console = Console(stderr=True)
     try:
-        env_kwargs = json.loads(args.env_kwargs)
-        if not isinstance(env_kwargs, dict):
-            raise ValueError(f"must be a JSON object, got {type(env_kwargs).__name__}")
-    except (json.JSONDecodeError, ValueError) as err:
-        print(f"drift rollout: --env-kwargs {args.env_kwargs!r} is not a JSON object: {err}", file=sys.stderr)
-        return 2
-    batch_size = args.batch_size or {"hf": 64, "openai": 256, "vllm": 1024}[args.backend]
-    config = RolloutConfig(
-        env_id=args.env,
-        env_kwargs=env_kwargs,
-        num_tasks=args.num_tasks,
-        samples=args.samples,
-        task_offset=args.task_offset,
-        max_turns=args.max_turns,
-        seed=args.seed,
-        batch_size=batch_size,
-        schedule=args.schedule,
-        record_tokens=not args.no_token_ids,
-        sampling=SamplingParams(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            max_new_tokens=args.max_new_tokens,
-        ),
-    )
-    try:
         config.validate()
-        out = Path(args.out)
-        if out.exists() and out.stat().st_size > 0 and not (args.resume or args.overwrite):
+        out = Path(command.out)
+        if out.exists() and out.stat().st_size > 0 and not (command.resume or command.overwrite):
             raise FileExistsError(
                 f"{out} already holds trajectories; pass --resume to continue it or --overwrite"
             )
-        policy = make_policy(args.backend, policy_model(args), **policy_kwargs(args))
-    except (ValueError, FileExistsError, PolicyError, json.JSONDecodeError) as err:
+        policy = load_policy(args)
+    except (ValueError, FileExistsError, PolicyError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)
         return 2
     try:
@@ -224,9 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             policy,
             config,
             out,
-            resume=args.resume,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
+            resume=command.resume,
+            overwrite=command.overwrite,
+            progress=command.progress,
             console=console,
         )
     except (ValueError, TrajectoryError, PolicyError) as err:
@@ -234,7 +291,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         policy.close()
-    Console().print(summary_table(records, stats, title=f"{config.env_id} x {args.model} ({args.backend})"))
+    Console().print(
+        summary_table(records, stats, title=f"{config.env_id} x {command.model} ({command.backend})")
+    )
     print(f"wrote {stats.episodes} new trajectories to {out} ({len(records)} in the file)", file=sys.stderr)
     return 0
 
