@@ -41,12 +41,13 @@ another model's trajectories on the same tasks.
 
 from __future__ import annotations
 
-import argparse
+import inspect
 import json
 import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -369,56 +370,74 @@ def records_turn_budget(records: Sequence[dict]) -> int | None:
     return max(budgets) if budgets else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``drift eval``: roll a model out in an env (or read its trajectories) and save its multi-turn metrics."""
-    parser = argparse.ArgumentParser(
+_EVALUATE_MODEL = inspect.signature(evaluate_model).parameters  # drift eval's defaults are evaluate_model's
+
+
+@dataclass
+class EvalConfig:
+    """What ``drift eval`` evaluates: a model rolled out in an env, or a trajectory file (``records``).
+
+    Args:
+        model: model folder or hub id; 'tiny' for the embedded tiny model (required unless --records)
+        env: registered env id, e.g. drift/MathFeedback-v0 (required unless --records)
+        records: compute the metrics from this trajectory file (.jsonl or .parquet, ours or the DRIFT
+            release's) instead of rolling a model out
+        baseline: trajectory file of another model on the same tasks: adds the paired differences
+            (this minus baseline) with their paired s.e. as vs_baseline
+        out: metrics JSON; per-task rows go to <out stem>.tasks.jsonl
+        env_kwargs: JSON object of env kwargs
+        num_tasks: tasks to evaluate
+        task_offset: first task index (held-out ranges)
+        samples: episodes per task
+        max_turns: turn budget (default: the env's; with --records, the one the records state)
+        temperature: 0 = greedy
+        top_p: nucleus sampling mass
+        max_new_tokens: tokens per reply at most
+        backend: hf (transformers), vllm (in-process vllm.LLM) or openai (an OpenAI-compatible server)
+        batch_size: episodes per chunk
+        seed: sampling seed
+    """
+
+    out: str
+    model: str | None = None
+    env: str | None = None
+    records: str | None = None
+    baseline: str | None = None
+    env_kwargs: dict = field(default_factory=dict)
+    num_tasks: int = _EVALUATE_MODEL["num_tasks"].default
+    task_offset: int = _EVALUATE_MODEL["task_offset"].default
+    samples: int = _EVALUATE_MODEL["samples"].default
+    max_turns: int | None = _EVALUATE_MODEL["max_turns"].default
+    temperature: float = _EVALUATE_MODEL["temperature"].default
+    top_p: float = _EVALUATE_MODEL["top_p"].default
+    max_new_tokens: int = _EVALUATE_MODEL["max_new_tokens"].default
+    backend: str = field(
+        default=_EVALUATE_MODEL["backend"].default, metadata={"choices": ("hf", "openai", "vllm")}
+    )
+    batch_size: int = _EVALUATE_MODEL["batch_size"].default
+    seed: int = _EVALUATE_MODEL["seed"].default
+
+
+def build_parser():
+    """The ``drift eval`` parser: :class:`EvalConfig` and the backend options ``drift rollout`` has."""
+    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.rollout_cli import add_policy_arguments
+
+    parser = DataclassArgumentParser(
         prog="drift eval",
         description="Multi-turn evaluation of a model in an env, "
         "or of a trajectory file (--records) without a model.",
     )
-    parser.add_argument("--model", help="model folder or hub id (required unless --records)")
-    parser.add_argument(
-        "--env", help="registered env id, e.g. drift/MathFeedback-v0 (required unless --records)"
-    )
-    parser.add_argument(
-        "--records",
-        help="compute the metrics from this trajectory file (.jsonl or .parquet, ours "
-        "or the DRIFT release's) instead of rolling a model out",
-    )
-    parser.add_argument(
-        "--baseline",
-        help="trajectory file of another model on the same tasks: adds the paired "
-        "differences (this minus baseline) with their paired s.e. as vs_baseline",
-    )
-    parser.add_argument("--env-kwargs", default="{}", help="JSON object of env kwargs")
-    parser.add_argument("--num-tasks", type=int, default=100)
-    parser.add_argument("--task-offset", type=int, default=0, help="first task index (held-out ranges)")
-    parser.add_argument("--samples", type=int, default=1, help="episodes per task")
-    parser.add_argument(
-        "--max-turns",
-        type=int,
-        default=None,
-        help="turn budget (default: the env's; with --records, the one the records state)",
-    )
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    parser.add_argument("--top-p", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--backend", default="hf", choices=("hf", "openai", "vllm"))
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--out", required=True, help="metrics JSON; per-task rows go to <out stem>.tasks.jsonl"
-    )
-    from drift_train.rollout_cli import add_policy_arguments, policy_kwargs, policy_model
-
+    parser.add_dataclass(EvalConfig)
     add_policy_arguments(parser)  # the backends' options, as drift rollout has them
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift eval``: roll a model out in an env (or read its trajectories) and save its multi-turn metrics."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        env_kwargs = json.loads(args.env_kwargs)
-    except json.JSONDecodeError as e:
-        parser.error(f"--env-kwargs is not valid JSON: {e}")
-    if not isinstance(env_kwargs, dict):
-        parser.error("--env-kwargs must be a JSON object")
+    env_kwargs = args.env_kwargs
     if args.records is None and (args.model is None or args.env is None):
         parser.error(
             "give --model and --env to roll a model out, or --records FILE to evaluate existing trajectories"
@@ -449,10 +468,11 @@ def main(argv: list[str] | None = None) -> int:
             metrics["records"] = str(args.records)
             label = Path(args.records).stem
         else:
-            from drift_train.policies import PolicyError, make_policy
+            from drift_train.policies import PolicyError
+            from drift_train.rollout_cli import load_policy
 
             try:
-                policy = make_policy(args.backend, policy_model(args), **policy_kwargs(args))
+                policy = load_policy(args)  # --model tiny: the embedded model; a load failure: one line
             except PolicyError as err:
                 raise ValueError(str(err)) from err
             try:
