@@ -191,10 +191,12 @@ def _source_comments(cls: type) -> dict[str, str]:
         return {}
     try:
         body = ast.parse(source).body[0]
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
         comments_by_line = {
-            token.start[0]: token.string.lstrip("#").strip()
-            for token in tokenize.generate_tokens(io.StringIO(source).readline)
-            if token.type == tokenize.COMMENT
+            t.start[0]: t.string.lstrip("#").strip() for t in tokens if t.type == tokenize.COMMENT
+        }
+        comment_only_lines = {
+            t.start[0] for t in tokens if t.type == tokenize.COMMENT and t.line.lstrip().startswith("#")
         }
     except (SyntaxError, tokenize.TokenError, IndexError):
         return {}
@@ -205,6 +207,10 @@ def _source_comments(cls: type) -> dict[str, str]:
                 if comments_by_line.get(line):
                     comments[node.target.id] = comments_by_line[line]
                     break
+            else:  # a comment on the line above the field (one too long to trail it)
+                above = node.lineno - 1
+                if above in comment_only_lines and comments_by_line.get(above):
+                    comments[node.target.id] = comments_by_line[above]
     return comments
 
 
@@ -522,10 +528,32 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
         """argparse's, after reading ``--config FILE.yaml`` into the defaults (when ``config_file``)."""
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = self._bare_bool_flags(list(sys.argv[1:] if args is None else args))
         if self._config_file:
             apply_config_file(self, argv)
         return super().parse_known_args(argv, namespace)
+
+    def _bare_bool_flags(self, argv: list[str]) -> list[str]:
+        """``--per-turn in.jsonl`` is ``--per-turn=true in.jsonl``: a bool flag takes an optional value, and
+        without this argparse would swallow the positional argument after it as that value."""
+        bool_flags = {
+            option
+            for action in self._actions
+            if action.type is string_to_bool and action.nargs == "?"
+            for option in action.option_strings
+        }
+        out = []
+        for i, arg in enumerate(argv):
+            if arg == "--":
+                return out + argv[i:]
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if arg in bool_flags and following is not None and not following.startswith("-"):
+                try:
+                    string_to_bool(following)
+                except argparse.ArgumentTypeError:
+                    arg += "=true"
+            out.append(arg)
+        return out
 
     def build(self, cls: type, namespace: argparse.Namespace, **values: Any) -> Any:
         """The ``cls`` instance the parsed ``namespace`` describes; ``values`` fill or override fields

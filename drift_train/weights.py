@@ -43,12 +43,11 @@ Everything past parsing the records is numpy over flat arrays; ``drift weights``
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -584,67 +583,47 @@ def print_summary(summary: dict) -> None:
     Console().print(table)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``drift weights IN --out OUT [options]``: add DRIFT importance weights to a trajectory file."""
-    d = WeightConfig()
-    parser = argparse.ArgumentParser(
+@dataclass
+class WeightsCommand:
+    """The files ``drift weights`` reads and writes (the weighting itself is :class:`WeightConfig`).
+
+    Args:
+        input: trajectory file (.jsonl or .parquet; reference-release rows load too)
+        out: output file (.jsonl or .parquet)
+    """
+
+    input: str = field(metadata={"positional": True})
+    out: str
+
+
+# WeightConfig's fields under the flag names users know (--lambda, --clip), with the choices they take
+WEIGHT_FLAGS = {
+    "diversity_lambda": {"flag": "lambda", "aliases": ["diversity_lambda"]},
+    "clip_max": {"flag": "clip", "aliases": ["clip_max"]},
+    "equal_groups": {"choices": EQUAL_GROUP_MODES},
+    "normalize": {"choices": NORMALISATIONS},
+}
+
+
+def build_parser():
+    """The ``drift weights`` parser: :class:`WeightsCommand` and :class:`WeightConfig`."""
+    from drift_train.cliargs import DataclassArgumentParser
+
+    parser = DataclassArgumentParser(
         prog="drift weights",
         description="Turn trajectory returns into DRIFT importance weights: adds `weight` and `return` "
         "(and `turn_weights` with --per-turn) to every record and saves a summary beside the output.",
     )
-    parser.add_argument("input", help="trajectory file (.jsonl or .parquet; reference-release rows load too)")
-    parser.add_argument("--out", required=True, help="output file (.jsonl or .parquet)")
-    parser.add_argument(
-        "--gamma", type=float, default=d.gamma, help="γ, discount over turns (default %(default)s)"
-    )
-    parser.add_argument(
-        "--beta", type=float, default=d.beta, help="β, weighting temperature (default %(default)s)"
-    )
-    parser.add_argument(
-        "--lambda",
-        dest="diversity_lambda",
-        type=float,
-        default=d.diversity_lambda,
-        help="λ, repeated-answer penalty (default %(default)s)",
-    )
-    parser.add_argument(
-        "--equal-groups",
-        choices=EQUAL_GROUP_MODES,
-        default=d.equal_groups,
-        help="groups whose returns are all equal: keep at weight 1 (reference), drop (weight 0), "
-        "or floor (weight --equal-weight) (default %(default)s)",
-    )
-    parser.add_argument(
-        "--equal-weight",
-        type=float,
-        default=d.equal_weight,
-        help="weight of all-equal groups with --equal-groups floor (default %(default)s)",
-    )
-    parser.add_argument(
-        "--clip", dest="clip_max", type=float, default=None, help="clip weights above this value"
-    )
-    parser.add_argument(
-        "--normalize",
-        choices=NORMALISATIONS,
-        default=d.normalize,
-        help="weights average 1 per group (default) or over the whole file",
-    )
-    parser.add_argument(
-        "--per-turn",
-        action="store_true",
-        help="also weight every assistant turn by its discounted return-to-go (field turn_weights)",
-    )
+    parser.add_dataclass(WeightsCommand)
+    parser.add_dataclass(WeightConfig, options=WEIGHT_FLAGS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift weights IN --out OUT [options]``: add DRIFT importance weights to a trajectory file."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    config = WeightConfig(
-        gamma=args.gamma,
-        beta=args.beta,
-        diversity_lambda=args.diversity_lambda,
-        equal_groups=args.equal_groups,
-        equal_weight=args.equal_weight,
-        clip_max=args.clip_max,
-        normalize=args.normalize,
-        per_turn=args.per_turn,
-    )
+    config = parser.build(WeightConfig, args)
     try:
         config.validate()
         records = list(read_trajectories(args.input))
