@@ -2,80 +2,57 @@
 
 ::
 
-    drift render --data rollouts.jsonl --model tiny --assistant_turns all --out examples.jsonl --show 2
+    drift render --data rollouts.jsonl --model tiny --assistant-turns all --out examples.jsonl --show 2
 
 Writes one JSON object per example: ``record_index`` (0-based line of the record in ``--data``),
 ``turn`` (1-based assistant turn; the last trained one when an example trains several), ``turns``,
 ``source`` (``"ids"``: the recorded token ids; ``"text"``: the rendered messages), ``input_ids``,
 ``labels`` (-100 where nothing is supervised) and ``token_weights``. ``--show N`` prints the first N
 examples with the supervised tokens highlighted. The same :class:`~drift_train.data.Renderer` and
-options as ``drift train`` (``--loss``, ``--max_length``, ``--per_turn_weights``, ``--use_token_ids``).
+options as ``drift train`` (``--loss``, ``--max-length``, ``--per-turn-weights``, ``--use-token-ids``).
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from drift_train.cliargs import DataclassArgumentParser, missing_model_folder, model_load_error, resolve_model
 from drift_train.data import ASSISTANT_TURNS, RenderConfig, build_dataset
 from drift_train.losses import IGNORE_INDEX, LOSS_MODES
 
 __all__ = ["main", "show_example"]
 
 
-def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
-    """A flag under both spellings, ``--max_length`` and ``--max-length``."""
-    spellings = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    parser.add_argument(*spellings, dest=name, **kwargs)
+@dataclass
+class RenderCommand:
+    """What ``drift render`` reads, writes and shows (the rendering itself is :class:`RenderConfig`).
+
+    Args:
+        data: trajectory file (.jsonl or .parquet)
+        model: model folder or hub id whose tokenizer trains ('tiny': the embedded tiny model)
+        out: EXAMPLES.jsonl to write (optional with --show)
+        loss: as drift train (rft keeps successes, wsft/drift-otr use weights); auto: wsft when every
+            record has a weight, else sft
+        show: print N examples, supervised tokens highlighted
+    """
+
+    data: str
+    model: str
+    out: str | None = None
+    loss: str = field(default="auto", metadata={"choices": ["auto", *LOSS_MODES]})
+    show: int = field(default=0, metadata={"metavar": "N"})
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="drift render", description=__doc__.split("\n\n")[0])
-    _flag(parser, "data", required=True, help="trajectory file (.jsonl or .parquet)")
-    _flag(
-        parser,
-        "model",
-        required=True,
-        help="model folder or hub id whose tokenizer trains ('tiny': embedded)",
-    )
-    _flag(parser, "out", default=None, help="EXAMPLES.jsonl to write (optional with --show)")
-    _flag(
-        parser,
-        "assistant_turns",
-        choices=list(ASSISTANT_TURNS),
-        default="last",
-        help="last: the final assistant turn given the history (default); all: every turn",
-    )
-    _flag(
-        parser,
-        "loss",
-        choices=["auto", *LOSS_MODES],
-        default="auto",
-        help="as drift train (rft keeps successes, wsft/drift-otr use weights); auto: wsft when every record "
-        "has a weight, else sft",
-    )
-    _flag(parser, "max_length", type=int, default=2048, help="as drift train --max_length")
-    _flag(parser, "weight_field", default="weight", help="record field holding the trajectory weight")
-    _flag(parser, "per_turn_weights", action="store_true", help="weight each turn by `turn_weights`")
-    _flag(
-        parser,
-        "use_token_ids",
-        choices=["true", "false"],
-        default="true",
-        help="train on recorded token ids when the tokenizer matches (default true)",
-    )
-    _flag(
-        parser,
-        "show",
-        type=int,
-        default=0,
-        metavar="N",
-        help="print N examples, supervised tokens highlighted",
-    )
-    return parser.parse_args(argv)
+def build_parser() -> DataclassArgumentParser:
+    """The ``drift render`` parser: :class:`RenderCommand` and :class:`RenderConfig`, as drift train has them."""
+    parser = DataclassArgumentParser(prog="drift render", description=__doc__.split("\n\n")[0])
+    parser.add_dataclass(RenderCommand)
+    parser.add_dataclass(RenderConfig, options={"assistant_turns": {"choices": list(ASSISTANT_TURNS)}})
+    return parser
 
 
 def show_example(tokenizer, example: dict, console=None) -> None:
@@ -103,23 +80,32 @@ def show_example(tokenizer, example: dict, console=None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``drift render --data FILE --model PATH [--assistant_turns last|all] --out EXAMPLES.jsonl [--show N]``."""
-    args = _parse_args(argv)
+    """``drift render --data FILE --model PATH [--assistant-turns last|all] --out EXAMPLES.jsonl [--show N]``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = parser.build(RenderConfig, args)
     from rich.console import Console
     from transformers import AutoTokenizer, GenerationConfig
 
-    from drift_train.rollout_cli import resolve_model
     from drift_train.trajectories import TrajectoryError, read_trajectories
 
     if not args.out and not args.show:
         print("drift render: give --out EXAMPLES.jsonl, --show N, or both", file=sys.stderr)
         return 2
+    missing = missing_model_folder(args.model)
+    if missing:
+        print(f"drift render: {missing}", file=sys.stderr)
+        return 2
     model = resolve_model(args.model)
     try:
         records = list(read_trajectories(args.data))
-        tokenizer = AutoTokenizer.from_pretrained(model)
     except (TrajectoryError, FileNotFoundError, OSError) as err:
         print(f"drift render: {err}", file=sys.stderr)
+        return 2
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    except (OSError, ValueError) as err:
+        print(f"drift render: {model_load_error(args.model, err)}", file=sys.stderr)
         return 2
     try:
         eos = GenerationConfig.from_pretrained(model).eos_token_id
@@ -127,14 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         eos = None
     loss = args.loss
     if loss == "auto":
-        loss = "wsft" if records and all(args.weight_field in r for r in records) else "sft"
-    config = RenderConfig(
-        max_length=args.max_length,
-        assistant_turns=args.assistant_turns,
-        weight_field=args.weight_field,
-        per_turn_weights=args.per_turn_weights,
-        use_token_ids=args.use_token_ids == "true",
-    )
+        loss = "wsft" if records and all(config.weight_field in r for r in records) else "sft"
     try:
         dataset = build_dataset(records, tokenizer, config, loss, end_token_ids=eos)
     except ValueError as err:
