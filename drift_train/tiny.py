@@ -27,7 +27,6 @@ with no model hub:
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import json
@@ -368,48 +367,38 @@ def tiny_model_path(cache_dir: str | os.PathLike | None = None, **overrides) -> 
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``drift tiny-model --out DIR``: write the tiny model folder."""
-    defaults = TinyModelConfig()
-    parser = argparse.ArgumentParser(
+# TinyModelConfig's flags as drift tiny-model explains them
+TINY_MODEL_FLAGS = {
+    "tokenizer": {
+        "choices": TOKENIZERS,
+        "help": "char: character level with generation blocks; bpe: byte-level BPE trained here, with a "
+        "real model's template",
+    },
+    "template": {
+        "choices": sorted(BPE_TEMPLATES),
+        "help": "bpe only: chatml (Qwen2.5 layout, default), qwen3 (drops earlier <think>), llama3",
+    },
+}
+
+
+def build_parser():
+    """The ``drift tiny-model`` parser: ``--out`` and one flag per :class:`TinyModelConfig` field."""
+    from drift_train.cliargs import DataclassArgumentParser
+
+    parser = DataclassArgumentParser(
         prog="drift tiny-model",
         description="Build the embedded tiny causal LM (character-level tokenizer, chat template) into a folder.",
     )
     parser.add_argument("--out", required=True, help="folder to write (created if missing)")
-    parser.add_argument("--hidden-size", type=int, default=defaults.hidden_size)
-    parser.add_argument("--num-layers", type=int, default=defaults.num_layers)
-    parser.add_argument("--num-heads", type=int, default=defaults.num_heads)
-    parser.add_argument("--num-kv-heads", type=int, default=defaults.num_kv_heads)
-    parser.add_argument("--intermediate-size", type=int, default=defaults.intermediate_size)
-    parser.add_argument("--max-position-embeddings", type=int, default=defaults.max_position_embeddings)
-    parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        "--tokenizer",
-        choices=TOKENIZERS,
-        default=defaults.tokenizer,
-        help="char: character level with generation blocks (default); bpe: byte-level BPE trained "
-        "here, with a real model's template",
-    )
-    parser.add_argument(
-        "--template",
-        choices=sorted(BPE_TEMPLATES),
-        default=None,
-        help="bpe only: chatml (Qwen2.5 layout, default), qwen3 (drops earlier <think>), llama3",
-    )
-    parser.add_argument("--bpe-vocab-size", type=int, default=defaults.bpe_vocab_size)
+    parser.add_dataclass(TinyModelConfig, options=TINY_MODEL_FLAGS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift tiny-model --out DIR``: write the tiny model folder."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    config = TinyModelConfig(
-        hidden_size=args.hidden_size,
-        num_layers=args.num_layers,
-        num_heads=args.num_heads,
-        num_kv_heads=args.num_kv_heads,
-        intermediate_size=args.intermediate_size,
-        max_position_embeddings=args.max_position_embeddings,
-        seed=args.seed,
-        tokenizer=args.tokenizer,
-        template=args.template,
-        bpe_vocab_size=args.bpe_vocab_size,
-    )
+    config = parser.build(TinyModelConfig, args)
     try:
         config.validate()
     except ValueError as err:
