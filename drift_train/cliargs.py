@@ -224,6 +224,13 @@ def field_help(cls: type) -> dict[str, str]:
     return helps
 
 
+def _worth_showing(default: Any) -> bool:
+    """Whether ``--help`` should print a default: not for None/False/empty ("unset"), yes for 0."""
+    if default is None or default is False or default is argparse.SUPPRESS:
+        return False
+    return not (isinstance(default, (str, dict, list, tuple)) and not default)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows each flag once, in its dash spelling, with its default; keeps descriptions as written."""
 
@@ -250,9 +257,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if (
             "%(default)" not in text
             and "default" not in text.lower()
-            and default not in (None, False, "", argparse.SUPPRESS)
-            and default != {}
-            and default != []
+            and _worth_showing(default)
             and action.option_strings
             and action.nargs != 0  # store_true/false flags: their default says nothing
         ):
@@ -465,7 +470,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         else:
             default, has_default = None, False
         kwargs: dict[str, Any] = {"help": spec.get("help", help_text)}
-        if not kwargs["help"] and has_default and default not in (None, False, "", {}, [], ()):
+        if not kwargs["help"] and has_default and _worth_showing(default):
             kwargs["help"] = "(default: %(default)s)"  # argparse prints no line for an empty help
         if has_default:
             kwargs["default"] = default
