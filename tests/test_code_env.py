@@ -15,11 +15,10 @@ from drift_envs.code.sandbox import Sandbox, SandboxLimits
 from drift_envs.code.sources import (
     ProceduralCode,
     ProceduralCodeConfig,
-    make_code_source,
     split_check_function,
 )
 from drift_envs.core import EpisodeFinishedError
-from drift_envs.sources import DataError
+from drift_envs.sources import DataError, make_source
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 EXCEPTIONS = json.loads((Path(__file__).parent / "data" / "mbpp_exceptions.json").read_text())
@@ -181,7 +180,7 @@ def test_hub_code_path_through_datasets_load_dataset(tmp_path, sandbox):
     folder = tmp_path / "mbpp_like"
     folder.mkdir()
     _write_jsonl(folder / "test.jsonl", MBPP_ROWS)
-    src = make_code_source(str(folder), split="test")
+    src = make_source("code", str(folder), split="test")
     assert len(src) == 2 and src[1].meta["setup"] == "import math"
 
 

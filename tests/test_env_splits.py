@@ -14,9 +14,8 @@ from drift_envs.code.sources import (
     TEST_SPLIT_FAMILIES,
     TEST_SPLIT_K,
     ProceduralCode,
-    make_code_source,
 )
-from drift_envs.sources import DataError
+from drift_envs.sources import DataError, make_source
 from drift_envs.user.tasks import ProceduralUserTasks, request_split
 
 N = 600  # tasks drawn per split: far more than the distinct prompts of either split
@@ -133,9 +132,9 @@ def test_code_test_split_keeps_the_tasks_of_the_generator_before_splits() -> Non
 
 
 def test_humaneval_is_a_test_set_only(tmp_path: Path) -> None:
-    assert len(make_code_source("humaneval", "test")) == 164
+    assert len(make_source("code", "humaneval", split="test")) == 164
     with pytest.raises(DataError, match="HumanEval has only a test split"):
-        make_code_source("humaneval", "train")
+        make_source("code", "humaneval", split="train")
     with pytest.raises(DataError, match="HumanEval has only a test split"):
         gym.make("drift/CodeFeedback-v0", dataset="humaneval", split="train")
     # a local copy of HumanEval (ids HumanEval/N) is refused the same way
@@ -148,9 +147,9 @@ def test_humaneval_is_a_test_set_only(tmp_path: Path) -> None:
     }
     path = tmp_path / "he.jsonl"
     path.write_text(json.dumps(row) + "\n")
-    assert len(make_code_source(str(path), "test")) == 1
+    assert len(make_source("code", str(path), split="test")) == 1
     with pytest.raises(DataError, match="HumanEval has only a test split"):
-        make_code_source(str(path), "train")
+        make_source("code", str(path), split="train")
 
 
 def test_a_local_code_file_is_used_whole_whatever_the_split(tmp_path: Path) -> None:
@@ -165,7 +164,7 @@ def test_a_local_code_file_is_used_whole_whatever_the_split(tmp_path: Path) -> N
     ]  # an MBPP prompt-split id and a train id
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train, test = make_code_source(str(path), "train"), make_code_source(str(path), "test")
+    train, test = make_source("code", str(path), split="train"), make_source("code", str(path), split="test")
     assert (
         [t.task_id for t in (train[0], train[1])]
         == [t.task_id for t in (test[0], test[1])]
@@ -191,8 +190,8 @@ def test_a_hub_code_dataset_gets_the_requested_split(tmp_path: Path) -> None:
                 for i in ids
             )
         )
-    assert [t.task_id for t in make_code_source(str(folder), "train")] == ["mbpp/601", "mbpp/602"]
-    assert [t.task_id for t in make_code_source(str(folder), "test")] == ["mbpp/11"]
+    assert [t.task_id for t in make_source("code", str(folder), split="train")] == ["mbpp/601", "mbpp/602"]
+    assert [t.task_id for t in make_source("code", str(folder), split="test")] == ["mbpp/11"]
 
 
 # ---- UserCorrection -------------------------------------------------------------------------------

