@@ -50,10 +50,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from drift_train.policies import Policy, SamplingParams
-from drift_train.policies.base import LockstepSession, Session, combine_seeds
+from drift_train.policies.base import LockstepSession, Session, combine_seeds, missing_members
 from drift_train.tokens import encode_tokens
 from drift_train.trajectories import (
     SCHEMA_VERSION,
@@ -63,6 +63,9 @@ from drift_train.trajectories import (
 )
 
 __all__ = [
+    "CountsTasks",
+    "PenalisesFormat",
+    "PrefetchingEnv",
     "RolloutConfig",
     "RolloutStats",
     "iter_rollouts",
@@ -144,6 +147,38 @@ class RolloutStats:
         return self.generated_tokens / self.wall_s if self.wall_s > 0 else 0.0
 
 
+# ---- what the engine uses of an env beyond gymnasium's reset/step (each optional; every drift env
+# has the first two, CodeFeedback the third); a plain gymnasium env that follows the drift contract
+# without them still runs
+
+
+@runtime_checkable
+class CountsTasks(Protocol):
+    """An env that says how many tasks it has (then ``num_tasks=None`` rolls out all of them)."""
+
+    def num_tasks(self) -> int:
+        """How many tasks ``reset(options={"index": i})`` can select."""
+        ...
+
+
+@runtime_checkable
+class PenalisesFormat(Protocol):
+    """An env whose reward includes ``format_penalty`` on a turn with no readable answer; the engine
+    records that penalty apart from the turn reward (``turn_rewards`` + ``format_penalty``)."""
+
+    format_penalty: float
+
+
+@runtime_checkable
+class PrefetchingEnv(Protocol):
+    """An env whose checks run elsewhere (CodeFeedback's sandbox workers): ``prefetch(action)`` starts
+    the check of the reply the next ``step(action)`` gets, so a batch of steps overlaps."""
+
+    def prefetch(self, action: str) -> None:
+        """Start checking ``action``; the next ``step`` with the same action uses the result."""
+        ...
+
+
 @dataclass
 class _Episode:
     env: Any
@@ -179,8 +214,8 @@ def make_env(env_id: str, env_kwargs: dict) -> Any:
 
 def count_tasks(env: Any) -> int | None:
     """The env's number of tasks (``num_tasks()`` of the unwrapped env), or None if it does not say."""
-    counter = getattr(env.unwrapped, "num_tasks", None)
-    return int(counter()) if callable(counter) else None
+    base = env.unwrapped
+    return int(base.num_tasks()) if isinstance(base, CountsTasks) else None
 
 
 def task_indices(config: RolloutConfig, env: Any) -> list[int]:
@@ -263,9 +298,9 @@ def check_policy(policy: Policy, schedule: str) -> None:
     """Raise ``TypeError`` unless ``policy`` implements the whole :class:`Policy` protocol, and
     ``ValueError`` when ``schedule`` needs a capability it lacks."""
     if not isinstance(policy, Policy):
-        missing = [name for name in _PROTOCOL_MEMBERS if not hasattr(policy, name)]
         raise TypeError(
-            f"{type(policy).__name__} does not implement the Policy protocol (missing {', '.join(missing)}); "
+            f"{type(policy).__name__} does not implement the Policy protocol "
+            f"(missing {', '.join(missing_members(policy))}); "
             "subclass drift_train.policies.PolicyBase, which gives every optional capability a default"
         )
     if schedule == "continuous" and not policy.has_sessions:
@@ -273,21 +308,6 @@ def check_policy(policy: Policy, schedule: str) -> None:
             f"schedule='continuous' needs a policy with sessions (the hf backend); "
             f"the {policy.backend} backend runs lock-step"
         )
-
-
-_PROTOCOL_MEMBERS = (
-    "backend",
-    "model_id",
-    "needs_env",
-    "has_sessions",
-    "has_token_ids",
-    "generate",
-    "session",
-    "describe",
-    "token_meta",
-    "reset_prefix_cache",
-    "close",
-)
 
 
 def _policy_meta(policy: Policy) -> dict:
@@ -438,14 +458,14 @@ def _step_episodes(
     # envs whose checks run elsewhere (CodeFeedback's sandbox workers) start them all now, so the
     # steps below overlap instead of waiting one check at a time
     for ep, completion in zip(episodes, completions, strict=True):
-        prefetch = getattr(ep.env.unwrapped, "prefetch", None)
-        if prefetch is not None:
-            prefetch(completion.text)
+        if isinstance(ep.env.unwrapped, PrefetchingEnv):
+            ep.env.unwrapped.prefetch(completion.text)
     finished = []
     for ep, completion in zip(episodes, completions, strict=True):
         _, reward, terminated, truncated, info = ep.env.step(completion.text)
         format_ok = bool(info.get("format_ok", True))
-        penalty = 0.0 if format_ok else float(getattr(ep.env.unwrapped, "format_penalty", 0.0))
+        base = ep.env.unwrapped
+        penalty = 0.0 if format_ok or not isinstance(base, PenalisesFormat) else float(base.format_penalty)
         ep.rewards.append(float(reward) - penalty)
         ep.penalties.append(penalty)
         ep.verifier.append(int(bool(info.get("correct", terminated))))

@@ -241,6 +241,31 @@ def test_needs_env_hands_the_live_episodes_envs_to_the_policy():
     assert all(len({id(env) for env in envs}) == len(envs) for envs in oracle.env_batches)
 
 
+class PrefetchParityEnv(ParityEnv):
+    """ParityEnv with the PrefetchingEnv capability; logs prefetches and steps in one shared list."""
+
+    log: list = []
+
+    def prefetch(self, action):
+        type(self).log.append(("prefetch", self.index, action))
+
+    def step(self, action):
+        type(self).log.append(("step", self.index, action))
+        return super().step(action)
+
+
+def test_prefetching_envs_start_every_check_before_the_first_step():
+    if "drift-test/PrefetchParity-v0" not in gym.registry:
+        gym.register(id="drift-test/PrefetchParity-v0", entry_point=PrefetchParityEnv)
+    PrefetchParityEnv.log = []
+    config = RolloutConfig(env_id="drift-test/PrefetchParity-v0", num_tasks=3, samples=1, batch_size=3)
+    records = list(iter_rollouts(ParityOracle(), config))
+    assert len(records) == 3
+    # one turn, one batch: three prefetches with the replies the steps then get, then three steps
+    assert [kind for kind, *_ in PrefetchParityEnv.log] == ["prefetch"] * 3 + ["step"] * 3
+    assert PrefetchParityEnv.log[:3] == [("prefetch", i, a) for _, i, a in PrefetchParityEnv.log[3:]]
+
+
 TOOLS = [
     {
         "type": "function",

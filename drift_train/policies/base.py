@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -151,6 +152,12 @@ class Policy(Protocol):
         ...
 
 
+def missing_members(policy: Any) -> list[str]:
+    """The members of the :class:`Policy` protocol that ``policy`` lacks (empty for a complete policy)."""
+    methods = [name for name, value in vars(Policy).items() if callable(value) and not name.startswith("_")]
+    return [name for name in (*Policy.__annotations__, *methods) if not hasattr(policy, name)]
+
+
 class PolicyBase:
     """Shared plumbing: context-manager support, argument checks, and the defaults of every optional
     capability of :class:`Policy` (a subclass sets or overrides only what it has)."""
@@ -159,6 +166,8 @@ class PolicyBase:
     model_id = ""
     needs_env = False  # True: generate() gets envs=, session submits get env= (the live episodes)
     has_sessions = False  # True: session() opens a continuous-batching Session
+    chat_template_kwargs: Mapping[str, Any] = MappingProxyType({})  # extra chat-template arguments
+    _token_meta: dict[str, Any] | None = None
 
     def __enter__(self):
         return self
@@ -194,7 +203,7 @@ class PolicyBase:
         ids; else ``tokens_unavailable`` with the reason. Computed once per policy."""
         if not self.has_token_ids:
             return {"tokens_unavailable": f"the {self.backend} backend does not return token ids"}
-        if getattr(self, "_token_meta", None) is None:
+        if self._token_meta is None:
             from drift_train.tokens import tokenizer_fingerprint
 
             tokenizer = self.ids_tokenizer()
@@ -204,7 +213,7 @@ class PolicyBase:
                     if tokenizer is not None
                     else {"name": self.model_id, "hash": None}
                 ),
-                "chat_template_kwargs": dict(getattr(self, "chat_template_kwargs", None) or {}),
+                "chat_template_kwargs": dict(self.chat_template_kwargs),
             }
         return self._token_meta
 
