@@ -2,20 +2,36 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass, field
 
 import gymnasium as gym
 from rich.console import Console
 
 import drift_envs  # noqa: F401  (registers the ids)
+from drift_envs.math.env import FEEDBACK_MODES
+
+
+@dataclass
+class DemoConfig:
+    """The episode ``drift demo`` plays.
+
+    Args:
+        index: procedural task index
+        feedback: what the env says after a wrong reply
+    """
+
+    index: int = 1
+    feedback: str = field(default="hint", metadata={"choices": FEEDBACK_MODES})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Play a wrong reply, a reply without an answer, then the right answer, showing each feedback."""
-    parser = argparse.ArgumentParser(prog="drift demo", description=__doc__)
-    parser.add_argument("--index", type=int, default=1, help="procedural task index")
-    parser.add_argument("--feedback", default="hint", help="binary, hint or none")
-    args = parser.parse_args(argv)
+    # the drift command's flag generator: standard library only, so drift_envs stays free of torch
+    from drift_train.cliargs import DataclassArgumentParser
+
+    parser = DataclassArgumentParser(prog="drift demo", description=__doc__)
+    parser.add_dataclass(DemoConfig)
+    args = parser.build(DemoConfig, parser.parse_args(argv))
     console = Console()
     env = gym.make("drift/MathFeedback-v0", feedback=args.feedback, max_turns=4)
     obs, info = env.reset(seed=0, options={"index": args.index})
