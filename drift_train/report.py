@@ -26,14 +26,15 @@ tell a page that rendered from one whose script failed.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
+import inspect
 import json
 import math
 import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -727,24 +728,35 @@ def build_report(
     return out
 
 
+_BUILD_REPORT = inspect.signature(build_report).parameters  # drift report's defaults are build_report's
+
+
+@dataclass
+class ReportConfig:
+    """What ``drift report`` puts on its page.
+
+    Args:
+        run_dirs: output folders of quickstart / eval / benchmark runs
+        out: the HTML file to write
+        trajectories_per_file: trajectories of each file put in the browser (the diagnostics use all)
+        max_trajectories: trajectories in the browser in all
+        title: the page's title
+    """
+
+    run_dirs: list[str] = field(metadata={"positional": True})
+    out: str = "report.html"
+    trajectories_per_file: int = _BUILD_REPORT["trajectories_per_file"].default
+    max_trajectories: int = _BUILD_REPORT["max_trajectories"].default
+    title: str = _BUILD_REPORT["title"].default
+
+
 def main(argv: list[str] | None = None) -> int:
     """``drift report RUN_DIR [RUN_DIR ...] --out report.html``."""
-    parser = argparse.ArgumentParser(
-        prog="drift report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("run_dirs", nargs="+", help="output folders of quickstart / eval / benchmark runs")
-    parser.add_argument("--out", default="report.html")
-    parser.add_argument(
-        "--trajectories-per-file",
-        type=int,
-        default=200,
-        help="trajectories of each file put in the browser (the diagnostics use all)",
-    )
-    parser.add_argument(
-        "--max-trajectories", type=int, default=3000, help="trajectories in the browser in all"
-    )
-    parser.add_argument("--title", default="DRIFT report")
-    args = parser.parse_args(argv)
+    from drift_train.cliargs import DataclassArgumentParser
+
+    parser = DataclassArgumentParser(prog="drift report", description=__doc__)
+    parser.add_dataclass(ReportConfig)
+    args = parser.build(ReportConfig, parser.parse_args(argv))
     try:
         path = build_report(
             args.run_dirs,
