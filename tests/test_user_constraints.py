@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from dataclasses import dataclass, fields
+from typing import ClassVar  # at module level: dataclasses read the test kinds' string annotations here
 
 import pytest
 
@@ -349,3 +351,101 @@ def test_registry_rejects_a_second_class_for_a_kind() -> None:
 def test_non_str_reply_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="max_words.*str"):
         MaxWords(3).check(None)  # type: ignore[arg-type]
+
+
+# ---- kinds carry their own knowledge (issue 14.3) ------------------------------------------------
+
+
+@pytest.fixture
+def scratch_kinds():
+    """Register throwaway kinds for one test; the registry is restored afterwards."""
+    before = dict(CONSTRAINTS)
+    yield
+    CONSTRAINTS.clear()
+    CONSTRAINTS.update(before)
+
+
+def test_every_registered_kind_composes_itself_alone() -> None:
+    from drift_envs.user.tasks import drawable_kinds
+
+    assert drawable_kinds() == sorted(CONSTRAINTS)  # no kind is left out of the generator
+    rng = random.Random(3)
+    ctx = SampleContext(topic_words=("tide", "salt"), list_items=3)
+    for kind, cls in CONSTRAINTS.items():
+        assert cls.composable and cls.compose is not Constraint.compose, kind
+        for _ in range(5):
+            c = cls.sample(rng, ctx)
+            reply = compose_reply([c], ctx.topic_words)
+            assert reply is not None and c.check(reply), (c.label(), reply)
+            # what a kind says it forces into a reply is really in the reply
+            assert all(t.casefold() in reply.casefold() for t in c.required_texts()), (c.label(), reply)
+            assert count_words(reply) >= c.fixed_words(), (c.label(), reply)
+
+
+def test_a_new_kind_is_one_class(scratch_kinds) -> None:
+    """A kind defined here is checked, composed, conflict-tested and drawn like the built-in ones."""
+    from drift_envs.user.constraints import Check, Draft, register_constraint
+    from drift_envs.user.tasks import ProceduralUserTasks
+
+    @register_constraint
+    @dataclass(frozen=True)
+    class EndsWithBang(Constraint):
+        kind: ClassVar[str] = "ends_with_bang"
+        compose_order: ClassVar[int] = 105  # after the case, before quotes and JSON
+        excludes: ClassVar[frozenset[str]] = frozenset({"json_object", "quotation", "ends_with"})
+
+        def _evaluate(self, reply: str) -> Check:
+            return Check(reply.rstrip().endswith("!"), {})
+
+        def describe(self) -> str:
+            return "End with an exclamation mark."
+
+        def _corrections(self, persona: str, detail: dict) -> list[str]:
+            return ["End with '!'."]
+
+        def compose(self, draft: Draft) -> None:
+            draft.wrappers.append(lambda text, _: text.rstrip(".") + "!")
+
+    assert [f.name for f in fields(EndsWithBang)] == []  # kind & co. are class attributes, not fields
+    reply = compose_reply([EndsWithBang(), Uppercase(), IncludeKeywords(("tide",))], ["salt"])
+    assert reply is not None and reply.endswith("!") and reply.isupper() and "TIDE" in reply
+    assert compose_reply([EndsWithBang(), JsonObject()]) is None
+    source = ProceduralUserTasks(
+        constraint_kinds=["ends_with_bang", "no_commas", "lowercase"], num_constraints=2
+    )
+    drawn = [c.kind for i in range(40) for c in source[i].constraints]
+    assert "ends_with_bang" in drawn
+    assert all(compose_reply(source[i].constraints) for i in range(40))
+
+
+def test_a_kind_must_compose_or_declare_that_it_cannot(scratch_kinds) -> None:
+    from drift_envs.core import Task
+    from drift_envs.user.constraints import Check, register_constraint
+    from drift_envs.user.env import UserCorrectionEnv
+    from drift_envs.user.tasks import ProceduralUserTasks, drawable_kinds
+
+    @dataclass(frozen=True)
+    class Palindrome(Constraint):
+        kind: ClassVar[str] = "palindrome"
+
+        def _evaluate(self, reply: str) -> Check:
+            letters = [ch.casefold() for ch in reply if ch.isalnum()]
+            return Check(letters == letters[::-1], {})
+
+        def describe(self) -> str:
+            return "Reply with a palindrome."
+
+    with pytest.raises(TypeError, match="implements no compose"):
+        register_constraint(Palindrome)
+    Palindrome.composable = False  # the declaration the registry asks for
+    register_constraint(Palindrome)
+    assert "palindrome" in CONSTRAINTS and "palindrome" not in drawable_kinds()
+    assert compose_reply([Palindrome()]) is None
+    with pytest.raises(ValueError, match=r"\['palindrome'\] declare composable = False"):
+        ProceduralUserTasks(constraint_kinds=["palindrome", "no_commas"], num_constraints=1)
+    # default draws never hold it; a task file may, and its oracle then says it has none
+    assert all(c.kind != "palindrome" for i in range(200) for c in ProceduralUserTasks()[i].constraints)
+    env = UserCorrectionEnv(dataset=[{"request": "Say it.", "constraints": [{"type": "palindrome"}]}])
+    env.reset(options={"index": 0})
+    assert isinstance(env.task, Task) and env.oracle_reply() is None
+    assert env.step("Never odd or even")[1:3] == (1.0, True)

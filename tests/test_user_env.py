@@ -19,7 +19,7 @@ from drift_envs.user import env as env_module
 from drift_envs.user.constraints import CONSTRAINTS, IncludeKeywords, MaxWords, compatible, compose_reply
 from drift_envs.user.env import UserCorrectionEnv
 from drift_envs.user.simulator import VAGUE_PHRASES, LLMUser, ReplayCache, RuleBasedUser, UserTurn
-from drift_envs.user.tasks import JsonlUserTasks, ProceduralUserTasks, TaskFileError, UserTask, write_jsonl
+from drift_envs.user.tasks import ProceduralUserTasks, TaskFileError, UserTask, UserTaskFile, write_jsonl
 
 ENV_ID = "drift/UserCorrection-v0"
 
@@ -224,17 +224,17 @@ def test_procedural_draws_are_varied_compatible_and_satisfiable() -> None:
         sizes.add(len(task.constraints))
     assert kinds == set(CONSTRAINTS) and categories == {"writing", "list", "answer", "summary"}
     assert sizes == {2, 3, 4}
-    only = ProceduralUserTasks(num_constraints=2, kinds=["no_commas", "lowercase", "max_words"])
+    only = ProceduralUserTasks(num_constraints=2, constraint_kinds=["no_commas", "lowercase", "max_words"])
     assert {c.kind for i in range(50) for c in only[i].constraints} <= {"no_commas", "lowercase", "max_words"}
     easy = UserCorrectionEnv(constraint_kinds="easy", num_constraints=[2, 3])  # a JSON list works as a range
     drawn = {c.kind for i in range(100) for c in easy.user_task(i).constraints}
     assert drawn == {k for k, cls in CONSTRAINTS.items() if cls.difficulty == "easy"}
     with pytest.raises(ValueError, match="difficulty must be one of"):
-        ProceduralUserTasks(kinds="trivial")
+        ProceduralUserTasks(constraint_kinds="trivial")
     with pytest.raises(ValueError, match="unknown constraint kinds"):
-        ProceduralUserTasks(kinds=["nope"])
+        ProceduralUserTasks(constraint_kinds=["nope"])
     with pytest.raises(ValueError, match="exceeds"):
-        ProceduralUserTasks(num_constraints=3, kinds=["no_commas", "lowercase"])
+        ProceduralUserTasks(num_constraints=3, constraint_kinds=["no_commas", "lowercase"])
 
 
 def test_simple_replies_sometimes_succeed() -> None:
@@ -331,7 +331,7 @@ def test_bad_kwargs_are_rejected_with_the_options() -> None:
 def test_jsonl_round_trip(tmp_path: Path) -> None:
     tasks = [ProceduralUserTasks(seed=4, num_constraints=3)[i] for i in range(20)]
     path = write_jsonl(tasks, tmp_path / "tasks.jsonl")
-    assert JsonlUserTasks(path).tasks == tasks
+    assert UserTaskFile(path=path).tasks == tasks
     env = gym.make(ENV_ID, dataset=str(path), max_tasks=10)
     assert env.unwrapped.num_tasks() == 10
     obs, info = env.reset(seed=0, options={"task_id": "user-4-test-7"})
@@ -341,28 +341,32 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", r"tasks\.jsonl:2: invalid JSON"),
-        ('{"constraints": [{"type": "lowercase"}]}', r"tasks\.jsonl:2, field 'request'"),
-        ('{"request": "x", "constraints": []}', r"tasks\.jsonl:2, field 'constraints'"),
+        ("{not json", r"tasks\.jsonl:2: not valid JSON"),
+        ('{"constraints": [{"type": "lowercase"}]}', r"tasks\.jsonl:2: missing field 'request'"),
+        ('{"request": "x", "constraints": []}', r"tasks\.jsonl:2: field 'constraints' is empty"),
+        (
+            '{"request": "x", "constraints": "lowercase"}',
+            r"tasks\.jsonl:2: field 'constraints' should be list",
+        ),
         (
             '{"request": "x", "constraints": [{"type": "lowercase"}, {"type": "max_words", "n": -3}]}',
-            r"tasks\.jsonl:2, field constraints\[1\]\.n: .*positive integer, got -3",
+            r"tasks\.jsonl:2: field constraints\[1\]\.n: .*positive integer, got -3",
         ),
         (
             '{"request": "x", "constraints": [{"type": "lowercase"}, {"type": "uppercase"}]}',
-            r"tasks\.jsonl:2, field 'constraints': constraints\[0\] lowercase\(\) and constraints\[1\] uppercase\(\)",
+            r"tasks\.jsonl:2: field 'constraints': constraints\[0\] lowercase\(\) and constraints\[1\] uppercase\(\)",
         ),
         (
             '{"request": "x", "constraints": [{"type": "lowercase"}], "revealed": "two"}',
-            r"tasks\.jsonl:2, field 'revealed'",
+            r"tasks\.jsonl:2: field 'revealed'",
         ),
         (
             '{"request": "x", "constraints": [{"type": "lowercase"}], "colour": 1}',
-            r"tasks\.jsonl:2, field 'colour'",
+            r"tasks\.jsonl:2: unknown field 'colour'",
         ),
         (
             '{"task_id": "a", "request": "x", "constraints": [{"type": "lowercase"}]}',
-            r"tasks\.jsonl:2, field 'task_id': duplicate id 'a' \(first at .*tasks\.jsonl:1\)",
+            r"tasks\.jsonl:2: field 'task_id': duplicate id 'a' \(first at .*tasks\.jsonl:1\)",
         ),
     ],
 )
@@ -376,12 +380,12 @@ def test_bad_task_lines_name_path_line_and_field(tmp_path: Path, line: str, mess
 
 
 def test_missing_or_empty_task_file(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+    with pytest.raises(TaskFileError, match=r"nope\.jsonl: no such file"):
         UserCorrectionEnv(dataset=tmp_path / "nope.jsonl")
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(TaskFileError, match="no tasks"):
         UserCorrectionEnv(dataset=tmp_path / "empty.jsonl")
-    with pytest.raises(TaskFileError, match=r"dataset record 1, field 'request'"):
+    with pytest.raises(TaskFileError, match=r"dataset record 1: missing field 'request'"):
         UserCorrectionEnv(dataset=[{"constraints": [{"type": "lowercase"}]}])
     assert UserCorrectionEnv(dataset=[UserTask("u", "hi", (MaxWords(3),))]).num_tasks() == 1
 
@@ -483,3 +487,149 @@ def test_custom_user_object() -> None:
     env = UserCorrectionEnv(dataset=[SCRIPTED_TASK], user=Echo())
     env.reset(seed=0)
     assert env.step("The Sea")[0] == "turn 1: 3 wrong"
+
+
+# ---- task sources (issue 14.1) -------------------------------------------------------------------
+
+
+def test_sources_are_registered_and_the_env_owns_only_the_common_kwargs(tmp_path: Path) -> None:
+    from drift_envs.sources import make_source, registered_sources
+    from drift_envs.user.tasks import ProceduralUserConfig
+
+    assert {("user", "procedural"), ("user", "file")} <= set(registered_sources("user"))
+    source = make_source("user", None, split="train", seed=3, max_tasks=50, num_constraints=[2, 3])
+    assert isinstance(source, ProceduralUserTasks) and len(source) == 50
+    assert source.config == ProceduralUserConfig(seed=3, split="train", max_tasks=50, num_constraints=(2, 3))
+    env = UserCorrectionEnv(split="train", seed=3, max_tasks=50, num_constraints=(2, 3))
+    assert env.source.config == source.config and env.num_tasks() == 50
+    assert [env.get_task(i).prompt for i in range(5)] == [source[i].request for i in range(5)]
+    # the source's own knobs can also come as source_options
+    assert UserCorrectionEnv(source_options={"size": 7}).num_tasks() == 7
+    # each id is built and parsed by the source alone
+    for i in (0, 17, 49):
+        assert source.index_of(source[i].task_id) == i == env.task_index(f"user-3-train-{i}")
+    with pytest.raises(KeyError, match=r"user-3-train-<index>"):
+        source.index_of("user-3-train-50")  # past max_tasks
+    # a file source takes no generator knob, and says so
+    path = write_jsonl([UserTask("t", "Say hi.", (MaxWords(3),))], tmp_path / "t.jsonl")
+    with pytest.raises(ValueError, match=r"source 'file' takes no option\(s\) \['num_constraints'\]"):
+        UserCorrectionEnv(dataset=str(path), num_constraints=3)
+    assert UserCorrectionEnv(dataset=str(path)).num_tasks() == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"num_constraints": 0}, "num_constraints must be"),
+        ({"num_constraints": (3, 2)}, "num_constraints must be"),
+        ({"num_constraints": "2"}, "num_constraints must be"),
+        ({"size": 0}, r"ProceduralUserConfig\.size"),
+        ({"split": "dev"}, r"ProceduralUserConfig\.split must be one of \('train', 'test'\)"),
+        ({"constraint_kinds": "trivial"}, "difficulty must be one of"),
+        ({"colour": "red"}, r"takes no option\(s\) \['colour'\]"),
+    ],
+)
+def test_procedural_config_validates(options: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ProceduralUserTasks(**options)
+
+
+def test_a_json_or_parquet_task_file_reads_like_jsonl(tmp_path: Path) -> None:
+    tasks = [ProceduralUserTasks(seed=2)[i] for i in range(6)]
+    records = [t.to_dict() for t in tasks]
+    (tmp_path / "t.json").write_text(json.dumps({"data": records}))
+    assert UserTaskFile(path=str(tmp_path / "t.json")).tasks == tasks
+    datasets = pytest.importorskip("datasets")
+    # parquet has one schema per column: every constraint spec carries the same keys there
+    flat = [
+        {"task_id": f"p{i}", "request": "Say hi.", "constraints": [{"type": "max_words", "n": 3 + i}]}
+        for i in range(3)
+    ]
+    datasets.Dataset.from_list(flat).to_parquet(str(tmp_path / "t.parquet"))
+    got = UserTaskFile(path=str(tmp_path / "t.parquet")).tasks
+    assert [(t.task_id, t.constraints) for t in got] == [(f"p{i}", (MaxWords(3 + i),)) for i in range(3)]
+
+
+def test_a_source_registered_outside_the_package_serves_the_env() -> None:
+    """A third-party "user" source returning plain Tasks (constraint specs as the answer) just works."""
+    from drift_envs.core import Task
+    from drift_envs.sources import SOURCES, TaskSource, register_source
+
+    @register_source("user", "two-greetings")
+    class Greetings(TaskSource):
+        def __len__(self) -> int:
+            return self.limit(2)
+
+        def make_task(self, index: int) -> Task:
+            spec = [{"type": "include_keywords", "words": ["hello" if index == 0 else "goodbye"]}]
+            return Task(self.task_id(index), "Greet me.", spec)
+
+    try:
+        env = gym.make(ENV_ID, dataset="two-greetings", split="train")
+        obs, info = env.reset(options={"task_id": "two-greetings/0/train/1"})
+        assert obs == "Greet me." and info["index"] == 1
+        assert env.step("hello")[4]["failed_constraints"] == ["include_keywords(words=['goodbye'])"]
+        assert env.step(env.unwrapped.oracle_reply())[1:3] == (1.0, True)
+    finally:
+        SOURCES.pop(("user", "two-greetings"))
+
+
+# ---- the oracle (issue 14.2) ---------------------------------------------------------------------
+
+
+def test_the_oracle_meets_every_constraint_of_every_task_in_both_splits() -> None:
+    kinds: set[str] = set()
+    for split in ("train", "test"):
+        env = gym.make(ENV_ID, split=split, seed=1, num_constraints=(1, 4), max_turns=1).unwrapped
+        for index in range(300):
+            env.reset(options={"index": index})
+            reply = env.oracle_reply()
+            _, reward, terminated, _, info = env.step(reply)
+            assert (reward, terminated) == (1.0, True), (index, reply, info["failed_constraints"])
+            kinds |= {c["type"] for c in env.task.meta["constraints"]}
+    assert kinds == set(CONSTRAINTS)
+    # file tasks get an oracle too, and it holds on every turn of an episode
+    env = UserCorrectionEnv(dataset=[SCRIPTED_TASK])
+    env.reset(options={"index": 0})
+    env.step("wrong")
+    assert env.step(env.oracle_reply())[1:3] == (1.0, True)
+
+
+def test_every_registered_kind_is_drawn_alone_and_its_oracle_satisfies_it() -> None:
+    for kind in CONSTRAINTS:
+        env = UserCorrectionEnv(constraint_kinds=[kind], num_constraints=1, max_tasks=30)
+        drawn = set()
+        for index in range(30):
+            env.reset(options={"index": index})
+            drawn |= {c.kind for c in env.task.constraints}
+            assert env.step(env.oracle_reply())[1] == 1.0, (kind, index)
+        assert drawn == {kind}
+
+
+# ---- explicit data between hooks (issue 14.4) ----------------------------------------------------
+
+
+def test_verify_hands_the_reply_and_checks_to_make_feedback_through_the_verdict() -> None:
+    env = UserCorrectionEnv(dataset=[SCRIPTED_TASK], persona="precise", corrections="all")
+    env.reset(seed=0, options={"index": 0})
+    task = env.task
+    long, fixed = SCRIPTED_REPLIES[0], SCRIPTED_REPLIES[4]
+    v_long, v_fixed = env.verify(task, long), env.verify(task, fixed)  # two checks before any feedback
+    assert v_long.evidence.reply == long and len(v_long.evidence.checks) == 4
+    assert [c.ok for c in v_fixed.evidence.checks] == [True] * 4
+    # the feedback follows the verdict it is given, not the last reply checked
+    feedback = env.make_feedback(task, v_long, turn=1, repeated=False)
+    assert feedback.kind == "correction" and len(feedback.data["addressed"]) == 4 and "12" in feedback.text
+    assert env.make_feedback(task, v_fixed, turn=1, repeated=False).kind == "success"
+    assert not any(name.startswith("_last") for name in vars(env))
+
+
+def test_replay_cache_must_be_jsonl_and_bad_records_name_file_line_and_field(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"name it \*\.jsonl"):
+        ReplayCache(tmp_path / "cache.txt")
+    (tmp_path / "c.jsonl").write_text('{"key": "k1", "text": ""}\n{"key": "k2", "text": 3}\n')
+    with pytest.raises(TaskFileError, match=r"c\.jsonl:2: field 'text' should be str"):
+        ReplayCache(tmp_path / "c.jsonl")
+    (tmp_path / "d.jsonl").write_text('{"key": "k1", "text": ""}\n\n{"text": "x"}\n')
+    with pytest.raises(TaskFileError, match=r"d\.jsonl:3: missing field 'key'"):
+        ReplayCache(tmp_path / "d.jsonl")

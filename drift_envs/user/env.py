@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
-from drift_envs.user.constraints import Check, count_words
+from drift_envs.user.constraints import Check, Constraint, compose_reply, constraint_from_dict, count_words
 from drift_envs.user.simulator import UserSimulator, UserTurn, check_persona, make_user
-from drift_envs.user.tasks import SPLITS, JsonlUserTasks, ProceduralUserTasks, UserTask, tasks_from_records
+from drift_envs.user.tasks import UserTask
 
-__all__ = ["UserCorrectionEnv"]
+__all__ = ["ReplyChecks", "UserCorrectionEnv"]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Follow the user's instructions and corrections."
 _REVEAL_INTRO = "Please follow these requirements:"
@@ -55,6 +55,11 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     ``info["feedback"]`` holds ``text``, ``kind`` (``"correction"``, ``"binary"`` or ``"success"``),
     ``data`` (persona, the constraints addressed) and ``failed``/``satisfied``/``total``.
 
+    ## Oracle
+    ``env.unwrapped.oracle_reply()`` is a reply meeting every constraint of the current task (filler
+    around the required pieces, see :func:`~drift_envs.user.constraints.compose_reply`); it does
+    not answer the request. None only for a file task whose set it cannot compose.
+
     ## Starting State
     ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
     the task index is drawn from the env's ``np_random``. The same seed gives the same task,
@@ -65,9 +70,10 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     not. Stepping an ended episode raises :class:`~drift_envs.core.EpisodeFinishedError`.
 
     ## Arguments
-    - ``dataset``: ``"procedural"`` (default, offline, deterministic per index), a JSONL task file
-      (``{"task_id", "request", "constraints": [{"type": "max_words", "n": 20}, ...], "revealed"}``),
-      or a list of such records
+    - ``dataset``: ``"procedural"`` (default, offline, deterministic per index), a task file (JSONL,
+      JSON or Parquet: ``{"task_id", "request", "constraints": [{"type": "max_words", "n": 20}, ...],
+      "revealed"}``) or a hub dataset id in that schema, a list of such records, or the name of another
+      registered ``"user"`` task source (:func:`drift_envs.sources.register_source`)
     - ``split``: ``"test"`` (default) or ``"train"``; the procedural splits share no request (about a
       quarter of the requests are held out for test). A file or a list of records is one set of
       tasks, used whole whatever ``split`` says (keep one file per split).
@@ -77,6 +83,8 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     - ``constraint_kinds``: restrict the procedural kinds drawn, a list such as ``["no_commas",
       "max_words"]`` or a difficulty, ``"easy"``/``"medium"``/``"hard"``, for the kinds of that
       difficulty or easier (default: all registered)
+    - ``source_options``: any other option of the task source (e.g. ``{"size": 500}``); see
+      :class:`~drift_envs.user.tasks.ProceduralUserConfig`
     - ``revealed``: how many constraints are stated up front (default: a file task's own
       ``revealed``, else 0); ``"all"`` states every one
     - ``persona``: ``"precise"`` (default), ``"terse"`` or ``"vague"``; ``corrections``:
@@ -102,17 +110,25 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     ('Capitals only.', 0.0, 0.5)
     >>> env.step("THE MOON: A SILVER COIN ABOVE THE SEA.")[1:3]
     (1.0, True)
+    >>> _ = env.reset(options={"index": 2})
+    >>> env.unwrapped.oracle_reply()  # meets every hidden constraint (it does not answer the request)
+    'MOON MOON NIGHT SILVER CRATERS ORBIT THIS.'
+    >>> env.step(env.unwrapped.oracle_reply())[1:3]
+    (1.0, True)
     """
+
+    source_kind: ClassVar[str] = "user"
 
     def __init__(
         self,
         *,
-        dataset: str | Path | Sequence[dict | UserTask] = "procedural",
+        dataset: Any = "procedural",
         split: str = "test",
         seed: int = 0,
         max_tasks: int | None = None,
-        num_constraints: int | tuple[int, int] = 2,
+        num_constraints: int | tuple[int, int] | None = None,
         constraint_kinds: Sequence[str] | str | None = None,
+        source_options: dict | None = None,
         revealed: int | str | None = None,
         persona: str = "precise",
         corrections: str = "first",
@@ -122,71 +138,51 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         format_penalty: float = -0.1,
         render_mode: str | None = None,
     ) -> None:
+        check_persona(persona, corrections)
+        if revealed is not None and revealed != "all":
+            if not isinstance(revealed, int) or isinstance(revealed, bool) or revealed < 0:
+                raise ValueError(f"revealed must be an integer >= 0, 'all' or None, got {revealed!r}")
+        # the procedural source's own knobs, kept as env kwargs (None: the source's default)
+        options = {
+            "num_constraints": num_constraints,
+            "constraint_kinds": constraint_kinds,
+            **(source_options or {}),
+        }
         super().__init__(
+            dataset=dataset,
+            split=split,
+            seed=seed,
+            max_tasks=max_tasks,
+            source_options=options,
             max_turns=max_turns,
             format_penalty=format_penalty,
             system_prompt=system_prompt,
             render_mode=render_mode,
         )
-        check_persona(persona, corrections)
-        if revealed is not None and revealed != "all":
-            if not isinstance(revealed, int) or isinstance(revealed, bool) or revealed < 0:
-                raise ValueError(f"revealed must be an integer >= 0, 'all' or None, got {revealed!r}")
-        if max_tasks is not None and (not isinstance(max_tasks, int) or max_tasks < 1):
-            raise ValueError(f"max_tasks must be a positive integer or None, got {max_tasks!r}")
         self.persona = persona
         self.corrections = corrections
         self.revealed = revealed
-        self.source: Sequence[UserTask]
-        if isinstance(dataset, str) and dataset == "procedural":
-            self.source = ProceduralUserTasks(
-                seed=seed,
-                split=split,
-                size=max_tasks or 10_000,
-                num_constraints=num_constraints,
-                kinds=constraint_kinds,
-            )
-        elif split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        elif isinstance(dataset, (str, Path)):
-            self.source = JsonlUserTasks(dataset).tasks[:max_tasks]
-        elif isinstance(dataset, Sequence):
-            self.source = tasks_from_records(dataset, source="dataset")[:max_tasks]
-        else:
-            raise TypeError(
-                f"dataset must be 'procedural', a JSONL path or a list of task records, got {type(dataset).__name__}"
-            )
         self.user: UserSimulator = make_user(user, persona=persona, corrections=corrections)
-        self._last_reply = ""
-        self._last_checks: tuple[Check, ...] = ()
 
     # ---- tasks --------------------------------------------------------------------------------
-    def num_tasks(self) -> int:
-        """Number of tasks (procedural: ``max_tasks``, default 10 000)."""
-        return len(self.source)
-
     def user_task(self, index: int) -> UserTask:
-        """The :class:`UserTask` at ``index`` (request and constraint objects)."""
-        return self.source[index]
+        """The source's :class:`UserTask` at ``index`` (request and constraint objects)."""
+        return _as_user_task(self.source[index])
 
     def _revealed_count(self, task: UserTask) -> int:
         wanted = self.revealed if self.revealed is not None else (task.revealed or 0)
         return len(task.constraints) if wanted == "all" else min(int(wanted), len(task.constraints))
 
-    def get_task(self, index: int) -> Task:
-        """The task at ``index``; ``answer`` holds the constraint specs, ``meta`` the revealed count."""
-        task = self.source[index]
+    def get_task(self, index: int) -> UserTask:
+        """The task at ``index``: ``answer`` holds the constraints, ``meta`` their JSON specs
+        (``"constraints"``) and how many are stated up front (``"revealed"``)."""
+        task = self.user_task(index)
         specs = [c.to_dict() for c in task.constraints]
-        meta = {**task.meta, "constraints": specs, "revealed": self._revealed_count(task), "index": index}
-        return Task(task_id=task.task_id, prompt=task.request, answer=specs, meta=meta)
-
-    def _current(self, task: Task) -> UserTask:
-        index = task.meta.get("index", self._index)
-        return self.source[index]
+        return replace(task, meta={**task.meta, "constraints": specs, "revealed": self._revealed_count(task)})
 
     def first_message(self, task: Task) -> str:
         """The request, followed by the revealed requirements as a bullet list."""
-        user_task = self._current(task)
+        user_task = _as_user_task(task)
         shown = user_task.constraints[: task.meta["revealed"]]
         if not shown:
             return user_task.request
@@ -194,12 +190,22 @@ class UserCorrectionEnv(MultiTurnTextEnv):
             user_task.request + "\n\n" + _REVEAL_INTRO + "\n" + "\n".join(f"- {c.describe()}" for c in shown)
         )
 
+    def reference_reply(self, task: Task) -> str | None:
+        """A reply meeting every constraint of ``task`` (:func:`~drift_envs.user.constraints.compose_reply`:
+        filler around the required pieces; it does not answer the request). None only for a file task
+        whose constraints compose_reply cannot meet together, or that holds a kind declared
+        ``composable = False``."""
+        user_task = _as_user_task(task)
+        return compose_reply(user_task.constraints, user_task.meta.get("topic_words", ()))
+
     # ---- checking and feedback ----------------------------------------------------------------
     def verify(self, task: Task, action: str) -> Verdict:
-        """Check every constraint; correct when all hold, format_ok when the reply has any word."""
-        constraints = self._current(task).constraints
+        """Check every constraint; correct when all hold, format_ok when the reply has any word.
+
+        ``verdict.evidence`` is the :class:`ReplyChecks` (the reply and one check per constraint)
+        that :meth:`make_feedback` hands to the simulated user."""
+        constraints = _as_user_task(task).constraints
         checks = tuple(c.evaluate(action) for c in constraints)
-        self._last_reply, self._last_checks = action, checks
         failed = [c.label() for c, r in zip(constraints, checks, strict=True) if not r.ok]
         satisfied = len(constraints) - len(failed)
         has_words = count_words(action) > 0
@@ -216,30 +222,40 @@ class UserCorrectionEnv(MultiTurnTextEnv):
                     for c, r in zip(constraints, checks, strict=True)
                 ],
             },
+            evidence=ReplyChecks(action, checks),
         )
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
-        """The simulated user's message about the reply just checked."""
-        user_task = self._current(task)
+        """The simulated user's message about the reply ``verdict`` checked."""
+        user_task = _as_user_task(task)
+        evidence: ReplyChecks = verdict.evidence
         user_turn = UserTurn(
             task_id=user_task.task_id,
             request=user_task.request,
             constraints=user_task.constraints,
-            checks=self._last_checks,
-            reply=self._last_reply,
+            checks=evidence.checks,
+            reply=evidence.reply,
             turn=turn,
             repeated=repeated,
         )
         return self.user.respond(user_turn, self.np_random)
 
-    def task_index(self, task_id: str) -> int:
-        """The index of ``task_id``; procedural ids (``user-<seed>-<split>-<index>``) are parsed, not searched."""
-        if isinstance(self.source, ProceduralUserTasks):
-            prefix = self.source.id_prefix
-            tail = str(task_id)[len(prefix) :]
-            if str(task_id).startswith(prefix) and tail.isdigit() and int(tail) < len(self.source):
-                return int(tail)
-            raise KeyError(
-                f"{type(self).__name__}: no task with task_id {task_id!r} (expected {prefix}<index>)"
-            )
-        return super().task_index(task_id)
+
+@dataclass(frozen=True)
+class ReplyChecks:
+    """What :meth:`UserCorrectionEnv.verify` found, for the simulated user: the reply and its checks."""
+
+    reply: str
+    checks: tuple[Check, ...]
+
+
+def _as_user_task(task: Task) -> UserTask:
+    """``task`` as a :class:`UserTask`; a plain Task from another source (constraint specs as its
+    ``answer``) is converted."""
+    if isinstance(task, UserTask):
+        return task
+    constraints = tuple(
+        c if isinstance(c, Constraint) else constraint_from_dict(c, where=f"task {task.task_id!r} constraint")
+        for c in task.answer
+    )
+    return UserTask(task.task_id, task.prompt, constraints, dict(task.meta), task.meta.get("revealed"))

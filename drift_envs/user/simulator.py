@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from drift_envs.core import Feedback
+from drift_envs.sources.records import DataError, load_rows, require_field
 from drift_envs.user.constraints import PERSONAS, Check, Constraint
 
 __all__ = [
@@ -148,29 +149,29 @@ class RuleBasedUser:
 class ReplayCache:
     """A JSONL file of ``{"key", "text", ...}`` records: answers of an LLM user, replayed by key.
 
+    Read through :func:`~drift_envs.sources.records.load_rows`, so a bad line is a
+    :class:`~drift_envs.sources.records.DataError` naming the file, the line and the field.
+
     Appends are flushed at once, so an interrupted run keeps what it got. A later duplicate of a key
     is ignored (the first answer wins), which keeps replays stable.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if not self.path.name.endswith(".jsonl"):
+            raise ValueError(f"the replay cache is a JSONL file: name it *.jsonl, got {str(path)!r}")
         self._entries: dict[str, dict] = {}
         self._lock = threading.Lock()
         if self.path.exists():
-            with self.path.open(encoding="utf-8") as fh:
-                for line_no, line in enumerate(fh, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                        key, text = record["key"], record["text"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise ValueError(
-                            f"{self.path}:{line_no}: not a replay-cache record (expected JSON with 'key' and 'text')"
-                        ) from None
-                    if not isinstance(text, str):
-                        raise ValueError(f"{self.path}:{line_no}, field 'text': expected a string")
-                    self._entries.setdefault(key, record)
+            for row in load_rows(str(self.path)):
+                key = require_field(row, "key", str)
+                text = row.data.get("text")
+                if not isinstance(text, str):  # not require_field: an empty answer is an answer
+                    raise DataError(
+                        f"{row.where}: field 'text' should be str, got {type(text).__name__} "
+                        "(a replay-cache record holds 'key' and 'text')"
+                    )
+                self._entries.setdefault(key, row.data)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -1,17 +1,20 @@
 """Task sources of ``drift/UserCorrection-v0``: a request plus the user's hidden constraints.
 
-Two sources, both indexable:
+Two registered sources (kind ``"user"``, see :mod:`drift_envs.sources.base`):
 
-* :class:`ProceduralUserTasks` builds task ``i`` from ``Random(f"...:{seed}:{i}")`` alone, so any task
-  can be regenerated from ``(seed, index)`` (requests for short writing, lists, answers to questions and
-  summaries of a given text, each with constraints drawn so that they can all hold together);
-* :class:`JsonlUserTasks` reads a JSONL file, one task per line::
+* ``"procedural"`` (:class:`ProceduralUserTasks`, configured by :class:`ProceduralUserConfig`) builds
+  task ``i`` from a stream seeded by ``(seed, split, i)`` alone, so any task can be regenerated from its
+  index (requests for short writing, lists, answers to questions and summaries of a given text, each
+  with constraints drawn so that they can all hold together); the train and test splits share no
+  request. Its ids are ``user-<seed>-<split>-<index>``, built and parsed by :class:`ProceduralUserTasks`.
+* ``"file"`` (:class:`UserTaskFile`) reads a local JSONL/JSON/Parquet file or a hub dataset through
+  :func:`drift_envs.sources.records.load_rows`, or takes a list of records, one task per row::
 
       {"task_id": "t1", "request": "Describe autumn.", "constraints": [{"type": "max_words", "n": 20},
        {"type": "lowercase"}], "revealed": 1, "meta": {}}
 
-  ``task_id`` (default ``<file stem>-<line>``), ``revealed`` and ``meta`` are optional. A bad line is
-  rejected with the file, line number and field.
+  ``task_id`` (default ``<file stem>-<line>``), ``revealed`` and ``meta`` are optional. A bad row is a
+  :class:`~drift_envs.sources.records.DataError` naming the file, the line and the field.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ import functools
 import hashlib
 import json
 import random
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from drift_envs.core import Task
+from drift_envs.sources.base import SourceConfig, TaskSource, register_source
+from drift_envs.sources.records import DataError, Row, load_rows, require_field
 from drift_envs.user.constraints import (
     CONSTRAINTS,
     Constraint,
@@ -39,11 +43,15 @@ from drift_envs.user.constraints import (
 
 __all__ = [
     "DIFFICULTY_WEIGHTS",
-    "JsonlUserTasks",
+    "SPLITS",
+    "ProceduralUserConfig",
     "ProceduralUserTasks",
     "TaskFileError",
+    "UserFileConfig",
     "UserTask",
+    "UserTaskFile",
     "draw_constraints",
+    "drawable_kinds",
     "kinds_up_to",
     "request_split",
     "tasks_from_records",
@@ -53,24 +61,31 @@ __all__ = [
 # How often the generator draws a constraint of each difficulty (easy ones keep small models in reach).
 DIFFICULTY_WEIGHTS = {"easy": 4.0, "medium": 2.0, "hard": 1.0}
 
+#: the one error type of task files and records (the name this module used before it read rows
+#: through :func:`~drift_envs.sources.records.load_rows`)
+TaskFileError = DataError
 
-class TaskFileError(ValueError):
-    """A task record is malformed; the message names the file (or record), the line and the field."""
 
-
-@dataclass(frozen=True)
-class UserTask:
-    """One task: what the user asks for and the constraints the reply must meet.
+@dataclass
+class UserTask(Task):
+    """One task: what the user asks for (``prompt``) and the constraints a reply must meet (``answer``).
 
     ``revealed`` is how many of the constraints (the first ones) the user states up front, or None to
-    leave it to the env's ``revealed`` kwarg.
+    leave it to the env's ``revealed`` kwarg. ``request`` and ``constraints`` name the two fields the
+    way this env speaks of them.
     """
 
-    task_id: str
-    request: str
-    constraints: tuple[Constraint, ...]
     revealed: int | None = None
-    meta: dict = field(default_factory=dict)
+
+    @property
+    def request(self) -> str:
+        """The user's request (the task's prompt)."""
+        return self.prompt
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        """The hidden constraints (the task's answer: what counts as right)."""
+        return self.answer
 
     def to_dict(self) -> dict:
         """The JSONL record of this task (inverse of :func:`tasks_from_records`)."""
@@ -220,6 +235,11 @@ def _request(rng: random.Random) -> tuple[str, SampleContext, str]:
     return text, SampleContext(topic_words=vocab, summary=True), category
 
 
+def drawable_kinds() -> list[str]:
+    """The registered kinds the generator may draw: those that can compose their part of a reply."""
+    return sorted(kind for kind, cls in CONSTRAINTS.items() if cls.composable)
+
+
 def draw_constraints(
     rng: random.Random,
     ctx: SampleContext,
@@ -228,8 +248,12 @@ def draw_constraints(
     *,
     tries: int = 50,
 ) -> tuple[Constraint, ...]:
-    """Draw ``k`` mutually compatible constraints that :func:`compose_reply` can satisfy together."""
-    pool = list(kinds) if kinds is not None else sorted(CONSTRAINTS)
+    """Draw ``k`` mutually compatible constraints that :func:`compose_reply` can satisfy together.
+
+    A compatible set that :func:`compose_reply` cannot satisfy is an error (a conflict some kind
+    does not declare), never a silent redraw that would keep that combination out of every task.
+    """
+    pool = list(kinds) if kinds is not None else drawable_kinds()
     if k > len(pool):
         raise ValueError(f"num_constraints={k} exceeds the {len(pool)} constraint kinds available")
     weights = [DIFFICULTY_WEIGHTS[CONSTRAINTS[kind].difficulty] for kind in pool]
@@ -242,210 +266,289 @@ def draw_constraints(
             candidate = CONSTRAINTS[kind].sample(rng, ctx)
             if compatible([*chosen, candidate]):
                 chosen.append(candidate)
-        if len(chosen) == k and compose_reply(chosen, ctx.topic_words) is not None:
+        if len(chosen) == k:
+            if compose_reply(chosen, ctx.topic_words) is None:
+                raise RuntimeError(
+                    f"compatible constraints {[c.label() for c in chosen]} have no composed reply: one of "
+                    "these kinds must declare the conflict (excludes/_conflicts) or compose differently"
+                )
             return tuple(chosen)
     raise ValueError(f"could not draw {k} compatible constraints from kinds {pool} in {tries} tries")
 
 
 def kinds_up_to(difficulty: str) -> list[str]:
-    """The constraint kinds of ``difficulty`` or easier (``"easy"``, ``"medium"``, ``"hard"``)."""
+    """The drawable constraint kinds of ``difficulty`` or easier (``"easy"``, ``"medium"``, ``"hard"``)."""
     order = list(DIFFICULTY_WEIGHTS)
     if difficulty not in order:
         raise ValueError(f"difficulty must be one of {order}, got {difficulty!r}")
     allowed = set(order[: order.index(difficulty) + 1])
-    return sorted(kind for kind, cls in CONSTRAINTS.items() if cls.difficulty in allowed)
+    return [kind for kind in drawable_kinds() if CONSTRAINTS[kind].difficulty in allowed]
 
 
-class ProceduralUserTasks:
+def _check_split(name: str, split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"{name}.split must be one of {SPLITS}, got {split!r}")
+
+
+@dataclass(frozen=True)
+class ProceduralUserConfig(SourceConfig):
+    """Knobs of the procedural UserCorrection tasks (besides ``seed``, ``split``, ``max_tasks``).
+
+    Args:
+        size: tasks per split (indices ``0..size-1``; ``max_tasks`` caps it further).
+        num_constraints: constraints per task, an int or an inclusive ``(low, high)`` range drawn per task.
+        constraint_kinds: the kinds drawn: a list of kinds, or a difficulty (``"easy"``, ``"medium"``,
+            ``"hard"``) for the kinds of that difficulty or easier (default: every drawable kind).
+    """
+
+    size: int = 10_000
+    num_constraints: int | tuple[int, int] = 2
+    constraint_kinds: tuple[str, ...] | str | None = None
+
+    def __post_init__(self) -> None:
+        # JSON and YAML give lists; the config stays hashable and comparable
+        for name in ("num_constraints", "constraint_kinds"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+    @property
+    def constraint_range(self) -> tuple[int, int]:
+        """``num_constraints`` as an inclusive ``(low, high)`` range."""
+        n = self.num_constraints
+        return (n, n) if isinstance(n, int) else (n[0], n[1])
+
+    def kinds(self) -> tuple[str, ...] | None:
+        """The kinds to draw from (None: every drawable kind)."""
+        if isinstance(self.constraint_kinds, str):
+            return tuple(kinds_up_to(self.constraint_kinds))
+        return self.constraint_kinds
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        super().validate()
+        _check_split("ProceduralUserConfig", self.split)
+        if not isinstance(self.size, int) or isinstance(self.size, bool) or self.size < 1:
+            raise ValueError(f"ProceduralUserConfig.size must be a positive integer, got {self.size!r}")
+        n = self.num_constraints
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        shaped = is_int(n) or (isinstance(n, tuple) and len(n) == 2 and all(is_int(v) for v in n))
+        if not shaped or not 1 <= self.constraint_range[0] <= self.constraint_range[1]:
+            raise ValueError(f"num_constraints must be a positive int or a (low, high) range, got {n!r}")
+        kinds = self.kinds()  # a bad difficulty raises here
+        if kinds is None:
+            return
+        unknown = sorted(set(kinds) - set(CONSTRAINTS))
+        if unknown:
+            raise ValueError(f"unknown constraint kinds {unknown}; known: {sorted(CONSTRAINTS)}")
+        fixed = sorted(k for k in set(kinds) if not CONSTRAINTS[k].composable)
+        if fixed:
+            raise ValueError(
+                f"constraint kinds {fixed} declare composable = False: the generator cannot make sure a "
+                "task holding them is satisfiable, so it never draws them (use them in a task file)"
+            )
+        if self.constraint_range[1] > len(set(kinds)):
+            raise ValueError(f"num_constraints={n!r} exceeds the {len(set(kinds))} kinds given")
+
+
+@register_source("user", "procedural")
+class ProceduralUserTasks(TaskSource):
     """Procedural tasks, a pure function of ``(seed, split, index)``.
 
     ``split`` is ``"train"`` or ``"test"`` (default): the two share no request (see
     :func:`request_split`), so no prompt of one is in the other. Task ``i`` is the first draw, from a
     stream seeded by (seed, split, i), whose request lies in the split; the test split's first draw
     comes from the stream the generator used before it had splits, so an earlier task whose request
-    is in the test split keeps its index and constraints.
-    ``num_constraints`` is an int or an inclusive ``(low, high)`` range drawn per task; ``kinds``
-    restricts the constraint kinds drawn: a list of kinds, or a difficulty (``"easy"``, ``"medium"``,
-    ``"hard"``) for the kinds of that difficulty or easier (default: all registered).
+    is in the test split keeps its index and constraints. Options: :class:`ProceduralUserConfig`.
     """
 
-    def __init__(
-        self,
-        *,
-        seed: int = 0,
-        split: str = "test",
-        size: int = 10_000,
-        num_constraints: int | tuple[int, int] = 2,
-        kinds: Sequence[str] | str | None = None,
-    ) -> None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        lo, hi = (
-            (num_constraints, num_constraints) if isinstance(num_constraints, int) else tuple(num_constraints)
-        )
-        if not (isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi):
-            raise ValueError(
-                f"num_constraints must be a positive int or a (low, high) range, got {num_constraints!r}"
-            )
-        if isinstance(kinds, str):
-            kinds = kinds_up_to(kinds)
-        if kinds is not None:
-            unknown = sorted(set(kinds) - set(CONSTRAINTS))
-            if unknown:
-                raise ValueError(f"unknown constraint kinds {unknown}; known: {sorted(CONSTRAINTS)}")
-            if hi > len(set(kinds)):
-                raise ValueError(
-                    f"num_constraints={num_constraints!r} exceeds the {len(set(kinds))} kinds given"
-                )
-        self.seed = seed
-        self.split = split
-        self.size = size
-        self.num_constraints = (lo, hi)
-        self.kinds = tuple(kinds) if kinds is not None else None
+    config_class = ProceduralUserConfig
+    config: ProceduralUserConfig
+
+    def __init__(self, config: ProceduralUserConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        self._kinds = self.config.kinds()
         # an episode reads its task several times (reset, verify, feedback); building one takes ~0.2 ms
         self._build = functools.lru_cache(maxsize=4096)(self._make)
 
     def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, index: int) -> UserTask:
-        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-            raise TypeError(f"task index must be an int, got {type(index).__name__}")
-        if not 0 <= index < self.size:
-            raise IndexError(f"task index {index} out of range for {self.size} procedural tasks")
-        return self._build(int(index))
+        return self.limit(self.config.size)
 
     @property
     def id_prefix(self) -> str:
         """What every task id of this source starts with; the index follows."""
-        return f"user-{self.seed}-{self.split}-"
+        return f"user-{self.config.seed}-{self.config.split}-"
+
+    def task_id(self, index: int) -> str:
+        """``user-<seed>-<split>-<index>`` (the ids records on disk refer to)."""
+        return f"{self.id_prefix}{index}"
+
+    def index_of(self, task_id: str) -> int:
+        """The index in a ``user-<seed>-<split>-<index>`` id of this seed and split; else ``KeyError``."""
+        task_id = str(task_id)
+        tail = task_id[len(self.id_prefix) :]
+        if task_id.startswith(self.id_prefix) and tail.isdigit() and int(tail) < len(self):
+            return int(tail)
+        raise KeyError(f"no UserCorrection task with task_id {task_id!r} (expected {self.id_prefix}<index>)")
+
+    def make_task(self, index: int) -> UserTask:
+        """The task at ``index`` (built once, then cached)."""
+        return self._build(index)
 
     def _make(self, index: int) -> UserTask:
+        seed, split = self.config.seed, self.config.split
         for attempt in range(10_000):
-            if attempt == 0 and self.split == "test":
-                rng = random.Random(f"drift/UserCorrection:{self.seed}:{index}")  # the stream before splits
+            if attempt == 0 and split == "test":
+                rng = random.Random(f"drift/UserCorrection:{seed}:{index}")  # the stream before splits
             else:
-                rng = random.Random(f"drift/UserCorrection:{self.seed}:{self.split}:{index}:{attempt}")
+                rng = random.Random(f"drift/UserCorrection:{seed}:{split}:{index}:{attempt}")
             request, ctx, category = _request(rng)
-            if request_split(request, category) == self.split:
+            if request_split(request, category) == split:
                 break
         else:  # a quarter or more of the draws land in each split
-            raise RuntimeError(f"no {self.split} request drawn for index {index}")  # pragma: no cover
-        k = rng.randint(*self.num_constraints)
-        constraints = draw_constraints(rng, ctx, k, self.kinds)
+            raise RuntimeError(f"no {split} request drawn for index {index}")  # pragma: no cover
+        k = rng.randint(*self.config.constraint_range)
+        constraints = draw_constraints(rng, ctx, k, self._kinds)
         return UserTask(
-            task_id=f"{self.id_prefix}{index}",
-            request=request,
-            constraints=constraints,
+            self.task_id(index),
+            request,
+            constraints,
             meta={"category": category, "topic_words": list(ctx.topic_words)},
         )
 
 
-# ---- records and JSONL files ----------------------------------------------------------------------
+# ---- records and files ----------------------------------------------------------------------------
 
 _FIELDS = {"task_id", "request", "constraints", "revealed", "meta"}
 
 
-def _task_from_record(record: Any, where: str, default_id: str) -> UserTask:
-    if not isinstance(record, dict):
-        raise TaskFileError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    unknown = sorted(set(record) - _FIELDS)
+def _task_from_row(row: Row, default_id: str) -> UserTask:
+    where = row.where
+    unknown = sorted(set(row.data) - _FIELDS)
     if unknown:
-        raise TaskFileError(
-            f"{where}, field {unknown[0]!r}: unknown field; expected some of {sorted(_FIELDS)}"
-        )
-    task_id = record.get("task_id", default_id)
+        raise DataError(f"{where}: unknown field {unknown[0]!r}; expected some of {sorted(_FIELDS)}")
+    task_id = row.data.get("task_id", default_id)
     if not isinstance(task_id, (str, int)) or isinstance(task_id, bool) or str(task_id) == "":
-        raise TaskFileError(f"{where}, field 'task_id': expected a non-empty string, got {task_id!r}")
-    request = record.get("request")
-    if not isinstance(request, str) or not request.strip():
-        raise TaskFileError(f"{where}, field 'request': expected a non-empty string, got {request!r}")
-    specs = record.get("constraints")
-    if not isinstance(specs, list) or not specs:
-        raise TaskFileError(f"{where}, field 'constraints': expected a non-empty list of constraint objects")
+        raise DataError(f"{where}: field 'task_id' should be a non-empty string, got {task_id!r}")
+    request = require_field(row, "request", str)
+    specs = require_field(row, "constraints", list)
+    if not specs:
+        raise DataError(f"{where}: field 'constraints' is empty; give a list of constraint objects")
     constraints = []
     for j, spec in enumerate(specs):
         try:
             constraints.append(constraint_from_dict(spec, where=f"constraints[{j}]"))
         except ConstraintSpecError as exc:
-            raise TaskFileError(f"{where}, field {exc}") from None
+            raise DataError(f"{where}: field {exc}") from None
     for a_i, a in enumerate(constraints):
         for b_i in range(a_i + 1, len(constraints)):
             if a.conflicts_with(constraints[b_i]):
-                raise TaskFileError(
-                    f"{where}, field 'constraints': constraints[{a_i}] {a.label()} and constraints[{b_i}] "
+                raise DataError(
+                    f"{where}: field 'constraints': constraints[{a_i}] {a.label()} and constraints[{b_i}] "
                     f"{constraints[b_i].label()} can never hold together"
                 )
-    revealed = record.get("revealed")
+    revealed = row.data.get("revealed")
     if revealed is not None and (not isinstance(revealed, int) or isinstance(revealed, bool) or revealed < 0):
-        raise TaskFileError(f"{where}, field 'revealed': expected an integer >= 0, got {revealed!r}")
-    meta = record.get("meta", {})
+        raise DataError(f"{where}: field 'revealed' should be an integer >= 0, got {revealed!r}")
+    meta = row.data.get("meta") or {}
     if not isinstance(meta, dict):
-        raise TaskFileError(f"{where}, field 'meta': expected an object, got {type(meta).__name__}")
-    return UserTask(str(task_id), request, tuple(constraints), revealed, dict(meta))
+        raise DataError(f"{where}: field 'meta' should be an object, got {type(meta).__name__}")
+    return UserTask(str(task_id), request, tuple(constraints), dict(meta), revealed)
 
 
-def _unique_tasks(located: Iterable[tuple[str, str, Any]], source: str) -> list[UserTask]:
-    """Validate ``(where, default_id, record)`` triples; ``where`` locates a record in error messages."""
+def _unique_tasks(located: Iterable[tuple[Row | UserTask, str, str]], source: str) -> list[UserTask]:
+    """Validate ``(row or task, where, default_id)`` triples into tasks with unique ids."""
     tasks: list[UserTask] = []
     first_at: dict[str, str] = {}
-    for where, default_id, record in located:
-        task = record if isinstance(record, UserTask) else _task_from_record(record, where, default_id)
+    for item, where, default_id in located:
+        task = item if isinstance(item, UserTask) else _task_from_row(item, default_id)
         if task.task_id in first_at:
-            raise TaskFileError(
-                f"{where}, field 'task_id': duplicate id {task.task_id!r} (first at {first_at[task.task_id]})"
+            raise DataError(
+                f"{where}: field 'task_id': duplicate id {task.task_id!r} (first at {first_at[task.task_id]})"
             )
         first_at[task.task_id] = where
         tasks.append(task)
     if not tasks:
-        raise TaskFileError(f"{source}: no tasks")
+        raise DataError(f"{source}: no tasks")
     return tasks
 
 
-def tasks_from_records(records: Iterable[Any], *, source: str = "tasks") -> list[UserTask]:
+def tasks_from_records(records: Iterable[Any], *, source: str = "dataset") -> list[UserTask]:
     """Validate task records (dicts in the JSONL format, or :class:`UserTask`) into tasks.
 
     Errors name ``source``, the record number (1-based) and the field. Task ids must be unique.
     """
-    located = ((f"{source} record {i}", f"{source}-{i}", r) for i, r in enumerate(records, start=1))
-    return _unique_tasks(located, source)
+
+    def located() -> Iterable[tuple[Row | UserTask, str, str]]:
+        for i, record in enumerate(records, start=1):
+            where = f"{source} record {i}"
+            if isinstance(record, UserTask):
+                yield record, where, record.task_id
+            elif isinstance(record, dict):
+                yield Row(record, where), where, f"{source}-{i}"
+            else:
+                raise DataError(f"{where}: expected a task object (dict), got {type(record).__name__}")
+
+    return _unique_tasks(located(), source)
 
 
-class JsonlUserTasks:
-    """Tasks read from a JSONL file (format in the module docstring); validated when loaded.
+def _file_tasks(path: str | Path, split: str) -> list[UserTask]:
+    rows = load_rows(str(path), split=split)
+    stem = Path(str(path)).name.split(".")[0]
 
-    Errors name the file, the line and the field, e.g. ``tasks.jsonl:3, field constraints[1].n: ...``.
+    def located() -> Iterable[tuple[Row, str, str]]:
+        for number, row in enumerate(rows, start=1):
+            # a JSONL row is located "<path>:<line>": the default id keeps the line, as ids always had
+            tail = row.where.rsplit(":", 1)[-1]
+            yield row, row.where, f"{stem}-{tail if tail.isdigit() else number}"
+
+    return _unique_tasks(located(), str(path))
+
+
+@dataclass(frozen=True)
+class UserFileConfig(SourceConfig):
+    """A set of UserCorrection tasks from a file, a hub dataset or a list of records.
+
+    Args:
+        path: a local ``.jsonl``/``.json``/``.parquet`` file, a hub dataset id, or a list of task
+            records (dicts in the file format, or :class:`UserTask`). A file is one set of tasks,
+            used whole whatever ``split`` says (keep one file per split); a hub id loads ``split``.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"UserCorrection task file not found: {self.path}")
-        self.tasks = _unique_tasks(self._records(), str(self.path))
+    path: Any = None
 
-    def _records(self) -> Iterator[tuple[str, str, Any]]:
-        with self.path.open(encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                where = f"{self.path}:{line_no}"
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TaskFileError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-                yield where, f"{self.path.stem}-{line_no}", record
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        super().validate()
+        _check_split("UserFileConfig", self.split)
+        if self.path is None or isinstance(self.path, (bytes, dict)):
+            raise ValueError(
+                f"UserFileConfig.path must be a file, a hub id or a list of task records, got {self.path!r}"
+            )
 
-    def __len__(self) -> int:
-        return len(self.tasks)
 
-    def __getitem__(self, index: int) -> UserTask:
-        return self.tasks[index]
+@register_source("user", "file")
+class UserTaskFile(TaskSource):
+    """Tasks read from a file or taken from a list of records (format in the module docstring),
+    validated when loaded; errors name the file, the line and the field."""
+
+    config_class = UserFileConfig
+    config: UserFileConfig
+
+    def __init__(self, config: UserFileConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        path = self.config.path
+        if isinstance(path, (str, Path)):
+            self.tasks = _file_tasks(path, self.config.split)
+        else:
+            self.tasks = tasks_from_records(path)
 
 
 def write_jsonl(tasks: Iterable[UserTask], path: str | Path) -> Path:
-    """Write ``tasks`` as a JSONL task file that :class:`JsonlUserTasks` reads back."""
+    """Write ``tasks`` as a JSONL task file that the ``"file"`` source reads back."""
     path = Path(path)
     with path.open("w", encoding="utf-8") as fh:
         for task in tasks:
