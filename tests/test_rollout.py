@@ -266,6 +266,35 @@ def test_prefetching_envs_start_every_check_before_the_first_step():
     assert PrefetchParityEnv.log[:3] == [("prefetch", i, a) for _, i, a in PrefetchParityEnv.log[3:]]
 
 
+class EndlessParityEnv(ParityEnv):
+    """Breaks the contract: never ends an episode (a wrong reply is never truncated)."""
+
+    def step(self, action):
+        obs, reward, _, _, info = super().step(action)
+        self.done = False
+        return obs or "Again.", reward, False, False, info
+
+
+def test_an_env_that_never_ends_is_stopped_at_the_turn_guard():
+    from drift_train.rollout import MAX_TURNS_GUARD
+
+    class AlwaysWrong(ParityOracle):
+        def generate(self, conversations, params, seeds=None, *, envs=None):
+            self.env_batches.append(envs)
+            return [
+                [Completion(text="xx"[: 1 + env.unwrapped.index % 2], num_tokens=1, finish_reason="stop")]
+                for env in envs
+            ]
+
+    if "drift-test/EndlessParity-v0" not in gym.registry:
+        gym.register(id="drift-test/EndlessParity-v0", entry_point=EndlessParityEnv)
+    wrong = AlwaysWrong()
+    config = RolloutConfig(env_id="drift-test/EndlessParity-v0", num_tasks=1, samples=1, max_turns=1)
+    with pytest.raises(RuntimeError, match=rf"ran past {MAX_TURNS_GUARD} turns without ending"):
+        list(iter_rollouts(wrong, config))
+    assert len(wrong.env_batches) == MAX_TURNS_GUARD  # exactly that many turns were taken
+
+
 TOOLS = [
     {
         "type": "function",
