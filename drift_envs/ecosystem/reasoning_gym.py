@@ -1,0 +1,367 @@
+r"""``drift/ReasoningGym-v0``: any reasoning-gym dataset as a multi-turn env with feedback.
+
+reasoning-gym (``pip install 'drift-toolkit[reasoning-gym]'``, tested with 0.1.25) holds about a
+hundred procedural datasets; each item carries its question, its answer and the dataset's own
+``score_answer`` verifier. This module makes them a registered task source of kind
+``"reasoning_gym"`` (:class:`ReasoningGymSource`) and an env (:class:`ReasoningGymEnv`).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from functools import lru_cache
+from typing import Any
+
+from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.ecosystem import require_package
+from drift_envs.math.answers import as_number, extract_answer, normalize_answer
+from drift_envs.sources.base import SourceConfig, TaskSource, register_source
+
+__all__ = [
+    "ANSWER_FORMATS",
+    "FEEDBACK_MODES",
+    "TRAIN_SEED_OFFSET",
+    "ReasoningGymConfig",
+    "ReasoningGymEnv",
+    "ReasoningGymSource",
+    "dataset_names",
+]
+
+FEEDBACK_MODES = ("binary", "hint", "none")
+ANSWER_FORMATS = ("tag", "boxed", "auto")
+DEFAULT_SYSTEM_PROMPT = "Solve the problem. Give only the final answer inside <answer></answer> tags."
+BINARY_FEEDBACK = "Incorrect. Please think again."
+#: the train split's reasoning-gym seed is ``seed + TRAIN_SEED_OFFSET``. Most datasets build item ``i``
+#: from ``Random(seed + i)``, so two seeds closer than the dataset size share items (shifted by the
+#: difference); a prime this large keeps the train and test streams apart for any size below it.
+TRAIN_SEED_OFFSET = 1_000_000_007
+#: metadata fields some datasets (whose ``answer`` is None) fill with one valid solution
+_SOLUTION_FIELDS = ("possible_answer", "example_answer", "example_correct_answer", "solution")
+_MAX_QUOTED = 200
+_PIN = "reasoning-gym==0.1.25"
+
+
+def _rg() -> Any:
+    return require_package("reasoning_gym", "reasoning-gym", _PIN)
+
+
+def dataset_names() -> list[str]:
+    """Every dataset name reasoning-gym registers, sorted."""
+    _rg()
+    from reasoning_gym.factory import DATASETS
+
+    return sorted(DATASETS)
+
+
+def _create_dataset(task: str, seed: int, size: int, config: dict) -> Any:
+    """``reasoning_gym.create_dataset`` with errors that say what was wrong and what to pass."""
+    rg = _rg()
+    from reasoning_gym.factory import DATASETS
+
+    if task not in DATASETS:
+        raise ValueError(f"reasoning-gym has no dataset {task!r}; known: {', '.join(sorted(DATASETS))}")
+    config_cls = DATASETS[task][1]
+    known = {f.name for f in fields(config_cls)}
+    reserved = sorted({"seed", "size"} & set(config))
+    if reserved:
+        raise ValueError(f"pass {reserved} as the env's own kwargs, not as reasoning-gym config")
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(
+            f"reasoning-gym dataset {task!r} has no config field(s) {unknown}; "
+            f"its fields: {sorted(known - {'seed', 'size'})}"
+        )
+    config = dict(config)
+    if task == "composite" and config.get("datasets"):
+        # JSON-able env kwargs: the composite's dataset specs arrive as dicts
+        from reasoning_gym.composite import DatasetSpec
+
+        config["datasets"] = [
+            spec if is_dataclass(spec) else DatasetSpec(**spec) for spec in config["datasets"]
+        ]
+    try:
+        return rg.create_dataset(task, seed=seed, size=size, **config)
+    except (AssertionError, TypeError, ValueError) as err:
+        raise ValueError(f"reasoning-gym dataset {task!r} refused config {config}: {err}") from err
+
+
+@dataclass(frozen=True)
+class ReasoningGymConfig(SourceConfig):
+    """A reasoning-gym dataset as a task source.
+
+    Args:
+        task: the dataset name (``reasoning_gym.factory.DATASETS``).
+        size: items per split (indices ``0..size-1``).
+        dataset_config: the dataset's own config fields (``min_terms``, ``max_digits``, ...), seed and size excepted.
+        seed, split, max_tasks: as :class:`~drift_envs.sources.base.SourceConfig`; the test split uses
+            reasoning-gym seed ``seed``, the train split ``seed + TRAIN_SEED_OFFSET``.
+    """
+
+    task: str = "basic_arithmetic"
+    size: int = 500
+    dataset_config: dict = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        super().validate()
+        if self.split not in ("train", "test"):
+            raise ValueError(f"ReasoningGymConfig.split must be 'train' or 'test', got {self.split!r}")
+        if (
+            not isinstance(self.size, int)
+            or isinstance(self.size, bool)
+            or not 1 <= self.size < TRAIN_SEED_OFFSET
+        ):
+            raise ValueError(
+                f"ReasoningGymConfig.size must be an int in 1..{TRAIN_SEED_OFFSET - 1}, got {self.size!r}"
+            )
+        if not isinstance(self.dataset_config, dict):
+            raise ValueError(
+                f"ReasoningGymConfig.dataset_config must be a dict, got {type(self.dataset_config).__name__}"
+            )
+
+    @property
+    def dataset_seed(self) -> int:
+        """The reasoning-gym seed of this split (the train and test streams never meet)."""
+        return self.seed + (TRAIN_SEED_OFFSET if self.split == "train" else 0)
+
+
+@register_source("reasoning_gym", "procedural")
+class ReasoningGymSource(TaskSource):
+    """The items of one reasoning-gym dataset as tasks: ``source[i]`` is item ``i`` of the split's seed.
+
+    ``Task.answer`` is the item's answer (None for datasets without a single one) and
+    ``Task.meta["entry"]`` the whole item, which the dataset's ``score_answer`` needs.
+    Ids read ``reasoning_gym/<task>/<seed>/<split>/<index>``.
+    """
+
+    config_class = ReasoningGymConfig
+
+    def __init__(self, config: ReasoningGymConfig | None = None, **options: Any) -> None:
+        super().__init__(config, **options)
+        c = self.config
+        self.dataset = _create_dataset(c.task, c.dataset_seed, c.size, c.dataset_config)
+        # items are pure functions of the index; generating one can take milliseconds (puzzles)
+        self._item = lru_cache(maxsize=4096)(self.dataset.__getitem__)
+
+    def __len__(self) -> int:
+        return self.limit(self.config.size)
+
+    def task_id(self, index: int) -> str:
+        """``reasoning_gym/<task>/<seed>/<split>/<index>``."""
+        c = self.config
+        return f"reasoning_gym/{c.task}/{c.seed}/{c.split}/{index}"
+
+    def _parse_generated_id(self, task_id: str) -> int | None:
+        prefix = self.task_id(0)[:-1]
+        tail = task_id[len(prefix) :]
+        if task_id.startswith(prefix) and tail.isdigit() and int(tail) < len(self):
+            return int(tail)
+        return None
+
+    def make_task(self, index: int) -> Task:
+        """Item ``index`` of the dataset as a task."""
+        item = self._item(index)
+        return Task(self.task_id(index), str(item["question"]), item["answer"], {"entry": item})
+
+    def score(self, answer: str | None, task: Task) -> tuple[float, str | None]:
+        """The dataset's ``score_answer`` of ``answer`` (0..1) and the error it raised, if any.
+
+        A verifier that raises on a strange answer scores it 0.0 (a reply must never crash the env).
+        """
+        try:
+            score = float(self.dataset.score_answer(answer, task.meta["entry"]))
+        except Exception as err:  # noqa: BLE001 - third-party verifiers raise anything on odd input
+            return 0.0, f"{type(err).__name__}: {err}"
+        if not math.isfinite(score):
+            return 0.0, f"score_answer returned {score}"
+        return min(max(score, 0.0), 1.0), None
+
+    def solution(self, task: Task) -> str | None:
+        """A reply-ready answer that ``score_answer`` scores 1.0, or None when the item holds none.
+
+        The item's ``answer`` when it has one; else a solution some datasets keep in their metadata
+        (as a Python literal, rewritten to JSON when the question asks for a JSON map).
+        """
+        if task.answer is not None:
+            return str(task.answer)
+        metadata = task.meta["entry"].get("metadata") or {}
+        for key in _SOLUTION_FIELDS:
+            if metadata.get(key) is None:
+                continue
+            candidates = [str(metadata[key])]
+            try:
+                value = ast.literal_eval(candidates[0])
+            except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+                value = None
+            if isinstance(value, dict):
+                candidates.append(json.dumps({str(k): v for k, v in value.items()}))
+            for candidate in candidates:
+                if self.score(candidate, task)[0] >= 1.0:
+                    return candidate
+        return None
+
+
+class ReasoningGymEnv(MultiTurnTextEnv):
+    r"""A reasoning-gym dataset: the model answers an item, is told it was wrong, and tries again.
+
+    ## Description
+    ``task`` names one of reasoning-gym's procedural datasets (``basic_arithmetic``, ``sudoku``,
+    ``knights_knaves``, ... — ``python -m drift_envs.ecosystem.catalog`` lists them all and says which
+    run offline here); every other keyword the env does not know is that dataset's own config field.
+    Each episode is one item; the reply's final answer is scored by the dataset's ``score_answer``.
+    Needs the optional extra ``[reasoning-gym]``.
+
+    ## Action Space
+    ``UnicodeText``: any Unicode string, the model's whole reply.
+
+    ## Observation Space
+    ``UnicodeText``: after ``reset``, the item's question and the answer instruction; after ``step``,
+    the feedback message, or ``""`` once the episode has ended.
+
+    ## Rewards
+    ``1.0`` when ``score_answer`` gives 1.0 (the reply is correct), else ``0.0``; plus
+    ``format_penalty`` (default ``-0.1``) when the reply has no final answer. Partial credit (some
+    datasets score a near miss 0 < s < 1) is kept in ``info["score"]`` and does not solve the task.
+
+    ## Feedback
+    - ``"binary"`` (the DRIFT reference release's): ``Incorrect. Please think again.``
+    - ``"hint"``: says what was wrong: ``I could not find a final answer. Put your final answer within
+      <answer></answer>.``; partial credit, ``Incorrect, but partly right (score 0.50 of 1).``; a numeric
+      answer too high or low, ``Incorrect: your answer 12 is too low.``; and a repeat,
+      ``You gave 12 before; try something different.``
+    - ``"none"``: ``Try again.``
+
+    ## Starting State
+    ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks item ``i``; without options
+    the index is drawn from the env's ``np_random``. Items are a pure function of (``task``, config,
+    ``seed``, ``split``, index): the test split is reasoning-gym seed ``seed``, the train split seed
+    ``seed + 1_000_000_007``, so the two never share an item stream.
+
+    ## Episode End
+    ``terminated`` when an answer scores 1.0; ``truncated`` after ``max_turns`` replies that did not.
+
+    ## Oracle
+    ``oracle_reply()`` is the item's answer in the env's answer format. Datasets whose items carry no
+    answer (``answer`` None: ``boxnet``, ``rush_hour``, ...) give a solution kept in the item's metadata
+    when there is one that scores 1.0 (``propositional_logic``, ``rubiks_cube``, ``graph_color``), else None.
+
+    ## Arguments
+    - ``task`` (``"basic_arithmetic"``): the reasoning-gym dataset; ``**config``: its config fields
+    - ``split`` (``"test"``), ``seed`` (0), ``size`` (500 items per split), ``max_tasks``
+    - ``max_turns`` (5), ``feedback`` (``"binary"``, ``"hint"``, ``"none"``), ``system_prompt``,
+      ``format_penalty`` (-0.1)
+    - ``answer_format``: ``"tag"`` (``<answer>…</answer>``, reasoning-gym's own; default), ``"boxed"``,
+      or ``"auto"`` (the last of either)
+
+    ## Example
+    >>> import gymnasium as gym, drift_envs
+    >>> env = gym.make("drift/ReasoningGym-v0", task="basic_arithmetic", min_terms=2, max_terms=2,
+    ...                min_digits=1, max_digits=1, feedback="hint")
+    >>> obs, info = env.reset(seed=0, options={"index": 0})
+    >>> obs.splitlines()[0]
+    'Calculate -1 / 1.'
+    >>> env.step("<answer>3</answer>")[0]
+    'Incorrect: your answer 3 is too high.'
+    >>> env.step(env.unwrapped.oracle_reply())[1:3]
+    (1.0, True)
+    """
+
+    source_kind = "reasoning_gym"
+
+    def __init__(
+        self,
+        *,
+        task: str = "basic_arithmetic",
+        split: str = "test",
+        seed: int = 0,
+        size: int = 500,
+        max_tasks: int | None = None,
+        max_turns: int = 5,
+        feedback: str = "binary",
+        answer_format: str = "tag",
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        format_penalty: float = -0.1,
+        max_text_length: int = 65536,
+        render_mode: str | None = None,
+        **config: Any,
+    ) -> None:
+        if feedback not in FEEDBACK_MODES:
+            raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
+        if answer_format not in ANSWER_FORMATS:
+            raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
+        super().__init__(
+            split=split,
+            seed=seed,
+            max_tasks=max_tasks,
+            source_options={"task": task, "size": size, "dataset_config": config},
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            max_text_length=max_text_length,
+            render_mode=render_mode,
+        )
+        self.task_name = task
+        self.feedback_mode = feedback
+        self.answer_format = answer_format
+
+    def _instruction(self) -> str:
+        if self.answer_format == "boxed":
+            return "Put your final answer within \\boxed{}."
+        return "Put your final answer within <answer></answer>."
+
+    def first_message(self, task: Task) -> str:
+        """The item's question and the answer-format instruction."""
+        return f"{task.prompt}\n\n{self._instruction()}"
+
+    def verify(self, task: Task, action: str) -> Verdict:
+        """Extract the final answer and score it with the dataset's ``score_answer``."""
+        answer = extract_answer(action, self.answer_format)
+        if answer is None:
+            return Verdict(correct=False, format_ok=False, answer=None, info={"score": 0.0})
+        score, error = self.source.score(answer, task)
+        info: dict = {"score": score}
+        if error is not None:
+            info["score_error"] = error
+        return Verdict(correct=score >= 1.0, format_ok=True, answer=answer, info=info)
+
+    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
+        """Binary, hint or no-content feedback, per the ``feedback`` kwarg."""
+        if verdict.correct:
+            return Feedback("Correct.", "correct")
+        score = float(verdict.info.get("score", 0.0))
+        data: dict = {
+            "error": "answer" if verdict.format_ok else "format",
+            "repeated": repeated,
+            "score": score,
+        }
+        if self.feedback_mode == "binary":
+            return Feedback(BINARY_FEEDBACK, "binary", data)
+        if self.feedback_mode == "none":
+            return Feedback("Try again.", "none", data)
+        if not verdict.format_ok:
+            return Feedback(f"I could not find a final answer. {self._instruction()}", "hint", data)
+        given = verdict.answer or ""
+        text = "Incorrect."
+        if score > 0:
+            text = f"Incorrect, but partly right (score {score:.2f} of 1)."
+        gold = None if task.answer is None else as_number(normalize_answer(str(task.answer)))
+        number = as_number(normalize_answer(given))
+        if gold is not None and number is not None and number != gold:
+            data["direction"] = "high" if number > gold else "low"
+            text = f"Incorrect: your answer {given} is too {data['direction']}."
+        if repeated:
+            shown = given if len(given) <= _MAX_QUOTED else given[: _MAX_QUOTED - 1] + "…"
+            text += f" You gave {shown} before; try something different."
+        return Feedback(text, "hint", data)
+
+    def reference_reply(self, task: Task) -> str | None:
+        """The item's answer (or a stored solution) in the env's answer format; None when there is none."""
+        answer = self.source.solution(task)
+        if answer is None:
+            return None
+        if self.answer_format == "boxed":
+            return f"\\boxed{{{answer}}}"
+        return f"<answer>{answer}</answer>"
