@@ -1,7 +1,9 @@
 """The ``drift`` command: one entry point, one module per subcommand.
 
 Each subcommand lives in the module that implements it and exposes ``main(argv) -> int``; this file
-only dispatches, so importing it stays cheap (no torch) and ``drift --help`` answers at once.
+only dispatches, so importing it stays cheap (no torch) and ``drift --help`` answers at once. Every
+subcommand's flags are generated from its config dataclass by :mod:`drift_train.cliargs` (``drift
+train``'s by transformers' ``HfArgumentParser``, with the same spellings and help).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("drift_train.render", "show / write the training examples exactly as drift train builds them"),
     "train": ("drift_train.trainer", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),
     "eval": ("drift_train.evaluate", "multi-turn evaluation of a model in an environment"),
+    "online-rl": (
+        "drift_train.online_rl",
+        "the online RL baseline (GRPO-style policy gradient) for comparison",
+    ),
     "quickstart": ("drift_train.quickstart", "the whole loop on the embedded tiny model"),
     "report": (
         "drift_train.report",
@@ -33,7 +39,11 @@ def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: drift <command> [options]", "", "commands:"]
     lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
-    lines += ["", "Run `drift <command> --help` for a command's options."]
+    lines += [
+        "",
+        "Run `drift <command> --help` for a command's options. Every flag accepts --dash-case and --under_score;",
+        "--model tiny is the embedded tiny model wherever a model is loaded.",
+    ]
     return "\n".join(lines)
 
 

@@ -36,8 +36,8 @@ time and token counts compare like with like.
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -366,40 +366,39 @@ def train_online_rl(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m drift_train.online_rl --model DIR --env ID [...]``."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    """``drift online-rl --model DIR --env ID [...]`` (also ``python -m drift_train.online_rl``)."""
+    from drift_train.cliargs import (
+        DataclassArgumentParser,
+        missing_model_folder,
+        resolve_model,
     )
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--env", default=OnlineRLConfig.env_id)
-    parser.add_argument("--env-kwargs", default="{}", help="JSON object")
-    parser.add_argument("--output-dir", default=OnlineRLConfig.output_dir)
-    for name in ("steps", "tasks_per_step", "samples", "max_new_tokens", "seed", "ppo_epochs", "minibatches"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(OnlineRLConfig, name))
-    for name in ("temperature", "learning_rate", "kl_coef"):
-        parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(OnlineRLConfig, name))
-    parser.add_argument(
-        "--clip-epsilon", type=float, default=None, help="PPO clip range (e.g. 0.2); default none"
+
+    parser = DataclassArgumentParser(prog="drift online-rl", description=__doc__)
+    parser.add_dataclass(
+        OnlineRLConfig,
+        options={
+            "env_id": {"flag": "env", "help": "env id, e.g. drift/MathFeedback-v0"},
+            "env_kwargs": {"help": "JSON object of env kwargs"},
+            "model": {"required": True, "help": "model folder or hub id; 'tiny' for the embedded tiny model"},
+            "output_dir": {"help": "where the log and the final model go"},
+        },
     )
     args = parser.parse_args(argv)
-    config = OnlineRLConfig(
-        env_id=args.env,
-        env_kwargs=json.loads(args.env_kwargs),
-        model=args.model,
-        output_dir=args.output_dir,
-        steps=args.steps,
-        tasks_per_step=args.tasks_per_step,
-        samples=args.samples,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        temperature=args.temperature,
-        learning_rate=args.learning_rate,
-        ppo_epochs=args.ppo_epochs,
-        minibatches=args.minibatches,
-        clip_epsilon=args.clip_epsilon,
-        kl_coef=args.kl_coef,
-    )
-    train_online_rl(config)
+    missing = missing_model_folder(args.model)
+    if missing:
+        print(f"drift online-rl: {missing}", file=sys.stderr)
+        return 2
+    config = parser.build(OnlineRLConfig, args, model=resolve_model(args.model))
+    try:
+        config.validate()
+    except ValueError as err:
+        print(f"drift online-rl: {err}", file=sys.stderr)
+        return 2
+    try:
+        train_online_rl(config)
+    except OSError as err:  # transformers: a hub id that cannot be reached, a broken folder, a full disk
+        print(f"drift online-rl: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
     return 0
 
 
