@@ -295,7 +295,16 @@ class DriftTrainer(Trainer):
 
 def parse_config(argv: list[str] | None = None) -> DriftConfig:
     """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` or a leading
-    ``FILE.yaml`` (flags win)."""
+    ``FILE.yaml`` (flags win). Every flag takes ``--dash-case`` and ``--under_score``; ``--model tiny`` is
+    the embedded tiny model; a model folder that does not exist is a usage error (exit 2)."""
+    from drift_train.cliargs import (
+        HelpFormatter,
+        add_spelling_aliases,
+        apply_config_file,
+        missing_model_folder,
+        resolve_model,
+    )
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
         argv = [
@@ -306,30 +315,12 @@ def parse_config(argv: list[str] | None = None) -> DriftConfig:
         DriftConfig,
         prog="drift train",
         description="Fine-tune a causal LM on trajectories with DRIFT weights / OTR.",
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--config", help="YAML file of DriftConfig fields; command-line flags override it")
-    # the YAML file is read first so that its values become defaults the flags can override
-    config_path = None
-    for i, arg in enumerate(argv):
-        if arg == "--config" and i + 1 < len(argv):
-            config_path = argv[i + 1]
-        elif arg.startswith("--config="):
-            config_path = arg.split("=", 1)[1]
-    if config_path is not None:
-        import yaml
-
-        path = Path(config_path)
-        if not path.is_file():
-            parser.error(f"--config: no file at {path}")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            parser.error(f"--config: {path} must hold a mapping of option names to values")
-        known = {action.dest for action in parser._actions}
-        values = {key.replace("-", "_"): value for key, value in values.items()}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            parser.error(f"--config: {path} has unknown options {unknown}")
-        parser.set_defaults(**values)
+    add_spelling_aliases(parser)
+    apply_config_file(parser, argv)  # the file's values become defaults the flags can override
     # -> (DriftConfig, namespace holding --config, remaining strings)
     outputs = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     config, extra = outputs[0], outputs[-1]
@@ -337,6 +328,10 @@ def parse_config(argv: list[str] | None = None) -> DriftConfig:
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     if not config.data or not config.model:
         parser.error("--data and --model are required (on the command line or in the --config file)")
+    missing = missing_model_folder(config.model)
+    if missing:
+        parser.error(missing)
+    config.model = resolve_model(config.model)
     return config
 
 
