@@ -8,6 +8,7 @@ from typing import Any
 import drift_envs.math.sources  # noqa: F401  (registers the "math" task sources: file, procedural)
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.math.answers import ANSWER_FORMATS, as_number, extract_committed, normalize_answer
+from drift_envs.math.theoremqa import theoremqa_verdict
 from drift_envs.math.verifier import GoldAnswer, check_answer, default_verifier
 
 __all__ = ["FEEDBACK_MODES", "PROMPT_STYLES", "MathFeedbackEnv"]
@@ -78,7 +79,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
       :func:`~drift_envs.sources.register_source`
     - ``split``: dataset split (default ``"test"``; the procedural ``"train"`` and ``"test"`` splits are
       disjoint; a local file is used whole, a hub id gets that split)
-    - ``schema``: force a file schema (``gsm8k``, ``math``, ``metamath``, ``generic``); detected by default
+    - ``schema``: force a file schema (``gsm8k``, ``math``, ``metamath``, ``theoremqa``, ``generic``); detected by default
     - ``dataset_name``: the hub dataset's config name, if any
     - ``difficulty``: procedural preset (``"tiny"``, ``"easy"``, ``"medium"``, ``"hard"``) or a dict of knobs
     - ``seed``: procedural generator seed (default 0); ``max_tasks``: keep only the first N tasks
@@ -191,6 +192,8 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         committed = extract_committed(action, self.answer_format)
         if committed is None:
             return Verdict(correct=False, format_ok=False, answer=None)
+        if task.meta.get("Answer_type") is not None:  # TheoremQA's typed golds: bool, option, list, number
+            return theoremqa_verdict(task, committed, timeout_s=self.timeout_s, verifier=self._verifier)
         gold = self._gold(str(task.answer))
         correct = check_answer(
             gold,

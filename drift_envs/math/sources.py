@@ -9,6 +9,7 @@ A file's rows follow one schema (detected from the fields of the first row, or n
 - ``gsm8k``: ``question``, ``answer`` whose last line is ``#### N``
 - ``math``: ``problem``, ``answer`` (MATH, MATH-500; ``solution`` with ``\\boxed{}`` when ``answer`` is absent)
 - ``metamath``: ``query``, ``response`` ending in ``The answer is: X`` (MetaMathQA)
+- ``theoremqa``: ``Question``, ``Answer``, ``Answer_type`` (TheoremQA; typed answers, see :mod:`drift_envs.math.theoremqa`)
 - ``generic``: ``problem`` (or ``question``/``prompt``), ``answer``
 
 A new schema is one adapter (a row -> ``(problem, gold answer)``) under :func:`math_schema`, with a
@@ -215,3 +216,7 @@ class FileMathSource(TaskSource):
             meta = {k: row.data[k] for k in self.schema.meta_fields if k in row.data}
             tasks.append(Task(task_id, problem, answer, {"source": label, **meta}))
         self.tasks = tasks
+
+
+# schemas kept in their own modules register on import (they use math_schema, defined above)
+import drift_envs.math.theoremqa  # noqa: E402, F401  (the "theoremqa" schema)
