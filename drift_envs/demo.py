@@ -24,13 +24,19 @@ class DemoConfig:
     feedback: str = field(default="hint", metadata={"choices": FEEDBACK_MODES})
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Play a wrong reply, a reply without an answer, then the right answer, showing each feedback."""
+def build_parser():
+    """The ``drift demo`` parser: one flag per :class:`DemoConfig` field."""
     # the drift command's flag generator: standard library only, so drift_envs stays free of torch
     from drift_train.cliargs import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift demo", description=__doc__)
     parser.add_dataclass(DemoConfig)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Play a wrong reply, a reply without an answer, then the right answer, showing each feedback."""
+    parser = build_parser()
     args = parser.build(DemoConfig, parser.parse_args(argv))
     console = Console()
     env = gym.make("drift/MathFeedback-v0", feedback=args.feedback, max_turns=4)

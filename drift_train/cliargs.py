@@ -335,7 +335,7 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
     unknown = sorted(set(values) - known)
     if unknown:
-        parser.error(f"--config: {path} has unknown options {unknown}; known: {sorted(known)}")
+        parser.error(f"--config {path}: unknown field(s) {unknown}; the known ones: {sorted(known)}")
     parser.set_defaults(**values)
     for action in parser._actions:  # a value in the file satisfies a required flag
         if action.dest in values:
@@ -396,6 +396,11 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 metavar="FILE.yaml",
                 help="YAML file of these options (either spelling); flags on the command line override it",
             )
+
+    @property
+    def dataclasses(self) -> list[type]:
+        """The dataclasses added to this parser, in order (what :meth:`build` can make)."""
+        return list(self._registered)
 
     # -- building
 

@@ -365,13 +365,9 @@ def train_online_rl(
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``drift online-rl --model DIR --env ID [...]`` (also ``python -m drift_train.online_rl``)."""
-    from drift_train.cliargs import (
-        DataclassArgumentParser,
-        missing_model_folder,
-        resolve_model,
-    )
+def build_parser():
+    """The ``drift online-rl`` parser: one flag per :class:`OnlineRLConfig` field."""
+    from drift_train.cliargs import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift online-rl", description=__doc__)
     parser.add_dataclass(
@@ -383,6 +379,14 @@ def main(argv: list[str] | None = None) -> int:
             "output_dir": {"help": "where the log and the final model go"},
         },
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift online-rl --model DIR --env ID [...]`` (also ``python -m drift_train.online_rl``)."""
+    from drift_train.cliargs import missing_model_folder, resolve_model
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     missing = missing_model_folder(args.model)
     if missing:

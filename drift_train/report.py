@@ -750,12 +750,18 @@ class ReportConfig:
     title: str = _BUILD_REPORT["title"].default
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``drift report RUN_DIR [RUN_DIR ...] --out report.html``."""
+def build_parser():
+    """The ``drift report`` parser: one flag per :class:`ReportConfig` field (``run_dirs`` positional)."""
     from drift_train.cliargs import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift report", description=__doc__)
     parser.add_dataclass(ReportConfig)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift report RUN_DIR [RUN_DIR ...] --out report.html``."""
+    parser = build_parser()
     args = parser.build(ReportConfig, parser.parse_args(argv))
     try:
         path = build_report(

@@ -293,24 +293,11 @@ class DriftTrainer(Trainer):
 # CLI and the end-to-end run
 
 
-def parse_config(argv: list[str] | None = None) -> DriftConfig:
-    """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` or a leading
-    ``FILE.yaml`` (flags win). Every flag takes ``--dash-case`` and ``--under_score``; ``--model tiny`` is
-    the embedded tiny model; a model folder that does not exist is a usage error (exit 2)."""
-    from drift_train.cliargs import (
-        HelpFormatter,
-        add_spelling_aliases,
-        apply_config_file,
-        missing_model_folder,
-        resolve_model,
-    )
+def build_parser() -> HfArgumentParser:
+    """The ``drift train`` parser: ``HfArgumentParser`` over :class:`DriftConfig` with ``--config FILE.yaml``,
+    every flag in both spellings, help and errors in the dash one, as the other ``drift`` commands."""
+    from drift_train.cliargs import HelpFormatter, add_spelling_aliases
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
-        argv = [
-            "--config",
-            *argv,
-        ]  # `drift train config.yaml [flags]`, as transformers example scripts accept
     parser = HfArgumentParser(
         DriftConfig,
         prog="drift train",
@@ -319,7 +306,22 @@ def parse_config(argv: list[str] | None = None) -> DriftConfig:
         allow_abbrev=False,
     )
     parser.add_argument("--config", help="YAML file of DriftConfig fields; command-line flags override it")
-    add_spelling_aliases(parser)
+    return add_spelling_aliases(parser)
+
+
+def parse_config(argv: list[str] | None = None) -> DriftConfig:
+    """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` or a leading
+    ``FILE.yaml`` (flags win). Every flag takes ``--dash-case`` and ``--under_score``; ``--model tiny`` is
+    the embedded tiny model; a model folder that does not exist is a usage error (exit 2)."""
+    from drift_train.cliargs import apply_config_file, missing_model_folder, resolve_model
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
+        argv = [
+            "--config",
+            *argv,
+        ]  # `drift train config.yaml [flags]`, as transformers example scripts accept
+    parser = build_parser()
     apply_config_file(parser, argv)  # the file's values become defaults the flags can override
     # -> (DriftConfig, namespace holding --config, remaining strings)
     outputs = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
