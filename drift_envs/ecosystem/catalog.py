@@ -183,17 +183,34 @@ def _scripted(row: dict) -> str:
     return "no oracle; ends on a reply without a move" if row.get("terminated") else "no oracle; truncated"
 
 
+def _why(row: dict) -> str:
+    """The reason a row does not run, without its own name (so equal reasons group together)."""
+    why = row.get("why", "")
+    if "cannot run here: " in why:
+        why = why.split("cannot run here: ", 1)[1]
+    return why.replace("|", "\\|")
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """The README table of one package: name, runs offline here, the scripted episode, seconds, why not."""
+    """The README table of one package: entries grouped by outcome (runs offline, the scripted
+    episode, why not), each group with its names and its slowest probe."""
     kind = rows[0]["kind"] if rows else ""
-    head = "dataset" if kind == "reasoning-gym" else "game"
-    lines = [f"| {head} | runs offline | scripted episode | s | why not |", "|---|---|---|---|---|"]
+    groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        why = r.get("why", "").replace("|", "\\|")
-        lines.append(f"| `{r['name']}` | {_status(r)} | {_scripted(r)} | {r.get('seconds', '')} | {why} |")
+        groups.setdefault((_status(r), _scripted(r), _why(r)), []).append(r)
+    head = "datasets" if kind == "reasoning-gym" else "games"
+    lines = [
+        f"| runs offline | scripted episode | {head} | slowest probe (s) | why not |",
+        "|---|---|---|---|---|",
+    ]
+    for (status, scripted, why), members in sorted(
+        groups.items(), key=lambda g: (g[0][0] != "yes", -len(g[1]))
+    ):
+        names = ", ".join(f"`{r['name']}`" for r in members)
+        slowest = max(float(r.get("seconds", 0.0)) for r in members)
+        lines.append(f"| {status} | {scripted} | {len(members)}: {names} | {slowest:.2f} | {why} |")
     ok = sum(r["runs_offline"] for r in rows)
-    lines.append("")
-    lines.append(f"{ok} of {len(rows)} run offline here.")
+    lines += ["", f"{ok} of {len(rows)} run offline here."]
     return "\n".join(lines)
 
 
