@@ -6,6 +6,10 @@
 
 Backends: ``hf`` (transformers, CPU or GPU, the default), ``openai`` (any OpenAI-compatible server),
 ``vllm`` (in-process ``vllm.LLM``; needs the ``[vllm]`` extra). Each is imported only when asked for.
+
+A policy of your own subclasses :class:`PolicyBase` and implements ``generate``; the optional
+capabilities of the :class:`Policy` protocol (``needs_env``, ``has_sessions``/``session``,
+``describe``, ``token_meta``, ``reset_prefix_cache``) then have defaults.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from typing import Any
 from drift_train.policies.base import (
     Completion,
     Conversation,
+    LockstepSession,
     Message,
     Policy,
     PolicyBase,
     PolicyError,
     SamplingParams,
+    Session,
+    Tools,
 )
 
 BACKENDS = ("hf", "openai", "vllm")
@@ -28,11 +35,14 @@ __all__ = [
     "BACKENDS",
     "Completion",
     "Conversation",
+    "LockstepSession",
     "Message",
     "Policy",
     "PolicyBase",
     "PolicyError",
     "SamplingParams",
+    "Session",
+    "Tools",
     "make_policy",
 ]
 
