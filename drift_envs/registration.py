@@ -13,6 +13,7 @@ ENV_IDS: dict[str, str] = {
     "drift/MathFeedback-v0": "drift_envs.math.env:MathFeedbackEnv",
     "drift/CodeFeedback-v0": "drift_envs.code.env:CodeFeedbackEnv",
     "drift/UserCorrection-v0": "drift_envs.user.env:UserCorrectionEnv",
+    "drift/ToolUse-v0": "drift_envs.tool.env:ToolUseEnv",
     "drift/ReasoningGym-v0": "drift_envs.ecosystem.reasoning_gym:ReasoningGymEnv",
     "drift/TextArena-v0": "drift_envs.ecosystem.textarena:TextArenaEnv",
     "drift/MultipleChoice-v0": "drift_envs.choice.env:MultipleChoiceEnv",

@@ -1,0 +1,391 @@
+"""``drift/ToolUse-v0``: multi-turn tool calling against a simulated world, with follow-up requests."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.tool.calls import ToolCall, canonical_calls, format_calls, parse_reply, same_call
+from drift_envs.tool.mtu import ReplayWorld
+from drift_envs.tool.tasks import Request, ToolTask, normalize_value
+from drift_envs.tool.world import World
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "ToolUseEnv", "extract_answer"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant that can call tools. To call a tool, write "
+    '<tool_call>{"name": "<tool name>", "arguments": {<the arguments as JSON>}}</tool_call>; one reply may '
+    "hold several calls, and their results come back as tool messages. When a request is done, reply "
+    "without tool calls and end with a line 'Answer: <the result>'."
+)
+_TOKEN = re.compile(r"[a-z][a-z0-9\-]*|-?\d[\d,]*(?:\.\d+)?")
+
+
+def extract_answer(text: str) -> str:
+    """The final answer of a reply: what follows its last ``Answer:`` up to the line end, else the whole
+    reply (one pass: ``rfind``)."""
+    at = text.lower().rfind("answer:")
+    if at < 0:
+        return text.strip()
+    rest = text[at + len("answer:") :]
+    return rest.split("\n", 1)[0].strip()
+
+
+def _answer_tokens(answer: str) -> set[str]:
+    return {normalize_value(t) for t in _TOKEN.findall(answer.lower())}
+
+
+class ToolUseEnv(MultiTurnTextEnv):
+    r"""A user asks for things that take tool calls; the env runs the calls against a small world.
+
+    ## Description
+    Each task is a dialogue of 1-3 user requests, a set of tools (OpenAI function schemas: the
+    domain's own and distractors from other domains) and a deterministic world the tools act on:
+    bank accounts, shop orders, flights and bookings, calendars, weather forecasts, unit conversion.
+    Requests chain calls (a call's output is the next call's input: an account id, an order id, the
+    cheapest flight) and change the world (transfers, cancellations, bookings, events); a follow-up
+    request is revealed once the current one is done and often depends on the change an earlier one
+    made. A request is done when (1) every reference call of the request has been made without error
+    (in any order; the answer must come from the tools, not a guess), (2) the world is in exactly the
+    state the reference calls leave it in (no extra transfers, cancellations or bookings) and (3) the
+    final reply answers it: its ``Answer:`` line (or, without one, the whole reply) names the expected
+    value and no other candidate value (listing every balance seen is wrong). With
+    ``dataset=PATH`` the tasks are MTU-Bench dialogues (:mod:`drift_envs.tool.mtu`) replayed from
+    their recorded results.
+
+    ## Action Space
+    ``UnicodeText``: the model's reply. Tool calls are Hermes/Qwen blocks
+    ``<tool_call>{"name": "get_balance", "arguments": {"account_id": "ACC-1234"}}</tool_call>``,
+    several per reply allowed (OpenAI's ``{"type": "function", "function": {...}}`` inside a block is
+    read too). A reply without blocks is a final answer to the current request.
+
+    ## Observation Space
+    ``UnicodeText``: after ``reset``, the first request; after a reply with calls, the results, one line
+    ``name: {json}`` per call; after a final reply, the next request or the user's complaint; ``""``
+    once the episode ended. ``info["messages"]`` keeps OpenAI shapes: the assistant message carries
+    ``tool_calls`` (``{"id", "type": "function", "function": {"name", "arguments": {...}}}``, arguments
+    as an object, as chat templates render them), each result is a ``{"role": "tool", "tool_call_id",
+    "name", "content"}`` message; ``info["tools"]`` holds the schemas (the rollout engine passes them to
+    the chat template's ``tools=``).
+
+    ## Rewards
+    ``1.0`` on the step that completes the last request, else ``0.0``; with ``partial_credit=True``
+    each completed request pays ``1/num_requests`` instead (the episode's sum is the share done). Plus
+    ``format_penalty`` (``-0.1``) for a reply with a malformed ``<tool_call>`` block or nothing in it.
+    ``info``: ``request`` (1-based, the one this reply worked on), ``num_requests``, ``requests_done``,
+    ``progress``, ``tool_errors`` (calls of this reply that failed).
+
+    ## Feedback
+    - tool results (role ``tool``): ``{"account_id": "ACC-4821", "owner": "Dana Cohen"}``; errors are
+      results too: ``{"error": "unknown tool 'get_weather'; the tools you can call are: ..."}``,
+      ``{"error": "transfer: missing required argument 'amount'"}``, ``{"error": "transfer: argument
+      'amount' must be of type integer, got str '200'"}``, ``{"error": "cancel_order: order ORD-1 is
+      shipped and can no longer be cancelled"}``, ``{"error": "call budget for this request spent"}``
+    - a malformed block (``kind="format_error"``): ``I could not read your tool call: the <tool_call>
+      block is not valid JSON (Expecting value at column 9). Write each call as ...``
+    - an answer before the work is done (``"not_done"``): ``That isn't done yet: use the tools to carry
+      out the request before you answer.``; a wrong answer (``"wrong_answer"``): ``That's not the
+      answer I need.`` (``... Give one answer, not several.`` when it named several candidates)
+    - a completed request: the next request (``"next_request"``); the last one: ``"success"``.
+
+    ## Starting State
+    ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``); procedural task ``i`` is a pure
+    function of (``seed``, ``split``, ``i``).
+
+    ## Episode End
+    ``terminated`` when the last request is done; ``truncated`` after ``max_turns`` assistant replies
+    (calls and answers alike). Stepping an ended episode raises
+    :class:`~drift_envs.core.EpisodeFinishedError`. ``oracle_reply()`` gives the next round of
+    reference calls, or the answer once they are made; None when earlier replies changed the world
+    so that the request can no longer be done.
+
+    ## Arguments
+    - ``dataset``: None (procedural, offline) or a path to an MTU-Bench-format file (``.jsonl``/
+      ``.json``/``.parquet``); ``split`` (``"test"``/``"train"``, disjoint people and cities), ``seed``,
+      ``max_tasks``
+    - ``domains``: procedural domains to draw from (``bank``, ``shop``, ``travel``, ``calendar``,
+      ``weather``; all by default); ``distractors``: other domains' tools offered per task (2)
+    - ``max_turns`` (10), ``partial_credit`` (False), ``max_calls_per_reply`` (8; later calls of a
+      reply are not run), ``extra_calls`` (4: calls per request allowed beyond the reference ones, so
+      stuffing calls cannot search the world), ``tools_in_prompt`` (False: also list the schemas in the
+      system prompt, for chat templates that ignore ``tools=``), ``system_prompt``,
+      ``format_penalty`` (-0.1)
+
+    ## Example
+    >>> import gymnasium as gym, drift_envs
+    >>> env = gym.make("drift/ToolUse-v0", domains=["bank"])
+    >>> obs, info = env.reset(seed=0, options={"index": 0})
+    >>> obs
+    "How much money is in Alice Moreau's bank account?"
+    >>> sorted(t["function"]["name"] for t in info["tools"])[:3]
+    ['cancel_order', 'create_event', 'find_account']
+    >>> call = '{"name": "find_account", "arguments": {"owner": "Alice Moreau"}}'
+    >>> obs, *_ = env.step(f"<tool_call>{call}</tool_call>")
+    >>> obs
+    'find_account: {"account_id": "ACC-7891", "owner": "Alice Moreau"}'
+    """
+
+    source_kind = "tool"
+
+    def __init__(
+        self,
+        *,
+        dataset: Any = None,
+        split: str = "test",
+        seed: int = 0,
+        max_tasks: int | None = None,
+        domains: list[str] | tuple[str, ...] | str | None = None,
+        distractors: int | None = None,
+        max_turns: int = 10,
+        partial_credit: bool = False,
+        max_calls_per_reply: int = 8,
+        extra_calls: int = 4,
+        tools_in_prompt: bool = False,
+        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
+        format_penalty: float = -0.1,
+        max_text_length: int = 65536,
+        render_mode: str | None = None,
+    ) -> None:
+        for name, value, low in (
+            ("max_calls_per_reply", max_calls_per_reply, 1),
+            ("extra_calls", extra_calls, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        options = {
+            "domains": tuple(domains) if isinstance(domains, list) else domains,
+            "distractors": distractors,
+        }
+        super().__init__(
+            dataset=dataset,
+            split=split,
+            seed=seed,
+            max_tasks=max_tasks,
+            source_options={k: v for k, v in options.items() if v is not None},
+            max_turns=max_turns,
+            format_penalty=format_penalty,
+            system_prompt=system_prompt,
+            max_text_length=max_text_length,
+            render_mode=render_mode,
+        )
+        self.partial_credit = bool(partial_credit)
+        self.max_calls_per_reply = max_calls_per_reply
+        self.extra_calls = extra_calls
+        self.tools_in_prompt = bool(tools_in_prompt)
+        self._base_system_prompt = system_prompt
+        self._begin(None)
+
+    # ---- episode state ------------------------------------------------------------------------
+    def _begin(self, tool_task: ToolTask | None) -> None:
+        self._tool_task = tool_task
+        self._world: Any = None
+        if tool_task is not None:
+            self._world = (
+                ReplayWorld(tool_task)
+                if tool_task.backend == "replay"
+                else World(tool_task.state, tool_task.tools)
+            )
+        self._request = 0  # index of the request being worked on
+        self._calls_used = 0  # calls run for the current request
+        self._made: list[ToolCall] = []  # calls of the current request that ran without error
+        self._pred: list[list[ToolCall]] = [[] for _ in (tool_task.requests if tool_task else ())]
+        self._goals: dict[int, str] = {}
+
+    @staticmethod
+    def tool_task_of(task: Task) -> ToolTask:
+        """The :class:`ToolTask` behind an env-level task."""
+        return task.meta["tool_task"]
+
+    def _goal(self, k: int) -> str:
+        """The world snapshot after the reference calls of requests 1..k+1."""
+        if k not in self._goals:
+            tt = self._tool_task
+            world = World(tt.state, tt.tools)
+            for request in tt.requests[: k + 1]:
+                for call in request.reference_calls:
+                    _, error = world.execute(call)
+                    if error is not None:  # a generator bug, not a model error
+                        raise RuntimeError(f"{tt.task_id}: reference call {call.signature()} fails: {error}")
+            self._goals[k] = world.snapshot()
+        return self._goals[k]
+
+    def tool_trace(self) -> list[tuple[list[ToolCall], list[ToolCall]]]:
+        """Per request of the current episode: (the calls the model made while on it, the reference calls).
+        Requests never reached have no calls. :mod:`drift_train.tool_metrics` scores these."""
+        tt = self._tool_task
+        if tt is None:
+            return []
+        return [
+            (list(pred), request.reference_calls)
+            for pred, request in zip(self._pred, tt.requests, strict=True)
+        ]
+
+    # ---- MultiTurnTextEnv hooks ---------------------------------------------------------------
+    def first_message(self, task: Task) -> str:
+        """The first request (the episode's world and counters are set up here, once per reset)."""
+        tool_task = self.tool_task_of(task)
+        self._begin(tool_task)
+        if self.tools_in_prompt and self._base_system_prompt is not None:
+            listing = "\n".join(json.dumps(s, ensure_ascii=False) for s in tool_task.tool_schemas())
+            self.system_prompt = f"{self._base_system_prompt}\n\nTools:\n{listing}"
+            if self._messages and self._messages[0]["role"] == "system":
+                self._messages[0]["content"] = self.system_prompt
+        return tool_task.requests[0].text
+
+    def episode_info(self) -> dict:
+        """``tools`` (the schemas offered) and ``num_requests``."""
+        if self._tool_task is None:
+            return {}
+        return {"tools": self._tool_task.tool_schemas(), "num_requests": len(self._tool_task.requests)}
+
+    def _progress_info(self, errors: int = 0, request: int | None = None) -> dict:
+        n = len(self._tool_task.requests)
+        return {
+            "request": (self._request if request is None else request) + 1,
+            "requests_done": self._request,
+            "progress": self._request / n,
+            "tool_errors": errors,
+        }
+
+    def verify(self, task: Task, action: str) -> Verdict:
+        """Run the reply's calls, or judge it as the final answer to the current request."""
+        parsed = parse_reply(action)
+        k = self._request
+        request = self._tool_task.requests[k]
+        if parsed.error is not None:
+            evidence = {"kind": "format_error", "error": parsed.error}
+            return Verdict(False, False, None, {"kind": "format_error"}, self._progress_info(), evidence)
+        if parsed.calls:
+            return self._run_calls(parsed.calls, parsed.text, request)
+        if not parsed.text:
+            evidence = {"kind": "format_error", "error": "the reply is empty"}
+            return Verdict(False, False, None, {"kind": "format_error"}, self._progress_info(), evidence)
+        answer = extract_answer(parsed.text)
+        tokens = _answer_tokens(answer)
+        norm = normalize_value(answer)[:200]
+        expected = None if request.answer is None else normalize_value(request.answer)
+        kind = "wrong_answer"
+        missing = [c for c in request.reference_calls if not any(same_call(c, m) for m in self._made)]
+        if missing or self._world.snapshot() != self._state_goal(k):
+            kind = "not_done"
+        elif request.answer is None or (
+            expected in tokens and not (tokens & set(request.candidates)) - {expected}
+        ):
+            kind = "next_request" if k + 1 < len(self._tool_task.requests) else "success"
+        several = request.answer is not None and len(tokens & set(request.candidates)) > 1
+        if kind in ("next_request", "success"):
+            self._request += 1
+            self._calls_used, self._made = 0, []
+            if isinstance(self._world, ReplayWorld) and self._request < len(self._tool_task.requests):
+                self._world.request = self._request
+        evidence = {"kind": kind, "several": several}
+        return Verdict(
+            kind == "success", True, norm, {"kind": kind}, self._progress_info(request=k), evidence
+        )
+
+    def _state_goal(self, k: int) -> str:
+        return "" if isinstance(self._world, ReplayWorld) else self._goal(k)
+
+    def _run_calls(self, calls: list[ToolCall], text: str, request: Request) -> Verdict:
+        budget = len(request.reference_calls) + self.extra_calls
+        results, errors, pairs = [], 0, []
+        for j, call in enumerate(calls):
+            call_id = f"call_{self._turn}_{j + 1}"
+            self._pred[self._request].append(call)
+            if j >= self.max_calls_per_reply:
+                error = f"{call.name}: not run: at most {self.max_calls_per_reply} calls per reply"
+                result = {"error": error}
+            elif self._calls_used >= budget:
+                error = f"{call.name}: not run: the call budget for this request ({budget} calls) is spent"
+                result = {"error": error}
+            else:
+                self._calls_used += 1
+                result, error = self._world.execute(call)
+                if error is None:
+                    self._made.append(call)
+            errors += error is not None
+            pairs.append((call_id, call))
+            results.append(
+                {
+                    "tool_call_id": call_id,
+                    "name": call.name,
+                    "content": json.dumps(result, ensure_ascii=False),
+                }
+            )
+        evidence = {"kind": "tool_results", "calls": pairs, "results": results, "text": text}
+        return Verdict(
+            False,
+            True,
+            canonical_calls(calls)[:2000],
+            {"kind": "tool_results"},
+            self._progress_info(errors),
+            evidence,
+        )
+
+    def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
+        """Tool results, a format complaint, the user's reaction to an answer, or the next request."""
+        ev = verdict.evidence
+        kind = ev["kind"]
+        if kind == "tool_results":
+            text = "\n".join(f"{r['name']}: {r['content']}" for r in ev["results"])
+            return Feedback(text, kind, {"tool_results": ev["results"]})
+        if kind == "format_error":
+            text = (
+                f"I could not read your tool call: {ev['error']}. Write each call as "
+                '<tool_call>{"name": "<tool name>", "arguments": {...}}</tool_call>, or answer without tags.'
+            )
+            return Feedback(text, kind, {"error": ev["error"]})
+        if kind == "not_done":
+            return Feedback(
+                "That isn't done yet: use the tools to carry out the request before you answer.", kind
+            )
+        if kind == "wrong_answer":
+            extra = " Give one answer, not several." if ev.get("several") else ""
+            return Feedback("That's not the answer I need." + extra, kind)
+        if kind == "next_request":
+            return Feedback(
+                self._tool_task.requests[self._request].text, kind, {"request": self._request + 1}
+            )
+        return Feedback("Thanks, that's everything.", "success")
+
+    def assistant_message(self, action: str, verdict: Verdict) -> dict:
+        """The reply; a reply with calls keeps its text as ``content`` and its calls as ``tool_calls``."""
+        ev = verdict.evidence
+        if not isinstance(ev, dict) or ev.get("kind") != "tool_results":
+            return {"role": "assistant", "content": action}
+        tool_calls = [
+            {"id": call_id, "type": "function", "function": {"name": c.name, "arguments": dict(c.arguments)}}
+            for call_id, c in ev["calls"]
+        ]
+        return {"role": "assistant", "content": ev["text"], "tool_calls": tool_calls}
+
+    def feedback_messages(self, feedback: Feedback) -> list[dict]:
+        """``tool`` messages for call results, else one user message."""
+        if feedback.kind == "tool_results":
+            return [{"role": "tool", **r} for r in feedback.data["tool_results"]]
+        return [{"role": "user", "content": feedback.text}]
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
+        """As the base class; with ``partial_credit`` the reward is the share of requests this reply completed."""
+        before = self._request
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.partial_credit:
+            done_now = self._request - before
+            reward = done_now / len(self._tool_task.requests) + (
+                0.0 if info["format_ok"] else self.format_penalty
+            )
+        return obs, reward, terminated, truncated, info
+
+    def reference_reply(self, task: Task) -> str | None:
+        """The next round of reference calls not yet made, else the answer; None when the world can no
+        longer reach the request's goal."""
+        request = self._tool_task.requests[self._request]
+        for round_ in request.rounds:
+            missing = [c for c in round_ if not any(same_call(c, m) for m in self._made)]
+            if missing:
+                return format_calls(missing)
+        if self._world.snapshot() != self._state_goal(self._request):
+            return None
+        return f"Answer: {request.answer}" if request.answer is not None else "Done."
