@@ -17,6 +17,10 @@ Two ways to get the tokens of a record, the first that applies wins:
   ``length`` gets no end marker. Templates that are not prefix-consistent render each trained turn
   as its own example.
 
+Tool-use records (``meta.tools``: the env's function schemas) render with the template's ``tools=``;
+their ``tool`` messages (call results) are context, never supervised, like every non-assistant turn,
+and an assistant turn's ``tool_calls`` are part of its supervised tokens (the template writes them).
+
 By default only the last assistant turn is trained, given the whole history (the reference recipe);
 ``assistant_turns="all"`` trains every assistant turn. A conversation longer than ``max_length``
 loses its oldest whole turns (never the system prompt, nor the trained turn's own prompt); an example
@@ -217,6 +221,8 @@ class Renderer:
             return []
         meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
         template_kwargs = dict(meta.get("chat_template_kwargs") or {})
+        if meta.get("tools"):  # a tool env's schemas (meta.tools), rendered as the rollout rendered them
+            template_kwargs["tools"] = meta["tools"]
 
         turns = self._token_turns(record, n_turns, index=index, stats=stats)
         if turns is not None:

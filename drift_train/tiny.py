@@ -50,12 +50,35 @@ CHARACTERS = [c for c in string.printable if c not in "\r\x0b\x0c"]
 
 # ChatML layout. Assistant content and its end marker are the generated part: the end marker is what
 # the model must learn to emit to stop, so it belongs inside the mask.
+# With ``tools=`` (OpenAI function schemas) the system turn gains a tools section, one schema per line
+# (a system turn is added when the conversation has none); an assistant turn's ``tool_calls`` follow
+# its content as Hermes ``<tool_call>`` blocks (what drift/ToolUse-v0 parses), inside the generation
+# block; ``tool`` results are ordinary turns of role ``tool``, never supervised. A conversation without
+# tools renders exactly as before.
+TOOLS_INTRO = (
+    "# Tools\n"
+    'Call a tool with <tool_call>{"name": <tool name>, "arguments": <JSON object>}</tool_call>. You can call:\n'
+)
 CHAT_TEMPLATE = (
+    "{%- set ns = namespace(tools='') -%}"
+    "{%- if tools -%}{%- set ns.tools = " + repr(TOOLS_INTRO) + " -%}"
+    "{%- for tool in tools -%}{%- set ns.tools = ns.tools + (tool | tojson) + '\\n' -%}{%- endfor -%}"
+    "{%- if messages[0]['role'] != 'system' -%}{{- '<|im_start|>system\\n' + ns.tools + '<|im_end|>\\n' -}}"
+    "{%- endif -%}{%- endif -%}"
     "{%- for message in messages -%}"
     "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
     "{%- if message['role'] == 'assistant' -%}"
-    "{%- generation -%}{{- message['content'] + '<|im_end|>' -}}{%- endgeneration -%}"
+    "{%- generation -%}{{- message['content'] -}}"
+    "{%- for call in message['tool_calls'] or [] -%}"
+    "{%- set fn = call['function'] if call['function'] is defined else call -%}"
+    "{%- if message['content'] or not loop.first -%}{{- '\\n' -}}{%- endif -%}"
+    "{{- '<tool_call>\\n{\"name\": ' + (fn['name'] | tojson) + ', \"arguments\": ' -}}"
+    "{{- (fn['arguments'] if fn['arguments'] is string else fn['arguments'] | tojson) + '}\\n</tool_call>' -}}"
+    "{%- endfor -%}"
+    "{{- '<|im_end|>' -}}{%- endgeneration -%}"
     "{{- '\\n' -}}"
+    "{%- elif message['role'] == 'system' and ns.tools -%}"
+    "{{- message['content'] + '\\n\\n' + ns.tools + '<|im_end|>\\n' -}}"
     "{%- else -%}"
     "{{- message['content'] + '<|im_end|>\\n' -}}"
     "{%- endif -%}"
@@ -111,7 +134,8 @@ BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT = (
 BPE_SPECIAL_TOKENS = [PAD_TOKEN, END_OF_TEXT, IM_START, IM_END, BEGIN_OF_TEXT, START_HEADER, END_HEADER, EOT]
 
 # Bump when the folder layout or defaults change so cached copies are rebuilt.
-FORMAT_VERSION = 2  # 2: generation_config.suppress_tokens (no pad/unk/im_start inside replies)
+# 2: generation_config.suppress_tokens (no pad/unk/im_start inside replies); 3: tools in the char template
+FORMAT_VERSION = 3
 
 
 @dataclass(frozen=True)

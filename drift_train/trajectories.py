@@ -7,7 +7,9 @@ Fields (DESIGN.md), a superset of the DRIFT reference release's rows::
     env_id         str | None  e.g. "drift/MathFeedback-v0"
     env_kwargs     dict        kwargs the env was made with
     task_id        str         the env's id of the task
-    messages       list        the whole conversation [{"role", "content"}], system prompt included
+    messages       list        the whole conversation [{"role", "content"}], system prompt included;
+                               tool envs add OpenAI shapes: assistant "tool_calls", "tool" messages
+                               with "tool_call_id" and "name" (checked by validate_record)
     turn_rewards   dict        {"t1": r1, "t2": r2, ...}: per-turn reward without the format penalty
     verifier       dict        {"t1": 0|1, ...}: was turn t's answer correct
     t_star         int | None  first correct turn (1-based), None when never correct
@@ -238,6 +240,47 @@ def _strip_padding(turns: dict[str, Any], taken: int, field: str, err) -> dict[s
     return {key: turns[key] for key in list(turns)[:taken]}
 
 
+def _check_tool_message(message: dict, field: str, err) -> None:
+    """The OpenAI tool shapes: an assistant's ``tool_calls`` (``[{"id", "type": "function", "function":
+    {"name", "arguments"}}]``, arguments an object or its JSON string) and a ``tool`` message's
+    ``tool_call_id`` and ``name``."""
+    if message["role"] == "tool":
+        for key in ("tool_call_id", "name"):
+            if not isinstance(message.get(key), str) or not message[key]:
+                raise err(
+                    f"a tool message needs a non-empty str {key!r}, got {message.get(key)!r}",
+                    f"{field}.{key}",
+                )
+        return
+    calls = message["tool_calls"]
+    if message["role"] != "assistant":
+        raise err(
+            f"only assistant messages carry tool_calls, not {message['role']!r} ones", f"{field}.tool_calls"
+        )
+    if not isinstance(calls, list):
+        raise err(f"must be a list of calls, got {type(calls).__name__}", f"{field}.tool_calls")
+    for j, call in enumerate(calls):
+        where = f"{field}.tool_calls[{j}]"
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict):
+            raise err('must be {"id", "type": "function", "function": {"name", "arguments"}}', where)
+        if not isinstance(call.get("id", ""), str):
+            raise err(f"must be a str, got {type(call.get('id')).__name__}", f"{where}.id")
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise err(f"must be a non-empty str, got {fn.get('name')!r}", f"{where}.function.name")
+        arguments = fn.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments) if arguments.strip() else {}
+            except json.JSONDecodeError:
+                raise err("is a str that is not valid JSON", f"{where}.function.arguments") from None
+        if not isinstance(arguments, dict):
+            raise err(
+                f"must be an object (or its JSON string), got {type(arguments).__name__}",
+                f"{where}.function.arguments",
+            )
+
+
 def validate_record(record: dict, *, path: str | os.PathLike | None = None, line: int | None = None) -> None:
     """Check a complete record against the schema; raise :class:`TrajectoryError` at the first bad field."""
 
@@ -289,6 +332,8 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
             raise err(f"role must be one of {ROLES}, got {message.get('role')!r}", f"{field}.role")
         if not isinstance(message.get("content"), str):
             raise err(f"must be a str, got {type(message.get('content')).__name__}", f"{field}.content")
+        if "tool_calls" in message or message["role"] == "tool":
+            _check_tool_message(message, field, err)
 
     rewards = record["turn_rewards"]
     if not isinstance(rewards, dict) or not rewards:
