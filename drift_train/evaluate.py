@@ -8,7 +8,10 @@ Metrics (each with a standard error) from trajectory records of any env:
 - ``correction_rate`` — solved eventually among episodes wrong at turn 1;
 - ``mean_turns_to_success`` — among solved episodes;
 - ``non_repeat_ratio`` — distinct answers / answers given, averaged over episodes with an answer;
-- ``format_error_rate`` — share of replies with no extractable answer.
+- ``format_error_rate`` — share of replies with no extractable answer;
+- on tool-use episodes (``drift/ToolUse-v0``), the eight MTU-Bench tool metrics of
+  :mod:`drift_train.tool_metrics` (``tool_selection_accuracy`` ... ``task_process_rate``), one value
+  per episode, averaged with the same clustered s.e.
 
 Each metric is ``{"value", "se", "n", "tasks"}`` (``n`` observations from ``tasks`` tasks); with no
 observations value and se are None, and se is None when the observations come from one task.
@@ -124,9 +127,13 @@ def _format_errors(record: dict, num_turns: int) -> tuple[int, int]:
     return sum(1 for a in answers if a is None), len(answers)
 
 
-def metric_observations(records: Sequence[dict], max_turns: int | None = None) -> tuple[list[str], int, dict]:
+def metric_observations(
+    records: Sequence[dict], max_turns: int | None = None, *, tool_decay: float = 0.9
+) -> tuple[list[str], int, dict]:
     """``(tasks, T, obs)``: each episode's task, the turn budget, and for every metric its per-episode
-    ``(y, x)`` lists (``obs["success_at"]["1"] = (y, x)``, ..., ``obs["correction_rate"] = (y, x)``)."""
+    ``(y, x)`` lists (``obs["success_at"]["1"] = (y, x)``, ..., ``obs["correction_rate"] = (y, x)``).
+    Tool-use episodes add the MTU-Bench tool metrics (:mod:`drift_train.tool_metrics`; ``tool_decay``
+    is the decay factor of ``soft_turn_success_rate``)."""
     if not records:
         raise ValueError("no trajectories to evaluate")
     bits = [_turns(r) for r in records]
@@ -151,6 +158,9 @@ def metric_observations(records: Sequence[dict], max_turns: int | None = None) -
         replies.append(float(n))
     obs["non_repeat_ratio"] = (ratios, has_answer)
     obs["format_error_rate"] = (errors, replies)
+    from drift_train.tool_metrics import tool_metric_observations
+
+    obs.update(tool_metric_observations(records, tool_decay))
     return tasks, T, obs
 
 
@@ -161,20 +171,26 @@ def _map_metrics(obs: dict, fn) -> dict:
     }
 
 
-def multiturn_metrics(records: Sequence[dict], max_turns: int | None = None) -> dict[str, Any]:
+def multiturn_metrics(
+    records: Sequence[dict], max_turns: int | None = None, *, tool_decay: float = 0.9
+) -> dict[str, Any]:
     """The multi-turn metrics of a set of trajectory records (one episode each), task-clustered s.e."""
-    tasks, T, obs = metric_observations(records, max_turns)
+    tasks, T, obs = metric_observations(records, max_turns, tool_decay=tool_decay)
     metrics = _map_metrics(obs, lambda y, x: clustered_ratio(y, x, tasks))
     return {"num_episodes": len(records), "max_turns": T, "num_tasks": len(set(tasks)), **metrics}
 
 
 def paired_differences(
-    records_a: Sequence[dict], records_b: Sequence[dict], max_turns: int | None = None
+    records_a: Sequence[dict],
+    records_b: Sequence[dict],
+    max_turns: int | None = None,
+    *,
+    tool_decay: float = 0.9,
 ) -> dict[str, Any]:
     """Every metric of model A minus model B on the same tasks, with the paired (per-task) s.e. of the
     module docstring: ``{"value", "se", "tasks"}`` per metric. Raises when the task sets differ."""
-    tasks_a, T_a, obs_a = metric_observations(records_a, max_turns)
-    tasks_b, T_b, obs_b = metric_observations(records_b, max_turns)
+    tasks_a, T_a, obs_a = metric_observations(records_a, max_turns, tool_decay=tool_decay)
+    tasks_b, T_b, obs_b = metric_observations(records_b, max_turns, tool_decay=tool_decay)
     only_a, only_b = set(tasks_a) - set(tasks_b), set(tasks_b) - set(tasks_a)
     if only_a or only_b:
         raise ValueError(
@@ -183,8 +199,8 @@ def paired_differences(
         )
     T = max(T_a, T_b)
     if T_a != T_b:  # compare over the same budget
-        tasks_a, _, obs_a = metric_observations(records_a, T)
-        tasks_b, _, obs_b = metric_observations(records_b, T)
+        tasks_a, _, obs_a = metric_observations(records_a, T, tool_decay=tool_decay)
+        tasks_b, _, obs_b = metric_observations(records_b, T, tool_decay=tool_decay)
 
     def difference(a: tuple, b: tuple) -> dict[str, Any]:
         sums_a, sums_b = _task_sums(*a, tasks_a), _task_sums(*b, tasks_b)
@@ -205,6 +221,8 @@ def paired_differences(
 
     out: dict[str, Any] = {"max_turns": T}
     for name, value in obs_a.items():
+        if name not in obs_b:  # the tool metrics of tool episodes on one side only
+            continue
         if isinstance(value, dict):
             out[name] = {t: difference(v, obs_b[name][t]) for t, v in value.items()}
         else:

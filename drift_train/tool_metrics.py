@@ -1,0 +1,198 @@
+"""MTU-Bench tool metrics of tool-use episodes, with the DRIFT release's definitions.
+
+Per dialogue, against the reference calls of each user request ("turn", in MTU-Bench's words), with the
+model's calls made while that request was open (requests never reached count as no calls)::
+
+    per turn (gold calls g_1..g_n, predicted p_1..p_m):
+      tool selection   #{i <= min(m, n): name(p_i) = name(g_i)} / n
+      param selection  #{i <= min(m, n): name(p_i) = name(g_i) and every argument of g_i is in p_i
+                         with an equal value} / n
+      tool number      1[m = n]
+      tool order       1[names(p) = names(g)]
+      turn success     1[all n names and parameters right and m = n]
+      (a turn with no gold calls scores 1 on each when the model made no call, else 0; order 1)
+
+    per dialogue of T turns:
+      tool_selection_accuracy, parameter_selection_accuracy, tool_number_accuracy, tool_order_accuracy,
+      turn_success_rate (ATS): the per-turn means
+      soft_turn_success_rate (SATS): Σ_t d^(t-1) success_t / Σ_t d^(t-1), decay factor d (0.9)
+      success_rate (SR): 1[every turn succeeded]
+      task_process_rate (TPR): ATS, as the release computes it
+
+Names compare lower-cased with ``_``/``-``/space runs folded; argument values as strings stripped and
+lower-cased (the release's ``normalize_param_value``); extra predicted arguments are allowed (its
+lenient mode). Unlike the release, an argument whose value is falsy (``0``, ``""``) counts as present.
+
+:func:`episode_tool_metrics` gets the per-request calls of a trajectory record by replaying its
+assistant messages in a fresh env (``env_id``, ``env_kwargs``, ``task_id`` of the record): the env is
+deterministic, so the replay passes through the same requests as the rollout did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "DEFAULT_DECAY",
+    "TOOL_METRICS",
+    "dialogue_metrics",
+    "episode_tool_metrics",
+    "is_tool_record",
+    "reply_text",
+    "tool_metric_observations",
+    "turn_metrics",
+]
+
+DEFAULT_DECAY = 0.9
+TOOL_METRICS = (
+    "tool_selection_accuracy",
+    "parameter_selection_accuracy",
+    "tool_number_accuracy",
+    "tool_order_accuracy",
+    "turn_success_rate",
+    "soft_turn_success_rate",
+    "success_rate",
+    "task_process_rate",
+)
+
+
+def _name(call: Any) -> str:
+    from drift_envs.tool.calls import normalize_tool_name
+
+    return normalize_tool_name(call.name)
+
+
+def _params_right(pred: Any, gold: Any) -> bool:
+    from drift_envs.tool.calls import normalize_argument
+
+    given = {str(k).lower(): v for k, v in pred.arguments.items()}
+    for key, value in gold.arguments.items():
+        key = str(key).lower()
+        if key not in given or normalize_argument(given[key]) != normalize_argument(value):
+            return False
+    return True
+
+
+def turn_metrics(pred: Sequence[Any], gold: Sequence[Any]) -> dict[str, float]:
+    """The per-turn scores of the module docstring (``tool_selection``, ``param_selection``,
+    ``tool_number``, ``tool_order``, ``turn_success``); calls have ``name`` and ``arguments``."""
+    if not gold:
+        none = float(not pred)
+        return {"tool_selection": none, "param_selection": none, "tool_number": none, "tool_order": 1.0,
+                "turn_success": none}  # fmt: skip
+    n = len(gold)
+    names = sum(1 for p, g in zip(pred, gold, strict=False) if _name(p) == _name(g))
+    params = sum(1 for p, g in zip(pred, gold, strict=False) if _name(p) == _name(g) and _params_right(p, g))
+    return {
+        "tool_selection": names / n,
+        "param_selection": params / n,
+        "tool_number": float(len(pred) == n),
+        "tool_order": float([_name(p) for p in pred] == [_name(g) for g in gold]),
+        "turn_success": float(names == n and params == n and len(pred) == n),
+    }
+
+
+def dialogue_metrics(
+    pred_turns: Sequence[Sequence[Any]], gold_turns: Sequence[Sequence[Any]], decay: float = DEFAULT_DECAY
+) -> dict[str, float]:
+    """The eight dialogue metrics (:data:`TOOL_METRICS`); missing predicted turns count as no calls."""
+    if not 0 < decay <= 1:
+        raise ValueError(f"the decay factor must be in (0, 1], got {decay!r}")
+    if not gold_turns:
+        return dict.fromkeys(TOOL_METRICS, 0.0)
+    turns = [
+        turn_metrics(pred_turns[t] if t < len(pred_turns) else [], gold) for t, gold in enumerate(gold_turns)
+    ]
+    T = len(turns)
+
+    def mean(key: str) -> float:
+        return sum(m[key] for m in turns) / T
+
+    weights = [decay**t for t in range(T)]
+    ats = mean("turn_success")
+    return {
+        "tool_selection_accuracy": mean("tool_selection"),
+        "parameter_selection_accuracy": mean("param_selection"),
+        "tool_number_accuracy": mean("tool_number"),
+        "tool_order_accuracy": mean("tool_order"),
+        "turn_success_rate": ats,
+        "soft_turn_success_rate": sum(w * m["turn_success"] for w, m in zip(weights, turns, strict=True))
+        / sum(weights),
+        "success_rate": float(all(m["turn_success"] == 1.0 for m in turns)),
+        "task_process_rate": ats,
+    }
+
+
+def is_tool_record(record: dict) -> bool:
+    """A trajectory of a tool-use env: its env is ``drift/ToolUse-*`` or its record keeps ``meta.tools``."""
+    env_id = record.get("env_id") or ""
+    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+    return "ToolUse-" in str(env_id) or bool(meta.get("tools"))
+
+
+def reply_text(message: dict) -> str:
+    """The reply text an assistant message stands for: its content, then its ``tool_calls`` as Hermes
+    blocks (what the env parses)."""
+    from drift_envs.tool.calls import format_calls
+
+    calls = []
+    for item in message.get("tool_calls") or []:
+        fn = item.get("function", item)
+        arguments = fn.get("arguments", {})
+        if isinstance(arguments, str):
+            arguments = json.loads(arguments) if arguments.strip() else {}
+        calls.append({"name": fn["name"], "arguments": arguments})
+    content = message.get("content") or ""
+    if not calls:
+        return content
+    return f"{content}\n{format_calls(calls)}" if content else format_calls(calls)
+
+
+_ENVS: dict[str, Any] = {}
+
+
+def _env_for(record: dict) -> Any:
+    import gymnasium as gym
+
+    import drift_envs  # noqa: F401 - registers the ids
+
+    kwargs = dict(record.get("env_kwargs") or {})
+    key = json.dumps([record.get("env_id"), kwargs], sort_keys=True, default=str)
+    if key not in _ENVS:
+        if len(_ENVS) > 16:
+            _ENVS.clear()
+        _ENVS[key] = gym.make(record["env_id"], disable_env_checker=True, **kwargs).unwrapped
+    return _ENVS[key]
+
+
+def episode_tool_metrics(record: dict, decay: float = DEFAULT_DECAY) -> dict[str, float] | None:
+    """The eight tool metrics of one trajectory record, or None when it is not a tool-use episode
+    whose env can be rebuilt (no ``env_id``, or an env without ``tool_trace``)."""
+    if not is_tool_record(record) or not record.get("env_id"):
+        return None
+    env = _env_for(record)
+    if not hasattr(env, "tool_trace"):
+        return None
+    env.reset(options={"task_id": record["task_id"]})
+    for message in record["messages"]:
+        if message.get("role") != "assistant":
+            continue
+        *_, terminated, truncated, _ = env.step(reply_text(message))
+        if terminated or truncated:
+            break
+    trace = env.tool_trace()
+    return dialogue_metrics([p for p, _ in trace], [g for _, g in trace], decay)
+
+
+def tool_metric_observations(records: Sequence[dict], decay: float = DEFAULT_DECAY) -> dict[str, tuple]:
+    """``{metric: (y, x)}`` for :func:`drift_train.evaluate.metric_observations`: each tool episode's value
+    with weight 1, other episodes weight 0; empty when no record is a tool episode."""
+    per_episode = [episode_tool_metrics(r, decay) for r in records]
+    if all(m is None for m in per_episode):
+        return {}
+    return {
+        name: ([m[name] if m else 0.0 for m in per_episode], [1.0 if m else 0.0 for m in per_episode])
+        for name in TOOL_METRICS
+    }
