@@ -309,6 +309,20 @@ def test_answering_with_every_candidate_fails() -> None:
     assert info["feedback"]["kind"] == "next_request"
 
 
+def test_an_answer_beside_calls_is_not_taken_and_the_last_answer_line_counts() -> None:
+    env, owner = bank_env()
+    u = env.unwrapped
+    env.step(u.oracle_reply())
+    reply = u.oracle_reply()
+    answer = u.tool_task_of(u.task).requests[0].answer
+    _, _, _, _, info = env.step(f"{reply}\nAnswer: {answer}")  # the calls run; the request stays open
+    assert info["feedback"]["kind"] == "tool_results" and info["requests_done"] == 0
+    _, _, _, _, info = env.step(f"Answer: {answer}\nAnswer: 1")
+    assert info["feedback"]["kind"] == "wrong_answer"
+    _, _, _, _, info = env.step(f"It holds {answer} dollars.\nAnswer: {answer}")
+    assert info["feedback"]["kind"] == "next_request" and info["requests_done"] == 1
+
+
 def test_a_right_guess_without_the_calls_is_not_done() -> None:
     env = make(domains=["weather"])
     env.reset(options={"index": 0})
