@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
@@ -178,7 +178,8 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         (``"constraints"``) and how many are stated up front (``"revealed"``)."""
         task = self.user_task(index)
         specs = [c.to_dict() for c in task.constraints]
-        return replace(task, meta={**task.meta, "constraints": specs, "revealed": self._revealed_count(task)})
+        meta = {**task.meta, "constraints": specs, "revealed": self._revealed_count(task)}
+        return UserTask(task.task_id, task.prompt, task.answer, meta, task.revealed)
 
     def first_message(self, task: Task) -> str:
         """The request, followed by the revealed requirements as a bullet list."""

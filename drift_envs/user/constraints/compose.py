@@ -9,6 +9,7 @@ satisfiable and serves as the env's oracle; it does not answer the request.
 
 from __future__ import annotations
 
+import functools
 import math
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -23,6 +24,13 @@ _FILLER = (
     "this is a short and clear answer that covers the main point well and keeps things simple "
     "for the reader who wants a quick useful reply about the topic at hand today"
 ).split()
+
+
+@functools.lru_cache(maxsize=8192)
+def _neutral(word: str) -> bool:
+    """No number word and no digit: filler that no numbers constraint objects to (cached: the
+    same few hundred words come up in every composed reply)."""
+    return word.casefold() not in NUMBER_WORDS and not any(unicodedata.category(ch) == "Nd" for ch in word)
 
 
 @dataclass
@@ -58,9 +66,7 @@ class Draft:
         self.pool = [
             w
             for w in [*(piece for t in topic_words for piece in words(t)), *_FILLER]
-            if w.casefold() not in banned_pieces
-            and w.casefold() not in NUMBER_WORDS
-            and not any(unicodedata.category(ch) == "Nd" for ch in w)
+            if _neutral(w) and w.casefold() not in banned_pieces
         ] or ["okay"]
 
     def filler(self, i: int) -> str:
@@ -69,7 +75,8 @@ class Draft:
 
     def render(self, extra: int) -> str:
         """The text with ``extra`` filler words in the body."""
-        body = [*self.body, *(self.filler(i) for i in range(extra))]
+        pool = self.pool
+        body = [*self.body, *(pool[i % len(pool)] for i in range(extra))]
         for edit in self.body_edits:
             body = edit(body, self)
         if self.bullets:
