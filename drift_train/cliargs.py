@@ -45,7 +45,7 @@ Rules, the same for every command:
   ``default`` only where a command's default differs from the dataclass's by design (``drift rollout
   --batch-size``: None, then chosen per backend).
 - **A YAML file**: ``DataclassArgumentParser(config_file=True)`` adds ``--config FILE.yaml`` whose keys
-  (either spelling) become the defaults the flags override; unknown keys are an error
+  (field or flag names, either spelling) become the defaults the flags override; unknown keys are an error
   (:func:`apply_config_file`, shared with ``drift train``).
 - Unknown flags and abbreviations of flags are errors (``allow_abbrev=False``): exit code 2 and a message.
 
@@ -331,11 +331,20 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
         parser.error(f"--config: {path} is not valid YAML: {err}")
     if not isinstance(values, dict):
         parser.error(f"--config: {path} must hold a mapping of option names to values")
-    known = {action.dest for action in parser._actions} - {"help", "config"}
+    # a key is a field name (the dest) or a flag's name, in either spelling: env_id or env
+    dest_of = {}
+    for action in parser._actions:
+        if action.dest in ("help", "config") or isinstance(action, argparse._StoreFalseAction):
+            continue
+        dest_of[action.dest] = action.dest
+        for option in action.option_strings:
+            dest_of.setdefault(option.lstrip("-").replace("-", "_"), action.dest)
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - set(dest_of))
     if unknown:
-        parser.error(f"--config {path}: unknown field(s) {unknown}; the known ones: {sorted(known)}")
+        known = sorted({dest for dest in dest_of.values()})
+        parser.error(f"--config {path}: unknown field(s) {unknown}; the known ones: {known}")
+    values = {dest_of[key]: value for key, value in values.items()}
     parser.set_defaults(**values)
     for action in parser._actions:  # a value in the file satisfies a required flag
         if action.dest in values:
