@@ -79,10 +79,12 @@ class UserCorrectionEnv(MultiTurnTextEnv):
       tasks, used whole whatever ``split`` says (keep one file per split).
     - ``seed``: procedural generator seed (0); ``max_tasks``: number of procedural tasks (10 000), or
       keep only the first N tasks of a file
-    - ``num_constraints``: constraints per procedural task, an int or a ``(low, high)`` range (2)
+    - ``num_constraints``: constraints per procedural task, an int or a ``(low, high)`` range (2);
+      like ``constraint_kinds``, refused with a file (the file holds each task's constraints)
     - ``constraint_kinds``: restrict the procedural kinds drawn, a list such as ``["no_commas",
       "max_words"]`` or a difficulty, ``"easy"``/``"medium"``/``"hard"``, for the kinds of that
-      difficulty or easier (default: all registered)
+      difficulty or easier (default: every registered kind that can compose its part of a reply,
+      which all built-in kinds can; see :mod:`drift_envs.user.constraints`)
     - ``source_options``: any other option of the task source (e.g. ``{"size": 500}``); see
       :class:`~drift_envs.user.tasks.ProceduralUserConfig`
     - ``revealed``: how many constraints are stated up front (default: a file task's own
