@@ -324,8 +324,29 @@ def test_openai_sends_tools_and_turns_tool_calls_into_hermes_blocks():
 
 
 def test_backends_declare_every_capability(hf_policy):
+    from drift_train.policies import LockstepSession, PolicyBase, Session
+
     assert isinstance(hf_policy, Policy)
     assert hf_policy.has_sessions and not hf_policy.needs_env and hf_policy.has_token_ids
+    assert isinstance(hf_policy.session(SamplingParams()), Session)
+    assert isinstance(LockstepSession(hf_policy, SamplingParams(), seed_of=hash), Session)
+
+    class GenerateOnly(PolicyBase):  # the least a policy writes: every other capability has a default
+        def generate(self, conversations, params, seeds=None):
+            return [[Completion("ok", 1, "stop")] for _ in conversations]
+
+    minimal = GenerateOnly()
+    assert isinstance(minimal, Policy) and not minimal.has_sessions and not minimal.needs_env
+    assert minimal.describe() == {"backend": "base", "model": ""}
+    assert "tokens_unavailable" in minimal.token_meta()
+    minimal.reset_prefix_cache()
+    with pytest.raises(PolicyError, match="has no sessions; it runs lock-step"):
+        minimal.session(SamplingParams())
+    session = LockstepSession(minimal, SamplingParams(), seed_of=lambda key: 0)
+    session.submit("a", CONVERSATIONS[0])
+    session.submit("b", CONVERSATIONS[1])
+    assert session.busy and [key for key, _ in session.poll()] == ["a", "b"] and not session.busy
+    assert session.poll() == []
 
 
 # ---- vllm ---------------------------------------------------------------------------------------
