@@ -201,6 +201,12 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     Fix the function and reply with the whole corrected function in a ```python block.
     >>> env.step("```python\ndef is_even(x):\n    return x % 2 == 0\n```")[1:3]
     (1.0, True)
+    >>> obs, info = env.reset(options={"index": 2})
+    >>> print(env.unwrapped.oracle_reply())
+    ```python
+    def add_3(x):
+        return x + 3
+    ```
     """
 
     source_kind = "code"
