@@ -40,6 +40,7 @@ names the file, the line and the field.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
@@ -238,8 +239,30 @@ def register_source(kind: str, name: str, factory: Callable[..., Any] | None = N
 
 
 def registered_sources(kind: str | None = None) -> list[tuple[str, str]]:
-    """The registered (kind, name) pairs, sorted; only those of ``kind`` when given."""
+    """The registered (kind, name) pairs, sorted; only those of ``kind`` when given (its built-in
+    sources included, imported on demand)."""
+    if kind is not None:
+        _import_kind(kind)
     return sorted(k for k in SOURCES if kind is None or k[0] == kind)
+
+
+def _import_kind(kind: str) -> None:
+    """Import the built-in modules that register ``kind``'s sources (a no-op once imported), so
+    ``make_source("user", ...)`` works before anything imported ``drift_envs.user``."""
+    for module in _BUILTIN_KINDS.get(kind, ()):
+        importlib.import_module(module)
+
+
+#: kind -> the modules whose import registers that kind's built-in sources
+_BUILTIN_KINDS: dict[str, tuple[str, ...]] = {
+    "math": ("drift_envs.sources.procedural_math", "drift_envs.math.sources"),
+    "code": ("drift_envs.code.sources",),
+    "user": ("drift_envs.user.tasks",),
+    "tool": ("drift_envs.tool.tasks", "drift_envs.tool.mtu"),
+    "choice": ("drift_envs.choice.sources",),
+    "reasoning_gym": ("drift_envs.ecosystem.reasoning_gym",),
+    "textarena": ("drift_envs.ecosystem.textarena",),
+}
 
 
 def make_source(
@@ -260,6 +283,7 @@ def make_source(
     """
     if dataset is not None and not isinstance(dataset, (str, bytes)) and hasattr(dataset, "index_of"):
         return dataset
+    _import_kind(kind)
     common = {"split": split, "seed": seed, "max_tasks": max_tasks}
     name = DEFAULT_SOURCE if dataset is None else None
     if isinstance(dataset, str) and (kind, dataset) in SOURCES:
