@@ -259,6 +259,11 @@ def test_schema_detection_forcing_and_errors(tmp_path):
         ChoiceFile(path=str(FIXTURES["gpqa"]), schema="mmlu_pro")
     with pytest.raises(ValueError, match="schema must be one of"):
         make(dataset=str(FIXTURES["gpqa"]), schema="arc")
+    # a bare word that is no file and no owner/name hub id is a misspelt source name, not a hub query
+    with pytest.raises(
+        ValueError, match=r"no 'choice' task source named 'gpqa' \(registered: file, procedural\)"
+    ):
+        make(dataset="gpqa")
     # procedural knobs are refused for a file, by name
     with pytest.raises(ValueError, match=r"takes no option\(s\) \['num_options'\]"):
         make(dataset=str(FIXTURES["mmlu"]), num_options=5)
@@ -469,3 +474,37 @@ def test_rollout_eval_and_leaderboard_on_the_tiny_model(
     entries = json.loads((board / "leaderboard.json").read_text())
     assert [(e["model"], e["env"]) for e in entries] == [("tiny", ENV_ID)]
     assert f"### {ENV_ID}" in (board / "leaderboard.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "<answer>" * 20000,
+        "answer: " * 20000,
+        "\\boxed{" + "x A " * 20000 + "}",
+        "\\boxed{" + ", ".join(["A"] * 20000) + "}",
+        "\\boxed{A" + " " * 50000 + "!}",
+        "\\boxed{A}" * 5000,
+        "\\boxed{" * 10000 + "}" * 10000,
+        "the answer is Paris London " * 3000,
+    ],
+    ids=[
+        "unclosed-tags",
+        "phrases",
+        "letters-in-prose",
+        "letter-list",
+        "spaces",
+        "boxes",
+        "nesting",
+        "texts",
+    ],
+)
+def test_long_adversarial_replies_are_read_in_bounded_time(reply):
+    import time
+
+    env = make(dataset=str(FIXTURES["mmlu"]))
+    env.reset(options={"index": 0})
+    start = time.perf_counter()
+    _, _, _, _, info = env.step(reply)
+    assert time.perf_counter() - start < 2.0  # measured: at most 0.3 s here; 20,000 unclosed tags took 50 s
+    assert not info["correct"]

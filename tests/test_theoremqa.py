@@ -195,3 +195,19 @@ def test_hub_shaped_parquet_loads_the_same(tmp_path):
     env = gym.make("drift/MathFeedback-v0", dataset=str(tmp_path / "test-00000-of-00001.parquet")).unwrapped
     env.reset(options={"task_id": "h7-tqa-native-list"})
     assert env.step(r"\boxed{(1, 4)}")[2]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["1+" * 30000 + "1", "(" * 5000 + "1" + ")" * 5000, "9^{9^{9}}", "(10^{100})^{400}", "1" * 60000],
+    ids=["long-sum", "deep-parens", "tower", "overflow", "long-number"],
+)
+def test_hostile_numbers_are_judged_in_bounded_time(env, content):
+    import time
+
+    env.reset(options={"task_id": "h7-tqa-float"})
+    start = time.perf_counter()
+    _, _, _, _, info = env.step("\\boxed{" + content + "}")
+    # in-process evaluation refuses these at once; what reaches math-verify is bounded by timeout_s (2 s)
+    assert time.perf_counter() - start < env.timeout_s + 1.5
+    assert not info["correct"]

@@ -25,7 +25,11 @@ __all__ = ["LETTERS", "ChoiceReading", "letter_of", "read_choice"]
 #: option letters, in order; MMLU-Pro has up to ten options (A-J), nothing we adapt has more
 LETTERS = "ABCDEFGHIJ"
 
-_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
+# the tags alone, scanned once: ``<answer>(.*?)</answer>`` would rescan the rest of the reply from every
+# unclosed ``<answer>`` (quadratic: 20,000 of them took 50 s)
+_TAG_TOKEN_RE = re.compile(r"<(/?)answer>", re.IGNORECASE)
+#: characters of a line read after an answer phrase: its head names the option, the rest is explanation
+PHRASE_WINDOW = 300
 # "Answer: C", "Final answer - (C)", "the correct answer is C", "The answer would be option C."
 # (matched without consuming the rest of the line, so "my first answer was A, the answer is B" finds both)
 _PHRASE_RE = re.compile(
@@ -37,7 +41,10 @@ _PREFIX_RE = re.compile(r"^(?:the\s+)?(?:option|choice|letter|answer)\s*[:#]?\s*
 # a letter, optionally in brackets and followed by a full stop/colon/paren, then optional text
 _LETTER_HEAD_RE = re.compile(r"^[(\[{]?\s*([A-Ja-j])\s*[)\]}]?(?:\s*[.:,;)\-–]\s*|\s+|$)(.*)$", re.DOTALL)
 # a list of letters only: "A or B", "A, B and C", "A/B", "ABCD", "(A)(B)"
-_LETTER_LIST_RE = re.compile(r"^(?:[(\[]?[A-J][)\]]?(?:\s*(?:,|/|&|\||;|\b(?i:or|and)\b|\s)\s*)?)+$")
+# one way to match each input (a separator, or whitespace, or nothing between letters), so no backtracking blow-up
+_LETTER_LIST_RE = re.compile(
+    r"^[(\[]?[A-J][)\]]?(?:(?:\s*(?:,|/|&|\||;|\b(?i:or|and)\b)\s*|\s+)?[(\[]?[A-J][)\]]?)*$"
+)
 _LIST_SPLIT_RE = re.compile(r"\s*(?:,|;|/|\||&|\bor\b|\band\b)\s*", re.IGNORECASE)
 _CONJUNCTION_RE = re.compile(r"\b(?:or|and)\b", re.IGNORECASE)
 _LETTER_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9'’])([A-J])(?![A-Za-z0-9'’])")
@@ -103,9 +110,9 @@ def _clean(span: str) -> str:
 
 
 def _text_matches(text: str, options: list[str]) -> set[int]:
-    """The options whose (normalised) text equals ``text``."""
+    """The options whose text equals ``text`` (``options`` are normalised texts, as everywhere below)."""
     norm = _norm_text(text)
-    return {i for i, opt in enumerate(options) if norm and _norm_text(opt) == norm}
+    return {i for i, opt in enumerate(options) if norm and opt == norm}
 
 
 def _exact(span: str, options: list[str]) -> set[int] | None:
@@ -155,23 +162,39 @@ def _scan(span: str, options: list[str]) -> set[int]:
         index = LETTERS.index(m.group(1))
         if index >= n:
             continue
-        if not _is_article(m.group(1), text[m.end() :]):
+        if not _is_article(m.group(1), text[m.end() : m.end() + 40]):
             named.add(index)
     norm = f" {_norm_text(text)} "
-    for i, opt in enumerate(options):
-        o = _norm_text(opt)
+    for i, o in enumerate(options):
         # a one-character option text ("1") is too likely to appear by accident inside a sentence
         if len(o) > 1 and f" {o} " in norm:
             named.add(i)
     return named
 
 
+def _tag_spans(text: str) -> list[str]:
+    """The contents of every closed ``<answer>…</answer>``, as the lazy pattern would find them, in one pass."""
+    spans, start = [], None
+    for m in _TAG_TOKEN_RE.finditer(text):
+        if not m.group(1):
+            if start is None:
+                start = m.end()
+        elif start is not None:
+            spans.append(text[start : m.start()])
+            start = None
+    return spans
+
+
 def _phrase_spans(text: str) -> list[str]:
     """The rest of the line after every answer phrase (``Answer:``, ``the answer is``)."""
     spans = []
-    for m in _PHRASE_RE.finditer(text):
-        end = text.find("\n", m.end())
-        span = text[m.end() : end if end >= 0 else len(text)]
+    matches = list(_PHRASE_RE.finditer(text))
+    for k, m in enumerate(matches):
+        after = matches[k + 1] if k + 1 < len(matches) else None
+        # up to the end of the line, the next answer phrase (read on its own) or the window
+        stop = min(m.end() + PHRASE_WINDOW, after.start() if after is not None else len(text))
+        end = text.find("\n", m.end(), stop)
+        span = text[m.end() : end if end >= 0 else stop]
         if span.strip():
             spans.append(span)
     return spans
@@ -207,8 +230,7 @@ def _phrase_head(span: str, options: list[str]) -> set[int]:
             named.add(LETTERS.index(more.group(1)))
         return named
     norm = _norm_text(s)
-    for i, opt in enumerate(options):
-        o = _norm_text(opt)
+    for i, o in enumerate(options):
         if o and (norm == o or norm.startswith(o + " ")):
             named.add(i)
     return named
@@ -224,9 +246,10 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
         raise TypeError(f"read_choice expects a str reply, got {type(text).__name__}")
     if not options:
         raise ValueError("read_choice needs at least one option")
+    options = [_norm_text(str(o)) for o in options]  # normalised once: the helpers compare these
     named: set[int] = set()
     forms = []
-    explicit = [("tag", m.group(1)) for m in _TAG_RE.finditer(text)]
+    explicit = [("tag", span) for span in _tag_spans(text)]
     explicit += [("boxed", content) for _, content in find_boxed(text)]
     for form, span in explicit:
         found = _exact(span, options)

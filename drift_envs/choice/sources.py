@@ -28,7 +28,7 @@ from pathlib import Path
 from drift_envs.choice.answers import LETTERS, letter_of
 from drift_envs.core import Task
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
-from drift_envs.sources.records import DataError, Row, load_rows, require_field
+from drift_envs.sources.records import DataError, Row, load_rows, require_field, require_location
 
 __all__ = [
     "KINDS",
@@ -331,9 +331,11 @@ class ChoiceFile(TaskSource):
     def __init__(self, config: ChoiceFileConfig | None = None, **options) -> None:
         super().__init__(config, **options)
         c = self.config
+        require_location(str(c.path), self.kind)  # a misspelt source name is not sent to the hub
         rows = load_rows(str(c.path), c.split, c.name)
         if not rows:
-            raise DataError(f"{c.path}: no rows")
+            raise DataError(f"{c.path}: no rows (split {c.split!r})")
+        rows = rows[: c.max_tasks]  # rows past max_tasks are neither adapted nor checked
         self.schema = c.schema or detect_schema(rows[0])
         adapt = _ADAPTERS[self.schema]
         ids = [_row_id(row, *_ID_FIELDS[self.schema]) for row in rows]

@@ -39,6 +39,9 @@ ANSWER_TYPES = ("bool", "option", "integer", "float", "list of integer", "list o
 #: relative tolerance of a ``float`` answer: TheoremQA's own evaluation accepts a prediction within 4 %
 FLOAT_REL_TOL = 0.04
 
+#: longest expression evaluated in-process (anything longer goes to math-verify's bounded workers)
+MAX_EXPRESSION_CHARS = 500
+
 _TRUE = {"true", "yes", "correct", "right"}
 _FALSE = {"false", "no", "incorrect", "wrong"}
 
@@ -131,6 +134,8 @@ def _eval(node: ast.AST) -> float:
 
 def _arithmetic(latex: str) -> float | None:
     """The value of an arithmetic LaTeX expression (fractions, roots, powers, pi), or None."""
+    if len(latex) > MAX_EXPRESSION_CHARS:
+        return None
     s = latex
     for _ in range(20):  # innermost first; each pass removes one level of nesting
         new = _SQRT_N_RE.sub(r"((\2)**(1/(\1)))", s)
