@@ -144,6 +144,12 @@ def test_feedback_modes() -> None:
         make(feedback="loud")
 
 
+def test_generator_prints_go_to_stderr(capsys: pytest.CaptureFixture) -> None:
+    make("bf").reset(options={"index": 1})
+    out, err = capsys.readouterr()
+    assert out == ""
+
+
 def test_missing_package_says_which_extra() -> None:
     with pytest.raises(MissingPackageError, match=r"drift-toolkit\[reasoning-gym\]"):
         require_package("reasoning_gym_not_installed_here", "reasoning-gym", "reasoning-gym==0.1.25")

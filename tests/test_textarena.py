@@ -185,6 +185,14 @@ def test_oracle_and_determinism() -> None:
     assert train.reset(options={"task_id": info["task_id"]})[1]["index"] == 2
 
 
+def test_game_prints_go_to_stderr(capsys: pytest.CaptureFixture) -> None:
+    env = gym.make(ENV_ID, game="RushHour-v0", size=2)
+    env.reset(options={"index": 0})
+    env.step("[A+]")
+    out, err = capsys.readouterr()
+    assert out == "" and "Generated puzzle in" in err
+
+
 @pytest.mark.parametrize("game", ["GuessTheNumber-v0", "TowerOfHanoi-v0", "Minesweeper-v0", "2048-v0"])
 def test_env_checker_and_text_spaces(game: str) -> None:
     env = gym.make(ENV_ID, game=game, size=3)

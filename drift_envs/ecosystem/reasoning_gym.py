@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import json
 import math
+import sys
+from contextlib import redirect_stdout
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from typing import Any
@@ -163,7 +165,8 @@ class ReasoningGymSource(TaskSource):
 
     def make_task(self, index: int) -> Task:
         """Item ``index`` of the dataset as a task."""
-        item = self._item(index)
+        with redirect_stdout(sys.stderr):  # a few generators print (bf); a caller's stdout may be data
+            item = self._item(index)
         return Task(self.task_id(index), str(item["question"]), item["answer"], {"entry": item})
 
     def score(self, answer: str | None, task: Task) -> tuple[float, str | None]:

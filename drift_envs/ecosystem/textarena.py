@@ -13,7 +13,8 @@ import importlib
 import importlib.util
 import random
 import re
-from contextlib import contextmanager
+import sys
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,10 +55,12 @@ class GameUnavailableError(RuntimeError):
 @contextmanager
 def _global_rng_kept():
     """Leave the global ``random``/``numpy.random`` states as they were (TextArena draws from them when
-    it is imported and when some games are built)."""
+    it is imported and when some games are built), and send what game code prints to stderr (RushHour
+    prints its puzzle generation; a caller's stdout may be a data stream)."""
     outer_py, outer_np = random.getstate(), np.random.get_state()
     try:
-        yield
+        with redirect_stdout(sys.stderr):
+            yield
     finally:
         random.setstate(outer_py)
         np.random.set_state(outer_np)
@@ -365,7 +368,8 @@ class TextArenaEnv(MultiTurnTextEnv):
             else:
                 random.setstate(self._py_state)
                 np.random.set_state(self._np_state)
-            yield
+            with redirect_stdout(sys.stderr):  # game code prints (see _global_rng_kept)
+                yield
         finally:
             self._py_state, self._np_state = random.getstate(), np.random.get_state()
             random.setstate(outer_py)
