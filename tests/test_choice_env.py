@@ -138,6 +138,13 @@ def test_pronoun_and_article_are_not_options_among_ten():
     assert read_choice("<answer>A is correct</answer>", ten).answer == "A"
 
 
+def test_letters_win_over_option_texts_that_are_letters():
+    shuffled = ["B", "A", "D", "C"]  # e.g. "Which grade is highest?" with letter grades as options
+    assert read_choice(r"\boxed{A}", shuffled).answer == "A"
+    assert read_choice("(B)", shuffled).answer == "B"
+    assert read_choice("Answer: d", shuffled).answer == "D"
+
+
 def _attacks(options: list[str], right: str) -> list[str]:
     """Replies that hedge over several options, every one including the right one."""
     letters = LETTERS[: len(options)]

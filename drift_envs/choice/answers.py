@@ -47,6 +47,7 @@ _LETTER_LIST_RE = re.compile(
 )
 _LIST_SPLIT_RE = re.compile(r"\s*(?:,|;|/|\||&|\bor\b|\band\b)\s*", re.IGNORECASE)
 _CONJUNCTION_RE = re.compile(r"\b(?:or|and)\b", re.IGNORECASE)
+_SINGLE_LETTER_RE = re.compile(r"[(\[]?\s*([A-Ja-j])\s*[)\]]?")
 _LETTER_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9'’])([A-J])(?![A-Za-z0-9'’])")
 # words after which a capital "A" or "I" is still an option's name ("A is correct", "I seems right")
 _VERB_AFTER_LETTER = {
@@ -122,6 +123,11 @@ def _exact(span: str, options: list[str]) -> set[int] | None:
     if not s:
         return None
     n = len(options)
+    single = _SINGLE_LETTER_RE.fullmatch(s)
+    if single is not None and LETTERS.index(single.group(1).upper()) < n:
+        return {
+            LETTERS.index(single.group(1).upper())
+        }  # a letter is a letter, even where an option reads "A"
     by_text = _text_matches(s, options)
     if by_text:
         return by_text
