@@ -74,7 +74,7 @@ def test_catalogue_lists_every_dataset_as_offline() -> None:
 @pytest.mark.parametrize("task", ["basic_arithmetic", "sudoku", "knights_knaves"])
 def test_env_checker_and_text_spaces(task: str) -> None:
     env = make(task)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     assert isinstance(env.observation_space, UnicodeText) and isinstance(env.action_space, UnicodeText)
 
 

@@ -196,7 +196,7 @@ def test_game_prints_go_to_stderr(capsys: pytest.CaptureFixture) -> None:
 @pytest.mark.parametrize("game", ["GuessTheNumber-v0", "TowerOfHanoi-v0", "Minesweeper-v0", "2048-v0"])
 def test_env_checker_and_text_spaces(game: str) -> None:
     env = gym.make(ENV_ID, game=game, size=3)
-    check_env(env.unwrapped, skip_render_check=True)
+    check_env(env.unwrapped)
     assert isinstance(env.observation_space, UnicodeText) and isinstance(env.action_space, UnicodeText)
 
 

@@ -195,17 +195,10 @@ class GameSeeds(TaskSource):
     def __len__(self) -> int:
         return self.limit(self.config.size)
 
-    def task_id(self, index: int) -> str:
-        """``textarena/<game>/<seed>/<split>/<index>``."""
+    def id_prefix(self) -> str:
+        """``textarena/<game>/<seed>/<split>/`` (the index follows)."""
         c = self.config
-        return f"textarena/{c.game}/{c.seed}/{c.split}/{index}"
-
-    def _parse_generated_id(self, task_id: str) -> int | None:
-        prefix = self.task_id(0)[:-1]
-        tail = task_id[len(prefix) :]
-        if task_id.startswith(prefix) and tail.isdigit() and int(tail) < len(self):
-            return int(tail)
-        return None
+        return f"textarena/{c.game}/{c.seed}/{c.split}/"
 
     def make_task(self, index: int) -> Task:
         """The task of game seed ``index`` (its prompt is made when the game starts)."""
@@ -273,6 +266,9 @@ class TextArenaEnv(MultiTurnTextEnv):
     did not respond with valid '[number]'. Please resubmit a valid move ...``. TextArena allows one
     invalid move in a row; a second ends the game (``info["game_reason"]`` says why).
     ``info`` after a step adds ``game_reward``, ``game_over``, ``game_reason``, ``invalid_move``.
+    ``info["answer"]`` is the reply's last bracketed move (``"A C"`` for ``[A C]``; None without one), so
+    ``repeated`` and DRIFT's repeat penalty count a move played twice — right for GuessTheNumber,
+    too strict for games that repeat moves by nature (2048): set ``diversity_lambda`` (λ) to 0 there.
 
     ## Starting State
     ``reset(options={"index": i})`` (or ``{"task_id": ...}``) starts game ``i``, dealt from game seed
