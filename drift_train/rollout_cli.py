@@ -41,7 +41,7 @@ BATCH_SIZES = {"hf": 64, "openai": 256, "vllm": 1024}
 
 
 # The backend options. None means "the backend's own default" (the constructor of HFPolicy,
-# OpenAIPolicy or VLLMPolicy), so no default is written twice.
+# OpenAIPolicy or VLLMPolicy; --help reads it from there), so no default is written twice.
 
 
 @dataclass
@@ -62,10 +62,10 @@ class HFOptions:
 
     Args:
         device: cpu, cuda, cuda:1 ... (default: cuda if available)
-        dtype: dtype to load the model in (default: auto)
-        generate_batch_size: sequences decoding at once (default: the backend's, 64)
+        dtype: dtype to load the model in
+        generate_batch_size: sequences decoding at once
         prefix_cache_mb: memory for cached conversation prefixes (keys/values) reused across turns;
-            0: off (default: the backend's, 1024)
+            0: off
     """
 
     device: str | None = None
@@ -82,9 +82,9 @@ class OpenAIOptions:
         base_url: server URL ending in /v1, or several separated by commas (replicas: least outstanding
             requests, failover); default: $OPENAI_BASE_URL
         api_key: default: $OPENAI_API_KEY
-        max_concurrency: requests in flight at once (default: the backend's, 16)
-        timeout: seconds per request (default: the backend's, 120)
-        max_retries: retries of a failed request (default: the backend's, 4)
+        max_concurrency: requests in flight at once
+        timeout: seconds per request
+        max_retries: retries of a failed request
         tokenizer: the served model's tokenizer (folder or hub id), to verify the token ids the server
             returns (default: --model when it is a local folder; the embedded one for 'tiny')
     """
@@ -102,7 +102,7 @@ class VLLMOptions:
     """Options of the vllm backend (in-process vllm.LLM).
 
     Args:
-        tensor_parallel_size: GPUs per model replica (default: the backend's, 1)
+        tensor_parallel_size: GPUs per model replica
         gpu_memory_utilization: fraction of GPU memory for vLLM (default 0.9); on vLLM's CPU platform a
             fraction of the node's memory (default: about 3 GiB's worth)
         vllm_kwargs: JSON object of further vllm.LLM arguments, e.g. '{"enforce_eager": true,
@@ -114,12 +114,46 @@ class VLLMOptions:
     vllm_kwargs: dict = field(default_factory=dict)
 
 
+# option field -> (backend class, its constructor's parameter): where each None default is decided
+BACKEND_PARAMETERS = {
+    HFOptions: (
+        "drift_train.policies.hf:HFPolicy",
+        {"dtype": "dtype", "generate_batch_size": "batch_size", "prefix_cache_mb": "prefix_cache_mb"},
+    ),
+    OpenAIOptions: (
+        "drift_train.policies.openai:OpenAIPolicy",
+        {"max_concurrency": "max_concurrency", "timeout": "timeout_s", "max_retries": "max_retries"},
+    ),
+    VLLMOptions: ("drift_train.policies.vllm:VLLMPolicy", {"tensor_parallel_size": "tensor_parallel_size"}),
+}
+
+
+def _backend_defaults(cls: type) -> dict[str, dict]:
+    """``--help`` text naming the backend's own default of each option left None (read from its constructor,
+    so it is written nowhere else)."""
+    import importlib
+    import inspect
+
+    from drift_train.cliargs import field_help
+
+    target, parameters = BACKEND_PARAMETERS[cls]
+    module, name = target.split(":")
+    signature = inspect.signature(getattr(importlib.import_module(module), name).__init__).parameters
+    helps = field_help(cls)
+    return {
+        option: {
+            "help": f"{helps.get(option, '')} (default: {name}'s, {signature[parameter].default})".lstrip()
+        }
+        for option, parameter in parameters.items()
+    }
+
+
 def add_policy_arguments(parser: DataclassArgumentParser) -> None:
     """The backend options shared by ``drift rollout`` and ``drift eval`` (hf, openai and vllm groups)."""
     parser.add_dataclass(PolicyOptions)
-    parser.add_dataclass(HFOptions, group="hf backend")
-    parser.add_dataclass(OpenAIOptions, group="openai backend")
-    parser.add_dataclass(VLLMOptions, group="vllm backend")
+    parser.add_dataclass(HFOptions, group="hf backend", options=_backend_defaults(HFOptions))
+    parser.add_dataclass(OpenAIOptions, group="openai backend", options=_backend_defaults(OpenAIOptions))
+    parser.add_dataclass(VLLMOptions, group="vllm backend", options=_backend_defaults(VLLMOptions))
 
 
 def _given(**kwargs) -> dict:

@@ -29,7 +29,6 @@ from drift_train.cliargs import (
     field_help,
     json_object,
     resolve_model,
-    string_to_bool,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
