@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 # episodes per chunk when --batch-size is not given: what each backend keeps busy
-BATCH_SIZES = {"hf": 64, "openai": 256, "vllm": 1024}
+BATCH_SIZES = {"hf": RolloutConfig.batch_size, "openai": 256, "vllm": 1024}
 
 
 # The backend options. None means "the backend's own default" (the constructor of HFPolicy,
