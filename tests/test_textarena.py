@@ -152,6 +152,17 @@ def test_invalid_moves_are_feedback_then_end_the_game() -> None:
     )
 
 
+@pytest.mark.parametrize("game", ["Countdown-v0", "Cryptarithm-v0", "Slitherlink-v0"])
+def test_games_with_swapped_invalid_move_arguments_still_report_reward_and_reason(game: str) -> None:
+    """These games pass (progress, reason) to set_invalid_move the wrong way round (textarena 0.7.4)."""
+    env = gym.make(ENV_ID, game=game)
+    env.reset(options={"index": 0})
+    env.step(NO_MOVE)
+    _, reward, terminated, _, info = env.step(NO_MOVE)
+    assert terminated and isinstance(info["game_reward"], float) and 0.0 <= info["game_reward"] <= 1.0
+    assert info["game_reason"].startswith("Invalid Move: ") and "format" in info["game_reason"].lower()
+
+
 def test_oracle_and_determinism() -> None:
     env = gym.make(ENV_ID, game="GuessTheNumber-v0", size=30)
     random.seed(7)
