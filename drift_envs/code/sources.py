@@ -466,21 +466,9 @@ class ProceduralCode(TaskSource):
     def __len__(self) -> int:
         return self.limit(self.config.size)
 
-    def task_id(self, index: int) -> str:
-        """``proc-code/<seed>/<split>/<index>``: the one place these ids are written."""
-        return f"{PROCEDURAL_ID_PREFIX}/{self.config.seed}/{self.config.split}/{index}"
-
-    def index_of(self, task_id: str) -> int:
-        """The index read off an id of :meth:`task_id` (no scan); ``KeyError`` for any other id."""
-        prefix = self.task_id(0)[:-1]
-        task_id = str(task_id)
-        tail = task_id[len(prefix) :]
-        if task_id.startswith(prefix) and tail.isdigit() and str(int(tail)) == tail and int(tail) < len(self):
-            return int(tail)
-        raise KeyError(
-            f"ProceduralCode: no task with task_id {task_id!r}; this source's ids are {prefix}<index> "
-            f"with index < {len(self)}"
-        )
+    def id_prefix(self) -> str:
+        """``proc-code/<seed>/<split>/``: the ids records on disk refer to."""
+        return f"{PROCEDURAL_ID_PREFIX}/{self.config.seed}/{self.config.split}/"
 
     def _draw(self, index: int) -> tuple[random.Random, str, int]:
         c = self.config

@@ -162,9 +162,15 @@ class TaskSource:
         """``size`` capped by ``max_tasks``."""
         return size if self.config.max_tasks is None else min(size, self.config.max_tasks)
 
+    def id_prefix(self) -> str:
+        """What every generated task id of this source starts with (the index follows):
+        ``<name>/<seed>/<split>/`` unless a source keeps ids of its own format."""
+        return f"{self.name or type(self).__name__}/{self.config.seed}/{self.config.split}/"
+
     def task_id(self, index: int) -> str:
-        """The conventional id of a generated task: ``<name>/<seed>/<split>/<index>``."""
-        return f"{self.name or type(self).__name__}/{self.config.seed}/{self.config.split}/{index}"
+        """The id of generated task ``index``: :meth:`id_prefix` + the index. The one place a
+        generated id is written; :meth:`index_of` is the one place it is read."""
+        return f"{self.id_prefix()}{index}"
 
     def __getitem__(self, index: int) -> Task:
         if isinstance(index, bool) or not isinstance(index, int):
@@ -182,27 +188,32 @@ class TaskSource:
             yield self[i]
 
     def index_of(self, task_id: str) -> int:
-        """The index of the task with id ``task_id``; ``KeyError`` when there is none."""
+        """The index of the task with id ``task_id``; ``KeyError`` when there is none.
+
+        A generated source (no ``self.tasks`` list) reads the index off the id (no scan, no task
+        built); a source holding a list of tasks (a file) looks the id up in a map built once.
+        """
         task_id = str(task_id)
-        parsed = self._parse_generated_id(task_id)
-        if parsed is not None:
-            return parsed
+        if self.tasks is None:
+            prefix = self.id_prefix()
+            tail = task_id[len(prefix) :]
+            if (
+                task_id.startswith(prefix)
+                and tail.isdigit()
+                and str(int(tail)) == tail
+                and int(tail) < len(self)
+            ):
+                return int(tail)
+            raise KeyError(
+                f"{type(self).__name__}: no task with task_id {task_id!r}; this source's ids are "
+                f"{prefix}<index> with index < {len(self)}"
+            )
         if self._ids is None:
-            self._ids = {self[i].task_id: i for i in range(len(self))}
+            self._ids = {task.task_id: i for i, task in enumerate(self.tasks[: len(self)])}
         try:
             return self._ids[task_id]
         except KeyError:
             raise KeyError(f"{type(self).__name__}: no task with task_id {task_id!r}") from None
-
-    def _parse_generated_id(self, task_id: str) -> int | None:
-        """An index read off an id made by :meth:`task_id` (checked against the task), else None."""
-        prefix = f"{self.name or type(self).__name__}/{self.config.seed}/{self.config.split}/"
-        tail = task_id[len(prefix) :]
-        if task_id.startswith(prefix) and tail.isdigit():
-            index = int(tail)
-            if index < len(self) and self[index].task_id == task_id:
-                return index
-        return None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"

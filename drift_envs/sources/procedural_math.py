@@ -118,21 +118,9 @@ class ProceduralMath(TaskSource):
     def __len__(self) -> int:
         return self.limit(self.config.size)
 
-    def task_id(self, index: int) -> str:
-        """``procedural-math/<seed>/<split>/<index>``: the one place these ids are written."""
-        return f"{ID_PREFIX}/{self.config.seed}/{self.config.split}/{index}"
-
-    def index_of(self, task_id: str) -> int:
-        """The index read off an id of :meth:`task_id` (no scan); ``KeyError`` for any other id."""
-        prefix = self.task_id(0)[:-1]
-        task_id = str(task_id)
-        tail = task_id[len(prefix) :]
-        if task_id.startswith(prefix) and tail.isdigit() and str(int(tail)) == tail and int(tail) < len(self):
-            return int(tail)
-        raise KeyError(
-            f"ProceduralMath: no task with task_id {task_id!r}; this source's ids are {prefix}<index> "
-            f"with index < {len(self)}"
-        )
+    def id_prefix(self) -> str:
+        """``procedural-math/<seed>/<split>/``: the ids records on disk refer to."""
+        return f"{ID_PREFIX}/{self.config.seed}/{self.config.split}/"
 
     def make_task(self, index: int) -> Task:
         c = self.config

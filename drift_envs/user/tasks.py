@@ -377,22 +377,9 @@ class ProceduralUserTasks(TaskSource):
     def __len__(self) -> int:
         return self.limit(self.config.size)
 
-    @property
     def id_prefix(self) -> str:
-        """What every task id of this source starts with; the index follows."""
+        """``user-<seed>-<split>-``: the ids records on disk refer to."""
         return f"user-{self.config.seed}-{self.config.split}-"
-
-    def task_id(self, index: int) -> str:
-        """``user-<seed>-<split>-<index>`` (the ids records on disk refer to)."""
-        return f"{self.id_prefix}{index}"
-
-    def index_of(self, task_id: str) -> int:
-        """The index in a ``user-<seed>-<split>-<index>`` id of this seed and split; else ``KeyError``."""
-        task_id = str(task_id)
-        tail = task_id[len(self.id_prefix) :]
-        if task_id.startswith(self.id_prefix) and tail.isdigit() and int(tail) < len(self):
-            return int(tail)
-        raise KeyError(f"no UserCorrection task with task_id {task_id!r} (expected {self.id_prefix}<index>)")
 
     def make_task(self, index: int) -> UserTask:
         """The task at ``index`` (built once, then cached)."""
