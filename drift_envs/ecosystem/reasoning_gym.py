@@ -151,17 +151,10 @@ class ReasoningGymSource(TaskSource):
     def __len__(self) -> int:
         return self.limit(self.config.size)
 
-    def task_id(self, index: int) -> str:
-        """``reasoning_gym/<task>/<seed>/<split>/<index>``."""
+    def id_prefix(self) -> str:
+        """``reasoning_gym/<task>/<seed>/<split>/`` (the index follows)."""
         c = self.config
-        return f"reasoning_gym/{c.task}/{c.seed}/{c.split}/{index}"
-
-    def _parse_generated_id(self, task_id: str) -> int | None:
-        prefix = self.task_id(0)[:-1]
-        tail = task_id[len(prefix) :]
-        if task_id.startswith(prefix) and tail.isdigit() and int(tail) < len(self):
-            return int(tail)
-        return None
+        return f"reasoning_gym/{c.task}/{c.seed}/{c.split}/"
 
     def make_task(self, index: int) -> Task:
         """Item ``index`` of the dataset as a task."""
