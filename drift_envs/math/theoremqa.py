@@ -9,8 +9,8 @@ The answer types and how a reply is judged against each:
 ``option``             a letter such as ``(c)``; ``c``, ``(C)``, ``option c`` match; naming two is wrong
 ``integer``            the value exactly (``12``, ``12.0``, ``1.2 \times 10^{1}``, ``12 m/s``)
 ``float``              within TheoremQA's own tolerance, 4 % of the gold (:data:`FLOAT_REL_TOL`)
-``list of integer``    the same length and order, each element judged as its type; ``[1, 2]``,
-``list of float``      ``(1, 2)``, ``1, 2`` and one ``\boxed{}`` per element all read as lists
+``list of integer``    the same numbers in any order (TheoremQA sorts both lists), each judged as its
+``list of float``      type; ``[1, 2]``, ``(1, 2)``, ``1, 2`` and one ``\boxed{}`` per element are lists
 =====================  ==========================================================================
 
 A number may carry units (``3.5 m/s``, ``12\,\mathrm{kg}``, ``300 K``), which are ignored, and a
@@ -65,7 +65,7 @@ def _gold_text(value: object) -> str:
 )
 def _theoremqa(row: Row) -> tuple[str, str]:
     question = require_field(row, "Question")
-    answer_type = require_field(row, "Answer_type")
+    answer_type = require_field(row, "Answer_type").strip().lower()  # the data has "Option" as well
     if answer_type not in ANSWER_TYPES:
         raise DataError(
             f"{row.where}: field 'Answer_type' is {answer_type!r}; expected one of {ANSWER_TYPES}"
@@ -259,7 +259,7 @@ def theoremqa_verdict(
     several boxes that disagree are wrong. ``info["answer"]`` is the normalised answer, as
     MathFeedback reports it.
     """
-    answer_type = task.meta["Answer_type"]
+    answer_type = str(task.meta["Answer_type"]).strip().lower()
     gold_text = str(task.answer)
     gold = _parse_gold(gold_text, answer_type)
     boxes = list(committed.boxes) if committed.several is not None else [committed.answer]
@@ -271,8 +271,13 @@ def theoremqa_verdict(
         correct = (
             isinstance(gold, list)
             and len(values) == len(gold)
+            and all(v is not None for v in values)
+            # in any order, as TheoremQA's own evaluation compares lists (both sorted)
             and all(
-                v is not None and _number_matches(g, v, integer) for g, v in zip(gold, values, strict=True)
+                _number_matches(g, v, integer)
+                for g, v in zip(
+                    sorted(gold), sorted(values, key=lambda v: v[0] / 100 if v[1] else v[0]), strict=True
+                )
             )
         )
         return Verdict(correct=bool(correct), format_ok=True, answer=answer)
