@@ -177,8 +177,9 @@ def policy_kwargs(args: argparse.Namespace) -> dict:
         }
     if args.backend == "openai":
         tokenizer = getattr(args, "tokenizer", None)
-        if tokenizer is None and args.model == "tiny":
-            tokenizer = resolve_model("tiny")
+        if tokenizer is None and args.model == "tiny":  # a server of the embedded model
+            tokenizer = "tiny"
+        tokenizer = resolve_model(tokenizer) if tokenizer is not None else None
         return {
             "base_url": args.base_url,
             "api_key": args.api_key,
