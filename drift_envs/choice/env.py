@@ -67,8 +67,9 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
 
     ## Arguments
     - ``dataset``: ``None``/``"procedural"`` (default), a ``.jsonl``/``.json``/``.parquet`` path, or a hub
-      id (``Idavidrein/gpqa`` with ``dataset_name="gpqa_diamond"``, ``split="train"``; ``cais/mmlu``;
-      ``edinburgh-dawg/mmlu-redux-2.0``; ``TIGER-Lab/MMLU-Pro``)
+      id: ``Idavidrein/gpqa`` (gated) with ``dataset_name="gpqa_diamond"`` and ``split="train"`` (its only
+      split); ``cais/mmlu`` with ``dataset_name="all"`` or a subject; ``edinburgh-dawg/mmlu-redux-2.0``
+      with ``dataset_name=`` a subject; ``TIGER-Lab/MMLU-Pro`` (``test``/``validation``)
     - ``split``: ``"test"`` (default) or ``"train"`` (procedural: disjoint); a hub dataset's split names
     - ``schema``: ``gpqa``, ``mmlu``, ``mmlu_redux`` or ``mmlu_pro``; detected from the fields by default
     - ``dataset_name``: the hub dataset's config name
