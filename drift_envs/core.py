@@ -91,6 +91,11 @@ class Verdict:
     #: what the check found, for :meth:`MultiTurnTextEnv.make_feedback` (the sandbox's result, the
     #: constraint checks, ...): passed along with the verdict, never put into ``info`` as it is
     evidence: Any = field(default=None, repr=False, compare=False)
+    #: the step's reward when the env defines its own (a game's score); None: 1.0 if correct else 0.0.
+    #: ``format_penalty`` is added either way when ``format_ok`` is False
+    reward: float | None = None
+    #: the episode ends with this reply although it is not correct (a lost game); ``terminated``
+    ends_episode: bool = False
 
 
 @dataclass
@@ -306,8 +311,9 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         verdict = self.verify(self._task, action)
         repeated = verdict.answer is not None and verdict.answer in self._answers
         self._answers.append(verdict.answer)
-        reward = (1.0 if verdict.correct else 0.0) + (0.0 if verdict.format_ok else self.format_penalty)
-        terminated = bool(verdict.correct)
+        base = verdict.reward if verdict.reward is not None else (1.0 if verdict.correct else 0.0)
+        reward = float(base) + (0.0 if verdict.format_ok else self.format_penalty)
+        terminated = bool(verdict.correct) or bool(verdict.ends_episode)
         truncated = not terminated and self._turn >= self.max_turns
         self._done = terminated or truncated
         feedback = self.make_feedback(self._task, verdict, turn=self._turn, repeated=repeated)

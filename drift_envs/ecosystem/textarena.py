@@ -414,6 +414,8 @@ class TextArenaEnv(MultiTurnTextEnv):
             answer=answer,
             info=info,
             evidence=_messages_text(messages),
+            reward=reward,
+            ends_episode=bool(done),  # a lost game ends the episode too
         )
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
@@ -424,20 +426,6 @@ class TextArenaEnv(MultiTurnTextEnv):
             text = f"{text}\n\n{verdict.info['game_reason']}".strip()
         kind = "correct" if verdict.correct else ("invalid_move" if data["invalid_move"] else "game")
         return Feedback(text or _NO_MESSAGE, kind, data)
-
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
-        """One move. The game's end and reward become the episode's (a lost game terminates too)."""
-        obs, _, terminated, truncated, info = super().step(action)
-        reward = info["game_reward"] + (0.0 if info["format_ok"] else self.format_penalty)
-        if info["game_over"] and not terminated:
-            # a lost game ends the episode: the base class, which ends episodes on a solve or the turn
-            # budget, has queued the game's last words as the next user message; take them back out
-            if not truncated:
-                del self._messages[-len(self.feedback_messages(Feedback(obs, "game"))) :]
-            self._done = True
-            obs, terminated, truncated = "", True, False
-            info["messages"] = [dict(m) for m in self._messages]
-        return obs, reward, terminated, truncated, info
 
     def reference_reply(self, task: Task) -> str | None:
         """The winning move for GuessTheNumber, Mastermind and ThreeCardMonte; None for other games."""
