@@ -1,7 +1,9 @@
 """``drift quickstart``: the whole DRIFT loop on the embedded tiny model, offline, on a CPU.
 
-1. Build the tiny reference model and pretrain it briefly on procedural math episodes played by a
-   noisy scripted teacher, so its first-turn accuracy is low but not zero (cached after the first run).
+1. Build the tiny reference model and pretrain it briefly on episodes of a noisy scripted teacher
+   (:class:`~drift_train.policies.scripted.OracleTeacher`: the env's ``oracle_reply()`` with mistakes,
+   run by the rollout engine), so its first-turn accuracy is low but not zero (cached after the first
+   run). Any env with an oracle works; one without is refused unless ``model:`` gives the reference.
 2. Evaluate it on held-out tasks: the env's ``split="test"`` (any env), while pretraining and
    rollouts use ``split="train"``; a run whose test tasks share a ``task_id`` with its train tasks (an
    env that ignores ``split``, or one dataset file for both) is refused before anything runs.
@@ -13,17 +15,19 @@
    s.e. over the same tasks; save ``results.json``, ``curves.png`` and every intermediate file under
    ``--output-dir``.
 
-``--config run.yaml`` overrides any field of :class:`QuickstartConfig` (another env, another model,
-more tasks). With ``model:`` set, step 1 is skipped and that model is the reference.
+``--env ID`` picks the env (its ``env_kwargs`` and ``max_new_tokens`` then default to its entry of
+``ENV_PRESETS``, or to the env's own defaults); ``--config run.yaml`` sets any field of
+:class:`QuickstartConfig` (another env, another model, more tasks), and every field is also a flag
+(``--eval-tasks 100`` or ``--eval_tasks 100``) that overrides the file. With ``model:`` set, step 1 is
+skipped and that model is the reference.
 """
 
 from __future__ import annotations
 
-import argparse
+import copy
 import hashlib
 import json
 import os
-import random
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -31,8 +35,12 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ENV_PRESETS",
     "QuickstartConfig",
+    "build_parser",
     "check_held_out",
+    "check_teacher",
+    "env_preset",
     "eval_env_kwargs",
     "evaluate_stage",
     "main",
@@ -45,31 +53,69 @@ __all__ = [
 ]
 
 
+DEFAULT_ENV = "drift/MathFeedback-v0"
+TEACHER_VERSION = "oracle-teacher/1"  # in the pretraining cache key: a new teacher retrains the reference
+
+GENERIC_PRESET: dict[str, Any] = {"env_kwargs": {}, "max_new_tokens": 64}
+#: per env id, the quickstart's defaults of these config fields (settings a tiny model learns in
+#: minutes); any other env runs with its own kwargs and GENERIC_PRESET
+ENV_PRESETS: dict[str, dict[str, Any]] = {
+    DEFAULT_ENV: {
+        "env_kwargs": {"difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""},
+        "max_new_tokens": 32,
+    },
+    # two constraints per task (the env's default): another task's oracle reply then breaks one of them
+    # 97% of the time, so the teacher has wrong replies to give; 96 tokens hold 95% of its replies
+    "drift/UserCorrection-v0": {"env_kwargs": {"max_turns": 3, "system_prompt": ""}, "max_new_tokens": 96},
+}
+
+
+def env_preset(env_id: str) -> dict[str, Any]:
+    """The quickstart's defaults for ``env_id``: its :data:`ENV_PRESETS` entry over :data:`GENERIC_PRESET`."""
+    return copy.deepcopy({**GENERIC_PRESET, **ENV_PRESETS.get(env_id, {})})
+
+
 @dataclass
 class QuickstartConfig:
-    """Every knob of the quickstart; a ``--config`` YAML file may set any of them."""
+    """Every knob of the quickstart; a ``--config`` YAML file or a flag may set any of them.
 
-    env_id: str = "drift/MathFeedback-v0"
-    env_kwargs: dict = field(
-        default_factory=lambda: {
-            "difficulty": "tiny",
-            "feedback": "hint",
-            "max_turns": 3,
-            "system_prompt": "",
-        }
-    )
+    ``env_kwargs`` and ``max_new_tokens`` default to the env's entry of :data:`ENV_PRESETS` (build a
+    config for another env with :meth:`for_env`, as ``--env`` and a YAML ``env_id:`` do).
+
+    Args:
+        output_dir: where every file of the run goes
+        seed: seed of the whole run (teacher, pretraining, rollouts, training, evaluation)
+        tiny_model: size of the embedded tiny model (``drift_train.tiny.build_tiny_model`` kwargs)
+        pretrain_episodes: teacher episodes the tiny reference is pretrained on
+        pretrain_epochs: epochs of that pretraining
+        pretrain_learning_rate: learning rate of that pretraining
+        eval_tasks: held-out tasks (split="test") every model is evaluated on
+        eval_temperature: sampling temperature of the evaluation
+        rollout_tasks: train tasks of the reference rollouts
+        samples: rollouts per task (K, one DRIFT weight group)
+        rollout_temperature: sampling temperature of the rollouts
+        methods: losses to fine-tune with on the same rollouts (wsft = DRIFT, sft, rft, otr, ...)
+        train_epochs: epochs of each fine-tuning
+        learning_rate: learning rate of each fine-tuning
+        batch_size: per-device batch size of pretraining and fine-tuning
+        weight_beta: DRIFT temperature beta of the importance weights
+    """
+
+    env_id: str = DEFAULT_ENV
+    env_kwargs: dict = field(default_factory=lambda: env_preset(DEFAULT_ENV)["env_kwargs"])
     model: str | None = None  # None: the embedded tiny model, pretrained by step 1
     output_dir: str = "runs/quickstart"
     seed: int = 0
-    # step 1: pretraining the tiny reference on a noisy scripted teacher
+    # step 1: pretraining the tiny reference on a noisy scripted teacher (the env's oracle, made noisy)
     tiny_model: dict = field(
         default_factory=lambda: {"hidden_size": 64, "num_layers": 2, "intermediate_size": 192}
     )
     pretrain_episodes: int = 4000
     pretrain_epochs: float = 3.0
     pretrain_learning_rate: float = 1e-2
-    teacher_accuracy: float = 0.3  # chance the teacher's reply is right, at every turn
-    teacher_spread: int = 3  # wrong answers lie within gold ± spread
+    teacher_accuracy: float = 0.3  # chance the teacher's reply is the oracle's, at every turn
+    teacher_format_errors: float = 0.0  # chance it is a reply without an answer; the rest are wrong replies
+    teacher_near_miss: int = 2  # a wrong reply is the nearest to the right one of this many drawn
     # steps 2 and 4: evaluation on held-out tasks
     eval_tasks: int = 500
     eval_temperature: float = 1.0
@@ -78,7 +124,7 @@ class QuickstartConfig:
     rollout_tasks: int = 200
     samples: int = 8
     rollout_temperature: float = 1.0
-    max_new_tokens: int = 16
+    max_new_tokens: int = field(default_factory=lambda: env_preset(DEFAULT_ENV)["max_new_tokens"])
     methods: list = field(default_factory=lambda: ["wsft", "sft", "rft"])
     train_epochs: float = 3.0
     learning_rate: float = 3e-3
@@ -86,8 +132,14 @@ class QuickstartConfig:
     weight_beta: float = 0.1
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> QuickstartConfig:
-        """Defaults overridden by the fields of a YAML file (unknown fields are an error)."""
+    def for_env(cls, env_id: str, **fields_: Any) -> QuickstartConfig:
+        """The config of a run in ``env_id``: its :data:`ENV_PRESETS` entry, then ``fields_``."""
+        return cls(env_id=env_id, **{**env_preset(env_id), **fields_})
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> QuickstartConfig:
+        """Defaults (those of its ``env_id``) overridden by the fields of a YAML file, then ``overrides``
+        (unknown fields are an error)."""
         import yaml
 
         data = yaml.safe_load(Path(path).read_text()) or {}
@@ -97,73 +149,76 @@ class QuickstartConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        data.update(overrides)
+        return cls.for_env(data.pop("env_id", DEFAULT_ENV), **data)
 
 
-def _perturbed_guesses(gold: int, spread: int, rng: random.Random, taken: set) -> int:
-    options = [gold + d for d in range(-spread, spread + 1) if d and gold + d not in taken]
-    return rng.choice(options) if options else gold + spread + len(taken)
+def teacher_episodes(
+    config: QuickstartConfig, n: int, seed: int, out: str | Path | None = None, progress: bool = False
+) -> list[dict]:
+    """About ``n`` episodes of the noisy scripted teacher on the ``train`` split: rollout records for SFT.
 
-
-def teacher_episodes(config: QuickstartConfig, n: int, seed: int) -> list[dict]:
-    """Episodes of a noisy scripted teacher in the math env: records with ``messages`` for SFT.
-
-    At every turn the teacher answers right with probability ``teacher_accuracy``, and otherwise
-    gives a number near the gold answer that it has not tried yet. The tiny model imitates that: it
+    The teacher is :class:`~drift_train.policies.scripted.OracleTeacher` (the env's oracle made noisy:
+    right with probability ``teacher_accuracy`` at every turn, a format error with probability
+    ``teacher_format_errors``, else another task's oracle reply that is wrong here and new in the
+    episode, the nearest to the right reply of ``teacher_near_miss`` drawn), run by the rollout engine, so the records are the engine's. ``n`` tasks once each when
+    the env has that many, else every task as often as needed. The tiny model imitates the teacher: it
     starts as a weak but non-trivial reference policy whose multi-turn behaviour DRIFT can improve.
     """
-    import gymnasium as gym
+    from drift_train.policies import SamplingParams
+    from drift_train.policies.scripted import OracleTeacher
+    from drift_train.rollout import RolloutConfig, rollout
 
-    import drift_envs  # noqa: F401
-
-    env = gym.make(config.env_id, **train_env_kwargs(config)).unwrapped
-    rng = random.Random(f"teacher:{seed}")
-    records = []
-    for i in range(n):
-        index = i % env.num_tasks()
-        env.reset(options={"index": index})
-        try:
-            gold = int(str(env.task.answer))
-        except ValueError as e:
-            raise ValueError(
-                f"the scripted teacher needs integer answers; task {env.task.task_id} has "
-                f"{env.task.answer!r} (use difficulty 'tiny' or 'easy', or pass model: in the config)"
-            ) from e
-        taken: set[int] = set()
-        rewards, verifier, answers, penalty = {}, {}, [], 0.0
-        done, info = False, {}
-        while not done:
-            guess = (
-                gold
-                if rng.random() < config.teacher_accuracy
-                else _perturbed_guesses(gold, config.teacher_spread, rng, taken)
-            )
-            taken.add(guess)
-            _, reward, terminated, truncated, info = env.step(f"\\boxed{{{guess}}}")
-            turn = f"t{info['turn']}"
-            turn_penalty = 0.0 if info["format_ok"] else env.format_penalty
-            # as the rollout engine records it: r_t without the format penalty, which has its own field
-            rewards[turn], verifier[turn] = reward - turn_penalty, int(info["correct"])
-            answers.append(info["answer"])
-            penalty += turn_penalty
-            done = terminated or truncated
-        records.append(
-            {
-                "prompt_id": index,
-                "traj_idx": i // env.num_tasks(),
-                "env_id": config.env_id,
-                "env_kwargs": train_env_kwargs(config),
-                "task_id": env.task.task_id,
-                "messages": info["messages"],
-                "turn_rewards": rewards,
-                "verifier": verifier,
-                "t_star": info["turn"] if info["correct"] else None,
-                "answer_norms": answers,
-                "format_penalty": penalty,
-                "meta": {"policy": "scripted-teacher", "seed": seed},
-            }
-        )
+    available = _train_task_count(config)
+    samples = -(-n // available)  # ceil: every task as often as n episodes need
+    teacher = OracleTeacher(
+        accuracy=config.teacher_accuracy,
+        format_errors=config.teacher_format_errors,
+        near_miss=config.teacher_near_miss,
+        seed=seed,
+    )
+    rollout_config = RolloutConfig(
+        env_id=config.env_id,
+        env_kwargs=train_env_kwargs(config),
+        num_tasks=-(-n // samples),
+        samples=samples,
+        seed=seed,
+        batch_size=max(samples, 64),
+        sampling=SamplingParams(),  # recorded in meta; a scripted reply samples nothing
+    )
+    with teacher:
+        records, _ = rollout(teacher, rollout_config, out, overwrite=True, progress=progress)
     return records
+
+
+def _train_task_count(config: QuickstartConfig) -> int:
+    from drift_train.rollout import count_tasks, make_env
+
+    env = make_env(config.env_id, train_env_kwargs(config))
+    try:
+        return count_tasks(env) or 1
+    finally:
+        env.close()
+
+
+def check_teacher(config: QuickstartConfig) -> None:
+    """Refuse a run whose reference would be pretrained (no ``model:``) in an env without an oracle."""
+    from drift_train.rollout import make_env
+
+    if config.model is not None:
+        return
+    env = make_env(config.env_id, train_env_kwargs(config))
+    try:
+        env.reset(options={"index": 0})
+        oracle = env.unwrapped.oracle_reply()
+    finally:
+        env.close()
+    if oracle is None:
+        raise ValueError(
+            f"{config.env_id} has no oracle (env.unwrapped.oracle_reply() is None), so the quickstart's "
+            "scripted teacher cannot pretrain the tiny reference in it; give a reference model "
+            "(model: in the config) or use an env with an oracle"
+        )
 
 
 def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
@@ -181,14 +236,14 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
             "pretrain_epochs",
             "pretrain_learning_rate",
             "teacher_accuracy",
-            "teacher_spread",
+            "teacher_format_errors",
+            "teacher_near_miss",
             "batch_size",
             "seed",
         )
     }
-    key = hashlib.sha256(json.dumps({**knobs, "tiny": FORMAT_VERSION}, sort_keys=True).encode()).hexdigest()[
-        :12
-    ]
+    versions = {"tiny": FORMAT_VERSION, "teacher": TEACHER_VERSION}
+    key = hashlib.sha256(json.dumps({**knobs, **versions}, sort_keys=True).encode()).hexdigest()[:12]
     out = default_cache_dir() / f"quickstart-reference-{key}"
     if (out / "config.json").exists() and (out / ".complete").exists():
         if console:
@@ -198,9 +253,7 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
     work = out.with_name(out.name + ".partial")
     work.mkdir(parents=True, exist_ok=True)
     data = work / "teacher.jsonl"
-    with open(data, "w") as f:
-        for record in teacher_episodes(config, config.pretrain_episodes, config.seed):
-            f.write(json.dumps(record) + "\n")
+    teacher_episodes(config, config.pretrain_episodes, config.seed, out=data, progress=console is not None)
     train(
         DriftConfig(
             output_dir=str(work / "model"),
@@ -369,10 +422,12 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     """Run the four steps and return the results (also written to ``output_dir/results.json``)."""
     from rich.console import Console
 
+    from drift_train.cliargs import resolve_model
     from drift_train.evaluate import metrics_table, paired_differences, plot_success_curves
     from drift_train.trajectories import read_trajectories
 
     check_held_out(config)  # before anything is written
+    check_teacher(config)
     console = Console()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -382,7 +437,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
 
     console.rule("[bold]1. reference model")
     t = time.perf_counter()
-    reference = Path(config.model) if config.model else pretrain_reference(config, console)
+    reference = Path(resolve_model(config.model)) if config.model else pretrain_reference(config, console)
     timings["reference"] = time.perf_counter() - t
 
     console.rule("[bold]2. evaluate the reference on held-out tasks")
@@ -482,26 +537,39 @@ def _with_train_time(results: dict, config: QuickstartConfig, T: int):
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``drift quickstart [--config run.yaml] [--output-dir DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="drift quickstart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def build_parser():
+    """The ``drift quickstart`` parser: one flag per :class:`QuickstartConfig` field (both spellings),
+    ``--env`` for ``env_id``, and ``--config run.yaml`` whose fields the flags override."""
+    from drift_train.cliargs import DataclassArgumentParser
+
+    parser = DataclassArgumentParser(prog="drift quickstart", description=__doc__, config_file=True)
+    preset = "default: the env's entry of ENV_PRESETS (math: the tiny difficulty, hint feedback, 3 turns)"
+    parser.add_dataclass(
+        QuickstartConfig,
+        options={
+            "env_id": {"flag": "env", "aliases": ["env_id"], "help": "any registered env id with an oracle"},
+            # None: the chosen env's preset, so --env alone never carries math's kwargs to another env
+            "env_kwargs": {"default": None, "help": f"JSON object of env kwargs ({preset})"},
+            "max_new_tokens": {"default": None, "help": f"reply budget in tokens ({preset})"},
+            "model": {
+                "help": "a reference model folder or hub id ('tiny': the untrained embedded model); "
+                "unset: the embedded tiny model, pretrained on the env's scripted teacher"
+            },
+        },
     )
-    parser.add_argument("--config", help="YAML file overriding QuickstartConfig fields")
-    parser.add_argument("--output-dir", help="where every file of the run goes (default runs/quickstart)")
-    parser.add_argument("--seed", type=int, help="seed of the whole run")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``drift quickstart [--env ID] [--config run.yaml] [--output-dir DIR] [--seed N] [--FIELD VALUE ...]``."""
+    parser = build_parser()
     args = parser.parse_args(argv)
+    unset = {name: value for name, value in env_preset(args.env_id).items() if getattr(args, name) is None}
     try:
-        config = QuickstartConfig.from_yaml(args.config) if args.config else QuickstartConfig()
-    except (OSError, ValueError, TypeError) as e:
-        parser.error(str(e))
-    if args.output_dir:
-        config.output_dir = args.output_dir
-    if args.seed is not None:
-        config.seed = args.seed
-    try:
+        config = parser.build(QuickstartConfig, args, **unset)
         check_held_out(config)
-    except ValueError as e:
+        check_teacher(config)
+    except (ValueError, TypeError) as e:
         parser.error(str(e))
     run_quickstart(config)
     return 0

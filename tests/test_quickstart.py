@@ -13,16 +13,21 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
-from parity_env import ParityEnv, register_parity_env
+from parity_env import ParityEnv
 from transformers import AutoModelForCausalLM
 
 from drift_train.cli import main as drift_main
+from drift_train.policies import PolicyError, SamplingParams
+from drift_train.policies.scripted import OracleTeacher
 from drift_train.quickstart import (
+    ENV_PRESETS,
     QuickstartConfig,
     check_held_out,
+    check_teacher,
     pretrain_reference,
     run_quickstart,
     teacher_episodes,
+    train_env_kwargs,
 )
 from drift_train.trajectories import read_trajectories, validate_record
 from drift_train.weights import records_to_inputs
@@ -40,7 +45,6 @@ TINY_RUN = {
     "pretrain_episodes": 96,
     "pretrain_epochs": 3,
     "pretrain_learning_rate": 0.01,
-    "teacher_spread": 1,
     "eval_tasks": 8,
     "rollout_tasks": 4,
     "samples": 2,
@@ -65,7 +69,7 @@ def quickstart_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DRIFT_CACHE", str(cache))
         assert (
-            drift_main(["quickstart", "--config", str(config_path), "--output-dir", str(out), "--seed", "3"])
+            drift_main(["quickstart", "--config", str(config_path), "--output_dir", str(out), "--seed", "3"])
             == 0
         )
     return out, cache, json.loads((out / "results.json").read_text())
@@ -123,6 +127,70 @@ def test_quickstart_rollouts_are_weighted_and_train_both_methods(quickstart_run)
         assert any(not np.array_equal(reference[k].numpy(), trained[k].numpy()) for k in reference), method
 
 
+# UserCorrection end to end, as small as it goes: the point is that the loop runs in another env
+USER_ENV = "drift/UserCorrection-v0"
+USER_RUN = {
+    "pretrain_episodes": 48,
+    "pretrain_epochs": 1,
+    "eval_tasks": 4,
+    "rollout_tasks": 3,
+    "samples": 2,
+    "methods": ["wsft"],
+    "batch_size": 8,
+    "train_epochs": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def user_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """``drift quickstart --env drift/UserCorrection-v0 --config small.yaml`` (no env_kwargs: the env's preset)."""
+    root = tmp_path_factory.mktemp("quickstart-user")
+    config_path = root / "small.yaml"
+    config_path.write_text(yaml.safe_dump(USER_RUN))
+    argv = ["quickstart", "--env", USER_ENV, "--config", str(config_path), "--output-dir", str(root / "out")]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRIFT_CACHE", str(root / "cache"))
+        assert drift_main(argv) == 0
+    return root / "out", json.loads((root / "out" / "results.json").read_text())
+
+
+def test_quickstart_runs_in_the_user_correction_env(user_run) -> None:
+    out, results = user_run
+    preset = ENV_PRESETS[USER_ENV]
+    assert results["config"]["env_id"] == USER_ENV
+    assert results["config"]["env_kwargs"] == preset["env_kwargs"]  # not math's kwargs
+    assert results["config"]["max_new_tokens"] == preset["max_new_tokens"]
+    assert set(results["results"]) == {"reference", "wsft"}
+    for name in ("reference", "wsft"):
+        evaluated = list(read_trajectories(out / f"eval_{name}.jsonl"))
+        assert len(evaluated) == 4
+        assert all(e["env_id"] == USER_ENV and e["env_kwargs"]["split"] == "test" for e in evaluated)
+        assert results["results"][name]["metrics"]["max_turns"] == preset["env_kwargs"]["max_turns"]
+    rollouts = list(read_trajectories(out / "rollouts.jsonl"))
+    assert len(rollouts) == 3 * 2
+    assert all(r["env_kwargs"] == {**preset["env_kwargs"], "split": "train"} for r in rollouts)
+    assert all(r["meta"]["backend"] == "hf" for r in rollouts)  # the pretrained reference, not the teacher
+    reference = AutoModelForCausalLM.from_pretrained(results["reference_model"]).state_dict()
+    trained = AutoModelForCausalLM.from_pretrained(out / "model_wsft").state_dict()
+    assert any(not np.array_equal(reference[k].numpy(), trained[k].numpy()) for k in reference)
+
+
+def test_teacher_solves_user_correction_tasks_and_errs_with_other_tasks_replies() -> None:
+    config = QuickstartConfig.for_env(USER_ENV, teacher_accuracy=0.5)
+    records = teacher_episodes(config, 40, seed=0)
+    env = gym.make(USER_ENV, **train_env_kwargs(config)).unwrapped
+    for i, r in enumerate(records):
+        validate_record(r, line=i + 1)
+        env.reset(options={"index": r["prompt_id"]})
+        oracle = env.oracle_reply()
+        replies = [m["content"] for m in r["messages"] if m["role"] == "assistant"]
+        answered = [reply for reply in replies if reply]  # "": a format error, when no wrong reply turned up
+        assert len(set(answered)) == len(answered)  # never the same answer twice in an episode
+        for reply, right in zip(replies, r["verifier"].values(), strict=True):
+            assert (reply == oracle) == bool(right)  # right exactly when it is this task's oracle reply
+    assert 0 < np.mean([r["t_star"] is not None for r in records]) < 1
+
+
 def test_pretrained_reference_is_cached(quickstart_run, monkeypatch: pytest.MonkeyPatch) -> None:
     _, cache, results = quickstart_run
     monkeypatch.setenv("DRIFT_CACHE", str(cache))
@@ -163,29 +231,92 @@ def test_yaml_config_rejects_unknown_fields(tmp_path: Path, capsys: pytest.Captu
     assert not (tmp_path / "never").exists()  # rejected before anything ran
     with pytest.raises(ValueError, match="expected a mapping of QuickstartConfig fields"):
         QuickstartConfig.from_yaml(_write(tmp_path / "list.yaml", "- eval_tasks\n"))
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['pretrain_epoch'\]"):
+        QuickstartConfig.from_yaml(path)
 
 
-def test_teacher_records_are_valid_trajectories() -> None:
-    config = QuickstartConfig(teacher_accuracy=0.3, teacher_spread=3)
+def test_another_env_gets_its_own_preset_not_maths(tmp_path: Path) -> None:
+    user = QuickstartConfig.for_env("drift/UserCorrection-v0")
+    assert user.env_kwargs == ENV_PRESETS["drift/UserCorrection-v0"]["env_kwargs"]
+    assert user.max_new_tokens == ENV_PRESETS["drift/UserCorrection-v0"]["max_new_tokens"]
+    assert (
+        QuickstartConfig.from_yaml(_write(tmp_path / "u.yaml", "env_id: drift/UserCorrection-v0\n")) == user
+    )
+    assert QuickstartConfig.for_env("drift/CodeFeedback-v0").env_kwargs == {}  # no preset: the env's defaults
+    assert QuickstartConfig.for_env("drift/MathFeedback-v0") == QuickstartConfig()
+
+
+def _without_timestamps(records: list[dict]) -> list[dict]:
+    return [{**r, "meta": {k: v for k, v in r["meta"].items() if k != "created_at"}} for r in records]
+
+
+def test_teacher_records_are_the_rollout_engines() -> None:
+    config = QuickstartConfig(teacher_accuracy=0.3)
     records = teacher_episodes(config, 300, seed=0)
+    assert len(records) == 300
     for i, record in enumerate(records):
         validate_record(record, line=i + 1)
-    assert records == teacher_episodes(config, 300, seed=0)  # a pure function of its seed
-    assert all(
-        r["env_kwargs"]["split"] == "train" and r["meta"]["policy"] == "scripted-teacher" for r in records
-    )
+    # a pure function of its seed: the engine seeds every reply from (seed, task, sample, turn)
+    assert _without_timestamps(records) == _without_timestamps(teacher_episodes(config, 300, seed=0))
+    assert _without_timestamps(records) != _without_timestamps(teacher_episodes(config, 300, seed=1))
+    assert Counter(r["prompt_id"] for r in records) == {i: 1 for i in range(300)}
+    for r in records:
+        assert r["env_kwargs"] == {**config.env_kwargs, "split": "train"}
+        assert r["meta"]["backend"] == "scripted" and r["meta"]["teacher_accuracy"] == 0.3
+        # no token ids: these records train through the text path (the pretraining below does)
+        assert (
+            "tokens" not in r
+            and "scripted backend does not return token ids" in r["meta"]["tokens_unavailable"]
+        )
     turns = [bit for r in records for bit in r["verifier"].values()]
     assert np.mean(turns) == pytest.approx(0.3, abs=0.06)  # right with probability teacher_accuracy per turn
+
+    env = gym.make(config.env_id, **train_env_kwargs(config)).unwrapped
+    golds = {str(env.get_task(i).answer) for i in range(env.num_tasks())}
+    distances = []
     for r in records:
         answers = r["answer_norms"]
-        assert None not in answers and len(set(answers)) == len(answers)  # boxed every time, never repeats
+        assert None not in answers and len(set(answers)) == len(
+            answers
+        )  # an answer every time, never repeated
         assert r["format_penalty"] == 0.0
         assert list(r["turn_rewards"].values()) == [float(b) for b in r["verifier"].values()]
-        gold = int(answers[-1]) if r["t_star"] else None
-        if gold is not None:
-            assert all(abs(int(a) - gold) <= 3 for a in answers)  # wrong guesses lie within gold ± spread
+        replies = [m["content"] for m in r["messages"] if m["role"] == "assistant"]
+        gold = str(env.get_task(r["prompt_id"]).answer)
+        env.reset(options={"index": r["prompt_id"]})
+        for reply, answer, right in zip(replies, answers, r["verifier"].values(), strict=True):
+            if right:
+                assert reply == env.oracle_reply()
+            else:  # another task's oracle reply, wrong here
+                assert answer != gold and answer in golds
+                distances.append(abs(float(answer) - float(gold)))
+    # near misses: the nearest of teacher_near_miss drawn wrong answers, closer than a uniform draw
+    assert config.teacher_near_miss == 2 and np.mean(distances) < 2.6
     inputs = records_to_inputs(records)  # and DRIFT's weights read them as they read rollouts
     assert inputs.success.mean() == pytest.approx(np.mean([r["t_star"] is not None for r in records]))
+
+
+def test_teacher_format_errors_and_uniform_wrong_replies() -> None:
+    config = QuickstartConfig(teacher_accuracy=0.2, teacher_format_errors=0.4, teacher_near_miss=1)
+    records = teacher_episodes(config, 200, seed=5)
+    turns = [t for r in records for t in r["meta"]["turns"]]
+    errors = [not t["format_ok"] for t in turns]
+    assert np.mean(errors) == pytest.approx(0.4, abs=0.07)
+    for r in records:
+        replies = [m["content"] for m in r["messages"] if m["role"] == "assistant"]
+        for reply, turn, answer in zip(replies, r["meta"]["turns"], r["answer_norms"], strict=True):
+            assert (reply == "") == (not turn["format_ok"]) == (answer is None)
+        penalties = sum(not t["format_ok"] for t in r["meta"]["turns"])
+        assert r["format_penalty"] == pytest.approx(-0.1 * penalties)
+
+
+def test_teacher_needs_the_episodes_envs() -> None:
+    teacher = OracleTeacher()
+    assert teacher.needs_env and not teacher.has_token_ids
+    with pytest.raises(PolicyError, match="pass envs="):
+        teacher.generate([[{"role": "user", "content": "hi"}]], SamplingParams())
+    with pytest.raises(ValueError, match="accuracy \\+ format_errors must be at most 1"):
+        OracleTeacher(accuracy=0.7, format_errors=0.5)
 
 
 def test_quickstart_differences_to_the_reference_are_paired(quickstart_run) -> None:
@@ -205,6 +336,39 @@ def test_quickstart_differences_to_the_reference_are_paired(quickstart_run) -> N
         assert v["se"] == pytest.approx(statistics.stdev(diffs) / math.sqrt(len(diffs)))
         if v["se"]:
             assert v["z"] == pytest.approx(v["delta"] / v["se"])
+
+
+class SplitParity(ParityEnv):
+    """The parity env with distinct train and test tasks, and no oracle (``reference_reply`` is None)."""
+
+    def __init__(self, *, split: str = "test", **kwargs) -> None:
+        super().__init__(split=split, **kwargs)
+
+    def get_task(self, index: int):
+        task = super().get_task(index)
+        return type(task)(task_id=f"{self.split}-{task.task_id}", prompt=task.prompt, answer=task.answer)
+
+
+def test_an_env_without_an_oracle_is_refused_with_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    env_id = "drift-test/QuickstartNoOracle-v0"
+    if env_id not in gym.registry:
+        gym.register(env_id, entry_point=SplitParity)
+    with pytest.raises(SystemExit) as exc:
+        drift_main(["quickstart", "--env", env_id, "--output-dir", str(tmp_path / "never")])
+    assert exc.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{env_id} has no oracle" in err and "model: in the config" in err
+    assert not (tmp_path / "never").exists()
+    check_teacher(QuickstartConfig.for_env(env_id, model="any"))  # a given reference needs no teacher
+
+
+class NoSplit(ParityEnv):
+    """Takes no ``split`` kwarg at all."""
+
+    def __init__(self, *, max_turns: int = 5) -> None:
+        super().__init__(max_turns=max_turns)
 
 
 class IgnoresSplit(ParityEnv):
@@ -229,7 +393,8 @@ def test_every_env_gives_the_quickstart_held_out_tasks(env_id: str, env_kwargs: 
 
 
 def test_a_run_that_would_not_be_held_out_is_refused(tmp_path: Path) -> None:
-    register_parity_env("drift-test/QuickstartNoSplit-v0")
+    if "drift-test/QuickstartNoSplit-v0" not in gym.registry:
+        gym.register("drift-test/QuickstartNoSplit-v0", entry_point=NoSplit)
     if "drift-test/QuickstartIgnoresSplit-v0" not in gym.registry:
         gym.register("drift-test/QuickstartIgnoresSplit-v0", entry_point=IgnoresSplit)
     with pytest.raises(
