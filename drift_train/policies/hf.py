@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -250,7 +250,7 @@ class HFSession:
     give the same replies.
     """
 
-    def __init__(self, decoder: _Decoder, render: Any) -> None:
+    def __init__(self, decoder: _Decoder, render: Callable[..., list[list[int]]]) -> None:
         self._decoder = decoder
         self._render = render  # HFPolicy.render: conversations (+ tools) -> prompt ids
 
