@@ -32,9 +32,10 @@ are declared by the :class:`~drift_train.policies.Policy` protocol; subclass
 Reproducibility and resume: chunks are fixed by (num_tasks, task_offset, samples, batch_size);
 in lock-step each episode's sampling seed is a function of (seed, prompt_id, traj_idx, turn), in a
 continuous chunk one session seeded from (seed, first task) samples everything in a fixed order, and
-the policy's prefix cache is emptied at each chunk, so the same settings give the same records. ``resume=True`` reads the records already in the output file,
-skips finished chunks, and re-runs a partly written chunk in full, writing only the episodes that
-are missing: the file ends up with the same records as an uninterrupted run, none twice.
+the policy's prefix cache is emptied at each chunk, so the same settings give the same records.
+``resume=True`` reads the records already in the output file, skips finished chunks, and re-runs a
+partly written chunk in full, writing only the episodes that are missing: the file ends up with the
+same records as an uninterrupted run, none twice.
 
 Python API: :func:`iter_rollouts` streams records, :func:`rollout` runs to a file and returns the
 records and a summary; ``drift rollout`` (:mod:`drift_train.rollout_cli`) is the CLI and
