@@ -337,15 +337,24 @@ def parse_config(argv: list[str] | None = None) -> DriftConfig:
     return config
 
 
+class ModelLoadError(ValueError):
+    """The model or tokenizer named by ``--model`` could not be loaded; the message says which and why."""
+
+
 def load_model_and_tokenizer(config: DriftConfig):
     """The model (LoRA-wrapped with ``use_peft``) and tokenizer named by ``config.model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    from drift_train.cliargs import model_load_error
+
+    dtype = config.model_dtype if config.model_dtype == "auto" else getattr(torch, config.model_dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model)
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+    except (OSError, ValueError) as err:  # an unreachable hub id, a folder without weights, ...
+        raise ModelLoadError(model_load_error(config.model, err)) from err
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = config.model_dtype if config.model_dtype == "auto" else getattr(torch, config.model_dtype)
-    model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
     if config.use_peft:
         from peft import LoraConfig, get_peft_model
         from transformers import set_seed

@@ -392,3 +392,25 @@ def test_drift_train_resolves_model_tiny_and_rejects_a_missing_folder(
     with pytest.raises(SystemExit) as exc:
         parse_config(["--data", "d.jsonl", "--model", str(tmp_path / "nope"), "--output_dir", "o"])
     assert exc.value.code == 2 and "no such folder" in capsys.readouterr().err
+
+
+def test_drift_train_with_an_unreachable_hub_id_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: from_pretrained raises OSError at once
+    data = tmp_path / "one.jsonl"
+    record = {
+        "prompt_id": 0,
+        "traj_idx": 0,
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+        "turn_rewards": {"t1": 1.0},
+        "verifier": {"t1": True},
+        "t_star": 1,
+        "answer_norms": ["a"],
+    }
+    data.write_text(json.dumps(record) + "\n")
+    argv = ["train", "--data", str(data), "--model", "no-such-org/no-such-model"]
+    assert cli.main([*argv, "--output-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "cannot load model 'no-such-org/no-such-model'" in err
