@@ -333,10 +333,12 @@ def evaluate_model(
     out_trajectories: str | Path | None = None,
     progress: bool = True,
     policy: Any = None,
+    tool_decay: float = 0.9,
 ) -> tuple[dict, list[dict]]:
     """Roll ``model`` out in ``env_id`` and return ``(metrics, records)``; greedy when temperature is 0.
 
     ``policy`` may be an already built backend (then ``model``/``backend`` only label the run).
+    ``tool_decay`` is the MTU-Bench decay factor of the tool metrics (tool-use envs only).
     """
     from drift_train.policies import SamplingParams, make_policy
     from drift_train.rollout import RolloutConfig, rollout
@@ -359,7 +361,8 @@ def evaluate_model(
     finally:
         if owned:
             policy.close()
-    return multiturn_metrics(records, _turn_budget(env_id, config.effective_env_kwargs)), records
+    budget = _turn_budget(env_id, config.effective_env_kwargs)
+    return multiturn_metrics(records, budget, tool_decay=tool_decay), records
 
 
 def _turn_budget(env_id: str, env_kwargs: dict) -> int | None:
@@ -414,6 +417,7 @@ class EvalConfig:
         backend: hf (transformers), vllm (in-process vllm.LLM) or openai (an OpenAI-compatible server)
         batch_size: episodes per chunk
         seed: sampling seed
+        tool_decay: decay factor of the MTU-Bench tool metrics (soft_turn_success_rate; tool-use envs)
     """
 
     out: str
@@ -434,6 +438,7 @@ class EvalConfig:
     )
     batch_size: int = _EVALUATE_MODEL["batch_size"].default
     seed: int = _EVALUATE_MODEL["seed"].default
+    tool_decay: float = _EVALUATE_MODEL["tool_decay"].default
 
 
 def build_parser():
@@ -482,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"{args.records}: the records name env {env_id!r}, which could not be made "
                         f"to read its turn budget ({e}); pass --max-turns"
                     ) from None
-            metrics = multiturn_metrics(records, budget)
+            metrics = multiturn_metrics(records, budget, tool_decay=args.tool_decay)
             metrics["records"] = str(args.records)
             label = Path(args.records).stem
         else:
@@ -510,6 +515,7 @@ def main(argv: list[str] | None = None) -> int:
                     task_offset=args.task_offset,
                     out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
                     policy=policy,
+                    tool_decay=args.tool_decay,
                 )
             finally:
                 policy.close()
@@ -519,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline = list(read_trajectories(args.baseline))
             metrics["vs_baseline"] = {
                 "baseline": str(args.baseline),
-                **paired_differences(records, baseline, metrics["max_turns"]),
+                **paired_differences(records, baseline, metrics["max_turns"], tool_decay=args.tool_decay),
             }
     except (ValueError, FileNotFoundError) as err:
         print(f"drift eval: {err}", file=sys.stderr)

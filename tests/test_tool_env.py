@@ -526,3 +526,44 @@ def test_tiny_model_rollout_weights_train_eval(tiny_model_dir: Path, tmp_path: P
         teacher_metrics["turn_success_rate"]["value"] > 0
         and teacher_metrics["turn_success_rate"]["tasks"] == 2
     )
+
+
+def test_drift_eval_tool_decay_reaches_the_soft_turn_metric(tmp_path: Path) -> None:
+    """`drift eval --records F --tool-decay d`: the decay factor the command is given is the one used."""
+    from drift_train.evaluate import main as drift_eval
+
+    env = make(domains=["bank"], max_turns=8)
+    _, info = env.reset(options={"index": 0})
+    rewards = []
+    while info.get("requests_done", 0) == 0 and len(rewards) < 6:  # finish the first request only
+        _, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_reply())
+        rewards.append(reward)
+        assert not (terminated or truncated)
+    while True:  # then give up: every later request fails
+        _, reward, terminated, truncated, info = env.step("Answer: I do not know.")
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    record = record_of(env, info, rewards)
+    path = tmp_path / "tool.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    soft = {}
+    for decay in (0.5, 0.9):
+        out = tmp_path / f"m{decay}.json"
+        assert drift_eval(["--records", str(path), "--out", str(out), "--tool_decay", str(decay)]) == 0
+        metrics = json.loads(out.read_text())
+        expected = episode_tool_metrics(record, decay)["soft_turn_success_rate"]
+        found = [v for k, v in _flatten(metrics) if k.endswith("soft_turn_success_rate")]
+        assert found and all(
+            (v["value"] if isinstance(v, dict) else v) == pytest.approx(expected) for v in found
+        ), (found, expected)
+        soft[decay] = expected
+    assert 0.0 < soft[0.5] < 1.0 and soft[0.5] != pytest.approx(soft[0.9])
+
+
+def _flatten(obj, prefix: str = ""):
+    if isinstance(obj, dict) and "value" not in obj:
+        for k, v in obj.items():
+            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    else:
+        yield prefix, obj
