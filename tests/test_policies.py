@@ -323,6 +323,31 @@ def test_openai_sends_tools_and_turns_tool_calls_into_hermes_blocks():
     assert with_tools.finish_reason == "stop" and without.text == "4"
 
 
+def test_openai_sends_recorded_tool_call_arguments_as_json_strings():
+    """Records keep a call's arguments as an object (chat templates want that); the OpenAI API takes a
+    JSON string, and servers with typed request models (vLLM's) refuse an object."""
+    _ToolCallServer.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ToolCallServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    call = {"id": "c1", "type": "function", "function": {"name": "calculator", "arguments": {"expr": "2+2"}}}
+    history = [
+        {"role": "user", "content": "What is 2+2?"},
+        {"role": "assistant", "content": "", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "name": "calculator", "content": "4"},
+    ]
+    try:
+        with make_policy("openai", "m", base_url=url, max_concurrency=1) as policy:
+            policy.generate([history], SamplingParams(max_new_tokens=9), tools=[TOOLS])
+    finally:
+        server.shutdown()
+        server.server_close()
+    sent = _ToolCallServer.seen[0]["messages"]
+    assert sent[1]["tool_calls"][0]["function"]["arguments"] == '{"expr": "2+2"}'
+    assert sent[0] == history[0] and sent[2] == history[2]
+    assert history[1]["tool_calls"][0]["function"]["arguments"] == {"expr": "2+2"}  # the record is untouched
+
+
 def test_backends_declare_every_capability(hf_policy):
     from drift_train.policies import LockstepSession, PolicyBase, Session
 

@@ -283,7 +283,7 @@ class OpenAIPolicy(PolicyBase):
     ) -> list[Completion]:
         body: dict[str, Any] = dict(
             model=self.model_id,
-            messages=messages,
+            messages=_wire_messages(messages),
             max_tokens=params.max_new_tokens,
             temperature=params.temperature,
         )
@@ -382,6 +382,24 @@ class OpenAIPolicy(PolicyBase):
             used = sum(c.num_tokens for c in completions[:-1])
             completions[-1] = Completion(last.text, max(0, int(total) - used), last.finish_reason)
         return completions
+
+
+def _wire_messages(messages: list) -> list:
+    """The conversation as the OpenAI API takes it: a tool call's ``arguments`` is a JSON *string*
+    there, while our records (and chat templates) keep it as an object. Other messages pass as they are."""
+    out = []
+    for message in messages:
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if calls and any(not isinstance((c.get("function") or {}).get("arguments"), str) for c in calls):
+            wired = []
+            for call in calls:
+                function = dict(call.get("function") or {})
+                if not isinstance(function.get("arguments"), str):
+                    function["arguments"] = json.dumps(function.get("arguments") or {}, ensure_ascii=False)
+                wired.append({**call, "function": function})
+            message = {**message, "tool_calls": wired}
+        out.append(message)
+    return out
 
 
 def _reply_text(message: Any) -> str:
