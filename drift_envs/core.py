@@ -214,6 +214,11 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         """The feedback after a reply on ``turn`` (1-based)."""
         raise NotImplementedError
 
+    def prefetch(self, action: str) -> None:
+        """Start checking ``action`` ahead of the ``step(action)`` that follows, so the rollout engine
+        can overlap a batch of checks (``drift_train.rollout.PrefetchingEnv``); CodeFeedback sends the
+        code to its sandbox workers here. The default does nothing: ``step`` checks the reply itself."""
+
     def assistant_message(self, action: str, verdict: Verdict) -> dict:
         """The conversation entry of a reply (OpenAI message shape); tool envs add ``tool_calls``."""
         return {"role": "assistant", "content": action}
