@@ -137,7 +137,7 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
             max_tasks=max_tasks,
             source_options={
                 "schema": schema,
-                "name": dataset_name,
+                "dataset_name": dataset_name,
                 "num_options": num_options,
                 "kinds": kinds,
                 "max_value": max_value,

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 from drift_envs.choice.answers import LETTERS, letter_of
 from drift_envs.core import Task
-from drift_envs.sources.base import SourceConfig, TaskSource, register_source
+from drift_envs.sources.base import FileSourceConfig, SourceConfig, TaskSource, register_source
 from drift_envs.sources.records import DataError, Row, load_rows, require_field, require_location
 
 __all__ = [
@@ -185,26 +186,12 @@ class ProceduralChoice(TaskSource):
 
 
 @dataclass(frozen=True)
-class ChoiceFileConfig(SourceConfig):
-    """A local file or a hub dataset of multiple-choice rows.
+class ChoiceFileConfig(FileSourceConfig):
+    """A local file or a hub dataset of multiple-choice rows: ``path``, ``schema`` (one of
+    :data:`SCHEMAS`; detected from the first row's fields when None) and ``dataset_name`` (the hub
+    config: ``gpqa_diamond``, a MMLU subject, ...); see :class:`~drift_envs.sources.base.FileSourceConfig`."""
 
-    Args:
-        path: a ``.jsonl``/``.json``/``.parquet`` file or a Hugging Face dataset id.
-        schema: one of :data:`SCHEMAS`; None detects it from the first row's fields.
-        name: the hub dataset's config name (``gpqa_diamond``, a MMLU subject, ...).
-    """
-
-    path: str = ""
-    schema: str | None = None
-    name: str | None = None
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
-        super().validate()
-        if not isinstance(self.path, (str, Path)) or not str(self.path):
-            raise ValueError(f"ChoiceFileConfig.path must be a file path or a hub id, got {self.path!r}")
-        if self.schema is not None and self.schema not in SCHEMAS:
-            raise ValueError(f"schema must be one of {SCHEMAS} or None (detect), got {self.schema!r}")
+    schemas: ClassVar[Collection[str]] = SCHEMAS
 
 
 def detect_schema(row: Row) -> str:
@@ -332,7 +319,7 @@ class ChoiceFile(TaskSource):
         super().__init__(config, **options)
         c = self.config
         require_location(str(c.path), self.kind)  # a misspelt source name is not sent to the hub
-        rows = load_rows(str(c.path), c.split, c.name)
+        rows = load_rows(str(c.path), c.split, c.dataset_name)
         if not rows:
             raise DataError(f"{c.path}: no rows (split {c.split!r})")
         rows = rows[: c.max_tasks]  # rows past max_tasks are neither adapted nor checked

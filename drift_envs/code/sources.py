@@ -26,11 +26,12 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from drift_envs.core import Task
 from drift_envs.sources import (
     DataError,
+    FileSourceConfig,
     Row,
     SourceConfig,
     TaskSource,
@@ -609,32 +610,12 @@ class MbppSource(TaskSource):
 
 
 @dataclass(frozen=True)
-class FileCodeConfig(SourceConfig):
-    """Where the rows of a :class:`FileCodeSource` come from.
+class FileCodeConfig(FileSourceConfig):
+    """Where the rows of a :class:`FileCodeSource` come from: ``path`` (a HumanEval or MBPP file, a
+    dataset folder or a hub id), ``schema`` (``"humaneval"``/``"mbpp"``; detected when None) and
+    ``dataset_name`` (see :class:`~drift_envs.sources.base.FileSourceConfig`)."""
 
-    Args:
-        path: a local ``.jsonl``/``.json``/``.parquet`` file in HumanEval or MBPP format (one set of
-            tasks, used whole whatever ``split`` says: keep one file per split), a dataset folder or a
-            hub id (read at ``split`` through ``datasets.load_dataset``).
-        schema: ``"humaneval"`` or ``"mbpp"``; detected from the first row when None.
-        dataset_name: the hub dataset's config name, if any.
-    """
-
-    path: str | None = None
-    schema: str | None = None
-    dataset_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.path, Path):
-            object.__setattr__(self, "path", str(self.path))
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
-        super().validate()
-        if not isinstance(self.path, str) or not self.path:
-            raise ValueError(f"FileCodeConfig.path must be a file path or a hub id, got {self.path!r}")
-        if self.schema is not None and self.schema not in CODE_SCHEMAS:
-            raise ValueError(f"schema must be one of {CODE_SCHEMAS}, got {self.schema!r}")
+    schemas: ClassVar[tuple[str, ...]] = CODE_SCHEMAS
 
 
 @register_source("code", "file")

@@ -19,17 +19,17 @@ test of the fields that tell it apart.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from drift_envs.core import Task
 from drift_envs.math.answers import find_boxed
 from drift_envs.sources import (
     DataError,
+    FileSourceConfig,
     Row,
-    SourceConfig,
     TaskSource,
     load_rows,
     register_source,
@@ -154,31 +154,13 @@ def _generic(row: Row) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class FileMathConfig(SourceConfig):
-    """Where the rows of a :class:`FileMathSource` come from.
+class FileMathConfig(FileSourceConfig):
+    """Where the rows of a :class:`FileMathSource` come from: ``path`` (a local file, used whole, a
+    dataset folder or a hub id), ``schema`` (one of :data:`MATH_SCHEMAS`, detected when None) and
+    ``dataset_name`` (``"main"`` for ``openai/gsm8k``); see
+    :class:`~drift_envs.sources.base.FileSourceConfig`."""
 
-    Args:
-        path: a local ``.jsonl``/``.json``/``.parquet`` file (used whole, whatever ``split`` says),
-            a dataset folder or a hub id (read through ``datasets.load_dataset`` at ``split``).
-        schema: one of :data:`MATH_SCHEMAS`; detected from the first row when None.
-        dataset_name: the hub dataset's config name (``"main"`` for ``openai/gsm8k``), if any.
-    """
-
-    path: str | None = None
-    schema: str | None = None
-    dataset_name: str | None = None
-
-    def __post_init__(self) -> None:
-        if isinstance(self.path, Path):
-            object.__setattr__(self, "path", str(self.path))
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
-        super().validate()
-        if not isinstance(self.path, str) or not self.path:
-            raise ValueError(f"FileMathConfig.path must be a file path or a hub id, got {self.path!r}")
-        if self.schema is not None and self.schema not in MATH_SCHEMAS:
-            raise ValueError(f"schema must be one of {tuple(MATH_SCHEMAS)}, got {self.schema!r}")
+    schemas: ClassVar[Collection[str]] = MATH_SCHEMAS  # the registry itself: schemas added later count
 
 
 @register_source("math", "file")

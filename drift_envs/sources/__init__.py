@@ -8,6 +8,7 @@ each env live beside it (``drift_envs.math.sources``, ``drift_envs.code.sources`
 
 from drift_envs.sources.base import (
     SOURCES,
+    FileSourceConfig,
     SourceConfig,
     TaskSource,
     make_source,
@@ -20,6 +21,7 @@ from drift_envs.sources.records import DataError, Row, load_rows, require_field,
 __all__ = [
     "DIFFICULTY_PRESETS",
     "DataError",
+    "FileSourceConfig",
     "ProceduralMath",
     "ProceduralMathConfig",
     "Row",

@@ -41,8 +41,9 @@ names the file, the line and the field.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any, ClassVar
 
 from drift_envs.core import Task
@@ -50,6 +51,7 @@ from drift_envs.core import Task
 __all__ = [
     "DEFAULT_SOURCE",
     "FILE_SOURCE",
+    "FileSourceConfig",
     "SOURCES",
     "SourceConfig",
     "TaskSource",
@@ -106,6 +108,42 @@ class SourceConfig:
         config = cls(**{k: v for k, v in options.items() if k in known and v is not None})
         config.validate()
         return config
+
+
+@dataclass(frozen=True)
+class FileSourceConfig(SourceConfig):
+    """The config of a kind's ``"file"`` source: tasks from a local file or a hub dataset.
+
+    Subclasses set ``schemas`` (the row schemas their adapters read) and keep these fields.
+
+    Args:
+        path: a local ``.jsonl``/``.json``/``.parquet`` file (one set of tasks, used whole whatever
+            ``split`` says: keep one file per split), a dataset folder or a hub id (read at ``split``
+            through ``datasets.load_dataset``).
+        schema: one of ``schemas``; detected from the first row when None.
+        dataset_name: the hub dataset's config name, if any.
+    """
+
+    schemas: ClassVar[Collection[str]] = ()
+
+    path: str | None = None
+    schema: str | None = None
+    dataset_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.path, Path):
+            object.__setattr__(self, "path", str(self.path))
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        super().validate()
+        name = type(self).__name__
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError(f"{name}.path must be a file path or a hub id, got {self.path!r}")
+        if self.schema is not None and self.schemas and self.schema not in self.schemas:
+            raise ValueError(
+                f"{name}.schema must be one of {tuple(self.schemas)} or None, got {self.schema!r}"
+            )
 
 
 class TaskSource:
