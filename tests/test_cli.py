@@ -394,10 +394,12 @@ def test_drift_train_resolves_model_tiny_and_rejects_a_missing_folder(
     assert exc.value.code == 2 and "no such folder" in capsys.readouterr().err
 
 
-def test_drift_train_with_an_unreachable_hub_id_is_one_line_and_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+def test_drift_train_with_a_model_folder_it_cannot_load_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: from_pretrained raises OSError at once
+    model = tmp_path / "no-weights"  # a folder that exists (so no early "no such folder") but holds no model
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "llama"}')
     data = tmp_path / "one.jsonl"
     record = {
         "prompt_id": 0,
@@ -409,8 +411,8 @@ def test_drift_train_with_an_unreachable_hub_id_is_one_line_and_exit_2(
         "answer_norms": ["a"],
     }
     data.write_text(json.dumps(record) + "\n")
-    argv = ["train", "--data", str(data), "--model", "no-such-org/no-such-model"]
+    argv = ["train", "--data", str(data), "--model", str(model)]
     assert cli.main([*argv, "--output-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert "cannot load model 'no-such-org/no-such-model'" in err
+    assert f"cannot load model {str(model)!r}" in err
