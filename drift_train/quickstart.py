@@ -111,11 +111,11 @@ class QuickstartConfig:
         default_factory=lambda: {"hidden_size": 64, "num_layers": 2, "intermediate_size": 192}
     )
     pretrain_episodes: int = 4000
-    pretrain_epochs: float = 3.0
+    pretrain_epochs: float = 6.0
     pretrain_learning_rate: float = 1e-2
     teacher_accuracy: float = 0.3  # chance the teacher's reply is the oracle's, at every turn
     teacher_format_errors: float = 0.0  # chance it is a reply without an answer; the rest are wrong replies
-    teacher_near_miss: int = 2  # a wrong reply is the nearest to the right one of this many drawn
+    teacher_near_miss: int = 3  # a wrong reply is the nearest to the right one of this many drawn
     # steps 2 and 4: evaluation on held-out tasks
     eval_tasks: int = 500
     eval_temperature: float = 1.0
