@@ -360,6 +360,11 @@ def test_an_env_without_an_oracle_is_refused_with_a_clear_error(
     assert exc.value.code == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"{env_id} has no oracle" in err and "model: in the config" in err
+    # env_id: in a YAML config picks the env just as --env does
+    config = _write(tmp_path / "run.yaml", f"env_id: {env_id}\n")
+    with pytest.raises(SystemExit):
+        drift_main(["quickstart", "--config", str(config), "--output-dir", str(tmp_path / "never")])
+    assert f"{env_id} has no oracle" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "never").exists()
     check_teacher(QuickstartConfig.for_env(env_id, model="any"))  # a given reference needs no teacher
 
