@@ -161,10 +161,11 @@ def teacher_episodes(
     The teacher is :class:`~drift_train.policies.scripted.OracleTeacher` (the env's oracle made noisy:
     right with probability ``teacher_accuracy`` at every turn, a format error with probability
     ``teacher_format_errors``, else another task's oracle reply that is wrong here and new in the
-    episode, the nearest to the right reply of ``teacher_near_miss`` drawn), run by the rollout engine, so the records are the engine's. ``n`` tasks once each when
-    the env has that many, else every task as often as needed. The tiny model imitates the teacher: it
-    starts as a weak but non-trivial reference policy whose multi-turn behaviour DRIFT can improve.
-    """
+    episode, the nearest to the right reply of ``teacher_near_miss`` drawn), run by the rollout
+    engine, so the records are the engine's (without token ids: training renders their text). ``n``
+    tasks once each when the env has that many, else every task as often as needed. The tiny model
+    imitates the teacher: it starts as a weak but non-trivial reference policy whose multi-turn
+    behaviour DRIFT can improve. ``out``: also write the records there (JSONL)."""
     from drift_train.policies import SamplingParams
     from drift_train.policies.scripted import OracleTeacher
     from drift_train.rollout import RolloutConfig, rollout
