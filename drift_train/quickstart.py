@@ -54,7 +54,7 @@ __all__ = [
 
 
 DEFAULT_ENV = "drift/MathFeedback-v0"
-TEACHER_VERSION = "oracle-teacher/1"  # in the pretraining cache key: a new teacher retrains the reference
+TEACHER_VERSION = "oracle-teacher/2"  # in the pretraining cache key: a new teacher retrains the reference
 
 GENERIC_PRESET: dict[str, Any] = {"env_kwargs": {}, "max_new_tokens": 64}
 #: per env id, the quickstart's defaults of these config fields (settings a tiny model learns in
@@ -62,7 +62,7 @@ GENERIC_PRESET: dict[str, Any] = {"env_kwargs": {}, "max_new_tokens": 64}
 ENV_PRESETS: dict[str, dict[str, Any]] = {
     DEFAULT_ENV: {
         "env_kwargs": {"difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""},
-        "max_new_tokens": 32,
+        "max_new_tokens": 16,
     },
     # two constraints per task (the env's default): another task's oracle reply then breaks one of them
     # 97% of the time, so the teacher has wrong replies to give; 96 tokens hold 95% of its replies
@@ -115,7 +115,9 @@ class QuickstartConfig:
     pretrain_learning_rate: float = 1e-2
     teacher_accuracy: float = 0.3  # chance the teacher's reply is the oracle's, at every turn
     teacher_format_errors: float = 0.0  # chance it is a reply without an answer; the rest are wrong replies
-    teacher_near_miss: int = 3  # a wrong reply is the nearest to the right one of this many drawn
+    teacher_near_miss: int = 3  # without teacher_spread: a wrong reply is the nearest of this many drawn
+    # a wrong reply is drawn uniformly from those within this distance of the right one (math: |n - gold|)
+    teacher_spread: float | None = 3.0
     # steps 2 and 4: evaluation on held-out tasks
     eval_tasks: int = 500
     eval_temperature: float = 1.0
@@ -161,7 +163,8 @@ def teacher_episodes(
     The teacher is :class:`~drift_train.policies.scripted.OracleTeacher` (the env's oracle made noisy:
     right with probability ``teacher_accuracy`` at every turn, a format error with probability
     ``teacher_format_errors``, else another task's oracle reply that is wrong here and new in the
-    episode, the nearest to the right reply of ``teacher_near_miss`` drawn), run by the rollout
+    episode: drawn uniformly from those within ``teacher_spread`` of the right reply, or without a
+    spread the nearest of ``teacher_near_miss`` drawn), run by the rollout
     engine, so the records are the engine's (without token ids: training renders their text). ``n``
     tasks once each when the env has that many, else every task as often as needed. The tiny model
     imitates the teacher: it starts as a weak but non-trivial reference policy whose multi-turn
@@ -176,6 +179,7 @@ def teacher_episodes(
         accuracy=config.teacher_accuracy,
         format_errors=config.teacher_format_errors,
         near_miss=config.teacher_near_miss,
+        spread=config.teacher_spread,
         seed=seed,
     )
     rollout_config = RolloutConfig(
@@ -239,6 +243,7 @@ def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
             "teacher_accuracy",
             "teacher_format_errors",
             "teacher_near_miss",
+            "teacher_spread",
             "batch_size",
             "seed",
         )

@@ -211,7 +211,7 @@ def test_math_oracle_solves_every_gsm8k_and_math500_task(name: str, answer_forma
 def test_math_oracle_reply_is_in_the_envs_format() -> None:
     boxed = gym.make(MATH).unwrapped
     boxed.reset(options={"index": 1})
-    assert boxed.oracle_reply() == "The answer is \\boxed{7}."
+    assert boxed.oracle_reply() == "\\boxed{7}"
     tag = gym.make(MATH, answer_format="tag").unwrapped
     tag.reset(options={"index": 1})
     assert tag.oracle_reply() == "<answer>7</answer>"

@@ -107,7 +107,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     (1.0, True)
     >>> obs, info = env.reset(options={"index": 2})
     >>> env.unwrapped.oracle_reply()
-    'The answer is \\boxed{16}.'
+    '\\boxed{16}'
     """
 
     source_kind = "math"
@@ -179,13 +179,13 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         return text
 
     def reference_reply(self, task: Task) -> str:
-        r"""The gold answer in this env's answer format: ``The answer is \boxed{gold}.``, or
+        r"""The gold answer in this env's answer format, and nothing else: ``\boxed{gold}``, or
         ``<answer>gold</answer>`` with ``answer_format="tag"``; correct under :meth:`verify` for every
         task of the procedural presets, GSM8K and MATH-500 (``tests/test_task_sources.py``)."""
         gold = str(task.answer)
         if self.answer_format == "tag":
             return f"<answer>{gold}</answer>"
-        return f"The answer is \\boxed{{{gold}}}."
+        return f"\\boxed{{{gold}}}"
 
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the final answer and check it against the gold answer."""

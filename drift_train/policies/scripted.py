@@ -12,7 +12,9 @@ reply (DESIGN.md, environment contract) and knows nothing else about the env:
   the teacher never repeats itself). Of ``near_miss`` such replies drawn at random, the teacher gives
   the one closest to the right reply (:func:`reply_distance`: numbers by value, other text by how
   much of it differs), so its mistakes look like near misses rather than answers to another
-  question (``near_miss=1``: a uniformly drawn wrong reply). When no such reply turns up in
+  question (``near_miss=1``: a uniformly drawn wrong reply). With ``spread`` set instead, the wrong
+  reply is drawn uniformly from the distinct wrong replies found within distance ``spread`` of the
+  right one (the nearest found when none is that close). When no such reply turns up in
   ``max_draws`` draws, the format-error reply stands in for it, and where the env has none, the
   oracle's.
 
@@ -82,6 +84,7 @@ class OracleTeacher(PolicyBase):
         accuracy: float = 0.3,
         format_errors: float = 0.0,
         near_miss: int = 1,
+        spread: float | None = None,
         seed: int = 0,
         max_draws: int = 32,
         model_id: str = "oracle-teacher",
@@ -98,11 +101,14 @@ class OracleTeacher(PolicyBase):
             raise ValueError(
                 f"near_miss must be >= 1 (wrong replies drawn to pick the nearest of), got {near_miss}"
             )
+        if spread is not None and not spread > 0:
+            raise ValueError(f"spread must be a positive distance or None, got {spread!r}")
         if max_draws < 1:
             raise ValueError(f"max_draws must be >= 1, got {max_draws}")
         self.accuracy = float(accuracy)
         self.format_errors = float(format_errors)
         self.near_miss = int(near_miss)
+        self.spread = None if spread is None else float(spread)
         self.seed = int(seed)
         self.max_draws = int(max_draws)
         self.model_id = model_id
@@ -117,6 +123,7 @@ class OracleTeacher(PolicyBase):
             "teacher_accuracy": self.accuracy,
             "teacher_format_errors": self.format_errors,
             "teacher_near_miss": self.near_miss,
+            "teacher_spread": self.spread,
             "teacher_seed": self.seed,
         }
 
@@ -200,10 +207,16 @@ class OracleTeacher(PolicyBase):
             verdict = base.verify(base.task, reply)
             if verdict.format_ok and not verdict.correct:
                 wrong.append(reply)
-                if len(wrong) == self.near_miss:
+                if self.spread is None and len(wrong) == self.near_miss:
                     break
         if not wrong:
             return None
+        if self.spread is not None:
+            close = sorted(
+                r for r in wrong if reply_distance(oracle, r) <= self.spread
+            )  # sorted: seed-stable
+            if close:
+                return rng.choice(close)
         return min(wrong, key=lambda reply: reply_distance(oracle, reply))  # the first of equals
 
     @staticmethod
