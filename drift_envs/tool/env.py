@@ -281,8 +281,16 @@ class ToolUseEnv(MultiTurnTextEnv):
             if isinstance(self._world, ReplayWorld) and self._request < len(self._tool_task.requests):
                 self._world.request = self._request
         evidence = {"kind": kind, "several": several}
+        # partial credit: the share of the dialogue this reply completed (one request, or none)
+        share = 1.0 / len(self._tool_task.requests) if kind in ("next_request", "success") else 0.0
         return Verdict(
-            kind == "success", True, norm, {"kind": kind}, self._progress_info(request=k), evidence
+            kind == "success",
+            True,
+            norm,
+            {"kind": kind},
+            self._progress_info(request=k),
+            evidence,
+            reward=share if self.partial_credit else None,
         )
 
     def _state_goal(self, k: int) -> str:
@@ -366,17 +374,6 @@ class ToolUseEnv(MultiTurnTextEnv):
         if feedback.kind == "tool_results":
             return [{"role": "tool", **r} for r in feedback.data["tool_results"]]
         return [{"role": "user", "content": feedback.text}]
-
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
-        """As the base class; with ``partial_credit`` the reward is the share of requests this reply completed."""
-        before = self._request
-        obs, reward, terminated, truncated, info = super().step(action)
-        if self.partial_credit:
-            done_now = self._request - before
-            reward = done_now / len(self._tool_task.requests) + (
-                0.0 if info["format_ok"] else self.format_penalty
-            )
-        return obs, reward, terminated, truncated, info
 
     def reference_reply(self, task: Task) -> str | None:
         """The next round of reference calls not yet made, else the answer; None when the world can no
