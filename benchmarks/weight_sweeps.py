@@ -79,9 +79,14 @@ def run_setting(
     from rich.console import Console
 
     from drift_train.evaluate import paired_differences
-    from drift_train.policies import SamplingParams, make_policy
-    from drift_train.quickstart import QuickstartConfig, evaluate_stage, pretrain_reference, train_env_kwargs
-    from drift_train.rollout import RolloutConfig, rollout
+    from drift_train.policies import make_policy
+    from drift_train.quickstart import (
+        QuickstartConfig,
+        evaluate_stage,
+        pretrain_reference,
+        reference_rollout_config,
+    )
+    from drift_train.rollout import rollout
     from drift_train.trajectories import read_trajectories
     from drift_train.weights import WeightConfig
 
@@ -99,23 +104,7 @@ def run_setting(
         started = time.process_time()
         policy = make_policy("hf", str(reference), batch_size=256)
         try:
-            rollout(
-                policy,
-                RolloutConfig(
-                    env_id=config.env_id,
-                    env_kwargs=train_env_kwargs(config),
-                    num_tasks=config.rollout_tasks,
-                    samples=config.samples,
-                    seed=seed,
-                    batch_size=512,
-                    sampling=SamplingParams(
-                        temperature=config.rollout_temperature, max_new_tokens=config.max_new_tokens
-                    ),
-                ),
-                rollouts,
-                overwrite=True,
-                progress=True,
-            )
+            rollout(policy, reference_rollout_config(config, seed), rollouts, overwrite=True, progress=True)
         finally:
             policy.close()
         rollout_cpu = time.process_time() - started

@@ -45,6 +45,7 @@ __all__ = [
     "evaluate_stage",
     "main",
     "pretrain_reference",
+    "reference_rollout_config",
     "rollout_stage",
     "run_quickstart",
     "teacher_episodes",
@@ -357,16 +358,13 @@ def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, o
     return metrics
 
 
-def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, seed: int) -> dict:
-    """Reference rollouts on the ``train`` split, then DRIFT weights; returns paths, summary and costs."""
-    from drift_train.policies import SamplingParams, make_policy
-    from drift_train.rollout import RolloutConfig, rollout
-    from drift_train.trajectories import validate_groups, write_trajectories
-    from drift_train.weights import WeightConfig, add_weights, print_summary
+def reference_rollout_config(config: QuickstartConfig, seed: int):
+    """The :class:`~drift_train.rollout.RolloutConfig` of the reference rollouts DRIFT trains on:
+    ``rollout_tasks`` x ``samples`` on the ``train`` split (the weight sweeps reuse it)."""
+    from drift_train.policies import SamplingParams
+    from drift_train.rollout import RolloutConfig
 
-    started = time.perf_counter()
-    policy = make_policy("hf", str(reference), batch_size=256)
-    rollout_config = RolloutConfig(
+    return RolloutConfig(
         env_id=config.env_id,
         env_kwargs=train_env_kwargs(config),
         num_tasks=config.rollout_tasks,
@@ -375,6 +373,18 @@ def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, se
         batch_size=512,
         sampling=SamplingParams(temperature=config.rollout_temperature, max_new_tokens=config.max_new_tokens),
     )
+
+
+def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, seed: int) -> dict:
+    """Reference rollouts on the ``train`` split, then DRIFT weights; returns paths, summary and costs."""
+    from drift_train.policies import make_policy
+    from drift_train.rollout import rollout
+    from drift_train.trajectories import validate_groups, write_trajectories
+    from drift_train.weights import WeightConfig, add_weights, print_summary
+
+    started = time.perf_counter()
+    policy = make_policy("hf", str(reference), batch_size=256)
+    rollout_config = reference_rollout_config(config, seed)
     try:
         records, stats = rollout(
             policy, rollout_config, out / "rollouts.jsonl", overwrite=True, progress=True
