@@ -221,3 +221,26 @@ def openai_replicas(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     yield start
     for replica in started:
         _stop_by_pid(replica.pid)
+
+
+def drift_rollout_records(
+    env_id: str,
+    env_kwargs: dict,
+    model_dir: Path,
+    out: Path,
+    *,
+    num_tasks: int = 2,
+    samples: int = 2,
+    max_new_tokens: int = 8,
+) -> list[dict]:
+    """``drift rollout`` run in-process on a small job (exit 0 asserted); the records it wrote."""
+    import json
+
+    from drift_train.cli import main as drift_main
+    from drift_train.trajectories import read_trajectories
+
+    argv = ["rollout", "--env", env_id, "--env-kwargs", json.dumps(env_kwargs), "--model", str(model_dir)]
+    argv += ["--num-tasks", str(num_tasks), "--samples", str(samples)]
+    argv += ["--max-new-tokens", str(max_new_tokens), "--no-progress", "--out", str(out)]
+    assert drift_main(argv) == 0
+    return list(read_trajectories(out))

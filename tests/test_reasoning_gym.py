@@ -20,13 +20,14 @@ pytest.importorskip(
     reason="the optional package reasoning-gym is not installed (pip install 'drift-toolkit[reasoning-gym]')",
 )
 
+from conftest import drift_rollout_records  # noqa: E402
+
 import drift_envs  # noqa: E402,F401 - registers drift/* ids
 from drift_envs.core import UnicodeText  # noqa: E402
 from drift_envs.ecosystem import MissingPackageError, require_package  # noqa: E402
 from drift_envs.ecosystem.catalog import PROBE_CONFIG, catalog  # noqa: E402
 from drift_envs.ecosystem.reasoning_gym import TRAIN_SEED_OFFSET, dataset_names  # noqa: E402
 from drift_train.cli import main as drift_main  # noqa: E402
-from drift_train.trajectories import read_trajectories  # noqa: E402
 
 ENV_ID = "drift/ReasoningGym-v0"
 #: measured with reasoning-gym 0.1.25: items with no answer and no stored solution
@@ -166,29 +167,7 @@ ENV_KWARGS = {
 
 
 def test_drift_rollout_on_reasoning_gym(tiny_model_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "rg.jsonl"
-    argv = [
-        "rollout",
-        "--env",
-        ENV_ID,
-        "--env-kwargs",
-        json.dumps(ENV_KWARGS),
-        "--model",
-        str(tiny_model_dir),
-    ]
-    argv += [
-        "--num-tasks",
-        "2",
-        "--samples",
-        "2",
-        "--max-new-tokens",
-        "8",
-        "--no-progress",
-        "--out",
-        str(out),
-    ]
-    assert drift_main(argv) == 0
-    records = list(read_trajectories(out))
+    records = drift_rollout_records(ENV_ID, ENV_KWARGS, tiny_model_dir, tmp_path / "rg.jsonl")
     assert len(records) == 4 and {r["prompt_id"] for r in records} == {0, 1}
     assert all(
         r["env_id"] == ENV_ID and r["task_id"].startswith("reasoning_gym/basic_arithmetic/0/test/")

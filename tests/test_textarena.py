@@ -19,12 +19,13 @@ pytest.importorskip(
     reason="the optional package textarena is not installed (pip install 'drift-toolkit[textarena]')",
 )
 
+from conftest import drift_rollout_records  # noqa: E402
+
 import drift_envs  # noqa: E402,F401 - registers drift/* ids
 from drift_envs.core import UnicodeText  # noqa: E402
 from drift_envs.ecosystem.catalog import NO_MOVE, catalog  # noqa: E402
 from drift_envs.ecosystem.textarena import GameUnavailableError, single_player_game_ids  # noqa: E402
 from drift_train.cli import main as drift_main  # noqa: E402
-from drift_train.trajectories import read_trajectories  # noqa: E402
 
 ENV_ID = "drift/TextArena-v0"
 #: measured with textarena 0.7.4 on a machine without network: (game id prefix, why it cannot run)
@@ -236,29 +237,7 @@ ENV_KWARGS = {"game": "GuessTheNumber-v0", "max_turns": 3}
 
 
 def test_drift_rollout_on_textarena(tiny_model_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "ta.jsonl"
-    argv = [
-        "rollout",
-        "--env",
-        ENV_ID,
-        "--env-kwargs",
-        json.dumps(ENV_KWARGS),
-        "--model",
-        str(tiny_model_dir),
-    ]
-    argv += [
-        "--num-tasks",
-        "2",
-        "--samples",
-        "2",
-        "--max-new-tokens",
-        "8",
-        "--no-progress",
-        "--out",
-        str(out),
-    ]
-    assert drift_main(argv) == 0
-    records = list(read_trajectories(out))
+    records = drift_rollout_records(ENV_ID, ENV_KWARGS, tiny_model_dir, tmp_path / "ta.jsonl")
     assert len(records) == 4 and all(r["env_id"] == ENV_ID for r in records)
     assert all(r["task_id"].startswith("textarena/GuessTheNumber-v0/0/test/") for r in records)
     assert all(1 <= r["meta"]["num_turns"] <= 3 for r in records)
