@@ -7,27 +7,76 @@ budget, the conversation, ``terminated``/``truncated``, repeated answers, the fo
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import re
 import string
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from types import ModuleType
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 from gymnasium.spaces import Text
+from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory, write_to_shared_memory
 
 __all__ = [
     "EpisodeFinishedError",
     "Feedback",
     "MultiTurnTextEnv",
+    "SharedTexts",
     "Task",
     "UnicodeText",
     "Verdict",
+    "valid_text",
 ]
 
 # Characters `UnicodeText.sample` draws from: printable ASCII plus a few multi-byte code points, so
 # random actions exercise the unicode paths of every env without being mostly unprintable noise.
 _SAMPLE_CHARSET = string.printable + "éüßπ√∞≤≥×÷αβγ中文🙂"
+# A code point that UTF-8 cannot encode: a surrogate on its own (from a bad decode, an exception
+# message quoting bytes, a model's reply). Trajectory writers and tokenizers raise on it.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def _truncation_marker(cut: int) -> str:
+    return f"\n[... {cut} more characters cut: the text exceeded the observation space's limit]"
+
+
+def valid_text(text: str, max_length: int | None = None) -> str:
+    """``text`` as valid UTF-8 within ``max_length`` characters: what every observation is made into.
+
+    A surrogate pair written as two code points becomes the character it encodes; a lone surrogate
+    becomes U+FFFD. A text longer than ``max_length`` keeps its head and ends in a visible marker
+    saying how many characters were cut (the result is exactly ``max_length`` long).
+    """
+    if _SURROGATE_RE.search(text) is not None:
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if max_length is not None and len(text) > max_length:
+        # the marker's own length depends on the count it prints; two passes settle it
+        marker = _truncation_marker(len(text) - max_length)
+        marker = _truncation_marker(len(text) - max(0, max_length - len(marker)))
+        if len(marker) >= max_length:
+            return text[:max_length]
+        text = text[: max_length - len(marker)] + marker
+    return text
+
+
+def _valid_json(value: Any) -> Any:
+    """``value`` (``info``: dicts, lists, tuples, strings) with every string made valid UTF-8; the
+    same object when nothing needed a change."""
+    if isinstance(value, str):
+        return valid_text(value)
+    if isinstance(value, dict):
+        out = {k: _valid_json(v) for k, v in value.items()}
+        return value if all(out[k] is value[k] for k in value) else out
+    if isinstance(value, (list, tuple)):
+        items = [_valid_json(v) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    return value
 
 
 class UnicodeText(Text):
@@ -42,8 +91,13 @@ class UnicodeText(Text):
         super().__init__(max_length, min_length=min_length, charset=_SAMPLE_CHARSET, seed=seed)
 
     def contains(self, x: Any) -> bool:
-        """True for any ``str`` whose length lies within the bounds."""
-        return isinstance(x, str) and self.min_length <= len(x) <= self.max_length
+        """True for a ``str`` whose length lies within the bounds and that is valid UTF-8 (no lone
+        surrogate), so ``check_env`` catches an observation a trajectory writer could not store."""
+        return (
+            isinstance(x, str)
+            and self.min_length <= len(x) <= self.max_length
+            and _SURROGATE_RE.search(x) is None
+        )
 
     def sample(self, mask: Any = None, probability: Any = None) -> str:
         """A random string of at most 64 characters (the full ``max_length`` would be useless noise)."""
@@ -63,6 +117,82 @@ class UnicodeText(Text):
             and self.min_length == other.min_length
             and self.max_length == other.max_length
         )
+
+
+# ---- UnicodeText in AsyncVectorEnv's shared memory ---------------------------------------------------
+# Gymnasium's own Text handlers map characters through the space's charset (a UnicodeText charset is
+# only what `sample` draws from) and read the buffer once, at construction, into a tuple that later
+# steps never refresh: every async observation came back as max_length '0's. UnicodeText keeps its
+# own: one int32 row of code points per env, padded with -1, read live on every access.
+
+
+class SharedTexts(Sequence):
+    """The observations of an ``AsyncVectorEnv`` over a :class:`UnicodeText` space with shared memory:
+    a live, read-only sequence of ``n`` strings decoded from the shared buffer on each access.
+
+    ``AsyncVectorEnv`` hands out ``deepcopy(observations)`` (its default ``copy=True``), which is a
+    plain tuple of ``str``, as ``SyncVectorEnv`` gives; with ``copy=False`` the caller gets this view.
+    """
+
+    def __init__(self, buffer: Any, n: int, max_length: int) -> None:
+        self._buffer = buffer
+        self._n = n
+        self._max_length = max_length
+
+    def _rows(self) -> np.ndarray:
+        return np.frombuffer(self._buffer.get_obj(), dtype=np.int32).reshape(self._n, self._max_length)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        row = self._rows()[index]
+        ends = np.flatnonzero(row < 0)
+        end = int(ends[0]) if ends.size else self._max_length
+        return row[:end].astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, Sequence) and tuple(self) == tuple(other)
+
+    def __repr__(self) -> str:
+        return f"SharedTexts({tuple(self)!r})"
+
+
+@create_shared_memory.register(UnicodeText)
+def _create_unicode_text_shared_memory(space: UnicodeText, n: int = 1, ctx: ModuleType = mp) -> Any:
+    buffer = ctx.Array(np.dtype(np.int32).char, n * space.max_length)
+    np.frombuffer(buffer.get_obj(), dtype=np.int32).fill(-1)
+    return buffer
+
+
+@read_from_shared_memory.register(UnicodeText)
+def _read_unicode_text_from_shared_memory(space: UnicodeText, shared_memory: Any, n: int = 1) -> SharedTexts:
+    return SharedTexts(shared_memory, n, space.max_length)
+
+
+@write_to_shared_memory.register(UnicodeText)
+def _write_unicode_text_to_shared_memory(
+    space: UnicodeText, index: int, value: str, shared_memory: Any
+) -> None:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"UnicodeText shared memory: env {index} returned a {type(value).__name__}, not a str"
+        )
+    codes = np.frombuffer(value.encode("utf-32-le", "surrogatepass"), dtype="<u4").astype(np.int32)
+    size = space.max_length
+    if codes.size > size:
+        raise ValueError(
+            f"UnicodeText shared memory: env {index} returned an observation of {codes.size} characters, "
+            f"over the space's max_length {size}"
+        )
+    row = np.frombuffer(shared_memory.get_obj(), dtype=np.int32)[index * size : (index + 1) * size]
+    row[: codes.size] = codes
+    row[codes.size :] = -1
 
 
 class EpisodeFinishedError(ResetNeeded):
@@ -294,10 +424,10 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         self._answers = []
         self._messages = []
         if self.system_prompt:
-            self._messages.append({"role": "system", "content": self.system_prompt})
-        obs = self.first_message(self._task)
+            self._messages.append({"role": "system", "content": valid_text(self.system_prompt)})
+        obs = self.valid_observation(self.first_message(self._task))
         self._messages.append({"role": "user", "content": obs})
-        return obs, self._base_info()
+        return obs, _valid_json(self._base_info())
 
     def step(self, action: str) -> tuple[str, float, bool, bool, dict]:
         """Submit one reply; returns the feedback as the next observation ("" once the episode ended)."""
@@ -322,11 +452,12 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         truncated = not terminated and self._turn >= self.max_turns
         self._done = terminated or truncated
         feedback = self.make_feedback(self._task, verdict, turn=self._turn, repeated=repeated)
-        self._messages.append(self.assistant_message(action, verdict))
+        feedback.text = self.valid_observation(feedback.text)
+        self._messages.append(_valid_json(self.assistant_message(action, verdict)))
         obs = ""
         if not self._done:
             obs = feedback.text
-            self._messages.extend(self.feedback_messages(feedback))
+            self._messages.extend(self._valid_message(m) for m in self.feedback_messages(feedback))
         info = self._base_info()
         info.update(verdict.info)
         info.update(
@@ -336,9 +467,22 @@ class MultiTurnTextEnv(gym.Env[str, str]):
             repeated=repeated,
             feedback={"text": feedback.text, "kind": feedback.kind, **feedback.data, **verdict.details},
         )
+        info = _valid_json(info)
         if self.render_mode == "human":
             self.render()
         return obs, reward, terminated, truncated, info
+
+    def valid_observation(self, text: str) -> str:
+        """``text`` made a member of the observation space (:func:`valid_text`: lone surrogates
+        replaced, cut to ``max_length`` with a visible marker). Every observation and every message
+        the env adds passes through here."""
+        return valid_text(text, self.observation_space.max_length)
+
+    def _valid_message(self, message: dict) -> dict:
+        out = _valid_json(message)
+        if isinstance(out.get("content"), str):
+            out = {**out, "content": self.valid_observation(out["content"])}
+        return out
 
     def render(self) -> str | None:
         """The conversation so far as text (``ansi``), or printed to stdout (``human``)."""
