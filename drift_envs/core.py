@@ -226,6 +226,9 @@ class Verdict:
     reward: float | None = None
     #: the episode ends with this reply although it is not correct (a lost game); ``terminated``
     ends_episode: bool = False
+    #: the checker could not reach a verdict in time, even after retrying: the step scores 0.0 with no
+    #: format penalty, ``correct`` is False and ``info["undecided"]`` is True (DESIGN.md: never silently wrong)
+    undecided: bool = False
 
 
 @dataclass
@@ -255,7 +258,8 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     ``terminated`` when solved, ``truncated`` when ``max_turns`` replies were all wrong.
 
     ``info`` after every call: ``task_id``, ``index``, ``turn``, ``max_turns``, ``messages``; after
-    ``step`` also ``correct``, ``format_ok``, ``answer``, ``repeated``, ``feedback``.
+    ``step`` also ``correct``, ``format_ok``, ``answer``, ``repeated``, ``feedback`` and ``undecided``
+    (True when the verdict says its check could not be decided in time: see :attr:`Verdict.undecided`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
@@ -446,9 +450,14 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         verdict = self.verify(self._task, action)
         repeated = verdict.answer is not None and verdict.answer in self._answers
         self._answers.append(verdict.answer)
-        base = verdict.reward if verdict.reward is not None else (1.0 if verdict.correct else 0.0)
-        reward = float(base) + (0.0 if verdict.format_ok else self.format_penalty)
-        terminated = bool(verdict.correct) or bool(verdict.ends_episode)
+        undecided = bool(verdict.undecided)
+        correct = bool(verdict.correct) and not undecided
+        if undecided:  # no verdict: neither a reward nor a penalty, and the episode goes on
+            reward = 0.0
+        else:
+            base = verdict.reward if verdict.reward is not None else (1.0 if correct else 0.0)
+            reward = float(base) + (0.0 if verdict.format_ok else self.format_penalty)
+        terminated = correct or (bool(verdict.ends_episode) and not undecided)
         truncated = not terminated and self._turn >= self.max_turns
         self._done = terminated or truncated
         feedback = self.make_feedback(self._task, verdict, turn=self._turn, repeated=repeated)
@@ -461,11 +470,18 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         info = self._base_info()
         info.update(verdict.info)
         info.update(
-            correct=bool(verdict.correct),
+            correct=correct,
             format_ok=bool(verdict.format_ok),
             answer=verdict.answer,
             repeated=repeated,
-            feedback={"text": feedback.text, "kind": feedback.kind, **feedback.data, **verdict.details},
+            undecided=undecided,
+            feedback={
+                "text": feedback.text,
+                "kind": feedback.kind,
+                **feedback.data,
+                **verdict.details,
+                **({"undecided": True} if undecided else {}),
+            },
         )
         info = _valid_json(info)
         if self.render_mode == "human":
