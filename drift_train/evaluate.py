@@ -5,13 +5,29 @@ Metrics (each with a standard error) from trajectory records of any env:
 - ``success@t`` — share of episodes solved within ``t`` turns, ``t = 1..T``;
 - ``acc_turn[t]`` — per-turn conditional accuracy: solved at turn ``t`` among episodes still unsolved
   at its start;
-- ``correction_rate`` — solved eventually among episodes wrong at turn 1;
+- ``correction_rate`` — solved eventually among episodes wrong at turn 1 (ours: one number over the
+  whole episode);
+- ``release_correction_rate[t]``, ``t = 2..T`` — the DRIFT release's "correction rate" (its
+  ``compute_metrics`` in ``src/eval_math_multiturn_vllm.py``): per turn, solved at turn ``t`` among the
+  episodes that attempted turn ``t`` (all of them wrong so far). It is the same ratio as ``acc_turn[t]``
+  and is offered under the release's meaning so a number compared with the paper's is the paper's;
+  it is *not* ``correction_rate``, which pools every later turn over the episodes wrong at turn 1;
 - ``mean_turns_to_success`` — among solved episodes;
 - ``non_repeat_ratio`` — distinct answers / answers given, averaged over episodes with an answer;
 - ``format_error_rate`` — share of replies with no extractable answer;
+- ``undecided_turn_rate`` — share of replies whose verdict the env's checker could not reach in time
+  (the record's ``undecided_turns``), and ``undecided_episode_rate`` — share of episodes with at least
+  one; ``num_undecided_turns`` counts them. Every other metric scores an undecided turn as the record
+  does, as not solved: success@t is a lower bound when some verdicts are missing. Where any turn is
+  undecided, ``success_at_if_undecided_correct[t]`` is the upper end of that bracket (an episode counts
+  as solved within t turns when it was, or when one of its first t turns was undecided), so a reader
+  sees how far the missing verdicts could move success@t instead of a silently low number;
 - on tool-use episodes (``drift/ToolUse-v0``), the eight MTU-Bench tool metrics of
   :mod:`drift_train.tool_metrics` (``tool_selection_accuracy`` ... ``task_process_rate``), one value
-  per episode, averaged with the same clustered s.e.
+  per episode, averaged with the same clustered s.e., and the same eight as the release's
+  ``evaluate_mtu_bench`` reports them (``release_mtu_tool_selection_accuracy`` ...; final attempt
+  only, success = solved, the release's argument lookup: the differences are listed in
+  :mod:`drift_train.tool_metrics`).
 
 Each metric is ``{"value", "se", "n", "tasks"}`` (``n`` observations from ``tasks`` tasks); with no
 observations value and se are None, and se is None when the observations come from one task.
@@ -54,6 +70,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from drift_train.trajectories import undecided_turns
+
 __all__ = [
     "clustered_ratio",
     "evaluate_model",
@@ -65,6 +83,7 @@ __all__ = [
     "paired_differences",
     "per_task_results",
     "plot_success_curves",
+    "undecided_note",
 ]
 
 
@@ -145,6 +164,9 @@ def metric_observations(
         obs["success_at"][str(t)] = ([float(s is not None and s <= t) for s in first], [1.0] * len(records))
         at_risk = [float((s is None or s >= t) and len(bs) >= t) for s, bs in zip(first, bits, strict=True)]
         obs["acc_turn"][str(t)] = ([float(s == t) for s in first], at_risk)
+    # the release's per-turn correction rate: of the episodes that attempted turn t (all wrong before
+    # it, since an episode ends when solved), the share solved there: acc_turn's ratio, t >= 2
+    obs["release_correction_rate"] = {str(t): obs["acc_turn"][str(t)] for t in range(2, T + 1)}
     wrong_first = [float(s != 1) for s in first]
     obs["correction_rate"] = ([float(s is not None and s != 1) for s in first], wrong_first)
     obs["mean_turns_to_success"] = ([float(s or 0) for s in first], [float(s is not None) for s in first])
@@ -158,6 +180,19 @@ def metric_observations(
         replies.append(float(n))
     obs["non_repeat_ratio"] = (ratios, has_answer)
     obs["format_error_rate"] = (errors, replies)
+    undecided = [undecided_turns(r) for r in records]
+    obs["undecided_turn_rate"] = ([float(len(u)) for u in undecided], [float(len(bs)) for bs in bits])
+    obs["undecided_episode_rate"] = ([float(bool(u)) for u in undecided], [1.0] * len(records))
+    if any(undecided):
+        # the other end of success@t's bracket: every undecided verdict taken as a success
+        could = [
+            min(([s] if s is not None else []) + u[:1], default=None)
+            for s, u in zip(first, undecided, strict=True)
+        ]
+        obs["success_at_if_undecided_correct"] = {
+            str(t): ([float(c is not None and c <= t) for c in could], [1.0] * len(records))
+            for t in range(1, T + 1)
+        }
     from drift_train.tool_metrics import tool_metric_observations
 
     obs.update(tool_metric_observations(records, tool_decay))
@@ -177,7 +212,13 @@ def multiturn_metrics(
     """The multi-turn metrics of a set of trajectory records (one episode each), task-clustered s.e."""
     tasks, T, obs = metric_observations(records, max_turns, tool_decay=tool_decay)
     metrics = _map_metrics(obs, lambda y, x: clustered_ratio(y, x, tasks))
-    return {"num_episodes": len(records), "max_turns": T, "num_tasks": len(set(tasks)), **metrics}
+    return {
+        "num_episodes": len(records),
+        "max_turns": T,
+        "num_tasks": len(set(tasks)),
+        "num_undecided_turns": sum(len(undecided_turns(r)) for r in records),
+        **metrics,
+    }
 
 
 def paired_differences(
@@ -265,7 +306,9 @@ def metrics_table(rows: dict[str, dict], title: str = "multi-turn evaluation"):
     table.add_column("model")
     for t in range(1, T + 1):
         table.add_column(f"success@{t}", justify="right")
-    for col in ("correction", "non-repeat", "format err"):
+    # a column for missing verdicts only where some are missing: most envs never have any
+    undecided = any(m.get("num_undecided_turns") for m in rows.values())
+    for col in ("correction", "non-repeat", "format err") + (("undecided",) if undecided else ()):
         table.add_column(col, justify="right")
     for name, m in rows.items():
         cells = [
@@ -277,8 +320,22 @@ def metrics_table(rows: dict[str, dict], title: str = "multi-turn evaluation"):
             format_metric(m["non_repeat_ratio"]),
             format_metric(m["format_error_rate"]),
         ]
+        if undecided:
+            cells.append(format_metric(m["undecided_turn_rate"]) if "undecided_turn_rate" in m else "—")
         table.add_row(name, *cells)
     return table
+
+
+def undecided_note(metrics: dict) -> str:
+    """One line on the turns without a verdict: how many, and how far they could move success@T."""
+    T = str(metrics["max_turns"])
+    low, high = metrics["success_at"][T]["value"], metrics["success_at_if_undecided_correct"][T]["value"]
+    episodes = metrics["undecided_episode_rate"]["value"]
+    return (
+        f"{metrics['num_undecided_turns']} turn(s) undecided (the checker reached no verdict in time) in "
+        f"{episodes:.1%} of episodes: every metric counts them as not solved, so success@{T} = {low:.3f} "
+        f"is a lower bound; {high:.3f} if every undecided verdict were correct"
+    )
 
 
 def plot_success_curves(metrics: dict[str, dict], path: str | os.PathLike, title: str = "") -> Path:
@@ -537,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
             f.write(json.dumps(row) + "\n")
     console = Console()
     console.print(metrics_table({label: metrics}, title=args.env or str(args.records)))
+    if metrics["num_undecided_turns"]:
+        console.print(undecided_note(metrics))
     if "vs_baseline" in metrics:
         T = metrics["max_turns"]
         d = metrics["vs_baseline"]["success_at"][str(T)]

@@ -18,7 +18,9 @@ everything submitted in one ``generate`` call), submits every episode, and resub
 soon as its env has answered, until no episode is live.
 
 Records are written as episodes end. All K samples of a task share ``prompt_id`` (the task index),
-reset options and env seed, so they replay the same task.
+reset options and env seed, so they replay the same task. A step whose verdict the env's checker could
+not reach in time (``info["undecided"]``) is recorded as the env scored it and listed in the record's
+``undecided_turns``; the field is left out when every verdict was reached.
 
 What the engine hands the policy besides the conversation: the tools the env offers
 (``info["tools"]`` of the latest reset/step, a list of OpenAI function schemas, per conversation as
@@ -191,6 +193,7 @@ class _Episode:
     verifier: list = field(default_factory=list)
     answers: list = field(default_factory=list)
     penalties: list = field(default_factory=list)
+    undecided: list = field(default_factory=list)  # 1-based turns whose verdict was undecided
     turns: list = field(default_factory=list)
     tools: list | None = None  # the OpenAI function schemas the env offers (info["tools"]), if any
     token_turns: list = field(
@@ -288,6 +291,8 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, token_meta: 
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         },
     }
+    if ep.undecided:  # absent when every verdict was reached: such records stay as they always were
+        record["undecided_turns"] = list(ep.undecided)
     if ep.tools is not None:
         record["meta"]["tools"] = ep.tools
     if tokens is not None:
@@ -470,6 +475,8 @@ def _step_episodes(
         ep.rewards.append(float(reward) - penalty)
         ep.penalties.append(penalty)
         ep.verifier.append(int(bool(info.get("correct", terminated))))
+        if info.get("undecided", False):  # envs without a checker deadline never set it
+            ep.undecided.append(len(ep.rewards))
         answer = info.get("answer")
         ep.answers.append(None if answer is None else str(answer))
         feedback = info.get("feedback")
@@ -612,7 +619,9 @@ def summarize(records: Sequence[dict]) -> dict:
     """Per-turn accuracy, success within t turns, format-error rate and answer statistics.
 
     ``turn_accuracy[t-1]``: of the episodes that reached turn t, the fraction correct at turn t.
-    ``success_within[t-1]``: of all episodes, the fraction solved by turn t.
+    ``success_within[t-1]``: of all episodes, the fraction solved by turn t (an undecided turn counts
+    as not solved, as the record scores it). ``undecided_turns``/``undecided_episodes``: how many turns
+    had no verdict, and in how many episodes.
     """
     n = len(records)
     if n == 0:
@@ -624,13 +633,17 @@ def summarize(records: Sequence[dict]) -> dict:
             "success_within": [],
             "format_error_rate": 0.0,
             "mean_turns": 0.0,
+            "undecided_turns": 0,
+            "undecided_episodes": 0,
         }
     max_turns = max(len(r["turn_rewards"]) for r in records)
     reached = [0] * max_turns
     correct = [0] * max_turns
     solved_by = [0] * max_turns
-    turns = format_errors = 0
+    turns = format_errors = undecided = undecided_episodes = 0
     for r in records:
+        undecided += len(r.get("undecided_turns") or [])
+        undecided_episodes += bool(r.get("undecided_turns"))
         verdicts = list(r["verifier"].values())
         for t, v in enumerate(verdicts):
             reached[t] += 1
@@ -652,4 +665,6 @@ def summarize(records: Sequence[dict]) -> dict:
         "success_within": [s / n for s in solved_by],
         "format_error_rate": format_errors / turns if turns else 0.0,
         "mean_turns": turns / n,
+        "undecided_turns": undecided,
+        "undecided_episodes": undecided_episodes,
     }

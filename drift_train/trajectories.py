@@ -16,6 +16,10 @@ Fields (DESIGN.md), a superset of the DRIFT reference release's rows::
     answer_norms   list        extracted, normalised answer of each turn (None where none was found)
     format_penalty float       sum of the per-turn format penalties (<= 0)
     meta           dict        model, backend, sampling params, seeds, schema version, timestamps, ...
+    undecided_turns list       optional: the turns (1-based, increasing) whose verdict the env's checker
+                               could not reach in time (``info["undecided"]``); each is scored as the
+                               env scored it (verifier 0, reward 0, no format penalty). Absent when
+                               no turn was undecided, so such records are the same as before the field
 
 Rows of the reference release carry only some of these (``prompt_id``, ``messages``,
 ``turn_rewards``, ``verifier``, ``t_star``, ``answer_norms``, ``format_penalty``), sometimes with
@@ -57,6 +61,7 @@ _JSON_FIELDS = (
     "meta",
     "tokens",
     "reward_details",
+    "undecided_turns",
 )
 # columns stored as JSON text in Parquet, so files with different turn counts and kwargs share a schema
 _PARQUET_JSON_COLUMNS = ("turn_rewards", "verifier", "env_kwargs", "meta", "tokens")
@@ -69,6 +74,7 @@ __all__ = [
     "normalize_record",
     "read_trajectories",
     "turn_keys",
+    "undecided_turns",
     "validate_groups",
     "validate_record",
     "write_trajectories",
@@ -154,6 +160,9 @@ def normalize_record(
     for field in ("prompt_id", "messages", "turn_rewards"):
         if record.get(field) is None:
             raise err("is missing", field)
+    if "undecided_turns" in record and record["undecided_turns"] is None:
+        # a Parquet column holds every row's value; rows without undecided turns read back as null
+        del record["undecided_turns"]
     for field in ("turn_rewards", "verifier", "reward_details"):
         if isinstance(record.get(field), dict):
             # Parquet struct columns hold the union of all rows' turn keys; unused ones read back as None
@@ -384,12 +393,43 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
             "reward format errors",
             "format_penalty",
         )
+    if "undecided_turns" in record:
+        _check_undecided(record["undecided_turns"], rewards, verifier, err)
     if record.get("tokens") is not None:
         from drift_train.tokens import check_tokens
 
         problem = check_tokens(record["tokens"], num_turns)
         if problem is not None:
             raise err(problem[1], problem[0])
+
+
+def _check_undecided(turns: Any, rewards: dict, verifier: dict, err) -> None:
+    """``undecided_turns``: increasing 1-based turn numbers within the record, each scored as the
+    contract scores an undecided step (verifier 0, reward 0): a turn marked undecided but rewarded or
+    judged correct contradicts itself, and would train or evaluate on a verdict nobody reached."""
+    field = "undecided_turns"
+    if not isinstance(turns, list):
+        raise err(f"must be a list of turn numbers (1-based), got {type(turns).__name__}", field)
+    previous = 0
+    for i, turn in enumerate(turns):
+        where = f"{field}[{i}]"
+        if not _is_int(turn) or not 1 <= turn <= len(rewards):
+            raise err(f"must be a turn number in 1..{len(rewards)}, got {turn!r}", where)
+        if turn <= previous:
+            raise err(f"turn numbers must increase without repeats, got {turn} after {previous}", where)
+        previous = turn
+        key = f"t{turn}"
+        if verifier[key] != 0 or rewards[key] != 0:
+            raise err(
+                f"turn {turn} is undecided but verifier.{key} = {verifier[key]!r} and turn_rewards.{key} = "
+                f"{rewards[key]!r}: an undecided step has no verdict, so it is scored 0 and not correct",
+                where,
+            )
+
+
+def undecided_turns(record: dict) -> list[int]:
+    """The turns of ``record`` whose verdict was undecided (``undecided_turns``; [] when absent)."""
+    return list(record.get("undecided_turns") or [])
 
 
 def _iter_jsonl(path: Path, allow_partial_tail: bool) -> Iterator[tuple[int, Any]]:

@@ -38,6 +38,21 @@ Options on top of the reference recipe:
   same group, with the all-equal rule above for cells where every return-to-go ties (one trajectory
   reaching a turn alone is such a cell).
 
+Undecided verdicts (DESIGN.md: a turn whose check could not finish in time is listed in the record's
+``undecided_turns``; the env scored it 0, not correct): ``undecided`` says what such a trajectory
+counts for.
+
+* ``drop`` (the default): every trajectory with an undecided turn gets weight 0 (and per-turn weights
+  0) and is left out of its group's normalisation, so it neither trains nor moves the weights of the
+  others. Its return rests on a verdict nobody reached: scoring a reply that may have been right as a
+  failure would push weight onto the others in its group as if it had been checked. A group all of
+  whose members are dropped trains nothing.
+* ``zero``: the trajectory is weighted as recorded, its undecided turns as failures with reward 0
+  (what files without the field always get).
+
+Either way the summary counts ``undecided_trajectories``, ``undecided_turns`` and the groups left with
+no member (``undecided_emptied_groups``). Files without undecided turns weigh the same under both.
+
 Everything past parsing the records is numpy over flat arrays; ``drift weights`` is the CLI.
 """
 
@@ -57,6 +72,7 @@ from drift_train.trajectories import read_trajectories, validate_groups, write_t
 
 EQUAL_GROUP_MODES = ("keep", "drop", "floor")
 NORMALISATIONS = ("group", "global")
+UNDECIDED_MODES = ("drop", "zero")
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,8 @@ class WeightConfig:
     per_turn: bool = False  # also compute per-turn weights from the discounted return-to-go
     # returns closer than this count as equal; tiny, so a near-tie is weighted like the release would (it has no tie rule)
     tie_tolerance: float = 1e-12
+    # trajectories with an undecided turn: drop = weight 0 and out of their group's normalisation; zero = weighted as recorded, the undecided turn a failure
+    undecided: str = "drop"
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first option that is out of range."""
@@ -90,6 +108,8 @@ class WeightConfig:
             raise ValueError(f"clip_max must be positive (or None for no clipping), got {self.clip_max}")
         if self.normalize not in NORMALISATIONS:
             raise ValueError(f"normalize must be one of {NORMALISATIONS}, got {self.normalize!r}")
+        if self.undecided not in UNDECIDED_MODES:
+            raise ValueError(f"undecided must be one of {UNDECIDED_MODES}, got {self.undecided!r}")
 
 
 @dataclass
@@ -106,6 +126,7 @@ class ReturnInputs:
     # per-turn credit only (records_to_inputs(..., per_turn=True)); each row sums to the trajectory's total
     turn_format_penalty: np.ndarray | None = None  # (N, T_max), the format penalty incurred at turn t
     turn_repeat_share: np.ndarray | None = None  # (N, T_max), charged answers at turn t / answers_i
+    undecided_turns: np.ndarray | None = None  # (N,) int, turns without a verdict (None: no record has any)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -354,6 +375,7 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
     penalties: list = [0.0] * n
     unique: list[float] = [1.0] * n
     success = [False] * n
+    undecided = [0] * n
     rows: list[list] = [None] * n  # type: ignore[list-item]
     ordered_keys: dict[tuple, bool] = {}  # key tuples already seen in turn order t1..tn (fast path)
 
@@ -387,6 +409,8 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
                 distinct.discard("")
                 unique[i] = len(distinct) / given
         success[i] = record.get("t_star") is not None or trajectory_succeeded(record)
+        if record.get("undecided_turns"):
+            undecided[i] = len(record["undecided_turns"])
 
     group_index = np.array(groups, dtype=np.int64)
     unique_fraction = np.array(unique, dtype=np.float64)
@@ -430,6 +454,8 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
     inputs = ReturnInputs(
         group_index, turn_rewards, num_turns, format_penalty, unique_fraction, success, len(group_of)
     )
+    if any(undecided):
+        inputs.undecided_turns = np.array(undecided, dtype=np.int64)
     if per_turn:
         inputs.turn_format_penalty = np.zeros((n, t_max))
         inputs.turn_repeat_share = np.zeros((n, t_max))
@@ -481,29 +507,52 @@ def compute_weights(inputs: ReturnInputs, config: WeightConfig | None = None) ->
     config = config or WeightConfig()
     config.validate()
     returns = trajectory_returns(inputs, config.gamma, config.diversity_lambda)
-    weights, equal_group = importance_weights(returns, inputs.group_index, config, inputs.num_groups)
+    undecided = inputs.undecided_turns if inputs.undecided_turns is not None else np.zeros(len(returns), int)
+    kept = (undecided == 0) if config.undecided == "drop" else np.ones(len(returns), dtype=bool)
+    if kept.all():
+        weights, equal_group = importance_weights(returns, inputs.group_index, config, inputs.num_groups)
+    else:  # dropped trajectories: weight 0 and out of their group's V*
+        weights = np.zeros(len(returns))
+        weights[kept], equal_group = importance_weights(
+            returns[kept], inputs.group_index[kept], config, inputs.num_groups
+        )
+        # a group with no member left has no returns to compare: not an all-equal group
+        equal_group &= np.bincount(inputs.group_index[kept], minlength=inputs.num_groups) > 0
 
     turn_weights = None
     if config.per_turn:
         togo = returns_to_go(inputs, config.gamma, config.diversity_lambda)
         valid = ~np.isnan(togo)
+        turn_weights = np.full(togo.shape, np.nan)
+        turn_weights[valid & ~kept[:, None]] = 0.0
+        valid &= kept[:, None]
         rows, turns = np.nonzero(valid)
         # each (group, turn index) cell is its own group: trajectories compared at the same depth
         cell = inputs.group_index[rows] * togo.shape[1] + turns
         cell_ids, cell_index = np.unique(cell, return_inverse=True)
         cell_weights, _ = importance_weights(togo[valid], cell_index, config, len(cell_ids))
-        turn_weights = np.full(togo.shape, np.nan)
         turn_weights[valid] = cell_weights
 
-    summary = summarise(weights, inputs, equal_group, config)
+    summary = summarise(weights, inputs, equal_group, config, kept=kept)
     return WeightResult(weights, returns, turn_weights, summary)
 
 
 def summarise(
-    weights: np.ndarray, inputs: ReturnInputs, equal_group: np.ndarray, config: WeightConfig
+    weights: np.ndarray,
+    inputs: ReturnInputs,
+    equal_group: np.ndarray,
+    config: WeightConfig,
+    *,
+    kept: np.ndarray | None = None,
 ) -> dict:
-    """Diagnostics: groups, success rate, ESS per group (mean/min), max weight, share of all-equal groups."""
+    """Diagnostics: groups, success rate, ESS per group (mean/min), max weight, share of all-equal groups,
+    and the undecided trajectories (``kept``: the trajectories the weighting used; all when None)."""
     g = inputs.num_groups
+    undecided = inputs.undecided_turns if inputs.undecided_turns is not None else np.zeros(len(weights), int)
+    kept = np.ones(len(weights), dtype=bool) if kept is None else kept
+    emptied = (np.bincount(inputs.group_index, minlength=g) > 0) & (
+        np.bincount(inputs.group_index[kept], minlength=g) == 0
+    )
     sizes = np.bincount(inputs.group_index, minlength=g)
     ess = effective_sample_size(weights, inputs.group_index, g)
     group_success = np.bincount(inputs.group_index, weights=inputs.success, minlength=g)
@@ -523,6 +572,10 @@ def summarise(
         "all_equal_group_share": float(equal_group.mean()) if g else 0.0,
         "all_fail_group_share": float((group_success == 0).mean()) if g else 0.0,
         "all_success_group_share": float((group_success == sizes).mean()) if g else 0.0,
+        "undecided_trajectories": int((undecided > 0).sum()),
+        "undecided_turns": int(undecided.sum()),
+        "undecided_dropped_trajectories": int((~kept).sum()),
+        "undecided_emptied_groups": int(emptied.sum()),
         "config": asdict(config),
     }
 
@@ -577,6 +630,10 @@ def print_summary(summary: dict) -> None:
         "all_equal_group_share",
         "all_fail_group_share",
         "all_success_group_share",
+        "undecided_trajectories",
+        "undecided_turns",
+        "undecided_dropped_trajectories",
+        "undecided_emptied_groups",
     ):
         value = summary[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -602,6 +659,7 @@ WEIGHT_FLAGS = {
     "clip_max": {"flag": "clip", "aliases": ["clip_max"]},
     "equal_groups": {"choices": EQUAL_GROUP_MODES},
     "normalize": {"choices": NORMALISATIONS},
+    "undecided": {"choices": UNDECIDED_MODES},
 }
 
 
