@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
@@ -12,7 +13,7 @@ from drift_envs.tool.mtu import ReplayWorld
 from drift_envs.tool.tasks import Request, ToolTask, normalize_value
 from drift_envs.tool.world import World
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "ToolUseEnv", "extract_answer"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "ToolUseEnv", "extract_answer", "judge_answer"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that can call tools. To call a tool, write "
@@ -20,7 +21,23 @@ DEFAULT_SYSTEM_PROMPT = (
     "hold several calls, and their results come back as tool messages. When a request is done, reply "
     "without tool calls and end with a line 'Answer: <the result>'."
 )
-_TOKEN = re.compile(r"[a-z][a-z0-9\-]*|-?\d[\d,]*(?:\.\d+)?")
+# Answer spans are read as tokens: words (ids such as "acc-1234" are one word), numbers (a thousands
+# separator only in groups of three, so "5,6,7" is three numbers and "4,500" one), and dates and
+# times, which are kept apart so that "on 2025-03-04" names no number.
+_ANSWER_TOKEN = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})|(?P<time>\d{1,2}:\d{2})"
+    r"|(?P<word>[a-z][a-z0-9\-]*)|(?P<number>-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?)"
+)
+_ID = re.compile(r"[a-z]+-\d+")
+# Words that offer an alternative or hedge: an answer holding one (outside the expected value
+# itself) names more than one value, whatever the other value is.
+_HEDGE = re.compile(
+    r"(?<![^\W_])(?:or|either|maybe|perhaps|possibly|possible|probably|likely|alternatively|otherwise|unless|"
+    r"else|instead|could|might|guess|unsure|uncertain)(?![^\W_])|[/|]"
+)
+# Words that deny the value: "no, it has not been cancelled" names "cancelled" and says it is not.
+_NEGATION = re.compile(r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope)(?![^\W_])|n[’']t(?![^\W_])")
+_MINUS = re.compile(r"(?<![^\W_])minus\s+(?=\d)|[−–](?=\d)")  # "minus 7.2", U+2212 and en-dash signs
 
 
 def extract_answer(text: str) -> str:
@@ -33,8 +50,62 @@ def extract_answer(text: str) -> str:
     return rest.split("\n", 1)[0].strip()
 
 
-def _answer_tokens(answer: str) -> set[str]:
-    return {normalize_value(t) for t in _TOKEN.findall(answer.lower())}
+def _tokens(text: str) -> list[tuple[str, str, int, int]]:
+    """``(kind, normalised value, start, end)`` per token of ``text`` (lower-cased, signs unified)."""
+    out = []
+    for m in _ANSWER_TOKEN.finditer(text):
+        kind = m.lastgroup
+        value = m.group(0) if kind in ("date", "time") else normalize_value(m.group(0))
+        out.append((kind, value, m.start(), m.end()))
+    return out
+
+
+def judge_answer(answer: str, expected: str, candidates: tuple[str, ...] | set[str] = ()) -> str:
+    """How an ``Answer:`` span stands against the expected value: ``"right"``, ``"missing"`` (the
+    value is not named), ``"several"`` (it names another value too, or offers an alternative) or
+    ``"negated"`` (it names the value and denies it).
+
+    The mechanism, on the span with each occurrence of the expected value blanked out: another value
+    of the same kind (any other number when the value is a number, any other id such as ``BK-102``
+    when it is an id), any of ``candidates`` (the values of the task a guesser could list), a word
+    that offers an alternative (``or``, ``either``, ``maybe``, ``perhaps``, ``possibly``, ``/``, ...)
+    or a negation (``no``, ``not``, ``never``, ``n't``, ...) makes the answer wrong. A value that itself
+    holds such a word (a name with "or" in it) is blanked out before the search, so it stays right.
+    """
+    # NFKC first: full-width letters and digits ("ｏｒ", "－７．２") read as the ASCII they look like
+    text = _MINUS.sub("-", unicodedata.normalize("NFKC", answer).lower())
+    tokens = _tokens(text)
+    gold_tokens = _tokens(_MINUS.sub("-", unicodedata.normalize("NFKC", str(expected)).lower()))
+    gold = [v for _, v, _, _ in gold_tokens]
+    if not gold:
+        return "missing"
+    values = [v for _, v, _, _ in tokens]
+    spans = []
+    i = 0
+    while i + len(gold) <= len(values):
+        if values[i : i + len(gold)] == gold:
+            spans.append((tokens[i][2], tokens[i + len(gold) - 1][3]))
+            i += len(gold)
+        else:
+            i += 1
+    if not spans:
+        return "missing"
+    rest_tokens = [t for t in tokens if not any(a <= t[2] < b for a, b in spans)]
+    rest = text
+    for a, b in reversed(spans):
+        rest = rest[:a] + " " * (b - a) + rest[b:]
+    single = gold[0] if len(gold) == 1 else None
+    number = single is not None and gold_tokens[0][0] == "number"
+    is_id = single is not None and _ID.fullmatch(single) is not None
+    others = set(candidates) - set(gold)
+    for kind, value, _, _ in rest_tokens:
+        if value in others or (number and kind == "number") or (is_id and _ID.fullmatch(value)):
+            return "several"
+    if _HEDGE.search(rest):
+        return "several"
+    if _NEGATION.search(rest):
+        return "negated"
+    return "right"
 
 
 class ToolUseEnv(MultiTurnTextEnv):
@@ -51,7 +122,9 @@ class ToolUseEnv(MultiTurnTextEnv):
     (in any order; the answer must come from the tools, not a guess), (2) the world is in exactly the
     state the reference calls leave it in (no extra transfers, cancellations or bookings) and (3) the
     final reply answers it: its ``Answer:`` line (or, without one, the whole reply) names the expected
-    value and no other candidate value (listing every balance seen is wrong). With
+    value, no other value and does not deny it (:func:`judge_answer`): listing every balance seen,
+    ``-7.3 or -7.2 or -7.1``, ``rainy or stormy``, ``maybe rainy`` and ``no, it has not been cancelled``
+    are all wrong, ``Answer: the forecast is rainy`` is right. With
     ``dataset=PATH`` the tasks are MTU-Bench dialogues (:mod:`drift_envs.tool.mtu`) replayed from
     their recorded results.
 
@@ -87,7 +160,7 @@ class ToolUseEnv(MultiTurnTextEnv):
       block is not valid JSON (Expecting value at column 9). Write each call as ...``
     - an answer before the work is done (``"not_done"``): ``That isn't done yet: use the tools to carry
       out the request before you answer.``; a wrong answer (``"wrong_answer"``): ``That's not the
-      answer I need.`` (``... Give one answer, not several.`` when it named several candidates)
+      answer I need.`` (``... Give one answer, not several.`` when it named several values or hedged)
     - a completed request: the next request (``"next_request"``); the last one: ``"success"``.
 
     ## Starting State
@@ -263,18 +336,17 @@ class ToolUseEnv(MultiTurnTextEnv):
             evidence = {"kind": "format_error", "error": "the reply is empty"}
             return Verdict(False, False, None, {"kind": "format_error"}, self._progress_info(), evidence)
         answer = extract_answer(parsed.text)
-        tokens = _answer_tokens(answer)
         norm = normalize_value(answer)[:200]
-        expected = None if request.answer is None else normalize_value(request.answer)
+        judged = (
+            "right" if request.answer is None else judge_answer(answer, request.answer, request.candidates)
+        )
         kind = "wrong_answer"
         missing = [c for c in request.reference_calls if not any(same_call(c, m) for m in self._made)]
         if missing or self._world.snapshot() != self._state_goal(k):
             kind = "not_done"
-        elif request.answer is None or (
-            expected in tokens and not (tokens & set(request.candidates)) - {expected}
-        ):
+        elif judged == "right":
             kind = "next_request" if k + 1 < len(self._tool_task.requests) else "success"
-        several = request.answer is not None and len(tokens & set(request.candidates)) > 1
+        several = judged == "several"
         if kind in ("next_request", "success"):
             self._request += 1
             self._calls_used, self._made = 0, []

@@ -111,6 +111,13 @@ _ITEMS = [
 ]
 _TITLES = ["dentist", "yoga", "standup", "haircut", "piano", "tennis", "dinner", "interview", "checkup"]
 _CONDITIONS = ["sunny", "cloudy", "rainy", "windy", "foggy"]
+# Other weather conditions an answer might name beside the forecast one ("rainy or stormy"): the
+# world never forecasts them, but an answer naming one names a second condition.
+_OTHER_CONDITIONS = (
+    "stormy", "snowy", "overcast", "drizzly", "misty", "hazy", "thundery", "showery", "sleety", "clear",
+    "partly", "fair", "wet", "dry", "storm", "snow", "rain", "sun", "fog", "wind", "clouds", "drizzle",
+    "thunderstorms", "showers", "hail", "sleet",
+)  # fmt: skip
 
 
 def _pool(items: list[str], split: str) -> list[str]:
@@ -271,7 +278,7 @@ def _weather(rng: random.Random, people: list[str], cities: list[str]):
         f"What's the weather going to be like in {a} on {date}? Answer with the condition.",
         ((_call("get_weather", city=a, date=date),),),
         str(weather[f"{a}|{date}"]["condition"]),
-        tuple(_CONDITIONS),
+        (*_CONDITIONS, *_OTHER_CONDITIONS),
     )
     r2 = Request(
         f"How many degrees Fahrenheit warmer is {a} than {b} that day? (Negative if colder.)",
