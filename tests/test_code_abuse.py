@@ -396,7 +396,7 @@ def test_a_concurrent_checks_tests_and_an_earlier_checks_tests_are_unreachable(s
     assert slow_r.passed and probe_r.passed, (slow_r.to_dict(), probe_r.to_dict())
     out = probe_r.stdout_tail
     assert "HITS" in out and earlier not in out and concurrent not in out, out
-    if sandbox.isolation["uid_drop"]:
+    if sandbox.isolation["private_namespaces"]:  # /proc of its own (the basic level shows the host's)
         assert "OTHERS 0" in out, out  # not even the list of other processes
 
 
@@ -488,9 +488,12 @@ def test_concurrent_checks_cannot_reach_each_other_over_abstract_sockets(sandbox
         textwrap.dedent(f"""
         import socket
         def f():
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.bind("\\0{name}")
-            s.listen(1)
+            try:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.bind("\\0{name}")
+                s.listen(1)
+            except PermissionError:  # where the sandbox refuses sockets outright
+                return "alone"
             s.settimeout(1.2)
             try:
                 s.accept()

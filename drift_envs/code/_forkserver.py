@@ -56,14 +56,22 @@ import types
 # ---------------------------------------------------------------------------------------------
 # Linux constants (sched.h, mount.h, prctl.h)
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080  # unshare only (in clone's flags the bit is part of the exit signal)
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_MODE_FILTER = 2
 
 # Each check's candidate runs as uid UID_BASE + (server pid << 8 | slot), its judge as the same with
 # slot + JUDGE_SLOTS: pids are unique among live processes and a slot is reused only after its last
@@ -144,6 +152,527 @@ def _mount(src: str | None, target: str, fstype: str | None, flags: int, data: s
 
 def _prctl(option: int, arg: int) -> None:
     _libc.prctl(option, arg, 0, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the candidate's system-call filter (seccomp): what no honest solution needs and what would let
+# a check leave something behind or escape its limits
+
+_ARCH = {  # machine -> (AUDIT_ARCH_*, syscall numbers, lowest number that is not this ABI's)
+    "x86_64": (
+        0xC000003E,
+        {
+            "clone": 56,
+            "unshare": 272,
+            "clone3": 435,
+            "setns": 308,
+            "keyctl": 250,
+            "add_key": 248,
+            "request_key": 249,
+            "socket": 41,
+            "socketpair": 53,
+            "bind": 49,
+            "listen": 50,
+            "connect": 42,
+            "io_uring_setup": 425,
+            "userfaultfd": 323,
+            "perf_event_open": 298,
+            "bpf": 321,
+            "pivot_root": 155,
+            "mount": 165,
+            "chroot": 161,
+        },
+        0x40000000,  # the x32 ABI's numbers: refused (they would bypass these checks)
+    ),
+    "aarch64": (
+        0xC00000B7,
+        {
+            "clone": 220,
+            "unshare": 97,
+            "clone3": 435,
+            "setns": 268,
+            "keyctl": 219,
+            "add_key": 217,
+            "request_key": 218,
+            "socket": 198,
+            "socketpair": 199,
+            "bind": 200,
+            "listen": 201,
+            "connect": 203,
+            "io_uring_setup": 425,
+            "userfaultfd": 282,
+            "perf_event_open": 241,
+            "bpf": 280,
+            "pivot_root": 41,
+            "mount": 40,
+            "chroot": 51,
+        },
+        None,
+    ),
+}
+#: refused outright with EPERM: kernel keyrings (a key outlives its process, and its uid's keyring
+#: would carry it to the next check of the slot), named sockets (an abstract unix socket kept alive by
+#: a descriptor in flight outlives the check), namespaces, io_uring, userfaultfd, perf, bpf
+_DENIED = (
+    "setns",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "socket",
+    "socketpair",
+    "bind",
+    "listen",
+    "connect",
+    "io_uring_setup",
+    "userfaultfd",
+    "perf_event_open",
+    "bpf",
+    "pivot_root",
+    "mount",
+    "chroot",
+)
+_NS_FLAGS = (
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+)
+
+
+def _seccomp_program() -> bytes | None:
+    """The candidate's BPF filter for this machine (None where the architecture is not known here).
+
+    Refused: every call in ``_DENIED``; ``unshare`` and ``clone`` asking for any new namespace (a user
+    namespace would give the code root over a private IPC namespace with default limits and a tmpfs
+    of its own, past ``disk_mb``); ``clone3`` (its flags sit behind a pointer the filter cannot read:
+    ENOSYS, so the C library falls back to ``clone``); calls of another ABI; anything for another
+    architecture kills the process."""
+    import platform
+
+    arch = _ARCH.get(platform.machine())
+    if arch is None:
+        return None
+    audit, nr, foreign = arch
+    eperm, enosys = 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+    allow, kill = 0x7FFF0000, 0x80000000
+    prog: list = []  # (code, jt, jf, k); jumps are resolved to labels below
+
+    def op(code, k=0, jt=0, jf=0):
+        prog.append([code, jt, jf, k])
+
+    LD, JEQ, JSET, JGE, RET = 0x20, 0x15, 0x45, 0x35, 0x06
+    op(LD, 4)  # seccomp_data.arch
+    op(JEQ, audit, 1, 0)
+    op(RET, kill)
+    op(LD, 0)  # seccomp_data.nr
+    if foreign is not None:
+        op(JGE, foreign, 0, 1)
+        op(RET, enosys)
+    op(JEQ, nr["clone3"], 0, 1)
+    op(RET, enosys)
+    for name in _DENIED:
+        op(JEQ, nr[name], 0, 1)
+        op(RET, eperm)
+    for name, mask in (("unshare", _NS_FLAGS | CLONE_NEWTIME), ("clone", _NS_FLAGS)):
+        op(JEQ, nr[name], 0, 4)
+        op(LD, 16)  # the low 32 bits of args[0] (little-endian): the flags
+        op(JSET, mask, 0, 1)
+        op(RET, eperm)
+        op(RET, allow)
+    op(RET, allow)
+    return b"".join(struct.pack("=HBBI", c, jt, jf, k) for c, jt, jf, k in prog)
+
+
+def _arch_numbers() -> dict:
+    import platform
+
+    return _ARCH.get(platform.machine(), (0, {}, None))[1]
+
+
+_ARCH_NR = _arch_numbers()
+
+
+def _install_seccomp(program: bytes) -> None:
+    """Load ``program`` as this process's filter (no_new_privs must be set; kept across fork)."""
+
+    class _Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _Prog(len(program) // 8, ctypes.cast(buf, ctypes.c_char_p))
+    _check(
+        _libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0), "seccomp"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the candidate's view of the filesystem: a root of its own holding only the interpreter
+
+
+def _elf_deps(path: str) -> tuple[list, list]:
+    """``(DT_NEEDED sonames, DT_RUNPATH/DT_RPATH dirs)`` of a 64-bit little-endian ELF file (empty
+    lists for anything else). Reads the headers and the dynamic section only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return [], []
+            phoff = struct.unpack_from("<Q", head, 32)[0]
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+            loads, dynamic = [], None
+            for i in range(phnum):
+                p_type, _fl, p_offset, p_vaddr, _pa, p_filesz = struct.unpack_from(
+                    "<IIQQQQ", table, i * phentsize
+                )
+                if p_type == 1:
+                    loads.append((p_vaddr, p_offset, p_filesz))
+                elif p_type == 2:
+                    dynamic = (p_offset, p_filesz)
+            if dynamic is None:
+                return [], []
+            f.seek(dynamic[0])
+            raw = f.read(dynamic[1])
+            entries = []
+            for off in range(0, len(raw) - 15, 16):
+                tag, val = struct.unpack_from("<qQ", raw, off)
+                if tag == 0:
+                    break
+                entries.append((tag, val))
+            strtab = next((v for t, v in entries if t == 5), None)
+            strsz = next((v for t, v in entries if t == 10), 0)
+            base = next(
+                (o + (strtab - va) for va, o, sz in loads if strtab is not None and va <= strtab < va + sz),
+                None,
+            )
+            if base is None or not 0 < strsz < 1 << 24:
+                return [], []
+            f.seek(base)
+            strings = f.read(strsz)
+    except (OSError, struct.error):
+        return [], []
+
+    def string(off):
+        end = strings.find(b"\0", off)
+        return strings[off : end if end >= 0 else len(strings)].decode("utf-8", "replace")
+
+    needed = [string(v) for t, v in entries if t == 1]
+    origin = os.path.dirname(os.path.realpath(path))
+    runpath = [
+        d.replace("$ORIGIN", origin).replace("${ORIGIN}", origin)
+        for t, v in entries
+        if t in (15, 29)
+        for d in string(v).split(":")
+        if d
+    ]
+    return needed, runpath
+
+
+def _library_dirs() -> list:
+    """Where the dynamic loader looks by default, plus the directories of what this process maps."""
+    dirs = []
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(None, 5)[-1].strip()
+                if ".so" in path and path.startswith("/"):
+                    dirs.append(os.path.dirname(path))
+    except OSError:
+        pass
+    import platform
+
+    multiarch = f"{platform.machine()}-linux-gnu"
+    for d in (f"/lib/{multiarch}", f"/usr/lib/{multiarch}", "/lib64", "/usr/lib64", "/lib", "/usr/lib"):
+        dirs.append(d)
+    return list(dict.fromkeys(dirs))
+
+
+def _interpreter_files(stdlib: str) -> list:
+    """The files the interpreter needs outside its standard library: itself and every shared library
+    that it or an extension module of the standard library loads (found as the loader would)."""
+    roots = [os.path.realpath(sys.executable)]
+    dynload = os.path.join(stdlib, "lib-dynload")
+    if os.path.isdir(dynload):
+        roots += [os.path.join(dynload, n) for n in sorted(os.listdir(dynload)) if n.endswith(".so")]
+    default_dirs = _library_dirs()
+    found: dict = {}
+    todo = list(roots)
+    seen = set(todo)
+    while todo:
+        path = todo.pop()
+        needed, runpath = _elf_deps(path)
+        for soname in needed:
+            if soname in found:
+                continue
+            for d in (*runpath, *default_dirs):
+                candidate = os.path.join(d, soname)
+                if os.path.isfile(candidate):
+                    found[soname] = candidate
+                    if candidate not in seen:
+                        seen.add(candidate)
+                        todo.append(candidate)
+                    break
+    return [roots[0], *sorted(set(found.values()))]
+
+
+#: the device nodes a candidate sees (bound read-only from the host's /dev)
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+_VIEW_ROOT = "/tmp/.drift-root"
+
+
+def _enter_minimal_root(stdlib: str, files: list) -> None:
+    """Make this process's root (and its children's) a fresh read-only tmpfs that holds only the
+    standard library (site-packages hidden), the interpreter and its shared libraries, a few device
+    nodes, a /proc that shows a uid only its own processes, and an empty /tmp (each candidate mounts
+    its own there). The host's tree is detached, not hidden: nothing of it can be reached by path."""
+    _unshare(CLONE_NEWNS)
+    _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
+    root = _VIEW_ROOT
+    os.makedirs(root, 0o755, exist_ok=True)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,nr_inodes=16384,mode=0755")
+
+    def bind(src, ro_flags=MS_NOSUID | MS_NODEV):
+        dst = root + src
+        if os.path.isdir(src):
+            os.makedirs(dst, 0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
+            with open(dst, "a"):
+                pass
+        _mount(src, dst, None, MS_BIND | MS_REC, None)
+        _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | ro_flags, None)
+
+    bind(stdlib)
+    site = root + os.path.join(stdlib, "site-packages")
+    if os.path.isdir(site):
+        _mount("tmpfs", site, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=16k,mode=0755")
+    for path in files:  # (those under a private directory such as /root are hidden here: not needed
+        # by the running interpreter, which has them mapped already)
+        if os.path.exists(path) and not os.path.realpath(path).startswith(stdlib + os.sep):
+            bind(path)
+    for name in _DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            bind(f"/dev/{name}", MS_NOSUID | MS_NOEXEC)  # no MS_NODEV: they are device nodes
+    os.makedirs(root + "/proc", 0o555)
+    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+    os.makedirs(root + "/tmp", 0o755)
+    os.chdir(root)
+    _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT), b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "detach the host's root")
+    os.chdir("/")
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+
+
+def _pivot_root_nr() -> int:
+    import platform
+
+    return {"x86_64": 155, "aarch64": 41}.get(platform.machine(), -1)
+
+
+_PIVOT_ROOT = _pivot_root_nr()
+
+
+# ---------------------------------------------------------------------------------------------
+# limits per check, not per process: one cgroup per worker slot (v2, else the v1 memory and pids
+# controllers), its limits set before each check, every process of the check inside it
+
+
+class _Cgroups:
+    """The worker slots' cgroups. ``kind``: ``"v2"``, ``"v1"`` or None (``why`` says why not)."""
+
+    def __init__(self, slots: int) -> None:
+        self.kind = None
+        self.why = ""
+        self.dirs: list = []  # (name, base directory fd) of each directory made (removed at exit)
+        self.base_fds: list = []
+        self.procs: list = []  # per slot: fds of the cgroup.procs files a candidate joins by
+        self.mem_fd: list = []
+        self.swap_fd: list = []
+        self.pids_fd: list = []
+        self.oom_fd: list = []
+        self.written: list = []
+        try:
+            self._setup(slots)
+        except OSError as e:
+            self.why = f"{e}"
+            self.close()
+            self.kind = None
+
+    @staticmethod
+    def _mounts() -> tuple:
+        v2, v1 = None, {}
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                sep = parts.index("-")
+                fstype, opts = parts[sep + 1], parts[sep + 3].split(",")
+                if fstype == "cgroup2" and v2 is None:
+                    v2 = (parts[4], parts[3])
+                elif fstype == "cgroup":
+                    for ctl in ("memory", "pids"):
+                        if ctl in opts:
+                            v1[ctl] = (parts[4], parts[3])
+        paths = {}
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                hid, ctls, path = line.rstrip("\n").split(":", 2)
+                for ctl in ctls.split(",") if ctls else ["" if hid == "0" else ctls]:
+                    paths[ctl] = path
+        return v2, v1, paths
+
+    @staticmethod
+    def _join(mount: tuple, path: str) -> str:
+        point, root = mount
+        if root != "/" and path.startswith(root):
+            path = path[len(root) :]
+        return point + path
+
+    def _setup(self, slots: int) -> None:
+        v2, v1, paths = self._mounts()
+        me = os.getpid()
+        if v2 is not None and "" in paths:
+            base = self._join(v2, paths[""])
+            try:
+                with open(os.path.join(base, "cgroup.controllers")) as f:
+                    have = f.read().split()
+                if "memory" in have and "pids" in have:
+                    with open(os.path.join(base, "cgroup.subtree_control")) as f:
+                        on = f.read().split()
+                    if "memory" not in on or "pids" not in on:
+                        with open(os.path.join(base, "cgroup.subtree_control"), "w") as f:
+                            f.write("+memory +pids")
+                    self._make(slots, {"": base}, me)
+                    self.kind = "v2"
+                    return
+            except OSError as e:
+                self.close()
+                self.why = f"cgroup v2 at {base}: {e}"
+        if "memory" in v1 and "memory" in paths:
+            bases = {"memory": self._join(v1["memory"], paths["memory"])}
+            if "pids" in v1 and "pids" in paths:
+                bases["pids"] = self._join(v1["pids"], paths["pids"])
+            self._make(slots, bases, me)
+            self.kind = "v1"
+            return
+        if not self.why:
+            self.why = "no writable cgroup v2 with the memory and pids controllers, nor cgroup v1 memory"
+
+    def _make(self, slots: int, bases: dict, me: int) -> None:
+        for base in bases.values():
+            self._remove_stale(base)
+            # kept open: the server's own mounts are made read-only later, but what is reached
+            # through this descriptor stays writable (removing the slots' directories at exit)
+            self.base_fds.append(os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        for slot in range(slots):
+            made = {}
+            name = f"drift-sandbox-{me}-{slot}"
+            for (ctl, base), base_fd in zip(bases.items(), self.base_fds, strict=True):
+                d = os.path.join(base, name)
+                os.mkdir(d)
+                self.dirs.append((name, base_fd))
+                made[ctl] = d
+
+            def fd(d, name, mode=os.O_WRONLY):
+                return os.open(os.path.join(d, name), mode | os.O_CLOEXEC)
+
+            self.procs.append([fd(d, "cgroup.procs") for d in made.values()])
+            if "" in made:  # v2
+                d = made[""]
+                self.mem_fd.append(fd(d, "memory.max"))
+                swap = os.path.exists(f"{d}/memory.swap.max")
+                self.swap_fd.append(fd(d, "memory.swap.max") if swap else None)
+                self.pids_fd.append(fd(d, "pids.max"))
+                self.oom_fd.append(fd(d, "memory.events", os.O_RDONLY))
+            else:
+                d = made["memory"]
+                self.mem_fd.append(fd(d, "memory.limit_in_bytes"))
+                memsw = os.path.exists(f"{d}/memory.memsw.limit_in_bytes")
+                self.swap_fd.append(fd(d, "memory.memsw.limit_in_bytes") if memsw else None)
+                self.pids_fd.append(fd(made["pids"], "pids.max") if "pids" in made else None)
+                self.oom_fd.append(fd(d, "memory.oom_control", os.O_RDONLY))
+            self.written.append(None)
+
+    @staticmethod
+    def _remove_stale(base: str) -> None:
+        """Remove the slot cgroups of servers that are gone (a server killed before it could)."""
+        try:
+            names = os.listdir(base)
+        except OSError:
+            return
+        for name in names:
+            parts = name.split("-")
+            if len(parts) == 4 and name.startswith("drift-sandbox-") and parts[2].isdigit():
+                if not os.path.exists(f"/proc/{parts[2]}"):
+                    try:
+                        os.rmdir(os.path.join(base, name))
+                    except OSError:
+                        pass
+
+    @property
+    def pids(self) -> bool:
+        """Whether the number of processes of a whole check is bounded here."""
+        return bool(self.pids_fd) and self.pids_fd[0] is not None
+
+    def apply(self, slot: int, memory_mb: int, processes: int) -> int:
+        """Set the limits of ``slot``'s next check; returns its OOM-kill count so far."""
+        want = (memory_mb, processes)
+        if self.written[slot] != want:
+            mem = str(memory_mb << 20).encode()
+            swap = self.swap_fd[slot]
+            if swap is not None and self.kind == "v2":
+                os.write(swap, b"0")
+            if swap is not None and self.kind == "v1":
+                # memory + swap equal to memory: no swap at all. v1 wants memory <= memory + swap at
+                # every step, so the larger of the two moves first
+                previous = self.written[slot]
+                order = (self.mem_fd[slot], swap)  # lowering (from unlimited, the first time)
+                if previous is not None and previous[0] < memory_mb:
+                    order = order[::-1]
+                for fd in order:
+                    os.write(fd, mem)
+            else:
+                os.write(self.mem_fd[slot], mem)
+            if self.pids_fd[slot] is not None:
+                os.write(self.pids_fd[slot], str(processes).encode())
+            self.written[slot] = want
+        return self.oom_kills(slot)
+
+    def oom_kills(self, slot: int) -> int:
+        try:
+            text = os.pread(self.oom_fd[slot], 4096, 0).decode()
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+        return 0
+
+    def fds(self) -> list:
+        """Every descriptor the zygote needs: the cgroup.procs files, slot by slot."""
+        return [fd for slot in self.procs for fd in slot]
+
+    def close(self) -> None:
+        for group in (self.procs, [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd]):
+            for fds in group:
+                for fd in fds:
+                    if fd is not None:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+        self.procs, self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd = [], [], [], [], []
+        for name, base_fd in self.dirs:
+            for _ in range(100):  # the last processes of a check may still be exiting
+                try:
+                    os.rmdir(name, dir_fd=base_fd)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.01)
+        self.dirs = []
+        for fd in self.base_fds:
+            os.close(fd)
+        self.base_fds = []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,24 +1038,56 @@ def _expose_stdlib(stdlib: str) -> None:
         _mount("tmpfs", site, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=16k,mode=0755")
 
 
-def _probe_check_namespaces() -> str | None:
-    """Whether a candidate can get its own IPC, network and mount namespaces (None: yes; else why not)."""
+def _probe_check_namespaces(view: tuple | None) -> str | None:
+    """Whether a candidate can get its own IPC, network and mount namespaces inside the interpreter-only
+    root (None: yes; else why not)."""
     pid = os.fork()
     if pid == 0:
+        step = "unshare(CLONE_NEWIPC | CLONE_NEWNET) or the IPC limits"
         try:
             _slot_namespaces(1)
+            if view is not None:
+                step = "the interpreter-only root (pivot_root)"
+                _enter_minimal_root(*view)
+                step = "importing from the standard library in that root"
+                __import__("_bisect")
+            step = "unshare(CLONE_NEWNS) and a tmpfs of its own"
             _unshare(CLONE_NEWNS)
             _mount("tmpfs", RUN_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=16,mode=0700")
             os._exit(0)
+        except BaseException as e:
+            try:
+                os.write(2, f"{step}: {e}"[:300].encode())
+            except BaseException:
+                pass
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    return None if status == 0 else "unshare, the interpreter-only root or a tmpfs of its own failed"
+
+
+def _probe_seccomp(program: bytes | None) -> str | None:
+    """Whether the candidate's system-call filter loads and refuses what it should (None: yes)."""
+    if program is None:
+        import platform
+
+        return f"no system-call table for {platform.machine()} here"
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _prctl(PR_SET_NO_NEW_PRIVS, 1)
+            _install_seccomp(program)
+            ok = _libc.unshare(ctypes.c_int(CLONE_NEWUSER)) != 0 and ctypes.get_errno() == errno.EPERM
+            ok = ok and _libc.syscall(ctypes.c_long(_ARCH_NR["keyctl"]), 0, 0) != 0
+            ok = ok and ctypes.get_errno() == errno.EPERM
+            os._exit(0 if ok else 2)
         except BaseException:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
-    return (
-        None if status == 0 else "unshare(CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWNS) or the IPC limits failed"
-    )
+    return None if status == 0 else "the seccomp filter could not be loaded (or did not refuse)"
 
 
-def _probe_isolation(mode: str) -> dict:
+def _probe_isolation(mode: str, slots: int) -> tuple:
+    """``(isolation report, cgroups or None, interpreter-only view or None, seccomp program or None)``."""
     iso = {
         "level": "basic",
         "verdict": "judge process",
@@ -536,36 +1097,65 @@ def _probe_isolation(mode: str) -> dict:
         "ipc": False,
         "private_tmp": False,
         "read_only_fs": False,
+        "filesystem": "host",
         "processes": "process group",
+        "check_limits": "per process (rlimits)",
+        "seccomp": False,
+        "user_namespaces": "allowed",
+        "keyrings": "allowed",
         "notes": [],
     }
-    if mode == "none":
-        iso["notes"].append("isolation='none' requested")
-        return iso
+    program = _seccomp_program()
+    why = _probe_seccomp(program)
+    if why is None:
+        iso.update(seccomp=True, user_namespaces="refused", keyrings="refused")
+    else:
+        program = None
+        iso["notes"].append(
+            f"no system-call filter ({why}): user namespaces, keyrings and sockets not refused"
+        )
     if os.geteuid() != 0:
         iso["notes"].append(
-            "not root: no uid drop, no namespaces; RLIMIT_NPROC not applied; the candidate "
+            "not root: no uid drop, no namespaces, no cgroup; RLIMIT_NPROC not applied; the candidate "
             "runs as the same user as its judge (which is not dumpable)"
         )
-        return iso
+        return iso, None, None, program
     iso["uid_drop"] = True
     iso["processes"] = "uid"
+    cgroups = _Cgroups(slots)
+    if cgroups.kind is not None:
+        iso["check_limits"] = f"cgroup {cgroups.kind} (memory{' and processes' if cgroups.pids else ''})"
+    else:
+        iso["notes"].append(f"no cgroup for the checks ({cgroups.why}): memory is limited per process")
+        cgroups = None
+    if mode == "basic":
+        iso["notes"].append("isolation='basic' requested: no namespaces")
+        return iso, cgroups, None, program
     try:
         extra = _setup_namespaces()
     except OSError as e:
         iso["notes"].append(f"namespaces unavailable ({e}); network, IPC and filesystem not isolated")
-        return iso
-    why = _probe_check_namespaces()
+        return iso, cgroups, None, program
+    stdlib = os.path.dirname(os.__file__)
+    view = (stdlib, _interpreter_files(stdlib))
+    why = _probe_check_namespaces(view)
     if why is not None:
         iso["notes"].append(f"the candidates' own namespaces are unavailable ({why})")
-        return iso
+        iso["filesystem"] = "host (read-only)"
+        return iso, cgroups, None, program
     iso.update(
-        level="full", network=True, private_namespaces=True, ipc=True, private_tmp=True, read_only_fs=True
+        level="full",
+        network=True,
+        private_namespaces=True,
+        ipc=True,
+        private_tmp=True,
+        read_only_fs=True,
+        filesystem="interpreter only",
     )
     if extra["read_only_failed"]:
         iso["notes"].append(f"mounts left writable: {extra['read_only_failed']}")
     iso["notes"].extend(extra["notes"])
-    return iso
+    return iso, cgroups, view, program
 
 
 def _set_limits(lim: dict, drop_uid: bool, nproc: int | None) -> None:
@@ -832,7 +1422,16 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
         _send_msg(fd, reply)
 
 
-def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds: tuple | None) -> None:
+def _candidate(
+    hdr: dict,
+    memfd: int,
+    rpc: int,
+    out_w: int,
+    parent: int,
+    ns_fds: tuple | None,
+    cgroup_fds: list,
+    seccomp: bytes | None,
+) -> None:
     """The candidate process: isolate, limit and drop privileges, then serve (never returns)."""
     code = 70
     try:
@@ -840,6 +1439,10 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds:
         for sig in (signal.SIGCHLD, signal.SIGALRM, signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
         os.setsid()
+        # into the slot's cgroup first: everything it will start is counted with it
+        me = str(os.getpid()).encode()
+        for fd in cgroup_fds:
+            os.write(fd, me)
         payload = json.loads(_read_memfd(memfd))
         if hdr["full"]:
             _enter_namespaces(ns_fds)
@@ -855,6 +1458,8 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds:
         if hdr["uid_drop"]:
             _drop_to(uid)
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        if seccomp is not None:
+            _install_seccomp(seccomp)
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # set after the uid change, which clears it
         if os.getppid() != parent:
             raise OSError("the zygote died while the check was starting")
@@ -879,7 +1484,14 @@ def _candidate(hdr: dict, memfd: int, rpc: int, out_w: int, parent: int, ns_fds:
 # the zygote: forks candidates from a process that never held any check's tests or results
 
 
-def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
+def _zygote(
+    sock: socket.socket,
+    slots: int,
+    full: bool,
+    view: tuple | None,
+    cgroup_fds: list,
+    seccomp: bytes | None,
+) -> None:
     """Serve spawn requests from the server: each is a JSON header and three descriptors (the code,
     the socket to the judge, the output pipe). For each candidate it forks, the zygote sends back its
     pid and a pidfd (so the server can kill it without a pid-reuse race), and once it has reaped it,
@@ -888,6 +1500,8 @@ def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
     token_of: dict = {}
     me = os.getpid()
     namespaces = _slot_namespaces(slots) if full else []
+    if view is not None:
+        _enter_minimal_root(*view)  # every candidate is forked inside it
     # every candidate's environment, set once here rather than in each (a basic-level candidate
     # gets its own directory as HOME and TMPDIR)
     os.environ.clear()
@@ -938,7 +1552,21 @@ def _zygote(sock: socket.socket, slots: int, full: bool) -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 sock.close()
                 token_of.clear()  # which other checks are in flight is none of its business
-                _candidate(hdr, fds[0], fds[1], fds[2], me, namespaces[hdr["slot"]] if full else None)
+                slot = hdr["slot"]
+                for i, group in enumerate(cgroup_fds):  # only its own slot's
+                    if i != slot:
+                        for fd in group:
+                            os.close(fd)
+                _candidate(
+                    hdr,
+                    fds[0],
+                    fds[1],
+                    fds[2],
+                    me,
+                    namespaces[slot] if full else None,
+                    cgroup_fds[slot] if cgroup_fds else [],
+                    seccomp,
+                )
             if pid:
                 token_of[pid] = hdr["token"]
                 pidfd = os.pidfd_open(pid)
@@ -1488,6 +2116,7 @@ def _signal_name(sig: int) -> str:
 
 
 _ZYGOTE_PID = [0]  # set by the server once it has forked the zygote
+_CGROUPS: list = [None]  # the worker slots' cgroups (a _Cgroups), when the machine gives them
 _NOT_CANDIDATES: set = set()  # the zygote and the judges: never a candidate's uid, no need to look
 _CANDIDATE_UID: dict = {}  # pid of each candidate in flight -> its uid
 
@@ -1610,6 +2239,10 @@ class _Run:
                 "workdir": self.workdir,
                 "server_pid": os.getpid(),
             }
+            cgroups = _CGROUPS[0]
+            self.oom_before = None
+            if cgroups is not None:  # the whole check's memory and processes, set before it starts
+                self.oom_before = cgroups.apply(slot, int(self.lim["memory_mb"]), int(self.lim["processes"]))
             req_fd = os.memfd_create("drift-judge", os.MFD_CLOEXEC)
             opened.append(req_fd)
             _write_all(
@@ -1756,6 +2389,12 @@ class _Run:
     def finish(self) -> dict:
         self.kill_candidate()
         self.sweep()  # nothing the candidate started may outlive the check
+        cgroups = _CGROUPS[0]
+        self.oom_killed = (
+            self.oom_before is not None
+            and cgroups is not None
+            and cgroups.oom_kills(self.slot) > self.oom_before
+        )
         _CANDIDATE_UID.pop(self.cand_pid, None)
         if self.cand_pidfd is not None:
             os.close(self.cand_pidfd)
@@ -1847,6 +2486,9 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
         fatal_msg = f"output limit exceeded ({run.out_total} bytes > {int(lim['max_output_bytes'])})"
     elif run.kill_reason == "judge_flood":
         fatal_status, fatal_msg = "runtime_error", "the judge sent more records than a check can have"
+    elif sig == signal.SIGKILL and getattr(run, "oom_killed", False):
+        fatal_status = "memory_limit"
+        fatal_msg = f"the check's memory limit of {int(lim['memory_mb'])} MiB was reached (all its processes together)"
     elif sig in (signal.SIGXCPU, signal.SIGKILL) and cpu_s >= int(lim["cpu_s"]) - 0.05:
         fatal_status, fatal_msg = "timeout", f"the CPU time limit of {int(lim['cpu_s'])} s was reached"
     elif sig is not None:
@@ -2008,7 +2650,9 @@ def main() -> None:  # noqa: C901
         return
     _prctl(PR_SET_DUMPABLE, 0)
     max_parallel = min(MAX_SLOTS, max(1, int(config.get("max_parallel", os.cpu_count() or 1))))
-    iso = _probe_isolation(config.get("isolation", "auto"))
+    mode = "basic" if config.get("isolation") in ("basic", "none") else "auto"
+    iso, cgroups, view, seccomp = _probe_isolation(mode, max_parallel)
+    _CGROUPS[0] = cgroups
     for name in _PRELOAD:
         try:
             __import__(name)
@@ -2032,9 +2676,14 @@ def main() -> None:  # noqa: C901
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
             if os.getppid() == server_pid:
                 zsock.close()
-                fd = zchild.detach()
-                _only_fds({3: fd})
-                _zygote(socket.socket(fileno=3), max_parallel, iso["level"] == "full")
+                keep, groups = {3: zchild.detach()}, []
+                for slot_fds in cgroups.procs if cgroups is not None else []:
+                    groups.append([])
+                    for fd in slot_fds:
+                        groups[-1].append(len(keep) + 3)
+                        keep[len(keep) + 3] = fd
+                _only_fds(keep)
+                _zygote(socket.socket(fileno=3), max_parallel, iso["level"] == "full", view, groups, seccomp)
         finally:
             os._exit(0)
     _ZYGOTE_PID[0] = zpid
@@ -2168,6 +2817,10 @@ def main() -> None:  # noqa: C901
                 result = run.finish()
                 free_slots.append(run.slot)
                 _send_frame(outp, {"id": run.req["id"], "result": result})
+    if cgroups is not None:
+        for run in runs.values():
+            run.sweep()
+        cgroups.close()
 
 
 if __name__ == "__main__":

@@ -349,8 +349,10 @@ class Sandbox:
         isolation: str = "auto",
         python: str | None = None,
     ) -> None:
-        if isolation not in ("auto", "none"):
-            raise ValueError(f"isolation must be 'auto' or 'none', got {isolation!r}")
+        if isolation not in ("auto", "basic", "none"):
+            raise ValueError(
+                f"isolation must be 'auto', 'basic' or 'none' (the same as 'basic'), got {isolation!r}"
+            )
         self.workers = int(workers or os.cpu_count() or 1)
         if (
             not 1 <= self.workers <= 127
