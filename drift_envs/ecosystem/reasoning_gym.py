@@ -11,7 +11,10 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 import sys
+import unicodedata
+from collections import Counter
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
@@ -21,6 +24,7 @@ from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
 from drift_envs.math.answers import as_number, extract_answer, normalize_answer
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
+from drift_envs.tool.env import HEDGE_RE
 
 __all__ = [
     "ANSWER_FORMATS",
@@ -30,6 +34,7 @@ __all__ = [
     "ReasoningGymEnv",
     "ReasoningGymSource",
     "dataset_names",
+    "names_several",
 ]
 
 FEEDBACK_MODES = ("binary", "hint", "none")
@@ -44,6 +49,46 @@ TRAIN_SEED_OFFSET = 1_000_000_007
 _SOLUTION_FIELDS = ("possible_answer", "example_answer", "example_correct_answer", "solution")
 _MAX_QUOTED = 200
 _PIN = "reasoning-gym==0.1.25"
+
+
+# Words that frame an answer without being one ("the answer is 75"): they never count as a second
+# candidate. Anything else left beside the expected answer does.
+_FRAME_WORDS = frozenset(
+    "the a an answer answers final result is are it its it's so thus therefore hence my i think equals".split()
+)
+_CANDIDATE_TOKEN = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*")
+
+
+def _plain(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def names_several(answer: str, gold: Any) -> bool:
+    """True when ``answer`` names the expected ``gold`` *and* something else: a second candidate.
+
+    reasoning-gym's own scorers accept such replies (``spell_backward`` scores a reply by its prefix,
+    so ``noremopyh or hypomeron`` and ``noremopyh hypomeron`` score 1.0; the default scorer accepts
+    any reply that holds the answer), so the env applies this check on top of a full score. The
+    mechanism, after NFKC, case folding and spacing are made uniform: an answer equal to the gold is
+    one candidate; else each occurrence of the gold is blanked out and the answer names several when
+    what remains holds a word that offers an alternative (``or``, ``either``, ``maybe``, ``/``, ...;
+    more of them than the gold itself holds) or any word or number other than a framing word (``the
+    answer is``). A gold that holds "or" itself stays right. A reply that the scorer accepts in
+    another form than the gold (``0.5`` for ``1/2``) is judged by its alternative words alone.
+    """
+    if gold is None:
+        return False
+    a, g = _plain(answer), _plain(str(gold))
+    if not g or a == g or a.replace(" ", "") == g.replace(" ", ""):
+        return False
+    offered, own = Counter(HEDGE_RE.findall(a)), Counter(HEDGE_RE.findall(g))
+    if any(count > own[word] for word, count in offered.items()):
+        return True
+    pattern = r"\s*".join(re.escape(ch) for ch in g.replace(" ", ""))
+    rest, found = re.subn(pattern, " ", a)
+    if not found:
+        return False
+    return any(t not in _FRAME_WORDS for t in _CANDIDATE_TOKEN.findall(rest))
 
 
 def _rg() -> Any:
@@ -207,7 +252,9 @@ class ReasoningGymEnv(MultiTurnTextEnv):
     ``task`` names one of reasoning-gym's procedural datasets (``basic_arithmetic``, ``sudoku``,
     ``knights_knaves``, ... — ``python -m drift_envs.ecosystem.catalog`` lists them all and says which
     run offline here); every other keyword the env does not know is that dataset's own config field.
-    Each episode is one item; the reply's final answer is scored by the dataset's ``score_answer``.
+    Each episode is one item; the reply's final answer is scored by the dataset's ``score_answer``,
+    and an answer that names the right one beside another candidate (``noremopyh or hypomeron``,
+    ``75, 76``, ``maybe 75``) is wrong whatever the scorer says (:func:`names_several`).
     Needs the optional extra ``[reasoning-gym]``.
 
     ## Action Space
@@ -321,6 +368,10 @@ class ReasoningGymEnv(MultiTurnTextEnv):
         info: dict = {"score": score}
         if error is not None:
             info["score_error"] = error
+        if score > 0 and names_several(answer, task.answer):
+            # the dataset's scorer took a hedge ("gold or wrong"): several candidates are no answer
+            info.update(score=0.0, several=True)
+            score = 0.0
         return Verdict(correct=score >= 1.0, format_ok=True, answer=answer, info=info)
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
@@ -340,7 +391,7 @@ class ReasoningGymEnv(MultiTurnTextEnv):
         if not verdict.format_ok:
             return Feedback(f"I could not find a final answer. {self._instruction()}", "hint", data)
         given = verdict.answer or ""
-        text = "Incorrect."
+        text = "Incorrect: give one answer, not several." if verdict.info.get("several") else "Incorrect."
         if score > 0:
             text = f"Incorrect, but partly right (score {score:.2f} of 1)."
         gold = None if task.answer is None else as_number(normalize_answer(str(task.answer)))

@@ -13,7 +13,7 @@ from drift_envs.tool.mtu import ReplayWorld
 from drift_envs.tool.tasks import Request, ToolTask, normalize_value
 from drift_envs.tool.world import World
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "ToolUseEnv", "extract_answer", "judge_answer"]
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "HEDGE_RE", "NEGATION_RE", "ToolUseEnv", "extract_answer", "judge_answer"]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that can call tools. To call a tool, write "
@@ -31,12 +31,14 @@ _ANSWER_TOKEN = re.compile(
 _ID = re.compile(r"[a-z]+-\d+")
 # Words that offer an alternative or hedge: an answer holding one (outside the expected value
 # itself) names more than one value, whatever the other value is.
-_HEDGE = re.compile(
+HEDGE_RE = re.compile(
     r"(?<![^\W_])(?:or|either|maybe|perhaps|possibly|possible|probably|likely|alternatively|otherwise|unless|"
     r"else|instead|could|might|guess|unsure|uncertain)(?![^\W_])|[/|]"
 )
 # Words that deny the value: "no, it has not been cancelled" names "cancelled" and says it is not.
-_NEGATION = re.compile(r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope)(?![^\W_])|n[’']t(?![^\W_])")
+NEGATION_RE = re.compile(
+    r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope)(?![^\W_])|n[’']t(?![^\W_])"
+)
 _MINUS = re.compile(r"(?<![^\W_])minus\s+(?=\d)|[−–](?=\d)")  # "minus 7.2", U+2212 and en-dash signs
 
 
@@ -101,9 +103,9 @@ def judge_answer(answer: str, expected: str, candidates: tuple[str, ...] | set[s
     for kind, value, _, _ in rest_tokens:
         if value in others or (number and kind == "number") or (is_id and _ID.fullmatch(value)):
             return "several"
-    if _HEDGE.search(rest):
+    if HEDGE_RE.search(rest):
         return "several"
-    if _NEGATION.search(rest):
+    if NEGATION_RE.search(rest):
         return "negated"
     return "right"
 
