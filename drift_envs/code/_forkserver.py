@@ -1601,32 +1601,84 @@ class _CandidateError(Exception):
         self.type_name = type_name
 
 
-class _WrongAnswer(AssertionError):
-    def __init__(self, actual: object, expected: object, has_values: bool) -> None:
-        super().__init__()
-        self.actual, self.expected, self.has_values = actual, expected, has_values
-
-
 class _AssertRewriter(ast.NodeTransformer):
-    """``assert a == b`` becomes ``__drift_eq__(a, b)`` so a failure can say what was returned and what
-    was expected; other asserts become ``__drift_true__(test)``."""
+    """Asserts that record instead of raising, so what the judge asks the candidate next never
+    depends on a verdict (the order, number and timing of its requests are the same whether an
+    answer was right or wrong; the candidate could otherwise learn the expected values by watching):
+
+    * ``assert a == b`` becomes ``__drift_eq__(a, b)`` (a failure can say what was returned and what
+      was expected), any other ``assert t`` becomes ``__drift_true__(t)``; both record the first
+      failure of the test and return, and the test goes on (its message, evaluated only on failure
+      in Python, is dropped);
+    * inside an assert, ``x and y`` / ``x or y`` evaluate every operand before combining them as
+      Python would (an operand whose value is not needed may raise: that is ignored), and
+      ``all(...)`` / ``any(...)`` look at every item, so no call is skipped because an earlier
+      comparison failed.
+
+    This holds in the test's own helper functions too."""
 
     def visit_Assert(self, node: ast.Assert) -> ast.AST:
-        t = node.test
+        t = _EagerAssert().visit(node.test)
         if isinstance(t, ast.Compare) and len(t.ops) == 1 and isinstance(t.ops[0], ast.Eq):
             call = ast.Call(ast.Name("__drift_eq__", ast.Load()), [t.left, t.comparators[0]], [])
         else:
             call = ast.Call(ast.Name("__drift_true__", ast.Load()), [t], [])
         return ast.copy_location(ast.Expr(call), node)
 
-    # assertions inside helper functions or lambdas keep their own meaning
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
-        return node
 
-    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+class _EagerAssert(ast.NodeTransformer):
+    """The expression of an assert with its short circuits made eager (see :class:`_AssertRewriter`)."""
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        self.generic_visit(node)
+        thunks = [ast.Lambda(ast.arguments([], [], None, [], [], None, []), v) for v in node.values]
+        flag = ast.Constant(isinstance(node.op, ast.And))
+        return ast.copy_location(
+            ast.Call(ast.Name("__drift_boolop__", ast.Load()), [flag, *thunks], []), node
+        )
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        f = node.func
+        if isinstance(f, ast.Name) and f.id in ("all", "any") and len(node.args) == 1 and not node.keywords:
+            node.func = ast.copy_location(ast.Name(f"__drift_{f.id}__", ast.Load()), f)
+        return node
 
     def visit_Lambda(self, node: ast.Lambda) -> ast.AST:
-        return node
+        return node  # evaluated when the test calls it, not by the assert
+
+
+def _source_line(tests: list, filename: str, line: int) -> str:
+    """Line ``line`` of the test named ``filename`` (``<test i>``), stripped; '' when there is none."""
+    try:
+        lines = tests[int(filename[6:-1])].splitlines()
+        return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+    except (ValueError, IndexError):
+        return ""
+
+
+def _drift_boolop(is_and: bool, *thunks):
+    """``a and b and ...`` (or ``or``) with every operand evaluated first."""
+    values = []
+    for thunk in thunks:
+        try:
+            values.append((True, thunk()))
+        except Exception as e:  # only raised if Python would have reached this operand
+            values.append((False, e))
+    for ok, v in values:
+        if not ok:
+            raise v
+        if (not v) if is_and else v:
+            return v
+    return values[-1][1]
+
+
+def _drift_all(items) -> bool:
+    return all(list(items))
+
+
+def _drift_any(items) -> bool:
+    return any(list(items))
 
 
 _compile_cache: dict = {}
@@ -1842,8 +1894,6 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.startswith("<test")]
         text = "".join(traceback.format_list(frames[-6:]))
         text += getattr(e, "__drift_tb__", "")
-        if isinstance(e, _WrongAnswer):
-            return (text + "AssertionError")[-1500:]
         return (text + message_of(e))[-1500:]
 
     def classify(e):
@@ -1925,13 +1975,19 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
 
     # 2. the test namespace: the task's own helpers (prelude, set-up) and builtins win over anything
     # the code defines; the function under test and names only the code defines are its remote objects
+    failed: list = []  # the current test's first failed assertion: (actual, expected, has_values)
+
+    getframe = sys._getframe
+
     def drift_eq(actual, expected):
-        if not (actual == expected):
-            raise _WrongAnswer(actual, expected, True)
+        if not (actual == expected) and not failed:
+            f = getframe(1)
+            failed.append((actual, expected, True, f.f_code.co_filename, f.f_lineno))
 
     def drift_true(value):
-        if not value:
-            raise _WrongAnswer(value, None, False)
+        if not value and not failed:
+            f = getframe(1)
+            failed.append((value, None, False, f.f_code.co_filename, f.f_lineno))
 
     test_ns = {"__name__": "__main__", "__builtins__": builtins}
     try:
@@ -1942,13 +1998,20 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         for name in sorted(names_read):
             if name in test_ns or hasattr(builtins, name) or name not in defined:
                 continue
-            if defined[name] == "module":
-                if name in sys.stdlib_module_names:
+            if name in sys.stdlib_module_names:
+                # a test that reads `sys` or `math` without importing it (MBPP relies on the
+                # solution's imports) gets the module itself, whatever the code bound to that name
+                try:
                     test_ns[name] = __import__(name)
-            else:
+                except ImportError:
+                    pass
+            elif defined[name] != "module":
                 test_ns[name] = RemoteObject(chan, name, defined[name])
         test_ns["__drift_eq__"] = drift_eq
         test_ns["__drift_true__"] = drift_true
+        test_ns["__drift_boolop__"] = _drift_boolop
+        test_ns["__drift_all__"] = _drift_all
+        test_ns["__drift_any__"] = _drift_any
         chan.deadline = perf() + test_timeout
         setitimer(ITIMER_REAL, test_timeout + GRACE_S)
         try:
@@ -1967,14 +2030,18 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         )
         return
 
-    # 3. the tests, one record each; "start i" is on the pipe before test i runs
+    # 3. the tests, one record each; "start i" is on the pipe before test i runs. Every test runs,
+    # whatever the earlier ones gave, and nothing is worded until the last one is done: between two
+    # requests the judge does the same work whether the answer was right or wrong
     pending = [{"ev": "load", "status": "ok"}]
+    outcomes = []
     for i, unit in enumerate(units):
         pending.append({"ev": "start", "i": i})
         emit(*pending)
         pending = []
         t0 = perf()
-        rec = {"ev": "result", "i": i, "status": "passed"}
+        error = None
+        failed.clear()
         try:
             chan.deadline = t0 + test_timeout
             setitimer(ITIMER_REAL, test_timeout + GRACE_S)
@@ -1983,27 +2050,41 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
             finally:
                 setitimer(ITIMER_REAL, 0)
         except BaseException as e:
-            status = classify(e)
+            error = e
+            del e
+        outcomes.append((i, perf() - t0, tuple(failed[:1]), error, bool(chan.dead)))
+        # the status now (the same small record either way; what went wrong is worded at the end)
+        status = "wrong_answer" if failed else "passed" if error is None else classify(error)
+        pending.append({"ev": "result", "i": i, "status": status})
+        error = None
+        if chan.dead:
+            break  # the candidate is gone or wedged: the remaining tests cannot run
+    failed.clear()
+    for i, duration, wrong, error, dead in outcomes:
+        rec = {"ev": "result", "i": i, "status": "passed", "duration_s": duration}
+        if wrong:
+            actual, expected, has_values, filename, line = wrong[0]
+            rec.update(status="wrong_answer", message="wrong answer", actual=srepr(actual))
+            if has_values:
+                rec["expected"] = srepr(expected)
+            where = traceback.format_list(
+                [(filename, line, "<test>", _source_line(req["tests"], filename, line))]
+            )
+            rec["traceback"] = ("".join(where) + "AssertionError")[-1500:]
+        elif error is not None:
+            status = classify(error)
             rec["status"] = status
-            if isinstance(e, _WrongAnswer):
-                rec["actual"] = srepr(e.actual)
-                if e.has_values:
-                    rec["expected"] = srepr(e.expected)
-                rec["message"] = "wrong answer"
-            elif status == "timeout":
+            if status == "timeout":
                 rec["message"] = f"the test ran longer than {test_timeout:g} s"
             elif status == "memory_limit":
                 rec["message"] = "out of memory (MemoryError)"
             else:
-                rec["message"] = message_of(e)
-            if isinstance(e, _CandidateLost) and chan.dead == "lost":
+                rec["message"] = message_of(error)
+            if isinstance(error, _CandidateLost) and dead and chan.dead == "lost":
                 rec["lost"] = True  # the server says how the process ended
-            rec["traceback"] = trimmed_tb(e)
-            del e
-        rec["duration_s"] = perf() - t0
+            rec["traceback"] = trimmed_tb(error)
         pending.append(rec)
-        if chan.dead:
-            break  # the candidate is gone or wedged: the remaining tests cannot run
+    outcomes.clear()
     pending.append({"ev": "done", "n": len(units)})
     emit(*pending)
 
