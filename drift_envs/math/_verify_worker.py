@@ -1,10 +1,20 @@
 """Worker process of :class:`drift_envs.math.verifier.MathVerifier` (JSON lines on stdin/stdout).
 
-Each request is ``{"gold": str, "pred": str, "gold_raw": bool, "pred_raw": bool}`` (a raw text is parsed
-as written, with math-verify's default extraction; otherwise it is one box's content); each answer ``{"ok": bool}``, plus ``"retire": true``
-when this worker has grown past its resident-memory budget and exits (the parent starts another).
-The parent bounds the wall-clock time and kills this process when a check overruns, so no timeout
-is set here. Memory is bounded three ways:
+Each request is ``{"gold": str, "pred": str, "gold_raw": bool, "pred_raw": bool, "cpu_s": float}`` (a
+raw text is parsed as written, with math-verify's default extraction; otherwise it is one box's
+content); each answer ``{"ok": bool, "cpu_s": float}`` (the CPU seconds the check used), plus
+``"retire": true`` when this worker has grown past its resident-memory budget and exits (the parent
+starts another).
+
+Time: the parent watches this process's CPU time and kills it once a check has used ``cpu_s``; as a
+backstop the kernel's ``RLIMIT_CPU`` is set before each check to the CPU time used so far plus the
+budget, rounded up, plus one second (``SIGXCPU`` ends the process; the parent reads that as the budget
+spent). No wall-clock timeout is set here: a loaded machine must not change a verdict.
+
+Besides math-verify's own verdict, a prediction that is a false relation between numbers (``6=7``,
+``x=6=7``: math-verify keeps the last right-hand side when the gold is no relation, so these read as 7)
+is incorrect when the gold is no relation; a true one (``18-11=7``) and an assignment (``x=7``) are not
+touched. Memory is bounded three ways:
 
 - parsed answers are cached only when short, in an LRU cache with a budget on the characters it holds
   (a parsed answer takes about ten times its text's size, so the cache holds a few tens of MB);
@@ -18,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
 import sys
+import time
 from collections import OrderedDict
 
 # Relative gap above which two constant numeric expressions are certainly different answers. It is far
@@ -28,6 +40,9 @@ _CERTAINLY_DIFFERENT = 1e-4
 
 #: answers longer than this are parsed every time: they are rarely repeated and costly to hold
 CACHE_MAX_ANSWER_CHARS = 1_000
+#: golds are checked again and again (a task's K samples, its turns), so longer ones are cached too (a
+#: MATH solution with several boxes is read whole)
+CACHE_MAX_GOLD_CHARS = 20_000
 #: total characters of the answers the cache holds
 CACHE_BUDGET_CHARS = 2_000_000
 
@@ -78,6 +93,37 @@ def _limit_memory(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _limit_cpu(budget_s: float) -> None:
+    """The kernel's backstop for one check: SIGXCPU once this process has used ``budget_s`` more CPU
+    seconds (rounded up, plus one: the parent's own watch ends an overrun first)."""
+    limit = math.ceil(time.process_time() + budget_s) + 1
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (limit, hard))
+
+
+def _false_relation(expr, Eq, And, FiniteSet, Tuple) -> bool:
+    """True when ``expr`` is (or, in a set or tuple, holds) an equation or chain of them with a link
+    between two numbers that differ: ``6=7``, ``x=6=7`` (``And(Eq(x, 6), Eq(6, 7))``)."""
+    if isinstance(expr, (FiniteSet, Tuple)):
+        return any(_false_relation(e, Eq, And, FiniteSet, Tuple) for e in expr.args)
+    links = expr.args if isinstance(expr, And) else (expr,)
+    for link in links:
+        if not isinstance(link, Eq):
+            continue
+        lhs, rhs = link.lhs, link.rhs
+        if not (getattr(lhs, "is_number", False) and getattr(rhs, "is_number", False)):
+            continue  # an assignment or an equation in unknowns: math-verify's to judge
+        try:
+            a, b = complex(lhs.evalf(30)), complex(rhs.evalf(30))
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError):
+            continue
+        if abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b)):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve verification requests until stdin closes."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -88,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     import math_verify.parser
     from math_verify import LatexExtractionConfig, parse, verify
+    from sympy import And, Eq, FiniteSet, Tuple
     from sympy.core.cache import clear_cache
+    from sympy.core.relational import Relational
 
     # math-verify's own small caches are keyed on the whole text (20 entries each): 20 MB answers would
     # stay in them, so they are emptied with sympy's after a long answer
@@ -102,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     # Answers arrive already extracted and wrapped in \boxed{}, so only the LaTeX extractor is needed.
     config = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
     cache = ParseCache()
+    gold_cache = ParseCache(max_chars=CACHE_MAX_GOLD_CHARS)
 
     def parse_boxed(text: str):
         return parse("\\boxed{" + text + "}", extraction_config=config, parsing_timeout=None)
@@ -109,9 +158,9 @@ def main(argv: list[str] | None = None) -> None:
     def parse_raw(text: str):
         return parse(text, parsing_timeout=None)
 
-    def parsed(text: str, raw: bool):
+    def parsed(text: str, raw: bool, store: ParseCache):
         # one cache for both readings: the key says which
-        return cache.get(
+        return store.get(
             ("R" if raw else "B") + text, lambda key: parse_raw(key[1:]) if raw else parse_boxed(key[1:])
         )
 
@@ -126,26 +175,43 @@ def main(argv: list[str] | None = None) -> None:
         return abs(gv - pv) > _CERTAINLY_DIFFERENT * max(1.0, abs(gv))
 
     print("ready", flush=True)
+
+    def false_relation(gold, pred) -> bool:
+        # math-verify unwraps a relation to its last right-hand side only when the gold is no relation
+        g = gold[0]
+        if isinstance(g, Relational) or (
+            isinstance(g, And) and all(isinstance(a, Relational) for a in g.args)
+        ):
+            return False
+        return _false_relation(pred[0], Eq, And, FiniteSet, Tuple)
+
     for line in sys.stdin:
+        start = time.process_time()
         try:
             request = json.loads(line)
-            gold = parsed(request["gold"], bool(request.get("gold_raw")))
-            pred = parsed(request["pred"], bool(request.get("pred_raw")))
+            if request.get("cpu_s"):
+                _limit_cpu(float(request["cpu_s"]))
+            gold = parsed(request["gold"], bool(request.get("gold_raw")), gold_cache)
+            pred = parsed(request["pred"], bool(request.get("pred_raw")), cache)
             ok = (
                 bool(gold and pred)
                 and not certainly_different(gold, pred)
+                and not false_relation(gold, pred)
                 and verify(gold, pred, timeout_seconds=None)
             )
-            long_answer = max(len(request["gold"]), len(request["pred"])) > CACHE_MAX_ANSWER_CHARS
+            long_answer = len(request["pred"]) > CACHE_MAX_ANSWER_CHARS
+            long_answer = long_answer or len(request["gold"]) > CACHE_MAX_GOLD_CHARS
         except Exception:  # MemoryError included: an answer too big to parse is not a correct answer
             ok, long_answer = False, True
+        used = time.process_time() - start
         if long_answer:
             gold = pred = None
             clear_cache()
             for library_cache in library_caches:
                 library_cache.cache_clear()
         retire = args.retire_mb > 0 and _resident_mb() > args.retire_mb
-        sys.stdout.write(json.dumps({"ok": bool(ok), **({"retire": True} if retire else {})}) + "\n")
+        answer = {"ok": bool(ok), "cpu_s": round(used, 4), **({"retire": True} if retire else {})}
+        sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()
         if retire:
             return

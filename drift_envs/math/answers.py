@@ -1,9 +1,15 @@
 """Answer extraction and cheap normalisation for math replies.
 
-Extraction finds what the model committed to (the last ``<answer>…</answer>`` or ``\\boxed{…}``);
+Extraction finds what the model committed to (the last ``<answer>…</answer>`` or ``\\boxed{…}``, or
+with ``answer_format="final_number"`` the last number, see :func:`extract_final_number`);
 normalisation makes the common written forms of one answer compare equal as strings, and
 :func:`as_number` reads plain numbers (``1,234``, ``-3.5``, ``3/4``, ``\\frac{3}{4}``) exactly, so most
 checks never reach the symbolic verifier.
+
+What is read is bounded whatever the reply: only its last :data:`MAX_READ_CHARS` characters (a final
+answer sits at the end of a reply), and a reply with more than :data:`MAX_BOXES` boxes has not
+committed to an answer (:attr:`Committed.uncommitted`). Both keep a step's in-process work to
+milliseconds, so a 3 MB reply costs no more than a 32 KB one.
 """
 
 from __future__ import annotations
@@ -14,15 +20,26 @@ from fractions import Fraction
 
 __all__ = [
     "ANSWER_FORMATS",
+    "MAX_BOXES",
+    "MAX_READ_CHARS",
     "Committed",
+    "FinalNumber",
     "as_number",
     "extract_answer",
     "extract_committed",
+    "extract_final_number",
     "find_boxed",
+    "has_connective",
     "normalize_answer",
 ]
 
-ANSWER_FORMATS = ("auto", "tag", "boxed")
+ANSWER_FORMATS = ("auto", "tag", "boxed", "final_number")
+
+#: a reply is read from its last this many characters: extraction and the text a check parses stay small
+MAX_READ_CHARS = 32_768
+#: more boxes than this in the part of the reply the answer comes from: no committed answer (math-verify
+#: itself joins at most 6 adjacent boxes into one answer)
+MAX_BOXES = 32
 
 # the tags alone: a fixed-length alternation scans a reply once, where ``<answer>(.*?)</answer>`` rescans
 # the rest of the reply from every unclosed ``<answer>`` (quadratic in the reply length)
@@ -116,12 +133,23 @@ class Committed:
     answer: str
     boxes: tuple[str, ...] = ()
     several: str | None = None
+    #: why the reply has not committed to ``answer`` although it names one (it is then wrong), or None:
+    #: more than :data:`MAX_BOXES` boxes (``boxes`` then holds the last :data:`MAX_BOXES`, ``several`` is
+    #: None), or a hedged final number (:attr:`FinalNumber.uncommitted`)
+    uncommitted: str | None = None
 
 
 def extract_committed(text: str, answer_format: str = "auto") -> Committed | None:
-    """The answer a reply committed to (see :func:`extract_answer`), with its boxes; None when it has none."""
+    """The answer a reply committed to (see :func:`extract_answer`), with its boxes; None when it has none.
+
+    With ``answer_format="final_number"`` this is the number :func:`extract_final_number` reads (no boxes).
+    """
     if answer_format not in ANSWER_FORMATS:
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
+    text = text[-MAX_READ_CHARS:]
+    if answer_format == "final_number":
+        final = extract_final_number(text)
+        return Committed(final.answer, uncommitted=final.uncommitted) if final is not None else None
     candidates: list[tuple[int, str, str, list[str]]] = []  # (start, answer, scope, box contents)
     if answer_format in ("auto", "tag"):
         tag = _last_tag(text)
@@ -144,6 +172,9 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     answer = answer.strip()
     if not answer:
         return None
+    if len(boxes) > MAX_BOXES:
+        many = f"it has {len(boxes)} boxes (more than {MAX_BOXES})"
+        return Committed(answer, tuple(c.strip() for c in boxes[-MAX_BOXES:]), None, uncommitted=many)
     contents = tuple(content.strip() for content in boxes)
     return Committed(answer, contents, scope if len(contents) > 1 else None)
 
@@ -153,6 +184,7 @@ def extract_answer(text: str, answer_format: str = "auto") -> str | None:
 
     ``"tag"``: the last ``<answer>…</answer>``; ``"boxed"``: the last ``\\boxed{…}``; ``"auto"``: whichever
     of the two comes last. A ``\\boxed{}`` inside the last answer tag wins over the tag's text.
+    ``"final_number"``: the last number (:func:`extract_final_number`).
     """
     committed = extract_committed(text, answer_format)
     return committed.answer if committed is not None else None
@@ -166,6 +198,9 @@ _DFRAC_RE = re.compile(r"\\[dt]frac")
 # reads them. ``0,111`` is a decimal comma to math-verify (0.111), never 111; ``1,22`` is the pair {1, 22};
 # both are left to it.
 _THOUSANDS_RE = re.compile(r"^[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?$")
+# ... and only where no space follows a comma: math-verify reads ``32, 349`` and ``1,\,000`` as pairs
+# (``12,\!000``, a negative space, is still a separator)
+_COMMA_SPACE_RE = re.compile(r",(?:\s|\\[,;: ]|\\quad|\\qquad|~)")
 
 
 def normalize_answer(answer: str) -> str:
@@ -183,11 +218,12 @@ def normalize_answer(answer: str) -> str:
     s = _DFRAC_RE.sub(r"\\frac", s)
     s = _TEXT_WRAP_RE.sub(r"\1", s)
     s = s.replace("^\\circ", "").replace("^{\\circ}", "").replace("°", "")
+    spaced_commas = _COMMA_SPACE_RE.search(s) is not None
     s = _SPACES_RE.sub("", s)
     s = s.rstrip(".")
     if re.match(r"^[a-zA-Z]=[^a-zA-Z=,]+$", s):  # "x=5" -> "5", but "y=2x+3" keeps its meaning
         s = s[2:]
-    if _THOUSANDS_RE.match(s):
+    if not spaced_commas and _THOUSANDS_RE.match(s):
         s = s.replace(",", "")
     return s
 
@@ -219,3 +255,209 @@ def as_number(normalized: str) -> Fraction | None:
     except (ValueError, ZeroDivisionError):
         return None
     return None
+
+
+# ---- statements that are not one value -------------------------------------------------------------
+
+# Logical connectives. math-verify's LaTeX reading keeps the last operand of each (``x=6 \lor x=7`` and
+# ``x=6 \implies x=7`` read as 7, ``\neg x=7`` as 7), so a disjunction, an implication or a negation of
+# values would pass as its last value.
+_CONNECTIVE_RE = re.compile(
+    r"\\(?:lor|vee|land|wedge|lnot|neg|implies|impliedby|iff|to|gets|rightarrow|leftarrow"
+    r"|leftrightarrow|Rightarrow|Leftarrow|Leftrightarrow|Longrightarrow|Longleftarrow"
+    r"|Longleftrightarrow|longrightarrow|longleftarrow|longleftrightarrow|mapsto)(?![A-Za-z])"
+    r"|[∨∧¬⇒⇐⇔→←↔⟹⟸⟺]"
+)
+
+
+def _top_level(text: str) -> str:
+    """``text`` without what lies inside braces (``\\lim_{x \\to 0}`` keeps no ``\\to``), in one pass."""
+    out, depth, i, n = [], 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] in "{}":
+            if depth == 0:
+                out.append(text[i : i + 2])
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def has_connective(text: str) -> bool:
+    """True when ``text`` joins statements with a logical connective outside braces.
+
+    ``\\lor``/``\\vee``, ``\\land``/``\\wedge``, ``\\neg``/``\\lnot``, ``\\implies``, ``\\Rightarrow``,
+    ``\\to``, ``\\iff`` and their kin (and the Unicode signs): ``x=6 \\lor x=7`` is not the answer 7.
+    Inside braces they are notation (``\\lim_{x \\to 0}``), not a statement about the answer.
+    """
+    return _CONNECTIVE_RE.search(_top_level(text)) is not None
+
+
+# ---- "final number" replies (lm-eval's GSM8K flexible extraction, made to commit) -----------------
+
+#: lm-evaluation-harness ``gsm8k.yaml``, filter ``flexible-extract``: its regex, last match (group_select -1)
+FLEXIBLE_EXTRACT_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+# a sentence ends at . ! or ? before white space, or at a line break
+_SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
+# a number next to an arithmetic operator is an operand of a calculation, not a candidate answer
+_OPERATOR_BEFORE_RE = re.compile(r"(?:[-+*/×÷^=≠·(]|\\times|\\cdot|\\div)\s*$")
+_OPERATOR_AFTER_RE = re.compile(r"^\s*\)*\s*(?:[-+*/×÷^=≠·]|\\times|\\cdot|\\div)")
+_NEGATION_RE = re.compile(r"\b(?:not|never|neither|nor|cannot|no)\b|n't\b|≠|\\neq?\b", re.IGNORECASE)
+_CLAUSE_END_RE = re.compile(r"[,;:]")
+# a run of numbers and operators (the characters of lm-eval's numbers too); one with "=" is a calculation.
+# A single character class: maximal runs are found in linear time.
+_ARITHMETIC_RUN_RE = re.compile(r"[-+*/×÷()$0-9.,\s=]+")
+_PLAIN_NUMBER_RE = re.compile(r"-?\d+(?:\.\d*)?|-?\.\d+")
+#: how far around a number its operator is looked for
+_OPERATOR_WINDOW = 16
+
+
+@dataclass(frozen=True)
+class FinalNumber:
+    """The number a free-text reply ends on (``answer``), and why it does not count, if it does not.
+
+    ``uncommitted``: None when the reply committed to ``answer``; else the reason it did not (its
+    final sentence names another value, negates the answer, or holds a false calculation).
+    """
+
+    answer: str
+    uncommitted: str | None = None
+
+
+def _clean_number(match: str) -> str:
+    """lm-eval's GSM8K answer cleaning (``regexes_to_ignore``): no ``,``, no ``$``, no final ``.``."""
+    return match.replace(",", "").replace("$", "").removesuffix(".")
+
+
+def _value(number: str) -> Fraction | None:
+    try:
+        return Fraction(number)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+#: a final sentence with a longer chain of equalities than this has not committed to its last side
+MAX_EQUALITIES = 32
+#: a final sentence naming more numbers than this is a list, not a commitment (and is not read further)
+MAX_SENTENCE_NUMBERS = 64
+
+
+def _calculation_is_false(calculation: str) -> bool:
+    """True when the sides of ``a op b = c = ...`` (``+ - * / × ÷``, parentheses) evaluate to different
+    values, or the chain has more than :data:`MAX_EQUALITIES` equalities (too long to be a commitment)."""
+    sides = [side.strip() for side in calculation.split("=")]
+    if len(sides) > MAX_EQUALITIES + 1:
+        return True
+    values = set()
+    for side in sides:
+        if not side:
+            continue
+        expr = side.replace("×", "*").replace("÷", "/").replace("$", "").replace(",", "")
+        if len(expr) > 200 or "**" in expr:
+            return False  # not a calculation this judges
+        value = _value(expr) if _PLAIN_NUMBER_RE.fullmatch(expr) else _evaluate(expr)
+        if value is None:
+            return False  # not plain arithmetic: nothing to judge
+        values.add(value)
+    return len(values) > 1
+
+
+def _evaluate(expr: str) -> Fraction | None:
+    """The exact value of plain arithmetic (numbers, ``+ - * /``, parentheses), or None."""
+    import ast
+
+    try:
+        tree = ast.parse(expr.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+
+    def value(node: ast.AST) -> Fraction:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return Fraction(str(node.value))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            inner = value(node.operand)
+            return -inner if isinstance(node.op, ast.USub) else inner
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
+            a, b = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Add):
+                return a + b
+            if isinstance(node.op, ast.Sub):
+                return a - b
+            if isinstance(node.op, ast.Mult):
+                return a * b
+            return a / b
+        raise ValueError("not plain arithmetic")
+
+    try:
+        return value(tree.body)
+    except (ValueError, ZeroDivisionError, RecursionError):
+        return None
+
+
+def extract_final_number(text: str) -> FinalNumber | None:
+    """The number a free-text reply ends on, read as lm-eval's GSM8K ``flexible-extract`` reads it; None if none.
+
+    The rule, exactly:
+
+    1. The answer is the last match of lm-eval's regex ``(-?[$0-9.,]{2,})|(-?[0-9]+)`` that holds a
+       digit (lm-eval also takes a match without one, such as ``...``), cleaned as its GSM8K metric
+       cleans it: ``,`` and ``$`` removed, a final ``.`` dropped (``$1,234.`` is ``1234``). Its value
+       is then judged like any answer (``7.0`` equals ``7``; lm-eval compares strings).
+    2. The reply commits to it only when its final sentence (from the last ``.``/``!``/``?`` before
+       white space, or the last line break, before the answer) names at most
+       :data:`MAX_SENTENCE_NUMBERS` numbers and no other value: any other number
+       there that is not an operand of a calculation (a number next to ``+ - * / × ÷ ^ =``) and
+       differs from the answer is a second candidate (``6 or 7``, ``between 6 and 7``, ``7, not 6``).
+    3. ... the clause holding the answer (between ``,``/``;``/``:`` or sentence ends) does not negate
+       it (``not``, ``n't``, ``never``, ``no``, ``neither``, ``nor``, ``cannot``, ``≠``): ``not 7``;
+    4. ... and every calculation in the final sentence is true: ``18 - 11 = 7`` is fine, ``6 = 7`` and
+       ``18 - 11 = 6 = 7`` are not (plain arithmetic, evaluated exactly; a chain of more than
+       :data:`MAX_EQUALITIES` equalities counts as false).
+
+    A reply that fails 2-4 is wrong whatever its answer; :attr:`FinalNumber.uncommitted` says why.
+    Only the last number can win, so a reply listing every candidate gains nothing by it.
+    """
+    matches = [m for m in FLEXIBLE_EXTRACT_RE.finditer(text) if any(ch.isdigit() for ch in m.group(0))]
+    if not matches:
+        return None
+    last = matches[-1]
+    answer = _clean_number(last.group(0))
+    # the final sentence: from the last sentence end before the answer to the end of the reply
+    start = 0
+    for end in _SENTENCE_END_RE.finditer(text, 0, last.start()):
+        start = end.end()
+    sentence_matches = [m for m in matches if m.start() >= start]
+    if len(sentence_matches) > MAX_SENTENCE_NUMBERS:
+        return FinalNumber(answer, f"its final sentence names {len(sentence_matches)} numbers")
+    answer_value = _value(answer)
+    for m in sentence_matches[:-1]:
+        other = _clean_number(m.group(0))
+        if other == answer or (answer_value is not None and _value(other) == answer_value):
+            continue
+        before = text[max(start, m.start() - _OPERATOR_WINDOW) : m.start()]
+        after = text[m.end() : m.end() + _OPERATOR_WINDOW]
+        if _OPERATOR_BEFORE_RE.search(before) or _OPERATOR_AFTER_RE.match(after):
+            continue
+        return FinalNumber(answer, f"its final sentence also names {other}")
+    clause_start = start
+    for end in _CLAUSE_END_RE.finditer(text, start, last.start()):
+        clause_start = end.end()
+    clause_end = _CLAUSE_END_RE.search(text, last.end())
+    sentence_end = _SENTENCE_END_RE.search(text, last.end())
+    stop = (
+        min(m.start() for m in (clause_end, sentence_end) if m) if (clause_end or sentence_end) else len(text)
+    )
+    if _NEGATION_RE.search(text[clause_start:stop]):
+        return FinalNumber(answer, "it negates its answer")
+    stop = sentence_end.start() if sentence_end else len(text)
+    for run in _ARITHMETIC_RUN_RE.finditer(text, start, stop):
+        if "=" in run.group(0) and _calculation_is_false(run.group(0)):
+            return FinalNumber(answer, f"it states a false calculation ({run.group(0).strip()})")
+    return FinalNumber(answer)

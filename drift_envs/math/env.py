@@ -7,9 +7,15 @@ from typing import Any
 
 import drift_envs.math.sources  # noqa: F401  (registers the "math" task sources: file, procedural)
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
-from drift_envs.math.answers import ANSWER_FORMATS, as_number, extract_committed, normalize_answer
+from drift_envs.math.answers import (
+    ANSWER_FORMATS,
+    as_number,
+    extract_committed,
+    extract_final_number,
+    normalize_answer,
+)
 from drift_envs.math.theoremqa import theoremqa_verdict
-from drift_envs.math.verifier import GoldAnswer, check_answer, default_verifier
+from drift_envs.math.verifier import GoldAnswer, UndecidedError, check_answer, default_verifier
 
 __all__ = ["FEEDBACK_MODES", "PROMPT_STYLES", "MathFeedbackEnv"]
 
@@ -17,7 +23,11 @@ FEEDBACK_MODES = ("binary", "hint", "none")
 PROMPT_STYLES = ("minimal", "turn_by_turn")
 
 DEFAULT_SYSTEM_PROMPT = "Solve the problem. Give the final answer in \\boxed{}."
+#: the default system prompt with ``answer_format="final_number"``
+FINAL_NUMBER_SYSTEM_PROMPT = "Solve the problem. End your reply with the final answer as a single number."
 BINARY_FEEDBACK = "Incorrect. Please think again."
+#: the feedback of a step whose check reached no verdict in time (``info["undecided"]``)
+UNDECIDED_FEEDBACK = "Your answer could not be checked in time. Please give it again."
 #: longest answer the hint feedback quotes in full: a reply cannot grow the next prompt by much
 MAX_QUOTED_ANSWER = 200
 
@@ -31,7 +41,8 @@ class MathFeedbackEnv(MultiTurnTextEnv):
 
     ## Description
     Each episode is one math problem. The model replies with its reasoning and a final answer
-    (``\boxed{...}`` or ``<answer>...</answer>``); the answer is checked against the gold answer with
+    (``\boxed{...}`` or ``<answer>...</answer>``, or with ``answer_format="final_number"`` a number at
+    the end of its reply); the answer is checked against the gold answer with
     ``math-verify`` (plus exact fast paths for plain numbers), and unless it is right the model gets
     feedback and another turn, up to ``max_turns``. Tasks come from a procedural generator (the
     offline default), a local file, or a Hugging Face dataset (GSM8K, MATH/MATH-500, MetaMathQA, or a
@@ -49,12 +60,40 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     (``\boxed{1}, \boxed{2}, \boxed{3}``) is read by math-verify as written, so it can answer a set,
     and so is a gold that holds its own boxes or ``$`` delimiters; a decimal equals a number when
     both round alike to 6 places (``\frac{1}{12}`` and ``0.083333``); commas are thousands separators
-    only in ``1,234``/``7,425,000`` form (``0,111`` is 0.111). ``info["answer"]`` lists every box of a
-    reply with several.
+    only in ``1,234``/``7,425,000`` form (``0,111`` is 0.111, ``32, 349`` a pair). ``info["answer"]``
+    lists every box of a reply with several. A MATH-schema gold taken from a ``solution`` with several
+    boxes is all of them (``\boxed{1}`` and ``\boxed{-2}``), as math-verify reads the solution.
+
+    Where math-verify would pass a statement that is not the answer, the env does not: a false
+    relation between numbers (``\boxed{6=7}``, ``x=6=7``) and a logical connective (``x=6 \lor x=7``,
+    ``x=6 \implies x=7``, ``\neg 7``) are wrong for a gold of 7, while a plain assignment (``x = 7``,
+    ``y=\frac{14}{3}``) and a true computation (``18-11=7``) stay right. A reply is read from its last
+    32,768 characters, and one with more than 32 boxes has committed to none (wrong).
+
+    ``answer_format="final_number"`` reads free text the way lm-evaluation-harness's GSM8K
+    ``flexible-extract`` filter does: the answer is the last match of ``(-?[$0-9.,]{2,})|(-?[0-9]+)``
+    holding a digit, without ``,``, ``$`` and a final ``.``, compared by value. The reply must also
+    commit to it: its final sentence (after the last ``.``/``!``/``?`` before white space, or the last
+    line break) may name no other value except operands of a calculation (``18 - 11 = 7`` is fine,
+    ``6 or 7`` and ``between 6 and 7`` are wrong), the clause holding the answer may not negate it
+    (``not 7``), and its calculations must be true (``6 = 7`` is wrong). So a reply listing many
+    numbers can only win with its last one, and a hedge wins nothing
+    (:func:`~drift_envs.math.answers.extract_final_number` has the rule in full).
 
     ## Rewards
     ``1.0`` for a correct answer, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) when no
-    answer could be extracted from the reply.
+    answer could be extracted from the reply. A step whose symbolic check reached no verdict (the
+    machine starved its worker past the wall-clock backstop on every attempt) is *undecided*: reward
+    ``0.0`` without penalty, ``correct`` False, ``info["undecided"]`` True, and the feedback says so;
+    it is never scored as a wrong answer.
+
+    ## Time and load
+    What decides a verdict does not depend on the machine's load: a symbolic check may use
+    ``timeout_s`` CPU seconds (an answer that needs more, such as ``9^{9^{9^{9}}}``, is wrong at any
+    load); the wall clock only bounds the waiting (``max_wait_s`` per attempt, two attempts) and ends
+    in an undecided step, not a wrong one. On a quiet machine a step takes at most ``timeout_s + 0.5 s``
+    whatever the reply; under load, longer, with the same verdict (see
+    :mod:`drift_envs.math.verifier`).
 
     ## Feedback
     - ``"binary"`` (the DRIFT reference release's): ``Incorrect. Please think again.``
@@ -62,6 +101,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
       high or too low, and whether the answer repeats an earlier one, e.g.
       ``Incorrect: your answer 12 is too low. You gave 12 before; try something different.`` or
       ``I could not find a final answer. Put your final answer in \boxed{}.``
+    - an undecided check (any mode): ``Your answer could not be checked in time. Please give it again.``
     - ``"none"``: an empty-content nudge, ``Try again.`` (the model must find its own error)
     With ``prompt_style="turn_by_turn"`` every message also says ``You have N actions left.``
 
@@ -87,12 +127,18 @@ class MathFeedbackEnv(MultiTurnTextEnv):
       registered source's own fields); an option the source does not have is refused
     - ``max_turns`` (5), ``feedback`` (``"binary"``), ``prompt_style`` (``"minimal"``),
       ``system_prompt`` (a one-line instruction; ``""`` for none), ``format_penalty`` (-0.1)
-    - ``answer_format``: ``"auto"`` (last of ``\boxed{}``/``<answer>``), ``"boxed"``, or ``"tag"``
-    - ``timeout_s``: wall-clock bound of one symbolic check (2.0); an overrun counts as incorrect
+    - ``answer_format``: ``"auto"`` (last of ``\boxed{}``/``<answer>``), ``"boxed"``, ``"tag"``, or
+      ``"final_number"`` (the last number of free text, as above; the prompt and the default system
+      prompt then ask for the final answer as a single number at the end)
+    - ``timeout_s``: CPU seconds one symbolic check may use (2.0); an answer that needs more is wrong
+    - ``max_wait_s``: wall-clock backstop of one attempt at a check (default ``max(20, 10 * timeout_s)``);
+      when both attempts run out the step is undecided
 
     ## Oracle
     ``env.unwrapped.oracle_reply()`` is the gold answer in the env's format (``\boxed{gold}``, or
-    ``<answer>gold</answer>`` with ``answer_format="tag"``), correct on the first turn.
+    ``<answer>gold</answer>`` with ``answer_format="tag"``), correct on the first turn. With
+    ``answer_format="final_number"`` it is ``The answer is N.`` where the gold is a number a final
+    number can state (an integer or a decimal), else None.
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -130,6 +176,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         format_penalty: float = -0.1,
         answer_format: str = "auto",
         timeout_s: float = 2.0,
+        max_wait_s: float | None = None,
         render_mode: str | None = None,
     ) -> None:
         if feedback not in FEEDBACK_MODES:
@@ -140,6 +187,10 @@ class MathFeedbackEnv(MultiTurnTextEnv):
             raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
         if not timeout_s > 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
+        if max_wait_s is not None and not max_wait_s > 0:
+            raise ValueError(f"max_wait_s must be positive (or None for the default), got {max_wait_s!r}")
+        if answer_format == "final_number" and system_prompt == DEFAULT_SYSTEM_PROMPT:
+            system_prompt = FINAL_NUMBER_SYSTEM_PROMPT  # the default asks for a box
         # the named source knobs are the built-in sources' options; a source refuses the ones it lacks
         options = {"schema": schema, "dataset_name": dataset_name, "difficulty": difficulty}
         super().__init__(
@@ -157,6 +208,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         self.prompt_style = prompt_style
         self.answer_format = answer_format
         self.timeout_s = float(timeout_s)
+        self.max_wait_s = None if max_wait_s is None else float(max_wait_s)
         self._gold = lru_cache(maxsize=4096)(GoldAnswer.from_text)
         self._verifier = default_verifier()
         self._verifier.warm_up()
@@ -165,6 +217,8 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     def _instruction(self) -> str:
         if self.answer_format == "tag":
             return "Put your final answer within <answer></answer>."
+        if self.answer_format == "final_number":
+            return "End your reply with the final answer as a single number."
         return "Put your final answer within \\boxed{}."
 
     def _turns_left(self, turn: int) -> str:
@@ -185,31 +239,54 @@ class MathFeedbackEnv(MultiTurnTextEnv):
         gold = str(task.answer)
         if self.answer_format == "tag":
             return f"<answer>{gold}</answer>"
+        if self.answer_format == "final_number":
+            reply = f"The answer is {gold}."
+            final = extract_final_number(reply)
+            # only a gold the reading gives back whole: 3/4 or \frac{1}{2} cannot be a final number
+            if final is None or final.uncommitted or final.answer != gold.replace(",", "").removesuffix("."):
+                return None
+            return reply
         return f"\\boxed{{{gold}}}"
 
     def verify(self, task: Task, action: str) -> Verdict:
-        """Extract the final answer and check it against the gold answer."""
+        """Extract the final answer and check it against the gold answer (undecided if no check could finish)."""
         committed = extract_committed(action, self.answer_format)
         if committed is None:
             return Verdict(correct=False, format_ok=False, answer=None)
-        if task.meta.get("Answer_type") is not None:  # TheoremQA's typed golds: bool, option, list, number
-            return theoremqa_verdict(task, committed, timeout_s=self.timeout_s, verifier=self._verifier)
-        gold = self._gold(str(task.answer))
-        correct = check_answer(
-            gold,
-            committed.answer,
-            timeout_s=self.timeout_s,
-            verifier=self._verifier,
-            several=committed.several,
-        )
         if committed.several is not None:  # every box, in order: the set the reply answers
             answer = ", ".join(normalize_answer(box) for box in committed.boxes)
         else:
             answer = normalize_answer(committed.answer)
+        if committed.uncommitted is not None:  # a hedge or a list of guesses: wrong whatever it names
+            return Verdict(
+                correct=False, format_ok=True, answer=answer, details={"uncommitted": committed.uncommitted}
+            )
+        try:
+            if (
+                task.meta.get("Answer_type") is not None
+            ):  # TheoremQA's typed golds: bool, option, list, number
+                return theoremqa_verdict(task, committed, timeout_s=self.timeout_s, verifier=self._verifier)
+            correct = check_answer(
+                self._gold(str(task.answer)),
+                committed.answer,
+                timeout_s=self.timeout_s,
+                verifier=self._verifier,
+                several=committed.several,
+                max_wait_s=self.max_wait_s,
+            )
+        except UndecidedError as e:
+            return Verdict(
+                correct=False, format_ok=True, answer=answer, undecided=True, details={"why": str(e)}
+            )
         return Verdict(correct=correct, format_ok=True, answer=answer)
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
         """Binary, hint or no-content feedback, per the ``feedback`` kwarg."""
+        if verdict.undecided:  # no verdict: the model is told so, in every feedback mode
+            text = UNDECIDED_FEEDBACK
+            if self.prompt_style == "turn_by_turn":
+                text += " " + self._turns_left(turn)
+            return Feedback(text, "undecided", {"error": "undecided", "repeated": repeated})
         if verdict.correct:
             return Feedback("Correct.", "correct")
         data: dict = {"error": "answer" if verdict.format_ok else "format", "repeated": repeated}

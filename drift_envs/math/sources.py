@@ -7,7 +7,8 @@
 A file's rows follow one schema (detected from the fields of the first row, or named with ``schema=``):
 
 - ``gsm8k``: ``question``, ``answer`` whose last line is ``#### N``
-- ``math``: ``problem``, ``answer`` (MATH, MATH-500; ``solution`` with ``\\boxed{}`` when ``answer`` is absent)
+- ``math``: ``problem``, ``answer`` (MATH, MATH-500; ``solution`` with ``\\boxed{}`` when ``answer`` is absent:
+  its box, or with several boxes the solution as written, which math-verify reads as all of them)
 - ``metamath``: ``query``, ``response`` ending in ``The answer is: X`` (MetaMathQA)
 - ``theoremqa``: ``Question``, ``Answer``, ``Answer_type`` (TheoremQA; typed answers, see :mod:`drift_envs.math.theoremqa`)
 - ``generic``: ``problem`` (or ``question``/``prompt``), ``answer``
@@ -132,9 +133,12 @@ def _math(row: Row) -> tuple[str, str]:
     problem = require_field(row, "problem")
     if row.data.get("answer") not in (None, ""):
         return problem, str(row.data["answer"]).strip()
-    boxed = find_boxed(require_field(row, "solution"))
+    solution = require_field(row, "solution")
+    boxed = find_boxed(solution)
     if not boxed:
         raise DataError(f"{row.where}: no 'answer' field and no \\boxed{{}} in 'solution' (MATH schema)")
+    if len(boxed) > 1:  # "\boxed{1} and \boxed{-2}": the gold is all of them, as math-verify reads the text
+        return problem, solution.strip()
     return problem, boxed[-1][1].strip()
 
 

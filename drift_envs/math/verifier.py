@@ -1,12 +1,28 @@
-"""Math answer checking with ``math-verify``, bounded in wall-clock time from any thread.
+"""Math answer checking with ``math-verify``: verdicts that do not depend on the machine's load.
 
 ``math-verify`` guards its sympy work with ``signal.alarm``, which only works in a process's main
 thread, and a signal cannot interrupt a long C-level computation (``10^{10^{10}}`` as an integer)
-anyway. So symbolic checks run in a small pool of warm worker processes: the caller waits at most
-``timeout_s`` in all (for a free worker, for a fresh worker's start-up, and for the check), and a
-worker that overruns is killed (and replaced by a spare started earlier). Gold answers are
-parsed once per worker (cached), and most checks never leave the calling process: equal normal forms
-and plain numbers are decided by :mod:`drift_envs.math.answers` first.
+anyway. So symbolic checks run in a small pool of warm worker processes, and what bounds them is
+split in two, so that a loaded machine changes how long a check takes but never its verdict:
+
+- **the verdict's budget is CPU time**: a check may use ``timeout_s`` CPU seconds of its worker
+  (measured from ``/proc/<pid>/stat`` every 20 ms, and enforced by the kernel with ``RLIMIT_CPU`` as a
+  backstop where there is no procfs). An answer that needs more is judged incorrect, on a quiet
+  machine and at load 9 alike, since CPU time is what the expression costs, not what the machine has.
+- **the wall clock is only a backstop**: waiting for a free worker, for a fresh worker's start-up and
+  for the check itself may take ``max_wait_s`` (default :func:`wall_backstop`: ``max(20 s,
+  10 * timeout_s)``). A worker that neither answers nor uses up its budget by then is starved or
+  stuck: it is killed and the check is retried on another (``attempts``, default 2); if every attempt
+  runs out, the check is *undecided* (:class:`UndecidedError`), which the env records as such
+  (``info["undecided"]``), never as a wrong answer. A worker that crashes on every attempt (the
+  answer kills it) is judged incorrect.
+
+So on a quiet machine a check returns within ``timeout_s`` plus the polling step whatever the answer,
+and what a step parses is bounded by :mod:`drift_envs.math.answers` (the last 32 KB of a reply, at most
+32 boxes): a step takes at most ``timeout_s + 0.5 s``. Under load a step takes longer (at most
+``attempts * max_wait_s``) and its verdict is the same. Gold answers are parsed once per worker
+(cached), and most checks never leave the calling process: equal normal forms and plain numbers are
+decided by :mod:`drift_envs.math.answers` first.
 """
 
 from __future__ import annotations
@@ -16,6 +32,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -24,14 +41,62 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from drift_envs.math.answers import as_number, normalize_answer
+from drift_envs.math.answers import as_number, has_connective, normalize_answer
 
 # a gold that brings its own math delimiters or boxes (an escaped \$ is a currency sign, not a delimiter)
 _OWN_DELIMITERS_RE = re.compile(r"\\boxed|(?<!\\)\$|\\\(|\\\[")
 # a numeral written in a base, like 52_8 or 4210_{5}
 _BASE_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")
 
-__all__ = ["GoldAnswer", "MathVerifier", "check_answer", "default_verifier"]
+__all__ = [
+    "GoldAnswer",
+    "MathVerifier",
+    "UndecidedError",
+    "check_answer",
+    "default_verifier",
+    "wall_backstop",
+]
+
+#: how often the pool looks at a busy worker's CPU time
+POLL_S = 0.02
+#: the default wall-clock backstop of one attempt: ``max(WALL_FLOOR_S, WALL_FACTOR * timeout_s)``
+WALL_FLOOR_S = 20.0
+WALL_FACTOR = 10.0
+
+try:
+    _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+except (AttributeError, ValueError, OSError):  # not POSIX: no procfs either
+    _CLOCK_TICKS = 100
+
+
+def wall_backstop(timeout_s: float) -> float:
+    """The default wall-clock limit of one attempt at a check whose CPU budget is ``timeout_s``.
+
+    Ten times the budget (at least 20 s): a check starved to a tenth of a core still uses up its budget,
+    and so reaches its verdict, before the backstop ends the attempt.
+    """
+    return max(WALL_FLOOR_S, WALL_FACTOR * timeout_s)
+
+
+class UndecidedError(RuntimeError):
+    """A check reached no verdict: on every attempt its worker neither answered nor used up its CPU
+    budget before the wall-clock backstop (a starved or stuck machine, not a property of the answer)."""
+
+
+class _OverBudget(Exception):
+    """The check used more than its CPU budget; ``running``: the worker is still at it (kill it)."""
+
+    def __init__(self, running: bool) -> None:
+        super().__init__("over its CPU budget")
+        self.running = running
+
+
+class _Stalled(Exception):
+    """The wall-clock backstop passed with the worker under its CPU budget."""
+
+
+class _Died(Exception):
+    """The worker exited mid-check for a reason other than its CPU limit."""
 
 
 @dataclass(frozen=True)
@@ -122,20 +187,53 @@ class _Worker:
             self.started.set()
         self._lines.put(None)
 
-    def ask(self, request: dict, timeout: float) -> bool:
-        """The worker's verdict; ``queue.Empty`` after ``timeout`` s, ``RuntimeError`` if it died."""
-        assert self.proc.stdin is not None
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the worker has used so far, from procfs; None where there is none."""
         try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
+            with open(f"/proc/{self.proc.pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def ask(self, request: dict, cpu_budget: float, deadline: float) -> bool:
+        """The worker's verdict on ``request``.
+
+        Raises :class:`_OverBudget` once the check has used more than ``cpu_budget`` CPU seconds,
+        :class:`_Stalled` at ``deadline`` (``time.monotonic()``) with the budget not used up, and
+        :class:`_Died` if the worker exits otherwise.
+        """
+        assert self.proc.stdin is not None
+        start = self.cpu_seconds()
+        try:
+            self.proc.stdin.write(json.dumps({**request, "cpu_s": cpu_budget}) + "\n")
             self.proc.stdin.flush()
         except OSError as e:  # the worker died (killed, or out of its memory limit) since it was last used
-            raise RuntimeError("math verifier worker exited") from e
-        line = self._lines.get(timeout=timeout)
-        if line is None:
-            raise RuntimeError("math verifier worker exited")
-        answer = json.loads(line)
-        self.retired = bool(answer.get("retire"))
-        return bool(answer["ok"])
+            raise _Died("math verifier worker exited") from e
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Stalled
+            try:
+                line = self._lines.get(timeout=min(left, POLL_S))
+            except queue.Empty:
+                used = self.cpu_seconds()
+                if start is not None and used is not None and used - start > cpu_budget:
+                    raise _OverBudget(running=True) from None
+                continue
+            if line is None:
+                try:
+                    code = self.proc.wait(timeout=5.0)
+                except subprocess.TimeoutExpired:
+                    code = None
+                if code == -signal.SIGXCPU:  # the kernel's RLIMIT_CPU backstop: the budget is spent
+                    raise _OverBudget(running=False)
+                raise _Died(f"math verifier worker exited with {code}")
+            answer = json.loads(line)
+            self.retired = bool(answer.get("retire"))
+            if float(answer.get("cpu_s", 0.0)) > cpu_budget:  # finished, but past its budget: same verdict
+                raise _OverBudget(running=False)
+            return bool(answer["ok"])
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -150,14 +248,16 @@ class _Worker:
 
 
 class MathVerifier:
-    """A thread-safe pool of warm math-verify workers; every check returns within its ``timeout_s``.
+    """A thread-safe pool of warm math-verify workers whose verdicts do not depend on load.
 
-    The bound covers the whole check, as seen by the calling thread: waiting for a free worker,
-    waiting for a fresh worker to finish its imports, and the check itself. A check that is not
-    answered in time counts as incorrect (``timeouts`` counts them); a worker that overran is killed
-    and a spare started earlier takes its place, so slow answers from some threads delay the others
-    only while every worker is busy. Workers run under an address-space limit of ``memory_mb`` and
-    keep a size-capped cache of parsed answers (see :mod:`drift_envs.math._verify_worker`).
+    A check may use ``timeout_s`` CPU seconds of its worker; one that needs more is incorrect
+    (``timeouts`` counts them) and its worker is killed, a spare started earlier taking its place.
+    Everything the calling thread waits for (a free worker, a fresh worker's imports, the check) is
+    bounded by the wall-clock backstop ``max_wait_s`` per attempt; an attempt that runs out kills its
+    worker and the check is tried again on another, up to ``attempts`` times, then raises
+    :class:`UndecidedError` (``undecided`` counts them, ``stalls`` the attempts). Workers run under an
+    address-space limit of ``memory_mb`` and keep a size-capped cache of parsed answers (see
+    :mod:`drift_envs.math._verify_worker`).
 
     Args:
         max_workers: processes kept warm; checks from more threads than this wait for a free one.
@@ -165,6 +265,8 @@ class MathVerifier:
         memory_mb: address-space limit of each worker process (0: none).
         retire_mb: resident size past which a worker is replaced after its answer (default
             ``memory_mb // 4``; 0: never).
+        attempts: how many workers one check is tried on before it is undecided (or, when each of
+            them crashed, incorrect).
     """
 
     def __init__(
@@ -173,20 +275,26 @@ class MathVerifier:
         startup_timeout_s: float = 60.0,
         memory_mb: int = 2048,
         retire_mb: int | None = None,
+        attempts: int = 2,
     ) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be >= 1, got {max_workers!r}")
+        if attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {attempts!r}")
         self.max_workers = max_workers
         self.startup_timeout_s = startup_timeout_s
         self.memory_mb = memory_mb
         self.retire_mb = memory_mb // 4 if retire_mb is None else retire_mb
+        self.attempts = attempts
         self._idle: list[_Worker] = []  # free workers, oldest first; guarded by _lock, signalled by _free
         self._count = 0
         self._lock = threading.Lock()
         self._free = threading.Condition(self._lock)
         self._spare: _Worker | None = None
-        self.timeouts = 0
-        self.failures = 0
+        self.timeouts = 0  # checks that used up their CPU budget (incorrect)
+        self.failures = 0  # checks whose worker crashed on every attempt (incorrect)
+        self.stalls = 0  # attempts that ran out of wall-clock time under budget (retried)
+        self.undecided = 0  # checks that stalled on every attempt (UndecidedError)
 
     def _new_worker(self) -> _Worker:
         return _Worker(self.memory_mb, self.retire_mb)
@@ -271,38 +379,65 @@ class MathVerifier:
         self._put(spare if spare is not None and spare.alive() else self._new_worker())
 
     def verify(
-        self, gold: str, pred: str, timeout_s: float, *, gold_raw: bool = False, pred_raw: bool = False
+        self,
+        gold: str,
+        pred: str,
+        timeout_s: float,
+        *,
+        gold_raw: bool = False,
+        pred_raw: bool = False,
+        max_wait_s: float | None = None,
     ) -> bool:
-        """``math_verify.verify`` of ``\\boxed{gold}`` against ``\\boxed{pred}``; False unless answered in ``timeout_s``.
+        """``math_verify.verify`` of ``\\boxed{gold}`` against ``\\boxed{pred}``, within ``timeout_s`` CPU seconds.
 
         ``gold_raw``/``pred_raw``: that text is parsed as written (plain ``math_verify.parse``), not as
-        the content of one box. ``timeout_s`` bounds everything this call waits for: a free worker, a
-        fresh worker's start-up and the check itself.
+        the content of one box. False when the check needs more than ``timeout_s`` CPU seconds.
+        ``max_wait_s`` (default :func:`wall_backstop` of ``timeout_s``) bounds, per attempt, the wall
+        time spent waiting for a worker and for its answer; :class:`UndecidedError` when every attempt
+        runs out of it.
         """
-        deadline = time.monotonic() + timeout_s
-        worker = self._acquire(deadline)
-        if worker is None:  # every worker stayed busy, or still importing, until the deadline
-            self.timeouts += 1
-            return False
-        if worker.failed:
-            self._replace(worker)
-            raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
-        try:
-            request = {"gold": gold, "pred": pred, "gold_raw": gold_raw, "pred_raw": pred_raw}
-            ok = worker.ask(request, max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            self.timeouts += 1
-            self._replace(worker)
-            return False
-        except RuntimeError:  # the worker died mid-check (its memory limit, a crash): incorrect, not an error
+        wait = wall_backstop(timeout_s) if max_wait_s is None else float(max_wait_s)
+        request = {"gold": gold, "pred": pred, "gold_raw": gold_raw, "pred_raw": pred_raw}
+        crashes = 0
+        for _ in range(self.attempts):
+            deadline = time.monotonic() + wait
+            worker = self._acquire(deadline)
+            if worker is None:  # every worker stayed busy, or still importing, until the deadline
+                self.stalls += 1
+                continue
+            if worker.failed:
+                self._replace(worker)
+                raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
+            try:
+                ok = worker.ask(request, timeout_s, deadline)
+            except _OverBudget as over:
+                self.timeouts += 1
+                if over.running or not worker.alive():
+                    self._replace(worker)
+                else:
+                    self._release(worker)
+                return False
+            except _Stalled:  # starved or stuck: another worker gets the check
+                self.stalls += 1
+                self._replace(worker)
+                continue
+            except _Died:  # killed from outside (an OOM killer) or crashed by the answer: try again
+                crashes += 1
+                self._replace(worker)
+                continue
+            except BaseException:
+                self._replace(worker)
+                raise
+            self._release(worker)
+            return ok
+        if crashes == self.attempts:  # the answer itself brings the worker down: not a correct answer
             self.failures += 1
-            self._replace(worker)
             return False
-        except BaseException:
-            self._replace(worker)
-            raise
-        self._release(worker)
-        return ok
+        self.undecided += 1
+        raise UndecidedError(
+            f"math check reached no verdict in {self.attempts} attempt(s) of {wait:g} s wall time each "
+            f"(CPU budget {timeout_s:g} s not used up: the machine is starved or a worker is stuck)"
+        )
 
     def close(self) -> None:
         """Stop every idle worker."""
@@ -329,18 +464,32 @@ def check_answer(
     timeout_s: float = 2.0,
     verifier: MathVerifier | None = None,
     several: str | None = None,
+    max_wait_s: float | None = None,
 ) -> bool:
     """True when ``pred`` (an extracted answer) equals ``gold``, as ``math_verify.verify`` judges it.
 
     Decided in-process when the normal forms are equal or both are plain numbers (see
-    :func:`_numbers_agree`); otherwise by math-verify in a worker, bounded by ``timeout_s`` (a check
-    that overruns counts as incorrect). ``several``: the text of a reply with several boxes, which
-    math-verify reads as written (``\\boxed{1}, \\boxed{2}`` is the set {1, 2}) in place of ``pred``.
+    :func:`_numbers_agree`); otherwise by math-verify in a worker, within ``timeout_s`` CPU seconds (a
+    check that needs more is incorrect) and ``max_wait_s`` wall seconds per attempt (see
+    :meth:`MathVerifier.verify`; :class:`UndecidedError` when no attempt reached a verdict).
+    ``several``: the text of a reply with several boxes, which math-verify reads as written
+    (``\\boxed{1}, \\boxed{2}`` is the set {1, 2}) in place of ``pred``.
+
+    Two readings of math-verify are refused, because they pass a statement that is not the answer
+    as its last value: a logical connective outside braces (``x=6 \\lor x=7``, ``x=6 \\implies x=7``,
+    ``\\neg 7``; see :func:`~drift_envs.math.answers.has_connective`) unless the gold has one too, and
+    (in the worker) a false relation between numbers when the gold is no relation (``6=7``,
+    ``x=6=7``); a plain assignment (``x = 7``) and a true computation (``18-11=7``) stay right.
     """
     verifier = verifier or default_verifier()
+    text = several if several is not None else pred
+    if has_connective(text) and not has_connective(gold.text):
+        return False
     if several is not None or gold.raw:
-        text, raw = (several, True) if several is not None else (pred, False)
-        return verifier.verify(gold.text, text, timeout_s, gold_raw=gold.raw, pred_raw=raw)
+        raw = several is not None
+        return verifier.verify(
+            gold.text, text, timeout_s, gold_raw=gold.raw, pred_raw=raw, max_wait_s=max_wait_s
+        )
     normalized = normalize_answer(pred)
     if normalized == gold.normalized:
         return True
@@ -360,4 +509,4 @@ def check_answer(
         )
     if not normalized:
         return False
-    return verifier.verify(gold.text, pred, timeout_s)
+    return verifier.verify(gold.text, pred, timeout_s, max_wait_s=max_wait_s)
