@@ -327,14 +327,22 @@ def metrics_table(rows: dict[str, dict], title: str = "multi-turn evaluation"):
 
 
 def undecided_note(metrics: dict) -> str:
-    """One line on the turns without a verdict: how many, and how far they could move success@T."""
-    T = str(metrics["max_turns"])
-    low, high = metrics["success_at"][T]["value"], metrics["success_at_if_undecided_correct"][T]["value"]
-    episodes = metrics["undecided_episode_rate"]["value"]
+    """One line on the turns without a verdict: how many, and how far they could move success@t."""
+    low, high = metrics["success_at"], metrics["success_at_if_undecided_correct"]
+    moved = [
+        f"success@{t} {low[t]['value']:.3f} could be {high[t]['value']:.3f}"
+        for t in sorted(low, key=int)
+        if t in high and high[t]["value"] != low[t]["value"]
+    ]
     return (
         f"{metrics['num_undecided_turns']} turn(s) undecided (the checker reached no verdict in time) in "
-        f"{episodes:.1%} of episodes: every metric counts them as not solved, so success@{T} = {low:.3f} "
-        f"is a lower bound; {high:.3f} if every undecided verdict were correct"
+        f"{metrics['undecided_episode_rate']['value']:.1%} of episodes; every metric counts them as not "
+        "solved, a lower bound: "
+        + (
+            "; ".join(moved) + " if every undecided verdict were correct"
+            if moved
+            else "no success@t would change"
+        )
     )
 
 
