@@ -368,7 +368,7 @@ class ReasoningGymEnv(MultiTurnTextEnv):
         info: dict = {"score": score}
         if error is not None:
             info["score_error"] = error
-        if score > 0 and names_several(answer, task.answer):
+        if score >= 1.0 and names_several(answer, task.answer):
             # the dataset's scorer took a hedge ("gold or wrong"): several candidates are no answer
             info.update(score=0.0, several=True)
             score = 0.0

@@ -32,6 +32,7 @@ __all__ = [
     "TextArenaEnv",
     "game_entry_point",
     "is_single_player_game",
+    "played_move",
     "single_player_game_ids",
 ]
 
@@ -45,6 +46,67 @@ SEEDS_PER_STREAM = 1_000_000
 #: TextArena ids that differ from their base id only in the wrappers, which this adapter replaces
 _WRAPPER_SUFFIXES = ("-raw", "-train")
 _MOVE_RE = re.compile(r"\[([^\[\]]*)\]")
+# How each TextArena 0.7.4 single-player game reads its move from a reply, so that info["answer"] is
+# the move the game played (not, say, the last bracket of a reply the game read the first one of):
+# ("first", pattern): the first match; ("all", pattern): every match, played in turn; ("whole",
+# pattern): the stripped reply must be exactly one move. Patterns are written here from each game's
+# documented move format; a game missing from the table reads its first bracketed text.
+_I = re.IGNORECASE
+_MOVE_READERS: dict[str, tuple[str, re.Pattern]] = {
+    "GuessTheNumberEnv": ("first", re.compile(r"\[(\d+)\]")),
+    "MastermindEnv": ("first", re.compile(r"\[(\d+(?:\s+\d+)*)\]")),
+    "MinesweeperEnv": ("first", re.compile(r"\[(\d+\s\d+)\]")),
+    "SudokuEnv": ("first", re.compile(r"\[(\d+\s\d+\s\d+)\]")),
+    "HangmanEnv": ("first", re.compile(r"\[([a-z]+)\]", _I)),
+    "WordleEnv": ("first", re.compile(r"\[(\w+)\]")),
+    "WordLadderEnv": ("first", re.compile(r"\[([a-zA-Z]+)\]")),
+    "FifteenPuzzleEnv": ("first", re.compile(r"\[([a-zA-Z]+)\]")),
+    "GuessWhoEnv": ("first", re.compile(r"\[([a-zA-Z]+)\]")),
+    "TwentyQuestionsEnv": ("first", re.compile(r"\[([a-zA-Z\s]+)\]")),
+    "FrozenLakeEnv": ("first", re.compile(r"\[\s*(up|down|left|right|w|a|s|d)\s*\]", _I)),
+    "SokobanEnv": ("first", re.compile(r"\[(up|down|left|right|w|a|s|d)\]", _I)),
+    "BanditEnv": ("first", re.compile(r"\[(.*)\]")),  # greedy: from the first [ to the line's last ]
+    "TowerOfHanoiEnv": ("all", re.compile(r"\[([abc]\s*,?\s*[abc])\]", _I)),
+    "LogicPuzzleEnv": ("all", re.compile(r"\[([a-zA-Z]+\s+[a-zA-Z]+\s+[XOxo])\]")),
+    "WordSearchEnv": ("all", re.compile(r"\[(\d+\s\d+\s\d+\s\d+)\]")),
+    "CrosswordsEnv": ("all", re.compile(r"\[(\d+\s\d+\s[a-zA-Z])\]")),
+    "CountdownEnv": ("whole", re.compile(r"\[\s*(\d+\s+\d+\s*[+\-*/])\s*\]")),
+    "CryptarithmEnv": ("whole", re.compile(r"\[\s*([A-Za-z]\s+\d)\s*\]")),
+    "LightsOutEnv": ("whole", re.compile(r"\[(\d+\s+\d+)\]")),
+    "PegJumpEnv": ("whole", re.compile(r"\[(\d{1,2}\s*\d{1,2})\]", _I)),
+    "RushHourEnv": ("whole", re.compile(r"\[([A-Z][+-])\]", _I)),
+    "SecretaryEnv": ("whole", re.compile(r"\[(accept|continue)\]")),
+    "SlitherlinkEnv": ("whole", re.compile(r"\[\s*([hv]\s+\d+\s+\d+)\s*\]", _I)),
+    "ThreeCardMonteEnv": ("whole", re.compile(r"\[\s*(\d+)\s*\]")),
+}
+_2048_DIRECTIONS = ("UP", "DOWN", "LEFT", "RIGHT", "W", "A", "S", "D")
+
+
+def played_move(game: Any, reply: str) -> str | None:
+    """The move ``game`` reads from ``reply`` (its bracketed text, spacing collapsed), or None when it
+    reads none. Several moves played in turn (TowerOfHanoi ``[A C] [A B]``) are joined by ``"; "``."""
+    name = type(game).__name__
+    if name == "Game2048Env":  # the last bracket holding a direction, and its last direction
+        for inner in reversed(_MOVE_RE.findall(reply)):
+            found = [t for t in re.findall(r"\b\w+\b", inner) if t.upper() in _2048_DIRECTIONS]
+            if found:
+                return found[-1].upper()
+        return None
+    if name == "BlackjackEnv":
+        low = reply.lower()
+        return "hit" if "[hit]" in low else "stand" if "[stand]" in low else None
+    mode, pattern = _MOVE_READERS.get(name, ("first", _MOVE_RE))
+    if mode == "whole":
+        text = reply.strip().lower() if name == "SlitherlinkEnv" else reply.strip()
+        match = pattern.fullmatch(text)
+        return " ".join(match.group(1).split()) if match else None
+    if mode == "all":
+        moves = [" ".join(m.split()) for m in pattern.findall(reply)]
+        return "; ".join(moves) if moves else None
+    match = pattern.search(reply)
+    return " ".join(match.group(1).split()) if match else None
+
+
 _NO_MESSAGE = "Your move was accepted. Make your next move."
 
 
@@ -266,7 +328,8 @@ class TextArenaEnv(MultiTurnTextEnv):
     did not respond with valid '[number]'. Please resubmit a valid move ...``. TextArena allows one
     invalid move in a row; a second ends the game (``info["game_reason"]`` says why).
     ``info`` after a step adds ``game_reward``, ``game_over``, ``game_reason``, ``invalid_move``.
-    ``info["answer"]`` is the reply's last bracketed move (``"A C"`` for ``[A C]``; None without one), so
+    ``info["answer"]`` is the move the game played (``"A C"`` for ``[A C]``; the first ``[number]`` of
+    ``[maybe] [5] [7]`` in GuessTheNumber, as the game reads it; None when the game read none), so
     ``repeated`` and DRIFT's repeat penalty count a move played twice — right for GuessTheNumber,
     too strict for games that repeat moves by nature (2048): set ``diversity_lambda`` (λ) to 0 there.
 
@@ -386,8 +449,7 @@ class TextArenaEnv(MultiTurnTextEnv):
     def verify(self, task: Task, action: str) -> Verdict:
         """Play the reply as a move; the verdict says whether the game accepted it and how it stands."""
         state = self._game.state
-        moves = _MOVE_RE.findall(action)
-        answer = " ".join(moves[-1].split()) if moves else None
+        answer = played_move(self._game, action)
         with self._game_rng():
             try:
                 done, _ = self._game.step(action)
