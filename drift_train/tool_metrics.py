@@ -39,15 +39,19 @@ as ``release_mtu_<name>`` (:data:`RELEASE_MTU_METRICS`, :func:`release_dialogue_
 2. **success = solved.** ``release_mtu_success_rate`` and ``release_mtu_task_process_rate`` are both
    1 when the episode was solved (the record's ``t_star`` is set), else 0, as the release overrides
    them; here ``success_rate`` needs every request's calls right and ``task_process_rate`` is ATS.
-3. **``None`` counts as missing**, and so does any falsy value under a key whose lower case is not in
-   the prediction (the release reads ``pred.get(key) or pred.get(key.lower())`` and fails on None).
+   "Solved" is the env's verdict: ours accepts a request once its reference calls have all been made
+   (in any attempts) and the answer is right, the release's loop one reply holding exactly the gold
+   calls in order; so on the same replies the two can disagree on whether an episode was solved.
+3. **``None`` counts as missing**: the release reads ``pred.get(key) or pred.get(key.lower())`` and
+   fails on None, so a falsy value (``0``, ``""``) under a gold key that is not lower case falls
+   through to the lower-case key and is missing when the prediction has none.
 4. **argument keys by the gold key or its lower case**: a predicted ``AMOUNT`` does not match a gold
    ``amount`` (here both sides are lower-cased, so it does).
 
 Names and values compare the same way in both (``normalize_tool_name``, ``normalize_param_value``),
 and the per-request and per-dialogue arithmetic is the same ``compute_mtu_bench_metrics``. On a
 dialogue of one request (MTU-Bench's single-turn rows, all the release evaluates) the ``release_mtu_*``
-values are exactly the release's per-sample values; ``tests/test_tool_metrics_release.py`` checks them
+values are exactly the release's per-sample values; ``tests/test_release_metrics.py`` checks them
 against the release's own functions.
 
 :func:`episode_tool_metrics` gets the per-request calls of a trajectory record by replaying its
