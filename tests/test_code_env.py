@@ -257,7 +257,8 @@ def test_feedback_modes(mode, humaneval_env, sandbox):
 
 
 def test_runtime_error_syntax_error_and_timeout_feedback(sandbox):
-    env = CodeFeedbackEnv(sandbox=sandbox, timeout_s=5.0, test_timeout_s=0.5)
+    # no hidden tests: what the code printed is quoted (with hidden ones it is withheld once they ran)
+    env = CodeFeedbackEnv(sandbox=sandbox, timeout_s=5.0, test_timeout_s=0.5, hidden_tests=0)
     env.reset(options={"index": 1})
     name = env.task.meta["entry_point"]
     obs, *_, info = env.step(fenced(f"def {name}(*args):\n    return 1 / 0"))

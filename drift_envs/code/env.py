@@ -19,6 +19,8 @@ NO_CODE_FEEDBACK = (
     "I could not find any Python code in your reply. Put the whole function in a ```python block."
 )
 BINARY_FEEDBACK = "Your code fails the tests. Please try again."
+#: the share of a procedural task's tests kept out of the feedback when ``hidden_tests`` is not given
+DEFAULT_HIDDEN_SHARE = 1 / 3
 
 _FENCE = "```"
 _TAG = re.compile(r"[ \t]*([A-Za-z0-9_+-]*)")
@@ -105,6 +107,19 @@ def _describe(t: TestResult) -> str:
     return f"{head}\nRaised {t.message or 'an error'}." + (f"\n{tb}" if tb else "")
 
 
+def _hidden_test_ran(result: RunResult, hidden: frozenset[int]) -> bool:
+    """Whether any hidden test started (so the candidate may have seen, and printed, its arguments).
+
+    A test that never started is ``not_run``; when the code failed to load, no test started at all
+    (every test then carries the load error)."""
+    err = result.error
+    if err is not None and all(
+        t.status == err.get("status") and t.message == err.get("message") for t in result.tests
+    ):
+        return False
+    return any(t.index in hidden and t.status != "not_run" for t in result.tests)
+
+
 class CodeFeedbackEnv(MultiTurnTextEnv):
     r"""Python function-writing tasks checked by unit tests in a sandbox, with test feedback each turn.
 
@@ -128,8 +143,8 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     ``step``, the feedback message, or ``""`` once the episode has ended.
 
     ## Rewards
-    ``1.0`` when every test passes, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) when the
-    reply holds no code.
+    ``1.0`` when every test passes, hidden ones included, else ``0.0``; plus ``format_penalty``
+    (default ``-0.1``) when the reply holds no code.
 
     ## Feedback
     - ``"binary"``: ``Your code fails the tests. Please try again.``
@@ -140,7 +155,14 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     - ``"all"``: the same for every failing test (at most ``max_failures_shown``).
     A reply without code gets ``I could not find any Python code in your reply. ...``; repeating an
     earlier submission adds ``You submitted the same code as before.``; printed output (its tail) is
-    shown under ``Your code printed:``.
+    shown under ``Your code printed:`` (not once a hidden test has started: it could carry that
+    test's arguments).
+
+    Hidden tests (``hidden_tests``): a share of each task's tests is required for success but never
+    quoted: the score line counts them (``Your code failed 2 of 4 tests (1 of them hidden).``), and
+    no mode shows their source, arguments or expected values, so a reply that only memorises the
+    tests it was shown (a lookup table of what earlier feedback quoted) does not earn the reward.
+    ``info["tests"]`` marks them ``"hidden": True``.
 
     ``info["feedback"]`` holds the text, the kind and ``status``, ``num_passed``, ``num_tests``,
     ``failures`` (structured per failing test shown); ``info["tests"]`` holds every test's result
@@ -176,6 +198,11 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
       registered source's own fields); an option the source does not have is refused
     - ``max_turns`` (5), ``feedback`` (``"first_failure"``), ``system_prompt``, ``format_penalty`` (-0.1),
       ``max_failures_shown`` (5)
+    - ``hidden_tests``: the *fraction* (``0 <= x < 1``) of each task's tests kept out of the feedback
+      and still required for success: the last ``round(x * n)`` of its ``n`` tests, at least one
+      when ``x > 0``, never all of them. Default ``None``: a third of a procedural task's tests
+      (one of the default four); none for HumanEval, MBPP and files, whose official tests stay the
+      reward and the feedback as they are (pass e.g. ``hidden_tests=1/3`` to hide some of theirs too)
     - ``timeout_s`` (5.0): wall clock of one whole check; ``test_timeout_s`` (default ``timeout_s``):
       per test; ``memory_mb`` (1024): address-space limit of the sandboxed process
     - ``sandbox``: a :class:`~drift_envs.code.sandbox.Sandbox` to use (default: one shared per process)
@@ -195,7 +222,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     Reply with the whole function in a ```python block.
     >>> obs, reward, terminated, truncated, info = env.step("```python\ndef is_even(x):\n    return x % 2\n```")
     >>> print(obs)
-    Your code failed 4 of 4 tests.
+    Your code failed 4 of 4 tests (1 of them hidden).
     Test: assert is_even(-18) == True
     Expected True, got 0.
     Fix the function and reply with the whole corrected function in a ```python block.
@@ -228,6 +255,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
         format_penalty: float = -0.1,
         max_failures_shown: int = 5,
+        hidden_tests: float | None = None,
         timeout_s: float = 5.0,
         test_timeout_s: float | None = None,
         memory_mb: int = 1024,
@@ -238,6 +266,16 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
         if not isinstance(max_failures_shown, int) or max_failures_shown < 1:
             raise ValueError(f"max_failures_shown must be a positive int, got {max_failures_shown!r}")
+        if hidden_tests is not None and (
+            isinstance(hidden_tests, bool)
+            or not isinstance(hidden_tests, (int, float))
+            or not 0 <= hidden_tests < 1
+        ):
+            raise ValueError(
+                f"hidden_tests must be a fraction in [0, 1) of each task's tests (or None for the "
+                f"default: {DEFAULT_HIDDEN_SHARE:.3g} of procedural tasks' tests, none of other sources'), "
+                f"got {hidden_tests!r}"
+            )
         self.limits = SandboxLimits(
             timeout_s=float(timeout_s), test_timeout_s=test_timeout_s, memory_mb=int(memory_mb)
         )
@@ -257,6 +295,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         )
         self.feedback_mode = feedback
         self.max_failures_shown = max_failures_shown
+        self.hidden_tests = hidden_tests
         self._sandbox = sandbox
         self._prefetched: tuple | None = None
 
@@ -309,6 +348,23 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             None if code is None else (task.task_id, action, self.sandbox.submit(self.job(task, code)))
         )
 
+    def hidden_test_indices(self, task: Task) -> frozenset[int]:
+        """Which of ``task``'s tests are hidden: required for success, never quoted in feedback.
+
+        The last ``round(share * n)`` of its ``n`` tests, where ``share`` is ``hidden_tests`` (by
+        default a third for procedural tasks and nothing for HumanEval, MBPP and files, whose official
+        tests stay the reward as they are); at least one test is hidden when ``share > 0`` and at least
+        one is always shown.
+        """
+        share = self.hidden_tests
+        if share is None:
+            share = DEFAULT_HIDDEN_SHARE if task.meta.get("source") == "procedural" else 0.0
+        n = len(task.meta["tests"])
+        if share <= 0 or n < 2:
+            return frozenset()
+        k = min(n - 1, max(1, round(share * n)))
+        return frozenset(range(n - k, n))
+
     def reference_reply(self, task: Task) -> str | None:
         """The task's reference solution in a ```python block, the reply format :meth:`verify` reads
         (procedural: the family's function; HumanEval: ``prompt + canonical_solution``; MBPP: its
@@ -333,7 +389,10 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             result = pre[2].result()
         else:
             result = self.sandbox.submit(self.job(task, code)).result()
-        return self.verdict_from_result(code, result)
+        verdict = self.verdict_from_result(code, result)
+        for i in self.hidden_test_indices(task):
+            verdict.info["tests"][i]["hidden"] = True
+        return verdict
 
     def verdict_from_result(self, code: str, result: RunResult) -> Verdict:
         """Turn a sandbox result into a :class:`Verdict` (public so batch callers can reuse it); the
@@ -365,8 +424,11 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             )
         if result.passed:
             return Feedback("All tests passed.", "correct", {"failures": []})
+        hidden = self.hidden_test_indices(task)
         failing = [t for t in result.tests if t.status != "passed"]
-        shown = failing[:1] if self.feedback_mode == "first_failure" else failing[: self.max_failures_shown]
+        failing_hidden = sum(t.index in hidden for t in failing)
+        visible = [t for t in failing if t.index not in hidden]
+        shown = visible[:1] if self.feedback_mode == "first_failure" else visible[: self.max_failures_shown]
         failures = [t.to_dict() for t in shown] if self.feedback_mode != "binary" else []
         if self.feedback_mode == "binary":
             text = BINARY_FEEDBACK
@@ -386,11 +448,19 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
                     f"Your code could not be tested: {err['message']}." + (f"\n{detail}" if detail else "")
                 )
             else:
-                parts.append(f"Your code failed {len(failing)} of {len(result.tests)} tests.")
+                head = f"Your code failed {len(failing)} of {len(result.tests)} tests"
+                if failing_hidden:
+                    head += (
+                        " (a hidden test, not shown)"
+                        if len(failing) == 1
+                        else f" ({failing_hidden} of them hidden)"
+                    )
+                parts.append(head + ".")
                 parts.extend(_describe(t) for t in shown)
-                if len(failing) > len(shown) and self.feedback_mode == "all":
-                    parts.append(f"({len(failing) - len(shown)} more failing tests not shown.)")
-            if result.stdout_tail.strip():
+                if len(visible) > len(shown) and self.feedback_mode == "all":
+                    parts.append(f"({len(visible) - len(shown)} more failing tests not shown.)")
+            # what the code printed once a hidden test had started could carry that test's arguments
+            if result.stdout_tail.strip() and not _hidden_test_ran(result, hidden):
                 parts.append("Your code printed:\n" + result.stdout_tail.strip()[-500:])
             text = "\n".join(parts)
         if repeated:
