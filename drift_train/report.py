@@ -312,6 +312,10 @@ def _metrics_section(rows: list[dict]) -> str:
         return "<p>No evaluations found.</p>"
     T = max(r["metrics"]["max_turns"] for r in rows)
     head = "".join(f"<th>success@{t}</th>" for t in range(1, T + 1))
+    # turns without a verdict get a column only where some evaluation has them (most envs never do)
+    columns = ("correction_rate", "non_repeat_ratio", "format_error_rate")
+    if any(r["metrics"].get("num_undecided_turns") for r in rows):
+        columns += ("undecided_turn_rate",)
     body = []
     for r in rows:
         m = r["metrics"]
@@ -319,17 +323,16 @@ def _metrics_section(rows: list[dict]) -> str:
             f"<td>{format_metric(m['success_at'][str(t)]) if str(t) in m['success_at'] else '—'}</td>"
             for t in range(1, T + 1)
         )
-        extra = "".join(
-            f"<td>{format_metric(m[k]) if k in m else '—'}</td>"
-            for k in ("correction_rate", "non_repeat_ratio", "format_error_rate")
-        )
+        extra = "".join(f"<td>{format_metric(m[k]) if k in m else '—'}</td>" for k in columns)
         body.append(
             f"<tr><td class='name'>{html.escape(r['label'])}</td><td>{m.get('num_episodes', '—')}</td>"
             f"<td>{m.get('num_tasks', '—')}</td>{cells}{extra}</tr>"
         )
     return (
         "<table class='metrics' id='metrics-table'><thead><tr><th>evaluation</th><th>episodes</th><th>tasks</th>"
-        f"{head}<th>correction</th><th>non-repeat</th><th>format err</th></tr></thead><tbody>"
+        f"{head}<th>correction</th><th>non-repeat</th><th>format err</th>"
+        + ("<th>undecided</th>" if "undecided_turn_rate" in columns else "")
+        + "</tr></thead><tbody>"
         + "".join(body)
         + "</tbody></table><p class='note'>value ± standard error clustered by task "
         "(CR1; <code>drift_train.evaluate</code>).</p>"
@@ -489,6 +492,9 @@ def _weights_section(weighted: list[dict]) -> str:
             "zero weights": int((weights == 0).sum()),
             "weight on solved trajectories": float(weights[solved].sum() / max(weights.sum(), 1e-12)),
         }
+        undecided = sum(1 for r in records if r.get("undecided_turns"))
+        if undecided:  # drift weights drops them by default: say how many zero weights that explains
+            stats["trajectories with an undecided turn"] = undecided
         table = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>"
             if isinstance(v, float)

@@ -185,6 +185,15 @@ def test_real_undecided_steps_end_up_in_records_eval_and_weights(tmp_path, capsy
     assert kept == [1.0] * n  # all-equal groups at weight 1: the undecided ones trained as failures
     assert json.loads((tmp_path / "weighted.summary.json").read_text())["undecided_dropped_trajectories"] == 0
 
+    # drift report: the undecided column and the weight diagnostics' count
+    from drift_train.report import build_report
+
+    assert drift_weights([str(out), "--out", str(weighted)]) == 0
+    text = build_report([tmp_path], tmp_path / "report.html").read_text()
+    start = text.index("id='metrics-table'")
+    assert "<th>undecided</th>" in text[start : text.index("</table>", start)]
+    assert f"<td>trajectories with an undecided turn</td><td>{len(slow) * SAMPLES}</td>" in text
+
 
 # ---- eval and weights on hand-made records ---------------------------------------------------------------
 
