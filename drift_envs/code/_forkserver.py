@@ -4,12 +4,14 @@
 Three kinds of process take part in a check (the full isolation level shown)::
 
     server (root; its own network and mount namespaces: every mount read-only, /proc with
-            hidepid=2; a child subreaper; holds the requests of every check in flight)
+            hidepid=2; a child subreaper; holds the requests of every check in flight; one cgroup
+            per worker slot, whose limits it sets before each check)
       zygote (forked once, before the first request: holds no check's data; made one IPC and one
-              network namespace per worker slot; forks the candidates)
-        candidate (one per check: its own uid, its slot's IPC and network namespaces, a mount
-                   namespace of its own with a tmpfs as working directory; runs the model's code
-                   and serves calls to what it defines)
+              network namespace per worker slot, then moved into a root of its own that holds
+              only the interpreter (pivot_root); forks the candidates)
+        candidate (one per check: joins its slot's cgroup, its own uid, its slot's IPC and network
+                   namespaces, a mount namespace of its own with a tmpfs as working directory, a
+                   seccomp filter; runs the model's code and serves calls to what it defines)
           anything the candidate starts: killed when the check ends (`kill(-1)` sent as its uid)
       judge (one per worker slot, forked once, replaced if it dies or is killed: its own uid, not
              dumpable; runs the tests of its slot's checks, one at a time)

@@ -24,10 +24,23 @@ run in parallel (``workers``). Each check is two processes:
   naming the type). The verdict records go from the judge to the server on a pipe the candidate
   never holds; there is no secret to steal and no record format the candidate can reach.
 
+The judge's behaviour never depends on a verdict: an ``assert`` in a test records its failure and
+the test goes on, the short circuits inside an assert (``and``, ``or``, ``all``, ``any``) evaluate
+every operand, every test runs whatever the earlier ones gave, and failures are worded only after
+the last test. So the order, number and timing of the judge's requests are the same whether an
+answer was right or wrong (a candidate that times them learns nothing of the expected values; the
+time a comparison itself takes is the one residue, nanoseconds for the values tests compare). A name
+a test reads is the judge's own: the prelude's and set-up's, the builtins, and for a
+standard-library module name (``sys``, ``math``, even when an MBPP test relies on the solution's
+import) the module itself; only the function under test and other names only the code defines (an
+MBPP test's ``Node``) are the candidate's objects.
+
 What every check gets, in every isolation level:
 
 * that split, with the judge not dumpable (no process of its uid may read its memory or
-  descriptors through ``/proc`` or ``ptrace``), as is the server;
+  descriptors through ``/proc`` or ``ptrace``), as is the server; as root the candidate and the
+  judge always run as unprivileged uids of their own, ``isolation="basic"`` (or its old name
+  ``"none"``) included, so no level lets a candidate write the judge's result pipe;
 * a candidate in its own session and process group, stdin from ``/dev/null``, a clean environment
   (``PATH``, ``HOME``, ``TMPDIR``, ``LANG``, ``PYTHONIOENCODING`` only), no descriptors but its
   output pipe and its socket;
@@ -37,49 +50,82 @@ What every check gets, in every isolation level:
   seconds, address space (``memory_mb``), file size, open files, no core dumps (the judge: a fixed
   4 GiB address space); output capped (the last 4 KiB of stdout+stderr are kept, more than
   ``max_output_bytes`` ends the run);
+* a system-call filter (seccomp, on x86_64 and aarch64; ``isolation["seccomp"]``) that refuses with
+  ``EPERM``: new namespaces of any kind (``unshare``, ``clone`` with a namespace flag; ``clone3`` is
+  ``ENOSYS``, so the C library falls back to ``clone``) and ``setns``, so no user namespace (which
+  would give the code root over a private IPC namespace with default limits and a tmpfs past
+  ``disk_mb``); the kernel keyrings (``add_key``, ``keyctl``, ``request_key``); sockets
+  (``socket``, ``socketpair``, ``bind``, ``listen``, ``connect``: honest code has no network to use,
+  and a named socket kept alive by a descriptor in flight would outlive the check); ``io_uring``,
+  ``userfaultfd``, ``perf_event_open``, ``bpf``, ``mount``, ``pivot_root``, ``chroot``;
 * a server that only reads from a check's processes (non-blocking, capped), type-checks and
   truncates every record before use, and fails one check, not the server, when its set-up fails.
 
-The isolation level (``Sandbox.isolation``: ``level`` plus one flag per feature) says what else holds:
+Nothing survives a check (the ``full`` level; what the others lack is listed there). The kernel
+objects a process can create are: processes (killed: every process of the check's uid, below),
+files (only in the check's own tmpfs, gone with its mount namespace; every other mount is
+read-only), SysV and POSIX IPC objects (none can be made: the slot's IPC namespace has zero
+limits), keys (refused), sockets and their abstract names (refused; the slot's network namespace
+has nothing but a down loopback), namespaces (refused), and what dies with its last descriptor
+(pipes, memfds, eventfds, timers, locks), whose descriptors are all closed with the processes. No
+uid, cgroup or namespace a check uses holds anything of it once the check ends, so the next check
+of the slot starts from the same state as the first check of the slot did.
+
+The whole check is bounded, not each process: as root, each worker slot has a cgroup of its own
+(v2 with the memory and pids controllers where the machine delegates them, else the v1 memory and
+pids hierarchies; ``isolation["check_limits"]``), set before each check to ``memory_mb`` for all
+the check's memory together (every process, memfd, pipe buffer and file of its tmpfs; no swap)
+and to ``processes`` for all its tasks. A check that runs out is killed by the kernel and reported
+as ``memory_limit``. Where no cgroup can be made (not root, no writable cgroup file system) the
+limits hold per process only: ``memory_mb`` is each process's address space (a check may then hold
+more across processes and memfds), ``processes`` is ``RLIMIT_NPROC`` as root and not set otherwise.
+
+The isolation level (``Sandbox.isolation``: ``level`` plus one flag per feature, and ``notes``
+saying what is missing and why) says what else holds:
 
 ``full`` (root, Linux namespaces available — the case on this project's machines)
     the candidate and the judge each run as an unprivileged uid of their own, unique to the check's
     worker slot (so ``RLIMIT_NPROC`` bounds fork bombs, and neither can signal, trace or read the
     other, another check, or the server); when the check ends every process of the candidate's uid
-    is killed (``kill(-1)`` sent as that uid), so nothing it started outlives it. The candidate runs
-    in its worker slot's own IPC namespace, in which SysV shared memory, message queues and
-    semaphores and POSIX message queues cannot be created at all (limits zero), and its slot's own
-    network namespace (no interfaces but a down loopback: no network, not even another check's
-    abstract unix sockets); those two are made once per slot, because making a network namespace
-    per check cost more than a check: two checks in flight never share them, and once a check's
-    processes are swept they hold nothing of it (an unprivileged process can leave nothing there
-    that outlives it). It gets a mount namespace of its own per check, whose ``/tmp`` — its
-    working directory — is a tmpfs of ``disk_mb`` bytes and ``inodes`` inodes, gone with its last
-    process. Every host mount is read-only, ``/proc`` shows a check only its own processes
-    (``hidepid=2``), only the standard library is importable (a private parent directory such as
-    ``/root`` under pyenv is replaced by an empty one with the standard library bound back in);
-    plus ``no_new_privs`` and a parent-death signal.
-``basic`` as root without namespaces
-    the uid drop (candidate and judge apart), ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the
-    network is reachable, SysV and POSIX IPC objects are the host's (and may outlive the check),
-    world-writable places (``/tmp``, ``/dev/shm``) can be written, and modules the server did not
-    preload cannot be imported when the standard library sits under a private directory.
-``basic`` as an ordinary user (or ``isolation="none"``)
+    is killed (``kill(-1)`` sent as that uid), so nothing it started outlives it. The candidate sees
+    only the interpreter (``isolation["filesystem"] == "interpreter only"``): its root is a fresh
+    read-only tmpfs (``pivot_root``; the host's tree is detached, not hidden) holding the standard
+    library (site-packages empty: no third-party package, no other package's data), the shared
+    libraries the interpreter and its extension modules load, ``/dev/null``, ``zero``, ``full``,
+    ``random``, ``urandom``, a ``/proc`` that shows a uid only its own processes (``hidepid=2``),
+    and its working directory ``/tmp``: a tmpfs of its own per check (``disk_mb`` bytes,
+    ``inodes`` inodes) gone with its last process. No other file of the host (the benchmarks' own
+    test files, this package, the home directory) can be reached by any path. It runs in its
+    worker slot's own IPC namespace, where SysV shared memory, message queues and semaphores and
+    POSIX message queues cannot be created at all (limits zero), and its slot's own network
+    namespace (no interfaces but a down loopback); those two are made once per slot: two checks in
+    flight never share them, and once a check's processes are swept they hold nothing of it. Plus
+    ``no_new_privs`` and a parent-death signal. The judge runs in the server's mount namespace
+    (every host mount read-only, ``/proc`` with ``hidepid=2``); it runs only the task's own code.
+``basic`` as root without namespaces (or ``isolation="basic"``)
+    the uid drop (candidate and judge apart), the slot cgroup, the system-call filter,
+    ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the candidate sees the host's file system
+    (what its uid may read, world-readable benchmark files included) and its processes' ids, the
+    network namespace and SysV/POSIX IPC are the host's (IPC objects may outlive the check), and
+    world-writable places (``/tmp``, ``/dev/shm``) can be written. Do not train on untrusted code at
+    this level where the tests' data lies readable on the host.
+``basic`` as an ordinary user
     the candidate runs as the same user as the judges and the server: it cannot read them (not
     dumpable) but may signal them — killing a judge fails the check it is serving (a new judge takes
     the next), killing the server fails every check in flight with :class:`SandboxError` (the next
-    call starts a new server). A process
-    that leaves its process group can outlive the run, files the user may write elsewhere can be
-    written, the network and IPC are the host's and ``RLIMIT_NPROC`` is not set (it would count
-    all the user's processes). Use a container or VM for untrusted code in that case.
+    call starts a new server). A process that leaves its process group can outlive the run, files
+    the user may read or write elsewhere can be, the network and IPC are the host's, no cgroup
+    bounds the check and ``RLIMIT_NPROC`` is not set (it would count all the user's processes). Use
+    a container or VM for untrusted code in that case.
 
 Not guaranteed at any level: the candidate chooses its own return values, the truth of its own
 objects and what it prints (as any function does); a test that uses a name only the candidate
 defines (an MBPP test that builds ``Node(1)`` with the solution's own class) calls the candidate for
-it, so what that gives is the candidate's word; kernel bugs and timing side channels are out of
-scope. This module's code is in the candidate's memory (it is loaded before the zygote forks), but
-none of its state but the candidate's own. Linux only (``prctl``, ``/proc``, namespaces).
-Third-party packages are not importable in the sandbox (the server runs without site-packages).
+it, so what that gives is the candidate's word; kernel bugs and timing side channels between
+concurrent checks are out of scope. This module's code is in the candidate's memory (it is loaded
+before the zygote forks), but none of its state but the candidate's own. Linux only (``prctl``,
+``/proc``, namespaces). Third-party packages are not importable in the sandbox (the server runs
+without site-packages), and neither sockets nor ``multiprocessing.Manager`` can be used.
 """
 
 from __future__ import annotations
@@ -123,8 +169,11 @@ class SandboxLimits:
 
     ``timeout_s`` bounds the whole run (wall clock), ``test_timeout_s`` each test (defaults to
     ``timeout_s``), ``cpu_s`` the CPU seconds (defaults to ``timeout_s`` rounded up, plus one).
-    ``memory_mb`` is the candidate's address space; ``file_mb`` the size of one file; ``disk_mb`` and ``inodes`` the bytes and files of the candidate's own working directory
-    (a tmpfs of its own at the ``full`` level).
+    ``memory_mb`` bounds the whole check's memory (all its processes, memfds and files of its
+    tmpfs together) where a cgroup is available, and each process's address space in any case;
+    ``processes`` the check's tasks (cgroup) and its uid's processes (``RLIMIT_NPROC``);
+    ``file_mb`` the size of one file (a memfd included); ``disk_mb`` and ``inodes`` the bytes and
+    files of the candidate's own working directory (a tmpfs of its own at the ``full`` level).
     """
 
     timeout_s: float = 10.0
@@ -331,7 +380,8 @@ class Sandbox:
     """A pool of warm sandboxed workers (one fork server running up to ``workers`` checks at once).
 
     ``isolation="auto"`` takes the strongest level the machine allows (see the module docstring);
-    ``"none"`` forces the ``basic`` level. The server starts on first use and restarts if it dies.
+    ``"basic"`` (or its older name ``"none"``) forces the ``basic`` level: no namespaces, but as root
+    the uid drop, the cgroup and the system-call filter still hold, and so does the verdict. The server starts on first use and restarts if it dies.
     Thread-safe: checks submitted from many threads share the workers. Fork-safe: a forked copy of
     the object (a vector env's worker) starts its own server on first use.
 
