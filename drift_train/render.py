@@ -33,7 +33,7 @@ class RenderCommand:
 
     Args:
         data: trajectory file (.jsonl or .parquet)
-        model: model folder or hub id whose tokenizer trains ('tiny': the embedded tiny model)
+        model: model folder, hub id, .gguf file, 'tiny' or 'smollm2-135m-instruct', whose tokenizer trains
         out: EXAMPLES.jsonl to write (optional with --show)
         loss: as drift train (rft keeps successes, wsft/drift-otr use weights); auto: wsft when every
             record has a weight, else sft
@@ -96,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"drift render: {missing}", file=sys.stderr)
         return 2
-    model = resolve_model(args.model)
+    try:
+        model = resolve_model(args.model)  # smollm2-135m-instruct / FILE.gguf: converted once, then cached
+    except OSError as err:
+        print(f"drift render: {model_load_error(args.model, err)}", file=sys.stderr)
+        return 2
     try:
         records = list(read_trajectories(args.data))
     except (TrajectoryError, FileNotFoundError, OSError) as err:

