@@ -95,6 +95,11 @@ def summary_table(records: Sequence[dict], stats: RolloutStats | None = None, ti
         f"format errors {summary['format_error_rate']:.1%} of turns",
         f"mean turns {summary['mean_turns']:.2f}",
     ]
+    if summary["undecided_turns"]:  # verdicts the checker could not reach in time, scored as not solved
+        caption.append(
+            f"{summary['undecided_turns']} turns undecided in {summary['undecided_episodes']} episodes "
+            "(no verdict in time: listed in undecided_turns)"
+        )
     if stats is not None and stats.episodes:
         caption.append(
             f"{stats.generated_tokens:,} tokens in {stats.wall_s:.1f}s = {stats.tokens_per_s:,.0f} tok/s "

@@ -501,8 +501,12 @@ def write_trajectories(records: Iterable[dict], path: str | os.PathLike) -> Path
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        # every field any row has, None where a row lacks it: from_pylist takes its columns from the first
+        # row only, which silently dropped an optional field (undecided_turns, tokens) that row lacked
+        columns = list(dict.fromkeys(k for r in records for k in r))
         rows = [
-            {k: (json.dumps(v) if k in _PARQUET_JSON_COLUMNS else v) for k, v in r.items()} for r in records
+            {k: (json.dumps(r[k]) if k in _PARQUET_JSON_COLUMNS and k in r else r.get(k)) for k in columns}
+            for r in records
         ]
         # prompt_id may be int or str across files; keep each file's own type
         pq.write_table(pa.Table.from_pylist(rows), path)

@@ -106,6 +106,14 @@ def test_parquet_round_trip_with_different_turn_counts(tmp_path):
     assert list(read_trajectories(path)) == records
 
 
+def test_parquet_keeps_a_field_the_first_row_lacks(tmp_path):
+    """pyarrow's from_pylist takes its columns from the first row: the writer must not lose the others'."""
+    weighted = dict(make_record(1, 0, verdicts=(1,), answers=("6",)), weight=1.5)
+    records = [make_record(0, 0), weighted]
+    back = list(read_trajectories(write_trajectories(records, tmp_path / "r.parquet")))
+    assert back[1]["weight"] == 1.5 and back[0].get("weight") is None
+
+
 def test_parquet_with_native_struct_columns(tmp_path):
     """Parquet written by other tools keeps dicts as structs: absent turns read back as None and are dropped."""
     records = [make_record(0, 0), make_record(1, 0, verdicts=(1,), answers=("6",))]

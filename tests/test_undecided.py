@@ -102,6 +102,9 @@ def test_records_keep_their_undecided_turns_through_jsonl_and_parquet(tmp_path) 
     back = list(read_trajectories(tmp_path / "a.parquet"))
     assert [r.get("undecided_turns") for r in back] == [[1], None, [1, 3]]
     assert "undecided_turns" not in back[1]  # Parquet's null for "no undecided turn" reads back as no key
+    # a first row without the field does not drop the column (pyarrow takes columns from the first row)
+    write_trajectories(rows[1:], tmp_path / "b.parquet")
+    assert [r.get("undecided_turns") for r in read_trajectories(tmp_path / "b.parquet")] == [None, [1, 3]]
 
 
 # ---- real undecided verdicts through the rollout engine ------------------------------------------------
@@ -154,6 +157,12 @@ def test_real_undecided_steps_end_up_in_records_eval_and_weights(tmp_path, capsy
     ]
     summary = summarize(records)
     assert (summary["undecided_turns"], summary["undecided_episodes"]) == (len(slow) * SAMPLES,) * 2
+    from drift_train.display import summary_table  # what drift rollout prints at the end
+
+    assert (
+        f"{len(slow) * SAMPLES} turns undecided in {len(slow) * SAMPLES} episodes"
+        in summary_table(records).caption
+    )
 
     # drift eval: success@1 counts the undecided turn as not solved, and says how far it could move
     metrics_path = tmp_path / "metrics.json"
