@@ -125,6 +125,10 @@ def test_an_answer_that_denies_the_value_is_wrong(reply: str) -> None:
         ("Victor or Victoria, or Bob", "Victor or Victoria", "several"),
         ("Dorothea Moreau", "Dorothea Moreau", "right"),
         ("no, cancelled", "cancelled", "negated"),
+        # look-alike and invisible characters do not hide an "or"
+        ("rainy \u043er tornado", "rainy", "several"),
+        ("rainy o\u200br tornado", "rainy", "several"),
+        ("\uff0d\uff17\uff0e\uff12", "-7.2", "right"),
     ],
 )
 def test_judge_answer(answer: str, expected: str, verdict: str) -> None:

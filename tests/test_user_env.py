@@ -238,13 +238,18 @@ def test_procedural_draws_are_varied_compatible_and_satisfiable() -> None:
 
 
 def test_simple_replies_sometimes_succeed() -> None:
-    """Easy constraints dominate the draw, so even a fixed plain reply solves some tasks."""
+    """Easy constraints dominate the draw, so even a plain reply that names what the request is about
+    solves some tasks; the same plain reply without it (filler that ignores the request) solves none."""
     env = UserCorrectionEnv()
-    solved = 0
+    solved = ignored = 0
     for index in range(300):
         env.reset(options={"index": index})
-        solved += env.step("the answer is short and simple")[2]
+        topic = env.task.meta["topic_words"][0]
+        solved += env.step(f"the answer is short and simple: {topic}")[2]
+        env.reset(options={"index": index})
+        ignored += env.step("the answer is short and simple")[2]
     assert 0.05 < solved / 300 < 0.9
+    assert ignored == 0
 
 
 # ---- the simulated user --------------------------------------------------------------------------

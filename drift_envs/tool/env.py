@@ -74,8 +74,11 @@ def judge_answer(answer: str, expected: str, candidates: tuple[str, ...] | set[s
     or a negation (``no``, ``not``, ``never``, ``n't``, ...) makes the answer wrong. A value that itself
     holds such a word (a name with "or" in it) is blanked out before the search, so it stays right.
     """
-    # NFKC first: full-width letters and digits ("ｏｒ", "－７．２") read as the ASCII they look like
-    text = _MINUS.sub("-", unicodedata.normalize("NFKC", answer).lower())
+    # read as a reader sees it first: full-width, Greek or Cyrillic look-alikes and invisible
+    # characters ("ｏｒ", "оr", "o\u200br") are the ASCII they look like
+    from drift_envs.user.constraints.normalize import normalize_reply  # the one normalisation
+
+    text = _MINUS.sub("-", unicodedata.normalize("NFKC", normalize_reply(answer)).lower())
     tokens = _tokens(text)
     gold_tokens = _tokens(_MINUS.sub("-", unicodedata.normalize("NFKC", str(expected)).lower()))
     gold = [v for _, v, _, _ in gold_tokens]

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.user.constraints import Check, Constraint, compose_reply, constraint_from_dict, count_words
+from drift_envs.user.constraints.normalize import normalize_reply
 from drift_envs.user.simulator import UserSimulator, UserTurn, check_persona, make_user
 from drift_envs.user.tasks import UserTask
 
@@ -27,7 +28,14 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     capitals, an exact number of bullet points, a JSON object, a title in ``<<...>>``, a ``P.S.``,
     start and end phrases, no commas, numbers as digits or as words, one line, quotation marks (see
     :mod:`drift_envs.user.constraints`). ``revealed`` of them are stated up front; the rest the model
-    learns only from the user's corrections. Success is checked by code, so the env is cheap,
+    learns only from the user's corrections. A procedural task also checks that the reply serves
+    the request at all (:mod:`drift_envs.user.constraints.served`: it names the topic, answers the
+    question, holds the number of list items asked for), so filler that ignores the request fails
+    however well it meets the preferences; the user voices that check last, in persona
+    (``I asked for 4 items and I count 0.``). Every check reads the reply once normalised as a reader
+    sees it (:mod:`drift_envs.user.constraints.normalize`: a zero-width space or a Greek omicron in a
+    forbidden word, U+201A for a comma or small capitals in a lowercase reply do not get past them).
+    Success is checked by code, so the env is cheap,
     deterministic and usable as a training signal; only the wording of the corrections comes from the
     simulated user (rule-based by default, or an LLM behind an OpenAI-compatible endpoint).
 
@@ -40,9 +48,10 @@ class UserCorrectionEnv(MultiTurnTextEnv):
 
     ## Rewards
     ``1.0`` when every constraint holds, else ``0.0``; plus ``format_penalty`` (default ``-0.1``) for
-    a reply with no word in it. ``info["constraints_satisfied"]`` is the fraction of constraints that
-    hold (a denser signal), ``info["failed_constraints"]`` their labels, and
-    ``info["constraint_results"]`` one ``{"constraint", "ok", "detail"}`` record per constraint.
+    a reply with no word in it. ``info["constraints_satisfied"]`` is the fraction of checks that
+    hold (a denser signal; the request check counts as one), ``info["failed_constraints"]`` their
+    labels, ``info["constraint_results"]`` one ``{"constraint", "ok", "detail"}`` record per check,
+    and ``info["request_served"]`` the request check's verdict (procedural tasks only).
 
     ## Feedback
     The rule-based user addresses the first violated constraint (``corrections="first"``) or all of
@@ -56,9 +65,10 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     ``data`` (persona, the constraints addressed) and ``failed``/``satisfied``/``total``.
 
     ## Oracle
-    ``env.unwrapped.oracle_reply()`` is a reply meeting every constraint of the current task (filler
-    around the required pieces, see :func:`~drift_envs.user.constraints.compose_reply`); it does
-    not answer the request. None only for a file task whose set it cannot compose.
+    ``env.unwrapped.oracle_reply()`` is a reply meeting every check of the current task (the
+    request's own words and filler around the required pieces, see
+    :func:`~drift_envs.user.constraints.compose_reply`); it names what the request is about but is
+    no real answer. None only for a file task whose set it cannot compose.
 
     ## Starting State
     ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
@@ -109,7 +119,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     ('Where\'s "moon"?', 0.0, ["include_keywords(words=['moon'])", 'uppercase()'])
     >>> obs, reward, terminated, truncated, info = env.step("The moon: a silver coin above the sea.")
     >>> obs, reward, info["constraints_satisfied"]
-    ('Capitals only.', 0.0, 0.5)
+    ('Capitals only.', 0.0, 0.6666666666666666)
     >>> env.step("THE MOON: A SILVER COIN ABOVE THE SEA.")[1:3]
     (1.0, True)
     >>> _ = env.reset(options={"index": 2})
@@ -181,7 +191,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         task = self.user_task(index)
         specs = [c.to_dict() for c in task.constraints]
         meta = {**task.meta, "constraints": specs, "revealed": self._revealed_count(task)}
-        return UserTask(task.task_id, task.prompt, task.answer, meta, task.revealed)
+        return UserTask(task.task_id, task.prompt, task.answer, meta, task.revealed, task.served)
 
     def first_message(self, task: Task) -> str:
         """The request, followed by the revealed requirements as a bullet list."""
@@ -199,7 +209,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         whose constraints compose_reply cannot meet together, or that holds a kind declared
         ``composable = False``."""
         user_task = _as_user_task(task)
-        return compose_reply(user_task.constraints, user_task.meta.get("topic_words", ()))
+        return compose_reply(_checked(user_task), user_task.meta.get("topic_words", ()))
 
     # ---- checking and feedback ----------------------------------------------------------------
     def verify(self, task: Task, action: str) -> Verdict:
@@ -207,24 +217,31 @@ class UserCorrectionEnv(MultiTurnTextEnv):
 
         ``verdict.evidence`` is the :class:`ReplyChecks` (the reply and one check per constraint)
         that :meth:`make_feedback` hands to the simulated user."""
-        constraints = _as_user_task(task).constraints
-        checks = tuple(c.evaluate(action) for c in constraints)
+        user_task = _as_user_task(task)
+        constraints = _checked(user_task)
+        # once per reply, before every check: what a reader sees (look-alike letters, invisible
+        # characters and comma-like marks mapped; see drift_envs.user.constraints.normalize)
+        reply = normalize_reply(action)
+        checks = tuple(c.evaluate(reply, normalized=True) for c in constraints)
         failed = [c.label() for c, r in zip(constraints, checks, strict=True) if not r.ok]
         satisfied = len(constraints) - len(failed)
-        has_words = count_words(action) > 0
+        has_words = count_words(reply) > 0
+        info = {
+            "constraints_satisfied": satisfied / len(constraints),
+            "failed_constraints": failed,
+            "constraint_results": [
+                {"constraint": c.to_dict(), "ok": r.ok, "detail": r.detail}
+                for c, r in zip(constraints, checks, strict=True)
+            ],
+        }
+        if user_task.served is not None:
+            info["request_served"] = checks[-1].ok
         return Verdict(
             correct=not failed,
             format_ok=has_words,
             answer=" ".join(action.split()) if has_words else None,
             details={"failed": failed, "satisfied": satisfied, "total": len(constraints)},
-            info={
-                "constraints_satisfied": satisfied / len(constraints),
-                "failed_constraints": failed,
-                "constraint_results": [
-                    {"constraint": c.to_dict(), "ok": r.ok, "detail": r.detail}
-                    for c, r in zip(constraints, checks, strict=True)
-                ],
-            },
+            info=info,
             evidence=ReplyChecks(action, checks),
         )
 
@@ -235,7 +252,7 @@ class UserCorrectionEnv(MultiTurnTextEnv):
         user_turn = UserTurn(
             task_id=user_task.task_id,
             request=user_task.request,
-            constraints=user_task.constraints,
+            constraints=_checked(user_task),
             checks=evidence.checks,
             reply=evidence.reply,
             turn=turn,
@@ -250,6 +267,12 @@ class ReplyChecks:
 
     reply: str
     checks: tuple[Check, ...]
+
+
+def _checked(task: UserTask) -> tuple[Constraint, ...]:
+    """What a reply is checked against, in the order the user addresses it: the constraints, then
+    the check that the reply serves the request (procedural tasks)."""
+    return task.constraints if task.served is None else (*task.constraints, task.served)
 
 
 def _as_user_task(task: Task) -> UserTask:

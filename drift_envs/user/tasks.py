@@ -13,7 +13,9 @@ Two registered sources (kind ``"user"``, see :mod:`drift_envs.sources.base`):
       {"task_id": "t1", "request": "Describe autumn.", "constraints": [{"type": "max_words", "n": 20},
        {"type": "lowercase"}], "revealed": 1, "meta": {}}
 
-  ``task_id`` (default ``<file stem>-<line>``), ``revealed`` and ``meta`` are optional. A bad row is a
+  ``task_id`` (default ``<file stem>-<line>``), ``revealed``, ``meta`` and ``served`` (the check that a
+  reply serves the request, :mod:`drift_envs.user.constraints.served`; procedural tasks written out
+  keep theirs) are optional. A bad row is a
   :class:`~drift_envs.sources.records.DataError` naming the file, the line and the field.
 """
 
@@ -40,6 +42,7 @@ from drift_envs.user.constraints import (
     compose_reply,
     constraint_from_dict,
 )
+from drift_envs.user.constraints.served import ListItems, OnTopic, served_from_dict
 
 __all__ = [
     "DIFFICULTY_WEIGHTS",
@@ -76,6 +79,9 @@ class UserTask(Task):
     """
 
     revealed: int | None = None
+    #: the check that the reply serves the request at all (procedural tasks; see
+    #: :mod:`drift_envs.user.constraints.served`), checked after ``constraints``; None for file tasks
+    served: Constraint | None = None
 
     @property
     def request(self) -> str:
@@ -96,6 +102,8 @@ class UserTask(Task):
         }
         if self.revealed is not None:
             record["revealed"] = self.revealed
+        if self.served is not None:
+            record["served"] = self.served.to_dict()
         if self.meta:
             record["meta"] = self.meta
         return record
@@ -134,6 +142,17 @@ _LISTS: list[tuple[str, tuple[str, ...]]] = [
     ("List {n} ideas for a rainy weekend.", ("films", "games", "baking", "books", "museum")),
     ("Give {n} tips for learning a new language.", ("practice", "vocabulary", "listen", "speak", "daily")),
 ]
+
+# More of the things each list request is about, beyond its five topic words: a reply naming any
+# of them names a list item (ListItems), so a forbidden topic word never leaves too few to name.
+_MORE_ITEMS: dict[str, tuple[str, ...]] = {
+    "List {n} things to pack for a beach holiday.": ("sunglasses", "sandals", "book", "snacks", "umbrella"),
+    "Give me {n} tips for sleeping better.": ("exercise", "bedtime", "alcohol", "naps", "temperature"),
+    "Suggest {n} ways to save water at home.": ("dishwasher", "toilet", "rainwater", "bucket", "faucet"),
+    "Name {n} hobbies that can be done indoors.": ("knitting", "chess", "writing", "cooking", "yoga"),
+    "List {n} ideas for a rainy weekend.": ("cooking", "puzzles", "crafts", "cinema", "podcasts"),
+    "Give {n} tips for learning a new language.": ("grammar", "apps", "reading", "tutor", "films"),
+}
 
 _QUESTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("Why is the sky blue?", ("light", "sky", "blue", "scattering", "sun")),
@@ -209,19 +228,22 @@ def request_split(request: str, category: str) -> str:
     return "test" if request in _TEST_REQUESTS else "train"
 
 
-def _request(rng: random.Random) -> tuple[str, SampleContext, str]:
-    """Draw a request; returns (text, sampling context, category)."""
+def _request(rng: random.Random) -> tuple[str, SampleContext, str, Constraint]:
+    """Draw a request; returns (text, sampling context, category, the check that a reply serves it)."""
     category = rng.choice(_CATEGORIES)
     if category == "writing":
         topic, vocab = rng.choice(_TOPICS)
-        return rng.choice(_WRITING).format(topic=topic), SampleContext(topic_words=vocab), category
+        served = OnTopic(vocab, topic, "topic")
+        return rng.choice(_WRITING).format(topic=topic), SampleContext(topic_words=vocab), category, served
     if category == "list":
         template, vocab = rng.choice(_LISTS)
         n = rng.choice([3, 4, 5])
-        return template.format(n=n), SampleContext(topic_words=vocab, list_items=n), category
+        text = template.format(n=n)
+        served = ListItems(n, (*vocab, *_MORE_ITEMS[template]), text)
+        return text, SampleContext(topic_words=vocab, list_items=n), category, served
     if category == "answer":
         question, vocab = rng.choice(_QUESTIONS)
-        return question, SampleContext(topic_words=vocab), category
+        return question, SampleContext(topic_words=vocab), category, OnTopic(vocab, question, "question")
     story, vocab_t = rng.choice(_STORIES)
     values = {
         "name": rng.choice(_NAMES),
@@ -232,7 +254,8 @@ def _request(rng: random.Random) -> tuple[str, SampleContext, str]:
     }
     vocab = tuple(v.format(**values) for v in vocab_t)
     text = rng.choice(_SUMMARY_REQUESTS).format(text=story.format(**values))
-    return text, SampleContext(topic_words=vocab, summary=True), category
+    served = OnTopic(vocab, f"the story about {values['name']}", "text")
+    return text, SampleContext(topic_words=vocab, summary=True), category, served
 
 
 def drawable_kinds() -> list[str]:
@@ -247,12 +270,15 @@ def draw_constraints(
     kinds: Sequence[str] | None = None,
     *,
     tries: int = 50,
+    served: Constraint | None = None,
 ) -> tuple[Constraint, ...]:
-    """Draw ``k`` mutually compatible constraints that :func:`compose_reply` can satisfy together.
+    """Draw ``k`` mutually compatible constraints that :func:`compose_reply` can satisfy together
+    (and together with ``served``, the task's request check, when given; it is not among those returned).
 
     A compatible set that :func:`compose_reply` cannot satisfy is an error (a conflict some kind
     does not declare), never a silent redraw that would keep that combination out of every task.
     """
+    fixed = [served] if served is not None else []
     pool = list(kinds) if kinds is not None else drawable_kinds()
     if k > len(pool):
         raise ValueError(f"num_constraints={k} exceeds the {len(pool)} constraint kinds available")
@@ -264,10 +290,10 @@ def draw_constraints(
             kind = rng.choices([a for a, _ in available], weights=[w for _, w in available])[0]
             available = [(a, w) for a, w in available if a != kind]
             candidate = CONSTRAINTS[kind].sample(rng, ctx)
-            if compatible([*chosen, candidate]):
+            if compatible([*fixed, *chosen, candidate]):
                 chosen.append(candidate)
         if len(chosen) == k:
-            if compose_reply(chosen, ctx.topic_words) is None:
+            if compose_reply([*chosen, *fixed], ctx.topic_words) is None:
                 raise RuntimeError(
                     f"compatible constraints {[c.label() for c in chosen]} have no composed reply: one of "
                     "these kinds must declare the conflict (excludes/_conflicts) or compose differently"
@@ -392,24 +418,25 @@ class ProceduralUserTasks(TaskSource):
                 rng = random.Random(f"drift/UserCorrection:{seed}:{index}")  # the stream before splits
             else:
                 rng = random.Random(f"drift/UserCorrection:{seed}:{split}:{index}:{attempt}")
-            request, ctx, category = _request(rng)
+            request, ctx, category, served = _request(rng)
             if request_split(request, category) == split:
                 break
         else:  # a quarter or more of the draws land in each split
             raise RuntimeError(f"no {split} request drawn for index {index}")  # pragma: no cover
         k = rng.randint(*self.config.constraint_range)
-        constraints = draw_constraints(rng, ctx, k, self._kinds)
+        constraints = draw_constraints(rng, ctx, k, self._kinds, served=served)
         return UserTask(
             self.task_id(index),
             request,
             constraints,
             meta={"category": category, "topic_words": list(ctx.topic_words)},
+            served=served,
         )
 
 
 # ---- records and files ----------------------------------------------------------------------------
 
-_FIELDS = {"task_id", "request", "constraints", "revealed", "meta"}
+_FIELDS = {"task_id", "request", "constraints", "revealed", "meta", "served"}
 
 
 def _task_from_row(row: Row, default_id: str) -> UserTask:
@@ -443,7 +470,13 @@ def _task_from_row(row: Row, default_id: str) -> UserTask:
     meta = row.data.get("meta") or {}
     if not isinstance(meta, dict):
         raise DataError(f"{where}: field 'meta' should be an object, got {type(meta).__name__}")
-    return UserTask(str(task_id), request, tuple(constraints), dict(meta), revealed)
+    served = row.data.get("served")
+    if served is not None:
+        try:
+            served = served_from_dict(served, where="served")
+        except ConstraintSpecError as exc:
+            raise DataError(f"{where}: field {exc}") from None
+    return UserTask(str(task_id), request, tuple(constraints), dict(meta), revealed, served)
 
 
 def _unique_tasks(located: Iterable[tuple[Row | UserTask, str, str]], source: str) -> list[UserTask]:

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from drift_envs.user.constraints.normalize import normalize_reply
 from drift_envs.user.constraints.text import has_word
 
 if TYPE_CHECKING:
@@ -106,10 +107,15 @@ class Constraint:
     excludes: ClassVar[frozenset[str]] = frozenset()
 
     # -- checking
-    def evaluate(self, reply: str) -> Check:
-        """Check ``reply``; a reply without any word fails every constraint."""
+    def evaluate(self, reply: str, *, normalized: bool = False) -> Check:
+        """Check ``reply`` as a reader sees it (:func:`~drift_envs.user.constraints.normalize.normalize_reply`:
+        look-alike letters, invisible characters and comma-like marks mapped); a reply without any word
+        fails every constraint. ``normalized=True`` says the caller normalised it already (the env
+        normalises each reply once, before all its checks)."""
         if not isinstance(reply, str):
             raise TypeError(f"{self.label()}: expected the reply as a str, got {type(reply).__name__}")
+        if not normalized:
+            reply = normalize_reply(reply)
         if not has_word(reply):
             return Check(False, {"empty": True})
         return self._evaluate(reply)
@@ -241,22 +247,26 @@ def quote_list(items: Sequence[str]) -> str:
 # ---- specs ----------------------------------------------------------------------------------------
 
 
-def constraint_from_dict(spec: Any, *, where: str = "constraint") -> Constraint:
+def constraint_from_dict(
+    spec: Any, *, where: str = "constraint", registry: dict[str, type[Constraint]] | None = None
+) -> Constraint:
     """Build a constraint from its JSON spec ``{"type": kind, **params}``.
 
     ``where`` names the spec in error messages (e.g. ``"tasks.jsonl line 3, constraints[1]"``); every
     error is a :class:`ConstraintSpecError` that says which field is wrong and what is expected.
+    ``registry`` maps the kinds accepted (default: every registered kind, :data:`CONSTRAINTS`).
     """
+    registry = CONSTRAINTS if registry is None else registry
     if not isinstance(spec, dict):
         raise ConstraintSpecError(
             f'{where}: expected an object like {{"type": "max_words", "n": 20}}, got {type(spec).__name__}'
         )
     kind = spec.get("type")
-    if kind not in CONSTRAINTS:
+    if kind not in registry:
         raise ConstraintSpecError(
-            f"{where}.type: unknown constraint type {kind!r}; known: {sorted(CONSTRAINTS)}"
+            f"{where}.type: unknown constraint type {kind!r}; known: {sorted(registry)}"
         )
-    cls = CONSTRAINTS[kind]
+    cls = registry[kind]
     names = [f.name for f in fields(cls)]
     params = {k: v for k, v in spec.items() if k != "type"}
     unknown = sorted(set(params) - set(names))

@@ -19,8 +19,10 @@ __all__ = [
     "words",
 ]
 
-# A word: letters/digits (any script) joined by apostrophes or hyphens ("don't", "well-known").
-_WORD_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
+# A word: letters/digits (any script), with a contraction's short tail after an apostrophe ("don't",
+# "it's", "we'll"). A hyphen separates words ("well-known" is two, as IFEval counts), so joining a
+# whole reply with hyphens or apostrophes ("the-moon-is-bright") does not make it one word.
+_WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]{1,2}(?![^\W_]))*")
 # Sentences: NLTK's Punkt English model (what IFEval counts with), line by line, CJK full stops added.
 _CJK_STOP_RE = re.compile(r"(?<=[。！？])")
 # Abbreviations Punkt's English model ends a sentence after although the next word is lower case
@@ -37,7 +39,8 @@ NUMBER_WORDS = frozenset(
 
 
 def words(text: str) -> list[str]:
-    """The words of ``text`` (letters or digits of any script, joined by ``'`` or ``-``)."""
+    """The words of ``text`` (letters or digits of any script; a contraction such as ``don't`` is one
+    word, a hyphenated compound such as ``well-known`` two)."""
     return _WORD_RE.findall(text)
 
 
