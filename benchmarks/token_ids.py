@@ -1,6 +1,6 @@
 """What recording token ids costs and what rendering from them saves.
 
-Two measurements, each side by side in one run on the embedded tiny model (hf backend,
+Two measurements, each side by side in one run on the embedded tiny model (and any ``--model``; hf backend,
 ``drift/MathFeedback-v0``, hint feedback, 3 turns):
 
 * **rollout**: the same rollout (same seeds, so the same replies) with ``record_tokens`` on and off,
@@ -14,6 +14,7 @@ Usage::
 
     python benchmarks/token_ids.py                  # prints the tables
     python benchmarks/token_ids.py --json out.json  # also saves the numbers
+    python benchmarks/token_ids.py --model smollm2-135m-instruct  # and a row for a real model (its BPE, ChatML)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rich.table import Table  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
 from drift_train.data import RenderConfig, build_dataset  # noqa: E402
+from drift_train.models import resolve_model  # noqa: E402
 from drift_train.policies import SamplingParams, make_policy  # noqa: E402
 from drift_train.rollout import RolloutConfig, rollout  # noqa: E402
 from drift_train.tiny import build_tiny_model  # noqa: E402
@@ -112,13 +114,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="also measure this model (any drift rollout --model: smollm2-135m-instruct, a folder, a .gguf file)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     console = Console(width=160)
     report: dict = {"machine": platform.processor() or platform.machine(), "args": vars(args)}
+    kinds = ["char", "bpe", *args.model]
     with tempfile.TemporaryDirectory() as tmp:
-        for tokenizer_kind in ("char", "bpe"):
-            folder = build_tiny_model(Path(tmp) / tokenizer_kind, tokenizer=tokenizer_kind)
+        for tokenizer_kind in kinds:
+            if tokenizer_kind in ("char", "bpe"):
+                folder = build_tiny_model(Path(tmp) / tokenizer_kind, tokenizer=tokenizer_kind)
+            else:
+                folder = Path(resolve_model(tokenizer_kind))
             measured = measure_rollout(folder, args)
             render = measure_render(
                 AutoTokenizer.from_pretrained(folder), measured.pop("records"), args.repeats
@@ -137,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "render ratio",
     ):
         table.add_column(column, justify="right")
-    for kind in ("char", "bpe"):
+    for kind in kinds:
         r = report[kind]
         tps, size, render = r["tokens_per_s"], r["bytes"], r["render_records_per_s"]
         table.add_row(
@@ -152,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{render['ids'] / render['text']:.2f}x",
         )
     console.print(table)
-    for kind in ("char", "bpe"):
+    for kind in kinds:
         size = report[kind]["bytes"]
         console.print(
             f"{kind}: tokens field {size['tokens_field']:,.0f} bytes/trajectory delta-encoded, "
