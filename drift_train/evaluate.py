@@ -337,7 +337,7 @@ def undecided_note(metrics: dict) -> str:
     return (
         f"{metrics['num_undecided_turns']} turn(s) undecided (the checker reached no verdict in time) in "
         f"{metrics['undecided_episode_rate']['value']:.1%} of episodes; every metric counts them as not "
-        "solved, a lower bound: "
+        "solved, so success@t is a lower bound: "
         + (
             "; ".join(moved) + " if every undecided verdict were correct"
             if moved
