@@ -1612,10 +1612,10 @@ class _AssertRewriter(ast.NodeTransformer):
       was expected), any other ``assert t`` becomes ``__drift_true__(t)``; both record the first
       failure of the test and return, and the test goes on (its message, evaluated only on failure
       in Python, is dropped);
-    * inside an assert, ``x and y`` / ``x or y`` evaluate every operand before combining them as
-      Python would (an operand whose value is not needed may raise: that is ignored), and
-      ``all(...)`` / ``any(...)`` look at every item, so no call is skipped because an earlier
-      comparison failed.
+    * inside an assert, ``x and y`` / ``x or y`` and chains such as ``a < b < c`` evaluate every
+      operand before combining them as Python would (an operand whose value is not needed may
+      raise: that is ignored), and ``all(...)`` / ``any(...)`` look at every item, so no call is
+      skipped because an earlier comparison failed.
 
     This holds in the test's own helper functions too."""
 
@@ -1631,13 +1631,29 @@ class _AssertRewriter(ast.NodeTransformer):
 class _EagerAssert(ast.NodeTransformer):
     """The expression of an assert with its short circuits made eager (see :class:`_AssertRewriter`)."""
 
+    @staticmethod
+    def _binds(node: ast.AST) -> bool:
+        # a name bound inside (`:=`) would be bound in a thunk's scope instead: left as Python has it
+        return any(isinstance(n, ast.NamedExpr) for n in ast.walk(node))
+
     def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
         self.generic_visit(node)
+        if self._binds(node):
+            return node
         thunks = [ast.Lambda(ast.arguments([], [], None, [], [], None, []), v) for v in node.values]
         flag = ast.Constant(isinstance(node.op, ast.And))
         return ast.copy_location(
             ast.Call(ast.Name("__drift_boolop__", ast.Load()), [flag, *thunks], []), node
         )
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        if len(node.ops) < 2 or self._binds(node):
+            return node
+        operands = [node.left, *node.comparators]
+        thunks = [ast.Lambda(ast.arguments([], [], None, [], [], None, []), v) for v in operands]
+        ops = ast.Constant(tuple(type(op).__name__ for op in node.ops))
+        return ast.copy_location(ast.Call(ast.Name("__drift_chain__", ast.Load()), [ops, *thunks], []), node)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
@@ -1673,6 +1689,41 @@ def _drift_boolop(is_and: bool, *thunks):
         if (not v) if is_and else v:
             return v
     return values[-1][1]
+
+
+_COMPARE = {
+    "Eq": lambda a, b: a == b,
+    "NotEq": lambda a, b: a != b,
+    "Lt": lambda a, b: a < b,
+    "LtE": lambda a, b: a <= b,
+    "Gt": lambda a, b: a > b,
+    "GtE": lambda a, b: a >= b,
+    "Is": lambda a, b: a is b,
+    "IsNot": lambda a, b: a is not b,
+    "In": lambda a, b: a in b,
+    "NotIn": lambda a, b: a not in b,
+}
+
+
+def _drift_chain(ops: tuple, *thunks):
+    """``a < b < c`` (any chain of comparisons) with every operand evaluated first."""
+    values = []
+    for thunk in thunks:
+        try:
+            values.append((True, thunk()))
+        except Exception as e:  # only raised if Python would have reached this operand
+            values.append((False, e))
+    if not values[0][0]:
+        raise values[0][1]
+    result = True
+    for i, op in enumerate(ops):
+        ok, right = values[i + 1]
+        if not ok:
+            raise right
+        result = _COMPARE[op](values[i][1], right)
+        if not result:
+            return result
+    return result
 
 
 def _drift_all(items) -> bool:
@@ -2012,6 +2063,7 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         test_ns["__drift_eq__"] = drift_eq
         test_ns["__drift_true__"] = drift_true
         test_ns["__drift_boolop__"] = _drift_boolop
+        test_ns["__drift_chain__"] = _drift_chain
         test_ns["__drift_all__"] = _drift_all
         test_ns["__drift_any__"] = _drift_any
         chan.deadline = perf() + test_timeout
