@@ -490,6 +490,7 @@ class _Cgroups:
         self.swap_fd: list = []
         self.pids_fd: list = []
         self.oom_fd: list = []
+        self.empty_fd: list = []  # v1: memory.force_empty, to drop what an earlier check left charged
         self.written: list = []
         try:
             self._setup(slots)
@@ -590,6 +591,7 @@ class _Cgroups:
                 self.swap_fd.append(fd(d, "memory.memsw.limit_in_bytes") if memsw else None)
                 self.pids_fd.append(fd(made["pids"], "pids.max") if "pids" in made else None)
                 self.oom_fd.append(fd(d, "memory.oom_control", os.O_RDONLY))
+                self.empty_fd.append(fd(d, "memory.force_empty"))
             self.written.append(None)
 
     @staticmethod
@@ -629,13 +631,22 @@ class _Cgroups:
                 if previous is not None and previous[0] < memory_mb:
                     order = order[::-1]
                 for fd in order:
-                    os.write(fd, mem)
+                    self._write_v1(slot, fd, mem)
             else:
                 os.write(self.mem_fd[slot], mem)
             if self.pids_fd[slot] is not None:
                 os.write(self.pids_fd[slot], str(processes).encode())
             self.written[slot] = want
         return self.oom_kills(slot)
+
+    def _write_v1(self, slot: int, fd: int, value: bytes) -> None:
+        """Write a v1 memory limit; if what an earlier check left charged (its page cache) is above
+        it (EBUSY), empty the slot's charge first (it has no process then) and write again."""
+        try:
+            os.write(fd, value)
+        except OSError:
+            os.write(self.empty_fd[slot], b"0")
+            os.write(fd, value)
 
     def oom_kills(self, slot: int) -> int:
         try:
@@ -653,7 +664,7 @@ class _Cgroups:
         return [fd for slot in self.procs for fd in slot]
 
     def close(self) -> None:
-        for group in (self.procs, [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd]):
+        for group in (self.procs, [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd, self.empty_fd]):
             for fds in group:
                 for fd in fds:
                     if fd is not None:
@@ -661,7 +672,14 @@ class _Cgroups:
                             os.close(fd)
                         except OSError:
                             pass
-        self.procs, self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd = [], [], [], [], []
+        self.procs, self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd, self.empty_fd = (
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+        )
         for name, base_fd in self.dirs:
             for _ in range(100):  # the last processes of a check may still be exiting
                 try:
