@@ -529,3 +529,34 @@ def test_humaneval_keeps_every_official_test_shown_by_default(sandbox):
     assert env.unwrapped.hidden_test_indices(env.task) == frozenset()
     obs, *_, info = env.step("```python\ndef truncate_number(number):\n    return number\n```")
     assert all(t["source"] in obs for t in info["tests"] if t["status"] != "passed")
+
+
+# ---------------------------------------------------------------------------------------------
+# and honest code still runs under all of it
+
+
+def test_threads_a_process_pool_temporary_files_and_sqlite_still_work(sandbox):
+    r = run(
+        sandbox,
+        """
+        import concurrent.futures, multiprocessing, sqlite3, tempfile, threading, uuid
+        def sq(x):
+            return x * x
+        def f():
+            out = []
+            t = threading.Thread(target=lambda: out.append(1))
+            t.start()
+            t.join()
+            with concurrent.futures.ThreadPoolExecutor(2) as ex:
+                out.append(sum(ex.map(sq, range(4))))
+            with multiprocessing.get_context("fork").Pool(2) as pool:  # its semaphores live in /dev/shm
+                out.append(sum(pool.map(abs, range(-4, 1))))
+            with tempfile.NamedTemporaryFile("w") as fh:
+                fh.write("x")
+            out.append(sqlite3.connect(":memory:").execute("select 36").fetchone()[0])
+            out.append(len(str(uuid.uuid4())))
+            return out
+        """,
+        tests=["assert f() == [1, 14, 10, 36, 36]"],
+    )
+    assert r.passed, r.to_dict()

@@ -456,6 +456,7 @@ def _enter_minimal_root(stdlib: str, files: list) -> None:
     os.makedirs(root + "/proc", 0o555)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
     os.makedirs(root + "/tmp", 0o755)
+    os.makedirs(root + "/dev/shm", 0o755)
     os.chdir(root)
     _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "detach the host's root")
@@ -1259,7 +1260,8 @@ def _enter_namespaces(ns_fds: tuple) -> None:
 
 def _private_mounts(lim: dict, uid: int) -> None:
     """A mount namespace of the check's own whose /tmp, its working directory, is a fresh tmpfs capped
-    in bytes and inodes, gone with the check's last process."""
+    in bytes and inodes, and whose /dev/shm is a tiny one (POSIX semaphores: `multiprocessing`),
+    both gone with the check's last process."""
     _unshare(CLONE_NEWNS)
     _mount(
         "tmpfs",
@@ -1268,6 +1270,17 @@ def _private_mounts(lim: dict, uid: int) -> None:
         MS_NOSUID | MS_NODEV,
         f"size={int(lim['disk_mb'])}m,nr_inodes={int(lim['inodes'])},mode=0700,uid={uid},gid={uid}",
     )
+    if os.path.isdir(_SHM):
+        _mount(
+            "tmpfs",
+            _SHM,
+            "tmpfs",
+            MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            f"size=1m,nr_inodes=64,mode=0700,uid={uid}",
+        )
+
+
+_SHM = "/dev/shm"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -94,7 +94,8 @@ saying what is missing and why) says what else holds:
     libraries the interpreter and its extension modules load, ``/dev/null``, ``zero``, ``full``,
     ``random``, ``urandom``, a ``/proc`` that shows a uid only its own processes (``hidepid=2``),
     and its working directory ``/tmp``: a tmpfs of its own per check (``disk_mb`` bytes,
-    ``inodes`` inodes) gone with its last process. No other file of the host (the benchmarks' own
+    ``inodes`` inodes) gone with its last process, as is its ``/dev/shm`` (1 MiB, for the POSIX
+    semaphores of ``multiprocessing``). No other file of the host (the benchmarks' own
     test files, this package, the home directory) can be reached by any path. It runs in its
     worker slot's own IPC namespace, where SysV shared memory, message queues and semaphores and
     POSIX message queues cannot be created at all (limits zero), and its slot's own network
