@@ -2087,7 +2087,7 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
                 # solution's imports) gets the module itself, whatever the code bound to that name
                 try:
                     test_ns[name] = __import__(name)
-                except ImportError:
+                except Exception:  # not importable here: the name stays unbound (a NameError)
                     pass
             elif defined[name] != "module":
                 test_ns[name] = RemoteObject(chan, name, defined[name])
@@ -2140,7 +2140,8 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         outcomes.append((i, perf() - t0, tuple(failed[:1]), error, bool(chan.dead)))
         # the status now (the same small record either way; what went wrong is worded at the end)
         status = "wrong_answer" if failed else "passed" if error is None else classify(error)
-        pending.append({"ev": "result", "i": i, "status": status})
+        lost = isinstance(error, _CandidateLost) and chan.dead == "lost"
+        pending.append({"ev": "result", "i": i, "status": status, "lost": lost})
         error = None
         if chan.dead:
             break  # the candidate is gone or wedged: the remaining tests cannot run
