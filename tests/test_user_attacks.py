@@ -154,6 +154,15 @@ def test_the_user_voices_the_request_check_in_persona(category: str, persona: st
     assert fragment not in obs.lower() or category == "writing"  # the vague user never says what is wrong
 
 
+def test_echoing_the_question_is_no_answer() -> None:
+    env = _first_of("answer")
+    question = env.task.request
+    _, _, _, _, info = env.step(f"{question.lower().rstrip('?')} is a good question and the answer is simple")
+    assert info["request_served"] is False
+    served = env.task.served
+    assert served.check(f"{question} because of {served.words[0]}")
+
+
 def test_replies_that_serve_the_request_pass_it() -> None:
     topic = OnTopic(("moon", "night", "silver"), "the moon")
     assert topic.check("The Moon hangs low.") and not topic.check("A quiet evening.")

@@ -41,6 +41,7 @@ from drift_envs.user.constraints import (
     compatible,
     compose_reply,
     constraint_from_dict,
+    words,
 )
 from drift_envs.user.constraints.served import ListItems, OnTopic, served_from_dict
 
@@ -165,6 +166,27 @@ _QUESTIONS: list[tuple[str, tuple[str, ...]]] = [
     ("How does a bicycle stay upright?", ("bicycle", "balance", "wheels", "speed", "steering")),
 ]
 
+# Words an answer to each question uses (its topic words and a few more forms): the request check of
+# a question asks for one that the question itself does not hold, so echoing the question is no answer.
+_ANSWER_WORDS: dict[str, tuple[str, ...]] = {
+    "Why is the sky blue?": (
+        "scatter",
+        "scattered",
+        "scatters",
+        "rayleigh",
+        "sunlight",
+        "wavelength",
+        "wavelengths",
+    ),
+    "What causes the tides?": ("gravitational", "pulls", "attraction", "sun"),
+    "How do bees make honey?": ("enzymes", "evaporate", "evaporation", "pollen", "nectars"),
+    "Why do leaves change colour in autumn?": ("pigment", "pigments", "carotenoids", "daylight", "green"),
+    "How does a fridge keep food cold?": ("refrigerant", "compressor", "evaporates", "coils", "pump"),
+    "What is the water cycle?": ("condensation", "precipitation", "evaporates", "vapour", "vapor"),
+    "Why do we need sleep?": ("repair", "memories", "energy", "recover", "health"),
+    "How does a bicycle stay upright?": ("momentum", "gyroscopic", "steer", "moving", "motion"),
+}
+
 _NAMES = ("Mara", "Tomas", "Aiko", "Lena", "Sipho", "Ravi", "Ines", "Olek")
 _TOWNS = ("Harbourside", "Millbrook", "Eastvale", "Kestrel Bay", "Northfield", "Stonebridge")
 _STORIES: list[tuple[str, tuple[str, ...]]] = [
@@ -243,7 +265,14 @@ def _request(rng: random.Random) -> tuple[str, SampleContext, str, Constraint]:
         return text, SampleContext(topic_words=vocab, list_items=n), category, served
     if category == "answer":
         question, vocab = rng.choice(_QUESTIONS)
-        return question, SampleContext(topic_words=vocab), category, OnTopic(vocab, question, "question")
+        asked = {w.casefold() for w in words(question)}
+        answer_words = tuple(w for w in (*vocab, *_ANSWER_WORDS[question]) if w.casefold() not in asked)
+        return (
+            question,
+            SampleContext(topic_words=vocab),
+            category,
+            OnTopic(answer_words, question, "question"),
+        )
     story, vocab_t = rng.choice(_STORIES)
     values = {
         "name": rng.choice(_NAMES),
