@@ -64,6 +64,14 @@ def test_the_upstream_scorer_accepts_a_hedge_and_the_env_says_so() -> None:
     assert reward == 0.0 and info["several"] is True and obs == "Incorrect: give one answer, not several."
 
 
+def test_two_different_answer_tags_are_several_candidates() -> None:
+    env, g, w = spell_backward()
+    _, reward, _, _, info = env.step(f"<answer>{w}</answer> no wait <answer>{g}</answer>")
+    assert reward == 0.0 and info["several"] is True
+    _, reward, terminated, _, _ = env.step(f"<answer>{g}</answer> so: <answer>{g.upper()}</answer>")
+    assert (reward, terminated) == (1.0, True)  # the same answer twice is one candidate
+
+
 @pytest.mark.parametrize("reply", ["{g}", "{G}", " {g}. ", "\n{g}\n"])
 def test_one_answer_stays_right(reply: str) -> None:
     env, g, _ = spell_backward()

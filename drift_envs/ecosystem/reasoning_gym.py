@@ -22,7 +22,7 @@ from typing import Any
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
-from drift_envs.math.answers import as_number, extract_answer, normalize_answer
+from drift_envs.math.answers import as_number, extract_answer, find_boxed, normalize_answer
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
 from drift_envs.tool.env import HEDGE_RE
 
@@ -56,6 +56,7 @@ _PIN = "reasoning-gym==0.1.25"
 _FRAME_WORDS = frozenset(
     "the a an answer answers final result is are it its it's so thus therefore hence my i think equals".split()
 )
+_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL)
 _CANDIDATE_TOKEN = re.compile(r"[^\W_]+(?:['’.\-][^\W_]+)*")
 
 
@@ -254,7 +255,8 @@ class ReasoningGymEnv(MultiTurnTextEnv):
     run offline here); every other keyword the env does not know is that dataset's own config field.
     Each episode is one item; the reply's final answer is scored by the dataset's ``score_answer``,
     and an answer that names the right one beside another candidate (``noremopyh or hypomeron``,
-    ``75, 76``, ``maybe 75``) is wrong whatever the scorer says (:func:`names_several`).
+    ``75, 76``, ``maybe 75``; or a reply with two different answer tags) is wrong whatever the scorer
+    says (:func:`names_several`).
     Needs the optional extra ``[reasoning-gym]``.
 
     ## Action Space
@@ -368,11 +370,26 @@ class ReasoningGymEnv(MultiTurnTextEnv):
         info: dict = {"score": score}
         if error is not None:
             info["score_error"] = error
-        if score >= 1.0 and names_several(answer, task.answer):
+        if score >= 1.0 and (names_several(answer, task.answer) or len(self._committed(action)) > 1):
             # the dataset's scorer took a hedge ("gold or wrong"): several candidates are no answer
             info.update(score=0.0, several=True)
             score = 0.0
         return Verdict(correct=score >= 1.0, format_ok=True, answer=answer, info=info)
+
+    def _committed(self, action: str) -> set[str]:
+        """The distinct answers ``action`` commits to in the env's answer format: every answer tag
+        (its boxes, when it holds some) and every box outside a tag. Two or more are several
+        candidates (``<answer>hypomeron</answer> ... <answer>noremopyh</answer>``), whichever is last."""
+        found: list[str] = []
+        rest = action
+        if self.answer_format in ("tag", "auto"):
+            for inner in _TAG_RE.findall(action):
+                boxes = [b for _, b in find_boxed(inner)]
+                found.extend(boxes or [inner])
+            rest = _TAG_RE.sub(" ", action)
+        if self.answer_format in ("boxed", "auto"):
+            found.extend(b for _, b in find_boxed(rest))
+        return {_plain(f) for f in found if _plain(f)}
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
         """Binary, hint or no-content feedback, per the ``feedback`` kwarg."""
