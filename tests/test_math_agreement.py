@@ -69,6 +69,50 @@ def test_env_verdict_equals_plain_math_verify(env, case):
         assert got == expected, f"env {got}, math-verify {expected}: fix it or list it with the reason"
 
 
+# ---- no upstream case lost where plain math-verify wins (issue 23.9) -----------------------------------
+
+LOST = {
+    c["id"]: c["why"]
+    for c in json.loads((DATA / "math_agreement_exceptions.json").read_text())["lost_to_plain_math_verify"][
+        "cases"
+    ]
+}
+
+
+def as_solution(answer: str) -> str:
+    """The gold as a MATH ``solution`` holds it: as written when it has its own boxes, else in one box."""
+    return answer if "\\boxed" in answer else f"\\boxed{{{answer}}}"
+
+
+@pytest.mark.parametrize("form", ["answer", "solution"])
+def test_no_upstream_case_is_lost_where_plain_math_verify_wins(tmp_path, form):
+    # the reference here is the upstream test's own expected value; plain math-verify runs on the
+    # upstream gold and pred as written, the env on the case in its format, with the gold as a
+    # dataset's answer field or as a MATH solution (whose several boxes are all the gold)
+    key, text = (
+        ("answer", lambda c: c["answer"])
+        if form == "answer"
+        else ("solution", lambda c: as_solution(c["answer"]))
+    )
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(json.dumps({"problem": c["id"], key: text(c)}) + "\n" for c in CASES))
+    env = gym.make("drift/MathFeedback-v0", dataset=str(path), max_turns=1, timeout_s=10.0).unwrapped
+    lost = []
+    for index, case in enumerate(CASES):
+        upstream = case["upstream"]
+        expected = bool(upstream["expected"] if "expected" in upstream else upstream["result"])
+        plain = bool(verify(parse(case["gold"]), parse(case["pred"])))
+        env.reset(options={"index": index})
+        info = env.step(case["reply"])[4]
+        assert not info["undecided"], case["id"]
+        if info["correct"] != expected and plain == expected:
+            lost.append(case["id"])
+    env.close()
+    assert sorted(lost) == sorted(LOST), (
+        "a case is lost (fix it or list it with the reason) or won back (unlist it)"
+    )
+
+
 # ---- the three readings issue 12 names, checked directly -------------------------------------------
 
 

@@ -38,6 +38,26 @@ from collections import OrderedDict
 # wider than math-verify's own float tolerance, so a quick reject never contradicts the full check.
 _CERTAINLY_DIFFERENT = 1e-4
 
+#: checked once at start-up, before "ready": sympy imports much of itself lazily on first use (the
+#: first polynomial check in a fresh worker took 0.5 CPU seconds, the next 0.02), and a check's CPU
+#: budget must pay for the answer, not for whichever modules its worker had not loaded yet
+WARM_UP = [
+    ("x^2 + 2x + 1", "(x+1)^2"),
+    ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
+    ("\\sin^2 x + \\cos^2 x", "1"),
+    ("[0, 1)", "[0,1)"),
+    ("\\{1, 2\\}", "\\{2, 1\\}"),
+    ("(1, 2)", "(1,2)"),
+    ("\\begin{pmatrix}1 \\\\ 2\\end{pmatrix}", "\\begin{pmatrix}1 \\\\ 2\\end{pmatrix}"),
+    ("x < 1", "1 > x"),
+    ("y = 2x + 1", "y = 1 + 2x"),
+    ("\\pi/2", "\\frac{\\pi}{2}"),
+    ("e^{i\\pi}", "-1"),
+    ("\\log_2 8", "3"),
+    ("10\\%", "0.1"),
+    ("\\text{(A)}", "A"),
+]
+
 #: answers longer than this are parsed every time: they are rarely repeated and costly to hold
 CACHE_MAX_ANSWER_CHARS = 1_000
 #: golds are checked again and again (a task's K samples, its turns), so longer ones are cached too (a
@@ -174,6 +194,8 @@ def main(argv: list[str] | None = None) -> None:
             return False
         return abs(gv - pv) > _CERTAINLY_DIFFERENT * max(1.0, abs(gv))
 
+    for warm_gold, warm_pred in WARM_UP:
+        verify(parse_boxed(warm_gold), parse_boxed(warm_pred), timeout_seconds=None)
     print("ready", flush=True)
 
     def false_relation(gold, pred) -> bool:

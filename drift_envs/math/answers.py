@@ -20,7 +20,9 @@ from fractions import Fraction
 
 __all__ = [
     "ANSWER_FORMATS",
+    "MAX_ANSWER_CHARS",
     "MAX_BOXES",
+    "MAX_NESTING",
     "MAX_READ_CHARS",
     "Committed",
     "FinalNumber",
@@ -29,7 +31,9 @@ __all__ = [
     "extract_committed",
     "extract_final_number",
     "find_boxed",
+    "boxes_have_connective",
     "has_connective",
+    "nesting_depth",
     "normalize_answer",
 ]
 
@@ -40,6 +44,10 @@ MAX_READ_CHARS = 32_768
 #: more boxes than this in the part of the reply the answer comes from: no committed answer (math-verify
 #: itself joins at most 6 adjacent boxes into one answer)
 MAX_BOXES = 32
+#: an answer longer than this, or nested deeper, is no final answer: judged wrong without parsing it
+#: (sympy would spend the whole CPU budget on ``(((...1...)))`` or a 15,000-term sum)
+MAX_ANSWER_CHARS = 8_000
+MAX_NESTING = 64
 
 # the tags alone: a fixed-length alternation scans a reply once, where ``<answer>(.*?)</answer>`` rescans
 # the rest of the reply from every unclosed ``<answer>`` (quadratic in the reply length)
@@ -290,6 +298,33 @@ def _top_level(text: str) -> str:
     return "".join(out)
 
 
+#: a gap between two boxes up to this long is where a connective joins them (``\boxed{6} \lor \boxed{7}``);
+#: a longer one is prose between an early box and a late one
+MAX_JOINING_GAP = 40
+
+
+def boxes_have_connective(text: str) -> bool:
+    """:func:`has_connective` for a reply with several boxes: in any box, or in a short gap between two
+    (a longer gap is the reasoning between them, whose ``\\Rightarrow`` joins no answers)."""
+    spans, _ = _box_spans(text)
+    if any(has_connective(text[a:b]) for _, a, b in spans):
+        return True
+    gaps = (text[spans[i][2] + 1 : spans[i + 1][0]] for i in range(len(spans) - 1))
+    return any(len(gap) <= MAX_JOINING_GAP and has_connective(gap) for gap in gaps)
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of ``()``, ``[]`` and ``{}`` in ``text`` (unbalanced closers ignored)."""
+    depth = deepest = 0
+    for c in text:
+        if c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}" and depth:
+            depth -= 1
+    return deepest
+
+
 def has_connective(text: str) -> bool:
     """True when ``text`` joins statements with a logical connective outside braces.
 
@@ -410,7 +445,8 @@ def extract_final_number(text: str) -> FinalNumber | None:
        digit (lm-eval also takes a match without one, such as ``...``), cleaned as its GSM8K metric
        cleans it: ``,`` and ``$`` removed, a final ``.`` dropped (``$1,234.`` is ``1234``). Its value
        is then judged like any answer (``7.0`` equals ``7``; lm-eval compares strings).
-    2. The reply commits to it only when its final sentence (from the last ``.``/``!``/``?`` before
+    2. The reply commits to it only when the answer is no operand (``-14 / 7`` and ``1 + 6`` end on an
+       expression; ``= 7`` is fine) and its final sentence (from the last ``.``/``!``/``?`` before
        white space, or the last line break, before the answer) names at most
        :data:`MAX_SENTENCE_NUMBERS` numbers and no other value: any other number
        there that is not an operand of a calculation (a number next to ``+ - * / × ÷ ^ =``) and
@@ -434,6 +470,9 @@ def extract_final_number(text: str) -> FinalNumber | None:
     for end in _SENTENCE_END_RE.finditer(text, 0, last.start()):
         start = end.end()
     sentence_matches = [m for m in matches if m.start() >= start]
+    before_answer = text[max(start, last.start() - _OPERATOR_WINDOW) : last.start()]
+    if _OPERATOR_BEFORE_RE.search(before_answer) and not before_answer.rstrip().endswith("="):
+        return FinalNumber(answer, "it ends on an expression, not a value")
     if len(sentence_matches) > MAX_SENTENCE_NUMBERS:
         return FinalNumber(answer, f"its final sentence names {len(sentence_matches)} numbers")
     answer_value = _value(answer)

@@ -73,11 +73,12 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     ``answer_format="final_number"`` reads free text the way lm-evaluation-harness's GSM8K
     ``flexible-extract`` filter does: the answer is the last match of ``(-?[$0-9.,]{2,})|(-?[0-9]+)``
     holding a digit, without ``,``, ``$`` and a final ``.``, compared by value. The reply must also
-    commit to it: its final sentence (after the last ``.``/``!``/``?`` before white space, or the last
-    line break) may name no other value except operands of a calculation (``18 - 11 = 7`` is fine,
-    ``6 or 7`` and ``between 6 and 7`` are wrong), the clause holding the answer may not negate it
-    (``not 7``), and its calculations must be true (``6 = 7`` is wrong). So a reply listing many
-    numbers can only win with its last one, and a hedge wins nothing
+    commit to it: it may not end on an expression (``14 / 7``); its final sentence (after the last
+    ``.``/``!``/``?`` before white space, or the last line break) may name no other value except
+    operands of a calculation (``18 - 11 = 7`` is fine, ``6 or 7`` and ``between 6 and 7`` are wrong);
+    the clause holding the answer may not negate it (``not 7``); and its calculations must be true
+    (``6 = 7`` is wrong). So a reply listing many numbers can only win with its last one, and a hedge
+    wins nothing
     (:func:`~drift_envs.math.answers.extract_final_number` has the rule in full).
 
     ## Rewards

@@ -11,11 +11,13 @@ split in two, so that a loaded machine changes how long a check takes but never 
   machine and at load 9 alike, since CPU time is what the expression costs, not what the machine has.
 - **the wall clock is only a backstop**: waiting for a free worker, for a fresh worker's start-up and
   for the check itself may take ``max_wait_s`` (default :func:`wall_backstop`: ``max(20 s,
-  10 * timeout_s)``). A worker that neither answers nor uses up its budget by then is starved or
-  stuck: it is killed and the check is retried on another (``attempts``, default 2); if every attempt
-  runs out, the check is *undecided* (:class:`UndecidedError`), which the env records as such
-  (``info["undecided"]``), never as a wrong answer. A worker that crashes on every attempt (the
-  answer kills it) is judged incorrect.
+  10 * timeout_s)``) per attempt. When an attempt runs out with the budget not used up, the check is
+  retried (``attempts``, default 2): a worker that used CPU during the attempt is starved, not stuck,
+  and keeps the check (killing it would only add a start-up, the costliest thing on a starved
+  machine); one that used none is stuck (stopped, swapped out) and is killed, the check going to
+  another. If every attempt runs out, the check is *undecided* (:class:`UndecidedError`), which the
+  env records as such (``info["undecided"]``), never as a wrong answer. A worker that crashes on
+  every attempt (the answer kills it) is judged incorrect.
 
 So on a quiet machine a check returns within ``timeout_s`` plus the polling step whatever the answer,
 and what a step parses is bounded by :mod:`drift_envs.math.answers` (the last 32 KB of a reply, at most
@@ -41,7 +43,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from drift_envs.math.answers import as_number, has_connective, normalize_answer
+from drift_envs.math.answers import (
+    MAX_ANSWER_CHARS,
+    MAX_NESTING,
+    as_number,
+    boxes_have_connective,
+    has_connective,
+    nesting_depth,
+    normalize_answer,
+)
 
 # a gold that brings its own math delimiters or boxes (an escaped \$ is a currency sign, not a delimiter)
 _OWN_DELIMITERS_RE = re.compile(r"\\boxed|(?<!\\)\$|\\\(|\\\[")
@@ -196,13 +206,8 @@ class _Worker:
         except (OSError, IndexError, ValueError):
             return None
 
-    def ask(self, request: dict, cpu_budget: float, deadline: float) -> bool:
-        """The worker's verdict on ``request``.
-
-        Raises :class:`_OverBudget` once the check has used more than ``cpu_budget`` CPU seconds,
-        :class:`_Stalled` at ``deadline`` (``time.monotonic()``) with the budget not used up, and
-        :class:`_Died` if the worker exits otherwise.
-        """
+    def send(self, request: dict, cpu_budget: float) -> float | None:
+        """Send one check; returns the worker's CPU time before it (None without procfs)."""
         assert self.proc.stdin is not None
         start = self.cpu_seconds()
         try:
@@ -210,6 +215,15 @@ class _Worker:
             self.proc.stdin.flush()
         except OSError as e:  # the worker died (killed, or out of its memory limit) since it was last used
             raise _Died("math verifier worker exited") from e
+        return start
+
+    def answer(self, cpu_budget: float, start: float | None, deadline: float) -> bool:
+        """The worker's verdict on the check sent when its CPU time was ``start``.
+
+        Raises :class:`_OverBudget` once the check has used more than ``cpu_budget`` CPU seconds,
+        :class:`_Stalled` at ``deadline`` (``time.monotonic()``) with the budget not used up, and
+        :class:`_Died` if the worker exits otherwise.
+        """
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -253,8 +267,9 @@ class MathVerifier:
     A check may use ``timeout_s`` CPU seconds of its worker; one that needs more is incorrect
     (``timeouts`` counts them) and its worker is killed, a spare started earlier taking its place.
     Everything the calling thread waits for (a free worker, a fresh worker's imports, the check) is
-    bounded by the wall-clock backstop ``max_wait_s`` per attempt; an attempt that runs out kills its
-    worker and the check is tried again on another, up to ``attempts`` times, then raises
+    bounded by the wall-clock backstop ``max_wait_s`` per attempt; when an attempt runs out the check
+    is retried, on the same worker if it used CPU meanwhile (starved), else on another (stuck, killed),
+    up to ``attempts`` times, then raises
     :class:`UndecidedError` (``undecided`` counts them, ``stalls`` the attempts). Workers run under an
     address-space limit of ``memory_mb`` and keep a size-capped cache of parsed answers (see
     :mod:`drift_envs.math._verify_worker`).
@@ -399,17 +414,23 @@ class MathVerifier:
         wait = wall_backstop(timeout_s) if max_wait_s is None else float(max_wait_s)
         request = {"gold": gold, "pred": pred, "gold_raw": gold_raw, "pred_raw": pred_raw}
         crashes = 0
+        worker: _Worker | None = None  # the worker holding the check, once sent
+        start: float | None = None  # its CPU time when the check was sent
         for _ in range(self.attempts):
             deadline = time.monotonic() + wait
-            worker = self._acquire(deadline)
-            if worker is None:  # every worker stayed busy, or still importing, until the deadline
-                self.stalls += 1
-                continue
-            if worker.failed:
-                self._replace(worker)
-                raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
+            if worker is None:
+                worker = self._acquire(deadline)
+                if worker is None:  # every worker stayed busy, or still importing, until the deadline
+                    self.stalls += 1
+                    continue
+                if worker.failed:
+                    self._replace(worker)
+                    raise RuntimeError("math verifier worker failed to start (is math-verify installed?)")
+            mark = worker.cpu_seconds()  # what it had used before this attempt
             try:
-                ok = worker.ask(request, timeout_s, deadline)
+                if start is None:
+                    start = worker.send(request, timeout_s)
+                ok = worker.answer(timeout_s, start, deadline)
             except _OverBudget as over:
                 self.timeouts += 1
                 if over.running or not worker.alive():
@@ -417,19 +438,26 @@ class MathVerifier:
                 else:
                     self._release(worker)
                 return False
-            except _Stalled:  # starved or stuck: another worker gets the check
+            except _Stalled:
                 self.stalls += 1
-                self._replace(worker)
+                now = worker.cpu_seconds()
+                if mark is not None and now is not None and now > mark:
+                    continue  # starved, not stuck: it keeps the check for another attempt
+                self._replace(worker)  # stuck (no CPU at all in a whole attempt): another worker gets it
+                worker, start = None, None
                 continue
             except _Died:  # killed from outside (an OOM killer) or crashed by the answer: try again
                 crashes += 1
                 self._replace(worker)
+                worker, start = None, None
                 continue
             except BaseException:
                 self._replace(worker)
                 raise
             self._release(worker)
             return ok
+        if worker is not None:  # it still holds the check after the last attempt
+            self._replace(worker)
         if crashes == self.attempts:  # the answer itself brings the worker down: not a correct answer
             self.failures += 1
             return False
@@ -477,13 +505,18 @@ def check_answer(
 
     Two readings of math-verify are refused, because they pass a statement that is not the answer
     as its last value: a logical connective outside braces (``x=6 \\lor x=7``, ``x=6 \\implies x=7``,
-    ``\\neg 7``; see :func:`~drift_envs.math.answers.has_connective`) unless the gold has one too, and
+    ``\\neg 7``; see :func:`~drift_envs.math.answers.has_connective`; with several boxes, in a box or a
+    short gap between two) unless the gold has one too, an answer longer than ``MAX_ANSWER_CHARS`` or
+    nested deeper than ``MAX_NESTING`` is wrong unparsed, and
     (in the worker) a false relation between numbers when the gold is no relation (``6=7``,
     ``x=6=7``); a plain assignment (``x = 7``) and a true computation (``18-11=7``) stay right.
     """
     verifier = verifier or default_verifier()
     text = several if several is not None else pred
-    if has_connective(text) and not has_connective(gold.text):
+    if several is None and (len(pred) > MAX_ANSWER_CHARS or nesting_depth(pred) > MAX_NESTING):
+        return False  # no final answer is this long or deep; parsing it would only spend the budget
+    connective = boxes_have_connective(several) if several is not None else has_connective(pred)
+    if connective and not has_connective(gold.text):
         return False
     if several is not None or gold.raw:
         raw = several is not None
