@@ -66,6 +66,13 @@ def test_a_numeric_answer_that_names_several_values_is_wrong(template: str) -> N
     assert judged(env, f"Answer: {a}") == "next_request"
 
 
+def test_two_answer_lines_with_different_values_are_several() -> None:
+    env, expected = at_answer("weather", request_index=1)
+    other = _other_number(expected)
+    assert judged(env, f"Answer: {other}\nAnswer: {expected}") == "wrong_answer"
+    assert judged(env, f"I worked it out.\nAnswer: {expected}\nAnswer: {expected}") == "next_request"
+
+
 @pytest.mark.parametrize(
     "reply",
     [

@@ -52,6 +52,14 @@ def extract_answer(text: str) -> str:
     return rest.split("\n", 1)[0].strip()
 
 
+_ANSWER_LINE = re.compile(r"answer:([^\n]*)", re.IGNORECASE)
+
+
+def _answer_lines(text: str) -> set[str]:
+    """The distinct values of a reply's ``Answer:`` lines (normalised; empty ones left out)."""
+    return {v for v in (normalize_value(m.group(1)) for m in _ANSWER_LINE.finditer(text)) if v}
+
+
 def _tokens(text: str) -> list[tuple[str, str, int, int]]:
     """``(kind, normalised value, start, end)`` per token of ``text`` (lower-cased, signs unified)."""
     out = []
@@ -345,6 +353,8 @@ class ToolUseEnv(MultiTurnTextEnv):
         judged = (
             "right" if request.answer is None else judge_answer(answer, request.answer, request.candidates)
         )
+        if judged == "right" and len(_answer_lines(parsed.text)) > 1:
+            judged = "several"  # "Answer: -7.3" then "Answer: -7.2": two answers, whichever is last
         kind = "wrong_answer"
         missing = [c for c in request.reference_calls if not any(same_call(c, m) for m in self._made)]
         if missing or self._world.snapshot() != self._state_goal(k):
