@@ -388,12 +388,16 @@ def _library_dirs() -> list:
 
 
 def _interpreter_files(stdlib: str) -> list:
-    """The files the interpreter needs outside its standard library: itself and every shared library
-    that it or an extension module of the standard library loads (found as the loader would)."""
+    """The shared libraries that extension modules of the standard library would load and that this
+    process has not loaded yet (found as the loader would)."""
     roots = [os.path.realpath(sys.executable)]
     dynload = os.path.join(stdlib, "lib-dynload")
-    if os.path.isdir(dynload):
-        roots += [os.path.join(dynload, n) for n in sorted(os.listdir(dynload)) if n.endswith(".so")]
+    if os.path.isdir(dynload):  # (tkinter needs a display, and brings a dozen X11 libraries)
+        roots += [
+            os.path.join(dynload, n)
+            for n in sorted(os.listdir(dynload))
+            if n.endswith(".so") and not n.startswith("_tkinter")
+        ]
     default_dirs = _library_dirs()
     found: dict = {}
     todo = list(roots)
@@ -412,56 +416,65 @@ def _interpreter_files(stdlib: str) -> list:
                         seen.add(candidate)
                         todo.append(candidate)
                     break
-    return [roots[0], *sorted(set(found.values()))]
+    # what this process has loaded already is found by name when an extension module asks for it
+    loaded = set()
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(None, 5)[-1].strip()
+                if path.startswith("/"):
+                    loaded.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return sorted({p for p in found.values() if os.path.realpath(p) not in loaded})
 
 
-#: the device nodes a candidate sees (bound read-only from the host's /dev)
-_DEVICES = ("null", "zero", "full", "random", "urandom")
+#: the device nodes a candidate sees: (name, minor) of the memory devices (major 1)
+_DEVICES = (("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9))
 _VIEW_ROOT = "/tmp/.drift-root"
 
 
 def _enter_minimal_root(stdlib: str, files: list) -> None:
     """Make this process's root (and its children's) a fresh read-only tmpfs that holds only the
-    standard library (site-packages hidden), the interpreter and its shared libraries, a few device
-    nodes, a /proc that shows a uid only its own processes, and an empty /tmp (each candidate mounts
-    its own there). The host's tree is detached, not hidden: nothing of it can be reached by path."""
+    standard library (site-packages hidden), copies of the shared libraries its extension modules
+    load (those not already loaded), a few device nodes, a /proc that shows a uid only its own
+    processes, and empty /tmp and /dev/shm (each candidate mounts its own there). The host's tree is
+    detached, not hidden: nothing of it can be reached by path. Few mounts on purpose: each
+    candidate's own mount namespace copies them, and tears them down, once per check."""
     _unshare(CLONE_NEWNS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE, None)
     root = _VIEW_ROOT
     os.makedirs(root, 0o755, exist_ok=True)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,nr_inodes=16384,mode=0755")
-
-    def bind(src, ro_flags=MS_NOSUID | MS_NODEV):
-        dst = root + src
-        if os.path.isdir(src):
-            os.makedirs(dst, 0o755, exist_ok=True)
-        else:
-            os.makedirs(os.path.dirname(dst), 0o755, exist_ok=True)
-            with open(dst, "a"):
-                pass
-        _mount(src, dst, None, MS_BIND | MS_REC, None)
-        _mount(None, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | ro_flags, None)
-
-    bind(stdlib)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID, "size=256m,nr_inodes=16384,mode=0755")
+    os.makedirs(root + stdlib, 0o755)
+    _mount(stdlib, root + stdlib, None, MS_BIND | MS_REC, None)
+    _mount(None, root + stdlib, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
     site = root + os.path.join(stdlib, "site-packages")
     if os.path.isdir(site):
         _mount("tmpfs", site, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=16k,mode=0755")
-    for path in files:  # (those under a private directory such as /root are hidden here: not needed
-        # by the running interpreter, which has them mapped already)
-        if os.path.exists(path) and not os.path.realpath(path).startswith(stdlib + os.sep):
-            bind(path)
-    for name in _DEVICES:
-        if os.path.exists(f"/dev/{name}"):
-            bind(f"/dev/{name}", MS_NOSUID | MS_NOEXEC)  # no MS_NODEV: they are device nodes
+    for path in files:
+        if not os.path.isfile(path) or os.path.realpath(path).startswith(stdlib + os.sep):
+            continue
+        os.makedirs(os.path.dirname(root + path), 0o755, exist_ok=True)
+        shutil.copyfile(path, root + path)
+        os.chmod(root + path, 0o755)
+    os.makedirs(root + "/dev/shm", 0o755)
+    for name, minor in _DEVICES:
+        try:
+            os.mknod(f"{root}/dev/{name}", 0o20666, os.makedev(1, minor))
+            os.chmod(f"{root}/dev/{name}", 0o666)
+        except OSError:  # no mknod here: the host's node, bound
+            if os.path.exists(f"/dev/{name}"):
+                open(f"{root}/dev/{name}", "a").close()
+                _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND, None)
     os.makedirs(root + "/proc", 0o555)
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
     os.makedirs(root + "/tmp", 0o755)
-    os.makedirs(root + "/dev/shm", 0o755)
     os.chdir(root)
     _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "detach the host's root")
     os.chdir("/")
-    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+    _mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID, None)
 
 
 def _pivot_root_nr() -> int:
@@ -2818,13 +2831,13 @@ def main() -> None:  # noqa: C901
     _prctl(PR_SET_DUMPABLE, 0)
     max_parallel = min(MAX_SLOTS, max(1, int(config.get("max_parallel", os.cpu_count() or 1))))
     mode = "basic" if config.get("isolation") in ("basic", "none") else "auto"
-    iso, cgroups, view, seccomp = _probe_isolation(mode, max_parallel)
-    _CGROUPS[0] = cgroups
-    for name in _PRELOAD:
+    for name in _PRELOAD:  # (first: the interpreter-only root then needs no copy of what they load)
         try:
             __import__(name)
         except ImportError:
             pass
+    iso, cgroups, view, seccomp = _probe_isolation(mode, max_parallel)
+    _CGROUPS[0] = cgroups
     # a candidate's fds 1 and 2 are its output pipe; the sys.std* objects already wrap those fds, so
     # it uses them as they are: line-buffered, so that what was printed before a crash is still seen
     sys.stdout.reconfigure(line_buffering=True, errors="replace")
