@@ -40,22 +40,11 @@ _CERTAINLY_DIFFERENT = 1e-4
 
 #: checked once at start-up, before "ready": sympy imports much of itself lazily on first use (the
 #: first polynomial check in a fresh worker took 0.5 CPU seconds, the next 0.02), and a check's CPU
-#: budget must pay for the answer, not for whichever modules its worker had not loaded yet
+#: budget must pay for the answer, not for whichever modules its worker had not loaded yet. Kept
+#: short: every worker start pays for it, and a restart on a loaded machine is what waits longest
 WARM_UP = [
-    ("x^2 + 2x + 1", "(x+1)^2"),
+    ("x^2 + 2x + 1", "(x+1)^2"),  # 0.6 CPU s the first time: after it, a fresh kind of check costs < 0.15 s
     ("\\frac{\\sqrt{2}}{2}", "\\frac{1}{\\sqrt{2}}"),
-    ("\\sin^2 x + \\cos^2 x", "1"),
-    ("[0, 1)", "[0,1)"),
-    ("\\{1, 2\\}", "\\{2, 1\\}"),
-    ("(1, 2)", "(1,2)"),
-    ("\\begin{pmatrix}1 \\\\ 2\\end{pmatrix}", "\\begin{pmatrix}1 \\\\ 2\\end{pmatrix}"),
-    ("x < 1", "1 > x"),
-    ("y = 2x + 1", "y = 1 + 2x"),
-    ("\\pi/2", "\\frac{\\pi}{2}"),
-    ("e^{i\\pi}", "-1"),
-    ("\\log_2 8", "3"),
-    ("10\\%", "0.1"),
-    ("\\text{(A)}", "A"),
 ]
 
 #: answers longer than this are parsed every time: they are rarely repeated and costly to hold
@@ -195,7 +184,10 @@ def main(argv: list[str] | None = None) -> None:
         return abs(gv - pv) > _CERTAINLY_DIFFERENT * max(1.0, abs(gv))
 
     for warm_gold, warm_pred in WARM_UP:
-        verify(parse_boxed(warm_gold), parse_boxed(warm_pred), timeout_seconds=None)
+        try:
+            verify(parse_boxed(warm_gold), parse_boxed(warm_pred), timeout_seconds=None)
+        except Exception:  # noqa: BLE001  (a warm-up that fails only leaves the imports for later)
+            pass
     print("ready", flush=True)
 
     def false_relation(gold, pred) -> bool:

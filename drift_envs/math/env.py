@@ -132,7 +132,7 @@ class MathFeedbackEnv(MultiTurnTextEnv):
       ``"final_number"`` (the last number of free text, as above; the prompt and the default system
       prompt then ask for the final answer as a single number at the end)
     - ``timeout_s``: CPU seconds one symbolic check may use (2.0); an answer that needs more is wrong
-    - ``max_wait_s``: wall-clock backstop of one attempt at a check (default ``max(20, 10 * timeout_s)``);
+    - ``max_wait_s``: wall-clock backstop of one attempt at a check (default ``max(30, 15 * timeout_s)``);
       when both attempts run out the step is undecided
 
     ## Oracle

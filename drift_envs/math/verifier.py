@@ -10,8 +10,8 @@ split in two, so that a loaded machine changes how long a check takes but never 
   backstop where there is no procfs). An answer that needs more is judged incorrect, on a quiet
   machine and at load 9 alike, since CPU time is what the expression costs, not what the machine has.
 - **the wall clock is only a backstop**: waiting for a free worker, for a fresh worker's start-up and
-  for the check itself may take ``max_wait_s`` (default :func:`wall_backstop`: ``max(20 s,
-  10 * timeout_s)``) per attempt. When an attempt runs out with the budget not used up, the check is
+  for the check itself may take ``max_wait_s`` (default :func:`wall_backstop`: ``max(30 s,
+  15 * timeout_s)``) per attempt. When an attempt runs out with the budget not used up, the check is
   retried (``attempts``, default 2): a worker that used CPU during the attempt is starved, not stuck,
   and keeps the check (killing it would only add a start-up, the costliest thing on a starved
   machine); one that used none is stuck (stopped, swapped out) and is killed, the check going to
@@ -70,8 +70,8 @@ __all__ = [
 #: how often the pool looks at a busy worker's CPU time
 POLL_S = 0.02
 #: the default wall-clock backstop of one attempt: ``max(WALL_FLOOR_S, WALL_FACTOR * timeout_s)``
-WALL_FLOOR_S = 20.0
-WALL_FACTOR = 10.0
+WALL_FLOOR_S = 30.0
+WALL_FACTOR = 15.0
 
 try:
     _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -82,8 +82,8 @@ except (AttributeError, ValueError, OSError):  # not POSIX: no procfs either
 def wall_backstop(timeout_s: float) -> float:
     """The default wall-clock limit of one attempt at a check whose CPU budget is ``timeout_s``.
 
-    Ten times the budget (at least 20 s): a check starved to a tenth of a core still uses up its budget,
-    and so reaches its verdict, before the backstop ends the attempt.
+    Fifteen times the budget (at least 30 s): a check starved to a fifteenth of a core still uses up
+    its budget, and so reaches its verdict, before the backstop ends the attempt.
     """
     return max(WALL_FLOOR_S, WALL_FACTOR * timeout_s)
 
