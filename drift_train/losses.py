@@ -64,18 +64,25 @@ class OTRConfig:
 
 
 def supervised_positions(
-    logits: torch.Tensor, labels: torch.Tensor, token_weights: torch.Tensor | None = None
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    token_weights: torch.Tensor | None = None,
+    *,
+    shift: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Shift for next-token prediction and keep only supervised positions.
 
     ``logits`` (B, L, V) predict ``labels`` (B, L) one step ahead; returns the flat (N, V) logits, the
     (N,) targets x_t and, when given, the (N,) token weights w_{i,t} taken at the target position.
+    ``shift=False``: the caller already aligned them (``logits[:, j]`` predicts ``labels[:, j]``, the
+    weights are the targets'), as when the model computed logits at the supervised positions only.
     """
-    targets = labels[:, 1:]
-    keep = targets != IGNORE_INDEX
-    flat_logits = logits[:, :-1][keep]
-    flat_weights = token_weights[:, 1:][keep] if token_weights is not None else None
-    return flat_logits, targets[keep], flat_weights
+    if shift:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+        token_weights = token_weights[:, 1:] if token_weights is not None else None
+    keep = labels != IGNORE_INDEX
+    flat_weights = token_weights[keep] if token_weights is not None else None
+    return logits[keep], labels[keep], flat_weights
 
 
 def _upcast(logits: torch.Tensor) -> torch.Tensor:
@@ -131,19 +138,24 @@ def drift_loss(
     normaliser: float | torch.Tensor | None = None,
     otr: OTRConfig | None = None,
     generator: torch.Generator | None = None,
+    *,
+    shift: bool = True,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """L = (1/N) Σ_{i,t} w_{i,t} ℓ_{i,t} for ``mode`` in :data:`LOSS_MODES`.
 
     ``token_weights`` (B, L) carries w at each token (ignored for sft/rft/otr/otr-exact, where w = 1).
     ``normaliser`` is N; ``None`` uses this batch's supervised-token count. Returns the loss and
-    detached metrics for logging (``otr_hit_rate`` for the OTR modes).
+    detached metrics for logging (``otr_hit_rate`` for the OTR modes). ``shift=False`` takes logits
+    already aligned with their targets (see :func:`supervised_positions`).
     """
     if mode not in LOSS_MODES:
         raise ValueError(f"unknown loss mode {mode!r}; expected one of {LOSS_MODES}")
     weighted = mode in WEIGHTED_MODES
     if weighted and token_weights is None:
         raise ValueError(f"loss mode {mode!r} needs per-token weights (a `weight` field in the data)")
-    flat_logits, targets, weights = supervised_positions(logits, labels, token_weights if weighted else None)
+    flat_logits, targets, weights = supervised_positions(
+        logits, labels, token_weights if weighted else None, shift=shift
+    )
     metrics: dict[str, float] = {}
     if mode in ("sft", "rft", "wsft"):
         terms = nll_terms(flat_logits, targets)

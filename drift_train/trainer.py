@@ -25,6 +25,7 @@ trainer sums the counts over ranks itself (one all-gather of a scalar per micro-
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import sys
@@ -38,7 +39,7 @@ import torch
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
 from drift_train.data import ASSISTANT_TURNS, DriftCollator, RenderConfig, build_dataset
-from drift_train.losses import LOSS_MODES, WEIGHTED_MODES, OTRConfig, drift_loss
+from drift_train.losses import IGNORE_INDEX, LOSS_MODES, WEIGHTED_MODES, OTRConfig, drift_loss
 from drift_train.trajectories import read_trajectories
 from drift_train.weights import kish_ess
 
@@ -210,6 +211,7 @@ class DriftTrainer(Trainer):
         self.model_accepts_loss_kwargs = True
         self.otr = args.otr_config()
         self._metrics: dict[str, list[float]] = defaultdict(list)
+        self._logits_to_keep: bool | None = None  # does the model take a tensor logits_to_keep (first step)
 
     def create_accelerator_and_postprocess(self) -> None:
         """Trainer's accelerator, with an ``accelerate launch`` FSDP config honoured on CPU too.
@@ -253,7 +255,15 @@ class DriftTrainer(Trainer):
         labels = inputs.pop("labels")
         token_weights = inputs.pop("token_weights")
         sequence_weights = inputs.pop("sequence_weights")
-        outputs = model(**inputs, use_cache=False)
+        shift = True
+        positions = self._supervised_logit_positions(model, labels) if not return_outputs else None
+        if positions is None:
+            outputs = model(**inputs, use_cache=False)
+        else:
+            # the LM head (a V × H product per position, and its backward) and its logits only where a
+            # supervised token is predicted: the same terms in the same order, so the same loss
+            outputs = model(**inputs, use_cache=False, logits_to_keep=positions)
+            labels, token_weights, shift = labels[:, positions + 1], token_weights[:, positions + 1], False
         if (
             num_items_in_batch is not None
             and self.accelerator.num_processes > 1
@@ -264,7 +274,13 @@ class DriftTrainer(Trainer):
             local = torch.as_tensor(num_items_in_batch, device=labels.device).reshape(1)
             num_items_in_batch = self.accelerator.gather(local).sum()
         loss, metrics = drift_loss(
-            outputs.logits, labels, token_weights, self.args.loss, normaliser=num_items_in_batch, otr=self.otr
+            outputs.logits,
+            labels,
+            token_weights,
+            self.args.loss,
+            normaliser=num_items_in_batch,
+            otr=self.otr,
+            shift=shift,
         )
         if num_items_in_batch is not None and self.accelerator.num_processes > 1:
             # data parallelism averages gradients over ranks, but N already counts every rank's tokens
@@ -278,6 +294,23 @@ class DriftTrainer(Trainer):
             for key, value in metrics.items():
                 self._metrics[key].append(value)
         return (loss, outputs) if return_outputs else loss
+
+    def _supervised_logit_positions(
+        self, model: torch.nn.Module, labels: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The positions whose logits predict a supervised token in any row (the union over the batch,
+        exact for a padding-free row), or None where the model cannot compute logits at chosen positions
+        (no tensor ``logits_to_keep``) or nothing would be saved."""
+        if self._logits_to_keep is None:
+            inner = self.accelerator.unwrap_model(model)
+            inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner  # peft
+            self._logits_to_keep = "logits_to_keep" in inspect.signature(inner.forward).parameters
+        if not self._logits_to_keep:
+            return None
+        wanted = (labels[:, 1:] != IGNORE_INDEX).any(dim=0)
+        if not wanted.any() or bool(wanted.all()):
+            return None
+        return wanted.nonzero().squeeze(1)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the averaged DRIFT diagnostics of the steps since the last log to the training logs."""
