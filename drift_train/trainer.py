@@ -16,6 +16,11 @@ it sees several processes and no accelerator); ``accelerate launch --cpu --num_p
 single process unless it is given an MPI setup. ``examples/accelerate/`` has FSDP2 and DeepSpeed
 ZeRO-2/3 configs that run on CPU processes too (its README says what differs there).
 
+Only the positions that predict a supervised token go through the LM head (``logits_to_keep``, where the
+model takes it): on a 49 k or 150 k vocabulary the head is a large share of a step, and prompts, history
+and padding need no logits. LoRA (``--use_peft``) trains peft adapters and merges them into a plain
+model folder at the end (``--merge_lora``, on by default).
+
 The loss is normalised by the number of supervised tokens in the whole optimizer step (all
 micro-batches, all ranks: ``num_items_in_batch``), so changing the micro-batch size, gradient
 accumulation or world size leaves the update unchanged (see ``drift_train.losses``). That holds with
@@ -129,7 +134,9 @@ class DriftConfig(TrainingArguments):
     merge_lora: bool = field(
         default=True,
         metadata={
-            "help": "Merge LoRA adapters into the final model so the output folder is a plain model (vLLM-ready)."
+            "help": "Merge LoRA adapters into the final model so the output folder is a plain model that --model, "
+            "from_pretrained and vLLM load; false saves only the adapter, which "
+            "peft.AutoPeftModelForCausalLM.from_pretrained(OUT).merge_and_unload() turns into one."
         },
     )
     # TrainingArguments defaults that do not fit this trainer
