@@ -10,6 +10,34 @@ a reply naming one option chose it; a reply naming several (``A or B``, ``\boxed
 ``ABCD``, every option's text in one tag) chose none of them and is wrong, never lucky. The DRIFT
 release's ``normalize_choice_answer`` takes the last letter anywhere in the reply, which a model
 that writes ``A or B`` would game; this module does not.
+
+The reply is read as a reader sees it: normalised once by
+:func:`drift_envs.user.constraints.normalize.normalize_reply` (NFKC, so full-width ``Ｂ`` is ``B``;
+format characters such as zero-width spaces and bidi overrides removed; small capitals and Greek or
+Cyrillic look-alikes mapped to the Latin letters they are drawn as), and the options with it.
+
+**After the answer, another option may appear only to be rejected.** From the first committed span
+on (the text after a box or tag, the rest of the reply after ``Answer:``, the rest of an answer
+phrase inside a tag) every other option's letter is an *offered alternative*, which makes the reply
+name several options, unless it is rejected:
+
+- a negation right before it: ``not B``, ``never B``, ``neither B nor D``, ``rather than B``,
+  ``instead of B``, ``unlike B``, ``over B``, ``ruling out B`` (but not after ``if``/``unless``/``or``/
+  ``maybe``... in the same sentence: ``if not B``, ``or not B`` offer it);
+- or its predicate (the words after it up to the end of the sentence or the next letter) says it is
+  wrong an odd number of times and hedges nowhere: ``B is wrong``, ``B isn't right``, ``B is too
+  small``, ``B is a different city``, ``B gives 420, which is incorrect``; ``B is not wrong`` (twice)
+  and ``B is wrong but possible`` (a hedge) offer it;
+
+and never when a hedge or alternative word stands between the answer and it (``or B``, ``else B``,
+``possibly B``, ``maybe B``, ``if not, B``) or it ends a question (``not B?``). A mention that neither
+rejects nor offers (``since A gives 37``) counts as offered too: after committing, a reply explains
+why the others are wrong, it does not keep them in play. An option's *text* (or a lower-case letter)
+is an offered alternative where it stands as an answer in its own clause, hedge words aside
+(``(or maybe Berlin)``, ``Berlin could be too``, ``else b``), not where it is part of a sentence. A
+letter joined to the answer by ``or``/``/`` just before it (``B or \boxed{A}``) is offered as well.
+Text before the answer is reasoning and is not read: ``B is tempting, but the answer is \boxed{A}``
+chose A.
 """
 
 from __future__ import annotations
@@ -19,6 +47,7 @@ import string
 from dataclasses import dataclass
 
 from drift_envs.math.answers import find_boxed
+from drift_envs.user.constraints.normalize import normalize_reply
 
 __all__ = ["LETTERS", "ChoiceReading", "letter_of", "read_choice"]
 
@@ -53,6 +82,12 @@ _LETTER_TOKEN_RE = re.compile(r"(?<![A-Za-z0-9'’])([A-J])(?![A-Za-z0-9'’])")
 _VERB_AFTER_LETTER = {
     "is", "was", "seems", "looks", "appears", "must", "should", "would", "could", "fits", "matches",
     "and", "or", "holds", "gives", "it",
+}  # fmt: skip
+# words an article never precedes: after them a capital "A" is the option
+_NOT_AFTER_ARTICLE = {
+    "or", "else", "otherwise", "if", "unless", "maybe", "perhaps", "possibly", "probably", "too",
+    "also", "instead", "though", "although", "but", "then", "either", "nor", "not", "rather", "plus",
+    "might", "may", "can", "will", "works", "wins", "as", "vs", "versus", "than", "over",
 }  # fmt: skip
 _EDGE_PUNCT = string.punctuation.replace("%", "").replace("-", "")
 
@@ -178,21 +213,32 @@ def _scan(span: str, options: list[str]) -> set[int]:
     return named
 
 
-def _tag_spans(text: str) -> list[str]:
-    """The contents of every closed ``<answer>…</answer>``, as the lazy pattern would find them, in one pass."""
-    spans, start = [], None
+def _tag_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every closed ``<answer>…</answer>`` (``start`` at ``<answer>``,
+    ``end`` after ``</answer>``), as the lazy pattern would find them, in one pass."""
+    spans, start, open_at = [], None, 0
     for m in _TAG_TOKEN_RE.finditer(text):
         if not m.group(1):
             if start is None:
-                start = m.end()
+                start, open_at = m.end(), m.start()
         elif start is not None:
-            spans.append(text[start : m.start()])
+            spans.append((open_at, m.end(), text[start : m.start()]))
             start = None
     return spans
 
 
-def _phrase_spans(text: str) -> list[str]:
-    """The rest of the line after every answer phrase (``Answer:``, ``the answer is``)."""
+def _box_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every outermost ``\\boxed{…}`` (``end`` after its closing brace)."""
+    spans = []
+    for start, content in find_boxed(text):
+        open_brace = text.index("{", start)
+        spans.append((start, open_brace + 1 + len(content) + 1, content))
+    return spans
+
+
+def _phrase_spans(text: str) -> list[tuple[int, int, str]]:
+    """``(start, span_start, span)``: the rest of the line after every answer phrase (``Answer:``,
+    ``the answer is``); ``start`` is where the phrase begins, ``span_start`` where its span does."""
     spans = []
     matches = list(_PHRASE_RE.finditer(text))
     for k, m in enumerate(matches):
@@ -202,7 +248,7 @@ def _phrase_spans(text: str) -> list[str]:
         end = text.find("\n", m.end(), stop)
         span = text[m.end() : end if end >= 0 else stop]
         if span.strip():
-            spans.append(span)
+            spans.append((m.start(), m.end(), span))
     return spans
 
 
@@ -212,7 +258,11 @@ def _is_article(letter: str, after_text: str) -> bool:
     if letter not in "AI":
         return False
     after = re.match(r"\s+([a-z]+)", after_text)
-    return after is not None and after.group(1) not in _VERB_AFTER_LETTER
+    if after is None or after.group(1) in _VERB_AFTER_LETTER:
+        return False
+    # the article is followed by a noun or an adjective, never by a conjunction or a hedge ("A else B",
+    # "A maybe"); the pronoun "I" often is ("I also think"), so only "A" is read as a letter there
+    return not (letter == "A" and after.group(1) in _NOT_AFTER_ARTICLE)
 
 
 def _phrase_head(span: str, options: list[str]) -> set[int]:
@@ -242,6 +292,200 @@ def _phrase_head(span: str, options: list[str]) -> set[int]:
     return named
 
 
+# ---- alternatives offered after the answer --------------------------------------------------------
+# (the rule is the module docstring's; every window below is bounded, so a long tail reads in linear time)
+
+#: characters around an option's mention read to decide whether it is rejected or offered
+CONTEXT_WINDOW = 200
+# words that keep an option in play: it is offered as an alternative, not ruled out
+_HEDGES = frozenset(
+    "or else otherwise maybe perhaps possibly possible plausible plausibly probably likely might could "
+    "may would alternatively alternative also if unless whether equally instead second backup "
+    "acceptable conceivably arguably".split()
+)
+# words that say an option is wrong; a predicate rejects when it holds an odd number of them
+_NEGATIVES = frozenset(
+    "not n't no never none nor neither wrong wrongly incorrect false invalid impossible unlikely "
+    "inconsistent incompatible excluded exclude excludes eliminated eliminate eliminates rejected "
+    "reject rejects fails fail failed failing cannot worse less fewer different mistaken erroneous "
+    "nope isnt arent wasnt werent dont doesnt didnt cant couldnt wouldnt shouldnt wont aint hasnt "
+    "havent".split()
+)
+# after these, "too" is "also" (a hedge: "B too would work"), not "excessively" ("B is too small")
+_NOT_EXCESS = frozenset(
+    "would could might may can will should is are was were be works work fits fit seems seem i it as "
+    "and or but though so then maybe perhaps possibly".split()
+)
+# "out" rejects after these ("ruled out"), not in "stands out"
+_OUT_AFTER = frozenset("ruled rule rules ruling crossed cross crosses struck".split())
+# words stripped from both ends of a clause before asking whether what is left is an option
+_FILLERS = _HEDGES | frozenset(
+    "though although but either too is it its it's be was were as well even just then so and plus "
+    "option choice letter answer the my i think say pick choose go with correct right valid works "
+    "work fits fit good fine ok okay can will should".split()
+)
+_APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc`\u00b4\u2032"})
+_WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_BOUNDARY_RE = re.compile(r"[!?;\n]|\.(?!\d)")
+# a letter's mention that is joined to the next one in a list: "B, D", "B or D", "B/D", "(B) and (D)"
+_GROUP_JOIN_RE = re.compile(
+    r"\s*[)\]]?\s*(?:,|/|&|\|)?\s*(?:\b(?:and|or|nor)\b)?\s*[(\[]?\s*(?:(?:option|choice)\s+)?",
+    re.IGNORECASE,
+)
+# a negation right before a mention ("not B", "rather than option B", "neither (B)")
+_NEG_BEFORE_RE = re.compile(
+    r"(?:\b(?:not|never|no|nor|neither|nope|isnt|arent|wasnt|cant|cannot|unlike|over|excluding|except|"
+    r"than|versus|vs|against|eliminat\w*|exclud\w*|reject\w*|rul(?:e|es|ed|ing)\s+out|instead\s+of)"
+    r"|n't)\.?\s*(?:\bthe\s+)?(?:\b(?:option|choice|answer|letter)\s*)?[(\[]?\s*$",
+    re.IGNORECASE,
+)
+_CLAUSE_SPLIT_RE = re.compile(
+    r"[,;:!?()\[\]{}\n]|\.(?!\d)|(?=\b(?:or|else|otherwise|though|although|but|nor|because|since)\b)",
+    re.IGNORECASE,
+)
+# an option joined to the answer that follows it: "B or \boxed{A}", "Berlin / the answer is A"
+_ALTERNATIVE_BEFORE_RE = re.compile(
+    r"^(.*?)\s*,?\s*(?:\b(?:or|else|otherwise)\b|/|\|)\s*(?:(?:maybe|possibly|perhaps|probably|even)\s+)*"
+    r"(?:(?:the|my)\s+)?(?:(?:final|correct|right|real|true)\s+)?$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _words(text: str) -> list[str]:
+    """Lower-case words, ``n't`` split off (``couldn't`` -> ``could``, ``n't``)."""
+    words = []
+    for w in _WORD_RE.findall(text.lower()):
+        if w.endswith("n't") and len(w) > 3:
+            words += [w[:-3], "n't"]
+        else:
+            words.append(w)
+    return words
+
+
+def _hedged(words: list[str]) -> bool:
+    """Whether ``words`` keep an option in play: a hedge (``could``), but not one that is itself
+    negated (``could not be right`` rejects), or a final ``too`` (``B too``)."""
+    for k, w in enumerate(words):
+        nxt = words[k + 1] if k + 1 < len(words) else None
+        if w in _HEDGES and nxt not in ("not", "n't"):
+            return True
+        if w == "too" and (nxt is None or nxt in _NOT_EXCESS):
+            return True
+    return False
+
+
+def _negations(words: list[str]) -> int:
+    """How many times ``words`` say "wrong" (``too small`` and ``ruled out`` count once each)."""
+    count = 0
+    for k, w in enumerate(words):
+        nxt = words[k + 1] if k + 1 < len(words) else None
+        if w in _NEGATIVES:
+            count += 1
+        elif w == "too" and nxt is not None and nxt not in _NOT_EXCESS:
+            count += 1
+        elif w == "out" and k > 0 and words[k - 1] in _OUT_AFTER:
+            count += 1
+    return count
+
+
+def _letter_groups(text: str, n: int) -> list[tuple[int, int, set[int]]]:
+    """``(start, end, options)`` of every list of option letters standing alone (``B``, ``B or D``)."""
+    tokens = []
+    for m in _LETTER_TOKEN_RE.finditer(text):
+        index = LETTERS.index(m.group(1))
+        if index >= n or text[max(0, m.start() - 1) : m.start()] == "\u00b0":  # 25 °C is a unit
+            continue
+        tokens.append((m.start(), m.end(), index))
+    groups: list[tuple[int, int, set[int]]] = []
+    for start, end, index in tokens:
+        if _is_article(LETTERS[index], text[end : end + 40]) and not (
+            # in a list of letters an "A" is a letter whatever follows it ("B A ro", "B, A cannot be");
+            # the pronoun stays a pronoun ("B, I think, is wrong")
+            index == 0 and groups and _GROUP_JOIN_RE.fullmatch(text, groups[-1][1], start)
+        ):
+            continue
+        if groups and _GROUP_JOIN_RE.fullmatch(text, groups[-1][1], start):
+            groups[-1] = (groups[-1][0], end, groups[-1][2] | {index})
+        else:
+            groups.append((start, end, {index}))
+    return groups
+
+
+def _rejected(text: str, start: int, end: int, prev_end: int, next_start: int) -> bool:
+    """Whether the letters at ``text[start:end]`` are ruled out there (see the module docstring)."""
+    lo = max(prev_end, start - CONTEXT_WINDOW)
+    cut = [m.end() for m in _BOUNDARY_RE.finditer(text, lo, start)]
+    pre = text[cut[-1] if cut else lo : start]
+    hi = min(next_start, end + CONTEXT_WINDOW)
+    stop = _BOUNDARY_RE.search(text, end, hi)
+    pred = text[end : stop.start() if stop else hi]
+    if stop is not None and text[stop.start()] == "?":  # "not B?" asks, it does not rule out
+        return False
+    pred_words = _words(pred)
+    if _hedged(pred_words):
+        return False
+    neg = _NEG_BEFORE_RE.search(pre)
+    if neg is not None:
+        return not _hedged(_words(pre[: neg.start()]))  # "if not B", "or not B" keep B in play
+    if _hedged(_words(pre)):
+        return False
+    return _negations(pred_words) % 2 == 1
+
+
+def _clause_options(clause: str, options: list[str]) -> set[int]:
+    """The options a clause offers by standing as an answer once hedge words are stripped from its
+    ends (``or maybe Berlin``, ``Berlin could be too``, ``else b``); a negated clause offers none."""
+    if len(clause) > CONTEXT_WINDOW:
+        return set()
+    spans = [(m.start(), m.end(), m.group().strip(_EDGE_PUNCT).lower()) for m in re.finditer(r"\S+", clause)]
+    while spans and spans[0][2] in _FILLERS:
+        spans.pop(0)
+    while spans and spans[-1][2] in _FILLERS:
+        spans.pop()
+    if not spans or spans[0][2] in _NEGATIVES or spans[0][2] == "too":
+        return set()
+    rest = clause[spans[0][0] : spans[-1][1]]
+    if any(LETTERS.index(m.group(1)) < len(options) for m in _LETTER_TOKEN_RE.finditer(rest)):
+        # option letters in capitals are read with their context, as lists of letters
+        return set()
+    return _exact(rest, options) or set()
+
+
+def _offered(text: str, options: list[str], committed: set[int]) -> set[int]:
+    """The options other than ``committed`` that ``text`` (what follows the answer) keeps in play."""
+    text = text.translate(_APOSTROPHES)  # one character for one, so positions stay
+    offered: set[int] = set()
+    groups = _letter_groups(text, len(options))
+    for k, (start, end, named) in enumerate(groups):
+        if not named - committed:
+            continue
+        prev_end = groups[k - 1][1] if k else 0
+        next_start = groups[k + 1][0] if k + 1 < len(groups) else len(text)
+        if not _rejected(text, start, end, prev_end, next_start):
+            offered |= named - committed
+    pieces = _CLAUSE_SPLIT_RE.split(text)
+    for clause in pieces:
+        offered |= _clause_options(clause, options) - committed
+    return offered
+
+
+def _offered_before(prefix: str, options: list[str], committed: set[int]) -> set[int]:
+    """The options joined to the answer right before it by ``or``/``/`` (``B or \\boxed{A}``)."""
+    prefix = prefix[-CONTEXT_WINDOW:]
+    cut = [m.end() for m in _BOUNDARY_RE.finditer(prefix)]
+    prefix = prefix[cut[-1] if cut else 0 :]
+    m = _ALTERNATIVE_BEFORE_RE.match(prefix)
+    if m is None or not m.group(1).strip():
+        return set()
+    before = m.group(1)
+    groups = _letter_groups(before, len(options))
+    named: set[int] = set()
+    if groups and not before[groups[-1][1] :].strip(" )]."):  # a list of letters that ends the clause
+        named = groups[-1][2]
+    clause = _CLAUSE_SPLIT_RE.split(before)[-1]
+    return (named | _clause_options(clause, options)) - committed
+
+
 def read_choice(text: str, options: list[str]) -> ChoiceReading:
     """Which of ``options`` the reply ``text`` chose (see the module docstring for the rules).
 
@@ -252,29 +496,48 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
         raise TypeError(f"read_choice expects a str reply, got {type(text).__name__}")
     if not options:
         raise ValueError("read_choice needs at least one option")
-    options = [_norm_text(str(o)) for o in options]  # normalised once: the helpers compare these
+    text = normalize_reply(text)  # once, as a reader sees it: Ｂ is B, a bidi override is nothing
+    # normalised once: the helpers compare these
+    options = [_norm_text(normalize_reply(str(o))) for o in options]
     named: set[int] = set()
     forms = []
+    # where the first span that named an option begins (what precedes it is reasoning) and where
+    # what follows it begins (read for alternatives)
+    first: tuple[int, int] | None = None
     explicit = [("tag", span) for span in _tag_spans(text)]
-    explicit += [("boxed", content) for _, content in find_boxed(text)]
-    for form, span in explicit:
+    explicit += [("boxed", span) for span in _box_spans(text)]
+    explicit.sort(key=lambda item: item[1][0])
+    for form, (start, end, span) in explicit:
         found = _exact(span, options)
         if found is None:  # a sentence: its own answer phrase if it has one, else every option it names
-            phrased = [_phrase_head(p, options) for p in _phrase_spans(span)]
-            found = set().union(*phrased) if any(phrased) else _scan(span, options)
+            phrases = _phrase_spans(span)
+            phrased = [_phrase_head(p, options) for _, _, p in phrases]
+            if any(phrased):
+                found = set().union(*phrased)
+                head = next(a for (_, a, _), f in zip(phrases, phrased, strict=True) if f)
+                found |= _offered(span[head:], options, found)
+            else:
+                found = _scan(span, options)
         if found:
             named |= found
             forms.append(form)
+            if first is None:
+                first = (start, end)
     if not forms:
-        for span in _phrase_spans(text):
+        for start, span_start, span in _phrase_spans(text):
             found = _phrase_head(span, options)
             if found:
                 named |= found
                 forms.append("phrase")
+                if first is None:
+                    first = (start, span_start)
     if not forms and len(text) <= 400:  # a bare reply: the letter or option text and nothing else
         found = _exact(text, options)
         if found:
             named |= found
             forms.append("bare")
+    if first is not None:
+        named |= _offered(text[first[1] :], options, named)
+        named |= _offered_before(text[: first[0]], options, named)
     form = forms[-1] if len(set(forms)) == 1 else ("+".join(sorted(set(forms))) if forms else None)
     return ChoiceReading(tuple(sorted(named)), form)
