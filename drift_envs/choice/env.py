@@ -31,7 +31,17 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
     letter everywhere (``\boxed{Berlin}``). Every committed span of the strongest form present is read:
     a reply that names several options (``A or B``, ``\boxed{A}\boxed{B}``, ``ABCD``, every option's
     text) has chosen none and is wrong (``info["answer"]`` then lists them, ``"A,B"``); see
-    :mod:`drift_envs.choice.answers`.
+    :mod:`drift_envs.choice.answers`. The reply is read as a reader sees it (NFKC, so ``Ｂ`` is ``B``;
+    zero-width characters and bidi overrides removed; small capitals mapped to letters).
+
+    After the answer, another option may appear only to be rejected: ``\boxed{C}, not A``,
+    ``Answer: C because A is too small``, ``B is wrong`` and ``neither A nor B`` keep the answer C;
+    an alternative kept in play names several options: ``\boxed{C} (or B)``, ``Answer: C, possibly
+    B``, ``C; if not, B``, ``C`` then ``Or B`` on the next line, ``the answer is C, though B could
+    be``, ``B isn't wrong`` (two negations), ``(or maybe London)``, ``B or \boxed{C}``, and so does a
+    mention that neither rejects nor offers (``\boxed{C} since A gives 37``): a reply gives its
+    reasons before the answer, and after it says only why the others are wrong. Text before the
+    answer is reasoning and is not read (``B is tempting, but the answer is \boxed{C}`` chose C).
 
     ## Action Space
     ``UnicodeText``: any Unicode string, the model's whole reply.
