@@ -310,3 +310,29 @@ def test_workers_run_under_an_address_space_limit_and_retire_past_their_resident
     assert all(w.proc.pid != first.proc.pid for w in verifier._idle)
     assert verifier.failures == 0
     verifier.close()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXCPU"), reason="needs POSIX RLIMIT_CPU")
+def test_the_kernel_ends_a_worker_past_its_cpu_budget_when_nobody_watches(tmp_path: Path):
+    # the pool kills an overrun itself (it watches /proc); where it cannot, RLIMIT_CPU does
+    import subprocess
+    import sys
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "drift_envs.math._verify_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    try:
+        assert worker.stdout.readline().strip() == "ready"
+        worker.stdin.write(json.dumps({"gold": "5", "pred": BOMB, "cpu_s": 0.2}) + "\n")
+        worker.stdin.flush()
+        assert worker.wait(120) == -signal.SIGXCPU
+        assert list(tmp_path.iterdir()) == []  # no core file left behind
+    finally:
+        worker.kill()
+        worker.wait()

@@ -107,8 +107,8 @@ def _limit_cpu(budget_s: float) -> None:
     seconds (rounded up, plus one: the parent's own watch ends an overrun first)."""
     limit = math.ceil(time.process_time() + budget_s) + 1
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    if hard != resource.RLIM_INFINITY:
-        limit = min(limit, hard)
+    if hard != resource.RLIM_INFINITY and hard <= limit:
+        return  # a hard limit already lower: the kernel enforces that one
     resource.setrlimit(resource.RLIMIT_CPU, (limit, hard))
 
 
@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     library_caches = [c for c in library_caches if hasattr(c, "cache_clear")]
 
     _limit_memory(args.memory_mb)  # after the imports, which map far more address space than they use
+    # SIGXCPU (the CPU backstop) dumps core by default: no core file of a bomb lands in the caller's folder
+    resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
     # Answers arrive already extracted and wrapped in \boxed{}, so only the LaTeX extractor is needed.
     config = [LatexExtractionConfig(boxed_match_priority=0, try_extract_without_anchor=False)]
     cache = ParseCache()

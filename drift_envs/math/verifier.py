@@ -226,11 +226,11 @@ class _Worker:
         """
         while True:
             left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Stalled
-            try:
-                line = self._lines.get(timeout=min(left, POLL_S))
+            try:  # at the deadline, an answer already there still counts
+                line = self._lines.get(timeout=min(left, POLL_S)) if left > 0 else self._lines.get_nowait()
             except queue.Empty:
+                if left <= 0:
+                    raise _Stalled from None
                 used = self.cpu_seconds()
                 if start is not None and used is not None and used - start > cpu_budget:
                     raise _OverBudget(running=True) from None
