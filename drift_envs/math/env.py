@@ -266,7 +266,13 @@ class MathFeedbackEnv(MultiTurnTextEnv):
             if (
                 task.meta.get("Answer_type") is not None
             ):  # TheoremQA's typed golds: bool, option, list, number
-                return theoremqa_verdict(task, committed, timeout_s=self.timeout_s, verifier=self._verifier)
+                return theoremqa_verdict(
+                    task,
+                    committed,
+                    timeout_s=self.timeout_s,
+                    verifier=self._verifier,
+                    max_wait_s=self.max_wait_s,
+                )
             correct = check_answer(
                 self._gold(str(task.answer)),
                 committed.answer,

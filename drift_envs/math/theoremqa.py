@@ -252,6 +252,7 @@ def theoremqa_verdict(
     *,
     timeout_s: float = 2.0,
     verifier: MathVerifier | None = None,
+    max_wait_s: float | None = None,
 ) -> Verdict:
     """Judge the answer a reply committed to against a TheoremQA task's typed gold (see the module).
 
@@ -300,5 +301,7 @@ def theoremqa_verdict(
             answer=answer,
         )
     # a form this module does not evaluate (a symbolic expression): math-verify decides, as for any gold
-    correct = check_answer(GoldAnswer.from_text(gold_text), pred, timeout_s=timeout_s, verifier=verifier)
+    correct = check_answer(
+        GoldAnswer.from_text(gold_text), pred, timeout_s=timeout_s, verifier=verifier, max_wait_s=max_wait_s
+    )
     return Verdict(correct=correct, format_ok=True, answer=answer)
