@@ -196,6 +196,9 @@ def test_final_number_asks_for_a_number_and_its_oracle_solves(final_env):
         ("She pays $7.00.", True),  # lm-eval's cleaning ($, a final .), compared by value
         ("I think 6. No wait, it is 7.", True),  # an earlier sentence is not the final one
         ("First 18 - 10 = 8.\nThen 8 - 1 = 7", True),
+        ("The answer is (7).", True),
+        ("-14 / 7", False),  # ends on an expression (-2), not on the value 7
+        ("21 \\div 3", False),
         ("It is 6 or 7.", False),  # a hedge
         ("Somewhere between 6 and 7.", False),
         ("The answer is not 7.", False),  # a negation

@@ -343,6 +343,8 @@ FLEXIBLE_EXTRACT_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 _SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
 # a number next to an arithmetic operator is an operand of a calculation, not a candidate answer
 _OPERATOR_BEFORE_RE = re.compile(r"(?:[-+*/×÷^=≠·(]|\\times|\\cdot|\\div)\s*$")
+# the answer itself after one of these is an operand: the reply ends on an expression (``14 / 7``)
+_ARITHMETIC_BEFORE_RE = re.compile(r"(?:[-+*/×÷^·]|\\times|\\cdot|\\div)\s*$")
 _OPERATOR_AFTER_RE = re.compile(r"^\s*\)*\s*(?:[-+*/×÷^=≠·]|\\times|\\cdot|\\div)")
 _NEGATION_RE = re.compile(r"\b(?:not|never|neither|nor|cannot|no)\b|n't\b|≠|\\neq?\b", re.IGNORECASE)
 _CLAUSE_END_RE = re.compile(r"[,;:]")
@@ -471,7 +473,7 @@ def extract_final_number(text: str) -> FinalNumber | None:
         start = end.end()
     sentence_matches = [m for m in matches if m.start() >= start]
     before_answer = text[max(start, last.start() - _OPERATOR_WINDOW) : last.start()]
-    if _OPERATOR_BEFORE_RE.search(before_answer) and not before_answer.rstrip().endswith("="):
+    if _ARITHMETIC_BEFORE_RE.search(before_answer):
         return FinalNumber(answer, "it ends on an expression, not a value")
     if len(sentence_matches) > MAX_SENTENCE_NUMBERS:
         return FinalNumber(answer, f"its final sentence names {len(sentence_matches)} numbers")
