@@ -102,8 +102,8 @@ class MathFeedbackEnv(MultiTurnTextEnv):
       high or too low, and whether the answer repeats an earlier one, e.g.
       ``Incorrect: your answer 12 is too low. You gave 12 before; try something different.`` or
       ``I could not find a final answer. Put your final answer in \boxed{}.``
-    - an undecided check (any mode): ``Your answer could not be checked in time. Please give it again.``
     - ``"none"``: an empty-content nudge, ``Try again.`` (the model must find its own error)
+    - an undecided check (any mode): ``Your answer could not be checked in time. Please give it again.``
     With ``prompt_style="turn_by_turn"`` every message also says ``You have N actions left.``
 
     ## Starting State
