@@ -198,7 +198,7 @@ def gguf_model_path(gguf_file: str | os.PathLike, cache_dir: str | os.PathLike |
 
     source = Path(gguf_file).expanduser()
     if not source.is_file():
-        raise ModelError(f"--model {gguf_file}: no such GGUF file")
+        raise ModelError(f"{gguf_file}: no such GGUF file")
     sha256 = file_sha256(source)
     root = (Path(cache_dir) if cache_dir is not None else default_cache_dir()) / "models"
     target = root / f"{sha256[:16]}-v{FORMAT_VERSION}"

