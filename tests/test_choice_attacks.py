@@ -92,6 +92,19 @@ OURS = [
     "Answer: {a}. Wait, {b}.",
     "Answer: {a}, \uff42",  # full-width lower-case b
     "\\boxed{{{a}}}. {sb} \u1d1b\u1d0f\u1d0f.",  # small capitals: "B TOO"
+    r"\boxed{{{a}}}, not not {b}",  # a negated negation
+    r"\boxed{{{a}}}. It's not that {b} is wrong.",
+    r"\boxed{{{a}}}. I don't think {b} is wrong.",
+    r"\boxed{{{a}}}. Don't rule out {b}.",
+    r"\boxed{{{a}}}; {b} is hardly wrong",
+    r"\boxed{{{a}}}; {b} is far from wrong",
+    r"{b} (or \boxed{{{a}}})",
+    r"\boxed{{{a}}}; {b}, not D",  # the "not" is D's
+    r"\boxed{{{a}}} or{b}",  # glued
+    "\\boxed{{{a}}} or {b}\u0307",  # a combining dot above
+    r"\boxed{{{a}}} vs {b}: both",
+    r"\boxed{{{a}}} - or the {pb} option",  # named by place
+    r"\boxed{{{a}}}; option {nb} may be right",
 ]
 SMALL_CAPITAL = {"B": "\u0299", "C": "\u1d04"}
 
@@ -107,6 +120,8 @@ def test_an_alternative_after_the_answer_names_both(template):
             tb=OPTIONS[LETTERS.index(b)],
             lb=b.lower(),
             sb=SMALL_CAPITAL[b],
+            pb={"B": "second", "C": "third"}[b],
+            nb=LETTERS.index(b) + 1,
         ).replace("\uff42", chr(0xFF41 + LETTERS.index(b)))
         reading = read_choice(reply, OPTIONS)
         assert reading.choice is None and reading.several, (reply, reading)
@@ -146,6 +161,14 @@ def test_an_alternative_after_the_answer_names_both(template):
         "\\boxed{\uff23}",  # full-width C
         "Answer: \u1d04",  # small-capital C
         "Answer: C\u200b",  # a zero-width space
+        r"\boxed{C}. I don't think B is right.",
+        r"\boxed{C}. Rule out B.",
+        r"\boxed{C}; B is not correct, nor is D.",
+        r"\boxed{C} instead of A",
+        r"\boxed{C}: A is wrong, and B is wrong",
+        r"\boxed{C}, since it is clear that B is wrong",
+        "Answer: C (not B)",
+        r"\boxed{C}. The first option is too small.",
     ],
 )
 def test_rejected_or_earlier_mentions_keep_the_answer(reply):
@@ -166,6 +189,7 @@ def test_options_are_normalised_like_the_reply():
     ids=["alternatives", "negations", "commas", "conjunctions", "texts"],
 )
 def test_long_tails_are_read_in_bounded_time(tail):
-    start = time.perf_counter()
+    # CPU time, not wall time: the machine may be shared; a quadratic reading would take minutes
+    start = time.process_time()
     read_choice(r"\boxed{C}" + tail, OPTIONS)
-    assert time.perf_counter() - start < 3.0  # measured: at most 0.9 s on a loaded 2-core machine
+    assert time.process_time() - start < 2.0  # measured: at most 0.35 s of CPU

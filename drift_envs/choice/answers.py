@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from dataclasses import dataclass
 
 from drift_envs.math.answers import find_boxed
@@ -303,13 +304,15 @@ _HEDGES = frozenset(
     "may would alternatively alternative also if unless whether equally instead second backup "
     "acceptable conceivably arguably".split()
 )
+# modals that reject, not hedge, when negated ("B could not be right"); "if not B" still hedges
+_NEGATABLE_MODALS = frozenset("could might may would".split())
 # words that say an option is wrong; a predicate rejects when it holds an odd number of them
 _NEGATIVES = frozenset(
     "not n't no never none nor neither wrong wrongly incorrect false invalid impossible unlikely "
     "inconsistent incompatible excluded exclude excludes eliminated eliminate eliminates rejected "
     "reject rejects fails fail failed failing cannot worse less fewer different mistaken erroneous "
     "nope isnt arent wasnt werent dont doesnt didnt cant couldnt wouldnt shouldnt wont aint hasnt "
-    "havent".split()
+    "havent eliminating excluding rejecting hardly scarcely barely seldom rarely".split()
 )
 # after these, "too" is "also" (a hedge: "B too would work"), not "excessively" ("B is too small")
 _NOT_EXCESS = frozenset(
@@ -332,11 +335,28 @@ _GROUP_JOIN_RE = re.compile(
     r"\s*[)\]]?\s*(?:,|/|&|\|)?\s*(?:\b(?:and|or|nor)\b)?\s*[(\[]?\s*(?:(?:option|choice)\s+)?",
     re.IGNORECASE,
 )
-# a negation right before a mention ("not B", "rather than option B", "neither (B)")
-_NEG_BEFORE_RE = re.compile(
-    r"(?:\b(?:not|never|no|nor|neither|nope|isnt|arent|wasnt|cant|cannot|unlike|over|excluding|except|"
-    r"than|versus|vs|against|eliminat\w*|exclud\w*|reject\w*|rul(?:e|es|ed|ing)\s+out|instead\s+of)"
-    r"|n't)\.?\s*(?:\bthe\s+)?(?:\b(?:option|choice|answer|letter)\s*)?[(\[]?\s*$",
+# a preposition that rejects what follows it, right before a mention ("rather than option B", "over (B)")
+_REJECTING_BEFORE_RE = re.compile(
+    r"\b(?:than|unlike|over|except|instead\s+of)\s*(?:\bthe\s+)?"
+    r"(?:\b(?:option|choice|answer|letter)\s*)?[(\[]?\s*$",
+    re.IGNORECASE,
+)
+_BREAK_RE = re.compile(
+    r"[,:]|\b(?:and|but|or|nor|neither|while|whereas|though|although|because|since|so|yet)\b", re.IGNORECASE
+)
+_GLUED_LETTER_RE = re.compile(r"(?<![A-Za-z])(?i:or|nor|and|else)([A-J])(?![A-Za-z0-9'])")
+_PLACES = {
+    w: k
+    for k, words in enumerate(
+        ("first one", "second two", "third three", "fourth four", "fifth five", "sixth six",
+         "seventh seven", "eighth eight", "ninth nine", "tenth ten")
+    )
+    for w in words.split()
+}  # fmt: skip
+_ORDINAL_RE = re.compile(
+    r"\b(?:(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\s+"
+    r"(?:option|choice|one|alternative)|(?:option|choice)\s*(?:#|no\.?|number)?\s*"
+    r"(10|[1-9]|one|two|three|four|five|six|seven|eight|nine|ten))\b",
     re.IGNORECASE,
 )
 _CLAUSE_SPLIT_RE = re.compile(
@@ -363,11 +383,13 @@ def _words(text: str) -> list[str]:
 
 
 def _hedged(words: list[str]) -> bool:
-    """Whether ``words`` keep an option in play: a hedge (``could``), but not one that is itself
-    negated (``could not be right`` rejects), or a final ``too`` (``B too``)."""
+    """Whether ``words`` keep an option in play: a hedge (``could``, ``if``), but not a negated modal
+    (``could not be right`` rejects), or a final ``too`` (``B too``)."""
     for k, w in enumerate(words):
         nxt = words[k + 1] if k + 1 < len(words) else None
-        if w in _HEDGES and nxt not in ("not", "n't"):
+        if w == "instead" and nxt == "of":  # "C instead of A" rejects A
+            continue
+        if w in _HEDGES and not (w in _NEGATABLE_MODALS and nxt in ("not", "n't")):
             return True
         if w == "too" and (nxt is None or nxt in _NOT_EXCESS):
             return True
@@ -385,6 +407,8 @@ def _negations(words: list[str]) -> int:
             count += 1
         elif w == "out" and k > 0 and words[k - 1] in _OUT_AFTER:
             count += 1
+        elif w == "far" and nxt == "from":  # "far from wrong"
+            count += 1
     return count
 
 
@@ -396,6 +420,15 @@ def _letter_groups(text: str, n: int) -> list[tuple[int, int, set[int]]]:
         if index >= n or text[max(0, m.start() - 1) : m.start()] == "\u00b0":  # 25 °C is a unit
             continue
         tokens.append((m.start(), m.end(), index))
+    for m in _GLUED_LETTER_RE.finditer(text):  # "orB" reads "or B"
+        if LETTERS.index(m.group(1)) < n:
+            tokens.append((m.start(1), m.end(1), LETTERS.index(m.group(1))))
+    for m in _ORDINAL_RE.finditer(text):  # "the second option", "option 2": an option named by place
+        word = (m.group(1) or m.group(2)).lower()
+        index = n - 1 if word == "last" else _PLACES.get(word, int(word) - 1 if word.isdigit() else -1)
+        if 0 <= index < n:
+            tokens.append((m.start(), m.end(), index))
+    tokens.sort()
     groups: list[tuple[int, int, set[int]]] = []
     for start, end, index in tokens:
         if _is_article(LETTERS[index], text[end : end + 40]) and not (
@@ -411,25 +444,35 @@ def _letter_groups(text: str, n: int) -> list[tuple[int, int, set[int]]]:
     return groups
 
 
-def _rejected(text: str, start: int, end: int, prev_end: int, next_start: int) -> bool:
-    """Whether the letters at ``text[start:end]`` are ruled out there (see the module docstring)."""
-    lo = max(prev_end, start - CONTEXT_WINDOW)
+def _between_split(text: str, lo: int, hi: int) -> int:
+    """Where the words between two mentions stop being about the first and start being about the
+    second: at the last comma or conjunction (``A is wrong, and B ...``, ``neither A nor B``)."""
+    last = None
+    for last in _BREAK_RE.finditer(text, max(lo, hi - CONTEXT_WINDOW), hi):  # noqa: B007 (the last one)
+        pass
+    # without a break the words are the second's ("C (not B)"): a mention of its own
+    return last.start() if last is not None else lo
+
+
+def _rejected(text: str, start: int, end: int, pre_lo: int, pred_hi: int) -> bool:
+    """Whether the letters at ``text[start:end]`` are ruled out there (see the module docstring):
+    the words before them (from ``pre_lo``) and after them (up to ``pred_hi``) in their sentence say
+    "wrong" an odd number of times, and nothing there hedges or asks."""
+    lo = max(pre_lo, start - CONTEXT_WINDOW)
     cut = [m.end() for m in _BOUNDARY_RE.finditer(text, lo, start)]
     pre = text[cut[-1] if cut else lo : start]
-    hi = min(next_start, end + CONTEXT_WINDOW)
+    hi = min(pred_hi, end + CONTEXT_WINDOW)
     stop = _BOUNDARY_RE.search(text, end, hi)
     pred = text[end : stop.start() if stop else hi]
     if stop is not None and text[stop.start()] == "?":  # "not B?" asks, it does not rule out
         return False
-    pred_words = _words(pred)
-    if _hedged(pred_words):
+    pre_words, pred_words = _words(pre), _words(pred)
+    if _hedged(pre_words) or _hedged(pred_words):  # "if not B", "or not B", "B is wrong but possible"
         return False
-    neg = _NEG_BEFORE_RE.search(pre)
-    if neg is not None:
-        return not _hedged(_words(pre[: neg.start()]))  # "if not B", "or not B" keep B in play
-    if _hedged(_words(pre)):
-        return False
-    return _negations(pred_words) % 2 == 1
+    # "rather than B", "over B", "unlike B" reject where they stand right before it, and only there
+    # ("B is no worse than C" is not a rejection of B)
+    before = 1 if _REJECTING_BEFORE_RE.search(pre) else 0
+    return (_negations(pre_words) + _negations(pred_words) + before) % 2 == 1
 
 
 def _clause_options(clause: str, options: list[str]) -> set[int]:
@@ -456,12 +499,14 @@ def _offered(text: str, options: list[str], committed: set[int]) -> set[int]:
     text = text.translate(_APOSTROPHES)  # one character for one, so positions stay
     offered: set[int] = set()
     groups = _letter_groups(text, len(options))
+    # the words between two mentions: up to the split they are the first's, after it the second's
+    splits = [_between_split(text, groups[k][1], groups[k + 1][0]) for k in range(len(groups) - 1)]
     for k, (start, end, named) in enumerate(groups):
         if not named - committed:
             continue
-        prev_end = groups[k - 1][1] if k else 0
-        next_start = groups[k + 1][0] if k + 1 < len(groups) else len(text)
-        if not _rejected(text, start, end, prev_end, next_start):
+        pre_lo = splits[k - 1] if k else _between_split(text, 0, start)
+        pred_hi = splits[k] if k < len(splits) else len(text)
+        if not _rejected(text, start, end, pre_lo, pred_hi):
             offered |= named - committed
     pieces = _CLAUSE_SPLIT_RE.split(text)
     for clause in pieces:
@@ -480,10 +525,20 @@ def _offered_before(prefix: str, options: list[str], committed: set[int]) -> set
     before = m.group(1)
     groups = _letter_groups(before, len(options))
     named: set[int] = set()
-    if groups and not before[groups[-1][1] :].strip(" )]."):  # a list of letters that ends the clause
+    if groups and not before[groups[-1][1] :].strip(" ()[].,"):  # a list of letters that ends the clause
         named = groups[-1][2]
     clause = _CLAUSE_SPLIT_RE.split(before)[-1]
     return (named | _clause_options(clause, options)) - committed
+
+
+def _as_read(text: str) -> str:
+    """``text`` normalised as every reader of replies here does, then without accents: a letter
+    with a mark (``Ḃ``, ``B\u0307``) is still read as that letter, here as in the options."""
+    text = normalize_reply(text)
+    if text.isascii():
+        return text
+    marked = unicodedata.normalize("NFD", text)
+    return unicodedata.normalize("NFC", "".join(c for c in marked if unicodedata.category(c) != "Mn"))
 
 
 def read_choice(text: str, options: list[str]) -> ChoiceReading:
@@ -496,9 +551,9 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
         raise TypeError(f"read_choice expects a str reply, got {type(text).__name__}")
     if not options:
         raise ValueError("read_choice needs at least one option")
-    text = normalize_reply(text)  # once, as a reader sees it: Ｂ is B, a bidi override is nothing
+    text = _as_read(text)  # once, as a reader sees it: Ｂ is B, Ḃ is B, a bidi override is nothing
     # normalised once: the helpers compare these
-    options = [_norm_text(normalize_reply(str(o))) for o in options]
+    options = [_norm_text(_as_read(str(o))) for o in options]
     named: set[int] = set()
     forms = []
     # where the first span that named an option begins (what precedes it is reasoning) and where
