@@ -176,6 +176,14 @@ def test_rejected_or_earlier_mentions_keep_the_answer(reply):
     assert reading.named == (2,), (reply, reading)
 
 
+def test_letters_in_the_chosen_options_text_are_not_mentions():
+    options = ["Paris", "London", "Berlin", "Both A and B"]
+    assert read_choice("Answer: D) Both A and B", options).named == (3,)
+    assert read_choice(r"\boxed{D} (both A and B)", options).named == (3,)
+    assert read_choice(r"\boxed{D}. Both A and B, or maybe C", options).named == (2, 3)
+    assert read_choice(r"\boxed{C}. Both A and B", options).named == (0, 1, 2)
+
+
 def test_options_are_normalised_like_the_reply():
     # an option written with a Greek omicron and a full-width digit is named by its plain spelling
     options = ["\u03bfxygen", "nitrogen", "carbon \uff11\uff14", "helium"]

@@ -14,25 +14,26 @@ that writes ``A or B`` would game; this module does not.
 The reply is read as a reader sees it: normalised once by
 :func:`drift_envs.user.constraints.normalize.normalize_reply` (NFKC, so full-width ``Ｂ`` is ``B``;
 format characters such as zero-width spaces and bidi overrides removed; small capitals and Greek or
-Cyrillic look-alikes mapped to the Latin letters they are drawn as), and the options with it.
+Cyrillic look-alikes mapped to the Latin letters they are drawn as), then without accents (``Ḃ`` is
+``B``), and the options with it.
 
 **After the answer, another option may appear only to be rejected.** From the first committed span
 on (the text after a box or tag, the rest of the reply after ``Answer:``, the rest of an answer
-phrase inside a tag) every other option's letter is an *offered alternative*, which makes the reply
-name several options, unless it is rejected:
-
-- a negation right before it: ``not B``, ``never B``, ``neither B nor D``, ``rather than B``,
-  ``instead of B``, ``unlike B``, ``over B``, ``ruling out B`` (but not after ``if``/``unless``/``or``/
-  ``maybe``... in the same sentence: ``if not B``, ``or not B`` offer it);
-- or its predicate (the words after it up to the end of the sentence or the next letter) says it is
-  wrong an odd number of times and hedges nowhere: ``B is wrong``, ``B isn't right``, ``B is too
-  small``, ``B is a different city``, ``B gives 420, which is incorrect``; ``B is not wrong`` (twice)
-  and ``B is wrong but possible`` (a hedge) offer it;
-
-and never when a hedge or alternative word stands between the answer and it (``or B``, ``else B``,
-``possibly B``, ``maybe B``, ``if not, B``) or it ends a question (``not B?``). A mention that neither
-rejects nor offers (``since A gives 37``) counts as offered too: after committing, a reply explains
-why the others are wrong, it does not keep them in play. An option's *text* (or a lower-case letter)
+phrase inside a tag) every mention of another option (its letter, a list of letters ``B or D``, or
+its place: ``the second option``, ``option 2``) is an *offered alternative*, which makes the reply
+name several options, unless it is rejected. A mention is rejected when the words of its own stretch
+of the sentence (from the last comma or conjunction before it to the next one that introduces
+another mention) say "wrong" an odd number of times (``not``, ``n't``, ``never``, ``neither``/``nor``,
+``wrong``, ``incorrect``, ``too small``, ``different``, ``ruled out``, ``hardly``...; ``rather than``,
+``instead of``, ``unlike``, ``over`` right before it), nothing there hedges (``or``, ``else``,
+``maybe``, ``possibly``, ``might``, ``could``, ``also``, ``if``, ``unless``, a final ``too``...) and
+the sentence is not a question. So ``\boxed{C}, not A``, ``C because A is too small``, ``neither A
+nor B fits``, ``I don't think B is right`` keep C, while ``(or B)``, ``possibly B``, ``C; if not,
+B``, ``not B?``, ``not not B``, ``B isn't wrong``, ``I don't think B is wrong``, ``B is wrong but
+possible`` and a second letter alone (``C`` then ``B`` on its own line) name both. A mention that
+neither rejects nor offers (``\boxed{C} since A gives 37``) counts as offered too: after committing,
+a reply says only why the others are wrong; it does not keep them in play. Letters inside the chosen
+option's own text (``D. Both A and B``) are not mentions. An option's *text* (or a lower-case letter)
 is an offered alternative where it stands as an answer in its own clause, hedge words aside
 (``(or maybe Berlin)``, ``Berlin could be too``, ``else b``), not where it is part of a sentence. A
 letter joined to the answer by ``or``/``/`` just before it (``B or \boxed{A}``) is offered as well.
@@ -494,9 +495,16 @@ def _clause_options(clause: str, options: list[str]) -> set[int]:
     return _exact(rest, options) or set()
 
 
-def _offered(text: str, options: list[str], committed: set[int]) -> set[int]:
-    """The options other than ``committed`` that ``text`` (what follows the answer) keeps in play."""
+def _offered(text: str, options: list[str], committed: set[int], texts: list[str]) -> set[int]:
+    """The options other than ``committed`` that ``text`` (what follows the answer) keeps in play;
+    ``texts`` are the options as written (read as the reply is)."""
     text = text.translate(_APOSTROPHES)  # one character for one, so positions stay
+    for i in committed:
+        # the chosen option's own text may hold letters ("D. Both A and B"): they are not mentions
+        words = texts[i].split()
+        if _LETTER_TOKEN_RE.search(texts[i]) and 0 < len(texts[i]) <= CONTEXT_WINDOW:
+            own = re.compile(r"\W+".join(map(re.escape, words)), re.IGNORECASE)
+            text = own.sub(lambda m: " " * len(m.group()), text)
     offered: set[int] = set()
     groups = _letter_groups(text, len(options))
     # the words between two mentions: up to the split they are the first's, after it the second's
@@ -553,7 +561,8 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
         raise ValueError("read_choice needs at least one option")
     text = _as_read(text)  # once, as a reader sees it: Ｂ is B, Ḃ is B, a bidi override is nothing
     # normalised once: the helpers compare these
-    options = [_norm_text(_as_read(str(o))) for o in options]
+    texts = [_as_read(str(o)) for o in options]
+    options = [_norm_text(t) for t in texts]
     named: set[int] = set()
     forms = []
     # where the first span that named an option begins (what precedes it is reasoning) and where
@@ -570,7 +579,7 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
             if any(phrased):
                 found = set().union(*phrased)
                 head = next(a for (_, a, _), f in zip(phrases, phrased, strict=True) if f)
-                found |= _offered(span[head:], options, found)
+                found |= _offered(span[head:], options, found, texts)
             else:
                 found = _scan(span, options)
         if found:
@@ -592,7 +601,7 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
             named |= found
             forms.append("bare")
     if first is not None:
-        named |= _offered(text[first[1] :], options, named)
+        named |= _offered(text[first[1] :], options, named, texts)
         named |= _offered_before(text[: first[0]], options, named)
     form = forms[-1] if len(set(forms)) == 1 else ("+".join(sorted(set(forms))) if forms else None)
     return ChoiceReading(tuple(sorted(named)), form)
