@@ -176,6 +176,16 @@ def test_rejected_or_earlier_mentions_keep_the_answer(reply):
     assert reading.named == (2,), (reply, reading)
 
 
+def test_numbers_in_words_and_rejections_not_in_the_list_before():
+    numbers = ["37", "420", "47", "45"]  # procedural task 0
+    assert read_choice(r"\boxed{C} (or maybe thirty-seven)", numbers).named == (0, 2)
+    assert read_choice(r"\boxed{A}, else forty seven", numbers).named == (0, 2)
+    assert read_choice(r"\boxed{C}. Not thirty-seven.", numbers).named == (2,)
+    assert read_choice(r"\boxed{C}; B cannot be dismissed", numbers).named == (1, 2)
+    assert read_choice(r"\boxed{C}; B can't be discarded", numbers).named == (1, 2)
+    assert read_choice(r"\boxed{C}; B is dismissed", numbers).named == (2,)
+
+
 def test_letters_in_the_chosen_options_text_are_not_mentions():
     options = ["Paris", "London", "Berlin", "Both A and B"]
     assert read_choice("Answer: D) Both A and B", options).named == (3,)
