@@ -105,6 +105,11 @@ OURS = [
     r"\boxed{{{a}}} vs {b}: both",
     r"\boxed{{{a}}} - or the {pb} option",  # named by place
     r"\boxed{{{a}}}; option {nb} may be right",
+    r"\boxed{{{a}}}. No doubt {b}.",  # a change of mind, not a rejection
+    r"\boxed{{{a}}}. Never mind {b}.",
+    r"\boxed{{{a}}}. No, {b}.",
+    r"\boxed{{{a}}}, failing which {b}",
+    r"\boxed{{{a}}}. {b} is wrong; {b} is right.",
 ]
 SMALL_CAPITAL = {"B": "\u0299", "C": "\u1d04"}
 
@@ -169,6 +174,8 @@ def test_an_alternative_after_the_answer_names_both(template):
         r"\boxed{C}, since it is clear that B is wrong",
         "Answer: C (not B)",
         r"\boxed{C}. The first option is too small.",
+        r"\boxed{C}. No B.",
+        r"\boxed{C}, certainly not B",
     ],
 )
 def test_rejected_or_earlier_mentions_keep_the_answer(reply):

@@ -299,11 +299,13 @@ def _phrase_head(span: str, options: list[str]) -> set[int]:
 
 #: characters around an option's mention read to decide whether it is rejected or offered
 CONTEXT_WINDOW = 200
-# words that keep an option in play: it is offered as an alternative, not ruled out
+# words that keep an option in play: it is offered as an alternative, not ruled out (or the reply
+# changes its mind: "no wait, B", "never mind, B", "no doubt B")
 _HEDGES = frozenset(
     "or else otherwise maybe perhaps possibly possible plausible plausibly probably likely might could "
     "may would alternatively alternative also if unless whether equally instead second backup "
-    "acceptable conceivably arguably".split()
+    "acceptable conceivably arguably doubt undoubtedly doubtless wait actually mind oops correction "
+    "scratch kidding joking".split()
 )
 # modals that reject, not hedge, when negated ("B could not be right"); "if not B" still hedges
 _NEGATABLE_MODALS = frozenset("could might may would".split())
@@ -311,7 +313,7 @@ _NEGATABLE_MODALS = frozenset("could might may would".split())
 _NEGATIVES = frozenset(
     "not n't no never none nor neither wrong wrongly incorrect false invalid impossible unlikely "
     "inconsistent incompatible excluded exclude excludes eliminated eliminate eliminates rejected "
-    "reject rejects fails fail failed failing cannot worse less fewer different mistaken erroneous "
+    "reject rejects fails fail failed cannot worse less fewer different mistaken erroneous "
     "nope isnt arent wasnt werent dont doesnt didnt cant couldnt wouldnt shouldnt wont aint hasnt "
     "havent eliminating excluding rejecting hardly scarcely barely seldom rarely dismiss dismissed "
     "dismissing discard discarded discarding ignore ignored drop dropped disqualified refuted disproved "
