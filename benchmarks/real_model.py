@@ -7,7 +7,9 @@
         --out-dir runs/real_model_qwen                                        # a GPU and a bigger model
 
 Stages (``--stages``, comma-separated, default all but ``probe``), each resumable in ``--out-dir``: a stage
-whose output is there is skipped, so an interrupted run is started again with the same command.
+whose output is there is skipped, so an interrupted run is started again with the same command, and a
+stage runs the earlier ones it needs (``--stages eval`` trains what is not trained yet). Seeds can run
+as separate processes in one ``--out-dir`` (``--seeds 1 --stages train``), then ``--stages summary``.
 
 * ``probe`` — turn-1 success of the model on ``drift/MathFeedback-v0`` per difficulty preset, answer format
   and temperature (``--probe-*``): how the setting below was chosen (``probe.json``, ``probe.md``).
@@ -53,10 +55,12 @@ METHODS = ("sft", "rft", "wsft", "drift-otr")
 STAGES = ("probe", "rollouts", "train", "online_rl", "eval", "summary")
 DEFAULT_STAGES = ("rollouts", "train", "online_rl", "eval", "summary")
 
-#: difficulty settings beyond the env's presets (``--probe-presets`` and ``difficulty`` take their names):
-#: sums and differences of two two-digit numbers, 16,200 distinct problems, so a held-out test set of a few
-#: hundred that shares no problem with the train tasks loses only a few percent of the test split to them
+#: difficulty settings beyond the env's presets (``--probe-presets`` and ``difficulty`` take their names)
 DIFFICULTIES: dict[str, dict] = {
+    # sums and differences of two numbers in 0..20: 882 distinct problems, between easy (0..9, 200
+    # problems: too few to hold 200 test problems apart from the train ones) and two_digit
+    "up_to_20": {"kinds": ["arithmetic"], "min_value": 0, "max_value": 20, "num_terms": 2, "operators": "+-"},
+    # sums and differences of two numbers in 10..99: 16,200 distinct problems
     "two_digit": {
         "kinds": ["arithmetic"],
         "min_value": 10,
@@ -304,34 +308,44 @@ def train_task_count(args) -> int:
     return max(args.rollout_tasks, args.rl_steps * args.rl_tasks_per_step)
 
 
+def math_source(env_kwargs: dict, split: str):
+    """The task source the main env reads for ``env_kwargs`` and ``split`` (without starting an env and
+    its verifier workers): ``source[i]`` is the env's task ``i``."""
+    from drift_envs.sources import make_source
+
+    options = {
+        k: env_kwargs[k] for k in ("difficulty", "schema", "dataset_name") if env_kwargs.get(k) is not None
+    }
+    return make_source(
+        "math",
+        env_kwargs.get("dataset"),
+        split=split,
+        seed=env_kwargs.get("seed", 0),
+        max_tasks=env_kwargs.get("max_tasks"),
+        **options,
+        **(env_kwargs.get("source_options") or {}),
+    )
+
+
 def held_out_env_kwargs(args, out: Path) -> dict:
     """Env kwargs of the main evaluation: the first ``eval_tasks`` test-split tasks whose problem text no
     train task has, as a JSONL file (content-addressed in the DRIFT cache, so two runs read the same path)."""
-    from drift_train.rollout import make_env
     from drift_train.tiny import default_cache_dir
 
-    train_env = make_env(MAIN_ENV, {**args.env_kwargs, "split": "train"})
-    test_env = make_env(MAIN_ENV, {**args.env_kwargs, "split": "test"})
-    try:
-        train = train_env.unwrapped
-        train_problems = {
-            train.get_task(i).prompt for i in range(min(train_task_count(args), train.num_tasks()))
-        }
-        test = test_env.unwrapped
-        rows, seen, dropped, repeats, index = [], set(), 0, 0, 0
-        while len(rows) < args.eval_tasks and index < test.num_tasks():
-            task = test.get_task(index)
-            index += 1
-            if task.prompt in train_problems:
-                dropped += 1
-            elif task.prompt in seen:  # one problem twice would be one task counted twice
-                repeats += 1
-            else:
-                seen.add(task.prompt)
-                rows.append({"id": str(task.task_id), "problem": task.prompt, "answer": str(task.answer)})
-    finally:
-        train_env.close()
-        test_env.close()
+    train = math_source(args.env_kwargs, "train")
+    train_problems = {train[i].prompt for i in range(min(train_task_count(args), len(train)))}
+    test = math_source(args.env_kwargs, "test")
+    rows, seen, dropped, repeats, index = [], set(), 0, 0, 0
+    while len(rows) < args.eval_tasks and index < len(test):
+        task = test[index]
+        index += 1
+        if task.prompt in train_problems:
+            dropped += 1
+        elif task.prompt in seen:  # one problem twice would be one task counted twice
+            repeats += 1
+        else:
+            seen.add(task.prompt)
+            rows.append({"id": str(task.task_id), "problem": task.prompt, "answer": str(task.answer)})
     if len(rows) < args.eval_tasks:
         raise ValueError(
             f"only {len(rows)} test-split problems of {MAIN_ENV} {args.env_kwargs} are not train problems "
@@ -731,18 +745,22 @@ def main(argv: list[str] | None = None) -> dict | None:
     (out / "config.json").write_text(json.dumps({**vars(args), "reference_dir": reference}, indent=2))
     if "probe" in args.stages:
         probe_stage(args, reference, out)
+    # a stage runs the stages it needs whose outputs are not there yet (those that are, are skipped)
+    stages = set(args.stages)
+    need_rollouts = bool(stages & {"rollouts", "train", "eval", "summary"})
+    need_train = bool(stages & {"train", "eval", "summary"})
+    need_rl = bool(stages & {"online_rl", "eval", "summary"})
+    need_eval = bool(stages & {"eval", "summary"})
     runs: dict[str, dict] = {}
-    rollout_cost = None
-    if {"rollouts", "train", "summary"} & set(args.stages):
-        rollout_cost = rollouts_stage(args, reference, out)
-    main_kwargs = held_out_env_kwargs(args, out) if {"eval", "summary"} & set(args.stages) else None
+    rollout_cost = rollouts_stage(args, reference, out) if need_rollouts else None
+    main_kwargs = held_out_env_kwargs(args, out) if need_eval else None
     for seed in args.seeds:
-        if {"train", "eval", "summary"} & set(args.stages):
+        if need_train:
             for method in args.methods:
                 runs[f"{method}_seed{seed}"] = train_stage(args, reference, out, seed, method)
-        if {"online_rl", "eval", "summary"} & set(args.stages):
+        if need_rl:
             runs[f"online_rl_seed{seed}"] = online_rl_stage(args, reference, out, seed)
-    if {"eval", "summary"} & set(args.stages):
+    if need_eval:
         eval_stage(args, "reference", reference, out, main_kwargs)
         for name, run in runs.items():
             if run.get("model"):
