@@ -1,6 +1,6 @@
-"""Training throughput: DRIFT's trainer vs TRL's SFTTrainer, OTR step time, and weights over 1 M trajectories.
+"""Training throughput: DRIFT's trainer vs TRL's SFTTrainer (tiny model full, SmolLM2 LoRA), OTR step time, weights.
 
-All runs use the embedded tiny model, the same synthetic multi-turn conversations, the same batch size,
+The tiny-model runs use the embedded tiny model, the same synthetic multi-turn conversations, the same batch size,
 optimizer and number of steps, in one process one after the other, torch on ``--threads`` threads (1).
 Each optimizer step is timed in wall time and in the process's CPU time; the comparisons use CPU time,
 which measures the work a step needs even when other jobs share the machine (wall time is reported too).
@@ -14,11 +14,19 @@ Only steps after the first ``--warmup`` are timed; dataset preparation is outsid
   ``otr-exact`` against ``wsft``, all with padded batches (the trainer's default). Target: <= 1.15x.
 * **weights**: ``drift_train.weights`` over 1 M synthetic trajectories, from records as dicts to
   weights per group. Target: <= 5 s.
+* **LoRA on a real model** (``--lora-model``, default ``smollm2-135m-instruct``): ``drift train
+  --use_peft --loss wsft`` against ``trl.SFTTrainer`` with a ``peft_config``, the same LoRA (r 16,
+  alpha 32, dropout 0.05, all linear layers), the same conversations, ``--lora-max-length``,
+  ``--lora-batch-size`` and steps, padded batches, fp32, no activation checkpointing. SmolLM2's
+  template has no generation blocks, which TRL's ``assistant_only_loss`` needs, so TRL gets the
+  conversations in its prompt-completion form (the history as the prompt, the last assistant reply as
+  the completion): what ``drift train`` supervises by default. Target: drift / TRL >= 1.0.
 
 Usage::
 
     python benchmarks/train_throughput.py                  # defaults below, prints a table
     python benchmarks/train_throughput.py --json out.json  # also save the numbers
+    python benchmarks/train_throughput.py --only lora      # the SmolLM2 LoRA comparison alone
 """
 
 from __future__ import annotations
@@ -109,22 +117,19 @@ class StepClock(TrainerCallback):
 
 
 class CountingCollator:
-    """Wraps a collator and records the real (non-padding) input tokens of every batch."""
+    """Wraps a collator and records the real (non-padding) input tokens of every batch.
 
-    def __init__(self, collator, pad_token_id: int) -> None:
+    The count is the examples' own lengths, taken before collation: a padded batch without an attention
+    mask cannot tell padding from text where the pad token is also a text token (SmolLM2 pads with
+    ``<|im_end|>``)."""
+
+    def __init__(self, collator) -> None:
         self.collator = collator
-        self.pad_token_id = pad_token_id
         self.tokens: list[int] = []
 
     def __call__(self, examples):
-        batch = self.collator(examples)
-        if "attention_mask" in batch:
-            self.tokens.append(int(batch["attention_mask"].sum()))
-        elif "position_ids" in batch:  # padding-free: every token is real
-            self.tokens.append(int(batch["input_ids"].numel()))
-        else:  # right-padded without a mask; the pad token never occurs in text
-            self.tokens.append(int((batch["input_ids"] != self.pad_token_id).sum()))
-        return batch
+        self.tokens.append(sum(len(e["input_ids"]) for e in examples))
+        return self.collator(examples)
 
 
 def common_args(out: str, args: argparse.Namespace) -> dict:
@@ -175,7 +180,7 @@ def run_drift(
     dataset = build_dataset(records, tokenizer, config.render_config(), loss)
     # the collator DriftTrainer builds for itself, wrapped to count tokens
     collator = DriftCollator(tokenizer.pad_token_id, padding_free=padding_free, attention_mask=False)
-    counter = CountingCollator(collator, tokenizer.pad_token_id)
+    counter = CountingCollator(collator)
     trainer = DriftTrainer(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer, data_collator=counter
     )
@@ -204,9 +209,83 @@ def run_trl(model_dir: Path, records: list[dict], args: argparse.Namespace, padd
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
-    counter = CountingCollator(trainer.data_collator, tokenizer.pad_token_id)
+    counter = CountingCollator(trainer.data_collator)
     trainer.data_collator = counter
     # the dataloader is built lazily in train(), so it picks up the counting collator
+    return measure(trainer, StepClock(), counter, args.warmup)
+
+
+LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear")
+
+
+def lora_args(out: str, args: argparse.Namespace) -> dict:
+    return {
+        **common_args(out, args),
+        "per_device_train_batch_size": args.lora_batch_size,
+        "max_steps": args.lora_steps,
+    }
+
+
+def run_drift_lora(model_dir: str, records: list[dict], args: argparse.Namespace, padding_free: bool) -> dict:
+    """``drift train --use_peft --loss wsft``: the model and adapters as ``drift train`` loads them."""
+    from drift_train.trainer import load_model_and_tokenizer, model_end_token_ids
+
+    config = DriftConfig(
+        **lora_args(tempfile.mkdtemp(), args),
+        model=model_dir,
+        loss="wsft",
+        padding_free=padding_free,
+        max_length=args.lora_max_length,
+        use_peft=True,
+        lora_r=LORA["r"],
+        lora_alpha=LORA["lora_alpha"],
+        lora_dropout=LORA["lora_dropout"],
+        lora_target_modules=[LORA["target_modules"]],
+    )
+    model, tokenizer = load_model_and_tokenizer(config)
+    dataset = build_dataset(
+        records, tokenizer, config.render_config(), "wsft", end_token_ids=model_end_token_ids(model)
+    )
+    collator = DriftCollator(tokenizer.pad_token_id, padding_free=padding_free, attention_mask=False)
+    counter = CountingCollator(collator)
+    trainer = DriftTrainer(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, data_collator=counter
+    )
+    return measure(trainer, StepClock(), counter, args.warmup)
+
+
+def run_trl_lora(model_dir: str, records: list[dict], args: argparse.Namespace) -> dict:
+    """TRL's ``SFTTrainer`` with the same LoRA, on the same conversations as prompt + last reply."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "right"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    rows = []
+    for r in records:
+        last = max(i for i, m in enumerate(r["messages"]) if m["role"] == "assistant")
+        rows.append({"prompt": r["messages"][:last], "completion": [r["messages"][last]]})
+    config = SFTConfig(
+        **lora_args(tempfile.mkdtemp(), args),
+        completion_only_loss=True,
+        max_length=args.lora_max_length,
+        dataset_num_proc=1,
+        bf16=False,
+        gradient_checkpointing=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            peft_config=LoraConfig(**LORA, task_type="CAUSAL_LM"),
+        )
+    counter = CountingCollator(trainer.data_collator)
+    trainer.data_collator = counter
     return measure(trainer, StepClock(), counter, args.warmup)
 
 
@@ -251,57 +330,8 @@ def weights_benchmark(n: int, k: int = 8) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the three benchmarks and print (and optionally save) the table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--groups", type=int, default=32, help="prompt groups of synthetic conversations")
-    parser.add_argument("--samples", type=int, default=8, help="trajectories per group")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=24)
-    parser.add_argument("--warmup", type=int, default=4, help="first steps not timed")
-    parser.add_argument("--max-length", type=int, default=2048)
-    parser.add_argument("--weights-n", type=int, default=1_000_000)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads (1 is steadier on a shared machine; the same for every run)",
-    )
-    parser.add_argument("--json", help="also write the numbers to this file")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-
-    model_dir = tiny_model_path()
-    records = conversations(args.groups, args.samples)
-    rows: dict[str, dict] = {}
-    for name, fn in [
-        ("trl-sft padded", lambda: run_trl(model_dir, records, args, padding_free=False)),
-        ("drift wsft padded", lambda: run_drift(model_dir, records, "wsft", args, padding_free=False)),
-        ("drift otr K=256 padded", lambda: run_drift(model_dir, records, "otr", args, padding_free=False)),
-        (
-            "drift otr-exact padded",
-            lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=False),
-        ),
-        ("trl-sft padding-free", lambda: run_trl(model_dir, records, args, padding_free=True)),
-        ("drift wsft padding-free", lambda: run_drift(model_dir, records, "wsft", args, padding_free=True)),
-    ]:
-        rows[name] = fn()
-        print(f"{name}: {json.dumps(rows[name])}", flush=True)
-    weights = weights_benchmark(args.weights_n)
-
-    best_trl = max((v["tokens_per_cpu_s"], k) for k, v in rows.items() if k.startswith("trl"))
-    best_wsft = max((v["tokens_per_cpu_s"], k) for k, v in rows.items() if "wsft" in k)
-    wsft_step = rows["drift wsft padded"]["cpu_s_per_step"]
-    summary = {
-        "wsft_vs_trl_tokens_per_cpu_s": best_wsft[0] / best_trl[0],
-        "wsft_vs_trl_tokens_per_wall_s": rows[best_wsft[1]]["tokens_per_s"]
-        / rows[best_trl[1]]["tokens_per_s"],
-        "otr_vs_wsft_step_cpu_time": rows["drift otr K=256 padded"]["cpu_s_per_step"] / wsft_step,
-        "otr_exact_vs_wsft_step_cpu_time": rows["drift otr-exact padded"]["cpu_s_per_step"] / wsft_step,
-        "weights_1m_cpu_s": weights["total_cpu_s"],
-        "weights_1m_wall_s": weights["total_s"],
-    }
-    table = Table(title="training throughput (tiny model, CPU)")
+def _table(title: str, rows: dict[str, dict]) -> Table:
+    table = Table(title=title)
     for column in ("run", "tokens/CPU-s", "CPU-s/step", "tokens/wall-s", "wall-s/step"):
         table.add_column(column, justify="right" if column != "run" else "left")
     for name, row in rows.items():
@@ -312,35 +342,143 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['tokens_per_s']:,.0f}",
             f"{row['wall_s_per_step']:.3f}",
         )
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and print (and optionally save) the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--only", choices=["all", "tiny", "lora"], default="all", help="which comparisons to run"
+    )
+    parser.add_argument("--groups", type=int, default=32, help="prompt groups of synthetic conversations")
+    parser.add_argument("--samples", type=int, default=8, help="trajectories per group")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=24)
+    parser.add_argument("--warmup", type=int, default=4, help="first steps not timed (tiny and LoRA runs)")
+    parser.add_argument("--max-length", type=int, default=2048)
+    parser.add_argument("--weights-n", type=int, default=1_000_000)
+    parser.add_argument("--lora-model", default="smollm2-135m-instruct", help="model of the LoRA comparison")
+    parser.add_argument("--lora-batch-size", type=int, default=4)
+    parser.add_argument("--lora-steps", type=int, default=8)
+    parser.add_argument("--lora-max-length", type=int, default=1024)
+    parser.add_argument(
+        "--lora-padding-free", action="store_true", help="also time drift's LoRA run on padding-free batches"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (1 is steadier on a shared machine; the same for every run)",
+    )
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     console = Console()
-    console.print(table)
     targets = Table(title="targets")
     for column in ("quantity", "value", "target"):
         targets.add_column(column)
-    targets.add_row(
-        f"wsft ({best_wsft[1]}) / TRL ({best_trl[1]}) tokens per CPU-second",
-        f"{summary['wsft_vs_trl_tokens_per_cpu_s']:.2f}x "
-        f"(wall: {summary['wsft_vs_trl_tokens_per_wall_s']:.2f}x)",
-        ">= 1.2x",
-    )
-    targets.add_row(
-        "otr (K=256) / wsft CPU time per step", f"{summary['otr_vs_wsft_step_cpu_time']:.2f}x", "<= 1.15x"
-    )
-    targets.add_row(
-        "otr-exact / wsft CPU time per step", f"{summary['otr_exact_vs_wsft_step_cpu_time']:.2f}x", "<= 1.15x"
-    )
-    targets.add_row(
-        f"weights over {weights['trajectories']:,} trajectories",
-        f"{weights['total_cpu_s']:.2f} CPU-s ({weights['total_s']:.2f} wall-s: parse "
-        f"{weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})",
-        "<= 5 s",
-    )
+    records = conversations(args.groups, args.samples)
+    rows: dict[str, dict] = {}
+    lora_rows: dict[str, dict] = {}
+    summary: dict[str, float] = {}
+    weights: dict = {}
+
+    if args.only in ("all", "tiny"):
+        model_dir = tiny_model_path()
+        for name, fn in [
+            ("trl-sft padded", lambda: run_trl(model_dir, records, args, padding_free=False)),
+            ("drift wsft padded", lambda: run_drift(model_dir, records, "wsft", args, padding_free=False)),
+            (
+                "drift otr K=256 padded",
+                lambda: run_drift(model_dir, records, "otr", args, padding_free=False),
+            ),
+            (
+                "drift otr-exact padded",
+                lambda: run_drift(model_dir, records, "otr-exact", args, padding_free=False),
+            ),
+            ("trl-sft padding-free", lambda: run_trl(model_dir, records, args, padding_free=True)),
+            (
+                "drift wsft padding-free",
+                lambda: run_drift(model_dir, records, "wsft", args, padding_free=True),
+            ),
+        ]:
+            rows[name] = fn()
+            print(f"{name}: {json.dumps(rows[name])}", flush=True)
+        weights = weights_benchmark(args.weights_n)
+        best_trl = max((v["tokens_per_cpu_s"], k) for k, v in rows.items() if k.startswith("trl"))
+        best_wsft = max((v["tokens_per_cpu_s"], k) for k, v in rows.items() if "wsft" in k)
+        wsft_step = rows["drift wsft padded"]["cpu_s_per_step"]
+        summary.update(
+            {
+                "wsft_vs_trl_tokens_per_cpu_s": best_wsft[0] / best_trl[0],
+                "wsft_vs_trl_tokens_per_wall_s": rows[best_wsft[1]]["tokens_per_s"]
+                / rows[best_trl[1]]["tokens_per_s"],
+                "otr_vs_wsft_step_cpu_time": rows["drift otr K=256 padded"]["cpu_s_per_step"] / wsft_step,
+                "otr_exact_vs_wsft_step_cpu_time": rows["drift otr-exact padded"]["cpu_s_per_step"]
+                / wsft_step,
+                "weights_1m_cpu_s": weights["total_cpu_s"],
+                "weights_1m_wall_s": weights["total_s"],
+            }
+        )
+        console.print(_table("training throughput (tiny model, CPU)", rows))
+        targets.add_row(
+            f"wsft ({best_wsft[1]}) / TRL ({best_trl[1]}) tokens per CPU-second",
+            f"{summary['wsft_vs_trl_tokens_per_cpu_s']:.2f}x "
+            f"(wall: {summary['wsft_vs_trl_tokens_per_wall_s']:.2f}x)",
+            ">= 1.2x",
+        )
+        targets.add_row(
+            "otr (K=256) / wsft CPU time per step", f"{summary['otr_vs_wsft_step_cpu_time']:.2f}x", "<= 1.15x"
+        )
+        targets.add_row(
+            "otr-exact / wsft CPU time per step",
+            f"{summary['otr_exact_vs_wsft_step_cpu_time']:.2f}x",
+            "<= 1.15x",
+        )
+        targets.add_row(
+            f"weights over {weights['trajectories']:,} trajectories",
+            f"{weights['total_cpu_s']:.2f} CPU-s ({weights['total_s']:.2f} wall-s: parse "
+            f"{weights['parse_s']:.2f} + weights {weights['weights_s']:.2f})",
+            "<= 5 s",
+        )
+
+    if args.only in ("all", "lora"):
+        from drift_train.cliargs import resolve_model
+
+        lora_dir = resolve_model(args.lora_model)
+        runs = [
+            ("trl-sft lora padded", lambda: run_trl_lora(lora_dir, records, args)),
+            ("drift wsft lora padded", lambda: run_drift_lora(lora_dir, records, args, padding_free=False)),
+        ]
+        if args.lora_padding_free:
+            runs.append(
+                (
+                    "drift wsft lora padding-free",
+                    lambda: run_drift_lora(lora_dir, records, args, padding_free=True),
+                )
+            )
+        for name, fn in runs:
+            lora_rows[name] = fn()
+            print(f"{name}: {json.dumps(lora_rows[name])}", flush=True)
+        trl, ours = lora_rows["trl-sft lora padded"], lora_rows["drift wsft lora padded"]
+        summary["lora_wsft_vs_trl_tokens_per_cpu_s"] = ours["tokens_per_cpu_s"] / trl["tokens_per_cpu_s"]
+        summary["lora_wsft_vs_trl_tokens_per_wall_s"] = ours["tokens_per_s"] / trl["tokens_per_s"]
+        console.print(_table(f"LoRA training throughput ({args.lora_model}, CPU)", lora_rows))
+        targets.add_row(
+            f"LoRA wsft / TRL LoRA SFT tokens per CPU-second ({args.lora_model})",
+            f"{summary['lora_wsft_vs_trl_tokens_per_cpu_s']:.2f}x "
+            f"(wall: {summary['lora_wsft_vs_trl_tokens_per_wall_s']:.2f}x)",
+            ">= 1.0x",
+        )
+
     console.print(targets)
     if args.json:
         Path(args.json).write_text(
             json.dumps(
                 {
                     "runs": rows,
+                    "lora_runs": lora_rows,
                     "weights": weights,
                     "summary": summary,
                     "settings": vars(args),
