@@ -13,7 +13,16 @@ from drift_envs.tool.mtu import ReplayWorld
 from drift_envs.tool.tasks import Request, ToolTask, normalize_value
 from drift_envs.tool.world import World
 
-__all__ = ["DEFAULT_SYSTEM_PROMPT", "HEDGE_RE", "NEGATION_RE", "ToolUseEnv", "extract_answer", "judge_answer"]
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "HEDGE_RE",
+    "NEGATION_RE",
+    "TAIL_HEDGE_RE",
+    "ToolUseEnv",
+    "after_answer",
+    "extract_answer",
+    "judge_answer",
+]
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant that can call tools. To call a tool, write "
@@ -35,11 +44,148 @@ HEDGE_RE = re.compile(
     r"(?<![^\W_])(?:or|either|maybe|perhaps|possibly|possible|probably|likely|alternatively|otherwise|unless|"
     r"else|instead|could|might|guess|unsure|uncertain)(?![^\W_])|[/|]"
 )
-# Words that deny the value: "no, it has not been cancelled" names "cancelled" and says it is not.
+# Words that deny the value: "no, it has not been cancelled" names "cancelled" and says it is not;
+# contractions are read with or without their apostrophe ("isnt"), and a verdict word ("nah",
+# "false") after the value denies it as well.
 NEGATION_RE = re.compile(
-    r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope)(?![^\W_])|n[’']t(?![^\W_])"
+    r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope|nah|false|untrue"
+    r"|(?:is|are|was|were|do|does|did|has|have|had|ca|wo|could|would|should|must|need|ai|might)nt)(?![^\W_])"
+    r"|n't(?![^\W_])"
+)
+# Words that offer an alternative in the text *after* the answer line ("Answer: 3410\nOr maybe 1370"):
+# stricter than HEDGE_RE, since a closing line ("let me know if you need anything else") is no hedge;
+# "or" counts where it opens a clause, not inside one ("questions or requests").
+TAIL_HEDGE_RE = re.compile(
+    r"(?<![^\W_])(?:maybe|perhaps|possibly|probably|alternatively|alternative|otherwise|either|instead|unless|"
+    r"unsure|uncertain)(?![^\W_])|(?:^|[\n.,;:!?(\[{\u2014\u2013\-])\s*or(?![^\W_])|[/|]\s*[^\W_]"
 )
 _MINUS = re.compile(r"(?<![^\W_])minus\s+(?=\d)|[−–](?=\d)")  # "minus 7.2", U+2212 and en-dash signs
+# apostrophe look-alikes a reader takes for one: ‘ ’ ʼ ` ´ ′ ＇
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc`\u00b4\u2032\uff07", "'"))
+# a right-to-left override shows its span reversed, up to a pop (U+202C), an isolate's end or the line end
+_RLO_SPAN = re.compile("\u202e([^\u202c\u2069\n]*)")
+
+_UNITS = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+        "sixteen seventeen eighteen nineteen".split()
+    )
+}
+_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
+_SCALES = {"thousand": 1_000, "million": 1_000_000}
+_NUMBER_WORD = "|".join([*_UNITS, *_TENS, "hundred", *_SCALES, "point"])
+_NUMBER_PHRASE = re.compile(
+    rf"(?<![^\W_])(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s\-]+)(?:{_NUMBER_WORD}))*(?![^\W_])"
+)
+# Roman numerals: only upper-case whole tokens of two or more letters in the strict form (so "I",
+# "mix", "did" and "CIVIL" are words), less abbreviations that read as units or names
+_ROMAN = re.compile(r"(?<![^\W_])[MDCLXVI]{2,}(?![^\W_])")
+_ROMAN_FORM = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
+_ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
+_NOT_ROMAN = frozenset("CM MM ML DL MI DC CD MD CV XL MIX CC CL LI DI MC".split())
+
+
+def _words_to_numbers(phrase: str) -> list[str]:
+    """The numbers an English number phrase names, as digit strings: ``one thousand three hundred
+    seventy`` is ``["1370"]``, ``seven point two`` ``["7.2"]``; words that cannot continue a number
+    ("one two") start another one."""
+    words = [w for w in re.split(r"[\s\-]+", phrase) if w and w != "and"]
+    out: list[str] = []
+    total, current, last, decimals, seen = 0, 0, "", None, False
+
+    def flush() -> None:
+        nonlocal total, current, last, decimals, seen
+        if seen:
+            value = str(total + current)
+            out.append(value + ("." + decimals if decimals else ""))
+        total, current, last, decimals, seen = 0, 0, "", None, False
+
+    for w in words:
+        if decimals is not None:
+            if w in _UNITS and _UNITS[w] < 10:
+                decimals += str(_UNITS[w])
+                continue
+            flush()
+        if w == "point":
+            if seen:
+                decimals = ""
+            continue
+        if w in _UNITS:
+            if (
+                last in ("unit", "teen")
+                or (last == "tens" and _UNITS[w] >= 10)
+                or (last == "tens" and not _UNITS[w])
+            ):
+                flush()
+            current += _UNITS[w]
+            last, seen = ("teen" if _UNITS[w] >= 10 else "unit"), True
+        elif w in _TENS:
+            if last in ("unit", "teen", "tens"):
+                flush()
+            current += _TENS[w]
+            last, seen = "tens", True
+        elif w == "hundred":
+            if last == "hundred" or current >= 100:
+                flush()
+            current = (current or 1) * 100
+            last, seen = "hundred", True
+        else:
+            scale = _SCALES[w]
+            if last == "scale" and current == 0 and total and total < scale:
+                total *= scale  # "a thousand million"-style stacking: read as one number
+            else:
+                total += (current or 1) * scale
+            current, last, seen = 0, "scale", True
+    flush()
+    return out
+
+
+def _numerals_as_digits(text: str) -> str:
+    """``text`` with Roman numerals (upper-case, see ``_ROMAN``) and English number phrases written
+    as digits, so that another value spelled out is another number. A lone "one" stays a word (the
+    pronoun: "the one you asked about")."""
+
+    def roman(m: re.Match) -> str:
+        token = m.group(0)
+        if token in _NOT_ROMAN or not _ROMAN_FORM.fullmatch(token):
+            return token
+        values = [_ROMAN_VALUES[c] for c in token]
+        return str(sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values)))
+
+    def phrase(m: re.Match) -> str:
+        if m.group(0) in ("one", "point"):
+            return m.group(0)
+        numbers = _words_to_numbers(m.group(0))
+        return " ".join(numbers) if numbers else m.group(0)
+
+    text = _ROMAN.sub(roman, text)
+    return _NUMBER_PHRASE.sub(phrase, text.lower())
+
+
+def _read(text: str, numerals: bool = False) -> str:
+    """``text`` as a reader sees it, lower-cased: a right-to-left override's span in display order,
+    then the project's normalisation (look-alikes, invisible characters), apostrophe look-alikes as
+    ``'``, signs unified; with ``numerals``, spelled-out and Roman numbers as digits."""
+    from drift_envs.user.constraints.normalize import normalize_reply  # the one normalisation
+
+    # apostrophes first: NFKC would make the acute accent a space and a combining mark
+    text = _RLO_SPAN.sub(lambda m: m.group(1)[::-1], str(text)).translate(_APOSTROPHES)
+    # an invisible character inside a word (which the normaliser may keep as one word joiner, U+2060)
+    # hides nothing here: "o\u200br" is "or"
+    text = unicodedata.normalize("NFKC", normalize_reply(text)).replace("\u2060", "").translate(_APOSTROPHES)
+    text = _numerals_as_digits(text) if numerals else text.lower()
+    return _MINUS.sub("-", text)
+
+
+def _canonical_ids(text: str, prefix: str) -> str:
+    """Every spelling of an id with ``prefix`` (``BK 102``, ``bk102``, ``bk_102``, ``BK-0102``) as
+    ``bk-102``: ids compare on letters and digits, not on case or separators."""
+    return re.sub(
+        rf"(?<![^\W_]){re.escape(prefix)}(?:[\s\-_./#:]|\\_)*0*(\d+)(?![^\W_])",
+        lambda m: f"{prefix}-{m.group(1)}",
+        text,
+    )
 
 
 def extract_answer(text: str) -> str:
@@ -52,6 +198,16 @@ def extract_answer(text: str) -> str:
     return rest.split("\n", 1)[0].strip()
 
 
+def after_answer(text: str) -> str:
+    """The text of a reply after its last ``Answer:`` line ("" when it has none: then the whole reply
+    is the answer). :func:`judge_answer` reads it for alternatives offered after the answer."""
+    at = text.lower().rfind("answer:")
+    if at < 0:
+        return ""
+    rest = text[at + len("answer:") :].split("\n", 1)
+    return rest[1] if len(rest) > 1 else ""
+
+
 _ANSWER_LINE = re.compile(r"answer:([^\n]*)", re.IGNORECASE)
 
 
@@ -61,7 +217,7 @@ def _answer_lines(text: str) -> set[str]:
 
 
 def _tokens(text: str) -> list[tuple[str, str, int, int]]:
-    """``(kind, normalised value, start, end)`` per token of ``text`` (lower-cased, signs unified)."""
+    """``(kind, normalised value, start, end)`` per token of ``text`` (already read by :func:`_read`)."""
     out = []
     for m in _ANSWER_TOKEN.finditer(text):
         kind = m.lastgroup
@@ -70,28 +226,10 @@ def _tokens(text: str) -> list[tuple[str, str, int, int]]:
     return out
 
 
-def judge_answer(answer: str, expected: str, candidates: tuple[str, ...] | set[str] = ()) -> str:
-    """How an ``Answer:`` span stands against the expected value: ``"right"``, ``"missing"`` (the
-    value is not named), ``"several"`` (it names another value too, or offers an alternative) or
-    ``"negated"`` (it names the value and denies it).
-
-    The mechanism, on the span with each occurrence of the expected value blanked out: another value
-    of the same kind (any other number when the value is a number, any other id such as ``BK-102``
-    when it is an id), any of ``candidates`` (the values of the task a guesser could list), a word
-    that offers an alternative (``or``, ``either``, ``maybe``, ``perhaps``, ``possibly``, ``/``, ...)
-    or a negation (``no``, ``not``, ``never``, ``n't``, ...) makes the answer wrong. A value that itself
-    holds such a word (a name with "or" in it) is blanked out before the search, so it stays right.
-    """
-    # read as a reader sees it first: full-width, Greek or Cyrillic look-alikes and invisible
-    # characters ("ｏｒ", "оr", "o\u200br") are the ASCII they look like
-    from drift_envs.user.constraints.normalize import normalize_reply  # the one normalisation
-
-    text = _MINUS.sub("-", unicodedata.normalize("NFKC", normalize_reply(answer)).lower())
+def _blank_gold(text: str, gold: list[str]) -> tuple[list[tuple[str, str, int, int]], str, int]:
+    """The tokens of ``text`` outside occurrences of the token sequence ``gold``, ``text`` with those
+    occurrences blanked out, and how many there were."""
     tokens = _tokens(text)
-    gold_tokens = _tokens(_MINUS.sub("-", unicodedata.normalize("NFKC", str(expected)).lower()))
-    gold = [v for _, v, _, _ in gold_tokens]
-    if not gold:
-        return "missing"
     values = [v for _, v, _, _ in tokens]
     spans = []
     i = 0
@@ -101,20 +239,53 @@ def judge_answer(answer: str, expected: str, candidates: tuple[str, ...] | set[s
             i += len(gold)
         else:
             i += 1
-    if not spans:
-        return "missing"
     rest_tokens = [t for t in tokens if not any(a <= t[2] < b for a, b in spans)]
-    rest = text
     for a, b in reversed(spans):
-        rest = rest[:a] + " " * (b - a) + rest[b:]
+        text = text[:a] + " " * (b - a) + text[b:]
+    return rest_tokens, text, len(spans)
+
+
+def judge_answer(
+    answer: str, expected: str, candidates: tuple[str, ...] | set[str] = (), after: str = ""
+) -> str:
+    """How an ``Answer:`` span stands against the expected value: ``"right"``, ``"missing"`` (the
+    value is not named), ``"several"`` (it names another value too, or offers an alternative) or
+    ``"negated"`` (it names the value and denies it).
+
+    The mechanism, on the span with each occurrence of the expected value blanked out: another value
+    of the same kind (any other number when the value is a number, also spelled out or as a Roman
+    numeral: "one thousand three hundred seventy", "MCCCLXX"; any other id such as ``BK-102`` when it
+    is an id, in any case and with any separator: ``bk102``, ``BK 102``), any of ``candidates`` (the
+    values of the task a guesser could list), a word that offers an alternative (``or``, ``either``,
+    ``maybe``, ``perhaps``, ``possibly``, ``/``, ...) or a negation (``no``, ``not``, ``never``,
+    ``n't``, ``isnt``, ``nah``, ``false``, ...) makes the answer wrong. A value that itself holds such a
+    word (a name with "or" in it) is blanked out before the search, so it stays right. ``after``, the
+    reply's text after the answer line, is read the same way for alternatives (another value, a
+    candidate, :data:`TAIL_HEDGE_RE`), not for negations or mild words ("anything else"): text before
+    the answer line (working, intermediate values) is never read. Both are read as a reader sees
+    them: look-alike letters, apostrophes and a right-to-left override in display order.
+    """
+    gold_tokens = _tokens(_read(expected))
+    gold = [v for _, v, _, _ in gold_tokens]
+    if not gold:
+        return "missing"
     single = gold[0] if len(gold) == 1 else None
     number = single is not None and gold_tokens[0][0] == "number"
     is_id = single is not None and _ID.fullmatch(single) is not None
+    text, tail = _read(answer, numerals=number), _read(after, numerals=number) if after.strip() else ""
+    if is_id:
+        prefix = single.split("-", 1)[0]
+        text, tail = _canonical_ids(text, prefix), _canonical_ids(tail, prefix)
+        gold = [_canonical_ids(single, prefix)]
+    rest_tokens, rest, found = _blank_gold(text, gold)
+    if not found:
+        return "missing"
+    tail_tokens, tail_rest, _ = _blank_gold(tail, gold)
     others = set(candidates) - set(gold)
-    for kind, value, _, _ in rest_tokens:
+    for kind, value, _, _ in (*rest_tokens, *tail_tokens):
         if value in others or (number and kind == "number") or (is_id and _ID.fullmatch(value)):
             return "several"
-    if HEDGE_RE.search(rest):
+    if HEDGE_RE.search(rest) or TAIL_HEDGE_RE.search(tail_rest):
         return "several"
     if NEGATION_RE.search(rest):
         return "negated"
@@ -351,7 +522,9 @@ class ToolUseEnv(MultiTurnTextEnv):
         answer = extract_answer(parsed.text)
         norm = normalize_value(answer)[:200]
         judged = (
-            "right" if request.answer is None else judge_answer(answer, request.answer, request.candidates)
+            "right"
+            if request.answer is None
+            else judge_answer(answer, request.answer, request.candidates, after_answer(parsed.text))
         )
         if judged == "right" and len(_answer_lines(parsed.text)) > 1:
             judged = "several"  # "Answer: -7.3" then "Answer: -7.2": two answers, whichever is last
