@@ -193,6 +193,13 @@ def test_numbers_in_words_and_rejections_not_in_the_list_before():
     assert read_choice(r"\boxed{C}; B is dismissed", numbers).named == (2,)
 
 
+def test_abbreviations_are_not_option_letters_among_ten():
+    ten = [f"option text {k}" for k in range(10)]
+    assert read_choice(r"\boxed{C}, e.g. because it is larger", ten).named == (2,)
+    assert read_choice(r"\boxed{C}, i.e. the largest", ten).named == (2,)
+    assert read_choice(r"\boxed{C}, else e.", ten).named == (2, 4)
+
+
 def test_letters_in_the_chosen_options_text_are_not_mentions():
     options = ["Paris", "London", "Berlin", "Both A and B"]
     assert read_choice("Answer: D) Both A and B", options).named == (3,)

@@ -332,6 +332,7 @@ _FILLERS = _HEDGES | frozenset(
     "option choice letter answer the my i think say pick choose go with correct right valid works "
     "work fits fit good fine ok okay can will should".split()
 )
+_ABBREVIATION_RE = re.compile(r"\b(?:e\.\s?g|i\.\s?e|a\.\s?m|p\.\s?m|cf|etc|viz|vs)\.", re.IGNORECASE)
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc`\u00b4\u2032"})
 _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _BOUNDARY_RE = re.compile(r"[!?;\n]|\.(?!\d)")
@@ -545,6 +546,8 @@ def _offered(text: str, options: list[str], committed: set[int], texts: list[str
     """The options other than ``committed`` that ``text`` (what follows the answer) keeps in play;
     ``texts`` are the options as written (read as the reply is)."""
     text = text.translate(_APOSTROPHES)  # one character for one, so positions stay
+    # "e.g." and "i.e." are not the options E, G and I
+    text = _ABBREVIATION_RE.sub(lambda m: " " * len(m.group()), text)
     for i in committed:
         # the chosen option's own text may hold letters ("D. Both A and B"): they are not mentions
         words = texts[i].split()
