@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import functools
 import math
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from drift_envs.user.constraints.base import Constraint, compatible
-from drift_envs.user.constraints.text import NUMBER_WORDS, count_words, words
+from drift_envs.user.constraints.text import NUMBER_WORDS, count_words, is_number_char, words
 
 __all__ = ["Draft", "compose_reply"]
 
@@ -30,7 +29,7 @@ _FILLER = (
 def _neutral(word: str) -> bool:
     """No number word and no digit: filler that no numbers constraint objects to (cached: the
     same few hundred words come up in every composed reply)."""
-    return word.casefold() not in NUMBER_WORDS and not any(unicodedata.category(ch) == "Nd" for ch in word)
+    return word.casefold() not in NUMBER_WORDS and not any(is_number_char(ch) for ch in word)
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,7 +17,7 @@ from drift_envs.user.constraints.base import (
     register_constraint,
 )
 from drift_envs.user.constraints.compose import Draft
-from drift_envs.user.constraints.text import contains_word, count_words
+from drift_envs.user.constraints.text import contains_word, count_word, count_words
 
 __all__ = ["ForbiddenWords", "IncludeKeywords", "KeywordFrequency"]
 
@@ -152,8 +151,7 @@ class KeywordFrequency(Constraint):
         check_positive_int("KeywordFrequency", "n", self.n)
 
     def _evaluate(self, reply: str) -> Check:
-        pattern = r"(?<![^\W_])" + re.escape(self.word.casefold()) + r"(?![^\W_])"
-        count = len(re.findall(pattern, reply.casefold()))
+        count = count_word(reply, self.word)
         return Check(count >= self.n, {"count": count, "limit": self.n})
 
     def describe(self) -> str:

@@ -5,23 +5,41 @@ zero-width space or a Greek omicron inside a forbidden word (``mο\u200bon``), U
 small capitals that pass a lowercase check while reading as capitals, full-width or mathematical
 letters. :func:`normalize_reply` maps a reply to what a reader sees, in this order:
 
-1. Unicode NFKC: compatibility forms become their plain letters (full-width ``ｍｏｏｎ``, mathematical
+1. display order: a right-to-left override (U+202E ... U+202C, or to the end of the line) shows its
+   characters reversed, so ``\u202enoom\u202c`` is read ``moon``, as displayed (an override makes every
+   character inside right-to-left; nested spans are reversed as units). Embeddings and isolates
+   (U+202A/B, U+2066-8) keep the letters of each word in order, so they are only removed;
+2. Unicode NFKC: compatibility forms become their plain letters (full-width ``ｍｏｏｎ``, mathematical
    ``𝐦𝐨𝐨𝐧``, circled ``ⓜ``, ligatures ``ﬁ``, superscript letters, the small comma ``﹐``); number
-   symbols (``²``, ``①``, ``½``) are kept as they are: a reader does not read ``x²`` as ``x2``;
-2. format characters (Unicode category ``Cf``: zero-width space and joiners, soft hyphen, word
-   joiner, byte-order mark, bidi controls) are removed: they are invisible, so ``mo\u200bon`` reads
-   ``moon``;
-3. combining marks (``Mn``/``Me``) left on an ASCII letter after NFKC (no precomposed form exists, as
-   in ``m\u0336oon``) are removed: the letter underneath is what is read;
-4. :func:`confusables`: Greek and Cyrillic letters drawn like Latin ones become those Latin letters
-   (``ο``→``o``, ``е``→``e``, ``Н``→``H``), Latin small capitals become the capital they look like
-   (``ᴍ``→``M``: they read as capitals, so a lowercase check fails on them), comma-like punctuation
-   becomes ``,`` (U+201A ``‚``, U+201E ``„``, and every punctuation character whose Unicode name says
-   COMMA: Arabic, ideographic, Armenian, ... commas), other hyphens become ``-``.
+   symbols (``²``, ``①``, ``½``) are kept as they are (the no-digits check reads their numeric value);
+3. invisible characters (category ``Cf``: zero-width space and joiners, soft hyphen, bidi controls;
+   the combining grapheme joiner, variation selectors, Khmer inherent vowels) are removed, except
+   between two letters or digits, where one U+2060 WORD JOINER stands for them: a word counter
+   reads it as a word break (``the\u200bmoon`` is two words for a word limit) and
+   :func:`~drift_envs.user.constraints.text.contains_word` reads the text both with it removed and as
+   a space (``mo\u200bon`` is ``moon``, ``the\u200bmoon`` holds ``moon``). Hangul fillers (U+3164,
+   U+115F, U+1160, U+FFA0) and the blank braille pattern render as blanks: they become spaces;
+4. :func:`confusables` maps each character: letters of Greek, Cyrillic, Armenian, Cherokee and Lisu
+   drawn like Latin ones become those Latin letters (``ο``→``o``, ``օ``→``o``, ``ꓳ``→``O``), precomposed
+   ones keep their accent (``ӧ``→``ö``); Latin small capitals and Cherokee small letters (drawn as
+   small capitals) become the capital they look like (they read as capitals, so a lowercase check
+   fails on them); comma-like marks become ``,`` (every punctuation or modifier character whose name
+   says COMMA, U+201A ``‚``, U+201E ``„``, the cedilla ``¸``, the Greek lower numeral sign ``͵``, the low
+   accents ``ˏ ˎ``, the Arabic decimal and thousands separators); modifier letters drawn as an
+   apostrophe or prime (``ʼ``, ``ʻ``, ``ˈ``, saltillo ``ꞌ``) become ``'``; other hyphens become ``-``;
+5. a combining mark (``Mn``/``Me``) is read with the letter under it: on a letter that reads as Latin
+   (after step 4) it is dropped unless it composes with it (``m\u0336oon`` and ``м\u0336`` read ``m``;
+   ``e`` + acute is ``é``); a mark with no letter under it (at the start, after a space or a
+   punctuation mark) is dropped, or read as a comma when it is one (combining comma below, cedilla).
 
-The table is built here from Unicode data (:mod:`unicodedata` names) plus a short hand-written list
-of Greek and Cyrillic look-alikes; it is this project's own and deliberately small: it covers the
-letters of the Latin alphabet, not every confusable Unicode knows. Case is kept (``Ο``→``O``).
+Comparisons of words (forbidden, required, counted: :func:`~drift_envs.user.constraints.text.contains_word`)
+go one step further, in the spirit of Unicode TR39's confusable skeletons: both sides lose their
+accents (NFD, marks dropped) and are case-folded, and a zero digit of any script inside a word reads
+as the letter ``o`` (``m00n``, Lao ``m໐໐n``).
+
+The table is built here from Unicode data (:mod:`unicodedata` names and decompositions) plus a
+hand-written list of look-alikes (this project's own, from the glyphs; no external data): it covers
+the letters of the Latin alphabet, not every confusable Unicode knows. Case is kept (``Ο``→``O``).
 """
 
 from __future__ import annotations
@@ -29,43 +47,89 @@ from __future__ import annotations
 import functools
 import unicodedata
 
-__all__ = ["confusables", "normalize_reply"]
+__all__ = ["INVISIBLE_BREAK", "confusables", "display_order", "normalize_reply"]
 
-# Greek and Cyrillic letters whose glyphs are those of Latin letters in common fonts (pairs of
-# look-alike, Latin); case is kept by listing both cases where both exist.
+#: what an invisible character between two letters or digits becomes (see the module docstring)
+INVISIBLE_BREAK = "\u2060"
+
+# Letters whose glyphs are those of Latin letters in common fonts (pairs of look-alike, Latin);
+# case is kept by listing both cases where both exist.
 _LOOKALIKES = (
     # Greek capitals and small letters
     "ΑA ΒB ΕE ΖZ ΗH ΙI ΚK ΜM ΝN ΟO ΡP ΤT ΥY ΧX ϜF Ϲc ϳj "
     "αa βb γy ιi κk νv οo ρp τt υu χx ϲc ϵe ϱp ϰk "
     # Cyrillic capitals and small letters
-    "ЁË АA ВB ЕE ЅS ІI ЇI ЈJ КK МM НH ОO РP СC ТT УY ХX ԚQ ԜW ӀI Һh "
-    "аa вb еe ѕs іi їi јj кk мm нh оo рp сc тt уy хx ԁd ԛq ԝw һh ӏl ё\u00eb ѐ\u00e8 "
+    "АA ВB ЕE ЅS ІI ЈJ КK МM НH ОO РP СC ТT УY ХX ԚQ ԜW ӀI ҮY Ԍ G "
+    "аa вb еe ѕs іi јj кk мm нh оo рp сc тt уy хx ԁd ԛq ԝw һh ӏl үy ԍg "
+    # Armenian
+    "ՕO ՍU ԼL օo ոn սu հh զq ցg "
+    # Lisu (Fraser) letters, drawn as Latin capitals
+    "ꓐB ꓑP ꓓD ꓔT ꓖG ꓗK ꓙJ ꓚC ꓜZ ꓝF ꓟM ꓠN ꓡL ꓢS ꓣR ꓦV ꓧH ꓪW ꓫX ꓬY ꓮA ꓰE ꓲI ꓳO ꓴU "
+    # Cherokee capitals (their small letters, U+AB70.., are drawn as small capitals: mapped alike)
+    "ᎠD ᎡR ᎢT ᎥI ᎩY ᎪA ᎫJ ᎬE ᎷM ᎻH ᏀG ᏂH ᏃZ ᏏB ᏒR ᏚS ᏙV ᏞL ᏟC ᏢP ᏦK ᏴB "
     # Latin letters that are not ASCII but read as ASCII ones
-    "ıi ȷj ɡg ɑa ɩi ʋu"
+    "ıi ȷj ɡg ɑa ɩi ʋu ǀl"
 )
+# LA (U+13B3) reads W; listed apart because the pair list above is keyed by its first character
+_EXTRA = {0x13B3: "W"}
+# Blank-rendering letters and symbols: read as a space
+_BLANKS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800}
+# Invisible characters that are not of category Cf
+_INVISIBLE_NAMES = ("VARIATION SELECTOR", "GRAPHEME JOINER", "KHMER VOWEL INHERENT")
+# Characters drawn as a comma whose names do not say COMMA
+_COMMA_LIKE = {0x201A, 0x201E, 0x00B8, 0x0375, 0x02CF, 0x02CE, 0x066B, 0x066C, 0x0326, 0x0327}
+# Names of modifier letters drawn as an apostrophe or a prime (they joined words: ``theʼmoon``)
+_APOSTROPHE_WORDS = ("APOSTROPHE", "PRIME", "TURNED COMMA", "REVERSED COMMA", "VERTICAL LINE", "SALTILLO")
+
+# Bidi controls: openers of embeddings/overrides (closed by PDF) and isolates (closed by PDI)
+_EMBED_OPENERS = {"\u202a", "\u202b", "\u202d", "\u202e"}
+_ISOLATE_OPENERS = {"\u2066", "\u2067", "\u2068"}
+_PDF, _PDI, _RLO = "\u202c", "\u2069", "\u202e"
+_BIDI = _EMBED_OPENERS | _ISOLATE_OPENERS | {_PDF, _PDI}
+
+
+def _invisible(ch: str) -> bool:
+    return unicodedata.category(ch) == "Cf" or any(n in unicodedata.name(ch, "") for n in _INVISIBLE_NAMES)
 
 
 def _build_confusables() -> dict[int, str]:
     table: dict[int, str] = {}
     for pair in _LOOKALIKES.split():
         table[ord(pair[0])] = pair[1:]
+    table.update(_EXTRA)
     for code in range(0x80, 0x10000):  # the Basic Multilingual Plane holds every character mapped here
         if 0x3400 <= code < 0xA000 or 0xAC00 <= code < 0xE000:  # CJK ideographs, Hangul, surrogates
             continue
         ch = chr(code)
-        if unicodedata.category(ch)[0] not in "LP":
-            continue
+        category = unicodedata.category(ch)
         name = unicodedata.name(ch, "")
-        if name.startswith("LATIN LETTER SMALL CAPITAL ") and len(name) == len(
+        if name.startswith("CHEROKEE SMALL LETTER "):
+            capital = ch.upper()
+            if ord(capital) in table:
+                table[code] = table[ord(capital)].upper()  # drawn as a small capital: reads as one
+        elif name.startswith("LATIN LETTER SMALL CAPITAL ") and len(name) == len(
             "LATIN LETTER SMALL CAPITAL X"
         ):
             table[code] = name[-1]  # reads as the capital it is drawn as
-        elif "COMMA" in name.split() and unicodedata.category(ch).startswith("P"):
+        elif code in _COMMA_LIKE or ("COMMA" in name.split() and category[0] == "P"):
             table[code] = ","
-        elif unicodedata.category(ch) == "Pd" and "HYPHEN" in name:
+        elif (
+            category == "Lm"
+            and name.startswith("MODIFIER LETTER")
+            and any(w in name for w in _APOSTROPHE_WORDS)
+        ):
+            table[code] = "'"
+        elif name == "LATIN SMALL LETTER SALTILLO" or name == "LATIN CAPITAL LETTER SALTILLO":
+            table[code] = "'"
+        elif category == "Pd" and "HYPHEN" in name:
             table[code] = "-"
-    table[0x201A] = ","  # SINGLE LOW-9 QUOTATION MARK, drawn as a comma
-    table[0x201E] = ","  # DOUBLE LOW-9 QUOTATION MARK
+    # precomposed look-alikes keep their accent on the Latin letter (Cyrillic ӧ reads ö)
+    for code in range(0x80, 0x10000):
+        if code in table or 0x3400 <= code < 0xA000 or 0xAC00 <= code < 0xE000:
+            continue
+        decomposed = unicodedata.normalize("NFD", chr(code))
+        if len(decomposed) > 1 and ord(decomposed[0]) in table and unicodedata.category(chr(code))[0] == "L":
+            table[code] = unicodedata.normalize("NFC", table[ord(decomposed[0])] + decomposed[1:])
     return table
 
 
@@ -75,14 +139,59 @@ def confusables() -> dict[int, str]:
     return _build_confusables()
 
 
+def _close_span(stack: list[tuple[str, list[str]]]) -> None:
+    """Close the innermost open span: an override's items are shown reversed, others in order."""
+    opener, items = stack.pop()
+    stack[-1][1].append("".join(reversed(items)) if opener == _RLO else "".join(items))
+
+
+def display_order(text: str) -> str:
+    """``text`` with each right-to-left override span in the order it is displayed (reversed), every
+    bidi control removed; a line break ends every open span (see the module docstring, step 1)."""
+    if not any(ch in _BIDI for ch in text):
+        return text
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        # a stack of open spans: (opener, items); an item is a character or a rendered nested span
+        stack: list[tuple[str, list[str]]] = [("", [])]
+        close = functools.partial(_close_span, stack)
+        for ch in line:
+            if ch in _EMBED_OPENERS or ch in _ISOLATE_OPENERS:
+                stack.append((ch, []))
+            elif ch == _PDF:
+                if len(stack) > 1 and stack[-1][0] in _EMBED_OPENERS:
+                    close()
+            elif ch == _PDI:
+                if any(o in _ISOLATE_OPENERS for o, _ in stack[1:]):
+                    while stack[-1][0] not in _ISOLATE_OPENERS:
+                        close()
+                    close()
+            elif ch in "\r\n" and len(stack) > 1:
+                while len(stack) > 1:
+                    close()
+                stack[-1][1].append(ch)
+            else:
+                stack[-1][1].append(ch)
+        while len(stack) > 1:
+            close()
+        out.append("".join(stack[0][1]))
+    return "".join(out)
+
+
+def _latin_base(ch: str) -> bool:
+    base = unicodedata.normalize("NFD", ch)[0]
+    return base.isascii() and base.isalnum()
+
+
 def normalize_reply(text: str) -> str:
-    """``text`` as a reader sees it (NFKC, no format characters or stray combining marks, look-alike
-    letters and commas mapped; see the module docstring). Idempotent."""
+    """``text`` as a reader sees it (display order, NFKC, invisible characters removed or read as a
+    word break, look-alike letters and commas mapped, stray combining marks read with their letter;
+    see the module docstring). Idempotent."""
     if text.isascii():
         return text
+    text = display_order(text)
     # NFKC piece by piece around "other number" characters (category No: ², ①, ½): a superscript two
-    # is a symbol a reader does not read as the digit 2 (so a no-digits preference keeps accepting x²),
-    # and no such character can hide a letter
+    # stays the symbol it is (NumbersAsDigits and NoDigits read such symbols by their numeric value)
     pieces: list[str] = []
     run: list[str] = []
     for ch in text:
@@ -94,12 +203,34 @@ def normalize_reply(text: str) -> str:
             run.append(ch)
     pieces.append(unicodedata.normalize("NFKC", "".join(run)))
     text = "".join(pieces)
+    table = confusables()
     out: list[str] = []
+    hidden = False  # an invisible character since the last visible one
     for ch in text:
+        code = ord(ch)
+        if code in _BLANKS:
+            out.append(" ")
+            hidden = False
+            continue
+        if _invisible(ch):
+            hidden = True
+            continue
         category = unicodedata.category(ch)
-        if category == "Cf":
+        if category in ("Mn", "Me"):
+            base = out[-1] if out and not hidden else ""
+            if base and unicodedata.category(base)[0] in "LMN" and not _latin_base(base):
+                out.append(ch)  # a mark of its own script (Devanagari vowel signs, Arabic harakat)
+            elif base and base.isalnum():
+                composed = unicodedata.normalize("NFC", base + ch)
+                if len(composed) == 1:
+                    out[-1] = composed
+            elif code in table:
+                out.append(table[code])  # a combining comma below with no letter under it
             continue
-        if category in ("Mn", "Me") and out and out[-1].isascii() and out[-1].isalpha():
-            continue
-        out.append(ch)
-    return "".join(out).translate(confusables())
+        mapped = table.get(code, ch)
+        if hidden:
+            if out and out[-1].isalnum() and mapped[:1].isalnum():
+                out.append(INVISIBLE_BREAK)
+            hidden = False
+        out.append(mapped)
+    return unicodedata.normalize("NFC", "".join(out))

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import ClassVar
 
 from drift_envs.user.constraints.base import Check, Constraint, register_constraint
 from drift_envs.user.constraints.compose import Draft
-from drift_envs.user.constraints.text import NUMBER_WORDS, has_word, words
+from drift_envs.user.constraints.text import NUMBER_WORDS, has_word, is_number_char, words
 
 __all__ = ["NoCommas", "NoDigits", "NumbersAsDigits"]
 
@@ -50,7 +49,8 @@ class NoCommas(Constraint):
 @register_constraint
 @dataclass(frozen=True)
 class NoDigits(Constraint):
-    """Numbers written out in words: no digit characters at all.
+    """Numbers written out in words: no character that writes a number (a digit of any script, or a
+    number symbol such as ``²``, ``③``, ``⒈`` or ``½``: :func:`~drift_envs.user.constraints.text.is_number_char`).
 
     IFEval has no such instruction.
     """
@@ -60,7 +60,7 @@ class NoDigits(Constraint):
     excludes: ClassVar[frozenset[str]] = frozenset({"numbers_as_digits"})
 
     def _evaluate(self, reply: str) -> Check:
-        digits = [ch for ch in reply if unicodedata.category(ch) == "Nd"]
+        digits = [ch for ch in reply if is_number_char(ch)]
         return Check(not digits, {"digits": "".join(digits[:10])})
 
     def describe(self) -> str:
@@ -76,7 +76,7 @@ class NoDigits(Constraint):
         ]
 
     def _conflicts(self, other: Constraint) -> bool:
-        return any(unicodedata.category(ch) == "Nd" for t in other.required_texts() for ch in t)
+        return any(is_number_char(ch) for t in other.required_texts() for ch in t)
 
     def compose(self, draft: Draft) -> None:
         """Nothing to add: composed filler holds no digit."""

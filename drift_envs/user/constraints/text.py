@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
+
+from drift_envs.user.constraints.normalize import INVISIBLE_BREAK
 
 __all__ = [
     "NUMBER_WORDS",
     "contains_word",
     "count_sentences",
+    "count_word",
     "count_words",
     "has_word",
+    "is_number_char",
     "sentences",
+    "skeleton",
     "strip_code_fence",
     "words",
 ]
@@ -95,10 +101,55 @@ def has_word(text: str) -> bool:
     return _WORD_RE.search(text) is not None
 
 
+# a zero (any script's digit zero, after skeleton's casefold) inside a word with letters reads "o"
+_ZERO_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])0+|0+(?=[^\W\d_])")
+
+
+@functools.lru_cache(maxsize=4096)
+def skeleton(text: str) -> str:
+    """``text`` reduced to what word comparisons read, in the spirit of Unicode TR39's confusable
+    skeletons: accents dropped (NFD, combining marks removed), case folded, every decimal digit in
+    ASCII, and a zero inside a word with letters read as ``o`` (``m00n``, ``m໐໐n``: ``moon``).
+    ``text`` should be normalised first (:func:`~drift_envs.user.constraints.normalize.normalize_reply`)."""
+    folded = "".join(
+        str(unicodedata.digit(ch, 0)) if unicodedata.category(ch) == "Nd" else ch
+        for ch in unicodedata.normalize("NFD", text)
+        if unicodedata.category(ch) not in ("Mn", "Me")
+    ).casefold()
+    folded = "".join("0" if not ch.isascii() and unicodedata.digit(ch, None) == 0 else ch for ch in folded)
+    return unicodedata.normalize("NFC", _ZERO_IN_WORD_RE.sub(lambda m: "o" * len(m.group(0)), folded))
+
+
+def _readings(text: str) -> tuple[str, ...]:
+    """The skeletons of ``text`` a word is looked for in: with the invisible word breaks that
+    normalisation left removed (``mo\u2060on``: ``moon``) and read as spaces (``the\u2060moon``)."""
+    if INVISIBLE_BREAK not in text:
+        return (skeleton(text),)
+    return (skeleton(text.replace(INVISIBLE_BREAK, "")), skeleton(text.replace(INVISIBLE_BREAK, " ")))
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![^\W_])" + re.escape(skeleton(word)) + r"(?![^\W_])")
+
+
 def contains_word(text: str, word: str) -> bool:
-    """Whole-word, case-insensitive match (a phrase may hold several words)."""
-    pattern = r"(?<![^\W_])" + re.escape(word.casefold()) + r"(?![^\W_])"
-    return re.search(pattern, text.casefold()) is not None
+    """Whole-word match on skeletons (:func:`skeleton`: any case, any accent, a zero in a word read
+    as ``o``), in either reading of an invisible word break; a phrase may hold several words."""
+    pattern = _word_pattern(word)
+    return any(pattern.search(r) is not None for r in _readings(text))
+
+
+def count_word(text: str, word: str) -> int:
+    """How often ``word`` occurs in ``text`` as a whole word (as :func:`contains_word` matches it; the
+    reading that finds it most often counts)."""
+    pattern = _word_pattern(word)
+    return max(len(pattern.findall(r)) for r in _readings(text))
+
+
+def is_number_char(ch: str) -> bool:
+    """True for a character that writes a number: a digit of any script, or a number symbol with a
+    numeric value (``²``, ``③``, ``❸``, ``⒈``, ``½``); not a letter such as the ideograph 五."""
+    return unicodedata.category(ch)[0] == "N" and unicodedata.numeric(ch, None) is not None
 
 
 def strip_code_fence(text: str) -> str:
