@@ -24,7 +24,7 @@ from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
 from drift_envs.math.answers import as_number, extract_answer, find_boxed, normalize_answer
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
-from drift_envs.tool.env import HEDGE_RE
+from drift_envs.tool.env import HEDGE_RE, TAIL_HEDGE_RE, read_as_shown
 
 __all__ = [
     "ANSWER_FORMATS",
@@ -48,6 +48,8 @@ TRAIN_SEED_OFFSET = 1_000_000_007
 #: metadata fields some datasets (whose ``answer`` is None) fill with one valid solution
 _SOLUTION_FIELDS = ("possible_answer", "example_answer", "example_correct_answer", "solution")
 _MAX_QUOTED = 200
+#: distinct other candidates in a reply scored before it counts as several whatever they score
+_MAX_CANDIDATES = 8
 _PIN = "reasoning-gym==0.1.25"
 
 
@@ -90,6 +92,33 @@ def names_several(answer: str, gold: Any) -> bool:
     if not found:
         return False
     return any(t not in _FRAME_WORDS for t in _CANDIDATE_TOKEN.findall(rest))
+
+
+def _committed(action: str) -> list[str]:
+    """Every answer a reply commits to in either format: each answer tag's text (its boxes, when it
+    holds some) and each box outside a tag."""
+    found: list[str] = []
+    for inner in _TAG_RE.findall(action):
+        boxes = [b for _, b in find_boxed(inner)]
+        found.extend(boxes or [inner])
+    found.extend(b for _, b in find_boxed(_TAG_RE.sub(" ", action)))
+    return found
+
+
+def _answer_end(action: str) -> int:
+    """Where the reply's last answer tag or box ends (0 when it has none)."""
+    end = max((m.end() for m in _TAG_RE.finditer(action)), default=0)
+    for start, content in find_boxed(action):
+        end = max(end, action.index("{", start) + len(content) + 2)
+    return end
+
+
+def _hedged_after(action: str) -> bool:
+    """Whether the text after the reply's last answer tag or box offers an alternative (``<answer>gold
+    </answer> or maybe wrong``): :data:`~drift_envs.tool.env.TAIL_HEDGE_RE`, on the text as shown.
+    Text before the answer (the working) is not read."""
+    end = _answer_end(action)
+    return end > 0 and TAIL_HEDGE_RE.search(read_as_shown(action[end:])) is not None
 
 
 def _rg() -> Any:
@@ -255,8 +284,9 @@ class ReasoningGymEnv(MultiTurnTextEnv):
     run offline here); every other keyword the env does not know is that dataset's own config field.
     Each episode is one item; the reply's final answer is scored by the dataset's ``score_answer``,
     and an answer that names the right one beside another candidate (``noremopyh or hypomeron``,
-    ``75, 76``, ``maybe 75``; or a reply with two different answer tags) is wrong whatever the scorer
-    says (:func:`names_several`).
+    ``75, 76``, ``maybe 75``; a reply with another answer in any tag or box, in either format; or one
+    that offers an alternative after its answer, ``<answer>75</answer> or maybe 76``) is wrong whatever
+    the scorer says (:func:`names_several`); the working before the answer is not read.
     Needs the optional extra ``[reasoning-gym]``.
 
     ## Action Space
@@ -370,26 +400,32 @@ class ReasoningGymEnv(MultiTurnTextEnv):
         info: dict = {"score": score}
         if error is not None:
             info["score_error"] = error
-        if score >= 1.0 and (names_several(answer, task.answer) or len(self._committed(action)) > 1):
+        if score >= 1.0 and (
+            names_several(answer, task.answer)
+            or self._other_candidate(action, answer, task)
+            or _hedged_after(action)
+        ):
             # the dataset's scorer took a hedge ("gold or wrong"): several candidates are no answer
             info.update(score=0.0, several=True)
             score = 0.0
         return Verdict(correct=score >= 1.0, format_ok=True, answer=answer, info=info)
 
-    def _committed(self, action: str) -> set[str]:
-        """The distinct answers ``action`` commits to in the env's answer format: every answer tag
-        (its boxes, when it holds some) and every box outside a tag. Two or more are several
-        candidates (``<answer>hypomeron</answer> ... <answer>noremopyh</answer>``), whichever is last."""
-        found: list[str] = []
-        rest = action
-        if self.answer_format in ("tag", "auto"):
-            for inner in _TAG_RE.findall(action):
-                boxes = [b for _, b in find_boxed(inner)]
-                found.extend(boxes or [inner])
-            rest = _TAG_RE.sub(" ", action)
-        if self.answer_format in ("boxed", "auto"):
-            found.extend(b for _, b in find_boxed(rest))
-        return {_plain(f) for f in found if _plain(f)}
+    def _other_candidate(self, action: str, answer: str, task: Task) -> bool:
+        """Whether ``action`` commits to another answer beside the one read: in any answer tag or box,
+        whatever the answer format (``\\boxed{wrong} <answer>gold</answer>`` in the tag format,
+        ``<answer>wrong</answer> \\boxed{gold}`` in the boxed one, two tags), whichever is last. A
+        candidate equal to the answer read, or that the dataset's scorer also takes in full (``0.5``
+        beside ``1/2``), is the same answer."""
+        own = _plain(answer).rstrip(".")
+        seen: set[str] = set()
+        for candidate in _committed(action):
+            plain = _plain(candidate).rstrip(".")
+            if not plain or plain == own or plain in seen:
+                continue
+            seen.add(plain)
+            if len(seen) > _MAX_CANDIDATES or self.source.score(candidate.strip(), task)[0] < 1.0:
+                return True
+        return False
 
     def make_feedback(self, task: Task, verdict: Verdict, *, turn: int, repeated: bool) -> Feedback:
         """Binary, hint or no-content feedback, per the ``feedback`` kwarg."""

@@ -22,6 +22,7 @@ __all__ = [
     "after_answer",
     "extract_answer",
     "judge_answer",
+    "read_as_shown",
 ]
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -163,7 +164,7 @@ def _numerals_as_digits(text: str) -> str:
     return _NUMBER_PHRASE.sub(phrase, text.lower())
 
 
-def _read(text: str, numerals: bool = False) -> str:
+def read_as_shown(text: str, numerals: bool = False) -> str:
     """``text`` as a reader sees it, lower-cased: a right-to-left override's span in display order,
     then the project's normalisation (look-alikes, invisible characters), apostrophe look-alikes as
     ``'``, signs unified; with ``numerals``, spelled-out and Roman numbers as digits."""
@@ -217,7 +218,7 @@ def _answer_lines(text: str) -> set[str]:
 
 
 def _tokens(text: str) -> list[tuple[str, str, int, int]]:
-    """``(kind, normalised value, start, end)`` per token of ``text`` (already read by :func:`_read`)."""
+    """``(kind, normalised value, start, end)`` per token of ``text`` (already read by :func:`read_as_shown`)."""
     out = []
     for m in _ANSWER_TOKEN.finditer(text):
         kind = m.lastgroup
@@ -265,14 +266,17 @@ def judge_answer(
     the answer line (working, intermediate values) is never read. Both are read as a reader sees
     them: look-alike letters, apostrophes and a right-to-left override in display order.
     """
-    gold_tokens = _tokens(_read(expected))
+    gold_tokens = _tokens(read_as_shown(expected))
     gold = [v for _, v, _, _ in gold_tokens]
     if not gold:
         return "missing"
     single = gold[0] if len(gold) == 1 else None
     number = single is not None and gold_tokens[0][0] == "number"
     is_id = single is not None and _ID.fullmatch(single) is not None
-    text, tail = _read(answer, numerals=number), _read(after, numerals=number) if after.strip() else ""
+    text, tail = (
+        read_as_shown(answer, numerals=number),
+        read_as_shown(after, numerals=number) if after.strip() else "",
+    )
     if is_id:
         prefix = single.split("-", 1)[0]
         text, tail = _canonical_ids(text, prefix), _canonical_ids(tail, prefix)
@@ -306,9 +310,11 @@ class ToolUseEnv(MultiTurnTextEnv):
     (in any order; the answer must come from the tools, not a guess), (2) the world is in exactly the
     state the reference calls leave it in (no extra transfers, cancellations or bookings) and (3) the
     final reply answers it: its ``Answer:`` line (or, without one, the whole reply) names the expected
-    value, no other value and does not deny it (:func:`judge_answer`): listing every balance seen,
-    ``-7.3 or -7.2 or -7.1``, ``rainy or stormy``, ``maybe rainy`` and ``no, it has not been cancelled``
-    are all wrong, ``Answer: the forecast is rainy`` is right. With
+    value, no other value and does not deny it, and the text after that line offers no alternative
+    (:func:`judge_answer`): listing every balance seen, ``-7.3 or -7.2 or -7.1``, ``rainy or stormy``,
+    ``maybe rainy``, ``no, it has not been cancelled``, ``it isnt cancelled``, ``BK-101, bk102``, ``3410
+    (MCCCLXX)`` and ``Answer: 3410`` then a line ``Or maybe 1370.`` are all wrong, ``Answer: the
+    forecast is rainy`` is right, and working before the answer line is not read. With
     ``dataset=PATH`` the tasks are MTU-Bench dialogues (:mod:`drift_envs.tool.mtu`) replayed from
     their recorded results.
 
