@@ -8,7 +8,8 @@ Three kinds of process take part in a check (the full isolation level shown)::
             per worker slot, whose limits it sets before each check)
       zygote (forked once, before the first request: holds no check's data; made one IPC and one
               network namespace per worker slot, then moved into a root of its own that holds
-              only the interpreter (pivot_root); forks the candidates)
+              only the interpreter (pivot_root); forks the candidates, each slot's next one ahead
+              of time, already in the slot's cgroup)
         candidate (one per check: joins its slot's cgroup, its own uid, its slot's IPC and network
                    namespaces, a mount namespace of its own with a tmpfs as working directory, a
                    seccomp filter; runs the model's code and serves calls to what it defines)
@@ -648,8 +649,8 @@ class _Cgroups:
                     self._write_v1(slot, fd, mem)
             else:
                 os.write(self.mem_fd[slot], mem)
-            if self.pids_fd[slot] is not None:
-                os.write(self.pids_fd[slot], str(processes).encode())
+            if self.pids_fd[slot] is not None:  # (+1: the process forked ahead for the next check)
+                os.write(self.pids_fd[slot], str(processes + 1).encode())
             self.written[slot] = want
         return self.oom_kills(slot)
 
@@ -1561,6 +1562,11 @@ def _zygote(
         }
     )
 
+    # a process forked ahead for each slot, already in the slot's cgroup, waiting for its check:
+    # joining a cgroup costs a kernel grace period (~10 ms of waiting when the machine is otherwise
+    # quiet), which it pays while the slot's previous check runs, not on a check's own clock
+    ready: dict = {}  # slot -> (pid, our end of the socket it waits on)
+
     def reap(signum=None, frame=None):
         while True:
             try:
@@ -1569,6 +1575,10 @@ def _zygote(
                 return
             if pid == 0:
                 return
+            for slot, (ready_pid, end) in list(ready.items()):
+                if ready_pid == pid:  # died while waiting (the OOM killer of its slot's check)
+                    del ready[slot]
+                    end.close()
             token = token_of.pop(pid, None)
             if token is not None:
                 sock.send(
@@ -1576,6 +1586,49 @@ def _zygote(
                         {"token": token, "exit": status, "cpu": usage.ru_utime + usage.ru_stime}
                     ).encode()
                 )
+
+    def child_of(slot: int, hdr: dict | None, fds: list | None, wait_on: socket.socket | None) -> None:
+        """In a freshly forked child: become the candidate of ``hdr`` (now, or once it arrives on
+        ``wait_on``); never returns."""
+        try:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            sock.close()
+            token_of.clear()  # which other checks are in flight is none of its business
+            for _, end in ready.values():
+                end.close()
+            for i, group in enumerate(cgroup_fds):  # only its own slot's
+                if i != slot:
+                    for fd in group:
+                        os.close(fd)
+            own = cgroup_fds[slot] if cgroup_fds else []
+            if wait_on is not None:
+                me_ = str(os.getpid()).encode()
+                for fd in own:
+                    os.write(fd, me_)
+                own = []
+                msg, fds, _flags, _addr = socket.recv_fds(wait_on, 1 << 16, 3)
+                if not msg or len(fds) != 3:
+                    os._exit(0)  # the zygote is gone, or never needed it
+                hdr = json.loads(msg)
+            ns = namespaces[slot] if full else None
+            _candidate(hdr, fds[0], fds[1], fds[2], me, ns, own, seccomp)
+        finally:
+            os._exit(70)
+
+    def fork_ahead(slot: int) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return
+        if pid == 0:
+            ours.close()
+            child_of(slot, None, None, theirs)
+        theirs.close()
+        ready[slot] = (pid, ours)
 
     signal.signal(signal.SIGCHLD, reap)
     while True:
@@ -1586,33 +1639,26 @@ def _zygote(
         if not msg:
             return
         hdr = json.loads(msg)
+        slot = hdr["slot"]
         signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])  # reap only once the pid is known
         try:
-            try:
-                pid = os.fork()
-            except OSError as e:
-                sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
-                pid = None
-            if pid == 0:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                sock.close()
-                token_of.clear()  # which other checks are in flight is none of its business
-                slot = hdr["slot"]
-                for i, group in enumerate(cgroup_fds):  # only its own slot's
-                    if i != slot:
-                        for fd in group:
-                            os.close(fd)
-                _candidate(
-                    hdr,
-                    fds[0],
-                    fds[1],
-                    fds[2],
-                    me,
-                    namespaces[slot] if full else None,
-                    cgroup_fds[slot] if cgroup_fds else [],
-                    seccomp,
-                )
+            pid = None
+            waiting = ready.pop(slot, None)
+            if waiting is not None:
+                try:
+                    socket.send_fds(waiting[1], [msg], fds)
+                    pid = waiting[0]
+                except OSError:
+                    pass  # it died: fork one now
+                waiting[1].close()
+            if pid is None:
+                try:
+                    pid = os.fork()
+                except OSError as e:
+                    sock.send(json.dumps({"token": hdr["token"], "error": f"fork failed: {e}"}).encode())
+                    pid = None
+                if pid == 0:
+                    child_of(slot, hdr, fds, None)
             if pid:
                 token_of[pid] = hdr["token"]
                 pidfd = os.pidfd_open(pid)
@@ -1620,6 +1666,11 @@ def _zygote(
                     socket.send_fds(sock, [json.dumps({"token": hdr["token"], "pid": pid}).encode()], [pidfd])
                 finally:
                     os.close(pidfd)
+            for fd in fds:  # this check's: never in the process forked for the next one
+                os.close(fd)
+            fds = []
+            if cgroup_fds:
+                fork_ahead(slot)  # for the slot's next check
         finally:
             for fd in fds:
                 os.close(fd)
