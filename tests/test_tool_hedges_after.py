@@ -95,13 +95,17 @@ def test_a_hedge_after_the_answer_line_is_wrong(reply: str) -> None:
         "Answer: {a} ({w})",
         "Answer: {a} ({r})",
         "Answer: {a}\nMaybe {w} instead.",
+        "Answer: {a} vs {rl}",  # a Roman numeral in lower case, four letters or more
         "Answer: {a}, {w} dollars",
     ],
 )
 def test_a_second_value_spelled_out_is_wrong(reply: str) -> None:
     env, req = at_answer("bank")
     other = int(req.answer) + 7
-    assert kind(env, reply.format(a=req.answer, w=_words(other), r=_roman(other))) == "wrong_answer"
+    assert (
+        kind(env, reply.format(a=req.answer, w=_words(other), r=_roman(other), rl=_roman(other).lower()))
+        == "wrong_answer"
+    )
     # the expected value in words or numerals beside its digits is the same value
     spelled = f"Answer: {req.answer} ({_words(int(req.answer))}, {_roman(int(req.answer))})"
     assert kind(env, spelled) in ("next_request", "success")
@@ -117,6 +121,8 @@ def test_a_second_value_spelled_out_is_wrong(reply: str) -> None:
         "Answer: BK-101 & BK #102",
         "Answer: BK-101\nor bk-102",
         "Answer: BK-101\nBK 0102 is the return leg.",
+        "Answer: BK-101 B.K. 102",
+        "Answer: BK-101 (bk１０２)",  # full-width digits
     ],
 )
 def test_a_second_id_spelled_differently_is_wrong(reply: str) -> None:
@@ -146,6 +152,7 @@ def test_the_expected_id_in_another_spelling_is_right(reply: str) -> None:
         "Answer: it hasnt been cancelled",
         "Answer: it didn\u00b4t get cancelled",
         "Answer: cancelled: untrue",
+        "Answer: cancelled - wrong",
         "Answer: cancelled? \u202eepon\u202c",  # displayed 'nope'
     ],
 )

@@ -49,7 +49,7 @@ HEDGE_RE = re.compile(
 # contractions are read with or without their apostrophe ("isnt"), and a verdict word ("nah",
 # "false") after the value denies it as well.
 NEGATION_RE = re.compile(
-    r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope|nah|false|untrue"
+    r"(?<![^\W_])(?:no|not|never|none|neither|nor|cannot|nope|nah|false|untrue|incorrect|wrong"
     r"|(?:is|are|was|were|do|does|did|has|have|had|ca|wo|could|would|should|must|need|ai|might)nt)(?![^\W_])"
     r"|n't(?![^\W_])"
 )
@@ -79,9 +79,10 @@ _NUMBER_WORD = "|".join([*_UNITS, *_TENS, "hundred", *_SCALES, "point"])
 _NUMBER_PHRASE = re.compile(
     rf"(?<![^\W_])(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s\-]+)(?:{_NUMBER_WORD}))*(?![^\W_])"
 )
-# Roman numerals: only upper-case whole tokens of two or more letters in the strict form (so "I",
-# "mix", "did" and "CIVIL" are words), less abbreviations that read as units or names
-_ROMAN = re.compile(r"(?<![^\W_])[MDCLXVI]{2,}(?![^\W_])")
+# Roman numerals: whole tokens in the strict form, upper-case of two or more letters or in any case
+# of four or more (so "I", "mix", "did" and "CIVIL" are words; no English word of four letters or
+# more is a strict numeral), less abbreviations that read as units or names
+_ROMAN = re.compile(r"(?<![^\W_])(?:[MDCLXVI]{2,}|[MDCLXVImdclxvi]{4,})(?![^\W_])")
 _ROMAN_FORM = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
 _ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
 _NOT_ROMAN = frozenset("CM MM ML DL MI DC CD MD CV XL MIX CC CL LI DI MC".split())
@@ -148,7 +149,7 @@ def _numerals_as_digits(text: str) -> str:
     pronoun: "the one you asked about")."""
 
     def roman(m: re.Match) -> str:
-        token = m.group(0)
+        token = m.group(0).upper()
         if token in _NOT_ROMAN or not _ROMAN_FORM.fullmatch(token):
             return token
         values = [_ROMAN_VALUES[c] for c in token]
@@ -182,8 +183,9 @@ def read_as_shown(text: str, numerals: bool = False) -> str:
 def _canonical_ids(text: str, prefix: str) -> str:
     """Every spelling of an id with ``prefix`` (``BK 102``, ``bk102``, ``bk_102``, ``BK-0102``) as
     ``bk-102``: ids compare on letters and digits, not on case or separators."""
+    letters = r"[\s\-_.]*".join(re.escape(c) for c in prefix)  # "B.K. 102", "b k 102"
     return re.sub(
-        rf"(?<![^\W_]){re.escape(prefix)}(?:[\s\-_./#:]|\\_)*0*(\d+)(?![^\W_])",
+        rf"(?<![^\W_]){letters}(?:[\s\-_./#:]|\\_)*0*(\d+)(?![^\W_])",
         lambda m: f"{prefix}-{m.group(1)}",
         text,
     )
