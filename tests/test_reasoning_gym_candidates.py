@@ -38,6 +38,7 @@ def spell_backward(answer_format: str):
         ("boxed", "\\boxed{{{g}}} <answer>{w}</answer>"),
         ("boxed", "\\boxed{{{g}}}, possibly {w}"),
         ("auto", "\\boxed{{{g}}} or {w}"),
+        ("tag", "<answer>{g}</answer> / {w}"),
         ("auto", "<answer>{g}</answer>; either way, {w} is close"),
     ],
 )
@@ -61,6 +62,7 @@ def test_a_second_candidate_outside_the_read_answer_is_wrong(fmt: str, template:
         ("boxed", "\\boxed{{{g}}}."),
         ("boxed", "<answer>{g}</answer> so \\boxed{{{g}}}"),
         ("auto", "\\boxed{{{g}}}\nHope this helps!"),
+        ("tag", "<answer>{g}</answer>\nSee https://example.org/reverse/ and/ask questions or requests."),
     ],
 )
 def test_one_candidate_stays_right(fmt: str, template: str) -> None:

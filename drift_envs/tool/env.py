@@ -55,10 +55,11 @@ NEGATION_RE = re.compile(
 )
 # Words that offer an alternative in the text *after* the answer line ("Answer: 3410\nOr maybe 1370"):
 # stricter than HEDGE_RE, since a closing line ("let me know if you need anything else") is no hedge;
-# "or" counts where it opens a clause, not inside one ("questions or requests").
+# "or" counts where it opens a clause, not inside one ("questions or requests"); a slash or bar only
+# standing alone ("gold / wrong"), not in a link or a date.
 TAIL_HEDGE_RE = re.compile(
     r"(?<![^\W_])(?:maybe|perhaps|possibly|probably|alternatively|alternative|otherwise|either|instead|unless|"
-    r"unsure|uncertain)(?![^\W_])|(?:^|[\n.,;:!?(\[{\u2014\u2013\-])\s*or(?![^\W_])|[/|]\s*[^\W_]"
+    r"unsure|uncertain)(?![^\W_])|(?:^|[\n.,;:!?(\[{/|\u2014\u2013\-])\s*or(?![^\W_])|(?:^|\s)[/|](?=\s|$)"
 )
 _MINUS = re.compile(r"(?<![^\W_])minus\s+(?=\d)|[−–](?=\d)")  # "minus 7.2", U+2212 and en-dash signs
 # apostrophe look-alikes a reader takes for one: ‘ ’ ʼ ` ´ ′ ＇
