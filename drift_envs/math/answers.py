@@ -501,4 +501,130 @@ def extract_final_number(text: str) -> FinalNumber | None:
     for run in _ARITHMETIC_RUN_RE.finditer(text, start, stop):
         if "=" in run.group(0) and _calculation_is_false(run.group(0)):
             return FinalNumber(answer, f"it states a false calculation ({run.group(0).strip()})")
+    hedge = _alternative_values(text[start:]) or _reassigned(text[start:])
+    if hedge is not None:
+        return FinalNumber(answer, hedge)
     return FinalNumber(answer)
+
+
+# ---- alternatives: two values offered as one answer -------------------------------------------------
+
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
+    " sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
+_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
+# "six", "twenty-one", "one hundred and five": English number words name values too
+_NUMBER_WORDS_RE = re.compile(
+    rf"\b(?:(?:{_WORD})(?:[\s-]+(?:{_WORD}|hundred|thousand|and))*|hundred)\b", re.IGNORECASE
+)
+# a word or sign that offers another value in place of the one before it
+_ALTERNATIVE_RE = re.compile(
+    r"\b(?:or|else|either|maybe|perhaps|possibly|alternatively|otherwise|not)\b"
+    r"|\\(?:lor|vee)(?![A-Za-z])|∨|\|\|",
+    re.IGNORECASE,
+)
+# a run of arithmetic: numbers, operators, parentheses, equals signs (one character class: linear time)
+_OPERAND_RUN_RE = re.compile(r"(?:[-+*/×÷()$0-9.,=^·\s]|\\times|\\cdot|\\div)+")
+
+
+def _words_value(words: str) -> Fraction | None:
+    """The value of English number words (``six``, ``twenty-one``, ``one hundred and five``), or None."""
+    total = current = 0
+    seen = False
+    for word in re.split(r"[\s-]+", words.lower()):
+        if word in _NUMBER_WORDS:
+            current += _NUMBER_WORDS[word]
+            seen = True
+        elif word == "hundred":
+            current = max(current, 1) * 100
+            seen = True
+        elif word == "thousand":
+            total += max(current, 1) * 1000
+            current = 0
+            seen = True
+    return Fraction(total + current) if seen else None
+
+
+def _side_values(side: str) -> set[Fraction]:
+    """The value of one side of an equality: plain arithmetic evaluated, else every number in it."""
+    expr = side.replace("×", "*").replace("÷", "/").replace("·", "*").replace("$", "")
+    expr = expr.replace("\\times", "*").replace("\\cdot", "*").replace("\\div", "/").replace(",", "")
+    expr = expr.strip().strip("^")
+    if not expr or len(expr) > 200 or "**" in expr:
+        return {v for v in (_value(n) for n in _PLAIN_NUMBER_RE.findall(expr[:200])) if v is not None}
+    for candidate in (expr, expr.replace("(", "").replace(")", "")):
+        value = _evaluate(candidate)
+        if value is not None:
+            return {value}
+    return {v for v in (_value(n) for n in _PLAIN_NUMBER_RE.findall(expr)) if v is not None}
+
+
+def _run_values(run: str, last: bool) -> set[Fraction]:
+    """What a run of arithmetic offers: its last side (before an alternative) or first side (after one)."""
+    sides = [side for side in run.split("=") if any(ch.isdigit() for ch in side)]
+    if not sides:
+        return set()
+    return _side_values(sides[-1] if last else sides[0])
+
+
+def _nearest_value(segment: str, last: bool) -> set[Fraction]:
+    """The values of the value nearest the end (``last``) or the start of ``segment``: a run of
+    arithmetic or English number words."""
+    found: list[tuple[int, set[Fraction]]] = []
+    for m in _OPERAND_RUN_RE.finditer(segment):
+        if any(ch.isdigit() for ch in m.group(0)):
+            found.append((m.end() if last else m.start(), _run_values(m.group(0), last)))
+            if not last:
+                break
+    for m in _NUMBER_WORDS_RE.finditer(segment):
+        value = _words_value(m.group(0))
+        if value is not None:
+            found.append((m.end() if last else m.start(), {value}))
+            if not last:
+                break
+    if not found:
+        return set()
+    return (max if last else min)(found, key=lambda f: f[0])[1]
+
+
+def _alternative_values(sentence: str) -> str | None:
+    """Why ``sentence`` offers two values as alternatives (``6 or 7``, ``x = 6 \\lor x = 7``, ``six or 7``,
+    ``6 + 0 or 7``), or None: the values nearest each side of an alternative word or sign differ,
+    whether or not they are operands (each side's arithmetic is evaluated)."""
+    sentence = sentence[:MAX_READ_CHARS]
+    marks = list(_ALTERNATIVE_RE.finditer(sentence))
+    for i, mark in enumerate(marks):
+        left_start = marks[i - 1].end() if i else 0
+        right_end = marks[i + 1].start() if i + 1 < len(marks) else len(sentence)
+        after = _nearest_value(sentence[mark.end() : right_end], last=False)
+        if not after:
+            continue
+        before = _nearest_value(sentence[left_start : mark.start()], last=True)
+        if mark.group(0).lower() == "not" and not before:
+            continue  # "not 7" alone is a negation, judged elsewhere
+        if len(before | after) > 1:
+            shown = ", ".join(str(v) for v in sorted(before | after))
+            return f"it offers alternative values ({shown}) around {mark.group(0)!r}"
+    return None
+
+
+_ASSIGNMENT_RE = re.compile(r"(?<![A-Za-z\\])([A-Za-z])\s*=(?!=)([^=,;:]*)")
+
+
+def _reassigned(sentence: str) -> str | None:
+    """Why ``sentence`` assigns one variable two different values (``x=6, x=7``), or None."""
+    values: dict[str, set[Fraction]] = {}
+    for m in _ASSIGNMENT_RE.finditer(sentence[:MAX_READ_CHARS]):
+        run = _OPERAND_RUN_RE.match(m.group(2))
+        if run is None or not any(ch.isdigit() for ch in run.group(0)):
+            continue
+        side = _side_values(run.group(0))
+        if len(side) == 1:
+            values.setdefault(m.group(1), set()).update(side)
+    for name, seen in values.items():
+        if len(seen) > 1:
+            return f"it gives {name} several values ({', '.join(str(v) for v in sorted(seen))})"
+    return None
