@@ -246,7 +246,7 @@ def test_the_lora_folder_serves_with_vllm_as_drift_rollout_model(lora_folder, re
     rollouts = tmp_path / "vllm.jsonl"
     done = subprocess.run(
         [
-            VLLM_PYTHON,
+            str(Path(VLLM_PYTHON).absolute()),  # the run's cwd is tmp_path
             "-m",
             "drift_train.cli",
             "rollout",
