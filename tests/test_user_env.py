@@ -130,15 +130,16 @@ def test_scripted_episode_fixes_one_violation_per_turn_and_succeeds_on_the_last_
 
 
 def test_a_policy_that_learns_from_precise_corrections_solves_every_task() -> None:
-    """Replying with a witness of the constraints named so far solves within num_constraints + 1 turns."""
-    env = UserCorrectionEnv(num_constraints=3, max_turns=4)
+    """Replying with a witness of the checks named so far solves within num_constraints + 2 turns (the
+    request check is one more: a witness of the preferences alone may not serve the request)."""
+    env = UserCorrectionEnv(num_constraints=3, max_turns=5)
     for index in range(40):
         obs, info = env.reset(seed=index, options={"index": index})
         task = env.user_task(index)
-        by_label = {c.label(): c for c in task.constraints}
+        by_label = {c.label(): c for c in (*task.constraints, task.served)}
         known: list = []
         reply = "Here is my answer, written in my own way. Thank you 4 asking."
-        for _ in range(4):
+        for _ in range(5):
             obs, reward, terminated, truncated, info = env.step(reply)
             if terminated:
                 break

@@ -12,6 +12,7 @@ import gymnasium as gym
 import pytest
 
 import drift_envs  # noqa: F401 - registers the ids
+from drift_envs.user import UserCorrectionEnv
 from drift_envs.user.constraints import ForbiddenWords, IncludeKeywords, MaxWords, MinWords
 from drift_envs.user.constraints.normalize import display_order, normalize_reply
 
@@ -174,3 +175,134 @@ def test_digits_in_disguise_pass_no_digits(reply: str) -> None:
 def test_no_digits_keeps_number_words_and_ideographs() -> None:
     assert reward_of([{"type": "no_digits"}], "we saw three owls") == 1.0
     assert reward_of([{"type": "no_digits"}], "we saw 五 owls") == 1.0  # a letter, not a number symbol
+
+
+# ---- the request served: replies that only repeat it, copy it or fill its slots -------------------
+
+
+def env_for(request_start: str, max_turns: int = 1, **kwargs) -> UserCorrectionEnv:
+    """An env reset on the first procedural task whose request starts with ``request_start``, with one
+    constraint that lowercase prose without commas meets, so only the request check can fail."""
+    env = UserCorrectionEnv(
+        constraint_kinds=["no_commas", "lowercase"], num_constraints=1, max_turns=max_turns, **kwargs
+    )
+    for index in range(300):
+        env.reset(options={"index": index})
+        if env.task.request.startswith(request_start):
+            return env
+    raise AssertionError(f"no task asking {request_start!r} in 300")
+
+
+POEM = "Write a few lines of poetry about the moon."
+TIDES = "What causes the tides?"
+LIBRARY = "Read this and give me a summary:\n\nIn 1976 the town council of Millbrook"
+TIPS = "Give me 5 tips for sleeping better."
+PACK = "List 3 things to pack for a beach holiday."
+
+
+def _story(env: UserCorrectionEnv) -> str:
+    return env.task.request.split("\n\n", 1)[1]
+
+
+def _plain(text: str) -> str:
+    return text.lower().replace(",", "")
+
+
+LAZY = [
+    # the red team's
+    (POEM, lambda env: "moon"),
+    (POEM, lambda env: _plain(env.task.request)),
+    (LIBRARY, lambda env: "library"),
+    (LIBRARY, lambda env: _plain(env.task.request)),
+    (TIPS, lambda env: "\n".join(f"- {chr(97 + i)}" for i in range(5))),
+    # ours: writing that only repeats the request and its topic
+    (POEM, lambda env: _plain(env.task.request) + " moon night silver craters orbit"),
+    (POEM, lambda env: "moon night silver craters orbit"),
+    (POEM, lambda env: (_plain(env.task.request) + " ") * 2),
+    (POEM, lambda env: "moon moon moon glow"),
+    # an answer that is one of its words, or the question and one word
+    (TIDES, lambda env: "gravity"),
+    (TIDES, lambda env: "what causes the tides? gravity"),
+    (TIDES, lambda env: "tides tides gravity moon"),
+    # a summary that copies the text (one sentence, the sentences reordered, the whole request) or names two things
+    (LIBRARY, lambda env: _plain(_story(env).split(". ")[0]) + "."),
+    (LIBRARY, lambda env: _plain(". ".join(reversed(_story(env).rstrip(".").split(". "))) + ".")),
+    (LIBRARY, lambda env: "ravi library"),
+    (LIBRARY, lambda env: _plain(_story(env)).replace(" the ", " a ")),
+    # a list of placeholders, repeats, single words for tips, tips named in five words
+    (TIPS, lambda env: "\n".join(f"- tip {i}" for i in range(1, 6))),  # items that differ by a number
+    (TIPS, lambda env: "\n".join(["- sleep", "- dark", "- screens", "- routine", "- caffeine"])),
+    (TIPS, lambda env: "\n".join(["- avoid screens at night"] * 5)),
+    (TIPS, lambda env: "1) a 2) b 3) c 4) d 5) e"),
+    (TIPS, lambda env: "sleep dark screens routine caffeine"),
+    (TIPS, lambda env: "\n".join(f"- {a}{a} {b}{b}" for a, b in zip("acegi", "bdfhj", strict=True))),
+    (PACK, lambda env: "- a\n- b\n- c"),
+    (PACK, lambda env: "- x1\n- x2\n- x3"),
+]
+
+
+@pytest.mark.parametrize(
+    ("request_start", "lazy"), LAZY, ids=[f"{r[:12]}-{i}" for i, (r, _) in enumerate(LAZY)]
+)
+def test_a_reply_that_ignores_the_request_is_not_rewarded(request_start: str, lazy) -> None:
+    env = env_for(request_start)
+    reply = lazy(env)
+    _, reward, _, _, info = env.step(reply)
+    assert reward < 1.0 and info["request_served"] is False, (
+        env.task.request,
+        reply,
+        info["constraint_results"],
+    )
+    assert info["failed_constraints"] == [env.task.served.label()]
+
+
+@pytest.mark.parametrize(
+    ("request_start", "reply"),
+    [
+        (
+            POEM,
+            "the moon hangs low and pale\nits silver light on sleeping fields\nand every tide leans toward it",
+        ),
+        (TIDES, "the moon's gravity pulls on the oceans and the sun adds a smaller pull so the water rises"),
+        (LIBRARY, "ravi gathered signatures and held readings until the council kept the library open."),
+        (
+            TIPS,
+            "- keep a regular bedtime\n- avoid screens before bed\n- skip caffeine after noon\n"
+            "- keep the room dark\n- get some exercise",
+        ),
+        (PACK, "- sunscreen\n- towel\n- hat"),
+        (PACK, "pack sunscreen and a towel and a hat."),
+    ],
+)
+def test_a_reply_that_serves_the_request_is_rewarded(request_start: str, reply: str) -> None:
+    env = env_for(request_start)
+    _, reward, _, _, info = env.step(reply)
+    assert reward == 1.0 and info["request_served"] is True, info["constraint_results"]
+
+
+@pytest.mark.parametrize(
+    ("request_start", "lazy", "persona", "fragment"),
+    [
+        (POEM, lambda env: _plain(env.task.request), "precise", "the moon"),
+        (POEM, lambda env: _plain(env.task.request), "terse", "the moon"),
+        (TIDES, lambda env: "what causes the tides? gravity", "precise", "question"),
+        (LIBRARY, lambda env: _plain(_story(env)), "precise", "summar"),
+        (LIBRARY, lambda env: _plain(_story(env)), "terse", "ummar"),
+        (LIBRARY, lambda env: "ravi library", "precise", "summar"),
+        (TIPS, lambda env: "\n".join(f"- {chr(97 + i)}" for i in range(5)), "precise", "items"),
+        (TIPS, lambda env: "\n".join(f"- {chr(97 + i)}" for i in range(5)), "terse", "items"),
+        (TIPS, lambda env: "\n".join(["- avoid screens at night"] * 5), "precise", "items"),
+    ],
+)
+def test_the_user_voices_a_request_not_served_in_persona(request_start, lazy, persona, fragment) -> None:
+    env = env_for(request_start, max_turns=3, persona=persona)
+    vague = env_for(request_start, max_turns=3, persona="vague")
+    index = env.task_index(env.task.task_id)
+    reply = lazy(env)
+    for seed in range(8):  # every phrasing the seeded user may draw
+        env.reset(seed=seed, options={"index": index})
+        obs, _, _, _, info = env.step(reply)
+        assert info["feedback"]["addressed"] == [env.task.served.label()]
+        assert fragment in obs.lower(), obs
+        vague.reset(seed=seed, options={"index": index})
+        assert fragment not in vague.step(reply)[0].lower()  # the vague user never says what is wrong

@@ -66,9 +66,10 @@ class UserCorrectionEnv(MultiTurnTextEnv):
 
     ## Oracle
     ``env.unwrapped.oracle_reply()`` is a reply meeting every check of the current task (the
-    request's own words and filler around the required pieces, see
-    :func:`~drift_envs.user.constraints.compose_reply`); it names what the request is about but is
-    no real answer. None only for a file task whose set it cannot compose.
+    request's own words, words of its own and filler around the required pieces, see
+    :func:`~drift_envs.user.constraints.compose_reply`); it names what the request is about and holds
+    the substance the request check asks for, but is no real answer. None only for a file task whose
+    set it cannot compose.
 
     ## Starting State
     ``reset(seed=..., options={"index": i})`` (or ``{"task_id": ...}``) picks a task; without options
@@ -123,8 +124,8 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     >>> env.step("THE MOON: A SILVER COIN ABOVE THE SEA.")[1:3]
     (1.0, True)
     >>> _ = env.reset(options={"index": 2})
-    >>> env.unwrapped.oracle_reply()  # meets every hidden constraint (it does not answer the request)
-    'MOON MOON NIGHT SILVER CRATERS ORBIT THIS.'
+    >>> env.unwrapped.oracle_reply()  # meets every check: the request's words and words of its own
+    'MOON CLEAR GENTLE SIMPLE MOON NIGHT SILVER CRATERS ORBIT THIS.'
     >>> env.step(env.unwrapped.oracle_reply())[1:3]
     (1.0, True)
     """

@@ -187,6 +187,13 @@ _ANSWER_WORDS: dict[str, tuple[str, ...]] = {
     "How does a bicycle stay upright?": ("momentum", "gyroscopic", "steer", "moving", "motion"),
 }
 
+# What a reply must hold beyond the request's own words (OnTopic.min_new): distinct words that
+# neither the request nor its vocabulary holds; a list of tips, ways or ideas lists phrases (two
+# words an item or more), a list of things or hobbies may list single words
+_WRITING_MIN_NEW = 3
+_ANSWER_MIN_NEW = 2
+_PHRASE_ITEMS = ("tips", "ways", "ideas")
+
 _NAMES = ("Mara", "Tomas", "Aiko", "Lena", "Sipho", "Ravi", "Ines", "Olek")
 _TOWNS = ("Harbourside", "Millbrook", "Eastvale", "Kestrel Bay", "Northfield", "Stonebridge")
 _STORIES: list[tuple[str, tuple[str, ...]]] = [
@@ -255,13 +262,15 @@ def _request(rng: random.Random) -> tuple[str, SampleContext, str, Constraint]:
     category = rng.choice(_CATEGORIES)
     if category == "writing":
         topic, vocab = rng.choice(_TOPICS)
-        served = OnTopic(vocab, topic, "topic")
-        return rng.choice(_WRITING).format(topic=topic), SampleContext(topic_words=vocab), category, served
+        text = rng.choice(_WRITING).format(topic=topic)
+        served = OnTopic(vocab, topic, "topic", request=text, min_new=_WRITING_MIN_NEW)
+        return text, SampleContext(topic_words=vocab), category, served
     if category == "list":
         template, vocab = rng.choice(_LISTS)
         n = rng.choice([3, 4, 5])
         text = template.format(n=n)
-        served = ListItems(n, (*vocab, *_MORE_ITEMS[template]), text)
+        item_words = 2 if any(w in template for w in _PHRASE_ITEMS) else 1
+        served = ListItems(n, (*vocab, *_MORE_ITEMS[template]), text, item_words)
         return text, SampleContext(topic_words=vocab, list_items=n), category, served
     if category == "answer":
         question, vocab = rng.choice(_QUESTIONS)
@@ -271,7 +280,7 @@ def _request(rng: random.Random) -> tuple[str, SampleContext, str, Constraint]:
             question,
             SampleContext(topic_words=vocab),
             category,
-            OnTopic(answer_words, question, "question"),
+            OnTopic(answer_words, question, "question", request=question, min_new=_ANSWER_MIN_NEW),
         )
     story, vocab_t = rng.choice(_STORIES)
     values = {
@@ -283,7 +292,7 @@ def _request(rng: random.Random) -> tuple[str, SampleContext, str, Constraint]:
     }
     vocab = tuple(v.format(**values) for v in vocab_t)
     text = rng.choice(_SUMMARY_REQUESTS).format(text=story.format(**values))
-    served = OnTopic(vocab, f"the story about {values['name']}", "text")
+    served = OnTopic(vocab, f"the story about {values['name']}", "text", request=text, min_named=2)
     return text, SampleContext(topic_words=vocab, summary=True), category, served
 
 

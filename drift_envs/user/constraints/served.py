@@ -4,16 +4,27 @@ The hidden preferences (length, case, commas, ...) say nothing about the request
 ignores it ("this is a short and clear answer") could meet them all. Each procedural task therefore
 carries one more check, made from its request (see :mod:`drift_envs.user.tasks`):
 
-* :class:`OnTopic` for writing, questions and summaries: the reply names at least one word of the
+* :class:`OnTopic` for writing, questions and summaries: the reply names ``min_named`` words of the
   request's own vocabulary (the topic written about, the terms an answer to the question uses, the
-  people and things of the text summarised);
+  people and things of the text summarised), and does more than repeat the request: a piece of
+  writing or an answer holds ``min_new`` distinct words (two letters or more) that are neither words
+  of the request nor the vocabulary (so "moon", or the request echoed back, serves nothing); a
+  summary has five words or more and is no copy of the text (at most 3/4 of its words may lie in
+  runs of three or more words copied from the text, so the text or one of its sentences echoed back
+  is no summary);
 * :class:`ListItems` for list requests: the reply holds the number of items asked for, as list lines
   (``- towel``, ``2. hat``), as a numbered run (``1) towel 2) hat``), or, in running prose, by naming
-  that many of the things the request is about.
+  that many of the things the request is about. Listed items are distinct (not only by a number), each holds a word of three
+  letters or more (``- a`` is a placeholder, not an item) and ``item_words`` words or more (2 for tips,
+  ways and ideas, which are phrases; 1 for things and hobbies); prose holds ``n * item_words`` words.
+
+What these checks cannot see: whether the words are sensible. A reply of unrelated real words
+that names the topic passes; they stop replies that do nothing but repeat the request or fill slots.
 
 They are constraints (checked, described and voiced by the simulated user like any other, last in
 the order the user addresses them) but no registered kind: the task generator never draws them, and
-a task file states its own constraints.
+a task file states its own constraints (a spec without the newer fields ``request``, ``min_new``,
+``min_named``, ``item_words`` gets their defaults, the checks as they were before those fields).
 """
 
 from __future__ import annotations
@@ -25,37 +36,85 @@ from typing import ClassVar
 from drift_envs.user.constraints.base import (
     Check,
     Constraint,
+    ConstraintSpecError,
     check_positive_int,
     check_word_list,
     constraint_from_dict,
 )
 from drift_envs.user.constraints.compose import Draft
-from drift_envs.user.constraints.text import contains_word
+from drift_envs.user.constraints.normalize import normalize_reply
+from drift_envs.user.constraints.text import NUMBER_WORDS, contains_word, count_words, skeleton, words
 
 __all__ = ["SERVED_CHECKS", "ListItems", "OnTopic", "served_from_dict"]
 
 # A list line: a bullet (-, *, •, +) or an enumerator (1. 1) (1) a.) then text; a reply wrapped in
 # quotes may open its first line with the quote.
-_LIST_LINE_RE = re.compile(r"^\s*[\"“']?\s*(?:[-*•+]|\d{1,2}[.)]|\(\d{1,2}\)|[a-zA-Z][.)])\s+\S")
+_LIST_LINE_RE = re.compile(r"^\s*[\"“']?\s*(?:[-*•+]|\d{1,2}[.)]|\(\d{1,2}\)|[a-zA-Z][.)])\s+(\S.*)")
 _INLINE_NUMBER_RE = re.compile(r"(?<![\w.])\(?(\d{1,2})[.)](?=\s+\S)")
 _ABOUT_KINDS = ("topic", "question", "text")
 
 
-def _named(words: tuple[str, ...], reply: str) -> list[str]:
-    return [w for w in words if contains_word(reply, w)]
+# Plain words a composed reply adds as its own content (no number word, no digit)
+_OWN_WORDS = (
+    "clear gentle simple calm bright steady quiet warm fresh plain easy kind open soft careful honest "
+    "lovely slow patient"
+).split()
+_SUMMARY_MIN_WORDS = 5
+_COPY_RUN = 3  # words in a row shared with the text: a copied stretch
+_COPY_SHARE = 0.75  # more of the reply than this in copied stretches: a copy
+_COPY_MIN_WORDS = 6  # a reply shorter than this is judged by its other checks only
+
+
+def _named(vocab: tuple[str, ...], reply: str) -> list[str]:
+    return [w for w in vocab if contains_word(reply, w)]
+
+
+def _skeleton_words(text: str) -> list[str]:
+    return words(skeleton(normalize_reply(text)).replace("\u2060", " "))
+
+
+def _new_words(reply: str, request: str, vocab: tuple[str, ...]) -> list[str]:
+    """The distinct words (two letters or more) of ``reply`` that are neither words of ``request`` nor
+    of ``vocab`` (compared on skeletons)."""
+    known = set(_skeleton_words(request)) | {w for v in vocab for w in _skeleton_words(v)}
+    seen: dict[str, None] = {}
+    for w in _skeleton_words(reply):
+        if sum(ch.isalpha() for ch in w) >= 2 and w not in known:
+            seen.setdefault(w, None)
+    return list(seen)
+
+
+def copied_share(reply: str, source: str) -> float:
+    """The share of the words of ``reply`` that lie in runs of three or more words in a row that
+    ``source`` holds too (on skeletons): 1.0 for a reply copied from ``source``."""
+    got, src = _skeleton_words(reply), _skeleton_words(source)
+    if not got:
+        return 0.0
+    runs = {tuple(src[i : i + _COPY_RUN]) for i in range(len(src) - _COPY_RUN + 1)}
+    covered = [False] * len(got)
+    for i in range(len(got) - _COPY_RUN + 1):
+        if tuple(got[i : i + _COPY_RUN]) in runs:
+            covered[i : i + _COPY_RUN] = [True] * _COPY_RUN
+    return sum(covered) / len(got)
 
 
 @dataclass(frozen=True)
 class OnTopic(Constraint):
-    """The reply names at least one of ``words`` (whole words, any case): it is about the request.
+    """The reply is about the request: it names ``min_named`` of ``words`` (whole words, any case) and
+    does more than repeat the request (see the module docstring).
 
     ``about`` is what was asked, as the user says it back: a topic (``"the moon"``), a question
     (``"Why is the sky blue?"``) or a text (``"the story about Mara"``), per ``request_kind``.
+    ``request`` is the request's text (for a summary, it holds the text summarised); ``min_new`` the
+    distinct words of the reply that must be neither the request's nor ``words`` (writing, answers).
     """
 
     words: tuple[str, ...]
     about: str
     request_kind: str = "topic"
+    request: str = ""
+    min_new: int = 0
+    min_named: int = 1
     kind: ClassVar[str] = "on_topic"
     difficulty: ClassVar[str] = "easy"
     compose_order: ClassVar[int] = 95  # after the forbidden words are known
@@ -69,9 +128,32 @@ class OnTopic(Constraint):
         check_word_list("OnTopic", "words", self.words)
         if self.request_kind not in _ABOUT_KINDS:
             raise ValueError(f"OnTopic.request_kind must be one of {_ABOUT_KINDS}, got {self.request_kind!r}")
+        if not isinstance(self.request, str):
+            raise ConstraintSpecError(f"OnTopic.request must be a string, got {self.request!r}")
+        if not isinstance(self.min_new, int) or isinstance(self.min_new, bool) or self.min_new < 0:
+            raise ConstraintSpecError(f"OnTopic.min_new must be an integer >= 0, got {self.min_new!r}")
+        check_positive_int("OnTopic", "min_named", self.min_named)
+        if self.min_named > len({w.casefold() for w in self.words}):
+            raise ConstraintSpecError(
+                f"OnTopic.min_named must be at most the {len(self.words)} words given, got {self.min_named}"
+            )
 
     def _evaluate(self, reply: str) -> Check:
-        return Check(bool(_named(self.words, reply)), {})
+        named = sorted({w.casefold() for w in _named(self.words, reply)})
+        detail: dict = {"named": named[:5]}
+        if len(named) < self.min_named:
+            return Check(False, {**detail, "reason": "off_topic"})
+        if self.request_kind == "text" and self.request:
+            if count_words(reply) < _SUMMARY_MIN_WORDS:
+                return Check(False, {**detail, "reason": "thin"})
+            if count_words(reply) >= _COPY_MIN_WORDS and copied_share(reply, self.request) > _COPY_SHARE:
+                return Check(False, {**detail, "reason": "copy"})
+        if self.min_new:
+            new = _new_words(reply, self.request, self.words)
+            detail["new_words"] = len(new)
+            if len(new) < self.min_new:
+                return Check(False, {**detail, "reason": "thin"})
+        return Check(True, detail)
 
     def describe(self) -> str:
         if self.request_kind == "question":
@@ -81,6 +163,9 @@ class OnTopic(Constraint):
         return f"Write about {self.about}."
 
     def _corrections(self, persona: str, detail: dict) -> list[str]:
+        reason = detail.get("reason", "off_topic")
+        if reason != "off_topic":
+            return self._thin_corrections(persona, reason)
         a = self.about
         if self.request_kind == "question":
             if persona == "terse":
@@ -114,31 +199,98 @@ class OnTopic(Constraint):
             f"This doesn't mention {a}. Please stay on the topic I asked about.",
         ]
 
+    def _thin_corrections(self, persona: str, reason: str) -> list[str]:
+        """What the user says to a reply that names the request but does not serve it: the request's
+        words and little else, or (a summary) the text copied back."""
+        a = self.about
+        if self.request_kind == "text":
+            if reason == "copy":
+                if persona == "terse":
+                    return [
+                        "That's my text copied back. Summarise it.",
+                        "Don't copy it. Summarise.",
+                        "Summary, please, not the text again.",
+                    ]
+                return [
+                    f"You've mostly copied the text back. I wanted a summary of {a} in your own words.",
+                    f"That's nearly the text I sent you. Could you summarise {a} instead, shorter?",
+                    f"Please don't copy it out: summarise {a} in a few sentences of your own.",
+                ]
+            if persona == "terse":
+                return ["Too thin for a summary.", "Summarise it properly.", "That's no summary. Write one."]
+            return [
+                f"That's too little to be a summary. What happens in {a}?",
+                f"Could you actually summarise {a}? A few words don't tell me the gist.",
+                f"I need a real summary of {a}, not just a name or two.",
+            ]
+        if self.request_kind == "question":
+            if persona == "terse":
+                return [
+                    "That's not an answer. Explain.",
+                    f"Answer it properly: {a}",
+                    "You just repeated my words. Answer.",
+                ]
+            return [
+                f"That just repeats my question back. I'd like an actual answer: {a}",
+                f"There's no explanation in there. Could you answer the question? {a}",
+                f"Please answer the question in your own words: {a}",
+            ]
+        if persona == "terse":
+            return [
+                f"Write something about {a}.",
+                f"More than my words back. Write about {a}.",
+                f"Actually write about {a}.",
+            ]
+        return [
+            f"You've only repeated my request. Could you actually write something about {a}?",
+            f"That's barely anything. I'd like a real piece about {a}, in your own words.",
+            f"Please write about {a} properly, not just a word or my own sentence back.",
+        ]
+
     def fixed_words(self) -> int:
-        return 1
+        return self.min_named + self.min_new
 
     def _conflicts(self, other: Constraint) -> bool:
         banned = (
             {w.casefold() for w in getattr(other, "words", ())} if other.kind == "forbidden_words" else set()
         )
-        return all(w.casefold() in banned for w in self.words)
+        return len({w.casefold() for w in self.words} - banned) < self.min_named
 
     def compose(self, draft: Draft) -> None:
-        if any(w.casefold() == b.casefold() for w in self.words for b in draft.body):
-            return
-        word = next(w for w in self.words if w.casefold() not in draft.banned)
-        draft.body.append(word)
+        """``min_named`` of ``words`` in the body, and ``min_new`` plain words of its own that neither
+        the request nor ``words`` holds."""
+        have = {b.casefold() for b in draft.body}
+        named = [w for w in self.words if w.casefold() in have]
+        for w in self.words:
+            if len(named) >= self.min_named:
+                break
+            if w.casefold() not in have and w.casefold() not in draft.banned:
+                draft.body.append(w)
+                named.append(w)
+        if self.min_new:
+            known = set(_skeleton_words(self.request)) | {w for v in self.words for w in _skeleton_words(v)}
+            own = [
+                w
+                for w in _OWN_WORDS
+                if w not in known and w not in draft.banned and w not in have and w not in NUMBER_WORDS
+            ]
+            draft.body.extend(own[: self.min_new])
+        if self.request_kind == "text":
+            draft.min_words = max(draft.min_words, _SUMMARY_MIN_WORDS)
 
 
 @dataclass(frozen=True)
 class ListItems(Constraint):
     """The reply holds ``n`` items: exactly ``n`` list lines, or a numbered run ``1. … n.`` (and no
     ``n+1``), or (without list lines) running prose that names ``n`` of ``words``, the things the
-    request is about."""
+    request is about. Listed items are distinct (not only by a number: ``tip 1``, ``tip 2`` repeat one
+    item) and each holds a word of three letters or more and ``item_words`` words or more; prose
+    holds ``n * item_words`` words."""
 
     n: int
     words: tuple[str, ...]
     about: str = ""
+    item_words: int = 1
     kind: ClassVar[str] = "list_items"
     difficulty: ClassVar[str] = "easy"
     compose_order: ClassVar[int] = 95
@@ -151,29 +303,80 @@ class ListItems(Constraint):
     def _validate(self) -> None:
         check_positive_int("ListItems", "n", self.n)
         check_word_list("ListItems", "words", self.words)
+        check_positive_int("ListItems", "item_words", self.item_words)
 
-    def count(self, reply: str) -> tuple[int, str]:
-        """The items of ``reply`` and how they were counted (``"lines"``, ``"numbered"``, ``"named"``)."""
-        lines = sum(1 for line in reply.splitlines() if _LIST_LINE_RE.match(line))
-        run = 0
-        for k in (int(m) for m in _INLINE_NUMBER_RE.findall(reply)):
-            if k == run + 1:
-                run = k
-        if run >= 2 and run > lines:  # "1) towel 2) hat" on one line is a list of two
-            return run, "numbered"
+    def items(self, reply: str) -> tuple[list[str], str]:
+        """The items of ``reply`` (their texts; for prose, the things named) and how they were found
+        (``"lines"``, ``"numbered"``, ``"named"``)."""
+        lines = [m.group(1) for line in reply.splitlines() if (m := _LIST_LINE_RE.match(line))]
+        run: list[re.Match[str]] = []
+        for m in _INLINE_NUMBER_RE.finditer(reply):
+            if int(m.group(1)) == len(run) + 1:
+                run.append(m)
+        if len(run) >= 2 and len(run) > len(lines):  # "1) towel 2) hat" on one line is a list of two
+            ends = [m.start() for m in run[1:]] + [len(reply)]
+            return [reply[m.end() : e].strip() for m, e in zip(run, ends, strict=True)], "numbered"
         if lines:
             return lines, "lines"
-        return len({w.casefold() for w in _named(self.words, reply)}), "named"
+        return sorted({w.casefold() for w in _named(self.words, reply)}), "named"
+
+    def count(self, reply: str) -> tuple[int, str]:
+        """The number of items of ``reply`` and how they were counted (see :meth:`items`)."""
+        found, how = self.items(reply)
+        return len(found), how
+
+    def _thin(self, item: str) -> bool:
+        """True for a placeholder rather than an item: no word of three letters, or too few words."""
+        got = words(item)
+        return len(got) < self.item_words or not any(sum(ch.isalpha() for ch in w) >= 3 for w in got)
 
     def _evaluate(self, reply: str) -> Check:
-        got, how = self.count(reply)
-        return Check(got == self.n if how != "named" else got >= self.n, {"items": got, "expected": self.n})
+        found, how = self.items(reply)
+        detail = {"items": len(found), "expected": self.n}
+        if how == "named":
+            if len(found) < self.n:
+                return Check(False, detail)
+            if count_words(reply) < self.n * self.item_words:
+                return Check(False, {**detail, "thin": True})
+            return Check(True, detail)
+        if len(found) != self.n:
+            return Check(False, detail)
+        if any(self._thin(item) for item in found):
+            return Check(False, {**detail, "thin": True})
+        # items that differ only by a number ("tip 1", "tip 2") are one item repeated
+        keys = [
+            " ".join(w for w in _skeleton_words(item) if not any(ch.isdigit() for ch in w)) for item in found
+        ]
+        if len(set(keys)) < len(keys):
+            return Check(False, {**detail, "repeated": True})
+        return Check(True, detail)
 
     def describe(self) -> str:
         return f"Give {self.n} items, as the request asks."
 
     def _corrections(self, persona: str, detail: dict) -> list[str]:
         n, got = self.n, detail.get("items", 0)
+        if detail.get("repeated"):
+            if persona == "terse":
+                return [f"{n} different items.", "Items repeat.", f"No repeats: {n} distinct items."]
+            return [
+                f"Some of the items are the same. I'd like {n} different items.",
+                f"Please don't repeat items: {n} distinct ones.",
+                f"Two of your items say the same thing. Could you give {n} different items?",
+            ]
+        if detail.get("thin"):
+            what = "a few words each" if self.item_words > 1 else "a real word each"
+            if persona == "terse":
+                return [
+                    f"Real items, {what}.",
+                    f"Those aren't items. {n} real ones.",
+                    f"Fill in the {n} items.",
+                ]
+            return [
+                f"Those look like placeholders. Please give me {n} real items, {what}.",
+                f"I can't use those items: I need {n} proper ones, {what}.",
+                f"Could you write out the {n} items properly ({what})?",
+            ]
         if persona == "terse":
             return [f"I asked for {n} items.", f"{n} items, please.", f"Need {n} items, not {got}."]
         return [
@@ -183,7 +386,7 @@ class ListItems(Constraint):
         ]
 
     def fixed_words(self) -> int:
-        return self.n
+        return self.n * self.item_words
 
     def _conflicts(self, other: Constraint) -> bool:
         banned = (
@@ -193,7 +396,7 @@ class ListItems(Constraint):
 
     def compose(self, draft: Draft) -> None:
         """``n`` of the request's things named in the body (a list in prose: no layout needed, so the
-        kinds that fix a layout, one line or JSON, still compose)."""
+        kinds that fix a layout, one line or JSON, still compose), in ``n * item_words`` words."""
         have = {b.casefold() for b in draft.body}
         named = [w for w in self.words if w.casefold() in have]
         for w in self.words:
@@ -202,12 +405,23 @@ class ListItems(Constraint):
             if w.casefold() not in have and w.casefold() not in draft.banned:
                 draft.body.append(w)
                 named.append(w)
+        draft.min_words = max(draft.min_words, self.n * self.item_words)
 
 
 #: the request checks by kind (a task file's ``"served"`` spec names one)
 SERVED_CHECKS: dict[str, type[Constraint]] = {"on_topic": OnTopic, "list_items": ListItems}
 
 
+# fields added after task files were first written: a spec without them gets these defaults
+_LATER_FIELDS = {
+    "on_topic": {"request": "", "min_new": 0, "min_named": 1},
+    "list_items": {"item_words": 1},
+}
+
+
 def served_from_dict(spec: object, *, where: str = "served") -> Constraint:
-    """A request check from its JSON spec (``{"type": "on_topic", "words": [...], "about": ...}``)."""
+    """A request check from its JSON spec (``{"type": "on_topic", "words": [...], "about": ...}``);
+    the fields added later (``request``, ``min_new``, ``min_named``, ``item_words``) may be left out."""
+    if isinstance(spec, dict) and spec.get("type") in _LATER_FIELDS:
+        spec = {**_LATER_FIELDS[spec["type"]], **spec}
     return constraint_from_dict(spec, where=where, registry=SERVED_CHECKS)
