@@ -49,6 +49,8 @@ def reward_of(constraints: list[dict], reply: str) -> float:
         "the m\u03bf\u0304on is bright",  # Greek omicron + combining macron
         "the \ua4df\ua4f3\ua4f3\ua4e0 is bright",  # Lisu MA O O NA
         "the m\u0585\u0585\u0578 is bright",  # Armenian oh, oh, vo
+        "the m\u2c9f\u2c9fn is bright",  # Coptic small o
+        "the m\u00f8\u00f8n is bright",  # o with stroke (no decomposition: read by its name)
     ],
 )
 def test_forbidden_word_in_disguise(reply: str) -> None:
@@ -237,6 +239,8 @@ LAZY = [
     (TIPS, lambda env: "sleep dark screens routine caffeine"),
     (TIPS, lambda env: "\n".join(f"- {a}{a} {b}{b}" for a, b in zip("acegi", "bdfhj", strict=True))),
     (PACK, lambda env: "- a\n- b\n- c"),
+    (TIPS, lambda env: "\n".join(f"- the {chr(97 + i)}" for i in range(5))),  # a function word and a letter
+    (PACK, lambda env: "- list things\n- to pack for\n- beach holiday"),  # the request cut into lines
     (PACK, lambda env: "- x1\n- x2\n- x3"),
 ]
 

@@ -19,7 +19,7 @@ letters. :func:`normalize_reply` maps a reply to what a reader sees, in this ord
    :func:`~drift_envs.user.constraints.text.contains_word` reads the text both with it removed and as
    a space (``mo\u200bon`` is ``moon``, ``the\u200bmoon`` holds ``moon``). Hangul fillers (U+3164,
    U+115F, U+1160, U+FFA0) and the blank braille pattern render as blanks: they become spaces;
-4. :func:`confusables` maps each character: letters of Greek, Cyrillic, Armenian, Cherokee and Lisu
+4. :func:`confusables` maps each character: letters of Greek, Cyrillic, Armenian, Coptic, Cherokee and Lisu
    drawn like Latin ones become those Latin letters (``ο``→``o``, ``օ``→``o``, ``ꓳ``→``O``), precomposed
    ones keep their accent (``ӧ``→``ö``); Latin small capitals and Cherokee small letters (drawn as
    small capitals) become the capital they look like (they read as capitals, so a lowercase check
@@ -63,6 +63,8 @@ _LOOKALIKES = (
     "аa вb еe ѕs іi јj кk мm нh оo рp сc тt уy хx ԁd ԛq ԝw һh ӏl үy ԍg "
     # Armenian
     "ՕO ՍU ԼL օo ոn սu հh զq ցg "
+    # Coptic (Greek-derived capitals and small letters)
+    "ⲀA ⲁa ⲂB ⲈE ⲎH ⲒI ⲔK ⲘM ⲚN ⲞO ⲟo ⲢP ⲣp ⲤC ⲥc ⲦT ⲨY ⲬX ⲭx "
     # Lisu (Fraser) letters, drawn as Latin capitals
     "ꓐB ꓑP ꓓD ꓔT ꓖG ꓗK ꓙJ ꓚC ꓜZ ꓝF ꓟM ꓠN ꓡL ꓢS ꓣR ꓦV ꓧH ꓪW ꓫX ꓬY ꓮA ꓰE ꓲI ꓳO ꓴU "
     # Cherokee capitals (their small letters, U+AB70.., are drawn as small capitals: mapped alike)

@@ -14,8 +14,10 @@ carries one more check, made from its request (see :mod:`drift_envs.user.tasks`)
   is no summary);
 * :class:`ListItems` for list requests: the reply holds the number of items asked for, as list lines
   (``- towel``, ``2. hat``), as a numbered run (``1) towel 2) hat``), or, in running prose, by naming
-  that many of the things the request is about. Listed items are distinct (not only by a number), each holds a word of three
-  letters or more (``- a`` is a placeholder, not an item) and ``item_words`` words or more (2 for tips,
+  that many of the things the request is about. Listed items are distinct (not only by a number),
+  each holds a word of three letters or more that the request does not hold and that is no function
+  word (``- a``, ``- the a`` or the request cut into lines are placeholders, not items) and
+  ``item_words`` words or more (2 for tips,
   ways and ideas, which are phrases; 1 for things and hobbies); prose holds ``n * item_words`` words.
 
 What these checks cannot see: whether the words are sensible. A reply of unrelated real words
@@ -59,6 +61,11 @@ _OWN_WORDS = (
     "clear gentle simple calm bright steady quiet warm fresh plain easy kind open soft careful honest "
     "lovely slow patient"
 ).split()
+# Words that say nothing on their own: an item made of them and the request's words is a placeholder
+_FUNCTION_WORDS = frozenset(
+    "the and for with this that these those are was were you your its not but all any can has had have "
+    "our his her she him they them then than from into onto also just very here there what which who".split()
+)
 _SUMMARY_MIN_WORDS = 5
 _COPY_RUN = 3  # words in a row shared with the text: a copied stretch
 _COPY_SHARE = 0.75  # more of the reply than this in copied stretches: a copy
@@ -284,8 +291,9 @@ class ListItems(Constraint):
     """The reply holds ``n`` items: exactly ``n`` list lines, or a numbered run ``1. … n.`` (and no
     ``n+1``), or (without list lines) running prose that names ``n`` of ``words``, the things the
     request is about. Listed items are distinct (not only by a number: ``tip 1``, ``tip 2`` repeat one
-    item) and each holds a word of three letters or more and ``item_words`` words or more; prose
-    holds ``n * item_words`` words."""
+    item) and each holds ``item_words`` words or more, one of them a word of three letters or more that
+    says something (neither a word of the request, ``about``, nor a function word such as "the");
+    prose holds ``n * item_words`` words."""
 
     n: int
     words: tuple[str, ...]
@@ -326,9 +334,13 @@ class ListItems(Constraint):
         return len(found), how
 
     def _thin(self, item: str) -> bool:
-        """True for a placeholder rather than an item: no word of three letters, or too few words."""
-        got = words(item)
-        return len(got) < self.item_words or not any(sum(ch.isalpha() for ch in w) >= 3 for w in got)
+        """True for a placeholder rather than an item: too few words, or no word of three letters or
+        more that says something (neither a word of the request, ``about``, nor a function word)."""
+        asked = set(_skeleton_words(self.about))
+        return len(words(item)) < self.item_words or not any(
+            sum(ch.isalpha() for ch in w) >= 3 and w not in asked and w not in _FUNCTION_WORDS
+            for w in _skeleton_words(item)
+        )
 
     def _evaluate(self, reply: str) -> Check:
         found, how = self.items(reply)

@@ -105,10 +105,25 @@ def has_word(text: str) -> bool:
 _ZERO_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])0+|0+(?=[^\W\d_])")
 
 
+@functools.lru_cache(maxsize=1)
+def _letter_bases() -> dict[int, str]:
+    """Latin letters drawn as another letter with a stroke, bar, hook or the like that Unicode does
+    not decompose (``ø``, ``đ``, ``ł``, ``ɨ``): code point -> the plain letter, from their names."""
+    table: dict[int, str] = {}
+    name_re = re.compile(r"LATIN (?:SMALL|CAPITAL) LETTER ([A-Z]) WITH ")
+    for code in (*range(0x80, 0x2B0), *range(0x1D00, 0x1F00), *range(0x2C60, 0x2C80), *range(0xA720, 0xA800)):
+        ch = chr(code)
+        m = name_re.match(unicodedata.name(ch, ""))
+        if m and len(unicodedata.normalize("NFD", ch)) == 1:
+            table[code] = m.group(1).lower()
+    return table
+
+
 @functools.lru_cache(maxsize=4096)
 def skeleton(text: str) -> str:
     """``text`` reduced to what word comparisons read, in the spirit of Unicode TR39's confusable
-    skeletons: accents dropped (NFD, combining marks removed), case folded, every decimal digit in
+    skeletons: accents dropped (NFD, combining marks removed; a Latin letter with a stroke or bar that
+    Unicode does not decompose, ``ø`` ``đ`` ``ł``, read as its plain letter), case folded, every decimal digit in
     ASCII, and a zero inside a word with letters read as ``o`` (``m00n``, ``m໐໐n``: ``moon``).
     ``text`` should be normalised first (:func:`~drift_envs.user.constraints.normalize.normalize_reply`)."""
     folded = "".join(
@@ -116,7 +131,9 @@ def skeleton(text: str) -> str:
         for ch in unicodedata.normalize("NFD", text)
         if unicodedata.category(ch) not in ("Mn", "Me")
     ).casefold()
-    folded = "".join("0" if not ch.isascii() and unicodedata.digit(ch, None) == 0 else ch for ch in folded)
+    folded = "".join(
+        "0" if not ch.isascii() and unicodedata.digit(ch, None) == 0 else ch for ch in folded
+    ).translate(_letter_bases())
     return unicodedata.normalize("NFC", _ZERO_IN_WORD_RE.sub(lambda m: "o" * len(m.group(0)), folded))
 
 
