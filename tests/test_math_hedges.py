@@ -64,3 +64,88 @@ def test_final_number_hedge_is_wrong(reply):
 )
 def test_final_number_commitment_stays_right(reply):
     assert _correct(reply, answer_format="final_number") is True
+
+
+# ---- boxes and answer tags ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        r"\boxed{7 \text{ or 6}}",  # red team: math-verify drops the text, so only 7 was checked
+        r"\boxed{7 \text{ (or 6)}}",
+        r"\boxed{7 \text{, not 6}}",
+        r"\boxed{7 \text{(or } 6\text{)}}",
+        # variants of ours
+        r"\boxed{7 \text{ maybe 6}}",
+        r"\boxed{7 \textbf{ or } 6}",
+        r"\boxed{7 \text{ (6)}}",  # a second number in the text
+        r"\boxed{7 \mathrm{\ or\ six}}",
+    ],
+)
+@pytest.mark.parametrize("fmt", ["auto", "boxed"])
+def test_boxed_text_hedge_is_wrong(reply, fmt):
+    assert _correct(reply, answer_format=fmt) is False
+
+
+@pytest.mark.parametrize(
+    "reply,fmt",
+    [
+        ("<answer>6</answer><answer>7</answer>", "auto"),  # red team: only the last tag was read
+        ("<answer>6</answer><answer>7</answer>", "tag"),
+        (r"<answer>6</answer> \boxed{7}", "auto"),
+        (r"\boxed{6} <answer>7</answer>", "auto"),
+        (r"<answer>\boxed{6}</answer><answer>\boxed{7}</answer>", "auto"),
+        (r"<answer>\boxed{6}</answer><answer>\boxed{7}</answer>", "boxed"),
+        # variants of ours
+        ("<answer>6</answer>\nOn reflection:\n<answer>7</answer>", "tag"),
+        (r"\boxed{6} <answer>7</answer>", "tag"),
+        (r"<answer>6</answer> \boxed{7}", "boxed"),
+        (r"<answer>7</answer> \boxed{6} \boxed{7}", "auto"),
+    ],
+)
+def test_several_answer_tags_or_tag_plus_box_is_wrong(reply, fmt):
+    # \boxed{6} \boxed{7} is wrong (tests/test_math_verdicts.py); the same two candidates in tags must be too
+    assert _correct(reply, answer_format=fmt) is False
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        r"\boxed{7} \lor 6",  # red team: a connective beside the box joins it to an unboxed value
+        r"x = 6 \lor \boxed{7}",
+        r"\boxed{7} \text{ or } 6",
+        r"\boxed{7} (or maybe 6)",
+        "<answer>7</answer> or 6",
+        # variants of ours
+        "\\boxed{7}\nOr maybe 6.",
+        r"It is 6 or \boxed{7}",
+        r"$x = 6$ or $\boxed{7}$",
+        r"\boxed{7}, not 6",
+        r"\boxed{7} (or possibly six)",
+        r"\boxed{7} \vee \boxed{6}",
+    ],
+)
+def test_a_box_joined_to_another_value_is_wrong(reply):
+    # \boxed{6} \lor \boxed{7} is wrong (tests/test_math_verdicts.py); one side unboxed must be too
+    assert _correct(reply) is False
+
+
+@pytest.mark.parametrize(
+    "reply,fmt",
+    [
+        (r"\boxed{7}", "auto"),
+        (r"18 - 11 = 7, so \boxed{7}", "auto"),
+        (r"\boxed{7 \text{ apples}}", "boxed"),
+        (r"\boxed{x = 7}", "boxed"),
+        ("It could be 6 or 8 at first. Checking again, the answer is \\boxed{7}.", "auto"),
+        ("<answer>7</answer> so \\boxed{7}", "auto"),
+        (r"<answer>\boxed{7}</answer>", "tag"),
+        (r"<answer>7</answer> and \boxed{7.0}", "auto"),
+        (r"\boxed{7}. That took 2 steps.", "auto"),
+        (r"The answer is \(\boxed{7}\), or 7.0 as a decimal.", "auto"),
+        ("<answer>7</answer>", "tag"),
+    ],
+)
+def test_one_committed_answer_stays_right(reply, fmt):
+    assert _correct(reply, answer_format=fmt) is True

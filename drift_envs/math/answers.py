@@ -6,6 +6,12 @@ normalisation makes the common written forms of one answer compare equal as stri
 :func:`as_number` reads plain numbers (``1,234``, ``-3.5``, ``3/4``, ``\\frac{3}{4}``) exactly, so most
 checks never reach the symbolic verifier.
 
+A reply commits to one answer only: every answer tag and box is a candidate, and tags and boxes
+naming different answers commit to none (:func:`extract_committed`, like several boxes that disagree);
+so does a box joined to another value by an alternative (``\\boxed{7} \\lor 6``, ``x = 6 \\lor
+\\boxed{7}``, ``<answer>7</answer> or 6``), and a box whose ``\\text{}`` offers one
+(:func:`box_text_hedge`, ``\\boxed{7 \\text{ or 6}}``: math-verify drops the text).
+
 What is read is bounded whatever the reply: only its last :data:`MAX_READ_CHARS` characters (a final
 answer sits at the end of a reply), and a reply with more than :data:`MAX_BOXES` boxes has not
 committed to an answer (:attr:`Committed.uncommitted`). Both keep a step's in-process work to
@@ -31,6 +37,7 @@ __all__ = [
     "extract_committed",
     "extract_final_number",
     "find_boxed",
+    "box_text_hedge",
     "boxes_have_connective",
     "has_connective",
     "nesting_depth",
@@ -150,6 +157,13 @@ class Committed:
 def extract_committed(text: str, answer_format: str = "auto") -> Committed | None:
     """The answer a reply committed to (see :func:`extract_answer`), with its boxes; None when it has none.
 
+    It has not committed (:attr:`Committed.uncommitted`) when its answer tags and the boxes outside them
+    name different answers, whatever ``answer_format`` reads (``<answer>6</answer><answer>7</answer>``,
+    ``<answer>6</answer> \\boxed{7}``), or when an alternative joins its last tag or box to another
+    value: after it on its line, or on the next line opening with ``or``/``maybe``... (``\\boxed{7}
+    \\lor 6``, ``\\boxed{7} (or maybe 6)``, ``\\boxed{7}, not 6``), or just before it (``x = 6 \\lor
+    \\boxed{7}``). Boxes without tags are read together as before (a set, when they differ).
+
     With ``answer_format="final_number"`` this is the number :func:`extract_final_number` reads (no boxes).
     """
     if answer_format not in ANSWER_FORMATS:
@@ -180,11 +194,155 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     answer = answer.strip()
     if not answer:
         return None
+    hedge = _several_containers(text) or _joined_value(text, answer)
+    if hedge is not None:
+        contents = tuple(content.strip() for content in boxes[-MAX_BOXES:])
+        return Committed(answer, contents, None, uncommitted=hedge)
     if len(boxes) > MAX_BOXES:
         many = f"it has {len(boxes)} boxes (more than {MAX_BOXES})"
         return Committed(answer, tuple(c.strip() for c in boxes[-MAX_BOXES:]), None, uncommitted=many)
     contents = tuple(content.strip() for content in boxes)
     return Committed(answer, contents, scope if len(contents) > 1 else None)
+
+
+def _all_tags(text: str) -> list[tuple[int, int, str]]:
+    """``(start, end, content)`` of every closed ``<answer>…</answer>``, paired as :func:`_last_tag` pairs them."""
+    tags, open_match = [], None
+    for m in _TAG_TOKEN_RE.finditer(text):
+        if not m.group(1):
+            if open_match is None:
+                open_match = m
+        elif open_match is not None:
+            tags.append((open_match.start(), m.end(), text[open_match.end() : m.start()]))
+            open_match = None
+    return tags
+
+
+def _answer_key(answer: str) -> tuple[str, object]:
+    """What two containers must share to name the same answer: the value of a plain number, else the
+    normal form (``7``, ``7.0`` and ``x = 7`` agree)."""
+    normal = normalize_answer(answer)
+    value = as_number(normal)
+    return ("number", value) if value is not None else ("text", normal)
+
+
+def _container_answer(text: str) -> str:
+    """The answer one container (a tag's content, or a box's) names: its boxes joined, or its text."""
+    spans, closing = _box_spans(text)
+    if not spans:
+        return text
+    if len(spans) == 1:
+        return _unwrapped(text, closing, spans[0][1], spans[0][2])
+    return ", ".join(normalize_answer(text[a:b]) for _, a, b in spans)
+
+
+def _several_containers(text: str) -> str | None:
+    """Why a reply with answer tags names several different answers, or None.
+
+    Every ``<answer>`` tag is a candidate, and so are the boxes outside the tags (together, as the set
+    math-verify reads them); two candidates that differ (``<answer>6</answer><answer>7</answer>``,
+    ``<answer>6</answer> \\boxed{7}``) commit to neither. A reply with boxes only is read as before.
+    """
+    tags = _all_tags(text)
+    if not tags:
+        return None
+    outside, at = [], 0
+    for start, end, _ in tags:
+        outside.append(text[at:start])
+        at = end
+    outside.append(text[at:])
+    candidates = [_container_answer(inner).strip() for _, _, inner in tags]
+    spans_outside = [span for part in outside for span in _box_spans(part)[0]]
+    if spans_outside:
+        candidates.append(_container_answer(" ".join(outside)).strip())
+    if len(candidates) < 2:
+        return None
+    keys = {_answer_key(c) for c in candidates if c}
+    if len(keys) > 1:
+        shown = ", ".join(repr(c[:40]) for c in candidates[:4])
+        return f"it names several different answers in its answer tags and boxes ({shown})"
+    return None
+
+
+def _container_ends(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every top-level box and every answer tag, in order of their ends."""
+    spans, _ = _box_spans(text)
+    ends = [(start, b + 1) for start, _, b in spans] + [(a, b) for a, b, _ in _all_tags(text)]
+    return sorted(ends, key=lambda e: e[1])
+
+
+# the next line goes on with the answer when it opens with an alternative (``\n or maybe 6``)
+_ALTERNATIVE_LINE_RE = re.compile(
+    r"\s*(?:\(|\$|\\text\s*\{)?\s*(?:or|else|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE
+)
+#: how far before a container a value joined to it by an alternative is looked for
+_JOIN_WINDOW = 40
+
+
+def _differs(values: set[Fraction], answer: str) -> bool:
+    """True when ``values`` hold a value other than ``answer`` (any value, when ``answer`` is no number)."""
+    value = as_number(normalize_answer(answer))
+    return bool(values) and (value is None or values != {value})
+
+
+def _joined_value(text: str, answer: str) -> str | None:
+    """Why the last answer container is joined to another value, or None.
+
+    After it, on its line (and the next line when that opens with ``or``/``maybe``/``else``...), an
+    alternative (``or``, ``maybe``, ``not``, ``\\lor``...) followed by a value other than the answer
+    (``\\boxed{7} \\lor 6``, ``\\boxed{7} (or maybe 6)``, ``<answer>7</answer> or 6``); or just before it,
+    a value and an alternative (``x = 6 \\lor \\boxed{7}``, ``6 or \\boxed{7}``).
+    """
+    containers = _container_ends(text)
+    if not containers:
+        return None
+    start, end = containers[-1]
+    line_end = text.find("\n", end)
+    if line_end == -1:
+        line_end = len(text)
+    elif _ALTERNATIVE_LINE_RE.match(text, line_end + 1):
+        following = text.find("\n", line_end + 1)
+        line_end = following if following != -1 else len(text)
+    after = text[end:line_end][:2000]
+    marks = list(_ALTERNATIVE_RE.finditer(after))
+    for i, mark in enumerate(marks):
+        stop = marks[i + 1].start() if i + 1 < len(marks) else len(after)
+        values = _nearest_value(after[mark.end() : stop], last=False)
+        if _differs(values, answer):
+            return f"it offers another value after its answer ({after.strip()[:60]!r})"
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[max(line_start, start - 2000) : start]
+    joined = False
+    while True:
+        trimmed = before.rstrip(" \t$(")
+        trimmed = trimmed[:-2] if trimmed.endswith("\\(") else trimmed
+        mark = next(reversed(list(_ALTERNATIVE_RE.finditer(trimmed, max(0, len(trimmed) - 20)))), None)
+        if mark is None or mark.end() != len(trimmed) or mark.group(0).lower() == "not":
+            break
+        before, joined = trimmed[: mark.start()], True
+    if joined and _differs(_nearest_value(before[-_JOIN_WINDOW:], last=True), answer):
+        return f"it joins another value to its answer ({before.strip()[-40:]!r})"
+    return None
+
+
+def box_text_hedge(content: str) -> str | None:
+    """Why a box's ``\\text{}`` offers another answer, or None: an alternative or negation word inside it
+    (``\\boxed{7 \\text{ or 6}}``, ``\\boxed{7 \\text{, not 6}}``), or a number inside it beside a number
+    outside it (``\\boxed{7 \\text{ (6)}}``); ``7 \\text{ apples}`` names one answer. math-verify drops
+    the text, so the check never sees it."""
+    texts = [m.group(1) for m in _TEXT_WRAP_RE.finditer(content)]
+    if not texts:
+        return None
+    for inner in texts:
+        word = _BOX_TEXT_ALTERNATIVE_RE.search(inner)
+        if word is not None:
+            return f"its box offers an alternative in text ({word.group(0)!r})"
+    rest = _TEXT_WRAP_RE.sub(" ", content)
+    if any(ch.isdigit() for ch in rest) and any(
+        any(ch.isdigit() for ch in inner) or _NUMBER_WORDS_RE.search(inner) for inner in texts
+    ):
+        return "its box names a second number in text"
+    return None
 
 
 def extract_answer(text: str, answer_format: str = "auto") -> str | None:
@@ -198,7 +356,12 @@ def extract_answer(text: str, answer_format: str = "auto") -> str | None:
     return committed.answer if committed is not None else None
 
 
-_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}")
+_TEXT_WRAP_RE = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox)\s*\{([^{}]*)\}")
+# a word in a box's text that offers another answer or takes this one back
+_BOX_TEXT_ALTERNATIVE_RE = re.compile(
+    r"\b(?:or|not|else|maybe|either|possibly|perhaps|probably|otherwise|alternatively)\b|n't\b",
+    re.IGNORECASE,
+)
 _SPACES_RE = re.compile(r"\s+|\\[,;:! ]|\\quad|\\qquad|~")
 _DFRAC_RE = re.compile(r"\\[dt]frac")
 # Commas are thousands separators only where the number reads no other way: a first group without a
@@ -457,7 +620,11 @@ def extract_final_number(text: str) -> FinalNumber | None:
        it (``not``, ``n't``, ``never``, ``no``, ``neither``, ``nor``, ``cannot``, ``≠``): ``not 7``;
     4. ... and every calculation in the final sentence is true: ``18 - 11 = 7`` is fine, ``6 = 7`` and
        ``18 - 11 = 6 = 7`` are not (plain arithmetic, evaluated exactly; a chain of more than
-       :data:`MAX_EQUALITIES` equalities counts as false).
+       :data:`MAX_EQUALITIES` equalities counts as false);
+    5. ... no two different values stand either side of an alternative in the final sentence (``or``,
+       ``either``, ``maybe``, ``else``, ``\\lor``...), operands or not: each side's arithmetic is
+       evaluated and English number words are values (``6 + 0 or 7``, ``x = 6 or x = 7``, ``six or 7``
+       are wrong; ``7 or seven`` is fine); and no variable is given two values (``x=6, x=7``).
 
     A reply that fails 2-4 is wrong whatever its answer; :attr:`FinalNumber.uncommitted` says why.
     Only the last number can win, so a reply listing every candidate gains nothing by it.

@@ -10,6 +10,7 @@ from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.math.answers import (
     ANSWER_FORMATS,
     as_number,
+    box_text_hedge,
     extract_committed,
     extract_final_number,
     normalize_answer,
@@ -67,7 +68,10 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     Where math-verify would pass a statement that is not the answer, the env does not: a false
     relation between numbers (``\boxed{6=7}``, ``x=6=7``) and a logical connective (``x=6 \lor x=7``,
     ``x=6 \implies x=7``, ``\neg 7``) are wrong for a gold of 7, while a plain assignment (``x = 7``,
-    ``y=\frac{14}{3}``) and a true computation (``18-11=7``) stay right. A reply is read from its last
+    ``y=\frac{14}{3}``) and a true computation (``18-11=7``) stay right. A reply naming two answers
+    is wrong: answer tags and boxes that disagree (``<answer>6</answer> \boxed{7}``), a box joined to
+    another value (``\boxed{7} \lor 6``, ``\boxed{7} (or maybe 6)``), or text in a box that offers
+    one (``\boxed{7 \text{ or 6}}``, unless the gold is written so). A reply is read from its last
     32,768 characters, and one with more than 32 boxes has committed to none (wrong).
 
     ``answer_format="final_number"`` reads free text the way lm-evaluation-harness's GSM8K
@@ -77,7 +81,8 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     ``.``/``!``/``?`` before white space, or the last line break) may name no other value except
     operands of a calculation (``18 - 11 = 7`` is fine, ``6 or 7`` and ``between 6 and 7`` are wrong);
     the clause holding the answer may not negate it (``not 7``); and its calculations must be true
-    (``6 = 7`` is wrong). So a reply listing many numbers can only win with its last one, and a hedge
+    (``6 = 7`` is wrong); two different values around an alternative are a hedge even as operands or
+    words (``6 + 0 or 7``, ``x = 6 or x = 7``, ``six or 7``), and so is ``x=6, x=7``. So a reply listing many numbers can only win with its last one, and a hedge
     wins nothing
     (:func:`~drift_envs.math.answers.extract_final_number` has the rule in full).
 
@@ -262,6 +267,11 @@ class MathFeedbackEnv(MultiTurnTextEnv):
             return Verdict(
                 correct=False, format_ok=True, answer=answer, details={"uncommitted": committed.uncommitted}
             )
+        # text in a box is dropped by math-verify: an alternative there (\boxed{7 \text{ or 6}}) is a hedge,
+        # unless the gold itself is written so
+        hedge = next(filter(None, map(box_text_hedge, (*committed.boxes, committed.answer))), None)
+        if hedge is not None and box_text_hedge(str(task.answer)) is None:
+            return Verdict(correct=False, format_ok=True, answer=answer, details={"uncommitted": hedge})
         try:
             if (
                 task.meta.get("Answer_type") is not None
