@@ -102,6 +102,8 @@ def test_display_order_reverses_only_override_spans() -> None:
         "the\u02bbmoon\u02bbis\u02bbbright\u02bbtonight over the quiet sea",  # modifier turned comma
         "the\ua78cmoon\ua78cis\ua78cbright\ua78ctonight over the quiet sea",  # saltillo
         "the\u17b4moon\u17b4is\u17b4bright\u17b4tonight over the quiet sea",  # Khmer inherent vowel
+        "the\u02d0moon\u02d0is\u02d0bright\u02d0tonight\u02d0over the quiet sea",  # modifier triangular colon
+        "the\u02c6moon\u02c6is\u02c6bright\u02c6tonight\u02c6over the quiet sea",  # modifier circumflex
     ],
 )
 def test_joined_words_dodge_max_words(reply: str) -> None:

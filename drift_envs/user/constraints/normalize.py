@@ -19,14 +19,15 @@ letters. :func:`normalize_reply` maps a reply to what a reader sees, in this ord
    :func:`~drift_envs.user.constraints.text.contains_word` reads the text both with it removed and as
    a space (``mo\u200bon`` is ``moon``, ``the\u200bmoon`` holds ``moon``). Hangul fillers (U+3164,
    U+115F, U+1160, U+FFA0) and the blank braille pattern render as blanks: they become spaces;
-4. :func:`confusables` maps each character: letters of Greek, Cyrillic, Armenian, Coptic, Cherokee and Lisu
-   drawn like Latin ones become those Latin letters (``ο``→``o``, ``օ``→``o``, ``ꓳ``→``O``), precomposed
+4. :func:`confusables` maps each character: letters of Greek, Cyrillic, Armenian, Coptic, Cherokee
+   and Lisu drawn like Latin ones become those Latin letters (``ο``→``o``, ``օ``→``o``, ``ꓳ``→``O``), precomposed
    ones keep their accent (``ӧ``→``ö``); Latin small capitals and Cherokee small letters (drawn as
    small capitals) become the capital they look like (they read as capitals, so a lowercase check
    fails on them); comma-like marks become ``,`` (every punctuation or modifier character whose name
    says COMMA, U+201A ``‚``, U+201E ``„``, the cedilla ``¸``, the Greek lower numeral sign ``͵``, the low
-   accents ``ˏ ˎ``, the Arabic decimal and thousands separators); modifier letters drawn as an
-   apostrophe or prime (``ʼ``, ``ʻ``, ``ˈ``, saltillo ``ꞌ``) become ``'``; other hyphens become ``-``;
+   accents ``ˏ ˎ``, the Arabic decimal and thousands separators); the modifier letters that are
+   spacing marks, not letter shapes (``ʼ``, ``ʻ``, ``ˈ``, ``ː``, ``ˆ``: every "MODIFIER LETTER" whose
+   name says neither SMALL nor CAPITAL), and the saltillo ``ꞌ`` become ``'``; other hyphens become ``-``;
 5. a combining mark (``Mn``/``Me``) is read with the letter under it: on a letter that reads as Latin
    (after step 4) it is dropped unless it composes with it (``m\u0336oon`` and ``м\u0336`` read ``m``;
    ``e`` + acute is ``é``); a mark with no letter under it (at the start, after a space or a
@@ -80,8 +81,6 @@ _BLANKS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800}
 _INVISIBLE_NAMES = ("VARIATION SELECTOR", "GRAPHEME JOINER", "KHMER VOWEL INHERENT")
 # Characters drawn as a comma whose names do not say COMMA
 _COMMA_LIKE = {0x201A, 0x201E, 0x00B8, 0x0375, 0x02CF, 0x02CE, 0x066B, 0x066C, 0x0326, 0x0327}
-# Names of modifier letters drawn as an apostrophe or a prime (they joined words: ``theʼmoon``)
-_APOSTROPHE_WORDS = ("APOSTROPHE", "PRIME", "TURNED COMMA", "REVERSED COMMA", "VERTICAL LINE", "SALTILLO")
 
 # Bidi controls: openers of embeddings/overrides (closed by PDF) and isolates (closed by PDI)
 _EMBED_OPENERS = {"\u202a", "\u202b", "\u202d", "\u202e"}
@@ -118,8 +117,9 @@ def _build_confusables() -> dict[int, str]:
         elif (
             category == "Lm"
             and name.startswith("MODIFIER LETTER")
-            and any(w in name for w in _APOSTROPHE_WORDS)
+            and not {"SMALL", "CAPITAL"} & set(name.split())
         ):
+            # a spacing mark that Unicode files as a letter (ʼ ʻ ˈ ː ˆ): it joined words (theʼmoon)
             table[code] = "'"
         elif name == "LATIN SMALL LETTER SALTILLO" or name == "LATIN CAPITAL LETTER SALTILLO":
             table[code] = "'"
