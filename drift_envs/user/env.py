@@ -30,11 +30,14 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     :mod:`drift_envs.user.constraints`). ``revealed`` of them are stated up front; the rest the model
     learns only from the user's corrections. A procedural task also checks that the reply serves
     the request at all (:mod:`drift_envs.user.constraints.served`: it names the topic, answers the
-    question, holds the number of list items asked for), so filler that ignores the request fails
-    however well it meets the preferences; the user voices that check last, in persona
-    (``I asked for 4 items and I count 0.``). Every check reads the reply once normalised as a reader
-    sees it (:mod:`drift_envs.user.constraints.normalize`: a zero-width space or a Greek omicron in a
-    forbidden word, U+201A for a comma or small capitals in a lowercase reply do not get past them).
+    question, holds the number of list items asked for, and does more than repeat the request: words
+    of its own, no copy of the text summarised, no placeholder or repeated items), so filler that
+    ignores the request fails however well it meets the preferences; the user voices that check
+    last, in persona (``I asked for 4 items and I count 0.``). Every check reads the reply once
+    normalised as a reader sees it (:mod:`drift_envs.user.constraints.normalize`: a zero-width space,
+    a Greek, Armenian or Lisu look-alike, a mark over a look-alike or a right-to-left override in a
+    forbidden word, U+201A or a cedilla for a comma, invisible or blank characters joining words,
+    small capitals or Cherokee letters in a lowercase reply, or ③ under no digits do not get past them).
     Success is checked by code, so the env is cheap,
     deterministic and usable as a training signal; only the wording of the corrections comes from the
     simulated user (rule-based by default, or an LLM behind an OpenAI-compatible endpoint).
