@@ -89,8 +89,14 @@ _PDF, _PDI, _RLO = "\u202c", "\u2069", "\u202e"
 _BIDI = _EMBED_OPENERS | _ISOLATE_OPENERS | {_PDF, _PDI}
 
 
+@functools.lru_cache(maxsize=8192)
 def _invisible(ch: str) -> bool:
-    return unicodedata.category(ch) == "Cf" or any(n in unicodedata.name(ch, "") for n in _INVISIBLE_NAMES)
+    """Format characters, and the few combining marks that draw nothing (cached: replies repeat
+    their characters)."""
+    category = unicodedata.category(ch)
+    return category == "Cf" or (
+        category == "Mn" and any(n in unicodedata.name(ch, "") for n in _INVISIBLE_NAMES)
+    )
 
 
 def _build_confusables() -> dict[int, str]:
