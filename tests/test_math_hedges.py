@@ -37,7 +37,8 @@ def _correct(reply: str, **kw) -> bool:
         "x=6,x=7",  # one variable, two values
         "It is six or 7",  # a number word is a value
         # variants of ours
-        "It is 6 apples or maybe 7 apples",
+        "It is (6) apples or maybe 7 apples",
+        "6 * 1 apples, or else 7",
         "x = 6 \\lor x = 7",
         "either 3 + 3 or 7",
         "It is either six or seven, so 7",
@@ -78,7 +79,7 @@ def test_final_number_commitment_stays_right(reply):
         r"\boxed{7 \text{(or } 6\text{)}}",
         # variants of ours
         r"\boxed{7 \text{ maybe 6}}",
-        r"\boxed{7 \textbf{ or } 6}",
+        r"\boxed{7 \textbf{ (or 6)}}",
         r"\boxed{7 \text{ (6)}}",  # a second number in the text
         r"\boxed{7 \mathrm{\ or\ six}}",
     ],
@@ -101,7 +102,8 @@ def test_boxed_text_hedge_is_wrong(reply, fmt):
         ("<answer>6</answer>\nOn reflection:\n<answer>7</answer>", "tag"),
         (r"\boxed{6} <answer>7</answer>", "tag"),
         (r"<answer>6</answer> \boxed{7}", "boxed"),
-        (r"<answer>7</answer> \boxed{6} \boxed{7}", "auto"),
+        (r"<answer>6</answer> \boxed{7} <answer>7</answer>", "auto"),
+        ("<answer>6</answer><answer>7</answer><answer>7</answer>", "tag"),
     ],
 )
 def test_several_answer_tags_or_tag_plus_box_is_wrong(reply, fmt):
@@ -123,12 +125,18 @@ def test_several_answer_tags_or_tag_plus_box_is_wrong(reply, fmt):
         r"$x = 6$ or $\boxed{7}$",
         r"\boxed{7}, not 6",
         r"\boxed{7} (or possibly six)",
-        r"\boxed{7} \vee \boxed{6}",
+        r"\boxed{7} | 6",
+        r"\boxed{7} or 6 + 0",
     ],
 )
 def test_a_box_joined_to_another_value_is_wrong(reply):
     # \boxed{6} \lor \boxed{7} is wrong (tests/test_math_verdicts.py); one side unboxed must be too
     assert _correct(reply) is False
+
+
+@pytest.mark.parametrize("reply", ["<answer>7</answer>\nmaybe 6", "<answer>7</answer> (or else six)"])
+def test_an_answer_tag_joined_to_another_value_is_wrong(reply):
+    assert _correct(reply, answer_format="tag") is False
 
 
 @pytest.mark.parametrize(

@@ -275,6 +275,8 @@ def _container_ends(text: str) -> list[tuple[int, int]]:
 _ALTERNATIVE_LINE_RE = re.compile(
     r"\s*(?:\(|\$|\\text\s*\{)?\s*(?:or|else|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE
 )
+# a bar after an answer offers another ("\\boxed{7} | 6"); elsewhere it is more often |x|
+_BAR_RE = re.compile(r"(?<!\|)\|(?!\|)")
 #: how far before a container a value joined to it by an alternative is looked for
 _JOIN_WINDOW = 40
 
@@ -304,10 +306,10 @@ def _joined_value(text: str, answer: str) -> str | None:
         following = text.find("\n", line_end + 1)
         line_end = following if following != -1 else len(text)
     after = text[end:line_end][:2000]
-    marks = list(_ALTERNATIVE_RE.finditer(after))
-    for i, mark in enumerate(marks):
-        stop = marks[i + 1].start() if i + 1 < len(marks) else len(after)
-        values = _nearest_value(after[mark.end() : stop], last=False)
+    marks = list(_ALTERNATIVE_RE.finditer(after)) + list(_BAR_RE.finditer(after))
+    for mark in marks:
+        # the first value after the alternative, up to the end of the line (``or maybe 6``)
+        values = _nearest_value(after[mark.end() :], last=False)
         if _differs(values, answer):
             return f"it offers another value after its answer ({after.strip()[:60]!r})"
     line_start = text.rfind("\n", 0, start) + 1
@@ -763,13 +765,21 @@ def _alternative_values(sentence: str) -> str | None:
     whether or not they are operands (each side's arithmetic is evaluated)."""
     sentence = sentence[:MAX_READ_CHARS]
     marks = list(_ALTERNATIVE_RE.finditer(sentence))
+    bounds = [0, *(m.start() for m in marks), len(sentence)]  # bounds[i + 1]: where mark i starts
     for i, mark in enumerate(marks):
-        left_start = marks[i - 1].end() if i else 0
-        right_end = marks[i + 1].start() if i + 1 < len(marks) else len(sentence)
-        after = _nearest_value(sentence[mark.end() : right_end], last=False)
+        # the value on each side, across a run of alternatives with nothing between them ("or maybe 6")
+        after: set[Fraction] = set()
+        for j in range(i + 1, len(marks) + 1):
+            after = _nearest_value(sentence[mark.end() : bounds[j + 1]], last=False)
+            if after:
+                break
         if not after:
             continue
-        before = _nearest_value(sentence[left_start : mark.start()], last=True)
+        before: set[Fraction] = set()
+        for j in range(i - 1, -2, -1):
+            before = _nearest_value(sentence[marks[j].end() if j >= 0 else 0 : mark.start()], last=True)
+            if before:
+                break
         if mark.group(0).lower() == "not" and not before:
             continue  # "not 7" alone is a negation, judged elsewhere
         if len(before | after) > 1:
