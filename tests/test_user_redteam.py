@@ -232,6 +232,7 @@ LAZY = [
     (LIBRARY, lambda env: _plain(_story(env).split(". ")[0]) + "."),
     (LIBRARY, lambda env: _plain(". ".join(reversed(_story(env).rstrip(".").split(". "))) + ".")),
     (LIBRARY, lambda env: "ravi library"),
+    (LIBRARY, lambda env: "ravi millbrook library council signatures"),  # the story's things, nothing said
     (LIBRARY, lambda env: _plain(_story(env)).replace(" the ", " a ")),
     # a list of placeholders, repeats, single words for tips, tips named in five words
     (TIPS, lambda env: "\n".join(f"- tip {i}" for i in range(1, 6))),  # items that differ by a number

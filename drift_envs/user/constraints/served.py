@@ -9,9 +9,9 @@ carries one more check, made from its request (see :mod:`drift_envs.user.tasks`)
   people and things of the text summarised), and does more than repeat the request: a piece of
   writing or an answer holds ``min_new`` distinct words (two letters or more) that are neither words
   of the request nor the vocabulary (so "moon", or the request echoed back, serves nothing); a
-  summary has five words or more and is no copy of the text (at most 3/4 of its words may lie in
-  runs of three or more words copied from the text, so the text or one of its sentences echoed back
-  is no summary);
+  summary has five words or more, three of them beyond the story's things (not a list of names),
+  and is no copy of the text (at most 3/4 of its words may lie in runs of three or more words
+  copied from the text, so the text or one of its sentences echoed back is no summary);
 * :class:`ListItems` for list requests: the reply holds the number of items asked for, as list lines
   (``- towel``, ``2. hat``), as a numbered run (``1) towel 2) hat``), or, in running prose, by naming
   that many of the things the request is about. Listed items are distinct (not only by a number),
@@ -67,6 +67,7 @@ _FUNCTION_WORDS = frozenset(
     "our his her she him they them then than from into onto also just very here there what which who".split()
 )
 _SUMMARY_MIN_WORDS = 5
+_SUMMARY_OWN = 3  # distinct words beyond the story's things: a summary says what happened to them
 _COPY_RUN = 3  # words in a row shared with the text: a copied stretch
 _COPY_SHARE = 0.75  # more of the reply than this in copied stretches: a copy
 _COPY_MIN_WORDS = 6  # a reply shorter than this is judged by its other checks only
@@ -151,7 +152,10 @@ class OnTopic(Constraint):
         if len(named) < self.min_named:
             return Check(False, {**detail, "reason": "off_topic"})
         if self.request_kind == "text" and self.request:
-            if count_words(reply) < _SUMMARY_MIN_WORDS:
+            if (
+                count_words(reply) < _SUMMARY_MIN_WORDS
+                or len(_new_words(reply, "", self.words)) < _SUMMARY_OWN
+            ):
                 return Check(False, {**detail, "reason": "thin"})
             if count_words(reply) >= _COPY_MIN_WORDS and copied_share(reply, self.request) > _COPY_SHARE:
                 return Check(False, {**detail, "reason": "copy"})
@@ -274,14 +278,16 @@ class OnTopic(Constraint):
             if w.casefold() not in have and w.casefold() not in draft.banned:
                 draft.body.append(w)
                 named.append(w)
-        if self.min_new:
-            known = set(_skeleton_words(self.request)) | {w for v in self.words for w in _skeleton_words(v)}
+        own_needed = _SUMMARY_OWN if self.request_kind == "text" and self.request else self.min_new
+        if own_needed:
+            request = "" if self.request_kind == "text" else self.request
+            known = set(_skeleton_words(request)) | {w for v in self.words for w in _skeleton_words(v)}
             own = [
                 w
                 for w in _OWN_WORDS
                 if w not in known and w not in draft.banned and w not in have and w not in NUMBER_WORDS
             ]
-            draft.body.extend(own[: self.min_new])
+            draft.body.extend(own[:own_needed])
         if self.request_kind == "text":
             draft.min_words = max(draft.min_words, _SUMMARY_MIN_WORDS)
 
