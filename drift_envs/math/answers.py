@@ -246,6 +246,8 @@ def _several_containers(text: str) -> str | None:
     tags = _all_tags(text)
     if not tags:
         return None
+    if len(tags) > MAX_BOXES:
+        return f"it has {len(tags)} answer tags (more than {MAX_BOXES})"
     outside, at = [], 0
     for start, end, _ in tags:
         outside.append(text[at:start])
@@ -275,6 +277,8 @@ def _container_ends(text: str) -> list[tuple[int, int]]:
 _ALTERNATIVE_LINE_RE = re.compile(
     r"\s*(?:\(|\$|\\text\s*\{)?\s*(?:or|else|maybe|perhaps|possibly|alternatively|otherwise)\b", re.IGNORECASE
 )
+#: alternatives after an answer read (each reads to the end of the line: bounded work)
+MAX_ALTERNATIVES = 16
 # a bar after an answer offers another ("\\boxed{7} | 6"); elsewhere it is more often |x|
 _BAR_RE = re.compile(r"(?<!\|)\|(?!\|)")
 #: how far before a container a value joined to it by an alternative is looked for
@@ -307,7 +311,7 @@ def _joined_value(text: str, answer: str) -> str | None:
         line_end = following if following != -1 else len(text)
     after = text[end:line_end][:2000]
     marks = list(_ALTERNATIVE_RE.finditer(after)) + list(_BAR_RE.finditer(after))
-    for mark in marks:
+    for mark in marks[:MAX_ALTERNATIVES]:
         # the first value after the alternative, up to the end of the line (``or maybe 6``)
         values = _nearest_value(after[mark.end() :], last=False)
         if _differs(values, answer):
@@ -739,9 +743,15 @@ def _run_values(run: str, last: bool) -> set[Fraction]:
     return _side_values(sides[-1] if last else sides[0])
 
 
+#: how far from an alternative the value it offers is looked for
+_VALUE_WINDOW = 200
+
+
 def _nearest_value(segment: str, last: bool) -> set[Fraction]:
     """The values of the value nearest the end (``last``) or the start of ``segment``: a run of
     arithmetic or English number words."""
+    # the value next to an alternative is near it: a bounded window keeps each look constant-time
+    segment = segment[-_VALUE_WINDOW:] if last else segment[:_VALUE_WINDOW]
     found: list[tuple[int, set[Fraction]]] = []
     for m in _OPERAND_RUN_RE.finditer(segment):
         if any(ch.isdigit() for ch in m.group(0)):
@@ -765,18 +775,20 @@ def _alternative_values(sentence: str) -> str | None:
     whether or not they are operands (each side's arithmetic is evaluated)."""
     sentence = sentence[:MAX_READ_CHARS]
     marks = list(_ALTERNATIVE_RE.finditer(sentence))
+    if len(marks) > MAX_SENTENCE_NUMBERS:
+        return f"its final sentence offers {len(marks)} alternatives"
     bounds = [0, *(m.start() for m in marks), len(sentence)]  # bounds[i + 1]: where mark i starts
     for i, mark in enumerate(marks):
         # the value on each side, across a run of alternatives with nothing between them ("or maybe 6")
         after: set[Fraction] = set()
-        for j in range(i + 1, len(marks) + 1):
+        for j in range(i + 1, min(i + 4, len(marks) + 1)):  # at most 3 marks on: linear in the sentence
             after = _nearest_value(sentence[mark.end() : bounds[j + 1]], last=False)
             if after:
                 break
         if not after:
             continue
         before: set[Fraction] = set()
-        for j in range(i - 1, -2, -1):
+        for j in range(i - 1, max(i - 4, -2), -1):
             before = _nearest_value(sentence[marks[j].end() if j >= 0 else 0 : mark.start()], last=True)
             if before:
                 break
