@@ -128,6 +128,7 @@ def test_several_answer_tags_or_tag_plus_box_is_wrong(reply, fmt):
         r"$x = 6$ or $\boxed{7}$",
         r"\boxed{7}, not 6",
         r"\boxed{7} (or possibly six)",
+        r"\boxed{7} (not six)",
         r"\boxed{7} | 6",
         r"\boxed{7} or 6 + 0",
     ],
@@ -154,6 +155,7 @@ def test_an_answer_tag_joined_to_another_value_is_wrong(reply):
         (r"<answer>\boxed{7}</answer>", "tag"),
         (r"<answer>7</answer> and \boxed{7.0}", "auto"),
         (r"\boxed{7}. That took 2 steps.", "auto"),
+        (r"\boxed{7}, which is not a multiple of 3.", "auto"),  # "not" takes back no value here
         (r"The answer is \(\boxed{7}\), or 7.0 as a decimal.", "auto"),
         ("<answer>7</answer>", "tag"),
     ],

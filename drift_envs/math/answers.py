@@ -313,7 +313,7 @@ def _joined_value(text: str, answer: str) -> str | None:
     marks = list(_ALTERNATIVE_RE.finditer(after)) + list(_BAR_RE.finditer(after))
     for mark in marks[:MAX_ALTERNATIVES]:
         # the first value after the alternative, up to the end of the line (``or maybe 6``)
-        values = _nearest_value(after[mark.end() :], last=False)
+        values = _offered(mark, after[mark.end() :])
         if _differs(values, answer):
             return f"it offers another value after its answer ({after.strip()[:60]!r})"
     line_start = text.rfind("\n", 0, start) + 1
@@ -769,6 +769,20 @@ def _nearest_value(segment: str, last: bool) -> set[Fraction]:
     return (max if last else min)(found, key=lambda f: f[0])[1]
 
 
+# "not" takes back only the value right after it ("7, not 6"); "not a multiple of 3" offers no 3
+_VALUE_NEXT_RE = re.compile(
+    rf"[\s$({{]*(?:\\\(|\\boxed\s*\{{|\\text\s*\{{)?[\s$({{]*(?:[-+]?\.?\d|(?:{_WORD})\b)", re.IGNORECASE
+)
+
+
+def _offered(mark: re.Match[str], following: str) -> set[Fraction]:
+    """The value an alternative ``mark`` offers in the ``following`` text (nothing, after a "not" not
+    followed at once by a value)."""
+    if mark.group(0).lower() == "not" and not _VALUE_NEXT_RE.match(following):
+        return set()
+    return _nearest_value(following, last=False)
+
+
 def _alternative_values(sentence: str) -> str | None:
     """Why ``sentence`` offers two values as alternatives (``6 or 7``, ``x = 6 \\lor x = 7``, ``six or 7``,
     ``6 + 0 or 7``), or None: the values nearest each side of an alternative word or sign differ,
@@ -782,7 +796,7 @@ def _alternative_values(sentence: str) -> str | None:
         # the value on each side, across a run of alternatives with nothing between them ("or maybe 6")
         after: set[Fraction] = set()
         for j in range(i + 1, min(i + 4, len(marks) + 1)):  # at most 3 marks on: linear in the sentence
-            after = _nearest_value(sentence[mark.end() : bounds[j + 1]], last=False)
+            after = _offered(mark, sentence[mark.end() : bounds[j + 1]])
             if after:
                 break
         if not after:
