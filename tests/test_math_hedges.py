@@ -149,6 +149,7 @@ def test_an_answer_tag_joined_to_another_value_is_wrong(reply):
         (r"\boxed{7}", "auto"),
         (r"18 - 11 = 7, so \boxed{7}", "auto"),
         (r"\boxed{7 \text{ apples}}", "boxed"),
+        (r"\boxed{7 \text{ (seven)}}", "boxed"),  # the text names the same value
         (r"\boxed{x = 7}", "boxed"),
         ("It could be 6 or 8 at first. Checking again, the answer is \\boxed{7}.", "auto"),
         ("<answer>7</answer> so \\boxed{7}", "auto"),

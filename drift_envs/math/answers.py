@@ -344,9 +344,14 @@ def box_text_hedge(content: str) -> str | None:
         if word is not None:
             return f"its box offers an alternative in text ({word.group(0)!r})"
     rest = _TEXT_WRAP_RE.sub(" ", content)
-    if any(ch.isdigit() for ch in rest) and any(
-        any(ch.isdigit() for ch in inner) or _NUMBER_WORDS_RE.search(inner) for inner in texts
-    ):
+    if not any(ch.isdigit() for ch in rest):
+        return None  # the text is the answer (\\text{7 apples})
+    named: set[Fraction] = set()
+    for inner in texts:
+        named |= {v for v in map(_value, _PLAIN_NUMBER_RE.findall(inner)) if v is not None}
+        named |= {v for v in map(_words_value, _NUMBER_WORDS_RE.findall(inner)) if v is not None}
+    outside = as_number(normalize_answer(rest))
+    if named and (outside is None or named != {outside}):
         return "its box names a second number in text"
     return None
 
