@@ -150,7 +150,9 @@ class Committed:
     several: str | None = None
     #: why the reply has not committed to ``answer`` although it names one (it is then wrong), or None:
     #: more than :data:`MAX_BOXES` boxes (``boxes`` then holds the last :data:`MAX_BOXES`, ``several`` is
-    #: None), or a hedged final number (:attr:`FinalNumber.uncommitted`)
+    #: None), more than :data:`MAX_BOXES` answer tags, tags and boxes naming different answers, an
+    #: alternative joining the answer to another value, or a hedged final number
+    #: (:attr:`FinalNumber.uncommitted`)
     uncommitted: str | None = None
 
 
