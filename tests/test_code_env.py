@@ -242,7 +242,8 @@ def test_episode_with_first_failure_feedback(sandbox):
 
 @pytest.mark.parametrize("mode", ["binary", "first_failure", "all"])
 def test_feedback_modes(mode, humaneval_env, sandbox):
-    env = CodeFeedbackEnv(dataset="humaneval", feedback=mode, sandbox=sandbox)
+    # every test shown (hidden_tests=0); tests/test_code_containment.py checks the default hidden share
+    env = CodeFeedbackEnv(dataset="humaneval", feedback=mode, sandbox=sandbox, hidden_tests=0)
     env.reset(options={"task_id": "HumanEval/2"})
     obs, *_, info = env.step(fenced("def truncate_number(number):\n    return number"))
     failing = [t for t in info["tests"] if t["status"] != "passed"]

@@ -19,7 +19,7 @@ NO_CODE_FEEDBACK = (
     "I could not find any Python code in your reply. Put the whole function in a ```python block."
 )
 BINARY_FEEDBACK = "Your code fails the tests. Please try again."
-#: the share of a procedural task's tests kept out of the feedback when ``hidden_tests`` is not given
+#: the share of a task's tests kept out of the feedback when ``hidden_tests`` is not given
 DEFAULT_HIDDEN_SHARE = 1 / 3
 
 _FENCE = "```"
@@ -200,9 +200,12 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
       ``max_failures_shown`` (5)
     - ``hidden_tests``: the *fraction* (``0 <= x < 1``) of each task's tests kept out of the feedback
       and still required for success: the last ``round(x * n)`` of its ``n`` tests, at least one
-      when ``x > 0``, never all of them. Default ``None``: a third of a procedural task's tests
-      (one of the default four); none for HumanEval, MBPP and files, whose official tests stay the
-      reward and the feedback as they are (pass e.g. ``hidden_tests=1/3`` to hide some of theirs too)
+      when ``x > 0``, never all of them (a task with one test hides none). Default ``None``: a third,
+      for every source (one of a procedural task's default four, one of an MBPP task's three, whose
+      first, the one its prompt quotes, stays shown). HumanEval's and MBPP's official tests all stay
+      the reward; only which of them the feedback quotes changes (without hidden ones, a lookup
+      table of the quoted asserts' arguments and expected values earned the reward). ``0`` quotes
+      them all
     - ``timeout_s`` (5.0): wall clock of one whole check; ``test_timeout_s`` (default ``timeout_s``):
       per test; ``memory_mb`` (1024): address-space limit of the sandboxed process
     - ``sandbox``: a :class:`~drift_envs.code.sandbox.Sandbox` to use (default: one shared per process)
@@ -352,13 +355,12 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         """Which of ``task``'s tests are hidden: required for success, never quoted in feedback.
 
         The last ``round(share * n)`` of its ``n`` tests, where ``share`` is ``hidden_tests`` (by
-        default a third for procedural tasks and nothing for HumanEval, MBPP and files, whose official
-        tests stay the reward as they are); at least one test is hidden when ``share > 0`` and at least
-        one is always shown.
+        default a third, for every source); at least one test is hidden when ``share > 0`` and at
+        least one is always shown.
         """
         share = self.hidden_tests
         if share is None:
-            share = DEFAULT_HIDDEN_SHARE if task.meta.get("source") == "procedural" else 0.0
+            share = DEFAULT_HIDDEN_SHARE
         n = len(task.meta["tests"])
         if share <= 0 or n < 2:
             return frozenset()

@@ -16,7 +16,12 @@ run in parallel (``workers``). Each check is two processes:
   under test. What crosses between them is plain data in a format of this package's own (never
   pickle, never ``eval``), capped at 8 MiB and 100 levels of nesting: ``None``, ``bool``, ``int``,
   ``float``, ``complex``, ``str``, ``bytes``, ``bytearray``, ``list``, ``tuple``, ``dict``, ``set``,
-  ``frozenset``, ``range`` and built-in types. A subclass of one of those (a namedtuple, a
+  ``frozenset``, ``range`` and built-in types. A built-in iterator or dict view the candidate's
+  function returns (a generator, ``map``, ``filter``, ``zip``, an ``itertools`` object, ``d.keys()``)
+  is read out on the candidate's side, under the call's time limit and at most 2**20 items (an
+  endless generator fails the call with that message), and arrives as the judge's own iterator or
+  dict view over those plain items, so ``set(f(x))`` works and ``f(x) == [..]`` is as false as in
+  Python; an error the generator raises is the call's. A subclass of one of those (a namedtuple, a
   ``Counter``, an ``IntEnum``) arrives as its plain value, read through the base type's own slots;
   any other object (a ``Fraction``, a ``Decimal``, a class of the code's own) arrives as a handle
   that the judge can call, read and set attributes of, pass back and ask the truth of, but never
