@@ -27,7 +27,7 @@ class DemoConfig:
 def build_parser():
     """The ``drift demo`` parser: one flag per :class:`DemoConfig` field."""
     # the drift command's flag generator: standard library only, so drift_envs stays free of torch
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift demo", description=__doc__)
     parser.add_dataclass(DemoConfig)

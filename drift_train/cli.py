@@ -2,7 +2,7 @@
 
 Each subcommand lives in the module that implements it and exposes ``main(argv) -> int``; this file
 only dispatches, so importing it stays cheap (no torch) and ``drift --help`` answers at once. Every
-subcommand's flags are generated from its config dataclass by :mod:`drift_train.cliargs` (``drift
+subcommand's flags are generated from its config dataclass by :mod:`drift_train.commands._args` (``drift
 train``'s by transformers' ``HfArgumentParser``, with the same spellings and help).
 """
 
@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "quickstart": ("drift_train.quickstart", "the whole loop on the embedded tiny model"),
     "report": (
-        "drift_train.report",
+        "drift_train.commands.report",
         "one self-contained HTML page of run folders: metrics, curves, weights, trajectories",
     ),
 }

@@ -508,7 +508,7 @@ class EvalConfig:
 
 def build_parser():
     """The ``drift eval`` parser: :class:`EvalConfig` and the backend options ``drift rollout`` has."""
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
     from drift_train.rollout_cli import add_policy_arguments
 
     parser = DataclassArgumentParser(

@@ -296,7 +296,7 @@ class ModelImportCommand:
 
 def build_parser():
     """The ``drift model`` parser (``drift model import FILE.gguf --out DIR``)."""
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(
         prog="drift model",

@@ -367,7 +367,7 @@ def train_online_rl(
 
 def build_parser():
     """The ``drift online-rl`` parser: one flag per :class:`OnlineRLConfig` field."""
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift online-rl", description=__doc__)
     parser.add_dataclass(
@@ -384,7 +384,7 @@ def build_parser():
 
 def main(argv: list[str] | None = None) -> int:
     """``drift online-rl --model DIR --env ID [...]`` (also ``python -m drift_train.online_rl``)."""
-    from drift_train.cliargs import missing_model_folder, resolve_model
+    from drift_train.commands._args import missing_model_folder, resolve_model
 
     parser = build_parser()
     args = parser.parse_args(argv)

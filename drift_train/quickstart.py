@@ -438,7 +438,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     """Run the four steps and return the results (also written to ``output_dir/results.json``)."""
     from rich.console import Console
 
-    from drift_train.cliargs import resolve_model
+    from drift_train.commands._args import resolve_model
     from drift_train.evaluate import metrics_table, paired_differences, plot_success_curves
     from drift_train.trajectories import read_trajectories
 
@@ -556,7 +556,7 @@ def _with_train_time(results: dict, config: QuickstartConfig, T: int):
 def build_parser():
     """The ``drift quickstart`` parser: one flag per :class:`QuickstartConfig` field (both spellings),
     ``--env`` for ``env_id``, and ``--config run.yaml`` whose fields the flags override."""
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift quickstart", description=__doc__, config_file=True)
     preset = "default: the env's entry of ENV_PRESETS (math: the tiny difficulty, hint feedback, 3 turns)"

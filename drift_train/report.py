@@ -1,4 +1,5 @@
-"""``drift report RUN_DIR [RUN_DIR ...] --out report.html``: one self-contained HTML page of a run's evidence.
+"""One self-contained HTML page of a run's evidence (the command: ``drift report RUN_DIR ... --out report.html``,
+:mod:`drift_train.commands.report`).
 
 Reads what ``drift quickstart``, ``drift eval``, ``benchmarks/leaderboard.py``, ``benchmarks/drift_vs_online_rl.py``
 and ``benchmarks/weight_sweeps.py`` write (any mix, found by content under each folder) and shows:
@@ -28,17 +29,14 @@ from __future__ import annotations
 
 import base64
 import html
-import inspect
 import json
 import math
 import statistics
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_report", "collect", "main", "svg_chart"]
+__all__ = ["build_report", "collect", "svg_chart"]
 
 PALETTE = (
     "#1f77b4",
@@ -732,57 +730,3 @@ def build_report(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     return out
-
-
-_BUILD_REPORT = inspect.signature(build_report).parameters  # drift report's defaults are build_report's
-
-
-@dataclass
-class ReportConfig:
-    """What ``drift report`` puts on its page.
-
-    Args:
-        run_dirs: output folders of quickstart / eval / benchmark runs
-        out: the HTML file to write
-        trajectories_per_file: trajectories of each file put in the browser (the diagnostics use all)
-        max_trajectories: trajectories in the browser in all
-        title: the page's title
-    """
-
-    run_dirs: list[str] = field(metadata={"positional": True})
-    out: str = "report.html"
-    trajectories_per_file: int = _BUILD_REPORT["trajectories_per_file"].default
-    max_trajectories: int = _BUILD_REPORT["max_trajectories"].default
-    title: str = _BUILD_REPORT["title"].default
-
-
-def build_parser():
-    """The ``drift report`` parser: one flag per :class:`ReportConfig` field (``run_dirs`` positional)."""
-    from drift_train.cliargs import DataclassArgumentParser
-
-    parser = DataclassArgumentParser(prog="drift report", description=__doc__)
-    parser.add_dataclass(ReportConfig)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift report RUN_DIR [RUN_DIR ...] --out report.html``."""
-    parser = build_parser()
-    args = parser.build(ReportConfig, parser.parse_args(argv))
-    try:
-        path = build_report(
-            args.run_dirs,
-            args.out,
-            trajectories_per_file=args.trajectories_per_file,
-            max_trajectories=args.max_trajectories,
-            title=args.title,
-        )
-    except (FileNotFoundError, ValueError) as err:
-        print(f"drift report: {err}", file=sys.stderr)
-        return 2
-    print(f"report -> {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drift_train.cliargs import (
+from drift_train.commands._args import (
     DataclassArgumentParser,
     missing_model_folder,
     model_load_error,
@@ -136,7 +136,7 @@ def _backend_defaults(cls: type) -> dict[str, dict]:
     import importlib
     import inspect
 
-    from drift_train.cliargs import field_help
+    from drift_train.commands._args import field_help
 
     target, parameters = BACKEND_PARAMETERS[cls]
     module, name = target.split(":")

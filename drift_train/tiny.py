@@ -407,7 +407,7 @@ TINY_MODEL_FLAGS = {
 
 def build_parser():
     """The ``drift tiny-model`` parser: ``--out`` and one flag per :class:`TinyModelConfig` field."""
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(
         prog="drift tiny-model",

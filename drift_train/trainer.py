@@ -336,7 +336,7 @@ class DriftTrainer(Trainer):
 def build_parser() -> HfArgumentParser:
     """The ``drift train`` parser: ``HfArgumentParser`` over :class:`DriftConfig` with ``--config FILE.yaml``,
     every flag in both spellings, help and errors in the dash one, as the other ``drift`` commands."""
-    from drift_train.cliargs import HelpFormatter, add_spelling_aliases
+    from drift_train.commands._args import HelpFormatter, add_spelling_aliases
 
     parser = HfArgumentParser(
         DriftConfig,
@@ -353,7 +353,7 @@ def parse_config(argv: list[str] | None = None) -> DriftConfig:
     """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` or a leading
     ``FILE.yaml`` (flags win). Every flag takes ``--dash-case`` and ``--under_score``; ``--model tiny`` is
     the embedded tiny model; a model folder that does not exist is a usage error (exit 2)."""
-    from drift_train.cliargs import apply_config_file, missing_model_folder, resolve_model
+    from drift_train.commands._args import apply_config_file, missing_model_folder, resolve_model
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
@@ -385,7 +385,7 @@ def load_model_and_tokenizer(config: DriftConfig):
     """The model (LoRA-wrapped with ``use_peft``) and tokenizer named by ``config.model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from drift_train.cliargs import model_load_error
+    from drift_train.commands._args import model_load_error
 
     dtype = config.model_dtype if config.model_dtype == "auto" else getattr(torch, config.model_dtype)
     try:

@@ -665,7 +665,7 @@ WEIGHT_FLAGS = {
 
 def build_parser():
     """The ``drift weights`` parser: :class:`WeightsCommand` and :class:`WeightConfig`."""
-    from drift_train.cliargs import DataclassArgumentParser
+    from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(
         prog="drift weights",

@@ -1,6 +1,6 @@
 """One CLI style for every ``drift`` subcommand (issue 14, point 6).
 
-Every command's flags come from its config dataclass (:mod:`drift_train.cliargs`; ``drift train``'s from
+Every command's flags come from its config dataclass (:mod:`drift_train.commands._args`; ``drift train``'s from
 ``HfArgumentParser``): both spellings parse to the same values, the parsed defaults are the dataclass
 defaults, unknown flags and abbreviations fail with a message, help shows one spelling, and ``--model tiny``
 is the embedded model (``drift eval --model tiny`` runs end to end).
@@ -23,7 +23,7 @@ from typing import Literal
 import pytest
 
 from drift_train import cli
-from drift_train.cliargs import (
+from drift_train.commands._args import (
     DataclassArgumentParser,
     HelpFormatter,
     field_help,
