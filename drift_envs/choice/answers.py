@@ -49,6 +49,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from drift_envs.math.answers import find_boxed
+from drift_envs.number_words import spelled_integer
 from drift_envs.user.constraints.normalize import normalize_reply
 
 __all__ = ["LETTERS", "ChoiceReading", "letter_of", "read_choice"]
@@ -481,45 +482,6 @@ def _rejected(text: str, start: int, end: int, pre_lo: int, pred_hi: int) -> boo
     return (_negations(pre_words) + _negations(pred_words) + before) % 2 == 1
 
 
-_UNITS = {
-    w: k
-    for k, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen".split()
-    )
-}
-_TENS = {w: 10 * k for k, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
-_SCALES = {"thousand": 1000, "million": 1000000}
-
-
-def _spelled_number(text: str) -> str | None:
-    """``text`` as digits when it is a whole number written in words (``forty-seven``, ``minus
-    three``, ``one hundred and five``), else None."""
-    words = re.split(r"[\s-]+", text.lower().strip())
-    if (
-        not words
-        or len(words) > 12
-        or not all(
-            w in _UNITS or w in _TENS or w in _SCALES or w in ("hundred", "and", "minus", "negative")
-            for w in words
-        )
-    ):
-        return None
-    sign = -1 if words[0] in ("minus", "negative") else 1
-    total = current = 0
-    seen = False
-    for w in words[1:] if sign < 0 else words:
-        if w in _UNITS or w in _TENS:
-            current += _UNITS.get(w, 0) + _TENS.get(w, 0)
-            seen = True
-        elif w == "hundred":
-            current = max(current, 1) * 100
-        elif w in _SCALES:
-            total += max(current, 1) * _SCALES[w]
-            current = 0
-    return str(sign * (total + current)) if seen else None
-
-
 def _clause_options(clause: str, options: list[str]) -> set[int]:
     """The options a clause offers by standing as an answer once hedge words are stripped from its
     ends (``or maybe Berlin``, ``Berlin could be too``, ``else b``); a negated clause offers none."""
@@ -533,9 +495,9 @@ def _clause_options(clause: str, options: list[str]) -> set[int]:
     if not spans or spans[0][2] in _NEGATIVES or spans[0][2] == "too":
         return set()
     rest = clause[spans[0][0] : spans[-1][1]]
-    spelled = _spelled_number(rest)
+    spelled = spelled_integer(rest)
     if spelled is not None:  # "forty-seven" names the option "47"
-        rest = spelled
+        rest = str(spelled)
     if any(LETTERS.index(m.group(1)) < len(options) for m in _LETTER_TOKEN_RE.finditer(rest)):
         # option letters in capitals are read with their context, as lists of letters
         return set()

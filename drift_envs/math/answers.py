@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from drift_envs.number_words import NUMBER_PHRASE_RE, NUMBER_WORD, words_to_numbers
+
 __all__ = [
     "ANSWER_FORMATS",
     "MAX_ANSWER_CHARS",
@@ -351,7 +353,8 @@ def box_text_hedge(content: str) -> str | None:
     named: set[Fraction] = set()
     for inner in texts:
         named |= {v for v in map(_value, _PLAIN_NUMBER_RE.findall(inner)) if v is not None}
-        named |= {v for v in map(_words_value, _NUMBER_WORDS_RE.findall(inner)) if v is not None}
+        for words in _NUMBER_WORDS_RE.findall(inner):
+            named |= _words_values(words)
     outside = as_number(normalize_answer(rest))
     if named and (outside is None or named != {outside}):
         return "its box names a second number in text"
@@ -689,17 +692,9 @@ def extract_final_number(text: str) -> FinalNumber | None:
 
 # ---- alternatives: two values offered as one answer -------------------------------------------------
 
-_UNITS = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"
-    " sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-_NUMBER_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
-_WORD = "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True))
-# "six", "twenty-one", "one hundred and five": English number words name values too
-_NUMBER_WORDS_RE = re.compile(
-    rf"\b(?:(?:{_WORD})(?:[\s-]+(?:{_WORD}|hundred|thousand|and))*|hundred)\b", re.IGNORECASE
-)
+# "six", "twenty-one", "one hundred and five", "seven point two": English number words name values too
+_NUMBER_WORDS_RE = NUMBER_PHRASE_RE
+_WORD = NUMBER_WORD
 # a word or sign that offers another value in place of the one before it
 _ALTERNATIVE_RE = re.compile(
     r"\b(?:or|else|either|maybe|perhaps|possibly|alternatively|otherwise|not)\b"
@@ -710,22 +705,10 @@ _ALTERNATIVE_RE = re.compile(
 _OPERAND_RUN_RE = re.compile(r"(?:[-+*/×÷()$0-9.,=^·\s]|\\times|\\cdot|\\div)+")
 
 
-def _words_value(words: str) -> Fraction | None:
-    """The value of English number words (``six``, ``twenty-one``, ``one hundred and five``), or None."""
-    total = current = 0
-    seen = False
-    for word in re.split(r"[\s-]+", words.lower()):
-        if word in _NUMBER_WORDS:
-            current += _NUMBER_WORDS[word]
-            seen = True
-        elif word == "hundred":
-            current = max(current, 1) * 100
-            seen = True
-        elif word == "thousand":
-            total += max(current, 1) * 1000
-            current = 0
-            seen = True
-    return Fraction(total + current) if seen else None
+def _words_values(words: str) -> set[Fraction]:
+    """The values English number words name (``six``, ``twenty-one``, ``one hundred and five``; ``one
+    two`` names two), read by the one reader of :mod:`drift_envs.number_words`."""
+    return {Fraction(n) for n in words_to_numbers(words)}
 
 
 def _side_values(side: str) -> set[Fraction]:
@@ -766,9 +749,9 @@ def _nearest_value(segment: str, last: bool) -> set[Fraction]:
             if not last:
                 break
     for m in _NUMBER_WORDS_RE.finditer(segment):
-        value = _words_value(m.group(0))
-        if value is not None:
-            found.append((m.end() if last else m.start(), {value}))
+        values = _words_values(m.group(0))
+        if values:
+            found.append((m.end() if last else m.start(), values))
             if not last:
                 break
     if not found:

@@ -8,6 +8,7 @@ import unicodedata
 from typing import Any
 
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.number_words import NUMBER_PHRASE_RE, words_to_numbers
 from drift_envs.tool.calls import ToolCall, canonical_calls, format_calls, parse_reply, same_call
 from drift_envs.tool.mtu import ReplayWorld
 from drift_envs.tool.tasks import Request, ToolTask, normalize_value
@@ -67,19 +68,7 @@ _APOSTROPHES = str.maketrans(dict.fromkeys("\u2018\u2019\u02bc`\u00b4\u2032\uff0
 # a right-to-left override shows its span reversed, up to a pop (U+202C), an isolate's end or the line end
 _RLO_SPAN = re.compile("\u202e([^\u202c\u2069\n]*)")
 
-_UNITS = {
-    w: i
-    for i, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-        "sixteen seventeen eighteen nineteen".split()
-    )
-}
-_TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
-_SCALES = {"thousand": 1_000, "million": 1_000_000}
-_NUMBER_WORD = "|".join([*_UNITS, *_TENS, "hundred", *_SCALES, "point"])
-_NUMBER_PHRASE = re.compile(
-    rf"(?<![^\W_])(?:{_NUMBER_WORD})(?:(?:\s+and\s+|[\s\-]+)(?:{_NUMBER_WORD}))*(?![^\W_])"
-)
+_NUMBER_PHRASE = NUMBER_PHRASE_RE
 # Roman numerals: whole tokens in the strict form, upper-case of two or more letters or in any case
 # of four or more (so "I", "mix", "did" and "CIVIL" are words; no English word of four letters or
 # more is a strict numeral), less abbreviations that read as units or names
@@ -87,61 +76,6 @@ _ROMAN = re.compile(r"(?<![^\W_])(?:[MDCLXVI]{2,}|[MDCLXVImdclxvi]{4,})(?![^\W_]
 _ROMAN_FORM = re.compile(r"M{0,3}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})")
 _ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
 _NOT_ROMAN = frozenset("CM MM ML DL MI DC CD MD CV XL MIX CC CL LI DI MC".split())
-
-
-def _words_to_numbers(phrase: str) -> list[str]:
-    """The numbers an English number phrase names, as digit strings: ``one thousand three hundred
-    seventy`` is ``["1370"]``, ``seven point two`` ``["7.2"]``; words that cannot continue a number
-    ("one two") start another one."""
-    words = [w for w in re.split(r"[\s\-]+", phrase) if w and w != "and"]
-    out: list[str] = []
-    total, current, last, decimals, seen = 0, 0, "", None, False
-
-    def flush() -> None:
-        nonlocal total, current, last, decimals, seen
-        if seen:
-            value = str(total + current)
-            out.append(value + ("." + decimals if decimals else ""))
-        total, current, last, decimals, seen = 0, 0, "", None, False
-
-    for w in words:
-        if decimals is not None:
-            if w in _UNITS and _UNITS[w] < 10:
-                decimals += str(_UNITS[w])
-                continue
-            flush()
-        if w == "point":
-            if seen:
-                decimals = ""
-            continue
-        if w in _UNITS:
-            if (
-                last in ("unit", "teen")
-                or (last == "tens" and _UNITS[w] >= 10)
-                or (last == "tens" and not _UNITS[w])
-            ):
-                flush()
-            current += _UNITS[w]
-            last, seen = ("teen" if _UNITS[w] >= 10 else "unit"), True
-        elif w in _TENS:
-            if last in ("unit", "teen", "tens"):
-                flush()
-            current += _TENS[w]
-            last, seen = "tens", True
-        elif w == "hundred":
-            if last == "hundred" or current >= 100:
-                flush()
-            current = (current or 1) * 100
-            last, seen = "hundred", True
-        else:
-            scale = _SCALES[w]
-            if last == "scale" and current == 0 and total and total < scale:
-                total *= scale  # "a thousand million"-style stacking: read as one number
-            else:
-                total += (current or 1) * scale
-            current, last, seen = 0, "scale", True
-    flush()
-    return out
 
 
 def _numerals_as_digits(text: str) -> str:
@@ -159,7 +93,7 @@ def _numerals_as_digits(text: str) -> str:
     def phrase(m: re.Match) -> str:
         if m.group(0) in ("one", "point"):
             return m.group(0)
-        numbers = _words_to_numbers(m.group(0))
+        numbers = words_to_numbers(m.group(0))
         return " ".join(numbers) if numbers else m.group(0)
 
     text = _ROMAN.sub(roman, text)
@@ -395,24 +329,18 @@ class ToolUseEnv(MultiTurnTextEnv):
 
     source_kind = "tool"
 
+    option_defaults = {"max_turns": 10, "system_prompt": DEFAULT_SYSTEM_PROMPT}
+
     def __init__(
         self,
         *,
-        dataset: Any = None,
-        split: str = "test",
-        seed: int = 0,
-        max_tasks: int | None = None,
         domains: list[str] | tuple[str, ...] | str | None = None,
         distractors: int | None = None,
-        max_turns: int = 10,
         partial_credit: bool = False,
         max_calls_per_reply: int = 8,
         extra_calls: int = 4,
         tools_in_prompt: bool = False,
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
-        max_text_length: int = 65536,
-        render_mode: str | None = None,
+        **options: Any,
     ) -> None:
         for name, value, low in (
             ("max_calls_per_reply", max_calls_per_reply, 1),
@@ -420,27 +348,16 @@ class ToolUseEnv(MultiTurnTextEnv):
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-        options = {
+        knobs = {
             "domains": tuple(domains) if isinstance(domains, list) else domains,
             "distractors": distractors,
         }
-        super().__init__(
-            dataset=dataset,
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options={k: v for k, v in options.items() if v is not None},
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            max_text_length=max_text_length,
-            render_mode=render_mode,
-        )
+        super().__init__(source_knobs={k: v for k, v in knobs.items() if v is not None}, **options)
         self.partial_credit = bool(partial_credit)
         self.max_calls_per_reply = max_calls_per_reply
         self.extra_calls = extra_calls
         self.tools_in_prompt = bool(tools_in_prompt)
-        self._base_system_prompt = system_prompt
+        self._base_system_prompt = self.system_prompt
         self._begin(None)
 
     # ---- episode state ------------------------------------------------------------------------
@@ -493,12 +410,14 @@ class ToolUseEnv(MultiTurnTextEnv):
         """The first request (the episode's world and counters are set up here, once per reset)."""
         tool_task = self.tool_task_of(task)
         self._begin(tool_task)
-        if self.tools_in_prompt and self._base_system_prompt is not None:
-            listing = "\n".join(json.dumps(s, ensure_ascii=False) for s in tool_task.tool_schemas())
-            self.system_prompt = f"{self._base_system_prompt}\n\nTools:\n{listing}"
-            if self._messages and self._messages[0]["role"] == "system":
-                self._messages[0]["content"] = self.system_prompt
         return tool_task.requests[0].text
+
+    def system_message(self, task: Task) -> str | None:
+        """The system prompt; with ``tools_in_prompt`` followed by the task's tool schemas, one per line."""
+        if self.tools_in_prompt and self._base_system_prompt is not None:
+            listing = "\n".join(json.dumps(s, ensure_ascii=False) for s in self.tool_task_of(task).tool_schemas())
+            self.system_prompt = f"{self._base_system_prompt}\n\nTools:\n{listing}"
+        return self.system_prompt
 
     def episode_info(self) -> dict:
         """``tools`` (the schemas offered) and ``num_requests``."""
@@ -569,7 +488,7 @@ class ToolUseEnv(MultiTurnTextEnv):
         budget = len(request.reference_calls) + self.extra_calls
         results, errors, pairs = [], 0, []
         for j, call in enumerate(calls):
-            call_id = f"call_{self._turn}_{j + 1}"
+            call_id = f"call_{self.turn}_{j + 1}"
             self._pred[self._request].append(call)
             if j >= self.max_calls_per_reply:
                 error = f"{call.name}: not run: at most {self.max_calls_per_reply} calls per reply"
