@@ -10,8 +10,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 import string
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -22,6 +22,7 @@ from gymnasium.spaces import Text
 from gymnasium.vector.utils import create_shared_memory, read_from_shared_memory, write_to_shared_memory
 
 __all__ = [
+    "EnvOptions",
     "EpisodeFinishedError",
     "Feedback",
     "MultiTurnTextEnv",
@@ -245,6 +246,61 @@ class Feedback:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class EnvOptions:
+    """The keyword arguments every ``drift/*`` env takes, declared once: an env subclass declares only
+    its own kwargs and forwards the rest (``**options``) to :class:`MultiTurnTextEnv`, which checks them
+    against these fields. An env changes a default through its ``option_defaults`` (``max_turns``,
+    ``system_prompt``, ...); its docstring names those defaults and refers here for the rest.
+
+    Args:
+        dataset: what the env's registered task source (``source_kind``) resolves: None for the kind's
+            ``"procedural"`` source, a registered source name, a local file or a hub id (see
+            :func:`drift_envs.sources.make_source`); an env without a source refuses it.
+        split: the task split (``"train"``/``"test"``; a hub dataset's own split names).
+        seed: the task generator's seed (procedural sources).
+        max_tasks: keep only the first N tasks (None: all of them).
+        source_options: more options of the task source (its config fields); an option the source
+            does not have is refused by the source.
+        max_turns: replies per episode before it is truncated.
+        format_penalty: added to a step's reward when no answer could be read from the reply (<= 0).
+        system_prompt: the conversation's system message (None or ``""``: none).
+        max_text_length: the observation and action spaces' longest text, in characters.
+        render_mode: ``"ansi"``, ``"human"`` or None.
+    """
+
+    dataset: Any = None
+    split: str = "test"
+    seed: int = 0
+    max_tasks: int | None = None
+    source_options: dict | None = None
+    max_turns: int = 5
+    format_penalty: float = -0.1
+    system_prompt: str | None = None
+    max_text_length: int = 65536
+    render_mode: str | None = None
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The shared kwarg names, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    def validate(self, render_modes: Sequence[str] = ()) -> None:
+        """Raise ``ValueError`` naming the first bad option (``render_modes``: the env's own)."""
+        max_turns = self.max_turns
+        if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
+            raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
+        if not np.isfinite(self.format_penalty) or self.format_penalty > 0:
+            raise ValueError(
+                f"format_penalty must be a finite number <= 0 (a penalty; a positive value would reward "
+                f"replies without an answer, and trajectory readers refuse it), got {self.format_penalty!r}"
+            )
+        if self.render_mode is not None and self.render_mode not in render_modes:
+            raise ValueError(
+                f"render_mode must be one of {list(render_modes)} or None, got {self.render_mode!r}"
+            )
+
+
 class MultiTurnTextEnv(gym.Env[str, str]):
     """Base class of every multi-turn text environment with feedback.
 
@@ -265,56 +321,47 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "human"], "render_fps": 1}
     #: the kind of task source this env's ``dataset`` kwarg names (None: the env makes its own tasks)
     source_kind: ClassVar[str | None] = None
+    #: this env's own defaults of the shared :class:`EnvOptions` (``{"max_turns": 3}``, a system prompt)
+    option_defaults: ClassVar[Mapping[str, Any]] = {}
+    #: the env kwargs ``drift quickstart --env <id>`` runs this env with (settings, such as the prompt
+    #: style, that a tiny model learns in minutes); see :meth:`quickstart_preset`
+    quickstart_kwargs: ClassVar[Mapping[str, Any]] = {}
 
-    def __init__(
-        self,
-        *,
-        dataset: Any = None,
-        split: str = "test",
-        seed: int = 0,
-        max_tasks: int | None = None,
-        source_options: dict | None = None,
-        max_turns: int = 5,
-        format_penalty: float = -0.1,
-        system_prompt: str | None = None,
-        max_text_length: int = 65536,
-        render_mode: str | None = None,
-    ) -> None:
-        if not isinstance(max_turns, int) or isinstance(max_turns, bool) or max_turns < 1:
-            raise ValueError(f"max_turns must be a positive integer, got {max_turns!r}")
-        if not np.isfinite(format_penalty) or format_penalty > 0:
-            raise ValueError(
-                f"format_penalty must be a finite number <= 0 (a penalty; a positive value would reward "
-                f"replies without an answer, and trajectory readers refuse it), got {format_penalty!r}"
-            )
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}"
-            )
-        self.dataset = dataset
-        self.split = split
-        self.seed = seed
-        self.max_tasks = max_tasks
+    def __init__(self, *, source_knobs: Mapping[str, Any] | None = None, **options: Any) -> None:
+        """Check ``options`` against :class:`EnvOptions` (with this env's ``option_defaults``) and set
+        up the episode bookkeeping.
+
+        ``source_knobs`` is for subclasses: the task-source options they declare as kwargs of their own
+        (``difficulty``, ``schema``, ...), under which ``source_options`` is merged (it wins).
+        """
+        opts = self.env_options(**options)
+        opts.validate(self.metadata["render_modes"])
+        self.options = opts
+        self.dataset = opts.dataset
+        self.split = opts.split
+        self.seed = opts.seed
+        self.max_tasks = opts.max_tasks
         self.source: Any = None
+        source_options = {**(source_knobs or {}), **(opts.source_options or {})}
         if self.source_kind is not None:
             from drift_envs.sources.base import make_source
 
             self.source = make_source(
                 self.source_kind,
-                dataset,
-                split=split,
-                seed=seed,
-                max_tasks=max_tasks,
-                **(source_options or {}),
+                opts.dataset,
+                split=opts.split,
+                seed=opts.seed,
+                max_tasks=opts.max_tasks,
+                **source_options,
             )
-        elif dataset is not None or source_options:
+        elif opts.dataset is not None or opts.source_options:
             raise TypeError(f"{type(self).__name__} takes its tasks from no task source; drop dataset=")
-        self.max_turns = max_turns
-        self.format_penalty = float(format_penalty)
-        self.system_prompt = system_prompt
-        self.render_mode = render_mode
-        self.observation_space = UnicodeText(max_text_length)
-        self.action_space = UnicodeText(max_text_length)
+        self.max_turns = opts.max_turns
+        self.format_penalty = float(opts.format_penalty)
+        self.system_prompt = opts.system_prompt
+        self.render_mode = opts.render_mode
+        self.observation_space = UnicodeText(opts.max_text_length)
+        self.action_space = UnicodeText(opts.max_text_length)
         self._task: Task | None = None
         self._index: int | None = None
         self._turn = 0
@@ -322,6 +369,28 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         self._answers: list[str | None] = []
         self._messages: list[dict[str, str]] = []
         self._task_ids: dict[str, int] | None = None
+
+    @classmethod
+    def env_options(cls, **options: Any) -> EnvOptions:
+        """The shared options of this env: :class:`EnvOptions` with this env's ``option_defaults``, then
+        ``options``. An unknown name is a ``TypeError`` naming it, the env and what the env takes."""
+        unknown = sorted(set(options) - set(EnvOptions.names()))
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} got an unexpected keyword argument {unknown[0]!r}; it takes "
+                f"{', '.join(cls.own_kwargs()) or 'no kwargs of its own'} and the shared "
+                f"{', '.join(EnvOptions.names())} (drift_envs.core.EnvOptions)"
+            )
+        return replace(EnvOptions(), **{**cls.option_defaults, **options})
+
+    @classmethod
+    def own_kwargs(cls) -> tuple[str, ...]:
+        """The keyword arguments this env's class declares itself (beyond :class:`EnvOptions`)."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters.values()
+        kinds = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return tuple(p.name for p in params if p.kind in kinds and p.name not in ("self", "source_knobs"))
 
     # ---- what a subclass provides -------------------------------------------------------------
     def num_tasks(self) -> int:
@@ -339,6 +408,11 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     def first_message(self, task: Task) -> str:
         """The first user message of an episode on ``task``."""
         raise NotImplementedError
+
+    def system_message(self, task: Task) -> str | None:
+        """The system message of an episode on ``task`` (called by ``reset`` before
+        :meth:`first_message`): ``system_prompt`` by default; None or ``""``: no system message."""
+        return self.system_prompt
 
     def verify(self, task: Task, action: str) -> Verdict:
         """Check one model reply against the task."""
@@ -382,6 +456,44 @@ class MultiTurnTextEnv(gym.Env[str, str]):
             raise EpisodeFinishedError(f"the episode on task {self._task.task_id!r} has ended")
         return self.reference_reply(self._task)
 
+    def oracle_replies(self, count: int) -> list[str]:
+        """The oracle's first reply on each of the first ``count`` tasks (fewer when the env has fewer;
+        none when it has no oracle). Resets the env: call it between episodes."""
+        replies = []
+        for index in range(min(count, self.num_tasks())):
+            self.reset(options={"index": index})
+            reply = self.oracle_reply()
+            if reply is not None:
+                replies.append(reply)
+        return replies
+
+    @classmethod
+    def quickstart_preset(
+        cls,
+        make: Callable[..., Any] | None = None,
+        *,
+        tasks: int = 64,
+        count_tokens: Callable[[str], int] = len,
+    ) -> dict[str, Any]:
+        """What ``drift quickstart`` runs this env with: ``{"env_kwargs", "max_new_tokens"}``.
+
+        ``env_kwargs`` is :attr:`quickstart_kwargs`. ``max_new_tokens`` is the reply budget the env's own
+        oracle replies need: over the first ``tasks`` train tasks, the 95th percentile of their lengths
+        in ``count_tokens`` (default: characters, the tokens of the embedded tiny model's char tokenizer)
+        plus one for the end of the reply, rounded up to a multiple of 16; 64 for an env without an oracle.
+        ``make(**kwargs)`` builds the env (default: the class; the quickstart passes ``gym.make`` of the id).
+        """
+        env = (make or cls)(split="train", **cls.quickstart_kwargs)
+        try:
+            replies = env.unwrapped.oracle_replies(tasks)
+        finally:
+            env.close()
+        budget = 64
+        if replies:
+            need = float(np.percentile([count_tokens(r) for r in replies], 95)) + 1
+            budget = 16 * int(np.ceil(need / 16))
+        return {"env_kwargs": dict(cls.quickstart_kwargs), "max_new_tokens": budget}
+
     def task_index(self, task_id: str) -> int:
         """The index of the task with id ``task_id`` (through the source's ``index_of`` when there is
         one; else an id->index map built on first use)."""
@@ -399,6 +511,17 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     def task(self) -> Task | None:
         """The current episode's task (None before the first reset)."""
         return self._task
+
+    @property
+    def turn(self) -> int:
+        """Replies given in the current episode so far (0 after ``reset``; 1 while the first is checked)."""
+        return self._turn
+
+    @property
+    def answers(self) -> tuple[str | None, ...]:
+        """The answers read from the episode's replies so far, in order (None for a reply without one);
+        during :meth:`make_feedback` the last is the current reply's."""
+        return tuple(self._answers)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
         """Start an episode; ``options`` may pick the task by ``index`` or ``task_id``."""
@@ -427,8 +550,9 @@ class MultiTurnTextEnv(gym.Env[str, str]):
         self._done = False
         self._answers = []
         self._messages = []
-        if self.system_prompt:
-            self._messages.append({"role": "system", "content": valid_text(self.system_prompt)})
+        system = self.system_message(self._task)
+        if system:
+            self._messages.append({"role": "system", "content": valid_text(system)})
         obs = self.valid_observation(self.first_message(self._task))
         self._messages.append({"role": "user", "content": obs})
         return obs, _valid_json(self._base_info())

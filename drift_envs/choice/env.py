@@ -89,6 +89,9 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
     - ``max_turns`` (3: with four options, a model that never repeats itself cannot miss four times),
       ``feedback`` (``"binary"``), ``prompt_style`` (``"minimal"``), ``answer_format`` (``"boxed"`` or
       ``"tag"``: what the prompt asks for), ``system_prompt`` (``""`` for none), ``format_penalty`` (-0.1)
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above;
+      ``source_options``: more options of the source
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -110,25 +113,20 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
 
     source_kind = "choice"
 
+    option_defaults = {"max_turns": 3, "system_prompt": DEFAULT_SYSTEM_PROMPT}
+
     def __init__(
         self,
         *,
-        dataset: Any = None,
-        split: str = "test",
         schema: str | None = None,
         dataset_name: str | None = None,
-        seed: int = 0,
-        max_tasks: int | None = None,
         num_options: int | None = None,
         kinds: list[str] | tuple[str, ...] | str | None = None,
         max_value: int | None = None,
-        max_turns: int = 3,
         feedback: str = "binary",
         prompt_style: str = "minimal",
         answer_format: str = "boxed",
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
-        render_mode: str | None = None,
+        **options: Any,
     ) -> None:
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
@@ -140,23 +138,14 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
             kinds = tuple(kinds)
         elif isinstance(kinds, str):
             kinds = (kinds,)
-        super().__init__(
-            dataset=dataset,
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options={
-                "schema": schema,
-                "dataset_name": dataset_name,
-                "num_options": num_options,
-                "kinds": kinds,
-                "max_value": max_value,
-            },
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            render_mode=render_mode,
-        )
+        knobs = {
+            "schema": schema,
+            "dataset_name": dataset_name,
+            "num_options": num_options,
+            "kinds": kinds,
+            "max_value": max_value,
+        }
+        super().__init__(source_knobs=knobs, **options)
         self.feedback_mode = feedback
         self.prompt_style = prompt_style
         self.answer_format = answer_format
@@ -215,7 +204,7 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
             text = f"Incorrect: choose exactly one option (you named {', '.join(verdict.details['named'])})."
         else:
             # every single-option answer of this episode so far was wrong (a right one ends it)
-            eliminated = sorted({a for a in self._answers if a is not None and len(a) == 1})
+            eliminated = sorted({a for a in self.answers if a is not None and len(a) == 1})
             data["eliminated"] = eliminated
             text = (
                 f"Incorrect: {verdict.answer} is not the answer. Ruled out so far: {', '.join(eliminated)}."

@@ -209,6 +209,8 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     - ``timeout_s`` (5.0): wall clock of one whole check; ``test_timeout_s`` (default ``timeout_s``):
       per test; ``memory_mb`` (1024): address-space limit of the sandboxed process
     - ``sandbox``: a :class:`~drift_envs.code.sandbox.Sandbox` to use (default: one shared per process)
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above
 
     ## Oracle
     ``env.unwrapped.oracle_reply()`` is the task's reference solution in a ```` ```python ```` block
@@ -241,29 +243,23 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
 
     source_kind = "code"
 
+    option_defaults = {"system_prompt": DEFAULT_SYSTEM_PROMPT}
+
     def __init__(
         self,
         *,
-        dataset: Any = None,
-        split: str = "test",
         dataset_name: str | None = None,
         schema: str | None = None,
-        seed: int = 0,
         size: int | None = None,
         num_tests: int | None = None,
-        max_tasks: int | None = None,
-        source_options: dict | None = None,
-        max_turns: int = 5,
         feedback: str = "first_failure",
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
         max_failures_shown: int = 5,
         hidden_tests: float | None = None,
         timeout_s: float = 5.0,
         test_timeout_s: float | None = None,
         memory_mb: int = 1024,
         sandbox: Sandbox | None = None,
-        render_mode: str | None = None,
+        **options: Any,
     ) -> None:
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
@@ -284,18 +280,8 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         )
         self.limits.validate()
         # the named source knobs are the built-in sources' options; a source refuses the ones it lacks
-        options = {"dataset_name": dataset_name, "schema": schema, "size": size, "num_tests": num_tests}
-        super().__init__(
-            dataset=dataset,
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options={**options, **(source_options or {})},
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            render_mode=render_mode,
-        )
+        knobs = {"dataset_name": dataset_name, "schema": schema, "size": size, "num_tests": num_tests}
+        super().__init__(source_knobs=knobs, **options)
         self.feedback_mode = feedback
         self.max_failures_shown = max_failures_shown
         self.hidden_tests = hidden_tests

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from typing import Any
 
-from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.core import EnvOptions, Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
 from drift_envs.math.answers import as_number, extract_answer, find_boxed, normalize_answer
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
@@ -330,6 +330,9 @@ class ReasoningGymEnv(MultiTurnTextEnv):
       ``format_penalty`` (-0.1)
     - ``answer_format``: ``"tag"`` (``<answer>…</answer>``, reasoning-gym's own; default), ``"boxed"``,
       or ``"auto"`` (the last of either)
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above;
+      any other kwarg is a field of the task's reasoning-gym config
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -346,38 +349,26 @@ class ReasoningGymEnv(MultiTurnTextEnv):
 
     source_kind = "reasoning_gym"
 
+    option_defaults = {"system_prompt": DEFAULT_SYSTEM_PROMPT}
+
     def __init__(
         self,
         *,
         task: str = "basic_arithmetic",
-        split: str = "test",
-        seed: int = 0,
         size: int = 500,
-        max_tasks: int | None = None,
-        max_turns: int = 5,
         feedback: str = "binary",
         answer_format: str = "tag",
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
-        max_text_length: int = 65536,
-        render_mode: str | None = None,
-        **config: Any,
+        **kwargs: Any,
     ) -> None:
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
         if answer_format not in ANSWER_FORMATS:
             raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
-        super().__init__(
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options={"task": task, "size": size, "dataset_config": config},
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            max_text_length=max_text_length,
-            render_mode=render_mode,
-        )
+        # the shared kwargs go to the base; every other one is a field of the reasoning-gym task's config
+        shared = set(EnvOptions.names())
+        options = {k: v for k, v in kwargs.items() if k in shared}
+        config = {k: v for k, v in kwargs.items() if k not in shared}
+        super().__init__(source_knobs={"task": task, "size": size, "dataset_config": config}, **options)
         self.task_name = task
         self.feedback_mode = feedback
         self.answer_format = answer_format

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
+from drift_envs.core import EnvOptions, Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
 
@@ -353,6 +353,9 @@ class TextArenaEnv(MultiTurnTextEnv):
     - ``max_turns``: default twice the game's own turn limit (room for one corrected invalid move
       per move), or 100 for games without one
     - ``win_reward`` (1.0), ``system_prompt``, ``format_penalty`` (-0.1)
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above;
+      any other kwarg goes to the game
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -374,42 +377,30 @@ class TextArenaEnv(MultiTurnTextEnv):
         "ThreeCardMonteEnv": lambda g: f"[{g.ball_pos}]",
     }
 
+    option_defaults = {"system_prompt": DEFAULT_SYSTEM_PROMPT}
+
     def __init__(
         self,
         *,
         game: str = "GuessTheNumber-v0",
-        split: str = "test",
-        seed: int = 0,
         size: int = 1000,
-        max_tasks: int | None = None,
-        max_turns: int | None = None,
         win_reward: float = 1.0,
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
-        max_text_length: int = 65536,
-        render_mode: str | None = None,
-        **game_kwargs: Any,
+        **kwargs: Any,
     ) -> None:
         if not is_single_player_game(game):
             raise ValueError(
                 f"TextArena game {game!r} is not a single-player game; drift/TextArena-v0 plays "
                 f"single-player games only (python -m drift_envs.ecosystem.catalog lists them)"
             )
+        # the shared kwargs go to the base; every other one is the game's own
+        shared = set(EnvOptions.names())
+        options = {k: v for k, v in kwargs.items() if k in shared}
+        game_kwargs = {k: v for k, v in kwargs.items() if k not in shared}
         self._game = make_game(game, **game_kwargs)
-        if max_turns is None:
+        if options.get("max_turns") is None:  # the game's own limit, twice (a reply may be invalid)
             limit = getattr(self._game, "max_turns", None)
-            max_turns = 2 * int(limit) if isinstance(limit, int) and limit > 0 else 100
-        super().__init__(
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options={"game": game, "size": size},
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            max_text_length=max_text_length,
-            render_mode=render_mode,
-        )
+            options["max_turns"] = 2 * int(limit) if isinstance(limit, int) and limit > 0 else 100
+        super().__init__(source_knobs={"game": game, "size": size}, **options)
         self.game = game
         self.game_kwargs = dict(game_kwargs)
         self.win_reward = float(win_reward)

@@ -139,6 +139,8 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     - ``timeout_s``: CPU seconds one symbolic check may use (2.0); an answer that needs more is wrong
     - ``max_wait_s``: wall-clock backstop of one attempt at a check (default ``max(30, 15 * timeout_s)``);
       when both attempts run out the step is undecided
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above
 
     ## Oracle
     ``env.unwrapped.oracle_reply()`` is the gold answer in the env's format (``\boxed{gold}``, or
@@ -164,26 +166,22 @@ class MathFeedbackEnv(MultiTurnTextEnv):
 
     source_kind = "math"
 
+    option_defaults = {"system_prompt": DEFAULT_SYSTEM_PROMPT}
+    # small sums, hint feedback, three turns and no system prompt: a tiny model learns it in minutes
+    quickstart_kwargs = {"difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""}
+
     def __init__(
         self,
         *,
-        dataset: Any = None,
-        split: str = "test",
         schema: str | None = None,
         dataset_name: str | None = None,
         difficulty: str | dict | None = None,
-        seed: int = 0,
-        max_tasks: int | None = None,
-        source_options: dict | None = None,
-        max_turns: int = 5,
         feedback: str = "binary",
         prompt_style: str = "minimal",
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
         answer_format: str = "auto",
         timeout_s: float = 2.0,
         max_wait_s: float | None = None,
-        render_mode: str | None = None,
+        **options: Any,
     ) -> None:
         if feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {feedback!r}")
@@ -195,21 +193,14 @@ class MathFeedbackEnv(MultiTurnTextEnv):
             raise ValueError(f"timeout_s must be positive, got {timeout_s!r}")
         if max_wait_s is not None and not max_wait_s > 0:
             raise ValueError(f"max_wait_s must be positive (or None for the default), got {max_wait_s!r}")
-        if answer_format == "final_number" and system_prompt == DEFAULT_SYSTEM_PROMPT:
-            system_prompt = FINAL_NUMBER_SYSTEM_PROMPT  # the default asks for a box
+        if (
+            answer_format == "final_number"
+            and options.get("system_prompt", DEFAULT_SYSTEM_PROMPT) == DEFAULT_SYSTEM_PROMPT
+        ):
+            options["system_prompt"] = FINAL_NUMBER_SYSTEM_PROMPT  # the default asks for a box
         # the named source knobs are the built-in sources' options; a source refuses the ones it lacks
-        options = {"schema": schema, "dataset_name": dataset_name, "difficulty": difficulty}
-        super().__init__(
-            dataset=dataset,
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options={**options, **(source_options or {})},
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            render_mode=render_mode,
-        )
+        knobs = {"schema": schema, "dataset_name": dataset_name, "difficulty": difficulty}
+        super().__init__(source_knobs=knobs, **options)
         self.feedback_mode = feedback
         self.prompt_style = prompt_style
         self.answer_format = answer_format

@@ -312,6 +312,9 @@ class ToolUseEnv(MultiTurnTextEnv):
       stuffing calls cannot search the world), ``tools_in_prompt`` (False: also list the schemas in the
       system prompt, for chat templates that ignore ``tools=``), ``system_prompt``,
       ``format_penalty`` (-0.1)
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above;
+      ``source_options``: more options of the source
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -415,7 +418,9 @@ class ToolUseEnv(MultiTurnTextEnv):
     def system_message(self, task: Task) -> str | None:
         """The system prompt; with ``tools_in_prompt`` followed by the task's tool schemas, one per line."""
         if self.tools_in_prompt and self._base_system_prompt is not None:
-            listing = "\n".join(json.dumps(s, ensure_ascii=False) for s in self.tool_task_of(task).tool_schemas())
+            listing = "\n".join(
+                json.dumps(s, ensure_ascii=False) for s in self.tool_task_of(task).tool_schemas()
+            )
             self.system_prompt = f"{self._base_system_prompt}\n\nTools:\n{listing}"
         return self.system_prompt
 

@@ -111,6 +111,8 @@ class UserCorrectionEnv(MultiTurnTextEnv):
       ``respond(turn, rng)``
     - ``max_turns`` (5), ``system_prompt`` (a one-line instruction; ``""`` for none),
       ``format_penalty`` (-0.1)
+    - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
+      ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above
 
     ## Example
     >>> import gymnasium as gym, drift_envs
@@ -135,46 +137,29 @@ class UserCorrectionEnv(MultiTurnTextEnv):
 
     source_kind: ClassVar[str] = "user"
 
+    option_defaults = {"dataset": "procedural", "system_prompt": DEFAULT_SYSTEM_PROMPT}
+    # two constraints per task (the default): another task's oracle reply then breaks one of them 97% of
+    # the time, so the quickstart's teacher has wrong replies to give
+    quickstart_kwargs = {"max_turns": 3, "system_prompt": ""}
+
     def __init__(
         self,
         *,
-        dataset: Any = "procedural",
-        split: str = "test",
-        seed: int = 0,
-        max_tasks: int | None = None,
         num_constraints: int | tuple[int, int] | None = None,
         constraint_kinds: Sequence[str] | str | None = None,
-        source_options: dict | None = None,
         revealed: int | str | None = None,
         persona: str = "precise",
         corrections: str = "first",
         user: Any = "rules",
-        max_turns: int = 5,
-        system_prompt: str | None = DEFAULT_SYSTEM_PROMPT,
-        format_penalty: float = -0.1,
-        render_mode: str | None = None,
+        **options: Any,
     ) -> None:
         check_persona(persona, corrections)
         if revealed is not None and revealed != "all":
             if not isinstance(revealed, int) or isinstance(revealed, bool) or revealed < 0:
                 raise ValueError(f"revealed must be an integer >= 0, 'all' or None, got {revealed!r}")
         # the procedural source's own knobs, kept as env kwargs (None: the source's default)
-        options = {
-            "num_constraints": num_constraints,
-            "constraint_kinds": constraint_kinds,
-            **(source_options or {}),
-        }
-        super().__init__(
-            dataset=dataset,
-            split=split,
-            seed=seed,
-            max_tasks=max_tasks,
-            source_options=options,
-            max_turns=max_turns,
-            format_penalty=format_penalty,
-            system_prompt=system_prompt,
-            render_mode=render_mode,
-        )
+        knobs = {"num_constraints": num_constraints, "constraint_kinds": constraint_kinds}
+        super().__init__(source_knobs=knobs, **options)
         self.persona = persona
         self.corrections = corrections
         self.revealed = revealed
