@@ -94,7 +94,8 @@ MAX_DEPTH = 100
 MAX_HANDLES = 100_000
 #: the most items a returned iterator (a generator, a ``map``, a dict view) is read to before sending
 MAX_LAZY_ITEMS = 1 << 20
-#: extra seconds the judge waits for a candidate past a test's own limit (its own alarm comes first)
+#: extra seconds of own time a test may take past its limit before the server ends the check (the
+#: candidate's own alarm comes first)
 GRACE_S = 0.25
 #: the most bytes of records a judge may send (far more than its own caps allow)
 MAX_RECORD_BYTES = 1 << 20
@@ -106,7 +107,59 @@ def run_uid(server_pid: int, slot: int) -> int:
     return UID_BASE + ((server_pid & 0x3FFFFF) << 8 | slot)
 
 
-STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "syntax_error", "not_run")
+STATUSES = (
+    "passed",
+    "wrong_answer",
+    "runtime_error",
+    "timeout",
+    "memory_limit",
+    "syntax_error",
+    "not_run",
+    "undecided",
+)
+
+
+def backstop_s(limit_s: float) -> float:
+    """The wall-clock backstop of a limit of ``limit_s`` seconds of own time: a check (or a test) still
+    short of its limit after this long was starved by the machine and is *undecided*, never a timeout."""
+    return max(30.0, 15.0 * float(limit_s))
+
+
+# ---------------------------------------------------------------------------------------------
+# own time: what a limit counts, whatever the machine's load
+#
+# A limit of t seconds is t seconds of the check's *own* time: wall time minus the time its
+# processes waited on a run queue for a CPU another process held (``/proc/<pid>/schedstat``, field 2,
+# nanoseconds), so a starved check is not a slow one. Time a process spends blocked (``sleep``, a
+# pipe, a lock) is its own: a sleeping candidate still times out at its limit. Waiting for a CPU
+# that the check's *own* other threads or processes hold would buy it time, so the check's total CPU
+# time (its slot cgroup's) divided by the CPUs it may use counts as own time as well: whichever is
+# larger is the clock. Where schedstat or the cgroup's CPU account is missing, the clock is the
+# wall clock (as before; ``isolation["clock"]`` says which). A wall-clock backstop (:func:`backstop_s`)
+# ends a check that the machine starves for too long as undecided.
+
+
+def _schedstat_fd(path: str) -> int | None:
+    """A descriptor on a task's ``schedstat`` (None where there is none)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    if _run_delay(fd) is None:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _run_delay(fd: int | None) -> float | None:
+    """Seconds the task behind ``fd`` (its ``schedstat``) has waited on a run queue (None: unreadable)."""
+    if fd is None:
+        return None
+    try:
+        return int(os.pread(fd, 128, 0).split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -186,6 +239,11 @@ _ARCH = {  # machine -> (AUDIT_ARCH_*, syscall numbers, lowest number that is no
             "pivot_root": 155,
             "mount": 165,
             "chroot": 161,
+            "setpriority": 141,
+            "sched_setparam": 142,
+            "sched_setscheduler": 144,
+            "sched_setattr": 314,
+            "sched_setaffinity": 203,
         },
         0x40000000,  # the x32 ABI's numbers: refused (they would bypass these checks)
     ),
@@ -211,13 +269,21 @@ _ARCH = {  # machine -> (AUDIT_ARCH_*, syscall numbers, lowest number that is no
             "pivot_root": 41,
             "mount": 40,
             "chroot": 51,
+            "setpriority": 140,
+            "sched_setparam": 118,
+            "sched_setscheduler": 119,
+            "sched_setattr": 274,
+            "sched_setaffinity": 122,
         },
         None,
     ),
 }
 #: refused outright with EPERM: kernel keyrings (a key outlives its process, and its uid's keyring
 #: would carry it to the next check of the slot), named sockets (an abstract unix socket kept alive by
-#: a descriptor in flight outlives the check), namespaces, io_uring, userfaultfd, perf, bpf
+#: a descriptor in flight outlives the check), namespaces, io_uring, userfaultfd, perf, bpf, and a
+#: lower priority, an idle scheduling class or fewer CPUs (a candidate that made itself wait on a run
+#: queue, or crowded its own busy children onto its one CPU, would stretch its own time past the
+#: wall-clock backstop: an infinite loop undecided, not a timeout)
 _DENIED = (
     "setns",
     "keyctl",
@@ -235,6 +301,11 @@ _DENIED = (
     "pivot_root",
     "mount",
     "chroot",
+    "setpriority",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_setattr",
+    "sched_setaffinity",
 )
 _NS_FLAGS = (
     CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
@@ -471,7 +542,8 @@ def _enter_minimal_root(stdlib: str, files: list) -> None:
                 open(f"{root}/dev/{name}", "a").close()
                 _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND, None)
     os.makedirs(root + "/proc", 0o555)
-    _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+    # read-only: no write to /proc/self/autogroup (a lower priority for its session, see _DENIED)
+    _mount("proc", root + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
     os.makedirs(root + "/tmp", 0o755)
     os.chdir(root)
     _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT), b".", b"."), "pivot_root")
@@ -508,6 +580,7 @@ class _Cgroups:
         self.pids_fd: list = []
         self.oom_fd: list = []
         self.empty_fd: list = []  # v1: memory.force_empty, to drop what an earlier check left charged
+        self.cpu_fd: list = []  # the CPU time of all the slot's processes (v2 cpu.stat, v1 cpuacct.usage)
         self.written: list = []
         try:
             self._setup(slots)
@@ -527,7 +600,7 @@ class _Cgroups:
                 if fstype == "cgroup2" and v2 is None:
                     v2 = (parts[4], parts[3])
                 elif fstype == "cgroup":
-                    for ctl in ("memory", "pids"):
+                    for ctl in ("memory", "pids", "cpuacct"):
                         if ctl in opts:
                             v1[ctl] = (parts[4], parts[3])
         paths = {}
@@ -567,8 +640,9 @@ class _Cgroups:
                 self.why = f"cgroup v2 at {base}: {e}"
         if "memory" in v1 and "memory" in paths:
             bases = {"memory": self._join(v1["memory"], paths["memory"])}
-            if "pids" in v1 and "pids" in paths:
-                bases["pids"] = self._join(v1["pids"], paths["pids"])
+            for ctl in ("pids", "cpuacct"):
+                if ctl in v1 and ctl in paths:
+                    bases[ctl] = self._join(v1[ctl], paths[ctl])
             self._make(slots, bases, me)
             self.kind = "v1"
             return
@@ -601,6 +675,7 @@ class _Cgroups:
                 self.swap_fd.append(fd(d, "memory.swap.max") if swap else None)
                 self.pids_fd.append(fd(d, "pids.max"))
                 self.oom_fd.append(fd(d, "memory.events", os.O_RDONLY))
+                self.cpu_fd.append(fd(d, "cpu.stat", os.O_RDONLY))  # there with or without the cpu controller
             else:
                 d = made["memory"]
                 self.mem_fd.append(fd(d, "memory.limit_in_bytes"))
@@ -609,6 +684,9 @@ class _Cgroups:
                 self.pids_fd.append(fd(made["pids"], "pids.max") if "pids" in made else None)
                 self.oom_fd.append(fd(d, "memory.oom_control", os.O_RDONLY))
                 self.empty_fd.append(fd(d, "memory.force_empty"))
+                self.cpu_fd.append(
+                    fd(made["cpuacct"], "cpuacct.usage", os.O_RDONLY) if "cpuacct" in made else None
+                )
             self.written.append(None)
 
     @staticmethod
@@ -676,12 +754,37 @@ class _Cgroups:
                 return int(value)
         return 0
 
+    @property
+    def cpu(self) -> bool:
+        """Whether the CPU time of a whole check can be read here."""
+        return bool(self.cpu_fd) and self.cpu_usage(0) is not None
+
+    def cpu_usage(self, slot: int) -> float | None:
+        """Seconds of CPU all processes of ``slot`` have used so far (None: not known here)."""
+        fd = self.cpu_fd[slot] if slot < len(self.cpu_fd) else None
+        if fd is None:
+            return None
+        try:
+            text = os.pread(fd, 4096, 0).decode()
+            if self.kind == "v1":
+                return int(text) / 1e9
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value) / 1e6
+        except (OSError, ValueError):
+            pass
+        return None
+
     def fds(self) -> list:
         """Every descriptor the zygote needs: the cgroup.procs files, slot by slot."""
         return [fd for slot in self.procs for fd in slot]
 
     def close(self) -> None:
-        for group in (self.procs, [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd, self.empty_fd]):
+        for group in (
+            self.procs,
+            [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd, self.empty_fd, self.cpu_fd],
+        ):
             for fds in group:
                 for fd in fds:
                     if fd is not None:
@@ -697,6 +800,7 @@ class _Cgroups:
             [],
             [],
         )
+        self.cpu_fd = []
         for name, base_fd in self.dirs:
             for _ in range(100):  # the last processes of a check may still be exiting
                 try:
@@ -1199,6 +1303,7 @@ def _probe_isolation(mode: str, slots: int) -> tuple:
         "seccomp": False,
         "user_namespaces": "allowed",
         "keyrings": "allowed",
+        "clock": "wall",
         "notes": [],
     }
     program = _seccomp_program()
@@ -1213,7 +1318,8 @@ def _probe_isolation(mode: str, slots: int) -> tuple:
     if os.geteuid() != 0:
         iso["notes"].append(
             "not root: no uid drop, no namespaces, no cgroup; RLIMIT_NPROC not applied; the candidate "
-            "runs as the same user as its judge (which is not dumpable)"
+            "runs as the same user as its judge (which is not dumpable); limits count wall time (no "
+            "cgroup to count a check's CPU time)"
         )
         return iso, None, None, program
     iso["uid_drop"] = True
@@ -1224,6 +1330,17 @@ def _probe_isolation(mode: str, slots: int) -> tuple:
     else:
         iso["notes"].append(f"no cgroup for the checks ({cgroups.why}): memory is limited per process")
         cgroups = None
+    probe = _schedstat_fd("/proc/self/schedstat")
+    if probe is not None:
+        os.close(probe)
+    if cgroups is not None and cgroups.cpu and probe is not None:
+        iso["clock"] = "own time"
+        _OWN_CLOCK[0] = True
+    else:
+        iso["notes"].append(
+            "limits count wall time, so a busy machine can time a check out: "
+            + ("no schedstat in /proc" if probe is None else "no cgroup counts a check's CPU time")
+        )
     if mode == "basic":
         iso["notes"].append("isolation='basic' requested: no namespaces")
         return iso, cgroups, None, program
@@ -1366,6 +1483,10 @@ class _CallTimeout(BaseException):
     """Raised by SIGALRM in the candidate; a BaseException so `except Exception` in user code misses it."""
 
 
+class _CallUndecided(BaseException):
+    """Raised by SIGALRM in the candidate when a call reached its wall-clock backstop short of its limit."""
+
+
 def _short_repr() -> reprlib.Repr:
     short = reprlib.Repr()
     short.maxstring, short.maxother, short.maxlist, short.maxtuple = 300, 300, 30, 30
@@ -1392,16 +1513,49 @@ def _candidate_tb(e: BaseException, code_text: str) -> str:
 
 
 def _serve(payload: dict, fd: int, lim: dict) -> None:
-    """Load the code, report how that went, then answer the judge's requests until it hangs up."""
+    """Load the code, report how that went, then answer the judge's requests until it hangs up.
+
+    Every message ends with how long this process has waited on a run queue so far (seconds), from
+    which the judge counts a test's own time. A call (and loading the code) may take its budget of
+    own time (see :func:`backstop_s`): the alarm re-arms until the call's wall time minus its run-queue
+    wait reaches the budget (a timeout), or its wall time reaches the backstop (undecided)."""
     code_text, prelude = payload["code"], payload.get("prelude") or ""
     test_timeout = float(lim["test_timeout_s"])
-    send = lambda msg: _send_msg(fd, encode_value(msg))  # noqa: E731
+    test_backstop = float(lim.get("test_backstop_s") or backstop_s(test_timeout))
+    # what runs in the alarm is bound here: the code may rebind names in `time`, `os` or `signal`
+    setitimer, ITIMER_REAL, monotonic = signal.setitimer, signal.ITIMER_REAL, time.monotonic
+    # this thread's (the one that serves); none where the server's clock is the wall clock
+    clock_fd = _schedstat_fd("/proc/thread-self/schedstat") if lim.get("own_clock") else None
+    float_ = float
+
+    def waited() -> float:
+        w = _run_delay(clock_fd)
+        return 0.0 if w is None else w
+
+    send = lambda msg: _send_msg(fd, encode_value((*msg, waited())))  # noqa: E731
+    call = [0.0, 0.0, 1.0, 1.0, None]  # start, run-queue wait then, budget, backstop, what ended it
 
     def on_alarm(signum, frame):
-        raise _CallTimeout()
+        kind = call[4]
+        if kind is None:
+            elapsed = monotonic() - call[0]
+            own = elapsed - (waited() - call[1])
+            if own >= call[2]:
+                kind = _CallTimeout
+            elif elapsed >= call[3]:
+                kind = _CallUndecided
+            else:  # starved: not yet its limit
+                setitimer(ITIMER_REAL, max(0.001, min(call[2] - own, call[3] - elapsed)), 0)
+                return
+            call[4] = kind
+            setitimer(ITIMER_REAL, 0.05, 0.05)  # again and again, should the code swallow it
+        raise kind()
+
+    def arm(budget: float, wall: float) -> None:
+        call[0], call[1], call[2], call[3], call[4] = monotonic(), waited(), budget, wall, None
+        setitimer(ITIMER_REAL, max(0.001, min(budget, wall)), 0)
 
     signal.signal(signal.SIGALRM, on_alarm)
-    setitimer, ITIMER_REAL = signal.setitimer, signal.ITIMER_REAL
     try:
         sol = compile(code_text, "<solution>", "exec")
     except (SyntaxError, ValueError) as e:
@@ -1419,7 +1573,7 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
         return
     ns = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        setitimer(ITIMER_REAL, test_timeout, 0.05)
+        arm(test_timeout, test_backstop)
         try:
             if prelude:
                 exec(compile(prelude, "<prelude>", "exec"), ns)
@@ -1430,6 +1584,8 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
         status = (
             "timeout"
             if isinstance(e, _CallTimeout)
+            else "undecided"
+            if isinstance(e, _CallUndecided)
             else "memory_limit"
             if isinstance(e, MemoryError)
             else "runtime_error"
@@ -1486,12 +1642,12 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
         if raw is None:
             return
         try:
-            seq, op, target, args, kwargs, budget = decode_value(raw, from_handle)
+            seq, op, target, args, kwargs, budget, wall = decode_value(raw, from_handle)
         except (WireError, ValueError, TypeError):
             return
         reply = None
         try:
-            setitimer(ITIMER_REAL, max(0.001, float(budget)), 0.05)
+            arm(float_(budget), float_(wall))
             try:
                 obj = resolve(target)
                 if op == "call":
@@ -1507,7 +1663,7 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
                     raise ValueError(f"unknown request {op!r}")
                 try:
                     # an endless generator is a WireError here; what it raises is the call's error
-                    reply = encode_value((seq, "ok", _read_out(out)), to_handle)
+                    reply = encode_value((seq, "ok", _read_out(out), waited()), to_handle)
                 except WireError as e:
                     reply = encode_value(
                         (
@@ -1515,19 +1671,22 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
                             "bad",
                             f"{target if type(target) is str else 'it'} returned a value "
                             f"that cannot be sent back: {e}",
+                            waited(),
                         )
                     )
                 del out
             finally:
                 setitimer(ITIMER_REAL, 0)
         except _CallTimeout:
-            reply = encode_value((seq, "timeout"))
+            reply = encode_value((seq, "timeout", waited()))
+        except _CallUndecided:
+            reply = encode_value((seq, "undecided", waited()))
         except BaseException as e:
             tname = type(e).__name__ if isinstance(type(e).__name__, str) else "Exception"
             tb = _candidate_tb(e, code_text)
             text = _exc_text(e)
             del e
-            reply = encode_value((seq, "raise", tname[:100], text, tb))
+            reply = encode_value((seq, "raise", tname[:100], text, tb, waited()))
         _send_msg(fd, reply)
 
 
@@ -1745,7 +1904,12 @@ def _zygote(
 
 
 class _TestTimeout(BaseException):
-    """A test ran past its limit (the judge's alarm, or the candidate said its call did)."""
+    """A test ran past its limit of own time (the candidate said its call did, or none was left)."""
+
+
+class _TestUndecided(BaseException):
+    """A test reached its wall-clock backstop short of its limit (the judge's alarm, or the candidate
+    said its call did): the machine starved it, nothing is decided."""
 
 
 class _CandidateLost(BaseException):
@@ -1934,16 +2098,51 @@ def _compile_prelude(src: str):
     return code
 
 
+_JUDGE_CLOCK = [None]  # the judge's own schedstat descriptor (opened once per judge)
+
+
+def _judge_waited() -> float:
+    w = _run_delay(_JUDGE_CLOCK[0])
+    return 0.0 if w is None else w
+
+
 class _Channel:
-    """The judge's end of the socket to the candidate: one request, one reply, in order."""
+    """The judge's end of the socket to the candidate: one request, one reply, in order.
+
+    It keeps the clock of the current phase (loading, set-up, a test): own time used = wall time
+    minus the run-queue waits of the judge (its schedstat) and of the candidate (the figure that
+    ends each of its messages) since the phase started; each request tells the candidate the own
+    time left and the wall time left to the phase's backstop."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
         _pending_bytes.pop(fd, None)  # never anything another check's candidate sent on this fd number
         self.seq = 0
         self.dead = None  # why the candidate can no longer be asked anything
-        self.deadline = float("inf")
+        self.cand_waited = 0.0  # the candidate's run-queue wait so far, as its last message said
+        self.limit = float("inf")
+        self.t0 = self.j0 = self.c0 = 0.0
+        self.backstop_at = float("inf")
+        self.own_clock = False  # whether the server counts own time (else the wall clock, everywhere)
         self.remotes: dict = {}
+
+    def start_phase(self, limit: float, backstop: float) -> None:
+        """Start the clock of a phase that may use ``limit`` s of own time within ``backstop`` s of wall time."""
+        self.limit = limit
+        self.t0, self.j0, self.c0 = time.perf_counter(), _judge_waited(), self.cand_waited
+        self.backstop_at = self.t0 + backstop
+
+    def past_backstop(self) -> bool:
+        """Whether the phase's wall-clock backstop has passed by the judge's own clock: the candidate's
+        word that it was starved is believed only then (any earlier claim is an invalid reply, so a
+        wrong answer cannot pass itself off as undecided)."""
+        return time.perf_counter() >= self.backstop_at - 0.01
+
+    def own_used(self) -> float:
+        wall = time.perf_counter() - self.t0
+        if not self.own_clock:
+            return wall
+        return max(0.0, wall - (_judge_waited() - self.j0) - max(0.0, self.cand_waited - self.c0))
 
     def remote(self, rid: int, tname: str) -> "RemoteObject":
         r = self.remotes.get(rid)
@@ -1967,21 +2166,30 @@ class _Channel:
         except WireError as e:
             self.dead = "protocol"
             raise _CandidateLost(f"the candidate's process sent an invalid reply ({e})") from None
-        if type(msg) is not tuple or len(msg) < 2 or (seq is not None and msg[0] != seq):
+        if (
+            type(msg) is not tuple
+            or len(msg) < 3
+            or type(msg[-1]) is not float
+            or (seq is not None and msg[0] != seq)
+        ):
             self.dead = "protocol"
             raise _CandidateLost("the candidate's process sent an invalid reply")
-        return msg
+        self.cand_waited = msg[-1]
+        return msg[:-1]
 
     def request(self, op: str, target, args: tuple = (), kwargs: dict | None = None):
         if self.dead:
             raise _CandidateLost("the candidate's process can no longer be called")
         self.seq += 1
-        budget = self.deadline - time.perf_counter()
+        budget = self.limit - self.own_used()
         if budget <= 0:
             raise _TestTimeout()
+        wall = self.backstop_at - time.perf_counter()
+        if wall <= 0:
+            raise _TestUndecided()
         try:
             payload = encode_value(
-                (self.seq, op, target, tuple(args), dict(kwargs or {}), budget), _judge_other
+                (self.seq, op, target, tuple(args), dict(kwargs or {}), budget, wall), _judge_other
             )
         except WireError as e:
             raise TypeError(f"the test passes the candidate something the sandbox cannot send: {e}") from None
@@ -1996,8 +2204,10 @@ class _Channel:
         kind = msg[1]
         if kind == "ok" and len(msg) == 3:
             return msg[2]
-        if kind == "timeout":
+        if kind == "timeout" and len(msg) == 2:
             raise _TestTimeout()
+        if kind == "undecided" and len(msg) == 2 and self.past_backstop():
+            raise _TestUndecided()
         if kind == "raise" and len(msg) == 5 and all(type(x) is str for x in msg[2:]):
             tname, text, tb = msg[2][:100], msg[3][:500], msg[4][-1500:]
             exc_type = getattr(builtins, tname, None)
@@ -2081,8 +2291,11 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
     srepr_ = _short_repr().repr
     entry_point = req.get("entry_point")
     test_timeout = float(req["limits"]["test_timeout_s"])
+    # the judge's alarms are wall-clock backstops only: the candidate's own-time limits come first
+    test_backstop = float(req["limits"].get("test_backstop_s") or backstop_s(test_timeout))
     setup_code, units, names_read = compiled
     chan = _Channel(chan_fd)
+    chan.own_clock = req["limits"].get("own_clock") is True
 
     def emit(*recs):
         _write_all(res_w, "".join(json.dumps(rec) + "\n" for rec in recs).encode())
@@ -2109,6 +2322,8 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
     def classify(e):
         if isinstance(e, _TestTimeout):
             return "timeout"
+        if isinstance(e, _TestUndecided):
+            return "undecided"
         if isinstance(e, MemoryError):
             return "memory_limit"
         if isinstance(e, _CandidateLost):
@@ -2118,13 +2333,14 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         return "runtime_error"
 
     def on_alarm(signum, frame):
-        raise _TestTimeout()
+        raise _TestUndecided()
 
     signal.signal(signal.SIGALRM, on_alarm)
 
     # 1. what the candidate's code did when it was loaded
+    chan.start_phase(test_timeout, test_backstop)  # (the candidate starts after the judge has the check)
     try:
-        setitimer(ITIMER_REAL, test_timeout + 1.0)
+        setitimer(ITIMER_REAL, test_backstop + 1.0)
         try:
             load = chan.recv(None)
         finally:
@@ -2132,19 +2348,19 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
     except _CandidateLost as e:
         emit({"ev": "load", "status": "runtime_error", "lost": chan.dead == "lost", "message": str(e)})
         return
-    except _TestTimeout:
+    except _TestUndecided:
         emit(
             {
                 "ev": "load",
-                "status": "timeout",
-                "message": f"the code took longer than {test_timeout:g} s to load",
+                "status": "undecided",
+                "message": f"the code was still loading after {test_backstop:g} s on a busy machine",
             }
         )
         return
     if (
         len(load) != 7
         or load[0] != "load"
-        or load[1] not in ("ok", "syntax_error", "runtime_error", "timeout", "memory_limit")
+        or load[1] not in ("ok", "syntax_error", "runtime_error", "timeout", "memory_limit", "undecided")
     ):
         emit(
             {
@@ -2155,6 +2371,8 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         )
         return
     _, status, message, line, text, tb, names = load
+    if status == "undecided" and not chan.past_backstop():
+        status, message, tb = "runtime_error", "the candidate's process sent an invalid reply", ""
     if status != "ok":
         emit(
             {
@@ -2223,8 +2441,8 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         test_ns["__drift_chain__"] = _drift_chain
         test_ns["__drift_all__"] = _drift_all
         test_ns["__drift_any__"] = _drift_any
-        chan.deadline = perf() + test_timeout
-        setitimer(ITIMER_REAL, test_timeout + GRACE_S)
+        chan.start_phase(test_timeout, test_backstop)
+        setitimer(ITIMER_REAL, test_backstop + GRACE_S)
         try:
             exec(setup_code, test_ns)
         finally:
@@ -2254,8 +2472,8 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         error = None
         failed.clear()
         try:
-            chan.deadline = t0 + test_timeout
-            setitimer(ITIMER_REAL, test_timeout + GRACE_S)
+            chan.start_phase(test_timeout, test_backstop)
+            setitimer(ITIMER_REAL, test_backstop + GRACE_S)
             try:
                 exec(unit, test_ns)
             finally:
@@ -2288,6 +2506,11 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
             rec["status"] = status
             if status == "timeout":
                 rec["message"] = f"the test ran longer than {test_timeout:g} s"
+            elif status == "undecided":
+                rec["message"] = (
+                    f"the test reached its wall-clock backstop of {test_backstop:g} s before its limit "
+                    f"of {test_timeout:g} s: the machine was too busy to decide it"
+                )
             elif status == "memory_limit":
                 rec["message"] = "out of memory (MemoryError)"
             else:
@@ -2328,6 +2551,7 @@ def _judge_process(iso: dict, uid: int, ctrl_fd: int, server_pid: int) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         _only_fds({3: ctrl_fd})
+        _JUDGE_CLOCK[0] = _schedstat_fd("/proc/thread-self/schedstat")
         os.chdir("/")
         mem = JUDGE_MEMORY_MB << 20
         resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
@@ -2409,6 +2633,8 @@ def _signal_name(sig: int) -> str:
 
 
 _ZYGOTE_PID = [0]  # set by the server once it has forked the zygote
+_OWN_CLOCK = [False]  # whether limits count own time (schedstat and the slots' CPU time are readable)
+_NCPU = [max(1, len(os.sched_getaffinity(0)))]  # the CPUs a check's processes may use
 _CGROUPS: list = [None]  # the worker slots' cgroups (a _Cgroups), when the machine gives them
 _NOT_CANDIDATES: set = set()  # the zygote and the judges: never a candidate's uid, no need to look
 _CANDIDATE_UID: dict = {}  # pid of each candidate in flight -> its uid
@@ -2491,7 +2717,8 @@ class _Run:
         self, req: dict, iso: dict, slot: int, token: int, zygote: socket.socket, judge: tuple
     ) -> None:
         self.req, self.iso, self.slot, self.token = req, iso, slot, token
-        self.lim = req["limits"]
+        # the judge and the candidate count the clock the server counts
+        req["limits"] = self.lim = {**req["limits"], "own_clock": _OWN_CLOCK[0]}
         self.uid = run_uid(os.getpid(), slot)
         self.judge_pid, judge_sock = judge[0], judge[1]
         self.judge_sent = False
@@ -2564,7 +2791,22 @@ class _Run:
         self.cand_status = None
         self.cand_cpu = 0.0
         self.spawn_error = None
-        self.deadline = self.t_start + float(self.lim["timeout_s"])
+        # the check's clock (see backstop_s): own time for its limits, wall time for its backstop
+        self.own_clock = _OWN_CLOCK[0]
+        self.judge_clock = _schedstat_fd(f"/proc/{self.judge_pid}/schedstat") if self.own_clock else None
+        self.cand_clock = None
+        self.waits = {"judge": 0.0, "candidate": 0.0}  # run-queue waits since the check started
+        self.wait_base = {"judge": _run_delay(self.judge_clock) or 0.0, "candidate": 0.0}
+        self.cpu_base = self._cpu_total()
+        self.timeout_s = float(self.lim["timeout_s"])
+        self.test_timeout_s = float(self.lim["test_timeout_s"])
+        self.backstop_at = self.t_start + float(self.lim.get("backstop_s") or backstop_s(self.timeout_s))
+        self.start_snap = self.phase_snap = (self.t_start, 0.0, 0.0)
+        # before the first test: loading the code, then the set-up (the judge's limits for each)
+        self.phase_limit = 2 * self.test_timeout_s + 1.0 + GRACE_S
+        self.phase_name = "load"
+        self.next_check = self.t_start + min(self.timeout_s, self.phase_limit)
+        self.timeout_msg = ""
         self.end_by = float("inf")  # once the judge is done: the latest the candidate's exit is awaited
         self.open_fds = {out_r, res_r}
         self.out_tail = bytearray()
@@ -2576,11 +2818,47 @@ class _Run:
         self.judge_done = False  # the judge closed the result pipe: it is done with this check
         self.judge_killed = False
 
+    # -- the clock
+    def _cpu_total(self) -> float:
+        cgroups = _CGROUPS[0]
+        usage = cgroups.cpu_usage(self.slot) if self.own_clock and cgroups is not None else None
+        return 0.0 if usage is None else usage
+
+    def _snapshot(self, now: float) -> tuple:
+        """``(wall, run-queue waits of the judge and the candidate, the check's CPU seconds / CPUs)``;
+        a process that is gone keeps its last figures."""
+        for who, fd in (("judge", self.judge_clock), ("candidate", self.cand_clock)):
+            w = _run_delay(fd)
+            if w is not None:
+                self.waits[who] = max(0.0, w - self.wait_base[who])
+        cpu = max(0.0, self._cpu_total() - self.cpu_base) / _NCPU[0]
+        return (now, self.waits["judge"] + self.waits["candidate"], cpu)
+
+    def _own(self, since: tuple, snap: tuple) -> float:
+        """Own seconds between two snapshots: wall time less the run-queue waits, or the check's CPU
+        time over the CPUs it may use, whichever is more (so waiting for its own processes buys none)."""
+        wall = snap[0] - since[0]
+        if not self.own_clock:
+            return wall
+        return max(wall - (snap[1] - since[1]), snap[2] - since[2])
+
+    def on_record(self, rec: dict) -> None:
+        if rec["ev"] == "start":  # test i starts: its own clock
+            self.phase_snap = self._snapshot(time.monotonic())
+            self.phase_limit = self.test_timeout_s + GRACE_S
+            self.phase_name = "test"
+            self.next_check = min(self.next_check, self.phase_snap[0] + self.phase_limit)
+        elif rec["ev"] == "done":
+            self.phase_limit = float("inf")
+
     # -- events
     def on_spawn(self, msg: dict, fds: list) -> None:
         if isinstance(msg.get("pid"), int) and len(fds) == 1:
             self.cand_pid, self.cand_pidfd = msg["pid"], fds[0]
             _CANDIDATE_UID[self.cand_pid] = self.uid
+            if self.own_clock:
+                self.cand_clock = _schedstat_fd(f"/proc/{self.cand_pid}/schedstat")
+                self.wait_base["candidate"] = _run_delay(self.cand_clock) or 0.0
             if self.judge_done or self.kill_reason is not None:
                 self.kill_candidate()
         else:
@@ -2610,7 +2888,8 @@ class _Run:
             self.kill_reason = reason
         self.kill_candidate()
         self.sweep()
-        if reason == "timeout" and not self.judge_done:
+        self.next_check = float("inf")
+        if reason in ("timeout", "undecided") and not self.judge_done:
             self.judge_killed = True  # the slot gets a new judge
             try:
                 os.kill(self.judge_pid, signal.SIGKILL)
@@ -2664,14 +2943,34 @@ class _Run:
             rec = _clean_record(line, len(self.req["tests"]))
             if rec is not None:
                 self.records.append(rec)
+                self.on_record(rec)
 
     def tick(self, now: float) -> None:
-        if now >= self.deadline and self.kill_reason is None and not self.judge_done:
+        """End the check once its own time reaches a limit (a timeout) or its wall time the
+        backstop first (undecided); own time grows no faster than wall time, so until the nearest
+        of those could be reached there is nothing to read."""
+        if now < self.next_check or self.kill_reason is not None or self.judge_done:
+            return
+        snap = self._snapshot(now)
+        whole, phase = self._own(self.start_snap, snap), self._own(self.phase_snap, snap)
+        if whole >= self.timeout_s or phase >= self.phase_limit:
+            if whole >= self.timeout_s:
+                self.timeout_msg = f"the run exceeded its time limit of {self.timeout_s:g} s"
+            elif self.phase_name == "test":
+                self.timeout_msg = f"the test ran longer than {self.test_timeout_s:g} s"
+            else:
+                self.timeout_msg = f"the code took longer than {self.test_timeout_s:g} s to load"
             self.kill("timeout")
             self.end_by = now + 1.0
+        elif now >= self.backstop_at:
+            self.kill("undecided")
+            self.end_by = now + 1.0
+        else:
+            left = min(self.timeout_s - whole, self.phase_limit - phase, self.backstop_at - now)
+            self.next_check = now + max(0.002, left)
 
     def next_wakeup(self) -> float:
-        return min(self.deadline, self.end_by) if not self.judge_done else self.end_by
+        return min(self.next_check, self.end_by) if not self.judge_done else self.end_by
 
     def done(self, now: float) -> bool:
         if not self.judge_done:
@@ -2691,6 +2990,9 @@ class _Run:
         _CANDIDATE_UID.pop(self.cand_pid, None)
         if self.cand_pidfd is not None:
             os.close(self.cand_pidfd)
+        for fd in (self.judge_clock, self.cand_clock):
+            if fd is not None:
+                os.close(fd)
         for fd in (self.out_r, self.res_r):
             try:
                 os.close(fd)
@@ -2770,9 +3072,13 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
         sig, exit_desc = None, "unknown"
     # what ended the candidate, if it ended before its judge was done
     if run.kill_reason == "timeout":
-        fatal_status, fatal_msg = (
-            "timeout",
-            f"the run exceeded its time limit of {float(lim['timeout_s']):g} s",
+        fatal_status = "timeout"
+        fatal_msg = run.timeout_msg or f"the run exceeded its time limit of {float(lim['timeout_s']):g} s"
+    elif run.kill_reason == "undecided":
+        fatal_status = "undecided"
+        fatal_msg = (
+            f"the run reached its wall-clock backstop of {run.backstop_at - run.t_start:g} s before its "
+            f"time limit of {float(lim['timeout_s']):g} s: the machine was too busy to decide it"
         )
     elif run.kill_reason == "output_limit":
         fatal_status = "runtime_error"
@@ -2834,10 +3140,17 @@ def _build_result(run: _Run) -> dict:  # noqa: C901
         and run.kill_reason is None
         and all(t["status"] == "passed" for t in tests)
     )
+    # a failure that load cannot cause (a wrong answer, an error, own time run out) decides the run
+    # whatever other tests were; only a run with nothing decided against it is undecided
+    decided = [t["status"] for t in tests if t["status"] not in ("passed", "undecided", "not_run")]
     if passed:
         overall = "passed"
     elif error is not None:
         overall = error["status"]
+    elif decided:
+        overall = decided[0]
+    elif any(t["status"] == "undecided" for t in tests):
+        overall = "undecided"
     else:
         overall = next((t["status"] for t in tests if t["status"] != "passed"), fatal_status)
     return {
@@ -2924,6 +3237,9 @@ def _valid_request(req) -> str | None:
     )
     if type(lim) is not dict or not all(type(lim.get(k)) in (int, float) and lim[k] > 0 for k in keys):
         return "limits are incomplete"
+    for key in ("backstop_s", "test_backstop_s"):  # optional: backstop_s(limit) when absent
+        if key in lim and not (type(lim[key]) in (int, float) and lim[key] > 0):
+            return f"limits.{key} must be a positive number"
     return None
 
 

@@ -19,6 +19,9 @@ NO_CODE_FEEDBACK = (
     "I could not find any Python code in your reply. Put the whole function in a ```python block."
 )
 BINARY_FEEDBACK = "Your code fails the tests. Please try again."
+#: the feedback of a step whose check reached no verdict (``info["undecided"]``: the machine starved it
+#: past its wall-clock backstop on both attempts), in every feedback mode
+UNDECIDED_FEEDBACK = "Your code could not be tested in time. Please send it again."
 #: the share of a task's tests kept out of the feedback when ``hidden_tests`` is not given
 DEFAULT_HIDDEN_SHARE = 1 / 3
 
@@ -167,7 +170,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     ``info["feedback"]`` holds the text, the kind and ``status``, ``num_passed``, ``num_tests``,
     ``failures`` (structured per failing test shown); ``info["tests"]`` holds every test's result
     (``status`` one of passed, wrong_answer, runtime_error, timeout, memory_limit, syntax_error,
-    not_run; ``source``, ``message``, ``actual``, ``expected``, ``traceback``) and ``info["run"]``
+    not_run, undecided; ``source``, ``message``, ``actual``, ``expected``, ``traceback``) and ``info["run"]``
     the run summary (status, error, stdout tail, duration).
 
     ## Batching
@@ -206,8 +209,14 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
       the reward; only which of them the feedback quotes changes (without hidden ones, a lookup
       table of the quoted asserts' arguments and expected values earned the reward). ``0`` quotes
       them all
-    - ``timeout_s`` (5.0): wall clock of one whole check; ``test_timeout_s`` (default ``timeout_s``):
-      per test; ``memory_mb`` (1024): address-space limit of the sandboxed process
+    - ``timeout_s`` (5.0): seconds of one whole check; ``test_timeout_s`` (default ``timeout_s``):
+      per test; both count the check's own time (wall time less its waits for a CPU another process
+      held), so the machine's load does not change a verdict; ``memory_mb`` (1024): the check's memory
+    - ``backstop_s``: the wall-clock backstop of a check and of each test (default
+      ``max(30, 15 * limit)``); a check the machine starves that long before its limit is run once
+      more, then *undecided*: reward ``0.0`` without penalty, ``correct`` False,
+      ``info["undecided"]`` True, the feedback ``Your code could not be tested in time. Please send it
+      again.`` (every mode), the episode goes on; never scored as a wrong answer or a timeout
     - ``sandbox``: a :class:`~drift_envs.code.sandbox.Sandbox` to use (default: one shared per process)
     - and every shared kwarg of :class:`~drift_envs.core.EnvOptions` (the base class checks them):
       ``max_text_length`` (65536) and ``render_mode`` too, with the defaults above
@@ -258,6 +267,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
         timeout_s: float = 5.0,
         test_timeout_s: float | None = None,
         memory_mb: int = 1024,
+        backstop_s: float | None = None,
         sandbox: Sandbox | None = None,
         **options: Any,
     ) -> None:
@@ -276,7 +286,10 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
                 f"got {hidden_tests!r}"
             )
         self.limits = SandboxLimits(
-            timeout_s=float(timeout_s), test_timeout_s=test_timeout_s, memory_mb=int(memory_mb)
+            timeout_s=float(timeout_s),
+            test_timeout_s=test_timeout_s,
+            memory_mb=int(memory_mb),
+            backstop_s=backstop_s,
         )
         self.limits.validate()
         # the named source knobs are the built-in sources' options; a source refuses the ones it lacks
@@ -391,6 +404,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             correct=result.passed,
             format_ok=True,
             answer=normalize_code(code),
+            undecided=result.undecided,
             details={
                 "status": result.status,
                 "num_passed": result.num_passed,
@@ -412,6 +426,8 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             )
         if result.passed:
             return Feedback("All tests passed.", "correct", {"failures": []})
+        if verdict.undecided:  # no verdict (the machine starved the check): nothing is quoted
+            return Feedback(UNDECIDED_FEEDBACK, "undecided", {"failures": []})
         hidden = self.hidden_test_indices(task)
         failing = [t for t in result.tests if t.status != "passed"]
         failing_hidden = sum(t.index in hidden for t in failing)

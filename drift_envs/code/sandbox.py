@@ -49,11 +49,26 @@ What every check gets, in every isolation level:
 * a candidate in its own session and process group, stdin from ``/dev/null``, a clean environment
   (``PATH``, ``HOME``, ``TMPDIR``, ``LANG``, ``PYTHONIOENCODING`` only), no descriptors but its
   output pipe and its socket;
-* limits: wall clock (``timeout_s``, the server kills everything, a judge included), per-test time
-  (``SIGALRM`` in the candidate and in the judge; the judge stops waiting ``0.25 s`` after the
-  candidate's limit and runs no further test if the candidate is wedged); for the candidate CPU
-  seconds, address space (``memory_mb``), file size, open files, no core dumps (the judge: a fixed
-  4 GiB address space); output capped (the last 4 KiB of stdout+stderr are kept, more than
+* limits: time (``timeout_s`` for the run, ``test_timeout_s`` per test) counted as the check's own
+  time, so that the machine's load does not change a verdict: wall time less the time the judge and
+  the candidate waited on a run queue for a CPU another process held (``/proc/<pid>/schedstat``),
+  or the check's CPU time (its slot cgroup's) over the CPUs it may use if that is more, so that
+  busy threads or children of its own, which make it wait, buy it nothing; time blocked (``sleep``,
+  a pipe) is its own. The candidate's alarm re-arms until its own time reaches the call's budget
+  (a ``timeout``); the server reads the same clock and kills everything, a judge included, once a
+  test runs ``0.25 s`` of own time past its limit (the candidate ignored its alarm) or the run past
+  ``timeout_s``. A wall-clock backstop (``backstop_s``, default ``max(30, 15 * limit)``) ends a check
+  or test that the machine starved that long short of its limit as ``undecided``: never a
+  timeout; :meth:`Sandbox.submit` runs an undecided check once more before returning it, and a
+  failure that load cannot cause (a wrong answer, an error, a timeout) in another test decides the
+  run all the same. A candidate may not lower its own priority (``setpriority``,
+  ``sched_setscheduler``, ``sched_setattr``, ``sched_setparam`` are refused, and at the ``full``
+  level its ``/proc`` is read-only, so its session's autogroup nice too) — a candidate that made
+  itself wait could otherwise turn its infinite loop into an undecided check. Where schedstat or the
+  slot cgroup's CPU account is missing (not root, no cgroup), the limits count wall time as before
+  and ``isolation["clock"]`` says ``"wall"``. For the candidate also CPU seconds per process
+  (``cpu_s``), address space (``memory_mb``), file size, open files, no core dumps (the judge: a
+  fixed 4 GiB address space); output capped (the last 4 KiB of stdout+stderr are kept, more than
   ``max_output_bytes`` ends the run);
 * a system-call filter (seccomp, on x86_64 and aarch64; ``isolation["seccomp"]``) that refuses with
   ``EPERM``: new namespaces of any kind (``unshare``, ``clone`` with a namespace flag; ``clone3`` is
@@ -110,7 +125,8 @@ saying what is missing and why) says what else holds:
     (every host mount read-only, ``/proc`` with ``hidepid=2``); it runs only the task's own code.
 ``basic`` as root without namespaces (or ``isolation="basic"``)
     the uid drop (candidate and judge apart), the slot cgroup, the system-call filter,
-    ``RLIMIT_NPROC`` and the kill-by-uid sweep hold; the candidate sees the host's file system
+    ``RLIMIT_NPROC``, the own-time clock and the kill-by-uid sweep hold (but the host's ``/proc`` lets
+    a candidate lower its session's autogroup priority); the candidate sees the host's file system
     (what its uid may read, world-readable benchmark files included) and its processes' ids, the
     network namespace and SysV/POSIX IPC are the host's (IPC objects may outlive the check), and
     world-writable places (``/tmp``, ``/dev/shm``) can be written. Do not train on untrusted code at
@@ -161,8 +177,18 @@ __all__ = [
 
 _SERVER = Path(__file__).with_name("_forkserver.py")
 
-#: statuses a test can have; a whole run's ``status`` is ``passed`` or the first failing one
-STATUSES = ("passed", "wrong_answer", "runtime_error", "timeout", "memory_limit", "syntax_error", "not_run")
+#: statuses a test can have; a whole run's ``status`` is ``passed``, the first failure that load
+#: cannot cause, or ``undecided`` (nothing failed, but the machine starved a test past its backstop)
+STATUSES = (
+    "passed",
+    "wrong_answer",
+    "runtime_error",
+    "timeout",
+    "memory_limit",
+    "syntax_error",
+    "not_run",
+    "undecided",
+)
 
 
 class SandboxError(RuntimeError):
@@ -173,8 +199,14 @@ class SandboxError(RuntimeError):
 class SandboxLimits:
     """Resource limits of one check.
 
-    ``timeout_s`` bounds the whole run (wall clock), ``test_timeout_s`` each test (defaults to
-    ``timeout_s``), ``cpu_s`` the CPU seconds (defaults to ``timeout_s`` rounded up, plus one).
+    ``timeout_s`` bounds the whole run, ``test_timeout_s`` each test (defaults to ``timeout_s``), in
+    seconds of the check's *own* time: wall time less the time its processes waited for a CPU that
+    another process held, or its CPU time over the CPUs it may use if that is more (time blocked in
+    ``sleep`` or on a pipe is its own), so the machine's load does not change a verdict (where the
+    machine cannot tell, wall time; ``Sandbox.isolation["clock"]``). ``backstop_s`` is the wall-clock
+    backstop (default ``max(30, 15 * limit)`` for the run and for each test): a check the machine
+    starves that long before its limit is ``undecided``, never a timeout. ``cpu_s`` bounds each
+    process's CPU seconds (defaults to ``timeout_s`` rounded up, plus one).
     ``memory_mb`` bounds the whole check's memory (all its processes, memfds and files of its
     tmpfs together) where a cgroup is available, and each process's address space in any case;
     ``processes`` the check's tasks (cgroup) and its uid's processes (``RLIMIT_NPROC``);
@@ -192,6 +224,7 @@ class SandboxLimits:
     max_output_bytes: int = 1 << 20
     disk_mb: int = 64
     inodes: int = 2048
+    backstop_s: float | None = None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field that is out of range."""
@@ -199,6 +232,8 @@ class SandboxLimits:
             raise ValueError(f"SandboxLimits.timeout_s must be > 0, got {self.timeout_s!r}")
         if self.test_timeout_s is not None and not self.test_timeout_s > 0:
             raise ValueError(f"SandboxLimits.test_timeout_s must be > 0, got {self.test_timeout_s!r}")
+        if self.backstop_s is not None and not self.backstop_s > 0:
+            raise ValueError(f"SandboxLimits.backstop_s must be > 0, got {self.backstop_s!r}")
         for name in (
             "memory_mb",
             "file_mb",
@@ -221,9 +256,12 @@ class SandboxLimits:
     def to_wire(self) -> dict:
         """The limits as the fork server reads them."""
         cpu = self.cpu_s if self.cpu_s is not None else int(self.timeout_s) + 1
+        test_timeout = float(self.test_timeout_s or self.timeout_s)
         return {
             "timeout_s": float(self.timeout_s),
-            "test_timeout_s": float(self.test_timeout_s or self.timeout_s),
+            "test_timeout_s": test_timeout,
+            "backstop_s": float(self.backstop_s or max(30.0, 15.0 * self.timeout_s)),
+            "test_backstop_s": float(self.backstop_s or max(30.0, 15.0 * test_timeout)),
             "cpu_s": int(max(1, cpu)),
             "memory_mb": self.memory_mb,
             "file_mb": self.file_mb,
@@ -298,6 +336,12 @@ class RunResult:
     exit: str = ""
     duration_s: float = 0.0
     cpu_s: float = 0.0
+
+    @property
+    def undecided(self) -> bool:
+        """True when no verdict was reached: a test was starved past its wall-clock backstop and no
+        other test failed in a way load cannot cause (``status == "undecided"``)."""
+        return self.status == "undecided"
 
     @property
     def first_failure(self) -> TestResult | None:
@@ -560,10 +604,15 @@ class Sandbox:
         futures = [self.submit(job) for job in jobs]
         return [f.result() for f in futures]
 
+    #: how many more times a check is run when it comes back undecided (the machine starved it past
+    #: its wall-clock backstop) before that is its result
+    undecided_retries: int = 1
+
     def submit(self, job: CodeJob) -> Future:
         """Queue one check; the returned future resolves to its :class:`RunResult`.
 
-        Safe to call from many threads: their checks share the workers.
+        A check that comes back undecided is run again (``undecided_retries`` times) before its
+        result says so. Safe to call from many threads: their checks share the workers.
         """
         if not isinstance(job.code, str):
             raise TypeError(f"CodeJob.code must be a str, got {type(job.code).__name__}")
@@ -580,6 +629,34 @@ class Sandbox:
             "prelude": job.prelude or "",
             "limits": limits.to_wire(),
         }
+        outer: Future = Future()
+        self._chain(self._send(request), request, outer, self.undecided_retries)
+        return outer
+
+    def _chain(self, fut: Future, request: dict, outer: Future, retries: int) -> None:
+        """Resolve ``outer`` with ``fut``'s outcome, or with a new attempt's when it is undecided."""
+
+        def done(f: Future) -> None:
+            error = f.exception()
+            if error is None and f.result().undecided and retries > 0:
+                # a new attempt from a thread of its own: this callback runs on the reply reader,
+                # which must never wait on a request write (the server may be waiting on it)
+                def again() -> None:
+                    try:
+                        self._chain(self._send(dict(request)), request, outer, retries - 1)
+                    except BaseException as e:
+                        outer.set_exception(e)
+
+                threading.Thread(target=again, name="sandbox-retry", daemon=True).start()
+            elif error is not None:
+                outer.set_exception(error)
+            else:
+                outer.set_result(f.result())
+
+        fut.add_done_callback(done)
+
+    def _send(self, request: dict) -> Future:
+        """Send one request to the server; its future resolves to the raw attempt's result."""
         fut: Future = Future()
         with self._lock:
             proc = self._ensure()
