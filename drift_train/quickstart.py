@@ -15,9 +15,9 @@
    s.e. over the same tasks; save ``results.json``, ``curves.png`` and every intermediate file under
    ``--output-dir``.
 
-``--env ID`` picks the env (its ``env_kwargs`` and ``max_new_tokens`` then default to its entry of
-``ENV_PRESETS``, or to the env's own defaults); ``--config run.yaml`` sets any field of
-:class:`QuickstartConfig` (another env, another model, more tasks), and every field is also a flag
+``--env ID`` picks the env (its ``env_kwargs`` and ``max_new_tokens`` then default to what the env
+states: :func:`env_preset`, a reply budget from its own oracle replies); ``--config run.yaml`` sets
+any field of :class:`QuickstartConfig` (another env, another model, more tasks), and every field is also a flag
 (``--eval-tasks 100`` or ``--eval_tasks 100``) that overrides the file. With ``model:`` set, step 1 is
 skipped and that model is the reference.
 """
@@ -25,6 +25,7 @@ skipped and that model is the reference.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import os
@@ -35,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "ENV_PRESETS",
     "QuickstartConfig",
     "build_parser",
     "check_held_out",
@@ -57,30 +57,48 @@ __all__ = [
 DEFAULT_ENV = "drift/MathFeedback-v0"
 TEACHER_VERSION = "oracle-teacher/2"  # in the pretraining cache key: a new teacher retrains the reference
 
-GENERIC_PRESET: dict[str, Any] = {"env_kwargs": {}, "max_new_tokens": 64}
-#: per env id, the quickstart's defaults of these config fields (settings a tiny model learns in
-#: minutes); any other env runs with its own kwargs and GENERIC_PRESET
-ENV_PRESETS: dict[str, dict[str, Any]] = {
-    DEFAULT_ENV: {
-        "env_kwargs": {"difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""},
-        "max_new_tokens": 16,
-    },
-    # two constraints per task (the env's default): another task's oracle reply then breaks one of them
-    # 97% of the time, so the teacher has wrong replies to give; 96 tokens hold 95% of its replies
-    "drift/UserCorrection-v0": {"env_kwargs": {"max_turns": 3, "system_prompt": ""}, "max_new_tokens": 96},
-}
+#: the reply budget of an env that states no quickstart preset (not a ``MultiTurnTextEnv``)
+GENERIC_MAX_NEW_TOKENS = 64
+#: oracle replies (first train tasks) the teacher check counts; more than this share over the budget is refused
+TEACHER_SAMPLE = 64
+MAX_CUT_SHARE = 0.1
 
 
 def env_preset(env_id: str) -> dict[str, Any]:
-    """The quickstart's defaults for ``env_id``: its :data:`ENV_PRESETS` entry over :data:`GENERIC_PRESET`."""
-    return copy.deepcopy({**GENERIC_PRESET, **ENV_PRESETS.get(env_id, {})})
+    """The quickstart's defaults for ``env_id`` (``env_kwargs`` and ``max_new_tokens``), as the env states
+    them: :meth:`~drift_envs.core.MultiTurnTextEnv.quickstart_preset`, whose reply budget comes from the
+    env's own oracle replies. An env that is not a ``MultiTurnTextEnv`` (or cannot be made with
+    ``split=``, which :func:`check_held_out` then refuses) runs with its own kwargs and 64 tokens."""
+    return copy.deepcopy(_env_preset(env_id))
+
+
+@functools.cache
+def _env_preset(env_id: str) -> dict[str, Any]:
+    import gymnasium as gym
+    from gymnasium.envs.registration import load_env_creator
+
+    import drift_envs  # noqa: F401  (registers the drift/* ids)
+    from drift_envs.core import MultiTurnTextEnv
+
+    generic = {"env_kwargs": {}, "max_new_tokens": GENERIC_MAX_NEW_TOKENS}
+    try:
+        entry_point = gym.spec(env_id).entry_point
+    except gym.error.Error:
+        return generic  # an unknown id: refused with gymnasium's own message when the run makes it
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    if not (isinstance(creator, type) and issubclass(creator, MultiTurnTextEnv)):
+        return generic
+    try:
+        return creator.quickstart_preset(lambda **kwargs: gym.make(env_id, **kwargs))
+    except TypeError:
+        return generic
 
 
 @dataclass
 class QuickstartConfig:
     """Every knob of the quickstart; a ``--config`` YAML file or a flag may set any of them.
 
-    ``env_kwargs`` and ``max_new_tokens`` default to the env's entry of :data:`ENV_PRESETS` (build a
+    ``env_kwargs`` and ``max_new_tokens`` default to the env's own preset, :func:`env_preset` (build a
     config for another env with :meth:`for_env`, as ``--env`` and a YAML ``env_id:`` do).
 
     Args:
@@ -136,7 +154,7 @@ class QuickstartConfig:
 
     @classmethod
     def for_env(cls, env_id: str, **fields_: Any) -> QuickstartConfig:
-        """The config of a run in ``env_id``: its :data:`ENV_PRESETS` entry, then ``fields_``."""
+        """The config of a run in ``env_id``: its :func:`env_preset`, then ``fields_``."""
         return cls(env_id=env_id, **{**env_preset(env_id), **fields_})
 
     @classmethod
@@ -208,7 +226,10 @@ def _train_task_count(config: QuickstartConfig) -> int:
 
 
 def check_teacher(config: QuickstartConfig) -> None:
-    """Refuse a run whose reference would be pretrained (no ``model:``) in an env without an oracle."""
+    """Refuse a run whose reference would be pretrained (no ``model:``) on a teacher it cannot learn from:
+    an env without an oracle, or one whose oracle replies do not fit ``max_new_tokens`` (more than
+    :data:`MAX_CUT_SHARE` of them, in the tiny model's tokens, on the first :data:`TEACHER_SAMPLE` train
+    tasks), so that the reference would be cut off before its answers."""
     from drift_train.rollout import make_env
 
     if config.model is not None:
@@ -217,6 +238,7 @@ def check_teacher(config: QuickstartConfig) -> None:
     try:
         env.reset(options={"index": 0})
         oracle = env.unwrapped.oracle_reply()
+        replies = _oracle_replies(env, TEACHER_SAMPLE) if oracle is not None else []
     finally:
         env.close()
     if oracle is None:
@@ -225,6 +247,34 @@ def check_teacher(config: QuickstartConfig) -> None:
             "scripted teacher cannot pretrain the tiny reference in it; give a reference model "
             "(model: in the config) or use an env with an oracle"
         )
+    from transformers import AutoTokenizer
+
+    from drift_train.tiny import tiny_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path(**config.tiny_model))
+    lengths = sorted(len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in replies)
+    cut = sum(n > config.max_new_tokens for n in lengths)
+    if cut > MAX_CUT_SHARE * len(lengths):
+        need = lengths[int(0.95 * (len(lengths) - 1))]
+        raise ValueError(
+            f"{config.env_id}: {cut} of the teacher's {len(lengths)} replies on the first train tasks (the "
+            f"env's oracle replies) are longer than max_new_tokens={config.max_new_tokens} tokens (the longest "
+            f"is {lengths[-1]}), so the reference would be cut off before its answers and learn nothing; "
+            f"set max_new_tokens to at least {need} (95% of them fit) or give the env a shorter answer format"
+        )
+
+
+def _oracle_replies(env: Any, count: int) -> list[str]:
+    """The oracle's first reply on each of the first ``count`` tasks of ``env`` (any env with an oracle)."""
+    from drift_train.rollout import count_tasks
+
+    replies = []
+    for index in range(min(count, count_tasks(env) or count)):
+        env.reset(options={"index": index})
+        reply = env.unwrapped.oracle_reply()
+        if reply is not None:
+            replies.append(reply)
+    return replies
 
 
 def pretrain_reference(config: QuickstartConfig, console: Any = None) -> Path:
@@ -307,8 +357,10 @@ def train_env_kwargs(config: QuickstartConfig) -> dict:
 
 
 def check_held_out(config: QuickstartConfig) -> None:
-    """Refuse a run whose evaluation tasks are not held out: the ``task_id`` of every evaluated test task
-    must differ from those of the train tasks that pretraining and rollouts use."""
+    """Refuse a run whose held-out success cannot be measured: the evaluation must have test tasks, the
+    ``task_id`` of every evaluated test task must differ from those of the train tasks that pretraining and
+    rollouts use, and where the env has an oracle, its reply must score as correct on the first test tasks
+    (else no reply could)."""
     import gymnasium as gym
 
     import drift_envs  # noqa: F401
@@ -330,6 +382,12 @@ def check_held_out(config: QuickstartConfig) -> None:
     train_count = max(config.rollout_tasks, config.pretrain_episodes if config.model is None else 0)
     train = task_ids(train_env_kwargs(config), train_count, "rollouts")
     test = task_ids(eval_env_kwargs(config), config.eval_tasks, "held-out evaluation")
+    if not test:
+        raise ValueError(
+            f"{config.env_id} has no tasks with {eval_env_kwargs(config)}, so held-out success cannot be "
+            "measured; point eval_env_kwargs at held-out data"
+        )
+    _check_oracle_scores(config)
     shared = sorted(train & test)
     if shared:
         raise ValueError(
@@ -337,6 +395,33 @@ def check_held_out(config: QuickstartConfig) -> None:
             f"train tasks (e.g. {shared[:3]}), so the evaluation would not be held out; use an env whose "
             "splits differ, or point eval_env_kwargs at held-out data"
         )
+
+
+def _check_oracle_scores(config: QuickstartConfig, tasks: int = 3) -> None:
+    """Refuse an env whose own oracle, followed to the episode's end, does not solve one of the first
+    ``tasks`` held-out tasks: success measured there would be 0 whatever the model replied."""
+    from drift_train.rollout import make_env
+
+    env = make_env(config.env_id, eval_env_kwargs(config))
+    try:
+        for index in range(min(tasks, config.eval_tasks)):
+            env.reset(options={"index": index})
+            reply = env.unwrapped.oracle_reply()
+            if reply is None:
+                return  # no oracle: nothing to check against
+            first, done, info = reply, False, {}
+            while not done and reply is not None:  # a tool call or a game move: up to the episode's end
+                _, _, terminated, truncated, info = env.step(reply)
+                done = terminated or truncated
+                reply = None if done else env.unwrapped.oracle_reply()
+            if not info.get("correct"):
+                raise ValueError(
+                    f"{config.env_id}: the env's own oracle replies ({first[:80]!r} first) do not solve "
+                    f"held-out task {info.get('task_id', index)!r}, so held-out success cannot be measured; "
+                    "check the env's verify and reference_reply on split='test'"
+                )
+    finally:
+        env.close()
 
 
 def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, out: Path, seed: int) -> dict:
@@ -559,7 +644,7 @@ def build_parser():
     from drift_train.commands._args import DataclassArgumentParser
 
     parser = DataclassArgumentParser(prog="drift quickstart", description=__doc__, config_file=True)
-    preset = "default: the env's entry of ENV_PRESETS (math: the tiny difficulty, hint feedback, 3 turns)"
+    preset = "default: the env's own preset (math: the tiny difficulty, hint feedback, 3 turns)"
     parser.add_dataclass(
         QuickstartConfig,
         options={

@@ -16,14 +16,15 @@ import yaml
 from parity_env import ParityEnv
 from transformers import AutoModelForCausalLM
 
+import drift_envs
 from drift_train.cli import main as drift_main
 from drift_train.policies import PolicyError, SamplingParams
 from drift_train.policies.scripted import OracleTeacher
 from drift_train.quickstart import (
-    ENV_PRESETS,
     QuickstartConfig,
     check_held_out,
     check_teacher,
+    env_preset,
     pretrain_reference,
     run_quickstart,
     teacher_episodes,
@@ -158,7 +159,7 @@ def user_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
 
 def test_quickstart_runs_in_the_user_correction_env(user_run) -> None:
     out, results = user_run
-    preset = ENV_PRESETS[USER_ENV]
+    preset = env_preset(USER_ENV)
     assert results["config"]["env_id"] == USER_ENV
     assert results["config"]["env_kwargs"] == preset["env_kwargs"]  # not math's kwargs
     assert results["config"]["max_new_tokens"] == preset["max_new_tokens"]
@@ -239,8 +240,8 @@ def test_yaml_config_rejects_unknown_fields(tmp_path: Path, capsys: pytest.Captu
 
 def test_another_env_gets_its_own_preset_not_maths(tmp_path: Path) -> None:
     user = QuickstartConfig.for_env("drift/UserCorrection-v0")
-    assert user.env_kwargs == ENV_PRESETS["drift/UserCorrection-v0"]["env_kwargs"]
-    assert user.max_new_tokens == ENV_PRESETS["drift/UserCorrection-v0"]["max_new_tokens"]
+    assert user.env_kwargs == env_preset("drift/UserCorrection-v0")["env_kwargs"]
+    assert user.max_new_tokens == env_preset("drift/UserCorrection-v0")["max_new_tokens"]
     assert (
         QuickstartConfig.from_yaml(_write(tmp_path / "u.yaml", "env_id: drift/UserCorrection-v0\n")) == user
     )
@@ -432,3 +433,68 @@ def test_a_run_that_would_not_be_held_out_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="would not be held out"):
         run_quickstart(config)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_two_preset_envs_state_the_budgets_the_quickstart_was_measured_with() -> None:
+    """The envs now state their presets (no table under drift_train/): the values the quickstart's
+    figures were measured with stay, derived from the envs' own oracle replies."""
+    assert env_preset("drift/MathFeedback-v0") == {
+        "env_kwargs": {"difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""},
+        "max_new_tokens": 16,
+    }
+    assert env_preset(USER_ENV) == {"env_kwargs": {"max_turns": 3, "system_prompt": ""}, "max_new_tokens": 96}
+
+
+@pytest.mark.parametrize("env_id", sorted(drift_envs.ENV_IDS))
+def test_every_env_gets_a_budget_its_teacher_fits_and_measurable_held_out_tasks(env_id: str) -> None:
+    """``drift quickstart --env ANY``: the env's own preset passes both checks, and at least 95% of its
+    oracle replies (first train tasks, in characters: the tiny model's char tokens) fit the budget."""
+    config = QuickstartConfig.for_env(env_id, eval_tasks=20, rollout_tasks=20, pretrain_episodes=20)
+    env = gym.make(env_id, **{**config.env_kwargs, "split": "train"})
+    lengths = [len(r) for r in env.unwrapped.oracle_replies(64)]
+    env.close()
+    assert lengths and sum(n <= config.max_new_tokens for n in lengths) >= 0.95 * len(lengths)
+    check_held_out(config)
+    check_teacher(config)
+
+
+@pytest.mark.parametrize("env_id", [USER_ENV, "drift/ToolUse-v0"])
+def test_a_budget_the_teachers_replies_do_not_fit_is_refused(env_id: str) -> None:
+    """The issue's case: a 16-token budget cut every reply of the teacher and nothing warned."""
+    config = QuickstartConfig.for_env(env_id, max_new_tokens=16)
+    with pytest.raises(
+        ValueError, match=r"of the teacher's 64 replies .* longer than max_new_tokens=16"
+    ) as e:
+        check_teacher(config)
+    assert "set max_new_tokens to at least" in str(e.value)
+    check_teacher(QuickstartConfig.for_env(env_id, max_new_tokens=16, model="any"))  # no teacher: no check
+
+
+class WrongOracle(SplitParity):
+    """The split parity env with an oracle the env itself scores wrong (an odd-length reply on even
+    tasks and the reverse): a verify that disagrees with reference_reply."""
+
+    def reference_reply(self, task):
+        return "x" * (2 + (1 - task.answer))
+
+
+class EmptyTest(SplitParity):
+    """The split parity env with no test tasks."""
+
+    def num_tasks(self) -> int:
+        return 0 if self.split == "test" else super().num_tasks()
+
+
+def test_held_out_success_that_cannot_be_measured_is_refused() -> None:
+    for env_id, entry_point in (("drift-test/QuickstartWrongOracle-v0", WrongOracle),
+                                ("drift-test/QuickstartEmptyTest-v0", EmptyTest)):  # fmt: skip
+        if env_id not in gym.registry:
+            gym.register(env_id, entry_point=entry_point)
+    config = QuickstartConfig(env_id="drift-test/QuickstartWrongOracle-v0", env_kwargs={}, model="any")
+    with pytest.raises(
+        ValueError, match=r"oracle replies \('xx?x?' first\) do not solve held-out task 'test-"
+    ):
+        check_held_out(config)
+    config = QuickstartConfig(env_id="drift-test/QuickstartEmptyTest-v0", env_kwargs={}, model="any")
+    with pytest.raises(ValueError, match="has no tasks with .* held-out success cannot be measured"):
+        check_held_out(config)
