@@ -1,12 +1,14 @@
 """DRIFT environments: multi-turn text tasks with feedback, as Gymnasium environments.
 
-``import drift_envs`` registers every ``drift/*`` id; torch is never imported here.
+``import drift_envs`` registers every ``drift/*`` id and (lazily: nothing is imported until a source is
+made) every built-in task source; torch is never imported here.
 """
 
 from drift_envs.core import EpisodeFinishedError, Feedback, MultiTurnTextEnv, Task, UnicodeText, Verdict
-from drift_envs.registration import ENV_IDS, register_envs
+from drift_envs.registration import ENV_IDS, register_builtin_sources, register_envs
 
 register_envs()
+register_builtin_sources()
 
 __all__ = [
     "ENV_IDS",

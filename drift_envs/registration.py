@@ -1,4 +1,5 @@
-"""Registers the ``drift/*`` ids with Gymnasium.
+"""Registers the ``drift/*`` ids with Gymnasium and the built-in task sources with
+:func:`drift_envs.sources.register_source`, the call a third-party source makes too.
 
 Gymnasium imports ``drift_envs`` for ids spelled ``"drift_envs:drift/MathFeedback-v0"``, which runs
 this registration, so those work without an explicit import.
@@ -28,3 +29,32 @@ def register_envs() -> None:
         # The turn budget lives in the env (kwarg max_turns), not in a TimeLimit wrapper, so that
         # truncation and the conversation bookkeeping stay in one place.
         gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)
+
+
+#: (kind, name) -> ``"module:class"`` of every built-in task source: registered lazily (the module is
+#: imported when the source is first made), so ``import drift_envs`` stays light
+BUILTIN_SOURCES: dict[tuple[str, str], str] = {
+    ("math", "procedural"): "drift_envs.sources.procedural_math:ProceduralMath",
+    ("math", "file"): "drift_envs.math.sources:FileMathSource",
+    ("code", "procedural"): "drift_envs.code.sources:ProceduralCode",
+    ("code", "humaneval"): "drift_envs.code.sources:HumanEvalSource",
+    ("code", "mbpp"): "drift_envs.code.sources:MbppSource",
+    ("code", "file"): "drift_envs.code.sources:FileCodeSource",
+    ("user", "procedural"): "drift_envs.user.tasks:ProceduralUserTasks",
+    ("user", "file"): "drift_envs.user.tasks:UserTaskFile",
+    ("tool", "procedural"): "drift_envs.tool.tasks:ProceduralToolTasks",
+    ("tool", "file"): "drift_envs.tool.mtu:MTUBenchTasks",
+    ("choice", "procedural"): "drift_envs.choice.sources:ProceduralChoice",
+    ("choice", "file"): "drift_envs.choice.sources:ChoiceFile",
+    ("reasoning_gym", "procedural"): "drift_envs.ecosystem.reasoning_gym:ReasoningGymSource",
+    ("textarena", "procedural"): "drift_envs.ecosystem.textarena:GameSeeds",
+}
+
+
+def register_builtin_sources() -> None:
+    """Register every built-in task source through :func:`~drift_envs.sources.register_source` with a
+    lazy ``"module:class"`` factory (calling it again is a no-op)."""
+    from drift_envs.sources.base import register_source
+
+    for (kind, name), target in BUILTIN_SOURCES.items():
+        register_source(kind, name, target)

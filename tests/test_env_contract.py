@@ -1,12 +1,14 @@
-"""The contract every ``drift/*`` env keeps (DESIGN.md): every observation is valid UTF-8 within the
-observation space, and ``gym.make_vec`` works in sync and async modes (real subprocesses).
+"""The contract every ``drift/*`` env keeps (docs/design.md): every observation is valid UTF-8 within
+the observation space, and ``gym.make_vec`` works in sync and async modes (real subprocesses).
 
-One case per registered id: the ecosystem envs skip when their optional package is absent.
+One case per registered id (``drift_envs.ENV_IDS``): an env module that fails to import fails its case,
+the ecosystem envs' optional packages included (reasoning_gym and textarena are installed wherever the
+suite runs); the built-in task sources register like a third party's.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 
 import gymnasium as gym
@@ -26,7 +28,8 @@ ENV_KWARGS: dict[str, dict] = {
     "drift/TextArena-v0": {"game": "GuessTheNumber-v0"},
     "drift/MultipleChoice-v0": {},
 }
-NEEDS = {"drift/ReasoningGym-v0": "reasoning_gym", "drift/TextArena-v0": "textarena"}
+# envs that pass every kwarg that is not theirs nor shared on to the package they wrap
+PASSES_ON = {"drift/ReasoningGym-v0", "drift/TextArena-v0"}
 LONE = "\ud800"
 # a reply that reaches every env's answer reader and carries lone surrogates and more text than fits
 HOSTILE_REPLY = (
@@ -40,10 +43,51 @@ def test_every_registered_id_is_covered():
     assert set(ENV_KWARGS) == set(drift_envs.ENV_IDS)
 
 
-def _skip_without_package(env_id: str) -> None:
-    module = NEEDS.get(env_id)
-    if module and importlib.util.find_spec(module) is None:
-        pytest.skip(f"{env_id} needs the optional package {module!r}")
+@pytest.mark.parametrize("env_id", sorted(drift_envs.ENV_IDS))
+def test_every_env_module_imports_and_its_class_is_a_multi_turn_text_env(env_id):
+    """An import error of an env module (or of its optional package) fails here, never skips."""
+    module, name = drift_envs.ENV_IDS[env_id].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert issubclass(cls, MultiTurnTextEnv)
+    assert gym.spec(env_id).entry_point == drift_envs.ENV_IDS[env_id]
+
+
+@pytest.mark.parametrize("env_id", sorted(drift_envs.ENV_IDS))
+def test_every_env_takes_the_shared_kwargs_once_and_names_an_unknown_one(env_id):
+    """The base class owns the shared kwargs (EnvOptions): an env declares none of them itself, takes
+    every one through gym.make, and refuses an unknown kwarg with a TypeError naming it and the env."""
+    from drift_envs.core import EnvOptions
+
+    module, name = drift_envs.ENV_IDS[env_id].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    assert not set(cls.own_kwargs()) & set(EnvOptions.names())
+    env = gym.make(env_id, **ENV_KWARGS[env_id], max_turns=2, max_text_length=5000, format_penalty=-0.5)
+    assert (env.unwrapped.max_turns, env.unwrapped.format_penalty) == (2, -0.5)
+    assert env.observation_space.max_length == 5000 and env.unwrapped.options.max_turns == 2
+    env.close()
+    if env_id in PASSES_ON:
+        return  # any other kwarg is the reasoning-gym task's config field / the TextArena game's own
+    with pytest.raises(TypeError, match=rf"{cls.__name__} got an unexpected keyword argument 'bogus_kwarg'"):
+        gym.make(env_id, bogus_kwarg=1)
+
+
+def test_the_builtin_sources_register_lazily_through_register_source():
+    """``import drift_envs`` registers every built-in source with register_source's lazy
+    ``"module:class"`` form; each resolves to the class its module registers under the same name."""
+    from drift_envs.registration import BUILTIN_SOURCES
+    from drift_envs.sources import SOURCES, register_source, registered_sources, source_factory
+
+    assert set(BUILTIN_SOURCES) <= set(registered_sources())
+    for (kind, name), target in BUILTIN_SOURCES.items():
+        factory = source_factory(kind, name)
+        assert f"{factory.__module__}:{factory.__qualname__}" == target
+        assert SOURCES[(kind, name)] is factory and (factory.kind, factory.name) == (kind, name)
+        register_source(kind, name, target)  # registering the same again is a no-op
+        assert SOURCES[(kind, name)] is factory
+    with pytest.raises(ValueError, match="already registered"):
+        register_source("math", "procedural", "drift_envs.math.sources:FileMathSource")
+    with pytest.raises(ValueError, match="'module:attribute'"):
+        register_source("math", "lazy-typo", "drift_envs.math.sources.FileMathSource")
 
 
 def _utf8(value) -> None:
@@ -64,7 +108,6 @@ def test_make_vec_sync_and_async_give_what_the_single_env_gives(env_id):
     """Both vector modes (async: real subprocesses, shared memory on and off) return the very
     observations, rewards and flags of two plain envs stepped by hand (async used to return 65,536
     '0' characters per observation)."""
-    _skip_without_package(env_id)
     kwargs = ENV_KWARGS[env_id]
     singles = [gym.make(env_id, **kwargs) for _ in range(2)]
     expected_obs = [e.reset(seed=i)[0] for i, e in enumerate(singles)]
@@ -97,7 +140,6 @@ def test_make_vec_sync_and_async_give_what_the_single_env_gives(env_id):
 def test_every_observation_is_valid_utf8_within_the_space(env_id):
     """A reply full of lone surrogates and longer than the space still gets observations and info
     that are valid UTF-8 and members of the observation space."""
-    _skip_without_package(env_id)
     env = gym.make(env_id, **ENV_KWARGS[env_id])
     space = env.observation_space
     obs, info = env.reset(seed=0)

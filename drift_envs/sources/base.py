@@ -58,6 +58,7 @@ __all__ = [
     "make_source",
     "register_source",
     "registered_sources",
+    "source_factory",
 ]
 
 #: the source a kind uses when ``dataset`` is None
@@ -257,28 +258,41 @@ class TaskSource:
         return f"{type(self).__name__}({self.config!r})"
 
 
-#: (kind, name) -> source factory (a TaskSource subclass, or any callable taking the options)
-SOURCES: dict[tuple[str, str], Callable[..., Any]] = {}
+#: (kind, name) -> source factory (a TaskSource subclass, or any callable taking the options), or the
+#: ``"module:attribute"`` it is imported from on first use
+SOURCES: dict[tuple[str, str], Callable[..., Any] | str] = {}
 
 
-def register_source(kind: str, name: str, factory: Callable[..., Any] | None = None) -> Any:
+def register_source(kind: str, name: str, factory: Callable[..., Any] | str | None = None) -> Any:
     """Register a source under ``(kind, name)``; usable as a class decorator or called with ``factory``.
 
     ``factory(**options)`` must return a source (``len``, ``[i]``, ``index_of``); a
-    :class:`TaskSource` subclass is one. Registering a taken (kind, name) with a different factory is
-    an error (so two packages cannot silently shadow each other).
+    :class:`TaskSource` subclass is one. ``factory`` may also be the string ``"module:attribute"``: the
+    module is then imported only when the source is first made, so registering costs no import (the
+    built-in sources register so, when ``drift_envs`` is imported: see
+    :func:`drift_envs.registration.register_builtin_sources`), and the module's own
+    ``@register_source(kind, name)`` then fills the entry in. Registering a taken (kind, name) with a
+    different factory is an error (so two packages cannot silently shadow each other).
     """
     if not isinstance(kind, str) or not kind or not isinstance(name, str) or not name:
         raise ValueError(f"register_source needs a non-empty kind and name, got {kind!r}, {name!r}")
+    if isinstance(factory, str) and factory.count(":") != 1:
+        raise ValueError(
+            f"register_source({kind!r}, {name!r}): a lazy factory is 'module:attribute', got {factory!r}"
+        )
 
     def register(obj: Any) -> Any:
         current = SOURCES.get((kind, name))
-        if current is not None and current is not obj:
+        if current is not None and current is not obj and current != _path_of(obj):
             same = getattr(current, "__qualname__", None) == getattr(obj, "__qualname__", 0) and getattr(
                 current, "__module__", None
             ) == getattr(obj, "__module__", 0)
-            if not same:  # re-running a module (a notebook cell) re-registers the same class: fine
+            # a lazy entry stays when its module, imported, registers the object it names
+            lazy_filled = isinstance(obj, str) and obj == _path_of(current)
+            if not same and not lazy_filled:  # re-running a module (a notebook cell) re-registers: fine
                 raise ValueError(f"a {kind!r} source named {name!r} is already registered ({current!r})")
+            if lazy_filled:
+                return obj
         if isinstance(obj, type) and issubclass(obj, TaskSource):
             obj.kind, obj.name = kind, name
         SOURCES[(kind, name)] = obj
@@ -287,31 +301,32 @@ def register_source(kind: str, name: str, factory: Callable[..., Any] | None = N
     return register(factory) if factory is not None else register
 
 
+def _path_of(obj: Any) -> str | None:
+    """``"module:qualname"`` of a class or function (what a lazy entry names), else None."""
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}:{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
+
+
 def registered_sources(kind: str | None = None) -> list[tuple[str, str]]:
-    """The registered (kind, name) pairs, sorted; only those of ``kind`` when given (its built-in
-    sources included, imported on demand)."""
-    if kind is not None:
-        _import_kind(kind)
+    """The registered (kind, name) pairs, sorted; only those of ``kind`` when given (lazy entries
+    included: listing them imports nothing)."""
     return sorted(k for k in SOURCES if kind is None or k[0] == kind)
 
 
-def _import_kind(kind: str) -> None:
-    """Import the built-in modules that register ``kind``'s sources (a no-op once imported), so
-    ``make_source("user", ...)`` works before anything imported ``drift_envs.user``."""
-    for module in _BUILTIN_KINDS.get(kind, ()):
-        importlib.import_module(module)
-
-
-#: kind -> the modules whose import registers that kind's built-in sources
-_BUILTIN_KINDS: dict[str, tuple[str, ...]] = {
-    "math": ("drift_envs.sources.procedural_math", "drift_envs.math.sources"),
-    "code": ("drift_envs.code.sources",),
-    "user": ("drift_envs.user.tasks",),
-    "tool": ("drift_envs.tool.tasks", "drift_envs.tool.mtu"),
-    "choice": ("drift_envs.choice.sources",),
-    "reasoning_gym": ("drift_envs.ecosystem.reasoning_gym",),
-    "textarena": ("drift_envs.ecosystem.textarena",),
-}
+def source_factory(kind: str, name: str) -> Callable[..., Any] | None:
+    """The factory registered under ``(kind, name)``, importing its module first for a lazy entry;
+    None when there is none."""
+    factory = SOURCES.get((kind, name))
+    if isinstance(factory, str):
+        module, attribute = factory.split(":")
+        obj: Any = importlib.import_module(module)  # its @register_source fills the entry in
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+        if SOURCES.get((kind, name)) == factory:  # a module that does not register itself
+            del SOURCES[(kind, name)]
+            register_source(kind, name, obj)
+        factory = SOURCES[(kind, name)]
+    return factory
 
 
 def make_source(
@@ -332,14 +347,13 @@ def make_source(
     """
     if dataset is not None and not isinstance(dataset, (str, bytes)) and hasattr(dataset, "index_of"):
         return dataset
-    _import_kind(kind)
     common = {"split": split, "seed": seed, "max_tasks": max_tasks}
     name = DEFAULT_SOURCE if dataset is None else None
     if isinstance(dataset, str) and (kind, dataset) in SOURCES:
         name = dataset
     if name is None:
         name, options = FILE_SOURCE, {**options, "path": dataset}
-    factory = SOURCES.get((kind, name))
+    factory = source_factory(kind, name)
     if factory is None:
         known = ", ".join(n for k, n in registered_sources(kind)) or "none"
         raise ValueError(f"no {kind!r} task source named {name!r} (registered: {known})")
