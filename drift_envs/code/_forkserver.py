@@ -2441,6 +2441,7 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
         test_ns["__drift_chain__"] = _drift_chain
         test_ns["__drift_all__"] = _drift_all
         test_ns["__drift_any__"] = _drift_any
+        emit({"ev": "load", "status": "ok"})  # the server's clock starts the set-up's limit
         chan.start_phase(test_timeout, test_backstop)
         setitimer(ITIMER_REAL, test_backstop + GRACE_S)
         try:
@@ -2462,7 +2463,7 @@ def _judge(req: dict, compiled: tuple, chan_fd: int, res_w: int) -> None:  # noq
     # 3. the tests, one record each; "start i" is on the pipe before test i runs. Every test runs,
     # whatever the earlier ones gave, and nothing is worded until the last one is done: between two
     # requests the judge does the same work whether the answer was right or wrong
-    pending = [{"ev": "load", "status": "ok"}]
+    pending: list = []
     outcomes = []
     for i, unit in enumerate(units):
         pending.append({"ev": "start", "i": i})
@@ -2802,8 +2803,8 @@ class _Run:
         self.test_timeout_s = float(self.lim["test_timeout_s"])
         self.backstop_at = self.t_start + float(self.lim.get("backstop_s") or backstop_s(self.timeout_s))
         self.start_snap = self.phase_snap = (self.t_start, 0.0, 0.0)
-        # before the first test: loading the code, then the set-up (the judge's limits for each)
-        self.phase_limit = 2 * self.test_timeout_s + 1.0 + GRACE_S
+        # before the first test: loading the code (the judge waits a second more for its word)
+        self.phase_limit = self.test_timeout_s + 1.0
         self.phase_name = "load"
         self.next_check = self.t_start + min(self.timeout_s, self.phase_limit)
         self.timeout_msg = ""
@@ -2843,10 +2844,11 @@ class _Run:
         return max(wall - (snap[1] - since[1]), snap[2] - since[2])
 
     def on_record(self, rec: dict) -> None:
-        if rec["ev"] == "start":  # test i starts: its own clock
+        """A phase starts: the set-up once the code is loaded, then each test; each has its own clock."""
+        if rec["ev"] == "start" or (rec["ev"] == "load" and rec.get("status") == "ok"):
             self.phase_snap = self._snapshot(time.monotonic())
             self.phase_limit = self.test_timeout_s + GRACE_S
-            self.phase_name = "test"
+            self.phase_name = "test" if rec["ev"] == "start" else "setup"
             self.next_check = min(self.next_check, self.phase_snap[0] + self.phase_limit)
         elif rec["ev"] == "done":
             self.phase_limit = float("inf")
@@ -2958,6 +2960,8 @@ class _Run:
                 self.timeout_msg = f"the run exceeded its time limit of {self.timeout_s:g} s"
             elif self.phase_name == "test":
                 self.timeout_msg = f"the test ran longer than {self.test_timeout_s:g} s"
+            elif self.phase_name == "setup":
+                self.timeout_msg = f"the test set-up ran longer than {self.test_timeout_s:g} s"
             else:
                 self.timeout_msg = f"the code took longer than {self.test_timeout_s:g} s to load"
             self.kill("timeout")
