@@ -74,6 +74,8 @@ def env_preset(env_id: str) -> dict[str, Any]:
 
 @functools.cache
 def _env_preset(env_id: str) -> dict[str, Any]:
+    import importlib
+
     import gymnasium as gym
     from gymnasium.envs.registration import load_env_creator
 
@@ -81,8 +83,11 @@ def _env_preset(env_id: str) -> dict[str, Any]:
     from drift_envs.core import MultiTurnTextEnv
 
     generic = {"env_kwargs": {}, "max_new_tokens": GENERIC_MAX_NEW_TOKENS}
+    module, _, name = env_id.rpartition(":")
+    if module:  # "module:id": importing the module registers the id, as gym.make does
+        importlib.import_module(module)
     try:
-        entry_point = gym.spec(env_id).entry_point
+        entry_point = gym.spec(name).entry_point
     except gym.error.Error:
         return generic  # an unknown id: refused with gymnasium's own message when the run makes it
     creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
