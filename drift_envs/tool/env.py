@@ -7,6 +7,7 @@ import re
 import unicodedata
 from typing import Any
 
+from drift_envs.commitment import denial
 from drift_envs.core import Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.number_words import NUMBER_PHRASE_RE, words_to_numbers
 from drift_envs.tool.calls import ToolCall, canonical_calls, format_calls, parse_reply, same_call
@@ -164,9 +165,11 @@ def _tokens(text: str) -> list[tuple[str, str, int, int]]:
     return out
 
 
-def _blank_gold(text: str, gold: list[str]) -> tuple[list[tuple[str, str, int, int]], str, int]:
+def _blank_gold(
+    text: str, gold: list[str]
+) -> tuple[list[tuple[str, str, int, int]], str, list[tuple[int, int]]]:
     """The tokens of ``text`` outside occurrences of the token sequence ``gold``, ``text`` with those
-    occurrences blanked out, and how many there were."""
+    occurrences blanked out, and where they were (``(start, end)`` each)."""
     tokens = _tokens(text)
     values = [v for _, v, _, _ in tokens]
     spans = []
@@ -180,7 +183,7 @@ def _blank_gold(text: str, gold: list[str]) -> tuple[list[tuple[str, str, int, i
     rest_tokens = [t for t in tokens if not any(a <= t[2] < b for a, b in spans)]
     for a, b in reversed(spans):
         text = text[:a] + " " * (b - a) + text[b:]
-    return rest_tokens, text, len(spans)
+    return rest_tokens, text, spans
 
 
 def judge_answer(
@@ -201,7 +204,11 @@ def judge_answer(
     reply's text after the answer line, is read the same way for alternatives (another value, a
     candidate, :data:`TAIL_HEDGE_RE`), not for negations or mild words ("anything else"): text before
     the answer line (working, intermediate values) is never read. Both are read as a reader sees
-    them: look-alike letters, apostrophes and a right-to-left override in display order.
+    them: look-alike letters, apostrophes and a right-to-left override in display order. Last, the
+    value must not be denied where it stands, as :func:`drift_envs.commitment.denial` reads a denial
+    for every env: excluded (``anything but 3410``, ``other than``, ``far from``, ``~rainy``,
+    ``!3410``), retracted (``3410... just kidding``, ``3410, jk``, ``(sarcasm)``, ``is wrong``),
+    struck through (``~~rainy~~``) or crossed out (``rainy ❌``, ``✘ 3410``): ``"negated"``.
     """
     gold_tokens = _tokens(read_as_shown(expected))
     gold = [v for _, v, _, _ in gold_tokens]
@@ -229,6 +236,11 @@ def judge_answer(
     if HEDGE_RE.search(rest) or TAIL_HEDGE_RE.search(tail_rest):
         return "several"
     if NEGATION_RE.search(rest):
+        return "negated"
+    # the shared reading of a denial around the value (drift_envs.commitment): "anything but 3410",
+    # "~rainy", "3410... just kidding", "~~rainy~~", "rainy ❌", on the answer line and what follows it
+    joined = f"{text}\n{tail}"
+    if any(denial(joined, a, b) for a, b in found):
         return "negated"
     return "right"
 
