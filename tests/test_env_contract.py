@@ -245,3 +245,22 @@ def test_shared_texts_is_a_live_view_and_deepcopies_to_a_tuple():
     assert view[1] == ""
     with pytest.raises(ValueError, match="max_length 16"):
         write_to_shared_memory(space, 0, "y" * 17, buffer)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs"),
+    [*sorted(ENV_KWARGS.items()), ("drift/ToolUse-v0", {"tools_in_prompt": True, "system_prompt": ""})],
+)
+def test_a_reset_replays_its_task_whatever_came_before(env_id, kwargs):
+    """``reset(options={"index": i})`` gives the same first observation and conversation in a fresh env
+    and after another episode (ToolUse with ``tools_in_prompt`` and an empty system prompt used to leave
+    its first episode without the tool listing that every later one had)."""
+    fresh = gym.make(env_id, **kwargs)
+    want = fresh.reset(seed=1, options={"index": 1})
+    fresh.close()
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0, options={"index": 0})
+    env.step(_replies(env)[0])
+    got = env.reset(seed=1, options={"index": 1})
+    env.close()
+    assert json.dumps(got, default=repr) == json.dumps(want, default=repr)
