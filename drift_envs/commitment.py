@@ -229,7 +229,7 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
 
     In the rest of the answer's sentence and the next sentence: an alternative named by its place
     (``or the one after``), or a word that keeps an alternative open (``unless``, ``if not``, ``also``,
-    ``vs``...) in a stretch where ``names_other`` (the env's reading of values) finds another value.
+    ``vs``...) in a sentence where ``names_other`` (the env's reading of values) finds another value.
     Without ``names_other`` only the first form is read.
     """
     tail = _sentences_after(text, end)
@@ -238,9 +238,15 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
         return f"it offers another answer by its place ({' '.join(m.group(0).split())!r})"
     if names_other is None:
         return None
-    m = _ALTERNATIVE_WORDS_RE.search(tail)
-    if m is not None and names_other(tail):
-        return f"it offers another value after its answer ({' '.join(m.group(0).split())!r}: {tail.strip()[:50]!r})"
+    # each sentence of the tail that holds such a word is asked on its own: the value must stand there
+    at = 0
+    for cut in [*_SENTENCE_END_RE.finditer(tail), None]:
+        sentence = tail[at : cut.start() if cut else len(tail)]
+        at = cut.end() if cut else len(tail)
+        m = _ALTERNATIVE_WORDS_RE.search(sentence)
+        if m is not None and names_other(sentence):
+            shown = f"{' '.join(m.group(0).split())!r}: {sentence.strip()[:50]!r}"
+            return f"it offers another value after its answer ({shown})"
     return None
 
 

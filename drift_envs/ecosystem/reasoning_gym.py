@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from functools import lru_cache
 from typing import Any
 
+from drift_envs.commitment import commitment
 from drift_envs.core import EnvOptions, Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
 from drift_envs.math.answers import as_number, extract_answer, find_boxed, normalize_answer
@@ -119,6 +120,42 @@ def _hedged_after(action: str) -> bool:
     Text before the answer (the working) is not read."""
     end = _answer_end(action)
     return end > 0 and TAIL_HEDGE_RE.search(read_as_shown(action[end:])) is not None
+
+
+def _not_committed(action: str, answer: str, gold: Any) -> str | None:
+    """Why the reply does not stand by its last tag's or box's answer, as :mod:`drift_envs.commitment`
+    reads it for every env, or None: denied or retracted (``<answer>g</answer> is wrong``, ``(wrong)``,
+    ``... just kidding``, ``<answer>g ❌</answer>``), or another candidate offered after it with a
+    word that keeps it open (``<answer>g</answer>; if not, w``, ``vs w``, ``w also works``): a word or
+    number standing alone beside such a word (the only one in its sentence that is not the answer, a
+    framing word or a hedge word) is a candidate; a sentence of prose names none."""
+    end = _answer_end(action)
+    if end <= 0:
+        return None
+    at = action.rfind(answer.strip(), 0, end)
+    if at < 0:
+        return None
+    start, stop = at, at + len(answer.strip())
+    # the value itself where the answer holds it ("g ❌"): what follows it in the tag is read too
+    inner = action.find(str(gold).strip(), start, stop) if gold is not None and str(gold).strip() else -1
+    if inner >= 0:
+        start, stop = inner, inner + len(str(gold).strip())
+    own = set(_CANDIDATE_TOKEN.findall(_plain(answer))) | set(_CANDIDATE_TOKEN.findall(_plain(str(gold))))
+
+    def names_other(stretch: str) -> bool:
+        words = _CANDIDATE_TOKEN.findall(_plain(_TAG_RE.sub(" ", stretch.replace("</answer>", " "))))
+        # a candidate stands alone beside the word ("if not, w"); a sentence of prose names none
+        named = [w for w in words if w not in own and w not in _FRAME_WORDS and w not in _ALTERNATIVE_FILLERS]
+        return len(named) == 1
+
+    return commitment(action, start, stop, names_other)
+
+
+# words beside an alternative that name no candidate ("if not, w": "if" and "not" are no answer)
+_ALTERNATIVE_FILLERS = frozenset(
+    "if not unless or else otherwise vs versus also too equally could might maybe perhaps possibly possible "
+    "plausible alternatively alternative either instead though although works work would be then".split()
+)
 
 
 def _rg() -> Any:
@@ -286,8 +323,11 @@ class ReasoningGymEnv(MultiTurnTextEnv):
     and an answer that names the right one beside another candidate (``noremopyh or hypomeron``,
     ``75, 76``, ``maybe 75``; a reply with another answer in any tag or box, in either format; or one
     that offers an alternative after its answer, ``<answer>75</answer> or maybe 76``) is wrong whatever
-    the scorer says (:func:`names_several`); the working before the answer is not read.
-    Needs the optional extra ``[reasoning-gym]``.
+    the scorer says (:func:`names_several`); so is one that does not stand by its answer, as
+    :mod:`drift_envs.commitment` reads it for every env: denied or taken back (``<answer>75</answer>
+    is wrong``, ``(wrong)``, ``... just kidding``, ``<answer>75 ❌</answer>``) or followed by another
+    candidate beside a word that keeps it open (``<answer>75</answer>; if not, 76``). The working
+    before the answer is not read. Needs the optional extra ``[reasoning-gym]``.
 
     ## Action Space
     ``UnicodeText``: any Unicode string, the model's whole reply.
@@ -395,6 +435,7 @@ class ReasoningGymEnv(MultiTurnTextEnv):
             names_several(answer, task.answer)
             or self._other_candidate(action, answer, task)
             or _hedged_after(action)
+            or _not_committed(action, answer, task.answer)
         ):
             # the dataset's scorer took a hedge ("gold or wrong"): several candidates are no answer
             info.update(score=0.0, several=True)
