@@ -2,7 +2,7 @@
 
 A subclass supplies only its tasks, its check of a reply and its feedback; the base keeps the turn
 budget, the conversation, ``terminated``/``truncated``, repeated answers, the format penalty, the
-``info`` fields of the contract (see DESIGN.md) and the errors on misuse.
+``info`` fields of the contract (see docs/design.md) and the errors on misuse.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ class Verdict:
     #: the episode ends with this reply although it is not correct (a lost game); ``terminated``
     ends_episode: bool = False
     #: the checker could not reach a verdict in time, even after retrying: the step scores 0.0 with no
-    #: format penalty, ``correct`` is False and ``info["undecided"]`` is True (DESIGN.md: never silently wrong)
+    #: format penalty, ``correct`` is False and ``info["undecided"]`` is True (docs/design.md: never silently wrong)
     undecided: bool = False
 
 
@@ -308,8 +308,18 @@ class MultiTurnTextEnv(gym.Env[str, str]):
     their tasks either from a registered task source (set ``source_kind``; the base then owns the
     ``dataset``, ``split``, ``seed`` and ``max_tasks`` kwargs and builds ``self.source`` through
     :func:`drift_envs.sources.make_source`) or by overriding :meth:`num_tasks` and :meth:`get_task`.
-    :meth:`reference_reply` gives the env's oracle (see :meth:`oracle_reply`). The base class implements ``reset``/``step`` and the contract of
-    DESIGN.md: ``options={"index": i}`` or ``{"task_id": id}`` replays one task exactly; the reward of a
+    :meth:`reference_reply` gives the env's oracle (see :meth:`oracle_reply`).
+
+    The base owns the kwargs every env shares (:class:`EnvOptions`): a subclass's ``__init__`` declares
+    only its own kwargs and passes ``**options`` on (``super().__init__(**options)``, with
+    ``source_knobs=`` for the task-source options it names itself); ``option_defaults`` changes a
+    shared default, ``quickstart_kwargs`` states what ``drift quickstart`` runs the env with. A
+    subclass reads the episode through :attr:`task`, :attr:`turn` and :attr:`answers` and shapes the
+    conversation through :meth:`system_message`, :meth:`assistant_message` and
+    :meth:`feedback_messages`, never through the base's private fields.
+
+    The base class implements ``reset``/``step`` and the contract of docs/design.md:
+    ``options={"index": i}`` or ``{"task_id": id}`` replays one task exactly; the reward of a
     step is ``1.0`` when correct else ``0.0``, plus ``format_penalty`` when nothing could be extracted;
     ``terminated`` when solved, ``truncated`` when ``max_turns`` replies were all wrong.
 
