@@ -39,6 +39,12 @@ is an offered alternative where it stands as an answer in its own clause, hedge 
 letter joined to the answer by ``or``/``/`` just before it (``B or \boxed{A}``) is offered as well.
 Text before the answer is reasoning and is not read: ``B is tempting, but the answer is \boxed{A}``
 chose A.
+
+**The reply must stand by the option it names.** Around the chosen letter,
+:func:`drift_envs.commitment.commitment` (the reading every env shares) looks for a denial, an
+exclusion or an alternative named by its place: ``Answer: C (wrong)``, ``C is wrong``, ``C ❌``,
+``~~C~~``, ``anything but C``, ``C... just kidding``, ``C or the one after``, ``C or the next
+letter``. Such a reply chose nothing (:attr:`ChoiceReading.uncommitted` says why) and is wrong.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import string
 import unicodedata
 from dataclasses import dataclass
 
+from drift_envs.commitment import commitment
 from drift_envs.math.answers import find_boxed
 from drift_envs.number_words import spelled_integer
 from drift_envs.user.constraints.normalize import normalize_reply
@@ -113,6 +120,9 @@ class ChoiceReading:
 
     named: tuple[int, ...]
     form: str | None = None
+    #: why the reply does not stand by the one option it names (``C is wrong``, ``C ❌``, ``C or the
+    #: one after``), read by :func:`drift_envs.commitment.commitment`; it then chose nothing
+    uncommitted: str | None = None
 
     @property
     def format_ok(self) -> bool:
@@ -124,8 +134,8 @@ class ChoiceReading:
 
     @property
     def choice(self) -> int | None:
-        """The one option chosen, or None (no option, or several)."""
-        return self.named[0] if len(self.named) == 1 else None
+        """The one option chosen, or None (no option, several, or one the reply does not stand by)."""
+        return self.named[0] if len(self.named) == 1 and self.uncommitted is None else None
 
     @property
     def answer(self) -> str | None:
@@ -615,4 +625,23 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
         named |= _offered(text[first[1] :], options, named, texts)
         named |= _offered_before(text[: first[0]], options, named)
     form = forms[-1] if len(set(forms)) == 1 else ("+".join(sorted(set(forms))) if forms else None)
-    return ChoiceReading(tuple(sorted(named)), form)
+    uncommitted = None
+    if first is not None and len(named) == 1:
+        uncommitted = commitment(text, *_letter_span(text, first, next(iter(named))))
+    return ChoiceReading(tuple(sorted(named)), form, uncommitted)
+
+
+def _letter_span(text: str, first: tuple[int, int], index: int) -> tuple[int, int]:
+    """Where the chosen option's letter stands in the first span that named it (a tag's or box's
+    content, or the line after an answer phrase); the span itself when no letter is there."""
+    start, end = first
+    if text.startswith(("<", "\\"), start):  # a tag or a box: its content
+        stop = end
+    else:  # an answer phrase: its line
+        start = end
+        line_end = text.find("\n", start)
+        stop = line_end if line_end >= 0 else len(text)
+    for m in _LETTER_TOKEN_RE.finditer(text, start, stop):
+        if m.group(1) == LETTERS[index]:
+            return m.start(), m.end()
+    return first
