@@ -148,7 +148,8 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
     """One online RL run with held-out evaluations along the way and a final validation score."""
     from drift_train.evaluate import evaluate_model
     from drift_train.online_rl import OnlineRLConfig, train_online_rl
-    from drift_train.quickstart import eval_env_kwargs
+    from drift_train.policies import make_policy
+    from drift_train.quickstart import eval_rollout_config
 
     path = out / f"rl_lr{_lr_tag(lr)}.json"
     if path.exists():
@@ -162,17 +163,7 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
         # same tasks and eval seed as evaluate_stage uses for every other model
         target = run_dir / f"eval_step{counter['step']}.jsonl"
         metrics, _ = evaluate_model(
-            str(reference),
-            base.env_id,
-            env_kwargs=eval_env_kwargs(base),
-            num_tasks=base.eval_tasks,
-            samples=1,
-            temperature=base.eval_temperature,
-            max_new_tokens=base.max_new_tokens,
-            seed=seed + 1,
-            out_trajectories=target,
-            progress=False,
-            policy=policy,
+            policy, eval_rollout_config(base, seed + 1), out_trajectories=target, progress=False
         )
         counter["step"] += args.rl_eval_every
         return {"eval_records": str(target), **_success(metrics, T)}
@@ -198,18 +189,14 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
     )
     summary = train_online_rl(config, evaluate=evaluate)
     # validation: test-split tasks after the reported ones, for picking the learning rate
-    validation, _ = evaluate_model(
-        str(run_dir / "model"),
-        base.env_id,
-        env_kwargs=eval_env_kwargs(base),
-        num_tasks=args.validation_tasks,
-        task_offset=base.eval_tasks,
-        samples=1,
-        temperature=base.eval_temperature,
-        max_new_tokens=base.max_new_tokens,
-        seed=seed + 1,
-        progress=False,
+    validation_config = replace(
+        eval_rollout_config(base, seed + 1), num_tasks=args.validation_tasks, task_offset=base.eval_tasks
     )
+    policy = make_policy("hf", str(run_dir / "model"))
+    try:
+        validation, _ = evaluate_model(policy, validation_config, progress=False)
+    finally:
+        policy.close()
     result = {
         "seed": seed,
         "learning_rate": lr,

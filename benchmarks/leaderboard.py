@@ -22,7 +22,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from drift_train.evaluate import evaluate_model, format_metric, metrics_table, paired_differences
+from drift_train.evaluate import eval_config, evaluate_model, format_metric, metrics_table, paired_differences
+from drift_train.policies import SamplingParams, make_policy
 
 
 def add_paired_gaps(entries: list[dict], records_of: dict[str, list[dict]]) -> None:
@@ -133,17 +134,19 @@ def main() -> None:
         records_of: dict[str, list[dict]] = {}
         for name, path in models:
             console.print(f"[bold]{name}[/bold] on {env}")
-            metrics, records_of[name] = evaluate_model(
-                path,
+            config = eval_config(
                 env,
                 env_kwargs=kwargs,
                 num_tasks=args.num_tasks,
                 samples=args.samples,
-                temperature=args.temperature,
-                max_new_tokens=args.max_new_tokens,
-                backend=args.backend,
                 seed=args.seed,
+                sampling=SamplingParams(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
             )
+            policy = make_policy(args.backend, path)
+            try:
+                metrics, records_of[name] = evaluate_model(policy, config)
+            finally:
+                policy.close()
             T = metrics["max_turns"]
             entries.append(
                 {

@@ -201,7 +201,8 @@ def make_run_policy(args, model_dir: str | Path):
 
 def probe_stage(args, reference: str, out: Path) -> dict:
     """Turn-1 success of the reference per (preset, format, prompt style, temperature) on train-split tasks."""
-    from drift_train.evaluate import evaluate_model
+    from drift_train.evaluate import eval_config, evaluate_model
+    from drift_train.policies import SamplingParams
 
     path = out / "probe.json"
     cells = json.loads(path.read_text())["cells"] if path.exists() else []
@@ -216,8 +217,7 @@ def probe_stage(args, reference: str, out: Path) -> dict:
                         if key in done:
                             continue
                         cpu0, wall0 = time.process_time(), time.perf_counter()
-                        metrics, records = evaluate_model(
-                            reference,
+                        config = eval_config(
                             MAIN_ENV,
                             env_kwargs={
                                 "difficulty": DIFFICULTIES.get(preset, preset),
@@ -227,13 +227,13 @@ def probe_stage(args, reference: str, out: Path) -> dict:
                                 "split": "train",
                             },
                             num_tasks=args.probe_tasks,
-                            temperature=temperature,
-                            max_new_tokens=args.max_new_tokens,
                             seed=args.rollout_seed,
                             batch_size=args.batch_size,
-                            policy=policy,
-                            progress=False,
+                            sampling=SamplingParams(
+                                temperature=temperature, max_new_tokens=args.max_new_tokens
+                            ),
                         )
+                        metrics, records = evaluate_model(policy, config, progress=False)
                         lengths = [
                             len(r["tokens"]["t1"]["completion_ids"]) for r in records if r.get("tokens")
                         ]
@@ -517,7 +517,8 @@ def online_rl_stage(args, reference: str, out: Path, seed: int) -> dict:
 
 def eval_stage(args, name: str, model_dir: str, out: Path, main_kwargs: dict) -> dict:
     """``name``'s metrics on the held-out main tasks and on the second env (files under ``eval/<name>/``)."""
-    from drift_train.evaluate import evaluate_model
+    from drift_train.evaluate import eval_config, evaluate_model
+    from drift_train.policies import SamplingParams
 
     folder = out / "eval" / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -532,17 +533,20 @@ def eval_stage(args, name: str, model_dir: str, out: Path, main_kwargs: dict) ->
             continue
         policy = make_run_policy(args, model_dir)
         try:
-            metrics, _ = evaluate_model(
-                model_dir,
+            config = eval_config(
                 env_id,
                 env_kwargs=kwargs,
                 num_tasks=tasks,
-                temperature=args.eval_temperature,
-                max_new_tokens=args.max_new_tokens,
                 seed=args.eval_seed,
                 batch_size=args.batch_size,
+                sampling=SamplingParams(
+                    temperature=args.eval_temperature, max_new_tokens=args.max_new_tokens
+                ),
+            )
+            metrics, _ = evaluate_model(
+                policy,
+                config,
                 out_trajectories=folder / f"{which}.trajectories.jsonl",
-                policy=policy,
                 progress=not args.quick,
             )
         finally:

@@ -1,9 +1,10 @@
 """The ``drift`` command: one entry point, one module per subcommand.
 
-Each subcommand lives in the module that implements it and exposes ``main(argv) -> int``; this file
-only dispatches, so importing it stays cheap (no torch) and ``drift --help`` answers at once. Every
-subcommand's flags are generated from its config dataclass by :mod:`drift_train.commands._args` (``drift
-train``'s by transformers' ``HfArgumentParser``, with the same spellings and help).
+Each subcommand is a module of :mod:`drift_train.commands` (apart from the library it drives) exposing
+``main(argv) -> int``; this file only dispatches, so importing it stays cheap (no torch) and ``drift
+--help`` answers at once. Every subcommand's flags are generated from its config dataclasses by
+:mod:`drift_train.commands._args` (``drift train``'s from ``DriftConfig``, ``TrainingArguments`` fields
+included), with the same spellings and help.
 """
 
 from __future__ import annotations
@@ -13,22 +14,28 @@ import sys
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("drift_envs.demo", "play a scripted MathFeedback episode (no model needed)"),
-    "tiny-model": ("drift_train.tiny", "build the embedded tiny model folder"),
-    "model": ("drift_train.models", "model import FILE.gguf --out DIR: a GGUF file as a model folder"),
+    "demo": ("drift_train.commands.demo", "play a scripted MathFeedback episode (no model needed)"),
+    "tiny-model": ("drift_train.commands.tiny_model", "build the embedded tiny model folder"),
+    "model": (
+        "drift_train.commands.model",
+        "model import FILE.gguf --out DIR: a GGUF file as a model folder",
+    ),
     "rollout": (
-        "drift_train.rollout_cli",
+        "drift_train.commands.rollout",
         "sample K multi-turn trajectories per task from a reference policy",
     ),
-    "weights": ("drift_train.weights", "turn trajectory returns into DRIFT importance weights"),
-    "render": ("drift_train.render", "show / write the training examples exactly as drift train builds them"),
-    "train": ("drift_train.trainer", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),
-    "eval": ("drift_train.evaluate", "multi-turn evaluation of a model in an environment"),
+    "weights": ("drift_train.commands.weights", "turn trajectory returns into DRIFT importance weights"),
+    "render": (
+        "drift_train.commands.render",
+        "show / write the training examples exactly as drift train builds them",
+    ),
+    "train": ("drift_train.commands.train", "fine-tune with sft / rft / wsft / otr / otr-exact / drift-otr"),
+    "eval": ("drift_train.commands.eval", "multi-turn evaluation of a model in an environment"),
     "online-rl": (
-        "drift_train.online_rl",
+        "drift_train.commands.online_rl",
         "the online RL baseline (GRPO-style policy gradient) for comparison",
     ),
-    "quickstart": ("drift_train.quickstart", "the whole loop on the embedded tiny model"),
+    "quickstart": ("drift_train.commands.quickstart", "the whole loop on the embedded tiny model"),
     "report": (
         "drift_train.commands.report",
         "one self-contained HTML page of run folders: metrics, curves, weights, trajectories",

@@ -60,13 +60,9 @@ another model's trajectories on the same tasks.
 
 from __future__ import annotations
 
-import inspect
-import json
 import math
 import os
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +70,9 @@ from drift_train.trajectories import undecided_turns
 
 __all__ = [
     "clustered_ratio",
+    "eval_config",
     "evaluate_model",
     "format_metric",
-    "main",
     "metric_observations",
     "metrics_table",
     "multiturn_metrics",
@@ -380,53 +376,42 @@ def plot_success_curves(metrics: dict[str, dict], path: str | os.PathLike, title
     return path
 
 
+def eval_config(env_id: str | None = None, **fields: Any):
+    """The :class:`~drift_train.rollout.RolloutConfig` an evaluation runs unless told otherwise (``drift eval``'s
+    defaults): greedy (temperature 0), one sample per task, 100 tasks, 64-token replies, 256 episodes per
+    chunk. ``fields`` replace any of its fields (``sampling`` as a whole
+    :class:`~drift_train.policies.SamplingParams`)."""
+    from drift_train.policies import SamplingParams
+    from drift_train.rollout import RolloutConfig
+
+    values: dict[str, Any] = {
+        "num_tasks": 100,
+        "samples": 1,
+        "batch_size": 256,
+        "sampling": SamplingParams(temperature=0.0, max_new_tokens=64),
+    }
+    values.update(fields)
+    return RolloutConfig(env_id=env_id, **values)  # type: ignore[arg-type]  # None: the command's "unset"
+
+
 def evaluate_model(
-    model: Any,
-    env_id: str,
+    policy: Any,
+    config: Any,
     *,
-    env_kwargs: dict | None = None,
-    num_tasks: int = 100,
-    samples: int = 1,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
-    max_new_tokens: int = 64,
-    max_turns: int | None = None,
-    backend: str = "hf",
-    seed: int = 0,
-    batch_size: int = 256,
-    task_offset: int = 0,
     out_trajectories: str | Path | None = None,
     progress: bool = True,
-    policy: Any = None,
     tool_decay: float = 0.9,
 ) -> tuple[dict, list[dict]]:
-    """Roll ``model`` out in ``env_id`` and return ``(metrics, records)``; greedy when temperature is 0.
+    """Roll ``policy`` out as the :class:`~drift_train.rollout.RolloutConfig` ``config`` says and return
+    ``(metrics, records)`` (:func:`eval_config` gives evaluation's defaults: greedy, one sample per task).
 
-    ``policy`` may be an already built backend (then ``model``/``backend`` only label the run).
+    The caller owns ``policy`` (and closes it). ``out_trajectories`` keeps the records (rewritten);
     ``tool_decay`` is the MTU-Bench decay factor of the tool metrics (tool-use envs only).
     """
-    from drift_train.policies import SamplingParams, make_policy
-    from drift_train.rollout import RolloutConfig, rollout
+    from drift_train.rollout import rollout
 
-    config = RolloutConfig(
-        env_id=env_id,
-        env_kwargs=dict(env_kwargs or {}),
-        num_tasks=num_tasks,
-        samples=samples,
-        task_offset=task_offset,
-        max_turns=max_turns,
-        seed=seed,
-        batch_size=batch_size,
-        sampling=SamplingParams(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens),
-    )
-    owned = policy is None
-    policy = policy if policy is not None else make_policy(backend, model)
-    try:
-        records, _ = rollout(policy, config, out_trajectories, overwrite=True, progress=progress)
-    finally:
-        if owned:
-            policy.close()
-    budget = _turn_budget(env_id, config.effective_env_kwargs)
+    records, _ = rollout(policy, config, out_trajectories, overwrite=True, progress=progress)
+    budget = _turn_budget(config.env_id, config.effective_env_kwargs)
     return multiturn_metrics(records, budget, tool_decay=tool_decay), records
 
 
@@ -454,164 +439,3 @@ def records_turn_budget(records: Sequence[dict]) -> int | None:
         if b is not None
     ]
     return max(budgets) if budgets else None
-
-
-_EVALUATE_MODEL = inspect.signature(evaluate_model).parameters  # drift eval's defaults are evaluate_model's
-
-
-@dataclass
-class EvalConfig:
-    """What ``drift eval`` evaluates: a model rolled out in an env, or a trajectory file (``records``).
-
-    Args:
-        model: model folder or hub id; 'tiny' for the embedded tiny model (required unless --records)
-        env: registered env id, e.g. drift/MathFeedback-v0 (required unless --records)
-        records: compute the metrics from this trajectory file (.jsonl or .parquet, ours or the DRIFT
-            release's) instead of rolling a model out
-        baseline: trajectory file of another model on the same tasks: adds the paired differences
-            (this minus baseline) with their paired s.e. as vs_baseline
-        out: metrics JSON; per-task rows go to <out stem>.tasks.jsonl
-        env_kwargs: JSON object of env kwargs
-        num_tasks: tasks to evaluate
-        task_offset: first task index (held-out ranges)
-        samples: episodes per task
-        max_turns: turn budget (default: the env's; with --records, the one the records state)
-        temperature: 0 = greedy
-        top_p: nucleus sampling mass
-        max_new_tokens: tokens per reply at most
-        backend: hf (transformers), vllm (in-process vllm.LLM) or openai (an OpenAI-compatible server)
-        batch_size: episodes per chunk
-        seed: sampling seed
-        tool_decay: decay factor of the MTU-Bench tool metrics (soft_turn_success_rate; tool-use envs)
-    """
-
-    out: str
-    model: str | None = None
-    env: str | None = None
-    records: str | None = None
-    baseline: str | None = None
-    env_kwargs: dict = field(default_factory=dict)
-    num_tasks: int = _EVALUATE_MODEL["num_tasks"].default
-    task_offset: int = _EVALUATE_MODEL["task_offset"].default
-    samples: int = _EVALUATE_MODEL["samples"].default
-    max_turns: int | None = _EVALUATE_MODEL["max_turns"].default
-    temperature: float = _EVALUATE_MODEL["temperature"].default
-    top_p: float = _EVALUATE_MODEL["top_p"].default
-    max_new_tokens: int = _EVALUATE_MODEL["max_new_tokens"].default
-    backend: str = field(
-        default=_EVALUATE_MODEL["backend"].default, metadata={"choices": ("hf", "openai", "vllm")}
-    )
-    batch_size: int = _EVALUATE_MODEL["batch_size"].default
-    seed: int = _EVALUATE_MODEL["seed"].default
-    tool_decay: float = _EVALUATE_MODEL["tool_decay"].default
-
-
-def build_parser():
-    """The ``drift eval`` parser: :class:`EvalConfig` and the backend options ``drift rollout`` has."""
-    from drift_train.commands._args import DataclassArgumentParser
-    from drift_train.rollout_cli import add_policy_arguments
-
-    parser = DataclassArgumentParser(
-        prog="drift eval",
-        description="Multi-turn evaluation of a model in an env, "
-        "or of a trajectory file (--records) without a model.",
-    )
-    parser.add_dataclass(EvalConfig)
-    add_policy_arguments(parser)  # the backends' options, as drift rollout has them
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift eval``: roll a model out in an env (or read its trajectories) and save its multi-turn metrics."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    env_kwargs = args.env_kwargs
-    if args.records is None and (args.model is None or args.env is None):
-        parser.error(
-            "give --model and --env to roll a model out, or --records FILE to evaluate existing trajectories"
-        )
-    from rich.console import Console
-
-    from drift_train.trajectories import read_trajectories
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if args.records is not None:
-            records = list(read_trajectories(args.records))
-            if not records:
-                raise ValueError(f"{args.records}: no records")
-            budget = args.max_turns or records_turn_budget(records)
-            env_ids = {r.get("env_id") for r in records}
-            if budget is None and len(env_ids) == 1 and None not in env_ids:  # ask the env the records name
-                env_id = env_ids.pop()
-                try:
-                    budget = _turn_budget(env_id, records[0].get("env_kwargs") or {})
-                except Exception as e:  # noqa: BLE001 - any failure to build the env means the same to the user
-                    raise ValueError(
-                        f"{args.records}: the records name env {env_id!r}, which could not be made "
-                        f"to read its turn budget ({e}); pass --max-turns"
-                    ) from None
-            metrics = multiturn_metrics(records, budget, tool_decay=args.tool_decay)
-            metrics["records"] = str(args.records)
-            label = Path(args.records).stem
-        else:
-            from drift_train.policies import PolicyError
-            from drift_train.rollout_cli import load_policy
-
-            try:
-                policy = load_policy(args)  # --model tiny: the embedded model; a load failure: one line
-            except PolicyError as err:
-                raise ValueError(str(err)) from err
-            try:
-                metrics, records = evaluate_model(
-                    args.model,
-                    args.env,
-                    env_kwargs=env_kwargs,
-                    num_tasks=args.num_tasks,
-                    samples=args.samples,
-                    temperature=args.temperature,
-                    top_p=args.top_p,
-                    max_new_tokens=args.max_new_tokens,
-                    max_turns=args.max_turns,
-                    backend=args.backend,
-                    seed=args.seed,
-                    batch_size=args.batch_size,
-                    task_offset=args.task_offset,
-                    out_trajectories=out.with_name(out.stem + ".trajectories.jsonl"),
-                    policy=policy,
-                    tool_decay=args.tool_decay,
-                )
-            finally:
-                policy.close()
-            metrics["model"], metrics["env"], metrics["env_kwargs"] = args.model, args.env, env_kwargs
-            label = Path(args.model).name or args.model
-        if args.baseline is not None:
-            baseline = list(read_trajectories(args.baseline))
-            metrics["vs_baseline"] = {
-                "baseline": str(args.baseline),
-                **paired_differences(records, baseline, metrics["max_turns"], tool_decay=args.tool_decay),
-            }
-    except (ValueError, FileNotFoundError) as err:
-        print(f"drift eval: {err}", file=sys.stderr)
-        return 2
-    out.write_text(json.dumps(metrics, indent=2))
-    tasks_path = out.with_name(out.stem + ".tasks.jsonl")
-    with open(tasks_path, "w") as f:
-        for row in per_task_results(records):
-            f.write(json.dumps(row) + "\n")
-    console = Console()
-    console.print(metrics_table({label: metrics}, title=args.env or str(args.records)))
-    if metrics["num_undecided_turns"]:
-        console.print(undecided_note(metrics))
-    if "vs_baseline" in metrics:
-        T = metrics["max_turns"]
-        d = metrics["vs_baseline"]["success_at"][str(T)]
-        if d["value"] is not None:
-            z = d["value"] / d["se"] if d["se"] else float("nan")
-            console.print(
-                f"vs baseline: success@{T} {d['value']:+.3f} ± {d['se'] or 0:.3f} (paired over "
-                f"{d['tasks']} tasks, {z:+.1f} SE)"
-            )
-    print(f"metrics -> {out}\nper-task results -> {tasks_path}")
-    return 0

@@ -29,7 +29,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "NamedModel",
     "gguf_model_path",
     "import_gguf",
-    "main",
     "missing_model_folder",
     "model_load_error",
     "named_model_file",
@@ -275,65 +274,3 @@ def model_load_error(model: str, err: BaseException) -> str:
     if model != "tiny" and model not in NAMED_MODELS and not Path(model).exists():
         hint = f" (no such folder; give a model folder, a .gguf file, a hub id reachable from here, or {_known_names()})"
     return f"cannot load model {model!r}: {text}{hint}"
-
-
-@dataclass
-class ModelImportCommand:
-    """``drift model import FILE.gguf [--out DIR]``.
-
-    Args:
-        action: what to do: import (convert a GGUF file into a model folder)
-        source: a .gguf file, or a named model (smollm2-135m-instruct)
-        out: folder to write (default: the shared cache, keyed by the file's sha256, as --model FILE.gguf uses)
-        cache_dir: the cache without --out (default: $DRIFT_CACHE, else ~/.cache/drift)
-    """
-
-    action: str = field(metadata={"positional": True, "choices": ["import"]})
-    source: str = field(metadata={"positional": True, "metavar": "FILE.gguf"})
-    out: str | None = None
-    cache_dir: str | None = None
-
-
-def build_parser():
-    """The ``drift model`` parser (``drift model import FILE.gguf --out DIR``)."""
-    from drift_train.commands._args import DataclassArgumentParser
-
-    parser = DataclassArgumentParser(
-        prog="drift model",
-        description="Convert a GGUF file that transformers can read (or a named model: "
-        + ", ".join(NAMED_MODELS)
-        + ") into an ordinary model folder: fp32 safetensors, tokenizer, chat template, generation config.",
-    )
-    parser.add_dataclass(ModelImportCommand)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift model import FILE.gguf [--out DIR]``: convert, print where the folder is."""
-    parser = build_parser()
-    command = parser.build(ModelImportCommand, parser.parse_args(argv))
-    try:
-        if command.source in NAMED_MODELS:
-            source = named_model_file(command.source)
-        else:
-            source = Path(command.source)
-        if command.out is None:
-            out = gguf_model_path(source, command.cache_dir)
-        else:
-            out = Path(command.out)
-            if out.exists() and (not out.is_dir() or any(out.iterdir())):
-                raise ModelError(f"--out {out}: exists and is not an empty folder; give a new one")
-            out = import_gguf(source, out)
-    except ModelError as err:
-        print(f"drift model import: {err}", file=sys.stderr)
-        return 2
-    info = json.loads((out / MARKER).read_text())
-    print(
-        f"wrote {out} ({info['num_parameters']:,} parameters, from {info['source']}, "
-        f"sha256 {info['sha256'][:16]})"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

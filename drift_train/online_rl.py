@@ -37,7 +37,6 @@ time and token counts compare like with like.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnlineRLConfig", "group_advantages", "main", "policy_loss", "train_online_rl"]
+__all__ = ["OnlineRLConfig", "group_advantages", "policy_loss", "train_online_rl"]
 
 
 @dataclass
@@ -363,48 +362,3 @@ def train_online_rl(
     }
     (out / "online_rl_log.json").write_text(json.dumps(summary, indent=2))
     return summary
-
-
-def build_parser():
-    """The ``drift online-rl`` parser: one flag per :class:`OnlineRLConfig` field."""
-    from drift_train.commands._args import DataclassArgumentParser
-
-    parser = DataclassArgumentParser(prog="drift online-rl", description=__doc__)
-    parser.add_dataclass(
-        OnlineRLConfig,
-        options={
-            "env_id": {"flag": "env", "help": "env id, e.g. drift/MathFeedback-v0"},
-            "env_kwargs": {"help": "JSON object of env kwargs"},
-            "model": {"required": True, "help": "model folder or hub id; 'tiny' for the embedded tiny model"},
-            "output_dir": {"help": "where the log and the final model go"},
-        },
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift online-rl --model DIR --env ID [...]`` (also ``python -m drift_train.online_rl``)."""
-    from drift_train.commands._args import missing_model_folder, resolve_model
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    missing = missing_model_folder(args.model)
-    if missing:
-        print(f"drift online-rl: {missing}", file=sys.stderr)
-        return 2
-    config = parser.build(OnlineRLConfig, args, model=resolve_model(args.model))
-    try:
-        config.validate()
-    except ValueError as err:
-        print(f"drift online-rl: {err}", file=sys.stderr)
-        return 2
-    try:
-        train_online_rl(config)
-    except OSError as err:  # transformers: a hub id that cannot be reached, a broken folder, a full disk
-        print(f"drift online-rl: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -37,13 +37,11 @@ from typing import Any
 
 __all__ = [
     "QuickstartConfig",
-    "build_parser",
     "check_held_out",
     "check_teacher",
     "env_preset",
     "eval_env_kwargs",
     "evaluate_stage",
-    "main",
     "pretrain_reference",
     "reference_rollout_config",
     "rollout_stage",
@@ -432,20 +430,33 @@ def _check_oracle_scores(config: QuickstartConfig, tasks: int = 3) -> None:
 def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, out: Path, seed: int) -> dict:
     """Metrics of ``model_dir`` on the held-out tasks (:func:`eval_env_kwargs`); files go to ``out``."""
     from drift_train.evaluate import evaluate_model
+    from drift_train.policies import make_policy
 
-    metrics, _ = evaluate_model(
-        str(model_dir),
+    policy = make_policy("hf", str(model_dir))
+    try:
+        metrics, _ = evaluate_model(
+            policy, eval_rollout_config(config, seed), out_trajectories=out / f"eval_{name}.jsonl"
+        )
+    finally:
+        policy.close()
+    (out / f"eval_{name}.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def eval_rollout_config(config: QuickstartConfig, seed: int):
+    """The :class:`~drift_train.rollout.RolloutConfig` of the held-out evaluations: ``eval_tasks`` tasks of
+    the ``test`` split (:func:`eval_env_kwargs`), one greedy (``eval_temperature``) episode each."""
+    from drift_train.evaluate import eval_config
+    from drift_train.policies import SamplingParams
+
+    return eval_config(
         config.env_id,
         env_kwargs=eval_env_kwargs(config),
         num_tasks=config.eval_tasks,
         samples=1,
-        temperature=config.eval_temperature,
-        max_new_tokens=config.max_new_tokens,
         seed=seed,
-        out_trajectories=out / f"eval_{name}.jsonl",
+        sampling=SamplingParams(temperature=config.eval_temperature, max_new_tokens=config.max_new_tokens),
     )
-    (out / f"eval_{name}.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
 
 
 def reference_rollout_config(config: QuickstartConfig, seed: int):
@@ -528,8 +539,8 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     """Run the four steps and return the results (also written to ``output_dir/results.json``)."""
     from rich.console import Console
 
-    from drift_train.commands._args import resolve_model
     from drift_train.evaluate import metrics_table, paired_differences, plot_success_curves
+    from drift_train.models import resolve_model
     from drift_train.trajectories import read_trajectories
 
     check_held_out(config)  # before anything is written
@@ -641,41 +652,3 @@ def _with_train_time(results: dict, config: QuickstartConfig, T: int):
             f"{r['train_s']:.0f}",
         )
     return table
-
-
-def build_parser():
-    """The ``drift quickstart`` parser: one flag per :class:`QuickstartConfig` field (both spellings),
-    ``--env`` for ``env_id``, and ``--config run.yaml`` whose fields the flags override."""
-    from drift_train.commands._args import DataclassArgumentParser
-
-    parser = DataclassArgumentParser(prog="drift quickstart", description=__doc__, config_file=True)
-    preset = "default: the env's own preset (math: the tiny difficulty, hint feedback, 3 turns)"
-    parser.add_dataclass(
-        QuickstartConfig,
-        options={
-            "env_id": {"flag": "env", "aliases": ["env_id"], "help": "any registered env id with an oracle"},
-            # None: the chosen env's preset, so --env alone never carries math's kwargs to another env
-            "env_kwargs": {"default": None, "help": f"JSON object of env kwargs ({preset})"},
-            "max_new_tokens": {"default": None, "help": f"reply budget in tokens ({preset})"},
-            "model": {
-                "help": "a reference model folder or hub id ('tiny': the untrained embedded model); "
-                "unset: the embedded tiny model, pretrained on the env's scripted teacher"
-            },
-        },
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift quickstart [--env ID] [--config run.yaml] [--output-dir DIR] [--seed N] [--FIELD VALUE ...]``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    unset = {name: value for name, value in env_preset(args.env_id).items() if getattr(args, name) is None}
-    try:
-        config = parser.build(QuickstartConfig, args, **unset)
-        check_held_out(config)
-        check_teacher(config)
-    except (ValueError, TypeError) as e:
-        parser.error(str(e))
-    run_quickstart(config)
-    return 0

@@ -40,7 +40,7 @@ partly written chunk in full, writing only the episodes that are missing: the fi
 same records as an uninterrupted run, none twice.
 
 Python API: :func:`iter_rollouts` streams records, :func:`rollout` runs to a file and returns the
-records and a summary; ``drift rollout`` (:mod:`drift_train.rollout_cli`) is the CLI and
+records and a summary; ``drift rollout`` (:mod:`drift_train.commands.rollout`) is the CLI and
 :mod:`drift_train.display` the live display, both outside the engine.
 """
 

@@ -1,14 +1,15 @@
 """DRIFT fine-tuning on a ``transformers.Trainer``: sft, rft, wsft, otr, otr-exact and drift-otr.
 
-``DriftConfig`` extends ``TrainingArguments`` with the data, loss and LoRA options; ``drift train`` is
-generated from it (every ``TrainingArguments`` flag works: ``--learning_rate``, ``--report_to``,
-``--deepspeed``, ``--gradient_checkpointing``, ...), and reads a YAML file with ``--config``. The
+``DriftConfig`` extends ``TrainingArguments`` with the data, loss and LoRA options; ``drift train``
+(:mod:`drift_train.commands.train`) is generated from it (every ``TrainingArguments`` flag works:
+``--learning_rate``, ``--report_to``, ``--deepspeed``, ``--gradient_checkpointing``, ...), and reads a
+YAML file with ``--config``. The
 trainer overrides only the loss (and adds its diagnostics to the logs), so ``accelerate launch``,
 ``torchrun``, DeepSpeed/FSDP configs and checkpoint resume behave as in any transformers script::
 
     drift train --data rollouts.weighted.jsonl --model Qwen/Qwen2.5-0.5B-Instruct --loss wsft --output-dir out
-    torchrun --nproc_per_node 8 -m drift_train.trainer --config train.yaml
-    accelerate launch --config_file fsdp.yaml -m drift_train.trainer --config train.yaml
+    torchrun --nproc_per_node 8 -m drift_train.commands.train --config train.yaml
+    accelerate launch --config_file fsdp.yaml -m drift_train.commands.train --config train.yaml
 
 On a machine without GPUs, ``torchrun --nproc_per_node N`` and ``accelerate launch --multi_gpu
 --num_processes N`` give CPU data parallelism over gloo (``DriftConfig`` switches ``use_cpu`` on when
@@ -33,7 +34,6 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import HfArgumentParser, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from drift_train.data import ASSISTANT_TURNS, DriftCollator, RenderConfig, build_dataset
 from drift_train.losses import IGNORE_INDEX, LOSS_MODES, WEIGHTED_MODES, OTRConfig, drift_loss
@@ -330,51 +330,7 @@ class DriftTrainer(Trainer):
 
 
 # --------------------------------------------------------------------------------------------------
-# CLI and the end-to-end run
-
-
-def build_parser() -> HfArgumentParser:
-    """The ``drift train`` parser: ``HfArgumentParser`` over :class:`DriftConfig` with ``--config FILE.yaml``,
-    every flag in both spellings, help and errors in the dash one, as the other ``drift`` commands."""
-    from drift_train.commands._args import HelpFormatter, add_spelling_aliases
-
-    parser = HfArgumentParser(
-        DriftConfig,
-        prog="drift train",
-        description="Fine-tune a causal LM on trajectories with DRIFT weights / OTR.",
-        formatter_class=HelpFormatter,
-        allow_abbrev=False,
-    )
-    parser.add_argument("--config", help="YAML file of DriftConfig fields; command-line flags override it")
-    return add_spelling_aliases(parser)
-
-
-def parse_config(argv: list[str] | None = None) -> DriftConfig:
-    """``DriftConfig`` from command-line flags, on top of an optional ``--config FILE.yaml`` or a leading
-    ``FILE.yaml`` (flags win). Every flag takes ``--dash-case`` and ``--under_score``; ``--model tiny`` is
-    the embedded tiny model; a model folder that does not exist is a usage error (exit 2)."""
-    from drift_train.commands._args import apply_config_file, missing_model_folder, resolve_model
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].endswith((".yaml", ".yml")) and not argv[0].startswith("-"):
-        argv = [
-            "--config",
-            *argv,
-        ]  # `drift train config.yaml [flags]`, as transformers example scripts accept
-    parser = build_parser()
-    apply_config_file(parser, argv)  # the file's values become defaults the flags can override
-    # -> (DriftConfig, namespace holding --config, remaining strings)
-    outputs = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
-    config, extra = outputs[0], outputs[-1]
-    if extra:
-        parser.error(f"unrecognised arguments: {' '.join(extra)}")
-    if not config.data or not config.model:
-        parser.error("--data and --model are required (on the command line or in the --config file)")
-    missing = missing_model_folder(config.model)
-    if missing:
-        parser.error(missing)
-    config.model = resolve_model(config.model)
-    return config
+# the end-to-end run (the command line: drift_train.commands.train)
 
 
 class ModelLoadError(ValueError):
@@ -385,7 +341,7 @@ def load_model_and_tokenizer(config: DriftConfig):
     """The model (LoRA-wrapped with ``use_peft``) and tokenizer named by ``config.model``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from drift_train.commands._args import model_load_error
+    from drift_train.models import model_load_error
 
     dtype = config.model_dtype if config.model_dtype == "auto" else getattr(torch, config.model_dtype)
     try:
@@ -534,32 +490,3 @@ def _print_summary(metrics: dict) -> None:
         value = metrics[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift train --data FILE --model PATH --loss MODE --output-dir DIR [TrainingArguments flags]``."""
-    config = parse_config(argv)
-    try:
-        train(config)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"drift train: {err}", file=sys.stderr)
-        return 2
-    finally:
-        _shutdown_distributed()
-    return 0
-
-
-def _shutdown_distributed() -> None:
-    """Tear the process group down before the interpreter exits.
-
-    Left to interpreter shutdown, gloo's worker threads can be destroyed while still joinable and the
-    rank aborts with ``terminate called without an active exception`` (SIGABRT) after training succeeded.
-    """
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -60,15 +60,12 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from drift_train.trajectories import read_trajectories, validate_groups, write_trajectories
 
 EQUAL_GROUP_MODES = ("keep", "drop", "floor")
 NORMALISATIONS = ("group", "global")
@@ -638,68 +635,3 @@ def print_summary(summary: dict) -> None:
         value = summary[key]
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console().print(table)
-
-
-@dataclass
-class WeightsCommand:
-    """The files ``drift weights`` reads and writes (the weighting itself is :class:`WeightConfig`).
-
-    Args:
-        input: trajectory file (.jsonl or .parquet; reference-release rows load too)
-        out: output file (.jsonl or .parquet)
-    """
-
-    input: str = field(metadata={"positional": True})
-    out: str
-
-
-# WeightConfig's fields under the flag names users know (--lambda, --clip), with the choices they take
-WEIGHT_FLAGS = {
-    "diversity_lambda": {"flag": "lambda", "aliases": ["diversity_lambda"]},
-    "clip_max": {"flag": "clip", "aliases": ["clip_max"]},
-    "equal_groups": {"choices": EQUAL_GROUP_MODES},
-    "normalize": {"choices": NORMALISATIONS},
-    "undecided": {"choices": UNDECIDED_MODES},
-}
-
-
-def build_parser():
-    """The ``drift weights`` parser: :class:`WeightsCommand` and :class:`WeightConfig`."""
-    from drift_train.commands._args import DataclassArgumentParser
-
-    parser = DataclassArgumentParser(
-        prog="drift weights",
-        description="Turn trajectory returns into DRIFT importance weights: adds `weight` and `return` "
-        "(and `turn_weights` with --per-turn) to every record and saves a summary beside the output.",
-    )
-    parser.add_dataclass(WeightsCommand)
-    parser.add_dataclass(WeightConfig, options=WEIGHT_FLAGS)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``drift weights IN --out OUT [options]``: add DRIFT importance weights to a trajectory file."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    config = parser.build(WeightConfig, args)
-    try:
-        config.validate()
-        records = list(read_trajectories(args.input))
-        if not records:
-            raise ValueError(f"{args.input}: no records")
-        validate_groups(records, path=args.input)
-        weighted, summary = add_weights(records, config)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"drift weights: {err}", file=sys.stderr)
-        return 2
-    summary["input"] = str(args.input)
-    write_trajectories(weighted, args.out)
-    summary_file = summary_path(args.out)
-    summary_file.write_text(json.dumps(summary, indent=2) + "\n")
-    print_summary(summary)
-    print(f"wrote {len(weighted)} weighted records to {args.out} and the summary to {summary_file}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

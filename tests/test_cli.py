@@ -144,19 +144,26 @@ def test_both_spellings_of_every_flag_parse_to_the_same_values(name: str) -> Non
 
 @pytest.mark.parametrize("name", [n for n in cli.COMMANDS if n != "train"])
 def test_parsed_defaults_are_the_dataclass_defaults(name: str) -> None:
+    """Every flag's default is its dataclass field's, or the field's value in the instance the command
+    declares as its defaults (``drift eval``'s greedy one-sample RolloutConfig: ``defaults_of``)."""
     parser = _parser(name)
     assert isinstance(parser, DataclassArgumentParser) and parser.dataclasses
     args = parser.parse_args(REQUIRED[name])
     required = {a.dest for a in parser._actions if a.required}  # given on the command line
     for cls in parser.dataclasses:
+        declared = parser.defaults_of(cls)
         for f in dataclasses.fields(cls):
             if f.name in BY_DESIGN.get(name, ()) or f.name in required or not hasattr(args, f.name):
                 continue
             if dataclasses.is_dataclass(f.type) or f.name == "sampling":
-                nested = getattr(cls(**_required_values(cls, args)), f.name)
+                source = declared if declared is not None else cls(**_required_values(cls, args))
+                nested = getattr(source, f.name)
                 for g in dataclasses.fields(nested):
                     if hasattr(args, g.name) and g.name != "seed":
                         assert getattr(args, g.name) == getattr(nested, g.name), f"{name}: {g.name}"
+                continue
+            if declared is not None:
+                assert getattr(args, f.name) == getattr(declared, f.name), f"drift {name} --{f.name}"
                 continue
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 continue  # required: given on the command line
@@ -173,7 +180,8 @@ def _required_values(cls: type, args: argparse.Namespace) -> dict:
 
 
 def test_drift_train_defaults_are_drift_configs(tmp_path: Path) -> None:
-    from drift_train.trainer import DriftConfig, parse_config
+    from drift_train.commands.train import parse_config
+    from drift_train.trainer import DriftConfig
 
     parsed = parse_config(["--data", "d.jsonl", "--model", "m", "--output_dir", str(tmp_path)])
     direct = DriftConfig(data="d.jsonl", model="m", output_dir=str(tmp_path))
@@ -239,7 +247,7 @@ def test_drift_help_lists_every_command() -> None:
 
 
 def test_json_flags_parse_to_objects_and_reject_anything_else(capsys: pytest.CaptureFixture) -> None:
-    from drift_train.rollout_cli import build_parser, policy_kwargs
+    from drift_train.commands.rollout import build_parser, policy_kwargs
 
     parser = build_parser()
     args = parser.parse_args(
@@ -270,11 +278,11 @@ def test_json_flags_parse_to_objects_and_reject_anything_else(capsys: pytest.Cap
 
 
 def test_readme_flags_keep_working() -> None:
+    from drift_train.commands.rollout import RolloutCommand
+    from drift_train.commands.rollout import build_parser as rollout_parser
+    from drift_train.commands.weights import build_parser as weights_parser
     from drift_train.rollout import RolloutConfig
-    from drift_train.rollout_cli import RolloutCommand
-    from drift_train.rollout_cli import build_parser as rollout_parser
     from drift_train.weights import WeightConfig
-    from drift_train.weights import build_parser as weights_parser
 
     parser = rollout_parser()
     args = parser.parse_args(
@@ -295,6 +303,37 @@ def test_readme_flags_keep_working() -> None:
     weights = parser.build(WeightConfig, args)
     assert args.input == "rollouts.jsonl" and weights.per_turn is True
     assert (weights.gamma, weights.beta, weights.diversity_lambda, weights.clip_max) == (0.7, 0.2, 0.0, 5.0)
+
+
+def test_drift_eval_and_drift_rollout_share_every_sampling_backend_and_display_flag() -> None:
+    """One generated flag set (issue 24.1): each RolloutConfig field (sampling flattened), each backend option
+    and the model/backend/progress flags are the same flag on both commands; only defaults may differ."""
+    from drift_train.commands.eval import build_parser as eval_parser
+    from drift_train.commands.rollout import PolicyFlags
+    from drift_train.commands.rollout import build_parser as rollout_parser
+    from drift_train.policies import SamplingParams
+    from drift_train.policies.options import HFOptions, OpenAIOptions, PolicyOptions, VLLMOptions
+    from drift_train.rollout import RolloutConfig
+
+    names = lambda cls: {f.name for f in dataclasses.fields(cls)}  # noqa: E731
+    shared = (names(RolloutConfig) - {"sampling"}) | (names(SamplingParams) - {"n", "stop", "seed"})
+    shared |= names(PolicyFlags) | names(PolicyOptions) | names(HFOptions) | names(OpenAIOptions)
+    shared |= names(VLLMOptions)
+
+    def flags(parser: argparse.ArgumentParser) -> dict:
+        return {
+            a.dest: (sorted(a.option_strings), getattr(a.type, "__name__", None), a.choices, a.nargs)
+            for a in parser._actions
+            if a.dest in shared
+        }
+
+    on_eval, on_rollout = flags(eval_parser()), flags(rollout_parser())
+    assert set(on_eval) == shared and on_eval == on_rollout
+    # the flags a newcomer found missing on drift eval
+    args = eval_parser().parse_args(
+        ["--out", "m.json", "--top-k", "5", "--schedule", "continuous", "--no-token-ids", "--no-progress"]
+    )
+    assert (args.top_k, args.schedule, args.record_tokens, args.progress) == (5, "continuous", False, False)
 
 
 @dataclass
@@ -385,7 +424,7 @@ def test_a_model_that_cannot_be_loaded_is_one_line_and_exit_2(
 def test_drift_train_resolves_model_tiny_and_rejects_a_missing_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from drift_train.trainer import parse_config
+    from drift_train.commands.train import parse_config
 
     monkeypatch.setenv("DRIFT_CACHE", str(tmp_path / "cache"))
     config = parse_config(["--data", "d.jsonl", "--model", "tiny", "--output-dir", str(tmp_path / "o")])

@@ -317,17 +317,23 @@ def test_evaluate_model_reports_every_turn_of_the_env_budget(
     # every episode ends sooner. Replies long enough to end at a random length have either parity about
     # half the time, so an episode still unsolved after 15 turns has odds of about 3e-5 (short replies
     # would all have the same length, and odd tasks would then run out the budget for some seeds).
-    metrics, records = evaluate_model(
-        str(tiny_model_dir),
+    from drift_train.evaluate import eval_config
+    from drift_train.policies import SamplingParams, make_policy
+
+    config = eval_config(
         parity_env_id,
         num_tasks=6,
         samples=2,
-        temperature=1.0,
-        max_new_tokens=200,
         seed=3,
-        out_trajectories=tmp_path / "t.jsonl",
-        progress=False,
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=200),
     )
+    policy = make_policy("hf", str(tiny_model_dir))
+    try:
+        metrics, records = evaluate_model(
+            policy, config, out_trajectories=tmp_path / "t.jsonl", progress=False
+        )
+    finally:
+        policy.close()
     assert len(records) == 12 and len(list(read_trajectories(tmp_path / "t.jsonl"))) == 12
     assert max(len(r["verifier"]) for r in records) < 16
     assert metrics["max_turns"] == 16

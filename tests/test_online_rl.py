@@ -12,7 +12,8 @@ import torch
 from parity_env import register_parity_env
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from drift_train.online_rl import OnlineRLConfig, group_advantages, main, policy_loss, train_online_rl
+from drift_train.commands.online_rl import main
+from drift_train.online_rl import OnlineRLConfig, group_advantages, policy_loss, train_online_rl
 
 PARITY_ENV_ID = "drift-test/OnlineRLParity-v0"
 

@@ -179,7 +179,7 @@ def test_a_taken_out_replica_is_readmitted_when_it_answers_again(servers):
 
 
 def test_drift_rollout_takes_several_base_urls(servers, tmp_path):
-    from drift_train.rollout_cli import main as drift_rollout
+    from drift_train.commands.rollout import main as drift_rollout
 
     env_id = register_parity_env(PARITY_ENV_ID, num_tasks=12, max_turns=2)
     a, b = servers("a", delay_s=0.02), servers("b", delay_s=0.02)

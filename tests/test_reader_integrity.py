@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from drift_train.commands.weights import main as drift_weights
 from drift_train.trajectories import TrajectoryError, read_trajectories, validate_groups
-from drift_train.weights import main as drift_weights
 
 
 def record(prompt_id=0, traj_idx=0, solved=True, **fields) -> dict:

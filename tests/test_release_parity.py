@@ -17,8 +17,9 @@ import math
 import numpy as np
 import pytest
 
+from drift_train.commands.weights import main
 from drift_train.trajectories import read_trajectories
-from drift_train.weights import WeightConfig, add_weights, main
+from drift_train.weights import WeightConfig, add_weights
 
 MAX_TURNS = 5
 FORMAT_PENALTY = -0.1  # the generator's --format_penalty default (and its run script's)

@@ -14,9 +14,9 @@ import gymnasium as gym
 import pytest
 from gymnasium.spaces import Text
 
+from drift_train.commands.rollout import main
 from drift_train.policies import Completion, PolicyBase, SamplingParams, make_policy
 from drift_train.rollout import RolloutConfig, iter_rollouts, rollout, summarize
-from drift_train.rollout_cli import main
 from drift_train.trajectories import TrajectoryWriter, read_trajectories, validate_groups
 
 REPO = Path(__file__).resolve().parents[1]

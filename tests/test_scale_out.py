@@ -18,7 +18,8 @@ import torch
 from test_trainer import _load_state, assert_same_update, synthetic_records
 from transformers import AutoModelForCausalLM
 
-from drift_train.trainer import parse_config, train
+from drift_train.commands.train import parse_config
+from drift_train.trainer import train
 from drift_train.trajectories import write_trajectories
 from drift_train.weights import WeightConfig, add_weights
 
@@ -94,7 +95,7 @@ def _accelerate(config: str, flags: list[str], cwd: Path) -> str:
         "--main_process_port",
         "0",
         "-m",
-        "drift_train.trainer",
+        "drift_train.commands.train",
         *flags,
         "--per_device_train_batch_size",
         "4",
@@ -152,7 +153,7 @@ def test_lora_under_two_process_ddp_equals_one_process(data_file, tiny_model_dir
         "--nproc_per_node",
         "2",
         "-m",
-        "drift_train.trainer",
+        "drift_train.commands.train",
         *flags,
         "--ddp_backend",
         "gloo",

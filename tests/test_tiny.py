@@ -138,7 +138,7 @@ def test_cli_main_and_dispatcher(tmp_path, capsys):
 
 @pytest.mark.parametrize("template", ["chatml", "qwen3", "llama3"])
 def test_bpe_tiny_model_cli_builds_a_real_shaped_tokenizer(tmp_path, template) -> None:
-    from drift_train.tiny import main as tiny_main
+    from drift_train.commands.tiny_model import main as tiny_main
 
     out = tmp_path / template
     assert tiny_main(["--out", str(out), "--tokenizer", "bpe", "--template", template]) == 0

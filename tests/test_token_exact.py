@@ -15,11 +15,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from drift_train.commands.render import main as render_main
 from drift_train.data import RenderConfig, Renderer, assistant_spans, build_dataset
 from drift_train.losses import IGNORE_INDEX
 from drift_train.policies import SamplingParams
 from drift_train.policies.hf import HFPolicy
-from drift_train.render import main as render_main
 from drift_train.rollout import RolloutConfig, rollout
 from drift_train.tiny import END_OF_TEXT, build_tiny_model
 from drift_train.tokens import check_tokens, decode_tokens, encode_tokens, tokenizer_fingerprint
@@ -299,7 +299,7 @@ def test_generation_block_spans_still_cover_content_and_marker(tiny_model_dir) -
 
 
 def test_tokens_survive_weights_and_parquet(bpe_run, tmp_path) -> None:
-    from drift_train.weights import main as weights_main
+    from drift_train.commands.weights import main as weights_main
 
     _, _, _, records = bpe_run
     data = write_trajectories(records, tmp_path / "rollouts.jsonl")

@@ -466,10 +466,11 @@ def test_tool_results_are_never_supervised(tiny_model_dir: Path) -> None:
 
 def test_tiny_model_rollout_weights_train_eval(tiny_model_dir: Path, tmp_path: Path) -> None:
     from drift_train.cli import main as drift_main
+    from drift_train.commands.train import parse_config
     from drift_train.policies import Completion, SamplingParams, make_policy
     from drift_train.policies.base import PolicyBase
     from drift_train.rollout import RolloutConfig, rollout
-    from drift_train.trainer import parse_config, train
+    from drift_train.trainer import train
     from drift_train.trajectories import read_trajectories, write_trajectories
 
     class Teacher(PolicyBase):
@@ -530,7 +531,7 @@ def test_tiny_model_rollout_weights_train_eval(tiny_model_dir: Path, tmp_path: P
 
 def test_drift_eval_tool_decay_reaches_the_soft_turn_metric(tmp_path: Path) -> None:
     """`drift eval --records F --tool-decay d`: the decay factor the command is given is the one used."""
-    from drift_train.evaluate import main as drift_eval
+    from drift_train.commands.eval import main as drift_eval
 
     env = make(domains=["bank"], max_turns=8)
     _, info = env.reset(options={"index": 0})

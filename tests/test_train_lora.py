@@ -9,9 +9,10 @@ import torch
 from test_trainer import synthetic_records
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from drift_train.commands.train import parse_config
 from drift_train.data import DriftCollator, RenderConfig, build_dataset
 from drift_train.losses import LOSS_MODES, drift_loss
-from drift_train.trainer import parse_config, train
+from drift_train.trainer import train
 from drift_train.trajectories import write_trajectories
 from drift_train.weights import add_weights
 

@@ -28,10 +28,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from drift_train.commands.train import parse_config
 from drift_train.data import DriftCollator, RenderConfig, build_dataset
 from drift_train.losses import IGNORE_INDEX, drift_loss
 from drift_train.tokens import decode_tokens, tokenizer_fingerprint
-from drift_train.trainer import parse_config, train
+from drift_train.trainer import train
 from drift_train.trajectories import read_trajectories
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +49,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def smollm2_dir() -> Path:
     """The converted SmolLM2-135M-Instruct folder (``--model smollm2-135m-instruct``); skips without the wheel."""
-    from drift_train.cliargs import resolve_model
+    from drift_train.models import resolve_model
 
     try:
         return Path(resolve_model("smollm2-135m-instruct"))

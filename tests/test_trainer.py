@@ -13,12 +13,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from drift_train.commands.train import parse_config
+from drift_train.commands.weights import main as weights_main
 from drift_train.data import DriftCollator, RenderConfig, assistant_spans, build_dataset
 from drift_train.losses import IGNORE_INDEX, drift_loss
-from drift_train.trainer import DriftConfig, DriftTrainer, parse_config, train
+from drift_train.trainer import DriftConfig, DriftTrainer, train
 from drift_train.trajectories import write_trajectories
 from drift_train.weights import WeightConfig, add_weights
-from drift_train.weights import main as weights_main
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -365,7 +366,7 @@ def test_two_process_ddp_equals_one_process(
         "--nproc_per_node",
         "2",
         "-m",
-        "drift_train.trainer",
+        "drift_train.commands.train",
         *flags,
         "--ddp_backend",
         "gloo",

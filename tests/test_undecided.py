@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from scripted_replies import ScriptedReplies
 
-from drift_train.evaluate import main as drift_eval
+from drift_train.commands.eval import main as drift_eval
+from drift_train.commands.weights import main as drift_weights
 from drift_train.evaluate import multiturn_metrics
 from drift_train.rollout import RolloutConfig, make_env, rollout, summarize
 from drift_train.trajectories import (
@@ -28,7 +29,6 @@ from drift_train.trajectories import (
     write_trajectories,
 )
 from drift_train.weights import WeightConfig, add_weights
-from drift_train.weights import main as drift_weights
 
 # ---- records written by hand --------------------------------------------------------------------------
 

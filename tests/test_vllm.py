@@ -212,7 +212,7 @@ def vllm_server(tiny_model_dir, tmp_path_factory):
 def test_openai_backend_against_vllm_serve_records_the_servers_token_ids(
     vllm_server, tiny_model_dir, tmp_path
 ):
-    from drift_train.rollout_cli import main as rollout_main
+    from drift_train.commands.rollout import main as rollout_main
 
     out = tmp_path / "served.jsonl"
     # `--model tiny` is the served name, passed verbatim; the embedded tiny tokenizer verifies the ids

@@ -9,8 +9,9 @@ import random
 import numpy as np
 import pytest
 
+from drift_train.commands.weights import main
 from drift_train.trajectories import read_trajectories
-from drift_train.weights import WeightConfig, add_weights, main, summary_path
+from drift_train.weights import WeightConfig, add_weights, summary_path
 
 
 def naive_return(record: dict, gamma: float, lam: float) -> float:

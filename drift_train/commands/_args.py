@@ -1,7 +1,8 @@
 """Command lines generated from config dataclasses: one style for every ``drift`` subcommand.
 
 A command describes its options once, as dataclass fields, and :class:`DataclassArgumentParser` turns
-them into flags, the way ``transformers.HfArgumentParser`` does for ``drift train``::
+them into flags, the way ``transformers.HfArgumentParser`` does (``drift train``'s ``DriftConfig``, a
+``TrainingArguments`` subclass, goes through this generator too)::
 
     @dataclass
     class GreetConfig:
@@ -26,8 +27,7 @@ them into flags, the way ``transformers.HfArgumentParser`` does for ``drift trai
 Rules, the same for every command:
 
 - **Spellings.** A field ``max_new_tokens`` is ``--max-new-tokens`` and ``--max_new_tokens`` (both
-  parse; ``--help`` shows the dash one). :func:`add_spelling_aliases` gives any parser (``drift train``'s
-  ``HfArgumentParser`` included) the same two spellings and help.
+  parse; ``--help`` shows the dash one).
 - **Defaults** come from the dataclass (``default`` or ``default_factory``) and are written nowhere
   else; a field without one is a required flag. ``--help`` shows them.
 - **Types.** ``int``/``float``/``str``/``Path``, ``X | None`` (None: the default, "unset"),
@@ -46,13 +46,17 @@ Rules, the same for every command:
   --batch-size``: None, then chosen per backend).
 - **A YAML file**: ``DataclassArgumentParser(config_file=True)`` adds ``--config FILE.yaml`` whose keys
   (field or flag names, either spelling) become the defaults the flags override; unknown keys are an error
-  (:func:`apply_config_file`, shared with ``drift train``).
+  (:func:`apply_config_file`).
+- ``X | str`` unions (``TrainingArguments`` has them) take one type, as ``HfArgumentParser`` reads them
+  (:func:`_unwrap_optional`); an ``Enum`` takes its values; ``const`` in a field's metadata (``--fsdp``
+  alone) works as in argparse.
 - Unknown flags and abbreviations of flags are errors (``allow_abbrev=False``): exit code 2 and a message.
 
 :func:`resolve_model` is the one place ``--model tiny`` (or ``smollm2-135m-instruct``, or a ``.gguf``
 file) becomes a model folder, and :func:`model_load_error` turns a failure to load a model into the
 one-line message commands print before exiting with code 2; both live in :mod:`drift_train.models`
-and are re-exported here. This module imports only the standard library (``drift demo`` uses it too).
+and are re-exported here. This module imports only the standard library and :mod:`drift_train.models`
+(no torch: ``drift demo`` and ``drift --help`` use it).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import enum
 import inspect
 import io
 import json
@@ -79,7 +84,6 @@ from drift_train.models import missing_model_folder, model_load_error, resolve_m
 __all__ = [
     "DataclassArgumentParser",
     "HelpFormatter",
-    "add_spelling_aliases",
     "apply_config_file",
     "field_help",
     "json_object",
@@ -99,6 +103,7 @@ FIELD_OPTIONS = (
     "required",
     "positional",
     "nargs",
+    "const",
     "default",
 )
 
@@ -152,6 +157,17 @@ def _choice_type(choices: Sequence[Any]) -> Callable[[str], Any]:
 
     convert.__name__ = "choice"
     return convert
+
+
+def _keeping(default: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert``, except that the default itself passes unchanged (argparse converts a str default with the
+    flag's type: the ``""`` of ``debug: str | list[DebugOption]`` is no ``DebugOption``)."""
+
+    def keep(text: str) -> Any:
+        return text if text is default else convert(text)
+
+    keep.__name__ = getattr(convert, "__name__", "value")
+    return keep
 
 
 # --------------------------------------------------------------------------------------------------
@@ -270,26 +286,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 # --------------------------------------------------------------------------------------------------
-# spellings and YAML config files (any argparse parser, HfArgumentParser included)
-
-
-def add_spelling_aliases(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Give every long flag both spellings (``--a-b`` and ``--a_b``), dash spelling first, so usage, help
-    and error messages show that one. Returns the parser."""
-    registry = parser._option_string_actions  # shared by the parser and all of its groups
-    for action in parser._actions:
-        for option in list(action.option_strings):
-            if not option.startswith("--"):
-                continue
-            for other in (option.replace("_", "-"), "--" + option[2:].replace("-", "_")):
-                if other not in registry:
-                    registry[other] = action
-                    action.option_strings.append(other)
-        action.option_strings.sort(key=lambda o: (o.startswith("--"), "_" in o))  # -h, --dash, --under
-    if not isinstance(parser, DataclassArgumentParser):  # its errors name a flag by one spelling too
-        error = parser.error
-        parser.error = lambda message: error(_one_spelling(message))  # type: ignore[method-assign]
-    return parser
+# spellings and YAML config files
 
 
 def _one_spelling(message: str) -> str:
@@ -360,12 +357,24 @@ def apply_config_file(parser: argparse.ArgumentParser, argv: Sequence[str]) -> N
 
 
 def _unwrap_optional(annotation: Any) -> tuple[Any, bool]:
-    """``X | None`` -> (X, True); anything else -> (annotation, False)."""
+    """``X | None`` -> (X, True); anything else -> (annotation, False).
+
+    A union of several types that includes ``str`` (``TrainingArguments`` has them) takes one type on the
+    command line, as ``HfArgumentParser`` reads it: ``X | str`` is ``X`` (``IntervalStrategy | str``: the
+    enum's values; the ``str`` is there for Python callers), and with None among several types (``dict |
+    str | None``) the flag takes text, which the dataclass parses itself.
+    """
     origin = typing.get_origin(annotation)
     if origin is typing.Union or (hasattr(types, "UnionType") and origin is types.UnionType):
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        members = typing.get_args(annotation)
+        args = [a for a in members if a is not type(None)]
+        optional = len(args) < len(members)
         if len(args) == 1:
-            return args[0], True
+            return args[0], optional
+        if str in args:
+            if not optional and len(args) == 2:
+                return next(a for a in args if a is not str), False
+            return str, optional
         raise TypeError(f"union {annotation} has more than one non-None type; a flag takes one type")
     return annotation, False
 
@@ -402,6 +411,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
         self._registered: dict[type, _Registered] = {}
+        self._instance_defaults: dict[type, Any] = {}
         self._config_file = config_file
         if config_file:
             self.add_argument(
@@ -425,6 +435,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         exclude: Iterable[str] = (),
         group: str | None = None,
         prefix: str = "",
+        defaults: Any = None,
     ) -> None:
         """Add one flag per field of ``cls``, nested dataclass fields flattened into flags of their own.
 
@@ -432,17 +443,34 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         (``"sampling.top_k"`` for a field of a nested dataclass), for dataclasses this command does not
         own; ``exclude`` leaves fields out the same way (``build`` then uses their defaults or the
         values it is given); ``group`` puts the flags under a heading in ``--help``; ``prefix`` is
-        prepended to every flag and dest (two copies of one dataclass in one command).
+        prepended to every flag and dest (two copies of one dataclass in one command); ``defaults``, an
+        instance of ``cls``, gives the flags its values as defaults, nested ones included (a command whose
+        defaults differ from the class's by design, e.g. ``drift eval``'s greedy one-sample
+        :class:`~drift_train.rollout.RolloutConfig`; :meth:`defaults_of` returns it).
         """
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls!r} is not a dataclass")
+        if defaults is not None and not isinstance(defaults, cls):
+            raise TypeError(f"defaults must be a {cls.__name__}, got {type(defaults).__name__}")
         container: Any = self.add_argument_group(group) if group else self
         self._registered[cls] = self._add_fields(
-            cls, dict(options or {}), set(exclude), container, prefix, ""
+            cls, dict(options or {}), set(exclude), container, prefix, "", defaults
         )
+        self._instance_defaults[cls] = defaults
+
+    def defaults_of(self, cls: type) -> Any:
+        """The instance whose values are the defaults of ``cls``'s flags, or None: the class's own defaults."""
+        return self._instance_defaults.get(cls)
 
     def _add_fields(
-        self, cls: type, options: dict, exclude: set[str], container: Any, prefix: str, path: str
+        self,
+        cls: type,
+        options: dict,
+        exclude: set[str],
+        container: Any,
+        prefix: str,
+        path: str,
+        defaults: Any = None,
     ) -> _Registered:
         hints = typing.get_type_hints(cls)
         helps = field_help(cls)
@@ -451,13 +479,18 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             key = path + f.name
             if key in exclude or not f.init:
                 continue
-            annotation, _ = _unwrap_optional(hints[f.name])  # None is the "unset" default of any flag
-            if dataclasses.is_dataclass(annotation):
+            annotation, optional = _unwrap_optional(hints[f.name])  # None: the "unset" default of any flag
+            # a nested dataclass is flattened into flags of its own; one that is unset by default (None,
+            # e.g. TrainingArguments.parallelism_config) stays one flag whose text makes the class
+            if dataclasses.is_dataclass(annotation) and not (optional and f.default is None):
+                nested_defaults = getattr(defaults, f.name) if defaults is not None else None
                 registered.nested[f.name] = self._add_fields(
-                    annotation, options, exclude, container, prefix, key + "."
+                    annotation, options, exclude, container, prefix, key + ".", nested_defaults
                 )
                 continue
             spec = {k: v for k, v in f.metadata.items() if k in FIELD_OPTIONS}
+            if defaults is not None:
+                spec["default"] = getattr(defaults, f.name)
             spec.update(options.get(key, {}))
             unknown = set(spec) - set(FIELD_OPTIONS)
             if unknown:
@@ -496,6 +529,8 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         choices = spec.get("choices")
         if origin is Literal and choices is None:
             choices = list(typing.get_args(annotation))
+        elif isinstance(annotation, type) and issubclass(annotation, enum.Enum) and choices is None:
+            choices = [member.value for member in annotation]  # the values, as HfArgumentParser takes them
         if annotation is bool:
             kwargs.update(type=string_to_bool, nargs="?", const=True, metavar="true|false")
         elif annotation is dict or origin is dict:
@@ -503,13 +538,15 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         elif annotation in (list, tuple) or origin in (list, tuple):
             item = next((a for a in typing.get_args(annotation) if a is not Ellipsis), str)
             kwargs.update(type=item, nargs="+")
+            if has_default and isinstance(default, str):  # a str default of `str | list[X]`: kept as it is
+                kwargs["type"] = _keeping(default, item)
         else:
             kwargs["type"] = annotation if origin is None and callable(annotation) else str
         if choices is not None:
             kwargs["choices"] = list(choices)
             kwargs["type"] = _choice_type(choices)
             kwargs.pop("metavar", None)
-        for key in ("metavar", "nargs"):
+        for key in ("metavar", "nargs", "const"):
             if key in spec:
                 kwargs[key] = spec[key]
         if spec.get("positional"):

@@ -20,7 +20,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from drift_train.commands._args import DataclassArgumentParser, missing_model_folder, model_load_error, resolve_model
+from drift_train.commands._args import (
+    DataclassArgumentParser,
+    missing_model_folder,
+    model_load_error,
+    resolve_model,
+)
 from drift_train.data import ASSISTANT_TURNS, RenderConfig, build_dataset
 from drift_train.losses import IGNORE_INDEX, LOSS_MODES
 

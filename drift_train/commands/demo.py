@@ -9,6 +9,7 @@ from rich.console import Console
 
 import drift_envs  # noqa: F401  (registers the ids)
 from drift_envs.math.env import FEEDBACK_MODES
+from drift_train.commands._args import DataclassArgumentParser
 
 
 @dataclass
@@ -26,9 +27,6 @@ class DemoConfig:
 
 def build_parser():
     """The ``drift demo`` parser: one flag per :class:`DemoConfig` field."""
-    # the drift command's flag generator: standard library only, so drift_envs stays free of torch
-    from drift_train.commands._args import DataclassArgumentParser
-
     parser = DataclassArgumentParser(prog="drift demo", description=__doc__)
     parser.add_dataclass(DemoConfig)
     return parser
