@@ -41,9 +41,9 @@ from typing import Any
 
 import torch
 
+from drift_train.facts import record_facts, trajectory_succeeded
 from drift_train.losses import IGNORE_INDEX, WEIGHTED_MODES
 from drift_train.tokens import decode_tokens, tokenizer_fingerprint
-from drift_train.weights import trajectory_succeeded
 
 ASSISTANT_TURNS = ("last", "all")
 _GENERATION_BLOCK = re.compile(r"{%-?\s*generation\s*-?%}")
@@ -86,9 +86,70 @@ class TemplateError(ValueError):
     """The chat template does not render a conversation prefix-consistently."""
 
 
+def _special_texts(tokenizer) -> list[str]:
+    """The text of every special token of ``tokenizer`` (``<|im_end|>``, ``<|im_start|>``, ...)."""
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    texts = {t.content for t in decoder.values() if getattr(t, "special", False)}
+    texts.update(getattr(tokenizer, "all_special_tokens", None) or [])
+    return sorted((t for t in texts if t), key=len, reverse=True)
+
+
+def spells_special_tokens(tokenizer, messages: Sequence[dict]) -> bool:
+    """Whether some message's text spells a special token of ``tokenizer``: tokenizing the rendered
+    conversation would turn those characters into the special id (an end of turn, a new user turn)
+    that nobody sampled."""
+    specials = _special_texts(tokenizer)
+    return any(
+        isinstance(m.get("content"), str) and any(t in m["content"] for t in specials) for m in messages
+    )
+
+
+# stands for message i's text while the template renders (private-use characters: never in a template)
+_SLOT = re.compile("\ue000(\\d+)\ue001")
+
+
+def _render_text_as_text(
+    tokenizer, messages: Sequence[dict], template_kwargs: dict, generation_prompt: bool
+) -> list[int]:
+    """The conversation's ids with every message's text tokenized as text (``split_special_tokens``): the
+    template's own markers stay special ids, characters a message spells never become one. The template
+    renders slots in place of the texts; the pieces are tokenized apart and joined."""
+    slotted = [
+        {**m, "content": f"\ue000{i}\ue001"} if isinstance(m.get("content"), str) else m
+        for i, m in enumerate(messages)
+    ]
+    text = tokenizer.apply_chat_template(
+        slotted, tokenize=False, add_generation_prompt=generation_prompt, **template_kwargs
+    )
+    whole = tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=generation_prompt, **template_kwargs
+    )
+    pieces = _SLOT.split(text)
+    if _SLOT.sub(lambda m: messages[int(m.group(1))]["content"], text) != whole:
+        raise TemplateError(
+            "a message spells a special token and the chat template rewrites message text, so its "
+            "characters cannot be kept apart from the template's markers; record token ids at rollout time"
+        )
+    ids: list[int] = []
+    for k, piece in enumerate(pieces):
+        if k % 2:  # a message's text
+            content = messages[int(piece)]["content"]
+            ids += _ids(tokenizer(content, add_special_tokens=False, split_special_tokens=True))
+        elif piece:
+            ids += _ids(tokenizer(piece, add_special_tokens=False))
+    if tokenizer.decode(ids) != whole:  # e.g. a tokenizer that adds a space before each piece
+        raise TemplateError(
+            "a message spells a special token and this tokenizer does not tokenize the conversation's "
+            "pieces apart to the same text; record token ids at rollout time"
+        )
+    return ids
+
+
 def _render(
     tokenizer, messages: Sequence[dict], template_kwargs: dict, *, generation_prompt: bool = False
 ) -> list[int]:
+    if spells_special_tokens(tokenizer, messages):
+        return _render_text_as_text(tokenizer, messages, template_kwargs, generation_prompt)
     return _ids(
         tokenizer.apply_chat_template(
             list(messages), tokenize=True, add_generation_prompt=generation_prompt, **template_kwargs
@@ -107,7 +168,7 @@ def assistant_spans(
     """
     kwargs = dict(chat_template_kwargs or {})
     n_assistant = sum(m["role"] == "assistant" for m in messages)
-    if _template_has_generation_blocks(tokenizer):
+    if _template_has_generation_blocks(tokenizer) and not spells_special_tokens(tokenizer, messages):
         encoded = tokenizer.apply_chat_template(
             list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True, **kwargs
         )
@@ -142,6 +203,7 @@ class RenderStats:
     rendered: int = 0  # examples
     skipped_zero_weight: int = 0
     skipped_unsuccessful: int = 0
+    skipped_undecided: int = 0  # rft: solved, but an earlier turn has no verdict (drift_train.facts)
     skipped_no_assistant: int = 0
     skipped_too_long: int = 0  # trained turns that do not fit max_length even with all older turns dropped
     truncated: int = 0  # examples that lost their oldest turns
@@ -459,8 +521,9 @@ def build_dataset(
     *,
     end_token_ids: Sequence[int] | int | None = None,
 ) -> TrajectoryDataset:
-    """Render every usable record for ``loss_mode``: rft keeps successful trajectories only; weighted modes
-    drop weight-0 trajectories (e.g. groups dropped by ``drift weights --equal-groups drop``).
+    """Render every usable record for ``loss_mode``: rft keeps successful trajectories without an undecided
+    turn only; weighted modes drop weight-0 trajectories (e.g. groups dropped by ``drift weights
+    --equal-groups drop``, or trajectories with an undecided turn, which it drops by default).
     ``end_token_ids``: the model's end-of-reply ids (``generation_config.eos_token_id``), see :class:`Renderer`."""
     renderer = Renderer(tokenizer, config, end_token_ids=end_token_ids)
     weighted = loss_mode in WEIGHTED_MODES
@@ -469,6 +532,11 @@ def build_dataset(
     for index, record in enumerate(records):
         if loss_mode == "rft" and not trajectory_succeeded(record):
             stats.skipped_unsuccessful += 1
+            continue
+        if loss_mode == "rft" and record_facts(record).undecided_turns:
+            # undecided is neither right nor wrong: had that reply been right the episode would have
+            # ended there, so the solved path is not a demonstration (drift weights drops it too)
+            stats.skipped_undecided += 1
             continue
         if weighted and not config.per_turn_weights and float(record.get(config.weight_field, 1.0)) == 0.0:
             stats.skipped_zero_weight += 1
@@ -491,6 +559,11 @@ def build_dataset(
             f"{stats.skipped_too_long} trained turns did not fit max_length={config.max_length} "
             "tokens even after dropping every older turn, and were skipped"
         )
+    if stats.skipped_undecided:
+        stats.notes.append(
+            f"{stats.skipped_undecided} solved trajectories have a turn without a verdict "
+            "(undecided_turns) and were not trained by rft"
+        )
     if stats.tokenizer_mismatch:
         stats.notes.append(
             f"{stats.tokenizer_mismatch} records carry token ids from another tokenizer (or one "
@@ -499,7 +572,8 @@ def build_dataset(
     if not examples:
         raise ValueError(
             f"no trainable example among {len(records)} records for loss {loss_mode!r} "
-            f"({stats.skipped_unsuccessful} unsuccessful, {stats.skipped_zero_weight} weight 0, "
+            f"({stats.skipped_unsuccessful} unsuccessful, {stats.skipped_undecided} with an undecided turn, "
+            f"{stats.skipped_zero_weight} weight 0, "
             f"{stats.skipped_no_assistant} without an assistant turn, "
             f"{stats.skipped_too_long} turns too long for max_length={config.max_length})"
         )
