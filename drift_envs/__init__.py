@@ -4,7 +4,15 @@
 made) every built-in task source; torch is never imported here.
 """
 
-from drift_envs.core import EpisodeFinishedError, Feedback, MultiTurnTextEnv, Task, UnicodeText, Verdict
+from drift_envs.core import (
+    EnvOptions,
+    EpisodeFinishedError,
+    Feedback,
+    MultiTurnTextEnv,
+    Task,
+    UnicodeText,
+    Verdict,
+)
 from drift_envs.registration import ENV_IDS, register_builtin_sources, register_envs
 
 register_envs()
@@ -12,6 +20,7 @@ register_builtin_sources()
 
 __all__ = [
     "ENV_IDS",
+    "EnvOptions",
     "EpisodeFinishedError",
     "Feedback",
     "MultiTurnTextEnv",

@@ -267,6 +267,14 @@ class EnvOptions:
         system_prompt: the conversation's system message (None or ``""``: none).
         max_text_length: the observation and action spaces' longest text, in characters.
         render_mode: ``"ansi"``, ``"human"`` or None.
+
+    >>> from drift_envs.choice.env import MultipleChoiceEnv
+    >>> options = MultipleChoiceEnv.env_options(split="train")  # what gym.make(..., split="train") gets
+    >>> options.split, options.max_turns  # MultipleChoice's own default of max_turns is 3
+    ('train', 3)
+    >>> MultipleChoiceEnv.env_options(max_turn=2)
+    Traceback (most recent call last):
+    TypeError: MultipleChoiceEnv got an unexpected keyword argument 'max_turn'; it takes schema, ...
     """
 
     dataset: Any = None

@@ -13,7 +13,7 @@ import drift_envs
 
 ENV_MODULES = sorted({entry.split(":")[0] for entry in drift_envs.ENV_IDS.values()})
 # the library modules outside the envs whose docstrings hold examples
-OTHER_MODULES = ["drift_envs.number_words"]
+OTHER_MODULES = ["drift_envs.core", "drift_envs.number_words"]
 
 
 @pytest.mark.parametrize("module_name", ENV_MODULES + OTHER_MODULES)
