@@ -16,14 +16,16 @@ reported as a paired difference, ``Δ success@T vs #1``, with the paired s.e. of
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from rich.console import Console
 
+from drift_train.commands._args import DataclassArgumentParser
+from drift_train.commands.rollout import ROLLOUT_EXCLUDED, ROLLOUT_OPTIONS
 from drift_train.evaluate import eval_config, evaluate_model, format_metric, metrics_table, paired_differences
-from drift_train.policies import SamplingParams, make_policy
+from drift_train.policies import make_policy
+from drift_train.rollout import RolloutConfig
 
 
 def add_paired_gaps(entries: list[dict], records_of: dict[str, list[dict]]) -> None:
@@ -99,23 +101,31 @@ def plot(entries: list[dict], path: Path) -> Path:
     return path
 
 
-def main() -> None:
-    """Evaluate every (model, env) pair and write the leaderboard files."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> DataclassArgumentParser:
+    """The leaderboard's flags: the models and envs, and ``drift eval``'s rollout flags (one generated set:
+    every :class:`~drift_train.rollout.RolloutConfig` field, sampling flattened) with its defaults but 200 tasks."""
+    parser = DataclassArgumentParser(description=__doc__)
     parser.add_argument("--model", action="append", required=True, help="NAME=PATH (repeatable)")
     parser.add_argument("--env", action="append", required=True, help="env id (repeatable)")
     parser.add_argument("--env-kwargs", action="append", default=[], help="JSON, paired with --env in order")
-    parser.add_argument("--num-tasks", type=int, default=200)
-    parser.add_argument(
-        "--samples", type=int, default=1, help="episodes per task (s.e. are clustered by task)"
-    )
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--backend", default="hf")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backend", default="hf", help="hf, openai or vllm")
     parser.add_argument("--out-dir", default="runs/leaderboard")
+    parser.add_dataclass(
+        RolloutConfig,
+        defaults=eval_config(num_tasks=200),
+        options={
+            **ROLLOUT_OPTIONS,
+            "num_tasks": {"help": "tasks per env"},
+            "samples": {"help": "episodes per task (s.e. are clustered by task)"},
+        },
+        exclude={"env_id", "env_kwargs", *ROLLOUT_EXCLUDED},  # per env: --env / --env-kwargs
+    )
+    return parser
+
+
+def main() -> None:
+    """Evaluate every (model, env) pair and write the leaderboard files."""
+    parser = build_parser()
     args = parser.parse_args()
     models = []
     for spec in args.model:
@@ -134,14 +144,7 @@ def main() -> None:
         records_of: dict[str, list[dict]] = {}
         for name, path in models:
             console.print(f"[bold]{name}[/bold] on {env}")
-            config = eval_config(
-                env,
-                env_kwargs=kwargs,
-                num_tasks=args.num_tasks,
-                samples=args.samples,
-                seed=args.seed,
-                sampling=SamplingParams(temperature=args.temperature, max_new_tokens=args.max_new_tokens),
-            )
+            config = parser.build(RolloutConfig, args, env_id=env, env_kwargs=kwargs)
             policy = make_policy(args.backend, path)
             try:
                 metrics, records_of[name] = evaluate_model(policy, config)

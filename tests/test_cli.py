@@ -228,6 +228,38 @@ def test_help_shows_one_spelling(name: str, capsys: pytest.CaptureFixture) -> No
     )
 
 
+def test_library_modules_hold_no_command_line() -> None:
+    """Issue 24.3: every drift_train module outside drift_train/commands (and the dispatcher) imports no
+    CLI module and has no argparse, no ``main`` and no ``__main__`` block; every command is a commands module."""
+    import ast
+
+    root = Path(cli.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent)
+        if rel.parts[1] == "commands" or path == Path(cli.__file__):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            if any(n == "argparse" or n.startswith("drift_train.commands") for n in names):
+                offenders.append(f"{rel}:{node.lineno} imports {names}")
+            if isinstance(node, ast.ImportFrom) and node.module == "drift_train":
+                if any(a.name == "commands" for a in node.names):
+                    offenders.append(f"{rel}:{node.lineno} imports drift_train.commands")
+            if isinstance(node, ast.Compare) and ast.unparse(node) == "__name__ == '__main__'":
+                offenders.append(f"{rel}:{node.lineno} has a __main__ block")
+        offenders += [
+            f"{rel}: defines main()" for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"
+        ]
+    assert not offenders, offenders
+    assert all(module.startswith("drift_train.commands.") for module, _ in cli.COMMANDS.values())
+
+
 def test_drift_help_lists_every_command() -> None:
     done = subprocess.run(
         [sys.executable, "-c", "import sys; from drift_train.cli import main; sys.exit(main(['--help']))"],
