@@ -14,7 +14,8 @@ Metrics (each with a standard error) from trajectory records of any env:
   it is *not* ``correction_rate``, which pools every later turn over the episodes wrong at turn 1;
 - ``mean_turns_to_success`` — among solved episodes;
 - ``non_repeat_ratio`` — distinct answers / answers given, averaged over episodes with an answer;
-- ``format_error_rate`` — share of replies with no extractable answer;
+- ``format_error_rate`` — share of replies the env charged its format penalty (no extractable answer,
+  or one it could not take; :mod:`drift_train.facts` reads it from ours and the release's rows alike);
 - ``undecided_turn_rate`` — share of replies whose verdict the env's checker could not reach in time
   (the record's ``undecided_turns``), and ``undecided_episode_rate`` — share of episodes with at least
   one; ``num_undecided_turns`` counts them. Every other metric scores an undecided turn as the record
@@ -66,7 +67,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from drift_train.trajectories import undecided_turns
+from drift_train.facts import record_facts
 
 __all__ = [
     "clustered_ratio",
@@ -116,32 +117,6 @@ def clustered_ratio(y: Sequence[float], x: Sequence[float], tasks: Sequence[str]
     return {"value": value, "se": se, "n": int(round(total)), "tasks": G}
 
 
-def _turns(record: dict) -> list[int]:
-    """Verifier bits in turn order (``{"t1": 1, ...}`` in the record)."""
-    verifier = record["verifier"]
-    return [int(verifier[k]) for k in sorted(verifier, key=lambda k: int(k[1:]))]
-
-
-def _format_errors(record: dict, num_turns: int) -> tuple[int, int]:
-    """(replies without an extractable answer, replies) of one episode.
-
-    Our records hold one ``answer_norms`` entry per turn, None for no answer. The release's rows hold
-    one entry per executed action and mark a format error in ``reward_details["tK"]["format_penalty"]``.
-    """
-    answers = list(record.get("answer_norms") or [])
-    details = record.get("reward_details")
-    ours = "schema_version" in (record.get("meta") or {})
-    if (
-        not ours
-        and isinstance(details, dict)
-        and details
-        and all(isinstance(v, dict) for v in details.values())
-    ):
-        turns = [details.get(f"t{t}", {}) for t in range(1, num_turns + 1)]
-        return sum(1 for d in turns if d.get("format_penalty")), num_turns
-    return sum(1 for a in answers if a is None), len(answers)
-
-
 def metric_observations(
     records: Sequence[dict], max_turns: int | None = None, *, tool_decay: float = 0.9
 ) -> tuple[list[str], int, dict]:
@@ -151,14 +126,16 @@ def metric_observations(
     is the decay factor of ``soft_turn_success_rate``)."""
     if not records:
         raise ValueError("no trajectories to evaluate")
-    bits = [_turns(r) for r in records]
-    T = max_turns or max(len(b) for b in bits)
-    first = [next((i + 1 for i, b in enumerate(bs) if b), None) for bs in bits]
+    facts = [record_facts(r) for r in records]
+    T = max_turns or max(f.num_turns for f in facts)
+    first = [f.t_star for f in facts]
     tasks = [_task_of(r) for r in records]
     obs: dict[str, Any] = {"success_at": {}, "acc_turn": {}}
     for t in range(1, T + 1):
-        obs["success_at"][str(t)] = ([float(s is not None and s <= t) for s in first], [1.0] * len(records))
-        at_risk = [float((s is None or s >= t) and len(bs) >= t) for s, bs in zip(first, bits, strict=True)]
+        obs["success_at"][str(t)] = ([float(f.solved_within(t)) for f in facts], [1.0] * len(records))
+        at_risk = [
+            float((s is None or s >= t) and f.num_turns >= t) for s, f in zip(first, facts, strict=True)
+        ]
         obs["acc_turn"][str(t)] = ([float(s == t) for s in first], at_risk)
     # the release's per-turn correction rate: of the episodes that attempted turn t (all wrong before
     # it, since an episode ends when solved), the share solved there: acc_turn's ratio, t >= 2
@@ -166,27 +143,23 @@ def metric_observations(
     wrong_first = [float(s != 1) for s in first]
     obs["correction_rate"] = ([float(s is not None and s != 1) for s in first], wrong_first)
     obs["mean_turns_to_success"] = ([float(s or 0) for s in first], [float(s is not None) for s in first])
-    ratios, has_answer, errors, replies = [], [], [], []
-    for r, bs in zip(records, bits, strict=True):
-        given = [a for a in (r.get("answer_norms") or []) if a is not None]
+    ratios, has_answer = [], []
+    for f in facts:
+        # distinct answers / answers given: an empty answer is one answer here (the diversity
+        # penalty of the weights charges it instead: TurnFacts.repeated)
+        given = [a for a in f.answers if a is not None]
         ratios.append(len(set(given)) / len(given) if given else 0.0)
         has_answer.append(float(bool(given)))
-        e, n = _format_errors(r, len(bs))
-        errors.append(float(e))
-        replies.append(float(n))
     obs["non_repeat_ratio"] = (ratios, has_answer)
-    obs["format_error_rate"] = (errors, replies)
-    undecided = [undecided_turns(r) for r in records]
-    obs["undecided_turn_rate"] = ([float(len(u)) for u in undecided], [float(len(bs)) for bs in bits])
+    replies = [float(f.num_turns) for f in facts]
+    obs["format_error_rate"] = ([float(f.format_errors) for f in facts], replies)
+    undecided = [f.undecided_turns for f in facts]
+    obs["undecided_turn_rate"] = ([float(len(u)) for u in undecided], replies)
     obs["undecided_episode_rate"] = ([float(bool(u)) for u in undecided], [1.0] * len(records))
     if any(undecided):
         # the other end of success@t's bracket: every undecided verdict taken as a success
-        could = [
-            min(([s] if s is not None else []) + u[:1], default=None)
-            for s, u in zip(first, undecided, strict=True)
-        ]
         obs["success_at_if_undecided_correct"] = {
-            str(t): ([float(c is not None and c <= t) for c in could], [1.0] * len(records))
+            str(t): ([float(f.could_solve_within(t)) for f in facts], [1.0] * len(records))
             for t in range(1, T + 1)
         }
     from drift_train.tool_metrics import tool_metric_observations
@@ -212,7 +185,7 @@ def multiturn_metrics(
         "num_episodes": len(records),
         "max_turns": T,
         "num_tasks": len(set(tasks)),
-        "num_undecided_turns": sum(len(undecided_turns(r)) for r in records),
+        "num_undecided_turns": int(sum(obs["undecided_turn_rate"][0])),
         **metrics,
     }
 
@@ -274,12 +247,13 @@ def per_task_results(records: Sequence[dict]) -> list[dict]:
         by_task.setdefault(str(r["task_id"]), []).append(r)
     rows = []
     for task_id, group in by_task.items():
+        first = [record_facts(r).t_star for r in group]
         rows.append(
             {
                 "task_id": task_id,
                 "samples": len(group),
-                "solved": sum(1 for r in group if r.get("t_star") is not None),
-                "t_star": [r.get("t_star") for r in group],
+                "solved": sum(1 for s in first if s is not None),
+                "t_star": first,
                 "answers": [r.get("answer_norms") for r in group],
             }
         )

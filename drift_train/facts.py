@@ -15,10 +15,11 @@ Per turn ``t`` (1-based), :class:`TurnFacts`:
   is neither right nor wrong.** The record scores such a turn 0 and not correct (the env's contract),
   and success@t keeps that score, so it is a lower bound (evaluation brackets it from above); anything
   that *learns* from a record leaves a trajectory with an undecided turn out, since its return rests on
-  a verdict nobody reached and, had the reply been right, the episode would have ended there:
-  ``drift weights`` drops it by default (weight 0, out of its group's normalisation), the online RL
-  baseline gives it advantage 0 and leaves it out of its group's statistics, and ``--loss rft`` does
-  not train it even when a later turn solved the task;
+  a verdict nobody reached and, had the reply been right, the episode would have ended there. Where
+  trajectories are weighed against their group, the group has no baseline without it, so the group
+  goes: ``drift weights`` gives its members weight 0 by default, the online RL baseline advantage 0;
+  ``--loss rft``, which compares nothing, leaves out that trajectory alone, even when a later turn
+  solved the task;
 * ``format_error`` — the env charged this turn its format penalty (no readable answer, or one it could
   not take, such as an invalid game move). The first source a record has decides: the release's
   ``reward_details["tK"]["format_penalty"]`` (non-zero); our rollout's ``meta.turns[k].format_ok``

@@ -18,6 +18,12 @@ KL(π_θ ‖ π_ref) that GRPO uses, with π_ref the starting (reference) model.
 * ``kl_coef`` (β_KL) > 0 adds the KL term (trajectories with zero advantage then train too: they
   carry no policy-gradient signal but do carry the KL's).
 
+A trajectory with an undecided turn (the checker reached no verdict in time; ``undecided_turns``) is
+neither right nor wrong (:mod:`drift_train.facts`): its return rests on a verdict nobody reached, so its
+group has no baseline and every member gets advantage 0 (:func:`trajectory_advantages`), the way
+``drift weights`` gives the group weight 0 by default; each log entry counts them
+(``undecided_trajectories``).
+
 With the defaults (one update per batch, no KL) ρ_t ≡ 1 and the gradient is plain on-policy
 REINFORCE with group-normalised advantages, ``−(1/N) Σ A_i ∇ log π_θ(x_t)`` — the baseline as it was
 first written. Every update is on rollouts of the same env through the same engine DRIFT uses.
@@ -45,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OnlineRLConfig", "group_advantages", "policy_loss", "train_online_rl"]
+__all__ = ["OnlineRLConfig", "group_advantages", "policy_loss", "train_online_rl", "trajectory_advantages"]
 
 
 @dataclass
@@ -115,6 +121,24 @@ def group_advantages(returns: np.ndarray, group_index: np.ndarray, eps: float = 
     np.maximum.at(highest, group_index, returns)
     tied = (lowest == highest)[group_index]
     return np.where(tied, 0.0, centred / (np.sqrt(var)[group_index] + eps))
+
+
+def trajectory_advantages(returns: np.ndarray, inputs: Any) -> np.ndarray:
+    """GRPO advantages of one batch (:func:`group_advantages` within each ``prompt_id`` group).
+
+    A trajectory with an undecided turn (``inputs.undecided_turns``, from
+    :func:`drift_train.weights.records_to_inputs`) is neither right nor wrong (:mod:`drift_train.facts`),
+    so its group has no baseline: a mean and std without that member would move the others' advantages
+    by a verdict nobody reached. Every member of such a group gets advantage 0, as ``drift weights``
+    gives every member weight 0 by default; the other groups are untouched.
+    """
+    advantages = group_advantages(np.asarray(returns, dtype=np.float64), inputs.group_index)
+    if inputs.undecided_turns is not None:  # None: no record has an undecided turn
+        undecided = np.bincount(
+            inputs.group_index, weights=inputs.undecided_turns > 0, minlength=inputs.num_groups
+        )
+        advantages[undecided[inputs.group_index] > 0] = 0.0
+    return advantages
 
 
 def policy_loss(
@@ -262,7 +286,7 @@ def train_online_rl(
         # 2. returns (DRIFT's formula) -> group-normalised advantages
         inputs = records_to_inputs(records)
         returns = trajectory_returns(inputs, config.gamma, config.diversity_lambda)
-        advantages = group_advantages(returns, inputs.group_index)
+        advantages = trajectory_advantages(returns, inputs)
         examples = []
         for i, (record, advantage) in enumerate(zip(records, advantages, strict=True)):
             if advantage == 0.0 and config.kl_coef == 0:
@@ -330,6 +354,9 @@ def train_online_rl(
             "mean_return": float(returns.mean()),
             "loss": loss_value,
             "trained_trajectories": len(examples),
+            "undecided_trajectories": int((inputs.undecided_turns > 0).sum())
+            if inputs.undecided_turns is not None
+            else 0,
             "generated_tokens": generated_tokens,
             "clip_fraction": clipped / trained_tokens if trained_tokens else 0.0,
             "kl": k3_sum / trained_tokens if trained_tokens else 0.0,

@@ -55,6 +55,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from drift_train.facts import turn_counts
 from drift_train.policies import Policy, SamplingParams
 from drift_train.policies.base import LockstepSession, Session, combine_seeds, missing_members
 from drift_train.tokens import encode_tokens
@@ -621,7 +622,7 @@ def summarize(records: Sequence[dict]) -> dict:
     ``turn_accuracy[t-1]``: of the episodes that reached turn t, the fraction correct at turn t.
     ``success_within[t-1]``: of all episodes, the fraction solved by turn t (an undecided turn counts
     as not solved, as the record scores it). ``undecided_turns``/``undecided_episodes``: how many turns
-    had no verdict, and in how many episodes.
+    had no verdict, and in how many episodes. Every count is :func:`drift_train.facts.turn_counts`.
     """
     n = len(records)
     if n == 0:
@@ -636,35 +637,17 @@ def summarize(records: Sequence[dict]) -> dict:
             "undecided_turns": 0,
             "undecided_episodes": 0,
         }
-    max_turns = max(len(r["turn_rewards"]) for r in records)
-    reached = [0] * max_turns
-    correct = [0] * max_turns
-    solved_by = [0] * max_turns
-    turns = format_errors = undecided = undecided_episodes = 0
-    for r in records:
-        undecided += len(r.get("undecided_turns") or [])
-        undecided_episodes += bool(r.get("undecided_turns"))
-        verdicts = list(r["verifier"].values())
-        for t, v in enumerate(verdicts):
-            reached[t] += 1
-            correct[t] += int(v)
-        if r["t_star"] is not None:
-            for t in range(r["t_star"] - 1, max_turns):
-                solved_by[t] += 1
-        turns += len(verdicts)
-        turn_meta = r.get("meta", {}).get("turns")
-        if turn_meta:
-            format_errors += sum(1 for m in turn_meta if not m.get("format_ok", True))
-        else:
-            format_errors += sum(1 for a in r["answer_norms"] if a is None)
+    counts = turn_counts(records)
+    reached = counts["reached"]
+    turns = sum(reached)
     return {
         "episodes": n,
         "groups": len({r["prompt_id"] for r in records}),
         "reached": reached,
-        "turn_accuracy": [c / m if m else 0.0 for c, m in zip(correct, reached, strict=True)],
-        "success_within": [s / n for s in solved_by],
-        "format_error_rate": format_errors / turns if turns else 0.0,
+        "turn_accuracy": [c / m if m else 0.0 for c, m in zip(counts["correct"], reached, strict=True)],
+        "success_within": [s / n for s in counts["solved_within"]],
+        "format_error_rate": sum(counts["format_errors"]) / turns if turns else 0.0,
         "mean_turns": turns / n,
-        "undecided_turns": undecided,
-        "undecided_episodes": undecided_episodes,
+        "undecided_turns": sum(counts["undecided"]),
+        "undecided_episodes": sum(counts["first_undecided"]),
     }

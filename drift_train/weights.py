@@ -18,7 +18,9 @@ The two formulas of DESIGN.md, in the paper's symbols:
 unique; ``None`` (our records: no extractable answer that turn) counts in neither. Rows exactly as the
 release writes them (``turn_rewards``/``verifier`` padded with zeros to ``max_turns``, one
 ``answer_norms`` entry per executed action) give the release's ``weight_sft.py`` weights; the reader
-drops the padding.
+drops the padding. Which answers repeat, which turn a format penalty and each answer belong to, and
+whether a trajectory succeeded are read by :mod:`drift_train.facts`, the reading eval, the rollout
+summary and the report share.
 
 Options on top of the reference recipe:
 
@@ -66,6 +68,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from drift_train.facts import (
+    answer_turns,
+    format_penalty_per_turn,
+    repeated_answers,
+    trajectory_succeeded,
+    unique_answer_fraction,
+)
 
 EQUAL_GROUP_MODES = ("keep", "drop", "floor")
 NORMALISATIONS = ("group", "global")
@@ -256,107 +266,6 @@ def _as_turn_list(value: Any, where: str) -> list:
     )
 
 
-def trajectory_succeeded(record: dict) -> bool:
-    """A trajectory succeeded when it has a first correct turn ``t_star`` (or, failing that field, a verifier 1)."""
-    if record.get("t_star") is not None:
-        return True
-    verifier = record.get("verifier")
-    if not verifier:
-        return False
-    values = verifier.values() if isinstance(verifier, dict) else verifier
-    return any(v == 1 for v in values)
-
-
-def repeated_answers(answers: Sequence) -> list[bool]:
-    """Which entries of ``answer_norms`` the diversity penalty charges, in order.
-
-    As the release's ``compute_trajectory_penalty`` counts them: an entry is charged when it is empty
-    or repeats an earlier one (compared as text); the penalty is ``λ · charged / answers``, which is
-    ``λ (1 − unique/answers)``. A ``None`` entry (our records: no extractable answer that turn) is no
-    answer: never charged and not counted in ``answers``.
-    """
-    seen: set[str] = set()
-    charged = []
-    for answer in answers:
-        if answer is None:
-            charged.append(False)
-            continue
-        text = str(answer)
-        charged.append(not text or text in seen)
-        seen.add(text)
-    return charged
-
-
-def _turn_of_each_answer(record: dict, num_turns: int) -> list[int]:
-    """The turn (0-based) each ``answer_norms`` entry was given at.
-
-    Our records hold one entry per turn. The release appends one entry per executed action and keeps
-    the actions of each turn in ``reward_details["tK"]["actions"]``, which places them.
-    """
-    answers = record.get("answer_norms") or []
-    details = _reward_details(record)
-    if details is not None:
-        counts = [len(details.get(f"t{t + 1}", {}).get("actions") or []) for t in range(num_turns)]
-        if sum(counts) == len(answers):
-            return [t for t, c in enumerate(counts) for _ in range(c)]
-    if len(answers) == num_turns:
-        return list(range(num_turns))
-    raise ValueError(
-        f"field answer_norms has {len(answers)} entries for {num_turns} turns and nothing "
-        "says which turn gave which (reward_details[tK].actions); per-turn credit cannot charge "
-        "the repeats to their turns"
-    )
-
-
-def _reward_details(record: dict) -> dict | None:
-    details = record.get("reward_details")
-    if isinstance(details, str):
-        try:
-            details = json.loads(details)
-        except json.JSONDecodeError:
-            return None
-    return (
-        details if isinstance(details, dict) and all(isinstance(v, dict) for v in details.values()) else None
-    )
-
-
-def _format_penalty_per_turn(record: dict, num_turns: int) -> list[float]:
-    """The trajectory's ``format_penalty`` split over the turns that incurred it.
-
-    Where the row says so: the release's ``reward_details["tK"]["format_penalty"]``; else our
-    rollout's ``meta.turns[k].format_ok``; else the turns whose ``answer_norms`` entry is None (one
-    entry per turn). Raises when a non-zero penalty cannot be placed.
-    """
-    total = float(record.get("format_penalty") or 0.0)
-    details = _reward_details(record)
-    if details is not None:
-        values = [details.get(f"t{t + 1}", {}).get("format_penalty") for t in range(num_turns)]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            if abs(sum(values) - total) > 1e-9:
-                raise ValueError(
-                    f"field format_penalty is {total!r} but reward_details' per-turn "
-                    f"format penalties sum to {sum(values)!r}"
-                )
-            return [float(v) for v in values]
-    if total == 0.0:
-        return [0.0] * num_turns
-    turns = (record.get("meta") or {}).get("turns")
-    failed = None
-    if isinstance(turns, list) and len(turns) == num_turns and all(isinstance(t, dict) for t in turns):
-        failed = [t.get("format_ok") is False for t in turns]
-    answers = record.get("answer_norms")
-    if (failed is None or not any(failed)) and isinstance(answers, list) and len(answers) == num_turns:
-        failed = [a is None for a in answers]
-    if not failed or not any(failed):
-        raise ValueError(
-            f"field format_penalty is {total!r} but no turn is marked as a format error "
-            "(reward_details, meta.turns[k].format_ok or a None answer_norms entry); per-turn "
-            "credit cannot charge it to a turn"
-        )
-    share = total / sum(failed)
-    return [share if f else 0.0 for f in failed]
-
-
 def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> ReturnInputs:
     """Flatten trajectory records (our schema or the reference release's rows) into :class:`ReturnInputs`.
 
@@ -396,15 +305,7 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
             penalties[i] = penalty
         answers = record.get("answer_norms")
         if answers:
-            given = len(answers) - answers.count(None)
-            if given:
-                try:  # repeated_answers() counts the same; sets keep 1 M records within the time budget
-                    distinct = set(answers)
-                except TypeError:  # unhashable answers (lists, dicts): compare their text
-                    distinct = {None if a is None else str(a) for a in answers}
-                distinct.discard(None)
-                distinct.discard("")
-                unique[i] = len(distinct) / given
+            unique[i] = unique_answer_fraction(answers)
         success[i] = record.get("t_star") is not None or trajectory_succeeded(record)
         if record.get("undecided_turns"):
             undecided[i] = len(record["undecided_turns"])
@@ -461,12 +362,18 @@ def records_to_inputs(records: Sequence[dict], *, per_turn: bool = False) -> Ret
                 continue  # nothing to place (most rows): keeps per-turn parsing near the plain one
             turns = int(num_turns[i])
             try:
-                inputs.turn_format_penalty[i, :turns] = _format_penalty_per_turn(record, turns)
+                inputs.turn_format_penalty[i, :turns] = format_penalty_per_turn(record, turns)
                 answers = record.get("answer_norms") or []
                 given = len(answers) - answers.count(None)
                 if unique[i] < 1.0:
-                    charged = repeated_answers(answers)
-                    for turn, hit in zip(_turn_of_each_answer(record, turns), charged, strict=True):
+                    placed = answer_turns(record, turns)
+                    if placed is None:
+                        raise ValueError(
+                            f"field answer_norms has {len(answers)} entries for {turns} turns and nothing "
+                            "says which turn gave which (reward_details[tK].actions); per-turn credit "
+                            "cannot charge the repeats to their turns"
+                        )
+                    for turn, hit in zip(placed, repeated_answers(answers), strict=True):
                         inputs.turn_repeat_share[i, turn] += hit / given
             except ValueError as err:
                 raise ValueError(f"{_record_label(records, i)}: {err}") from None
