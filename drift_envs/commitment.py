@@ -18,7 +18,9 @@ reply stands by it. It does not when, around that span, it
 * **offers another answer in prose**: after the answer, in the rest of its sentence or in the next
   one, a word that keeps an alternative open (``unless``, ``if not``, ``otherwise``, ``or``, ``vs``,
   ``versus``, ``also``, ``too``, ``equally``, ``could``, ``might``, ``maybe``, ``possibly``,
-  ``plausible``, ``alternatively``, ``else``, ``instead``, ``though``, ``if I'm wrong``...) *and*
+  ``plausible``, ``alternatively``, ``else``, ``instead``, ``though``, ``if I'm wrong``...) *and*,
+  in the same sentence of at most :data:`MAX_HEDGE_CHARS` characters (a longer one is explanation:
+  ``Note that since 14 is a factor of 42, all of the factors of 14 are also factors of 42``),
   another value, as the env reads values (its ``names_other`` callback: math reads numbers that are no
   operands, ToolUse other values of the answer's kind, ReasoningGym any word but the answer): ``\boxed{7}
   unless it is 6``, ``\boxed{7}; if not, 6``, ``\boxed{7}. 6 also works.``, ``\boxed{7} vs 6``; or,
@@ -50,6 +52,7 @@ from collections.abc import Callable
 __all__ = [
     "CROSS_MARKS",
     "DENIAL_WORD_RE",
+    "MAX_HEDGE_CHARS",
     "WINDOW",
     "alternative_after",
     "commitment",
@@ -58,6 +61,9 @@ __all__ = [
 
 #: how many characters on each side of an answer are read
 WINDOW = 300
+#: a sentence after the answer longer than this is explanation, not a second answer offered
+#: (``Note that since 14 is a factor of 42, all of the factors of 14 are also factors of 42.``)
+MAX_HEDGE_CHARS = 80
 #: marks that cross a value out (``×`` is not one: it is multiplication)
 CROSS_MARKS = "❌✘✗✕✖❎🚫⛔"
 _CROSS_RE = re.compile(f"[{CROSS_MARKS}]")
@@ -229,7 +235,8 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
 
     In the rest of the answer's sentence and the next sentence: an alternative named by its place
     (``or the one after``), or a word that keeps an alternative open (``unless``, ``if not``, ``also``,
-    ``vs``...) in a sentence where ``names_other`` (the env's reading of values) finds another value.
+    ``vs``...) in a sentence of at most :data:`MAX_HEDGE_CHARS` characters where ``names_other`` (the
+    env's reading of values) finds another value.
     Without ``names_other`` only the first form is read.
     """
     tail = _sentences_after(text, end)
@@ -244,7 +251,7 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
         sentence = tail[at : cut.start() if cut else len(tail)]
         at = cut.end() if cut else len(tail)
         m = _ALTERNATIVE_WORDS_RE.search(sentence)
-        if m is not None and names_other(sentence):
+        if m is not None and len(sentence.strip()) <= MAX_HEDGE_CHARS and names_other(sentence):
             shown = f"{' '.join(m.group(0).split())!r}: {sentence.strip()[:50]!r}"
             return f"it offers another value after its answer ({shown})"
     return None

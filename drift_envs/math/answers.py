@@ -10,7 +10,14 @@ A reply commits to one answer only: every answer tag and box is a candidate, and
 naming different answers commit to none (:func:`extract_committed`, like several boxes that disagree);
 so does a box joined to another value by an alternative (``\\boxed{7} \\lor 6``, ``x = 6 \\lor
 \\boxed{7}``, ``<answer>7</answer> or 6``), and a box whose ``\\text{}`` offers one
-(:func:`box_text_hedge`, ``\\boxed{7 \\text{ or 6}}``: math-verify drops the text).
+(:func:`box_text_hedge`, ``\\boxed{7 \\text{ or 6}}``, ``\\boxed{7 \\text{ is wrong}}``: math-verify
+drops the text). Last, the reply must stand by its answer, as :mod:`drift_envs.commitment` reads it for
+every env: a box, tag or final number that the reply denies, excludes or retracts (``definitely not
+\\boxed{7}``, ``anything but 7``, ``7 is wrong``, ``~~7~~``, ``7 ❌``, ``7... just kidding``, ``It is
+\\boxed{7}. Not.``), or after which it offers one other value in a short sentence with a word that keeps
+it open (``\\boxed{7} unless it is 6``, ``\\boxed{7}; if not, 6``, ``\\boxed{7}. 6 also works.``,
+``\\boxed{7} vs 6``: a number that is no operand of a calculation, and only one: a sentence listing
+several explains), commits to none.
 
 What is read is bounded whatever the reply: only its last :data:`MAX_READ_CHARS` characters (a final
 answer sits at the end of a reply), and a reply with more than :data:`MAX_BOXES` boxes has not
@@ -24,6 +31,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from drift_envs.commitment import DENIAL_WORD_RE, commitment
 from drift_envs.number_words import NUMBER_PHRASE_RE, NUMBER_WORD, words_to_numbers
 
 __all__ = [
@@ -166,7 +174,9 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     ``<answer>6</answer> \\boxed{7}``), or when an alternative joins its last tag or box to another
     value: after it on its line, or on the next line opening with ``or``/``maybe``... (``\\boxed{7}
     \\lor 6``, ``\\boxed{7} (or maybe 6)``, ``\\boxed{7}, not 6``), or just before it (``x = 6 \\lor
-    \\boxed{7}``). Boxes without tags are read together as before (a set, when they differ).
+    \\boxed{7}``), or when the reply does not stand by its last tag or box (:func:`_not_standing`:
+    ``definitely not \\boxed{7}``, ``\\boxed{7} is wrong``, ``\\boxed{7} unless it is 6``). Boxes
+    without tags are read together as before (a set, when they differ).
 
     With ``answer_format="final_number"`` this is the number :func:`extract_final_number` reads (no boxes).
     """
@@ -198,7 +208,7 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     answer = answer.strip()
     if not answer:
         return None
-    hedge = _several_containers(text) or _joined_value(text, answer)
+    hedge = _several_containers(text) or _joined_value(text, answer) or _not_standing(text, answer)
     if hedge is not None:
         contents = tuple(content.strip() for content in boxes[-MAX_BOXES:])
         return Committed(answer, contents, None, uncommitted=hedge)
@@ -335,6 +345,47 @@ def _joined_value(text: str, answer: str) -> str | None:
     return None
 
 
+# an operator next to a number makes it an operand ("3 + 4 = 7"); a dash after a dash is punctuation
+# ("\boxed{7} -- 6 also works")
+_OPERAND_BEFORE_RE = re.compile(r"(?:[\w)}]\s*(?:[-+*/×÷^=≠·<>]|\\times|\\cdot|\\div)|[+*/×÷^=≠·<>])\s*\$?$")
+_OPERAND_AFTER_RE = re.compile(r"^\$?\s*\)*\s*(?:[-+*/×÷^=≠·<>]|\\times|\\cdot|\\div)\s*[\w(\\]")
+
+
+def _names_other_value(answer: str):
+    """The math reading of "another value" for :func:`drift_envs.commitment.commitment`: exactly one
+    number (digits or English words) that differs from ``answer`` and is no operand of a calculation."""
+
+    def names_other(stretch: str) -> bool:
+        stretch = stretch[:_VALUE_WINDOW]
+        values: set[Fraction] = set()
+        for m in _PLAIN_NUMBER_RE.finditer(stretch):
+            before, after = stretch[max(0, m.start() - _OPERATOR_WINDOW) : m.start()], stretch[m.end() :]
+            if _OPERAND_BEFORE_RE.search(before) or _OPERAND_AFTER_RE.match(after[:_OPERATOR_WINDOW]):
+                continue
+            value = _value(m.group(0))
+            if value is not None:
+                values.add(value)
+        for words in _NUMBER_WORDS_RE.findall(stretch):
+            values |= _words_values(words)
+        # one other value is a second candidate; several are a list the sentence explains ("the 3
+        # factors 10, 25 and 50 ... as well")
+        own = as_number(normalize_answer(answer))
+        return len(values - {own}) == 1
+
+    return names_other
+
+
+def _not_standing(text: str, answer: str) -> str | None:
+    """Why the reply does not stand by its last box or tag (:func:`drift_envs.commitment.commitment`:
+    ``definitely not \boxed{7}``, ``\boxed{7} is wrong``, ``~~\boxed{7}~~``, ``\boxed{7} ❌``,
+    ``\boxed{7}... just kidding``, ``\boxed{7} unless it is 6``, ``\boxed{7}. 6 also works.``), or None."""
+    containers = _container_ends(text)
+    if not containers:
+        return None
+    start, end = containers[-1]
+    return commitment(text, start, end, _names_other_value(answer))
+
+
 def box_text_hedge(content: str) -> str | None:
     """Why a box's ``\\text{}`` offers another answer, or None: an alternative or negation word inside it
     (``\\boxed{7 \\text{ or 6}}``, ``\\boxed{7 \\text{, not 6}}``), or a number inside it beside a number
@@ -347,6 +398,9 @@ def box_text_hedge(content: str) -> str | None:
         word = _BOX_TEXT_ALTERNATIVE_RE.search(inner)
         if word is not None:
             return f"its box offers an alternative in text ({word.group(0)!r})"
+        word = DENIAL_WORD_RE.search(inner)  # "\boxed{7 \text{ is wrong}}", "\text{(wrong)}"
+        if word is not None:
+            return f"its box takes its answer back in text ({word.group(0)!r})"
     rest = _TEXT_WRAP_RE.sub(" ", content)
     if not any(ch.isdigit() for ch in rest):
         return None  # the text is the answer (\\text{7 apples})
@@ -519,7 +573,12 @@ def has_connective(text: str) -> bool:
 #: lm-evaluation-harness ``gsm8k.yaml``, filter ``flexible-extract``: its regex, last match (group_select -1)
 FLEXIBLE_EXTRACT_RE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
 # a sentence ends at . ! or ? before white space, or at a line break
-_SENTENCE_END_RE = re.compile(r"[.!?](?=\s)|\n")
+_SENTENCE_END_RE = re.compile(r"(?<!\bvs)(?<!\bVs)\.(?=\s)|[!?](?=\s)|\n")  # "6 vs. 7" is one sentence
+# a final sentence opening with an alternative goes on with the one before ("It is 6. Or 7")
+_OPENS_ALTERNATIVE_RE = re.compile(
+    r"[\s(\[*_\"'$]*(?:or|else|maybe|perhaps|possibly|otherwise|alternatively|vs|versus|unless|if\s+not)\b",
+    re.IGNORECASE,
+)
 # a number next to an arithmetic operator is an operand of a calculation, not a candidate answer
 _OPERATOR_BEFORE_RE = re.compile(r"(?:[-+*/×÷^=≠·(]|\\times|\\cdot|\\div)\s*$")
 # the answer itself after one of these is an operand: the reply ends on an expression (``14 / 7``)
@@ -642,7 +701,12 @@ def extract_final_number(text: str) -> FinalNumber | None:
        evaluated and English number words are values (``6 + 0 or 7``, ``x = 6 or x = 7``, ``six or 7``
        are wrong; ``7 or seven`` is fine); and no variable is given two values (``x=6, x=7``).
 
-    A reply that fails 2-4 is wrong whatever its answer; :attr:`FinalNumber.uncommitted` says why.
+    6. The final sentence takes in the one before it when it opens with an alternative (``It is 6. Or
+       7``, ``Six. Or seven: 7``) or the one before is a question (``6?\n7``); ``vs.`` ends no sentence.
+    7. ... and the reply stands by the answer (:func:`drift_envs.commitment.commitment`): ``anything
+       but 7``, ``7 is wrong``, ``~~7~~``, ``7 ❌``, ``7... just kidding``, ``7? No.`` are wrong.
+
+    A reply that fails 2-7 is wrong whatever its answer; :attr:`FinalNumber.uncommitted` says why.
     Only the last number can win, so a reply listing every candidate gains nothing by it.
     """
     matches = [m for m in FLEXIBLE_EXTRACT_RE.finditer(text) if any(ch.isdigit() for ch in m.group(0))]
@@ -651,9 +715,16 @@ def extract_final_number(text: str) -> FinalNumber | None:
     last = matches[-1]
     answer = _clean_number(last.group(0))
     # the final sentence: from the last sentence end before the answer to the end of the reply
-    start = 0
-    for end in _SENTENCE_END_RE.finditer(text, 0, last.start()):
-        start = end.end()
+    ends = [0, *(end.end() for end in _SENTENCE_END_RE.finditer(text, 0, last.start()))]
+    start = ends.pop()
+    # the sentence before goes with it when the final one opens with an alternative ("It is 6. Or 7")
+    # or the one before asks ("6?\n7": a question offers its value, the next line another)
+    while (
+        ends
+        and (_OPENS_ALTERNATIVE_RE.match(text, start) or text[:start].rstrip().endswith("?"))
+        and start - ends[-1] <= _VALUE_WINDOW
+    ):
+        start = ends.pop()
     sentence_matches = [m for m in matches if m.start() >= start]
     before_answer = text[max(start, last.start() - _OPERATOR_WINDOW) : last.start()]
     if _ARITHMETIC_BEFORE_RE.search(before_answer):
@@ -685,6 +756,10 @@ def extract_final_number(text: str) -> FinalNumber | None:
         if "=" in run.group(0) and _calculation_is_false(run.group(0)):
             return FinalNumber(answer, f"it states a false calculation ({run.group(0).strip()})")
     hedge = _alternative_values(text[start:]) or _reassigned(text[start:])
+    if hedge is not None:
+        return FinalNumber(answer, hedge)
+    # the shared reading (drift_envs.commitment): "anything but 7", "7 is wrong", "~~7~~", "7 ❌"
+    hedge = commitment(text, last.start(), last.end(), _names_other_value(answer))
     if hedge is not None:
         return FinalNumber(answer, hedge)
     return FinalNumber(answer)
