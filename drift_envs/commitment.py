@@ -19,9 +19,10 @@ reply stands by it. It does not when, around that span, it
   one, a word that keeps an alternative open (``unless``, ``if not``, ``otherwise``, ``or``, ``vs``,
   ``versus``, ``also``, ``too``, ``equally``, ``could``, ``might``, ``maybe``, ``possibly``,
   ``plausible``, ``alternatively``, ``else``, ``instead``, ``though``, ``if I'm wrong``...) *and*,
-  in the same sentence of at most :data:`MAX_HEDGE_CHARS` characters (a longer one is explanation:
-  ``Note that since 14 is a factor of 42, all of the factors of 14 are also factors of 42``),
-  another value, as the env reads values (its ``names_other`` callback: math reads numbers that are no
+  within :data:`NEAR` characters of it, in a sentence of at most :data:`MAX_HEDGE_CHARS` characters
+  (a longer one is explanation: ``Note that since 14 is a factor of 42, all of the factors of 14 are
+  also factors of 42``; a value further on is the explanation's: ``\boxed{7}. 18 - 11 = 7 could also
+  be checked by adding 11 to 7``), another value, as the env reads values (its ``names_other`` callback: math reads numbers that are no
   operands, ToolUse other values of the answer's kind, ReasoningGym any word but the answer): ``\boxed{7}
   unless it is 6``, ``\boxed{7}; if not, 6``, ``\boxed{7}. 6 also works.``, ``\boxed{7} vs 6``; or,
   whatever the env reads as a value, an alternative named by its place (``C or the one after``, ``7
@@ -53,6 +54,7 @@ __all__ = [
     "CROSS_MARKS",
     "DENIAL_WORD_RE",
     "MAX_HEDGE_CHARS",
+    "NEAR",
     "WINDOW",
     "alternative_after",
     "commitment",
@@ -64,6 +66,8 @@ WINDOW = 300
 #: a sentence after the answer longer than this is explanation, not a second answer offered
 #: (``Note that since 14 is a factor of 42, all of the factors of 14 are also factors of 42.``)
 MAX_HEDGE_CHARS = 80
+#: how near a word that keeps an alternative open the other value must stand (characters either side)
+NEAR = 16
 #: marks that cross a value out (``×`` is not one: it is multiplication)
 CROSS_MARKS = "❌✘✗✕✖❎🚫⛔"
 _CROSS_RE = re.compile(f"[{CROSS_MARKS}]")
@@ -235,8 +239,8 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
 
     In the rest of the answer's sentence and the next sentence: an alternative named by its place
     (``or the one after``), or a word that keeps an alternative open (``unless``, ``if not``, ``also``,
-    ``vs``...) in a sentence of at most :data:`MAX_HEDGE_CHARS` characters where ``names_other`` (the
-    env's reading of values) finds another value.
+    ``vs``...) in a sentence of at most :data:`MAX_HEDGE_CHARS` characters, with another value within
+    :data:`NEAR` characters of it as ``names_other`` (the env's reading of values) finds one.
     Without ``names_other`` only the first form is read.
     """
     tail = _sentences_after(text, end)
@@ -250,10 +254,20 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
     for cut in [*_SENTENCE_END_RE.finditer(tail), None]:
         sentence = tail[at : cut.start() if cut else len(tail)]
         at = cut.end() if cut else len(tail)
-        m = _ALTERNATIVE_WORDS_RE.search(sentence)
-        if m is not None and len(sentence.strip()) <= MAX_HEDGE_CHARS and names_other(sentence):
-            shown = f"{' '.join(m.group(0).split())!r}: {sentence.strip()[:50]!r}"
-            return f"it offers another value after its answer ({shown})"
+        if len(sentence.strip()) > MAX_HEDGE_CHARS:
+            continue
+        for m in list(_ALTERNATIVE_WORDS_RE.finditer(sentence))[:8]:
+            # the value offered stands next to the word ("6 also works", "if not, 6", "vs 6"); a number
+            # further on is the explanation's ("18 - 11 = 7 could also be checked by adding 11 to 7")
+            lo, hi = max(0, m.start() - NEAR), min(len(sentence), m.end() + NEAR)
+            while lo > 0 and not sentence[lo - 1].isspace():
+                lo -= 1
+            while hi < len(sentence) and not sentence[hi].isspace():
+                hi += 1
+            # ... and it is the sentence's one other value: a sentence naming several explains them
+            if names_other(sentence[lo:hi]) and names_other(sentence):
+                shown = f"{' '.join(m.group(0).split())!r}: {sentence.strip()[:50]!r}"
+                return f"it offers another value after its answer ({shown})"
     return None
 
 
