@@ -62,9 +62,11 @@ What every check gets, in every isolation level:
   timeout; :meth:`Sandbox.submit` runs an undecided check once more before returning it, and a
   failure that load cannot cause (a wrong answer, an error, a timeout) in another test decides the
   run all the same. A candidate may not lower its own priority (``setpriority``,
-  ``sched_setscheduler``, ``sched_setattr``, ``sched_setparam`` are refused, and at the ``full``
-  level its ``/proc`` is read-only, so its session's autogroup nice too) — a candidate that made
-  itself wait could otherwise turn its infinite loop into an undecided check. Where schedstat or the
+  ``sched_setscheduler``, ``sched_setattr``, ``sched_setparam``, ``sched_setaffinity`` are refused,
+  and its ``/proc/self/autogroup`` cannot be written: read-only at the ``full`` level, root's once
+  its uid was dropped) — a candidate that made itself wait could otherwise turn its infinite loop
+  into an undecided check. The judge takes a candidate's word that it was starved only once the
+  judge's own clock is past the backstop: earlier, that reply is invalid (a ``runtime_error``). Where schedstat or the
   slot cgroup's CPU account is missing (not root, no cgroup), the limits count wall time as before
   and ``isolation["clock"]`` says ``"wall"``. For the candidate also CPU seconds per process
   (``cpu_s``), address space (``memory_mb``), file size, open files, no core dumps (the judge: a
@@ -125,8 +127,8 @@ saying what is missing and why) says what else holds:
     (every host mount read-only, ``/proc`` with ``hidepid=2``); it runs only the task's own code.
 ``basic`` as root without namespaces (or ``isolation="basic"``)
     the uid drop (candidate and judge apart), the slot cgroup, the system-call filter,
-    ``RLIMIT_NPROC``, the own-time clock and the kill-by-uid sweep hold (but the host's ``/proc`` lets
-    a candidate lower its session's autogroup priority); the candidate sees the host's file system
+    ``RLIMIT_NPROC``, the own-time clock and the kill-by-uid sweep hold (its ``/proc`` files belong
+    to root once it dropped its uid, so it cannot lower its session's autogroup priority either); the candidate sees the host's file system
     (what its uid may read, world-readable benchmark files included) and its processes' ids, the
     network namespace and SysV/POSIX IPC are the host's (IPC objects may outlive the check), and
     world-writable places (``/tmp``, ``/dev/shm``) can be written. Do not train on untrusted code at
