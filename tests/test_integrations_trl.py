@@ -1,0 +1,151 @@
+"""drift envs inside TRL (the real trl package): the environment class, the task dataset, and
+``GRPOTrainer(environment_factory=...)`` training two steps of the tiny model on rewards from the env."""
+
+from __future__ import annotations
+
+import inspect
+
+import gymnasium as gym
+import pytest
+
+pytest.importorskip("trl", reason="the [trl] extra: pip install 'drift-toolkit[trl]'")
+
+import drift_envs  # noqa: E402, F401
+from drift_envs.integrations.trl import environment_factory, task_dataset  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: the tiny model on one thread
+
+ENV = "drift/MathFeedback-v0"
+KWARGS = {"difficulty": "tiny", "max_turns": 2, "feedback": "hint"}
+
+
+def naive_return(rewards: list[float], penalty: float, answers: list, gamma=0.9, lam=0.5) -> float:
+    """DESIGN.md's R, written out: Σ γ^(t-1) r_t + format_penalty − λ (1 − unique/answers)."""
+    given = [a for a in answers if a is not None]
+    unique = len({a for a in given if a}) / len(given) if given else 1.0
+    return sum(gamma**t * r for t, r in enumerate(rewards)) + penalty - lam * (1 - unique)
+
+
+def replay(row: dict, replies: list[str]) -> float:
+    """The return a fresh gym env gives the same replies on the row's task (None: nothing submitted)."""
+    env = gym.make(ENV, split="train", **KWARGS)
+    env.reset(seed=row["env_seed"], options={"index": row["task_index"]})
+    rewards, penalty, answers = [], 0.0, []
+    for reply in replies:
+        _, reward, terminated, truncated, info = env.step(reply)
+        step_penalty = 0.0 if info["format_ok"] else env.unwrapped.format_penalty
+        rewards.append(reward - step_penalty)
+        penalty += step_penalty
+        answers.append(info["answer"])
+        if terminated or truncated:
+            break
+    env.close()
+    return naive_return(rewards, penalty, answers)
+
+
+def test_environment_class_plays_the_env_through_one_tool() -> None:
+    data = task_dataset(ENV, "train", 3, **KWARGS)
+    assert set(data.column_names) == {"prompt", "task_index", "task_id", "env_seed"}
+    Env = environment_factory(ENV, **KWARGS)
+    assert Env.__name__ == "MathFeedback_v0"
+    # TRL offers every public function of the class as a tool: only submit may be one
+    public = {name for name, _ in inspect.getmembers(Env, inspect.isfunction) if not name.startswith("_")}
+    assert public == {"reset", "submit", "get_reward"}
+
+    row = data[1]
+    env = Env()
+    assert env.reset(**row) is None  # the row's prompt already holds the opening messages
+    reference = gym.make(ENV, split="train", **KWARGS)
+    _, info = reference.reset(seed=row["env_seed"], options={"index": 1})
+    assert row["prompt"] == info["messages"]
+    right = reference.unwrapped.oracle_reply()
+    feedback = env.submit("\\boxed{99}")
+    obs, *_ = reference.step("\\boxed{99}")
+    assert feedback == obs and "Incorrect" in feedback
+    assert env.submit(right) == "Correct."
+    assert env.get_reward() == pytest.approx(replay(row, ["\\boxed{99}", right]))
+    assert env.get_reward() == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="episode is over"):
+        env.submit(right)
+
+    env.reset(**data[0])
+    assert env.get_reward() == pytest.approx(-0.1)  # nothing submitted: the format penalty
+    env.submit("no idea")
+    env.submit("still none")
+    assert (
+        env.get_reward() == pytest.approx(replay(data[0], ["no idea", "still none"])) == pytest.approx(-0.2)
+    )
+
+    with pytest.raises(ValueError, match="opens that task with"):
+        env.reset(**{**data[0], "task_index": 2})
+    with pytest.raises(ValueError, match="names no task"):
+        env.reset(prompt=data[0]["prompt"])
+    with pytest.raises(ValueError, match="cannot make env"):
+        environment_factory(ENV, no_such_kwarg=1)
+
+
+def test_grpo_trainer_trains_two_steps_on_rewards_from_the_env(tiny_model_dir, tmp_path) -> None:
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+    from trl.chat_template_utils import qwen3_template
+
+    data = task_dataset(ENV, "train", 4, **KWARGS)
+    Env = environment_factory(ENV, **KWARGS)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    # the tiny template writes Hermes <tool_call> blocks after a ChatML assistant header, as Qwen's does;
+    # TRL only recognises known templates, so it gets TRL's own Qwen reader
+    tokenizer.response_template = qwen3_template
+
+    seen: list[list[tuple[dict, list[str], float]]] = []
+
+    def observe(completions, environments, task_index, **kwargs):
+        """Weight 0: records what each rollout submitted and what its env scored, changes nothing."""
+        seen.append(
+            [
+                (data[i], list(e.episode.replies), e.get_reward())
+                for i, e in zip(task_index, environments, strict=True)
+                if e.episode.info["task_id"] == data[i]["task_id"]  # reset(**row) opened the row's task
+            ]
+        )
+        return [0.0] * len(completions)
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=80,
+        max_tool_calling_iterations=1,
+        learning_rate=1e-4,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        reward_weights=[0.0],  # observe only; TRL appends the env's get_reward at weight 1
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=str(tiny_model_dir),
+        processing_class=tokenizer,
+        args=args,
+        train_dataset=data,
+        environment_factory=Env,
+        reward_funcs=[observe],
+    )
+    trainer.train()
+
+    assert trainer.state.global_step == 2
+    assert len(seen) == 2 and all(len(batch) == 4 for batch in seen)
+    rollouts = [r for batch in seen for r in batch]
+    # the random tiny model rarely writes a well-formed submit call: such rollouts are scored as no
+    # answer (the format penalty); any that did submit are scored as the env scores the same replies
+    for row, replies, reward in rollouts:
+        expected = replay(row, replies) if replies else -0.1
+        assert reward == pytest.approx(expected), (row["task_index"], replies)
+    logged = [
+        h["rewards/MathFeedback_v0/mean"]
+        for h in trainer.state.log_history
+        if "rewards/MathFeedback_v0/mean" in h
+    ]
+    assert logged == pytest.approx([sum(r for _, _, r in batch) / len(batch) for batch in seen])
+    assert [h["reward"] for h in trainer.state.log_history if "reward" in h] == pytest.approx(logged)
