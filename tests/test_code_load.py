@@ -70,7 +70,6 @@ def busy():
 @pytest.fixture(scope="module")
 def sandbox():
     sb = Sandbox(workers=5)
-    _own_clock(sb)
     yield sb
     sb.close()
 
@@ -88,6 +87,7 @@ def _one_cpu_second() -> int:
 
 
 def test_a_solution_that_needs_one_cpu_second_passes_at_timeout_3_under_load(sandbox, busy):
+    _own_clock(sandbox)
     n = _one_cpu_second()
     limits = SandboxLimits(timeout_s=3.0, memory_mb=256)
     jobs = [CodeJob(WORK, [f"assert work({n}) == {n * (n - 1) // 2}"], entry_point="work", limits=limits)]
@@ -101,6 +101,7 @@ def test_a_solution_that_needs_one_cpu_second_passes_at_timeout_3_under_load(san
 
 
 def test_sleeping_and_looping_candidates_still_time_out_after_their_own_limit(sandbox, busy):
+    _own_clock(sandbox)
     limits = SandboxLimits(timeout_s=4.0, test_timeout_s=1.0, memory_mb=256)
     sleep = CodeJob(
         "import time\ndef f():\n    time.sleep(100)", ["assert f() == 1"], entry_point="f", limits=limits
