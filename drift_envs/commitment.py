@@ -69,7 +69,7 @@ MAX_HEDGE_CHARS = 80
 #: how near a word that keeps an alternative open the other value must stand (characters either side)
 NEAR = 16
 #: marks that cross a value out (``×`` is not one: it is multiplication)
-CROSS_MARKS = "❌✘✗✕✖❎🚫⛔"
+CROSS_MARKS = "❌✘✗✕✖❎🚫⛔☒⊘👎🗙⛌"
 _CROSS_RE = re.compile(f"[{CROSS_MARKS}]")
 
 #: words that say a value is wrong or taken back, wherever they stand in a short text (a box's
@@ -82,12 +82,13 @@ DENIAL_WORD_RE = re.compile(
 
 # what may stand between a denial and the value it denies: spaces, math delimiters, an opening bracket,
 # markdown emphasis, quotes
-_GAP = r"[\s$(\[{*_\"'`“”‘’]*(?:\\\(|\\\[)?[\s$(\[{*_\"'`“”‘’]*"
+_GAP = r"[\s$(\[{*_\"'`“”‘’]*(?:\\\(|\\\[|<answer>)?[\s$(\[{*_\"'`“”‘’]*"
 # right before the answer: a word or phrase that denies or excludes what follows it
 _EXCLUDING = (
     r"(?:anything|everything|anyone|all|something|any\s+value|any\s+number|whatever)\s+"
     r"(?:but|except(?:\s+for)?|other\s+than|save|besides)"
     r"|other\s+than|except(?:\s+for)?|excluding|far\s+from|hardly|scarcely|barely|rather\s+than|instead\s+of"
+    r"|besides|apart\s+from|aside\s+from|leaving\s+out|minus\s+the"
     r"|nothing\s+like|anything\s+other\s+than"
 )
 _NEGATING = (
@@ -110,6 +111,7 @@ _STRIKE_AFTER_RE = re.compile(r"^\s*(?:~~|</s>|</del>|</strike>)", re.IGNORECASE
 _CLOSE = r"(?:[\s$)\]}*_\"'`”’]|\\\)|\\\]|</answer>)*"
 _VERDICT = (
     r"wrong|incorrect|false|untrue|invalid|mistaken|a\s+mistake|an\s+error|a\s+lie|a\s+joke|nonsense|bogus"
+    r"|a\s+typo|a\s+guess|made\s+up|retracted|withdrawn|void"
     r"|not\s+(?:right|correct|true|valid|it|the\s+(?:right\s+|correct\s+)?answer)"
 )
 _VERDICT_AFTER_RE = re.compile(
@@ -119,21 +121,26 @@ _VERDICT_AFTER_RE = re.compile(
     rf"|^{_CLOSE}(?P<word2>(?:isn't|isnt|wasn't|ain't)\s+(?:the\s+)?(?:right|correct|true|valid|it|answer))",
     re.IGNORECASE,
 )
+_ASIDE_AFTER_RE = re.compile(r"^" + _CLOSE + r"\s*aside(?![^\W_])(?!\s+from)", re.IGNORECASE)
 _BRACKETED_DENIAL_RE = re.compile(
     r"^" + _CLOSE + r"[,:;\-–—]?\s*(?P<word>[(\[]\s*(?:wrong|incorrect|false|not|no|nope|x|not\s+really"
-    r"|wrong\s+answer|just\s+kidding|kidding|joking|jk|j/k|sarcasm|/s|lol|lol\s+no)\s*[.!]*\s*[)\]])",
+    r"|wrong\s+answer|just\s+kidding|kidding|joking|jk|j/k|sarcasm|/s|lol|lol\s+no|retracted|withdrawn"
+    r"|as\s+if|typo|scratch\s+that|strike\s+that|disregard(?:\s+that)?|ignore\s+(?:that|this)|void)\s*[.!]*\s*[)\]])",
     re.IGNORECASE,
 )
 # a retraction after the answer, in its own sentence or the next
 _RETRACTION_RE = re.compile(
     r"(?<![^\W_])(?:just\s+kidding|kidding|just\s+joking|joking|jk|j/k|sarcasm|sarcastically|psych|lol\s+no"
-    r"|not\s+really|nah|april\s+fools?)(?![^\W_])|(?:^|\s)/s(?![^\W_])",
+    r"|not\s+really|nah|april\s+fools?|disregard(?:\s+(?:that|this|it))?|retracted|retract(?:ed|ing)?"
+    r"|scratch\s+that|strike\s+that|never\s*mind|ignore\s+(?:that|this|it)|yeah\s+right|as\s+if|typo"
+    r"|take\s+(?:that|it)\s+back|not\s+serious(?:ly)?)(?![^\W_])|(?:^|\s)/s(?![^\W_])",
     re.IGNORECASE,
 )
 # a next "sentence" that is nothing but a denial: "7? No.", "\boxed{7}. Not.", "7... nope"
 _BARE_DENIAL_RE = re.compile(
-    r"^" + _CLOSE + r"(?:[.?!…,;]+|\n)\s*(?:no|not|nope|nah|never|wrong|false|incorrect|not\s+really"
-    r"|not\s+(?:quite|that|it))\s*[.!…]*\s*(?:$|\n)",
+    r"^" + _CLOSE + r"(?:[.?!…,;]+|\n)\s*(?:no|not|nope|nah|never|wrong|false|incorrect|untrue|not\s+really"
+    r"|not\s+(?:quite|that|it)|(?:that|this|it)(?:'s|\s+is|\s+was)\s+(?:wrong|incorrect|false|not\s+it|a\s+lie))"
+    r"\s*[.!…]*\s*(?:$|\n)",
     re.IGNORECASE,
 )
 # where the answer's clause ends (a sentence end or a clause mark) and where a sentence ends
@@ -147,7 +154,8 @@ _ALTERNATIVE_WORDS_RE = re.compile(
     r"(?<![^\W_])(?:unless|if\s+not|otherwise|alternatively|alternative|or|vs|versus|also|too|equally"
     r"|could|might|maybe|perhaps|possibly|possible|plausible|plausibly|either|else|instead|though|although"
     r"|or\s+else|backup|second\s+guess|if\s+(?:i'?m|i\s+am|that'?s|this\s+is|it'?s)\s+(?:wrong|not)"
-    r"|except\s+(?:if|when|that)|works\s+as\s+well|as\s+well)(?![^\W_])"
+    r"|except\s+(?:if|when|that)|works\s+as\s+well|as\s+well|fallback|fall\s+back|failing\s+that"
+    r"|close\s+second|runner[\s-]up|(?:just\s+)?as\s+likely|likely|probably|second\s+choice)(?![^\W_])"
     r"|(?:^|\s)[/|](?=\s)",
     re.IGNORECASE,
 )
@@ -158,6 +166,12 @@ _INDIRECT_RE = re.compile(
     r"(?![^\W_])|one\s+(?:after|before|above|below|more|less|higher|lower|up|down)(?![^\W_])"
     r"|another(?![^\W_])|(?:one|letter|option|number|value|choice)\s+(?:after|before|above|below))",
     re.IGNORECASE,
+)
+
+
+# a value joined right after the answer ("\boxed{7}, 6", "\boxed{7} and 6", "\boxed{7} [6]", "\boxed{7}/6")
+_JOINED_AFTER_RE = re.compile(
+    r"^" + _CLOSE + r"(?:\s*(?:[,;/&+]|\band\b|\bplus\b)\s*|\s*[\[(]\s*)", re.IGNORECASE
 )
 
 
@@ -198,7 +212,7 @@ def denial(text: str, start: int, end: int) -> str | None:
     if not 0 <= start <= end <= len(text):
         raise ValueError(f"answer span ({start}, {end}) is not within the reply (length {len(text)})")
     before = _clause_before(text, start)
-    if _STRIKE_BEFORE_RE.search(before) or _STRIKE_AFTER_RE.match(text, end):
+    if _STRIKE_BEFORE_RE.search(before) or _STRIKE_AFTER_RE.match(text[end : end + 20]):
         return "it strikes its answer through"
     m = _DENY_BEFORE_RE.search(before[-80:])
     if m is not None:
@@ -214,6 +228,8 @@ def denial(text: str, start: int, end: int) -> str | None:
     if cross_before or cross_after:
         return f"it crosses its answer out ({(cross_before or cross_after).group(0)!r})"
     after = text[end : end + WINDOW]
+    if _ASIDE_AFTER_RE.match(after):
+        return "it excludes its answer ('aside')"
     for pattern in (_VERDICT_AFTER_RE, _BRACKETED_DENIAL_RE):
         m = pattern.match(after)
         if m is not None:
@@ -249,6 +265,14 @@ def alternative_after(text: str, end: int, names_other: Callable[[str], bool] | 
         return f"it offers another answer by its place ({' '.join(m.group(0).split())!r})"
     if names_other is None:
         return None
+    joined = _JOINED_AFTER_RE.match(text[end : end + WINDOW])
+    if joined is not None:
+        # the value stands right after the joiner: its first token ("\boxed{4}, since 10000 ..." joins none)
+        first = re.match(r"[\s$]*[^\s$]+", _clause_after(text, end + joined.end())[:NEAR])
+        stretch = first.group(0) if first else ""
+        # read past the joiner: "/6" joins 6, it does not divide by it (a box's value ends at its brace)
+        if names_other(stretch) and names_other(_sentences_after(text, end + joined.end())):
+            return f"it joins another value to its answer ({text[end : end + joined.end() + len(stretch)].strip()!r})"
     # each sentence of the tail that holds such a word is asked on its own: the value must stand there
     at = 0
     for cut in [*_SENTENCE_END_RE.finditer(tail), None]:
