@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     if args.only in ("all", "lora"):
-        from drift_train.cliargs import resolve_model
+        from drift_train.models import resolve_model
 
         lora_dir = resolve_model(args.lora_model)
         runs = [
