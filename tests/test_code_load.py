@@ -79,11 +79,12 @@ def _one_cpu_second() -> int:
     the load does not stretch)."""
     ns: dict = {}
     exec(WORK, ns)
-    n = 500_000
-    t0 = time.process_time()
-    ns["work"](n)
-    spent = max(1e-3, time.process_time() - t0)
-    return int(n / spent)
+    n, spent = 300_000, []
+    for _ in range(3):  # the least disturbed of three (a busy core's sibling slows a CPU second too)
+        t0 = time.process_time()
+        ns["work"](n)
+        spent.append(time.process_time() - t0)
+    return int(n / max(1e-3, min(spent)))
 
 
 def test_a_solution_that_needs_one_cpu_second_passes_at_timeout_3_under_load(sandbox, busy):
@@ -95,9 +96,11 @@ def test_a_solution_that_needs_one_cpu_second_passes_at_timeout_3_under_load(san
     futures = [sandbox.submit(jobs[0]) for _ in range(5)]  # side by side: they load each other too
     results = [f.result() for f in futures]
     wall = time.monotonic() - t0
-    assert [r.status for r in results] == ["passed"] * 5, [r.to_dict() for r in results]
-    # the machine was busy: five seconds of CPU took longer than one check's limit of wall time
-    assert sum(r.cpu_s for r in results) >= 4.0 and wall > 3.0, (wall, [r.cpu_s for r in results])
+    seen = (n, wall, [(r.status, r.cpu_s, r.duration_s) for r in results])
+    assert [r.status for r in results] == ["passed"] * 5, (seen, [r.to_dict() for r in results])
+    # they did need about a second of CPU each, and the busy machine took longer than the limit of
+    # 3 s to give it to them: counted in wall time, they would have timed out
+    assert min(r.cpu_s for r in results) >= 0.5 and max(r.duration_s for r in results) > 3.0, seen
 
 
 def test_sleeping_and_looping_candidates_still_time_out_after_their_own_limit(sandbox, busy):
