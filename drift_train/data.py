@@ -94,51 +94,67 @@ def _special_texts(tokenizer) -> list[str]:
     return sorted((t for t in texts if t), key=len, reverse=True)
 
 
+def _slot_special_texts(value: Any, specials: list[str], texts: list[str]) -> Any:
+    """``value`` (a message, or a part of one: tool calls, their arguments) with every string that spells a
+    special token replaced by a slot ``\ue000i\ue001``; ``texts[i]`` is the string. Roles stay."""
+    if isinstance(value, str):
+        if any(t in value for t in specials):
+            texts.append(value)
+            return f"\ue000{len(texts) - 1}\ue001"
+        return value
+    if isinstance(value, dict):
+        return {k: v if k == "role" else _slot_special_texts(v, specials, texts) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_slot_special_texts(v, specials, texts) for v in value]
+    return value
+
+
 def spells_special_tokens(tokenizer, messages: Sequence[dict]) -> bool:
-    """Whether some message's text spells a special token of ``tokenizer``: tokenizing the rendered
-    conversation would turn those characters into the special id (an end of turn, a new user turn)
-    that nobody sampled."""
-    specials = _special_texts(tokenizer)
-    return any(
-        isinstance(m.get("content"), str) and any(t in m["content"] for t in specials) for m in messages
-    )
+    """Whether some message's text (its content, a tool call's name or arguments...) spells a special
+    token of ``tokenizer``: tokenizing the rendered conversation would turn those characters into the
+    special id (an end of turn, a new user turn) that nobody sampled."""
+    texts: list[str] = []
+    _slot_special_texts(list(messages), _special_texts(tokenizer), texts)
+    return bool(texts)
 
 
-# stands for message i's text while the template renders (private-use characters: never in a template)
+# stands for a message's text while the template renders (private-use characters: never in a template)
 _SLOT = re.compile("\ue000(\\d+)\ue001")
+
+
+class SpecialTextError(TemplateError):
+    """A message spells a special token and its text cannot be tokenized apart from the template's."""
 
 
 def _render_text_as_text(
     tokenizer, messages: Sequence[dict], template_kwargs: dict, generation_prompt: bool
 ) -> list[int]:
-    """The conversation's ids with every message's text tokenized as text (``split_special_tokens``): the
-    template's own markers stay special ids, characters a message spells never become one. The template
-    renders slots in place of the texts; the pieces are tokenized apart and joined."""
-    slotted = [
-        {**m, "content": f"\ue000{i}\ue001"} if isinstance(m.get("content"), str) else m
-        for i, m in enumerate(messages)
-    ]
+    """The conversation's ids with every message text that spells a special token tokenized as text
+    (``split_special_tokens``): the template's own markers stay special ids, characters a message spells
+    never become one. The template renders slots in place of those texts; the pieces are tokenized apart
+    and joined. Raises :class:`SpecialTextError` when the template rewrites such a text (escapes it as
+    JSON, trims it) or the tokenizer does not tokenize the pieces apart to the same text."""
+    texts: list[str] = []
+    slotted = _slot_special_texts(list(messages), _special_texts(tokenizer), texts)
     text = tokenizer.apply_chat_template(
         slotted, tokenize=False, add_generation_prompt=generation_prompt, **template_kwargs
     )
     whole = tokenizer.apply_chat_template(
         list(messages), tokenize=False, add_generation_prompt=generation_prompt, **template_kwargs
     )
-    pieces = _SLOT.split(text)
-    if _SLOT.sub(lambda m: messages[int(m.group(1))]["content"], text) != whole:
-        raise TemplateError(
-            "a message spells a special token and the chat template rewrites message text, so its "
-            "characters cannot be kept apart from the template's markers; record token ids at rollout time"
+    if _SLOT.sub(lambda m: texts[int(m.group(1))], text) != whole:
+        raise SpecialTextError(
+            "a message spells a special token and the chat template rewrites that text, so its characters "
+            "cannot be kept apart from the template's markers; record token ids at rollout time"
         )
     ids: list[int] = []
-    for k, piece in enumerate(pieces):
+    for k, piece in enumerate(_SLOT.split(text)):
         if k % 2:  # a message's text
-            content = messages[int(piece)]["content"]
-            ids += _ids(tokenizer(content, add_special_tokens=False, split_special_tokens=True))
+            ids += _ids(tokenizer(texts[int(piece)], add_special_tokens=False, split_special_tokens=True))
         elif piece:
             ids += _ids(tokenizer(piece, add_special_tokens=False))
     if tokenizer.decode(ids) != whole:  # e.g. a tokenizer that adds a space before each piece
-        raise TemplateError(
+        raise SpecialTextError(
             "a message spells a special token and this tokenizer does not tokenize the conversation's "
             "pieces apart to the same text; record token ids at rollout time"
         )
@@ -205,6 +221,7 @@ class RenderStats:
     skipped_unsuccessful: int = 0
     skipped_undecided: int = 0  # rft: solved, but an earlier turn has no verdict (drift_train.facts)
     skipped_no_assistant: int = 0
+    skipped_special_text: int = 0  # text path: a message spells a special token that cannot be kept as text
     skipped_too_long: int = 0  # trained turns that do not fit max_length even with all older turns dropped
     truncated: int = 0  # examples that lost their oldest turns
     token_id_records: int = 0  # records trained from their recorded ids
@@ -292,17 +309,23 @@ class Renderer:
             source, sequences = "ids", self._id_sequences(turns)
             targets = {k: turns[k - 1].completion for k in range(1, n_turns + 1)}
         else:
+            try:
+                sequences = self._text_sequences(
+                    messages,
+                    positions,
+                    trained,
+                    template_kwargs,
+                    self._finish_reasons(record, n_turns),
+                    index=index,
+                    record=record,
+                )
+            except SpecialTextError as err:
+                stats.skipped_special_text += 1
+                if len(stats.notes) < 20:
+                    stats.notes.append(f"{_where(record, index)} skipped: {err}")
+                return []
             stats.text_records += 1
             source = "text"
-            sequences = self._text_sequences(
-                messages,
-                positions,
-                trained,
-                template_kwargs,
-                self._finish_reasons(record, n_turns),
-                index=index,
-                record=record,
-            )
             targets = {k: seq.ids[a:b] for seq in sequences for k, (a, b) in seq.spans.items()}
 
         out = []
@@ -429,6 +452,8 @@ class Renderer:
                     ids, {k: self._trim(ids, span, reasons[k]) for k, span in enumerate(spans, start=1)}
                 )
             ]
+        except SpecialTextError:
+            raise
         except TemplateError:
             pass
         # not prefix-consistent (e.g. history rewritten): each trained turn in its own rendering

@@ -374,6 +374,13 @@ def validate_record(record: dict, *, path: str | os.PathLike | None = None, line
         raise err(
             f"is {t_star!r} but the first turn the verifier marks correct is {first_correct!r}", "t_star"
         )
+    if t_star is not None and num_turns > t_star:
+        # an episode ends at its first correct turn: rewards recorded after it would add return no
+        # episode earned (a solved trajectory padded with more rewarded turns outweighs its group)
+        raise err(
+            f"has {num_turns} turns but the episode was solved at turn {t_star} (t_star), where it ends",
+            "turn_rewards",
+        )
     answers = record["answer_norms"]
     # our records hold one entry per turn (None: no answer); the release appends one per executed
     # action, so a format error leaves no entry and one turn may add several: any length there

@@ -44,11 +44,14 @@ Undecided verdicts (DESIGN.md: a turn whose check could not finish in time is li
 ``undecided_turns``; the env scored it 0, not correct): ``undecided`` says what such a trajectory
 counts for.
 
-* ``drop`` (the default): every trajectory with an undecided turn gets weight 0 (and per-turn weights
-  0) and is left out of its group's normalisation, so it neither trains nor moves the weights of the
-  others. Its return rests on a verdict nobody reached: scoring a reply that may have been right as a
-  failure would push weight onto the others in its group as if it had been checked. A group all of
-  whose members are dropped trains nothing.
+* ``drop`` (the default): every group (task) with an undecided turn in any of its trajectories gets
+  weight 0 (and per-turn weights 0) for all its members: undecided is neither right nor wrong, as the
+  online RL baseline and ``--loss rft`` read it too. Its return rests on a verdict nobody reached:
+  scoring a reply that may have been right as a failure would push weight onto the others in its group
+  as if it had been checked, and leaving only that member out would too (a success whose first turn was
+  undecided, dropped alone, turns its group into a group of failures at weight 1: the machine's load
+  would decide whether failures are trained on). A dropped group trains nothing; the others weigh
+  exactly as in a file without it.
 * ``zero``: the trajectory is weighted as recorded, its undecided turns as failures with reward 0
   (what files without the field always get).
 
@@ -96,7 +99,7 @@ class WeightConfig:
     per_turn: bool = False  # also compute per-turn weights from the discounted return-to-go
     # returns closer than this count as equal; tiny, so a near-tie is weighted like the release would (it has no tie rule)
     tie_tolerance: float = 1e-12
-    # trajectories with an undecided turn: drop = weight 0 and out of their group's normalisation; zero = weighted as recorded, the undecided turn a failure
+    # groups with an undecided turn: drop = every member weight 0 (see the module docstring); zero = weighted as recorded, the undecided turn a failure
     undecided: str = "drop"
 
     def validate(self) -> None:
@@ -412,7 +415,11 @@ def compute_weights(inputs: ReturnInputs, config: WeightConfig | None = None) ->
     config.validate()
     returns = trajectory_returns(inputs, config.gamma, config.diversity_lambda)
     undecided = inputs.undecided_turns if inputs.undecided_turns is not None else np.zeros(len(returns), int)
-    kept = (undecided == 0) if config.undecided == "drop" else np.ones(len(returns), dtype=bool)
+    if config.undecided == "drop":  # the whole group of any undecided trajectory: see the module docstring
+        undecided_groups = np.bincount(inputs.group_index, weights=undecided > 0, minlength=inputs.num_groups)
+        kept = undecided_groups[inputs.group_index] == 0
+    else:
+        kept = np.ones(len(returns), dtype=bool)
     if kept.all():
         weights, equal_group = importance_weights(returns, inputs.group_index, config, inputs.num_groups)
     else:  # dropped trajectories: weight 0 and out of their group's V*
@@ -478,7 +485,7 @@ def summarise(
         "all_success_group_share": float((group_success == sizes).mean()) if g else 0.0,
         "undecided_trajectories": int((undecided > 0).sum()),
         "undecided_turns": int(undecided.sum()),
-        "undecided_dropped_trajectories": int((~kept).sum()),
+        "undecided_dropped_trajectories": int((~kept).sum()),  # their groups' other members included
         "undecided_emptied_groups": int(emptied.sum()),
         "config": asdict(config),
     }

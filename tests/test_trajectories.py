@@ -262,3 +262,14 @@ def test_group_checks():
     mixed[1]["task_id"] = "other"
     with pytest.raises(TrajectoryError, match="disagree on task_id"):
         validate_groups(mixed)
+
+
+def test_turns_after_the_solved_turn_are_refused(tmp_path):
+    """The env ends an episode at its first correct turn: a record with more turns after t_star would add
+    return nobody earned (red team: a solved record padded with a second rewarded turn outweighed its group)."""
+    padded = make_record(verdicts=(1, 1), answers=("6", "6"))
+    assert padded["t_star"] == 1
+    path = tmp_path / "padded.jsonl"
+    path.write_text(json.dumps(padded) + "\n")
+    with pytest.raises(TrajectoryError, match=r"padded.jsonl:1: .*turn_rewards.*solved at turn 1"):
+        list(read_trajectories(path))

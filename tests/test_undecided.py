@@ -230,18 +230,22 @@ def naive_weights(returns: list[float], beta: float) -> list[float]:
     return [x / (sum(e) / len(e)) for x in e]
 
 
-def test_weights_drop_undecided_trajectories_from_their_group() -> None:
+def test_weights_drop_the_whole_group_of_an_undecided_trajectory() -> None:
+    """An undecided member takes its whole group out (every member weight 0, per turn too); a clean
+    group weighs exactly as in a file without the other group."""
     group = [record(0, 0, [0, 1]), record(0, 1, [0, 0, 1]), record(0, 2, [0, 0, 0], [1]), record(0, 3, [1])]
+    clean = [record(1, 0, [0, 1]), record(1, 1, [0, 0, 0]), record(1, 2, [1])]
     config = WeightConfig(per_turn=True)
-    weighted, summary = add_weights(group, config)
-    returns = [0.9, 0.81, 1.0]  # γ^(t*-1) of the three decided members, nothing else charged
-    expected = naive_weights(returns, config.beta)
+    weighted, summary = add_weights(group + clean, config)
     got = [r["weight"] for r in weighted]
-    assert got[2] == 0.0 and got[:2] + got[3:] == pytest.approx(expected)
-    assert weighted[2]["turn_weights"] == {"t1": 0.0, "t2": 0.0, "t3": 0.0}
-    assert all(w > 0 for r in (weighted[0], weighted[1], weighted[3]) for w in r["turn_weights"].values())
+    assert got[:4] == [0.0] * 4
+    assert all(w == 0.0 for r in weighted[:4] for w in r["turn_weights"].values())
+    alone, _ = add_weights(clean, config)
+    assert got[4:] == pytest.approx([r["weight"] for r in alone])
+    assert got[4:] == pytest.approx(naive_weights([0.9, 0.0, 1.0], config.beta))
     assert (summary["undecided_trajectories"], summary["undecided_turns"]) == (1, 1)
-    assert summary["undecided_emptied_groups"] == 0 and summary["zero_weight_trajectories"] == 1
+    assert summary["undecided_dropped_trajectories"] == 4 and summary["undecided_emptied_groups"] == 1
+    assert summary["zero_weight_trajectories"] == 4
 
     # zero: weighted exactly as the same rows without the field (the undecided turn a failure)
     as_zero, summary = add_weights(group, WeightConfig(undecided="zero"))
@@ -250,11 +254,20 @@ def test_weights_drop_undecided_trajectories_from_their_group() -> None:
     assert [r["weight"] for r in as_zero] == [r["weight"] for r in plain]
     assert summary["undecided_trajectories"] == 1 and summary["undecided_dropped_trajectories"] == 0
 
-    # global normalisation: mean 1 over the trajectories that are kept
-    glob, _ = add_weights(group, WeightConfig(normalize="global"))
-    assert np.mean([r["weight"] for r in glob if r["traj_idx"] != 2]) == pytest.approx(1.0)
+    # global normalisation: mean 1 over the trajectories that are kept (the clean group's)
+    glob, _ = add_weights(group + clean, WeightConfig(normalize="global"))
+    assert np.mean([r["weight"] for r in glob if r["prompt_id"] == 1]) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="undecided must be one of"):
         WeightConfig(undecided="keep").validate()
+
+
+def test_load_does_not_move_weight_onto_the_failures_of_a_group() -> None:
+    """The same group rolled out at quiet and at busy load (the success's first turn undecided): the
+    failures may not gain weight from the load (dropping the success alone gave them weight 1)."""
+    fail = [record(0, j, [0, 0, 0]) for j in (1, 2, 3)]
+    quiet, _ = add_weights([record(0, 0, [0, 1]), *fail], WeightConfig())
+    busy, _ = add_weights([record(0, 0, [0, 1], [1]), *fail], WeightConfig())
+    assert max(r["weight"] for r in busy[1:]) <= max(r["weight"] for r in quiet[1:])
 
 
 def test_a_file_without_undecided_turns_weighs_the_same_under_both_policies(tmp_path) -> None:
