@@ -241,6 +241,7 @@ def test_undecided_trajectories_train_neither_way(tmp_path: Path, tiny_model_dir
     from transformers import AutoTokenizer
 
     from drift_train.data import RenderConfig, build_dataset
+    from drift_train.weights import WeightConfig, add_weights
 
     records, _ = planned_rollout("drift/MathFeedback-v0", MATH_KWARGS, math_plan, num_tasks=6)
     undecided = [r for r in records if r.get("undecided_turns")]
@@ -256,6 +257,8 @@ def test_undecided_trajectories_train_neither_way(tmp_path: Path, tiny_model_dir
     assert (advantages[:3] == 0).all() and (plain[:3] != 0).all()  # scored as a failure it would have trained
     np.testing.assert_allclose(advantages[3:], plain[3:])
     assert advantages[3] > 0 > advantages[4]
+    weighted, _ = add_weights(batch, WeightConfig())  # drift weights reads the group the same way
+    assert [w["weight"] == 0.0 for w in weighted] == [True, True, True, False, False]
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     solved_undecided = sum(1 for r in undecided if r["t_star"])
