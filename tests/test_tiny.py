@@ -12,12 +12,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from drift_train.commands.tiny_model import main
 from drift_train.tiny import (
     IM_END,
     UNK_TOKEN,
     TinyModelConfig,
     build_tiny_model,
-    main,
     tiny_model_path,
 )
 
