@@ -759,7 +759,9 @@ def extract_final_number(text: str) -> FinalNumber | None:
     if hedge is not None:
         return FinalNumber(answer, hedge)
     # the shared reading (drift_envs.commitment): "anything but 7", "7 is wrong", "~~7~~", "7 ❌"
-    hedge = commitment(text, last.start(), last.end(), _names_other_value(answer))
+    # the number without lm-eval's trailing "." or "," ("7." in "7. Incorrect."): what follows is read
+    end = last.start() + len(last.group(0).rstrip(".,"))
+    hedge = commitment(text, last.start(), end, _names_other_value(answer))
     if hedge is not None:
         return FinalNumber(answer, hedge)
     return FinalNumber(answer)
