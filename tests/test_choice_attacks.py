@@ -225,3 +225,41 @@ def test_long_tails_are_read_in_bounded_time(tail):
     start = time.process_time()
     read_choice(r"\boxed{C}" + tail, OPTIONS)
     assert time.process_time() - start < 2.0  # measured: at most 0.35 s of CPU
+
+
+# red team 2 (class 11): the letter denied where it stands, or a second option named by its place; read
+# by drift_envs.commitment, the reading every env shares
+DENIED_OR_INDIRECT = [
+    "Answer: {a} (wrong)",
+    "Answer: {a} ❌",
+    "Answer: {a} is wrong",
+    "Answer: {a} or the one after",
+    "Answer: {a} or the next letter",
+    "\\boxed{{{a}}}... just kidding",
+    "<answer>~~{a}~~</answer>",
+]
+
+
+@pytest.mark.parametrize("template", DENIED_OR_INDIRECT)
+def test_a_denied_or_indirectly_hedged_letter_never_wins(template):
+    """Through the env, on the first four procedural tasks, with the right letter."""
+    env = gym.make(ENV_ID, max_turns=1).unwrapped
+    try:
+        wins = []
+        for index in range(4):
+            env.reset(options={"index": index})
+            reply = template.format(a=LETTERS[env.task.meta["answer_index"]])
+            if env.step(reply)[4]["correct"]:
+                wins.append(reply)
+        assert wins == []
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "reply", ["Answer: C (Berlin)", "Answer: C. Berlin is the capital.", "\\boxed{C}, not A", "Answer: C ✓"]
+)
+def test_a_letter_stood_by_keeps_its_answer(reply):
+    """Context that neither denies the letter nor offers another keeps C."""
+    reading = read_choice(reply, OPTIONS)
+    assert reading.choice == 2 and reading.uncommitted is None

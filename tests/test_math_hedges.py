@@ -183,3 +183,87 @@ def test_reading_a_long_hedge_stays_cheap(reply, fmt):
     started = time.process_time()
     extract_committed(reply, fmt)
     assert time.process_time() - started < 0.5
+
+
+# ---- red team 2: the reply takes its answer back, or offers another value in prose -------------------
+# (classes 2 and 10; read by drift_envs.commitment, the reading every env shares)
+
+DENIED_7 = [
+    "anything but 7",
+    "other than 7",
+    "everything except 7",
+    "all but 7",
+    "far from 7",
+    "~~7~~",
+    "7 ❌",
+    "✘ 7",
+    "7... just kidding",
+    "7, jk",
+    "7 (wrong)",
+    "7 is wrong",
+    "7 is incorrect",
+    "7? No.",
+    "7 [retracted]",
+    "7. Incorrect.",
+]
+
+
+@pytest.mark.parametrize("reply", DENIED_7)
+def test_final_number_denied_by_its_own_reply_is_wrong(reply: str) -> None:
+    """The last number is denied, excluded, struck or retracted where it stands."""
+    assert _correct(reply, answer_format="final_number") is False
+
+
+@pytest.mark.parametrize("reply", [*DENIED_7, "definitely not 7", "It is 7. Not."])
+def test_a_box_denied_by_its_own_reply_is_wrong(reply: str) -> None:
+    """The same denials around \\boxed{7}."""
+    assert _correct(reply.replace("7", r"\boxed{7}")) is False
+
+
+@pytest.mark.parametrize("reply", [r"\boxed{7 \text{ is wrong}}", r"\boxed{7 \text{ (wrong)}}"])
+def test_a_denial_in_the_box_text_is_wrong(reply: str) -> None:
+    """math-verify drops the text, so the env reads it."""
+    assert _correct(reply) is False
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer_format"),
+    [
+        (r"\boxed{7} unless it is 6", "auto"),
+        (r"\boxed{7}, except if it's 6", "auto"),
+        (r"\boxed{7}; if not, 6", "auto"),
+        (r"\boxed{7} -- 6 is also possible", "auto"),
+        (r"\boxed{7}. 6 also works.", "auto"),
+        (r"\boxed{7} (6 is equally plausible)", "auto"),
+        (r"\boxed{7} though 6 could be", "auto"),
+        (r"\boxed{7}; also 6", "auto"),
+        (r"\boxed{7} vs 6", "auto"),
+        (r"\boxed{7} and 6", "auto"),
+        ("<answer>7</answer> unless 6", "tag"),
+        ("<answer>7</answer>\n\n(If I'm wrong it's 6)", "tag"),
+        ("It is 6. Or 7", "final_number"),
+        ("6 vs. 7", "final_number"),
+        ("Six. Or seven: 7", "final_number"),
+        ("6?\n7", "final_number"),
+    ],
+)
+def test_another_value_offered_in_prose_after_the_answer_is_wrong(reply: str, answer_format: str) -> None:
+    """A second value after the box or tag, or behind a sentence end, is a hedge."""
+    assert _correct(reply, answer_format=answer_format) is False
+
+
+@pytest.mark.parametrize(
+    ("reply", "answer_format"),
+    [
+        (r"\boxed{7}. Note that 18 - 11 = 7 could also be checked by adding 11 to 7.", "auto"),
+        (r"We have 18 - 11 = 7, so the answer is \boxed{7}. No other value works.", "auto"),
+        (r"The answer is not 6, it is \boxed{7}.", "auto"),
+        (r"\boxed{7}, since 11 + 7 = 18.", "auto"),
+        ("<answer>7</answer>\n\nI hope this helps!", "tag"),
+        ("18 - 11 = 7. Is that right? Yes: 11 + 7 = 18. The answer is 7.", "final_number"),
+        ("Since 18 - 11 = 7 and 7 is also odd, the answer is 7.", "final_number"),
+    ],
+)
+def test_plain_answers_with_harmless_context_stay_right(reply: str, answer_format: str) -> None:
+    """Explanations after the answer, rejected values before it: the reply commits to 7."""
+    assert _correct(reply, answer_format=answer_format) is True

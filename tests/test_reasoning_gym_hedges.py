@@ -109,3 +109,54 @@ def test_every_lenient_scorer_is_closed_and_its_oracle_still_solves(task: str) -
         assert not terminated and not info["correct"], hedge
     _, reward, terminated, _, _ = env.step(env.unwrapped.oracle_reply())
     assert (reward, terminated) == (1.0, True)
+
+
+# red team 2 (class 12): a retraction or a second candidate after (or inside) the tag; read by
+# drift_envs.commitment, the reading every env shares
+def _other(task: str, gold: str) -> str:
+    return gold[::-1] if task == "spell_backward" else str(int(gold) + 1)
+
+
+@pytest.mark.parametrize("task", ["spell_backward", "basic_arithmetic", "letter_counting"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "<answer>{g}</answer>; if not, {w}",
+        "<answer>{g}</answer> (wrong)",
+        "<answer>{g}</answer> is wrong",
+        "<answer>{g}</answer>... just kidding",
+        "besides <answer>{g}</answer>",
+    ],
+)
+def test_a_retracted_or_hedged_tag_is_wrong(task: str, template: str) -> None:
+    env = gym.make("drift/ReasoningGym-v0", task=task, size=3, max_turns=1)
+    try:
+        env.reset(options={"index": 0})
+        gold = str(env.unwrapped.task.answer)
+        assert env.step(template.format(g=gold, w=_other(task, gold)))[4]["correct"] is False
+    finally:
+        env.close()
+
+
+def test_a_cross_mark_inside_the_tag_is_wrong() -> None:
+    """spell_backward scores a reply by its prefix, so "<answer>gold ❌</answer>" scored 1.0."""
+    env = gym.make("drift/ReasoningGym-v0", task="spell_backward", size=3, max_turns=1)
+    try:
+        env.reset(options={"index": 0})
+        assert env.step(f"<answer>{env.unwrapped.task.answer} ❌</answer>")[4]["correct"] is False
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["<answer>{g}</answer>", "The answer is <answer>{g}</answer>.", "<answer>{g}</answer>\nHope this helps!"],
+)
+def test_a_tag_stood_by_stays_right(template: str) -> None:
+    env = gym.make("drift/ReasoningGym-v0", task="basic_arithmetic", size=3, max_turns=1)
+    try:
+        env.reset(options={"index": 0})
+        gold = str(env.unwrapped.task.answer)
+        assert env.step(template.format(g=gold))[4]["correct"] is True
+    finally:
+        env.close()

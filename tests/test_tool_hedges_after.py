@@ -208,3 +208,52 @@ def test_after_answer() -> None:
     assert after_answer("x\nAnswer: 5\nor 6\n") == "or 6\n"
     assert after_answer("Answer: 5") == ""
     assert after_answer("just 5") == ""
+
+
+# red team 2 (class 9): the value excluded, retracted, struck or crossed out on the answer line; read by
+# drift_envs.commitment, the reading every env shares
+EXCLUDED_OR_RETRACTED = [
+    "Answer: anything but {a}",
+    "Answer: other than {a}",
+    "Answer: everything except {a}",
+    "Answer: all but {a}",
+    "Answer: far from {a}",
+    "Answer: hardly {a}",
+    "Answer: ~{a}",
+    "Answer: !{a}",
+    "Answer: {a}... just kidding",
+    "Answer: {a}, jk",
+    "Answer: {a} (sarcasm)",
+    "Answer: ~~{a}~~",
+    "Answer: {a} ❌",
+    "Answer: ✘ {a}",
+    "Answer: {a} [retracted]",
+    "Answer: besides {a}",
+]
+
+
+@pytest.mark.parametrize("domain", ["bank", "weather"])
+@pytest.mark.parametrize("reply", EXCLUDED_OR_RETRACTED)
+def test_an_excluded_or_retracted_value_does_not_complete_the_request(domain: str, reply: str) -> None:
+    env, req = at_answer(domain)
+    try:
+        assert kind(env, reply.format(a=req.answer)) == "wrong_answer"
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "Answer: {a}!",
+        "Answer: **{a}**",
+        "Answer: {a} (checked twice)",
+        "Answer: {a}\n\nNo further requests pending?",
+    ],
+)
+def test_a_plain_value_with_harmless_marks_completes_the_request(reply: str) -> None:
+    env, req = at_answer("bank")
+    try:
+        assert kind(env, reply.format(a=req.answer)) in ("next_request", "success")
+    finally:
+        env.close()

@@ -41,7 +41,10 @@ class MultipleChoiceEnv(MultiTurnTextEnv):
     be``, ``B isn't wrong`` (two negations), ``(or maybe London)``, ``B or \boxed{C}``, and so does a
     mention that neither rejects nor offers (``\boxed{C} since A gives 37``): a reply gives its
     reasons before the answer, and after it says only why the others are wrong. Text before the
-    answer is reasoning and is not read (``B is tempting, but the answer is \boxed{C}`` chose C).
+    answer is reasoning and is not read (``B is tempting, but the answer is \boxed{C}`` chose C). A
+    reply that does not stand by its letter chose nothing: ``Answer: C (wrong)``, ``C is wrong``,
+    ``C ❌``, ``~~C~~``, ``C or the one after`` (:mod:`drift_envs.commitment`, the reading every env
+    shares).
 
     ## Action Space
     ``UnicodeText``: any Unicode string, the model's whole reply.

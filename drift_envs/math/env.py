@@ -71,7 +71,11 @@ class MathFeedbackEnv(MultiTurnTextEnv):
     ``y=\frac{14}{3}``) and a true computation (``18-11=7``) stay right. A reply naming two answers
     is wrong: answer tags and boxes that disagree (``<answer>6</answer> \boxed{7}``), a box joined to
     another value (``\boxed{7} \lor 6``, ``\boxed{7} (or maybe 6)``), or text in a box that offers
-    one (``\boxed{7 \text{ or 6}}``, unless the gold is written so). A reply is read from its last
+    one (``\boxed{7 \text{ or 6}}``, unless the gold is written so). So is a reply that does not stand
+    by its answer (:mod:`drift_envs.commitment`, the reading every env shares): one that denies,
+    excludes or retracts it (``definitely not \boxed{7}``, ``anything but 7``, ``7 is wrong``,
+    ``~~7~~``, ``7 ❌``, ``7... just kidding``) or offers one other value after it in a short sentence
+    (``\boxed{7} unless it is 6``, ``\boxed{7}. 6 also works.``). A reply is read from its last
     32,768 characters, and one with more than 32 boxes has committed to none (wrong).
 
     ``answer_format="final_number"`` reads free text the way lm-evaluation-harness's GSM8K

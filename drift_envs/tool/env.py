@@ -262,8 +262,10 @@ class ToolUseEnv(MultiTurnTextEnv):
     value, no other value and does not deny it, and the text after that line offers no alternative
     (:func:`judge_answer`): listing every balance seen, ``-7.3 or -7.2 or -7.1``, ``rainy or stormy``,
     ``maybe rainy``, ``no, it has not been cancelled``, ``it isnt cancelled``, ``BK-101, bk102``, ``3410
-    (MCCCLXX)`` and ``Answer: 3410`` then a line ``Or maybe 1370.`` are all wrong, ``Answer: the
-    forecast is rainy`` is right, and working before the answer line is not read. With
+    (MCCCLXX)`` and ``Answer: 3410`` then a line ``Or maybe 1370.`` are all wrong, and so is a value
+    the reply excludes, retracts or crosses out (``anything but 3410``, ``~rainy``, ``3410... just
+    kidding``, ``~~rainy~~``, ``rainy ❌``: :mod:`drift_envs.commitment`, the reading every env
+    shares); ``Answer: the forecast is rainy`` is right, and working before the answer line is not read. With
     ``dataset=PATH`` the tasks are MTU-Bench dialogues (:mod:`drift_envs.tool.mtu`) replayed from
     their recorded results.
 
