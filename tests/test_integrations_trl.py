@@ -114,7 +114,7 @@ def test_grpo_trainer_trains_two_steps_on_rewards_from_the_env(tiny_model_dir, t
         max_steps=2,
         per_device_train_batch_size=4,
         num_generations=4,
-        max_completion_length=80,
+        max_completion_length=48,
         max_tool_calling_iterations=1,
         learning_rate=1e-4,
         logging_steps=1,
