@@ -14,7 +14,7 @@ from drift_envs.user.constraints.base import (
     register_constraint,
 )
 from drift_envs.user.constraints.compose import Draft
-from drift_envs.user.constraints.text import words
+from drift_envs.user.constraints.text import reads_as_capital, words
 
 __all__ = ["Lowercase", "MinCapitalWords", "Uppercase"]
 
@@ -35,8 +35,8 @@ class Lowercase(Constraint):
     excludes: ClassVar[frozenset[str]] = frozenset({"uppercase", "min_capital_words"})
 
     def _evaluate(self, reply: str) -> Check:
-        upper = sorted({w for w in words(reply) if any(ch.isupper() for ch in w)})
-        return Check(reply.islower(), {"capitalised": upper[:5]})
+        upper = sorted({w for w in words(reply) if any(ch.isupper() or reads_as_capital(ch) for ch in w)})
+        return Check(reply.islower() and not any(map(reads_as_capital, reply)), {"capitalised": upper[:5]})
 
     def describe(self) -> str:
         return "Write everything in lowercase letters, no capitals at all."

@@ -18,15 +18,19 @@ letters. :func:`normalize_reply` maps a reply to what a reader sees, in this ord
    reads it as a word break (``the\u200bmoon`` is two words for a word limit) and
    :func:`~drift_envs.user.constraints.text.contains_word` reads the text both with it removed and as
    a space (``mo\u200bon`` is ``moon``, ``the\u200bmoon`` holds ``moon``). Hangul fillers (U+3164,
-   U+115F, U+1160, U+FFA0) and the blank braille pattern render as blanks: they become spaces;
+   U+115F, U+1160, U+FFA0) and the blank braille pattern render as blanks: a space where no letter
+   or digit comes before them, otherwise read like an invisible character (``m\u115foon`` holds
+   ``moon``, ``the\u3164moon`` is two words);
 4. :func:`confusables` maps each character: letters of Greek, Cyrillic, Armenian, Coptic, Cherokee
    and Lisu drawn like Latin ones become those Latin letters (``ο``→``o``, ``օ``→``o``, ``ꓳ``→``O``), precomposed
    ones keep their accent (``ӧ``→``ö``); Latin small capitals and Cherokee small letters (drawn as
    small capitals) become the capital they look like (they read as capitals, so a lowercase check
-   fails on them); comma-like marks become ``,`` (every punctuation or modifier character whose name
-   says COMMA, U+201A ``‚``, U+201E ``„``, the cedilla ``¸``, the Greek lower numeral sign ``͵``, the low
+   fails on them); a Latin letter in a frame (negative squared ``🅼``, regional indicator ``🇲``: any
+   name ending in LATIN CAPITAL/SMALL LETTER X) and the sideways ``ᴑ`` become the letter;
+   comma-like marks become ``,`` (every character but a number whose name says COMMA, in any
+   script, modifier letters and combining marks included, U+201A ``‚``, U+201E ``„``, the cedilla ``¸``, the Greek lower numeral sign ``͵``, the low
    accents ``ˏ ˎ``, the Arabic decimal and thousands separators); the modifier letters that are
-   spacing marks, not letter shapes (``ʼ``, ``ʻ``, ``ˈ``, ``ː``, ``ˆ``: every "MODIFIER LETTER" whose
+   spacing marks, not letter shapes (``ʼ``, ``ˈ``, ``ː``, ``ˆ``: every "MODIFIER LETTER" whose
    name says neither SMALL nor CAPITAL), and the saltillo ``ꞌ`` become ``'``; other hyphens become ``-``;
 5. a combining mark (``Mn``/``Me``) is read with the letter under it: on a letter that reads as Latin
    (after step 4) it is dropped unless it composes with it (``m\u0336oon`` and ``м\u0336`` read ``m``;
@@ -46,6 +50,7 @@ the letters of the Latin alphabet, not every confusable Unicode knows. Case is k
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 
 __all__ = ["INVISIBLE_BREAK", "confusables", "display_order", "normalize_reply"]
@@ -80,7 +85,17 @@ _BLANKS = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800}
 # Invisible characters that are not of category Cf
 _INVISIBLE_NAMES = ("VARIATION SELECTOR", "GRAPHEME JOINER", "KHMER VOWEL INHERENT")
 # Characters drawn as a comma whose names do not say COMMA
-_COMMA_LIKE = {0x201A, 0x201E, 0x00B8, 0x0375, 0x02CF, 0x02CE, 0x066B, 0x066C, 0x0326, 0x0327}
+_COMMA_LIKE = {0x201A, 0x201E, 0x00B8, 0x0375, 0x02CF, 0x02CE, 0x02CC, 0x066B, 0x066C, 0x0326, 0x0327}
+# A Latin letter in a frame or another plane (negative squared, squared, parenthesized, regional
+# indicator ``🇲``): the name ends in the letter; it reads as that letter (capital unless SMALL)
+_FRAMED_LETTER_RE = re.compile(
+    r"^(?:[A-Z ]+ )?(?:LATIN (CAPITAL|SMALL) LETTER|REGIONAL INDICATOR SYMBOL LETTER) ([A-Z])$"
+)
+# Rotated letters that look the same rotated (``ᴑ`` LATIN SMALL LETTER SIDEWAYS O)
+_SIDEWAYS_RE = re.compile(r"^LATIN (CAPITAL|SMALL) LETTER SIDEWAYS (O)$")
+# Code points scanned for look-alikes: the BMP and the Supplementary Multilingual Plane (framed
+# letters, historic scripts' commas such as MEDEFAIDRIN COMMA) but CJK ideographs and Hangul syllables
+_SCAN = (range(0x80, 0x3400), range(0xA000, 0xAC00), range(0xF900, 0x20000))
 
 # Bidi controls: openers of embeddings/overrides (closed by PDF) and isolates (closed by PDI)
 _EMBED_OPENERS = {"\u202a", "\u202b", "\u202d", "\u202e"}
@@ -104,13 +119,17 @@ def _build_confusables() -> dict[int, str]:
     for pair in _LOOKALIKES.split():
         table[ord(pair[0])] = pair[1:]
     table.update(_EXTRA)
-    for code in range(0x80, 0x10000):  # the Basic Multilingual Plane holds every character mapped here
-        if 0x3400 <= code < 0xA000 or 0xAC00 <= code < 0xE000:  # CJK ideographs, Hangul, surrogates
-            continue
+    for code in (c for r in _SCAN for c in r):  # CJK ideographs and Hangul syllables map to nothing
         ch = chr(code)
         category = unicodedata.category(ch)
         name = unicodedata.name(ch, "")
-        if name.startswith("CHEROKEE SMALL LETTER "):
+        if not name:
+            continue
+        framed = _FRAMED_LETTER_RE.match(name) or _SIDEWAYS_RE.match(name)
+        if framed and code not in table and len(unicodedata.normalize("NFKC", ch)) == 1:
+            letter = framed.group(2)
+            table[code] = letter.lower() if framed.group(1) == "SMALL" else letter
+        elif name.startswith("CHEROKEE SMALL LETTER "):
             capital = ch.upper()
             if ord(capital) in table:
                 table[code] = table[ord(capital)].upper()  # drawn as a small capital: reads as one
@@ -118,7 +137,10 @@ def _build_confusables() -> dict[int, str]:
             "LATIN LETTER SMALL CAPITAL X"
         ):
             table[code] = name[-1]  # reads as the capital it is drawn as
-        elif code in _COMMA_LIKE or ("COMMA" in name.split() and category[0] == "P"):
+        elif code in _COMMA_LIKE or ("COMMA" in name.split() and category[0] != "N"):
+            # every character whose name says COMMA, in any script or as a mark (turned, reversed,
+            # combining comma above): a reader sees a comma; a number symbol (DIGIT ONE COMMA) stays
+            # the number it is
             table[code] = ","
         elif (
             category == "Lm"
@@ -216,11 +238,13 @@ def normalize_reply(text: str) -> str:
     hidden = False  # an invisible character since the last visible one
     for ch in text:
         code = ord(ch)
-        if code in _BLANKS:
+        if code in _BLANKS and not (out and out[-1].isalnum()):
             out.append(" ")
             hidden = False
             continue
-        if _invisible(ch):
+        if code in _BLANKS or _invisible(ch):
+            # a blank after a letter or digit reads like an invisible character: a word break
+            # between words, a joiner inside one (``m\u115foon`` holds ``moon``)
             hidden = True
             continue
         category = unicodedata.category(ch)
@@ -232,6 +256,8 @@ def normalize_reply(text: str) -> str:
                 composed = unicodedata.normalize("NFC", base + ch)
                 if len(composed) == 1:
                     out[-1] = composed
+                elif table.get(code) == ",":
+                    out.append(",")  # a combining comma (above, above right) after a word reads as one
             elif code in table:
                 out.append(table[code])  # a combining comma below with no letter under it
             continue

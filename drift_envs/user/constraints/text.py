@@ -13,6 +13,7 @@ from drift_envs.user.constraints.normalize import INVISIBLE_BREAK
 
 __all__ = [
     "NUMBER_WORDS",
+    "reads_as_capital",
     "contains_word",
     "count_sentences",
     "count_word",
@@ -105,6 +106,14 @@ def has_word(text: str) -> bool:
 _ZERO_IN_WORD_RE = re.compile(r"(?<=[^\W\d_])0+|0+(?=[^\W\d_])")
 
 
+# characters drawn as a plain circle (``σ``, Malayalam ``ഠ``, Telugu ``ం``, Arabic-Indic five ``٥``,
+# ``〇``, ``○``, ``∘``): next to a letter they read "o", as a zero does
+_ROUND_CHARS = "σςഠంಂ٥۵〇○◯⚪∘◦ᴏᴑ"
+_ROUND_IN_WORD_RE = re.compile(rf"(?<=[^\W\d_])[{_ROUND_CHARS}]+|[{_ROUND_CHARS}]+(?=[^\W\d_{_ROUND_CHARS}])")
+# a word spelled out letter by letter with a separator between (``m-o-o-n``, ``m.o.o.n``)
+_SPELLED_RE = re.compile(r"(?<![^\W_])[^\W_](?:[-.·_*~/|:+][^\W_])+(?![^\W_])")
+
+
 @functools.lru_cache(maxsize=1)
 def _letter_bases() -> dict[int, str]:
     """Latin letters drawn as another letter with a stroke, bar, hook or the like that Unicode does
@@ -126,6 +135,7 @@ def skeleton(text: str) -> str:
     Unicode does not decompose, ``ø`` ``đ`` ``ł``, read as its plain letter), case folded, every decimal digit in
     ASCII, and a zero inside a word with letters read as ``o`` (``m00n``, ``m໐໐n``: ``moon``).
     ``text`` should be normalised first (:func:`~drift_envs.user.constraints.normalize.normalize_reply`)."""
+    text = _ROUND_IN_WORD_RE.sub(lambda m: "o" * len(m.group(0)), text)  # before digits become ASCII
     folded = "".join(
         str(unicodedata.digit(ch, 0)) if unicodedata.category(ch) == "Nd" else ch
         for ch in unicodedata.normalize("NFD", text)
@@ -139,10 +149,20 @@ def skeleton(text: str) -> str:
 
 def _readings(text: str) -> tuple[str, ...]:
     """The skeletons of ``text`` a word is looked for in: with the invisible word breaks that
-    normalisation left removed (``mo\u2060on``: ``moon``) and read as spaces (``the\u2060moon``)."""
-    if INVISIBLE_BREAK not in text:
-        return (skeleton(text),)
-    return (skeleton(text.replace(INVISIBLE_BREAK, "")), skeleton(text.replace(INVISIBLE_BREAK, " ")))
+    normalisation left removed (``mo\u2060on``: ``moon``) and read as spaces (``the\u2060moon``), and
+    each with the words spelled letter by letter joined (``m-o-o-n``, ``m.o.o.n``: ``moon``)."""
+    readings = (
+        (skeleton(text),)
+        if INVISIBLE_BREAK not in text
+        else (skeleton(text.replace(INVISIBLE_BREAK, "")), skeleton(text.replace(INVISIBLE_BREAK, " ")))
+    )
+    # a word spelled letter by letter (``m-o-o-n``) is also read joined, as a reader reads it
+    spelled = tuple(
+        joined
+        for r in readings
+        if (joined := _SPELLED_RE.sub(lambda m: re.sub(r"[^\w]", "", m.group(0)), r)) != r
+    )
+    return readings + spelled
 
 
 def _word_pattern(word: str) -> re.Pattern[str]:
@@ -161,6 +181,43 @@ def count_word(text: str, word: str) -> int:
     reading that finds it most often counts)."""
     pattern = _word_pattern(word)
     return max(len(pattern.findall(r)) for r in _readings(text))
+
+
+# Alphabets without case whose letters are drawn like Latin or Greek capitals (Lycian ``𐊗`` is a T):
+# text in them does not read as lowercase
+_CAPITAL_SCRIPTS = (
+    "LYCIAN ",
+    "CARIAN ",
+    "LYDIAN ",
+    "OLD ITALIC ",
+    "RUNIC ",
+    "GOTHIC ",
+    "LISU ",
+    "ELBASAN ",
+    "CAUCASIAN ALBANIAN ",
+    "OLD PERMIC ",
+    "OLD TURKIC ",
+    "OLD NORTH ARABIAN ",
+    "OLD SOUTH ARABIAN ",
+    "PHOENICIAN ",
+    "OGHAM ",
+    "CYPRIOT ",
+    "LINEAR B ",
+    "OLD PERSIAN ",
+    "UGARITIC ",
+    "BASSA VAH ",
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def reads_as_capital(ch: str) -> bool:
+    """True for a letter a reader sees as a capital: an upper- or title-case letter (``Lu``, ``Lt``), or
+    a letter of an alphabet without case that is drawn like capitals (Lycian, Carian, Old Italic,
+    Runic, Lisu, ...)."""
+    category = unicodedata.category(ch)
+    if category in ("Lu", "Lt"):
+        return True
+    return category == "Lo" and unicodedata.name(ch, "").startswith(_CAPITAL_SCRIPTS)
 
 
 def is_number_char(ch: str) -> bool:
