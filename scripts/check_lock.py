@@ -30,7 +30,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_ROOTS = ["drift-toolkit[train,serve,dev,reasoning-gym,textarena]"]
+# what scripts/setup.sh installs into the main environment: the project with its extras, the trainer
+# integrations' included ([verifiers] goes in when the lock pins it, as this one does)
+DEFAULT_ROOTS = ["drift-toolkit[train,serve,dev,reasoning-gym,textarena,trl,skyrl,verifiers]"]
 NOT_LOCKED = {"pip", "drift-toolkit"}  # the installer, and the repository itself (installed editable)
 
 

