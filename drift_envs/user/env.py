@@ -129,8 +129,8 @@ class UserCorrectionEnv(MultiTurnTextEnv):
     >>> env.step("THE MOON: A SILVER COIN ABOVE THE SEA.")[1:3]
     (1.0, True)
     >>> _ = env.reset(options={"index": 2})
-    >>> env.unwrapped.oracle_reply()  # meets every check: the request's words and words of its own
-    'MOON CLEAR GENTLE SIMPLE MOON NIGHT SILVER CRATERS ORBIT THIS.'
+    >>> env.unwrapped.oracle_reply()  # meets every check: the request's words in a clause, words of its own
+    'MOON IS THE CLEAR GENTLE SIMPLE MOON NIGHT SILVER CRATERS ORBIT THIS.'
     >>> env.step(env.unwrapped.oracle_reply())[1:3]
     (1.0, True)
     """

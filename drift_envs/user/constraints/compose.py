@@ -4,7 +4,8 @@ Composing knows no kind. Each constraint adds its part to a :class:`Draft` (its 
 words the body must hold, a phrase at the start or the end, a layout, a transformation of the whole
 text) in ``compose_order``; the draft is then rendered with more or less filler until every
 constraint holds. The reply is plain filler around the required pieces, so it proves a set is
-satisfiable and serves as the env's oracle; it does not answer the request.
+satisfiable and serves as the env's oracle; a request check makes its body a clause (a verb and an
+article after the first word, :attr:`Draft.clause`), which is all the sense it has.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ _FILLER = (
     "this is a short and clear answer that covers the main point well and keeps things simple "
     "for the reader who wants a quick useful reply about the topic at hand today"
 ).split()
+
+
+# the words that make a composed body a clause (see Draft.clause), in order of preference
+_CLAUSE_VERBS = ("is", "has", "was", "can")
+_CLAUSE_ARTICLES = ("the", "a", "this", "of")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -57,6 +63,9 @@ class Draft:
     min_words: int = 0
     max_words: float = math.inf
     pool: list[str] = field(default_factory=list)
+    #: the body must read as a clause (a request check asks it): a verb and an article after its
+    #: first word, so "moon gravity ocean" renders "moon is the gravity ocean"
+    clause: bool = False
 
     def fill(self, topic_words: Sequence[str]) -> None:
         """Choose the filler words: the topic's and a neutral text's, minus banned words, number
@@ -72,6 +81,15 @@ class Draft:
         """The ``i``-th filler word (the pool, cycled)."""
         return self.pool[i % len(self.pool)]
 
+    def _as_clause(self, body: list[str]) -> list[str]:
+        """``body`` with a verb and an article after its first word (the first of each not banned)."""
+        banned = {b.casefold() for b in self.banned}
+        glue = [
+            next((w for w in choices if w not in banned), choices[0])
+            for choices in (_CLAUSE_VERBS, _CLAUSE_ARTICLES)
+        ]
+        return [*body[:1], *glue, *body[1:]] if body else body
+
     def render(self, extra: int) -> str:
         """The text with ``extra`` filler words in the body."""
         pool = self.pool
@@ -81,9 +99,13 @@ class Draft:
         if self.bullets:
             n = self.bullets
             items = [body[i::n] or [self.filler(i)] for i in range(n)]
+            if self.clause:
+                items[0] = self._as_clause(items[0])
             text = " ".join(self.head)
             text = (text + "\n" if text else "") + "\n".join(f"- {' '.join(item)}" for item in items)
         else:
+            if self.clause:
+                body = self._as_clause(body)
             parts = [*self.head, " ".join(body) + ("." if body and self.stop else "")]
             text = " ".join(p for p in parts if p)
         for end in self.endings:

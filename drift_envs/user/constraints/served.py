@@ -20,6 +20,12 @@ carries one more check, made from its request (see :mod:`drift_envs.user.tasks`)
   ``item_words`` words or more (2 for tips,
   ways and ideas, which are phrases; 1 for things and hobbies); prose holds ``n * item_words`` words.
 
+Both also ask for sentence shape where the reply is prose (:func:`serving_sentences`): one sentence
+names the request's things, is a clause (a function word and a verb, or two function words: a run of
+keywords such as "sleep screens routine dark caffeine" is none) and neither refuses nor denies (no
+"not", "won't", "refuse" before the first thing it names: "i refuse to explain evaporation", "the water
+cycle is not evaporation"). List lines are items and are judged as items.
+
 What these checks cannot see: whether the words are sensible. A reply of unrelated real words
 that names the topic passes; they stop replies that do nothing but repeat the request or fill slots.
 
@@ -47,7 +53,7 @@ from drift_envs.user.constraints.compose import Draft
 from drift_envs.user.constraints.normalize import normalize_reply
 from drift_envs.user.constraints.text import NUMBER_WORDS, contains_word, count_words, skeleton, words
 
-__all__ = ["SERVED_CHECKS", "ListItems", "OnTopic", "served_from_dict"]
+__all__ = ["SERVED_CHECKS", "ListItems", "OnTopic", "served_from_dict", "serving_sentences"]
 
 # A list line: a bullet (-, *, •, +) or an enumerator (1. 1) (1) a.) then text; a reply wrapped in
 # quotes may open its first line with the quote.
@@ -65,6 +71,34 @@ _OWN_WORDS = (
 _FUNCTION_WORDS = frozenset(
     "the and for with this that these those are was were you your its not but all any can has had have "
     "our his her she him they them then than from into onto also just very here there what which who".split()
+)
+# Words that make a run of words a clause: verbs a sentence of an answer, a tip or a summary turns on
+# (the auxiliaries, copulas and modals, and the common verbs of explanations), any inflection listed
+_VERBS = frozenset(
+    "is are was were be been being am has have had do does did can could will would shall should may might "
+    "must keep keeps kept help helps helped make makes made cause causes caused turn turns turned get gets "
+    "got go goes went come comes came fall falls fell rise rises rose move moves moved pull pulls pulled "
+    "form forms formed take takes took give gives gave try tries use uses used avoid avoids "
+    "put puts let lets set sets stay stays need needs bring brings brought become becomes became "
+    "happen happens happened mean means meant work works worked say says said decide decides decided "
+    "vote votes voted save saves saved collect collects collected close closes closed open opens opened "
+    "reverse reverses reversed heat heats heated warm warms cool cools cooled drink drinks eat eats "
+    "pack packs read reads enjoy enjoys bring carry carries wear wears build builds built grow grows grew "
+    "create creates created change changes changed run runs ran".split()
+)
+# Words that deny or refuse: a sentence that says one of them before it names anything of the request
+# refuses or denies it ("i will not give tips about sleep", "the water cycle is not evaporation");
+# "no", "nothing", "none" are left out: "nothing beats a warm mug of coffee" serves its request
+_NEGATORS = frozenset(
+    "not never cannot cant can't won't wont don't dont didn't didnt doesn't doesnt isn't isnt aren't arent "
+    "wasn't weren't refuse refuses refused decline declines declined unable unwilling".split()
+)
+_SENTENCE_SPLIT_RE = re.compile(r"[.!?;\n]+")
+# Articles, prepositions, pronouns and conjunctions beyond _FUNCTION_WORDS: the glue of a sentence
+_ARTICLES = frozenset(
+    "a an the of in on at to by as or if so it we i he me my us over under above below through across "
+    "about after before during among between beneath beside near around upon along against without "
+    "while when where because until since like until who whose how why".split()
 )
 _SUMMARY_MIN_WORDS = 5
 _SUMMARY_OWN = 3  # distinct words beyond the story's things: a summary says what happened to them
@@ -90,6 +124,36 @@ def _new_words(reply: str, request: str, vocab: tuple[str, ...]) -> list[str]:
         if sum(ch.isalpha() for ch in w) >= 2 and w not in known:
             seen.setdefault(w, None)
     return list(seen)
+
+
+def _clause_words(sentence: str) -> list[str]:
+    """The words of ``sentence`` (normalised, case-folded; apostrophes kept: ``won't``)."""
+    return re.findall(r"[^\W_]+(?:['’][^\W_]+)*", skeleton(normalize_reply(sentence)).replace("\u2060", " "))
+
+
+def serving_sentences(reply: str, vocab: tuple[str, ...]) -> list[str]:
+    """The sentences of ``reply`` that serve a request about ``vocab``: each names a word of ``vocab``,
+    is a clause (a verb of ``_VERBS`` and a function word, or two function words: a run of keywords
+    is none) and neither refuses nor denies (no negation before the first word of ``vocab`` it names)."""
+    found = []
+    for sentence in _SENTENCE_SPLIT_RE.split(reply):
+        got = _clause_words(sentence)
+        named = [i for i, w in enumerate(got) if any(contains_word(w, v) for v in vocab)]
+        if not named or len(got) < 3:
+            continue
+        glue = [w for w in got if w in _FUNCTION_WORDS or w in _ARTICLES]
+        # a clause: a function word and a verb (a listed one, or an inflected word that names nothing
+        # of the request: "the moon hangs low"), or two function words ("silver light over the sea");
+        # a run of keywords has neither
+        inflected = [
+            w for i, w in enumerate(got) if i not in named and w not in glue and w.endswith(("s", "ed"))
+        ]
+        if not glue or (not any(w in _VERBS for w in got) and not inflected and len(glue) < 2):
+            continue
+        if any(w in _NEGATORS or w.endswith("n't") for w in got[: named[0]]):
+            continue
+        found.append(sentence.strip())
+    return found
 
 
 def copied_share(reply: str, source: str) -> float:
@@ -164,6 +228,9 @@ class OnTopic(Constraint):
             detail["new_words"] = len(new)
             if len(new) < self.min_new:
                 return Check(False, {**detail, "reason": "thin"})
+        if not serving_sentences(reply, self.words):
+            # a refusal, a denial or a run of keywords names the request without serving it
+            return Check(False, {**detail, "reason": "no_sentence"})
         return Check(True, detail)
 
     def describe(self) -> str:
@@ -214,6 +281,21 @@ class OnTopic(Constraint):
         """What the user says to a reply that names the request but does not serve it: the request's
         words and little else, or (a summary) the text copied back."""
         a = self.about
+        if reason == "no_sentence":
+            what = {"text": f"a summary of {a}", "question": f"an answer to my question: {a}"}.get(
+                self.request_kind, f"something about {a}"
+            )
+            if persona == "terse":
+                return [
+                    f"Write {what}. In sentences.",
+                    "That's not an answer. Try again.",
+                    f"Give me {what}.",
+                ]
+            return [
+                f"That doesn't give me {what}. Could you write it out in proper sentences?",
+                f"I can't use that: I need {what}, written as real sentences, not a refusal or a list of words.",
+                f"Please actually do what I asked: {what}.",
+            ]
         if self.request_kind == "text":
             if reason == "copy":
                 if persona == "terse":
@@ -290,6 +372,7 @@ class OnTopic(Constraint):
             draft.body.extend(own[:own_needed])
         if self.request_kind == "text":
             draft.min_words = max(draft.min_words, _SUMMARY_MIN_WORDS)
+        draft.clause = True
 
 
 @dataclass(frozen=True)
@@ -356,6 +439,10 @@ class ListItems(Constraint):
                 return Check(False, detail)
             if count_words(reply) < self.n * self.item_words:
                 return Check(False, {**detail, "thin": True})
+            if not serving_sentences(reply, self.words):
+                # prose must say something of the things it names: a refusal or a run of keywords
+                # lists nothing
+                return Check(False, {**detail, "no_sentence": True})
             return Check(True, detail)
         if len(found) != self.n:
             return Check(False, detail)
@@ -381,6 +468,14 @@ class ListItems(Constraint):
                 f"Some of the items are the same. I'd like {n} different items.",
                 f"Please don't repeat items: {n} distinct ones.",
                 f"Two of your items say the same thing. Could you give {n} different items?",
+            ]
+        if detail.get("no_sentence"):
+            if persona == "terse":
+                return [f"List {n} items.", f"{n} real items, please.", "That's not a list. Try again."]
+            return [
+                f"That isn't the list I asked for. Could you give me {n} items, one per line?",
+                f"Please write out {n} items, each one a proper line, not a string of words.",
+                f"I need {n} actual items. Could you list them?",
             ]
         if detail.get("thin"):
             what = "a few words each" if self.item_words > 1 else "a real word each"
@@ -424,6 +519,7 @@ class ListItems(Constraint):
                 draft.body.append(w)
                 named.append(w)
         draft.min_words = max(draft.min_words, self.n * self.item_words)
+        draft.clause = True
 
 
 #: the request checks by kind (a task file's ``"served"`` spec names one)
