@@ -55,7 +55,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from drift_envs.commitment import commitment
-from drift_envs.math.answers import find_boxed
+from drift_envs.math.answers import canonical_sites, find_boxed
 from drift_envs.number_words import spelled_integer
 from drift_envs.user.constraints.normalize import normalize_reply
 
@@ -581,6 +581,9 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
     if not options:
         raise ValueError("read_choice needs at least one option")
     text = _as_read(text)  # once, as a reader sees it: Ｂ is B, Ḃ is B, a bidi override is nothing
+    # every box-like command (\\fbox, \\framebox, a spaced or brace-less \\boxed) and tag spelling
+    # (<answer >) is the box or tag a reader sees
+    text = canonical_sites(text)
     # normalised once: the helpers compare these
     texts = [_as_read(str(o)) for o in options]
     options = [_norm_text(t) for t in texts]
@@ -608,6 +611,8 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
             forms.append(form)
             if first is None:
                 first = (start, end)
+    if forms:  # an answer stated in words beside the box or tag is an answer too ("Answer: B\n\\boxed{C}")
+        named |= _stated_beside(text, [item[1] for item in explicit], options)
     if not forms:
         for start, span_start, span in _phrase_spans(text):
             found = _phrase_head(span, options)
@@ -629,6 +634,37 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
     if first is not None and len(named) == 1:
         uncommitted = commitment(text, *_letter_span(text, first, next(iter(named))))
     return ChoiceReading(tuple(sorted(named)), form, uncommitted)
+
+
+# "I pick B.", "My choice is (B)", "Option B." standing alone as a sentence: an answer stated in words
+_CHOSEN_RE = re.compile(
+    r"(?:^|(?<=[\n.!?:]))[ \t*_]*(?i:i(?:'ll|\s+will)?\s+(?:pick|choose|select|go\s+with)|my\s+(?:final\s+)?"
+    r"(?:choice|pick|answer)\s+is|option)[ \t*_:]*[(\[]?([A-J])[)\]]?[ \t*_]*[.!]?[ \t*_]*(?=$|\n|\\boxed|<answer>)"
+)
+
+
+def _stated_beside(text: str, containers: list[tuple[int, int, str]], options: list[str]) -> set[int]:
+    """The options the reply states in words outside its boxes and tags: the head of every answer
+    phrase (``Answer: B``, ``**Answer: B** \\boxed{C}``, ``The answer is B. \\boxed{C}``) and a sentence
+    that only picks one (``I pick B.``, ``Option B.``). A phrase that leads into a box or tag (``the
+    answer is \\boxed{C}``) is that container, read already."""
+
+    def inside(at: int) -> bool:
+        return any(start <= at < end for start, end, _ in containers)
+
+    named: set[int] = set()
+    for start, _, span in _phrase_spans(text):
+        if inside(start):
+            continue
+        lead = re.search(r"\\boxed|<answer>", span)
+        head = (span[: lead.start()] if lead else span).strip(" \t*_$:")
+        if head:
+            named |= _phrase_head(head, options)
+    for m in _CHOSEN_RE.finditer(text):
+        index = LETTERS.index(m.group(1))
+        if index < len(options) and not inside(m.start(1)):
+            named.add(index)
+    return named
 
 
 def _letter_span(text: str, first: tuple[int, int], index: int) -> tuple[int, int]:

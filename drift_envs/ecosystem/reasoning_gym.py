@@ -23,7 +23,14 @@ from typing import Any
 from drift_envs.commitment import commitment
 from drift_envs.core import EnvOptions, Feedback, MultiTurnTextEnv, Task, Verdict
 from drift_envs.ecosystem import require_package
-from drift_envs.math.answers import as_number, extract_answer, find_boxed, normalize_answer
+from drift_envs.math.answers import (
+    as_number,
+    canonical_sites,
+    extract_answer,
+    find_boxed,
+    loose_tag_contents,
+    normalize_answer,
+)
 from drift_envs.sources.base import SourceConfig, TaskSource, register_source
 from drift_envs.tool.env import HEDGE_RE, TAIL_HEDGE_RE, read_as_shown
 
@@ -103,6 +110,33 @@ def _committed(action: str) -> list[str]:
         boxes = [b for _, b in find_boxed(inner)]
         found.extend(boxes or [inner])
     found.extend(b for _, b in find_boxed(_TAG_RE.sub(" ", action)))
+    found.extend(loose_tag_contents(action))  # "<answer>g</answer><answer>w", "<answer>g</answer>w</answer>"
+    found.extend(_stated(action))
+    return found
+
+
+# "Answer: w", "Final answer: w", "The answer is w.", "I pick w.": an answer stated in words (up to the
+# end of its sentence, or a box or tag it leads into)
+_STATED_RE = re.compile(
+    r"(?:(?:^|\n)[ \t>#*_-]*answer\s*(?:\*\*|__)?\s*[:：]|\bfinal\s+answer\s*(?:\*\*|__)?\s*[:：]"
+    r"|\bthe\s+(?:final\s+)?answer\s+is\b|\bI\s+(?:pick|choose|select)\b)[ \t*_:]*([^\n]{1,200})",
+    re.IGNORECASE,
+)
+#: a stated answer with more words than this (frame words aside) is a sentence of prose, not a candidate
+_MAX_STATED_WORDS = 3
+
+
+def _stated(action: str) -> list[str]:
+    """The answers a reply states in words outside its tags and boxes (see :data:`_STATED_RE`)."""
+    found = []
+    for m in list(_STATED_RE.finditer(action))[-_MAX_CANDIDATES:]:
+        stated = re.split(r"\\boxed\{|<answer>|</answer>", m.group(1))[0]
+        stated = re.split(r"[.!?](?:\s|$)", stated + " ", maxsplit=1)[0].strip(" \t*_$`\"'")
+        if re.match(r"(?:the|a|an)\s", stated, re.IGNORECASE):
+            continue  # a description ("the answer is the word reversed"), not a value
+        words = [w for w in _CANDIDATE_TOKEN.findall(_plain(stated)) if w not in _FRAME_WORDS]
+        if words and len(words) <= _MAX_STATED_WORDS:
+            found.append(stated)
     return found
 
 
@@ -424,6 +458,8 @@ class ReasoningGymEnv(MultiTurnTextEnv):
 
     def verify(self, task: Task, action: str) -> Verdict:
         """Extract the final answer and score it with the dataset's ``score_answer``."""
+        # every box-like command and tag spelling as the one a reader sees (\\framebox, <answer >)
+        action = canonical_sites(action)
         answer = extract_answer(action, self.answer_format)
         if answer is None:
             return Verdict(correct=False, format_ok=False, answer=None, info={"score": 0.0})

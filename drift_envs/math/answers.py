@@ -19,6 +19,14 @@ it open (``\\boxed{7} unless it is 6``, ``\\boxed{7}; if not, 6``, ``\\boxed{7}.
 ``\\boxed{7} vs 6``: a number that is no operand of a calculation, and only one: a sentence listing
 several explains), commits to none.
 
+Every place a reply states an answer is read (:func:`canonical_sites`): each box-like command
+(``\\fbox``, ``\\framebox``, ``\\colorbox``, a spaced or brace-less ``\\boxed``, a box inside a box),
+each spelling of the answer tag (``<answer >``, one left open, a stray closing tag) and each
+``Answer:``/``Final answer:``/``The answer is`` line; they must all state the same answer. And an
+answer is one value, or a plain chain of equal values (:func:`not_one_value`: ``x = 6 \\ne x = 7``,
+``7 \\approx 6``, ``x=6 \\quad x=7`` are two statements; a final number after ``≥``, ``=>`` or ``at
+least`` is a bound).
+
 What is read is bounded whatever the reply: only its last :data:`MAX_READ_CHARS` characters (a final
 answer sits at the end of a reply), and a reply with more than :data:`MAX_BOXES` boxes has not
 committed to an answer (:attr:`Committed.uncommitted`). Both keep a step's in-process work to
@@ -41,6 +49,7 @@ __all__ = [
     "MAX_NESTING",
     "MAX_READ_CHARS",
     "Committed",
+    "as_boxed",
     "FinalNumber",
     "as_number",
     "extract_answer",
@@ -48,10 +57,13 @@ __all__ = [
     "extract_final_number",
     "find_boxed",
     "box_text_hedge",
+    "canonical_sites",
+    "loose_tag_contents",
     "boxes_have_connective",
     "has_connective",
     "nesting_depth",
     "normalize_answer",
+    "not_one_value",
 ]
 
 ANSWER_FORMATS = ("auto", "tag", "boxed", "final_number")
@@ -69,6 +81,8 @@ MAX_NESTING = 64
 # the tags alone: a fixed-length alternation scans a reply once, where ``<answer>(.*?)</answer>`` rescans
 # the rest of the reply from every unclosed ``<answer>`` (quadratic in the reply length)
 _TAG_TOKEN_RE = re.compile(r"<(/?)answer>", re.IGNORECASE)
+# every spelling of the tag a reader of the reply sees as one (``<answer >``, ``< /answer>``)
+_LOOSE_TAG_RE = re.compile(r"<\s*(/?)\s*answer\s*>", re.IGNORECASE)
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -182,7 +196,7 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     """
     if answer_format not in ANSWER_FORMATS:
         raise ValueError(f"answer_format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
-    text = text[-MAX_READ_CHARS:]
+    text = canonical_sites(text[-MAX_READ_CHARS:])
     if answer_format == "final_number":
         final = extract_final_number(text)
         return Committed(final.answer, uncommitted=final.uncommitted) if final is not None else None
@@ -208,7 +222,13 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
     answer = answer.strip()
     if not answer:
         return None
-    hedge = _several_containers(text) or _joined_value(text, answer) or _not_standing(text, answer)
+    hedge = (
+        _several_containers(text)
+        or _nested_box(text)
+        or _stated_elsewhere(text, answer)
+        or _joined_value(text, answer)
+        or _not_standing(text, answer)
+    )
     if hedge is not None:
         contents = tuple(content.strip() for content in boxes[-MAX_BOXES:])
         return Committed(answer, contents, None, uncommitted=hedge)
@@ -216,7 +236,101 @@ def extract_committed(text: str, answer_format: str = "auto") -> Committed | Non
         many = f"it has {len(boxes)} boxes (more than {MAX_BOXES})"
         return Committed(answer, tuple(c.strip() for c in boxes[-MAX_BOXES:]), None, uncommitted=many)
     contents = tuple(content.strip() for content in boxes)
-    return Committed(answer, contents, scope if len(contents) > 1 else None)
+    return Committed(answer, contents, as_boxed(scope) if len(contents) > 1 else None)
+
+
+# Every other command that draws a box round its argument, as TeX reads it: ``\framebox[w][p]``,
+# ``\colorbox{c}``, ``\fcolorbox{f}{c}`` (``\boxed`` and ``\fbox``, spaced or not, are read as they are)
+_BOX_LIKE_RE = re.compile(
+    r"\\framebox(?![A-Za-z])\s*(?:\[[^\]\n]{0,40}\]\s*){0,2}\{"
+    r"|\\colorbox\s*\{[^{}\n]{0,40}\}\s*\{|\\fcolorbox\s*\{[^{}\n]{0,40}\}\s*\{[^{}\n]{0,40}\}\s*\{"
+)
+# ... and without braces TeX boxes the next token: one character (``\boxed 6``, ``\boxed6``) or one command
+_BRACELESS_BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])\s*(\\[A-Za-z]+|[^\s{\\])")
+
+
+def canonical_sites(text: str) -> str:
+    """``text`` with every place it states an answer in a spelling the box and tag readers see: each
+    other box-like command as ``\\boxed{``, a brace-less box as ``\\boxed{x}``, each answer tag spelled
+    with spaces as ``<answer>``/``</answer>``. (:func:`as_boxed` spells ``\\fbox {`` for math-verify.)
+    """
+    text = _BOX_LIKE_RE.sub(lambda _: "\\boxed{", text)
+    text = _BRACELESS_BOX_RE.sub(lambda m: "\\boxed{" + m.group(1) + "}", text)
+    # a tag spelled with spaces becomes the plain tag; one without keeps its case (it is read as it is)
+    return _LOOSE_TAG_RE.sub(
+        lambda m: m.group(0) if not any(c.isspace() for c in m.group(0)) else f"<{m.group(1)}answer>", text
+    )
+
+
+def as_boxed(text: str) -> str:
+    """``text`` with every box spelled ``\\boxed{``, the one spelling math-verify reads (to it
+    ``\\fbox{6} \\boxed{7}`` and ``\\boxed {6} \\boxed{7}`` were 7)."""
+    return _BOXED_RE.sub(lambda _: "\\boxed{", text)
+
+
+def _nested_box(text: str) -> str | None:
+    """Why a box holds another box that names a different answer (``\\boxed{6 \\boxed{7}}``,
+    ``\\boxed{\\boxed{7}, 6}``), or None: each box is a place the reply states an answer, the outer one
+    with its inner boxes read as their contents, and all of them must agree."""
+    spans, closing = _box_spans(text)
+    for _, a, b in spans[-MAX_BOXES:]:
+        content = _unwrapped(text, closing, a, b)
+        inner = find_boxed(content)
+        if not inner:
+            continue
+        outer = _BOXED_RE.sub("", content).replace("}", " ") if len(content) < 2000 else content
+        keys = {_answer_key(box) for _, box in inner} | {_answer_key(_container_answer_flat(content))}
+        if len(keys) > 1:
+            return f"it boxes {outer.strip()[:40]!r} round another box: several answers"
+    return None
+
+
+def _container_answer_flat(content: str) -> str:
+    """A box's content with each inner box read as its content (``6 \\boxed{7}`` is ``6 7``)."""
+    spans, _ = _box_spans(content)
+    out, at = [], 0
+    for start, a, b in spans:
+        out.append(content[at:start])
+        out.append(content[a:b])
+        at = b + 1
+    out.append(content[at:])
+    return "".join(out)
+
+
+# "Answer: 6" opening a line, "**Final answer:** 6", "The answer is 6.": a line stating an answer in
+# words ("we check our answer: 17 * 44 = 748" states none)
+_STATED_RE = re.compile(
+    r"(?:(?:^|\n)[ \t>#*_-]*answer\s*(?:\*\*|__)?\s*[:：]|\bfinal\s+answer\s*(?:\*\*|__)?\s*[:：]"
+    r"|\bthe\s+(?:final\s+)?answer\s+is\b)[ \t*_:]*([^\n]{1,200})",
+    re.IGNORECASE,
+)
+
+
+def _stated_elsewhere(text: str, answer: str) -> str | None:
+    """Why a line of the reply states an answer other than its box or tag, or None.
+
+    ``Answer: 6`` (``Final answer: 6``, ``The answer is 6.``) is a place the reply states its answer
+    as much as a box is: with ``\\boxed{7}`` it names two. A line holding a box or a tag is that
+    container, read already; a stated number that differs from a number answer is a second answer.
+    """
+    own = as_number(normalize_answer(answer))
+    if own is None:
+        return None  # only numbers are compared: the words after "answer:" may describe a text answer
+    for m in list(_STATED_RE.finditer(text))[-MAX_BOXES:]:
+        stated = m.group(1)
+        container = re.search(r"\\boxed|<answer>", stated)
+        if container is not None:
+            # the line's box or tag is read already; what stands before it may state another value
+            # ("**Answer: 6** \boxed{7}"), unless it leads into it ("Answer: 2 + 5 = \boxed{7}")
+            stated = stated[: container.start()]
+            if not stated.strip(" \t$*_:(") or stated.rstrip(" \t$*_(").endswith(("=", "is")):
+                continue
+        stated = re.split(r"(?<=[^\d\s])[.!?](?:\s|$)|[.!?]\s", stated + " ", maxsplit=1)[0]
+        values = _nearest_value(stated.replace("$", " ").replace("*", " "), last=False)
+        if values and values != {own}:
+            shown = ", ".join(str(v) for v in sorted(values))
+            return f"it states another answer ({shown}) beside its box or tag: {m.group(0).strip()[:60]!r}"
+    return None
 
 
 def _all_tags(text: str) -> list[tuple[int, int, str]]:
@@ -250,6 +364,24 @@ def _container_answer(text: str) -> str:
     return ", ".join(normalize_answer(text[a:b]) for _, a, b in spans)
 
 
+def loose_tag_contents(text: str) -> list[str]:
+    """What a tag left open at the end (``<answer>7</answer><answer>6``) or a stray closing tag
+    (``<answer>7</answer>6</answer>``) encloses, beside closed tags: a reader sees an answer there too."""
+    found, open_at, last_end = [], None, None
+    for m in list(_TAG_TOKEN_RE.finditer(text))[: 2 * MAX_BOXES + 2]:
+        if not m.group(1):
+            if open_at is None:
+                open_at = m.end()
+        elif open_at is not None:
+            open_at, last_end = None, m.end()
+        elif last_end is not None:  # a closing tag that closes no tag: it closes the stretch after the last
+            found.append(text[last_end : m.start()])
+            last_end = m.end()
+    if open_at is not None and last_end is not None:
+        found.append(text[open_at:])
+    return [inner for inner in found if inner.strip()]
+
+
 def _several_containers(text: str) -> str | None:
     """Why a reply with answer tags names several different answers, or None.
 
@@ -268,6 +400,7 @@ def _several_containers(text: str) -> str | None:
         at = end
     outside.append(text[at:])
     candidates = [_container_answer(inner).strip() for _, _, inner in tags]
+    candidates += [_container_answer(inner).strip() for inner in loose_tag_contents(text)]
     spans_outside = [span for part in outside for span in _box_spans(part)[0]]
     if spans_outside:
         candidates.append(_container_answer(" ".join(outside)).strip())
@@ -731,6 +864,9 @@ def extract_final_number(text: str) -> FinalNumber | None:
         return FinalNumber(answer, "it ends on an expression, not a value")
     if len(sentence_matches) > MAX_SENTENCE_NUMBERS:
         return FinalNumber(answer, f"its final sentence names {len(sentence_matches)} numbers")
+    bound = _stated_as_bound(text[max(start, last.start() - _VALUE_WINDOW) : last.start()])
+    if bound is not None:
+        return FinalNumber(answer, bound)
     answer_value = _value(answer)
     for m in sentence_matches[:-1]:
         other = _clean_number(m.group(0))
@@ -765,6 +901,37 @@ def extract_final_number(text: str) -> FinalNumber | None:
     if hedge is not None:
         return FinalNumber(answer, hedge)
     return FinalNumber(answer)
+
+
+# What may stand right before a stated value: prose (a letter), the start of its line, ``:``, ``,``,
+# ``#``, an opening bracket or quote, markdown or math delimiters, or ``=`` after a value (``x = 7``,
+# ``18 - 11 = 7``). Anything else there (``≥ 7``, ``6 => 7``, ``6 -> 7``, ``6 =/= 7``, ``~7``, ``±7``)
+# relates the value to something: a bound or an implication, not the value.
+_BEFORE_VALUE_CHARS = ":;,.!?#([{)]}\"'`*$_\n-–—"
+# ... and the English for a bound ("at least 7", "no more than 7")
+_BOUND_WORDS_RE = re.compile(
+    r"\b(?:at\s+(?:least|most)|(?:more|less|fewer|greater|smaller|larger|higher|lower)\s+than|up\s+to"
+    r"|(?:no|not)\s+(?:more|less|fewer)\s+than|exceeds|exceeding|over|under|below|above)\s*$",
+    re.IGNORECASE,
+)
+
+
+def _stated_as_bound(before: str) -> str | None:
+    """Why the value after ``before`` is stated as a bound or an implication, not as the value, or None."""
+    trimmed = before.rstrip(" \t$*_")
+    if not trimmed:
+        return None
+    if _BOUND_WORDS_RE.search(trimmed):
+        return f"it states a bound, not a value ({trimmed[-20:].strip()!r})"
+    last = trimmed[-1]
+    if last == "=":
+        side = trimmed[:-1].rstrip(" \t$*")
+        if not side or side[-1].isalnum() or side[-1] in ")]}%":
+            return None
+        return f"it relates values with {trimmed[-4:].strip()!r}, not an equality"
+    if last.isalnum() or last in _BEFORE_VALUE_CHARS:
+        return None
+    return f"it relates its value with {last!r} (a bound or an implication), not the value"
 
 
 # ---- alternatives: two values offered as one answer -------------------------------------------------
@@ -898,3 +1065,142 @@ def _reassigned(sentence: str) -> str | None:
         if len(seen) > 1:
             return f"it gives {name} several values ({', '.join(str(v) for v in sorted(seen))})"
     return None
+
+
+# ---- one answer: a single value, or an assignment chain ---------------------------------------------
+
+# What a value is made of, outside braces: digits, letters, arithmetic, brackets, commas (a tuple or a
+# set is one value), ``|x|``, a prime, a percent, a math delimiter; and the LaTeX commands that build a value. Anything
+# else between two values (a relation such as ``\ne`` or ``\approx``, ``\therefore``, ``\pm``, ``\in``,
+# ``\ldots``, ``:=``, ``=>``, ``&``, a wide space or a line break) joins two statements, not one value.
+_VALUE_CHAR_RE = re.compile(r"[A-Za-z0-9\s.,+\-*/^_()\[\]|'%!$]")
+_VALUE_COMMANDS = frozenset(
+    "frac dfrac tfrac cfrac sqrt cdot times div pi infty circ degree left right big Big bigg Bigg text "
+    "textbf textit textrm textnormal mathrm mathbf mathit mathsf mathbb mathcal boldsymbol operatorname "
+    "mbox hbox displaystyle sin cos tan cot sec csc arcsin arccos arctan sinh cosh tanh log ln lg exp "
+    "lim sum prod int binom dbinom tbinom overline bar hat vec dot ddot tilde widetilde underline prime "
+    "alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi "
+    "omicron rho varrho sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma "
+    "Upsilon Phi Psi Omega langle rangle lfloor rfloor lceil rceil vert lvert rvert Vert lVert rVert "
+    "ell hbar emptyset varnothing dagger boxed".split()
+)
+# one thin (or negative) space sits inside a value (``2\,\text{m}``, ``12,\!000``); so does an escaped
+# brace, percent or dollar
+_VALUE_SYMBOLS = frozenset(["\\,", "\\!", "\\{", "\\}", "\\%", "\\$", "\\_", "\\ "])
+_LATEX_TOKEN_RE = re.compile(r"\\(?:[A-Za-z]+|.)|.", re.DOTALL)
+# a run of spacing wider than one thin space separates two values (``x=6 \quad x=7``, ``x=6 \,\, x=7``)
+_WIDE_SPACE_RE = re.compile(
+    r"(?:\s*(?:\\[,;: !>]|\\quad|\\qquad|\\enspace|~)){2,}|\\[;:>]|\\q?quad|\\enspace"
+)
+
+
+def _wide_space(_: re.Match[str]) -> str:
+    """One wide space in place of a run of spacing (what :data:`_WIDE_SPACE_RE` finds)."""
+    return " \\quad "
+
+
+# a list separator: a comma, or "and" in text, with any spacing around it (``a = 19, \quad b = 2``,
+# ``(5, 8) \quad \text{and} \quad (8, 5)``): the values it separates are one list
+_LIST_SEPARATOR_RE = re.compile(
+    r"(?:\s|\\[,;:! ]|\\q?quad|~)*(?:(?<!\\),|\\text\s*\{\s*(?:,\s*)?and\s*\})(?:\s|\\[,;:! ]|\\q?quad|~)*"
+)
+
+
+def _value_outline(text: str) -> str:
+    """``text`` with each braced group as ``{}``, list separators as ``,`` and wide spacing as ``\\quad``.
+
+    ``\\`` right before a letter is a doubled escape (``\\left``, as math-verify reads it), not a
+    line break.
+    """
+    text = re.sub(r"\\\\(?=[A-Za-z])", lambda _: "\\", text)
+    text = _LIST_SEPARATOR_RE.sub(",", text)
+    out, depth, i, n = [], 0, 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n:
+            if depth == 0:
+                out.append(text[i : i + 2])
+            i += 2
+            continue
+        if c == "{":
+            if depth == 0:
+                out.append("{}")
+            depth += 1
+        elif c == "}":
+            depth = max(0, depth - 1)
+        elif depth == 0:
+            out.append(c)
+        i += 1
+    return _WIDE_SPACE_RE.sub(_wide_space, "".join(out))
+
+
+def _joiners(outline: str) -> list[str]:
+    """The tokens of an outline (:func:`_value_outline`) that are no part of a value: what joins two."""
+    found = ["=="] if "==" in outline else []  # an empty side is no chain of equal values
+    for m in _LATEX_TOKEN_RE.finditer(outline):
+        token = m.group(0)
+        if token in "={}" or _VALUE_CHAR_RE.fullmatch(token) or token in _VALUE_SYMBOLS:
+            continue
+        if token.startswith("\\") and token[1:] in _VALUE_COMMANDS:
+            continue
+        found.append(token)
+    return found
+
+
+#: two plain numbers either side of ``\approx`` are one answer when this close (relative)
+APPROX_TOLERANCE = 0.05
+_APPROX_RE = re.compile(r"\\approx(?![A-Za-z])|≈")
+
+
+def _false_approximation(outline: str) -> str | None:
+    """Why a chain with ``\approx`` states a false approximation between two numbers (``7 \approx 6``)."""
+    sides = _APPROX_RE.split(outline)
+    for left, right in zip(sides, sides[1:], strict=False):
+        a = as_number(normalize_answer(left.split("=")[-1]))
+        b = as_number(normalize_answer(right.split("=")[0]))
+        if a is not None and b is not None and abs(a - b) > APPROX_TOLERANCE * max(abs(a), abs(b)):
+            return f"it states {a} \\approx {b}, which is false"
+    return None
+
+
+def not_one_value(pred: str, gold: str) -> str | None:
+    """Why ``pred`` is not one answer for a ``gold`` that is one value, or None.
+
+    An answer is a single value (a tuple, a set or a list of values is one), or a plain chain of
+    equalities or approximations (``x = 7``, ``18 - 11 = 7``, ``x \\approx 7``; whether the sides of an
+    equality agree is the verifier's to judge, those of an approximation are judged here:
+    ``7 \\approx 6`` is false). Anything else that stands between two values outside braces (a
+    relation, an operator that is no arithmetic, a wide space or a line break: ``x = 6 \\ne x = 7``,
+    ``x=6 \\quad x=7``, ``6 \\pm 7``, ``x = 6 := x = 7``) makes it two statements, which math-verify
+    would read as its last value. A gold that is itself such a statement (``x \\in [0, 1]``,
+    ``1 \\pm \\sqrt{2}``, ``x < 1``) leaves the reading to math-verify. A numeral in a base that
+    cannot hold its digits (``7_6``) is no number (math-verify drops the base and reads 7).
+    """
+    normal = normalize_answer(pred)
+    base = _NUMERAL_BASE_RE.match(normal)
+    if base is not None:
+        digits, radix = base.group(1), int(base.group(2))
+        if 2 <= radix <= 36 and any(int(d, 36) >= radix for d in digits):
+            return f"{digits} is no numeral in base {radix}"
+    gold_outline = _value_outline(gold)
+    if _joiners(gold_outline) or "=" in gold_outline or _APPROX_RE.search(gold_outline):
+        return None  # a relation or a statement: math-verify's reading of relations decides
+    # "x \\in [-2, 7]" gives a set as "x = 7" gives a value: an assignment to one variable
+    outline = _MEMBERSHIP_RE.sub("", _value_outline(pred), count=1)
+    false = _false_approximation(outline)
+    if false is not None:
+        return false
+    outline = _APPROX_RE.sub("=", outline)
+    # a joiner with a value on one side only ("\approx 7", "\pm 3" read as a sign) joins nothing
+    for m in _LATEX_TOKEN_RE.finditer(outline):
+        token = m.group(0)
+        if token not in _joiners(token) and not (token == "=" and outline[m.end() : m.end() + 1] == "="):
+            continue
+        before, after = outline[: m.start()], outline[m.end() :]
+        if re.search(r"[A-Za-z0-9]", before) and re.search(r"[A-Za-z0-9]", after):
+            return f"it joins two values with {token!r}, not one answer"
+    return None
+
+
+_MEMBERSHIP_RE = re.compile(r"^\s*[A-Za-z](?:_(?:\{\}|\w))?\s*\\in(?![A-Za-z])")
+_NUMERAL_BASE_RE = re.compile(r"^([0-9A-Za-z]+)_\{?(\d+)\}?$")

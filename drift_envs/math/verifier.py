@@ -51,6 +51,7 @@ from drift_envs.math.answers import (
     has_connective,
     nesting_depth,
     normalize_answer,
+    not_one_value,
 )
 
 # a gold that brings its own math delimiters or boxes (an escaped \$ is a currency sign, not a delimiter)
@@ -518,6 +519,8 @@ def check_answer(
     connective = boxes_have_connective(several) if several is not None else has_connective(pred)
     if connective and not has_connective(gold.text):
         return False
+    if several is None and not_one_value(pred, gold.text) is not None:
+        return False  # two statements (x = 6 \\ne x = 7), read by math-verify as its last value
     if several is not None or gold.raw:
         raw = several is not None
         return verifier.verify(
