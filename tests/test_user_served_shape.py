@@ -33,6 +33,9 @@ def _step(env: UserCorrectionEnv, index: int, reply: str) -> tuple[float, dict]:
         (1, "the water cycle is not evaporation rain or clouds"),
         (1, "evaporation condensation precipitation rain clouds vapour"),
         (3, "i won't say. moon gravity ocean pull"),  # 'What causes the tides?'
+        (3, "i won\u2019t explain the moon or its gravity"),  # a typographic apostrophe
+        (3, "SORRY I CAN NOT DISCUSS THE MOON OR ITS GRAVITY"),
+        (3, "i will not explain it, moon gravity ocean"),
         (4, "i did not read it library council"),  # summary of the Millbrook library story
         (4, "library council ravi signatures millbrook sundays readings"),
     ],
@@ -65,6 +68,7 @@ def test_refusal_or_keyword_run_does_not_serve_the_request(env, index: int, repl
         (2, "the silver moon hangs over the sea\nits light drifts on the night water"),  # poetry
         (3, "tides are caused mostly by the gravity of the moon pulling on the ocean."),
         (3, "the moon's gravitational pull raises the ocean on the side facing it"),
+        (3, "tides don\u2019t just happen: the moon's gravity pulls on the ocean."),
         (
             4,
             "when the council of millbrook voted to close the library ravi collected signatures and "
@@ -72,6 +76,7 @@ def test_refusal_or_keyword_run_does_not_serve_the_request(env, index: int, repl
         ),
         (5, "- sunscreen for the strong sun\n- a big beach towel\n- a wide hat"),
         (5, "i would pack sunscreen and a towel and a hat."),
+        (3, "the answer is short and simple: gravity"),
     ],
 )
 def test_ordinary_replies_serve_the_request(env, index: int, reply: str) -> None:

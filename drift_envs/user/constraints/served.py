@@ -94,6 +94,7 @@ _NEGATORS = frozenset(
     "wasn't weren't refuse refuses refused decline declines declined unable unwilling".split()
 )
 _SENTENCE_SPLIT_RE = re.compile(r"[.!?;\n]+")
+_PART_SPLIT_RE = re.compile(r"[,:\u2013\u2014]+|\s-\s")
 # Articles, prepositions, pronouns and conjunctions beyond _FUNCTION_WORDS: the glue of a sentence
 _ARTICLES = frozenset(
     "a an the of in on at to by as or if so it we i he me my us over under above below through across "
@@ -127,14 +128,17 @@ def _new_words(reply: str, request: str, vocab: tuple[str, ...]) -> list[str]:
 
 
 def _clause_words(sentence: str) -> list[str]:
-    """The words of ``sentence`` (normalised, case-folded; apostrophes kept: ``won't``)."""
-    return re.findall(r"[^\W_]+(?:['’][^\W_]+)*", skeleton(normalize_reply(sentence)).replace("\u2060", " "))
+    """The words of ``sentence`` (normalised, case-folded; apostrophes kept, a typographic one read as
+    ``'``: ``won’t`` is ``won't``)."""
+    text = skeleton(normalize_reply(sentence)).replace("\u2060", " ").replace("\u2019", "'")
+    return re.findall(r"[^\W_]+(?:'[^\W_]+)*", text)
 
 
 def serving_sentences(reply: str, vocab: tuple[str, ...]) -> list[str]:
     """The sentences of ``reply`` that serve a request about ``vocab``: each names a word of ``vocab``,
     is a clause (a verb of ``_VERBS`` and a function word, or two function words: a run of keywords
-    is none) and neither refuses nor denies (no negation before the first word of ``vocab`` it names)."""
+    is none) and neither refuses nor denies: one of its parts (between commas, colons, dashes) names a
+    word of ``vocab`` with a function word or verb beside it and no negation before it."""
     found = []
     for sentence in _SENTENCE_SPLIT_RE.split(reply):
         got = _clause_words(sentence)
@@ -150,10 +154,28 @@ def serving_sentences(reply: str, vocab: tuple[str, ...]) -> list[str]:
         ]
         if not glue or (not any(w in _VERBS for w in got) and not inflected and len(glue) < 2):
             continue
-        if any(w in _NEGATORS or w.endswith("n't") for w in got[: named[0]]):
-            continue
-        found.append(sentence.strip())
+        denied = False  # a negation in an earlier part of the sentence
+        for part in _PART_SPLIT_RE.split(sentence):
+            if _affirms(_clause_words(part), vocab, denied):
+                found.append(sentence.strip())
+                break
+            denied = denied or any(_negates(w) for w in _clause_words(part))
     return found
+
+
+def _negates(word: str) -> bool:
+    return word in _NEGATORS or word.endswith("n't")
+
+
+def _affirms(got: list[str], vocab: tuple[str, ...], denied: bool) -> bool:
+    """True when the words ``got`` of a part of a sentence (between commas, colons or dashes) name a
+    word of ``vocab`` with no negation before it in the part; a part that is no clause of its own (no
+    function word, no verb: "the answer is simple: moon") takes the negation of the parts before it
+    ("tides don't just happen: the moon pulls the ocean" affirms; "i will not, moon gravity" not)."""
+    named = [i for i, w in enumerate(got) if any(contains_word(w, v) for v in vocab)]
+    if not named or any(_negates(w) for w in got[: named[0]]):
+        return False
+    return not denied or any(w in _FUNCTION_WORDS or w in _ARTICLES or w in _VERBS for w in got)
 
 
 def copied_share(reply: str, source: str) -> float:
