@@ -35,7 +35,7 @@ def _step(env: UserCorrectionEnv, index: int, reply: str) -> tuple[float, dict]:
         (3, "i won't say. moon gravity ocean pull"),  # 'What causes the tides?'
         (3, "i won\u2019t explain the moon or its gravity"),  # a typographic apostrophe
         (3, "SORRY I CAN NOT DISCUSS THE MOON OR ITS GRAVITY"),
-        (3, "i will not explain it, moon gravity ocean"),
+        (3, "i will not explain it - moon gravity ocean"),
         (4, "i did not read it library council"),  # summary of the Millbrook library story
         (4, "library council ravi signatures millbrook sundays readings"),
     ],
@@ -43,8 +43,8 @@ def _step(env: UserCorrectionEnv, index: int, reply: str) -> tuple[float, dict]:
 def test_refusal_or_keyword_run_does_not_serve_the_request(env, index: int, reply: str) -> None:
     reward, info = _step(env, index, reply)
     assert reward < 1.0 and not info["request_served"], (env.task.request[:60], reply)
-    # the user says so, about the request
-    assert info["feedback"], reply
+    # the user's correction addresses the request check
+    assert info["feedback"]["addressed"] == [env.task.served.label()], (reply, info["feedback"])
 
 
 @pytest.mark.parametrize(
@@ -82,6 +82,26 @@ def test_refusal_or_keyword_run_does_not_serve_the_request(env, index: int, repl
 def test_ordinary_replies_serve_the_request(env, index: int, reply: str) -> None:
     reward, info = _step(env, index, reply)
     assert info["request_served"], (env.task.request[:60], reply, info.get("feedback"))
+
+
+@pytest.mark.parametrize("persona", ["precise", "terse"])
+def test_the_user_says_in_words_that_a_refusal_does_not_serve(persona: str) -> None:
+    """The correction for a refusal names what was asked (its question, its text, its list)."""
+    env = UserCorrectionEnv(
+        constraint_kinds=["no_commas", "lowercase"], num_constraints=1, max_turns=3, persona=persona
+    )
+    for index, reply, fragment in [
+        (
+            1,
+            "i refuse to explain evaporation rain clouds",
+            "water cycle" if persona == "precise" else "answer",
+        ),
+        (4, "i did not read it library council", "summar"),
+        (0, "i will not give you tips about sleep screens routine dark caffeine", "5"),
+    ]:
+        env.reset(seed=0, options={"index": index})
+        obs = env.step(reply)[0]
+        assert fragment in obs.lower(), (persona, reply, obs)
 
 
 def test_the_oracle_reply_is_a_clause_that_serves_the_request() -> None:

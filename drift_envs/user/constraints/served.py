@@ -310,7 +310,7 @@ class OnTopic(Constraint):
             if persona == "terse":
                 return [
                     f"Write {what}. In sentences.",
-                    "That's not an answer. Try again.",
+                    f"That's not {what}. Try again.",
                     f"Give me {what}.",
                 ]
             return [
@@ -493,7 +493,11 @@ class ListItems(Constraint):
             ]
         if detail.get("no_sentence"):
             if persona == "terse":
-                return [f"List {n} items.", f"{n} real items, please.", "That's not a list. Try again."]
+                return [
+                    f"List {n} items.",
+                    f"{n} real items, please.",
+                    f"That's not a list of {n}. Try again.",
+                ]
             return [
                 f"That isn't the list I asked for. Could you give me {n} items, one per line?",
                 f"Please write out {n} items, each one a proper line, not a string of words.",
