@@ -31,13 +31,19 @@ def _step(env: UserCorrectionEnv, index: int, reply: str) -> tuple[float, dict]:
         (1, "i refuse to explain evaporation rain clouds"),  # 'What is the water cycle?'
         (1, "no idea. evaporation rain clouds?"),
         (1, "the water cycle is not evaporation rain or clouds"),
-        (1, "evaporation condensation precipitation rain clouds vapour"),
+        (
+            1,
+            "evaporation condensation precipitation rain clouds vapour",
+        ),  # refused before too (thin): a regression guard
         (3, "i won't say. moon gravity ocean pull"),  # 'What causes the tides?'
         (3, "i won\u2019t explain the moon or its gravity"),  # a typographic apostrophe
         (3, "SORRY I CAN NOT DISCUSS THE MOON OR ITS GRAVITY"),
         (3, "i will not explain it - moon gravity ocean"),
         (4, "i did not read it library council"),  # summary of the Millbrook library story
-        (4, "library council ravi signatures millbrook sundays readings"),
+        (
+            4,
+            "library council ravi signatures millbrook sundays readings",
+        ),  # refused before too (thin): a regression guard
     ],
 )
 def test_refusal_or_keyword_run_does_not_serve_the_request(env, index: int, reply: str) -> None:
