@@ -1,6 +1,6 @@
 """Token-exact trajectories: the ids the policy saw and sampled, per assistant turn.
 
-A record's optional ``tokens`` field (DESIGN.md, trajectory record)::
+A record's optional ``tokens`` field (docs/design.md, trajectory record)::
 
     {"t1": {"completion_ids": [...], "finish_reason": "stop", "prompt_ids": [...]},
      "t2": {"completion_ids": [...], "finish_reason": "length", "prompt_delta_ids": [...]}, ...}

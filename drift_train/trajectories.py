@@ -1,6 +1,6 @@
 """The trajectory record: one JSON object per multi-turn episode, stored as JSONL or Parquet.
 
-Fields (DESIGN.md), a superset of the DRIFT reference release's rows::
+Fields (docs/design.md), a superset of the DRIFT reference release's rows::
 
     prompt_id      int | str   group id: the K samples of one task share it
     traj_idx       int         0..K-1 inside the group

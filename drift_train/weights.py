@@ -1,6 +1,6 @@
 """Returns -> DRIFT importance weights (arXiv 2605.31455), vectorised over a whole rollout file.
 
-The two formulas of DESIGN.md, in the paper's symbols:
+The two formulas of docs/design.md, in the paper's symbols:
 
 * return of trajectory i with per-turn rewards r_t (t = 1..T_i)::
 
@@ -40,7 +40,7 @@ Options on top of the reference recipe:
   same group, with the all-equal rule above for cells where every return-to-go ties (one trajectory
   reaching a turn alone is such a cell).
 
-Undecided verdicts (DESIGN.md: a turn whose check could not finish in time is listed in the record's
+Undecided verdicts (docs/design.md: a turn whose check could not finish in time is listed in the record's
 ``undecided_turns``; the env scored it 0, not correct): ``undecided`` says what such a trajectory
 counts for.
 

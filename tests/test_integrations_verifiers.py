@@ -16,7 +16,7 @@ KWARGS = {"difficulty": "tiny", "max_turns": 2, "feedback": "hint"}
 
 
 def naive_return(rewards: list[float], penalty: float, answers: list, gamma=0.9, lam=0.5) -> float:
-    """DESIGN.md's R, written out: Σ γ^(t-1) r_t + format_penalty − λ (1 − unique/answers)."""
+    """docs/design.md's R, written out: Σ γ^(t-1) r_t + format_penalty − λ (1 − unique/answers)."""
     given = [a for a in answers if a is not None]
     unique = len({a for a in given if a}) / len(given) if given else 1.0
     return sum(gamma**t * r for t, r in enumerate(rewards)) + penalty - lam * (1 - unique)

@@ -1,4 +1,4 @@
-"""drift/MathFeedback-v0 against the environment contract of DESIGN.md, on real episodes."""
+"""drift/MathFeedback-v0 against the environment contract of docs/design.md, on real episodes."""
 
 from __future__ import annotations
 

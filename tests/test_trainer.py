@@ -29,7 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def synthetic_records(groups: int = 4, k: int = 4, seed: int = 0) -> list[dict]:
-    """Valid trajectory records (DESIGN.md schema) with mixed success, 1-3 turns and varied lengths."""
+    """Valid trajectory records (docs/design.md schema) with mixed success, 1-3 turns and varied lengths."""
     rng = random.Random(seed)
     records = []
     for g in range(groups):

@@ -45,7 +45,7 @@ def make_record(prompt_id=0, traj_idx=0, verdicts=(0, 1), answers=("5", "6"), fo
     }
 
 
-# Rows laid out like the DRIFT reference release's files (fields named in DESIGN.md): no traj_idx,
+# Rows laid out like the DRIFT reference release's files (fields named in docs/design.md): no traj_idx,
 # env_id, task_id or meta; dict/list columns sometimes stored as JSON text; verifier as a list.
 REFERENCE_ROWS = [
     {

@@ -1,4 +1,4 @@
-"""Undecided verdicts (DESIGN.md): a turn whose check could not finish in time is listed in the record's
+"""Undecided verdicts (docs/design.md): a turn whose check could not finish in time is listed in the record's
 ``undecided_turns``; the reader validates the list, ``drift eval`` counts and brackets them, and
 ``drift weights`` drops (or, asked to, keeps as failures) the trajectories that hold one.
 

@@ -2,7 +2,7 @@
 
 The quickstart pretrains its tiny reference on this teacher's episodes, run by the normal rollout
 engine, so its records are the engine's records. It works in any env whose ``oracle_reply()`` gives a
-reply (DESIGN.md, environment contract) and knows nothing else about the env:
+reply (docs/design.md, environment contract) and knows nothing else about the env:
 
 * with probability ``accuracy`` a reply is the oracle's (correct for the current state);
 * with probability ``format_errors`` it is a reply the env cannot read an answer from (the empty
