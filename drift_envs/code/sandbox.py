@@ -161,6 +161,7 @@ import struct
 import subprocess
 import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -172,6 +173,7 @@ __all__ = [
     "RunResult",
     "Sandbox",
     "SandboxError",
+    "SandboxWarning",
     "SandboxLimits",
     "TestResult",
     "default_sandbox",
@@ -190,6 +192,19 @@ STATUSES = (
     "syntax_error",
     "not_run",
     "undecided",
+)
+
+
+class SandboxWarning(UserWarning):
+    """The sandbox runs at the ``basic`` level: the candidate can read the host's files (a benchmark's
+    own tests included) and a reward can be had by looking the answer up. Raised loudly, never silent."""
+
+
+_BASIC_WARNING = (
+    "the code sandbox runs at the 'basic' isolation level{why}: candidate code can read the host's files "
+    "(world-readable benchmark files included) and share its IPC and network, so a reply can earn its "
+    "reward by looking the answer up. Do not train or evaluate on untrusted code at this level; "
+    "isolation='auto' takes the 'full' level where the machine allows it (see drift_envs.code.sandbox)"
 )
 
 
@@ -463,6 +478,12 @@ class Sandbox:
         self.limits = limits or SandboxLimits()
         self.limits.validate()
         self.isolation_mode = isolation
+        self._warned = False
+        if isolation in ("basic", "none"):
+            self._warned = True
+            warnings.warn(
+                _BASIC_WARNING.format(why=f" (isolation={isolation!r})"), SandboxWarning, stacklevel=2
+            )
         self.python = python or sys.executable
         self._proc: subprocess.Popen | None = None
         self._info: dict = {}
@@ -505,6 +526,14 @@ class Sandbox:
             raise SandboxError(f"the sandbox server ({_SERVER}) did not start (exit status {proc.poll()})")
         self._info = reply
         self._proc = proc
+        level = (reply.get("isolation") or {}).get("level")
+        if level == "basic" and not self._warned:  # "auto" fell back: as loud as asking for it
+            self._warned = True
+            warnings.warn(
+                _BASIC_WARNING.format(why=" (the strongest this machine allows)"),
+                SandboxWarning,
+                stacklevel=3,
+            )
         self._owner_pid = os.getpid()
         self._pending = {}
         self._connected = True
