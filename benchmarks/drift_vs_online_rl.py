@@ -148,8 +148,9 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
     """One online RL run with held-out evaluations along the way and a final validation score."""
     from drift_train.evaluate import evaluate_model
     from drift_train.online_rl import OnlineRLConfig, train_online_rl
-    from drift_train.policies import make_policy
+    from drift_train.policies import SamplingParams, make_policy
     from drift_train.quickstart import eval_rollout_config
+    from drift_train.rollout import RolloutConfig
 
     path = out / f"rl_lr{_lr_tag(lr)}.json"
     if path.exists():
@@ -170,17 +171,18 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
 
     stabilised = not args.rl_plain
     config = OnlineRLConfig(
-        env_id=base.env_id,
-        env_kwargs={**base.env_kwargs, "split": "train"},
+        rollout=RolloutConfig(
+            env_id=base.env_id,
+            env_kwargs={**base.env_kwargs, "split": "train"},
+            samples=base.samples,
+            seed=seed,
+            sampling=SamplingParams(temperature=base.rollout_temperature, max_new_tokens=base.max_new_tokens),
+        ),
         model=str(reference),
         output_dir=str(run_dir / "model"),
         steps=steps,
         tasks_per_step=args.rl_tasks_per_step,
-        samples=base.samples,
-        temperature=base.rollout_temperature,
-        max_new_tokens=base.max_new_tokens,
         learning_rate=lr,
-        seed=seed,
         eval_every=args.rl_eval_every,
         ppo_epochs=2 if stabilised else 1,
         minibatches=2 if stabilised else 1,

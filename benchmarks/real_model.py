@@ -476,6 +476,8 @@ def train_stage(args, reference: str, out: Path, seed: int, method: str) -> dict
 def online_rl_stage(args, reference: str, out: Path, seed: int) -> dict:
     """``drift online-rl`` from the reference at the stated generation budget; ``done.json`` marks it."""
     from drift_train.online_rl import OnlineRLConfig, train_online_rl
+    from drift_train.policies import SamplingParams
+    from drift_train.rollout import RolloutConfig
 
     run = out / "rl" / f"seed{seed}"
     done = run / "done.json"
@@ -483,18 +485,19 @@ def online_rl_stage(args, reference: str, out: Path, seed: int) -> dict:
         return json.loads(done.read_text())
     run.mkdir(parents=True, exist_ok=True)
     config = OnlineRLConfig(
-        env_id=MAIN_ENV,
-        env_kwargs={**args.env_kwargs, "split": "train"},
+        rollout=RolloutConfig(
+            env_id=MAIN_ENV,
+            env_kwargs={**args.env_kwargs, "split": "train"},
+            samples=args.samples,
+            seed=seed,
+            sampling=SamplingParams(temperature=args.rollout_temperature, max_new_tokens=args.max_new_tokens),
+        ),
         model=reference,
         output_dir=str(run / "model"),
         steps=args.rl_steps,
         tasks_per_step=args.rl_tasks_per_step,
-        samples=args.samples,
-        temperature=args.rollout_temperature,
-        max_new_tokens=args.max_new_tokens,
         learning_rate=args.rl_learning_rate,
         micro_batch_size=args.per_device_batch,
-        seed=seed,
         ppo_epochs=2,
         minibatches=2,
         clip_epsilon=0.2,

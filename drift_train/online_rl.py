@@ -45,34 +45,47 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drift_train.policies.base import SamplingParams
+from drift_train.rollout import RolloutConfig
+
 __all__ = ["OnlineRLConfig", "group_advantages", "policy_loss", "train_online_rl", "trajectory_advantages"]
+
+
+def default_rollout() -> RolloutConfig:
+    """The baseline's episodes unless told otherwise: groups of G = 8 at temperature 1, 16 tokens a reply."""
+    return RolloutConfig(
+        env_id="drift/MathFeedback-v0",
+        samples=8,
+        sampling=SamplingParams(temperature=1.0, max_new_tokens=16),
+    )
 
 
 @dataclass
 class OnlineRLConfig:
-    """Knobs of the online RL baseline."""
+    """Knobs of the online RL baseline.
 
-    env_id: str = "drift/MathFeedback-v0"
-    env_kwargs: dict = field(default_factory=dict)
+    ``rollout`` is how each step's episodes are run (env, group size G = ``rollout.samples``, sampling,
+    ``rollout.seed``, which also seeds the model's initialisation order and the minibatch shuffles); its
+    ``num_tasks``, ``task_offset`` and ``batch_size`` are set per step (``tasks_per_step`` tasks, cycling
+    through the split, all in one chunk) and its ``seed`` becomes ``seed * 100_003 + step``.
+    """
+
     model: str = ""
     output_dir: str = "runs/online_rl"
     steps: int = 40
     tasks_per_step: int = 32
-    samples: int = 8  # group size G
-    temperature: float = 1.0
-    max_new_tokens: int = 16
+    rollout: RolloutConfig = field(default_factory=default_rollout)
     learning_rate: float = 1e-3
     micro_batch_size: int = 64
     gamma: float = 0.9
     diversity_lambda: float = 0.5
     assistant_turns: str = "all"
-    seed: int = 0
     max_grad_norm: float = 1.0
     # stabilisers (module docstring); the defaults are plain on-policy REINFORCE with GRPO advantages
     ppo_epochs: int = 1  # passes over each batch of rollouts
@@ -81,20 +94,23 @@ class OnlineRLConfig:
     kl_coef: float = 0.0  # β_KL, weight of the k3 KL to the reference model
     eval_every: int = 0  # call the evaluate callback every this many steps (0: only at step 0 and the end)
 
+    def step_rollout(self, step: int, task_offset: int) -> RolloutConfig:
+        """The :class:`~drift_train.rollout.RolloutConfig` of step ``step`` (0-based), from ``task_offset``."""
+        return replace(
+            self.rollout,
+            num_tasks=self.tasks_per_step,
+            task_offset=task_offset,
+            seed=self.rollout.seed * 100_003 + step,
+            batch_size=self.tasks_per_step * self.rollout.samples,
+        )
+
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field."""
-        for name in (
-            "steps",
-            "tasks_per_step",
-            "samples",
-            "max_new_tokens",
-            "micro_batch_size",
-            "ppo_epochs",
-            "minibatches",
-        ):
+        for name in ("steps", "tasks_per_step", "micro_batch_size", "ppo_epochs", "minibatches"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.samples < 2:
+        self.rollout.validate()
+        if self.rollout.samples < 2:
             raise ValueError("samples must be >= 2: advantages are normalised within each task's group")
         if self.clip_epsilon is not None and not 0 < self.clip_epsilon < 1:
             raise ValueError(f"clip_epsilon must be in (0, 1) or None, got {self.clip_epsilon}")
@@ -203,15 +219,14 @@ def train_online_rl(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from drift_train.data import DriftCollator, RenderConfig, Renderer
-    from drift_train.policies.base import SamplingParams
     from drift_train.policies.hf import HFPolicy
-    from drift_train.rollout import RolloutConfig, make_env, rollout
+    from drift_train.rollout import make_env, rollout
     from drift_train.weights import records_to_inputs, trajectory_returns
 
     config.validate()
     console = Console()
-    torch.manual_seed(config.seed)
-    shuffle = np.random.default_rng(config.seed)
+    torch.manual_seed(config.rollout.seed)
+    shuffle = np.random.default_rng(config.rollout.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     model = AutoModelForCausalLM.from_pretrained(config.model, dtype=torch.float32).to(device)
@@ -227,7 +242,7 @@ def train_online_rl(
         RenderConfig(assistant_turns=config.assistant_turns),
         end_token_ids=model.generation_config.eos_token_id,
     )
-    env = make_env(config.env_id, config.env_kwargs)
+    env = make_env(config.rollout.env_id, config.rollout.effective_env_kwargs)
     num_tasks = env.unwrapped.num_tasks()
     env.close()
     updates_per_batch = config.ppo_epochs * config.minibatches
@@ -271,17 +286,7 @@ def train_online_rl(
         # 1. rollouts from the current policy (fresh tasks each step, cycling through the split)
         model.eval()
         offset = (step * config.tasks_per_step) % max(num_tasks - config.tasks_per_step, 1)
-        rollout_config = RolloutConfig(
-            env_id=config.env_id,
-            env_kwargs=config.env_kwargs,
-            num_tasks=config.tasks_per_step,
-            task_offset=offset,
-            samples=config.samples,
-            seed=config.seed * 100_003 + step,
-            batch_size=config.tasks_per_step * config.samples,
-            sampling=SamplingParams(temperature=config.temperature, max_new_tokens=config.max_new_tokens),
-        )
-        records, stats = rollout(policy, rollout_config)
+        records, stats = rollout(policy, config.step_rollout(step, offset))
         generated_tokens += stats.generated_tokens
         # 2. returns (DRIFT's formula) -> group-normalised advantages
         inputs = records_to_inputs(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,15 @@ from parity_env import register_parity_env
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from drift_train.commands.online_rl import main
-from drift_train.online_rl import OnlineRLConfig, group_advantages, policy_loss, train_online_rl
+from drift_train.online_rl import (
+    OnlineRLConfig,
+    default_rollout,
+    group_advantages,
+    policy_loss,
+    train_online_rl,
+)
+from drift_train.policies.base import SamplingParams
+from drift_train.rollout import RolloutConfig
 
 PARITY_ENV_ID = "drift-test/OnlineRLParity-v0"
 
@@ -62,7 +71,7 @@ def test_group_advantages_small_cases() -> None:
 
 def test_config_validation_names_the_field() -> None:
     with pytest.raises(ValueError, match="samples must be >= 2"):
-        OnlineRLConfig(model="m", samples=1).validate()
+        OnlineRLConfig(model="m", rollout=replace(default_rollout(), samples=1)).validate()
     with pytest.raises(ValueError, match="steps must be >= 1"):
         OnlineRLConfig(model="m", steps=0).validate()
     with pytest.raises(ValueError, match="model is required"):
@@ -79,16 +88,18 @@ def test_two_steps_update_the_model_and_save_it(
 ) -> None:
     out = tmp_path / "online_rl"
     config = OnlineRLConfig(
-        env_id=parity_env_id,
-        env_kwargs={"max_turns": 2},
+        rollout=RolloutConfig(
+            env_id=parity_env_id,
+            env_kwargs={"max_turns": 2},
+            samples=4,
+            seed=1,
+            sampling=SamplingParams(temperature=1.0, max_new_tokens=6),
+        ),
         model=str(tiny_model_dir),
         output_dir=str(out),
         steps=2,
         tasks_per_step=3,
-        samples=4,
-        max_new_tokens=6,
         learning_rate=1e-2,
-        seed=1,
     )
     summary = train_online_rl(config, progress=False)
 
@@ -100,7 +111,7 @@ def test_two_steps_update_the_model_and_save_it(
 
     saved = json.loads((out / "online_rl_log.json").read_text())
     assert saved["generated_tokens"] == summary["generated_tokens"] and saved["log"] == log
-    assert saved["config"]["env_id"] == parity_env_id and saved["config"]["steps"] == 2
+    assert saved["config"]["rollout"]["env_id"] == parity_env_id and saved["config"]["steps"] == 2
 
     before = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).state_dict()
     after = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).state_dict()
@@ -185,16 +196,18 @@ def test_policy_loss_without_stabilisers_is_reinforce() -> None:
 def test_stabilised_steps_clip_and_keep_kl(tiny_model_dir: Path, parity_env_id: str, tmp_path: Path) -> None:
     out = tmp_path / "ppo"
     config = OnlineRLConfig(
-        env_id=parity_env_id,
-        env_kwargs={"max_turns": 2},
+        rollout=RolloutConfig(
+            env_id=parity_env_id,
+            env_kwargs={"max_turns": 2},
+            samples=4,
+            seed=1,
+            sampling=SamplingParams(temperature=1.0, max_new_tokens=6),
+        ),
         model=str(tiny_model_dir),
         output_dir=str(out),
         steps=2,
         tasks_per_step=3,
-        samples=4,
-        max_new_tokens=6,
         learning_rate=3e-2,
-        seed=1,
         ppo_epochs=2,
         minibatches=2,
         clip_epsilon=0.2,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from drift_train.commands._args import DataclassArgumentParser, field_help, resolve_model
@@ -30,10 +31,14 @@ __all__ = [
     "add_policy_arguments",
     "add_rollout_arguments",
     "build_parser",
+    "config_line",
+    "config_path",
     "load_policy",
     "main",
     "policy_kwargs",
     "resolve_model",
+    "rollout_options",
+    "write_config",
 ]
 
 # episodes per chunk when --batch-size is not given: what each backend keeps busy
@@ -160,6 +165,50 @@ ROLLOUT_OPTIONS = {
 ROLLOUT_EXCLUDED = {"sampling.n", "sampling.stop", "sampling.seed"}  # n is K (--samples); seed is --seed
 
 
+def rollout_options(path: str = "", extra: dict | None = None) -> tuple[dict, set[str]]:
+    """:data:`ROLLOUT_OPTIONS` (with ``extra`` on top) and :data:`ROLLOUT_EXCLUDED`, keyed for a
+    :class:`~drift_train.rollout.RolloutConfig` nested at ``path`` (``"rollout."``: a command's config
+    field ``rollout``), so every command that runs episodes gets the same flag names and help."""
+    extra = extra or {}
+    merged = {
+        path + key: {**ROLLOUT_OPTIONS.get(key, {}), **extra.get(key, {})}
+        for key in {*ROLLOUT_OPTIONS, *extra}
+    }
+    return merged, {path + key for key in ROLLOUT_EXCLUDED}
+
+
+def config_line(config: RolloutConfig, label: str = "rollout") -> str:
+    """One line naming what a run's episodes are (printed once at the start of every command that runs
+    them); the full config goes beside the output (:func:`write_config`)."""
+    s = config.sampling
+    kwargs = json.dumps(config.effective_env_kwargs, sort_keys=True) if config.effective_env_kwargs else "{}"
+    tasks = "all" if config.num_tasks is None else config.num_tasks
+    return (
+        f"{label}: {config.env_id} {kwargs} tasks {tasks} from {config.task_offset} x K={config.samples}, "
+        f"temperature {s.temperature} top_p {s.top_p} top_k {s.top_k} max_new_tokens {s.max_new_tokens}, "
+        f"seed {config.seed}, batch {config.batch_size}, {config.schedule}"
+        f"{'' if config.record_tokens else ', no token ids'}"
+    )
+
+
+def config_path(out: str | Path) -> Path:
+    """Where the full config of a run writing ``out`` goes: ``<out>.config.json`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".config.json")
+
+
+def write_config(path: str | Path, **configs) -> Path:
+    """Write ``configs`` (name -> dataclass instance or JSON-able value) to ``path`` as JSON; returns it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        name: asdict(value) if hasattr(value, "__dataclass_fields__") else value
+        for name, value in configs.items()
+    }
+    path.write_text(json.dumps(data, indent=2, default=list) + "\n")
+    return path
+
+
 def add_rollout_arguments(
     parser: DataclassArgumentParser,
     command: type[PolicyFlags],
@@ -172,16 +221,8 @@ def add_rollout_arguments(
     :class:`~drift_train.rollout.RolloutConfig` (``defaults``: the command's own defaults, else the class's;
     ``options``: per-field flag options on top of :data:`ROLLOUT_OPTIONS`) and the backend options."""
     parser.add_dataclass(command, options=command_options)
-    extra = options or {}
-    merged = {
-        key: {**ROLLOUT_OPTIONS.get(key, {}), **extra.get(key, {})} for key in {*ROLLOUT_OPTIONS, *extra}
-    }
-    parser.add_dataclass(
-        RolloutConfig,
-        options=merged,
-        exclude=ROLLOUT_EXCLUDED,
-        defaults=defaults,
-    )
+    merged, excluded = rollout_options(extra=options)
+    parser.add_dataclass(RolloutConfig, options=merged, exclude=excluded, defaults=defaults)
     add_policy_arguments(parser)
 
 
