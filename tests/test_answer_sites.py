@@ -123,7 +123,7 @@ def test_choice_a_second_stated_letter_never_wins(choice_env, template):
 @pytest.mark.parametrize(
     "template",
     ["Answer: {a}\n\\boxed{{{a}}}", "\\fbox{{{a}}}", "<answer >{a}</answer >", "The answer is \\boxed{{{a}}}.",
-     "{b} is tempting, but the answer is \\boxed{{{a}}}", "Option {b} is wrong. \\boxed{{{a}}}"],
+     "{b} is tempting, but the answer is \\boxed{{{a}}}", "Option {b} is wrong. \\boxed{{{a}}}", "**Option {b}.**\nIt does not fit.\n\\boxed{{{a}}}"],
 )  # fmt: skip
 def test_choice_one_letter_stated_everywhere_still_wins(choice_env, template):
     for index in range(4):

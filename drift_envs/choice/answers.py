@@ -637,9 +637,11 @@ def read_choice(text: str, options: list[str]) -> ChoiceReading:
 
 
 # "I pick B.", "My choice is (B)", "Option B." standing alone as a sentence: an answer stated in words
+# ("Option B." only right before a box or tag: alone on its line it is more often a heading of the working)
 _CHOSEN_RE = re.compile(
-    r"(?:^|(?<=[\n.!?:]))[ \t*_]*(?i:i(?:'ll|\s+will)?\s+(?:pick|choose|select|go\s+with)|my\s+(?:final\s+)?"
-    r"(?:choice|pick|answer)\s+is|option)[ \t*_:]*[(\[]?([A-J])[)\]]?[ \t*_]*[.!]?[ \t*_]*(?=$|\n|\\boxed|<answer>)"
+    r"(?:^|(?<=[\n.!?:]))[ \t*_]*(?:(?i:i(?:'ll|\s+will)?\s+(?:pick|choose|select|go\s+with)|my\s+(?:final\s+)?"
+    r"(?:choice|pick|answer)\s+is)[ \t*_:]*[(\[]?([A-J])[)\]]?[ \t*_]*[.!]?[ \t*_]*(?=$|\n|\\boxed|<answer>)"
+    r"|(?i:option)[ \t*_:]*[(\[]?([A-J])[)\]]?[ \t*_]*[.!]?[ \t*_]*(?=\\boxed|<answer>))"
 )
 
 
@@ -661,8 +663,9 @@ def _stated_beside(text: str, containers: list[tuple[int, int, str]], options: l
         if head:
             named |= _phrase_head(head, options)
     for m in _CHOSEN_RE.finditer(text):
-        index = LETTERS.index(m.group(1))
-        if index < len(options) and not inside(m.start(1)):
+        group = 1 if m.group(1) else 2
+        index = LETTERS.index(m.group(group))
+        if index < len(options) and not inside(m.start(group)):
             named.add(index)
     return named
 
