@@ -162,8 +162,10 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     test's arguments).
 
     Hidden tests (``hidden_tests``): a share of each task's tests is required for success but never
-    quoted: the score line counts them (``Your code failed 2 of 4 tests (1 of them hidden).``), and
-    no mode shows their source, arguments or expected values, so a reply that only memorises the
+    quoted: the score line counts the shown tests only and says hidden ones decide too (``Your code
+    failed 1 of the 3 tests shown. A hidden test decides too.``; how many hidden tests failed is never
+    said: it steered a reply with no task logic), no mode shows their source, arguments or expected
+    values, so a reply that only memorises the
     tests it was shown (a lookup table of what earlier feedback quoted) does not earn the reward.
     ``info["tests"]`` marks them ``"hidden": True``.
 
@@ -236,7 +238,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
     Reply with the whole function in a ```python block.
     >>> obs, reward, terminated, truncated, info = env.step("```python\ndef is_even(x):\n    return x % 2\n```")
     >>> print(obs)
-    Your code failed 4 of 4 tests (1 of them hidden).
+    Your code failed 3 of the 3 tests shown. A hidden test decides too.
     Test: assert is_even(-18) == True
     Expected True, got 0.
     Fix the function and reply with the whole corrected function in a ```python block.
@@ -355,7 +357,7 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
 
         The last ``round(share * n)`` of its ``n`` tests, where ``share`` is ``hidden_tests`` (by
         default a third, for every source); at least one test is hidden when ``share > 0`` and at
-        least one is always shown.
+        least one (the first) is always shown.
         """
         share = self.hidden_tests
         if share is None:
@@ -430,7 +432,6 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
             return Feedback(UNDECIDED_FEEDBACK, "undecided", {"failures": []})
         hidden = self.hidden_test_indices(task)
         failing = [t for t in result.tests if t.status != "passed"]
-        failing_hidden = sum(t.index in hidden for t in failing)
         visible = [t for t in failing if t.index not in hidden]
         shown = visible[:1] if self.feedback_mode == "first_failure" else visible[: self.max_failures_shown]
         failures = [t.to_dict() for t in shown] if self.feedback_mode != "binary" else []
@@ -452,14 +453,20 @@ class CodeFeedbackEnv(MultiTurnTextEnv):
                     f"Your code could not be tested: {err['message']}." + (f"\n{detail}" if detail else "")
                 )
             else:
-                head = f"Your code failed {len(failing)} of {len(result.tests)} tests"
-                if failing_hidden:
+                # the score line counts the shown tests only: how many hidden ones failed is an
+                # oracle a reply with no task logic steers by (the episode not ending is all it gets)
+                n_shown = len(result.tests) - len(hidden)
+                if visible:
+                    head = f"Your code failed {len(visible)} of the {n_shown} tests shown."
+                else:
+                    head = f"Your code passed the {n_shown} tests shown, but it is not correct yet."
+                if hidden:
                     head += (
-                        " (a hidden test, not shown)"
-                        if len(failing) == 1
-                        else f" ({failing_hidden} of them hidden)"
+                        " A hidden test decides too."
+                        if len(hidden) == 1
+                        else f" {len(hidden)} hidden tests decide too."
                     )
-                parts.append(head + ".")
+                parts.append(head)
                 parts.extend(_describe(t) for t in shown)
                 if len(visible) > len(shown) and self.feedback_mode == "all":
                     parts.append(f"({len(visible) - len(shown)} more failing tests not shown.)")
