@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from drift_train.commands._args import DataclassArgumentParser
-from drift_train.commands.rollout import PolicyFlags, add_rollout_arguments, load_policy
+from drift_train.commands.rollout import (
+    PolicyFlags,
+    add_rollout_arguments,
+    config_line,
+    config_path,
+    load_policy,
+    write_config,
+)
 from drift_train.evaluate import (
     _turn_budget,
     eval_config,
@@ -129,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
                 policy = load_policy(args)  # --model tiny: the embedded model; a load failure: one line
             except PolicyError as err:
                 raise ValueError(str(err)) from err
+            # printed once the policy loads (a failure stays one line); the full config goes beside --out,
+            # not in each record's meta (records stay as they were)
+            Console(stderr=True).print(config_line(config, "eval"), highlight=False, soft_wrap=True)
+            write_config(config_path(out), rollout=config, command=command)
             try:
                 metrics, records = evaluate_model(
                     policy,

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drift online-rl: {err}", file=sys.stderr)
         return 2
     # the full config is in <output_dir>/online_rl_log.json ("config"), beside the model
-    Console().print(config_line(config.step_rollout(0, 0), "online-rl step 1 episodes"), highlight=False)
+    Console().print(
+        config_line(config.step_rollout(0, 0), "online-rl step 1 episodes"), highlight=False, soft_wrap=True
+    )
     try:
         train_online_rl(config)
     except OSError as err:  # transformers: a hub id that cannot be reached, a broken folder, a full disk

@@ -192,9 +192,10 @@ def config_line(config: RolloutConfig, label: str = "rollout") -> str:
 
 
 def config_path(out: str | Path) -> Path:
-    """Where the full config of a run writing ``out`` goes: ``<out>.config.json`` beside it."""
+    """Where the full config of a run writing ``out`` goes: beside it, ``<stem>.config.json``
+    (``run.jsonl`` -> ``run.config.json``), as ``drift eval`` puts its ``<stem>.tasks.jsonl``."""
     out = Path(out)
-    return out.with_name(out.name + ".config.json")
+    return out.with_name(out.stem + ".config.json")
 
 
 def write_config(path: str | Path, **configs) -> Path:
@@ -266,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileExistsError, PolicyError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)
         return 2
+    console.print(config_line(config), highlight=False, soft_wrap=True)
+    # the full config beside the records, not in each record's meta (records stay as they were)
+    write_config(config_path(out), rollout=config, command=command)
     try:
         records, stats = rollout(
             policy,
