@@ -1,5 +1,8 @@
 """Run untrusted Python against unit tests, fast, without letting it forge a verdict or harm the caller.
 
+(Over ~600 lines because about half of it is this docstring: the isolation guarantee per level and
+per kernel object is the contract users rely on, and it lives beside the code that keeps it.)
+
 A :class:`Sandbox` keeps one warm fork server (``_forkserver.py``, a separate stdlib-only
 interpreter started once) and sends it checks; no interpreter starts per check, and several checks
 run in parallel (``workers``). Each check is two processes:

@@ -1,5 +1,10 @@
 """Answer extraction and cheap normalisation for math replies.
 
+(Longer than the ~600 lines a module keeps to, on purpose: its one job is reading what a reply states
+as its answer, and its readers — answer sites, boxes and tags, final numbers, alternatives, "one value"
+— call one another's helpers on the same text and must agree; split, they would import each other.
+Each reader opens with a ``# ----`` section header.)
+
 Extraction finds what the model committed to (the last ``<answer>…</answer>`` or ``\\boxed{…}``, or
 with ``answer_format="final_number"`` the last number, see :func:`extract_final_number`);
 normalisation makes the common written forms of one answer compare equal as strings, and
