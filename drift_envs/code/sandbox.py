@@ -1,7 +1,8 @@
 """Run untrusted Python against unit tests, fast, without letting it forge a verdict or harm the caller.
 
-(Over ~600 lines because about half of it is this docstring: the isolation guarantee per level and
-per kernel object is the contract users rely on, and it lives beside the code that keeps it.)
+(Over ~600 lines on purpose: this docstring states the isolation guarantee per level and per kernel
+object, the contract users rely on, beside the host-side pool that keeps it; the server's jobs live
+in their own modules.)
 
 A :class:`Sandbox` keeps one warm fork server (``_forkserver.py``, a separate stdlib-only
 interpreter started once) and sends it checks; no interpreter starts per check, and several checks
