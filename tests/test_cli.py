@@ -488,3 +488,23 @@ def test_drift_train_with_a_model_folder_it_cannot_load_is_one_line_and_exit_2(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert f"cannot load model {str(model)!r}" in err
+
+
+@pytest.mark.parametrize("command", ["rollout", "eval"])
+def test_the_rollout_config_is_printed_once_and_written_beside_the_output(
+    command: str, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / ("r.jsonl" if command == "rollout" else "m.json")
+    argv = [command, "--model", str(tiny_model_dir), "--env", "drift/MathFeedback-v0", "--out", str(out)]
+    argv += ["--num-tasks", "1", "--samples", "2", "--temperature", "0.5", "--max-new-tokens", "3"]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    line = f"{command}: drift/MathFeedback-v0 {{}} tasks 1 from 0 x K=2, temperature 0.5"
+    assert err.count(line) == 1, err
+    saved = json.loads((tmp_path / f"{out.stem}.config.json").read_text())
+    assert saved["rollout"]["sampling"]["temperature"] == 0.5 and saved["rollout"]["samples"] == 2
+    assert saved["rollout"]["num_tasks"] == 1 and saved["command"]["model"] == str(tiny_model_dir)
+    records = out if command == "rollout" else tmp_path / "m.trajectories.jsonl"
+    # the config is beside the records, not in them: meta holds what it held before
+    first = json.loads(records.read_text().splitlines()[0])
+    assert "rollout" not in first["meta"] and "command" not in first["meta"]
