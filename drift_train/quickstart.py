@@ -31,7 +31,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +154,46 @@ class QuickstartConfig:
     learning_rate: float = 3e-3
     batch_size: int = 64
     weight_beta: float = 0.1
+
+    @property
+    def evaluation(self):
+        """The :class:`~drift_train.rollout.RolloutConfig` of every held-out evaluation (steps 2 and 4):
+        ``eval_tasks`` tasks of the ``test`` split (:func:`eval_env_kwargs`), one episode each at
+        ``eval_temperature``, seed ``seed + 1``; the rest as :func:`drift_train.evaluate.eval_config` has it."""
+        from drift_train.evaluate import eval_config
+        from drift_train.policies import SamplingParams
+
+        return eval_config(
+            self.env_id,
+            env_kwargs=eval_env_kwargs(self),
+            num_tasks=self.eval_tasks,
+            samples=1,
+            seed=self.seed + 1,
+            sampling=SamplingParams(temperature=self.eval_temperature, max_new_tokens=self.max_new_tokens),
+        )
+
+    @property
+    def reference_rollout(self):
+        """The :class:`~drift_train.rollout.RolloutConfig` of the reference rollouts DRIFT trains on (step 3):
+        ``rollout_tasks`` x ``samples`` on the ``train`` split at ``rollout_temperature``, seed ``seed``."""
+        from drift_train.policies import SamplingParams
+        from drift_train.rollout import RolloutConfig
+
+        return RolloutConfig(
+            env_id=self.env_id,
+            env_kwargs=train_env_kwargs(self),
+            num_tasks=self.rollout_tasks,
+            samples=self.samples,
+            seed=self.seed,
+            batch_size=512,
+            sampling=SamplingParams(temperature=self.rollout_temperature, max_new_tokens=self.max_new_tokens),
+        )
+
+    @property
+    def stages(self) -> dict:
+        """Each stage that runs episodes -> its :class:`~drift_train.rollout.RolloutConfig` (printed at the
+        start of a run and written in full to ``results.json``, ``"rollouts"``)."""
+        return {"evaluation": self.evaluation, "reference_rollout": self.reference_rollout}
 
     @classmethod
     def for_env(cls, env_id: str, **fields_: Any) -> QuickstartConfig:
@@ -444,36 +484,13 @@ def evaluate_stage(config: QuickstartConfig, name: str, model_dir: str | Path, o
 
 
 def eval_rollout_config(config: QuickstartConfig, seed: int):
-    """The :class:`~drift_train.rollout.RolloutConfig` of the held-out evaluations: ``eval_tasks`` tasks of
-    the ``test`` split (:func:`eval_env_kwargs`), one greedy (``eval_temperature``) episode each."""
-    from drift_train.evaluate import eval_config
-    from drift_train.policies import SamplingParams
-
-    return eval_config(
-        config.env_id,
-        env_kwargs=eval_env_kwargs(config),
-        num_tasks=config.eval_tasks,
-        samples=1,
-        seed=seed,
-        sampling=SamplingParams(temperature=config.eval_temperature, max_new_tokens=config.max_new_tokens),
-    )
+    """:attr:`QuickstartConfig.evaluation` with another ``seed`` (the benchmarks evaluate per seed)."""
+    return replace(config.evaluation, seed=seed)
 
 
 def reference_rollout_config(config: QuickstartConfig, seed: int):
-    """The :class:`~drift_train.rollout.RolloutConfig` of the reference rollouts DRIFT trains on:
-    ``rollout_tasks`` x ``samples`` on the ``train`` split (the weight sweeps reuse it)."""
-    from drift_train.policies import SamplingParams
-    from drift_train.rollout import RolloutConfig
-
-    return RolloutConfig(
-        env_id=config.env_id,
-        env_kwargs=train_env_kwargs(config),
-        num_tasks=config.rollout_tasks,
-        samples=config.samples,
-        seed=seed,
-        batch_size=512,
-        sampling=SamplingParams(temperature=config.rollout_temperature, max_new_tokens=config.max_new_tokens),
-    )
+    """:attr:`QuickstartConfig.reference_rollout` with another ``seed`` (the weight sweeps reuse it)."""
+    return replace(config.reference_rollout, seed=seed)
 
 
 def rollout_stage(config: QuickstartConfig, reference: str | Path, out: Path, seed: int) -> dict:
@@ -618,6 +635,7 @@ def run_quickstart(config: QuickstartConfig) -> dict:
     timings["total"] = time.perf_counter() - started
     summary_out = {
         "config": asdict(config),
+        "rollouts": {stage: asdict(rollout_config) for stage, rollout_config in config.stages.items()},
         "results": results,
         "vs_reference": verdicts,
         "skipped": skipped,

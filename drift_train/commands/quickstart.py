@@ -6,6 +6,7 @@ import sys
 
 from drift_train import quickstart
 from drift_train.commands._args import DataclassArgumentParser
+from drift_train.commands.rollout import config_line
 from drift_train.quickstart import QuickstartConfig, check_held_out, check_teacher, env_preset, run_quickstart
 
 __all__ = ["build_parser", "main"]
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         check_teacher(config)
     except (ValueError, TypeError) as e:
         parser.error(str(e))
+    from rich.console import Console
+
+    console = Console()
+    for stage, rollout_config in config.stages.items():  # in full in results.json, "rollouts"
+        console.print(config_line(rollout_config, f"quickstart {stage}"), highlight=False, soft_wrap=True)
     run_quickstart(config)
     return 0
 
