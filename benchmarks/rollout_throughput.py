@@ -57,6 +57,8 @@ import torch  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from drift_train.commands._args import DataclassArgumentParser  # noqa: E402
+from drift_train.commands.rollout import config_line, rollout_options  # noqa: E402
 from drift_train.models import resolve_model  # noqa: E402
 from drift_train.policies import SamplingParams, make_policy  # noqa: E402
 from drift_train.policies.base import combine_seeds  # noqa: E402
@@ -284,27 +286,32 @@ def vllm_main(args: argparse.Namespace, config: RolloutConfig, model: str) -> in
     return 0 if ok else 1
 
 
+# the measured episodes unless flags say otherwise
+DEFAULTS = RolloutConfig(
+    env_id="drift/MathFeedback-v0",
+    num_tasks=16,
+    samples=4,
+    max_turns=3,
+    batch_size=64,
+    sampling=SamplingParams(max_new_tokens=128),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the three measurements and print (and optionally save) the table."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--num-tasks", type=int, default=16)
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--max-turns", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=64,
-        help="episodes per chunk = sequences decoding at once (drift rollout's hf defaults)",
+    parser = DataclassArgumentParser(description=__doc__.split("\n\n")[0])
+    # the episodes' flags are drift rollout's (--num-tasks, --samples, --max-turns, --max-new-tokens,
+    # --batch-size, --schedule, --seed, --temperature, ...), with this benchmark's defaults
+    options, excluded = rollout_options(
+        extra={
+            "num_tasks": {"help": "tasks to roll out"},
+            "batch_size": {
+                "help": "episodes per chunk = sequences decoding at once (drift rollout's hf default)"
+            },
+        }
     )
-    parser.add_argument(
-        "--schedule",
-        choices=["lockstep", "continuous"],
-        default="lockstep",
-        help="the engine's schedule (drift rollout --schedule)",
-    )
+    parser.add_dataclass(RolloutConfig, options=options, exclude=excluded, defaults=DEFAULTS)
     parser.add_argument("--sequential-episodes", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--rounds", type=int, default=3, help="interleaved repetitions; the best of each is kept"
     )
@@ -341,16 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model = resolve_model(args.model)
-    config = RolloutConfig(
-        env_id="drift/MathFeedback-v0",
-        num_tasks=args.num_tasks,
-        samples=args.samples,
-        max_turns=args.max_turns,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        schedule=args.schedule,
-        sampling=SamplingParams(max_new_tokens=args.max_new_tokens),
-    )
+    config = parser.build(RolloutConfig, args)
+    config.validate()
+    Console().print(config_line(config, "rollout throughput"), highlight=False, soft_wrap=True)
     global CLOCK
     # vLLM decodes in its own engine process, which this process's CPU clock misses: wall time there
     CLOCK = time.process_time if args.clock == "cpu" and args.backend == "hf" else time.perf_counter
