@@ -103,6 +103,52 @@ def test_a_solution_that_needs_one_cpu_second_passes_at_timeout_3_under_load(san
     assert min(r.cpu_s for r in results) >= 0.5 and max(r.duration_s for r in results) > 3.0, seen
 
 
+IN_A_THREAD = (
+    WORK.replace("def work(n):", "def _work(n):")
+    + """
+import threading
+def work(n):
+    out = []
+    t = threading.Thread(target=lambda: out.append(_work(n)))
+    t.start()
+    t.join()
+    return out[0]
+"""
+)
+
+IN_A_CHILD = (
+    WORK.replace("def work(n):", "def _work(n):")
+    + """
+import os
+def work(n):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(w, str(_work(n)).encode())
+        os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    return int(os.read(r, 100))
+"""
+)
+
+
+@pytest.mark.parametrize("code", [IN_A_THREAD, IN_A_CHILD], ids=["thread", "child_process"])
+def test_work_off_the_main_thread_passes_under_load_too(sandbox, busy, code):
+    # the serving thread is blocked in join() or waitpid() (its own time) while the worker waits for
+    # a CPU: the clock deducts the waits of every task of the check, not the serving thread's alone
+    # (red team of issue 23.10: 3 of 3 were timeouts at 0 CPU seconds, the same loop inline passed)
+    _own_clock(sandbox)
+    n = _one_cpu_second()
+    limits = SandboxLimits(timeout_s=3.0, memory_mb=256)
+    job = CodeJob(code, [f"assert work({n}) == {n * (n - 1) // 2}"], entry_point="work", limits=limits)
+    results = [f.result() for f in [sandbox.submit(job) for _ in range(5)]]  # side by side
+    seen = [(r.status, r.cpu_s, r.duration_s) for r in results]
+    assert [r.status for r in results] == ["passed"] * 5, (n, seen, [r.to_dict() for r in results])
+    # the busy machine took longer than the limit to give them their second: wall time would time out
+    assert max(r.duration_s for r in results) > 3.0, seen
+
+
 def test_sleeping_and_looping_candidates_still_time_out_after_their_own_limit(sandbox, busy):
     _own_clock(sandbox)
     limits = SandboxLimits(timeout_s=4.0, test_timeout_s=1.0, memory_mb=256)

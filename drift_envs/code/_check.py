@@ -39,8 +39,11 @@ from ._common import (
     STATUSES,
     SWEEP_SLOT,
     UID_BASE,
+    _read_wait,
     _run_delay,
     _schedstat_fd,
+    _TaskWaits,
+    _thread_waits,
     backstop_s,
     run_uid,
 )
@@ -126,6 +129,28 @@ def _sweep_uid(uid: int) -> None:
         if children is None:  # /proc cannot list children here: one blind sweep is all we can do
             return
         time.sleep(0.001)
+
+
+_TASKS_FD: dict = {}  # slot -> a descriptor on the list of its cgroup's tasks (None: there is none)
+
+
+def _slot_tasks_fd(slot: int) -> int | None:
+    """A descriptor on the list of every task (thread) in ``slot``'s cgroup, opened once."""
+    if slot in _TASKS_FD:
+        return _TASKS_FD[slot]
+    fd = None
+    cgroups = _CGROUPS[0]
+    for name, base_fd in cgroups.dirs if cgroups is not None else ():
+        if name.startswith("drift-sandbox-") and name.rsplit("-", 1)[1] == str(slot):
+            for listing in ("cgroup.threads", "tasks"):  # v2, v1
+                try:
+                    fd = os.open(f"{name}/{listing}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=base_fd)
+                    break
+                except OSError:
+                    pass
+            break
+    _TASKS_FD[slot] = fd
+    return fd
 
 
 class _SetupError(Exception):
@@ -218,6 +243,7 @@ class _Run:
         self.own_clock = _OWN_CLOCK[0]
         self.judge_clock = _schedstat_fd(f"/proc/{self.judge_pid}/schedstat") if self.own_clock else None
         self.cand_clock = None
+        self.cand_waits = _TaskWaits()  # every task of the candidate: its threads and its processes
         self.waits = {"judge": 0.0, "candidate": 0.0}  # run-queue waits since the check started
         self.wait_base = {"judge": _run_delay(self.judge_clock) or 0.0, "candidate": 0.0}
         self.cpu_base = self._cpu_total()
@@ -250,12 +276,32 @@ class _Run:
     def _snapshot(self, now: float) -> tuple:
         """``(wall, run-queue waits of the judge and the candidate, the check's CPU seconds / CPUs)``;
         a process that is gone keeps its last figures."""
-        for who, fd in (("judge", self.judge_clock), ("candidate", self.cand_clock)):
-            w = _run_delay(fd)
-            if w is not None:
-                self.waits[who] = max(0.0, w - self.wait_base[who])
+        w = _run_delay(self.judge_clock)
+        if w is not None:
+            self.waits["judge"] = max(0.0, w - self.wait_base["judge"])
+        if self.cand_clock is not None:
+            self.waits["candidate"] = self.cand_waits.update(self._cand_task_waits())
         cpu = max(0.0, self._cpu_total() - self.cpu_base) / _NCPU[0]
         return (now, self.waits["judge"] + self.waits["candidate"], cpu)
+
+    def _cand_task_waits(self) -> dict:
+        """The run-queue wait of every task of the candidate: those its slot's cgroup lists (all its
+        processes and their threads), else the candidate process's threads."""
+        now: dict = {}
+        fd = _slot_tasks_fd(self.slot)
+        if fd is not None:
+            try:
+                tids = os.pread(fd, 1 << 20, 0).split()
+            except OSError:
+                tids = []
+            for tid in tids:
+                t = tid.decode()
+                w = _read_wait(f"/proc/{t}/schedstat")
+                if w is not None:
+                    now[t] = w
+        if not now:
+            _thread_waits(f"/proc/{self.cand_pid}", now)
+        return now
 
     def _own(self, since: tuple, snap: tuple) -> float:
         """Own seconds between two snapshots: wall time less the run-queue waits, or the check's CPU
@@ -282,7 +328,8 @@ class _Run:
             _CANDIDATE_UID[self.cand_pid] = self.uid
             if self.own_clock:
                 self.cand_clock = _schedstat_fd(f"/proc/{self.cand_pid}/schedstat")
-                self.wait_base["candidate"] = _run_delay(self.cand_clock) or 0.0
+                if self.cand_clock is not None:
+                    self.cand_waits.update(self._cand_task_waits())  # where each task starts from
             if self.judge_done or self.kill_reason is not None:
                 self.kill_candidate()
         else:

@@ -101,6 +101,65 @@ def _run_delay(fd: int | None) -> float | None:
         return None
 
 
+# bound at import: the candidate's code may rebind names in its `os` module, and its clock reads on
+_os_open, _os_close, _os_listdir, _RDONLY = os.open, os.close, os.listdir, os.O_RDONLY | os.O_CLOEXEC
+
+
+def _read_wait(path: str) -> float | None:
+    """Seconds the task whose ``schedstat`` is at ``path`` has waited on a run queue (None: gone)."""
+    try:
+        fd = _os_open(path, _RDONLY)
+    except OSError:
+        return None
+    try:
+        return _run_delay(fd)
+    finally:
+        _os_close(fd)
+
+
+def _thread_waits(proc_dir: str, into: dict) -> None:
+    """Put the run-queue wait of every thread of the process at ``proc_dir`` (``/proc/<pid>``) in ``into``."""
+    try:
+        tids = _os_listdir(proc_dir + "/task")
+    except OSError:
+        return
+    for tid in tids:
+        w = _read_wait(f"{proc_dir}/task/{tid}/schedstat")
+        if w is not None:
+            into[tid] = w
+
+
+class _TaskWaits:
+    """The run-queue wait of a group of tasks (a candidate's threads and processes) as one clock.
+
+    Each reading brings every task's cumulative wait; the clock advances by the largest advance of
+    any *single* task since the reading before (a task first seen after the first reading counts from
+    zero: it was born since), never by their sum: a check with many busy tasks of its own must not buy
+    itself wall time (what its tasks wait for each other is bounded by the CPU-time term instead).
+    A task that has exited keeps what it had added. Over a stretch with no reading in between this is
+    the largest wait of one task; it never grows faster than wall time."""
+
+    def __init__(self) -> None:
+        self.last: dict = {}
+        self.total = 0.0
+        self.primed = False
+
+    def update(self, now: dict) -> float:
+        """Take a reading (task id -> seconds waited so far); returns the clock's total."""
+        step = 0.0
+        last = self.last
+        for tid, w in now.items():
+            prev = last.get(tid)
+            if prev is None:
+                prev = w if not self.primed else 0.0
+            if w - prev > step:
+                step = w - prev
+            last[tid] = w
+        self.primed = True
+        self.total += step
+        return self.total
+
+
 def _short_repr() -> reprlib.Repr:
     short = reprlib.Repr()
     short.maxstring, short.maxother, short.maxlist, short.maxtuple = 300, 300, 30, 30
