@@ -241,3 +241,28 @@ def test_stabiliser_options_are_validated() -> None:
         OnlineRLConfig(model="m", kl_coef=-0.1).validate()
     with pytest.raises(ValueError, match="minibatches"):
         OnlineRLConfig(model="m", minibatches=0).validate()
+
+
+def test_the_flags_fill_the_nested_rollout_config_with_drift_rollouts_names() -> None:
+    from drift_train.commands.online_rl import build_parser
+
+    parser = build_parser()
+    argv = ["--model", "m", "--env", "drift/MultipleChoice-v0", "--env_kwargs", '{"max_turns": 2}']
+    argv += ["--samples", "3", "--temperature", "0.5", "--max-new-tokens", "7", "--seed", "4", "--top-k", "5"]
+    config = parser.build(OnlineRLConfig, parser.parse_args([*argv, "--tasks-per-step", "6", "--steps", "2"]))
+    assert (config.model, config.steps, config.tasks_per_step) == ("m", 2, 6)
+    assert config.rollout == replace(
+        default_rollout(),
+        env_id="drift/MultipleChoice-v0",
+        env_kwargs={"max_turns": 2},
+        samples=3,
+        seed=4,
+        sampling=SamplingParams(temperature=0.5, top_k=5, max_new_tokens=7),
+    )
+    # unset flags keep the baseline's defaults (G = 8, temperature 1, 16 tokens), not RolloutConfig's
+    defaults = parser.build(OnlineRLConfig, parser.parse_args(["--model", "m"]))
+    assert defaults == OnlineRLConfig(model="m")
+    # each step's episodes: tasks_per_step tasks from the offset, one chunk, a per-step seed
+    step = config.step_rollout(2, task_offset=12)
+    assert (step.num_tasks, step.task_offset, step.batch_size, step.seed) == (6, 12, 18, 4 * 100_003 + 2)
+    assert step.sampling == config.rollout.sampling and step.env_kwargs == config.rollout.env_kwargs
