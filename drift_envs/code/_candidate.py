@@ -55,7 +55,7 @@ from ._isolation import (
     _slot_namespaces,
 )
 from ._linux import PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, _prctl
-from ._seccomp import _install_seccomp
+from ._seccomp import _install_seccomp, _prepare_seccomp
 from ._wire import (
     WireError,
     _read_out,
@@ -298,7 +298,7 @@ def _candidate(
     parent: int,
     ns_fds: tuple | None,
     cgroup_fds: list,
-    seccomp: bytes | None,
+    seccomp: tuple | None,
 ) -> None:
     """The candidate process: isolate, limit and drop privileges, then serve (never returns)."""
     code = 70
@@ -368,6 +368,8 @@ def _zygote(
     pid and a pidfd (so the server can kill it without a pid-reuse race), and once it has reaped it,
     its exit status and CPU time."""
     signal.set_wakeup_fd(-1)
+    # the filter's kernel structure, once for every candidate (each only loads it)
+    prepared = _prepare_seccomp(seccomp) if seccomp is not None else None
     token_of: dict = {}
     me = os.getpid()
     namespaces = _slot_namespaces(slots) if full else []
@@ -436,7 +438,7 @@ def _zygote(
                     os._exit(0)  # the zygote is gone, or never needed it
                 hdr = json.loads(msg)
             ns = namespaces[slot] if full else None
-            _candidate(hdr, fds[0], fds[1], fds[2], me, ns, own, seccomp)
+            _candidate(hdr, fds[0], fds[1], fds[2], me, ns, own, prepared)
         finally:
             os._exit(70)
 

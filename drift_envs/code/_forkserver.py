@@ -106,6 +106,10 @@ def _spawn_judge(iso: dict, slot: int) -> tuple:
 # the server loop
 
 
+# not `queue` (nor anything else that imports `threading`): `threading` registers an after-fork hook
+# that runs in every candidate forked from the zygote, and costs each check ~100 page faults (~0.5 ms
+# of CPU) whether its code uses threads or not; the few that do import it themselves (at the full
+# level, where the interpreter-only root holds the whole standard library; below it, see main)
 _PRELOAD = (
     "math",
     "re",
@@ -136,7 +140,6 @@ _PRELOAD = (
     "struct",
     "enum",
     "contextlib",
-    "queue",
     "time",
     "abc",
     "types",
@@ -202,6 +205,13 @@ def main() -> None:  # noqa: C901
         except ImportError:
             pass
     iso, cgroups, view, seccomp = _probe_isolation(mode, max_parallel)
+    if iso["level"] != "full":
+        # below the full level a candidate whose uid was dropped may not read the standard library
+        # (pyenv's under /root): it imports only what is loaded here, `queue` (and `threading`) too
+        try:
+            __import__("queue")
+        except ImportError:
+            pass
     _CGROUPS[0] = cgroups
     # a candidate's fds 1 and 2 are its output pipe; the sys.std* objects already wrap those fds, so
     # it uses them as they are: line-buffered, so that what was printed before a crash is still seen

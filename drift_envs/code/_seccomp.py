@@ -16,6 +16,8 @@ from builtins import (  # noqa: E402, I001, UP029
     len,
     list,
     str,
+    tuple,
+    type,
 )
 
 from ._linux import (
@@ -188,17 +190,26 @@ def _arch_numbers() -> dict:
 _ARCH_NR = _arch_numbers()
 
 
-def _install_seccomp(program: bytes) -> None:
-    """Load ``program`` as this process's filter (no_new_privs must be set; kept across fork)."""
+class _Prog(ctypes.Structure):
+    """``struct sock_fprog``: the filter's length in instructions and its address."""
 
-    class _Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
+
+def _prepare_seccomp(program: bytes) -> tuple:
+    """``program`` as the kernel takes it (a buffer, its ``sock_fprog`` and a pointer to that), built
+    once by the zygote before it forks: a candidate then only makes the one ``prctl`` call (building
+    the structure in each candidate cost ~0.4 ms a check, mostly copy-on-write faults)."""
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _Prog(len(program) // 8, ctypes.cast(buf, ctypes.c_char_p))
-    _check(
-        _libc.prctl(PR_SET_SECCOMP, ctypes.c_ulong(SECCOMP_MODE_FILTER), ctypes.byref(prog), 0, 0), "seccomp"
-    )
+    return (buf, prog, ctypes.byref(prog), ctypes.c_ulong(SECCOMP_MODE_FILTER))
+
+
+def _install_seccomp(program: bytes | tuple) -> None:
+    """Load ``program`` (its bytes, or :func:`_prepare_seccomp`'s form of them) as this process's
+    filter (no_new_privs must be set; kept across fork)."""
+    prepared = _prepare_seccomp(program) if type(program) is bytes else program
+    _check(_libc.prctl(PR_SET_SECCOMP, prepared[3], prepared[2], 0, 0), "seccomp")
 
 
 def _probe_seccomp(program: bytes | None) -> str | None:
