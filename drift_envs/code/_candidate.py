@@ -40,6 +40,7 @@ from ._common import (
     RUN_ROOT,
     _exc_text,
     _read_memfd,
+    _run_delay,
     _schedstat_fd,
     _TaskWaits,
     _thread_waits,
@@ -109,11 +110,29 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
     task_waits = _TaskWaits()
     waitid, P_ALL, WAIT_FLAGS = os.waitid, os.P_ALL, os.WEXITED | os.WNOHANG | os.WNOWAIT
 
+    stat_fd, me, pread, int_ = None, "", os.pread, int  # (me: the id of this thread, which serves)
+    if clock_fd is not None:
+        try:
+            stat_fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+            me = os.readlink("/proc/thread-self").rsplit("/", 1)[-1]
+        except OSError:
+            stat_fd = None  # every reading lists the threads
+    tasks = [1]  # threads at the last reading: with more, the alarm reads them every 0.05 s (a thread's
+    # wait after its last reading is lost when it exits)
+
     def waited() -> float:
         if clock_fd is None:
             return 0.0
         now: dict = {}
-        _thread_waits("/proc/self", now)
+        try:  # one thread (the common case): its descriptor alone, not a listing of /proc
+            one = int_(pread(stat_fd, 1024, 0).rsplit(b")", 1)[1].split()[17]) == 1
+        except (OSError, ValueError, IndexError, TypeError):
+            one = False
+        if one:
+            now[me] = _run_delay(clock_fd) or 0.0
+        else:
+            _thread_waits("/proc/self", now)
+        tasks[0] = len(now)
         return task_waits.update(now)
 
     def has_children() -> bool:
@@ -145,7 +164,8 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
             elif elapsed >= call[3]:
                 kind = _CallUndecided
             else:  # starved: not yet its limit
-                setitimer(ITIMER_REAL, max(0.001, min(call[2] - own, call[3] - elapsed)), 0)
+                left = min(call[2] - own, call[3] - elapsed, 0.05 if tasks[0] > 1 else float_("inf"))
+                setitimer(ITIMER_REAL, max(0.001, left), 0)
                 return
             call[4] = kind
             setitimer(ITIMER_REAL, 0.05, 0.05)  # again and again, should the code swallow it

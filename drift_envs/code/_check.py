@@ -131,26 +131,37 @@ def _sweep_uid(uid: int) -> None:
         time.sleep(0.001)
 
 
-_TASKS_FD: dict = {}  # slot -> a descriptor on the list of its cgroup's tasks (None: there is none)
+_TASK_POLL_S = 0.05  # how often a running check's tasks' run-queue waits are read
+_TASKS_AT: dict = {}  # slot -> (its cgroup's directory, descriptor of the directory above) or None
 
 
-def _slot_tasks_fd(slot: int) -> int | None:
-    """A descriptor on the list of every task (thread) in ``slot``'s cgroup, opened once."""
-    if slot in _TASKS_FD:
-        return _TASKS_FD[slot]
-    fd = None
-    cgroups = _CGROUPS[0]
-    for name, base_fd in cgroups.dirs if cgroups is not None else ():
-        if name.startswith("drift-sandbox-") and name.rsplit("-", 1)[1] == str(slot):
-            for listing in ("cgroup.threads", "tasks"):  # v2, v1
-                try:
-                    fd = os.open(f"{name}/{listing}", os.O_RDONLY | os.O_CLOEXEC, dir_fd=base_fd)
-                    break
-                except OSError:
-                    pass
-            break
-    _TASKS_FD[slot] = fd
-    return fd
+def _slot_tasks(slot: int) -> list | None:
+    """Every task (thread) in ``slot``'s cgroup, as ids (None: there is no such list here). The list
+    is opened afresh each time: cgroup v1 keeps serving an open file the list it read first for as
+    long as it is read again within a second."""
+    if slot not in _TASKS_AT:
+        _TASKS_AT[slot] = None
+        cgroups = _CGROUPS[0]
+        for name, base_fd in cgroups.dirs if cgroups is not None else ():
+            if name.startswith("drift-sandbox-") and name.rsplit("-", 1)[1] == str(slot):
+                for listing in ("cgroup.threads", "tasks"):  # v2, v1
+                    if os.access(f"{name}/{listing}", os.R_OK, dir_fd=base_fd):
+                        _TASKS_AT[slot] = (f"{name}/{listing}", base_fd)
+                        break
+                break
+    where = _TASKS_AT[slot]
+    if where is None:
+        return None
+    try:
+        fd = os.open(where[0], os.O_RDONLY | os.O_CLOEXEC, dir_fd=where[1])
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 1 << 16).split()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 class _SetupError(Exception):
@@ -254,7 +265,10 @@ class _Run:
         # before the first test: loading the code (the judge waits a second more for its word)
         self.phase_limit = self.test_timeout_s + 1.0
         self.phase_name = "load"
-        self.next_check = self.t_start + min(self.timeout_s, self.phase_limit)
+        # when the limits are next compared (as if nothing were read in between), and when the
+        # clock is next read (more often: see tick)
+        self.next_judge = self.t_start + min(self.timeout_s, self.phase_limit)
+        self.next_check = min(self.next_judge, self.t_start + (_TASK_POLL_S if self.own_clock else 1e9))
         self.timeout_msg = ""
         self.end_by = float("inf")  # once the judge is done: the latest the candidate's exit is awaited
         self.open_fds = {out_r, res_r}
@@ -288,12 +302,8 @@ class _Run:
         """The run-queue wait of every task of the candidate: those its slot's cgroup lists (all its
         processes and their threads), else the candidate process's threads."""
         now: dict = {}
-        fd = _slot_tasks_fd(self.slot)
-        if fd is not None:
-            try:
-                tids = os.pread(fd, 1 << 20, 0).split()
-            except OSError:
-                tids = []
+        tids = _slot_tasks(self.slot)
+        if tids is not None:
             for tid in tids:
                 t = tid.decode()
                 w = _read_wait(f"/proc/{t}/schedstat")
@@ -317,7 +327,8 @@ class _Run:
             self.phase_snap = self._snapshot(time.monotonic())
             self.phase_limit = self.test_timeout_s + GRACE_S
             self.phase_name = "test" if rec["ev"] == "start" else "setup"
-            self.next_check = min(self.next_check, self.phase_snap[0] + self.phase_limit)
+            self.next_judge = min(self.next_judge, self.phase_snap[0] + self.phase_limit)
+            self.next_check = min(self.next_check, self.next_judge)
         elif rec["ev"] == "done":
             self.phase_limit = float("inf")
 
@@ -418,11 +429,16 @@ class _Run:
 
     def tick(self, now: float) -> None:
         """End the check once its own time reaches a limit (a timeout) or its wall time the
-        backstop first (undecided); own time grows no faster than wall time, so until the nearest
-        of those could be reached there is nothing to read."""
+        backstop first (undecided). Own time grows no faster than wall time, so no limit is reached
+        before the nearest of those; the clock is read every ``_TASK_POLL_S`` all the same, so that
+        the wait of a task that exits in between is counted (up to its last reading); the limits
+        are compared on the schedule they would be without those readings."""
         if now < self.next_check or self.kill_reason is not None or self.judge_done:
             return
         snap = self._snapshot(now)
+        if self.own_clock and now < self.next_judge:  # a reading only: no limit can be reached yet
+            self.next_check = min(self.next_judge, now + _TASK_POLL_S)
+            return
         whole, phase = self._own(self.start_snap, snap), self._own(self.phase_snap, snap)
         if whole >= self.timeout_s or phase >= self.phase_limit:
             if whole >= self.timeout_s:
@@ -440,7 +456,9 @@ class _Run:
             self.end_by = now + 1.0
         else:
             left = min(self.timeout_s - whole, self.phase_limit - phase, self.backstop_at - now)
-            self.next_check = now + max(0.002, left)
+            self.next_judge = now + max(0.002, left)
+            # meanwhile each task's wait is read before it can exit (its last figure would be lost)
+            self.next_check = min(self.next_judge, now + (_TASK_POLL_S if self.own_clock else left))
 
     def next_wakeup(self) -> float:
         return min(self.next_check, self.end_by) if not self.judge_done else self.end_by
