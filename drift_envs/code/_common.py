@@ -69,9 +69,14 @@ def backstop_s(limit_s: float) -> float:
 # own time: what a limit counts, whatever the machine's load
 #
 # A limit of t seconds is t seconds of the check's *own* time: wall time minus the time its
-# processes waited on a run queue for a CPU another process held (``/proc/<pid>/schedstat``, field 2,
-# nanoseconds), so a starved check is not a slow one. Time a process spends blocked (``sleep``, a
-# pipe, a lock) is its own: a sleeping candidate still times out at its limit. Waiting for a CPU
+# processes waited on a run queue for a CPU another process held (``/proc/<tid>/schedstat``, field 2,
+# nanoseconds), so a starved check is not a slow one: the judge's wait, plus the largest wait of any
+# one task of the candidate (every thread, every process it forked: the slot cgroup's task list,
+# read every 0.05 s; see :class:`_TaskWaits`), so work in a thread or a child that waits for a CPU
+# while the serving thread is blocked in join() or waitpid() is not slow either. Time a process spends
+# blocked (``sleep``, a pipe, a lock) is its own: a sleeping candidate still times out at its limit.
+# (The candidate's own alarm reads its threads only, its /proc hiding its children from it: while it
+# has children, it leaves a call's timeout to the server's clock.) Waiting for a CPU
 # that the check's *own* other threads or processes hold would buy it time, so the check's total CPU
 # time (its slot cgroup's) divided by the CPUs it may use counts as own time as well: whichever is
 # larger is the clock. Where schedstat or the cgroup's CPU account is missing, the clock is the

@@ -91,7 +91,7 @@ class _Channel:
 
     It keeps the clock of the current phase (loading, set-up, a test): own time used = wall time
     minus the run-queue waits of the judge (its schedstat) and of the candidate (the figure that
-    ends each of its messages) since the phase started; each request tells the candidate the own
+    ends each of its messages: the largest wait of any one of its threads) since the phase started; each request tells the candidate the own
     time left and the wall time left to the phase's backstop."""
 
     def __init__(self, fd: int) -> None:
