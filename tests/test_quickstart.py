@@ -436,13 +436,18 @@ def test_a_run_that_would_not_be_held_out_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_two_preset_envs_state_the_budgets_the_quickstart_was_measured_with() -> None:
-    """The envs now state their presets (no table under drift_train/): the values the quickstart's
-    figures were measured with stay, derived from the envs' own oracle replies."""
+    """The envs now state their presets (no table under drift_train/), derived from the envs' own oracle
+    replies: math's 16 is the budget its quickstart figures were measured with. UserCorrection's was 96;
+    its oracle now writes each reply as a clause (a verb after the topic, so that the served-request
+    check reads it as an answer, not a keyword run), a few characters longer, and its budget is 112."""
     assert env_preset("drift/MathFeedback-v0") == {
         "env_kwargs": {"difficulty": "tiny", "feedback": "hint", "max_turns": 3, "system_prompt": ""},
         "max_new_tokens": 16,
     }
-    assert env_preset(USER_ENV) == {"env_kwargs": {"max_turns": 3, "system_prompt": ""}, "max_new_tokens": 96}
+    assert env_preset(USER_ENV) == {
+        "env_kwargs": {"max_turns": 3, "system_prompt": ""},
+        "max_new_tokens": 112,
+    }
 
 
 @pytest.mark.parametrize("env_id", sorted(drift_envs.ENV_IDS))
