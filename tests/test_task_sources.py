@@ -321,6 +321,8 @@ def test_code_feedback_reads_the_verdicts_evidence_not_env_state() -> None:
     wrong = env.verify(task, "```python\ndef is_even(x):\n    return x % 2\n```")
     right = env.verify(task, env.oracle_reply())
     assert not hasattr(env, "_last_result")
-    assert env.make_feedback(task, wrong, turn=1, repeated=False).text.startswith("Your code failed 4 of 4")
+    assert env.make_feedback(task, wrong, turn=1, repeated=False).text.startswith(
+        "Your code failed 3 of the 3 tests shown. A hidden test decides too."
+    )
     assert env.make_feedback(task, right, turn=1, repeated=False).text == "All tests passed."
     assert env.make_feedback(task, wrong, turn=1, repeated=False).kind == "first_failure"
