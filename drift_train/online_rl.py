@@ -149,11 +149,7 @@ def trajectory_advantages(returns: np.ndarray, inputs: Any) -> np.ndarray:
     gives every member weight 0 by default; the other groups are untouched.
     """
     advantages = group_advantages(np.asarray(returns, dtype=np.float64), inputs.group_index)
-    if inputs.undecided_turns is not None:  # None: no record has an undecided turn
-        undecided = np.bincount(
-            inputs.group_index, weights=inputs.undecided_turns > 0, minlength=inputs.num_groups
-        )
-        advantages[undecided[inputs.group_index] > 0] = 0.0
+    advantages[inputs.in_undecided_group()] = 0.0
     return advantages
 
 

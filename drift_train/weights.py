@@ -138,6 +138,14 @@ class ReturnInputs:
     turn_repeat_share: np.ndarray | None = None  # (N, T_max), charged answers at turn t / answers_i
     undecided_turns: np.ndarray | None = None  # (N,) int, turns without a verdict (None: no record has any)
 
+    def in_undecided_group(self) -> np.ndarray:
+        """(N,) bool: the trajectory's group has a member with an undecided turn (:mod:`drift_train.facts`:
+        such a group has no baseline; ``drift weights`` drops it, online RL gives it advantage 0)."""
+        if self.undecided_turns is None:
+            return np.zeros(len(self.group_index), dtype=bool)
+        groups = np.bincount(self.group_index, weights=self.undecided_turns > 0, minlength=self.num_groups)
+        return groups[self.group_index] > 0
+
 
 # --------------------------------------------------------------------------------------------------
 # the formulas
@@ -414,12 +422,8 @@ def compute_weights(inputs: ReturnInputs, config: WeightConfig | None = None) ->
     config = config or WeightConfig()
     config.validate()
     returns = trajectory_returns(inputs, config.gamma, config.diversity_lambda)
-    undecided = inputs.undecided_turns if inputs.undecided_turns is not None else np.zeros(len(returns), int)
-    if config.undecided == "drop":  # the whole group of any undecided trajectory: see the module docstring
-        undecided_groups = np.bincount(inputs.group_index, weights=undecided > 0, minlength=inputs.num_groups)
-        kept = undecided_groups[inputs.group_index] == 0
-    else:
-        kept = np.ones(len(returns), dtype=bool)
+    # drop: the whole group of any undecided trajectory (see the module docstring)
+    kept = ~inputs.in_undecided_group() if config.undecided == "drop" else np.ones(len(returns), dtype=bool)
     if kept.all():
         weights, equal_group = importance_weights(returns, inputs.group_index, config, inputs.num_groups)
     else:  # dropped trajectories: weight 0 and out of their group's V*
