@@ -47,6 +47,8 @@ def run_uid(server_pid: int, slot: int) -> int:
     return UID_BASE + ((server_pid & 0x3FFFFF) << 8 | slot)
 
 
+#: statuses a test can have; a whole run's ``status`` is ``passed``, the first failure that load
+#: cannot cause, or ``undecided`` (nothing failed, but the machine starved a test past its backstop)
 STATUSES = (
     "passed",
     "wrong_answer",

@@ -172,6 +172,9 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+# the statuses a test can have: the server's own list (its modules are stdlib-only, so the host reads it)
+from ._common import STATUSES
+
 __all__ = [
     "CodeJob",
     "RunResult",
@@ -184,19 +187,6 @@ __all__ = [
 ]
 
 _SERVER = Path(__file__).with_name("_forkserver.py")
-
-#: statuses a test can have; a whole run's ``status`` is ``passed``, the first failure that load
-#: cannot cause, or ``undecided`` (nothing failed, but the machine starved a test past its backstop)
-STATUSES = (
-    "passed",
-    "wrong_answer",
-    "runtime_error",
-    "timeout",
-    "memory_limit",
-    "syntax_error",
-    "not_run",
-    "undecided",
-)
 
 
 class SandboxWarning(UserWarning):
