@@ -127,15 +127,19 @@ class SpecialTextError(TemplateError):
 
 
 def _render_text_as_text(
-    tokenizer, messages: Sequence[dict], template_kwargs: dict, generation_prompt: bool
+    tokenizer,
+    messages: Sequence[dict],
+    slotted: list,
+    texts: list[str],
+    template_kwargs: dict,
+    generation_prompt: bool,
 ) -> list[int]:
     """The conversation's ids with every message text that spells a special token tokenized as text
     (``split_special_tokens``): the template's own markers stay special ids, characters a message spells
     never become one. The template renders slots in place of those texts; the pieces are tokenized apart
     and joined. Raises :class:`SpecialTextError` when the template rewrites such a text (escapes it as
-    JSON, trims it) or the tokenizer does not tokenize the pieces apart to the same text."""
-    texts: list[str] = []
-    slotted = _slot_special_texts(list(messages), _special_texts(tokenizer), texts)
+    JSON, trims it) or the tokenizer does not tokenize the pieces apart to the same text. ``slotted`` and
+    ``texts`` are :func:`_slot_special_texts`' result for ``messages``."""
     text = tokenizer.apply_chat_template(
         slotted, tokenize=False, add_generation_prompt=generation_prompt, **template_kwargs
     )
@@ -164,8 +168,10 @@ def _render_text_as_text(
 def _render(
     tokenizer, messages: Sequence[dict], template_kwargs: dict, *, generation_prompt: bool = False
 ) -> list[int]:
-    if spells_special_tokens(tokenizer, messages):
-        return _render_text_as_text(tokenizer, messages, template_kwargs, generation_prompt)
+    texts: list[str] = []
+    slotted = _slot_special_texts(list(messages), _special_texts(tokenizer), texts)
+    if texts:  # some message spells a special token: its text is tokenized as text
+        return _render_text_as_text(tokenizer, messages, slotted, texts, template_kwargs, generation_prompt)
     return _ids(
         tokenizer.apply_chat_template(
             list(messages), tokenize=True, add_generation_prompt=generation_prompt, **template_kwargs
