@@ -20,6 +20,8 @@ ENV_IDS: dict[str, str] = {
     "drift/MultipleChoice-v0": "drift_envs.choice.env:MultipleChoiceEnv",
 }
 
+REMOTE_ENV_ID = "drift/Remote-v0"  # drift_envs.remote:RemoteEnv, registered by register_envs too
+
 
 def register_envs() -> None:
     """Register every ``drift/*`` id once (calling it again is a no-op)."""
@@ -29,6 +31,10 @@ def register_envs() -> None:
         # The turn budget lives in the env (kwarg max_turns), not in a TimeLimit wrapper, so that
         # truncation and the conversation bookkeeping stay in one place.
         gym.register(id=env_id, entry_point=entry_point, disable_env_checker=False)
+    # an env served elsewhere (drift serve-env), played here: not one of the suite's envs (ENV_IDS), whose
+    # contract tests run without a server; tests/test_remote_env.py holds it to the contract
+    if REMOTE_ENV_ID not in gym.registry:
+        gym.register(id=REMOTE_ENV_ID, entry_point="drift_envs.remote:RemoteEnv", disable_env_checker=False)
 
 
 #: (kind, name) -> ``"module:class"`` of every built-in task source: registered lazily (the module is

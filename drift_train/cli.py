@@ -36,6 +36,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the online RL baseline (GRPO-style policy gradient) for comparison",
     ),
     "quickstart": ("drift_train.commands.quickstart", "the whole loop on the embedded tiny model"),
+    "serve-env": (
+        "drift_train.commands.serve_env",
+        "serve a registered env as an OpenEnv environment (HTTP/WebSocket)",
+    ),
     "report": (
         "drift_train.commands.report",
         "one self-contained HTML page of run folders: metrics, curves, weights, trajectories",

