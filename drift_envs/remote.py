@@ -152,7 +152,7 @@ class RemoteEnv(gym.Env[str, str]):
         host = urlsplit(self._ws_url).hostname or ""
         local = host in ("localhost", "127.0.0.1", "::1")
         try:
-            self._ws = connect(
+            connection = connect(
                 self._ws_url,
                 open_timeout=self.connect_timeout,
                 close_timeout=1,
@@ -160,6 +160,8 @@ class RemoteEnv(gym.Env[str, str]):
                 compression=None,  # loopback and LAN: compressing costs more than it saves
                 proxy=None if local else True,
             )
+            # held open across calls: entered as the context manager websockets wants it used as
+            self._ws = connection.__enter__()
         except Exception as err:  # noqa: BLE001 - every way of not connecting reads the same to a user
             raise RemoteSessionLost(
                 f"drift/Remote-v0: cannot open a session with the env server at {self.url} ({self._ws_url}): "
