@@ -42,6 +42,7 @@ class _Cgroups:
         self.oom_fd: list = []
         self.empty_fd: list = []  # v1: memory.force_empty, to drop what an earlier check left charged
         self.cpu_fd: list = []  # the CPU time of all the slot's processes (v2 cpu.stat, v1 cpuacct.usage)
+        self.count_fd: list = []  # how many tasks the slot holds (pids.current), where pids are counted
         self.written: list = []
         try:
             self._setup(slots)
@@ -137,6 +138,7 @@ class _Cgroups:
                 self.pids_fd.append(fd(d, "pids.max"))
                 self.oom_fd.append(fd(d, "memory.events", os.O_RDONLY))
                 self.cpu_fd.append(fd(d, "cpu.stat", os.O_RDONLY))  # there with or without the cpu controller
+                self.count_fd.append(fd(d, "pids.current", os.O_RDONLY))
             else:
                 d = made["memory"]
                 self.mem_fd.append(fd(d, "memory.limit_in_bytes"))
@@ -147,6 +149,9 @@ class _Cgroups:
                 self.empty_fd.append(fd(d, "memory.force_empty"))
                 self.cpu_fd.append(
                     fd(made["cpuacct"], "cpuacct.usage", os.O_RDONLY) if "cpuacct" in made else None
+                )
+                self.count_fd.append(
+                    fd(made["pids"], "pids.current", os.O_RDONLY) if "pids" in made else None
                 )
             self.written.append(None)
 
@@ -237,6 +242,17 @@ class _Cgroups:
             pass
         return None
 
+    def task_count(self, slot: int) -> int | None:
+        """How many tasks (threads) ``slot``'s cgroup holds now, exited ones not yet reaped included
+        (None: not counted here)."""
+        fd = self.count_fd[slot] if slot < len(self.count_fd) else None
+        if fd is None:
+            return None
+        try:
+            return int(os.pread(fd, 64, 0))
+        except (OSError, ValueError):
+            return None
+
     def fds(self) -> list:
         """Every descriptor the zygote needs: the cgroup.procs files, slot by slot."""
         return [fd for slot in self.procs for fd in slot]
@@ -244,7 +260,7 @@ class _Cgroups:
     def close(self) -> None:
         for group in (
             self.procs,
-            [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd, self.empty_fd, self.cpu_fd],
+            [self.mem_fd, self.swap_fd, self.pids_fd, self.oom_fd, self.empty_fd, self.cpu_fd, self.count_fd],
         ):
             for fds in group:
                 for fd in fds:
@@ -262,6 +278,7 @@ class _Cgroups:
             [],
         )
         self.cpu_fd = []
+        self.count_fd = []
         for name, base_fd in self.dirs:
             for _ in range(100):  # the last processes of a check may still be exiting
                 try:

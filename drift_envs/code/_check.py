@@ -39,7 +39,6 @@ from ._common import (
     STATUSES,
     SWEEP_SLOT,
     UID_BASE,
-    _read_wait,
     _run_delay,
     _schedstat_fd,
     _TaskWaits,
@@ -66,6 +65,15 @@ _NOT_CANDIDATES: set = set()  # the zygote and the judges: never a candidate's u
 _CANDIDATE_UID: dict = {}  # pid of each candidate in flight -> its uid
 
 
+def _read_proc(path: str) -> bytes:
+    """A small ``/proc`` file, whole (one open, one read, one close: no buffered file object)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
 def _direct_children() -> list | None:
     """The children of the server and of the zygote (candidates are the zygote's until they die)."""
     found = []
@@ -73,8 +81,7 @@ def _direct_children() -> list | None:
         if not pid:
             continue
         try:
-            with open(f"/proc/{pid}/task/{pid}/children") as f:
-                found.extend(int(x) for x in f.read().split())
+            found.extend(int(x) for x in _read_proc(f"/proc/{pid}/task/{pid}/children").split())
         except OSError:
             return None
     return found
@@ -82,15 +89,19 @@ def _direct_children() -> list | None:
 
 def _is_live_process_of(pid: int, uid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/status") as f:
-            status = f.read()
+        status = _read_proc(f"/proc/{pid}/status")
     except OSError:
         return False
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    try:
-        return int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith(("Z", "X"))
-    except (KeyError, ValueError, IndexError):
+    # the lines a process cannot forge: its name (the first line) has its newlines escaped
+    state = status.find(b"\nState:")
+    real = status.find(b"\nUid:")
+    if state < 0 or real < 0:
         return False
+    try:
+        uid_now = int(status[real + 5 :].split(None, 1)[0])
+    except (ValueError, IndexError):
+        return False
+    return uid_now == uid and status[state + 7 :].lstrip()[:1] not in (b"Z", b"X")
 
 
 def _sweep_uid(uid: int) -> None:
@@ -255,6 +266,7 @@ class _Run:
         self.judge_clock = _schedstat_fd(f"/proc/{self.judge_pid}/schedstat") if self.own_clock else None
         self.cand_clock = None
         self.cand_waits = _TaskWaits()  # every task of the candidate: its threads and its processes
+        self.task_fds: dict = {}  # task id (str) -> its schedstat, kept open while the task is listed
         self.waits = {"judge": 0.0, "candidate": 0.0}  # run-queue waits since the check started
         self.wait_base = {"judge": _run_delay(self.judge_clock) or 0.0, "candidate": 0.0}
         self.cpu_base = self._cpu_total()
@@ -293,22 +305,61 @@ class _Run:
         w = _run_delay(self.judge_clock)
         if w is not None:
             self.waits["judge"] = max(0.0, w - self.wait_base["judge"])
-        if self.cand_clock is not None:
-            self.waits["candidate"] = self.cand_waits.update(self._cand_task_waits())
+        self._read_candidate()
         cpu = max(0.0, self._cpu_total() - self.cpu_base) / _NCPU[0]
         return (now, self.waits["judge"] + self.waits["candidate"], cpu)
 
+    def _read_candidate(self) -> None:
+        """Read the run-queue waits of the candidate's tasks. Between two snapshots this is all a
+        reading needs: the judge (one long-lived process) and the cgroup's CPU time are cumulative
+        figures read whole at the next snapshot, while a task of the candidate that exits takes
+        what it waited since its last reading with it."""
+        if self.cand_clock is not None:
+            self.waits["candidate"] = self.cand_waits.update(self._cand_task_waits())
+
     def _cand_task_waits(self) -> dict:
         """The run-queue wait of every task of the candidate: those its slot's cgroup lists (all its
-        processes and their threads), else the candidate process's threads."""
+        processes and their threads), else the candidate process's threads.
+
+        Each listed task's ``schedstat`` stays open (one ``pread`` a reading, not an open and a
+        close), and the list itself is read again only when the set may have changed: the cgroup
+        counts its tasks (``pids.current``: every task in it, one that has exited but is not yet
+        reaped included), and when that count is the number of tasks already open and each of them
+        still reads (a reaped task's file answers ESRCH, whatever pid the kernel hands out later),
+        no other task can be in the cgroup. Anything else (a task born, one gone, no count here)
+        lists the cgroup's tasks afresh, as every reading did before."""
         now: dict = {}
+        fds = self.task_fds
+        cgroups = _CGROUPS[0]
+        if fds and cgroups is not None and cgroups.task_count(self.slot) == len(fds):
+            for t, fd in fds.items():
+                w = _run_delay(fd)
+                if w is None:
+                    now = {}
+                    break
+                now[t] = w
+            else:
+                return now
         tids = _slot_tasks(self.slot)
         if tids is not None:
+            kept: dict = {}
             for tid in tids:
                 t = tid.decode()
-                w = _read_wait(f"/proc/{t}/schedstat")
-                if w is not None:
-                    now[t] = w
+                fd = fds.pop(t, None)
+                if fd is None:
+                    try:
+                        fd = os.open(f"/proc/{t}/schedstat", os.O_RDONLY | os.O_CLOEXEC)
+                    except OSError:
+                        continue
+                w = _run_delay(fd)
+                if w is None:
+                    os.close(fd)
+                    continue
+                kept[t] = fd
+                now[t] = w
+            for fd in fds.values():  # gone since the last listing
+                os.close(fd)
+            self.task_fds = kept
         if not now:
             _thread_waits(f"/proc/{self.cand_pid}", now)
         return now
@@ -321,16 +372,27 @@ class _Run:
             return wall
         return max(wall - (snap[1] - since[1]), snap[2] - since[2])
 
-    def on_record(self, rec: dict) -> None:
-        """A phase starts: the set-up once the code is loaded, then each test; each has its own clock."""
+    def on_record(self, rec: dict) -> bool:
+        """A phase starts: the set-up once the code is loaded, then each test; each has its own clock.
+        Returns whether this record started one (its clock starts at :meth:`start_phase`)."""
         if rec["ev"] == "start" or (rec["ev"] == "load" and rec.get("status") == "ok"):
-            self.phase_snap = self._snapshot(time.monotonic())
             self.phase_limit = self.test_timeout_s + GRACE_S
             self.phase_name = "test" if rec["ev"] == "start" else "setup"
-            self.next_judge = min(self.next_judge, self.phase_snap[0] + self.phase_limit)
-            self.next_check = min(self.next_check, self.next_judge)
-        elif rec["ev"] == "done":
+            return True
+        if rec["ev"] == "done":
             self.phase_limit = float("inf")
+        return False
+
+    def start_phase(self) -> None:
+        """Start the clock of the phase the last record read started. Called once for all the
+        records that one read brought: a phase whose end came in the same read (a later record)
+        was over before the server could read any clock, and the clock of the last one starts
+        when the server reads them, as it did record by record."""
+        if self.phase_limit == float("inf"):
+            return  # the judge is done
+        self.phase_snap = self._snapshot(time.monotonic())
+        self.next_judge = min(self.next_judge, self.phase_snap[0] + self.phase_limit)
+        self.next_check = min(self.next_check, self.next_judge)
 
     # -- events
     def on_spawn(self, msg: dict, fds: list) -> None:
@@ -416,6 +478,7 @@ class _Run:
             self.on_judge_done()
             return
         self.res_buf += chunk
+        started = False
         while True:
             idx = self.res_buf.find(b"\n")
             if idx < 0:
@@ -425,7 +488,9 @@ class _Run:
             rec = _clean_record(line, len(self.req["tests"]))
             if rec is not None:
                 self.records.append(rec)
-                self.on_record(rec)
+                started = self.on_record(rec) or started
+        if started:
+            self.start_phase()
 
     def tick(self, now: float) -> None:
         """End the check once its own time reaches a limit (a timeout) or its wall time the
@@ -435,10 +500,11 @@ class _Run:
         are compared on the schedule they would be without those readings."""
         if now < self.next_check or self.kill_reason is not None or self.judge_done:
             return
-        snap = self._snapshot(now)
         if self.own_clock and now < self.next_judge:  # a reading only: no limit can be reached yet
+            self._read_candidate()
             self.next_check = min(self.next_judge, now + _TASK_POLL_S)
             return
+        snap = self._snapshot(now)
         whole, phase = self._own(self.start_snap, snap), self._own(self.phase_snap, snap)
         if whole >= self.timeout_s or phase >= self.phase_limit:
             if whole >= self.timeout_s:
@@ -481,9 +547,10 @@ class _Run:
         _CANDIDATE_UID.pop(self.cand_pid, None)
         if self.cand_pidfd is not None:
             os.close(self.cand_pidfd)
-        for fd in (self.judge_clock, self.cand_clock):
+        for fd in (self.judge_clock, self.cand_clock, *self.task_fds.values()):
             if fd is not None:
                 os.close(fd)
+        self.task_fds = {}
         for fd in (self.out_r, self.res_r):
             try:
                 os.close(fd)
