@@ -345,7 +345,10 @@ def _open_session(
         ep = episodes[i]
         return combine_seeds([config.seed, ep.prompt_id, ep.traj_idx, len(ep.rewards) + 1])
 
-    return LockstepSession(policy, config.sampling, seed_of)
+    def episode_of(i: int) -> str:
+        return f"{episodes[i].prompt_id}:{episodes[i].traj_idx}"
+
+    return LockstepSession(policy, config.sampling, seed_of, episode_of)
 
 
 def _template_kwargs(token_meta: dict) -> dict:

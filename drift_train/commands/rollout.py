@@ -52,7 +52,12 @@ BACKEND_PARAMETERS = {
     ),
     OpenAIOptions: (
         "drift_train.policies.openai:OpenAIPolicy",
-        {"max_concurrency": "max_concurrency", "timeout": "timeout_s", "max_retries": "max_retries"},
+        {
+            "max_concurrency": "max_concurrency",
+            "timeout": "timeout_s",
+            "max_retries": "max_retries",
+            "session_header": "session_header",
+        },
     ),
     VLLMOptions: ("drift_train.policies.vllm:VLLMPolicy", {"tensor_parallel_size": "tensor_parallel_size"}),
 }

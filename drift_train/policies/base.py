@@ -111,6 +111,9 @@ class Policy(Protocol):
     ``has_sessions`` (:meth:`session` opens a continuous-batching :class:`Session`),
     ``has_token_ids`` (completions carry ids; :meth:`token_meta` names their tokenizer),
     :meth:`describe` (what records say about the policy) and :meth:`reset_prefix_cache`.
+    ``needs_episode_ids`` (:class:`PolicyBase`; not required of a policy written before it): ``generate``
+    gets ``episode_ids=``, one ``"<prompt_id>:<traj_idx>"`` per conversation (the openai backend's
+    session header and sticky replicas).
     """
 
     backend: str
@@ -165,6 +168,7 @@ class PolicyBase:
     backend = "base"
     model_id = ""
     needs_env = False  # True: generate() gets envs=, session submits get env= (the live episodes)
+    needs_episode_ids = False  # True: generate() gets episode_ids= ("<prompt_id>:<traj_idx>" each)
     has_sessions = False  # True: session() opens a continuous-batching Session
     chat_template_kwargs: Mapping[str, Any] = MappingProxyType({})  # extra chat-template arguments
     _token_meta: dict[str, Any] | None = None
@@ -271,10 +275,18 @@ class LockstepSession:
     on the order of the others (on backends that seed per request). ``tools`` are passed only when
     some submission has them and ``envs`` only to policies that declare ``needs_env``, so a policy
     written before those arguments existed keeps working with envs that offer no tools.
+    ``episode_of(key)`` names each submission's episode, passed as ``episode_ids`` to policies that
+    declare ``needs_episode_ids``.
     """
 
-    def __init__(self, policy: Policy, params: SamplingParams, seed_of: Callable[[Any], int]) -> None:
-        self.policy, self.params, self.seed_of = policy, params, seed_of
+    def __init__(
+        self,
+        policy: Policy,
+        params: SamplingParams,
+        seed_of: Callable[[Any], int],
+        episode_of: Callable[[Any], str] | None = None,
+    ) -> None:
+        self.policy, self.params, self.seed_of, self.episode_of = policy, params, seed_of, episode_of
         self._queue: list[tuple[Any, Conversation, Tools | None, Any]] = []
 
     @property
@@ -298,6 +310,9 @@ class LockstepSession:
             extra["tools"] = [tools for _, _, tools, _ in queue]
         if self.policy.needs_env:
             extra["envs"] = [env for *_, env in queue]
+        # read with a default: needs_episode_ids is no protocol member, so older policies stay Policies
+        if self.episode_of is not None and getattr(self.policy, "needs_episode_ids", False):
+            extra["episode_ids"] = [self.episode_of(key) for key, *_ in queue]
         completions = self.policy.generate(
             [conversation for _, conversation, _, _ in queue],
             self.params,

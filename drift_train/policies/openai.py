@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -25,8 +26,24 @@ from drift_train.policies.base import (
 )
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+SESSION_HEADER = "X-Session-ID"  # what vllm-router's consistent_hash policy (and others) route on
 
 logger = logging.getLogger(__name__)
+
+
+def rendezvous_order(episode_id: str, urls: Sequence[str]) -> list[int]:
+    """The replicas (indices into ``urls``) in the order an episode prefers them: rendezvous (highest
+    random weight) hashing of ``episode_id`` with each URL, best first.
+
+    An episode's first choice depends only on its id and the URLs, not on the list's order or on
+    other episodes; when a replica leaves, only the episodes that preferred it move, each to its own
+    second choice, so the others keep their prefix caches.
+    """
+
+    def weight(url: str) -> bytes:
+        return hashlib.blake2b(f"{episode_id}\x00{url}".encode(), digest_size=8).digest()
+
+    return sorted(range(len(urls)), key=lambda i: weight(urls[i]), reverse=True)
 
 
 def parse_base_urls(base_url: str) -> list[str]:
@@ -77,6 +94,15 @@ class OpenAIPolicy(PolicyBase):
     it answers. The last replica in service is never taken out: its failures are retried with
     backoff as above, and when they run out the error lists every replica and why it left.
 
+    Episodes (``needs_episode_ids``): the rollout engine names the episode of each conversation
+    (``episode_ids=``, ``"<prompt_id>:<traj_idx>"``). Every request of an episode carries it in the
+    ``session_header`` header (``X-Session-ID``; ``""`` sends none), so a router in front
+    (``vllm-router --policy consistent_hash``) keeps the episode on one server, and over several
+    ``base_url``s the episode stays on one replica (:func:`rendezvous_order`), whose prefix cache
+    holds its history. When that replica is taken out, the episode moves to its next choice in
+    service and stays there for the rest of the rollout chunk (until :meth:`reset_prefix_cache`),
+    even if its first replica is readmitted. Requests without an episode id are spread as above.
+
     Tools: a conversation's ``tools`` go in its request as ``tools``; when the server answers with
     structured ``tool_calls`` the reply's text carries each call as a Hermes block
     ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` after any content (one per call, in
@@ -84,6 +110,7 @@ class OpenAIPolicy(PolicyBase):
     """
 
     backend = "openai"
+    needs_episode_ids = True  # generate() gets episode_ids=: the session header and sticky replicas
     has_token_ids = True  # when the server returns them (vLLM's does); a record notes a turn without them
 
     def __init__(
@@ -102,6 +129,7 @@ class OpenAIPolicy(PolicyBase):
         return_token_ids: bool = True,
         tokenizer: Any = None,
         chat_template_kwargs: dict | None = None,
+        session_header: str = SESSION_HEADER,
     ) -> None:
         try:
             import openai
@@ -122,6 +150,7 @@ class OpenAIPolicy(PolicyBase):
         self.base_urls = parse_base_urls(base_url)
         self.base_url = ",".join(self.base_urls)
         self.readmit_after_s = readmit_after_s
+        self.session_header = str(session_header).strip()
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -142,6 +171,7 @@ class OpenAIPolicy(PolicyBase):
         ]
         self._replica_lock = threading.Lock()
         self._turn = 0  # where the next tie between equally loaded replicas starts
+        self._moved: dict[str, _Replica] = {}  # episode id -> the replica it moved to (it stays there)
         self._pool = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="drift-openai")
         self._jitter = random.Random(0)
         self._jitter_lock = threading.Lock()
@@ -164,30 +194,52 @@ class OpenAIPolicy(PolicyBase):
                 for r in self._replicas
             ]
 
-    def _acquire(self) -> _Replica:
-        """The replica for the next request: a due trial of a taken-out one, else the least loaded in service."""
+    def _acquire(self, episode_id: str | None = None) -> _Replica:
+        """The replica for the next request: an episode's own (:meth:`_episode_replica`), else a due trial
+        of a taken-out one, else the least loaded in service."""
         with self._replica_lock:
-            now = time.monotonic()
-            trial = next(
-                (
-                    r
-                    for r in self._replicas
-                    if r.out_reason is not None and not r.probing and r.readmit_at <= now
-                ),
-                None,
-            )
-            if trial is not None:
-                trial.probing = True
-                chosen = trial
+            if episode_id is not None:
+                chosen = self._episode_replica(episode_id)
             else:
-                n = len(self._replicas)
-                chosen = min(
-                    (r for r in self._replicas if r.out_reason is None),
-                    key=lambda r: (r.outstanding, (r.index - self._turn) % n),
+                now = time.monotonic()
+                trial = next(
+                    (
+                        r
+                        for r in self._replicas
+                        if r.out_reason is not None and not r.probing and r.readmit_at <= now
+                    ),
+                    None,
                 )
-                self._turn = chosen.index + 1
+                if trial is not None:
+                    trial.probing = True
+                    chosen = trial
+                else:
+                    n = len(self._replicas)
+                    chosen = min(
+                        (r for r in self._replicas if r.out_reason is None),
+                        key=lambda r: (r.outstanding, (r.index - self._turn) % n),
+                    )
+                    self._turn = chosen.index + 1
             chosen.outstanding += 1
             return chosen
+
+    def _episode_replica(self, episode_id: str) -> _Replica:
+        """Where an episode's request goes (the replica lock held): the replica it moved to, while in
+        service; else its first choice when in service (or due for a trial request, which it then is);
+        else its best choice in service, where it then stays."""
+        moved = self._moved.get(episode_id)
+        if moved is not None and moved.out_reason is None:
+            return moved
+        order = [self._replicas[i] for i in rendezvous_order(episode_id, self.base_urls)]
+        first = order[0]
+        if moved is None and first.out_reason is None:
+            return first
+        if moved is None and not first.probing and first.readmit_at <= time.monotonic():
+            first.probing = True  # a new episode whose first choice is due for a trial: this is it
+            return first
+        chosen = next(r for r in order if r.out_reason is None)
+        self._moved[episode_id] = chosen
+        return chosen
 
     def _release(self, replica: _Replica, answered: bool) -> None:
         with self._replica_lock:
@@ -237,6 +289,12 @@ class OpenAIPolicy(PolicyBase):
         except Exception:  # noqa: BLE001 - any failure means: cannot verify the ids
             return None
 
+    def reset_prefix_cache(self) -> None:
+        """Forget where moved episodes went: the rollout engine calls this between chunks, when every
+        episode of the last one has ended (the servers' own caches are theirs to manage)."""
+        with self._replica_lock:
+            self._moved.clear()
+
     def close(self) -> None:
         """Stop the worker threads and the HTTP clients."""
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -251,9 +309,15 @@ class OpenAIPolicy(PolicyBase):
         *,
         tools: Sequence[Tools | None] | None = None,
         envs: Sequence[Any] | None = None,
+        episode_ids: Sequence[str] | None = None,
     ) -> list[list[Completion]]:
-        """Return ``params.n`` completions per conversation; requests run concurrently. ``envs`` is unused."""
+        """Return ``params.n`` completions per conversation; requests run concurrently. ``envs`` is unused;
+        ``episode_ids`` (one per conversation) name each conversation's episode (class docstring)."""
         check_inputs(conversations, params, seeds, tools)
+        if episode_ids is not None and len(episode_ids) != len(conversations):
+            raise ValueError(
+                f"episode_ids has {len(episode_ids)} entries for {len(conversations)} conversations"
+            )
         futures = [
             self._pool.submit(
                 self._complete,
@@ -261,25 +325,37 @@ class OpenAIPolicy(PolicyBase):
                 params,
                 None if seeds is None else int(seeds[i]),
                 None if tools is None else tools[i],
+                None if episode_ids is None else str(episode_ids[i]),
             )
             for i, c in enumerate(conversations)
         ]
         return [f.result() for f in futures]
 
     def _complete(
-        self, messages: list, params: SamplingParams, seed: int | None, tools: Tools | None = None
+        self,
+        messages: list,
+        params: SamplingParams,
+        seed: int | None,
+        tools: Tools | None = None,
+        episode_id: str | None = None,
     ) -> list[Completion]:
         completions: list[Completion] = []
         request = 0
         while len(completions) < params.n:
             wanted = params.n - len(completions)
             request_seed = None if seed is None else seed + request
-            completions += self._request(messages, params, wanted, request_seed, tools)[:wanted]
+            completions += self._request(messages, params, wanted, request_seed, tools, episode_id)[:wanted]
             request += 1
         return completions
 
     def _request(
-        self, messages: list, params: SamplingParams, n: int, seed: int | None, tools: Tools | None = None
+        self,
+        messages: list,
+        params: SamplingParams,
+        n: int,
+        seed: int | None,
+        tools: Tools | None = None,
+        episode_id: str | None = None,
     ) -> list[Completion]:
         body: dict[str, Any] = dict(
             model=self.model_id,
@@ -300,6 +376,9 @@ class OpenAIPolicy(PolicyBase):
         extra = dict(self.extra_body)
         if params.top_k:
             extra["top_k"] = params.top_k  # vLLM and TGI read it from the body; OpenAI ignores it
+        headers = (
+            {self.session_header: episode_id} if episode_id is not None and self.session_header else None
+        )
         openai = self._openai
         attempt = 0
         while True:
@@ -307,10 +386,12 @@ class OpenAIPolicy(PolicyBase):
                 extra["return_token_ids"] = True
             else:
                 extra.pop("return_token_ids", None)
-            replica = self._acquire()
+            replica = self._acquire(episode_id)
             answered = False
             try:
-                response = replica.client.chat.completions.create(**body, extra_body=extra or None)
+                response = replica.client.chat.completions.create(
+                    **body, extra_body=extra or None, extra_headers=headers
+                )
                 answered = True
                 break
             except (openai.APIConnectionError, openai.APIStatusError) as err:

@@ -71,6 +71,9 @@ class OpenAIOptions:
         tokenizer: the served model's tokenizer (folder or hub id), to verify the token ids the server
             returns (default: --model when it is a local folder; for 'tiny' and 'smollm2-135m-instruct' served
             under that name, that model's tokenizer)
+        session_header: HTTP header naming each request's episode ('<prompt_id>:<traj_idx>'), what a router's
+            consistent hashing keys on; '' sends none (with several --base-url, episodes stay on one
+            replica either way)
     """
 
     base_url: str | None = None
@@ -79,6 +82,7 @@ class OpenAIOptions:
     timeout: float | None = None
     max_retries: int | None = None
     tokenizer: str | None = None
+    session_header: str | None = None
 
 
 @dataclass
@@ -141,6 +145,7 @@ def policy_kwargs(
                 max_concurrency=openai.max_concurrency,
                 timeout_s=openai.timeout,
                 max_retries=openai.max_retries,
+                session_header=openai.session_header,
             ),
             **extra,
         }
