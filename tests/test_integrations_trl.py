@@ -1,9 +1,11 @@
-"""drift envs inside TRL (the real trl package): the environment class, the task dataset, and
-``GRPOTrainer(environment_factory=...)`` training two steps of the tiny model on rewards from the env."""
+"""drift envs inside TRL (the real trl package): the environment class, the task dataset,
+``GRPOTrainer(environment_factory=...)`` training two steps of the tiny model on rewards from the env, and
+``GRPOTrainer(rollout_func=...)`` doing the same with the env's feedback as user turns."""
 
 from __future__ import annotations
 
 import inspect
+import json
 
 import gymnasium as gym
 import pytest
@@ -11,7 +13,12 @@ import pytest
 pytest.importorskip("trl", reason="the [trl] extra: pip install 'drift-toolkit[trl]'")
 
 import drift_envs  # noqa: E402, F401
-from drift_envs.integrations.trl import environment_factory, task_dataset  # noqa: E402
+from drift_envs.integrations.trl import (  # noqa: E402
+    env_reward,
+    environment_factory,
+    rollout_func,
+    task_dataset,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: the tiny model on one thread
 
@@ -41,6 +48,15 @@ def replay(row: dict, replies: list[str]) -> float:
             break
     env.close()
     return naive_return(rewards, penalty, answers)
+
+
+def env_feedback(row: dict, replies: list[str]) -> list[str]:
+    """The observations a fresh gym env answers the replies with on the row's task."""
+    env = gym.make(ENV, split="train", **KWARGS)
+    env.reset(seed=row["env_seed"], options={"index": row["task_index"]})
+    observations = [env.step(reply)[0] for reply in replies]
+    env.close()
+    return observations
 
 
 def test_environment_class_plays_the_env_through_one_tool() -> None:
@@ -149,3 +165,113 @@ def test_grpo_trainer_trains_two_steps_on_rewards_from_the_env(tiny_model_dir, t
     ]
     assert logged == pytest.approx([sum(r for _, _, r in batch) / len(batch) for batch in seen])
     assert [h["reward"] for h in trainer.state.log_history if "reward" in h] == pytest.approx(logged)
+
+
+def test_grpo_trainer_rollout_func_plays_episodes_with_feedback_as_user_turns(
+    tiny_model_dir, tmp_path
+) -> None:
+    import torch
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    data = task_dataset(ENV, "train", 4, **KWARGS)
+    play = rollout_func(ENV, max_new_tokens=6, **KWARGS)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    calls: list[tuple[list, dict]] = []
+    first_logprobs: list[list[float]] = []
+
+    def recording(prompts, trainer):
+        """Passes the rollout through; on the first call (weights not yet updated) also scores each
+        completion with a forward pass of the trainer's model, for the sampling log-probs."""
+        out = play(prompts, trainer)
+        calls.append((prompts, out))
+        if len(calls) == 1:
+            with torch.no_grad():
+                for p, c in zip(out["prompt_ids"], out["completion_ids"], strict=True):
+                    logits = trainer.model(input_ids=torch.tensor([p + c])).logits[0, len(p) - 1 : -1]
+                    # the tokens the model's generation config suppresses are out of the sampling distribution
+                    logits[:, trainer.model.generation_config.suppress_tokens or []] = float("-inf")
+                    lp = torch.log_softmax(logits.float(), -1).gather(-1, torch.tensor(c)[:, None])
+                    first_logprobs.append(lp.squeeze(-1).tolist())
+        return out
+
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=64,
+        learning_rate=1e-4,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = GRPOTrainer(
+        model=str(tiny_model_dir),
+        processing_class=tokenizer,
+        args=args,
+        train_dataset=data,
+        rollout_func=recording,
+        reward_funcs=env_reward,
+    )
+    trainer.train()
+
+    assert trainer.state.global_step == 2 and len(calls) == 2
+    assert play.episodes == 8 and play.calls == 2
+    rows = {json.dumps(r["prompt"]): r for r in data}
+    sampled = 0
+    for prompts, out in calls:
+        assert len(out["completion_ids"]) == len(prompts) == 4
+        for i, prompt in enumerate(prompts):
+            row, record = rows[json.dumps(prompt)], out["drift_record"][i]
+            assert record["task_id"] == row["task_id"]
+            messages = record["messages"]
+            replies = [m["content"] for m in messages if m["role"] == "assistant"]
+            # the reward is the env's: a fresh env scores the same replies the same way
+            assert out["env_reward"][i] == pytest.approx(replay(row, replies))
+            # the prompt is the opening rendered by the chat template; after it, sampled replies (mask 1)
+            # alternate with the env's feedback as a user turn (mask 0), each turn's text as recorded
+            assert out["prompt_ids"][i] == tokenizer.apply_chat_template(
+                prompt, add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+            ids, mask, lps = out["completion_ids"][i], out["env_mask"][i], out["logprobs"][i]
+            assert len(ids) == len(mask) == len(lps)
+            segments: list[tuple[int, list[int]]] = []
+            for token, m in zip(ids, mask, strict=True):
+                if segments and segments[-1][0] == m:
+                    segments[-1][1].append(token)
+                else:
+                    segments.append((m, [token]))
+            assert [m for m, _ in segments] == [1, 0] * (len(replies) - 1) + [1]
+            feedback = [m["content"] for m in messages[len(prompt) :] if m["role"] == "user"]
+            assert feedback == env_feedback(row, replies[:-1])
+            for k, (m, seg) in enumerate(segments):
+                if m == 1:
+                    assert tokenizer.decode(seg, skip_special_tokens=True) == replies[k // 2]
+                    sampled += len(seg)
+                else:
+                    closed = segments[k - 1][1][-1] == tokenizer.eos_token_id
+                    assert tokenizer.decode(seg) == (
+                        ("" if closed else "<|im_end|>")
+                        + f"\n<|im_start|>user\n{feedback[k // 2]}<|im_end|>\n<|im_start|>assistant\n"
+                    )
+            assert all(lp == 0.0 for lp, m in zip(lps, mask, strict=True) if m == 0)
+    assert play.generated_tokens == sampled
+    # log-probs are those of the sampling distribution (temperature 1, no top-k/p: the model's own, less
+    # the suppressed tokens)
+    for _, out in calls[:1]:
+        for i, mine in enumerate(first_logprobs):
+            for lp, want, m in zip(out["logprobs"][i], mine, out["env_mask"][i], strict=True):
+                if m:
+                    # cached, left-padded batch decoding vs one full forward: float noise of ~1e-3
+                    assert lp == pytest.approx(want, abs=5e-3)
+    logged = [
+        h["rewards/env_reward/mean"] for h in trainer.state.log_history if "rewards/env_reward/mean" in h
+    ]
+    assert logged == pytest.approx([sum(out["env_reward"]) / 4 for _, out in calls])
+    # multi-turn episodes happened (the random model rarely solves a task in one turn)
+    assert any(len(out["drift_record"][i]["turn_rewards"]) == 2 for _, out in calls for i in range(4))
+    with pytest.raises(ValueError, match="rollout_func"):
+        env_reward(["x"])
