@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "drift_train.commands.rollout",
         "sample K multi-turn trajectories per task from a reference policy",
     ),
+    "merge": ("drift_train.commands.merge", "merge the shard files of one rollout job, each trajectory once"),
     "weights": ("drift_train.commands.weights", "turn trajectory returns into DRIFT importance weights"),
     "render": (
         "drift_train.commands.render",

@@ -367,12 +367,15 @@ def iter_rollouts(
     done: set[tuple[Any, int]] | None = None,
     stats: RolloutStats | None = None,
     on_event: Callable[[dict], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> Iterator[dict]:
     """Yield one trajectory record per finished episode, as episodes finish.
 
     ``done`` holds ``(prompt_id, traj_idx)`` pairs to leave out (already written); chunks made only
     of such pairs are skipped without generating. ``stats`` (if given) is updated in place.
-    ``on_event`` is called with progress events (``{"event": "turn"|"chunk", ...}``).
+    ``on_event`` is called with progress events (``{"event": "turn"|"chunk", ...}``). ``shard=(i, N)``
+    runs only every N-th chunk from the i-th (:mod:`drift_train.merge`); records then say
+    ``meta.shard = "i/N"``.
     """
     config.validate()
     check_policy(policy, config.schedule)
@@ -384,10 +387,16 @@ def iter_rollouts(
     k = config.samples
     per_chunk = config.groups_per_chunk
     chunks = [tasks[i : i + per_chunk] for i in range(0, len(tasks), per_chunk)]
+    if shard is not None:
+        from drift_train.merge import shard_chunks
+
+        chunks = shard_chunks(chunks, shard)
     envs = [probe] + [make_env(config.env_id, env_kwargs) for _ in range(min(len(tasks), per_chunk) * k - 1)]
     policy_meta = _policy_meta(policy)
     token_meta = _token_meta(policy, config)
     policy_meta["schedule"] = config.schedule
+    if shard is not None:  # absent otherwise: unsharded records stay as they always were
+        policy_meta["shard"] = f"{shard[0]}/{shard[1]}"
     started = time.perf_counter()
     try:
         for chunk_number, chunk in enumerate(chunks):
@@ -528,10 +537,13 @@ def _emit(
             yield _record(ep, config, policy_meta, token_meta, env_seeds[ep.prompt_id])
 
 
-def _check_compatible(existing: dict, config: RolloutConfig, policy: Policy, path: Path) -> None:
+def _check_compatible(
+    existing: dict, config: RolloutConfig, policy: Policy, path: Path, shard: tuple[int, int] | None = None
+) -> None:
     """A resumed file must have been written with the same settings, or the groups would mix."""
     meta = existing["meta"]
     now = {
+        "meta.shard": None if shard is None else f"{shard[0]}/{shard[1]}",
         "env_id": config.env_id,
         "env_kwargs": config.effective_env_kwargs,
         "meta.model": policy.model_id,
@@ -540,6 +552,7 @@ def _check_compatible(existing: dict, config: RolloutConfig, policy: Policy, pat
         "meta.seed": config.seed,
     }
     before = {
+        "meta.shard": meta.get("shard"),
         "env_id": existing["env_id"],
         "env_kwargs": existing["env_kwargs"],
         "meta.model": meta.get("model"),
@@ -564,13 +577,14 @@ def rollout(
     overwrite: bool = False,
     progress: bool = False,
     console: Any = None,
+    shard: tuple[int, int] | None = None,
 ) -> tuple[list[dict], RolloutStats]:
     """Run the rollouts, appending each record to ``out`` (JSONL) as it finishes.
 
     Returns the records of this run (plus, with ``resume``, those already in the file, file first)
     and the run's :class:`RolloutStats`. ``out=None`` keeps records in memory only. An existing
     non-empty ``out`` needs ``resume=True`` (continue it) or ``overwrite=True`` (start over).
-    ``progress`` shows a rich progress display.
+    ``progress`` shows a rich progress display. ``shard=(i, N)``: only that shard (:func:`iter_rollouts`).
     """
     config.validate()
     previous: list[dict] = []
@@ -590,7 +604,7 @@ def rollout(
         if resume and out.exists():
             previous = list(read_trajectories(out, allow_partial_tail=True))
             if previous:
-                _check_compatible(previous[0], config, policy, out)
+                _check_compatible(previous[0], config, policy, out, shard)
         writer = TrajectoryWriter(out)
     done = {(r["prompt_id"], r["traj_idx"]) for r in previous}
     stats = RolloutStats()
@@ -604,7 +618,7 @@ def rollout(
         if display:
             display.start(done)
         for record in iter_rollouts(
-            policy, config, done=done, stats=stats, on_event=display.event if display else None
+            policy, config, done=done, stats=stats, on_event=display.event if display else None, shard=shard
         ):
             if writer:
                 writer.write(record)

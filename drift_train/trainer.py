@@ -45,7 +45,7 @@ from transformers import Trainer, TrainingArguments
 
 from drift_train.data import ASSISTANT_TURNS, DriftCollator, RenderConfig, build_dataset
 from drift_train.losses import IGNORE_INDEX, LOSS_MODES, WEIGHTED_MODES, OTRConfig, drift_loss
-from drift_train.trajectories import read_trajectories
+from drift_train.merge import read_records
 from drift_train.weights import kish_ess
 
 
@@ -56,8 +56,9 @@ class DriftConfig(TrainingArguments):
     data: str | None = field(
         default=None,
         metadata={
-            "help": "Trajectory file (.jsonl or .parquet). wsft/drift-otr need the `weight` field that "
-            "`drift weights` adds; rft keeps successful trajectories only."
+            "help": "Trajectory file (.jsonl or .parquet), or the shards of one rollout (comma-separated, or a "
+            "quoted glob), merged and checked as `drift merge` does. wsft/drift-otr need the `weight` field "
+            "that `drift weights` adds; rft keeps successful trajectories only."
         },
     )
     model: str | None = field(default=None, metadata={"help": "Model folder or hub id to fine-tune."})
@@ -401,7 +402,7 @@ def resolve_checkpoint(config: DriftConfig) -> str | None:
 
 def train(config: DriftConfig) -> dict:
     """Load data and model, train, save a plain model folder to ``output_dir``; returns the final metrics."""
-    records = list(read_trajectories(config.data))
+    records = read_records(config.data)
     model, tokenizer = load_model_and_tokenizer(config)
     dataset = build_dataset(
         records, tokenizer, config.render_config(), config.loss, end_token_ids=model_end_token_ids(model)

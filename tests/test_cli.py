@@ -39,6 +39,7 @@ REQUIRED: dict[str, list[str]] = {
     "tiny-model": ["--out", "tiny-out"],
     "model": ["import", "m.gguf"],
     "rollout": ["--env", "drift/MathFeedback-v0", "--model", "m", "--out", "o.jsonl"],
+    "merge": ["out.jsonl", "a.jsonl"],
     "weights": ["in.jsonl", "--out", "o.jsonl"],
     "render": ["--data", "d.jsonl", "--model", "m"],
     "train": ["--data", "d.jsonl", "--model", "m", "--output_dir", "out"],
@@ -128,7 +129,7 @@ def test_both_spellings_of_every_flag_parse_to_the_same_values(name: str) -> Non
                     assert parser._option_string_actions.get(other) is action, f"drift {name}: {other}"
     actions = _flag_actions(parser, _train_flags() if name == "train" else None)
     positional = [t for t in REQUIRED[name] if not t.startswith("-")][
-        : {"weights": 1, "report": 1, "model": 2}.get(name, 0)
+        : {"weights": 1, "report": 1, "model": 2, "merge": 2}.get(name, 0)
     ]
     argvs = {}
     for underscore in (False, True):
@@ -140,7 +141,8 @@ def test_both_spellings_of_every_flag_parse_to_the_same_values(name: str) -> Non
     for action in actions:  # each flag took effect (so a spelling bound to the wrong dest would show)
         if action.dest not in ("output_dir",):
             assert dash[action.dest] != defaults[action.dest], f"drift {name}: {action.option_strings[0]}"
-    assert actions and (name == "demo" or any("-" in a.option_strings[0][2:] for a in actions))
+    # demo and merge have no flag of two words
+    assert actions and (name in ("demo", "merge") or any("-" in a.option_strings[0][2:] for a in actions))
 
 
 @pytest.mark.parametrize("name", [n for n in cli.COMMANDS if n != "train"])

@@ -45,7 +45,8 @@ class EvalCommand(PolicyFlags):
     Args:
         out: metrics JSON; per-task rows go to <out stem>.tasks.jsonl
         records: compute the metrics from this trajectory file (.jsonl or .parquet, ours or the DRIFT
-            release's) instead of rolling a model out
+            release's) instead of rolling a model out; the shards of one rollout (comma-separated, or a quoted
+            glob) are merged and checked as `drift merge` does
         baseline: trajectory file of another model on the same tasks: adds the paired differences
             (this minus baseline) with their paired s.e. as vs_baseline
         tool_decay: decay factor of the MTU-Bench tool metrics (soft_turn_success_rate; tool-use envs)
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     from rich.console import Console
 
+    from drift_train.merge import read_records
     from drift_train.policies import PolicyError
     from drift_train.trajectories import read_trajectories
 
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         if command.records is not None:
-            records = list(read_trajectories(command.records))
+            records = read_records(command.records)
             if not records:
                 raise ValueError(f"{command.records}: no records")
             metrics = _records_metrics(args, records)

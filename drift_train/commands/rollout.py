@@ -18,6 +18,7 @@ from pathlib import Path
 
 from drift_train.commands._args import DataclassArgumentParser, field_help, resolve_model
 from drift_train.display import summary_table
+from drift_train.merge import parse_shard
 from drift_train.policies import BACKENDS, PolicyError
 from drift_train.policies import options as backend_options
 from drift_train.policies.options import HFOptions, OpenAIOptions, PolicyOptions, VLLMOptions
@@ -137,11 +138,14 @@ class RolloutCommand(PolicyFlags):
         out: output JSONL file
         resume: continue an interrupted run in --out
         overwrite: replace an existing --out
+        shard: i/N: roll out only share i (from 0) of N, whole groups (the run's chunks dealt in turn); join
+            the shards with `drift merge`
     """
 
     out: str = field(kw_only=True)
     resume: bool = False
     overwrite: bool = False
+    shard: str | None = None
 
 
 # flags of RolloutConfig (a dataclass of the engine) as the commands name and explain them
@@ -263,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         config.validate()
+        shard = None if command.shard is None else parse_shard(command.shard)
         out = Path(command.out)
         if out.exists() and out.stat().st_size > 0 and not (command.resume or command.overwrite):
             raise FileExistsError(
@@ -284,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=command.overwrite,
             progress=command.progress,
             console=console,
+            shard=shard,
         )
     except (ValueError, TrajectoryError, PolicyError) as err:
         print(f"drift rollout: {err}", file=sys.stderr)

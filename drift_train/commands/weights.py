@@ -7,7 +7,8 @@ import sys
 from dataclasses import dataclass, field
 
 from drift_train.commands._args import DataclassArgumentParser
-from drift_train.trajectories import read_trajectories, validate_groups, write_trajectories
+from drift_train.merge import read_records
+from drift_train.trajectories import validate_groups, write_trajectories
 from drift_train.weights import (
     EQUAL_GROUP_MODES,
     NORMALISATIONS,
@@ -26,7 +27,8 @@ class WeightsCommand:
     """The files ``drift weights`` reads and writes (the weighting itself is :class:`WeightConfig`).
 
     Args:
-        input: trajectory file (.jsonl or .parquet; reference-release rows load too)
+        input: trajectory file (.jsonl or .parquet; reference-release rows load too), or the shards of one
+            rollout (comma-separated, or a quoted glob 'part-*.jsonl'), merged and checked as `drift merge` does
         out: output file (.jsonl or .parquet)
     """
 
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parser.build(WeightConfig, args)
     try:
         config.validate()
-        records = list(read_trajectories(args.input))
+        records = read_records(args.input)
         if not records:
             raise ValueError(f"{args.input}: no records")
         validate_groups(records, path=args.input)
