@@ -135,18 +135,7 @@ def work(n):
 
 @pytest.mark.parametrize(
     "code",
-    [
-        IN_A_THREAD,
-        pytest.param(
-            IN_A_CHILD,
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="known gap (issue 23.10, still open): a child's run-queue waits after the server's "
-                "last 0.05 s reading before it exits are not deducted; 1 of 5 timed out in a quiet CI "
-                "rehearsal (1.17 CPU s, 5.3 s wall)",
-            ),
-        ),
-    ],
+    [IN_A_THREAD, IN_A_CHILD],
     ids=["thread", "child_process"],
 )
 def test_work_off_the_main_thread_passes_under_load_too(sandbox, busy, code):

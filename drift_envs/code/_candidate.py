@@ -7,6 +7,7 @@ import builtins
 import json
 import linecache
 import os
+import resource
 import signal
 import socket
 import sys
@@ -113,7 +114,9 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
     stat_fd, me, pread, int_ = None, "", os.pread, int  # (me: the id of this thread, which serves)
     if clock_fd is not None:
         try:
-            stat_fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+            # the serving thread's own stat: it counts the threads of the whole process as well, at
+            # half the cost of the process's (which adds up every thread's times first)
+            stat_fd = os.open("/proc/thread-self/stat", os.O_RDONLY | os.O_CLOEXEC)
             me = os.readlink("/proc/thread-self").rsplit("/", 1)[-1]
         except OSError:
             stat_fd = None  # every reading lists the threads
@@ -146,17 +149,35 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
             return True
         return True
 
+    getrusage, RUSAGE_CHILDREN = resource.getrusage, resource.RUSAGE_CHILDREN
+
+    def children_cpu() -> float:
+        """CPU seconds of the children this process has reaped so far (microseconds: every child
+        that ran at all, if only to exit, adds to it)."""
+        if clock_fd is None:
+            return 0.0
+        r = getrusage(RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
     send = lambda msg: _send_msg(fd, encode_value((*msg, waited())))  # noqa: E731
-    call = [0.0, 0.0, 1.0, 1.0, None]  # start, run-queue wait then, budget, backstop, what ended it
+    # start, run-queue wait then, budget, backstop, what ended it, reaped children's CPU then
+    call = [0.0, 0.0, 1.0, 1.0, None, 0.0]
 
     def on_alarm(signum, frame):
         kind = call[4]
         if kind is None:
             elapsed = monotonic() - call[0]
             own = elapsed - (waited() - call[1])
-            if own >= call[2] and clock_fd is not None and elapsed < call[3] and has_children():
-                # its children may have waited for a CPU: the server, which reads the waits of every
-                # process of the check, ends the call once its own time is up (a timeout)
+            if (
+                own >= call[2]
+                and clock_fd is not None
+                and elapsed < call[3]
+                and (has_children() or children_cpu() > call[5])
+            ):
+                # its children (alive, or reaped since the call began: a child that has just
+                # finished its work is gone by the time its parent's call returns) may have waited
+                # for a CPU: the server, which reads the waits of every process of the check, ends
+                # the call once its own time is up (a timeout)
                 setitimer(ITIMER_REAL, 0.05, 0)
                 return
             if own >= call[2]:
@@ -173,6 +194,7 @@ def _serve(payload: dict, fd: int, lim: dict) -> None:
 
     def arm(budget: float, wall: float) -> None:
         call[0], call[1], call[2], call[3], call[4] = monotonic(), waited(), budget, wall, None
+        call[5] = children_cpu()
         setitimer(ITIMER_REAL, max(0.001, min(budget, wall)), 0)
 
     signal.signal(signal.SIGALRM, on_alarm)

@@ -78,7 +78,10 @@ def backstop_s(limit_s: float) -> float:
 # while the serving thread is blocked in join() or waitpid() is not slow either. Time a process spends
 # blocked (``sleep``, a pipe, a lock) is its own: a sleeping candidate still times out at its limit.
 # (The candidate's own alarm reads its threads only, its /proc hiding its children from it: while it
-# has children, it leaves a call's timeout to the server's clock.) Waiting for a CPU
+# has children, or has reaped one since the call began, it leaves a call's timeout to the server's
+# clock.) What a task of the check waited since the server's last reading before it exited is not
+# counted (at most ``_TASK_POLL_S`` of one task's waits per exit: the task's parent reaps it at once,
+# and its figures go with it). Waiting for a CPU
 # that the check's *own* other threads or processes hold would buy it time, so the check's total CPU
 # time (its slot cgroup's) divided by the CPUs it may use counts as own time as well: whichever is
 # larger is the clock. Where schedstat or the cgroup's CPU account is missing, the clock is the
