@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import typing
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -120,6 +121,7 @@ class RemoteEnv(gym.Env[str, str]):
         self._ws: Any = None
         self._done = True
         self._started = False
+        self._pending: str | None = None  # the reply of a step sent by prefetch() and not yet read
         self._connect()
         self.facts = self._state()
         length = self.facts.get("max_text_length")
@@ -169,12 +171,20 @@ class RemoteEnv(gym.Env[str, str]):
             ) from err
 
     def _request(self, message: dict, call: str) -> dict:
+        self._settle()
+        self._send(message, call)
+        return self._receive(call)
+
+    def _send(self, message: dict, call: str) -> None:
         if self._ws is None:
             raise RemoteSessionLost(f"drift/Remote-v0: {call}() on a closed env (server {self.url})")
-        from websockets.exceptions import ConnectionClosed
-
         try:
             self._ws.send(json.dumps(message))
+        except Exception as err:  # noqa: BLE001 - ConnectionClosed or an OSError: the session is gone
+            self._lost(err, call)
+
+    def _receive(self, call: str) -> dict:
+        try:
             raw = self._ws.recv(timeout=self.timeout)
         except TimeoutError as err:
             self._drop()
@@ -182,12 +192,8 @@ class RemoteEnv(gym.Env[str, str]):
                 f"drift/Remote-v0: the env server at {self.url} sent no answer to {call}() within "
                 f"{self.timeout:g} s (timeout=); the session is abandoned"
             ) from err
-        except (ConnectionClosed, OSError) as err:
-            self._drop()
-            raise RemoteSessionLost(
-                f"drift/Remote-v0: lost the session with the env server at {self.url} during {call}() "
-                f"({type(err).__name__}: {err}); restart the server, then resume (drift rollout --resume)"
-            ) from err
+        except Exception as err:  # noqa: BLE001 - ConnectionClosed or an OSError: the session is gone
+            self._lost(err, call)
         response = json.loads(raw)
         if response.get("type") == "error":
             data = response.get("data") or {}
@@ -199,6 +205,22 @@ class RemoteEnv(gym.Env[str, str]):
                 f"({data.get('code', 'no code')})"
             )
         return response.get("data") or {}
+
+    def _lost(self, err: Exception, call: str) -> typing.NoReturn:
+        self._drop()
+        raise RemoteSessionLost(
+            f"drift/Remote-v0: lost the session with the env server at {self.url} during {call}() "
+            f"({type(err).__name__}: {err}); restart the server, then resume (drift rollout --resume)"
+        ) from err
+
+    def _settle(self) -> None:
+        """Read the answer to a prefetched step that no ``step`` collected (the episode moved on anyway)."""
+        if self._pending is not None:
+            self._pending = None
+            try:
+                self._receive("step")
+            except RemoteEnvError:
+                pass  # a refused step changed nothing on the server
 
     def _drop(self) -> None:
         ws, self._ws = self._ws, None
@@ -235,11 +257,28 @@ class RemoteEnv(gym.Env[str, str]):
             raise RemoteEnvError("drift/Remote-v0: call reset() before step()")
         if self._done:
             raise RemoteEnvError("drift/Remote-v0: the episode has ended; call reset() to start a new one")
-        result = self._unpack(
-            self._request({"type": "step", "data": {self.action_field: action}}, "step"), "step"
-        )
+        if self._pending is not None:
+            sent, self._pending = self._pending, None
+            answer = self._receive("step")
+            if sent != action:
+                self._done = True
+                raise RemoteEnvError(
+                    "drift/Remote-v0: step() got another reply than the one prefetch() already sent; the "
+                    "server stepped with the prefetched one, so this episode cannot go on: reset it"
+                )
+        else:
+            answer = self._request({"type": "step", "data": {self.action_field: action}}, "step")
+        result = self._unpack(answer, "step")
         self._done = result[2] or result[3]
         return result
+
+    def prefetch(self, action: str) -> None:
+        """Send the step of ``action`` now and read its answer in the next ``step(action)``: the rollout
+        engine prefetches a whole batch of steps first, so the server works on them all at once (one
+        session each) instead of one round trip after another."""
+        if self._pending is None and self._started and not self._done and isinstance(action, str):
+            self._send({"type": "step", "data": {self.action_field: action}}, "step")
+            self._pending = action
 
     def _unpack(self, data: dict, call: str) -> tuple[str, float, bool, bool, dict]:
         observation = data.get("observation")
@@ -267,6 +306,7 @@ class RemoteEnv(gym.Env[str, str]):
 
     def close(self) -> None:
         """End the session (the server frees its env)."""
+        self._pending = None  # its answer, if any, goes with the connection
         if self._ws is not None:
             try:
                 self._ws.send(json.dumps({"type": "close"}))

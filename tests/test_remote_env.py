@@ -6,6 +6,8 @@ ids without one), so this file holds it to the same contract (docs/design.md) ag
 ``make_vec`` in both modes. Then ``drift rollout --model tiny`` through it writes the records a local
 rollout writes (MathFeedback and CodeFeedback), and a server killed by its PID mid-rollout is a clear
 error, after which ``--resume`` against the restarted server completes the file, every record once.
+
+No skip: scripts/setup.sh installs the [openenv] extra wherever the suite runs, so a missing one fails.
 """
 
 from __future__ import annotations
@@ -21,18 +23,13 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from env_server import serve_env
 from gymnasium.utils.env_checker import check_env
 
-pytest.importorskip(
-    "openenv.core.env_server", reason="the [openenv] extra (bash scripts/setup.sh installs it)"
-)
-
-from env_server import serve_env  # noqa: E402
-
-import drift_envs  # noqa: E402, F401 - registers drift/Remote-v0
-from drift_envs.core import UnicodeText  # noqa: E402
-from drift_envs.remote import RemoteEnvError, RemoteSessionLost  # noqa: E402
-from drift_train import cli  # noqa: E402
+import drift_envs  # noqa: F401 - registers drift/Remote-v0
+from drift_envs.core import UnicodeText
+from drift_envs.remote import RemoteEnvError, RemoteSessionLost
+from drift_train import cli
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -137,6 +134,32 @@ def test_misuse_is_an_error_not_garbage(servers) -> None:
     remote.close()
     with pytest.raises(RemoteSessionLost, match="closed env"):
         remote.reset()
+
+
+def test_prefetch_sends_the_step_ahead_and_step_reads_it(servers) -> None:
+    """The rollout engine prefetches a batch of steps (drift_train.rollout.PrefetchingEnv): the answers are
+    the local env's; a step with another reply than the prefetched one is refused; a reset after a
+    prefetch that no step read starts a clean episode."""
+    from drift_train.rollout import PrefetchingEnv
+
+    remote, local = _pair(servers)
+    assert isinstance(remote.unwrapped, PrefetchingEnv)
+    remote.reset(seed=2, options={"index": 4})
+    local.reset(seed=2, options={"index": 4})
+    for reply in ["\\boxed{-12345}", local.unwrapped.oracle_reply()]:
+        remote.unwrapped.prefetch(reply)
+        assert list(remote.step(reply)) == json.loads(json.dumps(local.step(reply)))
+    remote.reset(options={"index": 4})
+    remote.unwrapped.prefetch("\\boxed{-12345}")
+    with pytest.raises(RemoteEnvError, match="another reply than the one prefetch"):
+        remote.step("\\boxed{1}")
+    remote.reset(options={"index": 5})
+    remote.unwrapped.prefetch("\\boxed{-12345}")
+    obs, info = remote.reset(seed=2, options={"index": 4})  # the unread answer is settled first
+    assert info["index"] == 4 and info["turn"] == 0
+    assert remote.step("\\boxed{-1}")[4]["turn"] == 1
+    remote.close()
+    local.close()
 
 
 def test_a_hostile_reply_still_gets_valid_observations(servers) -> None:
