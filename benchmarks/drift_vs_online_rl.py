@@ -8,6 +8,9 @@ From the same pretrained tiny reference (the quickstart's, cached), per seed:
   and 200), and at each budget the reference fine-tuned on the rollouts so far with each loss
   (``--methods``, default rft and wsft = DRIFT; ``--full-budget-methods``, e.g. sft, only at the largest
   budget). A point's cost is the rollouts up to its budget plus its own training.
+* TRL's GRPO (``--baseline trl-grpo``, :func:`trl_phase`): ``trl.GRPOTrainer`` playing the same episodes
+  through :func:`drift_envs.integrations.trl.rollout_func` at online RL's generation budget (rounds × tasks
+  × K episodes, tokens per reply) and learning rate, evaluated at the same rounds; ``seed*/trl_grpo_lr*.json``.
 * Online RL (:mod:`drift_train.online_rl`): rollouts from the current policy every step, GRPO advantages,
   with the stabilisers on by default (PPO clipped ratio ε = 0.2, 2 epochs × 2 minibatches per batch, k3 KL
   to the reference β_KL = 0.05, ``--rl-kl-coef``), evaluated every ``--rl-eval-every`` steps. Its learning
@@ -214,6 +217,173 @@ def rl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps
     return result
 
 
+def trl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, steps: int) -> dict:
+    """TRL's ``GRPOTrainer`` as the online RL baseline, at the generation budget of :func:`rl_phase`.
+
+    Generation goes through :func:`drift_envs.integrations.trl.rollout_func` (whole episodes, feedback as
+    user turns, the DRIFT return as the reward). Same budget as our online RL: ``steps`` generation rounds
+    of ``--rl-tasks-per-step`` train tasks × K episodes, the same temperature, tokens per reply, learning
+    rate (constant, AdamW without weight decay, gradient norm clipped at 1) and, stabilised, the same
+    stabilisers in TRL's terms: ``num_iterations`` = 2 passes × ``steps_per_generation`` = 2 minibatches
+    per round, clip ε = 0.2, ``beta`` = β_KL; plain: one update per round, no KL. Everything else is
+    TRL's default (``loss_type``, advantage scaling by the group's std). Held-out evaluations at the same
+    rounds, on the same tasks and seed, with the same evaluation function; their time is kept out of the
+    CPU clock, as in :func:`rl_phase`. The learning rate is the one picked for our online RL (no sweep of
+    its own)."""
+    import os
+
+    import torch
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from drift_envs.integrations.trl import env_reward, rollout_func, task_dataset
+    from drift_train.evaluate import evaluate_model
+    from drift_train.policies.hf import HFPolicy
+    from drift_train.quickstart import eval_rollout_config
+    from drift_train.rollout import make_env
+
+    path = out / f"trl_grpo_lr{_lr_tag(lr)}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    run_dir = out / f"trl_grpo_lr{_lr_tag(lr)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is experimental in TRL 1.16
+    T = base.env_kwargs["max_turns"]
+    env_kwargs = {k: v for k, v in base.env_kwargs.items() if k != "split"}
+    env = make_env(base.env_id, {**env_kwargs, "split": "train"})
+    num_tasks = env.unwrapped.num_tasks()
+    env.close()
+    stabilised = not args.rl_plain
+    passes, minibatches = (2, 2) if stabilised else (1, 1)
+    episodes_per_round = args.rl_tasks_per_step * base.samples
+    if episodes_per_round % minibatches:
+        raise ValueError(
+            f"--rl-tasks-per-step {args.rl_tasks_per_step} x K={base.samples} episodes do not split into "
+            f"{minibatches} minibatches"
+        )
+    updates = passes * minibatches  # optimizer steps per generation round
+    data = task_dataset(
+        base.env_id, "train", min(num_tasks, steps * args.rl_tasks_per_step), seed=seed, **env_kwargs
+    )
+    play = rollout_func(base.env_id, max_new_tokens=base.max_new_tokens, **env_kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(reference)
+    config = GRPOConfig(
+        output_dir=str(run_dir / "model"),
+        max_steps=steps * updates,
+        per_device_train_batch_size=episodes_per_round // minibatches,
+        steps_per_generation=minibatches,
+        num_iterations=passes,
+        gradient_accumulation_steps=1,
+        num_generations=base.samples,
+        max_completion_length=base.max_new_tokens,
+        temperature=base.rollout_temperature,
+        top_p=1.0,
+        top_k=0,
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        epsilon=0.2,
+        beta=args.rl_kl_coef if stabilised else 0.0,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        use_cpu=not torch.cuda.is_available(),
+        seed=seed,
+    )
+    trainer = GRPOTrainer(
+        model=str(reference),
+        processing_class=tokenizer,
+        args=config,
+        train_dataset=data,
+        rollout_func=play,
+        reward_funcs=env_reward,
+    )
+    clock = {"cpu0": 0.0, "wall0": 0.0, "cpu_eval": 0.0, "wall_eval": 0.0}
+    curve: list[dict] = []
+
+    def evaluate(model, step: int) -> None:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        training = model.training
+        target = run_dir / f"eval_step{step}.jsonl"
+        policy = HFPolicy(model, tokenizer=tokenizer, batch_size=256)
+        try:
+            metrics, _ = evaluate_model(
+                policy, eval_rollout_config(base, seed + 1), out_trajectories=target, progress=False
+            )
+        finally:
+            policy.close()
+            model.train(training)
+        point = {
+            "step": step,
+            "generated_tokens": play.generated_tokens,
+            "episodes": play.episodes,
+            "cpu_s": cpu0 - clock["cpu0"] - clock["cpu_eval"],
+            "elapsed_s": wall0 - clock["wall0"] - clock["wall_eval"],
+            "eval_records": str(target),
+            **_success(metrics, T),
+        }
+        clock["cpu_eval"] += time.process_time() - cpu0
+        clock["wall_eval"] += time.perf_counter() - wall0
+        curve.append(point)
+
+    class Evaluations(TrainerCallback):
+        """Held-out evaluation before training and every ``--rl-eval-every`` generation rounds."""
+
+        def on_train_begin(self, args_, state, control, model=None, **kwargs):
+            clock["cpu0"], clock["wall0"] = time.process_time(), time.perf_counter()
+            evaluate(model, 0)
+
+        def on_step_end(self, args_, state, control, model=None, **kwargs):
+            if state.global_step % updates:
+                return
+            rounds = state.global_step // updates
+            if rounds == steps or (args.rl_eval_every and rounds % args.rl_eval_every == 0):
+                evaluate(model, rounds)
+
+    trainer.add_callback(Evaluations())
+    trainer.train()
+    play.close()
+    result = {
+        "seed": seed,
+        "learning_rate": lr,
+        "baseline": "trl-grpo",
+        "versions": _versions(),
+        "config": {
+            k: getattr(config, k)
+            for k in (
+                "max_steps",
+                "per_device_train_batch_size",
+                "steps_per_generation",
+                "num_iterations",
+                "num_generations",
+                "max_completion_length",
+                "temperature",
+                "learning_rate",
+                "epsilon",
+                "beta",
+                "loss_type",
+                "scale_rewards",
+            )
+        },
+        "curve": curve,
+        "train_log": trainer.state.log_history,
+        "cpu_s": curve[-1]["cpu_s"],
+        "wall_s": curve[-1]["elapsed_s"],
+        "generated_tokens": play.generated_tokens,
+        "episodes": play.episodes,
+    }
+    path.write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def _versions() -> dict:
+    """Versions of what the TRL baseline ran on (recorded with its results)."""
+    from importlib.metadata import version
+
+    return {name: version(name) for name in ("trl", "transformers", "torch")}
+
+
 def best_learning_rate(root: Path) -> float | None:
     """The sweep's learning rate with the highest validation success@T (None without a sweep)."""
     runs = [json.loads(p.read_text()) for p in sorted((root / "sweep").glob("rl_lr*.json"))]
@@ -242,6 +412,14 @@ def summarise(root: Path, base, target: float | None = None) -> dict:
         for run in map(json.loads, (p.read_text() for p in sorted((root / "sweep").glob("rl_lr*.json"))))
     }
     best_lr = best_learning_rate(root)
+    if best_lr is None and len(rl_runs) == 1:  # no sweep (--rl-learning-rate): the one rate that ran
+        best_lr = next(iter(rl_runs))
+    trl_runs: dict[float, dict[int, dict]] = {}
+    for s in seeds:
+        for p in sorted((root / f"seed{s}").glob("trl_grpo_lr*.json")):
+            run = json.loads(p.read_text())
+            trl_runs.setdefault(run["learning_rate"], {})[s] = run
+    trl_lr = best_lr if best_lr in trl_runs else (next(iter(trl_runs)) if len(trl_runs) == 1 else None)
     sweep_seed = next(iter(sweep.values()))["seed"] if sweep else None
 
     # curves: method -> seed -> points (x: tokens, cpu_s; y: success@1, success@T), starting at the reference
@@ -252,6 +430,8 @@ def summarise(root: Path, base, target: float | None = None) -> dict:
             curves.setdefault(method, {})[s] = [ref, *points]
         if best_lr in rl_runs and s in rl_runs[best_lr]:
             curves.setdefault("online_rl", {})[s] = rl_runs[best_lr][s]["curve"]
+        if trl_lr in trl_runs and s in trl_runs[trl_lr]:
+            curves.setdefault("trl_grpo", {})[s] = trl_runs[trl_lr][s]["curve"]
     finals = {m: {s: pts[-1] for s, pts in by_seed.items()} for m, by_seed in curves.items()}
     table = {
         "reference": {
@@ -303,6 +483,10 @@ def summarise(root: Path, base, target: float | None = None) -> dict:
         "max_turns": T,
         "target_success_at_T": target,
         "rl_best_learning_rate": best_lr,
+        "trl_grpo_learning_rate": trl_lr,
+        "trl_grpo_versions": next(iter(trl_runs[trl_lr].values()))["versions"]
+        if trl_lr in trl_runs
+        else None,
         "rl_sweep_seed": sweep_seed,
         "rl_sweep": {
             _lr_tag(lr): {
@@ -396,6 +580,14 @@ def markdown(result: dict) -> str:
             f"{v['success_at_T'][0]:.3f} ± {v['success_at_T'][1]:.3f} | {se} | "
             f"{v['cpu_s'][0]:.0f} ± {v['cpu_s'][1]:.0f} | {v['generated_tokens'][0]:,.0f} |"
         )
+    if result.get("trl_grpo_versions"):
+        v = result["trl_grpo_versions"]
+        lines += [
+            "",
+            f"trl_grpo: TRL's GRPOTrainer (trl {v['trl']}, transformers {v['transformers']}, torch {v['torch']}) "
+            f"through drift_envs.integrations.trl.rollout_func at lr {result['trl_grpo_learning_rate']}, the same "
+            "rounds × tasks × K episodes as online_rl.",
+        ]
     lines += [
         "",
         f"Target success@{T} = {result['target_success_at_T']:.3f}:",
@@ -474,6 +666,13 @@ def main() -> None:
     parser.add_argument(
         "--rl-learning-rate", type=float, default=None, help="skip the sweep: this rate for every seed"
     )
+    parser.add_argument(
+        "--baseline",
+        choices=("online-rl", "trl-grpo"),
+        default="online-rl",
+        help="trl-grpo: also run TRL's GRPOTrainer (drift_envs.integrations.trl.rollout_func) at our online "
+        "RL's generation budget and learning rate, after it in the rl phase",
+    )
     parser.add_argument("--rl-plain", action="store_true", help="no clipping, one update per batch, no KL")
     parser.add_argument("--rl-kl-coef", type=float, default=0.05, help="β_KL of the stabilised online RL")
     parser.add_argument("--target", type=float, default=None, help="target success@T (default: see above)")
@@ -510,6 +709,8 @@ def main() -> None:
                     "--rl-learning-rate"
                 )
             rl_phase(base, reference, out, seed, lr, args, args.rl_steps)
+            if args.baseline == "trl-grpo":
+                trl_phase(base, reference, out, seed, lr, args, args.rl_steps)
     if args.phase in ("all", "summarise"):
         result = summarise(root, base, args.target)
         console.print(markdown(result))

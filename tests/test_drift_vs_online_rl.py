@@ -69,6 +69,8 @@ def test_phases_and_summary(bench, tiny_model_dir: Path, tmp_path: Path) -> None
     assert best == max(sweep, key=lambda lr: sweep[lr]["validation"]["success_at_T"])
     for seed in (0, 1):
         bench.rl_phase(base, tiny_model_dir, root / f"seed{seed}", seed, best, args, 2)
+    # --baseline trl-grpo: TRL's GRPOTrainer at the same budget, on seed 0 only (it is the slow part)
+    trl = bench.trl_phase(base, tiny_model_dir, root / "seed0", 0, best, args, 2)
 
     result = bench.summarise(root, base)
     assert result["seeds"] == [0, 1] and result["rl_best_learning_rate"] == best
@@ -103,3 +105,20 @@ def test_phases_and_summary(bench, tiny_model_dir: Path, tmp_path: Path) -> None
         assert run["delta_success_at_T"]["value"] == pytest.approx(
             c[-1]["success_at_T"] - c[len(c) // 2]["success_at_T"]
         )
+    # TRL's GRPO: evaluations at the same rounds, tokens and CPU time growing, the same number of episodes
+    # (2 rounds x 3 tasks x K=4) as our online RL, and its costs beside the others' in the table
+    trl_curve = curves["trl_grpo"][0] if 0 in curves["trl_grpo"] else curves["trl_grpo"]["0"]
+    assert trl_curve == trl["curve"] and [p["step"] for p in trl_curve] == [0, 1, 2]
+    assert (
+        trl_curve[0]["generated_tokens"]
+        == 0
+        < trl_curve[1]["generated_tokens"]
+        < trl_curve[2]["generated_tokens"]
+    )
+    assert 0 < trl_curve[1]["cpu_s"] < trl_curve[2]["cpu_s"]
+    assert [p["episodes"] for p in trl_curve] == [0, 12, 24] and trl["episodes"] == 2 * 3 * 4
+    assert trl["config"]["max_steps"] == 2 * 4 and trl["config"]["num_iterations"] == 2  # stabilised
+    rewards = [h["rewards/env_reward/mean"] for h in trl["train_log"] if "rewards/env_reward/mean" in h]
+    assert len(rewards) == 2  # one scored batch per generation round
+    assert result["table"]["trl_grpo"]["generated_tokens"][0] == trl["generated_tokens"]
+    assert result["trl_grpo_versions"]["trl"] and "| trl_grpo | 1 |" in (root / "results.md").read_text()
