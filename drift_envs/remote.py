@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import gymnasium as gym
 
-from drift_envs.core import UnicodeText
+from drift_envs.core import UnicodeText, valid_text
 
 __all__ = ["RemoteEnv", "RemoteEnvError", "RemoteSessionLost"]
 
@@ -296,7 +296,9 @@ class RemoteEnv(gym.Env[str, str]):
         truncated = bool(observation.get("truncated", done and not terminated))
         reward = data.get("reward")
         reward = float(reward) if isinstance(reward, (int, float)) and math.isfinite(reward) else 0.0
-        return observation[self.observation_field], reward, terminated, truncated, info
+        # a drift server's text is valid already; another server's is made a member of the space here
+        text = valid_text(observation[self.observation_field], self.observation_space.max_length)
+        return text, reward, terminated, truncated, info
 
     def oracle_reply(self) -> str | None:
         """The served env's oracle reply for the current episode (from the session's state), or None

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from conftest import _free_port, _stop_by_pid, start_server, wait_until_healthy
 from env_server import serve_env
 from gymnasium.utils.env_checker import check_env
 
@@ -217,6 +218,77 @@ def test_bad_arguments_and_absent_servers_are_clear_errors(servers) -> None:
         with pytest.raises(RemoteSessionLost, match="cannot open a session"):
             gym.make("drift/Remote-v0", url=f"http://127.0.0.1:{mute.getsockname()[1]}", connect_timeout=1)
         assert time.monotonic() - started < 10
+
+
+ECHO_SERVER = '''
+"""Another project's OpenEnv text env, on OpenEnv's own base classes: it echoes the reply, 2 steps."""
+from openenv.core.env_server import Action, Environment, Observation, State, create_fastapi_app
+
+
+class EchoAction(Action):
+    message: str
+
+
+class EchoObservation(Observation):
+    echoed_message: str = ""
+
+
+class EchoEnv(Environment):
+    SUPPORTS_CONCURRENT_SESSIONS = True
+
+    def reset(self, seed=None, episode_id=None, **kwargs):
+        self.steps = 0
+        return EchoObservation(echoed_message=f"hello {seed}")
+
+    def step(self, action, timeout_s=None, **kwargs):
+        self.steps += 1
+        return EchoObservation(echoed_message=action.message, reward=len(action.message), done=self.steps >= 2)
+
+    @property
+    def state(self):
+        return State(step_count=getattr(self, "steps", 0))
+
+
+app = create_fastapi_app(EchoEnv, EchoAction, EchoObservation, max_concurrent_envs=2)
+'''
+
+
+def test_remote_env_plays_another_projects_openenv_server(tmp_path: Path) -> None:
+    """A text env served by OpenEnv alone (not drift serve-env): its text field is named, it states no
+    task count, turn budget or oracle, and its episode ends on done without saying how."""
+    (tmp_path / "echo_server.py").write_text(ECHO_SERVER)
+    port = _free_port()
+    log = tmp_path / "echo.log"
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "echo_server:app",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    process = start_server(command, {**os.environ, "PYTHONPATH": str(tmp_path)}, log)
+    try:
+        wait_until_healthy(process, f"http://127.0.0.1:{port}", log, "uvicorn echo_server:app")
+        url = f"http://127.0.0.1:{port}"
+        with pytest.raises(RemoteEnvError, match="no text field 'text'.*echoed_message"):
+            gym.make("drift/Remote-v0", url=url).reset(seed=1)
+        env = gym.make("drift/Remote-v0", url=url, observation_field="echoed_message")
+        assert env.reset(seed=4) == ("hello 4", {})
+        assert not hasattr(env.unwrapped, "num_tasks") and not hasattr(env.unwrapped, "format_penalty")
+        assert env.unwrapped.oracle_reply() is None
+        assert env.step("abc") == ("abc", 3.0, False, False, {})
+        obs, *rest, _ = env.step("long " * 20_000)
+        assert tuple(rest) == (100_000.0, True, False)  # done with a reward: solved
+        assert len(obs) == env.observation_space.max_length == 65536 and env.observation_space.contains(obs)
+        env.reset(seed=5)
+        env.step("x")
+        assert env.step("")[1:4] == (0.0, False, True)  # done without one: out of turns
+        env.close()
+    finally:
+        _stop_by_pid(process.pid)
 
 
 # --------------------------------------------------------------------------------------------------
