@@ -23,6 +23,17 @@ class ServedEnv:
     log_path: Path
     process: object
 
+    def wait(self) -> ServedEnv:
+        """Wait until the server's ``/health`` answers (stopping it and failing the test if it does not)."""
+        try:
+            wait_until_healthy(
+                self.process, self.url, self.log_path, "drift serve-env", timeout_s=SERVE_START_TIMEOUT_S
+            )
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def stop(self) -> None:
         """SIGTERM (then SIGKILL) the server by its PID and reap it."""
         _stop_by_pid(self.pid)
@@ -37,8 +48,10 @@ def serve_env(
     max_sessions: int = 8,
     pythonpath: Path | None = None,
     extra_env: dict | None = None,
+    wait: bool = True,
 ) -> ServedEnv:
-    """Start ``drift serve-env`` for ``env_id`` and wait until its ``/health`` answers."""
+    """Start ``drift serve-env`` for ``env_id`` and (``wait``) wait until its ``/health`` answers; with
+    ``wait=False`` call :meth:`ServedEnv.wait` later (several servers then start side by side)."""
     port = port or _free_port()
     log_path = log_dir / f"serve-env-{port}.log"
     env = {**os.environ, **(extra_env or {})}
@@ -61,9 +74,4 @@ def serve_env(
     process = start_server(command, env, log_path)
     base = f"http://127.0.0.1:{port}"
     served = ServedEnv(base, port, process.pid, log_path, process)
-    try:
-        wait_until_healthy(process, base, log_path, "drift serve-env", timeout_s=SERVE_START_TIMEOUT_S)
-    except BaseException:
-        served.stop()
-        raise
-    return served
+    return served.wait() if wait else served

@@ -63,7 +63,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory):
     started = {}
     try:
         for name, (env_id, kwargs) in (("math", MATH), ("code", CODE)):
-            started[name] = serve_env(env_id, kwargs, folder)
+            started[name] = serve_env(env_id, kwargs, folder, wait=False)
+        for served in started.values():
+            served.wait()
         yield started
     finally:
         for served in started.values():
