@@ -196,18 +196,36 @@ class RemoteEnv(gym.Env[str, str]):
             self._lost(err, call)
         response = json.loads(raw)
         if response.get("type") == "error":
-            data = response.get("data") or {}
-            detail = data.get("message", "unknown error")
-            if data.get("errors"):
-                detail += f": {data['errors']}"
-            raise RemoteEnvError(
-                f"drift/Remote-v0: the env server at {self.url} refused {call}(): {detail} "
-                f"({data.get('code', 'no code')})"
-            )
+            self._refused(response, call)
         return response.get("data") or {}
 
+    def _refused(self, response: dict, call: str) -> typing.NoReturn:
+        """Raise :class:`RemoteEnvError` with the server's error ``response`` to ``call``."""
+        data = response.get("data") or {}
+        detail = data.get("message", "unknown error")
+        if data.get("errors"):
+            detail += f": {data['errors']}"
+        if data.get("code") == "CAPACITY_REACHED":
+            detail += (
+                "; each Remote-v0 env holds one session (a rollout: one per episode of a chunk), so serve "
+                "with a larger --max-sessions or roll out with a smaller --batch-size"
+            )
+        raise RemoteEnvError(
+            f"drift/Remote-v0: the env server at {self.url} refused {call}(): {detail} "
+            f"({data.get('code', 'no code')})"
+        )
+
     def _lost(self, err: Exception, call: str) -> typing.NoReturn:
+        # a server that refuses a session (at capacity) says why, then closes: that reason, not the close
+        last = None
+        if self._ws is not None:
+            try:
+                last = json.loads(self._ws.recv(timeout=0))
+            except Exception:  # noqa: BLE001 - nothing was left to read
+                last = None
         self._drop()
+        if isinstance(last, dict) and last.get("type") == "error":
+            self._refused(last, call)
         raise RemoteSessionLost(
             f"drift/Remote-v0: lost the session with the env server at {self.url} during {call}() "
             f"({type(err).__name__}: {err}); restart the server, then resume (drift rollout --resume)"

@@ -23,6 +23,7 @@ from env_server import serve_env
 from websockets.sync.client import connect
 
 import drift_envs  # noqa: F401 - registers the drift ids for the local twin
+from drift_envs.remote import RemoteEnvError
 
 SLOW_ENV_MODULE = '''
 """A third party's env: MathFeedback with a slow step and a visible close."""
@@ -238,6 +239,8 @@ def test_a_dropped_session_frees_its_env_and_its_slot(server) -> None:
         with _ws(server.url) as c:
             refused = json.loads(c.recv(timeout=30))
         assert refused["type"] == "error" and refused["data"]["code"] == "CAPACITY_REACHED"
+        with pytest.raises(RemoteEnvError, match="larger --max-sessions or .* smaller --batch-size"):
+            gym.make("drift/Remote-v0", url=server.url)
         a.socket.close()  # the client is gone: no close frame, no close message
         deadline = time.monotonic() + 20
         while True:

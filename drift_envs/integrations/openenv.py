@@ -230,7 +230,9 @@ def _bad_request(_request: Request, err: Exception) -> JSONResponse:
     return JSONResponse(status_code=400, content={"detail": str(err)})
 
 
-def create_app(env_id: str, env_kwargs: Mapping[str, Any] | None = None, *, max_sessions: int = 8) -> FastAPI:
+def create_app(
+    env_id: str, env_kwargs: Mapping[str, Any] | None = None, *, max_sessions: int = 64
+) -> FastAPI:
     """OpenEnv's FastAPI app serving ``env_id`` (one :class:`DriftEnvironment` per ``/ws`` session, at
     most ``max_sessions`` at once). The env is made once here, so a bad id or kwarg fails now (a
     ``ValueError`` naming both) rather than at the first client."""

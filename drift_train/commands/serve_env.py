@@ -24,7 +24,8 @@ class ServeEnvCommand:
         env_kwargs: the env's keyword arguments, as a JSON object
         host: interface to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface)
         port: TCP port
-        max_sessions: most /ws sessions (each with its own env) at once; more are refused
+        max_sessions: most /ws sessions (each with its own env) at once; more are refused. A rollout
+            through drift/Remote-v0 holds one per episode of a chunk (drift rollout --batch-size)
         log_level: uvicorn's log level
     """
 
@@ -32,7 +33,7 @@ class ServeEnvCommand:
     port: int
     env_kwargs: dict = field(default_factory=dict)
     host: str = "127.0.0.1"
-    max_sessions: int = 8
+    max_sessions: int = 64  # drift rollout's --batch-size on the hf backend
     log_level: str = field(
         default="warning", metadata={"choices": ["critical", "error", "warning", "info", "debug"]}
     )
