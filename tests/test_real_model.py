@@ -15,15 +15,23 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import shutil
-import signal
-import subprocess
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
-from conftest import REAL_MODEL_ENVS, VLLM_PYTHON, VLLM_START_TIMEOUT_S, needs_vllm, vllm_env
+from conftest import (
+    REAL_MODEL_ENVS,
+    VLLM_MISSING,
+    VLLM_PYTHON,
+    VLLM_START_TIMEOUT_S,
+    BackgroundRun,
+    needs_vllm,
+    start_smollm2_server,
+    vllm_env,
+    wants,
+)
 
 from drift_train import models
 from drift_train.cli import main as drift_main
@@ -153,6 +161,18 @@ def _rollout(env_id: str, env_kwargs: dict, out: Path, *extra: str) -> list[dict
     return list(read_trajectories(out))
 
 
+_HF_ROLLOUTS: dict[str, tuple[Path, list[dict]]] = {}  # env id -> (file, records): read, never changed
+
+
+def _hf_rollout(env_id: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
+    """The hf-backend ``drift rollout`` of ``env_id`` (its file and records), run once for this module: the
+    render test reads the MathFeedback one that its hf test rolled out."""
+    if env_id not in _HF_ROLLOUTS:
+        out = tmp_path_factory.mktemp("hf-rollout") / "r.jsonl"
+        _HF_ROLLOUTS[env_id] = out, _rollout(env_id, ENVS[env_id], out)
+    return _HF_ROLLOUTS[env_id]
+
+
 def check_supervised_ids(records: list[dict], tokenizer, *, end_id: int) -> None:
     """The id path trains exactly each turn's sampled ids; the text path exactly each reply + end token."""
     config = RenderConfig(assistant_turns="all", max_length=8192)
@@ -196,9 +216,9 @@ def check_supervised_ids(records: list[dict], tokenizer, *, end_id: int) -> None
 
 @pytest.mark.parametrize("env_id", list(ENVS))
 def test_hf_rollout_of_smollm2_in_every_env_records_the_ids_render_supervises(
-    env_id, smollm2_tokenizer, tmp_path
+    env_id, smollm2_tokenizer, tmp_path_factory
 ) -> None:
-    records = _rollout(env_id, ENVS[env_id], tmp_path / "r.jsonl")
+    records = _hf_rollout(env_id, tmp_path_factory)[1]
     tok = smollm2_tokenizer
     end = tok.convert_tokens_to_ids("<|im_end|>")
     assert len(records) == 2
@@ -225,10 +245,10 @@ def test_hf_rollout_of_smollm2_in_every_env_records_the_ids_render_supervises(
     check_supervised_ids(records, tok, end_id=end)
 
 
-def test_drift_render_cli_on_smollm2_records(smollm2_tokenizer, tmp_path) -> None:
-    records = _rollout("drift/MathFeedback-v0", ENVS["drift/MathFeedback-v0"], tmp_path / "r.jsonl")
+def test_drift_render_cli_on_smollm2_records(smollm2_tokenizer, tmp_path, tmp_path_factory) -> None:
+    data, records = _hf_rollout("drift/MathFeedback-v0", tmp_path_factory)
     out = tmp_path / "examples.jsonl"
-    argv = ["render", "--data", str(tmp_path / "r.jsonl"), "--model", NAME, "--assistant-turns", "all"]
+    argv = ["render", "--data", str(data), "--model", NAME, "--assistant-turns", "all"]
     assert drift_main([*argv, "--out", str(out)]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows and {row["source"] for row in rows} == {"ids"}
@@ -280,41 +300,86 @@ def _check_records(records: list[dict], tokenizer, backend: str) -> None:
     check_supervised_ids(records, tokenizer, end_id=end)
 
 
+VLLM_TEST = "test_vllm_backend_rolls_out_smollm2_in_every_env"
+SERVER_TEST = "test_openai_backend_on_vllms_server_of_smollm2_in_every_env"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def vllm_started_early(request, tmp_path_factory):
+    """At this module's first test, the vllm-backend rollout (its own process) and vLLM's shared server
+    start in the background, each only if this run selected a test that uses it: their start-ups (tens of
+    seconds each, mostly one core) run beside the hf-backend tests instead of after them. Yields the
+    rollout's :class:`BackgroundRun` and its output folder (None without vLLM or that test)."""
+    run = None
+    if not VLLM_MISSING and wants(request, VLLM_TEST):
+        smollm2_dir = request.getfixturevalue("smollm2_dir")
+        work = tmp_path_factory.mktemp("vllm-backend-rollout")
+        script = work / "roll.py"
+        script.write_text(VLLM_SCRIPT)
+        command = [VLLM_PYTHON, str(script), str(smollm2_dir), json.dumps(ENVS), str(work)]
+        run = BackgroundRun(command, env=vllm_env(), cwd=work, timeout_s=VLLM_START_TIMEOUT_S)
+    if not VLLM_MISSING and wants(request, SERVER_TEST):
+        start_smollm2_server(request.getfixturevalue("smollm2_dir"), tmp_path_factory)
+    yield (run, work) if run else None
+    if run:
+        run.stop()
+
+
 @needs_vllm
-def test_vllm_backend_rolls_out_smollm2_in_every_env(smollm2_dir, smollm2_tokenizer, tmp_path) -> None:
-    script = tmp_path / "roll.py"
-    script.write_text(VLLM_SCRIPT)
-    # its own process group: vLLM's engine-core and worker processes go down with it if it has to be stopped
-    process = subprocess.Popen(
-        [VLLM_PYTHON, str(script), str(smollm2_dir), json.dumps(ENVS), str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        env=vllm_env(),
-        start_new_session=True,
-    )
-    try:
-        out, err = process.communicate(timeout=VLLM_START_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        pytest.fail(f"the vllm rollout did not finish in {VLLM_START_TIMEOUT_S:.0f}s:\n{err[-4000:]}")
-    assert process.returncode == 0, f"exited {process.returncode}:\n{out[-2000:]}\n{err[-4000:]}"
+def test_vllm_backend_rolls_out_smollm2_in_every_env(smollm2_tokenizer, vllm_started_early) -> None:
+    run, work = vllm_started_early
+    done = run.result()
+    assert done.returncode == 0, f"exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
     for i, env_id in enumerate(ENVS):
-        records = list(read_trajectories(tmp_path / f"{i}.jsonl"))
+        records = list(read_trajectories(work / f"{i}.jsonl"))
         assert len(records) == 2 and {r["env_id"] for r in records} == {env_id}
         _check_records(records, smollm2_tokenizer, "vllm")
+
+
+_SERVED: dict = {}  # the openai-backend rollouts of this run: {"url": server, "records": {env: records | error}}
+
+
+def _served_rollouts(request, base_url: str, folder: Path) -> dict:
+    """``drift rollout --backend openai`` of every env this run selected, all at once (one thread each)
+    against the shared server, done once for the module (again only if the server was restarted): the
+    server batches the envs' requests into the same engine steps, where one env after another would pay
+    every step once per env. Each env's records, or the error its rollout raised (its test re-raises it)."""
+    if _SERVED.get("url") != base_url:
+        envs = [
+            item.callspec.params["env_id"]
+            for item in request.session.items
+            if getattr(item, "originalname", "") == SERVER_TEST and item.module is request.module
+        ]
+        records: dict = {}
+
+        def roll(i: int, env_id: str) -> None:
+            try:  # --model is the served name; the named model's own tokenizer checks the server's ids
+                out = folder / f"{i}.jsonl"
+                records[env_id] = _rollout(
+                    env_id, ENVS[env_id], out, "--backend", "openai", "--base-url", base_url
+                )
+            except BaseException as err:  # noqa: BLE001 - reported by that env's test
+                records[env_id] = err
+
+        threads = [
+            threading.Thread(target=roll, args=(i, env_id)) for i, env_id in enumerate(ENVS) if env_id in envs
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        _SERVED.clear()
+        _SERVED.update(url=base_url, records=records)
+    return _SERVED["records"]
 
 
 @needs_vllm
 @pytest.mark.parametrize("env_id", list(ENVS))
 def test_openai_backend_on_vllms_server_of_smollm2_in_every_env(
-    env_id, smollm2_server, smollm2_tokenizer, tmp_path
+    env_id, smollm2_server, smollm2_tokenizer, request, tmp_path_factory
 ) -> None:
-    # --model is the served name; the named model's own tokenizer checks the server's ids
-    records = _rollout(
-        env_id, ENVS[env_id], tmp_path / "r.jsonl", "--backend", "openai", "--base-url", smollm2_server
-    )
+    records = _served_rollouts(request, smollm2_server, tmp_path_factory.mktemp("openai-rollouts"))[env_id]
+    if isinstance(records, BaseException):
+        raise records
     assert len(records) == 2 and all(r["meta"]["model"] == NAME for r in records)
     _check_records(records, smollm2_tokenizer, "openai")
