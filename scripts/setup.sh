@@ -96,6 +96,10 @@ echo "[setup] installing the OpenEnv server (extra [openenv]): ${OPENENV_NO_DEPS
 # shellcheck disable=SC2046
 "$PYTHON" -m pip install --quiet $(pins "$LOCK") "py-key-value-aio[memory]>=0.4.4,<0.5" platformdirs \
   exceptiongroup "torch==${TORCH_VERSION}"
+# [router]: vllm-router, the router tests/test_sticky_sessions.py puts in front of two vLLM servers
+echo "[setup] installing vllm-router (extra [router])"
+# shellcheck disable=SC2046
+"$PYTHON" -m pip install --quiet $(pins "$LOCK") -e ".[router]" "torch==${TORCH_VERSION}"
 # --- end of the trainer integrations
 "$PYTHON" -c "import drift_envs, drift_train, torch, transformers
 print('[setup] ok: torch', torch.__version__, 'transformers', transformers.__version__)"

@@ -226,3 +226,130 @@ def test_a_killed_replica_moves_its_episodes_once_and_they_stay_moved(replicas, 
     for episode, turns in after.items():
         assert _hrw_first(episode, urls) == doomed.url and episode not in kept and sorted(turns) == [1, 2, 3]
     assert stats[0]["in_service"] and stats[1]["in_service"]
+
+
+# ---- vllm-router (--policy consistent_hash) in front of two real vLLM servers, one killed mid-rollout ----
+
+
+def test_drift_rollout_through_vllm_router_survives_a_killed_server(tiny_model_dir, tmp_path):
+    import shutil
+    import urllib.request
+
+    from conftest import (
+        VLLM_MISSING,
+        VLLM_PYTHON,
+        VLLM_START_TIMEOUT_S,
+        _free_port,
+        _stop_by_pid,
+        start_server,
+        vllm_env,
+        wait_until_healthy,
+    )
+
+    if VLLM_MISSING:
+        pytest.skip(VLLM_MISSING)
+    router_bin = shutil.which("vllm-router")
+    if router_bin is None:
+        pytest.skip(
+            "vllm-router is not installed: pip install 'drift-toolkit[router]' (scripts/setup.sh does)"
+        )
+    env_id = register_parity_env(PARITY_ENV_ID, num_tasks=12, max_turns=3)
+    env = {**vllm_env(), "VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": "1"}
+    servers = []
+    pids: list[int] = []
+    try:
+        for i in range(2):
+            port, log = _free_port(), tmp_path / f"vllm-{i}.log"
+            command = [
+                VLLM_PYTHON,
+                "-m",
+                "vllm.entrypoints.openai.api_server",
+                "--model",
+                str(tiny_model_dir),
+            ]
+            command += ["--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port)]
+            command += ["--seed", "0", "--enforce-eager", "--max-model-len", "2048"]
+            command += ["--gpu-memory-utilization", "0.05", "--block-size", "32"]
+            process = start_server(command, env, log)
+            pids.append(process.pid)
+            servers.append((process, f"http://127.0.0.1:{port}", log))
+        deadline = time.monotonic() + VLLM_START_TIMEOUT_S  # they start together: one budget for both
+        for process, base, log in servers:
+            wait_until_healthy(process, base, log, "vLLM's server", max(1.0, deadline - time.monotonic()))
+        router_port, router_log = _free_port(), tmp_path / "router.log"
+        command = [
+            router_bin,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(router_port),
+            "--policy",
+            "consistent_hash",
+        ]
+        command += ["--worker-urls", *(base for _, base, _ in servers), "--log-level", "info"]
+        router = start_server(command, env, router_log)
+        pids.append(router.pid)
+        wait_until_healthy(router, f"http://127.0.0.1:{router_port}", router_log, "vllm-router", 60)
+
+        def served(base: str) -> float:
+            with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            return sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("vllm:request_success_total{")
+            )
+
+        out = tmp_path / "rollouts.jsonl"
+        config = RolloutConfig(
+            env_id=env_id,
+            num_tasks=12,
+            samples=2,
+            max_turns=3,
+            batch_size=4,
+            sampling=SamplingParams(max_new_tokens=8),
+        )
+        policy = make_policy(
+            "openai",
+            "tiny",
+            base_url=f"http://127.0.0.1:{router_port}/v1",
+            max_concurrency=4,
+            timeout_s=60,
+            max_retries=6,
+            backoff_s=0.5,
+        )
+        result: dict = {}
+
+        def run() -> None:
+            try:
+                result["records"], _ = rollout(policy, config, out)
+            except BaseException as err:  # noqa: BLE001 - re-raised in the test thread
+                result["error"] = err
+
+        with policy:
+            thread = threading.Thread(target=run, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 180
+            while (not out.exists() or out.read_text().count("\n") < 4) and thread.is_alive():
+                assert time.monotonic() < deadline, "no records written within 180 s"
+                time.sleep(0.05)
+            written_before_kill = out.read_text().count("\n")
+            before = [served(base) for _, base, _ in servers]
+            os.kill(servers[1][0].pid, signal.SIGKILL)
+            thread.join(timeout=300)
+            assert not thread.is_alive(), "the rollout did not finish within 300 s of the kill"
+        assert "error" not in result, result.get("error")
+        assert written_before_kill < 24, "the rollout ended before the server was killed"
+        assert before[1] > 0, "the killed server had served nothing before it was killed"
+        assert served(servers[0][1]) > before[0], "the surviving server took over nothing"
+        records = list(read_trajectories(out))
+        assert sorted((r["prompt_id"], r["traj_idx"]) for r in records) == [
+            (p, j) for p in range(12) for j in range(2)
+        ]
+        validate_groups(records, samples=2)
+        # the router hashed on the header the backend sent, episode by episode
+        log = router_log.read_text(errors="replace")
+        assert all(f"header:x-session-id:{p}:{j}" in log for p in range(12) for j in range(2))
+    finally:
+        for pid in reversed(pids):
+            _stop_by_pid(pid, timeout_s=30)
