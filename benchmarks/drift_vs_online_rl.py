@@ -223,7 +223,8 @@ def trl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, step
     Generation goes through :func:`drift_envs.integrations.trl.rollout_func` (whole episodes, feedback as
     user turns, the DRIFT return as the reward). Same budget as our online RL: ``steps`` generation rounds
     of ``--rl-tasks-per-step`` train tasks × K episodes, the same temperature, tokens per reply, learning
-    rate (constant, AdamW without weight decay, gradient norm clipped at 1) and, stabilised, the same
+    rate (constant, AdamW without weight decay, gradient norm clipped at 1), float32 (TRL's default is
+    bf16 autocast, even on CPU) and, stabilised, the same
     stabilisers in TRL's terms: ``num_iterations`` = 2 passes × ``steps_per_generation`` = 2 minibatches
     per round, clip ε = 0.2, ``beta`` = β_KL; plain: one update per round, no KL. Everything else is
     TRL's default (``loss_type``, advantage scaling by the group's std). Held-out evaluations at the same
@@ -289,6 +290,7 @@ def trl_phase(base, reference: Path, out: Path, seed: int, lr: float, args, step
         report_to="none",
         save_strategy="no",
         use_cpu=not torch.cuda.is_available(),
+        bf16=False,  # TRL's default is True, i.e. bf16 autocast even on CPU; our online RL runs in float32
         seed=seed,
     )
     trainer = GRPOTrainer(

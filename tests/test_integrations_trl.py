@@ -206,6 +206,7 @@ def test_grpo_trainer_rollout_func_plays_episodes_with_feedback_as_user_turns(
         report_to="none",
         use_cpu=True,
         save_strategy="no",
+        bf16=False,  # TRL's default autocasts to bf16 even on CPU
         seed=0,
     )
     trainer = GRPOTrainer(
@@ -265,8 +266,7 @@ def test_grpo_trainer_rollout_func_plays_episodes_with_feedback_as_user_turns(
         for i, mine in enumerate(first_logprobs):
             for lp, want, m in zip(out["logprobs"][i], mine, out["env_mask"][i], strict=True):
                 if m:
-                    # cached, left-padded batch decoding vs one full forward: float noise of ~1e-3
-                    assert lp == pytest.approx(want, abs=5e-3)
+                    assert lp == pytest.approx(want, abs=1e-4)
     logged = [
         h["rewards/env_reward/mean"] for h in trainer.state.log_history if "rewards/env_reward/mean" in h
     ]
