@@ -38,8 +38,8 @@ MATH = ("drift/MathFeedback-v0", {"max_turns": 3, "feedback": "hint"})
 CODE = ("drift/CodeFeedback-v0", {"max_turns": 2})
 # the rollouts compared: few episodes of the embedded tiny model (one group per chunk: several flushes)
 ROLLOUT_ARGS = {
-    "math": ["--num-tasks", "4", "--samples", "2", "--batch-size", "2", "--max-new-tokens", "16"],
-    "code": ["--num-tasks", "2", "--samples", "2", "--batch-size", "2", "--max-new-tokens", "16"],
+    "math": ["--num-tasks", "3", "--samples", "2", "--batch-size", "2", "--max-new-tokens", "8"],
+    "code": ["--num-tasks", "2", "--samples", "2", "--batch-size", "2", "--max-new-tokens", "8"],
 }
 LONE = "\ud800"
 HOSTILE_REPLY = f"{LONE} \\boxed{{7{LONE}}} " + "filler " * 12_000 + LONE
@@ -384,7 +384,7 @@ def test_a_killed_server_is_a_clear_error_and_resume_completes_the_file(
     assert f"lost the session with the env server at {served.url}" in stderr.splitlines()[-1], stderr[-2000:]
     assert time.monotonic() - killed < 60
     written = len(_records(out))
-    assert 2 <= written < 8
+    assert 2 <= written < 6
     # the server again, on the same port: --resume adds the missing records
     servers["math"] = serve_env(*MATH, served.log_path.parent, port=served.port)
     _rollout(out, "drift/Remote-v0", {"url": served.url}, "math", "--resume")
