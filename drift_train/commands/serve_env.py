@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drift serve-env: {err}", file=sys.stderr)
         return 2
     print(
-        f"drift serve-env: {command.env_id} on http://{command.host}:{command.port} "
+        f"drift serve-env: starting {command.env_id} on http://{command.host}:{command.port} "
         f"(OpenEnv: /ws sessions, /health, /schema; up to {command.max_sessions} sessions)",
         flush=True,
     )
