@@ -165,3 +165,52 @@ def test_train_reads_shard_globs(job, tmp_path):
     copy.write_text(job["parts"][1].read_text())
     with pytest.raises(ValueError, match=f"{copy}:1: field 'traj_idx'"):
         run(f"{job['parts'][0]},{job['parts'][1]},{copy}", "bad")
+
+
+VLLM_SHARDS_SCRIPT = """
+import sys
+from pathlib import Path
+
+from drift_train.policies import SamplingParams
+from drift_train.policies.vllm import VLLMPolicy
+from drift_train.rollout import RolloutConfig, rollout
+
+
+def main(model, folder):
+    policy = VLLMPolicy(model, enforce_eager=True)
+    config = RolloutConfig(env_id="drift/MathFeedback-v0", env_kwargs={"difficulty": "tiny", "feedback": "binary"},
+                           num_tasks=5, samples=2, max_turns=2, batch_size=4,
+                           sampling=SamplingParams(max_new_tokens=8))
+    rollout(policy, config, Path(folder) / "full.jsonl")
+    for i in range(2):
+        rollout(policy, config, Path(folder) / f"part-{i}.jsonl", shard=(i, 2))
+
+
+if __name__ == "__main__":  # vLLM's engine process re-imports this file (spawn)
+    main(sys.argv[1], sys.argv[2])
+"""
+
+
+def test_vllm_backend_shards_merge_into_the_unsharded_rollout(tiny_model_dir, tmp_path):
+    import subprocess
+
+    from conftest import VLLM_MISSING, VLLM_PYTHON, VLLM_START_TIMEOUT_S, vllm_env
+
+    if VLLM_MISSING:
+        pytest.skip(VLLM_MISSING)
+    script = tmp_path / "shards.py"
+    script.write_text(VLLM_SHARDS_SCRIPT)
+    done = subprocess.run(
+        [VLLM_PYTHON, str(script), str(tiny_model_dir), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=VLLM_START_TIMEOUT_S,
+        cwd=tmp_path,
+        env=vllm_env(),
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    merged = tmp_path / "merged.jsonl"
+    assert drift(["merge", str(merged), str(tmp_path / "part-*.jsonl")]) == 0
+    full = list(read_trajectories(tmp_path / "full.jsonl"))
+    assert len(full) == 10 and {r["meta"]["backend"] for r in full} == {"vllm"}
+    assert _without_meta(list(read_trajectories(merged))) == _without_meta(full)
