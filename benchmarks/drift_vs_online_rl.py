@@ -607,11 +607,16 @@ def markdown(result: dict) -> str:
         lines.append(f"| {m} | {v['reached']}/{v['seeds']} | {tok} | {cpu} |")
     lines += [
         "",
-        f"Online RL learning-rate sweep (seed {result['rl_sweep_seed']}; picked by validation success@{T}):",
-        "",
-        f"| learning rate | steps | validation success@{T} | held-out success@1 | held-out success@{T} | CPU s |",
-        "|---|---|---|---|---|---|",
+        f"Online RL learning-rate sweep (seed {result['rl_sweep_seed']}; picked by validation success@{T}):"
+        if result["rl_sweep"]
+        else f"Online RL learning rate {result['rl_best_learning_rate']} as given (--rl-learning-rate; no sweep).",
     ]
+    if result["rl_sweep"]:
+        lines += [
+            "",
+            f"| learning rate | steps | validation success@{T} | held-out success@1 | held-out success@{T} | CPU s |",
+            "|---|---|---|---|---|---|",
+        ]
     for lr, v in result["rl_sweep"].items():
         lines.append(
             f"| {lr} | {v['final']['step']} | {v['validation']['success_at_T']:.3f} ± "
