@@ -275,3 +275,42 @@ def test_grpo_trainer_rollout_func_plays_episodes_with_feedback_as_user_turns(
     assert any(len(out["drift_record"][i]["turn_rewards"]) == 2 for _, out in calls for i in range(4))
     with pytest.raises(ValueError, match="rollout_func"):
         env_reward(["x"])
+
+
+def test_rollout_func_refuses_rows_that_name_no_task(tiny_model_dir, tmp_path) -> None:
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import GRPOConfig, GRPOTrainer
+
+    with pytest.raises(ValueError, match="cannot make env"):
+        rollout_func(ENV, no_such_kwarg=1)
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        rollout_func(ENV, max_new_tokens=0, **KWARGS)
+    play = rollout_func(ENV, max_new_tokens=4, **KWARGS)
+    data = task_dataset(ENV, "train", 2, **KWARGS)
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=2,
+        num_generations=2,
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+    )
+
+    trainer = GRPOTrainer(
+        model=str(tiny_model_dir),
+        processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
+        args=args,
+        train_dataset=Dataset.from_list([{"prompt": data[0]["prompt"]}]),
+        rollout_func=play,
+        reward_funcs=env_reward,
+    )
+    with pytest.raises(ValueError, match=r"name their task \(columns prompt, task_index, env_seed\)"):
+        play([data[0]["prompt"]], trainer)
+    trainer.train_dataset = data  # one trainer for both cases: building one is the slow part
+    stranger = [{"role": "user", "content": "What is 1 + 1?"}]
+    with pytest.raises(ValueError, match="is no row of the trainer's datasets"):
+        play([stranger], trainer)
+    out = play([data[1]["prompt"]] * 2, trainer)  # the rows' tasks play
+    assert [r["task_id"] for r in out["drift_record"]] == [data[1]["task_id"]] * 2
+    play.close()
