@@ -33,6 +33,9 @@ log-probabilities (0 on feedback tokens), and ``env_reward`` (the episode's DRIF
 :func:`env_reward` is the reward function that passes ``env_reward`` on. Any chat model works, tool
 calling or not::
 
+    from trl import GRPOConfig, GRPOTrainer
+    from drift_envs.integrations.trl import env_reward, rollout_func, task_dataset
+
     trainer = GRPOTrainer(
         model="Qwen/Qwen2.5-0.5B-Instruct",
         args=GRPOConfig(output_dir="out", max_completion_length=256),
