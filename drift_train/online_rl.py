@@ -34,10 +34,12 @@ An ``evaluate`` callback passed to :func:`train_online_rl` runs every ``eval_eve
 0 and the last step); its time is kept out of both clocks, so the log is a learning curve against
 tokens and time.
 
-Why not TRL's ``GRPOTrainer``: it generates single-turn completions from a prompt dataset; our
-episodes interleave generation with environment feedback over several turns, which it does not
-drive. Writing the loop on our rollout engine keeps both methods on identical infrastructure, so the
-time and token counts compare like with like.
+Why our own loop beside TRL's ``GRPOTrainer``: TRL drives multi-turn episodes only through hooks
+(``environment_factory``, where our feedback comes back as a tool message, or a ``rollout_func``:
+:mod:`drift_envs.integrations.trl`), with its own generation and accounting. Writing the loop on our
+rollout engine keeps DRIFT and this baseline on identical infrastructure, so the time and token counts
+compare like with like; ``benchmarks/drift_vs_online_rl.py --baseline trl-grpo`` runs TRL's GRPO
+through ``rollout_func`` at the same generation budget as a second, independent baseline.
 """
 
 from __future__ import annotations
