@@ -16,6 +16,10 @@ from drift_train.policies.kv_cache import BLOCK, PrefixCache, supports_growing_c
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=24)
 
+# one torch thread (conftest): the tiny model gains nothing from a second one, and on shared cores the two
+# contend; the multi-turn cases took 383 s with two threads and 62 s with one at load 8-10
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _reference(policy: HFPolicy, model, conversation) -> str:
     ids = torch.tensor([policy.render([conversation])[0]])
