@@ -19,6 +19,10 @@ from drift_train.quickstart import QuickstartConfig
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "drift_vs_online_rl.py"
 ENV_ID = "drift-test/BenchParity-v0"
 
+# one torch thread (conftest), as the benchmark's own main() sets: on shared cores a second thread contends;
+# this test took 464 s with two threads and 119 s with one at load 8-10
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class SplitParityEnv(ParityEnv):
     """The parity env with the train/test split the quickstart's held-out evaluation asks for."""
