@@ -17,7 +17,6 @@ import importlib.metadata
 import json
 import shutil
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -336,50 +335,14 @@ def test_vllm_backend_rolls_out_smollm2_in_every_env(smollm2_tokenizer, vllm_sta
         _check_records(records, smollm2_tokenizer, "vllm")
 
 
-_SERVED: dict = {}  # the openai-backend rollouts of this run: {"url": server, "records": {env: records | error}}
-
-
-def _served_rollouts(request, base_url: str, folder: Path) -> dict:
-    """``drift rollout --backend openai`` of every env this run selected, all at once (one thread each)
-    against the shared server, done once for the module (again only if the server was restarted): the
-    server batches the envs' requests into the same engine steps, where one env after another would pay
-    every step once per env. Each env's records, or the error its rollout raised (its test re-raises it)."""
-    if _SERVED.get("url") != base_url:
-        envs = [
-            item.callspec.params["env_id"]
-            for item in request.session.items
-            if getattr(item, "originalname", "") == SERVER_TEST and item.module is request.module
-        ]
-        records: dict = {}
-
-        def roll(i: int, env_id: str) -> None:
-            try:  # --model is the served name; the named model's own tokenizer checks the server's ids
-                out = folder / f"{i}.jsonl"
-                records[env_id] = _rollout(
-                    env_id, ENVS[env_id], out, "--backend", "openai", "--base-url", base_url
-                )
-            except BaseException as err:  # noqa: BLE001 - reported by that env's test
-                records[env_id] = err
-
-        threads = [
-            threading.Thread(target=roll, args=(i, env_id)) for i, env_id in enumerate(ENVS) if env_id in envs
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        _SERVED.clear()
-        _SERVED.update(url=base_url, records=records)
-    return _SERVED["records"]
-
-
 @needs_vllm
 @pytest.mark.parametrize("env_id", list(ENVS))
 def test_openai_backend_on_vllms_server_of_smollm2_in_every_env(
-    env_id, smollm2_server, smollm2_tokenizer, request, tmp_path_factory
+    env_id, smollm2_server, smollm2_tokenizer, tmp_path
 ) -> None:
-    records = _served_rollouts(request, smollm2_server, tmp_path_factory.mktemp("openai-rollouts"))[env_id]
-    if isinstance(records, BaseException):
-        raise records
+    # --model is the served name; the named model's own tokenizer checks the server's ids
+    records = _rollout(
+        env_id, ENVS[env_id], tmp_path / "r.jsonl", "--backend", "openai", "--base-url", smollm2_server
+    )
     assert len(records) == 2 and all(r["meta"]["model"] == NAME for r in records)
     _check_records(records, smollm2_tokenizer, "openai")
