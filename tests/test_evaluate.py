@@ -23,6 +23,10 @@ from drift_train.trajectories import read_trajectories
 
 PARITY_ENV_ID = "drift-test/EvalParity-v0"
 
+# one torch thread (conftest): the tiny model gains nothing from a second one, and on shared cores the two
+# contend; the two tiny-model evaluations took 229 s with two threads and 29 s with one at load 7-9
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def make_record(
     bits: list[int], answers: list[str | None], task_id: str = "task-0", traj_idx: int = 0
