@@ -14,6 +14,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from drift_train.policies import Completion, Policy, PolicyError, SamplingParams, make_policy
 
+# one torch thread (conftest): the tiny model gains nothing from a second one, and on shared cores the two
+# contend (test_hf_cache, test_evaluate and test_drift_vs_online_rl measured 4-8x slower with two at load 8)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 CONVERSATIONS = [
     [{"role": "user", "content": "What is 2+2?"}],
     [
