@@ -26,6 +26,10 @@ from drift_train.rollout import RolloutConfig
 
 PARITY_ENV_ID = "drift-test/OnlineRLParity-v0"
 
+# one torch thread (conftest): the tiny model gains nothing from a second one, and on shared cores the two
+# contend (test_hf_cache, test_evaluate and test_drift_vs_online_rl measured 4-8x slower with two at load 8)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def naive_advantages(returns: list[float], groups: list[int], eps: float = 1e-6) -> list[float]:
     """(R_i - mean_g) / (std_g + eps) with the population std, computed group by group; ties give 0."""
