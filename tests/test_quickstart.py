@@ -55,6 +55,10 @@ TINY_RUN = {
 }
 T = TINY_ENV_KWARGS["max_turns"]
 
+# one torch thread (conftest): the tiny model gains nothing from a second one, and on shared cores the two
+# contend (test_hf_cache, test_evaluate and test_drift_vs_online_rl measured 4-8x slower with two at load 8)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _png(path: Path) -> bool:
     return path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
