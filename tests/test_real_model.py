@@ -304,11 +304,12 @@ SERVER_TEST = "test_openai_backend_on_vllms_server_of_smollm2_in_every_env"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def vllm_started_early(request, tmp_path_factory):
+def vllm_started_early(request, tmp_path_factory, one_torch_thread):
     """At this module's first test, the vllm-backend rollout (its own process) and vLLM's shared server
     start in the background, each only if this run selected a test that uses it: their start-ups (tens of
     seconds each, mostly one core) run beside the hf-backend tests instead of after them. Yields the
-    rollout's :class:`BackgroundRun` and its output folder (None without vLLM or that test)."""
+    rollout's :class:`BackgroundRun` and its output folder (None without vLLM or that test). After
+    ``one_torch_thread`` (autouse fixtures come first): a first conversion of SmolLM2 runs on one thread."""
     run = None
     if not VLLM_MISSING and wants(request, VLLM_TEST):
         smollm2_dir = request.getfixturevalue("smollm2_dir")

@@ -243,11 +243,12 @@ VLLM_SERVE_TEST = "test_the_lora_folder_serves_with_vllm_as_drift_rollout_model"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def lora_vllm_rollout(request, tmp_path_factory):
+def lora_vllm_rollout(request, tmp_path_factory, one_torch_thread):
     """``drift rollout --backend vllm`` on the merged LoRA folder, started as soon as the folder exists and
     collected by the test that checks it: vLLM's start-up on CPU (tens of seconds, mostly one core) runs
     beside this module's other tests instead of after them. None where vLLM is absent or the run does not
-    select that test."""
+    select that test. After ``one_torch_thread``: autouse fixtures come first, and the LoRA steps it may
+    start run on one thread like the rest of the module."""
     if VLLM_MISSING or not wants(request, VLLM_SERVE_TEST):
         yield None
         return
