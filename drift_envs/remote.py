@@ -3,8 +3,9 @@
 ``drift serve-env --env ID --port P`` (:mod:`drift_envs.integrations.openenv`) serves any registered env;
 ``gym.make("drift/Remote-v0", url="http://127.0.0.1:P")`` plays it here, one ``/ws`` session (one env on
 the server) per ``RemoteEnv``, so ``drift rollout --env drift/Remote-v0 --env-kwargs '{"url": ...}'``
-rolls out a served env with the very records a local rollout of that env writes (apart from ``env_id``
-and ``env_kwargs``, which name what was rolled out: the remote, and ``meta``). Only the standard
+rolls out a served env with the very records a local rollout of that env writes, apart from ``meta``
+(whose ``served_by`` names the remote: ``env_id`` and ``env_kwargs`` name the served env, as the
+server reports them, :meth:`RemoteEnv.served_env`). Only the standard
 library's ``json`` and the ``websockets`` package are needed here, not OpenEnv itself.
 """
 
@@ -250,6 +251,15 @@ class RemoteEnv(gym.Env[str, str]):
 
     def _state(self) -> dict:
         return self._request({"type": "state"}, "state")
+
+    def served_env(self) -> tuple[str, dict] | None:
+        """``(env_id, env_kwargs)`` of the env the server plays, where it says (``drift serve-env`` does;
+        another project's OpenEnv server may not): ``drift rollout`` writes these in each record, as a
+        local rollout of that env does, and the remote itself in ``meta.served_by``."""
+        env_id, env_kwargs = self.facts.get("env_id"), self.facts.get("env_kwargs")
+        if isinstance(env_id, str) and env_id and isinstance(env_kwargs, dict):
+            return env_id, dict(env_kwargs)
+        return None
 
     # -- gymnasium
 

@@ -252,7 +252,28 @@ def _messages(info: dict, env_id: str, call: str) -> list:
     return messages
 
 
-def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, token_meta: dict, env_seed: int) -> dict:
+def _served_identity(probe: Any, config: RolloutConfig) -> tuple[str, dict] | None:
+    """``(env_id, env_kwargs)`` of the env behind a remote one (``drift/Remote-v0``: the env the server
+    plays, ``max_turns`` applied as :attr:`RolloutConfig.effective_env_kwargs` does), so that its records
+    name it as a local rollout of it would; ``None`` for a local env or a server that does not say."""
+    served = getattr(getattr(probe, "unwrapped", probe), "served_env", None)
+    identity = served() if callable(served) else None
+    if identity is None:
+        return None
+    env_id, env_kwargs = identity
+    if config.max_turns is not None:
+        env_kwargs = {**env_kwargs, "max_turns": config.max_turns}
+    return env_id, env_kwargs
+
+
+def _record(
+    ep: _Episode,
+    config: RolloutConfig,
+    policy_meta: dict,
+    token_meta: dict,
+    env_seed: int,
+    identity: tuple[str, dict] | None = None,
+) -> dict:
     keys = turn_keys(len(ep.rewards))
     t_star = next((t for t, v in enumerate(ep.verifier, start=1) if v), None)
     tokens = None
@@ -269,8 +290,8 @@ def _record(ep: _Episode, config: RolloutConfig, policy_meta: dict, token_meta: 
     record = {
         "prompt_id": ep.prompt_id,
         "traj_idx": ep.traj_idx,
-        "env_id": config.env_id,
-        "env_kwargs": config.effective_env_kwargs,
+        "env_id": identity[0] if identity else config.env_id,
+        "env_kwargs": identity[1] if identity else config.effective_env_kwargs,
         "task_id": ep.task_id,
         "messages": ep.messages,
         "turn_rewards": dict(zip(keys, ep.rewards, strict=True)),
@@ -397,6 +418,9 @@ def iter_rollouts(
     policy_meta["schedule"] = config.schedule
     if shard is not None:  # absent otherwise: unsharded records stay as they always were
         policy_meta["shard"] = f"{shard[0]}/{shard[1]}"
+    identity = _served_identity(probe, config)
+    if identity is not None:  # a served env's records name it; the remote that served it goes in meta
+        policy_meta["served_by"] = {"env_id": config.env_id, "env_kwargs": env_kwargs}
     started = time.perf_counter()
     try:
         for chunk_number, chunk in enumerate(chunks):
@@ -430,6 +454,7 @@ def iter_rollouts(
                 env_seeds=env_seeds,
                 stats=stats,
                 started=started,
+                identity=identity,
             )
             session = _open_session(policy, config, chunk, episodes)
             for i, ep in enumerate(episodes):
@@ -528,13 +553,14 @@ def _emit(
     env_seeds: dict,
     stats: RolloutStats,
     started: float,
+    identity: tuple[str, dict] | None = None,
 ) -> Iterator[dict]:
     """The records of the ended episodes this run was asked for (resume leaves the others out)."""
     for ep in finished:
         if (ep.prompt_id, ep.traj_idx) in wanted:
             stats.episodes += 1
             stats.wall_s = time.perf_counter() - started
-            yield _record(ep, config, policy_meta, token_meta, env_seeds[ep.prompt_id])
+            yield _record(ep, config, policy_meta, token_meta, env_seeds[ep.prompt_id], identity)
 
 
 def _check_compatible(
@@ -551,10 +577,11 @@ def _check_compatible(
         "meta.sampling": config.sampling.to_dict(),
         "meta.seed": config.seed,
     }
+    served_by = meta.get("served_by") or {}  # a served env's file: what was configured is the remote
     before = {
         "meta.shard": meta.get("shard"),
-        "env_id": existing["env_id"],
-        "env_kwargs": existing["env_kwargs"],
+        "env_id": served_by.get("env_id", existing["env_id"]),
+        "env_kwargs": served_by.get("env_kwargs", existing["env_kwargs"]),
         "meta.model": meta.get("model"),
         "meta.backend": meta.get("backend"),
         "meta.sampling": meta.get("sampling"),

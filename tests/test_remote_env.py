@@ -43,8 +43,6 @@ ROLLOUT_ARGS = {
 }
 LONE = "\ud800"
 HOSTILE_REPLY = f"{LONE} \\boxed{{7{LONE}}} " + "filler " * 12_000 + LONE
-# what names the rollout's env: the remote and its url; everything else of a record must be the local one's
-ROLLOUT_NAMES = ("meta", "env_id", "env_kwargs")
 
 
 @pytest.fixture(scope="module")
@@ -328,8 +326,8 @@ def _assert_same_records(remote: list[dict], local: list[dict], url: str) -> Non
     by_key = {key(r): r for r in remote}
     for want in local:
         got = by_key[key(want)]
-        assert got["env_id"] == "drift/Remote-v0" and got["env_kwargs"] == {"url": url}
-        strip = lambda r: {k: v for k, v in r.items() if k not in ROLLOUT_NAMES}  # noqa: E731
+        assert got["meta"]["served_by"] == {"env_id": "drift/Remote-v0", "env_kwargs": {"url": url}}
+        strip = lambda r: {k: v for k, v in r.items() if k != "meta"}  # noqa: E731
         assert json.dumps(strip(got)) == json.dumps(strip(want)), key(want)
 
 
