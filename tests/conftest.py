@@ -68,10 +68,15 @@ def _log_tail(path: Path, n: int = 40) -> str:
     return "\n".join(lines[-n:])
 
 
-def start_server(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
-    """Start a server process with its output in ``log_path``."""
+def start_server(
+    command: list[str], env: dict, log_path: Path, new_session: bool = False
+) -> subprocess.Popen:
+    """Start a server process with its output in ``log_path``; ``new_session``: in a process group of its
+    own (its PID is the group's), so that ``os.killpg`` stops its children too (vLLM's engine core is one)."""
     with open(log_path, "wb") as log:
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=new_session
+        )
 
 
 def wait_until_healthy(

@@ -270,7 +270,8 @@ def test_drift_rollout_through_vllm_router_survives_a_killed_server(tiny_model_d
             command += ["--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port)]
             command += ["--seed", "0", "--enforce-eager", "--max-model-len", "2048"]
             command += ["--gpu-memory-utilization", "0.05", "--block-size", "32"]
-            process = start_server(command, env, log)
+            # a group of its own: a SIGKILL of the API server alone leaves its engine core running
+            process = start_server(command, env, log, new_session=True)
             pids.append(process.pid)
             servers.append((process, f"http://127.0.0.1:{port}", log))
         deadline = time.monotonic() + VLLM_START_TIMEOUT_S  # they start together: one budget for both
@@ -287,7 +288,7 @@ def test_drift_rollout_through_vllm_router_survives_a_killed_server(tiny_model_d
             "consistent_hash",
         ]
         command += ["--worker-urls", *(base for _, base, _ in servers), "--log-level", "info"]
-        router = start_server(command, env, router_log)
+        router = start_server(command, env, router_log, new_session=True)
         pids.append(router.pid)
         wait_until_healthy(router, f"http://127.0.0.1:{router_port}", router_log, "vllm-router", 60)
 
@@ -335,7 +336,7 @@ def test_drift_rollout_through_vllm_router_survives_a_killed_server(tiny_model_d
                 time.sleep(0.05)
             written_before_kill = out.read_text().count("\n")
             before = [served(base) for _, base, _ in servers]
-            os.kill(servers[1][0].pid, signal.SIGKILL)
+            os.killpg(servers[1][0].pid, signal.SIGKILL)  # the server and its engine core, as a lost machine
             thread.join(timeout=300)
             assert not thread.is_alive(), "the rollout did not finish within 300 s of the kill"
         assert "error" not in result, result.get("error")
@@ -353,3 +354,7 @@ def test_drift_rollout_through_vllm_router_survives_a_killed_server(tiny_model_d
     finally:
         for pid in reversed(pids):
             _stop_by_pid(pid, timeout_s=30)
+            try:  # whatever of its group outlived it (a killed server's engine core)
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
